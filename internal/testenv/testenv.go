@@ -1,0 +1,45 @@
+// Package testenv tells tests which real stacks (SoftHSM2, PostgreSQL, pcscd
+// with the virtual reader, Chromium, reference tools) are present. A test that
+// needs a missing stack is skipped with a message saying what to install,
+// except under EGATE_TEST_STRICT=1 (set by make test), where it fails: make
+// test installs and starts every stack, so a skip there would hide a gap.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// Strict reports whether missing stacks fail tests instead of skipping them.
+func Strict() bool { return os.Getenv("EGATE_TEST_STRICT") == "1" }
+
+// Missing skips or fails t because what is missing, with how to get it.
+func Missing(t testing.TB, what, how string) {
+	t.Helper()
+	if Strict() {
+		t.Fatalf("%s is missing (EGATE_TEST_STRICT=1): %s", what, how)
+	}
+	t.Skipf("%s is missing: %s (make test installs it)", what, how)
+}
+
+// NeedCommand makes sure a program is on PATH and returns its path.
+func NeedCommand(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, name, "apt-get install "+debianPackage)
+	}
+	return p
+}
+
+// NeedEnv returns the value of an environment variable that the test harness
+// (scripts/testenv.sh) sets when it starts a service.
+func NeedEnv(t testing.TB, name, what string) string {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		Missing(t, what, name+" is not set; run the tests through make test, which starts it")
+	}
+	return v
+}

@@ -1,0 +1,107 @@
+// Package authn is the seam between the passport's login steps (and
+// transaction authorization) and the tools a customer proves with: SMS codes,
+// grid cards, dynamic-password tokens, U-shields and PIV tokens. Each tool is a
+// Factor; the passport asks the registry for the factors a customer has at or
+// above the level it needs, begins a challenge, and verifies the answer.
+//
+// Every challenge is single use and short lived, bound to a purpose (a login
+// or one transaction's canonical hash) and to the customer. Failed answers
+// count toward the factor's own lockout, apart from password failures.
+package authn
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Level is an authentication level of DESIGN.md §2: 1 password, 2 SMS or grid
+// card, 3 dynamic-password token, 4 U-shield 1st gen or PIV, 5 U-shield 2nd gen.
+type Level int
+
+// Purpose says what a challenge authorizes.
+type Purpose string
+
+const (
+	PurposeLogin       Purpose = "login"
+	PurposeTransaction Purpose = "transaction"
+)
+
+// BeginRequest starts a proof.
+type BeginRequest struct {
+	PassportID string
+	Purpose    Purpose
+	// For transactions: the human-readable text the customer confirms (what a
+	// 2nd-generation U-shield displays), and the intent's canonical hash the
+	// challenge is bound to.
+	TxText   string
+	TxHash   []byte
+	ClientIP string
+}
+
+// Challenge is what the customer is asked.
+type Challenge struct {
+	ID        string    // opaque, single use
+	Factor    string    // the factor's Name
+	Prompt    string    // what to show: "Enter cells B3, F7, A1 of card 1234", "Code sent to 138****5678"
+	Data      []byte    // what a device must sign or compute over (server nonce, OCRA question); may be nil
+	ExpiresAt time.Time
+}
+
+// VerifyRequest carries the customer's answer.
+type VerifyRequest struct {
+	PassportID  string
+	ChallengeID string
+	Response    []byte // the code, the grid answer, or an encoded signature proof
+	ClientIP    string
+}
+
+// Result is a successful proof.
+type Result struct {
+	Factor string
+	Level  Level
+	AMR    string // RFC 8176 method: "sms", "otp", "hwk", "swk", "pin", …
+	// ConfirmedOnDevice is true when the customer confirmed the transaction on
+	// the device's own display (2nd-generation U-shield).
+	ConfirmedOnDevice bool
+}
+
+// Factor is one authentication tool.
+type Factor interface {
+	Name() string
+	Level() Level
+	// Enrolled reports whether the customer has a usable tool of this kind.
+	Enrolled(ctx context.Context, passportID string) (bool, error)
+	Begin(ctx context.Context, req BeginRequest) (Challenge, error)
+	Verify(ctx context.Context, req VerifyRequest) (Result, error)
+}
+
+// Errors every factor returns (wrapped with %w, with detail that is safe to
+// show). The HTTP layer maps them to stable error codes.
+var (
+	ErrWrongAnswer    = errors.New("the answer is not correct")
+	ErrLocked         = errors.New("this authentication tool is locked after too many failures")
+	ErrExpired        = errors.New("the challenge has expired; start again")
+	ErrUsed           = errors.New("the challenge was already used; start again")
+	ErrUnknown        = errors.New("no such challenge")
+	ErrNotEnrolled    = errors.New("the customer has no such authentication tool")
+	ErrRevoked        = errors.New("the authentication tool was revoked or reported lost")
+	ErrRateLimited    = errors.New("too many requests; wait before trying again")
+	ErrReplay         = errors.New("this code was already used")
+	ErrBadResponse    = errors.New("the response is malformed")
+)
+
+// LockedError tells the customer when a locked tool unlocks by itself.
+type LockedError struct {
+	Factor string
+	Until  time.Time // zero when only an operator can unlock
+}
+
+func (e *LockedError) Error() string {
+	if e.Until.IsZero() {
+		return e.Factor + " is locked after too many failures; ask the bank to unlock it"
+	}
+	return e.Factor + " is locked after too many failures until " + e.Until.UTC().Format(time.RFC3339)
+}
+
+func (e *LockedError) Unwrap() error { return ErrLocked }

@@ -41,10 +41,10 @@ type BeginRequest struct {
 
 // Challenge is what the customer is asked.
 type Challenge struct {
-	ID        string    // opaque, single use
-	Factor    string    // the factor's Name
-	Prompt    string    // what to show: "Enter cells B3, F7, A1 of card 1234", "Code sent to 138****5678"
-	Data      []byte    // what a device must sign or compute over (server nonce, OCRA question); may be nil
+	ID        string // opaque, single use
+	Factor    string // the factor's Name
+	Prompt    string // what to show: "Enter cells B3, F7, A1 of card 1234", "Code sent to 138****5678"
+	Data      []byte // what a device must sign or compute over (server nonce, OCRA question); may be nil
 	ExpiresAt time.Time
 }
 
@@ -79,16 +79,16 @@ type Factor interface {
 // Errors every factor returns (wrapped with %w, with detail that is safe to
 // show). The HTTP layer maps them to stable error codes.
 var (
-	ErrWrongAnswer    = errors.New("the answer is not correct")
-	ErrLocked         = errors.New("this authentication tool is locked after too many failures")
-	ErrExpired        = errors.New("the challenge has expired; start again")
-	ErrUsed           = errors.New("the challenge was already used; start again")
-	ErrUnknown        = errors.New("no such challenge")
-	ErrNotEnrolled    = errors.New("the customer has no such authentication tool")
-	ErrRevoked        = errors.New("the authentication tool was revoked or reported lost")
-	ErrRateLimited    = errors.New("too many requests; wait before trying again")
-	ErrReplay         = errors.New("this code was already used")
-	ErrBadResponse    = errors.New("the response is malformed")
+	ErrWrongAnswer = errors.New("the answer is not correct")
+	ErrLocked      = errors.New("this authentication tool is locked after too many failures")
+	ErrExpired     = errors.New("the challenge has expired; start again")
+	ErrUsed        = errors.New("the challenge was already used; start again")
+	ErrUnknown     = errors.New("no such challenge")
+	ErrNotEnrolled = errors.New("the customer has no such authentication tool")
+	ErrRevoked     = errors.New("the authentication tool was revoked or reported lost")
+	ErrRateLimited = errors.New("too many requests; wait before trying again")
+	ErrReplay      = errors.New("this code was already used")
+	ErrBadResponse = errors.New("the response is malformed")
 )
 
 // LockedError tells the customer when a locked tool unlocks by itself.

@@ -1,0 +1,149 @@
+// Package challenge is the single-use challenge store shared by the
+// authenticators (U-shield, grid card, SMS). A challenge is created by a
+// factor's Begin and consumed by its Verify; consumption is one atomic UPDATE
+// (… WHERE used_ms IS NULL AND expires_ms > now), so across goroutines and
+// replicas exactly one Verify wins, whatever the database engine.
+//
+// Verify first Gets the challenge (to check it belongs to the customer and
+// factor, and to read what it asked), checks the answer, and only then
+// Consumes it, so bad input leaves the challenge untouched.
+package challenge
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/internal/store"
+)
+
+// Record is one challenge as stored.
+type Record struct {
+	ID         string
+	Factor     string
+	PassportID string
+	Purpose    authn.Purpose
+	TxHash     []byte
+	Data       []byte // what a device signs
+	Secret     []byte // factor-private (grid cells, SMS code HMAC); never shown
+	Ref        string // factor-private reference (card serial, phone number)
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+	Used       bool
+}
+
+// Store keeps challenges in the database.
+type Store struct {
+	db  *store.DB
+	now func() time.Time
+}
+
+// New returns a store; now is the clock (time.Now when nil).
+func New(db *store.DB, now func() time.Time) *Store {
+	if now == nil {
+		now = time.Now
+	}
+	return &Store{db: db, now: now}
+}
+
+// NewID returns a fresh opaque challenge id (128 random bits).
+func NewID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("crypto/rand: " + err.Error())
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// Create stores r; ID and CreatedAt are filled in when empty.
+func (s *Store) Create(ctx context.Context, r *Record) error {
+	if r.ID == "" {
+		r.ID = NewID()
+	}
+	if r.CreatedAt.IsZero() {
+		r.CreatedAt = s.now()
+	}
+	if r.ExpiresAt.IsZero() || !r.ExpiresAt.After(r.CreatedAt) {
+		return fmt.Errorf("challenge for %s: expiry must be after creation", r.Factor)
+	}
+	_, err := s.db.Exec(ctx, `INSERT INTO auth_challenges (id, factor, passport_id, purpose, tx_hash, data, secret, ref, created_ms, expires_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		r.ID, r.Factor, r.PassportID, string(r.Purpose), r.TxHash, r.Data, r.Secret, r.Ref,
+		r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli())
+	if err != nil {
+		return fmt.Errorf("storing %s challenge: %w", r.Factor, err)
+	}
+	return nil
+}
+
+// Get returns the challenge id of factor for passportID if it is still
+// usable: ErrUnknown when it does not exist or belongs to another customer
+// or factor (the two are not told apart), ErrUsed, ErrExpired.
+func (s *Store) Get(ctx context.Context, factor, passportID, id string) (*Record, error) {
+	r := &Record{ID: id}
+	var purpose string
+	var created, expires int64
+	var used sql.NullInt64
+	err := s.db.QueryRow(ctx, `SELECT factor, passport_id, purpose, tx_hash, data, secret, ref, created_ms, expires_ms, used_ms
+		FROM auth_challenges WHERE id = ?`, id).
+		Scan(&r.Factor, &r.PassportID, &purpose, &r.TxHash, &r.Data, &r.Secret, &r.Ref, &created, &expires, &used)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("%s challenge: %w", factor, authn.ErrUnknown)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s challenge: %w", factor, err)
+	}
+	if r.Factor != factor || r.PassportID != passportID {
+		return nil, fmt.Errorf("%s challenge: %w", factor, authn.ErrUnknown)
+	}
+	r.Purpose = authn.Purpose(purpose)
+	r.CreatedAt = time.UnixMilli(created)
+	r.ExpiresAt = time.UnixMilli(expires)
+	r.Used = used.Valid
+	if r.Used {
+		return r, fmt.Errorf("%s challenge: %w", factor, authn.ErrUsed)
+	}
+	if !s.now().Before(r.ExpiresAt) {
+		return r, fmt.Errorf("%s challenge: %w", factor, authn.ErrExpired)
+	}
+	return r, nil
+}
+
+// Consume marks the challenge used, once: of any number of concurrent
+// callers exactly one gets nil; the others get ErrUsed (or ErrExpired when
+// it ran out meanwhile).
+func (s *Store) Consume(ctx context.Context, factor, passportID, id string) error {
+	now := s.now().UnixMilli()
+	res, err := s.db.Exec(ctx, `UPDATE auth_challenges SET used_ms = ?
+		WHERE id = ? AND factor = ? AND passport_id = ? AND used_ms IS NULL AND expires_ms > ?`,
+		now, id, factor, passportID, now)
+	if err != nil {
+		return fmt.Errorf("consuming %s challenge: %w", factor, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("consuming %s challenge: %w", factor, err)
+	}
+	if n == 1 {
+		return nil
+	}
+	// Lost the race or ran out: say which.
+	if _, err := s.Get(ctx, factor, passportID, id); err != nil {
+		return err
+	}
+	return fmt.Errorf("%s challenge: %w", factor, authn.ErrUsed)
+}
+
+// Purge deletes challenges that expired before cutoff; it returns how many.
+func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
+	res, err := s.db.Exec(ctx, `DELETE FROM auth_challenges WHERE expires_ms < ?`, cutoff.UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("purging challenges: %w", err)
+	}
+	return res.RowsAffected()
+}

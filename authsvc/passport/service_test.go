@@ -1,0 +1,260 @@
+package passport
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+)
+
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *fakeClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+func newTestService(t testing.TB, db *store.DB, clk *fakeClock, hooks Hooks) *Service {
+	t.Helper()
+	s, err := New(db, Config{Argon2: cheap, AllowWeakArgon2: true}, testKey, clk.Now, hooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+const goodPW = "Blue-Kite-47"
+
+func register(t testing.TB, s *Service, name string) Customer {
+	t.Helper()
+	c, err := s.Register(context.Background(), NewCustomer{LoginName: name, Mobile: "13812345678", Birthday: "1990-05-21", ReservedMessage: "red lantern", Password: goodPW})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestRegisterAndLookup(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := &fakeClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+		s := newTestService(t, db, clk, Hooks{})
+		c := register(t, s, "Alice")
+		if c.LoginName != "alice" {
+			t.Fatalf("login name not normalized: %q", c.LoginName)
+		}
+		if _, err := s.Register(ctx, NewCustomer{LoginName: "alice ", ReservedMessage: "x", Password: "Other-Kite-48"}); !errors.Is(err, ErrLoginNameTaken) {
+			t.Fatalf("duplicate: %v", err)
+		}
+		var we *WeakPasswordError
+		if _, err := s.Register(ctx, NewCustomer{LoginName: "bob", ReservedMessage: "x", Password: "bob-password"}); !errors.As(err, &we) {
+			t.Fatalf("weak password accepted: %v", err)
+		}
+		sub, err := s.Lookup(ctx, " ALICE")
+		if err != nil || sub.PassportID != c.PassportID || sub.ReservedMessage != "red lantern" {
+			t.Fatalf("lookup: %+v %v", sub, err)
+		}
+		d1, _ := s.Lookup(ctx, "nobody")
+		d2, _ := s.Lookup(ctx, "Nobody")
+		if d1.PassportID != "" || d1.ReservedMessage == "" || d1 != d2 {
+			t.Fatalf("decoy not stable: %+v %+v", d1, d2)
+		}
+		d3, _ := s.Lookup(ctx, "somebody-else")
+		if d3.ReservedMessage == d1.ReservedMessage && d3.Key == d1.Key {
+			t.Fatal("decoys do not depend on the name")
+		}
+	})
+}
+
+func TestLockoutAndUnlock(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := &fakeClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+		var verifies atomic.Int64
+		s := newTestService(t, db, clk, Hooks{OnVerify: func() { verifies.Add(1) }})
+		c := register(t, s, "carol")
+		sub, _ := s.Lookup(ctx, "carol")
+		ghost, _ := s.Lookup(ctx, "ghost")
+
+		for _, subj := range []Subject{sub, ghost} {
+			if need, _ := s.CaptchaRequired(ctx, subj, ""); need {
+				t.Fatal("captcha before any failure")
+			}
+			for i := range 6 {
+				_, err := s.CheckPassword(ctx, subj, "wrong-"+string(rune('a'+i)), "")
+				if !errors.Is(err, ErrBadCredentials) {
+					t.Fatalf("attempt %d: %v", i, err)
+				}
+				if need, _ := s.CaptchaRequired(ctx, subj, ""); !need {
+					t.Fatal("no captcha after a failure")
+				}
+			}
+			// The 7th, even with the right password, is locked, and the
+			// lock names the next midnight; known and unknown names alike.
+			_, err := s.CheckPassword(ctx, subj, goodPW, "")
+			var le *authn.LockedError
+			if !errors.As(err, &le) || !le.Until.Equal(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)) || !errors.Is(err, authn.ErrLocked) {
+				t.Fatalf("want lock until next day, got %v", err)
+			}
+		}
+		if got := verifies.Load(); got != 12 {
+			t.Fatalf("%d verifications, want 12", got)
+		}
+		// Operator unlock lifts the daily lock.
+		if err := s.Unlock(ctx, c.PassportID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CheckPassword(ctx, sub, goodPW, ""); err != nil {
+			t.Fatalf("after unlock: %v", err)
+		}
+		// A success gives its slot back; the next day starts from zero.
+		for range 5 {
+			s.CheckPassword(ctx, sub, "wrong", "")
+		}
+		if _, err := s.CheckPassword(ctx, sub, goodPW, ""); err != nil {
+			t.Fatalf("6th attempt with 5 failures: %v", err)
+		}
+		s.CheckPassword(ctx, sub, "wrong", "")
+		if _, err := s.CheckPassword(ctx, sub, goodPW, ""); !errors.Is(err, authn.ErrLocked) {
+			t.Fatalf("want locked, got %v", err)
+		}
+		clk.Add(14 * time.Hour)
+		if _, err := s.CheckPassword(ctx, sub, goodPW, ""); err != nil {
+			t.Fatalf("next day: %v", err)
+		}
+		// Operator lock: only unlock lifts it, and it says so (no Until).
+		s.Lock(ctx, c.PassportID)
+		_, err := s.CheckPassword(ctx, sub, goodPW, "")
+		var le *authn.LockedError
+		if !errors.As(err, &le) || !le.Until.IsZero() {
+			t.Fatalf("operator lock: %v", err)
+		}
+		s.Unlock(ctx, c.PassportID)
+		if _, err := s.CheckPassword(ctx, sub, goodPW, ""); err != nil {
+			t.Fatal(err)
+		}
+		// Password change needs the old password and the strength rules.
+		if err := s.ChangePassword(ctx, c.PassportID, goodPW, "carol-2026-pw!", ""); err == nil {
+			t.Fatal("weak new password accepted")
+		}
+		if err := s.ChangePassword(ctx, c.PassportID, goodPW, "Green-Fox-93", ""); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CheckPassword(ctx, sub, "Green-Fox-93", ""); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestIPCountersAndFactorCounters(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := &fakeClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+		s, err := New(db, Config{Argon2: cheap, AllowWeakArgon2: true, MaxIPFailures: 3}, testKey, clk.Now, Hooks{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := register(t, s, "dave")
+		other, _ := s.Lookup(ctx, "erin")
+		s.CheckPassword(ctx, other, "x", "10.0.0.9")
+		sub, _ := s.Lookup(ctx, "dave")
+		if need, _ := s.CaptchaRequired(ctx, sub, "10.0.0.9"); !need {
+			t.Fatal("captcha not required after a failure from this IP")
+		}
+		if need, _ := s.CaptchaRequired(ctx, sub, "10.0.0.10"); need {
+			t.Fatal("captcha required from a clean IP for a clean name")
+		}
+		s.CheckPassword(ctx, other, "x", "10.0.0.9")
+		s.CheckPassword(ctx, other, "x", "10.0.0.9")
+		if _, err := s.CheckPassword(ctx, sub, goodPW, "10.0.0.9"); !errors.Is(err, ErrIPLimited) {
+			t.Fatalf("want IP limit, got %v", err)
+		}
+		// Second-factor counters are apart from the password's.
+		for range 6 {
+			done, err := s.BeginFactor(ctx, c.PassportID, "otp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			done(ctx, false, "")
+		}
+		if _, err := s.BeginFactor(ctx, c.PassportID, "otp"); !errors.Is(err, authn.ErrLocked) {
+			t.Fatalf("otp not locked: %v", err)
+		}
+		if _, err := s.BeginFactor(ctx, c.PassportID, "sms"); err != nil {
+			t.Fatalf("sms locked by otp failures: %v", err)
+		}
+		if n, _ := s.Failures(ctx, sub.Key, FactorPassword); n != 0 {
+			t.Fatalf("password counter moved by otp failures: %d", n)
+		}
+	})
+}
+
+// TestParallelGuessesTwoReplicas: 1,000 parallel wrong guesses spread over
+// two replicas (two database handles, two services) on one PostgreSQL verify
+// at most MaxFailures passwords.
+func TestParallelGuessesTwoReplicas(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	ctx := context.Background()
+	clk := &fakeClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+	var verifies atomic.Int64
+	hooks := Hooks{OnVerify: func() { verifies.Add(1) }}
+	var replicas [2]*Service
+	for i := range replicas {
+		db, err := store.Open(ctx, store.Config{Driver: store.Postgres, DSN: dsn, MaxOpenConns: 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		replicas[i] = newTestService(t, db, clk, hooks)
+	}
+	register(t, replicas[0], "frank")
+	var wg sync.WaitGroup
+	var bad, locked, other atomic.Int64
+	start := make(chan struct{})
+	for i := range 1000 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := replicas[i%2]
+			<-start
+			sub, err := s.Lookup(ctx, "frank")
+			if err != nil {
+				other.Add(1)
+				return
+			}
+			_, err = s.CheckPassword(ctx, sub, "guess-"+string(rune('a'+i%26)), "")
+			switch {
+			case errors.Is(err, ErrBadCredentials):
+				bad.Add(1)
+			case errors.Is(err, authn.ErrLocked):
+				locked.Add(1)
+			default:
+				other.Add(1)
+				t.Errorf("guess %d: %v", i, err)
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	max := int64(replicas[0].Config().MaxFailures)
+	t.Logf("verifications=%d bad=%d locked=%d other=%d", verifies.Load(), bad.Load(), locked.Load(), other.Load())
+	if verifies.Load() > max || bad.Load() != verifies.Load() || bad.Load()+locked.Load() != 1000 {
+		t.Fatalf("%d verifications (max %d), %d bad, %d locked", verifies.Load(), max, bad.Load(), locked.Load())
+	}
+	if verifies.Load() != max {
+		t.Fatalf("only %d of %d allowed verifications happened", verifies.Load(), max)
+	}
+}

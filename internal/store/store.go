@@ -1,0 +1,234 @@
+// Package store opens egate's database: embedded SQLite (modernc.org/sqlite,
+// the default, one file) or PostgreSQL through pgx (several replicas on one
+// database). Both run the same embedded migrations, and the rest of egate
+// writes SQL once, with `?` placeholders that Rebind turns into `$n` for
+// PostgreSQL.
+//
+// Counters that guard security are single atomic statements (UPDATE … WHERE
+// … RETURNING, INSERT … ON CONFLICT DO NOTHING) so that replicas never let
+// more through than one server would; both engines support those forms.
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite"
+)
+
+// Drivers egate supports.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Config is the database section of egate's config.
+type Config struct {
+	Driver string `yaml:"driver"` // sqlite (default) or postgres
+	// DSN: for sqlite a file path (created on first start); for postgres a
+	// URL such as postgres://egate@127.0.0.1:5432/egate?sslmode=disable.
+	// A password belongs in PGPASSWORD or ~/.pgpass, not here.
+	DSN          string `yaml:"dsn"`
+	MaxOpenConns int    `yaml:"max-open-conns"`
+}
+
+// ErrConfig reports an unusable database configuration.
+var ErrConfig = errors.New("database config")
+
+// Validate checks the section.
+func (c Config) Validate() error {
+	switch c.Driver {
+	case SQLite, Postgres:
+	default:
+		return fmt.Errorf("%w: driver %q: use %q or %q", ErrConfig, c.Driver, SQLite, Postgres)
+	}
+	if c.DSN == "" {
+		return fmt.Errorf("%w: dsn is empty: give a SQLite file path or a postgres:// URL", ErrConfig)
+	}
+	if c.Driver == Postgres {
+		u, err := url.Parse(c.DSN)
+		if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			return fmt.Errorf("%w: dsn for postgres must be a postgres:// URL", ErrConfig)
+		}
+		if _, ok := u.User.Password(); ok {
+			return fmt.Errorf("%w: dsn carries a password; put it in PGPASSWORD or ~/.pgpass instead", ErrConfig)
+		}
+	}
+	if c.MaxOpenConns < 0 {
+		return fmt.Errorf("%w: max-open-conns must not be negative", ErrConfig)
+	}
+	return nil
+}
+
+// DB is an open database of either engine.
+type DB struct {
+	*sql.DB
+	driver string
+}
+
+// Driver returns SQLite or Postgres.
+func (db *DB) Driver() string { return db.driver }
+
+// Open connects, checks the connection and applies pending migrations.
+func Open(ctx context.Context, c Config) (*DB, error) {
+	if c.Driver == "" {
+		c.Driver = SQLite
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	var (
+		sdb *sql.DB
+		err error
+	)
+	switch c.Driver {
+	case SQLite:
+		sdb, err = sql.Open("sqlite", sqliteDSN(c.DSN))
+		if err == nil {
+			// One writer at a time is SQLite's model; a single connection
+			// also makes BEGIN IMMEDIATE unnecessary for atomic counters.
+			sdb.SetMaxOpenConns(1)
+		}
+	case Postgres:
+		sdb, err = sql.Open("pgx", c.DSN)
+		if err == nil {
+			n := c.MaxOpenConns
+			if n == 0 {
+				n = 16
+			}
+			sdb.SetMaxOpenConns(n)
+			sdb.SetMaxIdleConns(n)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening %s database: %w", c.Driver, err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := sdb.PingContext(pctx); err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("connecting to the %s database: %w", c.Driver, err)
+	}
+	db := &DB{DB: sdb, driver: c.Driver}
+	if err := db.Migrate(ctx); err != nil {
+		sdb.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func sqliteDSN(path string) string {
+	if strings.HasPrefix(path, "file:") {
+		return path
+	}
+	// WAL for concurrent readers, a busy timeout so a second process waits
+	// instead of failing, and foreign keys on.
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+}
+
+// Rebind turns `?` placeholders into `$1, $2, …` on PostgreSQL. Question
+// marks inside single-quoted literals are left alone.
+func (db *DB) Rebind(q string) string {
+	if db.driver != Postgres {
+		return q
+	}
+	var b strings.Builder
+	b.Grow(len(q) + 8)
+	n := 0
+	inQuote := false
+	for i := 0; i < len(q); i++ {
+		c := q[i]
+		switch {
+		case c == '\'':
+			inQuote = !inQuote
+			b.WriteByte(c)
+		case c == '?' && !inQuote:
+			n++
+			b.WriteByte('$')
+			b.WriteString(strconv.Itoa(n))
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// Exec is ExecContext with Rebind.
+func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return db.DB.ExecContext(ctx, db.Rebind(q), args...)
+}
+
+// Query is QueryContext with Rebind.
+func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return db.DB.QueryContext(ctx, db.Rebind(q), args...)
+}
+
+// QueryRow is QueryRowContext with Rebind.
+func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return db.DB.QueryRowContext(ctx, db.Rebind(q), args...)
+}
+
+// Tx is a transaction that rebinds like DB.
+type Tx struct {
+	*sql.Tx
+	db *DB
+}
+
+// Begin starts a transaction.
+func (db *DB) Begin(ctx context.Context) (*Tx, error) {
+	tx, err := db.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	return &Tx{Tx: tx, db: db}, nil
+}
+
+// Exec is ExecContext with Rebind.
+func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	return tx.Tx.ExecContext(ctx, tx.db.Rebind(q), args...)
+}
+
+// Query is QueryContext with Rebind.
+func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return tx.Tx.QueryContext(ctx, tx.db.Rebind(q), args...)
+}
+
+// QueryRow is QueryRowContext with Rebind.
+func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	return tx.Tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
+}
+
+// InTx runs f in a transaction, committing when f returns nil.
+func (db *DB) InTx(ctx context.Context, f func(tx *Tx) error) error {
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	if err := f(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return tx.Commit()
+}
+
+// IsUniqueViolation reports whether err is a unique or primary-key conflict
+// on either engine.
+func IsUniqueViolation(err error) bool {
+	if err == nil {
+		return false
+	}
+	s := err.Error()
+	return strings.Contains(s, "UNIQUE constraint failed") || // SQLite
+		strings.Contains(s, "SQLSTATE 23505") || strings.Contains(s, "duplicate key value") // PostgreSQL
+}
+
+// NewForDialect returns a DB with no connection, for code (and tests) that
+// only needs Rebind.
+func NewForDialect(driver string) *DB { return &DB{driver: driver} }

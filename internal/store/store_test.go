@@ -112,4 +112,3 @@ func TestConfigValidate(t *testing.T) {
 		})
 	}
 }
-

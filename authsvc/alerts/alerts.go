@@ -1,0 +1,130 @@
+// Package alerts is the outbox of customer alerts (login alerts now, balance
+// alerts from the ledger later). Producers post inside their own request;
+// consumers (the messenger inbox, the SMS sink) read what they have not yet
+// acknowledged, each on its own, so one slow consumer never holds back
+// another and an alert committed late by another replica is never skipped.
+package alerts
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/egate-bank/egate/internal/store"
+)
+
+// Kinds of alerts.
+const (
+	KindLogin   = "login"
+	KindBalance = "balance"
+)
+
+// Consumers known today.
+const (
+	ConsumerMessenger = "messenger"
+	ConsumerSMS       = "sms"
+)
+
+// Login is the body of a login alert.
+type Login struct {
+	Time   time.Time `json:"time"`
+	Client string    `json:"client"` // the platform: ebank, mall, messenger
+	Device string    `json:"device"` // the browser's User-Agent, trimmed
+	IP     string    `json:"ip"`
+	Level  int       `json:"level"`
+	SSO    bool      `json:"sso"` // true when no password was asked
+}
+
+// Alert is one outbox entry.
+type Alert struct {
+	ID         string
+	PassportID string
+	Kind       string
+	At         time.Time
+	Body       json.RawMessage
+}
+
+// Outbox posts and reads alerts.
+type Outbox struct {
+	db  *store.DB
+	now func() time.Time
+}
+
+// New returns the outbox over db.
+func New(db *store.DB, now func() time.Time) *Outbox {
+	if now == nil {
+		now = time.Now
+	}
+	return &Outbox{db: db, now: now}
+}
+
+// Post stores an alert and returns its id.
+func (o *Outbox) Post(ctx context.Context, passportID, kind string, body any) (string, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return "", fmt.Errorf("encoding alert: %w", err)
+	}
+	at := o.now()
+	var rnd [6]byte
+	rand.Read(rnd[:])
+	// Time first so ids sort roughly by time; the random tail keeps
+	// replicas apart.
+	id := fmt.Sprintf("%016x", at.UnixNano()) + hex.EncodeToString(rnd[:])
+	if _, err := o.db.Exec(ctx, `INSERT INTO alerts_outbox (id, passport_id, kind, at_ms, body) VALUES (?, ?, ?, ?, ?)`,
+		id, passportID, kind, at.UnixMilli(), string(b)); err != nil {
+		return "", fmt.Errorf("posting alert: %w", err)
+	}
+	return id, nil
+}
+
+func scan(rowsErr func() error, next func() bool, sc func(...any) error) ([]Alert, error) {
+	var out []Alert
+	for next() {
+		var a Alert
+		var at int64
+		var body string
+		if err := sc(&a.ID, &a.PassportID, &a.Kind, &at, &body); err != nil {
+			return nil, err
+		}
+		a.At, a.Body = time.UnixMilli(at), json.RawMessage(body)
+		out = append(out, a)
+	}
+	return out, rowsErr()
+}
+
+// Pending returns up to limit alerts consumer has not acknowledged, oldest
+// first.
+func (o *Outbox) Pending(ctx context.Context, consumer string, limit int) ([]Alert, error) {
+	rows, err := o.db.Query(ctx, `SELECT a.id, a.passport_id, a.kind, a.at_ms, a.body FROM alerts_outbox a
+		WHERE NOT EXISTS (SELECT 1 FROM alerts_delivered d WHERE d.alert_id = a.id AND d.consumer = ?)
+		ORDER BY a.at_ms, a.id LIMIT ?`, consumer, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading alerts: %w", err)
+	}
+	defer rows.Close()
+	return scan(rows.Err, rows.Next, rows.Scan)
+}
+
+// Ack marks an alert delivered by consumer. Acknowledging twice is harmless.
+func (o *Outbox) Ack(ctx context.Context, consumer, id string) error {
+	_, err := o.db.Exec(ctx, `INSERT INTO alerts_delivered (alert_id, consumer, at_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
+		id, consumer, o.now().UnixMilli())
+	if err != nil {
+		return fmt.Errorf("acknowledging alert: %w", err)
+	}
+	return nil
+}
+
+// ForCustomer returns a customer's latest alerts, newest first (the
+// messenger inbox shows these).
+func (o *Outbox) ForCustomer(ctx context.Context, passportID string, limit int) ([]Alert, error) {
+	rows, err := o.db.Query(ctx, `SELECT id, passport_id, kind, at_ms, body FROM alerts_outbox WHERE passport_id = ? ORDER BY at_ms DESC, id DESC LIMIT ?`, passportID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading alerts: %w", err)
+	}
+	defer rows.Close()
+	return scan(rows.Err, rows.Next, rows.Scan)
+}

@@ -1,0 +1,98 @@
+package hsm
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/egate-bank/egate/devices/pkcs11uri"
+	"github.com/miekg/pkcs11"
+)
+
+// Sentinel errors, for errors.Is. Every error the Service returns wraps one
+// of these (or a pkcs11.Error for a module failure without a better name)
+// and its message says what is wrong and how to fix it.
+var (
+	ErrBadConfig      = errors.New("invalid HSM configuration")
+	ErrModuleNotFound = errors.New("PKCS#11 module not found")
+	ErrTokenNotFound  = errors.New("HSM token not found")
+	ErrPINIncorrect   = errors.New("HSM PIN incorrect")
+	ErrPINLocked      = errors.New("HSM PIN locked")
+	ErrKeyNotFound    = errors.New("HSM key not found")
+	ErrKeyType        = errors.New("HSM key has another type")
+	ErrBadURI         = pkcs11uri.ErrBadURI
+	ErrClosed         = errors.New("HSM service is closed")
+	ErrSessionLost    = errors.New("HSM session lost")
+	ErrSealed         = errors.New("sealed data is invalid")
+)
+
+// PINError is a refused login. It matches ErrPINIncorrect, or ErrPINLocked
+// when the token locked the PIN. egate never retries it.
+type PINError struct {
+	Token    string
+	Locked   bool
+	FinalTry bool // the token said one more wrong PIN locks it
+	Err      error
+}
+
+func (e *PINError) Error() string {
+	if e.Locked {
+		return fmt.Sprintf("HSM PIN locked on token %q: the token refuses logins until the security officer unlocks the user PIN", e.Token)
+	}
+	msg := fmt.Sprintf("HSM PIN incorrect for token %q: fix the PIN in the pin-source (egate does not retry a wrong PIN)", e.Token)
+	if e.FinalTry {
+		msg += "; the token says one more wrong PIN locks it"
+	}
+	return msg
+}
+
+// Is matches ErrPINIncorrect or ErrPINLocked.
+func (e *PINError) Is(target error) bool {
+	return (target == ErrPINIncorrect && !e.Locked) || (target == ErrPINLocked && e.Locked)
+}
+
+func (e *PINError) Unwrap() error { return e.Err }
+
+// KeyNotFoundError names the missing key.
+type KeyNotFoundError struct {
+	Token, Label string
+}
+
+func (e *KeyNotFoundError) Error() string {
+	return fmt.Sprintf("HSM key not found: no key labelled %q on token %q; create it (egate admin hsm init) or fix the label", e.Label, e.Token)
+}
+
+func (e *KeyNotFoundError) Is(target error) bool { return target == ErrKeyNotFound }
+
+// sessionLost reports module errors after which the session (or the login
+// state it depended on) is gone and a fresh session may succeed.
+func sessionLost(err error) bool {
+	var pe pkcs11.Error
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch uint(pe) {
+	case pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED, pkcs11.CKR_DEVICE_REMOVED,
+		pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_USER_NOT_LOGGED_IN,
+		pkcs11.CKR_SESSION_COUNT:
+		return true
+	}
+	return false
+}
+
+// staleHandle reports that a cached object handle is no longer valid.
+func staleHandle(err error) bool {
+	var pe pkcs11.Error
+	if !errors.As(err, &pe) {
+		return false
+	}
+	switch uint(pe) {
+	case pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_KEY_HANDLE_INVALID:
+		return true
+	}
+	return false
+}
+
+func isRV(err error, rv uint) bool {
+	var pe pkcs11.Error
+	return errors.As(err, &pe) && uint(pe) == rv
+}

@@ -1,0 +1,360 @@
+package hsm
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/egate-bank/egate/devices/pkcs11uri"
+	"github.com/miekg/pkcs11"
+)
+
+// KeyType is the kind of a key egate keeps in the HSM.
+type KeyType string
+
+const (
+	KeyECDSAP256 KeyType = "ecdsa-p256" // signing, crypto.Signer
+	KeyRSA2048   KeyType = "rsa-2048"   // signing, crypto.Signer
+	KeyAES256    KeyType = "aes-256"    // wrapping and sealing
+	KeyHMAC      KeyType = "hmac"       // generic secret, 32 bytes, HMAC-SHA-256
+)
+
+func (t KeyType) valid() bool {
+	switch t {
+	case KeyECDSAP256, KeyRSA2048, KeyAES256, KeyHMAC:
+		return true
+	}
+	return false
+}
+
+func (t KeyType) asymmetric() bool { return t == KeyECDSAP256 || t == KeyRSA2048 }
+
+// KeySpec asks for a key by label and type.
+type KeySpec struct {
+	Label string
+	Type  KeyType
+}
+
+// Key describes a key in the HSM.
+type Key struct {
+	Label string
+	ID    []byte  // CKA_ID (shared by a key pair's two halves)
+	Type  KeyType // "" for an object egate does not know
+	URI   string  // pkcs11:token=…;object=…;type=private|secret-key;id=…
+}
+
+// The bank's standard keys.
+const (
+	LabelPassportSigning = "egate-passport-signing"
+	LabelCAIssuing       = "egate-ca-issuing"
+	LabelSecretsWrap     = "egate-secrets-wrap"
+	LabelAuditCheckpoint = "egate-audit-checkpoint"
+	LabelHMAC            = "egate-hmac"
+	LabelATMPIN          = "egate-atm-pin"
+)
+
+// StandardKeys returns the bank's standard keys (a fresh slice each call).
+func StandardKeys() []KeySpec {
+	return []KeySpec{
+		{LabelPassportSigning, KeyECDSAP256},
+		{LabelCAIssuing, KeyECDSAP256},
+		{LabelSecretsWrap, KeyAES256},
+		{LabelAuditCheckpoint, KeyECDSAP256},
+		{LabelHMAC, KeyHMAC},
+		{LabelATMPIN, KeyAES256},
+	}
+}
+
+// InitStandardKeys generates whichever standard keys are missing and returns
+// all of them; a second run finds the same keys with the same ids.
+func (s *Service) InitStandardKeys(ctx context.Context) ([]Key, error) {
+	var out []Key
+	for _, spec := range StandardKeys() {
+		k, _, err := s.EnsureKey(ctx, spec)
+		if err != nil {
+			return out, err
+		}
+		out = append(out, k)
+	}
+	return out, nil
+}
+
+// oidP256 is the DER of the OID of NIST P-256, the value of CKA_EC_PARAMS.
+var oidP256 = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+
+// EnsureKey finds the key labelled spec.Label, or generates it inside the
+// HSM (sensitive, never extractable, on the token) if there is none. It
+// reports whether it generated the key. A key with that label but another
+// type is ErrKeyType.
+func (s *Service) EnsureKey(ctx context.Context, spec KeySpec) (Key, bool, error) {
+	if !spec.Type.valid() {
+		return Key{}, false, fmt.Errorf("%w: unknown key type %q (want ecdsa-p256, rsa-2048, aes-256 or hmac)", ErrKeyType, spec.Type)
+	}
+	if err := checkLabel(spec.Label); err != nil {
+		return Key{}, false, err
+	}
+	s.keyMu.Lock()
+	defer s.keyMu.Unlock()
+	var key Key
+	created := false
+	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+		created = false
+		k, err := s.describeByLabel(sh, spec.Label)
+		if err == nil {
+			if k.Type != spec.Type {
+				return fmt.Errorf("%w: key %q on token %q is %s, not %s: choose another label", ErrKeyType, spec.Label, s.token, typeName(k.Type), spec.Type)
+			}
+			key = k
+			return nil
+		}
+		if !isNotFound(err) {
+			return err
+		}
+		id := make([]byte, 16)
+		if _, err := rand.Read(id); err != nil {
+			return err
+		}
+		if err := s.generate(sh, spec, id); err != nil {
+			return fmt.Errorf("generating %s key %q on token %q: %w", spec.Type, spec.Label, s.token, err)
+		}
+		created = true
+		key = s.keyOf(spec.Label, id, spec.Type)
+		return nil
+	})
+	return key, created, err
+}
+
+func typeName(t KeyType) string {
+	if t == "" {
+		return "a key egate does not know"
+	}
+	return string(t)
+}
+
+func checkLabel(l string) error {
+	if l == "" {
+		return fmt.Errorf("%w: empty key label", ErrKeyNotFound)
+	}
+	if len(l) > 128 {
+		return fmt.Errorf("%w: key label longer than 128 bytes", ErrKeyNotFound)
+	}
+	return nil
+}
+
+func isNotFound(err error) bool {
+	_, ok := err.(*KeyNotFoundError)
+	return ok
+}
+
+func (s *Service) keyOf(label string, id []byte, t KeyType) Key {
+	typ := pkcs11uri.TypeSecretKey
+	if t.asymmetric() {
+		typ = pkcs11uri.TypePrivate
+	}
+	u := pkcs11uri.URI{Token: s.token, Object: label, ID: id, Type: typ}
+	return Key{Label: label, ID: id, Type: t, URI: u.String()}
+}
+
+func (s *Service) generate(sh pkcs11.SessionHandle, spec KeySpec, id []byte) error {
+	common := func(class, ktype uint) []*pkcs11.Attribute {
+		return []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ktype),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, spec.Label),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+		}
+	}
+	secret := []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+	}
+	switch spec.Type {
+	case KeyECDSAP256, KeyRSA2048:
+		var mech uint
+		var ktype uint
+		var pubExtra []*pkcs11.Attribute
+		if spec.Type == KeyECDSAP256 {
+			mech, ktype = pkcs11.CKM_EC_KEY_PAIR_GEN, pkcs11.CKK_EC
+			pubExtra = []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, oidP256)}
+		} else {
+			mech, ktype = pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, pkcs11.CKK_RSA
+			pubExtra = []*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, 2048),
+				pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}),
+			}
+		}
+		pub := append(common(pkcs11.CKO_PUBLIC_KEY, ktype),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
+		pub = append(pub, pubExtra...)
+		priv := append(common(pkcs11.CKO_PRIVATE_KEY, ktype), secret...)
+		priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
+		_, _, err := s.p.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pub, priv)
+		return err
+	case KeyAES256:
+		t := append(common(pkcs11.CKO_SECRET_KEY, pkcs11.CKK_AES), secret...)
+		t = append(t,
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
+			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true))
+		_, err := s.p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, t)
+		return err
+	case KeyHMAC:
+		t := append(common(pkcs11.CKO_SECRET_KEY, pkcs11.CKK_GENERIC_SECRET), secret...)
+		t = append(t,
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
+		_, err := s.p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, t)
+		return err
+	}
+	return fmt.Errorf("%w: %q", ErrKeyType, spec.Type)
+}
+
+// describeByLabel finds a private or secret key by label and says what it is.
+func (s *Service) describeByLabel(sh pkcs11.SessionHandle, label string) (Key, error) {
+	for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_SECRET_KEY} {
+		h, err := s.handle(sh, class, label)
+		if isNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return Key{}, err
+		}
+		return s.describe(sh, h, class)
+	}
+	return Key{}, &KeyNotFoundError{Token: s.token, Label: label}
+}
+
+func (s *Service) describe(sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, class uint) (Key, error) {
+	attrs, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, nil),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil),
+	})
+	if err != nil {
+		return Key{}, err
+	}
+	label, id := string(attrs[0].Value), attrs[1].Value
+	ktype := bytesToUint(attrs[2].Value)
+	var t KeyType
+	switch {
+	case class == pkcs11.CKO_PRIVATE_KEY && ktype == pkcs11.CKK_EC:
+		// The private half of SoftHSM keys carries CKA_EC_PARAMS too.
+		if a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil)}); err == nil && bytes.Equal(a[0].Value, oidP256) {
+			t = KeyECDSAP256
+		}
+	case class == pkcs11.CKO_PRIVATE_KEY && ktype == pkcs11.CKK_RSA:
+		if a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil)}); err == nil && len(trimZeros(a[0].Value)) == 256 {
+			t = KeyRSA2048
+		}
+	case class == pkcs11.CKO_SECRET_KEY && ktype == pkcs11.CKK_AES:
+		if a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil)}); err == nil && bytesToUint(a[0].Value) == 32 {
+			t = KeyAES256
+		}
+	case class == pkcs11.CKO_SECRET_KEY && ktype == pkcs11.CKK_GENERIC_SECRET:
+		t = KeyHMAC
+	}
+	k := s.keyOf(label, id, t)
+	if t == "" && class == pkcs11.CKO_PRIVATE_KEY {
+		k.URI = strings.Replace(k.URI, "type=secret-key", "type=private", 1)
+	}
+	return k, nil
+}
+
+func trimZeros(b []byte) []byte {
+	for len(b) > 0 && b[0] == 0 {
+		b = b[1:]
+	}
+	return b
+}
+
+// bytesToUint decodes a CK_ULONG attribute (host byte order, as miekg/pkcs11
+// encodes it).
+func bytesToUint(b []byte) uint {
+	var v uint
+	for i := len(b) - 1; i >= 0; i-- {
+		v = v<<8 | uint(b[i])
+	}
+	return v
+}
+
+// FindKey describes the key labelled label, or returns ErrKeyNotFound.
+func (s *Service) FindKey(ctx context.Context, label string) (Key, error) {
+	if err := checkLabel(label); err != nil {
+		return Key{}, err
+	}
+	var k Key
+	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+		var err error
+		k, err = s.describeByLabel(sh, label)
+		return err
+	})
+	return k, err
+}
+
+// Keys lists the private and secret keys on the token, sorted by label.
+func (s *Service) Keys(ctx context.Context) ([]Key, error) {
+	var out []Key
+	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+		out = out[:0]
+		for _, class := range []uint{pkcs11.CKO_PRIVATE_KEY, pkcs11.CKO_SECRET_KEY} {
+			hs, err := s.findObjects(sh, []*pkcs11.Attribute{
+				pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
+				pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			}, 10000)
+			if err != nil {
+				return err
+			}
+			for _, h := range hs {
+				k, err := s.describe(sh, h, class)
+				if err != nil {
+					return err
+				}
+				out = append(out, k)
+			}
+		}
+		return nil
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Label < out[j].Label })
+	return out, err
+}
+
+// ResolveKey turns a key reference (a label, or a pkcs11: URI naming this
+// token's key by object label and optionally id and type) into a Key.
+func (s *Service) ResolveKey(ctx context.Context, ref string) (Key, error) {
+	if !strings.HasPrefix(strings.ToLower(ref), pkcs11uri.Scheme) {
+		return s.FindKey(ctx, ref)
+	}
+	u, err := pkcs11uri.Parse(ref)
+	if err != nil {
+		return Key{}, err
+	}
+	if u.Object == "" {
+		return Key{}, fmt.Errorf("%w: the key URI has no object= attribute; egate names keys by label", ErrBadURI)
+	}
+	if u.Token != "" && u.Token != s.token {
+		return Key{}, fmt.Errorf("%w: the key URI names token %q but the HSM service uses token %q", ErrTokenNotFound, u.Token, s.token)
+	}
+	k, err := s.FindKey(ctx, u.Object)
+	if err != nil {
+		return Key{}, err
+	}
+	if u.ID != nil && !bytes.Equal(u.ID, k.ID) {
+		return Key{}, fmt.Errorf("%w: key %q exists but its id differs from the URI's id=: the key was replaced; update the URI", ErrKeyNotFound, u.Object)
+	}
+	if u.Type != "" && u.Type != pkcs11uri.TypePrivate && u.Type != pkcs11uri.TypeSecretKey {
+		return Key{}, fmt.Errorf("%w: type=%s names no key egate uses (want private or secret-key)", ErrBadURI, u.Type)
+	}
+	if (u.Type == pkcs11uri.TypePrivate) != k.Type.asymmetric() && u.Type != "" {
+		return Key{}, fmt.Errorf("%w: key %q is %s but the URI says type=%s", ErrKeyType, u.Object, typeName(k.Type), u.Type)
+	}
+	return k, nil
+}

@@ -1,0 +1,217 @@
+package hsm
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"fmt"
+
+	"github.com/miekg/pkcs11"
+)
+
+// Sealed and wrapped blobs start with a format byte so that the format can
+// change without guessing.
+const (
+	sealV1GCM        = 0x01 // 0x01 || 12-byte IV || AES-256-GCM ciphertext || 16-byte tag
+	wrapV1KeyWrapPad = 0x01 // 0x01 || RFC 5649 AES key wrap with padding
+	gcmIVLen         = 12
+	gcmTagBits       = 128
+	hmacPadLen       = 64 // the smallest block size of SHA-1, SHA-256, SHA-512
+)
+
+// Seal encrypts plaintext with AES-256-GCM under the HSM key keyLabel,
+// computed in the HSM, binding aad (which must be given again to Unseal).
+func (s *Service) Seal(ctx context.Context, keyLabel string, plaintext, aad []byte) ([]byte, error) {
+	iv := make([]byte, gcmIVLen)
+	if _, err := rand.Read(iv); err != nil {
+		return nil, err
+	}
+	fullAAD := append([]byte{sealV1GCM}, aad...)
+	var ct []byte
+	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+		h, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, keyLabel)
+		if err != nil {
+			return err
+		}
+		params := pkcs11.NewGCMParams(iv, fullAAD, gcmTagBits)
+		defer params.Free()
+		if err := s.p.EncryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
+			return err
+		}
+		ct, err = s.p.Encrypt(sh, plaintext)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sealing with %q: %w", keyLabel, err)
+	}
+	out := make([]byte, 0, 1+gcmIVLen+len(ct))
+	out = append(append(append(out, sealV1GCM), iv...), ct...)
+	return out, nil
+}
+
+// Unseal reverses Seal. Tampered data, another key or another aad yield
+// ErrSealed.
+func (s *Service) Unseal(ctx context.Context, keyLabel string, sealed, aad []byte) ([]byte, error) {
+	if len(sealed) < 1+gcmIVLen+gcmTagBits/8 || sealed[0] != sealV1GCM {
+		return nil, fmt.Errorf("%w: unsealing with %q: not a sealed blob of a known format", ErrSealed, keyLabel)
+	}
+	iv := sealed[1 : 1+gcmIVLen]
+	fullAAD := append([]byte{sealV1GCM}, aad...)
+	var pt []byte
+	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+		h, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, keyLabel)
+		if err != nil {
+			return err
+		}
+		params := pkcs11.NewGCMParams(iv, fullAAD, gcmTagBits)
+		defer params.Free()
+		if err := s.p.DecryptInit(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_GCM, params)}, h); err != nil {
+			return err
+		}
+		pt, err = s.p.Decrypt(sh, sealed[1+gcmIVLen:])
+		// SoftHSM2 reports a failed GCM tag check as CKR_GENERAL_ERROR.
+		if isRV(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID) || isRV(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) || isRV(err, pkcs11.CKR_GENERAL_ERROR) {
+			return fmt.Errorf("%w: authentication failed (tampered data, another key or another context)", ErrSealed)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("unsealing with %q: %w", keyLabel, err)
+	}
+	return pt, nil
+}
+
+// MaxSecretLen bounds a wrapped secret (an OTP seed is 16 to 64 bytes).
+const MaxSecretLen = 4096
+
+// WrapSecret brings secret into the HSM as a temporary session key and lets
+// it out only wrapped (RFC 5649 AES key wrap with padding, C_WrapKey) by the
+// AES key wrapKeyLabel. The result can be stored anywhere; only
+// HMACWrapped, inside the HSM, uses it.
+//
+// The secret is an HMAC key. One shorter than 64 bytes is zero-extended to
+// 64 bytes before it enters the HSM: HMAC itself pads a short key with zeros
+// to the hash's block size (64 bytes for SHA-1 and SHA-256, 128 for
+// SHA-512), so every HMAC-SHA-1/256/512 value is unchanged, and HSMs such as
+// SoftHSM2 refuse HMAC keys shorter than the hash output (a 20-byte RFC 4226
+// seed under HMAC-SHA-256, for instance).
+func (s *Service) WrapSecret(ctx context.Context, wrapKeyLabel string, secret []byte) ([]byte, error) {
+	if len(secret) == 0 || len(secret) > MaxSecretLen {
+		return nil, fmt.Errorf("wrapping a secret with %q: length %d, want 1 to %d bytes", wrapKeyLabel, len(secret), MaxSecretLen)
+	}
+	if len(secret) < hmacPadLen {
+		padded := make([]byte, hmacPadLen)
+		copy(padded, secret)
+		defer clear(padded)
+		secret = padded
+	}
+	var wrapped []byte
+	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+		wk, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, wrapKeyLabel)
+		if err != nil {
+			return err
+		}
+		obj, err := s.p.CreateObject(sh, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE, secret),
+		})
+		if err != nil {
+			return err
+		}
+		defer s.p.DestroyObject(sh, obj)
+		wrapped, err = s.p.WrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, obj)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("wrapping a secret with %q: %w", wrapKeyLabel, err)
+	}
+	return append([]byte{wrapV1KeyWrapPad}, wrapped...), nil
+}
+
+var hmacMechs = map[crypto.Hash]uint{
+	crypto.SHA1:   pkcs11.CKM_SHA_1_HMAC,
+	crypto.SHA256: pkcs11.CKM_SHA256_HMAC,
+	crypto.SHA512: pkcs11.CKM_SHA512_HMAC,
+}
+
+// HMACWrapped unwraps a secret made by WrapSecret into a sensitive,
+// non-extractable session key, computes HMAC-h of every msg in the HSM and
+// destroys the key. h is crypto.SHA1, SHA256 or SHA512. The i-th result is
+// the MAC of msgs[i].
+func (s *Service) HMACWrapped(ctx context.Context, wrapKeyLabel string, wrapped []byte, h crypto.Hash, msgs [][]byte) ([][]byte, error) {
+	mech, ok := hmacMechs[h]
+	if !ok {
+		return nil, fmt.Errorf("HMAC with a wrapped secret: hash %v is not supported (want SHA-1, SHA-256 or SHA-512)", h)
+	}
+	if len(wrapped) < 2 || wrapped[0] != wrapV1KeyWrapPad {
+		return nil, fmt.Errorf("%w: HMAC with a secret wrapped by %q: not a wrapped secret of a known format", ErrSealed, wrapKeyLabel)
+	}
+	m := []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}
+	var out [][]byte
+	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+		out = out[:0]
+		wk, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, wrapKeyLabel)
+		if err != nil {
+			return err
+		}
+		key, err := s.p.UnwrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, wrapped[1:], []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		})
+		if err != nil {
+			// SoftHSM2 reports a failed key-wrap integrity check as CKR_GENERAL_ERROR.
+			if isRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || isRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || isRV(err, pkcs11.CKR_GENERAL_ERROR) {
+				return fmt.Errorf("%w: the secret was not wrapped by %q or was altered", ErrSealed, wrapKeyLabel)
+			}
+			return err
+		}
+		defer s.p.DestroyObject(sh, key)
+		for _, msg := range msgs {
+			if err := s.p.SignInit(sh, m, key); err != nil {
+				return err
+			}
+			mac, err := s.p.Sign(sh, msg)
+			if err != nil {
+				return err
+			}
+			out = append(out, mac)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("HMAC with a secret wrapped by %q: %w", wrapKeyLabel, err)
+	}
+	return out, nil
+}
+
+// HMAC computes HMAC-SHA-256 of msg with the token HMAC key keyLabel.
+func (s *Service) HMAC(ctx context.Context, keyLabel string, msg []byte) ([]byte, error) {
+	m := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil)}
+	var mac []byte
+	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+		h, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, keyLabel)
+		if err != nil {
+			return err
+		}
+		if err := s.p.SignInit(sh, m, h); err != nil {
+			return err
+		}
+		mac, err = s.p.Sign(sh, msg)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("HMAC with %q: %w", keyLabel, err)
+	}
+	return mac, nil
+}

@@ -1,0 +1,616 @@
+package atm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Driver errors.
+var (
+	// ErrNoReply means the ATM acknowledged a request but its reply did not
+	// come within T_reply, counted from the last PROGRESS.
+	ErrNoReply = errors.New("atm: no reply from ATM")
+	// ErrUncertain means the outcome of a money-moving command could not be
+	// learned from the ATM before ctx ended. Nothing may be assumed: ask again
+	// with TxnStatus or Dispense with the same id.
+	ErrUncertain = errors.New("atm: outcome uncertain")
+	// ErrDriverClosed is returned by every call after Close.
+	ErrDriverClosed = errors.New("atm: driver closed")
+)
+
+// UncertainError carries the transaction whose outcome is unknown.
+type UncertainError struct {
+	ID  TxnID
+	Err error
+}
+
+func (e *UncertainError) Error() string {
+	return fmt.Sprintf("atm: transaction %s: outcome uncertain: %v", e.ID, e.Err)
+}
+func (e *UncertainError) Unwrap() []error { return []error{ErrUncertain, e.Err} }
+
+// Opener opens the serial line; the driver calls it again to reconnect.
+type Opener func(ctx context.Context) (io.ReadWriteCloser, error)
+
+// SerialOpener opens name through tarm/serial at baud.
+func SerialOpener(name string, baud int) Opener {
+	return func(context.Context) (io.ReadWriteCloser, error) { return OpenSerial(name, baud) }
+}
+
+// DriverConfig configures a Driver.
+type DriverConfig struct {
+	Open Opener
+	Link LinkConfig
+	// ReplyTimeout is T_reply (default 3 s): the longest wait for a reply
+	// after the ACK or the last PROGRESS.
+	ReplyTimeout time.Duration
+	// PollInterval is how often an in-progress transaction is polled with
+	// TXN_STATUS while resolving an uncertain outcome (default 100 ms).
+	PollInterval time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Event is an ATM event as the driver saw it. Advanced is false when the
+// event did not move the transaction forward (late or out of order).
+type Event struct {
+	Kind     uint8
+	No       uint32
+	Record   TxnRecord
+	Advanced bool
+}
+
+// Driver drives one ATM on one serial line.
+//
+// Concurrency: the Driver is the one owner of its port. Commands are
+// serialised (one in flight); each takes a context and gives up when it ends.
+// A goroutine per link dispatches replies to the waiting command and events
+// to Events. The line is reopened lazily by the next command after it failed,
+// always starting with HELLO.
+//
+// Exactly once: a dispense is keyed by its TxnID. A final result is kept and
+// returned for a retry of the same id without touching the line. When a reply
+// is lost the driver asks the ATM (TXN_STATUS) and re-sends the DISPENSE with
+// the same id only if the ATM says it never accepted that id.
+type Driver struct {
+	cfg DriverConfig
+	sem chan struct{}
+
+	// guarded by sem
+	link      *Link
+	hello     HelloReply
+	needHello atomic.Bool
+
+	pmu     sync.Mutex
+	pending chan Frame
+
+	rmu       sync.Mutex
+	results   map[TxnID]TxnRecord
+	bootID    [16]byte
+	seenEvent map[uint32]bool
+
+	events  chan Event
+	Dropped atomic.Int64 // events dropped because Events was not drained
+	closed  chan struct{}
+	once    sync.Once
+}
+
+// NewDriver returns a driver; the line is opened by the first command.
+func NewDriver(cfg DriverConfig) *Driver {
+	if cfg.ReplyTimeout == 0 {
+		cfg.ReplyTimeout = 3 * time.Second
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Driver{
+		cfg: cfg, sem: make(chan struct{}, 1),
+		results: map[TxnID]TxnRecord{}, seenEvent: map[uint32]bool{},
+		events: make(chan Event, 256), closed: make(chan struct{}),
+	}
+}
+
+// Events delivers ATM events (presented, taken, retracted). The channel is
+// buffered; events are dropped (and counted) if it is not drained. The truth
+// is always available from TxnStatus.
+func (d *Driver) Events() <-chan Event { return d.events }
+
+// Close closes the line; every later call fails with ErrDriverClosed.
+func (d *Driver) Close() error {
+	d.once.Do(func() { close(d.closed) })
+	d.sem <- struct{}{}
+	defer func() { <-d.sem }()
+	if d.link != nil {
+		d.link.Close()
+		d.link = nil
+	}
+	return nil
+}
+
+// Link returns the current link (for its statistics), or nil.
+func (d *Driver) Link() *Link {
+	d.sem <- struct{}{}
+	defer func() { <-d.sem }()
+	return d.link
+}
+
+// Record returns what the driver has recorded for id.
+func (d *Driver) Record(id TxnID) (TxnRecord, bool) {
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
+	r, ok := d.results[id]
+	return r, ok
+}
+
+// Records returns a copy of every recorded transaction.
+func (d *Driver) Records() map[TxnID]TxnRecord {
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
+	out := make(map[TxnID]TxnRecord, len(d.results))
+	for k, v := range d.results {
+		out[k] = v
+	}
+	return out
+}
+
+// record stores r unless it would move the transaction backwards.
+func (d *Driver) record(r TxnRecord) bool {
+	if r.State == StateNone {
+		return false
+	}
+	d.rmu.Lock()
+	defer d.rmu.Unlock()
+	old, ok := d.results[r.ID]
+	if ok && r.State.rank() < old.State.rank() {
+		return false
+	}
+	if ok && r.State.rank() == old.State.rank() && old.State.Final() {
+		return false
+	}
+	d.results[r.ID] = r
+	return true
+}
+
+func (d *Driver) lock(ctx context.Context) error {
+	select {
+	case <-d.closed:
+		return ErrDriverClosed
+	default:
+	}
+	select {
+	case d.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-d.closed:
+		return ErrDriverClosed
+	}
+}
+
+func (d *Driver) unlock() { <-d.sem }
+
+// drop tears the link down; the next command reconnects.
+func (d *Driver) drop() {
+	if d.link != nil {
+		d.link.Close()
+		d.link = nil
+	}
+}
+
+func (d *Driver) connect(ctx context.Context) error {
+	select {
+	case <-d.closed:
+		return ErrDriverClosed
+	default:
+	}
+	if d.link != nil && d.link.Err() != nil {
+		d.drop()
+	}
+	if d.link == nil {
+		rwc, err := d.cfg.Open(ctx)
+		if err != nil {
+			return fmt.Errorf("atm: opening line: %w", err)
+		}
+		d.link = NewLink(rwc, d.cfg.Link)
+		go d.dispatch(d.link)
+		d.needHello.Store(true)
+	}
+	if d.needHello.Load() {
+		if err := d.doHello(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Driver) dispatch(l *Link) {
+	for {
+		select {
+		case <-l.Done():
+			return
+		case f := <-l.Recv():
+			switch {
+			case f.Type == TypeBoot:
+				d.needHello.Store(true)
+			case f.Type == TypeEvent:
+				d.onEvent(f)
+			default: // replies, PROGRESS, ERROR
+				d.pmu.Lock()
+				if d.pending != nil {
+					select {
+					case d.pending <- f:
+					default:
+					}
+				}
+				d.pmu.Unlock()
+			}
+		}
+	}
+}
+
+func (d *Driver) onEvent(f Frame) {
+	m, err := ParseEventMsg(f.Payload)
+	if err != nil {
+		return
+	}
+	d.rmu.Lock()
+	dup := d.seenEvent[m.No]
+	d.seenEvent[m.No] = true
+	d.rmu.Unlock()
+	if dup {
+		return
+	}
+	adv := d.record(m.Record)
+	select {
+	case d.events <- Event{Kind: m.Kind, No: m.No, Record: m.Record, Advanced: adv}:
+	default:
+		d.Dropped.Add(1)
+	}
+}
+
+// roundTrip sends one request and waits for its reply. The caller holds sem
+// and has connected. PROGRESS frames for the request restart T_reply.
+func (d *Driver) roundTrip(ctx context.Context, t MsgType, payload []byte, start bool) (Frame, error) {
+	ch := make(chan Frame, 16)
+	d.pmu.Lock()
+	d.pending = ch
+	d.pmu.Unlock()
+	defer func() {
+		d.pmu.Lock()
+		d.pending = nil
+		d.pmu.Unlock()
+	}()
+	l := d.link
+	var seq uint8
+	var err error
+	if start {
+		seq, err = l.SendStart(ctx, t, 0, payload)
+	} else {
+		seq, err = l.Send(ctx, t, 0, payload)
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			d.drop()
+		}
+		return Frame{}, fmt.Errorf("atm: %s: %w", t, err)
+	}
+	timer := time.NewTimer(d.cfg.ReplyTimeout)
+	defer timer.Stop()
+	for {
+		select {
+		case f := <-ch:
+			if f.Ref != seq {
+				continue // a late reply to an earlier request
+			}
+			switch f.Type {
+			case TypeProgress:
+				timer.Reset(d.cfg.ReplyTimeout)
+			case TypeError:
+				m, _ := ParseErrorMsg(f.Payload)
+				if m.Code == CodeNoSession {
+					d.needHello.Store(true)
+				}
+				return f, &DeviceError{Op: t, Code: m.Code, Msg: m.Msg}
+			case t | ReplyBit:
+				return f, nil
+			}
+		case <-timer.C:
+			d.needHello.Store(true) // in doubt: start the session again
+			return Frame{}, fmt.Errorf("atm: %s seq %d: %w", t, seq, ErrNoReply)
+		case <-ctx.Done():
+			return Frame{}, ctx.Err()
+		case <-l.Done():
+			d.drop()
+			return Frame{}, fmt.Errorf("atm: %s: %w", t, l.Err())
+		}
+	}
+}
+
+func (d *Driver) doHello(ctx context.Context) error {
+	f, err := d.roundTrip(ctx, TypeHello, Hello{VersionMin: 1, VersionMax: ProtocolVersion, HostTimeMs: uint64(d.cfg.Now().UnixMilli())}.Marshal(), true)
+	if err != nil {
+		return err
+	}
+	h, err := ParseHelloReply(f.Payload)
+	if err != nil {
+		return fmt.Errorf("atm: HELLO reply: %w", err)
+	}
+	d.hello = h
+	d.needHello.Store(false)
+	d.rmu.Lock()
+	if h.BootID != d.bootID {
+		d.bootID = h.BootID
+		d.seenEvent = map[uint32]bool{}
+	}
+	d.rmu.Unlock()
+	if h.Last != nil {
+		d.record(*h.Last)
+	}
+	return nil
+}
+
+// call connects if needed and runs one request, re-establishing the session
+// once if the ATM answers NO_SESSION (it then executed nothing).
+func (d *Driver) call(ctx context.Context, t MsgType, payload []byte) (Frame, error) {
+	if err := d.lock(ctx); err != nil {
+		return Frame{}, err
+	}
+	defer d.unlock()
+	for attempt := 0; ; attempt++ {
+		if err := d.connect(ctx); err != nil {
+			return Frame{}, err
+		}
+		f, err := d.roundTrip(ctx, t, payload, false)
+		if attempt == 0 && errors.Is(err, ErrCode(CodeNoSession)) {
+			continue
+		}
+		return f, err
+	}
+}
+
+// Hello (re)starts the session and returns what the ATM said.
+func (d *Driver) Hello(ctx context.Context) (HelloReply, error) {
+	if err := d.lock(ctx); err != nil {
+		return HelloReply{}, err
+	}
+	defer d.unlock()
+	d.needHello.Store(true)
+	if err := d.connect(ctx); err != nil {
+		return HelloReply{}, err
+	}
+	return d.hello, nil
+}
+
+// Status asks for the ATM's status.
+func (d *Driver) Status(ctx context.Context) (Status, error) {
+	f, err := d.call(ctx, TypeStatus, nil)
+	if err != nil {
+		return Status{}, err
+	}
+	return ParseStatus(f.Payload)
+}
+
+func (d *Driver) result(ctx context.Context, t MsgType, payload []byte) error {
+	f, err := d.call(ctx, t, payload)
+	if err != nil {
+		return err
+	}
+	r, err := ParseResult(f.Payload)
+	if err != nil {
+		return fmt.Errorf("atm: %s reply: %w", t, err)
+	}
+	if r.Code != OK {
+		return &DeviceError{Op: t, Code: r.Code}
+	}
+	return nil
+}
+
+// ShowQR puts a QR code on the ATM's screen.
+func (d *Driver) ShowQR(ctx context.Context, m ShowQR) error {
+	return d.result(ctx, TypeShowQR, m.Marshal())
+}
+
+// CancelQR removes the QR code of session from the screen.
+func (d *Driver) CancelQR(ctx context.Context, session TxnID) error {
+	return d.result(ctx, TypeCancelQR, TxnRequest{session}.Marshal())
+}
+
+// Purge clears the transport into the reject bin and returns the note count.
+func (d *Driver) Purge(ctx context.Context) (int, error) {
+	f, err := d.call(ctx, TypePurge, nil)
+	if err != nil {
+		return 0, err
+	}
+	r, err := ParseResult(f.Payload)
+	if err != nil {
+		return 0, err
+	}
+	if r.Code != OK {
+		return int(r.Notes), &DeviceError{Op: TypePurge, Code: r.Code}
+	}
+	return int(r.Notes), nil
+}
+
+// PIN asks the PIN pad for a PIN; the reply holds the encrypted PIN block.
+func (d *Driver) PIN(ctx context.Context, m PINRequest) (PINReply, error) {
+	f, err := d.call(ctx, TypePIN, m.Marshal())
+	if err != nil {
+		return PINReply{}, err
+	}
+	r, err := ParsePINReply(f.Payload)
+	if err != nil {
+		return r, err
+	}
+	if r.Code != OK {
+		return r, &DeviceError{Op: TypePIN, Code: r.Code}
+	}
+	return r, nil
+}
+
+// txnCall runs a request answered by a TxnReply and records the result.
+func (d *Driver) txnCall(ctx context.Context, t MsgType, payload []byte) (TxnReply, error) {
+	f, err := d.call(ctx, t, payload)
+	if err != nil {
+		return TxnReply{}, err
+	}
+	r, err := ParseTxnReply(f.Payload)
+	if err != nil {
+		return r, fmt.Errorf("atm: %s reply: %w", t, err)
+	}
+	d.record(r.Record)
+	return r, nil
+}
+
+// TxnStatus asks the ATM what it knows about id. A record in state NONE
+// means the ATM never accepted the id.
+func (d *Driver) TxnStatus(ctx context.Context, id TxnID) (TxnRecord, error) {
+	r, err := d.txnCall(ctx, TypeTxnStatus, TxnRequest{id}.Marshal())
+	if err != nil {
+		return TxnRecord{}, err
+	}
+	if r.Code == CodeUnknownTxn {
+		r.Record.ID, r.Record.State = id, StateNone
+	}
+	return r.Record, nil
+}
+
+// Dispense dispenses notes for transaction id, exactly once. It returns the
+// ATM's record (per-cassette picked, presented, rejected) also on error:
+//   - a *DeviceError with Record == nil: refused, nothing moved;
+//   - a *DeviceError with a Record: the dispense failed part way (jam, too
+//     many rejects, power loss); the counts say what happened;
+//   - an *UncertainError: ctx ended before the ATM could be asked.
+//
+// A retry with the same id never dispenses again.
+func (d *Driver) Dispense(ctx context.Context, id TxnID, amount int64, notes []Notes) (TxnRecord, error) {
+	if r, ok := d.Record(id); ok && r.State.Final() {
+		return r, finalErr(TypeDispense, r)
+	}
+	payload := Dispense{ID: id, Amount: amount, Notes: notes}.Marshal()
+	for {
+		f, err := d.call(ctx, TypeDispense, payload)
+		if err == nil {
+			r, perr := ParseTxnReply(f.Payload)
+			if perr != nil {
+				err = fmt.Errorf("atm: DISPENSE reply: %w", perr)
+			} else {
+				switch {
+				case r.Record.State.Final():
+					d.record(r.Record)
+					rec, _ := d.Record(id)
+					return rec, finalErr(TypeDispense, rec)
+				case r.Code != OK && r.Code != CodeInProgress:
+					return TxnRecord{ID: id}, &DeviceError{Op: TypeDispense, Code: r.Code}
+				}
+				// accepted and still running: wait for the outcome below
+			}
+		} else {
+			var de *DeviceError
+			if errors.As(err, &de) && de.Code != CodeNoSession {
+				return TxnRecord{ID: id}, err // refused before anything moved
+			}
+		}
+		rec, rerr := d.resolve(ctx, id)
+		if rerr != nil {
+			return TxnRecord{ID: id}, &UncertainError{ID: id, Err: rerr}
+		}
+		if rec.State == StateNone {
+			continue // never accepted: the same DISPENSE, same id, is safe
+		}
+		return rec, finalErr(TypeDispense, rec)
+	}
+}
+
+// resolve asks the ATM until it states a final outcome for id, or that it
+// never accepted it (StateNone). Line errors are retried until ctx ends.
+func (d *Driver) resolve(ctx context.Context, id TxnID) (TxnRecord, error) {
+	var last error
+	for {
+		rec, err := d.TxnStatus(ctx, id)
+		if err == nil && (rec.State == StateNone || rec.State.Final()) {
+			if rec.State.Final() {
+				r, _ := d.Record(id)
+				return r, nil
+			}
+			return rec, nil
+		}
+		if err != nil {
+			last = err
+		}
+		if ctx.Err() != nil {
+			if last == nil {
+				last = ctx.Err()
+			}
+			return TxnRecord{}, last
+		}
+		t := time.NewTimer(d.cfg.PollInterval)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+}
+
+func finalErr(op MsgType, r TxnRecord) error {
+	if r.Error != OK && r.State == StateFailed {
+		rc := r
+		return &DeviceError{Op: op, Code: r.Error, Record: &rc}
+	}
+	return nil
+}
+
+// Retract pulls notes left at the exit into the reject bin.
+func (d *Driver) Retract(ctx context.Context, id TxnID) (TxnRecord, error) {
+	return d.moveNotes(ctx, TypeRetract, id)
+}
+
+// Reject moves notes in the transport into the reject bin.
+func (d *Driver) Reject(ctx context.Context, id TxnID) (TxnRecord, error) {
+	return d.moveNotes(ctx, TypeReject, id)
+}
+
+func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord, error) {
+	r, err := d.txnCall(ctx, t, TxnRequest{id}.Marshal())
+	var de *DeviceError
+	if err != nil && !errors.As(err, &de) {
+		// Lost reply: the ATM keeps the outcome; ask it.
+		for ctx.Err() == nil {
+			rec, serr := d.TxnStatus(ctx, id)
+			if serr == nil && (rec.State == StateTaken || rec.State == StateRetracted || rec.State == StateFailed) {
+				rec, _ = d.Record(id)
+				return rec, nil
+			}
+			if serr == nil && rec.State != StatePicking && rec.State != StateAccepted {
+				break
+			}
+			t := time.NewTimer(d.cfg.PollInterval)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+			}
+		}
+		return TxnRecord{ID: id}, &UncertainError{ID: id, Err: err}
+	}
+	if err != nil {
+		return TxnRecord{ID: id}, err
+	}
+	rec, ok := d.Record(id)
+	if !ok {
+		rec = r.Record
+	}
+	if r.Code != OK {
+		rc := r.Record
+		return rec, &DeviceError{Op: t, Code: r.Code, Record: &rc}
+	}
+	return rec, nil
+}

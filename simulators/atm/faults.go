@@ -1,0 +1,262 @@
+package simatm
+
+import (
+	"fmt"
+	"io"
+	"math/rand"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/egate-bank/egate/atm"
+)
+
+// Faults are the injectable faults of DESIGN.md §5. Counters mean "the next
+// N times". Every random choice comes from one generator seeded with Seed, so
+// a failing run can be replayed with the same seed and fault list.
+//
+// Set them by name (flag --fault name=value, or POST /faults): see FaultNames.
+type Faults struct {
+	mu  sync.Mutex
+	rng *rand.Rand
+
+	// line faults, applied to the simulator's own writes and reads
+	FlipOut     int     // flip one byte of the next N outgoing data frames
+	GarbageOut  int     // write garbage (with STX bytes in it) before the next N frames
+	TruncateOut int     // cut the next N outgoing data frames short
+	DropACK     int     // drop the next N ACKs we send (the host retransmits)
+	DropReply   int     // drop the next N transmissions of replies
+	FlipIn      int     // corrupt the next N incoming reads: we NAK them (a NAK storm)
+	LineNoise   float64 // probability per outgoing frame of a random line fault
+
+	// device faults
+	JamAfter         int           // jam after N notes of the next dispense (-1 off; 0 = nothing out)
+	RejectEvery      int           // reject every Nth pick of the next dispense (1 = all: too many rejects)
+	MissingCassette  int           // cassette id reported missing (0 off)
+	EmptyCassette    int           // cassette id emptied (0 off)
+	CustomerTakes    bool          // the customer takes presented cash (else it is retracted)
+	TakeDuringRetr   int           // the customer grabs the cash as the next N retracts start
+	RetractUnknown   int           // the next N retracts cannot count the notes
+	CrashAfterPick   int           // kill -9 ourselves after picking N notes of the next dispense (0 off)
+	LineDownMid      time.Duration // the line goes dead for this long in the middle of the next dispense
+	ResetTwice       int           // answer the next N HELLOs twice
+	EventsReversed   int           // send the next N event pairs out of order
+	EventsDuplicated int           // send the next N events twice (as distinct frames)
+	PickDelay        time.Duration // extra mechanical time per note (slow dispense)
+
+	lineDownUntil time.Time
+}
+
+// NewFaults returns an empty fault set whose randomness comes from seed.
+func NewFaults(seed int64) *Faults {
+	return &Faults{rng: rand.New(rand.NewSource(seed)), JamAfter: -1, CustomerTakes: true}
+}
+
+// FaultNames lists the names Set accepts.
+func FaultNames() []string {
+	n := make([]string, 0, len(faultSetters))
+	for k := range faultSetters {
+		n = append(n, k)
+	}
+	sort.Strings(n)
+	return n
+}
+
+var faultSetters = map[string]func(f *Faults, v string) error{
+	"flip-out":            intField(func(f *Faults) *int { return &f.FlipOut }),
+	"garbage-out":         intField(func(f *Faults) *int { return &f.GarbageOut }),
+	"truncate-out":        intField(func(f *Faults) *int { return &f.TruncateOut }),
+	"drop-ack":            intField(func(f *Faults) *int { return &f.DropACK }),
+	"drop-reply":          intField(func(f *Faults) *int { return &f.DropReply }),
+	"nak-storm":           intField(func(f *Faults) *int { return &f.FlipIn }),
+	"flip-in":             intField(func(f *Faults) *int { return &f.FlipIn }),
+	"jam-after":           intField(func(f *Faults) *int { return &f.JamAfter }),
+	"reject-every":        intField(func(f *Faults) *int { return &f.RejectEvery }),
+	"missing-cassette":    intField(func(f *Faults) *int { return &f.MissingCassette }),
+	"empty-cassette":      intField(func(f *Faults) *int { return &f.EmptyCassette }),
+	"take-during-retract": intField(func(f *Faults) *int { return &f.TakeDuringRetr }),
+	"retract-unknown":     intField(func(f *Faults) *int { return &f.RetractUnknown }),
+	"crash-after-pick":    intField(func(f *Faults) *int { return &f.CrashAfterPick }),
+	"reset-twice":         intField(func(f *Faults) *int { return &f.ResetTwice }),
+	"events-reversed":     intField(func(f *Faults) *int { return &f.EventsReversed }),
+	"events-duplicated":   intField(func(f *Faults) *int { return &f.EventsDuplicated }),
+	"line-noise": func(f *Faults, v string) error {
+		p, err := strconv.ParseFloat(v, 64)
+		if err != nil || p < 0 || p > 1 {
+			return fmt.Errorf("line-noise %q: want a probability 0..1", v)
+		}
+		f.LineNoise = p
+		return nil
+	},
+	"customer-takes": func(f *Faults, v string) error {
+		b, err := strconv.ParseBool(v)
+		f.CustomerTakes = b
+		return err
+	},
+	"line-down-mid": durField(func(f *Faults) *time.Duration { return &f.LineDownMid }),
+	"pick-delay":    durField(func(f *Faults) *time.Duration { return &f.PickDelay }),
+}
+
+func intField(p func(*Faults) *int) func(*Faults, string) error {
+	return func(f *Faults, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q: want an integer", v)
+		}
+		*p(f) = n
+		return nil
+	}
+}
+
+func durField(p func(*Faults) *time.Duration) func(*Faults, string) error {
+	return func(f *Faults, v string) error {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q: want a duration", v)
+		}
+		*p(f) = d
+		return nil
+	}
+}
+
+// Set sets one fault from "name=value" (or "name", meaning 1 / true).
+func (f *Faults) Set(spec string) error {
+	name, val, ok := strings.Cut(strings.TrimSpace(spec), "=")
+	if !ok {
+		val = "1"
+		if name == "customer-takes" {
+			val = "true"
+		}
+	}
+	set, found := faultSetters[name]
+	if !found {
+		return fmt.Errorf("unknown fault %q (known: %s)", name, strings.Join(FaultNames(), ", "))
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if err := set(f, val); err != nil {
+		return fmt.Errorf("fault %s: %w", name, err)
+	}
+	return nil
+}
+
+// take consumes one occurrence of a counted fault.
+func (f *Faults) take(p *int) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if *p > 0 {
+		*p--
+		return true
+	}
+	return false
+}
+
+func (f *Faults) get(fn func(*Faults) int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return fn(f)
+}
+
+func (f *Faults) intn(n int) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.rng.Intn(n)
+}
+
+func (f *Faults) setLineDown(d time.Duration) {
+	f.mu.Lock()
+	f.lineDownUntil = time.Now().Add(d)
+	f.mu.Unlock()
+}
+
+func (f *Faults) lineDown() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return time.Now().Before(f.lineDownUntil)
+}
+
+// faultLine applies the line faults to a line. The link writes exactly one
+// whole frame per Write, so a Write can be looked at as a frame.
+type faultLine struct {
+	rwc io.ReadWriteCloser
+	f   *Faults
+}
+
+func (l *faultLine) Read(p []byte) (int, error) {
+	for {
+		n, err := l.rwc.Read(p)
+		if n > 0 && l.f.lineDown() {
+			continue // the line is dead: nothing arrives
+		}
+		if n > 0 && l.f.take(&l.f.FlipIn) {
+			p[l.f.intn(n)] ^= 0x5A
+		}
+		return n, err
+	}
+}
+
+func (l *faultLine) Write(p []byte) (int, error) {
+	if l.f.lineDown() {
+		return len(p), nil
+	}
+	fr, _, err := atm.DecodeFrame(p)
+	if err != nil {
+		return l.rwc.Write(p)
+	}
+	f := l.f
+	data := fr.Type != atm.TypeACK && fr.Type != atm.TypeNAK
+	if !data && fr.Type == atm.TypeACK && f.take(&f.DropACK) {
+		return len(p), nil
+	}
+	if data && fr.Ref != 0 && f.take(&f.DropReply) {
+		return len(p), nil
+	}
+	out := p
+	if data && f.LineNoise > 0 {
+		f.mu.Lock()
+		hit := f.rng.Float64() < f.LineNoise
+		kind := f.rng.Intn(4)
+		f.mu.Unlock()
+		if hit {
+			switch kind {
+			case 0:
+				f.mu.Lock()
+				f.FlipOut++
+				f.mu.Unlock()
+			case 1:
+				f.mu.Lock()
+				f.GarbageOut++
+				f.mu.Unlock()
+			case 2:
+				f.mu.Lock()
+				f.TruncateOut++
+				f.mu.Unlock()
+			case 3:
+				return len(p), nil // lost frame
+			}
+		}
+	}
+	if data && f.take(&f.TruncateOut) {
+		out = p[:1+f.intn(len(p)-1)]
+	}
+	if data && f.take(&f.FlipOut) {
+		out = append([]byte(nil), out...)
+		out[1+f.intn(len(out)-1)] ^= 1 << f.intn(8)
+	}
+	if f.take(&f.GarbageOut) {
+		g := make([]byte, 1+f.intn(12))
+		for i := range g {
+			g[i] = byte(f.intn(256))
+		}
+		g[0] = atm.STX
+		out = append(g, out...)
+	}
+	if _, err := l.rwc.Write(out); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func (l *faultLine) Close() error { return l.rwc.Close() }

@@ -1,0 +1,91 @@
+package simatm_test
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/atm"
+	simatm "github.com/egate-bank/egate/simulators/atm"
+)
+
+type rig struct {
+	run *simatm.Running
+	drv *atm.Driver
+	cfg simatm.Config
+}
+
+func newRig(t *testing.T, mod func(*simatm.Config)) *rig {
+	t.Helper()
+	cfg := simatm.Config{
+		Cassettes:   simatm.DefaultCassettes(),
+		JournalPath: filepath.Join(t.TempDir(), "journal"),
+		Faults:      simatm.NewFaults(1),
+		TakeTimeout: time.Hour,
+		PINKey:      pinKey,
+		PINKeyID:    7,
+		Link:        atm.LinkConfig{AckTimeout: 60 * time.Millisecond},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	run, err := simatm.StartPTY(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("pseudo-terminal: %v", err)
+	}
+	drv := atm.NewDriver(atm.DriverConfig{
+		Open:         atm.SerialOpener(run.TTYName, 115200),
+		Link:         cfg.Link,
+		ReplyTimeout: 400 * time.Millisecond,
+		PollInterval: 20 * time.Millisecond,
+	})
+	t.Cleanup(func() {
+		drv.Close()
+		run.Stop()
+	})
+	return &rig{run: run, drv: drv, cfg: cfg}
+}
+
+var pinKey = []byte("0123456789abcdef")
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func TestDispenseHappyPath(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, nil)
+	ctx := ctxT(t, 10*time.Second)
+	st, err := r.drv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Cassettes) != 4 || st.Cassettes[0].Denom != 10000 || st.Cassettes[0].Count != 500 {
+		t.Fatalf("status %+v", st)
+	}
+	id := atm.NewTxnID()
+	rec, err := r.drv.Dispense(ctx, id, 35000, []atm.Notes{{Cassette: 1, Count: 3}, {Cassette: 2, Count: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, pr, rj := rec.Totals(); rec.State != atm.StatePresented || p != 4 || pr != 4 || rj != 0 {
+		t.Fatalf("record %+v", rec)
+	}
+	ev := <-r.drv.Events()
+	if ev.Kind != atm.EventPresented && ev.Kind != atm.EventTaken {
+		t.Fatalf("event %+v", ev)
+	}
+	again, err := r.drv.Dispense(ctx, id, 35000, []atm.Notes{{Cassette: 1, Count: 3}, {Cassette: 2, Count: 1}})
+	if err != nil || again.State.Final() != true {
+		t.Fatalf("retry: %+v %v", again, err)
+	}
+	tot := r.run.Sim.Totals()
+	if tot.Cassettes[0].Count != 497 || tot.Cassettes[1].Count != 499 {
+		t.Fatalf("cassettes after one dispense and its retry: %+v", tot.Cassettes)
+	}
+	_ = errors.Is
+}

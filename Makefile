@@ -1,0 +1,50 @@
+# egate — the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+GO ?= go
+# PKCS#11 and PC/SC need cgo: set it explicitly so that a build never
+# silently drops hardware support.
+export CGO_ENABLED := 1
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X main.version=$(VERSION)
+BIN := bin/egate
+# Packages under test; the race detector is on for all of them.
+PKGS ?= ./...
+TEST_TIMEOUT ?= 14m
+FUZZTIME ?= 30s
+BENCHTIME ?= 2s
+
+.PHONY: all build run test test-quick bench fuzz soak deps vet clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/egate
+
+# egate demo on the embedded defaults: a SQLite file and a SoftHSM token under ./var.
+run: deps build
+	@if [ -x scripts/pcscd.sh ]; then scripts/pcscd.sh || true; fi
+	$(BIN) demo
+
+# Installs and starts everything the tests need, then runs them with -race.
+test:
+	@scripts/test.sh $(MAKE) --no-print-directory test-inner
+
+test-inner:
+	$(GO) vet $(PKGS)
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+bench:
+	@scripts/test.sh $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m $(PKGS)
+
+# Each fuzz target for FUZZTIME (go test allows one -fuzz target per run).
+fuzz:
+	@scripts/test.sh scripts/fuzz.sh $(FUZZTIME)
+
+soak:
+	@scripts/test.sh env EGATE_SOAK=1 $(GO) test -race -count=1 -timeout 60m -run Soak $(PKGS)
+
+clean:
+	rm -rf bin

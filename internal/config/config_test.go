@@ -1,0 +1,118 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDefaultsDecode(t *testing.T) {
+	c := Defaults()
+	if c.Database.Driver != "sqlite" || c.HTTP.Listen == "" || c.Demo.VarDir == "" {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestLoadLayers(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "egate.yaml")
+	os.WriteFile(file, []byte("http:\n  listen: 0.0.0.0:9000\ndatabase:\n  driver: postgres\n  dsn: postgres://egate@db/egate\n"), 0o600)
+	c, err := Load(Sources{
+		File:    file,
+		Environ: []string{"EGATE_HTTP_LISTEN=127.0.0.1:9100", "EGATE_HSM_POOL_SIZE=4", "PATH=/bin", "EGATE_TEST_STRICT=1"},
+		Sets:    []string{"log.level=debug"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Listen != "127.0.0.1:9100" {
+		t.Errorf("env did not override file: listen=%q", c.HTTP.Listen)
+	}
+	if c.Database.Driver != "postgres" || c.Database.DSN != "postgres://egate@db/egate" {
+		t.Errorf("file not applied: %+v", c.Database)
+	}
+	if c.HSM.Pool != 4 || c.Log.Level != "debug" {
+		t.Errorf("env/set not applied: pool=%d level=%q", c.HSM.Pool, c.Log.Level)
+	}
+	if c.HSM.Token != "egate-demo" {
+		t.Errorf("default lost: token=%q", c.HSM.Token)
+	}
+}
+
+func TestStrictness(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(body), 0o600)
+		return p
+	}
+	tests := []struct {
+		name    string
+		src     Sources
+		mention string
+	}{
+		{"unknown top-level key", Sources{File: write("a.yaml", "colour: red\n")}, "colour"},
+		{"unknown nested key", Sources{File: write("b.yaml", "database:\n  dirver: sqlite\n")}, "dirver"},
+		{"wrong type", Sources{File: write("c.yaml", "hsm:\n  pool-size: many\n")}, "many"},
+		{"unknown env key of a known section", Sources{Environ: []string{"EGATE_DATABASE_DNS=x"}}, "EGATE_DATABASE_DNS"},
+		{"bad env value", Sources{Environ: []string{"EGATE_HSM_POOL_SIZE=x"}}, "EGATE_HSM_POOL_SIZE"},
+		{"unknown --set key", Sources{Sets: []string{"hsm.pin=1234"}}, "hsm.pin"},
+		{"--set without =", Sources{Sets: []string{"log.level"}}, "key=value"},
+		{"missing file", Sources{File: filepath.Join(dir, "nope.yaml")}, "nope.yaml"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Load(tc.src)
+			if err == nil {
+				t.Fatal("Load succeeded")
+			}
+			if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), tc.mention) {
+				t.Fatalf("error %q does not name %q", err, tc.mention)
+			}
+		})
+	}
+}
+
+func TestValidateAll(t *testing.T) {
+	tests := []struct {
+		name string
+		set  []string
+		ok   bool
+	}{
+		{"bad listen", []string{"http.listen=8080"}, false},
+		{"bad level", []string{"log.level=loud"}, false},
+		{"bad driver", []string{"database.driver=oracle"}, false},
+		{"bad public url", []string{"http.public-url=ftp://x"}, false},
+		{"module set", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so"}, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(Sources{Sets: tc.set})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.ValidateAll()
+			if (err == nil) != tc.ok {
+				t.Fatalf("ValidateAll() = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+}
+
+type withSecret struct {
+	A struct {
+		Password string `yaml:"password" secret:"true"`
+		Name     string `yaml:"name"`
+	} `yaml:"a"`
+}
+
+func TestRedact(t *testing.T) {
+	var w withSecret
+	w.A.Password, w.A.Name = "hunter2", "alice"
+	redact(reflectValue(&w))
+	if w.A.Password != "<redacted>" || w.A.Name != "alice" {
+		t.Fatalf("redact: %+v", w)
+	}
+}

@@ -1,0 +1,175 @@
+package config
+
+import (
+	_ "embed"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"reflect"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/internal/store"
+)
+
+//go:embed defaults.yaml
+var defaultsYAML []byte
+
+// Config is egate's whole configuration. Each section validates itself.
+type Config struct {
+	Log      LogConfig    `yaml:"log"`
+	HTTP     HTTPConfig   `yaml:"http"`
+	Database store.Config `yaml:"database"`
+	HSM      hsm.Config   `yaml:"hsm"`
+	Demo     DemoConfig   `yaml:"demo"`
+}
+
+// LogConfig is the log section.
+type LogConfig struct {
+	Level string `yaml:"level"` // debug, info, warn, error
+}
+
+// Validate checks the section.
+func (c LogConfig) Validate() error {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(c.Level)); err != nil {
+		return fmt.Errorf("log.level %q: use debug, info, warn or error", c.Level)
+	}
+	return nil
+}
+
+// SlogLevel returns the level for log/slog.
+func (c LogConfig) SlogLevel() slog.Level {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(c.Level))
+	return l
+}
+
+// HTTPConfig is the listener of the process's HTTP server.
+type HTTPConfig struct {
+	Listen string `yaml:"listen"` // host:port
+	// PublicURL is the address customers' browsers and the platforms reach
+	// this server at (the OIDC issuer); empty: http://<listen>.
+	PublicURL string `yaml:"public-url"`
+}
+
+// Validate checks the section.
+func (c HTTPConfig) Validate() error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("http.listen %q: give host:port, e.g. 127.0.0.1:8080", c.Listen)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("http.public-url %q: give an absolute http(s) URL", c.PublicURL)
+		}
+	}
+	return nil
+}
+
+// BaseURL is PublicURL or the listen address as a URL.
+func (c HTTPConfig) BaseURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimRight(c.PublicURL, "/")
+	}
+	return "http://" + c.Listen
+}
+
+// DemoConfig is used by egate demo only.
+type DemoConfig struct {
+	// VarDir holds the demo's state: the SQLite file, the SoftHSM token
+	// directory and the token's PIN file. Created on the first start, reused
+	// on the next.
+	VarDir string `yaml:"var-dir"`
+}
+
+// Validate checks the section.
+func (c DemoConfig) Validate() error {
+	if c.VarDir == "" {
+		return errors.New("demo.var-dir is empty: give a directory for the demo's state, e.g. ./var")
+	}
+	return nil
+}
+
+// Defaults returns the embedded defaults (those of egate demo).
+func Defaults() *Config {
+	var c Config
+	if err := DecodeYAML(defaultsYAML, "embedded defaults", &c); err != nil {
+		panic(err) // the embedded file is tested
+	}
+	return &c
+}
+
+// Sources say where a config comes from, in increasing precedence.
+type Sources struct {
+	File    string   // YAML file; empty: none
+	Environ []string // os.Environ()
+	Sets    []string // --set key=value
+}
+
+// Load builds the effective config: defaults, file, environment, --set.
+// It does not validate; call the Validate of the sections a process uses
+// (ValidateAll for all of them).
+func Load(src Sources) (*Config, error) {
+	c := Defaults()
+	if src.File != "" {
+		if err := LoadFile(src.File, c); err != nil {
+			return nil, err
+		}
+	}
+	if err := ApplyEnv(c, src.Environ); err != nil {
+		return nil, err
+	}
+	if err := ApplySets(c, src.Sets); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// FromProcess is Load with this process's environment.
+func FromProcess(file string, sets []string) (*Config, error) {
+	if file == "" {
+		file = os.Getenv("EGATE_CONFIG")
+	}
+	return Load(Sources{File: file, Environ: os.Environ(), Sets: sets})
+}
+
+// ValidateAll validates every section, naming the first bad one.
+func (c *Config) ValidateAll() error {
+	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo} {
+		if err := v.Validate(); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
+		}
+	}
+	return nil
+}
+
+// Redacted returns the config as YAML with every field tagged secret:"true"
+// replaced by "<redacted>".
+func (c *Config) Redacted() ([]byte, error) {
+	cp := *c
+	redact(reflect.ValueOf(&cp).Elem())
+	return yaml.Marshal(&cp)
+}
+
+func redact(v reflect.Value) {
+	t := v.Type()
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		fv := v.Field(i)
+		switch {
+		case f.Tag.Get("secret") == "true" && fv.Kind() == reflect.String && fv.String() != "":
+			fv.SetString("<redacted>")
+		case fv.Kind() == reflect.Struct:
+			redact(fv)
+		}
+	}
+}

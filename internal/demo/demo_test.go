@@ -1,0 +1,136 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/internal/config"
+	"github.com/egate-bank/egate/internal/testenv"
+)
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// startDemo runs the demo until the returned stop is called, and waits until
+// it serves /healthz.
+func startDemo(t *testing.T, varDir string) (base string, out *syncBuf, stop func() error) {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.Demo.VarDir = varDir
+	cfg.Database.DSN = varDir + "/egate.db"
+	cfg.HTTP.Listen = freeAddr(t)
+	out = &syncBuf{}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- Run(ctx, cfg, out, slog.New(slog.NewJSONHandler(io.Discard, nil))) }()
+	base = "http://" + cfg.HTTP.Listen
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if strings.Contains(out.String(), "egate demo is up") {
+			break
+		}
+		select {
+		case err := <-errc:
+			cancel()
+			t.Fatalf("demo ended early: %v\n%s", err, out.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("demo did not start:\n%s", out.String())
+		}
+	}
+	return base, out, func() error { cancel(); return <-errc }
+}
+
+func getJSON(t *testing.T, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", url, err)
+	}
+	return resp.StatusCode
+}
+
+// The demo makes its state on the first start and reuses it on the next:
+// the same keys, the same key ids, the same JWKS.
+func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
+	testenv.NeedCommand(t, "softhsm2-util", "softhsm2")
+	varDir := t.TempDir()
+	kids := make([]string, 2)
+	uris := make([]string, 2)
+	for i := range 2 {
+		base, out, stop := startDemo(t, varDir)
+		var live map[string]string
+		if code := getJSON(t, base+"/healthz", &live); code != 200 || live["status"] != "ok" {
+			t.Fatalf("healthz: %d %v", code, live)
+		}
+		var ready struct {
+			Status string            `json:"status"`
+			Checks map[string]string `json:"checks"`
+		}
+		if code := getJSON(t, base+"/readyz", &ready); code != 200 || ready.Checks["hsm"] != "ok" || ready.Checks["database"] != "ok" {
+			t.Fatalf("readyz: %d %+v", code, ready)
+		}
+		var jwks struct {
+			Keys []struct {
+				Kid, Kty, Crv, Alg string
+			} `json:"keys"`
+		}
+		if code := getJSON(t, base+"/.well-known/jwks.json", &jwks); code != 200 || len(jwks.Keys) != 1 || jwks.Keys[0].Crv != "P-256" || jwks.Keys[0].Alg != "ES256" {
+			t.Fatalf("jwks: %d %+v", code, jwks)
+		}
+		kids[i] = jwks.Keys[0].Kid
+		resp, err := http.Get(base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(body), "egate_http_requests_total") {
+			t.Fatalf("metrics lack egate_http_requests_total")
+		}
+		if err := stop(); err != nil {
+			t.Fatalf("stop: %v", err)
+		}
+		m := regexp.MustCompile(`key\s+egate-passport-signing\s+(\S+)`).FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("output does not list the signing key:\n%s", out.String())
+		}
+		uris[i] = m[1]
+		if !strings.Contains(out.String(), "egate demo stopped") {
+			t.Fatalf("no clean stop:\n%s", out.String())
+		}
+	}
+	if kids[0] != kids[1] || uris[0] != uris[1] {
+		t.Fatalf("restart changed the key: kid %s → %s, uri %s → %s", kids[0], kids[1], uris[0], uris[1])
+	}
+}

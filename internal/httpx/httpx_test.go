@@ -1,0 +1,81 @@
+package httpx
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+)
+
+func TestMiddlewareRequestIDAndErrorShape(t *testing.T) {
+	var logged strings.Builder
+	log := slog.New(slog.NewJSONHandler(&logged, nil))
+	h := Middleware(log, NewMetrics(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/panic":
+			panic("boom")
+		default:
+			WriteError(w, r, http.StatusLocked, "locked", "locked until tomorrow")
+		}
+	}))
+	tests := []struct {
+		name, path, inID string
+		status           int
+		code             string
+		keepID           bool
+	}{
+		{"fresh id", "/x", "", http.StatusLocked, "locked", false},
+		{"kept id", "/x", "abcdef123456", http.StatusLocked, "locked", true},
+		{"malformed id replaced", "/x", "bad id\nwith newline", http.StatusLocked, "locked", false},
+		{"panic recovered", "/panic", "", http.StatusInternalServerError, "internal", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest("GET", tc.path+"?password=hunter2", nil)
+			if tc.inID != "" {
+				req.Header.Set("X-Request-Id", tc.inID)
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.status {
+				t.Fatalf("status %d, want %d", rec.Code, tc.status)
+			}
+			var body struct{ Error Error }
+			if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+				t.Fatal(err)
+			}
+			id := rec.Header().Get("X-Request-Id")
+			if body.Error.Code != tc.code || body.Error.RequestID != id || id == "" {
+				t.Fatalf("body %+v, header id %q", body.Error, id)
+			}
+			if tc.keepID != (id == tc.inID) {
+				t.Fatalf("id %q (incoming %q), keep=%v", id, tc.inID, tc.keepID)
+			}
+		})
+	}
+	if strings.Contains(logged.String(), "hunter2") {
+		t.Fatal("the access log carries the query string")
+	}
+}
+
+func TestReadiness(t *testing.T) {
+	h := NewHealth()
+	h.Add("db", func(context.Context) error { return nil })
+	rec := httptest.NewRecorder()
+	h.Ready(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 200 {
+		t.Fatalf("ready with passing checks: %d", rec.Code)
+	}
+	h.Add("hsm", func(context.Context) error { return errors.New("session lost") })
+	rec = httptest.NewRecorder()
+	h.Ready(rec, httptest.NewRequest("GET", "/readyz", nil))
+	b, _ := io.ReadAll(rec.Body)
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(string(b), "session lost") {
+		t.Fatalf("ready with a failing check: %d %s", rec.Code, b)
+	}
+}

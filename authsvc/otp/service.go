@@ -1,0 +1,142 @@
+// Package otp is the dynamic-password token service (DESIGN.md §2, level 3):
+// tokens imported from vendor PSKC files, bound to customers, verified with
+// a look-ahead window, resynchronised from two consecutive codes, and OCRA
+// challenge-response over transaction data.
+//
+// Seeds never exist in the clear outside the HSM and the import path: the
+// importer wraps each seed with the HSM key at once and stores only the
+// wrapped blob; every HMAC is computed inside the HSM (HSM.HMACWrapped), a
+// whole look-ahead window in one call.
+//
+// Replay and lockout are enforced by the database, not by process memory, so
+// they hold across replicas: a token's counter is a high-water mark moved by
+// one atomic UPDATE … WHERE counter <= accepted (the statement that loses a
+// race changes no row and its code is refused as a replay), and a failed
+// attempt is reserved by an atomic increment before the code is compared.
+//
+// Concurrency: a Service is safe for concurrent use; it holds no per-token
+// state in memory.
+package otp
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/devices/otp"
+	"github.com/egate-bank/egate/internal/store"
+)
+
+// HSM is the slice of the HSM service this package uses (devices/hsm's
+// *Service satisfies it).
+type HSM interface {
+	WrapSecret(ctx context.Context, wrapKeyLabel string, secret []byte) ([]byte, error)
+	HMACWrapped(ctx context.Context, wrapKeyLabel string, wrapped []byte, h crypto.Hash, msgs [][]byte) ([][]byte, error)
+}
+
+// Config tunes verification. Zero values take the defaults in brackets.
+type Config struct {
+	WrapKeyLabel     string        // HSM key that wraps seeds ["otp-wrap"]
+	HOTPWindow       int           // counters looked ahead at login [10]
+	HOTPLookBehind   int           // used counters checked to report a replay [3]
+	TOTPSteps        int           // steps accepted either side of now [1]
+	ResyncWindow     int           // counters (HOTP) or steps each side (TOTP) searched by resync [100]
+	MaxFailures      int           // failed attempts before lockout [5]
+	LockFor          time.Duration // how long a lockout lasts; negative: until an operator unlocks [15m]
+	ChallengeTTL     time.Duration // lifetime of a challenge [5m]
+	OCRACounterAhead int           // OCRA counters looked ahead [10]
+	TxLayout         otp.TxLayout  // transaction question layout
+}
+
+func (c Config) withDefaults() Config {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	if c.WrapKeyLabel == "" {
+		c.WrapKeyLabel = "otp-wrap"
+	}
+	def(&c.HOTPWindow, 10)
+	def(&c.HOTPLookBehind, 3)
+	def(&c.TOTPSteps, 1)
+	def(&c.ResyncWindow, 100)
+	def(&c.MaxFailures, 5)
+	def(&c.OCRACounterAhead, 10)
+	if c.LockFor == 0 {
+		c.LockFor = 15 * time.Minute
+	}
+	if c.ChallengeTTL == 0 {
+		c.ChallengeTTL = 5 * time.Minute
+	}
+	return c
+}
+
+// Service verifies codes of stored tokens.
+type Service struct {
+	db  *store.DB
+	hsm HSM
+	cfg Config
+	now func() time.Time
+}
+
+// New returns a Service. now may be nil (time.Now).
+func New(db *store.DB, hsm HSM, cfg Config, now func() time.Time) *Service {
+	if now == nil {
+		now = time.Now
+	}
+	return &Service{db: db, hsm: hsm, cfg: cfg.withDefaults(), now: now}
+}
+
+// Errors. The authn sentinels are reused so the passport maps them the same
+// way for every factor.
+var (
+	ErrUnknownToken = errors.New("no such token")
+	ErrAmbiguous    = errors.New("the customer has several tokens; give the token serial")
+	ErrNotAssigned  = errors.New("the token is not assigned to this customer")
+	ErrAssigned     = errors.New("the token is already assigned to a customer")
+	ErrWrongCode    = authn.ErrWrongAnswer
+	ErrReplay       = authn.ErrReplay
+	ErrMalformed    = authn.ErrBadResponse
+	ErrRevoked      = authn.ErrRevoked
+)
+
+// Token is a stored token without its wrapped seed.
+type Token struct {
+	ID           string
+	Serial       string
+	KeyID        string
+	Manufacturer string
+	Params       otp.Params
+	PassportID   string
+	Status       string
+	Counter      uint64
+	Drift        int64
+	Failures     int
+	LockedUntil  int64 // ms; 0 none, -1 operator
+	NotAfter     time.Time
+	wrapLabel    string
+	wrapped      []byte
+}
+
+// mac is the HSM-backed otp.MAC of one token.
+type mac struct {
+	hsm     HSM
+	label   string
+	wrapped []byte
+}
+
+func (m mac) MAC(ctx context.Context, h crypto.Hash, msgs [][]byte) ([][]byte, error) {
+	out, err := m.hsm.HMACWrapped(ctx, m.label, m.wrapped, h, msgs)
+	if err != nil {
+		return nil, fmt.Errorf("HSM HMAC: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Service) macOf(t *Token) otp.MAC {
+	return mac{hsm: s.hsm, label: t.wrapLabel, wrapped: t.wrapped}
+}

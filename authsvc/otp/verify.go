@@ -1,0 +1,263 @@
+package otp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/devices/otp"
+)
+
+// Accepted says what a verification consumed.
+type Accepted struct {
+	Serial string
+	// Counter is the HOTP/OCRA counter or TOTP time step that was accepted;
+	// the ledger now refuses it and everything before it.
+	Counter uint64
+}
+
+func (s *Service) usable(t *Token) error {
+	if t.Status != "active" {
+		return fmt.Errorf("token %s: %w", t.Serial, ErrRevoked)
+	}
+	if !t.NotAfter.IsZero() && s.now().After(t.NotAfter) {
+		return fmt.Errorf("token %s expired on %s: %w", t.Serial, t.NotAfter.UTC().Format(time.DateOnly), ErrRevoked)
+	}
+	return nil
+}
+
+// reserve counts one attempt before any code is compared, so parallel
+// guesses cannot exceed MaxFailures; success clears the count.
+func (s *Service) reserve(ctx context.Context, t *Token) error {
+	var n int
+	err := s.db.QueryRow(ctx, `UPDATE otp_tokens SET failures = failures + 1 WHERE id = ? AND failures < ? AND locked_until_ms = 0 RETURNING failures`,
+		t.ID, s.cfg.MaxFailures).Scan(&n)
+	if err == nil {
+		return nil
+	}
+	if !isNoRows(err) {
+		return fmt.Errorf("recording an attempt: %w", err)
+	}
+	now := s.now().UnixMilli()
+	// A lockout that has run out: clear it and take this attempt, atomically.
+	err = s.db.QueryRow(ctx, `UPDATE otp_tokens SET failures = 1, locked_until_ms = 0 WHERE id = ? AND locked_until_ms > 0 AND locked_until_ms <= ? RETURNING failures`,
+		t.ID, now).Scan(&n)
+	if err == nil {
+		return nil
+	}
+	if !isNoRows(err) {
+		return fmt.Errorf("recording an attempt: %w", err)
+	}
+	var until int64
+	if err := s.db.QueryRow(ctx, `SELECT locked_until_ms FROM otp_tokens WHERE id = ?`, t.ID).Scan(&until); err != nil {
+		return fmt.Errorf("reading lockout: %w", err)
+	}
+	le := &authn.LockedError{Factor: "token " + t.Serial}
+	switch {
+	case until > 0:
+		le.Until = time.UnixMilli(until)
+	case until == 0 && s.cfg.LockFor > 0: // the failure that locked is being recorded
+		le.Until = s.now().Add(s.cfg.LockFor)
+	}
+	return le
+}
+
+// failed records that the reserved attempt failed, locking at the limit.
+func (s *Service) failed(ctx context.Context, t *Token) error {
+	until := int64(-1)
+	if s.cfg.LockFor > 0 {
+		until = s.now().Add(s.cfg.LockFor).UnixMilli()
+	}
+	if _, err := s.db.Exec(ctx, `UPDATE otp_tokens SET locked_until_ms = ? WHERE id = ? AND failures >= ? AND locked_until_ms = 0`,
+		until, t.ID, s.cfg.MaxFailures); err != nil {
+		return fmt.Errorf("recording a failure: %w", err)
+	}
+	return nil
+}
+
+// advance is the replay ledger: it accepts counter c (and everything before
+// it) exactly once across all replicas, clearing the failures.
+func (s *Service) advance(ctx context.Context, t *Token, c uint64, drift *int64) error {
+	q := `UPDATE otp_tokens SET counter = ?, failures = 0 WHERE id = ? AND counter <= ?`
+	args := []any{int64(c + 1), t.ID, int64(c)}
+	if drift != nil {
+		q = `UPDATE otp_tokens SET counter = ?, failures = 0, drift = ? WHERE id = ? AND counter <= ?`
+		args = []any{int64(c + 1), *drift, t.ID, int64(c)}
+	}
+	res, err := s.db.Exec(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("recording the accepted code: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n != 1 {
+		return fmt.Errorf("token %s: %w", t.Serial, ErrReplay)
+	}
+	return nil
+}
+
+// Verify checks a code of an HOTP or TOTP token.
+func (s *Service) Verify(ctx context.Context, t *Token, code string) (Accepted, error) {
+	if err := s.usable(t); err != nil {
+		return Accepted{}, err
+	}
+	if t.Params.Kind != otp.KindHOTP && t.Params.Kind != otp.KindTOTP {
+		return Accepted{}, fmt.Errorf("%w: token %s answers challenges (OCRA); start a challenge first", ErrMalformed, t.Serial)
+	}
+	if !otp.ValidCode(code, t.Params.Digits) {
+		return Accepted{}, fmt.Errorf("%w: the code must be %d digits", ErrMalformed, t.Params.Digits)
+	}
+	if err := s.reserve(ctx, t); err != nil {
+		return Accepted{}, err
+	}
+	from, n := s.window(t)
+	var codes []string
+	var err error
+	if t.Params.Kind == otp.KindHOTP {
+		codes, err = otp.HOTPWindow(ctx, s.macOf(t), t.Params.Hash, from, n, t.Params.Digits)
+	} else {
+		codes, err = t.Params.TOTP().Codes(ctx, s.macOf(t), from, n)
+	}
+	if err != nil {
+		return Accepted{}, err
+	}
+	match := -1
+	for i, c := range codes { // compare all, in constant time each
+		if otp.Equal(c, code) && match < 0 {
+			match = i
+		}
+	}
+	if match < 0 {
+		if err := s.failed(ctx, t); err != nil {
+			return Accepted{}, err
+		}
+		return Accepted{}, fmt.Errorf("token %s: %w", t.Serial, ErrWrongCode)
+	}
+	c := from + uint64(match)
+	if c < t.Counter {
+		s.failed(ctx, t)
+		return Accepted{}, fmt.Errorf("token %s: %w", t.Serial, ErrReplay)
+	}
+	if err := s.advance(ctx, t, c, nil); err != nil {
+		s.failed(ctx, t)
+		return Accepted{}, err
+	}
+	return Accepted{Serial: t.Serial, Counter: c}, nil
+}
+
+// window is the range of counters (HOTP) or steps (TOTP) to compute: the
+// look-ahead window plus a little look-behind so that a replayed code is
+// told apart from a wrong one.
+func (s *Service) window(t *Token) (from uint64, n int) {
+	if t.Params.Kind == otp.KindHOTP {
+		from = t.Counter
+		back := uint64(s.cfg.HOTPLookBehind)
+		if from < back {
+			back = from
+		}
+		return from - back, int(back) + s.cfg.HOTPWindow
+	}
+	step := int64(t.Params.TOTP().Step(s.now())) + t.Drift
+	lo := step - int64(s.cfg.TOTPSteps)
+	if lo < 0 {
+		lo = 0
+	}
+	return uint64(lo), int(step+int64(s.cfg.TOTPSteps)-lo) + 1
+}
+
+// Resync finds two consecutive codes in a wide window and moves the token's
+// counter (HOTP) or drift (TOTP) there. Codes before the ledger's mark are
+// never accepted, so a resync cannot replay old codes.
+func (s *Service) Resync(ctx context.Context, t *Token, code1, code2 string) (Accepted, error) {
+	if err := s.usable(t); err != nil {
+		return Accepted{}, err
+	}
+	if t.Params.Kind != otp.KindHOTP && t.Params.Kind != otp.KindTOTP {
+		return Accepted{}, fmt.Errorf("%w: only HOTP and TOTP tokens are resynchronised", ErrMalformed)
+	}
+	if !otp.ValidCode(code1, t.Params.Digits) || !otp.ValidCode(code2, t.Params.Digits) {
+		return Accepted{}, fmt.Errorf("%w: each code must be %d digits", ErrMalformed, t.Params.Digits)
+	}
+	if err := s.reserve(ctx, t); err != nil {
+		return Accepted{}, err
+	}
+	var (
+		from  uint64
+		codes []string
+		err   error
+		now   uint64
+	)
+	if t.Params.Kind == otp.KindHOTP {
+		from = t.Counter
+		codes, err = otp.HOTPWindow(ctx, s.macOf(t), t.Params.Hash, from, s.cfg.ResyncWindow+1, t.Params.Digits)
+	} else {
+		now = t.Params.TOTP().Step(s.now())
+		lo := int64(now) - int64(s.cfg.ResyncWindow)
+		if lo < int64(t.Counter) {
+			lo = int64(t.Counter)
+		}
+		if lo < 0 {
+			lo = 0
+		}
+		from = uint64(lo)
+		hi := int64(now) + int64(s.cfg.ResyncWindow) + 1
+		if hi <= lo {
+			hi = lo + 1
+		}
+		codes, err = t.Params.TOTP().Codes(ctx, s.macOf(t), from, int(hi-lo)+1)
+	}
+	if err != nil {
+		return Accepted{}, err
+	}
+	match := -1
+	for i := 0; i+1 < len(codes); i++ {
+		if otp.Equal(codes[i], code1) && otp.Equal(codes[i+1], code2) && match < 0 {
+			match = i
+		}
+	}
+	if match < 0 {
+		if err := s.failed(ctx, t); err != nil {
+			return Accepted{}, err
+		}
+		return Accepted{}, fmt.Errorf("token %s: %w (no two consecutive codes match)", t.Serial, ErrWrongCode)
+	}
+	second := from + uint64(match) + 1
+	var drift *int64
+	if t.Params.Kind == otp.KindTOTP {
+		d := int64(second) - int64(now)
+		drift = &d
+	}
+	// The first code must not have been used either: require counter <= first.
+	if err := s.advanceResync(ctx, t, second-1, drift); err != nil {
+		s.failed(ctx, t)
+		return Accepted{}, err
+	}
+	return Accepted{Serial: t.Serial, Counter: second}, nil
+}
+
+func (s *Service) advanceResync(ctx context.Context, t *Token, first uint64, drift *int64) error {
+	q := `UPDATE otp_tokens SET counter = ?, failures = 0 WHERE id = ? AND counter <= ?`
+	args := []any{int64(first + 2), t.ID, int64(first)}
+	if drift != nil {
+		q = `UPDATE otp_tokens SET counter = ?, failures = 0, drift = ? WHERE id = ? AND counter <= ?`
+		args = []any{int64(first + 2), *drift, t.ID, int64(first)}
+	}
+	res, err := s.db.Exec(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("recording the resync: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return fmt.Errorf("token %s: %w", t.Serial, ErrReplay)
+	}
+	return nil
+}
+
+// IsClientError reports whether err is the caller's fault (bad input, wrong
+// code, replay, lockout) rather than a fault of the HSM or database.
+func IsClientError(err error) bool {
+	var le *authn.LockedError
+	return errors.Is(err, ErrMalformed) || errors.Is(err, ErrWrongCode) || errors.Is(err, ErrReplay) ||
+		errors.Is(err, ErrUnknownToken) || errors.Is(err, ErrRevoked) || errors.Is(err, ErrAmbiguous) || errors.As(err, &le)
+}

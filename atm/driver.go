@@ -96,6 +96,9 @@ type Driver struct {
 
 	events  chan Event
 	Dropped atomic.Int64 // events dropped because Events was not drained
+	// Resolved counts uncertain outcomes the driver had to resolve by asking
+	// the ATM (TXN_STATUS) instead of reading the reply.
+	Resolved atomic.Int64
 	closed  chan struct{}
 	once    sync.Once
 }
@@ -518,6 +521,7 @@ func (d *Driver) Dispense(ctx context.Context, id TxnID, amount int64, notes []N
 				return TxnRecord{ID: id}, err // refused before anything moved
 			}
 		}
+		d.Resolved.Add(1)
 		rec, rerr := d.resolve(ctx, id)
 		if rerr != nil {
 			return TxnRecord{ID: id}, &UncertainError{ID: id, Err: rerr}

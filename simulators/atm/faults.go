@@ -190,8 +190,8 @@ func (l *faultLine) Read(p []byte) (int, error) {
 		if n > 0 && l.f.lineDown() {
 			continue // the line is dead: nothing arrives
 		}
-		if n > 0 && l.f.take(&l.f.FlipIn) {
-			p[l.f.intn(n)] ^= 0x5A
+		if n > 3 && l.f.take(&l.f.FlipIn) {
+			p[3+l.f.intn(n-3)] ^= 0x5A // past STX and LEN: the frame fails its CRC
 		}
 		return n, err
 	}

@@ -165,6 +165,13 @@ func (s *Sim) Close() error {
 	return s.j.close()
 }
 
+// Link returns the link currently served (for its statistics), or nil.
+func (s *Sim) Link() *atm.Link {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.link
+}
+
 // Faults returns the simulator's fault set.
 func (s *Sim) Faults() *Faults { return s.f }
 

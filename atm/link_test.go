@@ -1,0 +1,333 @@
+package atm_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/atm"
+	simatm "github.com/egate-bank/egate/simulators/atm"
+)
+
+// hostPort remembers the ports the driver opened, so a test can close the
+// line under it.
+type hostPort struct {
+	mu    sync.Mutex
+	ports []io.ReadWriteCloser
+}
+
+func (h *hostPort) opener(name string) atm.Opener {
+	return func(ctx context.Context) (io.ReadWriteCloser, error) {
+		p, err := atm.OpenSerial(name, 115200)
+		if err == nil {
+			h.mu.Lock()
+			h.ports = append(h.ports, p)
+			h.mu.Unlock()
+		}
+		return p, err
+	}
+}
+
+func (h *hostPort) closeLast() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.ports[len(h.ports)-1].Close()
+}
+
+type lineRig struct {
+	run  *simatm.Running
+	drv  *atm.Driver
+	host *hostPort
+}
+
+func newLineRig(t *testing.T, mod func(*simatm.Config)) *lineRig {
+	t.Helper()
+	cfg := simatm.Config{
+		Cassettes:     simatm.DefaultCassettes(),
+		JournalPath:   filepath.Join(t.TempDir(), "journal"),
+		Faults:        simatm.NewFaults(42),
+		TakeTimeout:   time.Hour,
+		ProgressEvery: 100 * time.Millisecond,
+		Link:          atm.LinkConfig{AckTimeout: 50 * time.Millisecond},
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	run, err := simatm.StartPTY(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("pseudo-terminal (creack/pty): %v", err)
+	}
+	h := &hostPort{}
+	drv := atm.NewDriver(atm.DriverConfig{
+		Open: h.opener(run.TTYName), Link: cfg.Link,
+		ReplyTimeout: 400 * time.Millisecond, PollInterval: 20 * time.Millisecond,
+	})
+	t.Cleanup(func() { drv.Close(); run.Stop() })
+	return &lineRig{run: run, drv: drv, host: h}
+}
+
+func setFaults(t *testing.T, f *simatm.Faults, specs ...string) {
+	t.Helper()
+	for _, s := range specs {
+		if err := f.Set(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLineFaults runs a status query and a dispense through each injected
+// line fault and checks that the fault happened, that the answer is right,
+// and that the notes left the cassette exactly once.
+func TestLineFaults(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		faults []string
+		// faults set after the status query, for the dispense
+		dispenseFaults []string
+		// evidence that the fault really hit the line
+		check func(t *testing.T, host, sim *atm.LinkStats, drv *atm.Driver)
+	}{
+		{"flipped byte from ATM", []string{"flip-out=2"}, nil, func(t *testing.T, h, s *atm.LinkStats, _ *atm.Driver) {
+			if h.NAKsSent.Load() == 0 || s.Retransmits.Load() == 0 {
+				t.Errorf("host NAKs %d, ATM retransmits %d: fault not seen", h.NAKsSent.Load(), s.Retransmits.Load())
+			}
+		}},
+		{"flipped byte to ATM", []string{"flip-in=2"}, nil, func(t *testing.T, h, s *atm.LinkStats, _ *atm.Driver) {
+			if s.NAKsSent.Load() == 0 || h.Retransmits.Load() == 0 {
+				t.Errorf("ATM NAKs %d, host retransmits %d", s.NAKsSent.Load(), h.Retransmits.Load())
+			}
+		}},
+		{"garbage between frames", []string{"garbage-out=3"}, nil, func(t *testing.T, h, _ *atm.LinkStats, _ *atm.Driver) {
+			if h.Garbage.Load() == 0 {
+				t.Errorf("no garbage counted")
+			}
+		}},
+		{"truncated frame", []string{"truncate-out=2"}, nil, func(t *testing.T, h, s *atm.LinkStats, _ *atm.Driver) {
+			if s.Retransmits.Load() == 0 || h.Garbage.Load() == 0 {
+				t.Errorf("ATM retransmits %d, host garbage %d", s.Retransmits.Load(), h.Garbage.Load())
+			}
+		}},
+		{"lost ACK", nil, []string{"drop-ack=2", "pick-delay=150ms"}, func(t *testing.T, h, s *atm.LinkStats, _ *atm.Driver) {
+			if h.Retransmits.Load() == 0 || s.Duplicates.Load() == 0 {
+				t.Errorf("host retransmits %d, ATM duplicates %d", h.Retransmits.Load(), s.Duplicates.Load())
+			}
+		}},
+		{"lost response, retransmitted", []string{"drop-reply=1"}, nil, func(t *testing.T, _, s *atm.LinkStats, _ *atm.Driver) {
+			if s.Retransmits.Load() == 0 {
+				t.Errorf("ATM did not retransmit its reply")
+			}
+		}},
+		{"lost response, every retransmission", nil, []string{"drop-reply=6"}, func(t *testing.T, _, _ *atm.LinkStats, d *atm.Driver) {
+			if d.Resolved.Load() == 0 {
+				t.Errorf("driver never had to ask the ATM")
+			}
+		}},
+		{"NAK storm", []string{"nak-storm=4"}, nil, func(t *testing.T, h, s *atm.LinkStats, _ *atm.Driver) {
+			if s.NAKsSent.Load() < 3 || h.NAKsReceived.Load() < 3 {
+				t.Errorf("ATM NAKs %d, host saw %d", s.NAKsSent.Load(), h.NAKsReceived.Load())
+			}
+		}},
+		{"random line noise", []string{"line-noise=0.3"}, nil, func(*testing.T, *atm.LinkStats, *atm.LinkStats, *atm.Driver) {}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newLineRig(t, nil)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if _, err := r.drv.Status(ctx); err != nil {
+				t.Fatalf("status before faults: %v", err)
+			}
+			hostLink, simLink := r.drv.Link(), r.run.Sim.Link()
+			setFaults(t, r.run.Sim.Faults(), tc.faults...)
+			st, err := r.drv.Status(ctx)
+			for i := 0; err != nil && (errors.Is(err, atm.ErrNoAck) || errors.Is(err, atm.ErrNoReply)) && i < 3; i++ {
+				st, err = r.drv.Status(ctx)
+			}
+			if err != nil || len(st.Cassettes) != 4 {
+				t.Fatalf("status through fault: %+v, %v", st, err)
+			}
+			setFaults(t, r.run.Sim.Faults(), tc.dispenseFaults...)
+			id := atm.NewTxnID()
+			rec, err := r.drv.Dispense(ctx, id, 17000, []atm.Notes{{Cassette: 1, Count: 1}, {Cassette: 2, Count: 1}, {Cassette: 3, Count: 1}})
+			if err != nil {
+				t.Fatalf("dispense: %v", err)
+			}
+			if _, pr, _ := rec.Totals(); (rec.State != atm.StatePresented && rec.State != atm.StateTaken) || pr != 3 {
+				t.Fatalf("record %+v", rec)
+			}
+			tot := r.run.Sim.Totals()
+			if tot.Cassettes[0].Count != 499 || tot.Cassettes[1].Count != 499 || tot.Cassettes[2].Count != 499 {
+				t.Fatalf("cassettes %+v: not exactly one dispense", tot.Cassettes)
+			}
+			if l := r.drv.Link(); l != hostLink {
+				hostLink = l // the driver reconnected; stats of the new link
+			}
+			tc.check(t, &hostLink.Stats, &simLink.Stats, r.drv)
+		})
+	}
+}
+
+// TestNAKStormPastRetries: a storm longer than N_retry makes the command fail
+// with ErrNoAck, nothing is executed twice, and the line recovers.
+func TestNAKStormPastRetries(t *testing.T) {
+	t.Parallel()
+	r := newLineRig(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := r.drv.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	setFaults(t, r.run.Sim.Faults(), "nak-storm=8")
+	_, err := r.drv.Status(ctx)
+	if !errors.Is(err, atm.ErrNoAck) {
+		t.Fatalf("status in a NAK storm of 8: err = %v, want ErrNoAck", err)
+	}
+	// The remaining corrupted frames are spent on the reconnect's HELLO.
+	var st atm.Status
+	for i := 0; i < 4; i++ {
+		if st, err = r.drv.Status(ctx); err == nil {
+			break
+		}
+	}
+	if err != nil || len(st.Cassettes) != 4 {
+		t.Fatalf("after the storm: %+v %v", st, err)
+	}
+}
+
+// TestLineClosedMidDispense closes the host's port while the ATM is picking
+// notes: the driver reopens the line, asks the ATM, and reports the one
+// dispense that happened.
+func TestLineClosedMidDispense(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name   string
+		faults []string
+		host   bool // close the host's port from the crash hook
+	}{
+		{"host port closed", []string{"crash-after-pick=2", "pick-delay=50ms"}, true},
+		{"line dead for a while", []string{"line-down-mid=1500ms", "pick-delay=50ms"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var r *lineRig
+			r = newLineRig(t, func(c *simatm.Config) {
+				c.Crash = func() { r.host.closeLast() }
+			})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			if _, err := r.drv.Status(ctx); err != nil {
+				t.Fatal(err)
+			}
+			setFaults(t, r.run.Sim.Faults(), tc.faults...)
+			id := atm.NewTxnID()
+			rec, err := r.drv.Dispense(ctx, id, 50000, []atm.Notes{{Cassette: 1, Count: 5}})
+			if err != nil {
+				t.Fatalf("dispense: %v", err)
+			}
+			if _, pr, _ := rec.Totals(); pr != 5 {
+				t.Fatalf("record %+v", rec)
+			}
+			if r.drv.Resolved.Load() == 0 {
+				t.Fatalf("the driver never had to resolve the outcome: fault missed")
+			}
+			if tc.host && len(r.host.ports) < 2 {
+				t.Fatalf("driver did not reopen the port")
+			}
+			if got := r.run.Sim.Totals().Cassettes[0].Count; got != 495 {
+				t.Fatalf("cassette 1 holds %d, want 495", got)
+			}
+		})
+	}
+}
+
+// TestBadInput sends what a broken host might: an unknown message type, a
+// dispense the cassettes cannot make up, and a second dispense while cash
+// sits at the exit. Each gets its error and nothing moves.
+func TestBadInput(t *testing.T) {
+	t.Parallel()
+	r := newLineRig(t, func(c *simatm.Config) {
+		f := simatm.NewFaults(1)
+		f.CustomerTakes = false
+		c.Faults = f
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	notes1 := []atm.Notes{{Cassette: 1, Count: 1}}
+	for _, tc := range []struct {
+		name   string
+		amount int64
+		notes  []atm.Notes
+		want   atm.Code
+	}{
+		{"amount not made by the notes", 15000, notes1, atm.CodeCannotMakeAmount},
+		{"more notes than the cassette holds", 10000 * 600, []atm.Notes{{Cassette: 1, Count: 600}}, atm.CodeCannotMakeAmount},
+		{"no such cassette", 10000, []atm.Notes{{Cassette: 9, Count: 1}}, atm.CodeCassetteMissing},
+		{"empty note list", 0, nil, atm.CodeBadMessage},
+		{"cassette named twice", 20000, []atm.Notes{{Cassette: 1, Count: 1}, {Cassette: 1, Count: 1}}, atm.CodeBadMessage},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			id := atm.NewTxnID()
+			_, err := r.drv.Dispense(ctx, id, tc.amount, tc.notes)
+			var de *atm.DeviceError
+			if !errors.As(err, &de) || de.Code != tc.want || de.Record != nil {
+				t.Fatalf("err = %v, want %s with nothing moved", err, tc.want)
+			}
+			if rec, err := r.drv.TxnStatus(ctx, id); err != nil || rec.State != atm.StateNone {
+				t.Fatalf("ATM kept a record of a refused dispense: %+v %v", rec, err)
+			}
+		})
+	}
+	t.Run("second dispense while cash at exit", func(t *testing.T) {
+		if _, err := r.drv.Dispense(ctx, atm.NewTxnID(), 10000, notes1); err != nil {
+			t.Fatal(err)
+		}
+		_, err := r.drv.Dispense(ctx, atm.NewTxnID(), 10000, notes1)
+		if !errors.Is(err, atm.ErrCode(atm.CodeCashAtExit)) {
+			t.Fatalf("err = %v, want CASH_AT_EXIT", err)
+		}
+	})
+	t.Run("status shows the cash at exit", func(t *testing.T) {
+		st, _ := r.drv.Status(ctx)
+		if st.AtExit != 1 {
+			t.Fatalf("at exit %d", st.AtExit)
+		}
+	})
+	t.Run("unknown message type", func(t *testing.T) {
+		p, err := simatm.OpenPTY()
+		if err != nil {
+			t.Fatal(err)
+		}
+		run, err := simatm.Start(ctx, simatm.Config{Cassettes: simatm.DefaultCassettes(), JournalPath: filepath.Join(t.TempDir(), "j")}, p.Master)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer run.Stop()
+		port, err := atm.OpenSerial(p.TTYName, 115200)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := atm.NewLink(port, atm.LinkConfig{})
+		defer l.Close()
+		if _, err := l.SendStart(ctx, atm.TypeHello, 0, atm.Hello{VersionMin: 1, VersionMax: 1}.Marshal()); err != nil {
+			t.Fatal(err)
+		}
+		seq, err := l.Send(ctx, 0x55, 0, []byte{1, 2, 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for f := range l.Recv() {
+			if f.Type == atm.TypeError && f.Ref == seq {
+				m, _ := atm.ParseErrorMsg(f.Payload)
+				if m.Code != atm.CodeUnknownType {
+					t.Fatalf("error %v", m.Code)
+				}
+				return
+			}
+		}
+	})
+}

@@ -1,0 +1,413 @@
+package pkcs11token
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/asn1"
+	"fmt"
+	"io"
+	"math/big"
+	"sync"
+
+	"github.com/miekg/pkcs11"
+)
+
+// Token is an open session on one token. Its methods are safe for concurrent
+// use and run one at a time.
+type Token struct {
+	m    *Module
+	info TokenInfo
+
+	mu       sync.Mutex
+	sh       pkcs11.SessionHandle
+	closed   bool
+	loggedIn bool
+}
+
+// Info returns what the token said when it was opened.
+func (t *Token) Info() TokenInfo { return t.info }
+
+// Close ends the session (and the login).
+func (t *Token) Close() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return nil
+	}
+	t.closed = true
+	if t.loggedIn {
+		t.m.p.Logout(t.sh)
+	}
+	return t.m.p.CloseSession(t.sh)
+}
+
+func (t *Token) lock(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Login logs the user in with pin, once. The caller obtained the PIN from
+// the person holding the token (a prompt or a pin-source) and wipes it
+// afterwards; the Token does not keep it. A wrong PIN returns a *PINError
+// carrying the token's retry status; Login never tries again by itself.
+func (t *Token) Login(ctx context.Context, pin []byte) error {
+	if err := t.lock(ctx); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if t.loggedIn {
+		return nil
+	}
+	err := t.m.p.Login(t.sh, pkcs11.CKU_USER, string(pin))
+	switch {
+	case err == nil, isRV(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
+		t.loggedIn = true
+		return nil
+	case isRV(err, pkcs11.CKR_PIN_INCORRECT), isRV(err, pkcs11.CKR_PIN_LOCKED), isRV(err, pkcs11.CKR_PIN_LEN_RANGE):
+		st := PINCountLow
+		if isRV(err, pkcs11.CKR_PIN_LOCKED) {
+			st = PINLocked
+		}
+		if ti, ierr := t.m.p.GetTokenInfo(t.info.Slot); ierr == nil {
+			if s := pinStatus(ti.Flags); s != PINOK || st != PINLocked {
+				st = s
+			}
+		}
+		return &PINError{Token: t.info.Label, Status: st}
+	default:
+		return fmt.Errorf("logging in to token %q: %w", t.info.Label, err)
+	}
+}
+
+// Algorithm of a generated key.
+type Algorithm string
+
+const (
+	ECDSAP256 Algorithm = "ecdsa-p256"
+	RSA2048   Algorithm = "rsa-2048"
+)
+
+// oidP256 is the DER of the P-256 named curve OID, the CKA_EC_PARAMS value.
+var oidP256 = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+
+// GenerateKey makes a key pair on the token: the private key is a token
+// object, private, sensitive and not extractable, usable only for signing.
+func (t *Token) GenerateKey(ctx context.Context, alg Algorithm, id []byte, label string) (*Key, error) {
+	if err := t.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer t.mu.Unlock()
+	if !t.loggedIn {
+		return nil, ErrNotLoggedIn
+	}
+	common := func(class uint) []*pkcs11.Attribute {
+		return []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		}
+	}
+	pub := common(pkcs11.CKO_PUBLIC_KEY)
+	priv := append(common(pkcs11.CKO_PRIVATE_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+	)
+	var mech *pkcs11.Mechanism
+	switch alg {
+	case ECDSAP256:
+		mech = pkcs11.NewMechanism(pkcs11.CKM_EC_KEY_PAIR_GEN, nil)
+		pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC), pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, oidP256), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
+		priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_EC))
+	case RSA2048:
+		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, nil)
+		pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA), pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, 2048),
+			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}), pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
+		priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_RSA))
+	default:
+		return nil, fmt.Errorf("%w: key algorithm %q", ErrUnsupported, alg)
+	}
+	pubH, privH, err := t.m.p.GenerateKeyPair(t.sh, []*pkcs11.Mechanism{mech}, pub, priv)
+	if err != nil {
+		return nil, fmt.Errorf("generating a %s key on token %q: %w", alg, t.info.Label, err)
+	}
+	pk, err := t.publicKey(pubH)
+	if err != nil {
+		t.m.p.DestroyObject(t.sh, privH)
+		t.m.p.DestroyObject(t.sh, pubH)
+		return nil, err
+	}
+	return &Key{t: t, priv: privH, pubH: pubH, pub: pk, id: append([]byte(nil), id...)}, nil
+}
+
+// publicKey reads a public key object. Caller holds t.mu.
+func (t *Token) publicKey(h pkcs11.ObjectHandle) (crypto.PublicKey, error) {
+	attrs, err := t.m.p.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	if err != nil {
+		return nil, fmt.Errorf("reading the public key: %w", err)
+	}
+	switch bytesToUint(attrs[0].Value) {
+	case pkcs11.CKK_EC:
+		a, err := t.m.p.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil), pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil)})
+		if err != nil {
+			return nil, fmt.Errorf("reading the EC public key: %w", err)
+		}
+		if string(a[0].Value) != string(oidP256) {
+			return nil, fmt.Errorf("%w: EC curve other than P-256", ErrUnsupported)
+		}
+		var point []byte
+		if rest, err := asn1.Unmarshal(a[1].Value, &point); err != nil || len(rest) != 0 {
+			point = a[1].Value // some modules store the raw point
+		}
+		pk, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), point)
+		if err != nil {
+			return nil, fmt.Errorf("the token's EC point: %w", err)
+		}
+		return pk, nil
+	case pkcs11.CKK_RSA:
+		a, err := t.m.p.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil), pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil)})
+		if err != nil {
+			return nil, fmt.Errorf("reading the RSA public key: %w", err)
+		}
+		e := new(big.Int).SetBytes(a[1].Value)
+		if !e.IsInt64() || e.Int64() > 1<<31 {
+			return nil, fmt.Errorf("%w: RSA exponent", ErrUnsupported)
+		}
+		return &rsa.PublicKey{N: new(big.Int).SetBytes(a[0].Value), E: int(e.Int64())}, nil
+	}
+	return nil, fmt.Errorf("%w: key type", ErrUnsupported)
+}
+
+func (t *Token) find(tmpl []*pkcs11.Attribute, max int) ([]pkcs11.ObjectHandle, error) {
+	if err := t.m.p.FindObjectsInit(t.sh, tmpl); err != nil {
+		return nil, err
+	}
+	hs, _, err := t.m.p.FindObjects(t.sh, max)
+	if ferr := t.m.p.FindObjectsFinal(t.sh); err == nil {
+		err = ferr
+	}
+	return hs, err
+}
+
+// Key finds the key pair with this CKA_ID.
+func (t *Token) Key(ctx context.Context, id []byte) (*Key, error) {
+	if err := t.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer t.mu.Unlock()
+	if !t.loggedIn {
+		return nil, ErrNotLoggedIn
+	}
+	privs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 2)
+	if err != nil {
+		return nil, fmt.Errorf("finding the key on token %q: %w", t.info.Label, err)
+	}
+	pubs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 2)
+	if err != nil {
+		return nil, fmt.Errorf("finding the key on token %q: %w", t.info.Label, err)
+	}
+	if len(privs) != 1 || len(pubs) != 1 {
+		return nil, fmt.Errorf("%w: id %x on token %q", ErrKeyNotFound, id, t.info.Label)
+	}
+	pk, err := t.publicKey(pubs[0])
+	if err != nil {
+		return nil, err
+	}
+	return &Key{t: t, priv: privs[0], pubH: pubs[0], pub: pk, id: append([]byte(nil), id...)}, nil
+}
+
+// KeyIDs lists the CKA_IDs of the token's private keys.
+func (t *Token) KeyIDs(ctx context.Context) ([][]byte, error) {
+	if err := t.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer t.mu.Unlock()
+	hs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)}, 64)
+	if err != nil {
+		return nil, fmt.Errorf("listing keys on token %q: %w", t.info.Label, err)
+	}
+	var ids [][]byte
+	for _, h := range hs {
+		a, err := t.m.p.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, a[0].Value)
+	}
+	return ids, nil
+}
+
+// WriteCertificate stores cert on the token as a public CKO_CERTIFICATE
+// object with the key's CKA_ID and label, replacing a certificate with that
+// id. The certificate's key must be the key with that id.
+func (t *Token) WriteCertificate(ctx context.Context, id []byte, label string, cert *x509.Certificate) error {
+	if err := t.lock(ctx); err != nil {
+		return err
+	}
+	defer t.mu.Unlock()
+	if !t.loggedIn {
+		return ErrNotLoggedIn
+	}
+	serial, err := asn1.Marshal(cert.SerialNumber)
+	if err != nil {
+		return err
+	}
+	old, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 8)
+	if err != nil {
+		return fmt.Errorf("looking for an old certificate on token %q: %w", t.info.Label, err)
+	}
+	_, err = t.m.p.CreateObject(t.sh, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE),
+		pkcs11.NewAttribute(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_ID, id),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_SUBJECT, cert.RawSubject),
+		pkcs11.NewAttribute(pkcs11.CKA_ISSUER, cert.RawIssuer),
+		pkcs11.NewAttribute(pkcs11.CKA_SERIAL_NUMBER, serial),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, cert.Raw),
+	})
+	if err != nil {
+		return fmt.Errorf("writing the certificate to token %q: %w", t.info.Label, err)
+	}
+	for _, h := range old {
+		t.m.p.DestroyObject(t.sh, h)
+	}
+	return nil
+}
+
+// Certificate reads the certificate stored under id.
+func (t *Token) Certificate(ctx context.Context, id []byte) (*x509.Certificate, error) {
+	if err := t.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer t.mu.Unlock()
+	hs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 2)
+	if err != nil {
+		return nil, fmt.Errorf("finding the certificate on token %q: %w", t.info.Label, err)
+	}
+	if len(hs) != 1 {
+		return nil, fmt.Errorf("%w: no single certificate with id %x on token %q", ErrKeyNotFound, id, t.info.Label)
+	}
+	a, err := t.m.p.GetAttributeValue(t.sh, hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+	if err != nil {
+		return nil, fmt.Errorf("reading the certificate: %w", err)
+	}
+	return x509.ParseCertificate(a[0].Value)
+}
+
+// Key is a key pair on the token; it is a crypto.Signer whose private half
+// never leaves the token.
+type Key struct {
+	t          *Token
+	priv, pubH pkcs11.ObjectHandle
+	pub        crypto.PublicKey
+	id         []byte
+}
+
+var _ crypto.Signer = (*Key)(nil)
+
+// ID returns the key's CKA_ID.
+func (k *Key) ID() []byte { return append([]byte(nil), k.id...) }
+
+// Public returns the public key read from the token.
+func (k *Key) Public() crypto.PublicKey { return k.pub }
+
+// Destroy deletes the key pair from the token (enrollment undoes a failed
+// attempt with it).
+func (k *Key) Destroy(ctx context.Context) error {
+	if err := k.t.lock(ctx); err != nil {
+		return err
+	}
+	defer k.t.mu.Unlock()
+	err1 := k.t.m.p.DestroyObject(k.t.sh, k.priv)
+	err2 := k.t.m.p.DestroyObject(k.t.sh, k.pubH)
+	if err1 != nil {
+		return err1
+	}
+	return err2
+}
+
+// DigestInfo prefixes for RSA PKCS#1 v1.5 (RFC 8017 §9.2 note 1).
+var digestInfo = map[crypto.Hash][]byte{
+	crypto.SHA256: {0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20},
+	crypto.SHA384: {0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30},
+	crypto.SHA512: {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40},
+}
+
+// Sign signs a digest on the token: ECDSA (ASN.1 signature) or RSA PKCS#1
+// v1.5. RSA-PSS is not offered.
+func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
+	if opts != nil && opts.HashFunc() != 0 && len(digest) != opts.HashFunc().Size() {
+		return nil, fmt.Errorf("digest length %d does not match %v", len(digest), opts.HashFunc())
+	}
+	var mech *pkcs11.Mechanism
+	msg := digest
+	switch k.pub.(type) {
+	case *ecdsa.PublicKey:
+		mech = pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)
+	case *rsa.PublicKey:
+		if _, pss := opts.(*rsa.PSSOptions); pss {
+			return nil, fmt.Errorf("%w: RSA-PSS", ErrUnsupported)
+		}
+		prefix, ok := digestInfo[opts.HashFunc()]
+		if !ok {
+			return nil, fmt.Errorf("%w: hash %v", ErrUnsupported, opts.HashFunc())
+		}
+		mech = pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)
+		msg = append(append([]byte{}, prefix...), digest...)
+	}
+	if err := k.t.lock(context.Background()); err != nil {
+		return nil, err
+	}
+	defer k.t.mu.Unlock()
+	if !k.t.loggedIn {
+		return nil, ErrNotLoggedIn
+	}
+	if err := k.t.m.p.SignInit(k.t.sh, []*pkcs11.Mechanism{mech}, k.priv); err != nil {
+		return nil, fmt.Errorf("signing on token %q: %w", k.t.info.Label, err)
+	}
+	sig, err := k.t.m.p.Sign(k.t.sh, msg)
+	if err != nil {
+		return nil, fmt.Errorf("signing on token %q: %w", k.t.info.Label, err)
+	}
+	if _, ok := k.pub.(*ecdsa.PublicKey); ok {
+		if len(sig) != 64 {
+			return nil, fmt.Errorf("token %q returned a %d-byte ECDSA signature", k.t.info.Label, len(sig))
+		}
+		return asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
+	}
+	return sig, nil
+}
+
+// NewKeyID returns a random 8-byte CKA_ID.
+func NewKeyID() []byte {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return b
+}
+
+func bytesToUint(b []byte) uint {
+	var n uint
+	for i := len(b) - 1; i >= 0; i-- { // little-endian CK_ULONG from miekg
+		n = n<<8 | uint(b[i])
+	}
+	return n
+}

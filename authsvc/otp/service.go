@@ -39,7 +39,7 @@ type HSM interface {
 
 // Config tunes verification. Zero values take the defaults in brackets.
 type Config struct {
-	WrapKeyLabel     string        // HSM key that wraps seeds ["otp-wrap"]
+	WrapKeyLabel     string        // HSM key that wraps seeds ["egate-secrets-wrap", hsm.LabelSecretsWrap]
 	HOTPWindow       int           // counters looked ahead at login [10]
 	HOTPLookBehind   int           // used counters checked to report a replay [3]
 	TOTPSteps        int           // steps accepted either side of now [1]
@@ -58,7 +58,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.WrapKeyLabel == "" {
-		c.WrapKeyLabel = "otp-wrap"
+		c.WrapKeyLabel = "egate-secrets-wrap"
 	}
 	def(&c.HOTPWindow, 10)
 	def(&c.HOTPLookBehind, 3)

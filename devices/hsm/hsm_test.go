@@ -11,9 +11,11 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding/asn1"
 	"encoding/binary"
 	"errors"
 	"hash"
+	"math/big"
 	"os"
 	"os/exec"
 	"strings"
@@ -707,6 +709,31 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if err != nil && (!errors.Is(err, ErrBadConfig) || strings.Contains(err.Error(), "1234")) {
 				t.Fatalf("error %q", err)
+			}
+		})
+	}
+}
+
+func TestECDSADERMatchesEncodingASN1(t *testing.T) {
+	cases := []struct {
+		name string
+		raw  []byte
+	}{
+		{"small values", append(append(make([]byte, 31), 1), append(make([]byte, 31), 2)...)},
+		{"high bits set", bytes.Repeat([]byte{0xff}, 64)},
+		{"zero r", append(make([]byte, 32), bytes.Repeat([]byte{0x7f}, 32)...)},
+		{"mixed", append(append([]byte{0, 0x80}, bytes.Repeat([]byte{1}, 30)...), append([]byte{0x00, 0x00, 0x01}, bytes.Repeat([]byte{9}, 29)...)...)},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := ecdsaDER(tc.raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := len(tc.raw) / 2
+			want, _ := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(tc.raw[:n]), new(big.Int).SetBytes(tc.raw[n:])})
+			if !bytes.Equal(got, want) {
+				t.Fatalf("ecdsaDER = %x, encoding/asn1 = %x", got, want)
 			}
 		})
 	}

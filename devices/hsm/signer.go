@@ -141,13 +141,35 @@ func (k *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.Sig
 	return sig, nil
 }
 
-// ecdsaDER turns the PKCS#11 r||s into the ASN.1 form crypto/ecdsa uses.
+// ecdsaDER turns the PKCS#11 r||s into the ASN.1 SEQUENCE { r, s INTEGER }
+// that crypto/ecdsa uses, encoded directly (it is on every signature's path).
 func ecdsaDER(raw []byte) ([]byte, error) {
-	if len(raw) == 0 || len(raw)%2 != 0 {
+	if len(raw) == 0 || len(raw)%2 != 0 || len(raw) > 120 {
 		return nil, errors.New("HSM returned a malformed ECDSA signature")
 	}
 	n := len(raw) / 2
-	return asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(raw[:n]), new(big.Int).SetBytes(raw[n:])})
+	r, s := derUint(raw[:n]), derUint(raw[n:])
+	body := 2 + len(r) + 2 + len(s)
+	out := make([]byte, 0, 2+body)
+	out = append(out, 0x30, byte(body), 0x02, byte(len(r)))
+	out = append(out, r...)
+	out = append(out, 0x02, byte(len(s)))
+	return append(out, s...), nil
+}
+
+// derUint is the content octets of a DER INTEGER holding the unsigned
+// big-endian b: minimal, with a leading zero when the top bit is set.
+func derUint(b []byte) []byte {
+	for len(b) > 1 && b[0] == 0 {
+		b = b[1:]
+	}
+	if len(b) > 0 && b[0]&0x80 != 0 {
+		return append([]byte{0}, b...)
+	}
+	if len(b) == 0 {
+		return []byte{0}
+	}
+	return b
 }
 
 var digestInfoPrefix = map[crypto.Hash][]byte{

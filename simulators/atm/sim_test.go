@@ -20,13 +20,14 @@ type rig struct {
 func newRig(t *testing.T, mod func(*simatm.Config)) *rig {
 	t.Helper()
 	cfg := simatm.Config{
-		Cassettes:   simatm.DefaultCassettes(),
-		JournalPath: filepath.Join(t.TempDir(), "journal"),
-		Faults:      simatm.NewFaults(1),
-		TakeTimeout: time.Hour,
-		PINKey:      pinKey,
-		PINKeyID:    7,
-		Link:        atm.LinkConfig{AckTimeout: 60 * time.Millisecond},
+		Cassettes:     simatm.DefaultCassettes(),
+		JournalPath:   filepath.Join(t.TempDir(), "journal"),
+		Faults:        simatm.NewFaults(1),
+		TakeTimeout:   time.Hour,
+		PINKey:        pinKey,
+		PINKeyID:      7,
+		ProgressEvery: 100 * time.Millisecond,
+		Link:          atm.LinkConfig{AckTimeout: 60 * time.Millisecond},
 	}
 	if mod != nil {
 		mod(&cfg)

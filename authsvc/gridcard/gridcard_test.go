@@ -1,0 +1,384 @@
+package gridcard
+
+import (
+	"bytes"
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/simulators/softhsm"
+)
+
+// gcmSealer stands in for the HSM in the table tests (TestWithHSM uses SoftHSM).
+type gcmSealer struct{ aead cipher.AEAD }
+
+func newSealer() *gcmSealer {
+	k := make([]byte, 32)
+	rand.Read(k)
+	b, _ := aes.NewCipher(k)
+	a, _ := cipher.NewGCM(b)
+	return &gcmSealer{a}
+}
+
+func (g *gcmSealer) Seal(_ context.Context, label string, pt, aad []byte) ([]byte, error) {
+	n := make([]byte, g.aead.NonceSize())
+	rand.Read(n)
+	return g.aead.Seal(n, n, pt, append([]byte(label), aad...)), nil
+}
+
+func (g *gcmSealer) Unseal(_ context.Context, label string, s, aad []byte) ([]byte, error) {
+	ns := g.aead.NonceSize()
+	return g.aead.Open(nil, s[:ns], s[ns:], append([]byte(label), aad...))
+}
+
+type clock struct{ off atomic.Int64 }
+
+func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
+
+func answer(t testing.TB, card *Card, ch authn.Challenge) []byte {
+	t.Helper()
+	var out []string
+	for _, cell := range strings.Split(string(ch.Data), ",") {
+		code, ok := card.Code(cell)
+		if !ok {
+			t.Fatalf("cell %q not on the card", cell)
+		}
+		out = append(out, code)
+	}
+	return []byte(strings.Join(out, " "))
+}
+
+func wrong(ans []byte) []byte {
+	w := bytes.Clone(ans)
+	w[0] = '0' + (w[0]-'0'+1)%10
+	return w
+}
+
+func TestVerify(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := &clock{}
+		s, err := New(db, newSealer(), Config{MaxUses: 1000}, clk.now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := s.Factor()
+		begin := func(t *testing.T, who string) authn.Challenge {
+			ch, err := f.Begin(ctx, authn.BeginRequest{PassportID: who, Purpose: authn.PurposeLogin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cells := strings.Split(string(ch.Data), ",")
+			if len(cells) != 3 || cells[0] == cells[1] || cells[1] == cells[2] || cells[0] == cells[2] {
+				t.Fatalf("cells %v: want 3 distinct", cells)
+			}
+			return ch
+		}
+		card, err := s.Issue(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(card.Codes) != 80 || len(card.Serial) != 12 {
+			t.Fatalf("card %d codes serial %q", len(card.Codes), card.Serial)
+		}
+		cases := []struct {
+			name   string
+			answer func(ch, other authn.Challenge) []byte
+			id     func(ch, other authn.Challenge) string
+			who    string
+			want   error
+		}{
+			{name: "right", answer: func(ch, _ authn.Challenge) []byte { return answer(t, card, ch) }},
+			{name: "right with commas", answer: func(ch, _ authn.Challenge) []byte {
+				return bytes.ReplaceAll(answer(t, card, ch), []byte(" "), []byte(","))
+			}},
+			{name: "wrong digit", answer: func(ch, _ authn.Challenge) []byte { return wrong(answer(t, card, ch)) }, want: authn.ErrWrongAnswer},
+			{name: "answer for another challenge", answer: func(_, other authn.Challenge) []byte { return answer(t, card, other) }, want: authn.ErrWrongAnswer},
+			{name: "too few digits", answer: func(ch, _ authn.Challenge) []byte { return answer(t, card, ch)[:5] }, want: authn.ErrBadResponse},
+			{name: "letters", answer: func(ch, _ authn.Challenge) []byte { return []byte("12a 456 789") }, want: authn.ErrBadResponse},
+			{name: "unknown challenge", answer: func(ch, _ authn.Challenge) []byte { return answer(t, card, ch) },
+				id: func(_, _ authn.Challenge) string { return "nope" }, want: authn.ErrUnknown},
+			{name: "someone else's challenge", who: "bob", answer: func(ch, _ authn.Challenge) []byte { return answer(t, card, ch) }, want: authn.ErrUnknown},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				ch := begin(t, "alice")
+				other := begin(t, "alice")
+				for string(other.Data) == string(ch.Data) {
+					other = begin(t, "alice")
+				}
+				id := ch.ID
+				if tc.id != nil {
+					id = tc.id(ch, other)
+				}
+				who := "alice"
+				if tc.who != "" {
+					who = tc.who
+				}
+				usesBefore := uses(t, db, card.Serial)
+				res, err := f.Verify(ctx, authn.VerifyRequest{PassportID: who, ChallengeID: id, Response: tc.answer(ch, other)})
+				if !errors.Is(err, tc.want) {
+					t.Fatalf("Verify = %v, want %v", err, tc.want)
+				}
+				if err != nil {
+					if uses(t, db, card.Serial) != usesBefore {
+						t.Fatal("a refused answer counted a use")
+					}
+					// The challenge is still there for the right answer.
+					if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)}); err != nil {
+						t.Fatalf("right answer after a refused one: %v", err)
+					}
+					return
+				}
+				if res.Level != 2 || res.Factor != Name {
+					t.Fatalf("result %+v", res)
+				}
+				if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: tc.answer(ch, other)}); !errors.Is(err, authn.ErrUsed) {
+					t.Fatalf("reuse: %v, want ErrUsed", err)
+				}
+			})
+		}
+		t.Run("expired challenge", func(t *testing.T) {
+			ch := begin(t, "alice")
+			clk.advance(4 * time.Minute)
+			defer clk.advance(-4 * time.Minute)
+			if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)}); !errors.Is(err, authn.ErrExpired) {
+				t.Fatalf("Verify = %v, want ErrExpired", err)
+			}
+		})
+		t.Run("reissue replaces the card", func(t *testing.T) {
+			ch := begin(t, "alice")
+			card2, err := s.Issue(ctx, "alice")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)}); !errors.Is(err, authn.ErrRevoked) {
+				t.Fatalf("answer from the old card = %v, want ErrRevoked", err)
+			}
+			card = card2
+		})
+	})
+}
+
+func uses(t *testing.T, db *store.DB, serial string) int {
+	var n int
+	if err := db.QueryRow(context.Background(), `SELECT uses FROM gridcards WHERE serial = ?`, serial).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestExpiresAfterUses(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, _ := New(db, newSealer(), Config{MaxUses: 2}, nil)
+		f := s.Factor()
+		card, _ := s.Issue(ctx, "alice")
+		for i := range 2 {
+			ch, err := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)}); err != nil {
+				t.Fatalf("use %d: %v", i+1, err)
+			}
+		}
+		if _, err := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin}); !errors.Is(err, ErrExhausted) {
+			t.Fatalf("Begin after MaxUses = %v, want ErrExhausted", err)
+		}
+		if ok, _ := f.Enrolled(ctx, "alice"); ok {
+			t.Fatal("an exhausted card counts as enrolled")
+		}
+	})
+}
+
+// TestLockoutParallel sends many wrong answers at once: exactly MaxAttempts
+// of them are compared (and refused as wrong), the rest are refused as
+// locked, and then even the right answer is refused.
+func TestLockoutParallel(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, _ := New(db, newSealer(), Config{MaxAttempts: 5}, nil)
+		f := s.Factor()
+		card, _ := s.Issue(ctx, "alice")
+		ch, _ := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
+		bad := wrong(answer(t, card, ch))
+		const n = 20
+		var wg sync.WaitGroup
+		var wrongN, lockedN atomic.Int32
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: bad})
+				switch {
+				case errors.Is(err, authn.ErrWrongAnswer):
+					wrongN.Add(1)
+				case errors.Is(err, authn.ErrLocked):
+					lockedN.Add(1)
+				default:
+					t.Errorf("Verify: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if wrongN.Load() != 5 || lockedN.Load() != n-5 {
+			t.Fatalf("%d wrong, %d locked; want 5 and %d", wrongN.Load(), lockedN.Load(), n-5)
+		}
+		_, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)})
+		var le *authn.LockedError
+		if !errors.As(err, &le) {
+			t.Fatalf("right answer on a locked card = %v, want LockedError", err)
+		}
+	})
+}
+
+func TestSingleUseParallel(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		s, _ := New(db, newSealer(), Config{}, nil)
+		f := s.Factor()
+		card, _ := s.Issue(ctx, "alice")
+		ch, _ := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
+		good := answer(t, card, ch)
+		var wg sync.WaitGroup
+		var ok, used atomic.Int32
+		for range 12 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: good})
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, authn.ErrUsed):
+					used.Add(1)
+				default:
+					t.Errorf("Verify: %v", err)
+				}
+			}()
+		}
+		wg.Wait()
+		if ok.Load() != 1 || used.Load() != 11 {
+			t.Fatalf("%d ok, %d used; want 1 and 11", ok.Load(), used.Load())
+		}
+		if uses(t, db, card.Serial) != 1 {
+			t.Fatalf("uses = %d", uses(t, db, card.Serial))
+		}
+	})
+}
+
+func TestRenderPNG(t *testing.T) {
+	s, _ := New(storetest.SQLite(t), newSealer(), Config{}, nil)
+	card, err := s.Issue(context.Background(), "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := RenderPNG(&buf, card); err != nil {
+		t.Fatal(err)
+	}
+	img, err := png.Decode(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := img.Bounds()
+	if b.Dx() < 900 || b.Dy() < 600 {
+		t.Fatalf("image %v too small to print", b)
+	}
+	var dark int
+	for y := b.Min.Y; y < b.Max.Y; y += 3 {
+		for x := b.Min.X; x < b.Max.X; x += 3 {
+			if r, _, _, _ := img.At(x, y).RGBA(); r < 0x8000 {
+				dark++
+			}
+		}
+	}
+	if dark < 1000 {
+		t.Fatalf("image nearly blank: %d dark samples", dark)
+	}
+}
+
+// TestWithHSM seals the card with the real HSM service on SoftHSM2.
+func TestWithHSM(t *testing.T) {
+	if hsmSvc == nil {
+		testenv.Missing(t, "SoftHSM2", fmt.Sprintf("apt-get install softhsm2 (%v)", hsmErr))
+	}
+	db := storetest.SQLite(t)
+	ctx := context.Background()
+	s, _ := New(db, hsmSvc, Config{}, nil)
+	card, err := s.Issue(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sealed []byte
+	db.QueryRow(ctx, `SELECT sealed FROM gridcards WHERE serial = ?`, card.Serial).Scan(&sealed)
+	if bytes.Contains(sealed, []byte(strings.Join(card.Codes[:4], ""))) {
+		t.Fatal("codes stored in clear")
+	}
+	f := s.Factor()
+	ch, _ := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
+	if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+var (
+	hsmSvc *hsm.Service
+	hsmErr error
+)
+
+func TestMain(m *testing.M) {
+	dir, _ := os.MkdirTemp("", "egate-gridcard-")
+	hsmSvc, hsmErr = setupHSM(dir)
+	code := m.Run()
+	if hsmSvc != nil {
+		hsmSvc.Close()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func setupHSM(dir string) (*hsm.Service, error) {
+	d, err := softhsm.New(filepath.Join(dir, "softhsm"))
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Activate(); err != nil {
+		return nil, err
+	}
+	ctx := context.Background()
+	if _, _, err := d.InitToken(ctx, "egate", "5678", "1234"); err != nil {
+		return nil, err
+	}
+	pin := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pin, []byte("1234\n"), 0o600); err != nil {
+		return nil, err
+	}
+	s, err := hsm.Open(ctx, hsm.Config{Module: d.Module, Token: "egate", PINSource: "file:" + pin})
+	if err != nil {
+		return nil, err
+	}
+	if _, _, err := s.EnsureKey(ctx, hsm.KeySpec{Label: WrapKeyLabel, Type: hsm.KeyAES256}); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}

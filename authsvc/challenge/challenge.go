@@ -147,3 +147,15 @@ func (s *Store) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
 	}
 	return res.RowsAffected()
 }
+
+// Release undoes a Consume whose answer turned out wrong, so the customer
+// may answer the same challenge again (until it expires). Factors that check
+// an answer only after claiming the challenge use Consume then Release; at
+// most one answer per challenge is being checked at any time.
+func (s *Store) Release(ctx context.Context, factor, passportID, id string) error {
+	_, err := s.db.Exec(ctx, `UPDATE auth_challenges SET used_ms = NULL WHERE id = ? AND factor = ? AND passport_id = ?`, id, factor, passportID)
+	if err != nil {
+		return fmt.Errorf("releasing %s challenge: %w", factor, err)
+	}
+	return nil
+}

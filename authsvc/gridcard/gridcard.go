@@ -6,10 +6,12 @@
 // successful answers; wrong answers count toward a lockout that only the
 // bank lifts (issuing a new card).
 //
-// Lockout is atomic: before comparing an answer, Verify reserves an attempt
-// with one UPDATE … WHERE attempts < max_attempts, so concurrent wrong
-// answers (on any number of replicas) never get more than MaxAttempts
-// comparisons. A correct answer resets the counter.
+// Single use and lockout are atomic: Verify first claims the challenge (one
+// UPDATE … WHERE used_ms IS NULL; a wrong answer releases it so the customer
+// may correct a typo), then reserves an attempt with one UPDATE … WHERE
+// attempts < max_attempts before comparing, so concurrent wrong answers (on
+// any number of replicas) never get more than MaxAttempts comparisons. A
+// right answer resets the counter.
 package gridcard
 
 import (
@@ -281,12 +283,19 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	if !ok {
 		return authn.Result{}, fmt.Errorf("%w: give the %d three-digit codes in the order asked", authn.ErrBadResponse, len(cells))
 	}
+	// Claim the challenge: one answer per challenge is checked at a time,
+	// and a right answer keeps it used.
+	if err := s.ch.Consume(ctx, Name, req.PassportID, req.ChallengeID); err != nil {
+		return authn.Result{}, err
+	}
+	release := func() { s.ch.Release(context.WithoutCancel(ctx), Name, req.PassportID, req.ChallengeID) }
 	// Reserve an attempt before comparing.
 	var attempts int
 	err = s.db.QueryRow(ctx, `UPDATE gridcards SET attempts = attempts + 1
 		WHERE serial = ? AND passport_id = ? AND status = 'active' AND attempts < max_attempts AND uses < max_uses
 		RETURNING attempts`, rec.Ref, req.PassportID).Scan(&attempts)
 	if errors.Is(err, sql.ErrNoRows) {
+		release()
 		c, aerr := s.active(ctx, req.PassportID)
 		if aerr != nil || c.serial != rec.Ref {
 			return authn.Result{}, fmt.Errorf("grid card: %w", authn.ErrRevoked)
@@ -297,20 +306,24 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 		return authn.Result{}, fmt.Errorf("grid card: %w", authn.ErrLocked)
 	}
 	if err != nil {
+		release()
 		return authn.Result{}, fmt.Errorf("counting the grid card attempt: %w", err)
 	}
 	c, err := s.active(ctx, req.PassportID)
 	if err != nil {
+		release()
 		return authn.Result{}, err
 	}
 	plain, err := s.sealer.Unseal(ctx, WrapKeyLabel, c.sealed, aad(c.serial))
 	if err != nil {
+		release()
 		return authn.Result{}, fmt.Errorf("unsealing the grid card: %w", err)
 	}
 	var want strings.Builder
 	for _, cell := range cells {
 		col, row, ok := parseCell(cell, c.cols, c.rows)
 		if !ok || len(plain) != 3*c.cols*c.rows {
+			release()
 			return authn.Result{}, fmt.Errorf("grid card: stored challenge or card is inconsistent")
 		}
 		i := 3 * (row*c.cols + col)
@@ -318,16 +331,11 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	}
 	clear(plain)
 	if subtle.ConstantTimeCompare([]byte(want.String()), []byte(answer)) != 1 {
+		release()
 		if attempts >= c.maxAt {
 			return authn.Result{}, fmt.Errorf("%w; %w", authn.ErrWrongAnswer, &authn.LockedError{Factor: "grid card"})
 		}
 		return authn.Result{}, fmt.Errorf("grid card: %w (%d tries left)", authn.ErrWrongAnswer, c.maxAt-attempts)
-	}
-	if err := s.ch.Consume(ctx, Name, req.PassportID, req.ChallengeID); err != nil {
-		// Someone else used the challenge with the right answer: this
-		// attempt was not a failure.
-		s.db.Exec(ctx, `UPDATE gridcards SET attempts = attempts - 1 WHERE serial = ? AND attempts > 0`, c.serial)
-		return authn.Result{}, err
 	}
 	if _, err := s.db.Exec(ctx, `UPDATE gridcards SET attempts = 0, uses = uses + 1 WHERE serial = ?`, c.serial); err != nil {
 		return authn.Result{}, fmt.Errorf("counting the grid card use: %w", err)

@@ -218,16 +218,23 @@ func TestLockoutParallel(t *testing.T) {
 		s, _ := New(db, newSealer(), Config{MaxAttempts: 5}, nil)
 		f := s.Factor()
 		card, _ := s.Issue(ctx, "alice")
-		ch, _ := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
-		bad := wrong(answer(t, card, ch))
 		const n = 20
+		var chs []authn.Challenge
+		for range n {
+			ch, err := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			chs = append(chs, ch)
+		}
+		ch := chs[0]
 		var wg sync.WaitGroup
 		var wrongN, lockedN atomic.Int32
-		for range n {
+		for i := range n {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				_, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: bad})
+				_, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: chs[i].ID, Response: wrong(answer(t, card, chs[i]))})
 				switch {
 				case errors.Is(err, authn.ErrWrongAnswer):
 					wrongN.Add(1)

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/devices/otp/pskc"
+	"github.com/egate-bank/egate/devices/pinsource"
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/simulators/softhsm"
+)
+
+// tokenSubcommands are the subcommands of `egate admin token`. Another
+// component adds its own from its own file, in init, with registerToken:
+//
+//	func init() { registerToken(newEnrollUShieldCmd) } // egate admin token enroll-ushield
+//
+// Registration is all those init functions do; the commands are built when
+// the root command is.
+var tokenSubcommands []func() *cobra.Command
+
+func registerToken(f func() *cobra.Command) { tokenSubcommands = append(tokenSubcommands, f) }
+
+func init() {
+	registerAdmin(newTokenCmd)
+	registerToken(newImportPSKCCmd)
+}
+
+func newTokenCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "customer tokens: import dynamic-password tokens (PSKC), enroll U-shields"}
+	for _, f := range tokenSubcommands {
+		cmd.AddCommand(f())
+	}
+	return cmd
+}
+
+// dbConfig reads --db: a postgres:// URL or a SQLite file path.
+func dbConfig(dsn string) store.Config {
+	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
+		return store.Config{Driver: store.Postgres, DSN: dsn}
+	}
+	return store.Config{Driver: store.SQLite, DSN: dsn}
+}
+
+// pskcOptions reads the key or password flags; secrets come from files or
+// the environment, never from the command line (--key-hex is for test keys).
+func pskcOptions(keyHex, keyFile, passwordSource string) (pskc.Options, error) {
+	var o pskc.Options
+	n := 0
+	for _, s := range []string{keyHex, keyFile, passwordSource} {
+		if s != "" {
+			n++
+		}
+	}
+	if n > 1 {
+		return o, errors.New("give at most one of --key-hex, --key-file and --password-source")
+	}
+	switch {
+	case keyHex != "":
+		k, err := hex.DecodeString(strings.TrimSpace(keyHex))
+		if err != nil {
+			return o, errors.New("--key-hex is not hexadecimal")
+		}
+		o.Key = k
+	case keyFile != "":
+		b, err := os.ReadFile(keyFile)
+		if err != nil {
+			return o, fmt.Errorf("reading --key-file: %w", err)
+		}
+		// A key file holds the raw key, or its hex on one line.
+		if k, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(k) > 0 {
+			b = k
+		}
+		o.Key = b
+	case passwordSource != "":
+		p, err := pinsource.Read(passwordSource)
+		if err != nil {
+			return o, fmt.Errorf("--password-source: %w", err)
+		}
+		o.Password = p
+	}
+	return o, nil
+}
+
+func newImportPSKCCmd() *cobra.Command {
+	var (
+		keyHex, keyFile, passwordSource, dbDSN, wrapLabel string
+		hf                                                hsmFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "import-pskc FILE",
+		Short: "import dynamic-password tokens from a vendor PSKC (RFC 6030) file",
+		Long: `Imports every OTP key of a PSKC file: plain, encrypted with a pre-shared AES
+key (--key-hex or --key-file), or with a password (--password-source
+env:NAME or file:/path). The file is read twice: first every entry is
+checked (decryption, MAC, algorithm), then each seed is wrapped by the HSM
+key --wrap-key and stored, all in one database transaction. A bad file
+imports nothing, and the error names the entry. Tokens already imported are
+skipped, never overwritten.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			path := args[0]
+			st, err := os.Stat(path)
+			if err != nil {
+				return err
+			}
+			o, err := pskcOptions(keyHex, keyFile, passwordSource)
+			if err != nil {
+				return err
+			}
+			if dbDSN == "" {
+				return errors.New("--db is required: a SQLite file or a postgres:// URL")
+			}
+			db, err := store.Open(ctx, dbConfig(dbDSN))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			h, err := hsm.Open(ctx, hf.hsmConfig())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			svc := otpsvc.New(db, h, otpsvc.Config{WrapKeyLabel: wrapLabel}, nil)
+			bar := newProgressBar(cmd.ErrOrStderr())
+			sum, err := svc.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) },
+				otpsvc.ImportOptions{PSKC: o, Size: st.Size(), Progress: bar.update})
+			bar.done()
+			if err != nil {
+				return fmt.Errorf("importing %s: nothing was imported: %w", path, err)
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "imported %d tokens, skipped %d already present", sum.Imported, sum.Duplicates)
+			if sum.PINKeysSkipped > 0 {
+				fmt.Fprintf(out, ", skipped %d PIN keys", sum.PINKeysSkipped)
+			}
+			fmt.Fprintln(out)
+			algs := make([]string, 0, len(sum.ByAlgorithm))
+			for a := range sum.ByAlgorithm {
+				algs = append(algs, a)
+			}
+			sort.Strings(algs)
+			for _, a := range algs {
+				fmt.Fprintf(out, "  %-40s %d\n", a, sum.ByAlgorithm[a])
+			}
+			return nil
+		},
+	}
+	defModule, _ := softhsm.ModulePath()
+	f := cmd.Flags()
+	f.StringVar(&keyHex, "key-hex", "", "pre-shared AES key in hex (test keys only: a command line is visible to others)")
+	f.StringVar(&keyFile, "key-file", "", "file holding the pre-shared AES key (raw or hex)")
+	f.StringVar(&passwordSource, "password-source", "", "password of a PBKDF2-protected file: env:NAME or file:/path")
+	f.StringVar(&dbDSN, "db", "", "database: SQLite file path or postgres:// URL")
+	f.StringVar(&wrapLabel, "wrap-key", hsm.LabelSecretsWrap, "HSM key that wraps the seeds")
+	f.StringVar(&hf.module, "hsm-module", defModule, "path of the HSM's PKCS#11 library")
+	f.StringVar(&hf.token, "hsm-token", "egate", "label of the HSM token holding egate's keys")
+	f.StringVar(&hf.pinSource, "hsm-pin-source", "env:EGATE_HSM_PIN", "where the HSM user PIN is: file:/path or env:NAME")
+	return cmd
+}
+
+// progressBar draws on a terminal in place, else prints a line per 10%.
+type progressBar struct {
+	w     io.Writer
+	tty   bool
+	last  string
+	lastP int
+}
+
+func newProgressBar(w io.Writer) *progressBar {
+	b := &progressBar{w: w, lastP: -1}
+	if f, ok := w.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			b.tty = true
+		}
+	}
+	return b
+}
+
+func (b *progressBar) update(p otpsvc.Progress) {
+	pct := 0
+	if p.Total > 0 {
+		pct = int(p.Done * 100 / p.Total)
+	}
+	if b.tty {
+		const width = 30
+		fill := pct * width / 100
+		line := fmt.Sprintf("\r%-8s [%s%s] %3d%% %d/%d", p.Phase, strings.Repeat("#", fill), strings.Repeat(".", width-fill), pct, p.Done, p.Total)
+		if line != b.last {
+			fmt.Fprint(b.w, line)
+			b.last = line
+		}
+		return
+	}
+	if step := pct / 10; step != b.lastP || p.Phase != b.last {
+		fmt.Fprintf(b.w, "%s: %d%% (%d of %d)\n", p.Phase, pct, p.Done, p.Total)
+		b.lastP, b.last = step, p.Phase
+	}
+}
+
+func (b *progressBar) done() {
+	if b.tty && b.last != "" {
+		fmt.Fprintln(b.w)
+	}
+}

@@ -1,0 +1,74 @@
+package authsvc
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/oidcop"
+	"github.com/egate-bank/egate/authsvc/passport"
+)
+
+// Config is the authsvc section of egate's config.
+type Config struct {
+	// Issuer is the passport's external base URL, e.g.
+	// https://passport.bank.example. An http issuer is refused unless
+	// AllowInsecure is set (tests, the demo).
+	Issuer        string `yaml:"issuer"`
+	AllowInsecure bool   `yaml:"allow_insecure"`
+	// SigningKeyID is the kid of the ES256 signing key in the JWKS.
+	SigningKeyID string `yaml:"signing_key_id"`
+	// SigningKey names the HSM key (label or pkcs11: URI) that cmd/egate
+	// resolves into the Deps.Signer.
+	SigningKey string `yaml:"signing_key"`
+	// TrustForwardedFor takes the client IP from X-Forwarded-For (behind a
+	// load balancer that sets it); otherwise the peer address is used.
+	TrustForwardedFor bool            `yaml:"trust_forwarded_for"`
+	CaptchaTTL        time.Duration   `yaml:"captcha_ttl"`
+	Passport          passport.Config `yaml:"passport"`
+	OIDC              oidcop.Config   `yaml:"oidc"`
+}
+
+// DefaultSigningKey is the HSM label of the passport's token signing key.
+const DefaultSigningKey = "egate-passport-signing"
+
+// WithDefaults fills zero fields.
+func (c Config) WithDefaults() Config {
+	if c.SigningKeyID == "" {
+		c.SigningKeyID = DefaultSigningKey
+	}
+	if c.SigningKey == "" {
+		c.SigningKey = DefaultSigningKey
+	}
+	if c.CaptchaTTL == 0 {
+		c.CaptchaTTL = 5 * time.Minute
+	}
+	c.Passport = c.Passport.WithDefaults()
+	c.OIDC = c.OIDC.WithDefaults()
+	return c
+}
+
+// ErrConfig wraps config errors.
+var ErrConfig = errors.New("authsvc config")
+
+// Validate checks the section (after WithDefaults).
+func (c Config) Validate() error {
+	u, err := url.Parse(c.Issuer)
+	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%w: issuer %q must be an absolute https URL", ErrConfig, c.Issuer)
+	}
+	if u.Scheme == "http" && !c.AllowInsecure {
+		return fmt.Errorf("%w: issuer %q is http; set allow_insecure for tests and the demo only", ErrConfig, c.Issuer)
+	}
+	if c.CaptchaTTL < 0 {
+		return fmt.Errorf("%w: captcha_ttl must not be negative", ErrConfig)
+	}
+	if err := c.Passport.Validate(); err != nil {
+		return fmt.Errorf("%w: passport: %w", ErrConfig, err)
+	}
+	if err := c.OIDC.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	return nil
+}

@@ -1,0 +1,544 @@
+package authsvc
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/alerts"
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/captcha"
+	"github.com/egate-bank/egate/authsvc/oidcop"
+	"github.com/egate-bank/egate/authsvc/passport"
+)
+
+// Cookies.
+const (
+	sessionCookie = "egate_passport" // the passport (SSO) session
+	flowCookie    = "egate_login"    // binds a login in progress to this browser
+)
+
+// flow is the login pages' state of one auth request, kept in the
+// database with the request.
+type flow struct {
+	Browser    string   `json:"browser"` // SHA-256 of the flow cookie
+	Step       string   `json:"step"`    // name, password, factor, done
+	SubjectKey string   `json:"subject_key,omitempty"`
+	PassportID string   `json:"pid,omitempty"` // empty for unknown names
+	Reserved   string   `json:"reserved,omitempty"`
+	LoginName  string   `json:"login_name,omitempty"`
+	Level      int      `json:"level,omitempty"` // reached so far
+	AMR        []string `json:"amr,omitempty"`
+	AuthTime   int64    `json:"auth_time,omitempty"`
+	Factor     string   `json:"factor,omitempty"`
+	Challenge  string   `json:"challenge,omitempty"`
+	Prompt     string   `json:"prompt,omitempty"`
+	FromSSO    bool     `json:"from_sso,omitempty"` // password skipped: session
+}
+
+// page is what the templates see.
+type page struct {
+	Base, ID, Client string
+	Level            int
+	Error, ErrorCode string
+	LoginName        string
+	ReservedMessage  string
+	CaptchaID        string
+	CaptchaPNG       string
+	Factors          []authn.Factor
+	Factor, Prompt   string
+	Message, Title   string
+	Until            string
+	CSRF             string
+}
+
+func (s *Server) render(w http.ResponseWriter, status int, name string, p page) {
+	p.Base = s.base
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src data:; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	s.pages.ExecuteTemplate(w, name, p)
+}
+
+func (s *Server) message(w http.ResponseWriter, status int, title, msg, code string) {
+	s.render(w, status, "message", page{Title: title, Message: msg, ErrorCode: code})
+}
+
+func sha(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// loadFlow returns the auth request named by the form's id and its flow,
+// checking that this browser started it.
+func (s *Server) loadFlow(w http.ResponseWriter, r *http.Request) (*oidcop.AuthRequest, *flow, bool) {
+	id := r.FormValue("id")
+	ar, err := s.storage.LoginRequest(r.Context(), id)
+	if err != nil {
+		s.message(w, http.StatusBadRequest, "Sign-in expired", "This sign-in has expired or is unknown. Go back to the platform and start again.", "login_expired")
+		return nil, nil, false
+	}
+	var f flow
+	json.Unmarshal(ar.Flow, &f)
+	c, err := r.Cookie(flowCookie)
+	if f.Browser == "" || err != nil || subtle.ConstantTimeCompare([]byte(sha(c.Value)), []byte(f.Browser)) != 1 {
+		s.message(w, http.StatusForbidden, "Sign-in not started here", "This sign-in was started in another browser tab or window. Go back to the platform and start again.", "login_foreign")
+		return nil, nil, false
+	}
+	if ar.Done() {
+		http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
+		return nil, nil, false
+	}
+	return ar, &f, true
+}
+
+func (s *Server) saveFlow(ctx context.Context, w http.ResponseWriter, id string, f *flow) bool {
+	if err := s.storage.SetFlow(ctx, id, f); err != nil {
+		s.message(w, http.StatusBadRequest, "Sign-in expired", "This sign-in has expired. Go back to the platform and start again.", "login_expired")
+		return false
+	}
+	return true
+}
+
+func (s *Server) base64PNG(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// loginStart is the LoginURL of every client: single sign-on from the
+// passport session when it is good enough, else the first step.
+func (s *Server) loginStart(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, err := s.storage.LoginRequest(ctx, r.URL.Query().Get("id"))
+	if err != nil {
+		s.message(w, http.StatusBadRequest, "Sign-in expired", "This sign-in has expired or is unknown. Go back to the platform and start again.", "login_expired")
+		return
+	}
+	if ar.Done() {
+		http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
+		return
+	}
+	var f flow
+	json.Unmarshal(ar.Flow, &f)
+	// A fresh browser binding for every start (a restart resets the steps).
+	tok := oidcop.RandomToken()
+	f = flow{Browser: sha(tok), Step: "name"}
+	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: tok, Path: s.base + "/login", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.OIDC.AuthRequestTTL / time.Second)})
+
+	forceLogin := slices.Contains(ar.Prompts(), "login")
+	if sess, tokS, ok := s.session(r); ok && !forceLogin && s.fresh(sess, ar) {
+		if sess.Level >= ar.RequiredLevel() {
+			s.complete(w, r, ar, sess.PassportID, sess.Level, sess.AMR, sess.AuthTime, true, tokS)
+			return
+		}
+		// Known customer, level too low: the higher tool, no password.
+		f.Step, f.PassportID, f.SubjectKey = "factor", sess.PassportID, passport.SubjectFor(sess.PassportID).Key
+		f.Level, f.AMR, f.AuthTime, f.FromSSO = sess.Level, sess.AMR, sess.AuthTime.UnixMilli(), true
+		if !s.saveFlow(ctx, w, ar.ID, &f) {
+			return
+		}
+		s.showFactors(w, r, ar, &f, "")
+		return
+	}
+	if slices.Contains(ar.Prompts(), "none") {
+		s.redirectError(w, r, ar, "login_required", "the customer must sign in")
+		return
+	}
+	if !s.saveFlow(ctx, w, ar.ID, &f) {
+		return
+	}
+	s.render(w, http.StatusOK, "name", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), LoginName: ar.LoginHint()})
+}
+
+// fresh reports whether a session satisfies the request's max_age.
+func (s *Server) fresh(sess oidcop.Session, ar *oidcop.AuthRequest) bool {
+	if ma := ar.MaxAge(); ma != nil {
+		return s.now().Sub(sess.AuthTime) <= time.Duration(*ma)*time.Second
+	}
+	return true
+}
+
+func (s *Server) session(r *http.Request) (oidcop.Session, string, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil {
+		return oidcop.Session{}, "", false
+	}
+	sess, err := s.storage.SessionByToken(r.Context(), c.Value)
+	if err != nil {
+		return oidcop.Session{}, "", false
+	}
+	return sess, c.Value, true
+}
+
+// redirectError answers the client with an OAuth error (prompt=none).
+func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, code, desc string) {
+	u, err := url.Parse(ar.GetRedirectURI())
+	if err != nil {
+		s.message(w, http.StatusBadRequest, "Sign-in failed", desc, code)
+		return
+	}
+	q := u.Query()
+	q.Set("error", code)
+	q.Set("error_description", desc)
+	if st := ar.GetState(); st != "" {
+		q.Set("state", st)
+	}
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+func (s *Server) loginName(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, f, ok := s.loadFlow(w, r)
+	if !ok {
+		return
+	}
+	name := strings.TrimSpace(r.PostFormValue("login_name"))
+	if name == "" || len(name) > 64 {
+		s.render(w, http.StatusBadRequest, "name", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Error: "Enter your login name.", ErrorCode: "invalid_request"})
+		return
+	}
+	sub, err := s.passport.Lookup(ctx, name)
+	if err != nil {
+		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		return
+	}
+	f.Step, f.SubjectKey, f.PassportID, f.Reserved, f.LoginName = "password", sub.Key, sub.PassportID, sub.ReservedMessage, passport.NormalizeLoginName(name)
+	f.Level, f.AMR, f.FromSSO = 0, nil, false
+	if !s.saveFlow(ctx, w, ar.ID, f) {
+		return
+	}
+	s.showPassword(w, r, ar, f, http.StatusOK, "", "")
+}
+
+func (s *Server) subject(f *flow) passport.Subject {
+	return passport.Subject{Key: f.SubjectKey, PassportID: f.PassportID, ReservedMessage: f.Reserved}
+}
+
+func (s *Server) showPassword(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, status int, msg, code string) {
+	p := page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), ReservedMessage: f.Reserved, Error: msg, ErrorCode: code}
+	need, err := s.passport.CaptchaRequired(r.Context(), s.subject(f), s.clientIP(r))
+	if err == nil && need {
+		ch, err := s.captchas.Issue(r.Context())
+		if err == nil {
+			p.CaptchaID, p.CaptchaPNG = ch.ID, s.base64PNG(ch.PNG)
+		}
+	}
+	s.render(w, status, "password", p)
+}
+
+func (s *Server) auditLogin(ctx context.Context, kind string, ar *oidcop.AuthRequest, f *flow, ip, outcome string, extra ...string) {
+	fields := map[string]string{"client": ar.GetClientID(), "subject": f.SubjectKey, "ip": ip, "outcome": outcome, "auth_request": sha(ar.ID)[:16]}
+	for i := 0; i+1 < len(extra); i += 2 {
+		fields[extra[i]] = extra[i+1]
+	}
+	s.audit.Append(ctx, kind, fields) // a failure to audit must not leak into the page; the log is verified separately
+}
+
+func (s *Server) loginPassword(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, f, ok := s.loadFlow(w, r)
+	if !ok {
+		return
+	}
+	if f.Step != "password" {
+		s.message(w, http.StatusBadRequest, "Sign-in out of order", "Start the sign-in again from the platform.", "invalid_request")
+		return
+	}
+	ip := s.clientIP(r)
+	need, err := s.passport.CaptchaRequired(ctx, s.subject(f), ip)
+	if err != nil {
+		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		return
+	}
+	if need {
+		if err := s.captchas.Verify(ctx, r.PostFormValue("captcha_id"), r.PostFormValue("captcha_answer")); err != nil {
+			s.auditLogin(ctx, "login.captcha", ar, f, ip, "refused")
+			code := "captcha_wrong"
+			if r.PostFormValue("captcha_id") == "" {
+				code = "captcha_required"
+			}
+			s.showPassword(w, r, ar, f, http.StatusBadRequest, captchaMessage(err, code), code)
+			return
+		}
+	}
+	pw := r.PostFormValue("password")
+	c, err := s.passport.CheckPassword(ctx, s.subject(f), pw, ip)
+	var le *authn.LockedError
+	switch {
+	case errors.As(err, &le):
+		s.auditLogin(ctx, "login.password", ar, f, ip, "locked")
+		s.renderLocked(w, le)
+		return
+	case errors.Is(err, passport.ErrIPLimited):
+		s.auditLogin(ctx, "login.password", ar, f, ip, "ip_limited")
+		s.message(w, http.StatusTooManyRequests, "Too many attempts", err.Error(), "ip_limited")
+		return
+	case errors.Is(err, passport.ErrBadCredentials):
+		s.auditLogin(ctx, "login.password", ar, f, ip, "wrong")
+		s.showPassword(w, r, ar, f, http.StatusUnauthorized, err.Error(), "bad_credentials")
+		return
+	case err != nil:
+		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		return
+	}
+	s.auditLogin(ctx, "login.password", ar, f, ip, "ok")
+	f.Level, f.AMR, f.AuthTime = 1, []string{"pwd"}, s.now().UnixMilli()
+	if ar.RequiredLevel() <= 1 {
+		s.complete(w, r, ar, c.PassportID, 1, f.AMR, time.UnixMilli(f.AuthTime), false, "")
+		return
+	}
+	f.Step = "factor"
+	if !s.saveFlow(ctx, w, ar.ID, f) {
+		return
+	}
+	s.showFactors(w, r, ar, f, "")
+}
+
+func captchaMessage(err error, code string) string {
+	if code == "captcha_required" {
+		return "After a failed attempt, also enter the digits in the picture."
+	}
+	return err.Error()
+}
+
+func (s *Server) renderLocked(w http.ResponseWriter, le *authn.LockedError) {
+	p := page{Message: "Your " + le.Factor + " is locked after too many failed attempts.", ErrorCode: "locked"}
+	if !le.Until.IsZero() {
+		p.Until = le.Until.Format("2006-01-02 15:04 MST")
+	}
+	s.render(w, http.StatusForbidden, "locked", p)
+}
+
+// usableFactors are the customer's enrolled tools at or above the level.
+func (s *Server) usableFactors(ctx context.Context, pid string, level int) []authn.Factor {
+	var out []authn.Factor
+	for _, f := range s.factors {
+		if int(f.Level()) < level {
+			continue
+		}
+		if ok, err := f.Enrolled(ctx, pid); err == nil && ok {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func (s *Server) showFactors(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, msg string) {
+	fs := s.usableFactors(r.Context(), f.PassportID, ar.RequiredLevel())
+	switch len(fs) {
+	case 0:
+		s.message(w, http.StatusForbidden, "A stronger tool is needed",
+			"This platform needs level "+strconv.Itoa(ar.RequiredLevel())+", and no authentication tool of that level is enrolled for you. Visit a branch or enroll one in the online bank.", "no_factor")
+	case 1:
+		s.beginFactor(w, r, ar, f, fs[0])
+	default:
+		s.render(w, http.StatusOK, "factor_choose", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factors: fs, Error: msg})
+	}
+}
+
+func (s *Server) factorNamed(name string) authn.Factor {
+	for _, f := range s.factors {
+		if f.Name() == name {
+			return f
+		}
+	}
+	return nil
+}
+
+func (s *Server) beginFactor(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, fac authn.Factor) {
+	ctx := r.Context()
+	ch, err := fac.Begin(ctx, authn.BeginRequest{PassportID: f.PassportID, Purpose: authn.PurposeLogin, ClientIP: s.clientIP(r)})
+	var le *authn.LockedError
+	switch {
+	case errors.As(err, &le):
+		s.renderLocked(w, le)
+		return
+	case err != nil:
+		s.message(w, http.StatusServiceUnavailable, "Try again", "The "+fac.Name()+" could not start: "+safeFactorError(err), factorCode(err))
+		return
+	}
+	f.Factor, f.Challenge, f.Prompt = fac.Name(), ch.ID, ch.Prompt
+	if !s.saveFlow(ctx, w, ar.ID, f) {
+		return
+	}
+	s.render(w, http.StatusOK, "factor", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factor: fac.Name(), Prompt: ch.Prompt})
+}
+
+func (s *Server) factorBegin(w http.ResponseWriter, r *http.Request) {
+	ar, f, ok := s.loadFlow(w, r)
+	if !ok {
+		return
+	}
+	if f.Step != "factor" {
+		s.message(w, http.StatusBadRequest, "Sign-in out of order", "Start the sign-in again from the platform.", "invalid_request")
+		return
+	}
+	fac := s.factorNamed(r.PostFormValue("factor"))
+	if fac == nil || !slices.ContainsFunc(s.usableFactors(r.Context(), f.PassportID, ar.RequiredLevel()), func(x authn.Factor) bool { return x == fac }) {
+		s.showFactors(w, r, ar, f, "Choose one of the tools shown.")
+		return
+	}
+	s.beginFactor(w, r, ar, f, fac)
+}
+
+func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	ar, f, ok := s.loadFlow(w, r)
+	if !ok {
+		return
+	}
+	fac := s.factorNamed(f.Factor)
+	if f.Step != "factor" || fac == nil || f.Challenge == "" {
+		s.message(w, http.StatusBadRequest, "Sign-in out of order", "Start the sign-in again from the platform.", "invalid_request")
+		return
+	}
+	ip := s.clientIP(r)
+	done, err := s.passport.BeginFactor(ctx, f.PassportID, fac.Name())
+	var le *authn.LockedError
+	if errors.As(err, &le) {
+		s.auditLogin(ctx, "login.factor", ar, f, ip, "locked", "factor", fac.Name())
+		s.renderLocked(w, le)
+		return
+	}
+	if err != nil {
+		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		return
+	}
+	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: f.PassportID, ChallengeID: f.Challenge, Response: []byte(r.PostFormValue("response")), ClientIP: ip})
+	done(ctx, err == nil, ip)
+	if err != nil {
+		s.auditLogin(ctx, "login.factor", ar, f, ip, factorCode(err), "factor", fac.Name())
+		switch {
+		case errors.As(err, &le):
+			s.renderLocked(w, le)
+		case errors.Is(err, authn.ErrExpired), errors.Is(err, authn.ErrUsed), errors.Is(err, authn.ErrUnknown):
+			s.beginFactor(w, r, ar, f, fac)
+		default:
+			s.render(w, http.StatusUnauthorized, "factor", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factor: fac.Name(), Prompt: f.Prompt,
+				Error: safeFactorError(err), ErrorCode: factorCode(err)})
+		}
+		return
+	}
+	s.auditLogin(ctx, "login.factor", ar, f, ip, "ok", "factor", fac.Name(), "level", strconv.Itoa(int(res.Level)))
+	level := max(f.Level, int(res.Level))
+	amr := slices.Clone(f.AMR)
+	if res.AMR != "" && !slices.Contains(amr, res.AMR) {
+		amr = append(amr, res.AMR)
+	}
+	if len(amr) > 1 && !slices.Contains(amr, "mfa") {
+		amr = append(amr, "mfa")
+	}
+	var sessTok string
+	if f.FromSSO {
+		_, sessTok, _ = s.session(r)
+	}
+	s.complete(w, r, ar, f.PassportID, level, amr, s.now(), false, sessTok)
+}
+
+func factorCode(err error) string {
+	for _, c := range []struct {
+		e    error
+		code string
+	}{
+		{authn.ErrWrongAnswer, "wrong_answer"}, {authn.ErrLocked, "locked"}, {authn.ErrExpired, "expired"}, {authn.ErrUsed, "used"},
+		{authn.ErrUnknown, "unknown_challenge"}, {authn.ErrNotEnrolled, "not_enrolled"}, {authn.ErrRevoked, "revoked"},
+		{authn.ErrRateLimited, "rate_limited"}, {authn.ErrReplay, "replay"}, {authn.ErrBadResponse, "bad_response"},
+	} {
+		if errors.Is(err, c.e) {
+			return c.code
+		}
+	}
+	return "factor_error"
+}
+
+// safeFactorError shows a factor's sentinel message, never a wrapped detail
+// that might carry device internals.
+func safeFactorError(err error) string {
+	for _, e := range []error{authn.ErrWrongAnswer, authn.ErrExpired, authn.ErrUsed, authn.ErrUnknown, authn.ErrNotEnrolled,
+		authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "the tool did not answer; try again"
+}
+
+// complete finishes the login: the passport session (new or upgraded),
+// the auth request, the login alert and the audit record; then back to op.
+func (s *Server) complete(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, pid string, level int, amr []string, authTime time.Time, sso bool, sessTok string) {
+	ctx := r.Context()
+	ip := s.clientIP(r)
+	if !sso {
+		if sessTok != "" {
+			if err := s.storage.UpgradeSession(ctx, sessTok, level, amr, authTime); err != nil {
+				s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+				return
+			}
+		} else {
+			tok, _, err := s.storage.CreateSession(ctx, pid, level, amr, authTime, r.UserAgent())
+			if err != nil {
+				s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+				return
+			}
+			http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: tok, Path: s.base + "/", HttpOnly: true, Secure: s.secure,
+				SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.OIDC.SessionTTL / time.Second)})
+		}
+	}
+	if err := s.storage.Complete(ctx, ar.ID, pid, level, amr, authTime); err != nil {
+		s.message(w, http.StatusBadRequest, "Sign-in already finished", "This sign-in was already completed. Go back to the platform.", "login_done")
+		return
+	}
+	s.alerts.Post(ctx, pid, alerts.KindLogin, alerts.Login{Time: s.now().UTC(), Client: ar.GetClientID(), Device: trimUA(r.UserAgent()), IP: ip, Level: level, SSO: sso})
+	kind := "login.success"
+	if sso {
+		kind = "login.sso"
+	}
+	s.audit.Append(ctx, kind, map[string]string{"client": ar.GetClientID(), "subject": "pid:" + pid, "ip": ip, "level": strconv.Itoa(level),
+		"amr": strings.Join(amr, " "), "auth_request": sha(ar.ID)[:16]})
+	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: "", Path: s.base + "/login", MaxAge: -1, HttpOnly: true, Secure: s.secure})
+	http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
+}
+
+func trimUA(ua string) string {
+	if len(ua) > 200 {
+		return ua[:200]
+	}
+	return ua
+}
+
+// logoutPage asks before signing out (a GET never changes state).
+func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
+	_, tok, ok := s.session(r)
+	if !ok {
+		s.render(w, http.StatusOK, "message", page{Title: "Signed out", Message: "You are not signed in on this browser."})
+		return
+	}
+	s.render(w, http.StatusOK, "logout", page{CSRF: sha("logout\x00" + tok)[:32]})
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	sess, tok, ok := s.session(r)
+	if ok {
+		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(sha("logout\x00" + tok)[:32])) != 1 {
+			s.message(w, http.StatusForbidden, "Not signed out", "The sign-out form is stale; open the sign-out page again.", "csrf")
+			return
+		}
+		s.storage.EndSession(r.Context(), tok)
+		s.audit.Append(r.Context(), "logout", map[string]string{"subject": "pid:" + sess.PassportID, "ip": s.clientIP(r)})
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: s.base + "/", MaxAge: -1, HttpOnly: true, Secure: s.secure})
+	http.Redirect(w, r, s.base+"/logged-out", http.StatusSeeOther)
+}
+
+// _ keeps captcha errors referenced for the docs of error codes.
+var _ = captcha.ErrWrong

@@ -39,8 +39,8 @@ type testFactor struct {
 func newTestFactor() *testFactor {
 	return &testFactor{enrolled: map[string]bool{}, open: map[string]string{}}
 }
-func (f *testFactor) Name() string        { return "token" }
-func (f *testFactor) Level() authn.Level  { return 3 }
+func (f *testFactor) Name() string       { return "token" }
+func (f *testFactor) Level() authn.Level { return 3 }
 func (f *testFactor) Enrolled(_ context.Context, pid string) (bool, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()

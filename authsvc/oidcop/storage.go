@@ -121,6 +121,9 @@ func (s *Storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ 
 	if !ok {
 		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
+	if !slices.Contains(r.Scopes, oidc.ScopeOpenID) {
+		return nil, oidc.ErrInvalidScope().WithDescription("the openid scope is required")
+	}
 	if r.CodeChallenge == "" {
 		return nil, oidc.ErrInvalidRequest().WithDescription("PKCE is required: send code_challenge with code_challenge_method=S256")
 	}

@@ -99,8 +99,8 @@ type Driver struct {
 	// Resolved counts uncertain outcomes the driver had to resolve by asking
 	// the ATM (TXN_STATUS) instead of reading the reply.
 	Resolved atomic.Int64
-	closed  chan struct{}
-	once    sync.Once
+	closed   chan struct{}
+	once     sync.Once
 }
 
 // NewDriver returns a driver; the line is opened by the first command.
@@ -587,25 +587,21 @@ func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord,
 	var de *DeviceError
 	if err != nil && !errors.As(err, &de) {
 		// Lost reply: the ATM keeps the outcome; ask it.
-		for ctx.Err() == nil {
-			rec, serr := d.TxnStatus(ctx, id)
-			if serr == nil && (rec.State == StateTaken || rec.State == StateRetracted || rec.State == StateFailed) {
-				rec, _ = d.Record(id)
-				return rec, nil
-			}
-			if serr == nil && rec.State != StatePicking && rec.State != StateAccepted {
-				break
-			}
-			t := time.NewTimer(d.cfg.PollInterval)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-			}
+		d.Resolved.Add(1)
+		rec, rerr := d.resolve(ctx, id)
+		if rerr != nil {
+			return TxnRecord{ID: id}, &UncertainError{ID: id, Err: errors.Join(err, rerr)}
 		}
-		return TxnRecord{ID: id}, &UncertainError{ID: id, Err: err}
-	}
-	if err != nil {
+		r = TxnReply{Record: rec}
+		switch {
+		case t == TypeRetract && rec.State == StateTaken:
+			r.Code = CodeNotPresented
+		case t == TypeRetract && rec.State == StateRetracted && rec.Retracted == RetractUnknown:
+			r.Code = CodeRetractCountUnknown
+		case t == TypeRetract && rec.State != StateRetracted:
+			r.Code = CodeNotPresented
+		}
+	} else if err != nil {
 		return TxnRecord{ID: id}, err
 	}
 	rec, ok := d.Record(id)

@@ -88,7 +88,7 @@ type Link struct {
 
 	mu          sync.Mutex
 	sendSeq     uint8
-	outstanding int // seq awaiting ACK, -1 if none
+	outstanding int       // seq awaiting ACK, -1 if none
 	ackCh       chan bool // true = ACK, false = NAK
 	lastRecv    int       // -1 before anything was received
 	replies     map[uint8][]byte

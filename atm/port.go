@@ -21,6 +21,9 @@ func OpenSerial(name string, baud int) (io.ReadWriteCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening serial port %s: %w", name, err)
 	}
+	// Bytes that arrived while nobody had the port open belong to an old
+	// session; the driver starts every session with HELLO.
+	p.Flush()
 	return &serialPort{p: p}, nil
 }
 

@@ -720,10 +720,10 @@ func (s *Sim) runDispense(ctx context.Context, l *atm.Link, req atm.Frame, m atm
 	}
 	s.reply(ctx, l, req, rep.Marshal())
 	reversed := f.take(&f.EventsReversed)
+	go s.customerAt(ctx, m.ID, reversed)
 	if !reversed {
 		s.sendEvent(ctx, atm.EventPresented, m.ID)
 	}
-	go s.customerAt(ctx, m.ID, reversed)
 }
 
 // customerAt plays the customer in front of the ATM after cash was presented.
@@ -816,10 +816,14 @@ func (s *Sim) retract(ctx context.Context, l *atm.Link, req atm.Frame, id atm.Tx
 	s.mu.Lock()
 	code := atm.OK
 	kind := uint8(atm.EventRetracted)
-	if grab {
+	switch {
+	case s.tray == 0 || s.trayTxn != id:
+		// The customer took the cash while the retract was starting.
+		code, kind = atm.CodeNotPresented, 0
+	case grab:
 		s.act(jrec{Op: "taken", Txn: id.String()})
 		code, kind = atm.CodeNotPresented, atm.EventTaken
-	} else {
+	default:
 		s.act(jrec{Op: "retract", Txn: id.String(), N: s.tray, Unk: unknown})
 		if unknown {
 			code = atm.CodeRetractCountUnknown
@@ -832,7 +836,9 @@ func (s *Sim) retract(ctx context.Context, l *atm.Link, req atm.Frame, id atm.Tx
 		stop()
 		s.reply(ctx, l, req, rep.Marshal())
 	}
-	s.sendEvent(ctx, kind, id)
+	if kind != 0 {
+		s.sendEvent(ctx, kind, id)
+	}
 }
 
 func (s *Sim) rejectCmd(ctx context.Context, l *atm.Link, req atm.Frame, id atm.TxnID) {

@@ -127,7 +127,10 @@ func (t *Token) GenerateKey(ctx context.Context, alg Algorithm, id []byte, label
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
 		pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+		pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
 	)
+	pub = append(pub, pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false), pkcs11.NewAttribute(pkcs11.CKA_WRAP, false))
 	var mech *pkcs11.Mechanism
 	switch alg {
 	case ECDSAP256:

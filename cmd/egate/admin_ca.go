@@ -1,0 +1,300 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/egate-bank/egate/authsvc/ca"
+	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/simulators/softhsm"
+)
+
+func init() { registerAdmin(newCACmd) }
+
+// authFlags are the database and HSM flags the authenticator admin commands share.
+type authFlags struct {
+	db string
+	hf hsmFlags
+}
+
+func (a *authFlags) add(cmd *cobra.Command) {
+	defModule, _ := softhsm.ModulePath()
+	f := cmd.PersistentFlags()
+	f.StringVar(&a.db, "db", "", "database: SQLite file path or postgres:// URL")
+	f.StringVar(&a.hf.module, "hsm-module", defModule, "path of the HSM's PKCS#11 library")
+	f.StringVar(&a.hf.token, "hsm-token", "egate", "label of the HSM token holding egate's keys")
+	f.StringVar(&a.hf.pinSource, "hsm-pin-source", "env:EGATE_HSM_PIN", "where the HSM user PIN is: file:/path or env:NAME")
+}
+
+func (a *authFlags) openDB(ctx context.Context) (*store.DB, error) {
+	if a.db == "" {
+		return nil, errors.New("--db is required: a SQLite file or a postgres:// URL")
+	}
+	return store.Open(ctx, dbConfig(a.db))
+}
+
+// openCA opens the database, the HSM and the CA with its issuing key; close
+// the returned function's resources with done.
+func (a *authFlags) openCA(ctx context.Context) (c *ca.CA, db *store.DB, h *hsm.Service, done func(), err error) {
+	db, err = a.openDB(ctx)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	h, err = hsm.Open(ctx, a.hf.hsmConfig())
+	if err != nil {
+		db.Close()
+		return nil, nil, nil, nil, err
+	}
+	done = func() { h.Close(); db.Close() }
+	signer, err := h.Signer(ctx, ca.IssuingKeyLabel)
+	if err != nil {
+		done()
+		return nil, nil, nil, nil, err
+	}
+	c, err = ca.Load(ctx, db, signer, nil)
+	if err != nil {
+		done()
+		return nil, nil, nil, nil, err
+	}
+	return c, db, h, done, nil
+}
+
+func newCACmd() *cobra.Command {
+	a := &authFlags{}
+	cmd := &cobra.Command{Use: "ca", Short: "the bank CA: init, export the root, issue agent certificates, revoke, CRL"}
+	a.add(cmd)
+
+	var org, outDir string
+	initCmd := &cobra.Command{
+		Use:   "init",
+		Short: "create the root and issuing CA keys in the HSM (labels egate-ca-root, egate-ca-issuing) and their certificates",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			db, err := a.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			h, err := hsm.Open(ctx, a.hf.hsmConfig())
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			for _, l := range []string{ca.RootKeyLabel, ca.IssuingKeyLabel} {
+				if _, _, err := h.EnsureKey(ctx, hsm.KeySpec{Label: l, Type: hsm.KeyECDSAP256}); err != nil {
+					return err
+				}
+			}
+			rootKey, err := h.Signer(ctx, ca.RootKeyLabel)
+			if err != nil {
+				return err
+			}
+			issKey, err := h.Signer(ctx, ca.IssuingKeyLabel)
+			if err != nil {
+				return err
+			}
+			c, err := ca.Init(ctx, db, rootKey, issKey, ca.Options{Organization: org}, nil)
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "root CA    %s serial %s, until %s\n", c.Root().Subject.CommonName, ca.SerialHex(c.Root().SerialNumber), c.Root().NotAfter.Format(time.DateOnly))
+			fmt.Fprintf(out, "issuing CA %s serial %s, until %s\n", c.Issuing().Subject.CommonName, ca.SerialHex(c.Issuing().SerialNumber), c.Issuing().NotAfter.Format(time.DateOnly))
+			if outDir != "" {
+				if err := writePEMs(outDir, c); err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "wrote %s and %s\n", filepath.Join(outDir, "root.pem"), filepath.Join(outDir, "issuing.pem"))
+			}
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&org, "org", "egate Bank", "organization name in the CA certificates")
+	initCmd.Flags().StringVar(&outDir, "out-dir", "", "also write root.pem and issuing.pem here")
+
+	exportCmd := &cobra.Command{
+		Use:   "export-root",
+		Short: "print the root CA certificate (PEM); with --issuing also the issuing CA's",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			db, err := a.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			c, err := ca.Load(ctx, db, nil, nil)
+			if err != nil {
+				return err
+			}
+			cmd.OutOrStdout().Write(c.RootPEM())
+			if v, _ := cmd.Flags().GetBool("issuing"); v {
+				cmd.OutOrStdout().Write(c.IssuingPEM())
+			}
+			return nil
+		},
+	}
+	exportCmd.Flags().Bool("issuing", false, "also print the issuing CA certificate")
+
+	var csrPath, agentID string
+	agentCmd := &cobra.Command{
+		Use:   "issue-agent",
+		Short: "issue a branch agent's mutual-TLS client certificate from its CSR (PEM or DER); prints the certificate PEM",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			raw, err := os.ReadFile(csrPath)
+			if err != nil {
+				return err
+			}
+			if b, _ := pem.Decode(raw); b != nil {
+				raw = b.Bytes
+			}
+			c, _, _, done, err := a.openCA(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			cert, err := c.Issue(ctx, ca.IssueRequest{Kind: ca.KindAgent, Owner: agentID, CSR: raw})
+			if err != nil {
+				return err
+			}
+			cmd.OutOrStdout().Write(ca.CertPEM(cert))
+			return nil
+		},
+	}
+	agentCmd.Flags().StringVar(&csrPath, "csr", "", "the agent's CSR file")
+	agentCmd.Flags().StringVar(&agentID, "agent", "", "the agent's id (certificate CN)")
+	agentCmd.MarkFlagRequired("csr")
+	agentCmd.MarkFlagRequired("agent")
+
+	var reason int
+	revokeCmd := &cobra.Command{
+		Use:   "revoke SERIAL",
+		Short: "revoke a certificate by its serial (hex); the next CRL lists it and verification refuses it at once",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			db, err := a.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			c, err := ca.Load(ctx, db, nil, nil)
+			if err != nil {
+				return err
+			}
+			if err := c.Revoke(ctx, args[0], reason); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])
+			return nil
+		},
+	}
+	revokeCmd.Flags().IntVar(&reason, "reason", ca.ReasonKeyCompromise, "RFC 5280 reason code (1 key compromise, 4 superseded, 5 cessation)")
+
+	listCmd := &cobra.Command{
+		Use:   "list",
+		Short: "list issued certificates (of --owner)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			db, err := a.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			c, err := ca.Load(ctx, db, nil, nil)
+			if err != nil {
+				return err
+			}
+			owner, _ := cmd.Flags().GetString("owner")
+			list, err := c.List(ctx, owner)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "SERIAL\tKIND\tOWNER\tNOT AFTER\tREVOKED")
+			for _, i := range list {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", i.Serial, i.Kind, i.Owner, i.NotAfter.Format(time.DateOnly), i.Revoked)
+			}
+			return tw.Flush()
+		},
+	}
+	listCmd.Flags().String("owner", "", "passport id or agent id")
+
+	var crlOut string
+	crlCmd := &cobra.Command{
+		Use:   "crl",
+		Short: "write the current CRL (DER) signed by the issuing CA",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, _, _, done, err := a.openCA(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			der, err := c.CRL(ctx)
+			if err != nil {
+				return err
+			}
+			if crlOut == "" || crlOut == "-" {
+				_, err = cmd.OutOrStdout().Write(der)
+				return err
+			}
+			return os.WriteFile(crlOut, der, 0o644)
+		},
+	}
+	crlCmd.Flags().StringVarP(&crlOut, "out", "o", "", "file to write (stdout when empty)")
+
+	var listen string
+	serveCmd := &cobra.Command{
+		Use:   "serve",
+		Short: "serve GET /ca/crl, /ca/root.pem and /ca/issuing.pem over HTTP",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			c, _, _, done, err := a.openCA(ctx)
+			if err != nil {
+				return err
+			}
+			defer done()
+			srv := &http.Server{Addr: listen, Handler: c.Handler(), ReadHeaderTimeout: 5 * time.Second}
+			go func() { <-ctx.Done(); srv.Close() }()
+			fmt.Fprintf(cmd.ErrOrStderr(), "CA endpoints on http://%s/ca/crl and /ca/root.pem\n", listen)
+			if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		},
+	}
+	serveCmd.Flags().StringVar(&listen, "listen", "127.0.0.1:8089", "address to listen on")
+
+	cmd.AddCommand(initCmd, exportCmd, agentCmd, revokeCmd, listCmd, crlCmd, serveCmd)
+	return cmd
+}
+
+func writePEMs(dir string, c *ca.CA) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	for name, cert := range map[string]*x509.Certificate{"root.pem": c.Root(), "issuing.pem": c.Issuing()} {
+		if err := os.WriteFile(filepath.Join(dir, name), ca.CertPEM(cert), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,257 @@
+package platform
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	httphelper "github.com/zitadel/oidc/v3/pkg/http"
+	"github.com/zitadel/oidc/v3/pkg/client/rp"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// Names of the platforms.
+var Names = []string{"ebank", "mall", "messenger"}
+
+// Config is one platform's section.
+type Config struct {
+	Name string `yaml:"name"` // ebank, mall or messenger
+	// PublicURL is where customers' browsers reach this platform; the OIDC
+	// redirect URI is PublicURL + "/callback".
+	PublicURL string `yaml:"public-url"`
+	// Issuer is the passport's issuer URL.
+	Issuer       string `yaml:"issuer"`
+	ClientID     string `yaml:"client-id"`
+	ClientSecret string `yaml:"client-secret" secret:"true"`
+	// CookieKey encrypts and authenticates the session cookie; at least 32
+	// characters, the same on every replica.
+	CookieKey string `yaml:"cookie-key" secret:"true"`
+	// Level is the authentication level a login asks for (acr_values);
+	// the passport never grants less than the client's fixed minimum.
+	Level int `yaml:"level"`
+	// Others are the other platforms' URLs, linked from the home page.
+	Others map[string]string `yaml:"others"`
+}
+
+// ErrConfig wraps configuration errors.
+var ErrConfig = errors.New("platform config")
+
+// Validate checks the section.
+func (c Config) Validate() error {
+	known := false
+	for _, n := range Names {
+		known = known || n == c.Name
+	}
+	if !known {
+		return fmt.Errorf("%w: name %q: use ebank, mall or messenger", ErrConfig, c.Name)
+	}
+	for k, v := range map[string]string{"public-url": c.PublicURL, "issuer": c.Issuer} {
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%w: %s %q: give an absolute http(s) URL", ErrConfig, k, v)
+		}
+	}
+	if c.ClientID == "" {
+		return fmt.Errorf("%w: client-id is empty", ErrConfig)
+	}
+	if len(c.CookieKey) < 32 {
+		return fmt.Errorf("%w: cookie-key must be at least 32 characters", ErrConfig)
+	}
+	if c.Level < 1 || c.Level > 5 {
+		return fmt.Errorf("%w: level %d: use 1 to 5", ErrConfig, c.Level)
+	}
+	return nil
+}
+
+// Session is what the platform knows of the logged-in customer.
+type Session struct {
+	Subject  string    `json:"sub"`
+	Name     string    `json:"name,omitempty"`
+	Level    int       `json:"level"`
+	ACR      string    `json:"acr"`
+	AMR      []string  `json:"amr,omitempty"`
+	AuthTime time.Time `json:"auth_time"`
+	IDToken  string    `json:"id_token"` // the logout hint
+}
+
+const sessionCookie = "egate_platform_session"
+
+// Site is one platform's web front: login, callback, home, logout.
+type Site struct {
+	cfg     Config
+	rp      rp.RelyingParty
+	cookies *httphelper.CookieHandler
+	mux     *http.ServeMux
+}
+
+// New discovers the passport and builds the site. The passport must be up.
+func New(ctx context.Context, cfg Config, client *http.Client) (*Site, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	k := sha256.Sum256([]byte("egate-platform-cookie-hash\x00" + cfg.CookieKey))
+	e := sha256.Sum256([]byte("egate-platform-cookie-enc\x00" + cfg.CookieKey))
+	var copts []httphelper.CookieHandlerOpt
+	if strings.HasPrefix(cfg.PublicURL, "http://") {
+		copts = append(copts, httphelper.WithUnsecure())
+	}
+	cookies := httphelper.NewCookieHandler(k[:], e[:], copts...)
+	opts := []rp.Option{
+		rp.WithPKCE(cookies),
+		rp.WithCookieHandler(cookies),
+		rp.WithVerifierOpts(rp.WithIssuedAtOffset(5 * time.Second)),
+	}
+	if client != nil {
+		opts = append(opts, rp.WithHTTPClient(client))
+	}
+	redirect := strings.TrimRight(cfg.PublicURL, "/") + "/callback"
+	party, err := rp.NewRelyingPartyOIDC(ctx, cfg.Issuer, cfg.ClientID, cfg.ClientSecret, redirect, []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeOfflineAccess}, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("platform %s: discovering the passport at %s: %w", cfg.Name, cfg.Issuer, err)
+	}
+	s := &Site{cfg: cfg, rp: party, cookies: cookies, mux: http.NewServeMux()}
+	s.mux.HandleFunc("GET /{$}", s.home)
+	s.mux.HandleFunc("GET /login", s.login)
+	s.mux.HandleFunc("GET /callback", rp.CodeExchangeHandler(s.callback, party))
+	s.mux.HandleFunc("POST /logout", s.logout)
+	s.mux.HandleFunc("GET /session", s.sessionJSON)
+	return s, nil
+}
+
+// ServeHTTP serves the site.
+func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// Session returns the request's platform session, if any.
+func (s *Site) Session(r *http.Request) (*Session, bool) {
+	v, err := s.cookies.CheckCookie(r, sessionCookie)
+	if err != nil {
+		return nil, false
+	}
+	var ss Session
+	if json.Unmarshal([]byte(v), &ss) != nil || ss.Subject == "" {
+		return nil, false
+	}
+	return &ss, true
+}
+
+func newState() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// login starts an authorization request at the platform's level, or at a
+// higher one given by ?level=N (step-up).
+func (s *Site) login(w http.ResponseWriter, r *http.Request) {
+	level := s.cfg.Level
+	if l := r.URL.Query().Get("level"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 5 {
+			http.Error(w, "level must be 1 to 5", http.StatusBadRequest)
+			return
+		}
+		if n > level {
+			level = n
+		}
+	}
+	acr := func() []oauth2AuthCodeOption { return acrValues(level) }
+	rp.AuthURLHandler(newState, s.rp, rp.URLParamOpt(acr))(w, r)
+}
+
+func (s *Site) callback(w http.ResponseWriter, r *http.Request, tokens *oidc.Tokens[*oidc.IDTokenClaims], state string, party rp.RelyingParty) {
+	c := tokens.IDTokenClaims
+	ss := Session{
+		Subject: c.Subject, Name: c.PreferredUsername, ACR: c.AuthenticationContextClassReference,
+		AMR: c.AuthenticationMethodsReferences, AuthTime: c.AuthTime.AsTime(), IDToken: tokens.IDToken,
+	}
+	if ss.Name == "" {
+		ss.Name = c.Name
+	}
+	ss.Level = levelOf(ss.ACR)
+	b, _ := json.Marshal(ss)
+	if err := s.cookies.SetCookie(w, sessionCookie, string(b)); err != nil {
+		http.Error(w, "could not keep the session", http.StatusInternalServerError)
+		return
+	}
+	http.Redirect(w, r, "/", http.StatusFound)
+}
+
+func (s *Site) logout(w http.ResponseWriter, r *http.Request) {
+	ss, ok := s.Session(r)
+	s.cookies.DeleteCookie(w, sessionCookie)
+	if !ok {
+		http.Redirect(w, r, "/", http.StatusFound)
+		return
+	}
+	u, err := rp.EndSession(r.Context(), s.rp, ss.IDToken, strings.TrimRight(s.cfg.PublicURL, "/")+"/", "", "", nil)
+	if err != nil || u == nil {
+		http.Redirect(w, r, "/", http.StatusFound)
+		return
+	}
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+func (s *Site) sessionJSON(w http.ResponseWriter, r *http.Request) {
+	ss, ok := s.Session(r)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	if !ok {
+		w.WriteHeader(http.StatusUnauthorized)
+		w.Write([]byte(`{"error":{"code":"login_required","message":"log in first"}}`))
+		return
+	}
+	cp := *ss
+	cp.IDToken = ""
+	json.NewEncoder(w).Encode(cp)
+}
+
+var homePage = template.Must(template.New("home").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
+<style>body{font-family:sans-serif;max-width:40em;margin:2em auto}.who{padding:1em;background:#eef}</style></head>
+<body><h1>{{.Title}}</h1>
+{{if .S}}<div class="who" id="who">Logged in as <b id="name">{{.S.Name}}</b> (passport {{.S.Subject}}),
+level <b id="level">{{.S.Level}}</b> by {{range .S.AMR}}{{.}} {{end}}at {{.S.AuthTime.Format "15:04:05"}}.</div>
+<p><a href="/login?level={{.Next}}">Raise to level {{.Next}}</a></p>
+<form method="post" action="/logout"><button id="logout">Log out</button></form>
+{{else}}<p><a id="login" href="/login">Log in with your passport</a></p>{{end}}
+<h2>Other services</h2><ul>{{range $n, $u := .Others}}<li><a href="{{$u}}">{{$n}}</a></li>{{end}}</ul>
+</body></html>`))
+
+func (s *Site) home(w http.ResponseWriter, r *http.Request) {
+	ss, _ := s.Session(r)
+	next := s.cfg.Level + 1
+	if ss != nil && ss.Level >= next {
+		next = ss.Level + 1
+	}
+	if next > 5 {
+		next = 5
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	homePage.Execute(w, map[string]any{"Title": titles[s.cfg.Name], "S": ss, "Next": next, "Others": s.cfg.Others})
+}
+
+var titles = map[string]string{"ebank": "eBank", "mall": "Mall", "messenger": "Messenger"}
+
+// levelOf reads "urn:egate:loa:N".
+func levelOf(acr string) int {
+	n, ok := strings.CutPrefix(acr, "urn:egate:loa:")
+	if !ok {
+		return 0
+	}
+	l, err := strconv.Atoi(n)
+	if err != nil || l < 1 || l > 5 {
+		return 0
+	}
+	return l
+}

@@ -84,7 +84,10 @@ type Session struct {
 	IDToken  string    `json:"id_token"` // the logout hint
 }
 
-const sessionCookie = "egate_platform_session"
+// SessionCookie names a platform's session cookie. Browsers scope cookies
+// by host, not port, so each platform has its own name: on one host (the
+// demo) they would otherwise overwrite each other.
+func SessionCookie(platform string) string { return "egate_" + platform + "_session" }
 
 // Site is one platform's web front: login, callback, home, logout.
 type Site struct {
@@ -133,7 +136,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHT
 
 // Session returns the request's platform session, if any.
 func (s *Site) Session(r *http.Request) (*Session, bool) {
-	v, err := s.cookies.CheckCookie(r, sessionCookie)
+	v, err := s.cookies.CheckCookie(r, SessionCookie(s.cfg.Name))
 	if err != nil {
 		return nil, false
 	}
@@ -179,7 +182,7 @@ func (s *Site) callback(w http.ResponseWriter, r *http.Request, tokens *oidc.Tok
 	}
 	ss.Level = levelOf(ss.ACR)
 	b, _ := json.Marshal(ss)
-	if err := s.cookies.SetCookie(w, sessionCookie, string(b)); err != nil {
+	if err := s.cookies.SetCookie(w, SessionCookie(s.cfg.Name), string(b)); err != nil {
 		http.Error(w, "could not keep the session", http.StatusInternalServerError)
 		return
 	}
@@ -188,7 +191,7 @@ func (s *Site) callback(w http.ResponseWriter, r *http.Request, tokens *oidc.Tok
 
 func (s *Site) logout(w http.ResponseWriter, r *http.Request) {
 	ss, ok := s.Session(r)
-	s.cookies.DeleteCookie(w, sessionCookie)
+	s.cookies.DeleteCookie(w, SessionCookie(s.cfg.Name))
 	if !ok {
 		http.Redirect(w, r, "/", http.StatusFound)
 		return

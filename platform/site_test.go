@@ -151,7 +151,7 @@ func TestSingleSignOnAcrossPlatforms(t *testing.T) {
 
 	// A forged cookie is no session.
 	u, _ := url.Parse(mallTS.URL)
-	jar.SetCookies(u, []*http.Cookie{{Name: "egate_platform_session", Value: "forged", Path: "/"}})
+	jar.SetCookies(u, []*http.Cookie{{Name: platform.SessionCookie("mall"), Value: "forged", Path: "/"}})
 	if code, _ := session(mallTS.URL); code != http.StatusUnauthorized {
 		t.Fatalf("forged cookie accepted: %d", code)
 	}

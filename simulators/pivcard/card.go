@@ -55,9 +55,9 @@ type Card struct {
 	touchCached map[byte]bool
 
 	powered chan struct{} // closed once the reader has powered the card and read its ATR
-	dirty   bool      // the persistent state changed during this command
-	chain   *chainBuf // command chaining in progress (CLA 0x10)
-	pending []byte    // response bytes waiting for GET RESPONSE
+	dirty   bool          // the persistent state changed during this command
+	chain   *chainBuf     // command chaining in progress (CLA 0x10)
+	pending []byte        // response bytes waiting for GET RESPONSE
 }
 
 type chainBuf struct {
@@ -268,4 +268,3 @@ func (c *Card) emit(n int) []byte {
 	}
 	return appendSW(out, swBytesRemaining|uint16(left))
 }
-

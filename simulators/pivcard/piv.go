@@ -665,7 +665,9 @@ func objectTag(v []byte) (uint32, bool) {
 	return 0, false
 }
 
-func tagName(t uint32) string { return hex.EncodeToString([]byte{byte(t >> 16), byte(t >> 8), byte(t)}) }
+func tagName(t uint32) string {
+	return hex.EncodeToString([]byte{byte(t >> 16), byte(t >> 8), byte(t)})
+}
 
 // pinProtected objects are read only after the PIN (SP 800-73-4 Part 1 Table 2).
 func pinProtected(t uint32) bool {

@@ -27,9 +27,9 @@ const (
 
 // state is what the card keeps across power cycles; it is saved as JSON.
 type state struct {
-	Serial     uint32 `json:"serial"`
+	Serial     uint32  `json:"serial"`
 	Version    [3]byte `json:"version"`
-	FormFactor byte   `json:"form_factor"`
+	FormFactor byte    `json:"form_factor"`
 
 	PIN        []byte `json:"pin"` // 8 bytes, padded with 0xff
 	PINRetries int    `json:"pin_retries"`

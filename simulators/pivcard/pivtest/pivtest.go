@@ -127,7 +127,8 @@ type Inserted struct {
 	Slot
 	Card   *pivcard.Card
 	cancel context.CancelFunc
-	done   chan error
+	done   chan struct{} // closed when Serve has returned
+	err    error         // what Serve returned
 }
 
 // Remove pulls the card out of the reader and waits for the link to close.
@@ -141,8 +142,11 @@ func (in *Inserted) Remove() {
 func Insert(t testing.TB, s Slot, card *pivcard.Card) *Inserted {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	in := &Inserted{Slot: s, Card: card, cancel: cancel, done: make(chan error, 1)}
-	go func() { in.done <- pivcard.Serve(ctx, pivcard.Addr(s.Port), card) }()
+	in := &Inserted{Slot: s, Card: card, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		in.err = pivcard.Serve(ctx, pivcard.Addr(s.Port), card)
+		close(in.done)
+	}()
 	t.Cleanup(func() {
 		cancel()
 		<-in.done
@@ -150,9 +154,8 @@ func Insert(t testing.TB, s Slot, card *pivcard.Card) *Inserted {
 	select {
 	case <-card.Powered():
 		return in
-	case err := <-in.done:
-		in.done <- err
-		t.Fatalf("inserting the card into %s: %v", s.Reader, err)
+	case <-in.done:
+		t.Fatalf("inserting the card into %s: %v", s.Reader, in.err)
 	case <-time.After(15 * time.Second):
 		t.Fatalf("pcscd did not power the card in %s within 15s", s.Reader)
 	}

@@ -42,8 +42,14 @@ func childMain() int {
 		}
 	}
 	baud, _ := strconv.Atoi(os.Getenv("EGATE_SIMATM_BAUD"))
+	cassettes := simatm.DefaultCassettes()
+	if n, _ := strconv.Atoi(os.Getenv("EGATE_SIMATM_COUNT")); n > 0 {
+		for i := range cassettes {
+			cassettes[i].Count = n
+		}
+	}
 	s, err := simatm.New(simatm.Config{
-		Cassettes:     simatm.DefaultCassettes(),
+		Cassettes:     cassettes,
 		JournalPath:   os.Getenv("EGATE_SIMATM_JOURNAL"),
 		Faults:        f,
 		ProgressEvery: 100 * time.Millisecond,

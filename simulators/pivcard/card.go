@@ -35,6 +35,9 @@ type Config struct {
 	Touch func(slot byte) bool
 	// Rand is the entropy source; nil means crypto/rand.
 	Rand io.Reader
+	// Trace, if not nil, sees every command APDU and its response (tests
+	// use it to tell what reached the card). It must not call the Card.
+	Trace func(cmd, resp []byte)
 }
 
 // Card is a YubiKey-compatible PIV applet. See the package doc.
@@ -44,6 +47,7 @@ type Card struct {
 	path  string
 	touch func(slot byte) bool
 	rand  io.Reader
+	trace func(cmd, resp []byte)
 
 	// Volatile security state, cleared by power off and reset.
 	selected    bool
@@ -67,7 +71,7 @@ type chainBuf struct {
 
 // Open loads the card at cfg.Path, or makes a new one.
 func Open(cfg Config) (*Card, error) {
-	c := &Card{path: cfg.Path, touch: cfg.Touch, rand: cfg.Rand}
+	c := &Card{path: cfg.Path, touch: cfg.Touch, rand: cfg.Rand, trace: cfg.Trace}
 	if c.rand == nil {
 		c.rand = rand.Reader
 	}
@@ -186,6 +190,14 @@ const (
 func (c *Card) Transmit(apdu []byte) []byte {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	resp := c.transmit(apdu)
+	if c.trace != nil {
+		c.trace(bytes.Clone(apdu), bytes.Clone(resp))
+	}
+	return resp
+}
+
+func (c *Card) transmit(apdu []byte) []byte {
 	cmd, sw := parseCommand(apdu)
 	if sw != swOK {
 		c.chain, c.pending = nil, nil

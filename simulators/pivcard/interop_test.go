@@ -1,0 +1,261 @@
+package pivcard_test
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-piv/piv-go/v2/piv"
+
+	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/simulators/pivcard"
+	"github.com/egate-bank/egate/simulators/pivcard/pivtest"
+)
+
+// apduLog records the instructions that reached the card.
+type apduLog struct {
+	mu   sync.Mutex
+	cmds [][]byte
+}
+
+func (l *apduLog) trace(cmd, _ []byte) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.cmds = append(l.cmds, cmd)
+}
+
+// saw reports whether a command with INS ins and P2 p2 reached the card.
+func (l *apduLog) saw(ins, p2 byte) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range l.cmds {
+		if len(c) >= 4 && c[1] == ins && c[3] == p2 {
+			return true
+		}
+	}
+	return false
+}
+
+func run(t *testing.T, name string, args ...string) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	return string(out), err
+}
+
+func mustRun(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := run(t, name, args...)
+	if err != nil {
+		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
+	}
+	return out
+}
+
+func insertTraced(t *testing.T) (*pivtest.Inserted, *apduLog) {
+	t.Helper()
+	pivtest.NeedPCSC(t)
+	log := &apduLog{}
+	card, err := pivcard.Open(pivcard.Config{Path: filepath.Join(t.TempDir(), "card.json"), Vendor: pivtest.Vendor(t), Trace: log.trace})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := pivtest.Insert(t, pivtest.TakeReader(t), card)
+	// Wait until PC/SC clients can connect.
+	yk := openReaderNoCleanup(t, in.Reader)
+	yk.Close()
+	return in, log
+}
+
+func openReaderNoCleanup(t *testing.T, reader string) *piv.YubiKey {
+	t.Helper()
+	yk, err := openUntil(reader)
+	if err != nil {
+		t.Fatalf("opening %s: %v", reader, err)
+	}
+	return yk
+}
+
+// selfSignWithPIVGo makes a self-signed certificate for the key in 9a with piv-go.
+func selfSignWithPIVGo(t *testing.T, reader string, pub crypto.PublicKey) *x509.Certificate {
+	t.Helper()
+	yk := openReaderNoCleanup(t, reader)
+	defer yk.Close()
+	priv, err := yk.PrivateKey(piv.SlotAuthentication, pub, piv.KeyAuth{PIN: piv.DefaultPIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "egate interop"},
+		NotBefore: time.Now().Add(-time.Minute), NotAfter: time.Now().Add(24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, pub, priv.(crypto.Signer))
+	if err != nil {
+		t.Fatalf("self-signing with the card: %v", err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return cert
+}
+
+func TestInteropYubicoPIVTool(t *testing.T) {
+	tool := testenv.NeedCommand(t, "yubico-piv-tool", "yubico-piv-tool")
+	in, log := insertTraced(t)
+	dir := t.TempDir()
+	r := []string{"-r", in.Reader}
+	ykpiv := func(args ...string) string { return mustRun(t, tool, append(r, args...)...) }
+
+	out := ykpiv("-a", "status")
+	for _, want := range []string{"Version:\t5.7.1", "Serial Number:\t" + strconv.FormatUint(uint64(in.Card.Serial()), 10), "PIN tries left:\t3"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status lacks %q:\n%s", want, out)
+		}
+	}
+
+	pubPath := filepath.Join(dir, "pub.pem")
+	ykpiv("-a", "generate", "-s", "9a", "-A", "ECCP256", "-o", pubPath)
+	pemBytes, _ := os.ReadFile(pubPath)
+	blk, _ := pem.Decode(pemBytes)
+	if blk == nil {
+		t.Fatalf("generate wrote no PEM: %q", pemBytes)
+	}
+	pub, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := pub.(*ecdsa.PublicKey); !ok {
+		t.Fatalf("generated key is %T", pub)
+	}
+
+	certPath := filepath.Join(dir, "cert.pem")
+	out, err = run(t, tool, append(r, "-P", "123456", "-a", "verify-pin", "-a", "selfsign-certificate", "-s", "9a", "-A", "ECCP256",
+		"-S", "/CN=egate interop/", "-i", pubPath, "-o", certPath)...)
+	var cert *x509.Certificate
+	switch {
+	case err == nil:
+		b, _ := os.ReadFile(certPath)
+		blk, _ := pem.Decode(b)
+		if blk == nil {
+			t.Fatalf("selfsign wrote no certificate")
+		}
+		if cert, err = x509.ParseCertificate(blk.Bytes); err != nil {
+			t.Fatal(err)
+		}
+	case strings.Contains(out, "Failed signing certificate") && !log.saw(0x87, 0x9a):
+		// yubico-piv-tool 2.2.0 linked with OpenSSL 3 (Debian 12) fails in
+		// its own OpenSSL glue before it sends the card anything
+		// (Yubico/yubico-piv-tool#388); the card had no say. Make the
+		// self-signed certificate with the card's key through piv-go.
+		t.Logf("yubico-piv-tool selfsign failed before reaching the card (known upstream bug #388); self-signing through piv-go")
+		cert = selfSignWithPIVGo(t, in.Reader, pub)
+		os.WriteFile(certPath, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw}), 0o600)
+	default:
+		t.Fatalf("selfsign-certificate: %v\n%s", err, out)
+	}
+	if err := cert.CheckSignature(cert.SignatureAlgorithm, cert.RawTBSCertificate, cert.Signature); err != nil {
+		t.Fatalf("self-signed certificate does not verify: %v", err)
+	}
+	if !publicEqual(cert.PublicKey, pub) {
+		t.Fatal("certificate is not for the generated key")
+	}
+
+	ykpiv("-a", "import-certificate", "-s", "9a", "-i", certPath)
+	out = ykpiv("-a", "read-certificate", "-s", "9a")
+	if blk, _ := pem.Decode([]byte(out)); blk == nil || !bytes.Equal(blk.Bytes, cert.Raw) {
+		t.Errorf("read-certificate returned another certificate:\n%s", out)
+	}
+	out = ykpiv("-a", "status")
+	if !strings.Contains(out, "Slot 9a:") || !strings.Contains(out, "egate interop") {
+		t.Errorf("status does not show the certificate in 9a:\n%s", out)
+	}
+	before := len(log.cmds)
+	out = ykpiv("-P", "123456", "-a", "verify-pin", "-a", "test-signature", "-s", "9a", "-i", certPath)
+	if !strings.Contains(strings.ToLower(out), "successful") {
+		t.Errorf("test-signature:\n%s", out)
+	}
+	if !log.saw(0x87, 0x9a) || len(log.cmds) == before {
+		t.Error("test-signature did not make the card sign")
+	}
+
+	// A wrong PIN is counted by the card.
+	out, err = run(t, tool, append(r, "-P", "000000", "-a", "verify-pin")...)
+	if err == nil || !strings.Contains(out, "2 tries left") {
+		t.Errorf("wrong PIN: %v\n%s", err, out)
+	}
+}
+
+func TestInteropOpenSC(t *testing.T) {
+	tool := testenv.NeedCommand(t, "pkcs11-tool", "opensc")
+	openssl := testenv.NeedCommand(t, "openssl", "openssl")
+	module := "/usr/lib/x86_64-linux-gnu/opensc-pkcs11.so"
+	if _, err := os.Stat(module); err != nil {
+		testenv.Missing(t, "OpenSC PKCS#11 module", "apt-get install opensc-pkcs11")
+	}
+	in, log := insertTraced(t)
+	dir := t.TempDir()
+
+	yk := openReaderNoCleanup(t, in.Reader)
+	pub, err := yk.GenerateKey(piv.DefaultManagementKey, piv.SlotAuthentication, piv.Key{Algorithm: piv.AlgorithmEC256, PINPolicy: piv.PINPolicyOnce, TouchPolicy: piv.TouchPolicyNever})
+	yk.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := selfSignWithPIVGo(t, in.Reader, pub)
+	yk = openReaderNoCleanup(t, in.Reader)
+	err = yk.SetCertificate(piv.DefaultManagementKey, piv.SlotAuthentication, cert)
+	yk.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	out := mustRun(t, tool, "--module", module, "--list-slots")
+	if !strings.Contains(out, in.Reader) || !strings.Contains(out, "piv_II") {
+		t.Errorf("--list-slots does not show the card:\n%s", out)
+	}
+	slotIndex := readerSlot(out, in.Reader)
+	out = mustRun(t, tool, "--module", module, "--slot-index", slotIndex, "--list-objects")
+	for _, want := range []string{"Certificate Object", "egate interop", "Public Key Object; EC"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("--list-objects lacks %q:\n%s", want, out)
+		}
+	}
+
+	data := filepath.Join(dir, "data")
+	sig := filepath.Join(dir, "sig")
+	os.WriteFile(data, []byte("pay 5000 fen to the mall"), 0o600)
+	mustRun(t, tool, "--module", module, "--slot-index", slotIndex, "--login", "--pin", "123456", "--sign", "--id", "01",
+		"--mechanism", "ECDSA-SHA256", "--signature-format", "openssl", "--input-file", data, "--output-file", sig)
+	if !log.saw(0x87, 0x9a) {
+		t.Error("pkcs11-tool --sign did not reach the card")
+	}
+	pubDER, _ := x509.MarshalPKIXPublicKey(pub)
+	pubPath := filepath.Join(dir, "pub.pem")
+	os.WriteFile(pubPath, pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pubDER}), 0o600)
+	out = mustRun(t, openssl, "dgst", "-sha256", "-verify", pubPath, "-signature", sig, data)
+	if !strings.Contains(out, "Verified OK") {
+		t.Errorf("openssl: %s", out)
+	}
+}
+
+// readerSlot finds the PKCS#11 slot index of a reader in --list-slots output.
+func readerSlot(out, reader string) string {
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "Slot ") && strings.HasSuffix(strings.TrimSpace(line), reader) {
+			f := strings.Fields(line)
+			return f[1]
+		}
+	}
+	return "0"
+}

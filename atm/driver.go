@@ -495,6 +495,9 @@ func (d *Driver) TxnStatus(ctx context.Context, id TxnID) (TxnRecord, error) {
 // A retry with the same id never dispenses again.
 func (d *Driver) Dispense(ctx context.Context, id TxnID, amount int64, notes []Notes) (TxnRecord, error) {
 	if r, ok := d.Record(id); ok && r.State.Final() {
+		if !sameDispense(r, amount, notes) {
+			return TxnRecord{ID: id}, &DeviceError{Op: TypeDispense, Code: CodeTxnConflict, Msg: "transaction id already used for a different dispense"}
+		}
 		return r, finalErr(TypeDispense, r)
 	}
 	payload := Dispense{ID: id, Amount: amount, Notes: notes}.Marshal()
@@ -517,8 +520,8 @@ func (d *Driver) Dispense(ctx context.Context, id TxnID, amount int64, notes []N
 			}
 		} else {
 			var de *DeviceError
-			if errors.As(err, &de) && de.Code != CodeNoSession {
-				return TxnRecord{ID: id}, err // refused before anything moved
+			if errors.As(err, &de) && de.Code != CodeNoSession || errors.Is(err, ErrDriverClosed) {
+				return TxnRecord{ID: id}, err // refused or never sent: nothing moved
 			}
 		}
 		d.Resolved.Add(1)
@@ -549,7 +552,7 @@ func (d *Driver) resolve(ctx context.Context, id TxnID) (TxnRecord, error) {
 		if err != nil {
 			last = err
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || errors.Is(err, ErrDriverClosed) {
 			if last == nil {
 				last = ctx.Err()
 			}
@@ -562,6 +565,22 @@ func (d *Driver) resolve(ctx context.Context, id TxnID) (TxnRecord, error) {
 			t.Stop()
 		}
 	}
+}
+
+func sameDispense(r TxnRecord, amount int64, notes []Notes) bool {
+	if r.Amount != amount {
+		return false
+	}
+	for _, n := range notes {
+		found := false
+		for _, c := range r.Cassettes {
+			found = found || (c.Cassette == n.Cassette && c.Requested == n.Count)
+		}
+		if !found {
+			return false
+		}
+	}
+	return true
 }
 
 func finalErr(op MsgType, r TxnRecord) error {

@@ -331,3 +331,40 @@ func TestBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestDriverConflictAndClose: a known id with a different dispense is a
+// conflict, nothing moves; after Close every call fails.
+func TestDriverConflictAndClose(t *testing.T) {
+	t.Parallel()
+	r := newLineRig(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	id := atm.NewTxnID()
+	if _, err := r.drv.Dispense(ctx, id, 10000, []atm.Notes{{Cassette: 1, Count: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		amount int64
+		notes  []atm.Notes
+	}{
+		{"different amount", 20000, []atm.Notes{{Cassette: 1, Count: 2}}},
+		{"different cassette", 10000, []atm.Notes{{Cassette: 2, Count: 2}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := r.drv.Dispense(ctx, id, tc.amount, tc.notes); !errors.Is(err, atm.ErrCode(atm.CodeTxnConflict)) {
+				t.Fatalf("err = %v, want TXN_CONFLICT", err)
+			}
+		})
+	}
+	if got := r.run.Sim.Totals().Cassettes[0].Count; got != 499 {
+		t.Fatalf("cassette 1 holds %d", got)
+	}
+	r.drv.Close()
+	if _, err := r.drv.Status(ctx); !errors.Is(err, atm.ErrDriverClosed) {
+		t.Fatalf("status after close: %v", err)
+	}
+	if _, err := r.drv.Dispense(ctx, atm.NewTxnID(), 10000, []atm.Notes{{Cassette: 1, Count: 1}}); !errors.Is(err, atm.ErrDriverClosed) {
+		t.Fatalf("dispense after close: %v", err)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/internal/testenv"
 	simatm "github.com/egate-bank/egate/simulators/atm"
 )
 
@@ -59,7 +60,7 @@ func newLineRig(t *testing.T, mod func(*simatm.Config)) *lineRig {
 	}
 	run, err := simatm.StartPTY(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("pseudo-terminal (creack/pty): %v", err)
+		testenv.Missing(t, "pseudo-terminals (/dev/ptmx, devpts)", "mount devpts; "+err.Error())
 	}
 	h := &hostPort{}
 	drv := atm.NewDriver(atm.DriverConfig{

@@ -2,11 +2,9 @@ package simatm_test
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"image/png"
 	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -324,6 +322,4 @@ func TestPINPad(t *testing.T) {
 			}
 		})
 	}
-	_ = filepath.Join
-	_ = context.Background
 }

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/skip2/go-qrcode"
 
@@ -30,6 +31,7 @@ type Screen struct {
 	session atm.TxnID
 	text    string
 	png     []byte
+	expire  *time.Timer
 }
 
 // Show renders a SHOW_QR request.
@@ -55,6 +57,12 @@ func (s *Screen) Show(m atm.ShowQR) error {
 	}
 	s.mu.Lock()
 	s.session, s.text, s.png = m.Session, m.Text, img
+	if s.expire != nil {
+		s.expire.Stop()
+	}
+	if m.TTLSec > 0 { // the ATM removes the QR on its own after its lifetime
+		s.expire = time.AfterFunc(time.Duration(m.TTLSec)*time.Second, func() { s.Cancel(m.Session) })
+	}
 	s.mu.Unlock()
 	if s.PNGPath != "" {
 		tmp := s.PNGPath + ".tmp"

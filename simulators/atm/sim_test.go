@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/internal/testenv"
 	simatm "github.com/egate-bank/egate/simulators/atm"
 )
 
@@ -34,7 +35,7 @@ func newRig(t *testing.T, mod func(*simatm.Config)) *rig {
 	}
 	run, err := simatm.StartPTY(context.Background(), cfg)
 	if err != nil {
-		t.Fatalf("pseudo-terminal: %v", err)
+		testenv.Missing(t, "pseudo-terminals (/dev/ptmx, devpts)", "mount devpts; "+err.Error())
 	}
 	drv := atm.NewDriver(atm.DriverConfig{
 		Open:         atm.SerialOpener(run.TTYName, 115200),

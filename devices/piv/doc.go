@@ -1,0 +1,22 @@
+// Package piv drives PIV tokens (YubiKeys and compatible cards) through
+// PC/SC with github.com/go-piv/piv-go: list cards, open one, enroll a key
+// (generate on the card, check the attestation chain up to the vendor root,
+// have the bank CA issue the certificate, store it on the card) and sign
+// with it as a crypto.Signer.
+//
+// Concurrency: a Driver hands out at most one Card per reader at a time
+// (Open fails with ErrInUse while another owner holds it), and a Card
+// serialises its operations with a mutex: piv-go holds an exclusive PC/SC
+// transaction, which must never be shared by two goroutines at once.
+//
+// Reconnection is lazy: before each operation the card is probed with GET
+// SERIAL, which has no side effect. If the probe fails (the card was reset
+// or removed, or pcscd restarted) the operation fails with ErrCardRemoved and
+// the connection is dropped; the next operation reopens the card, and fails
+// with ErrCardRemoved again if it is still gone or a different card is in
+// the reader. Operations themselves are never repeated.
+//
+// PINs come from a prompt function at the moment they are needed, are passed
+// to the card once and are not kept. A wrong PIN is never retried: the
+// error (PINError or ErrPINBlocked) says how many tries are left.
+package piv

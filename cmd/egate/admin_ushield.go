@@ -155,6 +155,9 @@ func newUShieldAdminCmd() *cobra.Command {
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
 			fmt.Fprintln(tw, "SLOT\tLABEL\tMANUFACTURER\tMODEL\tSERIAL\tPIN")
 			for _, t := range toks {
+				if !t.Initialized {
+					t.Label = "(not initialised)"
+				}
 				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", t.Slot, t.Label, t.Manufacturer, t.Model, t.Serial, t.PIN)
 			}
 			return tw.Flush()

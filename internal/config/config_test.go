@@ -84,7 +84,7 @@ func TestValidateAll(t *testing.T) {
 		{"bad listen", []string{"http.listen=8080"}, false},
 		{"bad level", []string{"log.level=loud"}, false},
 		{"bad driver", []string{"database.driver=oracle"}, false},
-		{"bad public url", []string{"http.public-url=ftp://x"}, false},
+		{"bad public url", []string{"http.public_url=ftp://x"}, false},
 		{"module set", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so"}, true},
 	}
 	for _, tc := range tests {

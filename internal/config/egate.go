@@ -55,7 +55,7 @@ type HTTPConfig struct {
 	Listen string `yaml:"listen"` // host:port
 	// PublicURL is the address customers' browsers and the platforms reach
 	// this server at (the OIDC issuer); empty: http://<listen>.
-	PublicURL string `yaml:"public-url"`
+	PublicURL string `yaml:"public_url"`
 }
 
 // Validate checks the section.
@@ -66,7 +66,7 @@ func (c HTTPConfig) Validate() error {
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("http.public-url %q: give an absolute http(s) URL", c.PublicURL)
+			return fmt.Errorf("http.public_url %q: give an absolute http(s) URL", c.PublicURL)
 		}
 	}
 	return nil
@@ -85,13 +85,13 @@ type DemoConfig struct {
 	// VarDir holds the demo's state: the SQLite file, the SoftHSM token
 	// directory and the token's PIN file. Created on the first start, reused
 	// on the next.
-	VarDir string `yaml:"var-dir"`
+	VarDir string `yaml:"var_dir"`
 }
 
 // Validate checks the section.
 func (c DemoConfig) Validate() error {
 	if c.VarDir == "" {
-		return errors.New("demo.var-dir is empty: give a directory for the demo's state, e.g. ./var")
+		return errors.New("demo.var_dir is empty: give a directory for the demo's state, e.g. ./var")
 	}
 	return nil
 }

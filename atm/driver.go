@@ -242,7 +242,17 @@ func (d *Driver) dispatch(l *Link) {
 		case f := <-l.Recv():
 			switch {
 			case f.Type == TypeBoot:
+				// A new boot restarts event numbers: forget the old ones now,
+				// before its first events arrive.
 				d.needHello.Store(true)
+				if len(f.Payload) == 16 {
+					d.rmu.Lock()
+					if [16]byte(f.Payload) != d.bootID {
+						d.bootID = [16]byte(f.Payload)
+						d.seenEvent = map[uint32]bool{}
+					}
+					d.rmu.Unlock()
+				}
 			case f.Type == TypeEvent:
 				d.onEvent(f)
 			default: // replies, PROGRESS, ERROR

@@ -133,7 +133,11 @@ func TestLineFaults(t *testing.T) {
 				t.Errorf("ATM NAKs %d, host saw %d", s.NAKsSent.Load(), h.NAKsReceived.Load())
 			}
 		}},
-		{"random line noise", []string{"line-noise=0.3"}, nil, func(*testing.T, *atm.LinkStats, *atm.LinkStats, *atm.Driver) {}},
+		{"random line noise", []string{"line-noise=0.5"}, nil, func(t *testing.T, h, s *atm.LinkStats, _ *atm.Driver) {
+			if h.NAKsSent.Load()+h.Garbage.Load()+s.Retransmits.Load() == 0 {
+				t.Errorf("no sign of line noise")
+			}
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -1,0 +1,124 @@
+package atm
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+)
+
+// These tests drive the link logic over net.Pipe; the pty and serial path is
+// covered by link_test.go against the simulator.
+
+func pipeLinks(t *testing.T) (a, b *Link, rawA net.Conn) {
+	t.Helper()
+	ca, cb := net.Pipe()
+	cfg := LinkConfig{AckTimeout: 30 * time.Millisecond}
+	a, b = NewLink(ca, cfg), NewLink(cb, cfg)
+	t.Cleanup(func() { a.Close(); b.Close() })
+	return a, b, ca
+}
+
+func recvT(t *testing.T, l *Link) Frame {
+	t.Helper()
+	select {
+	case f := <-l.Recv():
+		return f
+	case <-time.After(2 * time.Second):
+		t.Fatal("nothing received")
+		return Frame{}
+	}
+}
+
+func TestLinkDuplicateAnsweredFromCache(t *testing.T) {
+	t.Parallel()
+	a, b, rawA := pipeLinks(t)
+	ctx := context.Background()
+	seq, err := a.Send(ctx, TypeStatus, 0, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := recvT(t, b)
+	if _, err := b.Send(ctx, TypeStatus|ReplyBit, req.Seq, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+	rep := recvT(t, a)
+	if rep.Ref != seq || string(rep.Payload) != "\x01\x02\x03" {
+		t.Fatalf("reply %v", rep)
+	}
+	// The host retransmits the request as if the ACK had been lost.
+	raw, _ := EncodeFrame(Frame{Seq: seq, Type: TypeStatus})
+	a.writeMu.Lock()
+	rawA.Write(raw)
+	a.writeMu.Unlock()
+	deadline := time.Now().Add(2 * time.Second)
+	for a.Stats.Duplicates.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // waiting on the peer's counters; no channel says it
+	}
+	if got := b.Stats.Duplicates.Load(); got != 1 {
+		t.Fatalf("receiver counted %d duplicates, want 1", got)
+	}
+	if got := a.Stats.Duplicates.Load(); got != 1 {
+		t.Fatalf("cached reply not re-sent (sender saw %d duplicate replies)", got)
+	}
+	select {
+	case f := <-b.Recv():
+		t.Fatalf("duplicate delivered for execution: %v", f)
+	case f := <-a.Recv():
+		t.Fatalf("duplicate reply delivered: %v", f)
+	default:
+	}
+}
+
+func TestLinkNoAckAfterRetries(t *testing.T) {
+	t.Parallel()
+	ca, cb := net.Pipe()
+	go io.Copy(io.Discard, cb) // a peer that hears nothing
+	l := NewLink(ca, LinkConfig{AckTimeout: 10 * time.Millisecond})
+	defer l.Close()
+	_, err := l.Send(context.Background(), TypeStatus, 0, nil)
+	if !errors.Is(err, ErrNoAck) {
+		t.Fatalf("err = %v, want ErrNoAck", err)
+	}
+	if got := l.Stats.Retransmits.Load(); got != 5 {
+		t.Fatalf("%d retransmissions, want N_retry = 5", got)
+	}
+}
+
+func TestLinkClosed(t *testing.T) {
+	t.Parallel()
+	a, b, _ := pipeLinks(t)
+	b.Close()
+	<-a.Done()
+	if !errors.Is(a.Err(), ErrClosed) {
+		t.Fatalf("err = %v", a.Err())
+	}
+	if _, err := a.Send(context.Background(), TypeStatus, 0, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("send on a dead line: %v", err)
+	}
+}
+
+func TestLinkTimers(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name      string
+		cfg       LinkConfig
+		frame     int
+		ack, ibyt time.Duration
+	}{
+		{"9600", LinkConfig{Baud: 9600}, 100, 250*time.Millisecond + 2*108*time.Second*10/9600, 50*time.Millisecond + 20*time.Second*10/9600},
+		{"115200", LinkConfig{Baud: 115200}, 100, 250*time.Millisecond + 2*108*(time.Second*10/115200), 50*time.Millisecond + 20*(time.Second*10/115200)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// within a microsecond: the char time is truncated to nanoseconds
+			if got := tc.cfg.ackTimeout(tc.frame); (got-tc.ack).Abs() > time.Microsecond {
+				t.Fatalf("T_ack = %v, want %v", got, tc.ack)
+			}
+			if got := tc.cfg.interByte(); (got-tc.ibyt).Abs() > time.Microsecond {
+				t.Fatalf("T_interbyte = %v, want %v", got, tc.ibyt)
+			}
+		})
+	}
+}

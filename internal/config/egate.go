@@ -27,6 +27,8 @@ type Config struct {
 	Database store.Config `yaml:"database"`
 	HSM      hsm.Config   `yaml:"hsm"`
 	Demo     DemoConfig   `yaml:"demo"`
+	// Platforms are ebank, mall and messenger (egate platform NAME).
+	Platforms PlatformsConfig `yaml:"platforms"`
 }
 
 // LogConfig is the log section.
@@ -141,7 +143,7 @@ func FromProcess(file string, sets []string) (*Config, error) {
 
 // ValidateAll validates every section, naming the first bad one.
 func (c *Config) ValidateAll() error {
-	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo} {
+	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
@@ -170,6 +172,14 @@ func redact(v reflect.Value) {
 			fv.SetString("<redacted>")
 		case fv.Kind() == reflect.Struct:
 			redact(fv)
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.Struct:
+			// Copy the slice so that the caller's config keeps its values.
+			cp := reflect.MakeSlice(fv.Type(), fv.Len(), fv.Len())
+			reflect.Copy(cp, fv)
+			for j := 0; j < cp.Len(); j++ {
+				redact(cp.Index(j))
+			}
+			fv.Set(cp)
 		}
 	}
 }

@@ -1,0 +1,124 @@
+// Package app assembles egate's processes from the config: the HTTP
+// servers of authsvc and the platforms, with health, readiness and metrics,
+// used both by their own commands and by egate demo.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/egate-bank/egate/internal/config"
+	"github.com/egate-bank/egate/internal/httpx"
+	"github.com/egate-bank/egate/platform"
+)
+
+// Server is an HTTP server with its listener, started by Serve.
+type Server struct {
+	Name     string
+	Listener net.Listener
+	HTTP     *http.Server
+	Health   *httpx.Health
+	Metrics  *httpx.Metrics
+	Mux      *http.ServeMux
+}
+
+// NewServer listens on addr and prepares a mux with /healthz, /readyz and
+// /metrics; the caller mounts the rest on Mux.
+func NewServer(name, addr string, log *slog.Logger) (*Server, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listening on %s: %w (choose another address in the config)", name, addr, err)
+	}
+	s := &Server{Name: name, Listener: ln, Health: httpx.NewHealth(), Metrics: httpx.NewMetrics(), Mux: http.NewServeMux()}
+	s.Mux.HandleFunc("GET /healthz", s.Health.Live)
+	s.Mux.HandleFunc("GET /readyz", s.Health.Ready)
+	s.Mux.Handle("GET /metrics", s.Metrics.Handler())
+	s.HTTP = &http.Server{Handler: httpx.Middleware(log.With("server", name), s.Metrics, s.Mux), ReadHeaderTimeout: 10 * time.Second}
+	return s, nil
+}
+
+// URL is the server's base URL as reached on its listener.
+func (s *Server) URL() string { return "http://" + s.Listener.Addr().String() }
+
+// ServeAll serves every server until ctx ends or one fails, then shuts them
+// all down gracefully.
+func ServeAll(ctx context.Context, servers ...*Server) error {
+	errc := make(chan error, len(servers))
+	for _, s := range servers {
+		go func(s *Server) {
+			if err := s.HTTP.Serve(s.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				errc <- fmt.Errorf("%s: %w", s.Name, err)
+			}
+		}(s)
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	for _, s := range servers {
+		if e := s.HTTP.Shutdown(sctx); e != nil && err == nil {
+			err = e
+		}
+	}
+	return err
+}
+
+// Platform builds one platform's server from the config. issuer overrides
+// cfg.Platforms.Issuer when not empty (the demo's own passport).
+func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Logger) (*Server, error) {
+	pc, err := cfg.Platforms.ByName(name)
+	if err != nil {
+		return nil, err
+	}
+	s, err := NewServer(name, pc.Listen, log)
+	if err != nil {
+		return nil, err
+	}
+	public := pc.PublicURL
+	if public == "" {
+		public = s.URL()
+	}
+	others := map[string]string{}
+	for _, n := range platform.Names {
+		if n == name {
+			continue
+		}
+		o, _ := cfg.Platforms.ByName(n)
+		u := o.PublicURL
+		if u == "" {
+			u = "http://" + o.Listen
+		}
+		others[n] = u
+	}
+	site, err := platform.New(ctx, platform.Config{
+		Name: name, PublicURL: public, Issuer: strings.TrimRight(cfg.Platforms.Issuer, "/"),
+		ClientID: name, ClientSecret: pc.ClientSecret, CookieKey: pc.CookieKey, Level: pc.Level, Others: others,
+	}, nil)
+	if err != nil {
+		s.Listener.Close()
+		return nil, err
+	}
+	s.Health.Add("passport", func(ctx context.Context) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(cfg.Platforms.Issuer, "/")+"/.well-known/openid-configuration", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return fmt.Errorf("passport discovery answered %d", resp.StatusCode)
+		}
+		return nil
+	})
+	s.Mux.Handle("/", site)
+	return s, nil
+}

@@ -113,10 +113,10 @@ func TestLinkTimers(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// within a microsecond: the char time is truncated to nanoseconds
-			if got := tc.cfg.ackTimeout(tc.frame); (got-tc.ack).Abs() > time.Microsecond {
+			if got := tc.cfg.ackTimeout(tc.frame); (got - tc.ack).Abs() > time.Microsecond {
 				t.Fatalf("T_ack = %v, want %v", got, tc.ack)
 			}
-			if got := tc.cfg.interByte(); (got-tc.ibyt).Abs() > time.Microsecond {
+			if got := tc.cfg.interByte(); (got - tc.ibyt).Abs() > time.Microsecond {
 				t.Fatalf("T_interbyte = %v, want %v", got, tc.ibyt)
 			}
 		})

@@ -57,20 +57,20 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, resync bool) {
 	}
 	ctx := r.Context()
 	var (
-		t   *Token
+		acc Accepted
 		err error
 	)
-	if req.Serial != "" {
-		t, err = s.TokenBySerial(ctx, req.Serial, req.KeyID)
+	if !resync {
+		acc, err = s.VerifyCode(ctx, Lookup{Serial: req.Serial, KeyID: req.KeyID, PassportID: req.PassportID}, strings.TrimSpace(req.Code))
 	} else {
-		t, err = s.TokenOf(ctx, req.PassportID, "hotp", "totp")
-	}
-	var acc Accepted
-	if err == nil {
-		if resync {
-			acc, err = s.Resync(ctx, t, strings.TrimSpace(req.Code), strings.TrimSpace(req.Code2))
+		var t *Token
+		if req.Serial != "" {
+			t, err = s.TokenBySerial(ctx, req.Serial, req.KeyID)
 		} else {
-			acc, err = s.Verify(ctx, t, strings.TrimSpace(req.Code))
+			t, err = s.TokenOf(ctx, req.PassportID, "hotp", "totp")
+		}
+		if err == nil {
+			acc, err = s.Resync(ctx, t, strings.TrimSpace(req.Code), strings.TrimSpace(req.Code2))
 		}
 	}
 	if err != nil {

@@ -14,8 +14,12 @@
 // race changes no row and its code is refused as a replay), and a failed
 // attempt is reserved by an atomic increment before the code is compared.
 //
+// A verification by serial or customer (VerifyCode, the HTTP API) is two
+// statements when the code is right: one that counts the attempt and loads
+// the token, and the ledger's UPDATE (fast.go).
+//
 // Concurrency: a Service is safe for concurrent use; it holds no per-token
-// state in memory.
+// state in memory (only prepared statements).
 package otp
 
 import (
@@ -81,6 +85,9 @@ type Service struct {
 	hsm HSM
 	cfg Config
 	now func() time.Time
+	// stmts are the hot path's prepared statements (fast.go); a
+	// connection cache, not token state.
+	stmts stmtCache
 }
 
 // New returns a Service. now may be nil (time.Now).

@@ -70,8 +70,11 @@ func (s *Service) failed(ctx context.Context, t *Token) error {
 	if s.cfg.LockFor > 0 {
 		until = s.now().Add(s.cfg.LockFor).UnixMilli()
 	}
-	if _, err := s.db.Exec(ctx, `UPDATE otp_tokens SET locked_until_ms = ? WHERE id = ? AND failures >= ? AND locked_until_ms = 0`,
-		until, t.ID, s.cfg.MaxFailures); err != nil {
+	st, err := s.prepared(ctx, `UPDATE otp_tokens SET locked_until_ms = ? WHERE id = ? AND failures >= ? AND locked_until_ms = 0`)
+	if err == nil {
+		_, err = st.ExecContext(ctx, until, t.ID, s.cfg.MaxFailures)
+	}
+	if err != nil {
 		return fmt.Errorf("recording a failure: %w", err)
 	}
 	return nil
@@ -86,7 +89,11 @@ func (s *Service) advance(ctx context.Context, t *Token, c uint64, drift *int64)
 		q = `UPDATE otp_tokens SET counter = ?, failures = 0, drift = ? WHERE id = ? AND counter <= ?`
 		args = []any{int64(c + 1), *drift, t.ID, int64(c)}
 	}
-	res, err := s.db.Exec(ctx, q, args...)
+	st, err := s.prepared(ctx, q)
+	if err != nil {
+		return fmt.Errorf("recording the accepted code: %w", err)
+	}
+	res, err := st.ExecContext(ctx, args...)
 	if err != nil {
 		return fmt.Errorf("recording the accepted code: %w", err)
 	}
@@ -112,6 +119,12 @@ func (s *Service) Verify(ctx context.Context, t *Token, code string) (Accepted, 
 	if err := s.reserve(ctx, t); err != nil {
 		return Accepted{}, err
 	}
+	return s.compare(ctx, t, code)
+}
+
+// compare checks code of an HOTP/TOTP token whose attempt is already
+// counted, then moves the ledger (success) or records the failure.
+func (s *Service) compare(ctx context.Context, t *Token, code string) (Accepted, error) {
 	from, n := s.window(t)
 	var codes []string
 	var err error

@@ -5,7 +5,7 @@ import (
 	"crypto"
 	"crypto/x509"
 	"crypto/x509/pkix"
-		"fmt"
+	"fmt"
 	"io"
 	"sync"
 

@@ -38,6 +38,12 @@ func (l *apduLog) trace(cmd, _ []byte) {
 	l.cmds = append(l.cmds, cmd)
 }
 
+func (l *apduLog) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.cmds)
+}
+
 // saw reports whether a command with INS ins and P2 p2 reached the card.
 func (l *apduLog) saw(ins, p2 byte) bool {
 	l.mu.Lock()
@@ -180,12 +186,12 @@ func TestInteropYubicoPIVTool(t *testing.T) {
 	if !strings.Contains(out, "Slot 9a:") || !strings.Contains(out, "egate interop") {
 		t.Errorf("status does not show the certificate in 9a:\n%s", out)
 	}
-	before := len(log.cmds)
+	before := log.count()
 	out = ykpiv("-P", "123456", "-a", "verify-pin", "-a", "test-signature", "-s", "9a", "-i", certPath)
 	if !strings.Contains(strings.ToLower(out), "successful") {
 		t.Errorf("test-signature:\n%s", out)
 	}
-	if !log.saw(0x87, 0x9a) || len(log.cmds) == before {
+	if !log.saw(0x87, 0x9a) || log.count() == before {
 		t.Error("test-signature did not make the card sign")
 	}
 

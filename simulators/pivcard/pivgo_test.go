@@ -15,6 +15,7 @@ import (
 	"errors"
 	"math/big"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,10 +224,9 @@ func TestPIVGoManagementKey(t *testing.T) {
 func TestPIVGoPolicies(t *testing.T) {
 	pivtest.NeedPCSC(t)
 	v := pivtest.Vendor(t)
-	touched := 0
+	var touched atomic.Int32
 	card, err := pivcard.Open(pivcard.Config{Path: filepath.Join(t.TempDir(), "c.json"), Vendor: v, Touch: func(slot byte) bool {
-		touched++
-		return touched%2 == 1 // every other touch is "not touched"
+		return touched.Add(1)%2 == 1 // every other touch is "not touched"
 	}})
 	if err != nil {
 		t.Fatal(err)
@@ -270,8 +270,8 @@ func TestPIVGoPolicies(t *testing.T) {
 	if _, err := k.(crypto.Signer).Sign(rand.Reader, digest[:], crypto.SHA256); err == nil {
 		t.Error("signed although the touch was refused")
 	}
-	if touched != 2 {
-		t.Errorf("touch asked %d times, want 2", touched)
+	if n := touched.Load(); n != 2 {
+		t.Errorf("touch asked %d times, want 2", n)
 	}
 }
 

@@ -47,11 +47,16 @@ func ServeConn(ctx context.Context, conn net.Conn, c *Card) error {
 	defer conn.Close()
 	c.PowerOff()
 	var hdr [2]byte
+	if tc, ok := conn.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+	}
 	for {
+		quickAck(conn)
 		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
 			return closed(ctx, err)
 		}
 		msg := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+		quickAck(conn)
 		if _, err := io.ReadFull(conn, msg); err != nil {
 			return closed(ctx, err)
 		}

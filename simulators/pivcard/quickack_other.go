@@ -1,0 +1,7 @@
+//go:build !linux
+
+package pivcard
+
+import "net"
+
+func quickAck(net.Conn) {}

@@ -3,6 +3,7 @@ package simatm_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -153,5 +154,48 @@ func TestControlEndpoint(t *testing.T) {
 	}
 	if s.Faults().JamAfter != 2 || s.Faults().DropACK != 1 {
 		t.Fatalf("faults not set: %+v", s.Faults())
+	}
+}
+
+func TestPurgeRejectAndStatus(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, func(c *simatm.Config) { c.Faults.CustomerTakes = false })
+	ctx := ctxT(t, 10*time.Second)
+	if n, err := r.drv.Purge(ctx); err != nil || n != 0 {
+		t.Fatalf("purge of an empty transport: %d %v", n, err)
+	}
+	if _, err := r.drv.Reject(ctx, atm.NewTxnID()); !errors.Is(err, atm.ErrCode(atm.CodeUnknownTxn)) {
+		t.Fatalf("reject of an unknown txn: %v", err)
+	}
+	id := atm.NewTxnID()
+	if _, err := r.drv.Dispense(ctx, id, 5000, []atm.Notes{{Cassette: 2, Count: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	r.run.Sim.Faults().Set("missing-cassette=3")
+	st, err := r.drv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		got  any
+		want any
+	}{
+		{"notes at exit", st.AtExit, uint16(1)},
+		{"shutter", st.Shutter, uint8(atm.ShutterOpen)},
+		{"tray sensor", st.Sensors & atm.SensorTray, uint16(atm.SensorTray)},
+		{"cassette 2 count", st.Cassettes[1].Count, uint16(499)},
+		{"cassette 3 missing", st.Cassettes[2].State, uint8(atm.CassetteMissing)},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+	// Reject of a presented transaction moves nothing: the notes are at the exit.
+	if rec, err := r.drv.Reject(ctx, id); err != nil || rec.State != atm.StatePresented {
+		t.Fatalf("reject after present: %+v %v", rec, err)
+	}
+	if tot := r.run.Sim.Totals(); tot.RejectBin != 0 || tot.AtExit != 1 {
+		t.Fatalf("machine: %+v", tot)
 	}
 }

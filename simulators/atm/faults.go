@@ -191,7 +191,13 @@ func (l *faultLine) Read(p []byte) (int, error) {
 			continue // the line is dead: nothing arrives
 		}
 		if n > 3 && l.f.take(&l.f.FlipIn) {
-			p[3+l.f.intn(n-3)] ^= 0x5A // past STX and LEN: the frame fails its CRC
+			// Past STX and LEN, so the frame fails its CRC and is NAKed: the
+			// first frame of the read at its SEQ, and a second one sharing the
+			// read at its last CRC byte.
+			p[3] ^= 0x5A
+			if n > 4 {
+				p[n-1] ^= 0x5A
+			}
 		}
 		return n, err
 	}

@@ -114,7 +114,7 @@ func testConfig(issuer string) Config {
 	}
 }
 
-func newEnv(t testing.TB, db *store.DB) *env {
+func newEnv(t testing.TB, db *store.DB, mutate ...func(*Config)) *env {
 	t.Helper()
 	e := &env{t: t, clk: &clock{t: time.Now()}, factor: newTestFactor()}
 	var err error
@@ -125,7 +125,11 @@ func newEnv(t testing.TB, db *store.DB) *env {
 	var h http.Handler
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(e.ts.Close)
-	e.srv, err = New(context.Background(), testConfig(e.ts.URL), Deps{
+	cfg := testConfig(e.ts.URL)
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	e.srv, err = New(context.Background(), cfg, Deps{
 		DB: db, Signer: e.key, Factors: []authn.Factor{e.factor}, Now: e.clk.Now,
 		CaptchaHook: func(id, answer string) { e.captcha.Store(id, answer) },
 	})

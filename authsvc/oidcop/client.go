@@ -29,7 +29,7 @@ func (c *Client) AccessTokenType() op.AccessTokenType  { return op.AccessTokenTy
 func (c *Client) IDTokenLifetime() time.Duration       { return c.idTTL }
 func (c *Client) DevMode() bool                        { return false }
 func (c *Client) ClockSkew() time.Duration             { return 0 }
-func (c *Client) IDTokenUserinfoClaimsAssertion() bool { return false }
+func (c *Client) IDTokenUserinfoClaimsAssertion() bool { return true }
 
 // ApplicationType: confidential clients are web servers; public clients are
 // native (loopback or custom-scheme redirects, RFC 8252) when every redirect

@@ -11,11 +11,9 @@ import (
 	"crypto/sha1"
 	"crypto/sha256"
 	"crypto/sha512"
-	"encoding/asn1"
 	"encoding/binary"
 	"errors"
 	"hash"
-	"math/big"
 	"os"
 	"os/exec"
 	"strings"
@@ -383,21 +381,16 @@ func TestHMACTokenKey(t *testing.T) {
 	}
 }
 
-// countingP11 counts logins and can be told to fail.
-type countingP11 struct {
-	p11
-	logins atomic.Int32
-}
+// loginCounter counts the C_Login calls the service asks for (each one
+// is a crypto11.Configure with a PIN, which logs in exactly once).
+type loginCounter struct{ n atomic.Int32 }
 
-func (c *countingP11) Login(sh pkcs11.SessionHandle, userType uint, pin string) error {
-	c.logins.Add(1)
-	return c.p11.Login(sh, userType, pin)
-}
+func (c *loginCounter) hook() func() { return func() { c.n.Add(1) } }
 
 func TestSessionRecovery(t *testing.T) {
 	need(t)
-	var cp *countingP11
-	s, err := open(context.Background(), testConfig(testToken), func(p p11) p11 { cp = &countingP11{p11: p}; return cp })
+	cp := &loginCounter{}
+	s, err := open(context.Background(), testConfig(testToken), cp.hook())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -414,7 +407,7 @@ func TestSessionRecovery(t *testing.T) {
 	if _, err := sg.Sign(nil, d[:], crypto.SHA256); err != nil {
 		t.Fatal(err)
 	}
-	loginsBefore := cp.logins.Load()
+	loginsBefore := cp.n.Load()
 	// The module loses every session of the application (as after an HSM
 	// failover): the login state goes with them.
 	if err := s.mod.ctx.CloseAllSessions(s.slot); err != nil {
@@ -429,7 +422,7 @@ func TestSessionRecovery(t *testing.T) {
 			t.Fatal("signature after recovery does not verify")
 		}
 	}
-	if got := cp.logins.Load() - loginsBefore; got != 1 {
+	if got := cp.n.Load() - loginsBefore; got != 1 {
 		t.Fatalf("logged in %d times to recover, want exactly 1", got)
 	}
 	// Seal, HMAC and listing recover too.
@@ -444,8 +437,8 @@ func TestWrongPINNeverRetried(t *testing.T) {
 	ctx := context.Background()
 	cfg := testConfig(pinToken)
 	cfg.PINSource = "file:" + env.badPIN
-	var cp *countingP11
-	_, err := open(ctx, cfg, func(p p11) p11 { cp = &countingP11{p11: p}; return cp })
+	cp := &loginCounter{}
+	_, err := open(ctx, cfg, cp.hook())
 	if !errors.Is(err, ErrPINIncorrect) {
 		t.Fatalf("Open with a wrong PIN: %v, want ErrPINIncorrect", err)
 	}
@@ -456,7 +449,7 @@ func TestWrongPINNeverRetried(t *testing.T) {
 	if strings.Contains(err.Error(), "9999") {
 		t.Fatal("error contains the PIN")
 	}
-	if n := cp.logins.Load(); n != 1 {
+	if n := cp.n.Load(); n != 1 {
 		t.Fatalf("%d C_Login calls for one Open, want 1", n)
 	}
 
@@ -467,7 +460,8 @@ func TestWrongPINNeverRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.PINSource = "file:" + pinPath
-	s, err := open(ctx, cfg, func(p p11) p11 { cp = &countingP11{p11: p}; return cp })
+	cp = &loginCounter{}
+	s, err := open(ctx, cfg, cp.hook())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -475,14 +469,14 @@ func TestWrongPINNeverRetried(t *testing.T) {
 	if err := os.WriteFile(pinPath, []byte("0000"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	base := cp.logins.Load()
+	base := cp.n.Load()
 	for i := range 5 {
 		s.mod.ctx.CloseAllSessions(s.slot)
 		if _, err := s.Keys(ctx); !errors.Is(err, ErrPINIncorrect) {
 			t.Fatalf("call %d after the PIN changed: %v, want ErrPINIncorrect", i, err)
 		}
 	}
-	if n := cp.logins.Load() - base; n != 1 {
+	if n := cp.n.Load() - base; n != 1 {
 		t.Fatalf("%d C_Login calls with the wrong PIN, want 1", n)
 	}
 }
@@ -709,31 +703,6 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if err != nil && (!errors.Is(err, ErrBadConfig) || strings.Contains(err.Error(), "1234")) {
 				t.Fatalf("error %q", err)
-			}
-		})
-	}
-}
-
-func TestECDSADERMatchesEncodingASN1(t *testing.T) {
-	cases := []struct {
-		name string
-		raw  []byte
-	}{
-		{"small values", append(append(make([]byte, 31), 1), append(make([]byte, 31), 2)...)},
-		{"high bits set", bytes.Repeat([]byte{0xff}, 64)},
-		{"zero r", append(make([]byte, 32), bytes.Repeat([]byte{0x7f}, 32)...)},
-		{"mixed", append(append([]byte{0, 0x80}, bytes.Repeat([]byte{1}, 30)...), append([]byte{0x00, 0x00, 0x01}, bytes.Repeat([]byte{9}, 29)...)...)},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := ecdsaDER(tc.raw)
-			if err != nil {
-				t.Fatal(err)
-			}
-			n := len(tc.raw) / 2
-			want, _ := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(tc.raw[:n]), new(big.Int).SetBytes(tc.raw[n:])})
-			if !bytes.Equal(got, want) {
-				t.Fatalf("ecdsaDER = %x, encoding/asn1 = %x", got, want)
 			}
 		})
 	}

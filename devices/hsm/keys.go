@@ -3,11 +3,13 @@ package hsm
 import (
 	"bytes"
 	"context"
+	"crypto/elliptic"
 	"crypto/rand"
 	"fmt"
 	"sort"
 	"strings"
 
+	"github.com/ThalesGroup/crypto11"
 	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
@@ -99,32 +101,106 @@ func (s *Service) EnsureKey(ctx context.Context, spec KeySpec) (Key, bool, error
 	s.keyMu.Lock()
 	defer s.keyMu.Unlock()
 	var key Key
-	created := false
+	found := false
 	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
-		created = false
 		k, err := s.describeByLabel(sh, spec.Label)
 		if err == nil {
 			if k.Type != spec.Type {
 				return fmt.Errorf("%w: key %q on token %q is %s, not %s: choose another label", ErrKeyType, spec.Label, s.token, typeName(k.Type), spec.Type)
 			}
-			key = k
+			key, found = k, true
 			return nil
 		}
 		if !isNotFound(err) {
 			return err
 		}
-		id := make([]byte, 16)
-		if _, err := rand.Read(id); err != nil {
-			return err
-		}
-		if err := s.generate(sh, spec, id); err != nil {
-			return fmt.Errorf("generating %s key %q on token %q: %w", spec.Type, spec.Label, s.token, err)
-		}
-		created = true
-		key = s.keyOf(spec.Label, id, spec.Type)
 		return nil
 	})
-	return key, created, err
+	if err != nil || found {
+		return key, false, err
+	}
+	id := make([]byte, 16)
+	if _, err := rand.Read(id); err != nil {
+		return Key{}, false, err
+	}
+	err = s.c11do(ctx, func(g *c11gen) error { return s.generate(g.ctx, spec, id) })
+	if err != nil {
+		return Key{}, false, fmt.Errorf("generating %s key %q on token %q: %w", spec.Type, spec.Label, s.token, err)
+	}
+	return s.keyOf(spec.Label, id, spec.Type), true, nil
+}
+
+// generate makes the key inside the HSM through crypto11, with explicit
+// templates: on the token, private, sensitive, never extractable, labelled
+// and with the id shared by a pair's halves, and only the usages egate needs.
+func (s *Service) generate(c *crypto11.Context, spec KeySpec, id []byte) error {
+	set := func(kv ...any) (crypto11.AttributeSet, error) {
+		a := crypto11.NewAttributeSet()
+		for i := 0; i < len(kv); i += 2 {
+			if err := a.Set(crypto11.AttributeType(kv[i].(int)), kv[i+1]); err != nil {
+				return nil, err
+			}
+		}
+		return a, nil
+	}
+	common := []any{
+		pkcs11.CKA_TOKEN, true,
+		pkcs11.CKA_LABEL, spec.Label,
+		pkcs11.CKA_ID, id,
+	}
+	secret := append(append([]any{}, common...),
+		pkcs11.CKA_PRIVATE, true,
+		pkcs11.CKA_SENSITIVE, true,
+		pkcs11.CKA_EXTRACTABLE, false,
+	)
+	switch spec.Type {
+	case KeyECDSAP256, KeyRSA2048:
+		pubKV := append(append([]any{}, common...), pkcs11.CKA_PRIVATE, false, pkcs11.CKA_VERIFY, true)
+		privKV := append(append([]any{}, secret...), pkcs11.CKA_SIGN, true)
+		if spec.Type == KeyRSA2048 {
+			pubKV = append(pubKV, pkcs11.CKA_ENCRYPT, false)
+			privKV = append(privKV, pkcs11.CKA_DECRYPT, false)
+		}
+		pub, err := set(pubKV...)
+		if err != nil {
+			return err
+		}
+		priv, err := set(privKV...)
+		if err != nil {
+			return err
+		}
+		if spec.Type == KeyECDSAP256 {
+			_, err = c.GenerateECDSAKeyPairWithAttributes(pub, priv, elliptic.P256())
+		} else {
+			_, err = c.GenerateRSAKeyPairWithAttributes(pub, priv, 2048)
+		}
+		return err
+	case KeyAES256:
+		t, err := set(append(secret,
+			pkcs11.CKA_ENCRYPT, true,
+			pkcs11.CKA_DECRYPT, true,
+			pkcs11.CKA_WRAP, true,
+			pkcs11.CKA_UNWRAP, true,
+			pkcs11.CKA_SIGN, false,
+			pkcs11.CKA_VERIFY, false)...)
+		if err != nil {
+			return err
+		}
+		_, err = c.GenerateSecretKeyWithAttributes(t, 256, crypto11.CipherAES)
+		return err
+	case KeyHMAC:
+		t, err := set(append(secret,
+			pkcs11.CKA_SIGN, true,
+			pkcs11.CKA_VERIFY, true,
+			pkcs11.CKA_ENCRYPT, false,
+			pkcs11.CKA_DECRYPT, false)...)
+		if err != nil {
+			return err
+		}
+		_, err = c.GenerateSecretKeyWithAttributes(t, 256, crypto11.CipherGeneric)
+		return err
+	}
+	return fmt.Errorf("%w: %q", ErrKeyType, spec.Type)
 }
 
 func typeName(t KeyType) string {
@@ -156,66 +232,6 @@ func (s *Service) keyOf(label string, id []byte, t KeyType) Key {
 	}
 	u := pkcs11uri.URI{Token: s.token, Object: label, ID: id, Type: typ}
 	return Key{Label: label, ID: id, Type: t, URI: u.String()}
-}
-
-func (s *Service) generate(sh pkcs11.SessionHandle, spec KeySpec, id []byte) error {
-	common := func(class, ktype uint) []*pkcs11.Attribute {
-		return []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, ktype),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, spec.Label),
-			pkcs11.NewAttribute(pkcs11.CKA_ID, id),
-		}
-	}
-	secret := []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-	}
-	switch spec.Type {
-	case KeyECDSAP256, KeyRSA2048:
-		var mech uint
-		var ktype uint
-		var pubExtra []*pkcs11.Attribute
-		if spec.Type == KeyECDSAP256 {
-			mech, ktype = pkcs11.CKM_EC_KEY_PAIR_GEN, pkcs11.CKK_EC
-			pubExtra = []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, oidP256)}
-		} else {
-			mech, ktype = pkcs11.CKM_RSA_PKCS_KEY_PAIR_GEN, pkcs11.CKK_RSA
-			pubExtra = []*pkcs11.Attribute{
-				pkcs11.NewAttribute(pkcs11.CKA_MODULUS_BITS, 2048),
-				pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, []byte{1, 0, 1}),
-			}
-		}
-		pub := append(common(pkcs11.CKO_PUBLIC_KEY, ktype),
-			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
-		pub = append(pub, pubExtra...)
-		priv := append(common(pkcs11.CKO_PRIVATE_KEY, ktype), secret...)
-		priv = append(priv, pkcs11.NewAttribute(pkcs11.CKA_SIGN, true))
-		_, _, err := s.p.GenerateKeyPair(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}, pub, priv)
-		return err
-	case KeyAES256:
-		t := append(common(pkcs11.CKO_SECRET_KEY, pkcs11.CKK_AES), secret...)
-		t = append(t,
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, true),
-			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
-			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true))
-		_, err := s.p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, t)
-		return err
-	case KeyHMAC:
-		t := append(common(pkcs11.CKO_SECRET_KEY, pkcs11.CKK_GENERIC_SECRET), secret...)
-		t = append(t,
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true))
-		_, err := s.p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_GENERIC_SECRET_KEY_GEN, nil)}, t)
-		return err
-	}
-	return fmt.Errorf("%w: %q", ErrKeyType, spec.Type)
 }
 
 // describeByLabel finds a private or secret key by label and says what it is.

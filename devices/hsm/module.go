@@ -5,26 +5,26 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
+	"sort"
+	"strings"
 
 	"github.com/miekg/pkcs11"
 )
 
-// p11 is the slice of PKCS#11 the service uses. *pkcs11.Ctx satisfies it;
-// tests wrap it to count or fail calls.
+// p11 is the slice of PKCS#11 the miekg/pkcs11 path of the service uses
+// (wrapping, attribute read-back, listing, sealing, HMAC). *pkcs11.Ctx
+// satisfies it. There is no Login: egate logs in only through
+// crypto11.Configure (see c11.go).
 type p11 interface {
 	GetSlotList(tokenPresent bool) ([]uint, error)
 	GetTokenInfo(slotID uint) (pkcs11.TokenInfo, error)
 	OpenSession(slotID uint, flags uint) (pkcs11.SessionHandle, error)
 	CloseSession(sh pkcs11.SessionHandle) error
 	GetSessionInfo(sh pkcs11.SessionHandle) (pkcs11.SessionInfo, error)
-	Login(sh pkcs11.SessionHandle, userType uint, pin string) error
 	FindObjectsInit(sh pkcs11.SessionHandle, temp []*pkcs11.Attribute) error
 	FindObjects(sh pkcs11.SessionHandle, max int) ([]pkcs11.ObjectHandle, bool, error)
 	FindObjectsFinal(sh pkcs11.SessionHandle) error
 	GetAttributeValue(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle, a []*pkcs11.Attribute) ([]*pkcs11.Attribute, error)
-	GenerateKey(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, temp []*pkcs11.Attribute) (pkcs11.ObjectHandle, error)
-	GenerateKeyPair(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, public, private []*pkcs11.Attribute) (pkcs11.ObjectHandle, pkcs11.ObjectHandle, error)
 	SignInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
 	Sign(sh pkcs11.SessionHandle, message []byte) ([]byte, error)
 	EncryptInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
@@ -39,63 +39,96 @@ type p11 interface {
 
 var _ p11 = (*pkcs11.Ctx)(nil)
 
-// A PKCS#11 library is process-wide state: C_Initialize once, C_Finalize
-// when its last user is done. loadedModule counts the Services using it.
-type loadedModule struct {
-	key  string
-	ctx  *pkcs11.Ctx
-	refs int
-}
-
-var modules = struct {
-	sync.Mutex
-	m map[string]*loadedModule
-}{m: map[string]*loadedModule{}}
-
-func loadModule(path string) (*loadedModule, error) {
+// modulePath checks that path names a file and returns its absolute,
+// symlink-free form. crypto11 keeps one loaded module per path string, so
+// every Service hands it the same spelling of the same library.
+func modulePath(path string) (string, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q: %v", ErrModuleNotFound, path, err)
+		return "", fmt.Errorf("%w: %q: %v", ErrModuleNotFound, path, err)
 	}
 	st, err := os.Stat(abs)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q does not exist: set hsm.module (--module) to the path of the HSM's PKCS#11 library (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)", ErrModuleNotFound, path)
+		return "", fmt.Errorf("%w: %q does not exist: set hsm.module (--module) to the path of the HSM's PKCS#11 library (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so)", ErrModuleNotFound, path)
 	}
 	if st.IsDir() {
-		return nil, fmt.Errorf("%w: %q is a directory, not a PKCS#11 library: set hsm.module to the library file", ErrModuleNotFound, path)
+		return "", fmt.Errorf("%w: %q is a directory, not a PKCS#11 library: set hsm.module to the library file", ErrModuleNotFound, path)
 	}
 	if real, err := filepath.EvalSymlinks(abs); err == nil {
 		abs = real
 	}
-	modules.Lock()
-	defer modules.Unlock()
-	if m, ok := modules.m[abs]; ok {
-		m.refs++
-		return m, nil
-	}
-	ctx := pkcs11.New(abs)
+	return abs, nil
+}
+
+func errNotLibrary(path string) error {
+	return fmt.Errorf("%w: %q cannot be loaded as a PKCS#11 library (no C_GetFunctionList): set hsm.module to the HSM vendor's PKCS#11 library", ErrModuleNotFound, path)
+}
+
+// loadedModule is the service's own miekg/pkcs11 handle on the library that
+// crypto11 has loaded and initialised. dlopen counts references, so both
+// handles reach the same module state (sessions, login). The service never
+// calls C_Finalize through it while crypto11 holds the module: crypto11's
+// last Context.Close finalises.
+type loadedModule struct {
+	ctx   *pkcs11.Ctx
+	owned bool // C_Initialize succeeded through this handle (crypto11 did not hold the module)
+}
+
+func loadModule(path string) (*loadedModule, error) {
+	ctx := pkcs11.New(path)
 	if ctx == nil {
-		return nil, fmt.Errorf("%w: %q cannot be loaded as a PKCS#11 library (no C_GetFunctionList): set hsm.module to the HSM vendor's PKCS#11 library", ErrModuleNotFound, path)
+		return nil, errNotLibrary(path)
 	}
-	if err := ctx.Initialize(); err != nil && !isRV(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
+	err := ctx.Initialize()
+	if err != nil && !isRV(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
 		ctx.Destroy()
 		return nil, fmt.Errorf("initialising PKCS#11 module %q (C_Initialize): %w", path, err)
 	}
-	m := &loadedModule{key: abs, ctx: ctx, refs: 1}
-	modules.m[abs] = m
-	return m, nil
+	return &loadedModule{ctx: ctx, owned: err == nil}, nil
 }
 
+// release drops the handle; called after every session opened through it
+// is closed and before crypto11's Context.Close.
 func (m *loadedModule) release() {
-	modules.Lock()
-	defer modules.Unlock()
-	m.refs--
-	if m.refs > 0 {
-		return
+	if m.owned {
+		_ = m.ctx.Finalize()
 	}
-	delete(modules.m, m.key)
-	_ = m.ctx.Finalize()
 	m.ctx.Destroy()
+}
+
+// probeToken loads the module on its own for a moment to explain why
+// crypto11.Configure failed: whether the library loads, and which tokens it
+// has. It finalises only what it initialised itself.
+func probeToken(path, label string) (found bool, info pkcs11.TokenInfo, have string, err error) {
+	m, err := loadModule(path)
+	if err != nil {
+		return false, info, "", err
+	}
+	defer m.release()
+	slots, err := m.ctx.GetSlotList(true)
+	if err != nil {
+		return false, info, "", fmt.Errorf("listing slots of module %q: %w", path, err)
+	}
+	var labels []string
+	for _, sl := range slots {
+		ti, err := m.ctx.GetTokenInfo(sl)
+		if err != nil {
+			continue
+		}
+		l := strings.TrimRight(ti.Label, " \x00")
+		if l == label {
+			return true, ti, "", nil
+		}
+		if l != "" {
+			labels = append(labels, fmt.Sprintf("%q", l))
+		}
+	}
+	sort.Strings(labels)
+	have = "the module has no initialised token"
+	if len(labels) > 0 {
+		have = "tokens present: " + strings.Join(labels, ", ")
+	}
+	return false, info, have, nil
 }
 
 var errNoSession = errors.New("no session")

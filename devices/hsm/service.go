@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
-	"strings"
+		"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/egate-bank/egate/devices/pinsource"
 	"github.com/miekg/pkcs11"
@@ -15,17 +15,26 @@ import (
 // Service is the key service over one token of one PKCS#11 module. See the
 // package doc for its concurrency model.
 type Service struct {
-	cfg   Config
-	pin   pinsource.Source
-	mod   *loadedModule
-	p     p11
-	slot  uint
-	token string
+	cfg     Config
+	pin     pinsource.Source
+	path    string // the module, absolute and symlink-free (crypto11's key)
+	mod     *loadedModule
+	p       p11
+	slot    uint
+	token   string
+	onLogin func() // tests: called before each C_Login egate asks for
 
 	loginMu   sync.Mutex
-	pinFailed error                // a refused login: never retried
-	anchor    pkcs11.SessionHandle // keeps the login alive; guarded by loginMu
+	pinFailed error // a refused login: never retried
 
+	// The crypto11 side: the current generation, replaced by rebuild under
+	// c11mu while no crypto11 operation runs; c11sem admits Config.Pool
+	// operations at once.
+	c11mu  sync.RWMutex
+	gen    atomic.Pointer[c11gen]
+	c11sem chan struct{}
+
+	// The miekg/pkcs11 side: its own session pool.
 	sem  chan struct{}             // one token per lent or idle-able session
 	idle chan pkcs11.SessionHandle // sessions ready to lend
 
@@ -43,13 +52,15 @@ type handleKey struct {
 	label string
 }
 
-// Open loads the module, finds the token by label and logs in with the PIN
-// from the pin-source. Nothing is created on the token.
+// Open configures crypto11 on the module and token (which loads and
+// initialises the module and logs in with the PIN from the pin-source),
+// then opens the service's own miekg/pkcs11 handle on the same module.
+// Nothing is created on the token.
 func Open(ctx context.Context, cfg Config) (*Service, error) {
 	return open(ctx, cfg, nil)
 }
 
-func open(ctx context.Context, cfg Config, wrap func(p11) p11) (*Service, error) {
+func open(ctx context.Context, cfg Config, onLogin func()) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -57,47 +68,40 @@ func open(ctx context.Context, cfg Config, wrap func(p11) p11) (*Service, error)
 		return nil, err
 	}
 	src, _ := pinsource.Parse(cfg.PINSource)
-	mod, err := loadModule(cfg.Module)
+	path, err := modulePath(cfg.Module)
 	if err != nil {
 		return nil, err
 	}
-	var p p11 = mod.ctx
-	if wrap != nil {
-		p = wrap(p)
-	}
 	s := &Service{
-		cfg: cfg, pin: src, mod: mod, p: p, token: cfg.Token,
-		sem:  make(chan struct{}, cfg.poolSize()),
-		idle: make(chan pkcs11.SessionHandle, cfg.poolSize()),
-		done: make(chan struct{}),
+		cfg: cfg, pin: src, path: path, token: cfg.Token, onLogin: onLogin,
+		c11sem: make(chan struct{}, cfg.poolSize()),
+		sem:    make(chan struct{}, cfg.poolSize()),
+		idle:   make(chan pkcs11.SessionHandle, cfg.poolSize()),
+		done:   make(chan struct{}),
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			mod.release()
-		}
-	}()
-	slot, info, err := s.findToken()
+	s.loginMu.Lock()
+	c, err := s.configureLocked(true)
+	s.loginMu.Unlock()
 	if err != nil {
+		return nil, err
+	}
+	mod, err := loadModule(path)
+	if err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	s.mod, s.p = mod, mod.ctx
+	slot, info, err := s.findToken()
+	if err == nil && info.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
+		err = fmt.Errorf("%w: token %q is not initialised: initialise it with the HSM vendor's tool", ErrTokenNotFound, cfg.Token)
+	}
+	if err != nil {
+		mod.release()
+		_ = c.Close()
 		return nil, err
 	}
 	s.slot = slot
-	if info.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
-		return nil, fmt.Errorf("%w: token %q is not initialised: initialise it with the HSM vendor's tool", ErrTokenNotFound, cfg.Token)
-	}
-	anchor, err := p.OpenSession(slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
-	if err != nil {
-		return nil, fmt.Errorf("opening a session on token %q: %w", cfg.Token, err)
-	}
-	s.anchor = anchor
-	s.loginMu.Lock()
-	err = s.loginLocked(anchor)
-	s.loginMu.Unlock()
-	if err != nil {
-		_ = p.CloseSession(anchor)
-		return nil, err
-	}
-	ok = true
+	s.gen.Store(&c11gen{ctx: c, n: 1})
 	return s, nil
 }
 
@@ -106,72 +110,16 @@ func (s *Service) findToken() (uint, pkcs11.TokenInfo, error) {
 	if err != nil {
 		return 0, pkcs11.TokenInfo{}, fmt.Errorf("listing slots of module %q: %w", s.cfg.Module, err)
 	}
-	var labels []string
 	for _, sl := range slots {
 		ti, err := s.p.GetTokenInfo(sl)
 		if err != nil {
 			continue
 		}
-		l := strings.TrimRight(ti.Label, " \x00")
-		if l == s.cfg.Token {
+		if strings.TrimRight(ti.Label, " \x00") == s.cfg.Token {
 			return sl, ti, nil
 		}
-		if l != "" {
-			labels = append(labels, fmt.Sprintf("%q", l))
-		}
 	}
-	sort.Strings(labels)
-	have := "the module has no initialised token"
-	if len(labels) > 0 {
-		have = "tokens present: " + strings.Join(labels, ", ")
-	}
-	return 0, pkcs11.TokenInfo{}, fmt.Errorf("%w: no token labelled %q in module %q (%s): fix hsm.token (--token) or create the token", ErrTokenNotFound, s.cfg.Token, s.cfg.Module, have)
-}
-
-// loginLocked logs in through sh unless the token already considers this
-// application logged in. Called with loginMu held, so never in parallel.
-func (s *Service) loginLocked(sh pkcs11.SessionHandle) error {
-	if s.pinFailed != nil {
-		return s.pinFailed
-	}
-	si, err := s.p.GetSessionInfo(sh)
-	if err != nil {
-		return fmt.Errorf("reading session state of token %q: %w", s.token, err)
-	}
-	if si.State == pkcs11.CKS_RW_USER_FUNCTIONS || si.State == pkcs11.CKS_RO_USER_FUNCTIONS {
-		return nil
-	}
-	ti, err := s.p.GetTokenInfo(s.slot)
-	if err != nil {
-		return fmt.Errorf("reading token %q: %w", s.token, err)
-	}
-	if ti.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0 {
-		s.pinFailed = &PINError{Token: s.token, Locked: true}
-		return s.pinFailed
-	}
-	pin, err := s.pin.Read()
-	if err != nil {
-		return fmt.Errorf("reading the PIN of token %q: %w", s.token, err)
-	}
-	err = s.p.Login(sh, pkcs11.CKU_USER, string(pin))
-	pinsource.Wipe(pin)
-	switch {
-	case err == nil, isRV(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
-		return nil
-	case isRV(err, pkcs11.CKR_PIN_INCORRECT), isRV(err, pkcs11.CKR_PIN_LEN_RANGE), isRV(err, pkcs11.CKR_PIN_INVALID):
-		pe := &PINError{Token: s.token, Err: err}
-		if ti2, err2 := s.p.GetTokenInfo(s.slot); err2 == nil {
-			pe.FinalTry = ti2.Flags&pkcs11.CKF_USER_PIN_FINAL_TRY != 0
-			pe.Locked = ti2.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0
-		}
-		s.pinFailed = pe
-		return pe
-	case isRV(err, pkcs11.CKR_PIN_LOCKED):
-		s.pinFailed = &PINError{Token: s.token, Locked: true, Err: err}
-		return s.pinFailed
-	default:
-		return fmt.Errorf("logging in to token %q: %w", s.token, err)
-	}
+	return 0, pkcs11.TokenInfo{}, fmt.Errorf("%w: no token labelled %q in module %q: fix hsm.token (--token) or create the token", ErrTokenNotFound, s.cfg.Token, s.cfg.Module)
 }
 
 // Token returns the label of the token.
@@ -222,18 +170,16 @@ func (s *Service) openSession() (pkcs11.SessionHandle, error) {
 		}
 		return 0, fmt.Errorf("opening a session on token %q: %w", s.token, err)
 	}
-	si, err := s.p.GetSessionInfo(sh)
-	if err == nil && (si.State == pkcs11.CKS_RW_USER_FUNCTIONS || si.State == pkcs11.CKS_RO_USER_FUNCTIONS) {
+	if s.sessionLoggedIn(sh) {
 		return sh, nil
 	}
-	// The token forgot the login (every session was closed): log in again,
-	// once, under the login mutex, and re-anchor it.
-	s.loginMu.Lock()
-	err = s.loginLocked(sh)
-	if err == nil {
-		s.reanchorLocked()
+	// The token forgot the login (every session of the process was
+	// closed, crypto11's too): rebuild the crypto11 context, which logs in
+	// again once, under the login mutex, and holds the login from then on.
+	err = s.rebuild(s.gen.Load().n)
+	if err == nil && !s.sessionLoggedIn(sh) {
+		err = fmt.Errorf("%w: token %q is not logged in after logging in again", ErrSessionLost, s.token)
 	}
-	s.loginMu.Unlock()
 	if err != nil {
 		_ = s.p.CloseSession(sh)
 		return 0, err
@@ -241,14 +187,9 @@ func (s *Service) openSession() (pkcs11.SessionHandle, error) {
 	return sh, nil
 }
 
-// reanchorLocked replaces the anchor session if the module lost it.
-func (s *Service) reanchorLocked() {
-	if _, err := s.p.GetSessionInfo(s.anchor); err == nil {
-		return
-	}
-	if sh, err := s.p.OpenSession(s.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION); err == nil {
-		s.anchor = sh
-	}
+func (s *Service) sessionLoggedIn(sh pkcs11.SessionHandle) bool {
+	si, err := s.p.GetSessionInfo(sh)
+	return err == nil && (si.State == pkcs11.CKS_RW_USER_FUNCTIONS || si.State == pkcs11.CKS_RO_USER_FUNCTIONS)
 }
 
 func (s *Service) put(sh pkcs11.SessionHandle) {
@@ -318,8 +259,10 @@ func (s *Service) do(ctx context.Context, fn func(sh pkcs11.SessionHandle) error
 	return err
 }
 
-// Close waits for operations in flight, closes the sessions and releases the
-// module. Later calls fail with ErrClosed. Close is idempotent.
+// Close waits for operations in flight, closes the miekg/pkcs11 sessions
+// and handle, then the crypto11 context (crypto11 finalises the module when
+// its last user closes). Later calls fail with ErrClosed. Close is
+// idempotent.
 func (s *Service) Close() error {
 	s.closeMu.Lock()
 	if s.closed {
@@ -331,12 +274,12 @@ func (s *Service) Close() error {
 	s.closeMu.Unlock()
 	s.inflight.Wait()
 	s.flushIdle()
-	s.loginMu.Lock()
-	_ = s.p.CloseSession(s.anchor)
-	s.loginMu.Unlock()
 	s.handles.Clear()
 	s.mod.release()
-	return nil
+	s.c11mu.Lock()
+	err := s.gen.Load().ctx.Close()
+	s.c11mu.Unlock()
+	return err
 }
 
 // findObjects returns up to max handles matching the template.

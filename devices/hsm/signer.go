@@ -6,22 +6,17 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
-	"encoding/asn1"
-	"errors"
 	"fmt"
 	"io"
-	"math/big"
-
-	"github.com/miekg/pkcs11"
 )
 
-// Signer is an HSM signing key. It is safe for concurrent use; each Sign
-// borrows one session of the Service's pool.
+// Signer is an HSM signing key: crypto11's crypto.Signer for the key pair,
+// behind egate's checks, context and session recovery. It is safe for
+// concurrent use; each Sign borrows one session of crypto11's pool.
 type Signer struct {
-	s    *Service
-	key  Key
-	pub  crypto.PublicKey
-	mech []*pkcs11.Mechanism // CKM_ECDSA or CKM_RSA_PKCS; read only
+	s   *Service
+	key Key
+	pub crypto.PublicKey
 }
 
 var _ crypto.Signer = (*Signer)(nil)
@@ -36,46 +31,28 @@ func (s *Service) Signer(ctx context.Context, ref string) (*Signer, error) {
 		return nil, fmt.Errorf("%w: key %q is %s, not a signing key", ErrKeyType, k.Label, typeName(k.Type))
 	}
 	sg := &Signer{s: s, key: k}
-	err = s.do(ctx, func(sh pkcs11.SessionHandle) error {
-		h, err := s.handle(sh, pkcs11.CKO_PUBLIC_KEY, k.Label)
+	err = s.c11do(ctx, func(g *c11gen) error {
+		cs, err := g.signer(s.token, k)
 		if err != nil {
 			return err
 		}
-		if k.Type == KeyECDSAP256 {
-			a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil)})
-			if err != nil {
-				return err
-			}
-			pt := a[0].Value
-			var inner []byte
-			if rest, err := asn1.Unmarshal(pt, &inner); err == nil && len(rest) == 0 {
-				pt = inner
-			}
-			pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), pt)
-			if err != nil {
-				return fmt.Errorf("public key of %q: %w", k.Label, err)
-			}
-			sg.pub = pub
-			sg.mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}
-			return nil
-		}
-		a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil),
-			pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil),
-		})
-		if err != nil {
-			return err
-		}
-		e := new(big.Int).SetBytes(a[1].Value)
-		if !e.IsInt64() || e.Int64() > 1<<31 {
-			return fmt.Errorf("public key of %q: exponent too large", k.Label)
-		}
-		sg.pub = &rsa.PublicKey{N: new(big.Int).SetBytes(a[0].Value), E: int(e.Int64())}
-		sg.mech = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS, nil)}
+		sg.pub = cs.Public()
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("loading signing key %q: %w", k.Label, err)
+	}
+	switch pub := sg.pub.(type) {
+	case *ecdsa.PublicKey:
+		if k.Type != KeyECDSAP256 || pub.Curve != elliptic.P256() {
+			return nil, fmt.Errorf("%w: public key of %q is not on P-256", ErrKeyType, k.Label)
+		}
+	case *rsa.PublicKey:
+		if k.Type != KeyRSA2048 {
+			return nil, fmt.Errorf("%w: public key of %q is RSA", ErrKeyType, k.Label)
+		}
+	default:
+		return nil, fmt.Errorf("%w: public key of %q is %T", ErrKeyType, k.Label, pub)
 	}
 	return sg, nil
 }
@@ -96,6 +73,8 @@ func (k *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 }
 
 // SignContext is Sign with a context that bounds the wait for a session.
+// An ECDSA signature is ASN.1 DER (as crypto/ecdsa makes); an RSA one is
+// PKCS#1 v1.5, or PSS when opts is *rsa.PSSOptions.
 func (k *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	if opts == nil {
 		opts = crypto.SHA256
@@ -103,73 +82,30 @@ func (k *Signer) SignContext(ctx context.Context, digest []byte, opts crypto.Sig
 	if h := opts.HashFunc(); h != 0 && len(digest) != h.Size() {
 		return nil, fmt.Errorf("signing with %q: digest is %d bytes, %v wants %d", k.key.Label, len(digest), h, h.Size())
 	}
-	mech := k.mech
-	input := digest
 	if k.key.Type == KeyRSA2048 {
 		if pss, ok := opts.(*rsa.PSSOptions); ok {
-			m, err := pssMechanism(pss, opts.HashFunc(), k.pub.(*rsa.PublicKey))
+			o, err := pssOptions(pss, opts.HashFunc(), k.pub.(*rsa.PublicKey))
 			if err != nil {
 				return nil, fmt.Errorf("signing with %q: %w", k.key.Label, err)
 			}
-			mech = m
-		} else {
-			prefix, ok := digestInfoPrefix[opts.HashFunc()]
-			if !ok {
-				return nil, fmt.Errorf("signing with %q: hash %v is not supported for RSA PKCS#1 v1.5", k.key.Label, opts.HashFunc())
-			}
-			input = append(append(make([]byte, 0, len(prefix)+len(digest)), prefix...), digest...)
+			opts = o
+		} else if _, ok := digestInfoPrefix[opts.HashFunc()]; !ok {
+			return nil, fmt.Errorf("signing with %q: hash %v is not supported for RSA PKCS#1 v1.5", k.key.Label, opts.HashFunc())
 		}
 	}
 	var sig []byte
-	err := k.s.do(ctx, func(sh pkcs11.SessionHandle) error {
-		h, err := k.s.handle(sh, pkcs11.CKO_PRIVATE_KEY, k.key.Label)
+	err := k.s.c11do(ctx, func(g *c11gen) error {
+		cs, err := g.signer(k.s.token, k.key)
 		if err != nil {
 			return err
 		}
-		if err := k.s.p.SignInit(sh, mech, h); err != nil {
-			return err
-		}
-		sig, err = k.s.p.Sign(sh, input)
+		sig, err = cs.Sign(nil, digest, opts)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("signing with %q: %w", k.key.Label, err)
 	}
-	if k.key.Type == KeyECDSAP256 {
-		return ecdsaDER(sig)
-	}
 	return sig, nil
-}
-
-// ecdsaDER turns the PKCS#11 r||s into the ASN.1 SEQUENCE { r, s INTEGER }
-// that crypto/ecdsa uses, encoded directly (it is on every signature's path).
-func ecdsaDER(raw []byte) ([]byte, error) {
-	if len(raw) == 0 || len(raw)%2 != 0 || len(raw) > 120 {
-		return nil, errors.New("HSM returned a malformed ECDSA signature")
-	}
-	n := len(raw) / 2
-	r, s := derUint(raw[:n]), derUint(raw[n:])
-	body := 2 + len(r) + 2 + len(s)
-	out := make([]byte, 0, 2+body)
-	out = append(out, 0x30, byte(body), 0x02, byte(len(r)))
-	out = append(out, r...)
-	out = append(out, 0x02, byte(len(s)))
-	return append(out, s...), nil
-}
-
-// derUint is the content octets of a DER INTEGER holding the unsigned
-// big-endian b: minimal, with a leading zero when the top bit is set.
-func derUint(b []byte) []byte {
-	for len(b) > 1 && b[0] == 0 {
-		b = b[1:]
-	}
-	if len(b) > 0 && b[0]&0x80 != 0 {
-		return append([]byte{0}, b...)
-	}
-	if len(b) == 0 {
-		return []byte{0}
-	}
-	return b
 }
 
 var digestInfoPrefix = map[crypto.Hash][]byte{
@@ -181,17 +117,13 @@ var digestInfoPrefix = map[crypto.Hash][]byte{
 	crypto.SHA512: {0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40},
 }
 
-var pssHash = map[crypto.Hash][2]uint{
-	crypto.SHA1:   {pkcs11.CKM_SHA_1, pkcs11.CKG_MGF1_SHA1},
-	crypto.SHA224: {pkcs11.CKM_SHA224, pkcs11.CKG_MGF1_SHA224},
-	crypto.SHA256: {pkcs11.CKM_SHA256, pkcs11.CKG_MGF1_SHA256},
-	crypto.SHA384: {pkcs11.CKM_SHA384, pkcs11.CKG_MGF1_SHA384},
-	crypto.SHA512: {pkcs11.CKM_SHA512, pkcs11.CKG_MGF1_SHA512},
-}
+var pssHashes = map[crypto.Hash]bool{crypto.SHA1: true, crypto.SHA224: true, crypto.SHA256: true, crypto.SHA384: true, crypto.SHA512: true}
 
-func pssMechanism(o *rsa.PSSOptions, h crypto.Hash, pub *rsa.PublicKey) ([]*pkcs11.Mechanism, error) {
-	hm, ok := pssHash[h]
-	if !ok {
+// pssOptions resolves the salt length to the number crypto11 wants (it
+// refuses rsa.PSSSaltLengthAuto): Auto is the largest salt the key allows,
+// as crypto/rsa signs it.
+func pssOptions(o *rsa.PSSOptions, h crypto.Hash, pub *rsa.PublicKey) (*rsa.PSSOptions, error) {
+	if !pssHashes[h] {
 		return nil, fmt.Errorf("hash %v is not supported for RSA-PSS", h)
 	}
 	salt := o.SaltLength
@@ -204,5 +136,5 @@ func pssMechanism(o *rsa.PSSOptions, h crypto.Hash, pub *rsa.PublicKey) ([]*pkcs
 	if salt < 0 {
 		return nil, fmt.Errorf("bad PSS salt length %d", o.SaltLength)
 	}
-	return []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_RSA_PKCS_PSS, pkcs11.NewPSSParams(hm[0], hm[1], uint(salt)))}, nil
+	return &rsa.PSSOptions{SaltLength: salt, Hash: h}, nil
 }

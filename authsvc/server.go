@@ -216,3 +216,17 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(e)
 }
+
+// NewPassport returns the passport service over db with the replicas'
+// shared key, for operator commands and platforms that run without the
+// HTTP server.
+func NewPassport(ctx context.Context, db *store.DB, cfg passport.Config, now func() time.Time) (*passport.Service, error) {
+	if now == nil {
+		now = time.Now
+	}
+	key, err := sharedKey(ctx, db, now)
+	if err != nil {
+		return nil, err
+	}
+	return passport.New(db, cfg, key, now, passport.Hooks{})
+}

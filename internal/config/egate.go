@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/egate-bank/egate/devices/agent"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/store"
 )
@@ -29,6 +30,8 @@ type Config struct {
 	Demo     DemoConfig   `yaml:"demo"`
 	// Platforms are ebank, mall and messenger (egate platform NAME).
 	Platforms PlatformsConfig `yaml:"platforms"`
+	// Agent is the branch device agent (egate agent).
+	Agent agent.Config `yaml:"agent"`
 }
 
 // LogConfig is the log section.
@@ -143,7 +146,7 @@ func FromProcess(file string, sets []string) (*Config, error) {
 
 // ValidateAll validates every section, naming the first bad one.
 func (c *Config) ValidateAll() error {
-	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms} {
+	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}

@@ -43,7 +43,12 @@ func DecodeYAML(b []byte, name string, dst any) error {
 		if errors.Is(err, ioEOF) {
 			return nil // an empty file keeps the defaults
 		}
-		return fmt.Errorf("%w: %s: %s (see `egate admin config print` for the known keys)", ErrConfig, name, strings.TrimPrefix(err.Error(), "yaml: "))
+		// yaml's messages span lines ("unmarshal errors:\n  line 2: …");
+		// a config error is one line.
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+		msg = strings.Join(strings.Fields(strings.ReplaceAll(msg, "\n", "; ")), " ")
+		return fmt.Errorf("%w: %s: %s (egate admin config keys lists the known keys)", ErrConfig, name, msg)
 	}
 	return nil
 }

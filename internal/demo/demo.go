@@ -28,8 +28,11 @@ const PassportSigningKey = "egate-passport-signing"
 // Run starts the demo and serves until ctx ends. What it started and where
 // is printed to out; operational logs go to log.
 func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logger) error {
-	if err := cfg.Demo.Validate(); err != nil {
-		return err
+	// Every section is checked before anything is created on disk.
+	for _, v := range []interface{ Validate() error }{cfg.Demo, cfg.HTTP, cfg.Log, cfg.Database} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
 	}
 	if err := os.MkdirAll(cfg.Demo.VarDir, 0o700); err != nil {
 		return fmt.Errorf("creating demo directory %s: %w", cfg.Demo.VarDir, err)

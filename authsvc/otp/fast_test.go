@@ -144,3 +144,26 @@ func (h hookHSM) HMACWrapped(ctx context.Context, label string, wrapped []byte, 
 	h.before()
 	return h.HSM.HMACWrapped(ctx, label, wrapped, hash, msgs)
 }
+
+// TestBookkeepingSurvivesCancel: a request cancelled while the HSM computes
+// (the client went away) still records its failure and the timed lockout,
+// so the token is not left with the failures of a lock but no lock end.
+func TestBookkeepingSurvivesCancel(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		f := setup(t, db, Config{MaxFailures: 1, LockFor: time.Minute})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		f.svc.hsm = hookHSM{HSM: f.hsm, before: cancel}
+		if _, err := f.svc.VerifyCode(ctx, Lookup{Serial: "H0001"}, "000000"); !errors.Is(err, ErrWrongCode) {
+			t.Fatalf("wrong code, cancelled during the HSM call: %v", err)
+		}
+		var failures int
+		var until int64
+		if err := db.QueryRow(context.Background(), `SELECT failures, locked_until_ms FROM otp_tokens WHERE serial = 'H0001'`).Scan(&failures, &until); err != nil {
+			t.Fatal(err)
+		}
+		if want := f.clk.Now().Add(time.Minute).UnixMilli(); failures != 1 || until != want {
+			t.Fatalf("failures %d, locked until %d; want 1, %d", failures, until, want)
+		}
+	})
+}

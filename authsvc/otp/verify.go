@@ -66,6 +66,8 @@ func (s *Service) reserve(ctx context.Context, t *Token) error {
 
 // failed records that the reserved attempt failed, locking at the limit.
 func (s *Service) failed(ctx context.Context, t *Token) error {
+	ctx, cancel := s.bookkeepingCtx(ctx)
+	defer cancel()
 	until := int64(-1)
 	if s.cfg.LockFor > 0 {
 		until = s.now().Add(s.cfg.LockFor).UnixMilli()
@@ -83,6 +85,8 @@ func (s *Service) failed(ctx context.Context, t *Token) error {
 // advance is the replay ledger: it accepts counter c (and everything before
 // it) exactly once across all replicas, clearing the failures.
 func (s *Service) advance(ctx context.Context, t *Token, c uint64, drift *int64) error {
+	ctx, cancel := s.bookkeepingCtx(ctx)
+	defer cancel()
 	q := `UPDATE otp_tokens SET counter = ?, failures = 0 WHERE id = ? AND counter <= ?`
 	args := []any{int64(c + 1), t.ID, int64(c)}
 	if drift != nil {
@@ -251,6 +255,8 @@ func (s *Service) Resync(ctx context.Context, t *Token, code1, code2 string) (Ac
 }
 
 func (s *Service) advanceResync(ctx context.Context, t *Token, first uint64, drift *int64) error {
+	ctx, cancel := s.bookkeepingCtx(ctx)
+	defer cancel()
 	q := `UPDATE otp_tokens SET counter = ?, failures = 0 WHERE id = ? AND counter <= ?`
 	args := []any{int64(first + 2), t.ID, int64(first)}
 	if drift != nil {

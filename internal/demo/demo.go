@@ -98,6 +98,15 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		httpx.WriteJSON(w, http.StatusOK, jwks)
 	})
 
+	branch, err := StartATM(ctx, cfg.Demo.VarDir, metrics.Registry)
+	if err != nil {
+		return fmt.Errorf("starting the simulated ATM: %w", err)
+	}
+	defer branch.Close()
+	branch.Mount(mux)
+	health.Add("atm", branch.Agent.Check)
+	fmt.Fprintf(out, "ATM        simulated ATM-DEMO-01 on %s (115200 baud, paced), journal %s\n", branch.Sim.TTYName, filepath.Join(cfg.Demo.VarDir, "atm-journal"))
+
 	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w (set http.listen, e.g. --set http.listen=127.0.0.1:8081)", cfg.HTTP.Listen, err)
@@ -107,6 +116,8 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	fmt.Fprintf(out, "\negate demo is up:\n")
 	fmt.Fprintf(out, "  health   %s/healthz\n  ready    %s/readyz\n  metrics  %s/metrics\n", base, base, base)
 	fmt.Fprintf(out, "  JWKS     %s/.well-known/jwks.json (kid %s, HSM key %s)\n", base, kid, signer.URI())
+	fmt.Fprintf(out, "  ATM      %s/sim/atm/ (screen, cassettes; POST /sim/atm/faults)\n", base)
+	fmt.Fprintf(out, "  agent    %s/agent/atms\n", base)
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	log.Info("demo started", "listen", ln.Addr().String())
 

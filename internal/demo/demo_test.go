@@ -97,7 +97,7 @@ func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
 			Status string            `json:"status"`
 			Checks map[string]string `json:"checks"`
 		}
-		if code := getJSON(t, base+"/readyz", &ready); code != 200 || ready.Checks["hsm"] != "ok" || ready.Checks["database"] != "ok" {
+		if code := getJSON(t, base+"/readyz", &ready); code != 200 || ready.Checks["hsm"] != "ok" || ready.Checks["database"] != "ok" || ready.Checks["atm"] != "ok" {
 			t.Fatalf("readyz: %d %+v", code, ready)
 		}
 		var jwks struct {
@@ -109,6 +109,16 @@ func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
 			t.Fatalf("jwks: %d %+v", code, jwks)
 		}
 		kids[i] = jwks.Keys[0].Kid
+		var atms struct {
+			ATMs []struct {
+				ID        string
+				Up        bool
+				Cassettes []struct{ Count int }
+			} `json:"atms"`
+		}
+		if code := getJSON(t, base+"/agent/atms", &atms); code != 200 || len(atms.ATMs) != 1 || !atms.ATMs[0].Up || len(atms.ATMs[0].Cassettes) != 4 {
+			t.Fatalf("agent: %d %+v", code, atms)
+		}
 		resp, err := http.Get(base + "/metrics")
 		if err != nil {
 			t.Fatal(err)

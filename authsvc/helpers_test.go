@@ -2,6 +2,7 @@ package authsvc
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -95,7 +96,7 @@ type env struct {
 	t       testing.TB
 	srv     *Server
 	ts      *httptest.Server
-	key     *ecdsa.PrivateKey
+	pub     *ecdsa.PublicKey
 	clk     *clock
 	factor  *testFactor
 	captcha sync.Map // id -> answer
@@ -116,12 +117,20 @@ func testConfig(issuer string) Config {
 
 func newEnv(t testing.TB, db *store.DB, mutate ...func(*Config)) *env {
 	t.Helper()
-	e := &env{t: t, clk: &clock{t: time.Now()}, factor: newTestFactor()}
-	var err error
-	e.key, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return newEnvSigner(t, db, key, mutate...)
+}
+
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+// newEnvSigner runs the server with signer (an in-memory key or the HSM's).
+func newEnvSigner(t testing.TB, db *store.DB, signer crypto.Signer, mutate ...func(*Config)) *env {
+	t.Helper()
+	e := &env{t: t, clk: &clock{t: time.Now()}, factor: newTestFactor(), pub: signer.Public().(*ecdsa.PublicKey)}
+	var err error
 	var h http.Handler
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
 	t.Cleanup(e.ts.Close)
@@ -130,7 +139,7 @@ func newEnv(t testing.TB, db *store.DB, mutate ...func(*Config)) *env {
 		m(&cfg)
 	}
 	e.srv, err = New(context.Background(), cfg, Deps{
-		DB: db, Signer: e.key, Factors: []authn.Factor{e.factor}, Now: e.clk.Now,
+		DB: db, Signer: signer, Factors: []authn.Factor{e.factor}, Now: e.clk.Now,
 		CaptchaHook: func(id, answer string) { e.captcha.Store(id, answer) },
 	})
 	if err != nil {
@@ -340,7 +349,7 @@ func (e *env) claims(tok string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	payload, err := jws.Verify(&e.key.PublicKey)
+	payload, err := jws.Verify(e.pub)
 	if err != nil {
 		return nil, err
 	}

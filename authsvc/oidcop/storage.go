@@ -506,7 +506,9 @@ func (s *Storage) KeySet(context.Context) ([]op.Key, error) { return []op.Key{&p
 func (s *Storage) GetClientByClientID(_ context.Context, id string) (op.Client, error) {
 	c, ok := s.clients[id]
 	if !ok {
-		return nil, errNotFound
+		// op passes this error through at the token endpoint: it must be
+		// the OAuth error, not a server error.
+		return nil, oidc.ErrInvalidClient().WithDescription("unknown client")
 	}
 	return c, nil
 }

@@ -1,0 +1,225 @@
+package oidcop
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"math/big"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+)
+
+func TestACR(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		in   string
+		want int
+	}{
+		{"urn:egate:loa:1", 1}, {"urn:egate:loa:5", 5}, {"urn:egate:loa:6", 0}, {"urn:egate:loa:0", 0},
+		{"urn:egate:loa:03", 0}, {"3", 0}, {"urn:egate:loa:", 0}, {"urn:other:loa:3", 0},
+	} {
+		if got := ParseACR(tc.in); got != tc.want {
+			t.Errorf("ParseACR(%q) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		min  int
+		acr  []string
+		want int
+	}{
+		{"none", 2, nil, 2},
+		{"raise", 1, []string{"urn:egate:loa:3"}, 3},
+		{"never lower", 3, []string{"urn:egate:loa:1"}, 3},
+		{"highest wins", 1, []string{"urn:egate:loa:2", "urn:egate:loa:4", "junk"}, 4},
+	} {
+		if got := RequiredLevel(tc.min, tc.acr); got != tc.want {
+			t.Errorf("%s: RequiredLevel = %d, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	t.Parallel()
+	good := ClientConfig{ID: "ebank", Secret: "0123456789abcdef", RedirectURIs: []string{"https://e.example/cb"}, MinLevel: 1}
+	for _, tc := range []struct {
+		name string
+		mut  func(*ClientConfig)
+		ok   bool
+	}{
+		{"good", func(*ClientConfig) {}, true},
+		{"public", func(c *ClientConfig) { c.Secret, c.Public = "", true }, true},
+		{"public with secret", func(c *ClientConfig) { c.Public = true }, false},
+		{"no secret", func(c *ClientConfig) { c.Secret = "" }, false},
+		{"short secret", func(c *ClientConfig) { c.Secret = "short" }, false},
+		{"level 0", func(c *ClientConfig) { c.MinLevel = 0 }, false},
+		{"level 6", func(c *ClientConfig) { c.MinLevel = 6 }, false},
+		{"no redirects", func(c *ClientConfig) { c.RedirectURIs = nil }, false},
+		{"relative redirect", func(c *ClientConfig) { c.RedirectURIs = []string{"/cb"} }, false},
+		{"fragment", func(c *ClientConfig) { c.RedirectURIs = []string{"https://e.example/cb#x"} }, false},
+		{"no id", func(c *ClientConfig) { c.ID = "" }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := good
+			tc.mut(&c)
+			err := Config{Clients: []ClientConfig{c}}.WithDefaults().Validate()
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrConfig)) {
+				t.Fatalf("Validate = %v, want ok=%v", err, tc.ok)
+			}
+		})
+	}
+	if err := (Config{Clients: []ClientConfig{good, good}}).Validate(); err == nil {
+		t.Fatal("duplicate ids accepted")
+	}
+}
+
+// TestSignPayload checks the JWS signature form (r||s) against
+// crypto/ecdsa and go-jose's own verifier.
+func TestSignPayload(t *testing.T) {
+	t.Parallel()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	sk, err := newSigningKey(k, "kid1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := (&opaque{sk}).SignPayload([]byte("payload"), jose.ES256)
+	if err != nil || len(sig) != 64 {
+		t.Fatalf("sig %x %v", sig, err)
+	}
+	d := sha256.Sum256([]byte("payload"))
+	if !ecdsa.Verify(&k.PublicKey, d[:], new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])) {
+		t.Fatal("signature does not verify")
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: &opaque{sk}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, _ := signer.Sign([]byte("hello"))
+	if out, err := jws.Verify(&k.PublicKey); err != nil || string(out) != "hello" {
+		t.Fatalf("jose verify: %v", err)
+	}
+	if _, err := (&opaque{sk}).SignPayload([]byte("x"), jose.RS256); err == nil {
+		t.Fatal("RS256 accepted")
+	}
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	if _, err := newSigningKey(p384, "k"); !errors.Is(err, errNotP256) {
+		t.Fatalf("P-384 accepted: %v", err)
+	}
+}
+
+func newTestStorage(t testing.TB, db *store.DB) *Storage {
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	s, err := NewStorage(db, Config{Clients: []ClientConfig{{ID: "ebank", Secret: "0123456789abcdef", RedirectURIs: []string{"https://e.example/cb"}, MinLevel: 1}}},
+		k, "kid", nil, nil, func(id string) string { return "/login?id=" + id })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func completedRequest(t testing.TB, s *Storage, code string) *AuthRequest {
+	ctx := context.Background()
+	ar, err := s.CreateAuthRequest(ctx, &oidc.AuthRequest{ClientID: "ebank", RedirectURI: "https://e.example/cb", ResponseType: oidc.ResponseTypeCode,
+		Scopes: []string{"openid", "offline_access"}, CodeChallenge: "abc", CodeChallengeMethod: oidc.CodeChallengeMethodS256}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, ar.GetID(), "P1", 2, []string{"pwd", "sms", "mfa"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Complete(ctx, ar.GetID(), "P1", 2, nil, time.Now()); !errors.Is(err, ErrAlreadyDone) {
+		t.Fatalf("second completion: %v", err)
+	}
+	if err := s.SaveAuthCode(ctx, ar.GetID(), code); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.AuthRequestByCode(ctx, code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.(*AuthRequest)
+}
+
+// TestSingleUseAcrossReplicas: two replicas racing to exchange one code, or
+// to rotate one refresh token, let exactly one through; the refresh race
+// revokes the family.
+func TestSingleUseAcrossReplicas(t *testing.T) {
+	dsn := storetest.PostgresDSN(t)
+	ctx := context.Background()
+	var reps [2]*Storage
+	for i := range reps {
+		db, err := store.Open(ctx, store.Config{Driver: store.Postgres, DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		reps[i] = newTestStorage(t, db)
+	}
+	ar := completedRequest(t, reps[0], "code-1")
+	race := func(f func(s *Storage) error) (ok int64) {
+		var wg sync.WaitGroup
+		var n atomic.Int64
+		start := make(chan struct{})
+		for i := range 20 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if f(reps[i%2]) == nil {
+					n.Add(1)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		return n.Load()
+	}
+	var refresh string
+	var mu sync.Mutex
+	if n := race(func(s *Storage) error {
+		_, rt, _, err := s.CreateAccessAndRefreshTokens(ctx, ar, "")
+		if err == nil {
+			mu.Lock()
+			refresh = rt
+			mu.Unlock()
+		}
+		return err
+	}); n != 1 {
+		t.Fatalf("%d code exchanges succeeded", n)
+	}
+	rr, err := reps[1].TokenRequestByRefreshToken(ctx, refresh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rr.GetSubject() != "P1" || rr.(*RefreshRequest).level != 2 {
+		t.Fatalf("refresh request: %+v", rr)
+	}
+	var next []string
+	if n := race(func(s *Storage) error {
+		_, rt, _, err := s.CreateAccessAndRefreshTokens(ctx, rr, refresh)
+		if err == nil {
+			mu.Lock()
+			next = append(next, rt)
+			mu.Unlock()
+		}
+		return err
+	}); n != 1 {
+		t.Fatalf("%d rotations succeeded", n)
+	}
+	// The losers presented a spent token: the family is revoked, the
+	// winner's new token included.
+	if _, err := reps[0].TokenRequestByRefreshToken(ctx, next[0]); err == nil {
+		t.Fatal("family not revoked after a replayed refresh token")
+	}
+}

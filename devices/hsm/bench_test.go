@@ -70,6 +70,9 @@ func rawSigner(b *testing.B, s *Service, label string, mech uint, input []byte) 
 	}
 }
 
+// BenchmarkSign compares the raw loop with egate's Signer, which signs
+// through crypto11's crypto.Signer (its session pool, DER encoding) behind
+// egate's checks and recovery.
 func BenchmarkSign(b *testing.B) {
 	need(b)
 	s := openTest(b, Config{Module: env.dir.Module, Token: testToken, PINSource: "file:" + env.pinFile})

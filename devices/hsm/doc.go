@@ -1,7 +1,8 @@
 // Package hsm is egate's key service: the bank's server keys (passport
 // signing, the bank CA, the wrapping key for secrets at rest, the audit
 // checkpoint key, HMAC and ATM PIN keys) held in an HSM and used through any
-// PKCS#11 module. SoftHSM2 plays the HSM in development and CI.
+// PKCS#11 module, through github.com/ThalesGroup/crypto11. SoftHSM2 plays
+// the HSM in development and CI.
 //
 // Keys are generated inside the HSM (CKA_TOKEN, CKA_SENSITIVE true,
 // CKA_EXTRACTABLE false), found again by label, named by RFC 7512 pkcs11:
@@ -11,44 +12,107 @@
 // only ever unwrapped, for the length of one call, into a sensitive,
 // non-extractable session key whose HMAC the HSM computes.
 //
+// # Two paths to one module
+//
+// Through crypto11 (a crypto11.Context per Service):
+//   - opening: crypto11.Configure loads the library, calls C_Initialize (its
+//     module registry counts users per path, and the last Context.Close
+//     calls C_Finalize), finds the token by label and logs in on its
+//     long-lived session. Its errors are mapped to ErrModuleNotFound,
+//     ErrTokenNotFound and *PINError by the PKCS#11 return value, or, for
+//     crypto11's untyped errors, by loading the module briefly on its own
+//     to see whether it loads and which tokens it has;
+//   - key generation: GenerateECDSAKeyPairWithAttributes,
+//     GenerateRSAKeyPairWithAttributes and GenerateSecretKeyWithAttributes
+//     with explicit templates (token, private, sensitive, never extractable,
+//     label, a random 16-byte CKA_ID shared by a pair's halves, and only the
+//     usages egate needs: sign/verify, encrypt/decrypt/wrap/unwrap for AES);
+//   - signing: Signer wraps the crypto.Signer that crypto11's FindKeyPair
+//     returns for the key's id and label (ECDSA, RSA PKCS#1 v1.5 and PSS;
+//     egate turns rsa.PSSSaltLengthAuto, which crypto11 refuses, into the
+//     explicit largest salt).
+//
+// Through github.com/miekg/pkcs11 (the library crypto11 stands on), on a
+// second handle to the same library that never calls C_Finalize while
+// crypto11 holds the module (C_Initialize through it answers
+// CKR_CRYPTOKI_ALREADY_INITIALIZED, which is success):
+//   - finding and describing keys (Keys, FindKey, ResolveKey, the "find" of
+//     EnsureKey) by attribute read-back: egate lists every private and
+//     secret key on the token, also keys of types crypto11 does not handle
+//     (its FindAllKeyPairs fails on the first one, and needs each pair's
+//     public half), and tells P-256 from other curves and 2048-bit RSA from
+//     other sizes by CKA_EC_PARAMS, CKA_MODULUS and CKA_VALUE_LEN;
+//   - WrapSecret and HMACWrapped: C_CreateObject, C_WrapKey and C_UnwrapKey
+//     are not in crypto11;
+//   - Seal and Unseal (AES-GCM): crypto11's AEAD computes the same
+//     0x01 ‖ iv ‖ ct ‖ tag format on SoftHSM2 (with Config.GCMIVLength 12
+//     and the IV supplied by egate, UseGCMIVFromHSM off;
+//     TestCrypto11GCMMatchesSealFormat), but its Seal panics on any module
+//     error and both Seal and Open flatten the PKCS#11 return value into a
+//     string, so egate could not tell a lost session (recover, retry) from
+//     a failed tag check (ErrSealed);
+//   - HMAC with a token key: crypto11's NewHMAC gives the same MAC
+//     (TestCrypto11HMACMatchesTokenHMAC), but when C_SignUpdate fails its
+//     Sum panics before it returns the session to crypto11's pool, and a
+//     Context whose pool lacks a session blocks forever in Close, which the
+//     recovery below depends on.
+//
 // # Concurrency model
 //
 // A Service is safe for use by any number of goroutines. PKCS#11 sessions
-// must not be used by two threads at once, so the Service owns a pool of at
-// most Config.Pool sessions and lends one session to one operation at a time
-// (Service.do): an operation takes a session, runs its C_* calls, and gives
-// the session back. No session is shared between goroutines and none is held
-// between calls. When every session is lent, callers wait for one to come
-// back, or until their context ends.
+// must not be used by two threads at once; each path lends one session to
+// one operation at a time.
 //
-// One extra "anchor" session stays open for the life of the Service so that
-// the login state (which PKCS#11 keeps per application and token, and drops
-// when the last session closes) survives an empty pool.
+// crypto11 path: crypto11's own pool holds up to Config.Pool sessions
+// (crypto11.Config.MaxSessions is Config.Pool+1: it keeps one more,
+// long-lived, for the login). egate admits at most Config.Pool crypto11
+// operations at once (a semaphore that honours the caller's context), so
+// crypto11 never waits for a session of its own. Each operation holds the
+// read side of an RWMutex over the current crypto11 "generation" (the
+// Context and the key pairs found in it).
 //
-// Logging in happens under one mutex, never in parallel, and only when a
-// session reports it is not logged in. The PIN is read from the pin-source
-// (package pinsource) at each login and wiped after C_Login; it is never kept,
-// logged or put in an error. A refused PIN is never retried: after
-// CKR_PIN_INCORRECT or CKR_PIN_LOCKED the Service refuses every later login
-// without calling the module, so egate never spends the token's retry
+// miekg/pkcs11 path: the Service owns a second pool of at most Config.Pool
+// sessions (Service.do): an operation takes a session, runs its C_* calls
+// and gives it back; callers wait for a free session or their context.
+//
+// Logins: PKCS#11 keeps the login per process and token, and drops it when
+// the process's last session on the token closes. crypto11's long-lived
+// session holds it for both paths. egate logs in only through
+// crypto11.Configure, under one mutex, never in parallel. The PIN is read
+// from the pin-source (package pinsource) for that one call, passed to
+// crypto11 in a string that shares the PIN's bytes, and wiped when
+// Configure returns (crypto11 reads Config.Pin only inside Configure); it
+// is never kept, logged or put in an error. A refused PIN is never retried:
+// after CKR_PIN_INCORRECT or CKR_PIN_LOCKED the Service refuses every later
+// login without calling the module, so egate never spends the token's retry
 // counter on its own.
 //
-// When the module reports that a session is gone (CKR_SESSION_HANDLE_INVALID,
-// CKR_SESSION_CLOSED, CKR_DEVICE_REMOVED, CKR_USER_NOT_LOGGED_IN, …) the
-// operation drops that session and every idle one (they usually went with
-// it), forgets cached object handles, opens a fresh session (logging in again
-// if the token forgot the login) and retries the operation once. A second
-// failure is returned as ErrSessionLost.
+// # Recovery after a lost session
 //
-// Close waits for operations in flight, closes every session and releases
-// the module; every later call fails with ErrClosed. A module loaded by
-// several Services in one process is initialised once and finalised when the
-// last of them closes.
+// When a crypto11 operation fails with a return value that means the
+// session or its login is gone (CKR_SESSION_HANDLE_INVALID,
+// CKR_SESSION_CLOSED, CKR_DEVICE_REMOVED, CKR_USER_NOT_LOGGED_IN,
+// CKR_TOKEN_NOT_PRESENT, …; and CKR_OBJECT_HANDLE_INVALID, since a session
+// crypto11's pool opens after the login was lost sees no private objects),
+// the Service rebuilds the generation under the write side of the RWMutex:
+// it configures a new crypto11 Context first (crypto11's per-path count
+// keeps the module initialised), logging in only if a fresh session shows
+// the token forgot the login, swaps it in, closes the old Context (which
+// drops its pool, broken sessions included), and the operation runs once
+// more, re-finding its key in the new generation. Callers that failed on
+// the same generation share one rebuild. A second failure is returned as
+// ErrSessionLost.
 //
-// Why not ThalesGroup/crypto11 for the pool: its pool returns a broken
-// session to the pool rather than dropping it, it cannot log in again after
-// the module forgot the login, and it has no C_WrapKey/C_UnwrapKey. The
-// service therefore drives github.com/miekg/pkcs11 (the library crypto11
-// itself stands on) directly, through the narrow interface p11 that the tests
-// also use to count logins.
+// On the miekg/pkcs11 path a lost session is dropped together with every
+// idle one, cached object handles are forgotten, and the operation runs once
+// more on a fresh session; if that session shows the login is gone, the
+// crypto11 generation is rebuilt (which logs in again once) first.
+//
+// Close waits for operations in flight, closes the miekg/pkcs11 sessions
+// and handle, then the crypto11 Context. A module used by several Services
+// in one process is initialised once and finalised by crypto11 when the
+// last of them closes. Another component of the same process that
+// initialises the same library outside crypto11 before the first Service
+// opens makes crypto11.Configure fail (CKR_CRYPTOKI_ALREADY_INITIALIZED):
+// open the HSM service first.
 package hsm

@@ -83,6 +83,19 @@ func TestStandardKeysAttributes(t *testing.T) {
 				pkcs11.CKA_TOKEN: true, pkcs11.CKA_SENSITIVE: true, pkcs11.CKA_EXTRACTABLE: false,
 				pkcs11.CKA_NEVER_EXTRACTABLE: true, pkcs11.CKA_ALWAYS_SENSITIVE: true, pkcs11.CKA_LOCAL: true, pkcs11.CKA_PRIVATE: true,
 			}
+			// Usages: only what the key is for (SoftHSM2 defaults unset
+			// ones such as CKA_WRAP to true).
+			usages := map[KeyType]map[uint]bool{
+				KeyECDSAP256: {pkcs11.CKA_SIGN: true, pkcs11.CKA_DECRYPT: false, pkcs11.CKA_UNWRAP: false, pkcs11.CKA_DERIVE: false},
+				KeyRSA2048:   {pkcs11.CKA_SIGN: true, pkcs11.CKA_DECRYPT: false, pkcs11.CKA_UNWRAP: false, pkcs11.CKA_DERIVE: false},
+				KeyAES256: {pkcs11.CKA_ENCRYPT: true, pkcs11.CKA_DECRYPT: true, pkcs11.CKA_WRAP: true, pkcs11.CKA_UNWRAP: true,
+					pkcs11.CKA_SIGN: false, pkcs11.CKA_VERIFY: false, pkcs11.CKA_DERIVE: false},
+				KeyHMAC: {pkcs11.CKA_SIGN: true, pkcs11.CKA_VERIFY: true, pkcs11.CKA_ENCRYPT: false, pkcs11.CKA_DECRYPT: false,
+					pkcs11.CKA_WRAP: false, pkcs11.CKA_UNWRAP: false, pkcs11.CKA_DERIVE: false},
+			}
+			for typ, v := range usages[spec.Type] {
+				want[typ] = v
+			}
 			for typ, v := range want {
 				a, err := c.GetAttributeValue(sh, hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(typ, nil)})
 				if err != nil {
@@ -429,6 +442,67 @@ func TestSessionRecovery(t *testing.T) {
 	s.mod.ctx.CloseAllSessions(s.slot)
 	if _, err := s.Keys(ctx); err != nil {
 		t.Fatalf("Keys after loss: %v", err)
+	}
+}
+
+// TestSessionRecoveryConcurrent loses every session while goroutines sign
+// and list keys: all of them recover, sharing one login.
+func TestSessionRecoveryConcurrent(t *testing.T) {
+	need(t)
+	cp := &loginCounter{}
+	s, err := open(context.Background(), testConfig(testToken), cp.hook())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if _, _, err := s.EnsureKey(ctx, KeySpec{"egate-test-ec", KeyECDSAP256}); err != nil {
+		t.Fatal(err)
+	}
+	sg, err := s.Signer(ctx, "egate-test-ec")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := sha256.Sum256([]byte("concurrent"))
+	// Fill both pools with sessions that are about to die.
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); sg.Sign(nil, d[:], crypto.SHA256); s.Keys(ctx) }()
+	}
+	wg.Wait()
+	before := cp.n.Load()
+	if err := s.mod.ctx.CloseAllSessions(s.slot); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if g%4 == 0 {
+				if _, err := s.Keys(ctx); err != nil {
+					errs <- err
+				}
+				return
+			}
+			sig, err := sg.Sign(nil, d[:], crypto.SHA256)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if !ecdsa.VerifyASN1(sg.Public().(*ecdsa.PublicKey), d[:], sig) {
+				errs <- errors.New("signature after recovery does not verify")
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if got := cp.n.Load() - before; got != 1 {
+		t.Fatalf("logged in %d times to recover 16 callers, want exactly 1", got)
 	}
 }
 

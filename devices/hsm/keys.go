@@ -152,20 +152,25 @@ func (s *Service) generate(c *crypto11.Context, spec KeySpec, id []byte) error {
 		pkcs11.CKA_PRIVATE, true,
 		pkcs11.CKA_SENSITIVE, true,
 		pkcs11.CKA_EXTRACTABLE, false,
+		pkcs11.CKA_DERIVE, false,
 	)
+	// Every usage is set, to what the key is for: modules (SoftHSM2 among
+	// them) default unset usages such as CKA_WRAP to true.
 	switch spec.Type {
 	case KeyECDSAP256, KeyRSA2048:
-		pubKV := append(append([]any{}, common...), pkcs11.CKA_PRIVATE, false, pkcs11.CKA_VERIFY, true)
-		privKV := append(append([]any{}, secret...), pkcs11.CKA_SIGN, true)
-		if spec.Type == KeyRSA2048 {
-			pubKV = append(pubKV, pkcs11.CKA_ENCRYPT, false)
-			privKV = append(privKV, pkcs11.CKA_DECRYPT, false)
-		}
-		pub, err := set(pubKV...)
+		pub, err := set(append(append([]any{}, common...),
+			pkcs11.CKA_PRIVATE, false,
+			pkcs11.CKA_VERIFY, true,
+			pkcs11.CKA_ENCRYPT, false,
+			pkcs11.CKA_WRAP, false,
+			pkcs11.CKA_DERIVE, false)...)
 		if err != nil {
 			return err
 		}
-		priv, err := set(privKV...)
+		priv, err := set(append(secret,
+			pkcs11.CKA_SIGN, true,
+			pkcs11.CKA_DECRYPT, false,
+			pkcs11.CKA_UNWRAP, false)...)
 		if err != nil {
 			return err
 		}
@@ -193,7 +198,9 @@ func (s *Service) generate(c *crypto11.Context, spec KeySpec, id []byte) error {
 			pkcs11.CKA_SIGN, true,
 			pkcs11.CKA_VERIFY, true,
 			pkcs11.CKA_ENCRYPT, false,
-			pkcs11.CKA_DECRYPT, false)...)
+			pkcs11.CKA_DECRYPT, false,
+			pkcs11.CKA_WRAP, false,
+			pkcs11.CKA_UNWRAP, false)...)
 		if err != nil {
 			return err
 		}

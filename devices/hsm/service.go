@@ -170,13 +170,14 @@ func (s *Service) openSession() (pkcs11.SessionHandle, error) {
 		}
 		return 0, fmt.Errorf("opening a session on token %q: %w", s.token, err)
 	}
+	gen := s.gen.Load().n // read first: if another caller rebuilds after this, rebuild(gen) does nothing
 	if s.sessionLoggedIn(sh) {
 		return sh, nil
 	}
 	// The token forgot the login (every session of the process was
 	// closed, crypto11's too): rebuild the crypto11 context, which logs in
 	// again once, under the login mutex, and holds the login from then on.
-	err = s.rebuild(s.gen.Load().n)
+	err = s.rebuild(gen)
 	if err == nil && !s.sessionLoggedIn(sh) {
 		err = fmt.Errorf("%w: token %q is not logged in after logging in again", ErrSessionLost, s.token)
 	}

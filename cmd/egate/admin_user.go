@@ -19,7 +19,7 @@ func init() { registerAdmin(newUserCmd) }
 // newUserCmd is egate admin user add|show|lock|unlock.
 func newUserCmd() *cobra.Command {
 	var dsn string
-	cmd := &cobra.Command{Use: "user", Short: "passport customers: add, show, lock, unlock"}
+	cmd := &cobra.Command{Use: "user", Short: "passport customers: add, show, lock, unlock, reset-password"}
 	cmd.PersistentFlags().StringVar(&dsn, "db", "", "database: SQLite file path or postgres:// URL")
 	open := func(cmd *cobra.Command) (*passport.Service, *store.DB, error) {
 		if dsn == "" {
@@ -139,6 +139,34 @@ func newUserCmd() *cobra.Command {
 		func(ps *passport.Service, cmd *cobra.Command, pid string) error { return ps.Lock(cmd.Context(), pid) })
 	unlock := lockCmd("unlock", "lift an operator lock and today's failure lockouts", "unlocked",
 		func(ps *passport.Service, cmd *cobra.Command, pid string) error { return ps.Unlock(cmd.Context(), pid) })
-	cmd.AddCommand(add, show, lock, unlock)
+	var resetSource string
+	reset := &cobra.Command{
+		Use:   "reset-password PASSPORT-ID|LOGIN-NAME",
+		Short: "set a new password after the customer's identity was checked (from --password-source)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pw, err := pinsource.Read(resetSource)
+			if err != nil {
+				return fmt.Errorf("reading the password: %w", err)
+			}
+			defer pinsource.Wipe(pw)
+			ps, db, err := open(cmd)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			c, err := resolve(cmd, ps, args[0])
+			if err != nil {
+				return err
+			}
+			if err := ps.ResetPassword(cmd.Context(), c.PassportID, strings.TrimRight(string(pw), "\r\n")); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "password reset for %s\n", c.PassportID)
+			return nil
+		},
+	}
+	reset.Flags().StringVar(&resetSource, "password-source", "env:EGATE_NEW_PASSWORD", "where the new password is: env:NAME or file:/path (mode 0600)")
+	cmd.AddCommand(add, show, lock, unlock, reset)
 	return cmd
 }

@@ -53,7 +53,7 @@ func memKey(b *testing.B) crypto.Signer {
 
 // newAuthRequest makes an auth request for ebank through the storage, as
 // /authorize would.
-func newAuthRequest(b *testing.B, s *Server, verifier string) *oidcop.AuthRequest {
+func newAuthRequest(b testing.TB, s *Server, verifier string) *oidcop.AuthRequest {
 	sum := sha256.Sum256([]byte(verifier))
 	ar, err := s.storage.CreateAuthRequest(context.Background(), &oidc.AuthRequest{
 		ClientID: "ebank", RedirectURI: ebankRedirect, ResponseType: oidc.ResponseTypeCode, Scopes: []string{"openid", "offline_access"},

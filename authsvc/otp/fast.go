@@ -188,16 +188,25 @@ type stmtCache struct {
 	m  map[string]*sql.Stmt
 }
 
-// prepared returns q (with ? placeholders) prepared on the database.
+// prepared returns q (with ? placeholders) prepared on the database. The
+// lock is not held while preparing (a round trip on PostgreSQL); of two
+// goroutines preparing the same statement at once, the first one stored wins.
 func (s *Service) prepared(ctx context.Context, q string) (*sql.Stmt, error) {
 	s.stmts.mu.Lock()
-	defer s.stmts.mu.Unlock()
-	if st, ok := s.stmts.m[q]; ok {
+	st, ok := s.stmts.m[q]
+	s.stmts.mu.Unlock()
+	if ok {
 		return st, nil
 	}
 	st, err := s.db.PrepareContext(ctx, s.db.Rebind(q))
 	if err != nil {
 		return nil, err
+	}
+	s.stmts.mu.Lock()
+	defer s.stmts.mu.Unlock()
+	if won, ok := s.stmts.m[q]; ok {
+		st.Close()
+		return won, nil
 	}
 	if s.stmts.m == nil {
 		s.stmts.m = make(map[string]*sql.Stmt)

@@ -1,0 +1,5 @@
+//go:build !race
+
+package authsvc
+
+const raceEnabled = false

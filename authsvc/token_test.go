@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -125,7 +126,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 		t.Fatalf("rotation: %v", r1.body)
 	}
 	c, err := e.claims(r1.id)
-	if err != nil || c["sub"] != e.pid {
+	if err != nil || c["sub"] != e.pid || c["acr"] != "urn:egate:loa:1" || !slices.Equal(amrOf(c), []string{"pwd"}) {
 		t.Fatalf("refreshed ID token: %v %v", c, err)
 	}
 	// Other client presenting it: refused, family untouched.

@@ -612,3 +612,12 @@ func (s *Storage) ValidateJWTProfileScopes(context.Context, string, []string) ([
 }
 
 func (s *Storage) Health(ctx context.Context) error { return s.db.PingContext(ctx) }
+
+// SetUserinfoFromRequest puts acr into ID tokens issued on refresh (op sets
+// acr itself only for tokens from an auth request).
+func (s *Storage) SetUserinfoFromRequest(_ context.Context, ui *oidc.UserInfo, req op.IDTokenRequest, _ []string) error {
+	if r, ok := req.(*RefreshRequest); ok && r.level > 0 {
+		ui.AppendClaims("acr", ACR(r.level))
+	}
+	return nil
+}

@@ -230,3 +230,12 @@ func NewPassport(ctx context.Context, db *store.DB, cfg passport.Config, now fun
 	}
 	return passport.New(db, cfg, key, now, passport.Hooks{})
 }
+
+// Purge deletes expired auth requests, tokens, sessions and captchas; run
+// it now and then from one replica or all (it is idempotent).
+func (s *Server) Purge(ctx context.Context) error {
+	if _, err := s.storage.Purge(ctx, 24*time.Hour); err != nil {
+		return err
+	}
+	return s.captchas.Purge(ctx)
+}

@@ -223,3 +223,27 @@ func TestSingleUseAcrossReplicas(t *testing.T) {
 		t.Fatal("family not revoked after a replayed refresh token")
 	}
 }
+
+func TestPurge(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Now()
+		s := newTestStorage(t, db)
+		s.now = func() time.Time { return now }
+		ar := completedRequest(t, s, "code-p")
+		if _, _, _, err := s.CreateAccessAndRefreshTokens(ctx, ar, ""); err != nil {
+			t.Fatal(err)
+		}
+		tok, _, _ := s.CreateSession(ctx, "P1", 1, []string{"pwd"}, now, "ua")
+		if n, err := s.Purge(ctx, time.Hour); err != nil || n != 0 {
+			t.Fatalf("purged live rows: %d %v", n, err)
+		}
+		now = now.Add(10 * time.Hour)
+		if n, err := s.Purge(ctx, time.Hour); err != nil || n != 4 { // the request, the access and refresh tokens, the session
+			t.Fatalf("purged %d, %v", n, err)
+		}
+		if _, err := s.SessionByToken(ctx, tok); !errors.Is(err, ErrNoSession) {
+			t.Fatalf("session survived: %v", err)
+		}
+	})
+}

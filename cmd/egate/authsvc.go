@@ -92,6 +92,20 @@ func newAuthsvcCmd() *cobra.Command {
 			}
 			hs := &http.Server{Handler: srv, ReadHeaderTimeout: 10 * time.Second}
 			go func() {
+				t := time.NewTicker(10 * time.Minute)
+				defer t.Stop()
+				for {
+					select {
+					case <-ctx.Done():
+						return
+					case <-t.C:
+						if err := srv.Purge(ctx); err != nil {
+							log.Warn("purging expired login state", "err", err)
+						}
+					}
+				}
+			}()
+			go func() {
 				<-ctx.Done()
 				sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 				defer cancel()

@@ -1,7 +1,6 @@
 package hsm
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -130,5 +129,3 @@ func probeToken(path, label string) (found bool, info pkcs11.TokenInfo, have str
 	}
 	return false, info, have, nil
 }
-
-var errNoSession = errors.New("no session")

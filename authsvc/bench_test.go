@@ -21,7 +21,6 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/passport"
-	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
 )
 
@@ -190,5 +189,3 @@ func refreshOf(b *testing.B, rec *httptest.ResponseRecorder) string {
 	rest := body[i+len(`"refresh_token":"`):]
 	return rest[:strings.IndexByte(rest, '"')]
 }
-
-var _ = store.SQLite

@@ -17,7 +17,6 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/alerts"
 	"github.com/egate-bank/egate/authsvc/authn"
-	"github.com/egate-bank/egate/authsvc/captcha"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/passport"
 )
@@ -127,11 +126,9 @@ func (s *Server) loginStart(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
 		return
 	}
-	var f flow
-	json.Unmarshal(ar.Flow, &f)
 	// A fresh browser binding for every start (a restart resets the steps).
 	tok := oidcop.RandomToken()
-	f = flow{Browser: sha(tok), Step: "name"}
+	f := flow{Browser: sha(tok), Step: "name"}
 	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: tok, Path: s.base + "/login", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.OIDC.AuthRequestTTL / time.Second)})
 
 	forceLogin := slices.Contains(ar.Prompts(), "login")
@@ -539,6 +536,3 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: s.base + "/", MaxAge: -1, HttpOnly: true, Secure: s.secure})
 	http.Redirect(w, r, s.base+"/logged-out", http.StatusSeeOther)
 }
-
-// _ keeps captcha errors referenced for the docs of error codes.
-var _ = captcha.ErrWrong

@@ -74,6 +74,7 @@
 // miekg/pkcs11 path: the Service owns a second pool of at most Config.Pool
 // sessions (Service.do): an operation takes a session, runs its C_* calls
 // and gives it back; callers wait for a free session or their context.
+// A Service thus holds at most 2×Config.Pool+1 sessions on the token.
 //
 // Logins: PKCS#11 keeps the login per process and token, and drops it when
 // the process's last session on the token closes. crypto11's long-lived

@@ -540,13 +540,26 @@ func TestWrongPINNeverRetried(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	if _, _, err := s.EnsureKey(ctx, KeySpec{"egate-test-pin-ec", KeyECDSAP256}); err != nil {
+		t.Fatal(err)
+	}
+	sg, err := s.Signer(ctx, "egate-test-pin-ec")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(pinPath, []byte("0000"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	base := cp.n.Load()
-	for i := range 5 {
+	d := sha256.Sum256(nil)
+	// Both paths: the miekg/pkcs11 one (Keys) and crypto11's (Sign).
+	calls := []func() error{
+		func() error { _, err := sg.Sign(nil, d[:], crypto.SHA256); return err },
+		func() error { _, err := s.Keys(ctx); return err },
+	}
+	for i := range 6 {
 		s.mod.ctx.CloseAllSessions(s.slot)
-		if _, err := s.Keys(ctx); !errors.Is(err, ErrPINIncorrect) {
+		if err := calls[i%2](); !errors.Is(err, ErrPINIncorrect) {
 			t.Fatalf("call %d after the PIN changed: %v, want ErrPINIncorrect", i, err)
 		}
 	}

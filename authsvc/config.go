@@ -16,16 +16,16 @@ type Config struct {
 	// https://passport.bank.example. An http issuer is refused unless
 	// AllowInsecure is set (tests, the demo).
 	Issuer        string `yaml:"issuer"`
-	AllowInsecure bool   `yaml:"allow_insecure"`
+	AllowInsecure bool   `yaml:"allow-insecure"`
 	// SigningKeyID is the kid of the ES256 signing key in the JWKS.
-	SigningKeyID string `yaml:"signing_key_id"`
+	SigningKeyID string `yaml:"signing-key-id"`
 	// SigningKey names the HSM key (label or pkcs11: URI) that cmd/egate
 	// resolves into the Deps.Signer.
-	SigningKey string `yaml:"signing_key"`
+	SigningKey string `yaml:"signing-key"`
 	// TrustForwardedFor takes the client IP from X-Forwarded-For (behind a
 	// load balancer that sets it); otherwise the peer address is used.
-	TrustForwardedFor bool            `yaml:"trust_forwarded_for"`
-	CaptchaTTL        time.Duration   `yaml:"captcha_ttl"`
+	TrustForwardedFor bool            `yaml:"trust-forwarded-for"`
+	CaptchaTTL        time.Duration   `yaml:"captcha-ttl"`
 	Passport          passport.Config `yaml:"passport"`
 	OIDC              oidcop.Config   `yaml:"oidc"`
 }
@@ -59,10 +59,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: issuer %q must be an absolute https URL", ErrConfig, c.Issuer)
 	}
 	if u.Scheme == "http" && !c.AllowInsecure {
-		return fmt.Errorf("%w: issuer %q is http; set allow_insecure for tests and the demo only", ErrConfig, c.Issuer)
+		return fmt.Errorf("%w: issuer %q is http; set allow-insecure for tests and the demo only", ErrConfig, c.Issuer)
 	}
 	if c.CaptchaTTL < 0 {
-		return fmt.Errorf("%w: captcha_ttl must not be negative", ErrConfig)
+		return fmt.Errorf("%w: captcha-ttl must not be negative", ErrConfig)
 	}
 	if err := c.Passport.Validate(); err != nil {
 		return fmt.Errorf("%w: passport: %w", ErrConfig, err)

@@ -14,22 +14,22 @@ type ClientConfig struct {
 	// with Public set: a public client that authenticates with PKCE alone.
 	Secret                 string   `yaml:"secret"`
 	Public                 bool     `yaml:"public"`
-	RedirectURIs           []string `yaml:"redirect_uris"`
-	PostLogoutRedirectURIs []string `yaml:"post_logout_redirect_uris"`
+	RedirectURIs           []string `yaml:"redirect-uris"`
+	PostLogoutRedirectURIs []string `yaml:"post-logout-redirect-uris"`
 	// MinLevel is the lowest level (1–5) a login for this client reaches;
 	// acr_values may ask for more, never for less.
-	MinLevel int `yaml:"min_level"`
+	MinLevel int `yaml:"min-level"`
 }
 
 // Config is the OIDC provider's section.
 type Config struct {
 	Clients         []ClientConfig `yaml:"clients"`
-	AccessTokenTTL  time.Duration  `yaml:"access_token_ttl"`  // default 10m
-	IDTokenTTL      time.Duration  `yaml:"id_token_ttl"`      // default 10m
-	RefreshTokenTTL time.Duration  `yaml:"refresh_token_ttl"` // default 8h
-	AuthRequestTTL  time.Duration  `yaml:"auth_request_ttl"`  // default 15m: time to finish the login steps
-	CodeTTL         time.Duration  `yaml:"code_ttl"`          // default 1m
-	SessionTTL      time.Duration  `yaml:"session_ttl"`       // default 8h: the passport (SSO) session
+	AccessTokenTTL  time.Duration  `yaml:"access-token-ttl"`  // default 10m
+	IDTokenTTL      time.Duration  `yaml:"id-token-ttl"`      // default 10m
+	RefreshTokenTTL time.Duration  `yaml:"refresh-token-ttl"` // default 8h
+	AuthRequestTTL  time.Duration  `yaml:"auth-request-ttl"`  // default 15m: time to finish the login steps
+	CodeTTL         time.Duration  `yaml:"code-ttl"`          // default 1m
+	SessionTTL      time.Duration  `yaml:"session-ttl"`       // default 8h: the passport (SSO) session
 }
 
 // WithDefaults fills zero durations.
@@ -70,10 +70,10 @@ func (c Config) Validate() error {
 			return fmt.Errorf("%w: %s: the secret must be at least 16 characters", ErrConfig, where)
 		}
 		if cl.MinLevel < 1 || cl.MinLevel > MaxLevel {
-			return fmt.Errorf("%w: %s: min_level must be 1–%d", ErrConfig, where, MaxLevel)
+			return fmt.Errorf("%w: %s: min-level must be 1–%d", ErrConfig, where, MaxLevel)
 		}
 		if len(cl.RedirectURIs) == 0 {
-			return fmt.Errorf("%w: %s: no redirect_uris", ErrConfig, where)
+			return fmt.Errorf("%w: %s: no redirect-uris", ErrConfig, where)
 		}
 		for _, u := range append(append([]string{}, cl.RedirectURIs...), cl.PostLogoutRedirectURIs...) {
 			pu, err := url.Parse(u)

@@ -15,11 +15,11 @@ import (
 // Argon2Params are the argon2id cost parameters. The defaults are OWASP's
 // minimum recommendation for argon2id (19 MiB, 2 passes, 1 lane).
 type Argon2Params struct {
-	MemoryKiB   uint32 `yaml:"memory_kib"`
+	MemoryKiB   uint32 `yaml:"memory-kib"`
 	Iterations  uint32 `yaml:"iterations"`
 	Parallelism uint8  `yaml:"parallelism"`
-	SaltLen     int    `yaml:"salt_len"`
-	KeyLen      int    `yaml:"key_len"`
+	SaltLen     int    `yaml:"salt-len"`
+	KeyLen      int    `yaml:"key-len"`
 }
 
 // DefaultArgon2 is OWASP's argon2id minimum: m=19456 KiB, t=2, p=1.
@@ -29,10 +29,10 @@ var DefaultArgon2 = Argon2Params{MemoryKiB: 19 * 1024, Iterations: 2, Parallelis
 // (tests and benchmarks of the lockout logic use cheap parameters).
 func (p Argon2Params) Validate(allowWeak bool) error {
 	if p.MemoryKiB == 0 || p.Iterations == 0 || p.Parallelism == 0 {
-		return errors.New("argon2: memory_kib, iterations and parallelism must be positive")
+		return errors.New("argon2: memory-kib, iterations and parallelism must be positive")
 	}
 	if p.SaltLen < 16 || p.KeyLen < 16 {
-		return errors.New("argon2: salt_len and key_len must be at least 16")
+		return errors.New("argon2: salt-len and key-len must be at least 16")
 	}
 	if !allowWeak && (p.MemoryKiB < DefaultArgon2.MemoryKiB || p.Iterations < DefaultArgon2.Iterations) {
 		return fmt.Errorf("argon2: parameters below OWASP minimum (m=%d KiB, t=%d)", DefaultArgon2.MemoryKiB, DefaultArgon2.Iterations)

@@ -24,12 +24,12 @@ type Config struct {
 	Strength StrengthRules `yaml:"strength"`
 	// MaxFailures per customer per factor per day before the factor locks
 	// (default 6).
-	MaxFailures int `yaml:"max_failures"`
+	MaxFailures int `yaml:"max-failures"`
 	// MaxIPFailures per client IP per day before that IP is refused
 	// (default 100).
-	MaxIPFailures int `yaml:"max_ip_failures"`
+	MaxIPFailures int `yaml:"max-ip-failures"`
 	// TimeZone whose midnight ends a lockout day (IANA name, default UTC).
-	TimeZone string `yaml:"time_zone"`
+	TimeZone string `yaml:"time-zone"`
 	// AllowWeakArgon2 admits argon2 parameters below OWASP's floor. Tests
 	// only; not settable from YAML.
 	AllowWeakArgon2 bool `yaml:"-"`
@@ -64,10 +64,10 @@ func (c Config) Validate() error {
 		return err
 	}
 	if c.MaxFailures < 1 || c.MaxIPFailures < 1 {
-		return errors.New("passport: max_failures and max_ip_failures must be positive")
+		return errors.New("passport: max-failures and max-ip-failures must be positive")
 	}
 	if _, err := time.LoadLocation(c.TimeZone); err != nil {
-		return fmt.Errorf("passport: time_zone %q: %w", c.TimeZone, err)
+		return fmt.Errorf("passport: time-zone %q: %w", c.TimeZone, err)
 	}
 	return nil
 }

@@ -34,9 +34,9 @@ func commonPasswords() map[string]struct{} {
 
 // StrengthRules are the password rules. Zero values take the defaults.
 type StrengthRules struct {
-	MinLength  int `yaml:"min_length"`  // default 10
-	MaxLength  int `yaml:"max_length"`  // default 128
-	MinClasses int `yaml:"min_classes"` // of lower, upper, digit, symbol; default 3
+	MinLength  int `yaml:"min-length"`  // default 10
+	MaxLength  int `yaml:"max-length"`  // default 128
+	MinClasses int `yaml:"min-classes"` // of lower, upper, digit, symbol; default 3
 }
 
 func (r StrengthRules) withDefaults() StrengthRules {

@@ -124,6 +124,6 @@ func newAuthsvcCmd() *cobra.Command {
 	fl.StringVar(&f.listen, "listen", "127.0.0.1:8443", "address to listen on (TLS is the load balancer's)")
 	fl.StringVar(&f.issuer, "issuer", "http://127.0.0.1:8443", "the passport's external base URL (https in production)")
 	fl.BoolVar(&f.allowInsecure, "allow-insecure", false, "allow an http issuer (development only)")
-	fl.StringVar(&f.clientsFile, "clients", "", "YAML file with the OIDC section: clients (id, secret or public, redirect_uris, min_level) and token lifetimes")
+	fl.StringVar(&f.clientsFile, "clients", "", "YAML file with the OIDC section: clients (id, secret or public, redirect-uris, min-level) and token lifetimes")
 	return cmd
 }

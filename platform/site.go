@@ -28,14 +28,14 @@ type Config struct {
 	Name string `yaml:"name"` // ebank, mall or messenger
 	// PublicURL is where customers' browsers reach this platform; the OIDC
 	// redirect URI is PublicURL + "/callback".
-	PublicURL string `yaml:"public_url"`
+	PublicURL string `yaml:"public-url"`
 	// Issuer is the passport's issuer URL.
 	Issuer       string `yaml:"issuer"`
-	ClientID     string `yaml:"client_id"`
-	ClientSecret string `yaml:"client_secret" secret:"true"`
+	ClientID     string `yaml:"client-id"`
+	ClientSecret string `yaml:"client-secret" secret:"true"`
 	// CookieKey encrypts and authenticates the session cookie; at least 32
 	// characters, the same on every replica.
-	CookieKey string `yaml:"cookie_key" secret:"true"`
+	CookieKey string `yaml:"cookie-key" secret:"true"`
 	// Level is the authentication level a login asks for (acr_values);
 	// the passport never grants less than the client's fixed minimum.
 	Level int `yaml:"level"`
@@ -55,17 +55,17 @@ func (c Config) Validate() error {
 	if !known {
 		return fmt.Errorf("%w: name %q: use ebank, mall or messenger", ErrConfig, c.Name)
 	}
-	for k, v := range map[string]string{"public_url": c.PublicURL, "issuer": c.Issuer} {
+	for k, v := range map[string]string{"public-url": c.PublicURL, "issuer": c.Issuer} {
 		u, err := url.Parse(v)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return fmt.Errorf("%w: %s %q: give an absolute http(s) URL", ErrConfig, k, v)
 		}
 	}
 	if c.ClientID == "" {
-		return fmt.Errorf("%w: client_id is empty", ErrConfig)
+		return fmt.Errorf("%w: client-id is empty", ErrConfig)
 	}
 	if len(c.CookieKey) < 32 {
-		return fmt.Errorf("%w: cookie_key must be at least 32 characters", ErrConfig)
+		return fmt.Errorf("%w: cookie-key must be at least 32 characters", ErrConfig)
 	}
 	if c.Level < 1 || c.Level > 5 {
 		return fmt.Errorf("%w: level %d: use 1 to 5", ErrConfig, c.Level)

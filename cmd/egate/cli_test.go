@@ -103,10 +103,10 @@ func TestConfigBadInput(t *testing.T) {
 		})
 	}
 	r := run(t, dir, []string{"EGATE_HSM_PIN_SOURCE=env:SOME_PIN"}, "admin", "config", "print", "--set", "log.level=debug")
-	if r.code != 0 || !strings.Contains(r.stdout, "pin_source: env:SOME_PIN") || !strings.Contains(r.stdout, "level: debug") {
+	if r.code != 0 || !strings.Contains(r.stdout, "pin-source: env:SOME_PIN") || !strings.Contains(r.stdout, "level: debug") {
 		t.Fatalf("config print: %+v", r)
 	}
-	if strings.Contains(r.stdout, "client_secret: s") {
+	if strings.Contains(r.stdout, "client-secret: s") {
 		t.Fatal("secrets not redacted")
 	}
 }

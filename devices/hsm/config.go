@@ -20,9 +20,9 @@ type Config struct {
 	// Token is the label of the token holding egate's keys.
 	Token string `yaml:"token"`
 	// PINSource names where the user PIN is: file:/path or env:NAME.
-	PINSource string `yaml:"pin_source"`
+	PINSource string `yaml:"pin-source"`
 	// Pool is the number of PKCS#11 sessions (0: DefaultPoolSize).
-	Pool int `yaml:"pool_size"`
+	Pool int `yaml:"pool-size"`
 }
 
 // Validate checks the section without touching the module or reading the PIN.
@@ -37,10 +37,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: hsm.token %q is longer than the 32 characters a PKCS#11 label can hold", ErrBadConfig, c.Token)
 	}
 	if _, err := pinsource.Parse(c.PINSource); err != nil {
-		return fmt.Errorf("%w: hsm.pin_source: %w", ErrBadConfig, err)
+		return fmt.Errorf("%w: hsm.pin-source: %w", ErrBadConfig, err)
 	}
 	if c.Pool < 0 || c.Pool > MaxPoolSize {
-		return fmt.Errorf("%w: hsm.pool_size %d: want 0 (default %d) to %d", ErrBadConfig, c.Pool, DefaultPoolSize, MaxPoolSize)
+		return fmt.Errorf("%w: hsm.pool-size %d: want 0 (default %d) to %d", ErrBadConfig, c.Pool, DefaultPoolSize, MaxPoolSize)
 	}
 	return nil
 }

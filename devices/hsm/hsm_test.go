@@ -587,9 +587,9 @@ func TestBadInput(t *testing.T) {
 		{"missing token", with(func(c *Config) { c.Token = "no-such-token" }), ErrTokenNotFound, `"egate-test"`},
 		{"empty module", with(func(c *Config) { c.Module = "" }), ErrBadConfig, "hsm.module"},
 		{"empty token", with(func(c *Config) { c.Token = "" }), ErrBadConfig, "hsm.token"},
-		{"inline pin", with(func(c *Config) { c.PINSource = "1234" }), ErrBadConfig, "pin_source"},
+		{"inline pin", with(func(c *Config) { c.PINSource = "1234" }), ErrBadConfig, "pin-source"},
 		{"missing pin file", with(func(c *Config) { c.PINSource = "file:/nonexistent/pin" }), nil, "cannot open"},
-		{"negative pool", with(func(c *Config) { c.Pool = -1 }), ErrBadConfig, "pool_size"},
+		{"negative pool", with(func(c *Config) { c.Pool = -1 }), ErrBadConfig, "pool-size"},
 	}
 	tokensBefore, _ := env.dir.Tokens(ctx)
 	for _, tc := range cases {

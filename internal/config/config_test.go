@@ -55,7 +55,7 @@ func TestStrictness(t *testing.T) {
 	}{
 		{"unknown top-level key", Sources{File: write("a.yaml", "colour: red\n")}, "colour"},
 		{"unknown nested key", Sources{File: write("b.yaml", "database:\n  dirver: sqlite\n")}, "dirver"},
-		{"wrong type", Sources{File: write("c.yaml", "hsm:\n  pool_size: many\n")}, "many"},
+		{"wrong type", Sources{File: write("c.yaml", "hsm:\n  pool-size: many\n")}, "many"},
 		{"unknown env key of a known section", Sources{Environ: []string{"EGATE_DATABASE_DNS=x"}}, "EGATE_DATABASE_DNS"},
 		{"bad env value", Sources{Environ: []string{"EGATE_HSM_POOL_SIZE=x"}}, "EGATE_HSM_POOL_SIZE"},
 		{"unknown --set key", Sources{Sets: []string{"hsm.pin=1234"}}, "hsm.pin"},
@@ -84,7 +84,7 @@ func TestValidateAll(t *testing.T) {
 		{"bad listen", []string{"http.listen=8080"}, false},
 		{"bad level", []string{"log.level=loud"}, false},
 		{"bad driver", []string{"database.driver=oracle"}, false},
-		{"bad public url", []string{"http.public_url=ftp://x"}, false},
+		{"bad public url", []string{"http.public-url=ftp://x"}, false},
 		{"module set", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so"}, true},
 	}
 	for _, tc := range tests {

@@ -60,7 +60,7 @@ type HTTPConfig struct {
 	Listen string `yaml:"listen"` // host:port
 	// PublicURL is the address customers' browsers and the platforms reach
 	// this server at (the OIDC issuer); empty: http://<listen>.
-	PublicURL string `yaml:"public_url"`
+	PublicURL string `yaml:"public-url"`
 }
 
 // Validate checks the section.
@@ -71,7 +71,7 @@ func (c HTTPConfig) Validate() error {
 	if c.PublicURL != "" {
 		u, err := url.Parse(c.PublicURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("http.public_url %q: give an absolute http(s) URL", c.PublicURL)
+			return fmt.Errorf("http.public-url %q: give an absolute http(s) URL", c.PublicURL)
 		}
 	}
 	return nil
@@ -90,13 +90,13 @@ type DemoConfig struct {
 	// VarDir holds the demo's state: the SQLite file, the SoftHSM token
 	// directory and the token's PIN file. Created on the first start, reused
 	// on the next.
-	VarDir string `yaml:"var_dir"`
+	VarDir string `yaml:"var-dir"`
 }
 
 // Validate checks the section.
 func (c DemoConfig) Validate() error {
 	if c.VarDir == "" {
-		return errors.New("demo.var_dir is empty: give a directory for the demo's state, e.g. ./var")
+		return errors.New("demo.var-dir is empty: give a directory for the demo's state, e.g. ./var")
 	}
 	return nil
 }

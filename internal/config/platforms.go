@@ -6,13 +6,13 @@ import (
 )
 
 // PlatformConfig is one platform's process: where it listens and how it is
-// registered with the passport. The passport's issuer is http.public_url of
+// registered with the passport. The passport's issuer is http.public-url of
 // the authsvc (Config.Issuer).
 type PlatformConfig struct {
 	Listen       string `yaml:"listen"`
-	PublicURL    string `yaml:"public_url"`
-	ClientSecret string `yaml:"client_secret" secret:"true"`
-	CookieKey    string `yaml:"cookie_key" secret:"true"`
+	PublicURL    string `yaml:"public-url"`
+	ClientSecret string `yaml:"client-secret" secret:"true"`
+	CookieKey    string `yaml:"cookie-key" secret:"true"`
 	Level        int    `yaml:"level"`
 }
 

@@ -1,5 +1,5 @@
 // Package demo assembles `egate demo`: every component in one process on the
-// embedded defaults, with its state under one directory (demo.var_dir) that
+// embedded defaults, with its state under one directory (demo.var-dir) that
 // is created on the first start and reused on the next — the same SQLite
 // file, the same SoftHSM token, the same keys and key ids.
 package demo

@@ -36,7 +36,7 @@ type Config struct {
 	// URL such as postgres://egate@127.0.0.1:5432/egate?sslmode=disable.
 	// A password belongs in PGPASSWORD or ~/.pgpass, not here.
 	DSN          string `yaml:"dsn"`
-	MaxOpenConns int    `yaml:"max_open_conns"`
+	MaxOpenConns int    `yaml:"max-open-conns"`
 }
 
 // ErrConfig reports an unusable database configuration.
@@ -62,7 +62,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.MaxOpenConns < 0 {
-		return fmt.Errorf("%w: max_open_conns must not be negative", ErrConfig)
+		return fmt.Errorf("%w: max-open-conns must not be negative", ErrConfig)
 	}
 	return nil
 }

@@ -12,7 +12,7 @@ type ClientConfig struct {
 	ID string `yaml:"id"`
 	// Secret of a confidential client (client_secret_basic or _post). Empty
 	// with Public set: a public client that authenticates with PKCE alone.
-	Secret                 string   `yaml:"secret"`
+	Secret                 string   `yaml:"secret" secret:"true"`
 	Public                 bool     `yaml:"public"`
 	RedirectURIs           []string `yaml:"redirect-uris"`
 	PostLogoutRedirectURIs []string `yaml:"post-logout-redirect-uris"`

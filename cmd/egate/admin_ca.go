@@ -16,32 +16,38 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/internal/app"
 	"github.com/egate-bank/egate/internal/store"
-	"github.com/egate-bank/egate/simulators/softhsm"
 )
 
 func init() { registerAdmin(newCACmd) }
 
 // authFlags are the database and HSM flags the authenticator admin commands share.
 type authFlags struct {
-	db string
-	hf hsmFlags
+	db  string
+	hf  hsmFlags
+	cmd *cobra.Command
 }
 
 func (a *authFlags) add(cmd *cobra.Command) {
-	defModule, _ := softhsm.ModulePath()
-	f := cmd.PersistentFlags()
-	f.StringVar(&a.db, "db", "", "database: SQLite file path or postgres:// URL")
-	f.StringVar(&a.hf.module, "hsm-module", defModule, "path of the HSM's PKCS#11 library")
-	f.StringVar(&a.hf.token, "hsm-token", "egate", "label of the HSM token holding egate's keys")
-	f.StringVar(&a.hf.pinSource, "hsm-pin-source", "env:EGATE_HSM_PIN", "where the HSM user PIN is: file:/path or env:NAME")
+	a.cmd = cmd
+	cmd.PersistentFlags().StringVar(&a.db, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
+	a.hf.bind(cmd, "hsm-")
 }
 
+// openDB opens --db when given, else the configured database.
 func (a *authFlags) openDB(ctx context.Context) (*store.DB, error) {
-	if a.db == "" {
-		return nil, errors.New("--db is required: a SQLite file or a postgres:// URL")
+	if a.db != "" || a.cmd == nil {
+		if a.db == "" {
+			return nil, errors.New("--db is required: a SQLite file or a postgres:// URL")
+		}
+		return store.Open(ctx, dbConfig(a.db))
 	}
-	return store.Open(ctx, dbConfig(a.db))
+	cfg, _, err := loadConfig(a.cmd)
+	if err != nil {
+		return nil, err
+	}
+	return app.OpenDB(ctx, cfg)
 }
 
 // openCA opens the database, the HSM and the CA with its issuing key; close
@@ -51,7 +57,7 @@ func (a *authFlags) openCA(ctx context.Context) (c *ca.CA, db *store.DB, h *hsm.
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
-	h, err = hsm.Open(ctx, a.hf.hsmConfig())
+	h, err = a.hf.open(ctx)
 	if err != nil {
 		db.Close()
 		return nil, nil, nil, nil, err
@@ -87,7 +93,7 @@ func newCACmd() *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			h, err := hsm.Open(ctx, a.hf.hsmConfig())
+			h, err := a.hf.open(ctx)
 			if err != nil {
 				return err
 			}

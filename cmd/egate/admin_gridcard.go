@@ -33,7 +33,7 @@ func newGridCardCmd() *cobra.Command {
 				return err
 			}
 			defer db.Close()
-			h, err := hsm.Open(ctx, a.hf.hsmConfig())
+			h, err := a.hf.open(ctx)
 			if err != nil {
 				return err
 			}

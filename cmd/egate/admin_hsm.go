@@ -1,25 +1,74 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 
 	"github.com/egate-bank/egate/devices/hsm"
-	"github.com/egate-bank/egate/simulators/softhsm"
+	"github.com/egate-bank/egate/internal/app"
 	"github.com/spf13/cobra"
 )
 
 func init() { registerAdmin(newHSMCmd) }
 
-// hsmFlags are the flags of egate admin hsm; hsmConfig maps them to the
-// service's config (the one place to change when the global config arrives).
+// hsmFlags are HSM flags that override the hsm section of the config
+// (file, EGATE_HSM_*, --set) when given. prefix is "" for egate admin hsm
+// and "hsm-" where the command has other flags too.
 type hsmFlags struct {
 	module, token, pinSource string
 	pool                     int
+
+	cmd    *cobra.Command
+	prefix string
 }
 
-func (f *hsmFlags) hsmConfig() hsm.Config {
-	return hsm.Config{Module: f.module, Token: f.token, PINSource: f.pinSource, Pool: f.pool}
+// bind registers the flags as persistent flags of cmd.
+func (f *hsmFlags) bind(cmd *cobra.Command, prefix string) {
+	f.cmd, f.prefix = cmd, prefix
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.module, prefix+"module", "", "path of the HSM's PKCS#11 library (default: hsm.module, or the demo's SoftHSM token)")
+	pf.StringVar(&f.token, prefix+"token", "", "label of the token holding egate's keys (default: hsm.token)")
+	pf.StringVar(&f.pinSource, prefix+"pin-source", "", "where the user PIN is: file:/path (mode 0600) or env:NAME (default: hsm.pin-source)")
+	if prefix == "" {
+		pf.IntVar(&f.pool, "pool-size", 0, "PKCS#11 sessions (default: hsm.pool-size)")
+	}
+}
+
+func (f *hsmFlags) changed(name string) bool {
+	fl := f.cmd.PersistentFlags().Lookup(f.prefix + name)
+	return fl != nil && fl.Changed
+}
+
+// resolve is the effective HSM config: the config's hsm section, then the
+// flags that were given.
+func (f *hsmFlags) resolve() (hsm.Config, error) {
+	cfg, _, err := loadConfig(f.cmd)
+	if err != nil {
+		return hsm.Config{}, err
+	}
+	if f.changed("module") {
+		cfg.HSM.Module = f.module
+	}
+	if f.changed("token") {
+		cfg.HSM.Token = f.token
+	}
+	if f.changed("pin-source") {
+		cfg.HSM.PINSource = f.pinSource
+	}
+	if f.changed("pool-size") {
+		cfg.HSM.Pool = f.pool
+	}
+	return app.HSMConfig(cfg)
+}
+
+// open opens the HSM.
+func (f *hsmFlags) open(ctx context.Context) (*hsm.Service, error) {
+	hc, err := f.resolve()
+	if err != nil {
+		return nil, err
+	}
+	return hsm.Open(ctx, hc)
 }
 
 func newHSMCmd() *cobra.Command {
@@ -28,19 +77,14 @@ func newHSMCmd() *cobra.Command {
 		Use:   "hsm",
 		Short: "the HSM key service: create the bank's standard keys, list keys",
 	}
-	defModule, _ := softhsm.ModulePath()
-	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.module, "module", defModule, "path of the HSM's PKCS#11 library")
-	pf.StringVar(&f.token, "token", "egate", "label of the token holding egate's keys")
-	pf.StringVar(&f.pinSource, "pin-source", "env:EGATE_HSM_PIN", "where the user PIN is: file:/path (mode 0600) or env:NAME")
-	pf.IntVar(&f.pool, "pool-size", 0, "PKCS#11 sessions (0: default)")
+	f.bind(cmd, "")
 
 	initCmd := &cobra.Command{
 		Use:   "init",
 		Short: "create the bank's standard keys in the HSM (keeps existing ones) and print their URIs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := hsm.Open(cmd.Context(), f.hsmConfig())
+			s, err := f.open(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -57,7 +101,7 @@ func newHSMCmd() *cobra.Command {
 		Short: "list the keys in the HSM token with their pkcs11: URIs",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := hsm.Open(cmd.Context(), f.hsmConfig())
+			s, err := f.open(cmd.Context())
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,6 @@ import (
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/devices/pinsource"
 	"github.com/egate-bank/egate/internal/store"
-	"github.com/egate-bank/egate/simulators/softhsm"
 )
 
 // tokenSubcommands are the subcommands of `egate admin token`. Another
@@ -118,15 +117,12 @@ skipped, never overwritten.`,
 			if err != nil {
 				return err
 			}
-			if dbDSN == "" {
-				return errors.New("--db is required: a SQLite file or a postgres:// URL")
-			}
-			db, err := store.Open(ctx, dbConfig(dbDSN))
+			db, err := (&authFlags{db: dbDSN, cmd: cmd}).openDB(ctx)
 			if err != nil {
 				return err
 			}
 			defer db.Close()
-			h, err := hsm.Open(ctx, hf.hsmConfig())
+			h, err := hf.open(ctx)
 			if err != nil {
 				return err
 			}
@@ -156,16 +152,13 @@ skipped, never overwritten.`,
 			return nil
 		},
 	}
-	defModule, _ := softhsm.ModulePath()
 	f := cmd.Flags()
 	f.StringVar(&keyHex, "key-hex", "", "pre-shared AES key in hex (test keys only: a command line is visible to others)")
 	f.StringVar(&keyFile, "key-file", "", "file holding the pre-shared AES key (raw or hex)")
 	f.StringVar(&passwordSource, "password-source", "", "password of a PBKDF2-protected file: env:NAME or file:/path")
-	f.StringVar(&dbDSN, "db", "", "database: SQLite file path or postgres:// URL")
+	f.StringVar(&dbDSN, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
 	f.StringVar(&wrapLabel, "wrap-key", hsm.LabelSecretsWrap, "HSM key that wraps the seeds")
-	f.StringVar(&hf.module, "hsm-module", defModule, "path of the HSM's PKCS#11 library")
-	f.StringVar(&hf.token, "hsm-token", "egate", "label of the HSM token holding egate's keys")
-	f.StringVar(&hf.pinSource, "hsm-pin-source", "env:EGATE_HSM_PIN", "where the HSM user PIN is: file:/path or env:NAME")
+	hf.bind(cmd, "hsm-")
 	return cmd
 }
 

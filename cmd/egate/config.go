@@ -15,8 +15,9 @@ func init() { registerAdmin(newConfigCmd) }
 // loadConfig builds the effective config from --config/EGATE_CONFIG, the
 // environment and --set, and the process's JSON logger on stderr.
 func loadConfig(cmd *cobra.Command) (*config.Config, *slog.Logger, error) {
-	file, _ := cmd.Flags().GetString("config")
-	sets, _ := cmd.Flags().GetStringArray("set")
+	pf := cmd.Root().PersistentFlags()
+	file, _ := pf.GetString("config")
+	sets, _ := pf.GetStringArray("set")
 	cfg, err := config.FromProcess(file, sets)
 	if err != nil {
 		return nil, nil, err

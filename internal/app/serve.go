@@ -20,6 +20,7 @@ import (
 
 // Server is an HTTP server with its listener, started by Serve.
 type Server struct {
+	errc     chan error
 	Name     string
 	Listener net.Listener
 	HTTP     *http.Server
@@ -46,14 +47,31 @@ func NewServer(name, addr string, log *slog.Logger) (*Server, error) {
 // URL is the server's base URL as reached on its listener.
 func (s *Server) URL() string { return "http://" + s.Listener.Addr().String() }
 
+// Start begins serving in the background (a server another one needs at
+// start, such as the passport the platforms discover). ServeAll waits for it.
+func (s *Server) Start() {
+	if s.errc != nil {
+		return
+	}
+	s.errc = make(chan error, 1)
+	go func() {
+		if err := s.HTTP.Serve(s.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.errc <- fmt.Errorf("%s: %w", s.Name, err)
+		}
+	}()
+}
+
 // ServeAll serves every server until ctx ends or one fails, then shuts them
 // all down gracefully.
 func ServeAll(ctx context.Context, servers ...*Server) error {
 	errc := make(chan error, len(servers))
 	for _, s := range servers {
+		s.Start()
 		go func(s *Server) {
-			if err := s.HTTP.Serve(s.Listener); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				errc <- fmt.Errorf("%s: %w", s.Name, err)
+			select {
+			case err := <-s.errc:
+				errc <- err
+			case <-ctx.Done():
 			}
 		}(s)
 	}

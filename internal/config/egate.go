@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/devices/agent"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/store"
@@ -30,6 +31,8 @@ type Config struct {
 	Demo     DemoConfig   `yaml:"demo"`
 	// Platforms are ebank, mall and messenger (egate platform NAME).
 	Platforms PlatformsConfig `yaml:"platforms"`
+	// Authsvc is the passport: login pages and the OIDC provider (egate authsvc).
+	Authsvc authsvc.Config `yaml:"authsvc"`
 	// Agent is the branch device agent (egate agent).
 	Agent agent.Config `yaml:"agent"`
 }
@@ -133,6 +136,8 @@ func Load(src Sources) (*Config, error) {
 	if err := ApplySets(c, src.Sets); err != nil {
 		return nil, err
 	}
+	// Sections with computed defaults show their effective values.
+	c.Authsvc = c.Authsvc.WithDefaults()
 	return c, nil
 }
 

@@ -2,34 +2,38 @@ package demo
 
 import (
 	"context"
-	"crypto"
-	"encoding/base64"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
-	jose "github.com/go-jose/go-jose/v4"
-
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/oidcop"
+	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/internal/app"
 	"github.com/egate-bank/egate/internal/config"
-	"github.com/egate-bank/egate/internal/httpx"
 	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/platform"
 )
 
 // PassportSigningKey is the HSM label of the key that signs ID and access tokens.
-const PassportSigningKey = "egate-passport-signing"
+const PassportSigningKey = hsm.LabelPassportSigning
+
+// Factors builds the second-factor tools; nil means password only.
+type Factors func(db *store.DB, h *hsm.Service) ([]authn.Factor, error)
 
 // Run starts the demo and serves until ctx ends. What it started and where
 // is printed to out; operational logs go to log.
-func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logger) error {
+func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logger, factors Factors) error {
 	// Every section is checked before anything is created on disk.
-	for _, v := range []interface{ Validate() error }{cfg.Demo, cfg.HTTP, cfg.Log, cfg.Database} {
+	for _, v := range []interface{ Validate() error }{cfg.Demo, cfg.HTTP, cfg.Log, cfg.Database, cfg.Platforms} {
 		if err := v.Validate(); err != nil {
 			return err
 		}
@@ -37,114 +41,131 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	if err := os.MkdirAll(cfg.Demo.VarDir, 0o700); err != nil {
 		return fmt.Errorf("creating demo directory %s: %w", cfg.Demo.VarDir, err)
 	}
-	hcfg := cfg.HSM
-	if hcfg.Module == "" {
-		var err error
-		hcfg, err = HSMToken(ctx, cfg.Demo.VarDir, cfg.HSM.Token, cfg.HSM.Pool)
+	c := *cfg
+	if c.HSM.Module == "" {
+		hc, err := HSMToken(ctx, c.Demo.VarDir, c.HSM.Token, c.HSM.Pool)
 		if err != nil {
 			return fmt.Errorf("preparing the demo SoftHSM token: %w", err)
 		}
-		fmt.Fprintf(out, "HSM        SoftHSM2 token %q in %s\n", hcfg.Token, filepath.Join(cfg.Demo.VarDir, "softhsm"))
+		c.HSM = hc
+		fmt.Fprintf(out, "HSM        SoftHSM2 token %q in %s\n", hc.Token, filepath.Join(c.Demo.VarDir, "softhsm"))
 	} else {
-		fmt.Fprintf(out, "HSM        token %q through %s\n", hcfg.Token, hcfg.Module)
+		fmt.Fprintf(out, "HSM        token %q through %s\n", c.HSM.Token, c.HSM.Module)
 	}
-	if err := hcfg.Validate(); err != nil {
-		return err
+
+	// The platforms are the passport's clients, on their own ports.
+	issuer := c.HTTP.BaseURL()
+	c.Platforms.Issuer = issuer
+	urls := map[string]string{}
+	for _, n := range platform.Names {
+		p, _ := c.Platforms.ByName(n)
+		if p.PublicURL == "" {
+			p.PublicURL = "http://" + p.Listen
+		}
+		if p.ClientSecret == "" {
+			p.ClientSecret = randomHex(24)
+		}
+		if p.CookieKey == "" {
+			p.CookieKey = randomHex(32)
+		}
+		urls[n] = strings.TrimRight(p.PublicURL, "/")
+		c.Authsvc.OIDC.Clients = append(c.Authsvc.OIDC.Clients, oidcop.ClientConfig{
+			ID: n, Secret: p.ClientSecret, MinLevel: p.Level,
+			RedirectURIs: []string{urls[n] + "/callback"}, PostLogoutRedirectURIs: []string{urls[n] + "/"},
+		})
 	}
-	if err := cfg.HTTP.Validate(); err != nil {
-		return err
-	}
-	keys, err := hsm.Open(ctx, hcfg)
+
+	a, err := app.NewAuthsvc(ctx, &c, log, factors)
 	if err != nil {
 		return err
 	}
-	defer keys.Close()
-	std, err := keys.InitStandardKeys(ctx)
+	defer a.Close()
+	std, err := a.HSM.InitStandardKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("creating the bank's standard HSM keys: %w", err)
 	}
 	for _, k := range std {
 		fmt.Fprintf(out, "  key      %-24s %s\n", k.Label, k.URI)
 	}
+	fmt.Fprintf(out, "Database   %s %s\n", c.Database.Driver, c.Database.DSN)
 
-	dbcfg := cfg.Database
-	db, err := store.Open(ctx, dbcfg)
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	fmt.Fprintf(out, "Database   %s %s\n", dbcfg.Driver, dbcfg.DSN)
-
-	signer, err := keys.Signer(ctx, PassportSigningKey)
-	if err != nil {
-		return err
-	}
-	jwks, kid, err := JWKS(signer)
+	who, err := demoCustomer(ctx, a.Auth.Passport(), c.Demo.VarDir)
 	if err != nil {
 		return err
 	}
 
-	metrics := httpx.NewMetrics()
-	health := httpx.NewHealth()
-	health.Add("database", func(ctx context.Context) error { return db.PingContext(ctx) })
-	health.Add("hsm", func(ctx context.Context) error { _, err := keys.FindKey(ctx, PassportSigningKey); return err })
-
-	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", health.Live)
-	mux.HandleFunc("GET /readyz", health.Ready)
-	mux.Handle("GET /metrics", metrics.Handler())
-	mux.HandleFunc("GET /.well-known/jwks.json", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Cache-Control", "public, max-age=300")
-		httpx.WriteJSON(w, http.StatusOK, jwks)
-	})
-
-	branch, err := StartATM(ctx, cfg.Demo.VarDir, metrics.Registry)
+	branch, err := StartATM(ctx, c.Demo.VarDir, a.Server.Metrics.Registry)
 	if err != nil {
 		return fmt.Errorf("starting the simulated ATM: %w", err)
 	}
 	defer branch.Close()
-	branch.Mount(mux)
-	health.Add("atm", branch.Agent.Check)
-	fmt.Fprintf(out, "ATM        simulated ATM-DEMO-01 on %s (115200 baud, paced), journal %s\n", branch.Sim.TTYName, filepath.Join(cfg.Demo.VarDir, "atm-journal"))
+	branch.Mount(a.Server.Mux)
+	a.Server.Health.Add("atm", branch.Agent.Check)
+	fmt.Fprintf(out, "ATM        simulated ATM-DEMO-01 on %s (115200 baud, paced), journal %s\n", branch.Sim.TTYName, filepath.Join(c.Demo.VarDir, "atm-journal"))
 
-	ln, err := net.Listen("tcp", cfg.HTTP.Listen)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w (set http.listen, e.g. --set http.listen=127.0.0.1:8081)", cfg.HTTP.Listen, err)
-	}
-	base := "http://" + ln.Addr().String()
-	srv := &http.Server{Handler: httpx.Middleware(log, metrics, mux), ReadHeaderTimeout: 10 * time.Second}
-	fmt.Fprintf(out, "\negate demo is up:\n")
-	fmt.Fprintf(out, "  health   %s/healthz\n  ready    %s/readyz\n  metrics  %s/metrics\n", base, base, base)
-	fmt.Fprintf(out, "  JWKS     %s/.well-known/jwks.json (kid %s, HSM key %s)\n", base, kid, signer.URI())
-	fmt.Fprintf(out, "  ATM      %s/sim/atm/ (screen, cassettes; POST /sim/atm/faults)\n", base)
-	fmt.Fprintf(out, "  agent    %s/agent/atms\n", base)
-	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
-	log.Info("demo started", "listen", ln.Addr().String())
-
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case <-ctx.Done():
-	case err := <-errc:
-		if !errors.Is(err, http.ErrServerClosed) {
+	servers := []*app.Server{a.Server}
+	a.Server.Start() // the platforms discover the passport as they start
+	for _, n := range platform.Names {
+		s, err := app.Platform(ctx, &c, n, log)
+		if err != nil {
+			for _, s := range servers[1:] {
+				s.Listener.Close()
+			}
+			a.Server.HTTP.Close()
 			return err
 		}
+		servers = append(servers, s)
 	}
-	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err = srv.Shutdown(sctx)
+	go a.PurgeEvery(ctx, 10*time.Minute, log)
+
+	base := a.Server.URL()
+	fmt.Fprintf(out, "\negate demo is up:\n")
+	fmt.Fprintf(out, "  passport %s (OIDC discovery %s/.well-known/openid-configuration)\n", base, base)
+	fmt.Fprintf(out, "  JWKS     %s/keys (HSM key %s)\n", base, a.HSM.Token()+"/"+PassportSigningKey)
+	fmt.Fprintf(out, "  health   %s/healthz  ready %s/readyz  metrics %s/metrics\n", base, base, base)
+	for _, n := range platform.Names {
+		fmt.Fprintf(out, "  %-9s%s\n", n, urls[n])
+	}
+	fmt.Fprintf(out, "  ATM      %s/sim/atm/ (screen, cassettes; POST /sim/atm/faults)\n", base)
+	fmt.Fprintf(out, "  agent    %s/agent/atms\n", base)
+	fmt.Fprintf(out, "Log in as %q; the password is in %s.\n", who.name, who.file)
+	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
+	log.Info("demo started", "passport", base)
+
+	err = app.ServeAll(ctx, servers...)
 	fmt.Fprintln(out, "egate demo stopped.")
 	return err
 }
 
-// JWKS is the key set that publishes a signing key: its public half, with
-// the RFC 7638 thumbprint as key id.
-func JWKS(s crypto.Signer) (jose.JSONWebKeySet, string, error) {
-	jwk := jose.JSONWebKey{Key: s.Public(), Use: "sig", Algorithm: string(jose.ES256)}
-	tp, err := jwk.Thumbprint(crypto.SHA256)
-	if err != nil {
-		return jose.JSONWebKeySet{}, "", fmt.Errorf("JWK thumbprint: %w", err)
+type customer struct{ name, file string }
+
+// demoCustomer registers the demo customer on the first start, with a
+// random password kept in a file readable by the owner only.
+func demoCustomer(ctx context.Context, ps *passport.Service, varDir string) (customer, error) {
+	c := customer{name: "alice", file: filepath.Join(varDir, "demo-alice-password")}
+	if _, err := os.Stat(c.file); err == nil {
+		return c, nil
 	}
-	jwk.KeyID = base64.RawURLEncoding.EncodeToString(tp)
-	return jose.JSONWebKeySet{Keys: []jose.JSONWebKey{jwk}}, jwk.KeyID, nil
+	pw := "Demo-" + randomHex(6) + "-Kite"
+	_, err := ps.Register(ctx, passport.NewCustomer{LoginName: c.name, Mobile: "13800138000", ReservedMessage: "red lantern 88", Password: pw})
+	if errors.Is(err, passport.ErrLoginNameTaken) {
+		// The password file was removed: give the customer a new password.
+		var cu passport.Customer
+		if cu, err = ps.ByLoginName(ctx, c.name); err == nil {
+			err = ps.ResetPassword(ctx, cu.PassportID, pw)
+		}
+	}
+	if err != nil {
+		return c, fmt.Errorf("registering the demo customer: %w", err)
+	}
+	if err := os.WriteFile(c.file, []byte(pw+"\n"), 0o600); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	return hex.EncodeToString(b)
 }

@@ -8,6 +8,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -43,10 +47,15 @@ func startDemo(t *testing.T, varDir string) (base string, out *syncBuf, stop fun
 	cfg.Demo.VarDir = varDir
 	cfg.Database.DSN = varDir + "/egate.db"
 	cfg.HTTP.Listen = freeAddr(t)
+	cfg.Platforms.Ebank.Listen = freeAddr(t)
+	cfg.Platforms.Mall.Listen = freeAddr(t)
+	cfg.Platforms.Messenger.Listen = freeAddr(t)
+	cfg.Platforms.Ebank.Level = 1
+	lastCfg = cfg
 	out = &syncBuf{}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, cfg, out, slog.New(slog.NewJSONHandler(io.Discard, nil))) }()
+	go func() { errc <- Run(ctx, cfg, out, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil) }()
 	base = "http://" + cfg.HTTP.Listen
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -66,6 +75,8 @@ func startDemo(t *testing.T, varDir string) (base string, out *syncBuf, stop fun
 	}
 	return base, out, func() error { cancel(); return <-errc }
 }
+
+var lastCfg *config.Config
 
 func getJSON(t *testing.T, url string, v any) int {
 	t.Helper()
@@ -100,15 +111,31 @@ func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
 		if code := getJSON(t, base+"/readyz", &ready); code != 200 || ready.Checks["hsm"] != "ok" || ready.Checks["database"] != "ok" || ready.Checks["atm"] != "ok" {
 			t.Fatalf("readyz: %d %+v", code, ready)
 		}
+		var disc struct {
+			Issuer  string `json:"issuer"`
+			JWKSURI string `json:"jwks_uri"`
+		}
+		if code := getJSON(t, base+"/.well-known/openid-configuration", &disc); code != 200 || disc.Issuer != base || disc.JWKSURI == "" {
+			t.Fatalf("discovery: %d %+v", code, disc)
+		}
 		var jwks struct {
 			Keys []struct {
-				Kid, Kty, Crv, Alg string
+				Kid, Kty, Crv, Alg, X, Y string
 			} `json:"keys"`
 		}
-		if code := getJSON(t, base+"/.well-known/jwks.json", &jwks); code != 200 || len(jwks.Keys) != 1 || jwks.Keys[0].Crv != "P-256" || jwks.Keys[0].Alg != "ES256" {
+		if code := getJSON(t, disc.JWKSURI, &jwks); code != 200 || len(jwks.Keys) != 1 || jwks.Keys[0].Crv != "P-256" || jwks.Keys[0].Alg != "ES256" {
 			t.Fatalf("jwks: %d %+v", code, jwks)
 		}
-		kids[i] = jwks.Keys[0].Kid
+		kids[i] = jwks.Keys[0].Kid + "/" + jwks.Keys[0].X + "/" + jwks.Keys[0].Y
+		// Each platform serves its home page and sends the browser to the passport.
+		for _, p := range []string{lastCfg.Platforms.Ebank.Listen, lastCfg.Platforms.Mall.Listen, lastCfg.Platforms.Messenger.Listen} {
+			resp, err := http.Get("http://" + p + "/")
+			if err != nil || resp.StatusCode != 200 {
+				t.Fatalf("platform %s: %v %v", p, err, resp)
+			}
+			resp.Body.Close()
+		}
+		loginThroughEbank(t, base, varDir)
 		var atms struct {
 			ATMs []struct {
 				ID        string
@@ -142,5 +169,40 @@ func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
 	}
 	if kids[0] != kids[1] || uris[0] != uris[1] {
 		t.Fatalf("restart changed the key: kid %s → %s, uri %s → %s", kids[0], kids[1], uris[0], uris[1])
+	}
+}
+
+// loginThroughEbank logs the demo customer in to ebank through the
+// passport's pages, with the password the demo wrote for them.
+func loginThroughEbank(t *testing.T, passportURL, varDir string) {
+	t.Helper()
+	pw, err := os.ReadFile(filepath.Join(varDir, "demo-alice-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	read := func(r *http.Response, err error) (string, *http.Response) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b), r
+	}
+	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
+	body, _ := read(c.Get(ebank + "/login"))
+	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no passport login page:\n%s", body)
+	}
+	body, _ = read(c.PostForm(passportURL+"/login/name", url.Values{"id": {m[1]}, "login_name": {"alice"}}))
+	if !strings.Contains(body, "red lantern 88") {
+		t.Fatalf("no reserved message:\n%s", body)
+	}
+	body, _ = read(c.PostForm(passportURL+"/login/password", url.Values{"id": {m[1]}, "password": {strings.TrimSpace(string(pw))}}))
+	if !strings.Contains(body, `id="who"`) || !strings.Contains(body, "alice") {
+		t.Fatalf("not logged in to ebank:\n%s", body)
 	}
 }

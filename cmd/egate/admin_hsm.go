@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 
 	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/egate-bank/egate/internal/app"
 	"github.com/spf13/cobra"
 )
@@ -97,15 +99,28 @@ func newHSMCmd() *cobra.Command {
 		},
 	}
 	keysCmd := &cobra.Command{
-		Use:   "keys",
-		Short: "list the keys in the HSM token with their pkcs11: URIs",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:   "keys [LABEL|pkcs11:URI]",
+		Short: "list the keys in the HSM token with their pkcs11: URIs, or show the one named",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 && strings.HasPrefix(args[0], "pkcs11:") {
+				// A malformed URI is refused before the HSM is touched.
+				if _, err := pkcs11uri.Parse(args[0]); err != nil {
+					return err
+				}
+			}
 			s, err := f.open(cmd.Context())
 			if err != nil {
 				return err
 			}
 			defer s.Close()
+			if len(args) == 1 {
+				k, err := s.ResolveKey(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return printKeys(cmd, []hsm.Key{k})
+			}
 			keys, err := s.Keys(cmd.Context())
 			if err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -138,6 +139,9 @@ func TestHSMBadInput(t *testing.T) {
 		{"token label that does not exist", with([]string{"init"}, "--token", "no-such-token"), []string{"no-such-token"}},
 		{"wrong PIN", with([]string{"init"}, "--pin-source", "env:EGATE_TEST_WRONG_PIN"), []string{"PIN"}},
 		{"PIN source unset", with([]string{"init"}, "--pin-source", "env:EGATE_TEST_UNSET_PIN"), []string{"EGATE_TEST_UNSET_PIN"}},
+		{"malformed key URI", with([]string{"keys", "pkcs11:token=egate-cli;object=%ZZ"}), []string{"pkcs11"}},
+		{"unknown attribute in a key URI", with([]string{"keys", "pkcs11:tokn=egate-cli"}), []string{"tokn"}},
+		{"key that does not exist", with([]string{"keys", "pkcs11:token=egate-cli;object=no-such-key"}), []string{"no-such-key"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -158,6 +162,11 @@ func TestHSMBadInput(t *testing.T) {
 	r2 := run(t, dir, env, with([]string{"init"})...)
 	if r1.code != 0 || r2.code != 0 || r1.stdout != r2.stdout || !strings.Contains(r1.stdout, "pkcs11:token=egate-cli;object=egate-passport-signing") {
 		t.Fatalf("init twice:\n%+v\n%+v", r1, r2)
+	}
+	// One key by its URI, as init printed it.
+	uri := regexp.MustCompile(`pkcs11:token=egate-cli;object=egate-ca-issuing;\S+`).FindString(r1.stdout)
+	if r := run(t, dir, env, with([]string{"keys", uri})...); r.code != 0 || !strings.Contains(r.stdout, "egate-ca-issuing") || strings.Contains(r.stdout, "egate-hmac") {
+		t.Fatalf("keys %s: %+v", uri, r)
 	}
 	// OpenSC's pkcs11-tool sees the keys egate made, never extractable.
 	tool := testenv.NeedCommand(t, "pkcs11-tool", "opensc")

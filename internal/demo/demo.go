@@ -124,7 +124,7 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	fmt.Fprintf(out, "  JWKS     %s/keys (HSM key %s)\n", base, a.HSM.Token()+"/"+PassportSigningKey)
 	fmt.Fprintf(out, "  health   %s/healthz  ready %s/readyz  metrics %s/metrics\n", base, base, base)
 	for _, n := range platform.Names {
-		fmt.Fprintf(out, "  %-9s%s\n", n, urls[n])
+		fmt.Fprintf(out, "  %-10s%s\n", n, urls[n])
 	}
 	fmt.Fprintf(out, "  ATM      %s/sim/atm/ (screen, cassettes; POST /sim/atm/faults)\n", base)
 	fmt.Fprintf(out, "  agent    %s/agent/atms\n", base)

@@ -1,0 +1,295 @@
+package factors
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/ca"
+	"github.com/egate-bank/egate/authsvc/gridcard"
+	"github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/pivauth"
+	"github.com/egate-bank/egate/authsvc/sms"
+	"github.com/egate-bank/egate/authsvc/ushield"
+	devotp "github.com/egate-bank/egate/devices/otp"
+	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/internal/store"
+	simsms "github.com/egate-bank/egate/simulators/sms"
+)
+
+// Deps are what Build needs besides the config.
+type Deps struct {
+	DB  *store.DB
+	HSM *hsm.Service
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+	// SMS is the operator's SMS gateway; nil means the development sink
+	// (messages stored in the database outbox and shown under /sim/sms/),
+	// which must never run in production: its messages hold live codes.
+	SMS sms.Gateway
+}
+
+// Set is every tool Build made, and their HTTP APIs.
+type Set struct {
+	// Factors are the enabled tools, in level order, for authsvc.Deps.Factors.
+	Factors []authn.Factor
+
+	SMS      *sms.Service      // nil when sms is not enabled
+	SMSSink  *sms.Sink         // non-nil when the development sink is in use
+	GridCard *gridcard.Service // nil when gridcard is not enabled
+	OTP      *otp.Service      // nil when otp is not enabled
+	UShield  *ushield.Service  // nil when neither ushield nor ushield2 is enabled
+	PIV      *pivauth.Service  // nil when piv is not enabled
+	CA       *ca.CA            // nil when the CA is not initialised and no tool needs it
+
+	// Handler serves the tools' own HTTP APIs under fixed prefixes:
+	//   /v1/otp/verify, /v1/otp/resync  the OTP back-office API (authsvc/otp)
+	//   /ca/crl, /ca/root.pem, /ca/issuing.pem  the bank CA (authsvc/ca)
+	//   /sim/sms/ (page), /sim/sms/messages.json  only with the development SMS sink
+	// Anything else answers 404 in egate's JSON error shape.
+	Handler http.Handler
+
+	db  *store.DB
+	now func() time.Time
+}
+
+// Build makes every enabled tool over one database and one HSM. It checks
+// up front that the HSM holds the keys the tools use (egate-hmac for SMS,
+// the wrap key for grid cards and OTP seeds, egate-ca-issuing for the CA),
+// so a missing key fails here with its label rather than at a customer's
+// first login.
+//
+// The bank CA is loaded when the database has one. When it has none, Build
+// creates it if cfg.CA.AutoInit (the demo), fails with ca.ErrNotInitialized
+// if a certificate tool (ushield, ushield2, piv) is enabled, and otherwise
+// goes on without a CA (Set.CA nil; /ca/ answers 503 not_initialized).
+func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if deps.DB == nil {
+		return nil, errors.New("factors: no database")
+	}
+	if deps.HSM == nil {
+		return nil, errors.New("factors: no HSM: the tools keep their secrets under HSM keys")
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	set := &Set{db: deps.DB, now: now}
+	h := deps.HSM
+
+	// The HSM keys the enabled tools need.
+	var need []string
+	if cfg.enabled(SMS) {
+		need = append(need, sms.HMACKeyLabel)
+	}
+	if cfg.enabled(GridCard) {
+		need = append(need, gridcard.WrapKeyLabel)
+	}
+	if cfg.enabled(OTP) {
+		need = append(need, cfg.OTP.WrapKeyLabel)
+	}
+	for _, l := range need {
+		if _, err := h.FindKey(ctx, l); err != nil {
+			return nil, fmt.Errorf("factors: %w", err)
+		}
+	}
+
+	c, err := openCA(ctx, cfg, deps.DB, h, now)
+	if err != nil {
+		return nil, err
+	}
+	set.CA = c
+
+	if cfg.enabled(SMS) {
+		gw := deps.SMS
+		if gw == nil {
+			set.SMSSink = sms.NewSink(deps.DB, now)
+			gw = set.SMSSink
+		}
+		s := cfg.SMS
+		set.SMS = sms.New(deps.DB, gw, phoneBook{deps.DB}, h, sms.Config{BankName: s.BankName, TTL: s.TTL, Window: s.SendWindow,
+			PerCustomer: s.PerCustomer, PerPhone: s.PerPhone, PerIP: s.PerIP, MaxAttempts: s.MaxAttempts, LockFor: s.LockFor}, now)
+	}
+	if cfg.enabled(GridCard) {
+		g := cfg.GridCard
+		set.GridCard, err = gridcard.New(deps.DB, h, gridcard.Config{Cols: g.Cols, Rows: g.Rows, Cells: g.Cells, MaxUses: g.MaxUses,
+			MaxAttempts: g.MaxAttempts, TTL: g.TTL}, now)
+		if err != nil {
+			return nil, fmt.Errorf("%w: gridcard: %w", ErrConfig, err)
+		}
+	}
+	if cfg.enabled(OTP) {
+		o := cfg.OTP
+		set.OTP = otp.New(deps.DB, h, otp.Config{WrapKeyLabel: o.WrapKeyLabel, HOTPWindow: o.HOTPWindow, HOTPLookBehind: o.HOTPLookBehind,
+			TOTPSteps: o.TOTPSteps, ResyncWindow: o.ResyncWindow, MaxFailures: o.MaxFailures, LockFor: o.LockFor,
+			ChallengeTTL: o.ChallengeTTL, OCRACounterAhead: o.OCRACounterAhead,
+			TxLayout: devotp.TxLayout{ChallengeDigits: o.OCRAChallenge, PayeeDigits: o.OCRAPayeeDigits}}, now)
+	}
+	if cfg.enabled(UShield) || cfg.enabled(UShield2) {
+		set.UShield = ushield.New(deps.DB, c, now)
+		set.UShield.TTL = cfg.UShield.ChallengeTTL
+	}
+	if cfg.enabled(PIV) {
+		set.PIV = pivauth.New(deps.DB, c, now)
+		set.PIV.TTL = cfg.PIV.ChallengeTTL
+	}
+
+	// Level order: sms, gridcard (2), otp (3), ushield, piv (4), ushield2 (5).
+	for _, name := range All {
+		if !cfg.enabled(name) {
+			continue
+		}
+		switch name {
+		case SMS:
+			set.Factors = append(set.Factors, set.SMS.Factor())
+		case GridCard:
+			set.Factors = append(set.Factors, set.GridCard.Factor())
+		case OTP:
+			set.Factors = append(set.Factors, otp.Factor{S: set.OTP})
+		case UShield:
+			set.Factors = append(set.Factors, set.UShield.Factor(1))
+		case PIV:
+			set.Factors = append(set.Factors, set.PIV.Factor())
+		case UShield2:
+			set.Factors = append(set.Factors, set.UShield.Factor(2))
+		}
+	}
+	set.Handler = set.handler()
+	return set, nil
+}
+
+// openCA loads the bank CA, or makes it (AutoInit), or says why it can't.
+func openCA(ctx context.Context, cfg Config, db *store.DB, h *hsm.Service, now func() time.Time) (*ca.CA, error) {
+	var certTools []string
+	for _, n := range cfg.Enabled {
+		if needsCA(n) {
+			certTools = append(certTools, n)
+		}
+	}
+	c, err := ca.Load(ctx, db, nil, now)
+	if errors.Is(err, ca.ErrNotInitialized) {
+		switch {
+		case cfg.CA.AutoInit:
+			return initCA(ctx, cfg, db, h, now)
+		case len(certTools) > 0:
+			return nil, fmt.Errorf("factors: %s need the bank CA: %w (or set factors.ca.auto-init for a demo, or leave %s out of factors.enabled)",
+				strings.Join(certTools, ", "), err, strings.Join(certTools, ", "))
+		default:
+			return nil, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("factors: opening the bank CA: %w", err)
+	}
+	// The CA is there: load it again with its issuing key from the HSM, so
+	// that enrollment (Issue) works through the same Set.
+	key, err := h.Signer(ctx, ca.IssuingKeyLabel)
+	if err != nil {
+		if len(certTools) == 0 {
+			return c, nil // verification and the CRL need no key; enrollment will say what is missing
+		}
+		return nil, fmt.Errorf("factors: the bank CA's issuing key: %w", err)
+	}
+	c, err = ca.Load(ctx, db, key, now)
+	if err != nil {
+		return nil, fmt.Errorf("factors: opening the bank CA: %w", err)
+	}
+	return c, nil
+}
+
+// initCA is `egate admin ca init` for the demo: root and issuing keys made in
+// the HSM if missing, certificates stored. A replica that loses the race to
+// another loads the winner's CA.
+func initCA(ctx context.Context, cfg Config, db *store.DB, h *hsm.Service, now func() time.Time) (*ca.CA, error) {
+	for _, l := range []string{ca.RootKeyLabel, ca.IssuingKeyLabel} {
+		if _, _, err := h.EnsureKey(ctx, hsm.KeySpec{Label: l, Type: hsm.KeyECDSAP256}); err != nil {
+			return nil, fmt.Errorf("factors: creating the CA key %q: %w", l, err)
+		}
+	}
+	root, err := h.Signer(ctx, ca.RootKeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("factors: the CA root key: %w", err)
+	}
+	iss, err := h.Signer(ctx, ca.IssuingKeyLabel)
+	if err != nil {
+		return nil, fmt.Errorf("factors: the CA issuing key: %w", err)
+	}
+	c, err := ca.Init(ctx, db, root, iss, ca.Options{Organization: cfg.CA.Organization}, now)
+	if errors.Is(err, ca.ErrAlreadyInitialized) {
+		c, err = ca.Load(ctx, db, iss, now)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("factors: initialising the bank CA: %w", err)
+	}
+	return c, nil
+}
+
+// phoneBook reads the customer's mobile number from the passport.
+type phoneBook struct{ db *store.DB }
+
+func (p phoneBook) Phone(ctx context.Context, passportID string) (string, error) {
+	var m string
+	err := p.db.QueryRow(ctx, `SELECT mobile FROM customers WHERE passport_id = ?`, passportID).Scan(&m)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return m, err
+}
+
+// Factor returns the enabled tool of that name, or nil.
+func (s *Set) Factor(name string) authn.Factor {
+	for _, f := range s.Factors {
+		if f.Name() == name {
+			return f
+		}
+	}
+	return nil
+}
+
+// Close releases what the tools hold (the OTP service's prepared
+// statements). The database and the HSM are the caller's.
+func (s *Set) Close() error {
+	if s.OTP != nil {
+		return s.OTP.Close()
+	}
+	return nil
+}
+
+func (s *Set) handler() http.Handler {
+	mux := http.NewServeMux()
+	if s.OTP != nil {
+		mux.Handle("/v1/otp/", s.OTP.Handler())
+	}
+	if s.CA != nil {
+		mux.Handle("/ca/", s.CA.Handler())
+	} else {
+		mux.HandleFunc("/ca/", func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, http.StatusServiceUnavailable, "not_initialized", ca.ErrNotInitialized.Error())
+		})
+	}
+	if s.SMSSink != nil {
+		mux.Handle("/sim/sms/", http.StripPrefix("/sim/sms", simsms.Handler(s.SMSSink)))
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "not_found", "no such API")
+	})
+	return mux
+}
+
+// writeError answers in egate's JSON error shape.
+func writeError(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}

@@ -17,8 +17,8 @@ import (
 	"github.com/egate-bank/egate/authsvc/pivauth"
 	"github.com/egate-bank/egate/authsvc/sms"
 	"github.com/egate-bank/egate/authsvc/ushield"
-	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/hsm"
+	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/internal/store"
 	simsms "github.com/egate-bank/egate/simulators/sms"
 )

@@ -63,17 +63,17 @@ type GridCardConfig struct {
 
 // OTPConfig tunes dynamic-password tokens (authsvc/otp).
 type OTPConfig struct {
-	WrapKeyLabel     string        `yaml:"wrap-key-label"`     // HSM key wrapping seeds ["egate-secrets-wrap"]
-	HOTPWindow       int           `yaml:"hotp-window"`        // counters looked ahead [10]
-	HOTPLookBehind   int           `yaml:"hotp-look-behind"`   // used counters checked to report a replay [3]
-	TOTPSteps        int           `yaml:"totp-steps"`         // time steps accepted either side of now [1]
-	ResyncWindow     int           `yaml:"resync-window"`      // counters/steps searched by resync [100]
-	MaxFailures      int           `yaml:"max-failures"`       // failed attempts before lockout [5]
-	LockFor          time.Duration `yaml:"lock-for"`           // lockout duration [15m]; negative: until an operator unlocks
-	ChallengeTTL     time.Duration `yaml:"challenge-ttl"`      // challenge lifetime [5m]
-	OCRACounterAhead int           `yaml:"ocra-counter-ahead"` // OCRA counters looked ahead [10]
+	WrapKeyLabel     string        `yaml:"wrap-key-label"`        // HSM key wrapping seeds ["egate-secrets-wrap"]
+	HOTPWindow       int           `yaml:"hotp-window"`           // counters looked ahead [10]
+	HOTPLookBehind   int           `yaml:"hotp-look-behind"`      // used counters checked to report a replay [3]
+	TOTPSteps        int           `yaml:"totp-steps"`            // time steps accepted either side of now [1]
+	ResyncWindow     int           `yaml:"resync-window"`         // counters/steps searched by resync [100]
+	MaxFailures      int           `yaml:"max-failures"`          // failed attempts before lockout [5]
+	LockFor          time.Duration `yaml:"lock-for"`              // lockout duration [15m]; negative: until an operator unlocks
+	ChallengeTTL     time.Duration `yaml:"challenge-ttl"`         // challenge lifetime [5m]
+	OCRACounterAhead int           `yaml:"ocra-counter-ahead"`    // OCRA counters looked ahead [10]
 	OCRAChallenge    int           `yaml:"ocra-challenge-digits"` // random digits in a transaction question [4]
-	OCRAPayeeDigits  int           `yaml:"ocra-payee-digits"`  // payee account digits in a transaction question [4]
+	OCRAPayeeDigits  int           `yaml:"ocra-payee-digits"`     // payee account digits in a transaction question [4]
 }
 
 // UShieldConfig tunes U-shield challenges (both generations).

@@ -28,43 +28,42 @@
 // # Transaction authorization
 //
 // Transaction authorization (DESIGN.md §3) uses the same factors through
-// the same two calls, bound to one intent:
+// the same two calls, bound to one intent. It computes the intent's
+// canonical hash H and its human-readable text T (sms.Describe: "transfer
+// of CNY 1,234.56 to account ending 4321"), begins a challenge and stores
+// ch.ID with the intent:
 //
-//  1. It computes the intent's canonical hash H and its human-readable text
-//     T (sms.Describe: "transfer of CNY 1,234.56 to account ending 4321"),
-//     then calls
+//	ch, err := f.Begin(ctx, authn.BeginRequest{PassportID: pid,
+//		Purpose: authn.PurposeTransaction, TxText: T, TxHash: H, ClientIP: ip})
 //
-//     ch, err := f.Begin(ctx, authn.BeginRequest{PassportID: pid,
-//     Purpose: authn.PurposeTransaction, TxText: T, TxHash: H, ClientIP: ip})
+// What each tool does with T and H:
 //
-//     and stores ch.ID with the intent. What each tool does with T and H:
-//     - sms: the message names T ("… is your code to authorize T");
-//       T must be one line of at most 160 bytes. The code is bound to ch.ID.
-//     - gridcard: asks for fresh random cells; bound to H through ch.ID.
-//     - otp: an OCRA token gets a question (ch.Data) bound to H — for
-//       questions carrying the payee's digits and the amount call
-//       Set.OTP.BeginOCRA with otp.TxDetails instead; an HOTP/TOTP token
-//       gets a code prompt bound to H through ch.ID.
-//     - ushield, ushield2, piv: ch.Data is exactly what the token signs
-//       (and a 2nd-generation token displays): T, a newline and
-//       "Challenge: " with a fresh nonce (ushield.SignedText).
+//   - sms: the message names T ("… is your code to authorize T"); T must be
+//     one line of at most 160 bytes; the code belongs to ch.ID.
+//   - gridcard: fresh random cells, bound to H through ch.ID.
+//   - otp: an OCRA token gets a question (ch.Data) bound to H (for questions
+//     that carry the payee's digits and the amount, call Set.OTP.BeginOCRA
+//     with otp.TxDetails instead); an HOTP/TOTP token gets a code prompt,
+//     bound to H through ch.ID.
+//   - ushield, ushield2, piv: ch.Data is exactly what the token signs and a
+//     2nd-generation token displays: T, a newline and "Challenge: " with a
+//     fresh nonce (ushield.SignedText).
 //
-//  2. With the customer's answer it calls
+// With the customer's answer it calls
 //
-//     res, err := set.VerifyTransaction(ctx, f.Name(), H,
-//     authn.VerifyRequest{PassportID: pid, ChallengeID: ch.ID, Response: answer, ClientIP: ip})
+//	res, err := set.VerifyTransaction(ctx, f.Name(), H,
+//		authn.VerifyRequest{PassportID: pid, ChallengeID: ch.ID, Response: answer, ClientIP: ip})
 //
-//     which refuses a challenge begun for another intent or for a login
-//     (ErrOtherTransaction, wrapping authn.ErrUnknown) before the tool sees
-//     the answer, then runs the tool's own Verify: the answer, the
-//     customer, expiry, single use, lockout and, for signatures, that the
-//     signed bytes are exactly ch.Data (so a signature over another T is
-//     refused). res.Level is the level reached; res.ConfirmedOnDevice is
-//     true only for a 2nd-generation U-shield, whose key signs only after
-//     the customer pressed confirm on the device showing T.
-//
-//  3. On success the challenge is consumed (single use) and authorization
-//     issues its grant for H.
+// which refuses a challenge begun for another intent or for a login
+// (ErrOtherTransaction, wrapping authn.ErrUnknown) before the tool sees the
+// answer, so it costs no attempt and leaves the challenge usable; then the
+// tool's own Verify checks the answer, the customer, expiry, single use,
+// lockout and, for signatures, that the signed bytes are exactly ch.Data (a
+// signature over another T is refused). res.Level is the level reached;
+// res.ConfirmedOnDevice is true only for a 2nd-generation U-shield, whose
+// key signs only after the customer pressed confirm on the device showing
+// T. On success the challenge is consumed and authorization issues its
+// grant for H.
 //
 // Errors are authn's sentinels wrapped with %w (ErrWrongAnswer, ErrExpired,
 // ErrUsed, ErrUnknown, ErrLocked via *authn.LockedError, ErrReplay,

@@ -26,6 +26,9 @@ func loadConfig(cmd *cobra.Command) (*config.Config, *slog.Logger, error) {
 		return nil, nil, err
 	}
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
+	// Libraries that log through the default logger (zitadel's op) write
+	// the same JSON lines.
+	slog.SetDefault(log)
 	return cfg, log, nil
 }
 

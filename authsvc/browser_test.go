@@ -101,33 +101,33 @@ func (rp *testRP) callback(r *http.Request) rpResult {
 	return rpResult{claims: c, err: err}
 }
 
-// TestBrowserLogin walks headless Chromium through an ebank login: login
-// name, the reserved message, the password, and back to the platform with
-// an ID token whose claims are checked.
-func TestBrowserLogin(t *testing.T) {
-	chromium := testenv.NeedCommand(t, "chromium", "chromium")
-	rp := newTestRP(t)
-	e := newEnv(t, storetest.SQLite(t), func(c *Config) {
-		c.OIDC.Clients[0].RedirectURIs = []string{rp.ts.URL + "/cb"}
-	})
-	rp.issuer, rp.verify = e.ts.URL, e.claims
-
+// chromium starts headless Chromium for one test and returns its context
+// (30 s for the test's steps).
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	path := testenv.NeedCommand(t, "chromium", "chromium")
 	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()),
 	}
 	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelA()
+	t.Cleanup(cancelA)
 	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	t.Cleanup(cancel)
 	// The first call starts the browser and must not carry a timeout.
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
 	ctx, cancelT := context.WithTimeout(ctx, 30*time.Second)
-	defer cancelT()
+	t.Cleanup(cancelT)
+	return ctx
+}
 
+// browserPassword walks the relying party's start, the login name, the
+// reserved message and the password; it returns the reserved message shown.
+func browserPassword(t *testing.T, ctx context.Context, rp *testRP) string {
+	t.Helper()
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(rp.ts.URL+"/start"),
 		chromedp.WaitVisible(chromedp.ID("login_name")),
@@ -142,12 +142,17 @@ func TestBrowserLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = chromedp.Do(ctx,
-		chromedp.SendKeys(chromedp.ID("password"), testPassword),
-		chromedp.Click(chromedp.ID("signin")),
-		chromedp.WaitVisible(chromedp.ID("welcome")),
-	)
-	if err != nil {
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.ID("password"), testPassword), chromedp.Click(chromedp.ID("signin"))); err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	return reserved
+}
+
+// browserWelcome waits for the relying party's welcome page and returns
+// the ID token claims it got.
+func browserWelcome(t *testing.T, ctx context.Context, rp *testRP) map[string]any {
+	t.Helper()
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {
 		select {
 		case res := <-rp.results:
 			t.Fatalf("browser: %v; relying party: %v", err, res.err)
@@ -159,19 +164,76 @@ func TestBrowserLogin(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if reserved != "red lantern 88" {
-		t.Fatalf("reserved message %q", reserved)
+	if welcome != "Welcome alice" {
+		t.Fatalf("welcome %q", welcome)
 	}
 	res := <-rp.results
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	c := res.claims
+	return res.claims
+}
+
+// TestBrowserLogin walks headless Chromium through an ebank login: login
+// name, the reserved message, the password, and back to the platform with
+// an ID token whose claims are checked.
+func TestBrowserLogin(t *testing.T) {
+	ctx := chromium(t)
+	rp := newTestRP(t)
+	e := newEnv(t, storetest.SQLite(t), func(c *Config) {
+		c.OIDC.Clients[0].RedirectURIs = []string{rp.ts.URL + "/cb"}
+	})
+	rp.issuer, rp.verify = e.ts.URL, e.claims
+
+	if reserved := browserPassword(t, ctx, rp); reserved != "red lantern 88" {
+		t.Fatalf("reserved message %q", reserved)
+	}
+	c := browserWelcome(t, ctx, rp)
 	if c["sub"] != e.pid || c["acr"] != "urn:egate:loa:1" || !slices.Equal(amrOf(c), []string{"pwd"}) || c["iss"] != e.ts.URL ||
 		c["preferred_username"] != "alice" || c["aud"].([]any)[0] != "ebank" {
 		t.Fatalf("ID token claims: %v", c)
 	}
-	if welcome != "Welcome alice" {
-		t.Fatalf("welcome %q", welcome)
+}
+
+// TestBrowserLoginOTP walks headless Chromium through a level-3 login with
+// the real tools of factors.Build: a customer whose TOTP token was imported
+// from PSKC (seed wrapped in SoftHSM2) and assigned, a client that needs
+// level 3; name, reserved message, password, then the token's code —
+// computed here with devices/otp from the seed, independently of the
+// server — and back at the client with acr level 3 and amr pwd + otp.
+func TestBrowserLoginOTP(t *testing.T) {
+	ctx := chromium(t)
+	rp := newTestRP(t)
+	fe := newFactorEnv(t, storetest.SQLite(t), func(c *Config) {
+		c.OIDC.Clients[0].RedirectURIs = []string{rp.ts.URL + "/cb"}
+		c.OIDC.Clients[0].MinLevel = 3
+	})
+	rp.issuer, rp.verify = fe.ts.URL, fe.claims
+	seed := fe.enrollTOTP(t, "TOTP-BROWSER")
+
+	if reserved := browserPassword(t, ctx, rp); reserved != "red lantern 88" {
+		t.Fatalf("reserved message %q", reserved)
+	}
+	if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.ID("prompt"))); err != nil {
+		t.Fatalf("no second-factor page: %v", err)
+	}
+	prompt, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("prompt")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if prompt != "Enter the code shown on your token …WSER" {
+		t.Fatalf("prompt %q", prompt)
+	}
+	err = chromedp.Do(ctx,
+		chromedp.SendKeys(chromedp.ID("response"), totp(t, seed, fe.clk.Now())),
+		chromedp.Click(chromedp.ID("confirm")),
+	)
+	if err != nil {
+		t.Fatalf("browser: %v", err)
+	}
+	c := browserWelcome(t, ctx, rp)
+	amr := amrOf(c)
+	if c["sub"] != fe.pid || c["acr"] != "urn:egate:loa:3" || !slices.Contains(amr, "pwd") || !slices.Contains(amr, "otp") {
+		t.Fatalf("ID token claims: %v", c)
 	}
 }

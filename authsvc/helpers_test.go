@@ -129,7 +129,18 @@ func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 // newEnvSigner runs the server with signer (an in-memory key or the HSM's).
 func newEnvSigner(t testing.TB, db *store.DB, signer crypto.Signer, mutate ...func(*Config)) *env {
 	t.Helper()
+	return newEnvFactors(t, db, signer, nil, mutate...)
+}
+
+// newEnvFactors runs the server with the tools mk returns (it sees the
+// env's clock); nil means the test factor.
+func newEnvFactors(t testing.TB, db *store.DB, signer crypto.Signer, mk func(e *env) []authn.Factor, mutate ...func(*Config)) *env {
+	t.Helper()
 	e := &env{t: t, clk: &clock{t: time.Now()}, factor: newTestFactor(), pub: signer.Public().(*ecdsa.PublicKey)}
+	fs := []authn.Factor{e.factor}
+	if mk != nil {
+		fs = mk(e)
+	}
 	var err error
 	var h http.Handler
 	e.ts = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
@@ -139,7 +150,7 @@ func newEnvSigner(t testing.TB, db *store.DB, signer crypto.Signer, mutate ...fu
 		m(&cfg)
 	}
 	e.srv, err = New(context.Background(), cfg, Deps{
-		DB: db, Signer: signer, Factors: []authn.Factor{e.factor}, Now: e.clk.Now,
+		DB: db, Signer: signer, Factors: fs, Now: e.clk.Now,
 		CaptchaHook: func(id, answer string) { e.captcha.Store(id, answer) },
 	})
 	if err != nil {

@@ -39,6 +39,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// testHSM returns the SoftHSM2 token holding egate's standard keys.
+func testHSM(t testing.TB) *hsm.Service {
+	t.Helper()
+	hsmSigner(t)
+	return hsmEnv.svc
+}
+
 // hsmSigner returns the passport signing key in a SoftHSM2 token, as
 // production gets it from the HSM.
 func hsmSigner(t testing.TB) crypto.Signer {
@@ -72,7 +79,8 @@ func hsmSigner(t testing.TB) crypto.Signer {
 			return
 		}
 		hsmEnv.svc = s
-		if _, _, err = s.EnsureKey(ctx, hsm.KeySpec{Label: hsm.LabelPassportSigning, Type: hsm.KeyECDSAP256}); err != nil {
+		// egate admin hsm init: the passport key and the keys of the second factors.
+		if _, err = s.InitStandardKeys(ctx); err != nil {
 			hsmEnv.err = err
 			return
 		}

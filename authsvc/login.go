@@ -42,6 +42,8 @@ type flow struct {
 	Factor     string   `json:"factor,omitempty"`
 	Challenge  string   `json:"challenge,omitempty"`
 	Prompt     string   `json:"prompt,omitempty"`
+	Data       string   `json:"data,omitempty"`     // what a signature tool signs, shown on the page
+	Proof      bool     `json:"proof,omitempty"`    // the answer is a base64 EGP1 proof
 	FromSSO    bool     `json:"from_sso,omitempty"` // password skipped: session
 }
 
@@ -54,8 +56,11 @@ type page struct {
 	ReservedMessage  string
 	CaptchaID        string
 	CaptchaPNG       string
-	Factors          []authn.Factor
+	Factors          []choice
 	Factor, Prompt   string
+	FactorLabel      string
+	Data             string // the exact text a signature tool signs
+	Proof            bool   // the answer is a base64 EGP1 signature proof
 	Message, Title   string
 	Until            string
 	CSRF             string
@@ -339,7 +344,15 @@ func (s *Server) showFactors(w http.ResponseWriter, r *http.Request, ar *oidcop.
 	case 1:
 		s.beginFactor(w, r, ar, f, fs[0])
 	default:
-		s.render(w, http.StatusOK, "factor_choose", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factors: fs, Error: msg})
+		cs := make([]choice, len(fs))
+		for i, f := range fs {
+			cs[i] = choice{Name: f.Name(), Label: factorLabel(f), Level: int(f.Level())}
+		}
+		code := ""
+		if msg != "" {
+			code = "invalid_request"
+		}
+		s.render(w, http.StatusOK, "factor_choose", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factors: cs, Error: msg, ErrorCode: code})
 	}
 }
 
@@ -353,6 +366,12 @@ func (s *Server) factorNamed(name string) authn.Factor {
 }
 
 func (s *Server) beginFactor(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, fac authn.Factor) {
+	s.beginFactorMsg(w, r, ar, f, fac, http.StatusOK, "", "")
+}
+
+// beginFactorMsg begins a challenge of fac and shows it, with an error
+// from the previous answer when msg is set.
+func (s *Server) beginFactorMsg(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, status int, msg, code string) {
 	ctx := r.Context()
 	ch, err := fac.Begin(ctx, authn.BeginRequest{PassportID: f.PassportID, Purpose: authn.PurposeLogin, ClientIP: s.clientIP(r)})
 	var le *authn.LockedError
@@ -364,11 +383,79 @@ func (s *Server) beginFactor(w http.ResponseWriter, r *http.Request, ar *oidcop.
 		s.message(w, http.StatusServiceUnavailable, "Try again", "The "+fac.Name()+" could not start: "+safeFactorError(err), factorCode(err))
 		return
 	}
-	f.Factor, f.Challenge, f.Prompt = fac.Name(), ch.ID, ch.Prompt
+	f.Factor, f.Challenge, f.Prompt, f.Proof, f.Data = fac.Name(), ch.ID, ch.Prompt, answerIsProof(fac), ""
+	if f.Proof {
+		f.Data = string(ch.Data)
+	}
 	if !s.saveFlow(ctx, w, ar.ID, f) {
 		return
 	}
-	s.render(w, http.StatusOK, "factor", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factor: fac.Name(), Prompt: ch.Prompt})
+	s.renderFactor(w, status, ar, f, fac, msg, code)
+}
+
+func (s *Server) renderFactor(w http.ResponseWriter, status int, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, msg, code string) {
+	s.render(w, status, "factor", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factor: fac.Name(), FactorLabel: factorLabel(fac),
+		Prompt: f.Prompt, Data: f.Data, Proof: f.Proof, Error: msg, ErrorCode: code})
+}
+
+// choice is a tool offered on the choice page.
+type choice struct {
+	Name, Label string
+	Level       int
+}
+
+// Optional methods of an authn.Factor that the login pages use when a tool
+// has them (authsvc/sms, gridcard, otp, ushield and pivauth do).
+type (
+	// labeled names the tool for customers ("Dynamic-password token").
+	labeled interface{ Label() string }
+	// proofAnswer: the answer is an EGP1 signature proof
+	// (devices/pkcs11token) over Challenge.Data; the page shows Data and
+	// takes the proof base64-encoded.
+	proofAnswer interface{ AnswerIsProof() bool }
+	// oneTry: a wrong answer uses up the challenge, so the page begins a
+	// new one at once.
+	oneTry interface{ ChallengeUsedByFailure() bool }
+)
+
+func factorLabel(f authn.Factor) string {
+	if l, ok := f.(labeled); ok {
+		return l.Label()
+	}
+	return f.Name()
+}
+
+func answerIsProof(f authn.Factor) bool {
+	p, ok := f.(proofAnswer)
+	return ok && p.AnswerIsProof()
+}
+
+func challengeUsedByFailure(f authn.Factor) bool {
+	o, ok := f.(oneTry)
+	return ok && o.ChallengeUsedByFailure()
+}
+
+// formResponse is the answer as the factor takes it: a proof tool's base64
+// (standard or URL alphabet, padding and white space optional) decoded;
+// anything that does not decode goes as typed, and the tool calls it
+// malformed.
+func formResponse(v string, proof bool) []byte {
+	if !proof {
+		return []byte(strings.TrimSpace(v))
+	}
+	v = strings.Map(func(r rune) rune {
+		if r == ' ' || r == '\n' || r == '\r' || r == '\t' {
+			return -1
+		}
+		return r
+	}, v)
+	v = strings.TrimRight(v, "=")
+	for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(v); err == nil {
+			return b
+		}
+	}
+	return []byte(v)
 }
 
 func (s *Server) factorBegin(w http.ResponseWriter, r *http.Request) {
@@ -411,7 +498,7 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
 		return
 	}
-	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: f.PassportID, ChallengeID: f.Challenge, Response: []byte(r.PostFormValue("response")), ClientIP: ip})
+	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: f.PassportID, ChallengeID: f.Challenge, Response: formResponse(r.PostFormValue("response"), f.Proof), ClientIP: ip})
 	done(ctx, err == nil, ip)
 	if err != nil {
 		s.auditLogin(ctx, "login.factor", ar, f, ip, factorCode(err), "factor", fac.Name())
@@ -419,10 +506,11 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 		case errors.As(err, &le):
 			s.renderLocked(w, le)
 		case errors.Is(err, authn.ErrExpired), errors.Is(err, authn.ErrUsed), errors.Is(err, authn.ErrUnknown):
-			s.beginFactor(w, r, ar, f, fac)
+			s.beginFactorMsg(w, r, ar, f, fac, http.StatusUnauthorized, "That challenge had expired or was already used; answer this new one.", factorCode(err))
+		case challengeUsedByFailure(fac):
+			s.beginFactorMsg(w, r, ar, f, fac, http.StatusUnauthorized, safeFactorError(err), factorCode(err))
 		default:
-			s.render(w, http.StatusUnauthorized, "factor", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factor: fac.Name(), Prompt: f.Prompt,
-				Error: safeFactorError(err), ErrorCode: factorCode(err)})
+			s.renderFactor(w, http.StatusUnauthorized, ar, f, fac, safeFactorError(err), factorCode(err))
 		}
 		return
 	}

@@ -1,0 +1,357 @@
+package authsvc
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/base64"
+	"html"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	gopiv "github.com/go-piv/piv-go/v2/piv"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/ca"
+	"github.com/egate-bank/egate/authsvc/factors"
+	"github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/pivauth"
+	"github.com/egate-bank/egate/authsvc/ushield"
+	devotp "github.com/egate-bank/egate/devices/otp"
+	"github.com/egate-bank/egate/devices/otp/pskc"
+	"github.com/egate-bank/egate/devices/pkcs11token"
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+)
+
+// factorEnv is the server with every real tool from factors.Build over
+// SoftHSM2 (the bank CA made by auto-init).
+type factorEnv struct {
+	*env
+	set *factors.Set
+}
+
+func newFactorEnv(t testing.TB, db *store.DB, mutate ...func(*Config)) *factorEnv {
+	t.Helper()
+	h := testHSM(t)
+	fe := &factorEnv{}
+	fe.env = newEnvFactors(t, db, hsmSigner(t), func(e *env) []authn.Factor {
+		set, err := factors.Build(context.Background(), factors.Config{CA: factors.CAConfig{AutoInit: true}}, factors.Deps{DB: db, HSM: h, Now: e.clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { set.Close() })
+		fe.set = set
+		return set.Factors
+	}, mutate...)
+	return fe
+}
+
+var totpParams = devotp.Params{Kind: devotp.KindTOTP, Hash: crypto.SHA1, Digits: 6, Period: 30 * time.Second}
+
+// enrollTOTP imports a TOTP token through the PSKC path (the seed wrapped by
+// the HSM key) and assigns it to the customer; it returns the seed, which
+// only the customer's token and the test know.
+func (fe *factorEnv) enrollTOTP(t testing.TB, serial string) []byte {
+	t.Helper()
+	ctx := context.Background()
+	seed := make([]byte, 20)
+	rand.Read(seed)
+	path := filepath.Join(t.TempDir(), "tokens.pskc")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := pskc.NewWriter(f, pskc.WriterOptions{})
+	if err == nil {
+		err = w.Add(&pskc.Key{ID: "1", Serial: serial, Manufacturer: "Acme", Params: totpParams, Secret: append([]byte(nil), seed...)})
+	}
+	if err == nil {
+		err = w.Close()
+	}
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum, err := fe.set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, otp.ImportOptions{})
+	if err != nil || sum.Imported != 1 {
+		t.Fatalf("import: %+v %v", sum, err)
+	}
+	if err := fe.set.OTP.Assign(ctx, serial, "", fe.pid); err != nil {
+		t.Fatal(err)
+	}
+	return seed
+}
+
+// totp computes the code independently of the server (devices/otp with the
+// seed in software).
+func totp(t testing.TB, seed []byte, at time.Time) string {
+	t.Helper()
+	c, err := totpParams.TOTP().Code(context.Background(), devotp.SoftwareMAC{Key: seed}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+type softToken struct {
+	key  crypto.Signer
+	cert *x509.Certificate
+}
+
+func (s softToken) proof(t testing.TB, data []byte, confirmed bool) string {
+	t.Helper()
+	p, err := pkcs11token.SignProof(s.key, s.cert, data, confirmed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(p)
+}
+
+func p256(t testing.TB) *ecdsa.PrivateKey {
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// enrollUShield binds a software key certified by the bank CA as a U-shield
+// of a generation (the PKCS#11 token path is tested in authsvc/ushield).
+func (fe *factorEnv) enrollUShield(t testing.TB, gen int) softToken {
+	t.Helper()
+	ctx := context.Background()
+	k := p256(t)
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: fe.pid}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := fe.set.UShield.Issuer(fe.pid).IssueToken(ctx, csr, k.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fe.set.UShield.Bind(ctx, &ushield.Binding{CertSerial: ca.SerialHex(cert.SerialNumber), PassportID: fe.pid, Generation: gen,
+		TokenLabel: "u" + string(rune('0'+gen)), TokenSerial: "US" + string(rune('0'+gen)), KeyID: []byte{byte(gen)}}); err != nil {
+		t.Fatal(err)
+	}
+	return softToken{k, cert}
+}
+
+// enrollPIV certifies a software key as if a card had attested it (the
+// card path runs in authsvc/pivauth on the simulator).
+func (fe *factorEnv) enrollPIV(t testing.TB) softToken {
+	t.Helper()
+	ctx := context.Background()
+	k := p256(t)
+	const serial = 5150
+	att := &gopiv.Attestation{Serial: serial, Slot: gopiv.SlotAuthentication, PINPolicy: gopiv.PINPolicyOnce, TouchPolicy: gopiv.TouchPolicyNever}
+	cert, err := (&ca.PIVIssuer{CA: fe.set.CA, Owner: fe.pid, Serial: serial, Slot: gopiv.SlotAuthentication}).IssueCertificate(ctx, k.Public(), pkix.Name{}, att)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fe.set.PIV.Bind(ctx, &pivauth.Binding{CertSerial: ca.SerialHex(cert.SerialNumber), PassportID: fe.pid, CardSerial: serial, Slot: "9a",
+		Firmware: "5.7.1", PINPolicy: "once", TouchPolicy: "never"}); err != nil {
+		t.Fatal(err)
+	}
+	return softToken{k, cert}
+}
+
+var (
+	choiceRE    = regexp.MustCompile(`name="factor" value="([^"]+)"`)
+	challengeRE = regexp.MustCompile(`(?s)<pre class="sign" id="challenge">(.*?)</pre>`)
+	factorRE    = regexp.MustCompile(`id="prompt" data-factor="([^"]+)"`)
+	cellsRE     = regexp.MustCompile(`cells ([A-Z0-9, ]+) of your grid card`)
+	smsRE       = regexp.MustCompile(`\] (\d{6}) is your code to log in`)
+)
+
+func choices(body string) []string {
+	var out []string
+	for _, m := range choiceRE.FindAllStringSubmatch(body, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// TestLoginWithEachTool logs in at each level with the real tools built by
+// factors.Build: the choice page offers exactly the customer's tools at or
+// above the level, each tool's page asks what it should, and the ID token
+// carries the level reached and the tool's amr.
+func TestLoginWithEachTool(t *testing.T) {
+	db := storetest.SQLite(t)
+	fe := newFactorEnv(t, db)
+	ctx := context.Background()
+	card, err := fe.set.GridCard.Issue(ctx, fe.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed := fe.enrollTOTP(t, "TOTP-0001")
+	us2 := fe.enrollUShield(t, 2)
+	piv := fe.enrollPIV(t)
+
+	answerSMS := func(t *testing.T, body string) string {
+		msgs, err := fe.set.SMSSink.List(ctx, "13812345678", 1)
+		if err != nil || len(msgs) != 1 {
+			t.Fatalf("SMS outbox: %v %v", msgs, err)
+		}
+		m := smsRE.FindStringSubmatch(msgs[0].Body)
+		if m == nil || !strings.Contains(body, "Code sent to 138****5678") {
+			t.Fatalf("SMS %q, page %s", msgs[0].Body, body)
+		}
+		return m[1]
+	}
+	answerGrid := func(t *testing.T, body string) string {
+		m := cellsRE.FindStringSubmatch(body)
+		if m == nil {
+			t.Fatalf("no cells on the page: %s", body)
+		}
+		var codes []string
+		for _, cell := range strings.Split(m[1], ", ") {
+			c, ok := card.Code(cell)
+			if !ok {
+				t.Fatalf("cell %q", cell)
+			}
+			codes = append(codes, c)
+		}
+		return strings.Join(codes, " ")
+	}
+	answerTOTP := func(t *testing.T, body string) string { return totp(t, seed, fe.clk.Now()) }
+	signed := func(tok softToken, confirmed bool) func(t *testing.T, body string) string {
+		return func(t *testing.T, body string) string {
+			m := challengeRE.FindStringSubmatch(body)
+			if m == nil {
+				t.Fatalf("no challenge text on the page: %s", body)
+			}
+			data := html.UnescapeString(m[1])
+			if !strings.HasPrefix(data, "egate login for "+fe.pid+"\nChallenge: ") {
+				t.Fatalf("challenge text %q", data)
+			}
+			return tok.proof(t, []byte(data), confirmed)
+		}
+	}
+
+	all := []string{"sms", "gridcard", "otp", "ushield", "piv", "ushield2"}
+	cases := []struct {
+		name    string
+		level   int
+		offered []string // nil: one tool, started at once
+		pick    string
+		answer  func(t *testing.T, body string) string
+		amr     []string
+	}{
+		{"level 2 by SMS", 2, all, "sms", answerSMS, []string{"pwd", "sms", "mfa"}},
+		{"level 2 by grid card", 2, all, "gridcard", answerGrid, []string{"pwd", "otp", "mfa"}},
+		{"level 3 by TOTP token", 3, []string{"otp", "ushield", "piv", "ushield2"}, "otp", answerTOTP, []string{"pwd", "otp", "mfa"}},
+		{"level 4 by PIV", 4, []string{"ushield", "piv", "ushield2"}, "piv", signed(piv, false), []string{"pwd", "hwk", "mfa"}},
+		{"level 4 by U-shield", 4, []string{"ushield", "piv", "ushield2"}, "ushield", signed(us2, false), []string{"pwd", "hwk", "mfa"}},
+		{"level 5 by U-shield 2nd gen", 5, nil, "ushield2", signed(us2, true), []string{"pwd", "hwk", "mfa"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			fe.clk.Add(time.Minute) // a fresh TOTP step and SMS window each time
+			b := fe.browser()
+			a := newAuthz("ebank", ebankRedirect)
+			a.extra.Set("acr_values", "urn:egate:loa:"+string(rune('0'+tc.level)))
+			r := b.passwordLogin(a, "alice", testPassword)
+			id := formID(t, r.body)
+			if tc.offered != nil {
+				if got := choices(r.body); r.status != 200 || !slices.Equal(got, tc.offered) {
+					t.Fatalf("offered %v, want %v (%d)", got, tc.offered, r.status)
+				}
+				r = b.post("/login/factor/begin", url.Values{"id": {id}, "factor": {tc.pick}})
+			}
+			if m := factorRE.FindStringSubmatch(r.body); r.status != 200 || m == nil || m[1] != tc.pick {
+				t.Fatalf("want the %s page: %d %s", tc.pick, r.status, r.body)
+			}
+			r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {tc.answer(t, r.body)}}))
+			tk := fe.exchange(a, a.codeFrom(t, r))
+			c, err := fe.claims(tk.id)
+			if err != nil || c["acr"] != "urn:egate:loa:"+string(rune('0'+tc.level)) || !slices.Equal(amrOf(c), tc.amr) {
+				t.Fatalf("claims %v %v", c, err)
+			}
+		})
+	}
+}
+
+// TestLoginToolErrors: the pages' answers to wrong input with real tools.
+func TestLoginToolErrors(t *testing.T) {
+	db := storetest.SQLite(t)
+	fe := newFactorEnv(t, db)
+	seed := fe.enrollTOTP(t, "TOTP-0002")
+	us := fe.enrollUShield(t, 1)
+	start := func(t *testing.T, level int, pick string) (*browser, *authz, string, resp) {
+		fe.clk.Add(time.Minute)
+		b := fe.browser()
+		a := newAuthz("ebank", ebankRedirect)
+		a.extra.Set("acr_values", "urn:egate:loa:"+string(rune('0'+level)))
+		r := b.passwordLogin(a, "alice", testPassword)
+		var id string
+		if m := idRE.FindStringSubmatch(r.body); m != nil {
+			id = m[1]
+		}
+		if choices(r.body) != nil {
+			r = b.post("/login/factor/begin", url.Values{"id": {id}, "factor": {pick}})
+		}
+		return b, a, id, r
+	}
+
+	t.Run("wrong TOTP code: new challenge at once, then the right code", func(t *testing.T) {
+		b, a, id, _ := start(t, 3, "otp")
+		wrong := totp(t, seed, fe.clk.Now().Add(-10*time.Minute))
+		r := b.post("/login/factor", url.Values{"id": {id}, "response": {wrong}})
+		if r.status != 401 || errorCode(r.body) != "wrong_answer" || !strings.Contains(r.body, `data-factor="otp"`) {
+			t.Fatalf("wrong code: %d %s", r.status, r.body)
+		}
+		r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {totp(t, seed, fe.clk.Now())}}))
+		a.codeFrom(t, r)
+	})
+	t.Run("replayed TOTP code", func(t *testing.T) {
+		code := totp(t, seed, fe.clk.Now().Add(time.Minute)) // the step start() moves to
+		b, a, id, _ := start(t, 3, "otp")
+		a.codeFrom(t, b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {code}})))
+		b, _, id, _ = start(t, 3, "otp")
+		fe.clk.Add(-time.Minute) // back into the step just used
+		r := b.post("/login/factor", url.Values{"id": {id}, "response": {code}})
+		if r.status != 401 || errorCode(r.body) != "replay" {
+			t.Fatalf("replay: %d %s", r.status, r.body)
+		}
+	})
+	t.Run("U-shield: garbage, a proof over other bytes, then the right proof", func(t *testing.T) {
+		b, a, id, r := start(t, 4, "ushield")
+		m := challengeRE.FindStringSubmatch(r.body)
+		if m == nil || !strings.Contains(r.body, `<textarea id="response"`) {
+			t.Fatalf("no challenge text or proof field: %s", r.body)
+		}
+		data := html.UnescapeString(m[1])
+		for _, bad := range []struct{ answer, code string }{
+			{"not base64 at all!", "bad_response"},
+			{base64.StdEncoding.EncodeToString([]byte("EGP1 truncated")), "bad_response"},
+			{us.proof(t, []byte(data+" "), false), "wrong_answer"},
+		} {
+			r = b.post("/login/factor", url.Values{"id": {id}, "response": {bad.answer}})
+			if r.status != 401 || errorCode(r.body) != bad.code || !strings.Contains(r.body, html.EscapeString(data)) {
+				t.Fatalf("%q: %d %s", bad.answer, r.status, r.body)
+			}
+		}
+		// URL-safe base64 without padding, wrapped over lines, is accepted.
+		p := strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(us.proof(t, []byte(data), false)), "=")
+		p = p[:40] + "\r\n" + p[40:]
+		a.codeFrom(t, b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {p}})))
+	})
+	t.Run("no tool at the level", func(t *testing.T) {
+		_, _, _, r := start(t, 5, "")
+		if r.status != 403 || errorCode(r.body) != "no_factor" {
+			t.Fatalf("level 5 without a 2nd-generation U-shield: %d %s", r.status, r.body)
+		}
+	})
+}

@@ -31,7 +31,7 @@ authsvc.issuer to the https URL customers see).`,
 					return err
 				}
 			}
-			a, err := app.NewAuthsvc(ctx, cfg, log, buildFactors(cfg))
+			a, err := app.NewAuthsvc(ctx, cfg, log, app.AuthsvcOptions{})
 			if err != nil {
 				return err
 			}

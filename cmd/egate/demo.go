@@ -18,7 +18,7 @@ func newDemoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return demo.Run(cmd.Context(), cfg, cmd.OutOrStdout(), log, buildFactors(cfg))
+			return demo.Run(cmd.Context(), cfg, cmd.OutOrStdout(), log)
 		},
 	}
 	return c

@@ -2,26 +2,41 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
 	"github.com/egate-bank/egate/authsvc"
-	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/alerts"
+	"github.com/egate-bank/egate/authsvc/factors"
+	"github.com/egate-bank/egate/authsvc/sms"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/store"
 )
+
+// AuthsvcOptions are the choices a process makes beyond the config.
+type AuthsvcOptions struct {
+	// InternalAPIs mounts the OTP back-office API and the development SMS
+	// sink page (see NewAuthsvc).
+	InternalAPIs bool
+	// InitKeys creates the bank's standard HSM keys that are missing (the
+	// demo); otherwise they must exist (egate admin hsm init).
+	InitKeys bool
+}
 
 // Authsvc is the auth API process: the passport's pages and OIDC provider
 // on one server, with the database and the HSM it owns.
 type Authsvc struct {
 	Server  *Server
 	Auth    *authsvc.Server
+	Factors *factors.Set
 	DB      *store.DB
 	HSM     *hsm.Service
 	Issuer  string
+	Keys    []hsm.Key // the standard keys, when InitKeys made or found them
 	closers []func()
 }
 
@@ -40,9 +55,13 @@ func AuthsvcConfig(cfg *config.Config) authsvc.Config {
 }
 
 // NewAuthsvc opens the database and the HSM, makes sure the token signing
-// key exists, and builds the server on cfg.HTTP.Listen. factors are the
-// second-factor tools (nil: password only).
-func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, factors func(db *store.DB, h *hsm.Service) ([]authn.Factor, error)) (*Authsvc, error) {
+// key exists, builds the authentication tools (factors.*) and the passport
+// on cfg.HTTP.Listen. The tools' own APIs are mounted beside the passport:
+// /ca/ (CRL and CA certificates) always; the OTP back-office API /v1/otp/
+// and the development SMS sink /sim/sms/ only when internalAPIs is true
+// (they have no authentication of their own: the demo, or a listener that
+// only the bank's network reaches).
+func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o AuthsvcOptions) (*Authsvc, error) {
 	ac := AuthsvcConfig(cfg)
 	if err := ac.Validate(); err != nil {
 		return nil, err
@@ -63,6 +82,11 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, facto
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { a.HSM.Close() })
+	if o.InitKeys {
+		if a.Keys, err = a.HSM.InitStandardKeys(ctx); err != nil {
+			return nil, fmt.Errorf("creating the bank's standard HSM keys: %w", err)
+		}
+	}
 	if _, _, err := a.HSM.EnsureKey(ctx, hsm.KeySpec{Label: ac.SigningKey, Type: hsm.KeyECDSAP256}); err != nil {
 		return nil, fmt.Errorf("the token signing key %q: %w", ac.SigningKey, err)
 	}
@@ -70,13 +94,11 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, facto
 	if err != nil {
 		return nil, err
 	}
-	var fs []authn.Factor
-	if factors != nil {
-		if fs, err = factors(a.DB, a.HSM); err != nil {
-			return nil, err
-		}
+	if a.Factors, err = factors.Build(ctx, cfg.Factors, factors.Deps{DB: a.DB, HSM: a.HSM}); err != nil {
+		return nil, err
 	}
-	a.Auth, err = authsvc.New(ctx, ac, authsvc.Deps{DB: a.DB, Signer: signer, Factors: fs})
+	a.closers = append(a.closers, func() { a.Factors.Close() })
+	a.Auth, err = authsvc.New(ctx, ac, authsvc.Deps{DB: a.DB, Signer: signer, Factors: a.Factors.Factors})
 	if err != nil {
 		return nil, err
 	}
@@ -87,6 +109,13 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, facto
 	a.Server.Health.Add("database", func(ctx context.Context) error { return a.DB.PingContext(ctx) })
 	a.Server.Health.Add("hsm", func(ctx context.Context) error { _, err := a.HSM.FindKey(ctx, ac.SigningKey); return err })
 	a.Server.Mux.Handle("/", a.Auth)
+	a.Server.Mux.Handle("/ca/", a.Factors.Handler)
+	if o.InternalAPIs {
+		a.Server.Mux.Handle("/v1/otp/", a.Factors.Handler)
+		if a.Factors.SMSSink != nil {
+			a.Server.Mux.Handle("/sim/sms/", a.Factors.Handler)
+		}
+	}
 	ok = true
 	return a, nil
 }
@@ -113,4 +142,29 @@ func (a *Authsvc) Close() {
 		a.closers[i]()
 	}
 	a.closers = nil
+}
+
+// DeliverLoginAlerts sends each login alert by SMS to the customer's mobile
+// through the configured gateway (the development sink when none), until
+// ctx ends. Every replica may run it: each alert is claimed once.
+func (a *Authsvc) DeliverLoginAlerts(ctx context.Context, log *slog.Logger) {
+	var gw sms.Gateway = a.Factors.SMSSink
+	if gw == nil {
+		return // an operator gateway for alerts is configured with the platforms' messaging
+	}
+	ps := a.Auth.Passport()
+	a.Auth.Alerts().Run(ctx, alerts.ConsumerSMS, 2*time.Second, func(ctx context.Context, al alerts.Alert) error {
+		if al.Kind != alerts.KindLogin {
+			return nil
+		}
+		var l alerts.Login
+		if err := json.Unmarshal(al.Body, &l); err != nil {
+			return nil // malformed: nothing to send, never retried
+		}
+		c, err := ps.Customer(ctx, al.PassportID)
+		if err != nil || c.Mobile == "" {
+			return err
+		}
+		return gw.Send(ctx, sms.Message{To: c.Mobile, Body: alerts.LoginText(l, nil)})
+	}, func(err error) { log.Warn("delivering login alerts by SMS", "err", err) })
 }

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/egate-bank/egate/authsvc"
+	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/devices/agent"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/store"
@@ -33,6 +34,8 @@ type Config struct {
 	Platforms PlatformsConfig `yaml:"platforms"`
 	// Authsvc is the passport: login pages and the OIDC provider (egate authsvc).
 	Authsvc authsvc.Config `yaml:"authsvc"`
+	// Factors are the authentication tools beside the password.
+	Factors factors.Config `yaml:"factors"`
 	// Agent is the branch device agent (egate agent).
 	Agent agent.Config `yaml:"agent"`
 }
@@ -138,6 +141,7 @@ func Load(src Sources) (*Config, error) {
 	}
 	// Sections with computed defaults show their effective values.
 	c.Authsvc = c.Authsvc.WithDefaults()
+	c.Factors = c.Factors.WithDefaults()
 	return c, nil
 }
 
@@ -151,7 +155,7 @@ func FromProcess(file string, sets []string) (*Config, error) {
 
 // ValidateAll validates every section, naming the first bad one.
 func (c *Config) ValidateAll() error {
-	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent} {
+	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.Factors} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}

@@ -13,25 +13,20 @@ import (
 	"strings"
 	"time"
 
-	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/app"
 	"github.com/egate-bank/egate/internal/config"
-	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/platform"
 )
 
 // PassportSigningKey is the HSM label of the key that signs ID and access tokens.
 const PassportSigningKey = hsm.LabelPassportSigning
 
-// Factors builds the second-factor tools; nil means password only.
-type Factors func(db *store.DB, h *hsm.Service) ([]authn.Factor, error)
-
 // Run starts the demo and serves until ctx ends. What it started and where
 // is printed to out; operational logs go to log.
-func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logger, factors Factors) error {
+func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logger) error {
 	// Every section is checked before anything is created on disk.
 	for _, v := range []interface{ Validate() error }{cfg.Demo, cfg.HTTP, cfg.Log, cfg.Database, cfg.Platforms} {
 		if err := v.Validate(); err != nil {
@@ -75,16 +70,14 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		})
 	}
 
-	a, err := app.NewAuthsvc(ctx, &c, log, factors)
+	// The demo makes its own bank CA on the first start.
+	c.Factors.CA.AutoInit = true
+	a, err := app.NewAuthsvc(ctx, &c, log, app.AuthsvcOptions{InternalAPIs: true, InitKeys: true})
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	std, err := a.HSM.InitStandardKeys(ctx)
-	if err != nil {
-		return fmt.Errorf("creating the bank's standard HSM keys: %w", err)
-	}
-	for _, k := range std {
+	for _, k := range a.Keys {
 		fmt.Fprintf(out, "  key      %-24s %s\n", k.Label, k.URI)
 	}
 	fmt.Fprintf(out, "Database   %s %s\n", c.Database.Driver, c.Database.DSN)
@@ -93,6 +86,13 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	if err != nil {
 		return err
 	}
+	if err := enrollTools(ctx, a.Factors, who.passportID, c.Demo.VarDir); err != nil {
+		return err
+	}
+	tools := toolsHandler(c.Demo.VarDir)
+	a.Server.Mux.Handle("/sim/otp/", tools)
+	a.Server.Mux.Handle("/sim/gridcard.png", tools)
+	go a.DeliverLoginAlerts(ctx, log)
 
 	branch, err := StartATM(ctx, c.Demo.VarDir, a.Server.Metrics.Registry)
 	if err != nil {
@@ -128,6 +128,7 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	}
 	fmt.Fprintf(out, "  ATM      %s/sim/atm/ (screen, cassettes; POST /sim/atm/faults)\n", base)
 	fmt.Fprintf(out, "  agent    %s/agent/atms\n", base)
+	fmt.Fprintf(out, "  tools    %s/sim/otp/ (alice's token)  %s/sim/gridcard.png  %s/sim/sms/ (SMS codes and login alerts)\n", base, base, base)
 	fmt.Fprintf(out, "Log in as %q; the password is in %s.\n", who.name, who.file)
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	log.Info("demo started", "passport", base)
@@ -137,24 +138,29 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	return err
 }
 
-type customer struct{ name, file string }
+type customer struct{ name, file, passportID string }
 
 // demoCustomer registers the demo customer on the first start, with a
 // random password kept in a file readable by the owner only.
 func demoCustomer(ctx context.Context, ps *passport.Service, varDir string) (customer, error) {
 	c := customer{name: "alice", file: filepath.Join(varDir, "demo-alice-password")}
 	if _, err := os.Stat(c.file); err == nil {
+		cu, err := ps.ByLoginName(ctx, c.name)
+		if err != nil {
+			return c, fmt.Errorf("the demo customer: %w (delete %s to start afresh)", err, varDir)
+		}
+		c.passportID = cu.PassportID
 		return c, nil
 	}
 	pw := "Demo-" + randomHex(6) + "-Kite"
-	_, err := ps.Register(ctx, passport.NewCustomer{LoginName: c.name, Mobile: "13800138000", ReservedMessage: "red lantern 88", Password: pw})
+	cu, err := ps.Register(ctx, passport.NewCustomer{LoginName: c.name, Mobile: "13800138000", ReservedMessage: "red lantern 88", Password: pw})
 	if errors.Is(err, passport.ErrLoginNameTaken) {
 		// The password file was removed: give the customer a new password.
-		var cu passport.Customer
 		if cu, err = ps.ByLoginName(ctx, c.name); err == nil {
 			err = ps.ResetPassword(ctx, cu.PassportID, pw)
 		}
 	}
+	c.passportID = cu.PassportID
 	if err != nil {
 		return c, fmt.Errorf("registering the demo customer: %w", err)
 	}

@@ -50,12 +50,11 @@ func startDemo(t *testing.T, varDir string) (base string, out *syncBuf, stop fun
 	cfg.Platforms.Ebank.Listen = freeAddr(t)
 	cfg.Platforms.Mall.Listen = freeAddr(t)
 	cfg.Platforms.Messenger.Listen = freeAddr(t)
-	cfg.Platforms.Ebank.Level = 1
 	lastCfg = cfg
 	out = &syncBuf{}
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
-	go func() { errc <- Run(ctx, cfg, out, slog.New(slog.NewJSONHandler(io.Discard, nil)), nil) }()
+	go func() { errc <- Run(ctx, cfg, out, slog.New(slog.NewJSONHandler(io.Discard, nil))) }()
 	base = "http://" + cfg.HTTP.Listen
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -202,7 +201,43 @@ func loginThroughEbank(t *testing.T, passportURL, varDir string) {
 		t.Fatalf("no reserved message:\n%s", body)
 	}
 	body, _ = read(c.PostForm(passportURL+"/login/password", url.Values{"id": {m[1]}, "password": {strings.TrimSpace(string(pw))}}))
-	if !strings.Contains(body, `id="who"`) || !strings.Contains(body, "alice") {
-		t.Fatalf("not logged in to ebank:\n%s", body)
+	// ebank needs level 2: the passport offers the tools alice has at that
+	// level or above; she takes the SMS code.
+	if !strings.Contains(body, `id="factor-sms"`) || !strings.Contains(body, `id="factor-gridcard"`) || !strings.Contains(body, `id="factor-otp"`) {
+		t.Fatalf("no choice of SMS, grid card and token:\n%s", body)
+	}
+	body, _ = read(c.PostForm(passportURL+"/login/factor/begin", url.Values{"id": {m[1]}, "factor": {"sms"}}))
+	if !strings.Contains(body, `name="response"`) {
+		t.Fatalf("no SMS code page:\n%s", body)
+	}
+	var msgs []struct{ To, Body string }
+	getJSON(t, passportURL+"/sim/sms/messages.json?to=13800138000&limit=1", &msgs)
+	code := ""
+	if len(msgs) == 1 {
+		code = regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
+	}
+	if code == "" {
+		t.Fatalf("no SMS code in the sink: %+v", msgs)
+	}
+	body, _ = read(c.PostForm(passportURL+"/login/factor", url.Values{"id": {m[1]}, "response": {code}}))
+	if !strings.Contains(body, `id="who"`) || !strings.Contains(body, "alice") || !strings.Contains(body, `<b id="level">2</b>`) {
+		t.Fatalf("not logged in to ebank at level 2:\n%s", body)
+	}
+	// The login alert reaches alice's phone.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		var all []struct{ To, Body string }
+		getJSON(t, passportURL+"/sim/sms/messages.json?to=13800138000", &all)
+		found := false
+		for _, m := range all {
+			found = found || strings.Contains(m.Body, "Login to ebank")
+		}
+		if found {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no login alert by SMS: %+v", all)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

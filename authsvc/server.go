@@ -175,6 +175,7 @@ func (s *Server) routes() {
 		s.render(w, http.StatusOK, "message", page{Title: "Signed out", Message: "You are signed out of the bank on this browser."})
 	})
 	m.HandleFunc("POST "+b+"/api/v1/password", s.apiChangePassword)
+	m.HandleFunc("GET "+b+"/api/v1/alerts", s.apiAlerts)
 	m.HandleFunc(b+"/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such API")
 	})

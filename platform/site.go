@@ -82,6 +82,9 @@ type Session struct {
 	AMR      []string  `json:"amr,omitempty"`
 	AuthTime time.Time `json:"auth_time"`
 	IDToken  string    `json:"id_token"` // the logout hint
+	// AccessToken calls the passport's APIs for the customer (the
+	// messenger's alert inbox). Never shown by /session.
+	AccessToken string `json:"access_token,omitempty"`
 }
 
 // SessionCookie names a platform's session cookie. Browsers scope cookies
@@ -95,6 +98,7 @@ type Site struct {
 	rp      rp.RelyingParty
 	cookies *httphelper.CookieHandler
 	mux     *http.ServeMux
+	client  *http.Client
 }
 
 // New discovers the passport and builds the site. The passport must be up.
@@ -128,6 +132,13 @@ func New(ctx context.Context, cfg Config, client *http.Client) (*Site, error) {
 	s.mux.HandleFunc("GET /callback", rp.CodeExchangeHandler(s.callback, party))
 	s.mux.HandleFunc("POST /logout", s.logout)
 	s.mux.HandleFunc("GET /session", s.sessionJSON)
+	if cfg.Name == "messenger" {
+		s.mux.HandleFunc("GET /inbox", s.inbox)
+	}
+	s.client = client
+	if s.client == nil {
+		s.client = &http.Client{Timeout: 10 * time.Second}
+	}
 	return s, nil
 }
 
@@ -177,6 +188,9 @@ func (s *Site) callback(w http.ResponseWriter, r *http.Request, tokens *oidc.Tok
 		Subject: c.Subject, Name: c.PreferredUsername, ACR: c.AuthenticationContextClassReference,
 		AMR: c.AuthenticationMethodsReferences, AuthTime: c.AuthTime.AsTime(), IDToken: tokens.IDToken,
 	}
+	if s.cfg.Name == "messenger" && tokens.Token != nil {
+		ss.AccessToken = tokens.AccessToken
+	}
 	if ss.Name == "" {
 		ss.Name = c.Name
 	}
@@ -214,7 +228,7 @@ func (s *Site) sessionJSON(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cp := *ss
-	cp.IDToken = ""
+	cp.IDToken, cp.AccessToken = "", ""
 	json.NewEncoder(w).Encode(cp)
 }
 
@@ -224,7 +238,7 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 <body><h1>{{.Title}}</h1>
 {{if .S}}<div class="who" id="who">Logged in as <b id="name">{{.S.Name}}</b> (passport {{.S.Subject}}),
 level <b id="level">{{.S.Level}}</b> by {{range .S.AMR}}{{.}} {{end}}at {{.S.AuthTime.Format "15:04:05"}}.</div>
-<p><a href="/login?level={{.Next}}">Raise to level {{.Next}}</a></p>
+<p><a href="/login?level={{.Next}}">Raise to level {{.Next}}</a>{{if .Inbox}} · <a id="inbox" href="/inbox">Alerts</a>{{end}}</p>
 <form method="post" action="/logout"><button id="logout">Log out</button></form>
 {{else}}<p><a id="login" href="/login">Log in with your passport</a></p>{{end}}
 <h2>Other services</h2><ul>{{range $n, $u := .Others}}<li><a href="{{$u}}">{{$n}}</a></li>{{end}}</ul>
@@ -241,7 +255,7 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	homePage.Execute(w, map[string]any{"Title": titles[s.cfg.Name], "S": ss, "Next": next, "Others": s.cfg.Others})
+	homePage.Execute(w, map[string]any{"Title": titles[s.cfg.Name], "S": ss, "Next": next, "Others": s.cfg.Others, "Inbox": s.cfg.Name == "messenger"})
 }
 
 var titles = map[string]string{"ebank": "eBank", "mall": "Mall", "messenger": "Messenger"}

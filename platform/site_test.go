@@ -40,10 +40,11 @@ func TestSingleSignOnAcrossPlatforms(t *testing.T) {
 	pass := &lateHandler{}
 	passTS := httptest.NewServer(pass)
 	defer passTS.Close()
-	ebankH, mallH := &lateHandler{}, &lateHandler{}
-	ebankTS, mallTS := httptest.NewServer(ebankH), httptest.NewServer(mallH)
+	ebankH, mallH, msgH := &lateHandler{}, &lateHandler{}, &lateHandler{}
+	ebankTS, mallTS, msgTS := httptest.NewServer(ebankH), httptest.NewServer(mallH), httptest.NewServer(msgH)
 	defer ebankTS.Close()
 	defer mallTS.Close()
+	defer msgTS.Close()
 
 	srv, err := authsvc.New(ctx, authsvc.Config{
 		Issuer: passTS.URL, AllowInsecure: true,
@@ -51,6 +52,7 @@ func TestSingleSignOnAcrossPlatforms(t *testing.T) {
 		OIDC: oidcop.Config{Clients: []oidcop.ClientConfig{
 			{ID: "ebank", Secret: "ebank-secret-0123456789", RedirectURIs: []string{ebankTS.URL + "/callback"}, PostLogoutRedirectURIs: []string{ebankTS.URL + "/"}, MinLevel: 1},
 			{ID: "mall", Secret: "mall-secret-0123456789", RedirectURIs: []string{mallTS.URL + "/callback"}, MinLevel: 1},
+			{ID: "messenger", Secret: "messenger-secret-0123456789", RedirectURIs: []string{msgTS.URL + "/callback"}, MinLevel: 1},
 		}},
 	}, authsvc.Deps{DB: db, Signer: key})
 	if err != nil {
@@ -72,6 +74,7 @@ func TestSingleSignOnAcrossPlatforms(t *testing.T) {
 	}
 	ebankH.h = site("ebank", "ebank-secret-0123456789", ebankTS.URL)
 	mallH.h = site("mall", "mall-secret-0123456789", mallTS.URL)
+	msgH.h = site("messenger", "messenger-secret-0123456789", msgTS.URL)
 
 	jar, _ := cookiejar.New(nil)
 	var visited []string
@@ -147,6 +150,23 @@ func TestSingleSignOnAcrossPlatforms(t *testing.T) {
 	code, ms := session(mallTS.URL)
 	if code != 200 || ms.Subject != es.Subject {
 		t.Fatalf("mall session %d %+v, want subject %s", code, ms, es.Subject)
+	}
+
+	// The messenger's inbox shows the login alerts of both logins, read
+	// from the passport with the messenger's access token.
+	body, _ = get(msgTS.URL + "/login")
+	if !strings.Contains(body, `id="who"`) {
+		t.Fatalf("messenger did not get a session by single sign-on:\n%s", body)
+	}
+	body, _ = get(msgTS.URL + "/inbox")
+	if !strings.Contains(body, "Login to <b>ebank</b>") || !strings.Contains(body, "Login to <b>mall</b>") || !strings.Contains(body, "single sign-on") {
+		t.Fatalf("inbox lacks the login alerts:\n%s", body)
+	}
+	if r, err := http.Get(passTS.URL + "/api/v1/alerts"); err != nil || r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("alerts without a token: %v %v", err, r)
+	}
+	if _, err := c.Get(ebankTS.URL + "/inbox"); err != nil {
+		t.Fatal(err)
 	}
 
 	// A forged cookie is no session.

@@ -1,0 +1,73 @@
+package authsvc
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+)
+
+// The alert inbox API answers the messenger's access token with the
+// customer's login alerts, refuses another platform's token and a missing
+// or forged one.
+func TestAlertsAPI(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		b := e.browser()
+		a := newAuthz("ebank", ebankRedirect)
+		ebankTok := e.exchange(a, a.codeFrom(t, b.passwordLogin(a, "alice", testPassword)))
+		e.factor.enrolled[e.pid] = true
+		g := newAuthz("messenger", messengerRedirect)
+		r := b.follow(b.get(g.url()))
+		id := formID(t, r.body)
+		r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {"246810"}}))
+		msgTok := e.exchange(g, g.codeFrom(t, r))
+
+		call := func(tok string) (int, map[string]any) {
+			req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/alerts", nil)
+			if tok != "" {
+				req.Header.Set("Authorization", "Bearer "+tok)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var m map[string]any
+			json.NewDecoder(resp.Body).Decode(&m)
+			return resp.StatusCode, m
+		}
+		tests := []struct {
+			name   string
+			tok    string
+			status int
+		}{
+			{"no token", "", http.StatusUnauthorized},
+			{"forged token", msgTok.access[:len(msgTok.access)-4] + "AAAA", http.StatusUnauthorized},
+			{"another platform's token", ebankTok.access, http.StatusForbidden},
+			{"messenger's token", msgTok.access, http.StatusOK},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				status, body := call(tc.tok)
+				if status != tc.status {
+					t.Fatalf("status %d, want %d: %v", status, tc.status, body)
+				}
+				if status == http.StatusOK {
+					list, _ := body["alerts"].([]any)
+					if len(list) != 2 {
+						t.Fatalf("want the 2 login alerts (ebank, messenger): %v", body)
+					}
+				}
+			})
+		}
+		// What the inbox read counts as delivered to the messenger.
+		p, err := e.srv.Alerts().Pending(t.Context(), "messenger", 10)
+		if err != nil || len(p) != 0 {
+			t.Fatalf("messenger pending after reading the inbox: %d %v", len(p), err)
+		}
+	})
+}

@@ -11,6 +11,7 @@ BIN := bin/egate
 PKGS ?= ./...
 TEST_TIMEOUT ?= 14m
 FUZZTIME ?= 30s
+TEST_FUZZTIME ?= 4s
 BENCHTIME ?= 2s
 
 .PHONY: all build run test test-quick bench fuzz soak deps vet clean
@@ -37,6 +38,8 @@ test-inner:
 	@# 100,000 PSKC tokens in bounded memory: without -race, which would
 	@# make it ten times slower and measure the detector's memory too.
 	EGATE_TEST_LARGE=1 $(GO) test -count=1 -run 'TestImportLarge' ./authsvc/otp/
+	@# A short, bounded run of every fuzz target (make fuzz runs them longer).
+	@scripts/fuzz.sh $(TEST_FUZZTIME)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
 
 bench:

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t="${1:-30s}"
-count() { ls "$1" 2>/dev/null | wc -l; }
+count() { if [ -d "$1" ]; then ls "$1" | wc -l; else echo 0; fi; }
 for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do

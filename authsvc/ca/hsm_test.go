@@ -3,67 +3,18 @@ package ca
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/internal/testenv"
-	"github.com/egate-bank/egate/simulators/softhsm"
 )
 
-var (
-	hsmSvc *hsm.Service
-	hsmErr error
-)
-
-func TestMain(m *testing.M) {
-	dir, _ := os.MkdirTemp("", "egate-ca-")
-	hsmSvc, hsmErr = setupHSM(dir)
-	code := m.Run()
-	if hsmSvc != nil {
-		hsmSvc.Close()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func setupHSM(dir string) (*hsm.Service, error) {
-	d, err := softhsm.New(filepath.Join(dir, "softhsm"))
-	if err != nil {
-		return nil, err
-	}
-	if err := d.Activate(); err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	if _, _, err := d.InitToken(ctx, "egate", "5678", "1234"); err != nil {
-		return nil, err
-	}
-	pin := filepath.Join(dir, "pin")
-	if err := os.WriteFile(pin, []byte("1234\n"), 0o600); err != nil {
-		return nil, err
-	}
-	s, err := hsm.Open(ctx, hsm.Config{Module: d.Module, Token: "egate", PINSource: "file:" + pin})
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range []string{RootKeyLabel, IssuingKeyLabel} {
-		if _, _, err := s.EnsureKey(ctx, hsm.KeySpec{Label: l, Type: hsm.KeyECDSAP256}); err != nil {
-			s.Close()
-			return nil, err
-		}
-	}
-	return s, nil
-}
+func TestMain(m *testing.M) { hsmtest.Main(m) }
 
 // TestHSMKeys runs the CA with its keys in SoftHSM2 through devices/hsm.
 func TestHSMKeys(t *testing.T) {
-	if hsmSvc == nil {
-		testenv.Missing(t, "SoftHSM2", fmt.Sprintf("apt-get install softhsm2 (%v)", hsmErr))
-	}
+	hsmSvc := hsmtest.Open(t, hsm.KeySpec{Label: RootKeyLabel, Type: hsm.KeyECDSAP256})
 	ctx := context.Background()
 	root, err := hsmSvc.Signer(ctx, RootKeyLabel)
 	if err != nil {

@@ -7,10 +7,7 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"errors"
-	"fmt"
 	"image/png"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,11 +15,9 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/authn"
-	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/internal/testenv"
-	"github.com/egate-bank/egate/simulators/softhsm"
 )
 
 // gcmSealer stands in for the HSM in the table tests (TestWithHSM uses SoftHSM).
@@ -325,12 +320,9 @@ func TestRenderPNG(t *testing.T) {
 
 // TestWithHSM seals the card with the real HSM service on SoftHSM2.
 func TestWithHSM(t *testing.T) {
-	if hsmSvc == nil {
-		testenv.Missing(t, "SoftHSM2", fmt.Sprintf("apt-get install softhsm2 (%v)", hsmErr))
-	}
 	db := storetest.SQLite(t)
 	ctx := context.Background()
-	s, _ := New(db, hsmSvc, Config{}, nil)
+	s, _ := New(db, hsmtest.Open(t), Config{}, nil)
 	card, err := s.Issue(ctx, "alice")
 	if err != nil {
 		t.Fatal(err)
@@ -347,45 +339,4 @@ func TestWithHSM(t *testing.T) {
 	}
 }
 
-var (
-	hsmSvc *hsm.Service
-	hsmErr error
-)
-
-func TestMain(m *testing.M) {
-	dir, _ := os.MkdirTemp("", "egate-gridcard-")
-	hsmSvc, hsmErr = setupHSM(dir)
-	code := m.Run()
-	if hsmSvc != nil {
-		hsmSvc.Close()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func setupHSM(dir string) (*hsm.Service, error) {
-	d, err := softhsm.New(filepath.Join(dir, "softhsm"))
-	if err != nil {
-		return nil, err
-	}
-	if err := d.Activate(); err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	if _, _, err := d.InitToken(ctx, "egate", "5678", "1234"); err != nil {
-		return nil, err
-	}
-	pin := filepath.Join(dir, "pin")
-	if err := os.WriteFile(pin, []byte("1234\n"), 0o600); err != nil {
-		return nil, err
-	}
-	s, err := hsm.Open(ctx, hsm.Config{Module: d.Module, Token: "egate", PINSource: "file:" + pin})
-	if err != nil {
-		return nil, err
-	}
-	if _, _, err := s.EnsureKey(ctx, hsm.KeySpec{Label: WrapKeyLabel, Type: hsm.KeyAES256}); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
-}
+func TestMain(m *testing.M) { hsmtest.Main(m) }

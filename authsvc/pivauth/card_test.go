@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,71 +17,20 @@ import (
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/authsvc/ushield"
 	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/devices/piv"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/simulators/pivcard"
 	"github.com/egate-bank/egate/simulators/pivcard/pivtest"
-	"github.com/egate-bank/egate/simulators/softhsm"
 )
 
-// The bank HSM of these tests: SoftHSM2 with the CA's root and issuing keys.
-var (
-	hsmSvc *hsm.Service
-	hsmErr error
-)
-
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "egate-pivauth-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	hsmSvc, hsmErr = setupHSM(dir)
-	code := m.Run()
-	if hsmSvc != nil {
-		hsmSvc.Close()
-	}
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
-
-func setupHSM(dir string) (*hsm.Service, error) {
-	d, err := softhsm.New(filepath.Join(dir, "softhsm"))
-	if err != nil {
-		return nil, err
-	}
-	if err := d.Activate(); err != nil {
-		return nil, err
-	}
-	ctx := context.Background()
-	if _, _, err := d.InitToken(ctx, "egate", "5678", "1234"); err != nil {
-		return nil, err
-	}
-	pin := filepath.Join(dir, "pin")
-	if err := os.WriteFile(pin, []byte("1234\n"), 0o600); err != nil {
-		return nil, err
-	}
-	s, err := hsm.Open(ctx, hsm.Config{Module: d.Module, Token: "egate", PINSource: "file:" + pin})
-	if err != nil {
-		return nil, err
-	}
-	for _, l := range []string{ca.RootKeyLabel, ca.IssuingKeyLabel} {
-		if _, _, err := s.EnsureKey(ctx, hsm.KeySpec{Label: l, Type: hsm.KeyECDSAP256}); err != nil {
-			s.Close()
-			return nil, err
-		}
-	}
-	return s, nil
-}
+func TestMain(m *testing.M) { hsmtest.Main(m) }
 
 // bankCA initialises the bank CA in db with its keys in SoftHSM2.
 func bankCA(t testing.TB, db *store.DB) *ca.CA {
 	t.Helper()
-	if hsmSvc == nil {
-		testenv.Missing(t, "SoftHSM2", fmt.Sprintf("apt-get install softhsm2 (%v)", hsmErr))
-	}
+	hsmSvc := hsmtest.Open(t, hsm.KeySpec{Label: ca.RootKeyLabel, Type: hsm.KeyECDSAP256})
 	ctx := context.Background()
 	root, err := hsmSvc.Signer(ctx, ca.RootKeyLabel)
 	if err != nil {
@@ -109,9 +57,7 @@ type cardRig struct {
 func newCardRig(t *testing.T) *cardRig {
 	t.Helper()
 	pivtest.NeedPCSC(t)
-	if hsmSvc == nil {
-		testenv.Missing(t, "SoftHSM2", fmt.Sprintf("apt-get install softhsm2 (%v)", hsmErr))
-	}
+	hsmtest.Open(t) // the bank HSM: skip (or fail) before a card goes in
 	r := &cardRig{vendor: pivtest.Vendor(t)}
 	r.slot = pivtest.TakeReader(t)
 	r.in = pivtest.Insert(t, r.slot, pivtest.NewCard(t, r.vendor))

@@ -28,6 +28,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/otp"
 	"github.com/egate-bank/egate/authsvc/pivauth"
 	"github.com/egate-bank/egate/authsvc/ushield"
+	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/devices/pkcs11token"
@@ -44,7 +45,7 @@ type factorEnv struct {
 
 func newFactorEnv(t testing.TB, db *store.DB, mutate ...func(*Config)) *factorEnv {
 	t.Helper()
-	h := testHSM(t)
+	h := hsmtest.Open(t)
 	fe := &factorEnv{}
 	fe.env = newEnvFactors(t, db, hsmSigner(t), func(e *env) []authn.Factor {
 		set, err := factors.Build(context.Background(), factors.Config{CA: factors.CAConfig{AutoInit: true}}, factors.Deps{DB: db, HSM: h, Now: e.clk.Now})

@@ -5,91 +5,25 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"encoding/json"
-	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/internal/testenv"
-	"github.com/egate-bank/egate/simulators/softhsm"
 )
 
-// SoftHSM2 reads SOFTHSM2_CONF once per process, so the test binary has one
-// token, made on first use and removed by TestMain.
-var hsmEnv struct {
-	once   sync.Once
-	root   string
-	signer crypto.Signer
-	svc    *hsm.Service
-	err    error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if hsmEnv.svc != nil {
-		hsmEnv.svc.Close()
-	}
-	if hsmEnv.root != "" {
-		os.RemoveAll(hsmEnv.root)
-	}
-	os.Exit(code)
-}
-
-// testHSM returns the SoftHSM2 token holding egate's standard keys.
-func testHSM(t testing.TB) *hsm.Service {
-	t.Helper()
-	hsmSigner(t)
-	return hsmEnv.svc
-}
+func TestMain(m *testing.M) { hsmtest.Main(m) }
 
 // hsmSigner returns the passport signing key in a SoftHSM2 token, as
 // production gets it from the HSM.
 func hsmSigner(t testing.TB) crypto.Signer {
 	t.Helper()
-	hsmEnv.once.Do(func() {
-		ctx := context.Background()
-		root, err := os.MkdirTemp("", "egate-authsvc-hsm-")
-		if err != nil {
-			hsmEnv.err = err
-			return
-		}
-		hsmEnv.root = root
-		d, err := softhsm.New(filepath.Join(root, "softhsm"))
-		if err == nil {
-			err = d.Activate()
-		}
-		if err == nil {
-			_, _, err = d.InitToken(ctx, "egate-authsvc", "5678", "1234")
-		}
-		pin := filepath.Join(root, "pin")
-		if err == nil {
-			err = os.WriteFile(pin, []byte("1234\n"), 0o600)
-		}
-		if err != nil {
-			hsmEnv.err = err
-			return
-		}
-		s, err := hsm.Open(ctx, hsm.Config{Module: d.Module, Token: "egate-authsvc", PINSource: "file:" + pin, Pool: 4})
-		if err != nil {
-			hsmEnv.err = err
-			return
-		}
-		hsmEnv.svc = s
-		// egate admin hsm init: the passport key and the keys of the second factors.
-		if _, err = s.InitStandardKeys(ctx); err != nil {
-			hsmEnv.err = err
-			return
-		}
-		hsmEnv.signer, hsmEnv.err = s.Signer(ctx, hsm.LabelPassportSigning)
-	})
-	if hsmEnv.err != nil {
-		testenv.Missing(t, "SoftHSM2", fmt.Sprintf("apt-get install softhsm2 (%v)", hsmEnv.err))
+	s, err := hsmtest.Open(t).Signer(context.Background(), hsm.LabelPassportSigning)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return hsmEnv.signer
+	return s
 }
 
 // TestHSMSignedTokens logs in with the HSM key and checks the ID token

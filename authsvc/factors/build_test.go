@@ -6,11 +6,8 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -21,80 +18,12 @@ import (
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/authsvc/sms"
 	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/internal/testenv"
-	"github.com/egate-bank/egate/simulators/softhsm"
 )
 
-// SoftHSM2 reads SOFTHSM2_CONF once per process: one directory for the test
-// binary, with a token holding egate's standard keys and an empty one.
-var hsmEnv struct {
-	once       sync.Once
-	root       string
-	svc, empty *hsm.Service
-	err        error
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	for _, s := range []*hsm.Service{hsmEnv.svc, hsmEnv.empty} {
-		if s != nil {
-			s.Close()
-		}
-	}
-	if hsmEnv.root != "" {
-		os.RemoveAll(hsmEnv.root)
-	}
-	os.Exit(code)
-}
-
-func openHSM(ctx context.Context, d *softhsm.Dir, label, pin string) (*hsm.Service, error) {
-	return hsm.Open(ctx, hsm.Config{Module: d.Module, Token: label, PINSource: "file:" + pin, Pool: 4})
-}
-
-// testHSM returns a SoftHSM2 token with the standard keys (egate admin hsm
-// init) and one without any key.
-func testHSM(t testing.TB) (full, empty *hsm.Service) {
-	t.Helper()
-	hsmEnv.once.Do(func() {
-		ctx := context.Background()
-		root, err := os.MkdirTemp("", "egate-factors-hsm-")
-		if err != nil {
-			hsmEnv.err = err
-			return
-		}
-		hsmEnv.root = root
-		d, err := softhsm.New(filepath.Join(root, "softhsm"))
-		if err == nil {
-			err = d.Activate()
-		}
-		pin := filepath.Join(root, "pin")
-		if err == nil {
-			err = os.WriteFile(pin, []byte("1234\n"), 0o600)
-		}
-		// Both tokens exist before the module is loaded: SoftHSM2 reads its slots once.
-		for _, label := range []string{"egate-factors", "egate-empty"} {
-			if err == nil {
-				_, _, err = d.InitToken(ctx, label, "5678", "1234")
-			}
-		}
-		if err == nil {
-			hsmEnv.svc, err = openHSM(ctx, d, "egate-factors", pin)
-		}
-		if err == nil {
-			_, err = hsmEnv.svc.InitStandardKeys(ctx)
-		}
-		if err == nil {
-			hsmEnv.empty, err = openHSM(ctx, d, "egate-empty", pin)
-		}
-		hsmEnv.err = err
-	})
-	if hsmEnv.err != nil {
-		testenv.Missing(t, "SoftHSM2", fmt.Sprintf("apt-get install softhsm2 (%v)", hsmEnv.err))
-	}
-	return hsmEnv.svc, hsmEnv.empty
-}
+func TestMain(m *testing.M) { hsmtest.Main(m) }
 
 // gateway is an operator SMS gateway double.
 type gateway struct {
@@ -113,10 +42,9 @@ func autoCA() Config { return Config{CA: CAConfig{AutoInit: true}} }
 
 func build(t testing.TB, db *store.DB, cfg Config, deps Deps) *Set {
 	t.Helper()
-	full, _ := testHSM(t)
 	deps.DB = db
 	if deps.HSM == nil {
-		deps.HSM = full
+		deps.HSM = hsmtest.Open(t)
 	}
 	set, err := Build(context.Background(), cfg, deps)
 	if err != nil {
@@ -235,7 +163,8 @@ func TestBuildOperatorGateway(t *testing.T) {
 }
 
 func TestBuildRefuses(t *testing.T) {
-	full, empty := testHSM(t)
+	// A token with the standard keys (egate admin hsm init) and one without any key.
+	full, empty := hsmtest.Open(t), hsmtest.OpenEmpty(t)
 	db := storetest.SQLite(t)
 	cases := []struct {
 		name string

@@ -2,82 +2,32 @@ package otp
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/internal/testenv"
-	"github.com/egate-bank/egate/simulators/softhsm"
 )
 
-// The real HSM path: devices/hsm over SoftHSM2. SOFTHSM2_CONF is read once
-// per process, so one directory serves every test and benchmark here.
-var softHSM struct {
-	once sync.Once
-	svc  *hsm.Service
-	err  error
-}
-
-func realHSM(tb testing.TB) *hsm.Service {
-	tb.Helper()
-	softHSM.once.Do(func() {
-		root, err := os.MkdirTemp("", "egate-otp-hsm-")
-		if err != nil {
-			softHSM.err = err
-			return
-		}
-		d, err := softhsm.New(filepath.Join(root, "softhsm"))
-		if err != nil {
-			softHSM.err = err
-			return
-		}
-		if err := d.Activate(); err != nil {
-			softHSM.err = err
-			return
-		}
-		ctx := context.Background()
-		if _, _, err := d.InitToken(ctx, "egate-otp-test", "5678", "1234"); err != nil {
-			softHSM.err = err
-			return
-		}
-		pin := filepath.Join(root, "pin")
-		os.WriteFile(pin, []byte("1234\n"), 0o600)
-		s, err := hsm.Open(ctx, hsm.Config{Module: d.Module, Token: "egate-otp-test", PINSource: "file:" + pin, Pool: 4})
-		if err != nil {
-			softHSM.err = err
-			return
-		}
-		if _, _, err := s.EnsureKey(ctx, hsm.KeySpec{Label: hsm.LabelSecretsWrap, Type: hsm.KeyAES256}); err != nil {
-			softHSM.err = err
-			return
-		}
-		softHSM.svc = s
-	})
-	if softHSM.err != nil {
-		testenv.Missing(tb, "SoftHSM2", fmt.Sprintf("apt-get install softhsm2 (%v)", softHSM.err))
-	}
-	return softHSM.svc
-}
+// The real HSM path: devices/hsm over SoftHSM2, one directory per test binary.
+func TestMain(m *testing.M) { hsmtest.Main(m) }
 
 var _ HSM = (*hsm.Service)(nil)
 
 // TestWithSoftHSM imports, verifies and replays with the HMAC computed in
 // SoftHSM and compares the HSM's codes with the RFC 6238 vectors.
 func TestWithSoftHSM(t *testing.T) {
-	h := realHSM(t)
+	h := hsmtest.Open(t)
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		clk := &clock{t: time.Unix(1111111109, 0)}
@@ -130,7 +80,7 @@ func TestWithSoftHSM(t *testing.T) {
 // system, all threads) per op, which the load of a shared machine disturbs
 // less than the wall clock.
 func BenchmarkOTPVerify(b *testing.B) {
-	h := realHSM(b)
+	h := hsmtest.Open(b)
 	ctx := context.Background()
 	tseed := []byte("12345678901234567890123456789012")
 	db := storetest.SQLite(b)

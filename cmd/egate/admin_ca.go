@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -9,72 +8,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/devices/hsm"
-	"github.com/egate-bank/egate/internal/app"
-	"github.com/egate-bank/egate/internal/store"
 )
 
 func init() { registerAdmin(newCACmd) }
-
-// authFlags are the database and HSM flags the authenticator admin commands share.
-type authFlags struct {
-	db  string
-	hf  hsmFlags
-	cmd *cobra.Command
-}
-
-func (a *authFlags) add(cmd *cobra.Command) {
-	a.cmd = cmd
-	cmd.PersistentFlags().StringVar(&a.db, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
-	a.hf.bind(cmd, "hsm-")
-}
-
-// openDB opens --db when given, else the configured database.
-func (a *authFlags) openDB(ctx context.Context) (*store.DB, error) {
-	if a.db != "" || a.cmd == nil {
-		if a.db == "" {
-			return nil, errors.New("--db is required: a SQLite file or a postgres:// URL")
-		}
-		return store.Open(ctx, dbConfig(a.db))
-	}
-	cfg, _, err := loadConfig(a.cmd)
-	if err != nil {
-		return nil, err
-	}
-	return app.OpenDB(ctx, cfg)
-}
-
-// openCA opens the database, the HSM and the CA with its issuing key; close
-// the returned function's resources with done.
-func (a *authFlags) openCA(ctx context.Context) (c *ca.CA, db *store.DB, h *hsm.Service, done func(), err error) {
-	db, err = a.openDB(ctx)
-	if err != nil {
-		return nil, nil, nil, nil, err
-	}
-	h, err = a.hf.open(ctx)
-	if err != nil {
-		db.Close()
-		return nil, nil, nil, nil, err
-	}
-	done = func() { h.Close(); db.Close() }
-	signer, err := h.Signer(ctx, ca.IssuingKeyLabel)
-	if err != nil {
-		done()
-		return nil, nil, nil, nil, err
-	}
-	c, err = ca.Load(ctx, db, signer, nil)
-	if err != nil {
-		done()
-		return nil, nil, nil, nil, err
-	}
-	return c, db, h, done, nil
-}
 
 func newCACmd() *cobra.Command {
 	a := &authFlags{}
@@ -88,16 +30,11 @@ func newCACmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			db, err := a.openDB(ctx)
+			db, h, done, err := a.openDBHSM(ctx)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			h, err := a.hf.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+			defer done()
 			for _, l := range []string{ca.RootKeyLabel, ca.IssuingKeyLabel} {
 				if _, _, err := h.EnsureKey(ctx, hsm.KeySpec{Label: l, Type: hsm.KeyECDSAP256}); err != nil {
 					return err
@@ -136,15 +73,11 @@ func newCACmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			db, err := a.openDB(ctx)
+			c, done, err := a.loadCA(ctx)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			c, err := ca.Load(ctx, db, nil, nil)
-			if err != nil {
-				return err
-			}
+			defer done()
 			cmd.OutOrStdout().Write(c.RootPEM())
 			if v, _ := cmd.Flags().GetBool("issuing"); v {
 				cmd.OutOrStdout().Write(c.IssuingPEM())
@@ -168,7 +101,7 @@ func newCACmd() *cobra.Command {
 			if b, _ := pem.Decode(raw); b != nil {
 				raw = b.Bytes
 			}
-			c, _, _, done, err := a.openCA(ctx)
+			c, _, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}
@@ -193,15 +126,11 @@ func newCACmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			db, err := a.openDB(ctx)
+			c, done, err := a.loadCA(ctx)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			c, err := ca.Load(ctx, db, nil, nil)
-			if err != nil {
-				return err
-			}
+			defer done()
 			if err := c.Revoke(ctx, args[0], reason); err != nil {
 				return err
 			}
@@ -217,22 +146,17 @@ func newCACmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			db, err := a.openDB(ctx)
+			c, done, err := a.loadCA(ctx)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			c, err := ca.Load(ctx, db, nil, nil)
-			if err != nil {
-				return err
-			}
+			defer done()
 			owner, _ := cmd.Flags().GetString("owner")
 			list, err := c.List(ctx, owner)
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SERIAL\tKIND\tOWNER\tNOT AFTER\tREVOKED")
+			tw := newTable(cmd.OutOrStdout(), "SERIAL\tKIND\tOWNER\tNOT AFTER\tREVOKED")
 			for _, i := range list {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%v\n", i.Serial, i.Kind, i.Owner, i.NotAfter.Format(time.DateOnly), i.Revoked)
 			}
@@ -248,7 +172,7 @@ func newCACmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			c, _, _, done, err := a.openCA(ctx)
+			c, _, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}
@@ -273,7 +197,7 @@ func newCACmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			c, _, _, done, err := a.openCA(ctx)
+			c, _, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}

@@ -28,16 +28,11 @@ func newGridCardCmd() *cobra.Command {
 			if customer == "" || out == "" {
 				return errors.New("--customer and --out are required")
 			}
-			db, err := a.openDB(ctx)
+			db, h, done, err := a.openDBHSM(ctx)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			h, err := a.hf.open(ctx)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+			defer done()
 			if _, _, err := h.EnsureKey(ctx, hsm.KeySpec{Label: gridcard.WrapKeyLabel, Type: hsm.KeyAES256}); err != nil {
 				return err
 			}

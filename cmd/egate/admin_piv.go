@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 	"github.com/spf13/cobra"
@@ -211,7 +210,7 @@ left and never retried).`,
 				defer pinsource.Wipe(key)
 				cfg.ManagementKey = key
 			}
-			c, db, _, done, err := a.openCA(ctx)
+			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}
@@ -282,8 +281,7 @@ func newPIVAdminCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "READER\tCARD SERIAL")
+			tw := newTable(cmd.OutOrStdout(), "READER\tCARD SERIAL")
 			for _, n := range names {
 				serial := "(no PIV card)"
 				if c, err := drv.Open(ctx, n); err == nil {
@@ -303,7 +301,7 @@ func newPIVAdminCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			c, db, _, done, err := a.openCA(ctx)
+			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}
@@ -312,8 +310,7 @@ func newPIVAdminCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CERT SERIAL\tCARD\tSLOT\tFIRMWARE\tPIN\tTOUCH\tSTATUS")
+			tw := newTable(cmd.OutOrStdout(), "CERT SERIAL\tCARD\tSLOT\tFIRMWARE\tPIN\tTOUCH\tSTATUS")
 			for _, b := range bs {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\t%s\t%s\n", b.CertSerial, b.CardSerial, b.Slot, b.Firmware, b.PINPolicy, b.TouchPolicy, b.Status)
 			}
@@ -333,7 +330,7 @@ func newPIVAdminCmd() *cobra.Command {
 			if lostCustomer == "" || (serial == "") == (cardSerial == 0) {
 				return errors.New("give --customer and one of --card (the card's serial) or --serial (a certificate serial from egate admin piv list)")
 			}
-			c, db, _, done, err := a.openCA(ctx)
+			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/spf13/cobra"
 
@@ -97,7 +96,7 @@ retry status and never retried.`,
 			if customer == "" {
 				return errors.New("--customer is required")
 			}
-			c, db, _, done, err := a.openCA(ctx)
+			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}
@@ -152,8 +151,7 @@ func newUShieldAdminCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "SLOT\tLABEL\tMANUFACTURER\tMODEL\tSERIAL\tPIN")
+			tw := newTable(cmd.OutOrStdout(), "SLOT\tLABEL\tMANUFACTURER\tMODEL\tSERIAL\tPIN")
 			for _, t := range toks {
 				if !t.Initialized {
 					t.Label = "(not initialised)"
@@ -173,7 +171,7 @@ func newUShieldAdminCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			c, db, _, done, err := a.openCA(ctx)
+			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}
@@ -182,8 +180,7 @@ func newUShieldAdminCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "CERT SERIAL\tGEN\tTOKEN\tTOKEN SERIAL\tKEY ID\tLOST")
+			tw := newTable(cmd.OutOrStdout(), "CERT SERIAL\tGEN\tTOKEN\tTOKEN SERIAL\tKEY ID\tLOST")
 			for _, b := range bs {
 				fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%x\t%v\n", b.CertSerial, b.Generation, b.TokenLabel, b.TokenSerial, b.KeyID, b.Lost)
 			}
@@ -197,7 +194,7 @@ func newUShieldAdminCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
-			c, db, _, done, err := a.openCA(ctx)
+			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}

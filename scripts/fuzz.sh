@@ -3,7 +3,7 @@
 # A failure that left a new crasher in testdata/fuzz/<Target>/ is a finding
 # and fails at once; a failure without one (the fuzzing engine itself
 # stumbling on a loaded machine, e.g. a worker that did not stop in time) is
-# tried once more before it counts.
+# tried again (up to three times) before it counts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t="${1:-30s}"
@@ -12,7 +12,7 @@ for pkg in $(go list ./...); do
   dir=$(go list -f '{{.Dir}}' "$pkg")
   for f in $(grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go 2>/dev/null | sed 's/^func //' | sort -u); do
     corpus="$dir/testdata/fuzz/$f"
-    for try in 1 2; do
+    for try in 1 2 3; do
       before=$(count "$corpus")
       echo "== $pkg $f ($t)"
       if go test -run '^$' -fuzz "^$f\$" -fuzztime "$t" "$pkg" > /tmp/egate-fuzz.$$ 2>&1; then
@@ -20,12 +20,12 @@ for pkg in $(go list ./...); do
         break
       fi
       cat /tmp/egate-fuzz.$$
-      if [ "$(count "$corpus")" != "$before" ] || [ "$try" = 2 ]; then
+      if [ "$(count "$corpus")" != "$before" ] || [ "$try" = 3 ]; then
         echo "fuzz.sh: $pkg $f failed (a new input in $corpus is the reproducer)" >&2
         rm -f /tmp/egate-fuzz.$$
         exit 1
       fi
-      echo "fuzz.sh: $f failed without a reproducer; trying once more" >&2
+      echo "fuzz.sh: $f failed without a reproducer; trying again" >&2
     done
   done
 done

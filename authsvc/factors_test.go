@@ -31,6 +31,7 @@ import (
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
+	"github.com/egate-bank/egate/devices/piv"
 	"github.com/egate-bank/egate/devices/pkcs11token"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -157,7 +158,7 @@ func (fe *factorEnv) enrollPIV(t testing.TB) softToken {
 	k := p256(t)
 	const serial = 5150
 	att := &gopiv.Attestation{Serial: serial, Slot: gopiv.SlotAuthentication, PINPolicy: gopiv.PINPolicyOnce, TouchPolicy: gopiv.TouchPolicyNever}
-	cert, err := (&ca.PIVIssuer{CA: fe.set.CA, Owner: fe.pid, Serial: serial, Slot: gopiv.SlotAuthentication}).IssueCertificate(ctx, k.Public(), pkix.Name{}, att)
+	cert, err := (&ca.PIVIssuer{CA: fe.set.CA, Owner: fe.pid, Serial: serial, Slot: gopiv.SlotAuthentication}).IssueCertificate(ctx, k.Public(), pkix.Name{}, &piv.Attestation{Attestation: att})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -163,6 +163,9 @@ type PIVIssuer struct {
 	Owner  string
 	Serial uint32
 	Slot   gopiv.Slot
+	// VendorRoots, when set, make the CA verify the card's attestation
+	// certificates itself (PIVEvidence) rather than trust the driver's reading.
+	VendorRoots *x509.CertPool
 	// Issued is called with every certificate issued (so that a caller can
 	// revoke it if the rest of the enrollment fails). May be nil.
 	Issued func(*x509.Certificate)
@@ -172,8 +175,20 @@ var _ piv.Issuer = (*PIVIssuer)(nil)
 
 // IssueCertificate implements piv.Issuer. subject is ignored: the CA sets
 // the subject from the owner and the attested card.
-func (p *PIVIssuer) IssueCertificate(ctx context.Context, pub crypto.PublicKey, _ pkix.Name, att *gopiv.Attestation) (*x509.Certificate, error) {
-	cert, err := p.CA.IssuePIV(ctx, PIVRequest{Owner: p.Owner, Key: pub, Serial: p.Serial, Slot: p.Slot, Attestation: att})
+func (p *PIVIssuer) IssueCertificate(ctx context.Context, pub crypto.PublicKey, _ pkix.Name, att *piv.Attestation) (*x509.Certificate, error) {
+	if att == nil {
+		return nil, fmt.Errorf("%w: none given", ErrAttestation)
+	}
+	req := PIVRequest{Owner: p.Owner, Key: pub, Serial: p.Serial, Slot: p.Slot, Attestation: att.Attestation}
+	if p.VendorRoots != nil {
+		// The CA checks the card's own certificates too: the chain to the
+		// vendor root and that the attested key is the one it certifies.
+		if att.DeviceCert == nil || att.SlotCert == nil {
+			return nil, fmt.Errorf("%w: the attestation certificates are missing", ErrAttestation)
+		}
+		req.Evidence = &PIVEvidence{DeviceCert: att.DeviceCert, SlotCert: att.SlotCert, VendorRoots: p.VendorRoots}
+	}
+	cert, err := p.CA.IssuePIV(ctx, req)
 	if err != nil {
 		return nil, err
 	}

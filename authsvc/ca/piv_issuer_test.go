@@ -16,6 +16,7 @@ import (
 
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 
+	"github.com/egate-bank/egate/devices/piv"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
 )
@@ -169,13 +170,27 @@ func TestIssuePIV(t *testing.T) {
 		// The devices/piv Issuer: bound to a card and a slot.
 		var seen []*x509.Certificate
 		iss := &PIVIssuer{CA: c, Owner: "bob", Serial: serial, Slot: slot, Issued: func(c *x509.Certificate) { seen = append(seen, c) }}
-		cert, err := iss.IssueCertificate(ctx, key.Public(), pkix.Name{CommonName: "ignored"}, att)
+		cert, err := iss.IssueCertificate(ctx, key.Public(), pkix.Name{CommonName: "ignored"}, &piv.Attestation{Attestation: att})
 		if err != nil || cert.Subject.CommonName != "bob" || len(seen) != 1 || seen[0] != cert {
 			t.Fatalf("PIVIssuer: %v, %v, %d seen", err, cert, len(seen))
 		}
 		iss.Serial++
-		if _, err := iss.IssueCertificate(ctx, key.Public(), pkix.Name{}, att); !errors.Is(err, ErrAttestation) || len(seen) != 1 {
+		if _, err := iss.IssueCertificate(ctx, key.Public(), pkix.Name{}, &piv.Attestation{Attestation: att}); !errors.Is(err, ErrAttestation) || len(seen) != 1 {
 			t.Fatalf("PIVIssuer for another card = %v (%d seen), want ErrAttestation", err, len(seen))
+		}
+		iss.Serial--
+
+		// With the vendor roots, the issuer hands the card's certificates to
+		// the CA, which checks them itself.
+		iss.VendorRoots = vendor.pool()
+		if _, err := iss.IssueCertificate(ctx, key.Public(), pkix.Name{}, &piv.Attestation{Attestation: att}); !errors.Is(err, ErrAttestation) {
+			t.Fatalf("PIVIssuer with roots but no certificates = %v, want ErrAttestation", err)
+		}
+		if _, err := iss.IssueCertificate(ctx, key.Public(), pkix.Name{}, &piv.Attestation{Attestation: att, DeviceCert: odev, SlotCert: osc}); !errors.Is(err, ErrAttestation) {
+			t.Fatalf("PIVIssuer with another key's certificates = %v, want ErrAttestation", err)
+		}
+		if _, err := iss.IssueCertificate(ctx, key.Public(), pkix.Name{}, &piv.Attestation{Attestation: att, DeviceCert: dev, SlotCert: sc}); err != nil {
+			t.Fatalf("PIVIssuer with the card's certificates: %v", err)
 		}
 	})
 }

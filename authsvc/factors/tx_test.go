@@ -30,6 +30,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/ushield"
 	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
+	"github.com/egate-bank/egate/devices/piv"
 	"github.com/egate-bank/egate/devices/pkcs11token"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -263,7 +264,7 @@ func (r *rig) pivKind(t *testing.T) kind {
 	k := newKey(t)
 	serial := 4000 + pivSerial.Add(1)
 	att := &gopiv.Attestation{Serial: serial, Slot: gopiv.SlotAuthentication, PINPolicy: gopiv.PINPolicyOnce, TouchPolicy: gopiv.TouchPolicyNever}
-	cert, err := (&ca.PIVIssuer{CA: r.set.CA, Owner: r.pid, Serial: serial, Slot: gopiv.SlotAuthentication}).IssueCertificate(ctx, k.Public(), pkix.Name{}, att)
+	cert, err := (&ca.PIVIssuer{CA: r.set.CA, Owner: r.pid, Serial: serial, Slot: gopiv.SlotAuthentication}).IssueCertificate(ctx, k.Public(), pkix.Name{}, &piv.Attestation{Attestation: att})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/authsvc/ushield"
+	"github.com/egate-bank/egate/devices/piv"
 	"github.com/egate-bank/egate/devices/pkcs11token"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -71,7 +72,7 @@ func (r *rig) enrollSoft(t testing.TB, passportID string) softKey {
 	k := newKey(t)
 	serial := 1000 + nextSerial.Add(1)
 	att := &gopiv.Attestation{Serial: serial, Slot: gopiv.SlotAuthentication, PINPolicy: gopiv.PINPolicyOnce, TouchPolicy: gopiv.TouchPolicyNever}
-	cert, err := (&ca.PIVIssuer{CA: r.ca, Owner: passportID, Serial: serial, Slot: gopiv.SlotAuthentication}).IssueCertificate(ctx, k.Public(), pkix.Name{}, att)
+	cert, err := (&ca.PIVIssuer{CA: r.ca, Owner: passportID, Serial: serial, Slot: gopiv.SlotAuthentication}).IssueCertificate(ctx, k.Public(), pkix.Name{}, &piv.Attestation{Attestation: att})
 	if err != nil {
 		t.Fatal(err)
 	}

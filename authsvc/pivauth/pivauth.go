@@ -79,7 +79,7 @@ func (s *Service) Enroll(ctx context.Context, card *piv.Card, passportID string,
 		opt.Slot = gopiv.SlotAuthentication
 	}
 	var issued *x509.Certificate
-	iss := &ca.PIVIssuer{CA: s.ca, Owner: passportID, Serial: card.Serial(), Slot: opt.Slot,
+	iss := &ca.PIVIssuer{CA: s.ca, Owner: passportID, Serial: card.Serial(), Slot: opt.Slot, VendorRoots: card.VendorRoots(),
 		Issued: func(c *x509.Certificate) { issued = c }}
 	cert, att, err := card.Enroll(ctx, opt.Slot, piv.EnrollOptions{Algorithm: opt.Algorithm, PINPolicy: opt.PINPolicy, TouchPolicy: opt.TouchPolicy}, iss)
 	if err != nil {

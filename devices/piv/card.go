@@ -91,8 +91,21 @@ func (c *Card) with(ctx context.Context, f func(yk *gopiv.YubiKey) error) error 
 
 // Issuer issues the certificate of an enrolled key: the bank CA.
 type Issuer interface {
-	IssueCertificate(ctx context.Context, pub crypto.PublicKey, subject pkix.Name, attestation *gopiv.Attestation) (*x509.Certificate, error)
+	IssueCertificate(ctx context.Context, pub crypto.PublicKey, subject pkix.Name, attestation *Attestation) (*x509.Certificate, error)
 }
+
+// Attestation is what the card proved about a key it generated: piv-go's
+// verified reading, and the two certificates it was read from, so that an
+// issuer can check them itself (chain to the vendor root, and that the
+// attested key is the key it certifies).
+type Attestation struct {
+	*gopiv.Attestation
+	DeviceCert *x509.Certificate // the card's attestation certificate (slot f9), issued by the vendor
+	SlotCert   *x509.Certificate // signed by DeviceCert, for the generated key
+}
+
+// VendorRoots are the attestation roots this card's driver trusts.
+func (c *Card) VendorRoots() *x509.CertPool { return c.d.cfg.VendorRoots }
 
 // EnrollOptions says what key to make.
 type EnrollOptions struct {
@@ -119,8 +132,9 @@ func (c *Card) Enroll(ctx context.Context, slot gopiv.Slot, opts EnrollOptions, 
 		opts.TouchPolicy = gopiv.TouchPolicyNever
 	}
 	var (
-		pub crypto.PublicKey
-		att *gopiv.Attestation
+		pub               crypto.PublicKey
+		att               *gopiv.Attestation
+		devCert, slotCert *x509.Certificate
 	)
 	err := c.with(ctx, func(yk *gopiv.YubiKey) error {
 		var err error
@@ -128,11 +142,11 @@ func (c *Card) Enroll(ctx context.Context, slot gopiv.Slot, opts EnrollOptions, 
 		if err != nil {
 			return fmt.Errorf("generating key in slot %s: %w", slot, err)
 		}
-		devCert, err := yk.AttestationCertificate()
+		devCert, err = yk.AttestationCertificate()
 		if err != nil {
 			return fmt.Errorf("reading attestation certificate: %w", err)
 		}
-		slotCert, err := yk.Attest(slot)
+		slotCert, err = yk.Attest(slot)
 		if err != nil {
 			return fmt.Errorf("attesting slot %s: %w", slot, err)
 		}
@@ -148,7 +162,7 @@ func (c *Card) Enroll(ctx context.Context, slot gopiv.Slot, opts EnrollOptions, 
 	if err != nil {
 		return nil, nil, err
 	}
-	cert, err := issuer.IssueCertificate(ctx, pub, opts.Subject, att)
+	cert, err := issuer.IssueCertificate(ctx, pub, opts.Subject, &Attestation{Attestation: att, DeviceCert: devCert, SlotCert: slotCert})
 	if err != nil {
 		return nil, nil, fmt.Errorf("issuing certificate for slot %s: %w", slot, err)
 	}

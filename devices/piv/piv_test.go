@@ -41,8 +41,12 @@ func newTestCA(t testing.TB) *testCA {
 	return &testCA{key: key, cert: cert}
 }
 
-func (ca *testCA) IssueCertificate(_ context.Context, pub crypto.PublicKey, subject pkix.Name, att *gopiv.Attestation) (*x509.Certificate, error) {
-	ca.seen = att
+func (ca *testCA) IssueCertificate(_ context.Context, pub crypto.PublicKey, subject pkix.Name, a *piv.Attestation) (*x509.Certificate, error) {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if a.DeviceCert == nil || a.SlotCert == nil || !a.SlotCert.PublicKey.(equaler).Equal(pub) {
+		return nil, errors.New("the issuer was not given the attestation certificates of this key")
+	}
+	ca.seen = a.Attestation
 	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: subject, NotBefore: time.Now().Add(-time.Minute),
 		NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, pub, ca.key)

@@ -20,16 +20,19 @@ func init() { registerAdmin(newUserCmd) }
 func newUserCmd() *cobra.Command {
 	var dsn string
 	cmd := &cobra.Command{Use: "user", Short: "passport customers: add, show, lock, unlock, reset-password"}
-	cmd.PersistentFlags().StringVar(&dsn, "db", "", "database: SQLite file path or postgres:// URL")
+	cmd.PersistentFlags().StringVar(&dsn, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
 	open := func(cmd *cobra.Command) (*passport.Service, *store.DB, error) {
-		if dsn == "" {
-			return nil, nil, errors.New("--db is required: a SQLite file or a postgres:// URL")
-		}
-		db, err := store.Open(cmd.Context(), dbConfig(dsn))
+		// The passport section's argon2 parameters and strength rules
+		// apply here as in authsvc.
+		cfg, _, err := loadConfig(cmd)
 		if err != nil {
 			return nil, nil, err
 		}
-		ps, err := authsvc.NewPassport(cmd.Context(), db, passport.Config{}, nil)
+		db, err := (&authFlags{db: dsn, cmd: cmd}).openDB(cmd.Context())
+		if err != nil {
+			return nil, nil, err
+		}
+		ps, err := authsvc.NewPassport(cmd.Context(), db, cfg.Authsvc.Passport, nil)
 		if err != nil {
 			db.Close()
 			return nil, nil, err

@@ -179,6 +179,7 @@ func (s *Server) routes() {
 	m.HandleFunc(b+"/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such API")
 	})
+	m.HandleFunc("POST "+b+"/oauth/token", s.tokenEndpoint)
 	m.Handle("/", http.StripPrefix(b, s.provider))
 	s.mux = m
 }

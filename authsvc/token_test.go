@@ -45,6 +45,9 @@ func TestTokenEndpointErrors(t *testing.T) {
 	base := func(a *authz, code string) url.Values {
 		return url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {a.redirect}, "code_verifier": {a.verifier}}
 	}
+	fixed := func(v url.Values) func(*authz, string) url.Values {
+		return func(*authz, string) url.Values { return v }
+	}
 	with := func(k, v string) func(a *authz, code string) url.Values {
 		return func(a *authz, code string) url.Values { f := base(a, code); f.Set(k, v); return f }
 	}
@@ -58,6 +61,9 @@ func TestTokenEndpointErrors(t *testing.T) {
 		{"unknown code", with("code", "bm90LWEtY29kZQ"), "ebank", ebankSecret, 400, "invalid_grant"},
 		{"no code", with("code", ""), "ebank", ebankSecret, 400, "invalid_request"},
 		{"bad grant type", with("grant_type", "password"), "ebank", ebankSecret, 400, "unsupported_grant_type"},
+		{"JWT bearer grant not offered", fixed(url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:jwt-bearer"}, "assertion": {"a..c"}}), "ebank", ebankSecret, 400, "unsupported_grant_type"},
+		{"client credentials grant not offered", fixed(url.Values{"grant_type": {"client_credentials"}}), "ebank", ebankSecret, 400, "unsupported_grant_type"},
+		{"no grant type", with("grant_type", ""), "ebank", ebankSecret, 400, "invalid_request"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			a := newAuthz("ebank", ebankRedirect)

@@ -1,0 +1,36 @@
+package authsvc
+
+import (
+	"encoding/json"
+	"net/http"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// tokenEndpoint passes the grants the passport offers (authorization_code
+// and refresh_token) to the OIDC provider and answers every other grant
+// type with unsupported_grant_type (RFC 6749 §5.2). The provider library
+// would otherwise run its JWT-bearer grant, which the passport does not
+// offer, and answer a malformed assertion with a server error.
+func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		tokenError(w, http.StatusBadRequest, "invalid_request", "the request body is not a form")
+		return
+	}
+	switch gt := r.PostForm.Get("grant_type"); gt {
+	case string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken):
+		http.StripPrefix(s.base, s.provider).ServeHTTP(w, r)
+	case "":
+		tokenError(w, http.StatusBadRequest, "invalid_request", "grant_type missing")
+	default:
+		tokenError(w, http.StatusBadRequest, "unsupported_grant_type", "the passport offers authorization_code and refresh_token only")
+	}
+}
+
+func tokenError(w http.ResponseWriter, status int, code, desc string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
+}

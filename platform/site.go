@@ -18,6 +18,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	httphelper "github.com/zitadel/oidc/v3/pkg/http"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
+
+	"github.com/egate-bank/egate/authsvc/oidcop"
 )
 
 // Names of the platforms.
@@ -178,8 +180,7 @@ func (s *Site) login(w http.ResponseWriter, r *http.Request) {
 			level = n
 		}
 	}
-	acr := func() []oauth2AuthCodeOption { return acrValues(level) }
-	rp.AuthURLHandler(newState, s.rp, rp.URLParamOpt(acr))(w, r)
+	rp.AuthURLHandler(newState, s.rp, acrValues(level))(w, r)
 }
 
 func (s *Site) callback(w http.ResponseWriter, r *http.Request, tokens *oidc.Tokens[*oidc.IDTokenClaims], state string, party rp.RelyingParty) {
@@ -194,7 +195,7 @@ func (s *Site) callback(w http.ResponseWriter, r *http.Request, tokens *oidc.Tok
 	if ss.Name == "" {
 		ss.Name = c.Name
 	}
-	ss.Level = levelOf(ss.ACR)
+	ss.Level = oidcop.ParseACR(ss.ACR)
 	b, _ := json.Marshal(ss)
 	if err := s.cookies.SetCookie(w, SessionCookie(s.cfg.Name), string(b)); err != nil {
 		http.Error(w, "could not keep the session", http.StatusInternalServerError)
@@ -259,16 +260,3 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 }
 
 var titles = map[string]string{"ebank": "eBank", "mall": "Mall", "messenger": "Messenger"}
-
-// levelOf reads "urn:egate:loa:N".
-func levelOf(acr string) int {
-	n, ok := strings.CutPrefix(acr, "urn:egate:loa:")
-	if !ok {
-		return 0
-	}
-	l, err := strconv.Atoi(n)
-	if err != nil || l < 1 || l > 5 {
-		return 0
-	}
-	return l
-}

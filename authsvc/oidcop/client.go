@@ -1,7 +1,6 @@
 package oidcop
 
 import (
-	"net/url"
 	"slices"
 	"time"
 
@@ -70,10 +69,4 @@ func (c *Client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
 // IsScopeAllowed admits only the scopes egate knows.
 func (c *Client) IsScopeAllowed(scope string) bool {
 	return slices.Contains([]string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopePhone, oidc.ScopeOfflineAccess}, scope)
-}
-
-func sameURI(a, b string) bool {
-	ua, err1 := url.Parse(a)
-	ub, err2 := url.Parse(b)
-	return err1 == nil && err2 == nil && ua.String() == ub.String()
 }

@@ -2,7 +2,6 @@ package otp
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -271,12 +270,4 @@ func (s *Service) advanceResync(ctx context.Context, t *Token, first uint64, dri
 		return fmt.Errorf("token %s: %w", t.Serial, ErrReplay)
 	}
 	return nil
-}
-
-// IsClientError reports whether err is the caller's fault (bad input, wrong
-// code, replay, lockout) rather than a fault of the HSM or database.
-func IsClientError(err error) bool {
-	var le *authn.LockedError
-	return errors.Is(err, ErrMalformed) || errors.Is(err, ErrWrongCode) || errors.Is(err, ErrReplay) ||
-		errors.Is(err, ErrUnknownToken) || errors.Is(err, ErrRevoked) || errors.Is(err, ErrAmbiguous) || errors.As(err, &le)
 }

@@ -93,17 +93,6 @@ func (r *rig) open(t testing.TB) *piv.Card {
 	return c
 }
 
-// reinsert puts the same card (same state file) back into the reader.
-func (r *rig) reinsert(t testing.TB) {
-	t.Helper()
-	r.in.Remove()
-	card, err := pivcard.Open(pivcard.Config{Path: r.path})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.in = pivtest.Insert(t, r.slot, card)
-}
-
 func TestEnrollAndSign(t *testing.T) {
 	r := newRig(t)
 	ctx := context.Background()

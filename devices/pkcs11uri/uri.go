@@ -126,15 +126,6 @@ func Parse(s string) (*URI, error) {
 	return u, nil
 }
 
-// MustParse is Parse for constants known to be valid; it panics otherwise.
-func MustParse(s string) *URI {
-	u, err := Parse(s)
-	if err != nil {
-		panic(err)
-	}
-	return u
-}
-
 func (u *URI) setAttr(a string, inQuery bool, seen map[string]bool) error {
 	where := "path"
 	if inQuery {

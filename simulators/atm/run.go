@@ -57,6 +57,3 @@ func (r *Running) Stop() error {
 	}
 	return nil
 }
-
-// Done reports Serve's end.
-func (r *Running) Done() <-chan error { return r.done }

@@ -1,7 +1,5 @@
 package pivcard
 
-import "fmt"
-
 // Status words a YubiKey answers with (ISO/IEC 7816-4 §5.1.3, SP 800-73-4 Part 2 §5.6).
 const (
 	swOK                  uint16 = 0x9000
@@ -94,10 +92,6 @@ func parseCommand(b []byte) (command, uint16) {
 		return command{}, swWrongLength
 	}
 	return c, swOK
-}
-
-func (c command) String() string {
-	return fmt.Sprintf("%02x %02x %02x %02x Lc=%d Le=%d", c.cla, c.ins, c.p1, c.p2, len(c.data), c.le)
 }
 
 func appendSW(b []byte, sw uint16) []byte { return append(b, byte(sw>>8), byte(sw)) }

@@ -106,37 +106,6 @@ func publicTLV(priv crypto.PrivateKey) []byte {
 	return nil
 }
 
-// keyAlg names the algorithm identifier of a private key.
-func keyAlg(priv crypto.PrivateKey) byte {
-	switch k := priv.(type) {
-	case *rsa.PrivateKey:
-		switch k.N.BitLen() {
-		case 1024:
-			return algRSA1024
-		case 2048:
-			return algRSA2048
-		case 3072:
-			return algRSA3072
-		case 4096:
-			return algRSA4096
-		}
-	case *ecdsa.PrivateKey:
-		switch k.Curve {
-		case elliptic.P256():
-			return algECCP256
-		case elliptic.P384():
-			return algECCP384
-		}
-	case ed25519.PrivateKey:
-		return algEd25519
-	case *ecdh.PrivateKey:
-		if k.Curve() == ecdh.X25519() {
-			return algX25519
-		}
-	}
-	return 0
-}
-
 func marshalKey(priv crypto.PrivateKey) ([]byte, error) { return x509.MarshalPKCS8PrivateKey(priv) }
 
 func parseKey(der []byte) (crypto.PrivateKey, error) { return x509.ParsePKCS8PrivateKey(der) }

@@ -157,9 +157,6 @@ func (d *Dir) DeleteToken(ctx context.Context, label string) error {
 	return nil
 }
 
-// Remove deletes the whole directory and every token in it.
-func (d *Dir) Remove() error { return os.RemoveAll(d.Root) }
-
 func parseSlots(out string) []Token {
 	var toks []Token
 	var slot uint

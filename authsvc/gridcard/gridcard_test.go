@@ -9,12 +9,12 @@ import (
 	"errors"
 	"image/png"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/authn/authntest"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -223,26 +223,13 @@ func TestLockoutParallel(t *testing.T) {
 			chs = append(chs, ch)
 		}
 		ch := chs[0]
-		var wg sync.WaitGroup
-		var wrongN, lockedN atomic.Int32
+		var reqs []authn.VerifyRequest
 		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: chs[i].ID, Response: wrong(answer(t, card, chs[i]))})
-				switch {
-				case errors.Is(err, authn.ErrWrongAnswer):
-					wrongN.Add(1)
-				case errors.Is(err, authn.ErrLocked):
-					lockedN.Add(1)
-				default:
-					t.Errorf("Verify: %v", err)
-				}
-			}()
+			reqs = append(reqs, authn.VerifyRequest{PassportID: "alice", ChallengeID: chs[i].ID, Response: wrong(answer(t, card, chs[i]))})
 		}
-		wg.Wait()
-		if wrongN.Load() != 5 || lockedN.Load() != n-5 {
-			t.Fatalf("%d wrong, %d locked; want 5 and %d", wrongN.Load(), lockedN.Load(), n-5)
+		wrongN, lockedN := authntest.WrongConcurrently(ctx, t, f, reqs)
+		if wrongN != 5 || lockedN != n-5 {
+			t.Fatalf("%d wrong, %d locked; want 5 and %d", wrongN, lockedN, n-5)
 		}
 		_, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)})
 		var le *authn.LockedError
@@ -260,26 +247,9 @@ func TestSingleUseParallel(t *testing.T) {
 		card, _ := s.Issue(ctx, "alice")
 		ch, _ := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
 		good := answer(t, card, ch)
-		var wg sync.WaitGroup
-		var ok, used atomic.Int32
-		for range 12 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: good})
-				switch {
-				case err == nil:
-					ok.Add(1)
-				case errors.Is(err, authn.ErrUsed):
-					used.Add(1)
-				default:
-					t.Errorf("Verify: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
-		if ok.Load() != 1 || used.Load() != 11 {
-			t.Fatalf("%d ok, %d used; want 1 and 11", ok.Load(), used.Load())
+		ok, used := authntest.VerifyConcurrently(ctx, t, f, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: good}, 12)
+		if ok != 1 || used != 11 {
+			t.Fatalf("%d ok, %d used; want 1 and 11", ok, used)
 		}
 		if uses(t, db, card.Serial) != 1 {
 			t.Fatalf("uses = %d", uses(t, db, card.Serial))

@@ -9,7 +9,6 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/authn/authntest"
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/authsvc/ushield"
 	"github.com/egate-bank/egate/devices/piv"
@@ -216,24 +216,9 @@ func TestVerify(t *testing.T) {
 				t.Fatal(err)
 			}
 			proof := alice.sign(t, ch.Data)
-			var wg sync.WaitGroup
-			var ok, used atomic.Int32
-			for range 8 {
-				wg.Go(func() {
-					_, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: proof})
-					switch {
-					case err == nil:
-						ok.Add(1)
-					case errors.Is(err, authn.ErrUsed):
-						used.Add(1)
-					default:
-						t.Errorf("Verify: %v", err)
-					}
-				})
-			}
-			wg.Wait()
-			if ok.Load() != 1 || used.Load() != 7 {
-				t.Fatalf("%d succeeded and %d were told used, want 1 and 7", ok.Load(), used.Load())
+			ok, used := authntest.VerifyConcurrently(ctx, t, f, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: proof}, 8)
+			if ok != 1 || used != 7 {
+				t.Fatalf("%d succeeded and %d were told used, want 1 and 7", ok, used)
 			}
 		})
 		t.Run("enrollment state", func(t *testing.T) {

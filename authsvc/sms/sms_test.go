@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/authn/authntest"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
 )
@@ -205,26 +206,9 @@ func TestLockoutAndSingleUseParallel(t *testing.T) {
 		// Single use: many right answers at once, one wins.
 		ch, _ := r.f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
 		code, _ := r.lastCode(t, "13800005678")
-		var wg sync.WaitGroup
-		var ok, used atomic.Int32
-		for range 10 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := r.f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: []byte(code)})
-				switch {
-				case err == nil:
-					ok.Add(1)
-				case errors.Is(err, authn.ErrUsed):
-					used.Add(1)
-				default:
-					t.Errorf("Verify: %v", err)
-				}
-			}()
-		}
-		wg.Wait()
-		if ok.Load() != 1 || used.Load() != 9 {
-			t.Fatalf("%d ok %d used; want 1 and 9", ok.Load(), used.Load())
+		ok, used := authntest.VerifyConcurrently(ctx, t, r.f, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: []byte(code)}, 10)
+		if ok != 1 || used != 9 {
+			t.Fatalf("%d ok %d used; want 1 and 9", ok, used)
 		}
 		// Lockout: wrong answers on separate challenges at once.
 		var chs []authn.Challenge
@@ -237,25 +221,13 @@ func TestLockoutAndSingleUseParallel(t *testing.T) {
 			cd, _ := r.lastCode(t, "13800005678")
 			chs, codes = append(chs, c), append(codes, cd)
 		}
-		var wrongN, lockedN atomic.Int32
+		var reqs []authn.VerifyRequest
 		for i := range chs {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := r.f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: chs[i].ID, Response: []byte(otherCode(codes[i]))})
-				switch {
-				case errors.Is(err, authn.ErrWrongAnswer):
-					wrongN.Add(1)
-				case errors.Is(err, authn.ErrLocked):
-					lockedN.Add(1)
-				default:
-					t.Errorf("Verify: %v", err)
-				}
-			}()
+			reqs = append(reqs, authn.VerifyRequest{PassportID: "alice", ChallengeID: chs[i].ID, Response: []byte(otherCode(codes[i]))})
 		}
-		wg.Wait()
-		if wrongN.Load() != 3 || lockedN.Load() != 7 {
-			t.Fatalf("%d wrong %d locked; want 3 and 7", wrongN.Load(), lockedN.Load())
+		wrongN, lockedN := authntest.WrongConcurrently(ctx, t, r.f, reqs)
+		if wrongN != 3 || lockedN != 7 {
+			t.Fatalf("%d wrong %d locked; want 3 and 7", wrongN, lockedN)
 		}
 		if _, err := r.f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin}); !errors.Is(err, authn.ErrLocked) {
 			t.Fatalf("Begin while locked = %v", err)

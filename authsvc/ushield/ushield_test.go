@@ -8,12 +8,12 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/authn/authntest"
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/devices/pkcs11token"
 	"github.com/egate-bank/egate/internal/store"
@@ -212,26 +212,9 @@ func TestVerify(t *testing.T) {
 			ch, _ := gen1.Begin(ctx, tx)
 			resp := alice.sign(t, ch.Data, false)
 			const n = 16
-			var wg sync.WaitGroup
-			var ok, used atomic.Int32
-			for range n {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					_, err := gen1.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: resp})
-					switch {
-					case err == nil:
-						ok.Add(1)
-					case errors.Is(err, authn.ErrUsed):
-						used.Add(1)
-					default:
-						t.Errorf("Verify: %v", err)
-					}
-				}()
-			}
-			wg.Wait()
-			if ok.Load() != 1 || used.Load() != n-1 {
-				t.Fatalf("%d successes and %d ErrUsed, want 1 and %d", ok.Load(), used.Load(), n-1)
+			ok, used := authntest.VerifyConcurrently(ctx, t, gen1, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: resp}, n)
+			if ok != 1 || used != n-1 {
+				t.Fatalf("%d successes and %d ErrUsed, want 1 and %d", ok, used, n-1)
 			}
 		})
 	})

@@ -1,0 +1,61 @@
+// Package authntest holds checks that every authn.Factor's tests share.
+package authntest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+)
+
+// VerifyConcurrently sends the same right answer to f from n goroutines at
+// once and counts the outcomes: ok accepted, used told authn.ErrUsed. Any
+// other error fails t. A single-use challenge gives ok == 1, used == n-1.
+func VerifyConcurrently(ctx context.Context, t testing.TB, f authn.Factor, req authn.VerifyRequest, n int) (ok, used int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var okN, usedN atomic.Int32
+	for range n {
+		wg.Go(func() {
+			_, err := f.Verify(ctx, req)
+			switch {
+			case err == nil:
+				okN.Add(1)
+			case errors.Is(err, authn.ErrUsed):
+				usedN.Add(1)
+			default:
+				t.Errorf("Verify: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	return int(okN.Load()), int(usedN.Load())
+}
+
+// WrongConcurrently sends every request (each a wrong answer) to f at once
+// and counts the outcomes: wrong told authn.ErrWrongAnswer, locked told
+// authn.ErrLocked. Any other error fails t. A lockout after N failures gives
+// wrong == N and locked == len(reqs)-N.
+func WrongConcurrently(ctx context.Context, t testing.TB, f authn.Factor, reqs []authn.VerifyRequest) (wrong, locked int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var wrongN, lockedN atomic.Int32
+	for _, req := range reqs {
+		wg.Go(func() {
+			_, err := f.Verify(ctx, req)
+			switch {
+			case errors.Is(err, authn.ErrWrongAnswer):
+				wrongN.Add(1)
+			case errors.Is(err, authn.ErrLocked):
+				lockedN.Add(1)
+			default:
+				t.Errorf("Verify: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	return int(wrongN.Load()), int(lockedN.Load())
+}

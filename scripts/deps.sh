@@ -10,7 +10,7 @@ PKGS=(
   pcscd libpcsclite-dev vsmartcard-vpcd pcsc-tools  # PC/SC with the virtual reader (PIV)
   yubico-piv-tool                   # PIV interop reference
   oathtool                          # OATH reference
-  openssl                           # certificate and signature reference
+  openssl libengine-pkcs11-openssl  # certificate and signature reference; OpenSSL through PKCS#11 (PIV interop)
   postgresql                        # the multi-replica engine, for tests
   chromium                          # browser tests (chromedp)
   fonts-dejavu-core                 # text in rendered images

@@ -356,4 +356,48 @@ func TestLoginToolErrors(t *testing.T) {
 			t.Fatalf("level 5 without a 2nd-generation U-shield: %d %s", r.status, r.body)
 		}
 	})
+	// signWith answers the U-shield page in r.
+	signWith := func(t *testing.T, b *browser, id string, r resp) resp {
+		t.Helper()
+		m := challengeRE.FindStringSubmatch(r.body)
+		if m == nil {
+			t.Fatalf("want the U-shield page: %d %s", r.status, r.body)
+		}
+		return b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {us.proof(t, []byte(html.UnescapeString(m[1])), false)}}))
+	}
+	t.Run("another tool instead of the one chosen", func(t *testing.T) {
+		b, a, id, r := start(t, 3, "otp")
+		if got := choices(r.body); r.status != 200 || !slices.Equal(got, []string{"ushield"}) || !strings.Contains(r.body, "Or use another of your tools") {
+			t.Fatalf("the TOTP page offers %v: %d %s", got, r.status, r.body)
+		}
+		r = b.post("/login/factor/begin", url.Values{"id": {id}, "factor": {"ushield"}})
+		if m := factorRE.FindStringSubmatch(r.body); r.status != 200 || m == nil || m[1] != "ushield" || !slices.Equal(choices(r.body), []string{"otp"}) {
+			t.Fatalf("want the U-shield page offering the TOTP token: %d %s", r.status, r.body)
+		}
+		// The TOTP challenge was replaced: a right code now answers the
+		// U-shield's challenge and is refused as no proof.
+		r2 := b.post("/login/factor", url.Values{"id": {id}, "response": {totp(t, seed, fe.clk.Now())}})
+		if r2.status != 401 || errorCode(r2.body) != "bad_response" {
+			t.Fatalf("TOTP code after switching: %d %s", r2.status, r2.body)
+		}
+		r = b.follow(signWith(t, b, id, r2))
+		tk := fe.exchange(a, a.codeFrom(t, r))
+		if c, err := fe.claims(tk.id); err != nil || !slices.Equal(amrOf(c), []string{"pwd", "hwk", "mfa"}) {
+			t.Fatalf("claims %v %v", c, err)
+		}
+	})
+	t.Run("a locked tool still offers the others", func(t *testing.T) {
+		b, a, id, r := start(t, 3, "otp")
+		for i := 0; r.status != 403; i++ {
+			if i == 20 {
+				t.Fatalf("the TOTP token never locked: %d %s", r.status, r.body)
+			}
+			r = b.post("/login/factor", url.Values{"id": {id}, "response": {"00000000"}})
+		}
+		if errorCode(r.body) != "locked" || !slices.Equal(choices(r.body), []string{"ushield"}) {
+			t.Fatalf("locked page: %d %s", r.status, r.body)
+		}
+		r = b.post("/login/factor/begin", url.Values{"id": {id}, "factor": {"ushield"}})
+		a.codeFrom(t, signWith(t, b, id, r))
+	})
 }

@@ -314,11 +314,34 @@ func captchaMessage(err error, code string) string {
 }
 
 func (s *Server) renderLocked(w http.ResponseWriter, le *authn.LockedError) {
+	s.render(w, http.StatusForbidden, "locked", lockedPage(le))
+}
+
+func lockedPage(le *authn.LockedError) page {
 	p := page{Message: "Your " + le.Factor + " is locked after too many failed attempts.", ErrorCode: "locked"}
 	if !le.Until.IsZero() {
 		p.Until = le.Until.Format("2006-01-02 15:04 MST")
 	}
+	return p
+}
+
+// renderLockedFactor is the locked page for a second-factor tool: the
+// customer's other tools of the level are still offered.
+func (s *Server) renderLockedFactor(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, le *authn.LockedError) {
+	p := lockedPage(le)
+	p.ID, p.Client, p.Level, p.Factors = ar.ID, ar.GetClientID(), ar.RequiredLevel(), s.otherFactors(r, ar, f, fac)
 	s.render(w, http.StatusForbidden, "locked", p)
+}
+
+// otherFactors are the customer's tools of the level other than fac.
+func (s *Server) otherFactors(r *http.Request, ar *oidcop.AuthRequest, f *flow, fac authn.Factor) []choice {
+	var out []choice
+	for _, o := range s.usableFactors(r.Context(), f.PassportID, ar.RequiredLevel()) {
+		if o != fac {
+			out = append(out, choice{Name: o.Name(), Label: factorLabel(o), Level: int(o.Level())})
+		}
+	}
+	return out
 }
 
 // usableFactors are the customer's enrolled tools at or above the level.
@@ -377,7 +400,7 @@ func (s *Server) beginFactorMsg(w http.ResponseWriter, r *http.Request, ar *oidc
 	var le *authn.LockedError
 	switch {
 	case errors.As(err, &le):
-		s.renderLocked(w, le)
+		s.renderLockedFactor(w, r, ar, f, fac, le)
 		return
 	case err != nil:
 		s.message(w, http.StatusServiceUnavailable, "Try again", "The "+fac.Name()+" could not start: "+safeFactorError(err), factorCode(err))
@@ -390,12 +413,16 @@ func (s *Server) beginFactorMsg(w http.ResponseWriter, r *http.Request, ar *oidc
 	if !s.saveFlow(ctx, w, ar.ID, f) {
 		return
 	}
-	s.renderFactor(w, status, ar, f, fac, msg, code)
+	s.renderFactor(w, r, status, ar, f, fac, msg, code)
 }
 
-func (s *Server) renderFactor(w http.ResponseWriter, status int, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, msg, code string) {
+// renderFactor shows fac's open challenge, and the customer's other tools
+// of the level, any of which replaces it (POST /login/factor/begin): a
+// customer whose token is at home uses the SMS code instead.
+func (s *Server) renderFactor(w http.ResponseWriter, r *http.Request, status int, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, msg, code string) {
+	others := s.otherFactors(r, ar, f, fac)
 	s.render(w, status, "factor", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factor: fac.Name(), FactorLabel: factorLabel(fac),
-		Prompt: f.Prompt, Data: f.Data, Proof: f.Proof, Error: msg, ErrorCode: code})
+		Prompt: f.Prompt, Data: f.Data, Proof: f.Proof, Error: msg, ErrorCode: code, Factors: others})
 }
 
 // choice is a tool offered on the choice page.
@@ -491,7 +518,7 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 	var le *authn.LockedError
 	if errors.As(err, &le) {
 		s.auditLogin(ctx, "login.factor", ar, f, ip, "locked", "factor", fac.Name())
-		s.renderLocked(w, le)
+		s.renderLockedFactor(w, r, ar, f, fac, le)
 		return
 	}
 	if err != nil {
@@ -504,13 +531,13 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 		s.auditLogin(ctx, "login.factor", ar, f, ip, factorCode(err), "factor", fac.Name())
 		switch {
 		case errors.As(err, &le):
-			s.renderLocked(w, le)
+			s.renderLockedFactor(w, r, ar, f, fac, le)
 		case errors.Is(err, authn.ErrExpired), errors.Is(err, authn.ErrUsed), errors.Is(err, authn.ErrUnknown):
 			s.beginFactorMsg(w, r, ar, f, fac, http.StatusUnauthorized, "That challenge had expired or was already used; answer this new one.", factorCode(err))
 		case challengeUsedByFailure(fac):
 			s.beginFactorMsg(w, r, ar, f, fac, http.StatusUnauthorized, safeFactorError(err), factorCode(err))
 		default:
-			s.renderFactor(w, http.StatusUnauthorized, ar, f, fac, safeFactorError(err), factorCode(err))
+			s.renderFactor(w, r, http.StatusUnauthorized, ar, f, fac, safeFactorError(err), factorCode(err))
 		}
 		return
 	}

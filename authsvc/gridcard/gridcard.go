@@ -337,8 +337,21 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 		}
 		return authn.Result{}, fmt.Errorf("grid card: %w (%d tries left)", authn.ErrWrongAnswer, c.maxAt-attempts)
 	}
-	if _, err := s.db.Exec(ctx, `UPDATE gridcards SET attempts = 0, uses = uses + 1 WHERE serial = ?`, c.serial); err != nil {
+	// Count the use only while the card has uses left: two right answers
+	// to two challenges at once must not take a card past MaxUses.
+	res, err := s.db.Exec(ctx, `UPDATE gridcards SET attempts = 0, uses = uses + 1 WHERE serial = ? AND uses < max_uses`, c.serial)
+	if err != nil {
 		return authn.Result{}, fmt.Errorf("counting the grid card use: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return authn.Result{}, fmt.Errorf("counting the grid card use: %w", err)
+	} else if n == 0 {
+		// A parallel answer took the last use; this right answer is no
+		// failure, so its attempt is given back.
+		if _, err := s.db.Exec(ctx, `UPDATE gridcards SET attempts = attempts - 1 WHERE serial = ? AND attempts > 0`, c.serial); err != nil {
+			return authn.Result{}, fmt.Errorf("grid card: %w: %w (and giving back the attempt: %w)", authn.ErrRevoked, ErrExhausted, err)
+		}
+		return authn.Result{}, fmt.Errorf("grid card: %w: %w", authn.ErrRevoked, ErrExhausted)
 	}
 	return authn.Result{Factor: Name, Level: 2, AMR: "otp"}, nil
 }

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"image/png"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,14 +22,20 @@ import (
 )
 
 // gcmSealer stands in for the HSM in the table tests (TestWithHSM uses SoftHSM).
-type gcmSealer struct{ aead cipher.AEAD }
+type gcmSealer struct {
+	aead cipher.AEAD
+	// barrier, when set, holds every Unseal until barrier's count of them
+	// have arrived: answers in parallel all pass their checks before any
+	// counts its use.
+	barrier *sync.WaitGroup
+}
 
 func newSealer() *gcmSealer {
 	k := make([]byte, 32)
 	rand.Read(k)
 	b, _ := aes.NewCipher(k)
 	a, _ := cipher.NewGCM(b)
-	return &gcmSealer{a}
+	return &gcmSealer{aead: a}
 }
 
 func (g *gcmSealer) Seal(_ context.Context, label string, pt, aad []byte) ([]byte, error) {
@@ -38,6 +45,10 @@ func (g *gcmSealer) Seal(_ context.Context, label string, pt, aad []byte) ([]byt
 }
 
 func (g *gcmSealer) Unseal(_ context.Context, label string, s, aad []byte) ([]byte, error) {
+	if g.barrier != nil {
+		g.barrier.Done()
+		g.barrier.Wait()
+	}
 	ns := g.aead.NonceSize()
 	return g.aead.Open(nil, s[:ns], s[ns:], append([]byte(label), aad...))
 }
@@ -200,6 +211,62 @@ func TestExpiresAfterUses(t *testing.T) {
 		}
 		if ok, _ := f.Enrolled(ctx, "alice"); ok {
 			t.Fatal("an exhausted card counts as enrolled")
+		}
+	})
+}
+
+// TestLastUseParallel answers many challenges rightly at once when the card
+// has one use left: exactly one is accepted, the others are refused as
+// exhausted, and the card never counts past MaxUses.
+func TestLastUseParallel(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		const maxUses, n = 3, 12
+		sealer := newSealer()
+		s, _ := New(db, sealer, Config{MaxUses: maxUses, MaxAttempts: 20}, nil)
+		f := s.Factor()
+		card, _ := s.Issue(ctx, "alice")
+		for i := range maxUses - 1 {
+			ch, _ := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
+			if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)}); err != nil {
+				t.Fatalf("use %d: %v", i+1, err)
+			}
+		}
+		reqs := make([]authn.VerifyRequest, n)
+		for i := range reqs {
+			ch, err := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqs[i] = authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)}
+		}
+		sealer.barrier = new(sync.WaitGroup)
+		sealer.barrier.Add(n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range reqs {
+			wg.Go(func() { _, errs[i] = f.Verify(ctx, reqs[i]) })
+		}
+		wg.Wait()
+		ok := 0
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case errors.Is(err, ErrExhausted):
+			default:
+				t.Errorf("answer %d: %v, want success or ErrExhausted", i, err)
+			}
+		}
+		if ok != 1 {
+			t.Fatalf("%d right answers accepted with one use left, want 1", ok)
+		}
+		var uses, attempts int
+		if err := db.QueryRow(ctx, `SELECT uses, attempts FROM gridcards WHERE passport_id = ?`, "alice").Scan(&uses, &attempts); err != nil {
+			t.Fatal(err)
+		}
+		if uses != maxUses || attempts != 0 {
+			t.Fatalf("card uses %d attempts %d, want %d and 0", uses, attempts, maxUses)
 		}
 	})
 }

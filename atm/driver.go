@@ -21,6 +21,10 @@ var (
 	ErrUncertain = errors.New("atm: outcome uncertain")
 	// ErrDriverClosed is returned by every call after Close.
 	ErrDriverClosed = errors.New("atm: driver closed")
+	// ErrWrongTxn means a reply carried the record of another transaction
+	// than the one asked about. It is never taken as an answer: the outcome
+	// is uncertain until TXN_STATUS states it for the right id.
+	ErrWrongTxn = errors.New("atm: reply for another transaction")
 )
 
 // UncertainError carries the transaction whose outcome is unknown.
@@ -468,15 +472,19 @@ func (d *Driver) PIN(ctx context.Context, m PINRequest) (PINReply, error) {
 	return r, nil
 }
 
-// txnCall runs a request answered by a TxnReply and records the result.
-func (d *Driver) txnCall(ctx context.Context, t MsgType, payload []byte) (TxnReply, error) {
-	f, err := d.call(ctx, t, payload)
+// txnCall runs a request about id answered by a TxnReply and records the
+// result. A reply whose record is not id's is refused with ErrWrongTxn.
+func (d *Driver) txnCall(ctx context.Context, t MsgType, id TxnID) (TxnReply, error) {
+	f, err := d.call(ctx, t, TxnRequest{id}.Marshal())
 	if err != nil {
 		return TxnReply{}, err
 	}
 	r, err := ParseTxnReply(f.Payload)
 	if err != nil {
 		return r, fmt.Errorf("atm: %s reply: %w", t, err)
+	}
+	if r.Record.ID != id {
+		return TxnReply{}, fmt.Errorf("atm: %s %s: reply names %s: %w", t, id, r.Record.ID, ErrWrongTxn)
 	}
 	d.record(r.Record)
 	return r, nil
@@ -485,7 +493,7 @@ func (d *Driver) txnCall(ctx context.Context, t MsgType, payload []byte) (TxnRep
 // TxnStatus asks the ATM what it knows about id. A record in state NONE
 // means the ATM never accepted the id.
 func (d *Driver) TxnStatus(ctx context.Context, id TxnID) (TxnRecord, error) {
-	r, err := d.txnCall(ctx, TypeTxnStatus, TxnRequest{id}.Marshal())
+	r, err := d.txnCall(ctx, TypeTxnStatus, id)
 	if err != nil {
 		return TxnRecord{}, err
 	}
@@ -515,9 +523,13 @@ func (d *Driver) Dispense(ctx context.Context, id TxnID, amount int64, notes []N
 		f, err := d.call(ctx, TypeDispense, payload)
 		if err == nil {
 			r, perr := ParseTxnReply(f.Payload)
-			if perr != nil {
+			switch {
+			case perr != nil:
 				err = fmt.Errorf("atm: DISPENSE reply: %w", perr)
-			} else {
+			case r.Record.ID != id:
+				// Never an answer, not even a refusal: ask for id's outcome.
+				err = fmt.Errorf("atm: DISPENSE %s: reply names %s: %w", id, r.Record.ID, ErrWrongTxn)
+			default:
 				switch {
 				case r.Record.State.Final():
 					d.record(r.Record)
@@ -612,7 +624,7 @@ func (d *Driver) Reject(ctx context.Context, id TxnID) (TxnRecord, error) {
 }
 
 func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord, error) {
-	r, err := d.txnCall(ctx, t, TxnRequest{id}.Marshal())
+	r, err := d.txnCall(ctx, t, id)
 	var de *DeviceError
 	if err != nil && !errors.As(err, &de) {
 		// Lost reply: the ATM keeps the outcome; ask it.

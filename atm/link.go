@@ -234,6 +234,11 @@ func (l *Link) handle(f Frame) {
 		return
 	}
 	l.lastRecv = int(f.Seq)
+	if f.Seq == 0 {
+		// A new session: the peer numbers from 1 again, so a reply cached
+		// for the old session's SEQ n must never answer the new SEQ n.
+		l.clearReplies()
+	}
 	l.mu.Unlock()
 	if f.Ref != 0 {
 		l.signal(int(f.Ref), true) // a reply implies the ACK of its request
@@ -242,6 +247,13 @@ func (l *Link) handle(f Frame) {
 	case l.recv <- f:
 	case <-l.done:
 	}
+}
+
+// clearReplies empties the reply cache; the caller holds mu. The cache is
+// per session (PROTOCOL.md §3): any SEQ-0 frame, received or sent, ends it.
+func (l *Link) clearReplies() {
+	clear(l.replies)
+	l.replyOrder = l.replyOrder[:0]
 }
 
 // signal tells a waiting Send about an ACK (for seq, or any if -1) or a NAK.
@@ -320,6 +332,7 @@ func (l *Link) send(ctx context.Context, t MsgType, ref uint8, payload []byte, s
 	var seq uint8
 	if start {
 		l.sendSeq = 0
+		l.clearReplies()
 	} else {
 		l.sendSeq++
 		if l.sendSeq == 0 {

@@ -122,3 +122,61 @@ func TestLinkTimers(t *testing.T) {
 		})
 	}
 }
+
+// A session restart (SEQ 0) empties the reply cache: after HELLO the host
+// numbers from 1 again, and a retransmission of the new SEQ 1 must not be
+// answered with the old session's reply for SEQ 1.
+func TestLinkHelloThenRetransmitSeq1GetsFreshExecution(t *testing.T) {
+	t.Parallel()
+	a, b, rawA := pipeLinks(t)
+	ctx := context.Background()
+	// Session 1: request A (SEQ 1) and its reply.
+	seq, err := a.Send(ctx, TypeDispense, 0, []byte("A"))
+	if err != nil || seq != 1 {
+		t.Fatalf("seq %d, %v", seq, err)
+	}
+	req := recvT(t, b)
+	if _, err := b.Send(ctx, TypeDispense|ReplyBit, req.Seq, []byte("reply-for-A")); err != nil {
+		t.Fatal(err)
+	}
+	if rep := recvT(t, a); string(rep.Payload) != "reply-for-A" {
+		t.Fatalf("reply %q", rep.Payload)
+	}
+	// Session 2: HELLO (SEQ 0) and its SEQ-0 reply.
+	if _, err := a.SendStart(ctx, TypeHello, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	if h := recvT(t, b); h.Type != TypeHello {
+		t.Fatalf("got %v", h)
+	}
+	if _, err := b.SendStart(ctx, TypeHello|ReplyBit, 0, nil); err != nil {
+		t.Fatal(err)
+	}
+	recvT(t, a)
+	// Request B, SEQ 1 again; its ACK is "lost" and the host retransmits.
+	seq, err = a.Send(ctx, TypeDispense, 0, []byte("B"))
+	if err != nil || seq != 1 {
+		t.Fatalf("seq %d, %v", seq, err)
+	}
+	if req := recvT(t, b); string(req.Payload) != "B" {
+		t.Fatalf("B not delivered for execution: %v", req)
+	}
+	raw, _ := EncodeFrame(Frame{Seq: 1, Type: TypeDispense, Payload: []byte("B")})
+	a.writeMu.Lock()
+	rawA.Write(raw)
+	a.writeMu.Unlock()
+	select {
+	case f := <-a.Recv():
+		t.Fatalf("retransmission of B answered with %q before B was executed", f.Payload)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if got := b.Stats.Duplicates.Load(); got != 1 {
+		t.Fatalf("receiver counted %d duplicates, want 1", got)
+	}
+	if _, err := b.Send(ctx, TypeDispense|ReplyBit, 1, []byte("reply-for-B")); err != nil {
+		t.Fatal(err)
+	}
+	if rep := recvT(t, a); string(rep.Payload) != "reply-for-B" {
+		t.Fatalf("reply %q, want reply-for-B", rep.Payload)
+	}
+}

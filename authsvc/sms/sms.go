@@ -7,8 +7,14 @@
 // Sending is limited per customer, per phone number and per client IP with
 // fixed-window counters in the database (one INSERT … ON CONFLICT DO UPDATE
 // … WHERE n < limit RETURNING n each), so replicas together never send more
-// than the limits and SMS can't be used for spam or to run up costs. Wrong
-// codes count toward a per-customer lockout that lifts after LockFor.
+// than the limits and SMS can't be used for spam or to run up costs. Requests
+// without a client IP all count under one key, "ip:unknown". Wrong codes
+// count toward a per-customer lockout that lifts after LockFor.
+//
+// Messages leave through a Gateway: HTTPGateway, an operator's HTTP API, in
+// production; Sink, which keeps every message (live codes included) in clear
+// in the database for `egate sim sms`, only in development. A send that
+// fails retires its challenge. See README.md for the config keys.
 package sms
 
 import (
@@ -28,6 +34,10 @@ import (
 	"github.com/egate-bank/egate/authsvc/challenge"
 	"github.com/egate-bank/egate/internal/store"
 )
+
+// UnknownIP is the client IP that send limits count a request without one
+// under (the key "ip:unknown"): such requests share one per-IP limit.
+const UnknownIP = "unknown"
 
 // Name is the factor's name.
 const Name = "sms"
@@ -266,10 +276,14 @@ func (f factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challe
 	if err := s.take(ctx, "phone", phone, s.cfg.PerPhone); err != nil {
 		return authn.Challenge{}, err
 	}
-	if req.ClientIP != "" {
-		if err := s.take(ctx, "ip", req.ClientIP, s.cfg.PerIP); err != nil {
-			return authn.Challenge{}, err
-		}
+	// A request without a client IP still counts: all of them share one key,
+	// so a caller that forgets the IP cannot send past the cost limit.
+	ip := req.ClientIP
+	if ip == "" {
+		ip = UnknownIP
+	}
+	if err := s.take(ctx, "ip", ip, s.cfg.PerIP); err != nil {
+		return authn.Challenge{}, err
 	}
 	n, err := rand.Int(rand.Reader, big.NewInt(1000000))
 	if err != nil {
@@ -288,6 +302,12 @@ func (f factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challe
 	body := fmt.Sprintf("[%s] %s is your code to %s. Valid %d minutes. Never tell anyone this code, not even bank staff.",
 		s.cfg.BankName, code, what, int(s.cfg.TTL.Minutes()))
 	if err := s.gw.Send(ctx, Message{To: phone, Body: body}); err != nil {
+		// The operator may have delivered it all the same (a timeout after it
+		// took the message): mark the challenge used, so that no code of a
+		// send that failed is ever accepted. The customer asks for a new one.
+		if cerr := s.ch.Consume(context.WithoutCancel(ctx), Name, req.PassportID, rec.ID); cerr != nil {
+			return authn.Challenge{}, fmt.Errorf("sending the SMS to %s: %w (and retiring its challenge: %v)", MaskPhone(phone), err, cerr)
+		}
 		return authn.Challenge{}, fmt.Errorf("sending the SMS to %s: %w", MaskPhone(phone), err)
 	}
 	return authn.Challenge{ID: rec.ID, Factor: Name, Prompt: "Code sent to " + MaskPhone(phone), ExpiresAt: rec.ExpiresAt}, nil

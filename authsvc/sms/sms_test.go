@@ -142,6 +142,8 @@ func TestSendLimits(t *testing.T) {
 			{"per customer", Config{PerCustomer: 2}, []authn.BeginRequest{login("alice", "1.1.1.1"), login("alice", "2.2.2.2"), login("alice", "3.3.3.3")}, "customer"},
 			{"per phone", Config{PerPhone: 2}, []authn.BeginRequest{login("bob", "1.1.1.1"), login("mallory", "2.2.2.2"), login("bob", "3.3.3.3")}, "phone"},
 			{"per ip", Config{PerIP: 2}, []authn.BeginRequest{login("alice", "9.9.9.9"), login("bob", "9.9.9.9"), login("alice", "9.9.9.9")}, "ip"},
+			// Requests without a client IP share one per-IP limit ("ip:unknown").
+			{"per ip, none given", Config{PerIP: 2}, []authn.BeginRequest{login("alice", ""), login("bob", ""), login("alice", "")}, "ip"},
 		}
 		for _, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {

@@ -4,19 +4,30 @@
 // any record breaks every hash after it; Verify walks the chain and names the
 // first broken position. (Signed checkpoints of the head come later.)
 //
-// Replicas append concurrently: each takes the head's position and inserts
-// the next one; the primary key on the position makes a racing replica
-// fail, re-read the head and retry.
+// Concurrency: appends are serialised, not raced. Every Append runs in one
+// transaction that first takes a lock every appender takes, then reads the
+// head and inserts the next position, then commits, which releases the lock.
+// On PostgreSQL the lock is a transaction-scoped advisory lock
+// (pg_advisory_xact_lock on LockKey), so replicas on one database queue for
+// it; on SQLite it is the database's write lock, taken up front by BEGIN
+// IMMEDIATE (a deferred transaction that reads first could not upgrade to
+// writing while another connection writes), and a second process waits for
+// it within the store's busy timeout. The primary key on the position stays
+// as a safety net: an appender that does not take the lock (an older
+// replica during a rolling upgrade) makes the insert conflict, and Append
+// re-reads the head and tries again; with the lock that never happens.
 package audit
 
 import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/egate-bank/egate/internal/store"
@@ -70,6 +81,9 @@ func (e *BrokenError) Unwrap() error { return ErrBroken }
 type Log struct {
 	db  *store.DB
 	now func() time.Time
+	// conflicts counts position conflicts Append retried; with every
+	// appender taking the lock it stays zero (the tests check).
+	conflicts atomic.Int64
 }
 
 // New returns the log.
@@ -80,36 +94,126 @@ func New(db *store.DB, now func() time.Time) *Log {
 	return &Log{db: db, now: now}
 }
 
-// Append adds a record and returns its position.
+// LockKey is the PostgreSQL advisory lock (pg_advisory_xact_lock) that
+// serialises appends: "egateAud" in ASCII, distinct from the migrations'.
+const LockKey int64 = 0x6567617465417564
+
+// maxAttempts bounds the retries on a position conflict, which only an
+// appender that skips the lock can cause.
+const maxAttempts = 100
+
+// ErrContention says Append gave up after maxAttempts position conflicts.
+var ErrContention = errors.New("appending audit record: too much contention")
+
+// Append adds a record and returns its position. Concurrent appends, in
+// this process or in other replicas on the same database, wait for each
+// other (see the package doc) and all succeed.
 func (l *Log) Append(ctx context.Context, kind string, fields map[string]string) (int64, error) {
 	if fields == nil {
 		fields = map[string]string{}
 	}
 	at := l.now().UnixMilli()
-	for attempt := 0; attempt < 100; attempt++ {
-		var seq int64
-		prev := Genesis
-		err := l.db.QueryRow(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-		if err != nil && !errors.Is(err, sql.ErrNoRows) {
-			return 0, fmt.Errorf("reading audit head: %w", err)
+	for range maxAttempts {
+		var (
+			seq int64
+			err error
+		)
+		if l.db.Driver() == store.Postgres {
+			seq, err = l.appendPostgres(ctx, at, kind, fields)
+		} else {
+			seq, err = l.appendSQLite(ctx, at, kind, fields)
 		}
-		r := Record{Seq: seq + 1, AtMS: at, Kind: kind, Fields: fields}
-		canon := r.Canonical()
-		h, err := ChainHash(prev, canon)
+		if store.IsUniqueViolation(err) {
+			l.conflicts.Add(1)
+			continue // an appender without the lock took this position
+		}
 		if err != nil {
 			return 0, err
 		}
-		_, err = l.db.Exec(ctx, `INSERT INTO audit_log (seq, at_ms, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)`,
-			r.Seq, at, kind, string(canon), prev, h)
-		if store.IsUniqueViolation(err) {
-			continue // another replica took this position
-		}
-		if err != nil {
-			return 0, fmt.Errorf("appending audit record: %w", err)
-		}
-		return r.Seq, nil
+		return seq, nil
 	}
-	return 0, errors.New("appending audit record: too much contention")
+	return 0, ErrContention
+}
+
+// appendPostgres appends under the advisory lock, which the transaction's
+// end releases.
+func (l *Log) appendPostgres(ctx context.Context, at int64, kind string, fields map[string]string) (int64, error) {
+	tx, err := l.db.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("appending audit record: %w", err)
+	}
+	defer tx.Rollback() // after Commit, a no-op
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, LockKey); err != nil {
+		return 0, fmt.Errorf("locking the audit log: %w", err)
+	}
+	seq, err := l.insertNext(ctx, tx.Tx, at, kind, fields)
+	if err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("appending audit record: %w", err)
+	}
+	return seq, nil
+}
+
+// appendSQLite appends in a BEGIN IMMEDIATE transaction on one dedicated
+// connection (database/sql's BeginTx cannot ask for IMMEDIATE).
+func (l *Log) appendSQLite(ctx context.Context, at int64, kind string, fields map[string]string) (seq int64, err error) {
+	conn, err := l.db.Conn(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("appending audit record: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		return 0, fmt.Errorf("locking the audit log: %w", err)
+	}
+	defer func() {
+		if err == nil {
+			return
+		}
+		// The caller's context may be what failed; the rollback must still
+		// run, or the connection would go back to the pool mid-transaction.
+		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); rerr != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn }) // discard it instead
+		}
+	}()
+	seq, err = l.insertNext(ctx, conn, at, kind, fields)
+	if err != nil {
+		return 0, err
+	}
+	if _, err = conn.ExecContext(ctx, `COMMIT`); err != nil {
+		return 0, fmt.Errorf("appending audit record: %w", err)
+	}
+	return seq, nil
+}
+
+// querier is what insertNext needs of a *sql.Tx or a *sql.Conn.
+type querier interface {
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+}
+
+// insertNext reads the head and inserts the next record after it; the
+// caller holds the append lock.
+func (l *Log) insertNext(ctx context.Context, q querier, at int64, kind string, fields map[string]string) (int64, error) {
+	var seq int64
+	prev := Genesis
+	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("reading audit head: %w", err)
+	}
+	r := Record{Seq: seq + 1, AtMS: at, Kind: kind, Fields: fields}
+	canon := r.Canonical()
+	h, err := ChainHash(prev, canon)
+	if err != nil {
+		return 0, err
+	}
+	_, err = q.ExecContext(ctx, l.db.Rebind(`INSERT INTO audit_log (seq, at_ms, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)`),
+		r.Seq, at, kind, string(canon), prev, h)
+	if err != nil {
+		return 0, fmt.Errorf("appending audit record: %w", err)
+	}
+	return r.Seq, nil
 }
 
 // Verify walks the whole chain and returns the number of records, or a

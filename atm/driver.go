@@ -629,19 +629,17 @@ func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord,
 	if err != nil && !errors.As(err, &de) {
 		// Lost reply: the ATM keeps the outcome; ask it.
 		d.Resolved.Add(1)
-		rec, rerr := d.resolve(ctx, id)
+		var rec TxnRecord
+		var rerr error
+		if t == TypeRetract {
+			rec, r.Code, rerr = d.resolveRetract(ctx, id)
+		} else {
+			rec, rerr = d.resolve(ctx, id)
+		}
 		if rerr != nil {
 			return TxnRecord{ID: id}, &UncertainError{ID: id, Err: errors.Join(err, rerr)}
 		}
-		r = TxnReply{Record: rec}
-		switch {
-		case t == TypeRetract && rec.State == StateTaken:
-			r.Code = CodeNotPresented
-		case t == TypeRetract && rec.State == StateRetracted && rec.Retracted == RetractUnknown:
-			r.Code = CodeRetractCountUnknown
-		case t == TypeRetract && rec.State != StateRetracted:
-			r.Code = CodeNotPresented
-		}
+		r.Record = rec
 	} else if err != nil {
 		return TxnRecord{ID: id}, err
 	}
@@ -654,4 +652,43 @@ func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord,
 		return rec, &DeviceError{Op: t, Code: r.Code, Record: &rc}
 	}
 	return rec, nil
+}
+
+// resolveRetract learns the outcome of a RETRACT whose reply was lost. Only
+// the two ends of a presentation answer it: TAKEN (the customer was first:
+// NOT_PRESENTED) and RETRACTED (RETRACT_COUNT_UNKNOWN if the ATM could not
+// count), the codes PROTOCOL.md §6.7 gives them. UNKNOWN_TXN is the ATM's own
+// answer. Any other state (PRESENTED: the retract may still run; FAILED) says
+// nothing about the retract, so the driver asks again until ctx ends and then
+// the outcome is uncertain; it never guesses.
+func (d *Driver) resolveRetract(ctx context.Context, id TxnID) (TxnRecord, Code, error) {
+	var last error
+	for {
+		rec, err := d.TxnStatus(ctx, id)
+		if err == nil {
+			switch rec.State {
+			case StateTaken:
+				return rec, CodeNotPresented, nil
+			case StateRetracted:
+				if rec.Retracted == RetractUnknown {
+					return rec, CodeRetractCountUnknown, nil
+				}
+				return rec, OK, nil
+			case StateNone:
+				return rec, CodeUnknownTxn, nil
+			}
+			last = fmt.Errorf("atm: RETRACT %s: ATM reports %s: %w", id, rec.State, ErrUncertain)
+		} else {
+			last = err
+		}
+		if ctx.Err() != nil || errors.Is(err, ErrDriverClosed) {
+			return TxnRecord{}, 0, last
+		}
+		t := time.NewTimer(d.cfg.PollInterval)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
 }

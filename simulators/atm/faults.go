@@ -40,7 +40,7 @@ type Faults struct {
 	TakeDuringRetr   int           // the customer grabs the cash as the next N retracts start
 	RetractUnknown   int           // the next N retracts cannot count the notes
 	CrashAfterPick   int           // kill -9 ourselves after picking N notes of the next dispense (0 off)
-	LineDownMid      time.Duration // the line goes dead for this long in the middle of the next dispense
+	LineDownMid      time.Duration // the line goes dead for this long in the middle of the next dispense or host retract
 	ResetTwice       int           // answer the next N HELLOs twice
 	EventsReversed   int           // send the next N event pairs out of order
 	EventsDuplicated int           // send the next N events twice (as distinct frames)

@@ -812,6 +812,11 @@ func (s *Sim) retract(ctx context.Context, l *atm.Link, req atm.Frame, id atm.Tx
 	}
 	grab := s.f.take(&s.f.TakeDuringRetr)
 	unknown := s.f.take(&s.f.RetractUnknown)
+	if l != nil {
+		if d := time.Duration(s.f.get(func(f *Faults) int { v := f.LineDownMid; f.LineDownMid = 0; return int(v) })); d > 0 {
+			s.f.setLineDown(d)
+		}
+	}
 	sleep(ctx, s.cfg.RetractTime)
 	s.mu.Lock()
 	code := atm.OK

@@ -1,0 +1,89 @@
+package simatm_test
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/atm"
+	simatm "github.com/egate-bank/egate/simulators/atm"
+)
+
+// TestRetractLostReply retracts presented cash while the RETRACT reply is
+// lost or the line dies mid-retract. The driver must then say exactly what
+// the ATM did (record and the code the ATM gives that outcome), or that the
+// outcome is uncertain; it must never report a state the ATM did not reach.
+func TestRetractLostReply(t *testing.T) {
+	t.Parallel()
+	two := []atm.Notes{{Cassette: 2, Count: 2}}
+	for _, tc := range []struct {
+		name     string
+		faults   []string
+		retract  time.Duration // mechanical retract time
+		progress time.Duration // PROGRESS interval
+	}{
+		// No PROGRESS and a retract longer than T_reply: the driver asks
+		// TXN_STATUS while the retract runs (the ATM still says PRESENTED).
+		{"reply late, status asked mid-retract", []string{"drop-reply=1"}, 1200 * time.Millisecond, time.Hour},
+		{"line drops mid-retract", []string{"line-down-mid=700ms"}, 1500 * time.Millisecond, 100 * time.Millisecond},
+		{"reply and its retransmissions lost", []string{"drop-reply=6"}, 100 * time.Millisecond, time.Hour},
+		{"taken during retract, reply lost", []string{"take-during-retract=1", "drop-reply=6"}, 100 * time.Millisecond, time.Hour},
+		{"count unknown, reply lost", []string{"retract-unknown=1", "drop-reply=6"}, 100 * time.Millisecond, time.Hour},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRig(t, func(c *simatm.Config) {
+				noTake(c)
+				c.RetractTime = tc.retract
+				c.ProgressEvery = tc.progress
+			})
+			ctx := ctxT(t, 15*time.Second)
+			id := atm.NewTxnID()
+			if _, err := r.drv.Dispense(ctx, id, 10000, two); err != nil {
+				t.Fatal(err)
+			}
+			for _, f := range tc.faults {
+				if err := r.run.Sim.Faults().Set(f); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rec, err := r.drv.Retract(ctx, id)
+			var ue *atm.UncertainError
+			if errors.As(err, &ue) {
+				if ue.ID != id {
+					t.Fatalf("uncertain about %s, asked about %s", ue.ID, id)
+				}
+				t.Logf("outcome uncertain: %v", err)
+				return
+			}
+			truth, ok := r.run.Sim.Record(id)
+			if !ok {
+				t.Fatal("the ATM has no record")
+			}
+			if truth.State != atm.StateTaken && truth.State != atm.StateRetracted {
+				t.Fatalf("driver answered (%s, %v) before the retract ended (ATM: %s)", rec.State, err, truth.State)
+			}
+			wantCode := atm.OK
+			switch {
+			case truth.State == atm.StateTaken:
+				wantCode = atm.CodeNotPresented
+			case truth.Retracted == atm.RetractUnknown:
+				wantCode = atm.CodeRetractCountUnknown
+			}
+			gotCode := atm.OK
+			var de *atm.DeviceError
+			if errors.As(err, &de) {
+				gotCode = de.Code
+			} else if err != nil {
+				t.Fatalf("retract: %v", err)
+			}
+			if rec.State != truth.State || rec.Retracted != truth.Retracted || gotCode != wantCode {
+				t.Fatalf("driver says %s retracted %d %s; ATM: %s retracted %d %s",
+					rec.State, rec.Retracted, gotCode, truth.State, truth.Retracted, wantCode)
+			}
+			if r.drv.Resolved.Load() == 0 {
+				t.Fatalf("the reply was lost but the driver never asked TXN_STATUS")
+			}
+		})
+	}
+}

@@ -29,9 +29,11 @@ type Deps struct {
 	HSM *hsm.Service
 	// Now is the clock (default time.Now).
 	Now func() time.Time
-	// SMS is the operator's SMS gateway; nil means the development sink
-	// (messages stored in the database outbox and shown under /sim/sms/),
-	// which must never run in production: its messages hold live codes.
+	// SMS is an SMS gateway to use instead of the configured one (tests).
+	// When nil, Build makes sms.HTTPGateway from factors.sms.gateway, or the
+	// development sink (messages stored in the database outbox and shown
+	// under /sim/sms/) only when factors.sms.dev-sink is true: it must never
+	// run in production, its messages hold live codes in clear.
 	SMS sms.Gateway
 }
 
@@ -40,13 +42,17 @@ type Set struct {
 	// Factors are the enabled tools, in level order, for authsvc.Deps.Factors.
 	Factors []authn.Factor
 
-	SMS      *sms.Service      // nil when sms is not enabled
-	SMSSink  *sms.Sink         // non-nil when the development sink is in use
-	GridCard *gridcard.Service // nil when gridcard is not enabled
-	OTP      *otp.Service      // nil when otp is not enabled
-	UShield  *ushield.Service  // nil when neither ushield nor ushield2 is enabled
-	PIV      *pivauth.Service  // nil when piv is not enabled
-	CA       *ca.CA            // nil when the CA is not initialised and no tool needs it
+	SMS     *sms.Service // nil when sms is not enabled
+	SMSSink *sms.Sink    // non-nil when the development sink is in use
+	// SMSGateway is the gateway SMS codes leave through (Deps.SMS, the
+	// operator's HTTP API or SMSSink); nil when sms is not enabled. Other
+	// messages to customers (login alerts) may use it too.
+	SMSGateway sms.Gateway
+	GridCard   *gridcard.Service // nil when gridcard is not enabled
+	OTP        *otp.Service      // nil when otp is not enabled
+	UShield    *ushield.Service  // nil when neither ushield nor ushield2 is enabled
+	PIV        *pivauth.Service  // nil when piv is not enabled
+	CA         *ca.CA            // nil when the CA is not initialised and no tool needs it
 
 	// Handler serves the tools' own HTTP APIs under fixed prefixes:
 	//   /v1/otp/verify, /v1/otp/resync  the OTP back-office API (authsvc/otp)
@@ -71,7 +77,7 @@ type Set struct {
 // goes on without a CA (Set.CA nil; /ca/ answers 503 not_initialized).
 func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 	cfg = cfg.WithDefaults()
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.validate(deps.SMS != nil); err != nil {
 		return nil, err
 	}
 	if deps.DB == nil {
@@ -86,6 +92,28 @@ func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 	}
 	set := &Set{db: deps.DB, now: now}
 	h := deps.HSM
+
+	// The SMS gateway first: a token that cannot be read fails before
+	// anything (such as an auto-initialised CA) is made.
+	if cfg.enabled(SMS) {
+		gw := deps.SMS
+		switch {
+		case gw != nil:
+		case cfg.SMS.Gateway.URL != "":
+			g := cfg.SMS.Gateway
+			hg, err := sms.NewHTTPGateway(sms.HTTPGatewayConfig{URL: g.URL, TokenSource: g.TokenSource, Timeout: g.Timeout})
+			if err != nil {
+				return nil, fmt.Errorf("%w: sms.gateway: %w", ErrConfig, err)
+			}
+			gw = hg
+		case cfg.SMS.DevSink:
+			set.SMSSink = sms.NewSink(deps.DB, now)
+			gw = set.SMSSink
+		default: // Validate refuses this; never fall back to the sink
+			return nil, fmt.Errorf("%w: sms has no gateway", ErrConfig)
+		}
+		set.SMSGateway = gw
+	}
 
 	// The HSM keys the enabled tools need.
 	var need []string
@@ -111,13 +139,8 @@ func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 	set.CA = c
 
 	if cfg.enabled(SMS) {
-		gw := deps.SMS
-		if gw == nil {
-			set.SMSSink = sms.NewSink(deps.DB, now)
-			gw = set.SMSSink
-		}
 		s := cfg.SMS
-		set.SMS = sms.New(deps.DB, gw, phoneBook{deps.DB}, h, sms.Config{BankName: s.BankName, TTL: s.TTL, Window: s.SendWindow,
+		set.SMS = sms.New(deps.DB, set.SMSGateway, phoneBook{deps.DB}, h, sms.Config{BankName: s.BankName, TTL: s.TTL, Window: s.SendWindow,
 			PerCustomer: s.PerCustomer, PerPhone: s.PerPhone, PerIP: s.PerIP, MaxAttempts: s.MaxAttempts, LockFor: s.LockFor}, now)
 	}
 	if cfg.enabled(GridCard) {

@@ -8,9 +8,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -38,7 +40,12 @@ func (g *gateway) Send(_ context.Context, m sms.Message) error {
 	return nil
 }
 
-func autoCA() Config { return Config{CA: CAConfig{AutoInit: true}} }
+// autoCA is the demo's config: the CA made on the first start, SMS through
+// the development sink.
+func autoCA() Config { return Config{CA: CAConfig{AutoInit: true}, SMS: SMSConfig{DevSink: true}} }
+
+// devSink is the development sink's SMS section.
+var devSink = SMSConfig{DevSink: true}
 
 func build(t testing.TB, db *store.DB, cfg Config, deps Deps) *Set {
 	t.Helper()
@@ -178,9 +185,17 @@ func TestBuildRefuses(t *testing.T) {
 		{"grid too wide", Config{GridCard: GridCardConfig{Cols: 30}}, Deps{DB: db, HSM: full}, []string{"gridcard.cols", "30", "between 2 and 26"}, ErrConfig},
 		{"SMS code too long-lived", Config{SMS: SMSConfig{TTL: 2 * time.Hour}}, Deps{DB: db, HSM: full}, []string{"sms.ttl", "2h0m0s"}, ErrConfig},
 		{"negative OTP failures", Config{OTP: OTPConfig{MaxFailures: -1}}, Deps{DB: db, HSM: full}, []string{"otp.max-failures", "-1"}, ErrConfig},
-		{"no HSM", Config{}, Deps{DB: db}, []string{"no HSM"}, nil},
-		{"no database", Config{}, Deps{HSM: full}, []string{"no database"}, nil},
-		{"HSM without the keys", Config{Enabled: []string{SMS}}, Deps{DB: db, HSM: empty}, []string{`"egate-hmac"`, "egate admin hsm init"}, hsm.ErrKeyNotFound},
+		{"no HSM", Config{SMS: devSink}, Deps{DB: db}, []string{"no HSM"}, nil},
+		{"no database", Config{SMS: devSink}, Deps{HSM: full}, []string{"no database"}, nil},
+		{"HSM without the keys", Config{Enabled: []string{SMS}, SMS: devSink}, Deps{DB: db, HSM: empty}, []string{`"egate-hmac"`, "egate admin hsm init"}, hsm.ErrKeyNotFound},
+		// A production config that forgot the SMS gateway fails at start
+		// instead of keeping codes in the database.
+		{"SMS with neither gateway nor sink", Config{}, Deps{DB: db, HSM: full}, []string{"factors.sms.gateway.url", "factors.sms.gateway.token-source", "factors.sms.dev-sink: true", "development only"}, ErrConfig},
+		{"SMS with gateway and sink", Config{SMS: SMSConfig{DevSink: true, Gateway: SMSGatewayConfig{URL: "https://sms.example.com/send", TokenSource: "env:X"}}}, Deps{DB: db, HSM: full}, []string{"factors.sms.gateway.url and factors.sms.dev-sink are both set"}, ErrConfig},
+		{"SMS gateway over plain http", Config{SMS: SMSConfig{Gateway: SMSGatewayConfig{URL: "http://sms.example.com/send", TokenSource: "env:X"}}}, Deps{DB: db, HSM: full}, []string{"sms.gateway.url", "must be https"}, ErrConfig},
+		{"SMS gateway without a token source", Config{SMS: SMSConfig{Gateway: SMSGatewayConfig{URL: "https://sms.example.com/send"}}}, Deps{DB: db, HSM: full}, []string{"sms.gateway.token-source", "env:VARIABLE"}, ErrConfig},
+		{"SMS gateway timeout too long", Config{SMS: SMSConfig{Gateway: SMSGatewayConfig{URL: "https://sms.example.com/send", TokenSource: "env:X", Timeout: time.Hour}}}, Deps{DB: db, HSM: full}, []string{"sms.gateway.timeout", "1h0m0s"}, ErrConfig},
+		{"SMS gateway token unset", Config{SMS: SMSConfig{Gateway: SMSGatewayConfig{URL: "https://sms.example.com/send", TokenSource: "env:EGATE_TEST_NO_SUCH_SMS_TOKEN"}}}, Deps{DB: db, HSM: full}, []string{"sms.gateway", "EGATE_TEST_NO_SUCH_SMS_TOKEN", "is not set"}, sms.ErrGateway},
 		{"certificate tools without a CA", Config{Enabled: []string{OTP, PIV}}, Deps{DB: db, HSM: full}, []string{"piv need the bank CA", "egate admin ca init", "auto-init"}, ca.ErrNotInitialized},
 	}
 	for _, tc := range cases {
@@ -207,15 +222,85 @@ func TestBuildRefuses(t *testing.T) {
 }
 
 func TestConfigDefaults(t *testing.T) {
-	c := Config{}.WithDefaults()
-	if err := c.Validate(); err != nil {
-		t.Fatal(err)
+	// The defaults choose no SMS gateway: a config must name the operator's
+	// API or, for development, the sink.
+	err := Config{}.WithDefaults().Validate()
+	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "factors.sms.gateway.url") || !strings.Contains(err.Error(), "factors.sms.dev-sink") {
+		t.Fatalf("defaults without an SMS gateway: Validate = %v", err)
 	}
-	if !slices.Equal(c.Enabled, All) || c.SMS.TTL != 5*time.Minute || c.GridCard.MaxUses != 200 || c.OTP.WrapKeyLabel != hsm.LabelSecretsWrap || c.CA.AutoInit {
+	for _, s := range []SMSConfig{{DevSink: true}, {Gateway: SMSGatewayConfig{URL: "https://sms.example.com/v1/send", TokenSource: "file:/etc/egate/sms-token"}}} {
+		if err := (Config{SMS: s}).WithDefaults().Validate(); err != nil {
+			t.Fatalf("%+v: %v", s, err)
+		}
+	}
+	if err := (Config{Enabled: []string{OTP}}).WithDefaults().Validate(); err != nil {
+		t.Fatalf("sms off needs no gateway: %v", err)
+	}
+	c := Config{SMS: devSink}.WithDefaults()
+	if !slices.Equal(c.Enabled, All) || c.SMS.TTL != 5*time.Minute || c.GridCard.MaxUses != 200 || c.OTP.WrapKeyLabel != hsm.LabelSecretsWrap || c.CA.AutoInit ||
+		c.SMS.Gateway.Timeout != 10*time.Second || c.SMS.Gateway.URL != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
 	off := Config{Enabled: []string{}}.WithDefaults()
 	if len(off.Enabled) != 0 {
 		t.Fatalf("an explicit empty list became %v", off.Enabled)
+	}
+}
+
+// TestBuildHTTPGateway: with factors.sms.gateway set, codes go to the
+// operator's HTTP API (a real server here) with the bearer token from the
+// token source; there is no sink and no /sim/sms/ page.
+func TestBuildHTTPGateway(t *testing.T) {
+	const token = "operator-token-5Kx9"
+	t.Setenv("EGATE_TEST_SMS_GATEWAY_TOKEN", token)
+	type got struct {
+		auth string
+		body map[string]string
+	}
+	reqs := make(chan got, 4)
+	var status atomic.Int32
+	status.Store(200)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b map[string]string
+		json.NewDecoder(r.Body).Decode(&b)
+		reqs <- got{r.Header.Get("Authorization"), b}
+		w.WriteHeader(int(status.Load()))
+	}))
+	defer srv.Close()
+	db := storetest.SQLite(t)
+	cfg := Config{Enabled: []string{SMS}, SMS: SMSConfig{Gateway: SMSGatewayConfig{URL: srv.URL + "/send", TokenSource: "env:EGATE_TEST_SMS_GATEWAY_TOKEN"}}}
+	set := build(t, db, cfg, Deps{})
+	if _, ok := set.SMSGateway.(*sms.HTTPGateway); !ok || set.SMSSink != nil {
+		t.Fatalf("gateway %T, sink %v", set.SMSGateway, set.SMSSink)
+	}
+	if w := get(t, set.Handler, "GET", "/sim/sms/", ""); w.Code != 404 {
+		t.Fatalf("/sim/sms/ with an operator gateway: %d", w.Code)
+	}
+	pid := customer(t, db, "13812345678")
+	f := set.Factor(SMS)
+	ch, err := f.Begin(context.Background(), authn.BeginRequest{PassportID: pid, Purpose: authn.PurposeLogin, ClientIP: "10.1.1.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := <-reqs
+	if r.auth != "Bearer "+token || r.body["to"] != "13812345678" || r.body["id"] == "" {
+		t.Fatalf("operator got %+v", r)
+	}
+	code := regexp.MustCompile(`\b\d{6}\b`).FindString(r.body["text"])
+	if _, err := f.Verify(context.Background(), authn.VerifyRequest{PassportID: pid, ChallengeID: ch.ID, Response: []byte(code)}); err != nil {
+		t.Fatalf("the code the operator got: %v", err)
+	}
+	var n int
+	db.QueryRow(context.Background(), `SELECT COUNT(*) FROM sms_outbox`).Scan(&n)
+	if n != 0 {
+		t.Fatalf("%d messages kept in the outbox", n)
+	}
+	// The operator refuses: no challenge, and the error names the status only.
+	status.Store(503)
+	_, err = f.Begin(context.Background(), authn.BeginRequest{PassportID: pid, Purpose: authn.PurposeLogin, ClientIP: "10.1.1.1"})
+	r = <-reqs
+	code = regexp.MustCompile(`\b\d{6}\b`).FindString(r.body["text"])
+	if !errors.Is(err, sms.ErrGateway) || !strings.Contains(err.Error(), "503") || strings.Contains(err.Error(), code) || strings.Contains(err.Error(), token) {
+		t.Fatalf("Begin with the operator refusing = %v", err)
 	}
 }

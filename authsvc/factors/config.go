@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/egate-bank/egate/authsvc/sms"
+	"github.com/egate-bank/egate/devices/pinsource"
 )
 
 // Factor names, as authn.Factor.Name returns them and as Config.Enabled
@@ -49,6 +52,27 @@ type SMSConfig struct {
 	PerIP       int           `yaml:"per-ip"`       // sends per client IP per window [20]
 	MaxAttempts int           `yaml:"max-attempts"` // wrong codes before lockout [5]
 	LockFor     time.Duration `yaml:"lock-for"`     // lockout duration [30m]
+
+	// Gateway is the operator's SMS HTTP API (sms.HTTPGateway). When sms is
+	// enabled, exactly one of Gateway.URL and DevSink must be set.
+	Gateway SMSGatewayConfig `yaml:"gateway"`
+	// DevSink keeps every message in the database table sms_outbox, read by
+	// `egate sim sms` and the /sim/sms/ page, instead of sending it. For
+	// development only: the messages hold live codes in clear. egate demo
+	// turns it on when no gateway URL is set. [false]
+	DevSink bool `yaml:"dev-sink"`
+}
+
+// SMSGatewayConfig is the operator's SMS HTTP API.
+type SMSGatewayConfig struct {
+	// URL is the send endpoint: https (http only to 127.0.0.1 or localhost,
+	// for tests), without user or password.
+	URL string `yaml:"url"`
+	// TokenSource says where the bearer token is: file:/path (mode 0600) or
+	// env:NAME (devices/pinsource). The token itself is never in the config.
+	TokenSource string `yaml:"token-source"`
+	// Timeout bounds one send [10s].
+	Timeout time.Duration `yaml:"timeout"`
 }
 
 // GridCardConfig shapes grid cards and their challenges (authsvc/gridcard).
@@ -122,6 +146,7 @@ func (c Config) WithDefaults() Config {
 	n(&c.SMS.PerIP, 20)
 	n(&c.SMS.MaxAttempts, 5)
 	dur(&c.SMS.LockFor, 30*time.Minute)
+	dur(&c.SMS.Gateway.Timeout, sms.DefaultGatewayTimeout)
 
 	n(&c.GridCard.Cols, 8)
 	n(&c.GridCard.Rows, 10)
@@ -157,7 +182,12 @@ var ErrConfig = errors.New("factors config")
 
 // Validate checks the section after WithDefaults. Each error names the key
 // (as in the YAML, under the factors section) and what it must be.
-func (c Config) Validate() error {
+func (c Config) Validate() error { return c.validate(false) }
+
+// validate is Validate; smsGateway says the caller brings its own SMS
+// gateway (Deps.SMS), which then needs neither sms.gateway.url nor
+// sms.dev-sink.
+func (c Config) validate(smsGateway bool) error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("%w: %s %s", ErrConfig, key, fmt.Sprintf(format, args...))
 	}
@@ -193,6 +223,7 @@ func (c Config) Validate() error {
 		intIn("sms.per-ip", c.SMS.PerIP, 1, 100000),
 		intIn("sms.max-attempts", c.SMS.MaxAttempts, 1, 100),
 		durIn("sms.lock-for", c.SMS.LockFor, time.Minute, 7*24*time.Hour),
+		durIn("sms.gateway.timeout", c.SMS.Gateway.Timeout, time.Second, 2*time.Minute),
 		intIn("gridcard.cols", g.Cols, 2, 26),
 		intIn("gridcard.rows", g.Rows, 2, 99),
 		intIn("gridcard.cells", g.Cells, 1, min(g.Cols*g.Rows, 10)),
@@ -221,6 +252,9 @@ func (c Config) Validate() error {
 	if strings.TrimSpace(c.SMS.BankName) == "" || len(c.SMS.BankName) > 40 || strings.ContainsAny(c.SMS.BankName, "\r\n") {
 		return bad("sms.bank-name", "must be one line of 1 to 40 bytes")
 	}
+	if err := c.SMS.validateGateway(c.enabled(SMS) && !smsGateway); err != nil {
+		return err
+	}
 	if strings.TrimSpace(o.WrapKeyLabel) == "" {
 		return bad("otp.wrap-key-label", "must name the HSM key that wraps seeds")
 	}
@@ -229,3 +263,26 @@ func (c Config) Validate() error {
 
 // enabled reports whether the tool is on.
 func (c Config) enabled(name string) bool { return slices.Contains(c.Enabled, name) }
+
+// validateGateway checks the SMS gateway keys; need says one of the gateway
+// and the development sink must be chosen (sms is enabled).
+func (s SMSConfig) validateGateway(need bool) error {
+	g := s.Gateway
+	switch {
+	case need && g.URL == "" && !s.DevSink:
+		return fmt.Errorf("%w: sms has no gateway: set factors.sms.gateway.url (with factors.sms.gateway.token-source) to the operator's SMS API, "+
+			"or factors.sms.dev-sink: true for development only (messages, live codes included, kept in clear in the database), "+
+			"or leave sms out of factors.enabled", ErrConfig)
+	case need && g.URL != "" && s.DevSink:
+		return fmt.Errorf("%w: factors.sms.gateway.url and factors.sms.dev-sink are both set; choose one: the gateway in production, the sink only in development", ErrConfig)
+	}
+	if g.URL != "" {
+		if err := sms.CheckGatewayURL(g.URL); err != nil {
+			return fmt.Errorf("%w: sms.gateway.url %w", ErrConfig, err)
+		}
+		if _, err := pinsource.Parse(g.TokenSource); err != nil {
+			return fmt.Errorf("%w: sms.gateway.token-source: %w", ErrConfig, err)
+		}
+	}
+	return nil
+}

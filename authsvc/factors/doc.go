@@ -9,6 +9,17 @@
 //	srv, err := authsvc.New(ctx, cfg.Authsvc, authsvc.Deps{DB: db, Signer: signer, Factors: set.Factors})
 //	mux.Handle("/v1/otp/", set.Handler); mux.Handle("/ca/", set.Handler); mux.Handle("/sim/sms/", set.Handler)
 //
+// # SMS gateway
+//
+// SMS codes leave through the operator's HTTP API (sms.HTTPGateway) built
+// from factors.sms.gateway.url, .token-source (file:/path or env:NAME; the
+// bearer token is never in the config) and .timeout [10s]. The development
+// sink, which keeps every message with its live code in clear in the
+// database for `egate sim sms` and /sim/sms/, is used only when
+// factors.sms.dev-sink is true (egate demo sets it). With sms enabled,
+// exactly one of the two must be set, or Build (and Config.Validate) fails
+// naming both keys. Deps.SMS overrides both (tests).
+//
 // # The bank CA
 //
 // The U-shield and PIV tools verify certificates of the bank CA. Build

@@ -66,6 +66,12 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	if err := ac.Validate(); err != nil {
 		return nil, err
 	}
+	// The tools' config is checked again by factors.Build; checking it here
+	// too refuses a bad one (such as sms with no gateway) before the
+	// database and the HSM are opened.
+	if err := cfg.Factors.WithDefaults().Validate(); err != nil {
+		return nil, err
+	}
 	a := &Authsvc{Issuer: ac.Issuer}
 	ok := false
 	defer func() {
@@ -145,12 +151,14 @@ func (a *Authsvc) Close() {
 }
 
 // DeliverLoginAlerts sends each login alert by SMS to the customer's mobile
-// through the configured gateway (the development sink when none), until
-// ctx ends. Every replica may run it: each alert is claimed once.
+// through the SMS factor's gateway (the operator's API, or the development
+// sink when factors.sms.dev-sink is set), until ctx ends. It returns at once
+// when the sms factor is off. Every replica may run it: each alert is
+// claimed once.
 func (a *Authsvc) DeliverLoginAlerts(ctx context.Context, log *slog.Logger) {
-	var gw sms.Gateway = a.Factors.SMSSink
+	gw := a.Factors.SMSGateway
 	if gw == nil {
-		return // an operator gateway for alerts is configured with the platforms' messaging
+		return
 	}
 	ps := a.Auth.Passport()
 	a.Auth.Alerts().Run(ctx, alerts.ConsumerSMS, 2*time.Second, func(ctx context.Context, al alerts.Alert) error {

@@ -85,7 +85,13 @@ func TestValidateAll(t *testing.T) {
 		{"bad level", []string{"log.level=loud"}, false},
 		{"bad driver", []string{"database.driver=oracle"}, false},
 		{"bad public url", []string{"http.public-url=ftp://x"}, false},
-		{"module set", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so"}, true},
+		{"module set", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.sms.dev-sink=true"}, true},
+		// The defaults choose no SMS gateway: production must name one.
+		{"sms without gateway or sink", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so"}, false},
+		{"sms gateway", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.sms.gateway.url=https://sms.example.com/v1/send", "factors.sms.gateway.token-source=env:SMS_TOKEN"}, true},
+		{"sms gateway and sink", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.sms.gateway.url=https://sms.example.com/v1/send", "factors.sms.gateway.token-source=env:SMS_TOKEN", "factors.sms.dev-sink=true"}, false},
+		{"sms gateway over http", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.sms.gateway.url=http://sms.example.com/v1/send", "factors.sms.gateway.token-source=env:SMS_TOKEN"}, false},
+		{"sms off", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp"}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

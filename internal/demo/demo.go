@@ -72,6 +72,11 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 
 	// The demo makes its own bank CA on the first start.
 	c.Factors.CA.AutoInit = true
+	// Its SMS codes and alerts go to the development sink, listed at
+	// /sim/sms/, unless the config names an operator gateway.
+	if c.Factors.SMS.Gateway.URL == "" {
+		c.Factors.SMS.DevSink = true
+	}
 	a, err := app.NewAuthsvc(ctx, &c, log, app.AuthsvcOptions{InternalAPIs: true, InitKeys: true})
 	if err != nil {
 		return err

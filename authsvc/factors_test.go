@@ -9,8 +9,10 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/base64"
+	"encoding/json"
 	"html"
 	"io"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -49,7 +51,7 @@ func newFactorEnv(t testing.TB, db *store.DB, mutate ...func(*Config)) *factorEn
 	h := hsmtest.Open(t)
 	fe := &factorEnv{}
 	fe.env = newEnvFactors(t, db, hsmSigner(t), func(e *env) []authn.Factor {
-		set, err := factors.Build(context.Background(), factors.Config{CA: factors.CAConfig{AutoInit: true}}, factors.Deps{DB: db, HSM: h, Now: e.clk.Now})
+		set, err := factors.Build(context.Background(), factors.Config{CA: factors.CAConfig{AutoInit: true}, SMS: factors.SMSConfig{DevSink: true}}, factors.Deps{DB: db, HSM: h, Now: e.clk.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -282,6 +284,31 @@ func TestLoginWithEachTool(t *testing.T) {
 				t.Fatalf("claims %v %v", c, err)
 			}
 		})
+	}
+	// The audit log says which tool decided each login, and whether the
+	// customer confirmed on the device (only the 2nd-generation U-shield).
+	rows, err := db.Query(ctx, `SELECT record FROM audit_log WHERE kind = 'login.factor'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	confirmed := map[string]string{}
+	for rows.Next() {
+		var rec string
+		if err := rows.Scan(&rec); err != nil {
+			t.Fatal(err)
+		}
+		var r struct{ Fields map[string]string }
+		if err := json.Unmarshal([]byte(rec), &r); err != nil {
+			t.Fatalf("audit record %s: %v", rec, err)
+		}
+		if r.Fields["outcome"] == "ok" {
+			confirmed[r.Fields["factor"]] = r.Fields["confirmed_on_device"]
+		}
+	}
+	want := map[string]string{"sms": "false", "gridcard": "false", "otp": "false", "piv": "false", "ushield": "false", "ushield2": "true"}
+	if !maps.Equal(confirmed, want) {
+		t.Fatalf("confirmed_on_device in the audit log %v, want %v", confirmed, want)
 	}
 }
 

@@ -238,12 +238,26 @@ func (s *Server) showPassword(w http.ResponseWriter, r *http.Request, ar *oidcop
 	s.render(w, status, "password", p)
 }
 
-func (s *Server) auditLogin(ctx context.Context, kind string, ar *oidcop.AuthRequest, f *flow, ip, outcome string, extra ...string) {
+// auditLogin appends a login decision to the audit log before the decision
+// takes effect. It fails closed: when the record cannot be written the
+// customer gets "try again" (503) and the step goes no further, so no
+// login succeeds unrecorded. The page never says why (the log's error
+// stays on the server).
+func (s *Server) auditLogin(ctx context.Context, w http.ResponseWriter, kind string, ar *oidcop.AuthRequest, f *flow, ip, outcome string, extra ...string) bool {
 	fields := map[string]string{"client": ar.GetClientID(), "subject": f.SubjectKey, "ip": ip, "outcome": outcome, "auth_request": sha(ar.ID)[:16]}
 	for i := 0; i+1 < len(extra); i += 2 {
 		fields[extra[i]] = extra[i+1]
 	}
-	s.audit.Append(ctx, kind, fields) // a failure to audit must not leak into the page; the log is verified separately
+	return s.auditOr503(ctx, w, kind, fields)
+}
+
+// auditOr503 appends a record, or answers 503 and reports false.
+func (s *Server) auditOr503(ctx context.Context, w http.ResponseWriter, kind string, fields map[string]string) bool {
+	if _, err := s.audit.Append(ctx, kind, fields); err != nil {
+		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		return false
+	}
+	return true
 }
 
 func (s *Server) loginPassword(w http.ResponseWriter, r *http.Request) {
@@ -264,7 +278,9 @@ func (s *Server) loginPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	if need {
 		if err := s.captchas.Verify(ctx, r.PostFormValue("captcha_id"), r.PostFormValue("captcha_answer")); err != nil {
-			s.auditLogin(ctx, "login.captcha", ar, f, ip, "refused")
+			if !s.auditLogin(ctx, w, "login.captcha", ar, f, ip, "refused") {
+				return
+			}
 			code := "captcha_wrong"
 			if r.PostFormValue("captcha_id") == "" {
 				code = "captcha_required"
@@ -278,22 +294,30 @@ func (s *Server) loginPassword(w http.ResponseWriter, r *http.Request) {
 	var le *authn.LockedError
 	switch {
 	case errors.As(err, &le):
-		s.auditLogin(ctx, "login.password", ar, f, ip, "locked")
+		if !s.auditLogin(ctx, w, "login.password", ar, f, ip, "locked") {
+			return
+		}
 		s.renderLocked(w, le)
 		return
 	case errors.Is(err, passport.ErrIPLimited):
-		s.auditLogin(ctx, "login.password", ar, f, ip, "ip_limited")
+		if !s.auditLogin(ctx, w, "login.password", ar, f, ip, "ip_limited") {
+			return
+		}
 		s.message(w, http.StatusTooManyRequests, "Too many attempts", err.Error(), "ip_limited")
 		return
 	case errors.Is(err, passport.ErrBadCredentials):
-		s.auditLogin(ctx, "login.password", ar, f, ip, "wrong")
+		if !s.auditLogin(ctx, w, "login.password", ar, f, ip, "wrong") {
+			return
+		}
 		s.showPassword(w, r, ar, f, http.StatusUnauthorized, err.Error(), "bad_credentials")
 		return
 	case err != nil:
 		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
 		return
 	}
-	s.auditLogin(ctx, "login.password", ar, f, ip, "ok")
+	if !s.auditLogin(ctx, w, "login.password", ar, f, ip, "ok") {
+		return
+	}
 	f.Level, f.AMR, f.AuthTime = 1, []string{"pwd"}, s.now().UnixMilli()
 	if ar.RequiredLevel() <= 1 {
 		s.complete(w, r, ar, c.PassportID, 1, f.AMR, time.UnixMilli(f.AuthTime), false, "")
@@ -517,7 +541,9 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 	done, err := s.passport.BeginFactor(ctx, f.PassportID, fac.Name())
 	var le *authn.LockedError
 	if errors.As(err, &le) {
-		s.auditLogin(ctx, "login.factor", ar, f, ip, "locked", "factor", fac.Name())
+		if !s.auditLogin(ctx, w, "login.factor", ar, f, ip, "locked", "factor", fac.Name()) {
+			return
+		}
 		s.renderLockedFactor(w, r, ar, f, fac, le)
 		return
 	}
@@ -528,7 +554,9 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: f.PassportID, ChallengeID: f.Challenge, Response: formResponse(r.PostFormValue("response"), f.Proof), ClientIP: ip})
 	done(ctx, err == nil, ip)
 	if err != nil {
-		s.auditLogin(ctx, "login.factor", ar, f, ip, factorCode(err), "factor", fac.Name())
+		if !s.auditLogin(ctx, w, "login.factor", ar, f, ip, factorCode(err), "factor", fac.Name()) {
+			return
+		}
 		switch {
 		case errors.As(err, &le):
 			s.renderLockedFactor(w, r, ar, f, fac, le)
@@ -541,7 +569,10 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	s.auditLogin(ctx, "login.factor", ar, f, ip, "ok", "factor", fac.Name(), "level", strconv.Itoa(int(res.Level)))
+	if !s.auditLogin(ctx, w, "login.factor", ar, f, ip, "ok", "factor", fac.Name(), "level", strconv.Itoa(int(res.Level)),
+		"confirmed_on_device", strconv.FormatBool(res.ConfirmedOnDevice)) {
+		return
+	}
 	level := max(f.Level, int(res.Level))
 	amr := slices.Clone(f.AMR)
 	if res.AMR != "" && !slices.Contains(amr, res.AMR) {
@@ -590,6 +621,15 @@ func safeFactorError(err error) string {
 func (s *Server) complete(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, pid string, level int, amr []string, authTime time.Time, sso bool, sessTok string) {
 	ctx := r.Context()
 	ip := s.clientIP(r)
+	// The decision is recorded before it takes effect (fails closed).
+	kind := "login.success"
+	if sso {
+		kind = "login.sso"
+	}
+	if !s.auditOr503(ctx, w, kind, map[string]string{"client": ar.GetClientID(), "subject": "pid:" + pid, "ip": ip, "level": strconv.Itoa(level),
+		"amr": strings.Join(amr, " "), "auth_request": sha(ar.ID)[:16]}) {
+		return
+	}
 	if !sso {
 		if sessTok != "" {
 			if err := s.storage.UpgradeSession(ctx, sessTok, level, amr, authTime); err != nil {
@@ -611,12 +651,6 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, ar *oidcop.Aut
 		return
 	}
 	s.alerts.Post(ctx, pid, alerts.KindLogin, alerts.Login{Time: s.now().UTC(), Client: ar.GetClientID(), Device: trimUA(r.UserAgent()), IP: ip, Level: level, SSO: sso})
-	kind := "login.success"
-	if sso {
-		kind = "login.sso"
-	}
-	s.audit.Append(ctx, kind, map[string]string{"client": ar.GetClientID(), "subject": "pid:" + pid, "ip": ip, "level": strconv.Itoa(level),
-		"amr": strings.Join(amr, " "), "auth_request": sha(ar.ID)[:16]})
 	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: "", Path: s.base + "/login", MaxAge: -1, HttpOnly: true, Secure: s.secure})
 	http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
 }

@@ -114,6 +114,39 @@ func TestLoginSSOAndStepUp(t *testing.T) {
 	})
 }
 
+// TestLoginFailsClosedWithoutAudit: when the audit log cannot take a
+// login decision, the login goes no further (503, no code, no session);
+// with the log back the same customer signs in.
+func TestLoginFailsClosedWithoutAudit(t *testing.T) {
+	db := storetest.SQLite(t)
+	e := newEnv(t, db)
+	ctx := context.Background()
+	if _, err := db.Exec(ctx, `ALTER TABLE audit_log RENAME TO audit_log_away`); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	a := newAuthz("ebank", ebankRedirect)
+	r := b.passwordLogin(a, "alice", testPassword)
+	if r.status != 503 || errorCode(r.body) != "unavailable" || r.loc != "" {
+		t.Fatalf("login without an audit log: %d %q %s", r.status, r.loc, r.body)
+	}
+	if strings.Contains(r.body, "audit") {
+		t.Fatalf("the page names the internal failure: %s", r.body)
+	}
+	var sessions int
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM passport_sessions`).Scan(&sessions); err != nil || sessions != 0 {
+		t.Fatalf("%d sessions (%v) after a login that was not recorded", sessions, err)
+	}
+	if _, err := db.Exec(ctx, `ALTER TABLE audit_log_away RENAME TO audit_log`); err != nil {
+		t.Fatal(err)
+	}
+	a = newAuthz("ebank", ebankRedirect)
+	a.codeFrom(t, b.passwordLogin(a, "alice", testPassword))
+	if n, err := e.srv.Audit().Verify(ctx); err != nil || n < 2 {
+		t.Fatalf("audit after recovery: %d %v", n, err)
+	}
+}
+
 func TestClientMinimumLevelNotLowered(t *testing.T) {
 	e := newEnv(t, storetest.SQLite(t))
 	e.factor.enrolled[e.pid] = true

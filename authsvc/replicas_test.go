@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -19,8 +20,8 @@ import (
 	"github.com/egate-bank/egate/internal/store/storetest"
 )
 
-// TestParallelGuessesTwoServers: 1,000 (250 under -race) wrong passwords posted in parallel
-// to two authsvc servers (two database handles) on one PostgreSQL, each with
+// TestParallelGuessesTwoServers: 1,000 (250 under -race) wrong passwords posted in parallel,
+// from as many client addresses, to two authsvc servers (two database handles) on one PostgreSQL, each with
 // a solved captcha, run at most max_failures argon2id verifications; every
 // other guess is told the password is locked.
 func TestParallelGuessesTwoServers(t *testing.T) {
@@ -69,6 +70,10 @@ func TestParallelGuessesTwoServers(t *testing.T) {
 		req := httptest.NewRequest("POST", "/login/password", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 		req.AddCookie(&http.Cookie{Name: flowCookie, Value: tok})
+		// From many addresses, as a botnet guesses: the customer's own
+		// counter is what must hold (the per-IP limit has its own test,
+		// passport.TestParallelSprayingOneIP).
+		req.RemoteAddr = fmt.Sprintf("10.0.%d.%d:40000", i/250, i%250+1)
 		reqs[i] = req
 	}
 	var wg sync.WaitGroup

@@ -387,20 +387,32 @@ func (s *Service) lockedError(factor string) error {
 // CheckPassword is the password step. It returns the customer on success;
 // otherwise ErrBadCredentials, ErrIPLimited or an *authn.LockedError (which
 // says when it unlocks), the same for names that exist and names that do not.
-func (s *Service) CheckPassword(ctx context.Context, subj Subject, password, ip string) (Customer, error) {
+func (s *Service) CheckPassword(ctx context.Context, subj Subject, password, ip string) (c Customer, err error) {
+	// The client IP's attempt is reserved before anything is compared, as
+	// the customer's is: guesses in parallel from one IP over many names
+	// (password spraying) get no more than MaxIPFailures verifications.
+	// A right password gives the IP's slot back; so does an attempt that
+	// verified nothing.
 	if ip != "" {
-		n, err := s.Failures(ctx, "ip:"+ip, "any")
-		if err != nil {
+		var (
+			ipDay string
+			ok    bool
+		)
+		if ipDay, ok, err = s.reserve(ctx, "ip:"+ip, "any", s.cfg.MaxIPFailures); err != nil {
 			return Customer{}, err
 		}
-		if n >= s.cfg.MaxIPFailures {
+		if !ok {
 			return Customer{}, ErrIPLimited
 		}
+		defer func() { // err is the result here
+			if err == nil || !errors.Is(err, ErrBadCredentials) {
+				if rerr := s.release(context.WithoutCancel(ctx), "ip:"+ip, "any", ipDay); rerr != nil && err == nil {
+					c, err = Customer{}, rerr
+				}
+			}
+		}()
 	}
-	var (
-		c    Customer
-		hash = s.decoy
-	)
+	hash := s.decoy
 	if subj.PassportID != "" {
 		var locked int
 		err := s.db.QueryRow(ctx, `SELECT `+customerCols+`, password_hash FROM customers WHERE passport_id = ?`, subj.PassportID).
@@ -427,9 +439,6 @@ func (s *Service) CheckPassword(ctx context.Context, subj Subject, password, ip 
 		return Customer{}, fmt.Errorf("verifying password of %s: %w", subj.PassportID, err)
 	}
 	if !match || subj.PassportID == "" {
-		if err := s.countIP(ctx, ip); err != nil {
-			return Customer{}, err
-		}
 		return Customer{}, ErrBadCredentials
 	}
 	if err := s.release(ctx, subj.Key, FactorPassword, day); err != nil {

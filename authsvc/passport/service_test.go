@@ -3,6 +3,7 @@ package passport
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -198,6 +199,66 @@ func TestIPCountersAndFactorCounters(t *testing.T) {
 		}
 		if n, _ := s.Failures(ctx, sub.Key, FactorPassword); n != 0 {
 			t.Fatalf("password counter moved by otp failures: %d", n)
+		}
+	})
+}
+
+// TestParallelSprayingOneIP: wrong guesses in parallel from one IP, spread
+// over many names so that no customer's own limit is reached, verify
+// exactly MaxIPFailures passwords; the rest are refused as IP-limited
+// without a verification. A right password from a clean IP still works.
+func TestParallelSprayingOneIP(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := &fakeClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+		var verifies atomic.Int64
+		const maxIP, names, perName = 10, 20, 2
+		s, err := New(db, Config{Argon2: cheap, AllowWeakArgon2: true, MaxIPFailures: maxIP}, testKey, clk.Now, Hooks{OnVerify: func() { verifies.Add(1) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs := make([]Subject, names)
+		for i := range subs {
+			name := fmt.Sprintf("spray%02d", i)
+			register(t, s, name)
+			if subs[i], err = s.Lookup(ctx, name); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var bad, limited atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range names * perName {
+			wg.Go(func() {
+				<-start
+				_, err := s.CheckPassword(ctx, subs[i%names], "Wrong-Guess-1", "198.51.100.7")
+				switch {
+				case errors.Is(err, ErrBadCredentials):
+					bad.Add(1)
+				case errors.Is(err, ErrIPLimited):
+					limited.Add(1)
+				default:
+					t.Errorf("guess %d: %v", i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		if verifies.Load() != maxIP || bad.Load() != maxIP || limited.Load() != names*perName-maxIP {
+			t.Fatalf("%d verifications, %d wrong, %d IP-limited; want %d, %d, %d", verifies.Load(), bad.Load(), limited.Load(), maxIP, maxIP, names*perName-maxIP)
+		}
+		if n, _ := s.Failures(ctx, "ip:198.51.100.7", "any"); n != maxIP {
+			t.Fatalf("IP counter %d, want %d", n, maxIP)
+		}
+		if _, err := s.CheckPassword(ctx, subs[0], goodPW, "198.51.100.8"); err != nil {
+			t.Fatalf("right password from another IP: %v", err)
+		}
+		// A right password gives its IP slot back.
+		if _, err := s.CheckPassword(ctx, subs[1], goodPW, "198.51.100.9"); err != nil {
+			t.Fatal(err)
+		}
+		if n, _ := s.Failures(ctx, "ip:198.51.100.9", "any"); n != 0 {
+			t.Fatalf("a right password left the IP counter at %d", n)
 		}
 	})
 }

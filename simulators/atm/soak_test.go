@@ -18,8 +18,10 @@ import (
 
 // TestSoak runs hundreds of dispenses over a pty at 115200 baud (paced) with
 // line and device faults at random and random kill -9 of the simulator
-// process. Afterwards: every transaction id was dispensed at most once (one
-// "begin" in the ATM's journal), the driver's record of each transaction
+// process (and crash-after-pick). Afterwards, before any reconciliation: what
+// every Dispense call returned equals the ATM's journal (a nil error means
+// exactly the ATM's record of that dispense). Then: every transaction id was
+// dispensed at most once (one "begin" in the ATM's journal), the driver's record of each transaction
 // equals the ATM's, and the counts the driver recorded add up to the ATM's
 // cassettes, reject bin and the cash customers took.
 //
@@ -68,8 +70,17 @@ func TestSoak(t *testing.T) {
 
 	menu := []string{"", "", "", "", "", "flip-out=1", "flip-in=1", "garbage-out=2", "truncate-out=1",
 		"drop-ack=1", "drop-reply=1", "drop-reply=6", "nak-storm=3", "jam-after=0", "jam-after=1",
-		"reject-every=3", "reject-every=1", "events-duplicated=2", "events-reversed=1", "take-during-retract=1"}
+		"reject-every=3", "reject-every=1", "events-duplicated=2", "events-reversed=1", "take-during-retract=1",
+		"line-down-mid=300ms", "pick-delay=20ms", "crash-after-pick=1"}
 	var ids []atm.TxnID
+	// What each Dispense call returned, kept before any reconciliation can
+	// overwrite the driver's records: checked against the ATM's journal.
+	type returned struct {
+		rec    atm.TxnRecord
+		err    error
+		faults []string
+	}
+	results := map[atm.TxnID]returned{}
 	kills, refused, failed := 0, 0, 0
 	codes := map[atm.Code]int{}
 	start := time.Now()
@@ -90,7 +101,16 @@ func TestSoak(t *testing.T) {
 		id := atm.NewTxnID()
 		ids = append(ids, id)
 		restarted := make(chan *child, 1)
-		if rng.Intn(100) < 7 {
+		crash := faults[len(faults)-1] == "crash-after-pick=1"
+		if crash {
+			// The child kills itself after its first pick; boot a new one.
+			old := c
+			go func() {
+				werr := <-old.done
+				old.done <- werr
+				restarted <- startChild(t, p, journal, env...)
+			}()
+		} else if rng.Intn(100) < 7 {
 			kills++
 			delay := time.Duration(rng.Intn(40)) * time.Millisecond
 			old := c
@@ -103,6 +123,13 @@ func TestSoak(t *testing.T) {
 			restarted <- c
 		}
 		rec, err := drv.Dispense(ctx, id, amount, notes)
+		results[id] = returned{rec, err, faults}
+		if crash {
+			// Crashed at its first pick, or refused the dispense before any
+			// pick with the fault still armed: either way this child ends
+			// here and the goroutine above boots the next one.
+			c.kill()
+		}
 		var de *atm.DeviceError
 		switch {
 		case err == nil:
@@ -127,6 +154,37 @@ func TestSoak(t *testing.T) {
 		t.Fatalf("only %d dispenses in the budget", len(ids))
 	}
 
+	// Before any reconciliation: what each Dispense returned must be what the
+	// ATM did. The ATM's truth is its journal, replayed in this process.
+	checkReturned := func(truth *simatm.Sim) {
+		t.Helper()
+		for _, id := range ids {
+			got := results[id]
+			theirs, known := truth.Record(id)
+			var de *atm.DeviceError
+			switch {
+			case got.err == nil:
+				if !known {
+					t.Fatalf("%s (faults %v): Dispense returned %+v, nil error; the ATM never accepted it", id, got.faults, got.rec)
+				}
+				sameDispenseOutcome(t, id, got.faults, got.rec, theirs)
+				if got.rec.Error != atm.OK || theirs.Error != atm.OK {
+					t.Fatalf("%s (faults %v): nil error for a dispense that ended %s (ATM %s)", id, got.faults, got.rec.Error, theirs.Error)
+				}
+			case errors.As(got.err, &de) && de.Record == nil:
+				if known && theirs.State != atm.StateNone {
+					t.Fatalf("%s (faults %v): refused with %s, but the ATM has %+v", id, got.faults, de.Code, theirs)
+				}
+			case errors.As(got.err, &de):
+				if !known || de.Code != theirs.Error {
+					t.Fatalf("%s (faults %v): failed with %s, ATM %+v", id, got.faults, de.Code, theirs)
+				}
+				sameDispenseOutcome(t, id, got.faults, *de.Record, theirs)
+				sameDispenseOutcome(t, id, got.faults, got.rec, theirs)
+			}
+		}
+	}
+
 	// Let the last customer act, then reconcile every id with the ATM.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -141,6 +199,17 @@ func TestSoak(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// The journal as it stands, replayed from a copy (the child is alive and
+	// a replay writes; every record is fsynced before its action).
+	snap, err := os.ReadFile(journal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snapPath := t.TempDir() + "/journal-before-reconcile"
+	if err := os.WriteFile(snapPath, snap, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	checkReturned(replay(t, snapPath))
 	for _, id := range ids {
 		if _, err := drv.TxnStatus(ctx, id); err != nil {
 			t.Fatalf("reconcile %s: %v", id, err)
@@ -229,5 +298,22 @@ func waitSettled(settled <-chan atm.TxnID, id atm.TxnID) {
 		case <-timeout.C:
 			return
 		}
+	}
+}
+
+// sameDispenseOutcome checks a record a Dispense call returned against the
+// ATM's final record of that id. The counts never change after the dispense;
+// the state may since have moved from PRESENTED to TAKEN or RETRACTED.
+func sameDispenseOutcome(t *testing.T, id atm.TxnID, faults []string, mine, theirs atm.TxnRecord) {
+	t.Helper()
+	stateOK := mine.State == theirs.State ||
+		mine.State == atm.StatePresented && (theirs.State == atm.StateTaken || theirs.State == atm.StateRetracted)
+	same := mine.ID == id && theirs.ID == id && stateOK && mine.Error == theirs.Error &&
+		mine.Amount == theirs.Amount && len(mine.Cassettes) == len(theirs.Cassettes)
+	for i := 0; same && i < len(mine.Cassettes); i++ {
+		same = mine.Cassettes[i] == theirs.Cassettes[i]
+	}
+	if !same {
+		t.Fatalf("%s (faults %v): Dispense returned %+v, ATM's record %+v", id, faults, mine, theirs)
 	}
 }

@@ -323,13 +323,26 @@ func TestBadInput(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for f := range l.Recv() {
-			if f.Type == atm.TypeError && f.Ref == seq {
+		timeout := time.NewTimer(5 * time.Second)
+		defer timeout.Stop()
+		for {
+			select {
+			case f := <-l.Recv():
+				if f.Ref != seq {
+					continue // HELLO's reply
+				}
+				if f.Type != atm.TypeError {
+					t.Fatalf("unknown type 0x55 answered with %s", f.Type)
+				}
 				m, _ := atm.ParseErrorMsg(f.Payload)
 				if m.Code != atm.CodeUnknownType {
-					t.Fatalf("error %v", m.Code)
+					t.Fatalf("error %v, want UNKNOWN_TYPE", m.Code)
 				}
 				return
+			case <-l.Done():
+				t.Fatalf("line died waiting for the ERROR: %v", l.Err())
+			case <-timeout.C:
+				t.Fatal("no ERROR UNKNOWN_TYPE for an unknown message type within 5 s")
 			}
 		}
 	})

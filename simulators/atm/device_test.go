@@ -139,10 +139,7 @@ func TestAfterPresent(t *testing.T) {
 					t.Fatalf("retract: %+v %v, want %s", rec, err, tc.wantCode)
 				}
 			}
-			for ev := range r.drv.Events() {
-				if ev.Kind == tc.wantEventOf {
-					break
-				}
+			for nextEvent(t, r.drv, 5*time.Second).Kind != tc.wantEventOf {
 			}
 			rec, _ := r.drv.Record(id)
 			if rec.State != tc.wantState || rec.Retracted != tc.retracted {
@@ -176,14 +173,9 @@ func TestEventsOutOfOrderAndDuplicated(t *testing.T) {
 			if _, err := r.drv.Dispense(ctx, id, 10000, []atm.Notes{{Cassette: 1, Count: 1}}); err != nil {
 				t.Fatal(err)
 			}
+			framesBefore := r.drv.Link().Stats.FramesIn.Load()
 			r.run.Sim.TakeNow()
-			var got []atm.Event
-			for ev := range r.drv.Events() {
-				got = append(got, ev)
-				if len(got) == 2 {
-					break
-				}
-			}
+			got := []atm.Event{nextEvent(t, r.drv, 5*time.Second), nextEvent(t, r.drv, 5*time.Second)}
 			if got[0].No == got[1].No {
 				t.Fatalf("duplicate event delivered: %+v", got)
 			}
@@ -193,12 +185,25 @@ func TestEventsOutOfOrderAndDuplicated(t *testing.T) {
 			if tc.name == "taken before presented" && (got[0].Kind != atm.EventTaken || got[1].Advanced) {
 				t.Fatalf("late PRESENTED moved the state: %+v", got)
 			}
+			// The ATM sends PRESENTED and TAKEN (twice each, or reversed):
+			// wait until every event frame it sent has reached the driver,
+			// then no third event may have been delivered.
+			want := int64(2)
+			if tc.name == "every event twice" {
+				want = 4
+			}
+			link := r.drv.Link()
+			deadline := time.Now().Add(5 * time.Second)
+			for link.Stats.FramesIn.Load()-framesBefore < want && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond) // the link's counter; no channel says it
+			}
+			if n := link.Stats.FramesIn.Load() - framesBefore; n != want {
+				t.Fatalf("driver received %d event frames, want %d", n, want)
+			}
 			select {
 			case ev := <-r.drv.Events():
-				if ev.Record.ID == id {
-					t.Fatalf("third event for one dispense: %+v", ev)
-				}
-			default:
+				t.Fatalf("third event for one dispense: %+v", ev)
+			case <-time.After(200 * time.Millisecond):
 			}
 		})
 	}
@@ -208,6 +213,11 @@ func TestResetAnswersTwice(t *testing.T) {
 	t.Parallel()
 	r := newRig(t, nil)
 	ctx := ctxT(t, 10*time.Second)
+	if _, err := r.drv.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	link := r.drv.Link()
+	before := link.Stats.FramesIn.Load()
 	r.run.Sim.Faults().Set("reset-twice=2")
 	h1, err := r.drv.Hello(ctx)
 	if err != nil {
@@ -221,6 +231,15 @@ func TestResetAnswersTwice(t *testing.T) {
 		if _, err := r.drv.Status(ctx); err != nil {
 			t.Fatalf("status after double hello replies: %v", err)
 		}
+	}
+	// The ATM handles one frame at a time and sends both HELLO replies
+	// (each waits for its ACK) before it reads the next request, so by now
+	// the host has received 2 × 2 HELLO replies and 3 STATUS replies.
+	if r.drv.Link() != link {
+		t.Fatal("the driver reopened the line")
+	}
+	if n := link.Stats.FramesIn.Load() - before; n != 7 {
+		t.Fatalf("host received %d data frames, want 7 (each HELLO answered twice, 3 STATUS)", n)
 	}
 	if _, err := r.drv.Dispense(ctx, atm.NewTxnID(), 10000, []atm.Notes{{Cassette: 1, Count: 1}}); err != nil {
 		t.Fatal(err)

@@ -52,6 +52,24 @@ func newRig(t *testing.T, mod func(*simatm.Config)) *rig {
 
 var pinKey = []byte("0123456789abcdef")
 
+// nextEvent returns the driver's next event, failing the test if none comes
+// within d.
+func nextEvent(t *testing.T, drv *atm.Driver, d time.Duration) atm.Event {
+	t.Helper()
+	timeout := time.NewTimer(d)
+	defer timeout.Stop()
+	select {
+	case ev, ok := <-drv.Events():
+		if !ok {
+			t.Fatal("events channel closed")
+		}
+		return ev
+	case <-timeout.C:
+		t.Fatalf("no event within %v", d)
+		return atm.Event{}
+	}
+}
+
 func ctxT(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
@@ -77,7 +95,7 @@ func TestDispenseHappyPath(t *testing.T) {
 	if p, pr, rj := rec.Totals(); rec.State != atm.StatePresented || p != 4 || pr != 4 || rj != 0 {
 		t.Fatalf("record %+v", rec)
 	}
-	ev := <-r.drv.Events()
+	ev := nextEvent(t, r.drv, 5*time.Second)
 	if ev.Kind != atm.EventPresented && ev.Kind != atm.EventTaken {
 		t.Fatalf("event %+v", ev)
 	}

@@ -98,8 +98,10 @@ type Driver struct {
 	bootID    [16]byte
 	seenEvent map[uint32]bool
 
-	events  chan Event
-	Dropped atomic.Int64 // events dropped because Events was not drained
+	emu      sync.Mutex // guards sends on events against its close
+	evClosed bool
+	events   chan Event
+	Dropped  atomic.Int64 // events dropped because Events was not drained
 	// Resolved counts uncertain outcomes the driver had to resolve by asking
 	// the ATM (TXN_STATUS) instead of reading the reply.
 	Resolved atomic.Int64
@@ -127,12 +129,19 @@ func NewDriver(cfg DriverConfig) *Driver {
 
 // Events delivers ATM events (presented, taken, retracted). The channel is
 // buffered; events are dropped (and counted) if it is not drained. The truth
-// is always available from TxnStatus.
+// is always available from TxnStatus. Close closes the channel.
 func (d *Driver) Events() <-chan Event { return d.events }
 
-// Close closes the line; every later call fails with ErrDriverClosed.
+// Close closes the line and the Events channel; every later call fails with
+// ErrDriverClosed. A command still in flight is waited for.
 func (d *Driver) Close() error {
-	d.once.Do(func() { close(d.closed) })
+	d.once.Do(func() {
+		close(d.closed)
+		d.emu.Lock()
+		d.evClosed = true
+		close(d.events)
+		d.emu.Unlock()
+	})
 	d.sem <- struct{}{}
 	defer func() { <-d.sem }()
 	if d.link != nil {
@@ -286,6 +295,11 @@ func (d *Driver) onEvent(f Frame) {
 		return
 	}
 	adv := d.record(m.Record)
+	d.emu.Lock()
+	defer d.emu.Unlock()
+	if d.evClosed {
+		return
+	}
 	select {
 	case d.events <- Event{Kind: m.Kind, No: m.No, Record: m.Record, Advanced: adv}:
 	default:

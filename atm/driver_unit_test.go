@@ -13,6 +13,11 @@ import (
 // the ATM end of a net.Pipe. The reference ATM is simulators/atm; this fake
 // exists to send what a correct ATM never sends.
 func fakeATM(t *testing.T, answer func(f Frame) (MsgType, []byte)) *Driver {
+	d, _ := fakeATMLink(t, answer)
+	return d
+}
+
+func fakeATMLink(t *testing.T, answer func(f Frame) (MsgType, []byte)) (*Driver, *Link) {
 	t.Helper()
 	hostEnd, atmEnd := net.Pipe()
 	l := NewLink(atmEnd, LinkConfig{AckTimeout: 30 * time.Millisecond})
@@ -44,7 +49,7 @@ func fakeATM(t *testing.T, answer func(f Frame) (MsgType, []byte)) *Driver {
 		},
 	})
 	t.Cleanup(func() { d.Close(); l.Close() })
-	return d
+	return d, l
 }
 
 // A DISPENSE reply that names another transaction (a stale reply from an
@@ -99,5 +104,69 @@ func TestDriverRefusesReplyForWrongTxn(t *testing.T) {
 				t.Fatalf("resolved %d times, want 1", d.Resolved.Load())
 			}
 		})
+	}
+}
+
+// Close closes the Events channel, also while the ATM floods events: no
+// send on the closed channel (the race detector and the runtime would say),
+// and a reader ranging over Events ends.
+func TestDriverCloseClosesEvents(t *testing.T) {
+	t.Parallel()
+	d, l := fakeATMLink(t, func(f Frame) (MsgType, []byte) {
+		return f.Type | ReplyBit, Status{}.Marshal()
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := d.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	flooding := make(chan struct{})
+	go func() {
+		defer close(flooding)
+		for no := uint32(1); ; no++ {
+			m := EventMsg{No: no, Kind: EventPresented, Record: TxnRecord{ID: NewTxnID(), State: StatePresented}}
+			if _, err := l.Send(ctx, TypeEvent, 0, m.Marshal()); err != nil {
+				return // the driver closed the line
+			}
+		}
+	}()
+	ranged := make(chan int)
+	go func() {
+		n := 0
+		for range d.Events() {
+			n++
+		}
+		ranged <- n
+	}()
+	// Let some events through before closing.
+	for d.Link() != nil && d.Link().Stats.FramesIn.Load() < 20 {
+		time.Sleep(time.Millisecond) // the link's counter; no channel says it
+	}
+	closed := make(chan error)
+	go func() { closed <- d.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not return")
+	}
+	select {
+	case n := <-ranged:
+		if n == 0 {
+			t.Fatal("no event was delivered before Close")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Events was not closed: a reader ranging over it never ends")
+	}
+	l.Close()
+	select {
+	case <-flooding:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the ATM side never noticed the line closed")
+	}
+	if _, err := d.Status(ctx); !errors.Is(err, ErrDriverClosed) {
+		t.Fatalf("Status after Close: %v", err)
 	}
 }

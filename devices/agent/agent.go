@@ -155,7 +155,8 @@ func (a *Agent) Driver(id string) (*atm.Driver, bool) {
 // IDs lists the ATMs in config order.
 func (a *Agent) IDs() []string { return append([]string(nil), a.order...) }
 
-// Close closes every line.
+// Close closes every line and waits for the goroutines that drain the
+// drivers' events (each ends when its driver closes its Events channel).
 func (a *Agent) Close() error {
 	var errs []error
 	for _, id := range a.order {
@@ -163,6 +164,7 @@ func (a *Agent) Close() error {
 			errs = append(errs, fmt.Errorf("%s: %w", id, err))
 		}
 	}
+	a.wg.Wait()
 	return errors.Join(errs...)
 }
 

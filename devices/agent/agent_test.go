@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -125,4 +126,31 @@ func (a *Agent) saw(id, kind string) bool {
 		}
 	}
 	return false
+}
+
+// TestAgentCloseEndsDrains: Close returns and, when it does, every goroutine
+// draining a driver's events has ended.
+func TestAgentCloseEndsDrains(t *testing.T) {
+	dir := t.TempDir()
+	a, err := New(Config{ATMs: []ATMConfig{
+		{ID: "ATM-0001", Port: filepath.Join(dir, "tty-a"), Baud: 9600},
+		{ID: "ATM-0002", Port: filepath.Join(dir, "tty-b"), Baud: 9600},
+	}}, SerialLines, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- a.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Agent.Close did not return")
+	}
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "agent.(*Agent).drain") {
+		t.Fatalf("a drain goroutine outlived Close:\n%s", stacks)
+	}
 }

@@ -126,6 +126,19 @@ func (s *Service) consume(ctx context.Context, id, passportID string) (challenge
 // VerifyOCRA checks the response to an OCRA challenge. txHash must be the
 // hash the challenge was made for (nil for a login challenge).
 func (s *Service) VerifyOCRA(ctx context.Context, passportID, challengeID string, txHash []byte, response string) (Accepted, error) {
+	// A request for another transaction is bad input: refused before the
+	// challenge is used, so it changes nothing (the hash a challenge was
+	// made for never changes, so checking first is not a race).
+	var made []byte
+	err := s.db.QueryRow(ctx, `SELECT tx_hash FROM otp_challenges WHERE id = ? AND passport_id = ?`, challengeID, passportID).Scan(&made)
+	switch {
+	case isNoRows(err):
+		return Accepted{}, authn.ErrUnknown
+	case err != nil:
+		return Accepted{}, fmt.Errorf("reading the challenge: %w", err)
+	case string(made) != string(txHash):
+		return Accepted{}, fmt.Errorf("%w: the challenge was made for another transaction", authn.ErrUnknown)
+	}
 	c, err := s.consume(ctx, challengeID, passportID)
 	if err != nil {
 		return Accepted{}, err

@@ -33,6 +33,9 @@ func newGridCardCmd() *cobra.Command {
 				return err
 			}
 			defer done()
+			if err := requireCustomer(ctx, db, customer); err != nil {
+				return err
+			}
 			if _, _, err := h.EnsureKey(ctx, hsm.KeySpec{Label: gridcard.WrapKeyLabel, Type: hsm.KeyAES256}); err != nil {
 				return err
 			}

@@ -215,6 +215,9 @@ left and never retried).`,
 				return err
 			}
 			defer done()
+			if err := requireCustomer(ctx, db, customer); err != nil {
+				return err
+			}
 			card, err := openPIVCard(ctx, piv.New(cfg), reader)
 			if err != nil {
 				return err

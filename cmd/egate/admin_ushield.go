@@ -101,6 +101,9 @@ retry status and never retried.`,
 				return err
 			}
 			defer done()
+			if err := requireCustomer(ctx, db, customer); err != nil {
+				return err
+			}
 			m, tok, err := openUShield(ctx, module, label, pinSrc)
 			if err != nil {
 				return err

@@ -331,13 +331,6 @@ func TestAdminGridcardIssue(t *testing.T) {
 			before := b.count(t, "gridcards")
 			r := b.admin(t, "gridcard", "issue", "--customer", tc.customer, "--out", out)
 			if !tc.ok {
-				if r.code == 0 && strings.Contains(r.stdout, "issued grid card") {
-					// Known bug: the command does not check that the customer
-					// exists (gridcards has no foreign key either), so a card
-					// is issued to nobody. Reported; the fix belongs in
-					// admin_gridcard.go. Remove this skip with it.
-					t.Skip("KNOWN BUG: egate admin gridcard issue issues a card to an unknown customer")
-				}
 				oneLine(t, r, tc.customer)
 				if _, err := os.Stat(out); err == nil {
 					t.Fatal("a PNG was written for an unknown customer")
@@ -412,31 +405,37 @@ func TestAdminTokenEnrollUShield(t *testing.T) {
 		return string(out)
 	}
 	tests := []struct {
-		name, token, pinEnv string
-		ok                  bool
-		rows                int
+		name, token, pinEnv, customer string
+		ok                            bool
+		rows                          int
+		want                          string // in the one error line
 	}{
-		{"wrong PIN", "ushield-2", "EGATE_TEST_SHIELD_WRONG", false, 0},
-		{"right PIN", "ushield-1", "EGATE_TEST_SHIELD_PIN", true, 1},
+		{"unknown customer", "ushield-2", "EGATE_TEST_SHIELD_PIN", "no-such-customer", false, 0, "no customer"},
+		{"wrong PIN", "ushield-2", "EGATE_TEST_SHIELD_WRONG", id, false, 0, "wrong PIN"},
+		{"right PIN", "ushield-1", "EGATE_TEST_SHIELD_PIN", id, true, 1, ""},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			r := b.admin(t, "token", "enroll-ushield", "--module", b.sh.Module, "--token", tc.token,
-				"--customer", id, "--pin-source", "env:"+tc.pinEnv)
+				"--customer", tc.customer, "--pin-source", "env:"+tc.pinEnv)
 			if n := b.count(t, "ushield_tokens"); n != tc.rows {
 				t.Fatalf("ushield_tokens has %d rows, want %d", n, tc.rows)
 			}
 			objs := listObjects(t, tc.token)
 			if !tc.ok {
-				oneLine(t, r, tc.token)
-				if !strings.Contains(r.stderr, "wrong PIN") {
-					t.Fatalf("the error does not say the PIN was wrong: %s", r.stderr)
+				if tc.customer == id {
+					oneLine(t, r, tc.token)
+				} else {
+					oneLine(t, r, tc.customer)
+				}
+				if !strings.Contains(r.stderr, tc.want) {
+					t.Fatalf("the error does not say %q: %s", tc.want, r.stderr)
 				}
 				if strings.Contains(r.stderr, "97531864") || strings.Contains(r.stderr, shieldPIN) {
 					t.Fatalf("a PIN reached the error: %s", r.stderr)
 				}
 				if strings.Contains(objs, "Object;") {
-					t.Fatalf("objects on the token after a wrong PIN:\n%s", objs)
+					t.Fatalf("objects on the token after a refused enrollment:\n%s", objs)
 				}
 				return
 			}

@@ -99,3 +99,17 @@ func newTable(w io.Writer, header string) *tabwriter.Writer {
 	fmt.Fprintln(tw, header)
 	return tw
 }
+
+// requireCustomer checks that passportID names a passport customer before
+// an operator binds a tool to it: a typo must not issue a card or enroll a
+// token for nobody.
+func requireCustomer(ctx context.Context, db *store.DB, passportID string) error {
+	var n int
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM customers WHERE passport_id = ?`, passportID).Scan(&n); err != nil {
+		return fmt.Errorf("looking up customer %q: %w", passportID, err)
+	}
+	if n == 0 {
+		return fmt.Errorf("no customer with passport id %q (egate admin user show LOGIN-NAME prints a customer's id); nothing was changed", passportID)
+	}
+	return nil
+}

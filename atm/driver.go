@@ -391,12 +391,23 @@ func (d *Driver) doHello(ctx context.Context) error {
 // call connects if needed and runs one request, re-establishing the session
 // once if the ATM answers NO_SESSION (it then executed nothing).
 func (d *Driver) call(ctx context.Context, t MsgType, payload []byte) (Frame, error) {
+	return d.callBuild(ctx, t, func(HelloReply) ([]byte, error) { return payload, nil })
+}
+
+// callBuild is call with the payload built after the session is up, from
+// the HELLO reply of the ATM actually on the line (built again if the
+// session is re-established).
+func (d *Driver) callBuild(ctx context.Context, t MsgType, build func(HelloReply) ([]byte, error)) (Frame, error) {
 	if err := d.lock(ctx); err != nil {
 		return Frame{}, err
 	}
 	defer d.unlock()
 	for attempt := 0; ; attempt++ {
 		if err := d.connect(ctx); err != nil {
+			return Frame{}, err
+		}
+		payload, err := build(d.hello)
+		if err != nil {
 			return Frame{}, err
 		}
 		f, err := d.roundTrip(ctx, t, payload, false)
@@ -431,6 +442,10 @@ func (d *Driver) Status(ctx context.Context) (Status, error) {
 
 func (d *Driver) result(ctx context.Context, t MsgType, payload []byte) error {
 	f, err := d.call(ctx, t, payload)
+	return resultErr(t, f, err)
+}
+
+func resultErr(t MsgType, f Frame, err error) error {
 	if err != nil {
 		return err
 	}
@@ -444,9 +459,25 @@ func (d *Driver) result(ctx context.Context, t MsgType, payload []byte) error {
 	return nil
 }
 
-// ShowQR puts a QR code on the ATM's screen.
+// ShowQR puts a QR code on the ATM's screen, in the mode m names (the ATM
+// refuses a mode it did not advertise with CodeUnsupported). DisplayQR
+// chooses the mode itself.
 func (d *Driver) ShowQR(ctx context.Context, m ShowQR) error {
 	return d.result(ctx, TypeShowQR, m.Marshal())
+}
+
+// DisplayQR puts a QR code for text on the ATM's screen in a mode the ATM
+// advertised in its HELLO reply: as text if it renders QR codes itself
+// (QR_TEXT), else as a module bitmap rendered here (QR_BITMAP). It returns
+// the mode used. An ATM with neither capability gets nothing and the error
+// matches ErrCode(CodeUnsupported).
+func (d *Driver) DisplayQR(ctx context.Context, session TxnID, ttlSec uint16, text string) (mode uint8, err error) {
+	f, err := d.callBuild(ctx, TypeShowQR, func(h HelloReply) ([]byte, error) {
+		m, err := QRMessage(session, ttlSec, text, h.Capabilities)
+		mode = m.Mode
+		return m.Marshal(), err
+	})
+	return mode, resultErr(TypeShowQR, f, err)
 }
 
 // CancelQR removes the QR code of session from the screen.

@@ -79,12 +79,17 @@ const (
 	CodeInProgress
 	CodeNoSession
 	CodeHardware
+	// CodeUnsupported refuses a request that needs a capability the ATM did
+	// not advertise in its HELLO reply (e.g. SHOW_QR in a mode it lacks);
+	// nothing was done.
+	CodeUnsupported
 )
 
 var codeNames = [...]string{"OK", "BAD_MESSAGE", "UNKNOWN_TYPE", "BUSY", "CASH_AT_EXIT",
 	"CANNOT_MAKE_AMOUNT", "CASSETTE_MISSING", "CASSETTE_EMPTY", "JAM", "TOO_MANY_REJECTS",
 	"SHUTTER_FAULT", "TXN_CONFLICT", "UNKNOWN_TXN", "TIMEOUT", "NOT_PRESENTED",
-	"RETRACT_COUNT_UNKNOWN", "VERSION", "CANCELLED", "POWER_LOSS", "IN_PROGRESS", "NO_SESSION", "HARDWARE"}
+	"RETRACT_COUNT_UNKNOWN", "VERSION", "CANCELLED", "POWER_LOSS", "IN_PROGRESS", "NO_SESSION", "HARDWARE",
+	"UNSUPPORTED"}
 
 func (c Code) String() string {
 	if int(c) < len(codeNames) {

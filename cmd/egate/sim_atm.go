@@ -23,12 +23,12 @@ func init() { registerSim(newSimATMCmd) }
 
 func newSimATMCmd() *cobra.Command {
 	var (
-		port, journal, httpAddr, pngPath, cassettes, pinKeyEnv string
-		usePTY, quiet                                          bool
-		baud                                                   int
-		seed                                                   int64
-		faults                                                 []string
-		pickTime, presentTime, retractTime, takeAfter, takeTO  time.Duration
+		port, journal, httpAddr, pngPath, cassettes, pinKeyEnv, qr string
+		usePTY, quiet                                              bool
+		baud                                                       int
+		seed                                                       int64
+		faults                                                     []string
+		pickTime, presentTime, retractTime, takeAfter, takeTO      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "atm",
@@ -49,6 +49,10 @@ Faults (--fault name=value, repeatable; same names on POST /faults):
 ` + strings.Join(simatm.FaultNames(), ", ") + `
 Random choices come from --seed, so a run can be replayed.
 
+QR: --qr text|bitmap|both chooses what HELLO advertises (QR_TEXT: the ATM
+renders the QR from text; QR_BITMAP: it shows a module bitmap the host sent);
+a SHOW_QR in a mode not advertised is answered UNSUPPORTED and shows nothing.
+
 PIN pad key: AES key in hex, read from the environment variable named by
 --pin-key-env (never from a flag).`,
 		Args: cobra.NoArgs,
@@ -67,12 +71,17 @@ PIN pad key: AES key in hex, read from the environment variable named by
 			if err != nil {
 				return err
 			}
+			caps, err := simatm.QRCapabilities(qr)
+			if err != nil {
+				return fmt.Errorf("--qr: %w", err)
+			}
 			cfg := simatm.Config{
 				Cassettes: cs, JournalPath: journal, Faults: f,
 				Link:     atm.LinkConfig{Baud: baud},
 				PickTime: pickTime, PresentTime: presentTime, RetractTime: retractTime,
 				TakeAfter: takeAfter, TakeTimeout: takeTO,
-				Screen: &simatm.Screen{PNGPath: pngPath},
+				Screen:       &simatm.Screen{PNGPath: pngPath},
+				Capabilities: caps,
 			}
 			if !quiet {
 				cfg.Screen.Term = cmd.OutOrStdout()
@@ -129,6 +138,7 @@ PIN pad key: AES key in hex, read from the environment variable named by
 	fl.StringVar(&httpAddr, "http", "127.0.0.1:8089", "screen and control endpoint address (empty: none)")
 	fl.StringVar(&pngPath, "png", "atm-qr.png", "write the QR on screen to this PNG (empty: none)")
 	fl.StringVar(&cassettes, "cassettes", "1:10000:500,2:5000:500,3:2000:500,4:1000:500", "id:denomination-fen:count,… for a new journal")
+	fl.StringVar(&qr, "qr", "both", "QR modes advertised in HELLO: text, bitmap or both")
 	fl.StringVar(&pinKeyEnv, "pin-key-env", "EGATE_ATM_PIN_KEY", "environment variable holding the PIN pad's AES key (hex)")
 	fl.StringArrayVar(&faults, "fault", nil, "inject a fault: name=value (repeatable)")
 	fl.Int64Var(&seed, "seed", 1, "seed for random faults")

@@ -437,7 +437,9 @@ func (s *Sim) handle(ctx context.Context, l *atm.Link, f atm.Frame) {
 		var m atm.ShowQR
 		if m, err = atm.ParseShowQR(f.Payload); err == nil {
 			code := atm.OK
-			if e := s.cfg.Screen.Show(m); e != nil {
+			if need := qrCap(m.Mode); s.cfg.Capabilities&need == 0 {
+				code = atm.CodeUnsupported // a mode not advertised in HELLO: show nothing
+			} else if e := s.cfg.Screen.Show(m); e != nil {
 				code = atm.CodeHardware
 			}
 			s.reply(ctx, l, f, []byte{byte(code)})
@@ -459,6 +461,29 @@ func (s *Sim) handle(ctx context.Context, l *atm.Link, f atm.Frame) {
 	if err != nil {
 		s.replyErr(ctx, l, f, atm.CodeBadMessage, err.Error())
 	}
+}
+
+// qrCap is the capability a SHOW_QR mode needs.
+func qrCap(mode uint8) uint16 {
+	if mode == atm.QRModeBitmap {
+		return atm.CapQRBitmap
+	}
+	return atm.CapQRText
+}
+
+// QRCapabilities maps the simulator's --qr flag (text, bitmap, both) to the
+// capabilities it advertises: every other capability and the QR modes named.
+func QRCapabilities(qr string) (uint16, error) {
+	all := atm.CapPINISO4 | atm.CapRetract | atm.CapReject | atm.CapPurge | atm.CapProgress
+	switch qr {
+	case "text":
+		return all | atm.CapQRText, nil
+	case "bitmap":
+		return all | atm.CapQRBitmap, nil
+	case "both", "":
+		return all | atm.CapQRText | atm.CapQRBitmap, nil
+	}
+	return 0, fmt.Errorf("QR modes %q: want text, bitmap or both", qr)
 }
 
 func (s *Sim) status() atm.Status {

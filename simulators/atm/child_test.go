@@ -145,7 +145,8 @@ func replay(t testing.TB, journal string) *simatm.Sim {
 // TestKilledBetweenPickAndPresent kills the simulator process (SIGKILL, by
 // itself at the exact moment) after 3 of 5 notes were picked, boots a new
 // one on the same journal and line, and checks that the driver learns the
-// truth from the ATM: 3 picked, 0 presented, 3 rejected, POWER_LOSS.
+// truth from the ATM: 3 picked, 0 presented, 3 rejected, POWER_LOSS, both by
+// TXN_STATUS and in the rebooted ATM's HELLO reply (last operation).
 func TestKilledBetweenPickAndPresent(t *testing.T) {
 	t.Parallel()
 	p, err := simatm.OpenPTY()
@@ -192,6 +193,18 @@ func TestKilledBetweenPickAndPresent(t *testing.T) {
 	// The same id again: the stored result, nothing moves.
 	if again, _ := drv.Dispense(ctx, id, 50000, []atm.Notes{{Cassette: 1, Count: 5}}); again.State != atm.StateFailed {
 		t.Fatalf("retry: %+v", again)
+	}
+	// The rebooted ATM's HELLO names the interrupted transaction as its last
+	// operation, with the state and counts from its journal.
+	h, err := drv.Hello(ctx)
+	if err != nil {
+		t.Fatalf("HELLO after the reboot: %v", err)
+	}
+	if h.Last == nil {
+		t.Fatal("HELLO after the reboot has no last transaction")
+	}
+	if p, pr, rj := h.Last.Totals(); h.Last.ID != id || h.Last.State != atm.StateFailed || h.Last.Error != atm.CodePowerLoss || p != 3 || pr != 0 || rj != 3 {
+		t.Fatalf("HELLO last = %+v, want %s FAILED POWER_LOSS 3/0/3", *h.Last, id)
 	}
 	drv.Close()
 	tot := replay(t, journal).Totals()

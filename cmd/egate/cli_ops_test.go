@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/egate-bank/egate/atm"
 )
 
 // egate admin user: add with the password from the environment, show,
@@ -128,5 +130,20 @@ func TestATMSimulatorAndOperatorCommands(t *testing.T) {
 	}
 	if r := atmCmd("status"); !regexp.MustCompile(`(?m)^1\s+100\.00\s+497`).MatchString(r.stdout) {
 		t.Fatalf("a refused dispense moved notes:\n%s", r.stdout)
+	}
+	// One owner per port: while another process (here the test, through
+	// atm.OpenSerial, as the agent would) holds the line, the operator's
+	// command says so in one line and sends nothing.
+	held, err := atm.OpenSerial(port, 115200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = atmCmd("dispense", "--amount", "100", "--txn", "ffeeddccbbaa99887766554433221100")
+	held.Close()
+	if r.code == 0 || !strings.Contains(r.stderr, "owned by another process") || strings.Count(strings.TrimSpace(r.stderr), "\n") != 0 {
+		t.Fatalf("admin atm on a held port: %+v", r)
+	}
+	if r := atmCmd("status"); r.code != 0 || !regexp.MustCompile(`(?m)^1\s+100\.00\s+497`).MatchString(r.stdout) {
+		t.Fatalf("after the refused command the port is free and nothing moved: %+v", r)
 	}
 }

@@ -606,15 +606,33 @@ func (d *Driver) Dispense(ctx context.Context, id TxnID, amount int64, notes []N
 // resolve asks the ATM until it states a final outcome for id, or that it
 // never accepted it (StateNone). Line errors are retried until ctx ends.
 func (d *Driver) resolve(ctx context.Context, id TxnID) (TxnRecord, error) {
+	rec, err := d.pollStatus(ctx, id, func(rec TxnRecord) (bool, error) {
+		return rec.State == StateNone || rec.State.Final(), nil
+	})
+	if err != nil {
+		return TxnRecord{}, err
+	}
+	if rec.State.Final() {
+		r, _ := d.Record(id)
+		return r, nil
+	}
+	return rec, nil
+}
+
+// pollStatus asks the ATM about id every PollInterval until settles says
+// its answer settles the question, ctx ends or the driver closes. Line
+// errors, and the reason settles gives for an answer that does not settle
+// it, are retried; the last of them is returned at the end (ctx's error if
+// there was none).
+func (d *Driver) pollStatus(ctx context.Context, id TxnID, settles func(TxnRecord) (bool, error)) (TxnRecord, error) {
 	var last error
 	for {
 		rec, err := d.TxnStatus(ctx, id)
-		if err == nil && (rec.State == StateNone || rec.State.Final()) {
-			if rec.State.Final() {
-				r, _ := d.Record(id)
-				return r, nil
+		if err == nil {
+			var done bool
+			if done, err = settles(rec); done {
+				return rec, nil
 			}
-			return rec, nil
 		}
 		if err != nil {
 			last = err
@@ -707,33 +725,23 @@ func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord,
 // nothing about the retract, so the driver asks again until ctx ends and then
 // the outcome is uncertain; it never guesses.
 func (d *Driver) resolveRetract(ctx context.Context, id TxnID) (TxnRecord, Code, error) {
-	var last error
-	for {
-		rec, err := d.TxnStatus(ctx, id)
-		if err == nil {
-			switch rec.State {
-			case StateTaken:
-				return rec, CodeNotPresented, nil
-			case StateRetracted:
-				if rec.Retracted == RetractUnknown {
-					return rec, CodeRetractCountUnknown, nil
-				}
-				return rec, OK, nil
-			case StateNone:
-				return rec, CodeUnknownTxn, nil
-			}
-			last = fmt.Errorf("atm: RETRACT %s: ATM reports %s: %w", id, rec.State, ErrUncertain)
-		} else {
-			last = err
+	rec, err := d.pollStatus(ctx, id, func(rec TxnRecord) (bool, error) {
+		switch rec.State {
+		case StateTaken, StateRetracted, StateNone:
+			return true, nil
 		}
-		if ctx.Err() != nil || errors.Is(err, ErrDriverClosed) {
-			return TxnRecord{}, 0, last
-		}
-		t := time.NewTimer(d.cfg.PollInterval)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+		return false, fmt.Errorf("atm: RETRACT %s: ATM reports %s: %w", id, rec.State, ErrUncertain)
+	})
+	switch {
+	case err != nil:
+		return TxnRecord{}, 0, err
+	case rec.State == StateTaken:
+		return rec, CodeNotPresented, nil
+	case rec.State == StateNone:
+		return rec, CodeUnknownTxn, nil
+	case rec.Retracted == RetractUnknown:
+		return rec, CodeRetractCountUnknown, nil
+	default: // retracted
+		return rec, OK, nil
 	}
 }

@@ -359,10 +359,15 @@ func (s *Server) renderLockedFactor(w http.ResponseWriter, r *http.Request, ar *
 
 // otherFactors are the customer's tools of the level other than fac.
 func (s *Server) otherFactors(r *http.Request, ar *oidcop.AuthRequest, f *flow, fac authn.Factor) []choice {
+	return choicesOf(s.usableFactors(r.Context(), f.PassportID, ar.RequiredLevel()), fac)
+}
+
+// choicesOf are the buttons for fs, leaving out except (nil: none).
+func choicesOf(fs []authn.Factor, except authn.Factor) []choice {
 	var out []choice
-	for _, o := range s.usableFactors(r.Context(), f.PassportID, ar.RequiredLevel()) {
-		if o != fac {
-			out = append(out, choice{Name: o.Name(), Label: factorLabel(o), Level: int(o.Level())})
+	for _, f := range fs {
+		if f != except {
+			out = append(out, choice{Name: f.Name(), Label: factorLabel(f), Level: int(f.Level())})
 		}
 	}
 	return out
@@ -391,10 +396,7 @@ func (s *Server) showFactors(w http.ResponseWriter, r *http.Request, ar *oidcop.
 	case 1:
 		s.beginFactor(w, r, ar, f, fs[0])
 	default:
-		cs := make([]choice, len(fs))
-		for i, f := range fs {
-			cs[i] = choice{Name: f.Name(), Label: factorLabel(f), Level: int(f.Level())}
-		}
+		cs := choicesOf(fs, nil)
 		code := ""
 		if msg != "" {
 			code = "invalid_request"
@@ -444,9 +446,8 @@ func (s *Server) beginFactorMsg(w http.ResponseWriter, r *http.Request, ar *oidc
 // of the level, any of which replaces it (POST /login/factor/begin): a
 // customer whose token is at home uses the SMS code instead.
 func (s *Server) renderFactor(w http.ResponseWriter, r *http.Request, status int, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, msg, code string) {
-	others := s.otherFactors(r, ar, f, fac)
 	s.render(w, status, "factor", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factor: fac.Name(), FactorLabel: factorLabel(fac),
-		Prompt: f.Prompt, Data: f.Data, Proof: f.Proof, Error: msg, ErrorCode: code, Factors: others})
+		Prompt: f.Prompt, Data: f.Data, Proof: f.Proof, Error: msg, ErrorCode: code, Factors: s.otherFactors(r, ar, f, fac)})
 }
 
 // choice is a tool offered on the choice page.

@@ -9,10 +9,11 @@
 // head and inserts the next position, then commits, which releases the lock.
 // On PostgreSQL the lock is a transaction-scoped advisory lock
 // (pg_advisory_xact_lock on LockKey), so replicas on one database queue for
-// it; on SQLite it is the database's write lock, taken up front by BEGIN
-// IMMEDIATE (a deferred transaction that reads first could not upgrade to
-// writing while another connection writes), and a second process waits for
-// it within the store's busy timeout. The primary key on the position stays
+// it; on SQLite it is the database's write lock, taken when the
+// transaction begins (internal/store opens SQLite with _txlock=immediate: a
+// deferred transaction that reads first could not upgrade to writing while
+// another connection writes), and a second process waits for it within the
+// store's busy timeout. The primary key on the position stays
 // as a safety net: an appender that does not take the lock (an older
 // replica during a rolling upgrade) makes the insert conflict, and Append
 // re-reads the head and tries again; with the lock that never happens.
@@ -22,7 +23,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
-	"database/sql/driver"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -118,11 +118,7 @@ func (l *Log) Append(ctx context.Context, kind string, fields map[string]string)
 			seq int64
 			err error
 		)
-		if l.db.Driver() == store.Postgres {
-			seq, err = l.appendPostgres(ctx, at, kind, fields)
-		} else {
-			seq, err = l.appendSQLite(ctx, at, kind, fields)
-		}
+		seq, err = l.appendLocked(ctx, at, kind, fields)
 		if store.IsUniqueViolation(err) {
 			l.conflicts.Add(1)
 			continue // an appender without the lock took this position
@@ -135,18 +131,22 @@ func (l *Log) Append(ctx context.Context, kind string, fields map[string]string)
 	return 0, ErrContention
 }
 
-// appendPostgres appends under the advisory lock, which the transaction's
-// end releases.
-func (l *Log) appendPostgres(ctx context.Context, at int64, kind string, fields map[string]string) (int64, error) {
+// appendLocked appends in one transaction that holds the append lock:
+// on PostgreSQL the advisory lock, which the transaction's end releases;
+// on SQLite the write lock, which its transactions take when they begin
+// (internal/store opens SQLite with _txlock=immediate).
+func (l *Log) appendLocked(ctx context.Context, at int64, kind string, fields map[string]string) (int64, error) {
 	tx, err := l.db.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("appending audit record: %w", err)
-	}
-	defer tx.Rollback() // after Commit, a no-op
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, LockKey); err != nil {
 		return 0, fmt.Errorf("locking the audit log: %w", err)
 	}
-	seq, err := l.insertNext(ctx, tx.Tx, at, kind, fields)
+	defer tx.Rollback() // after Commit, a no-op
+	if l.db.Driver() == store.Postgres {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, LockKey); err != nil {
+			return 0, fmt.Errorf("locking the audit log: %w", err)
+		}
+	}
+	seq, err := l.insertNext(ctx, tx, at, kind, fields)
 	if err != nil {
 		return 0, err
 	}
@@ -156,49 +156,12 @@ func (l *Log) appendPostgres(ctx context.Context, at int64, kind string, fields 
 	return seq, nil
 }
 
-// appendSQLite appends in a BEGIN IMMEDIATE transaction on one dedicated
-// connection (database/sql's BeginTx cannot ask for IMMEDIATE).
-func (l *Log) appendSQLite(ctx context.Context, at int64, kind string, fields map[string]string) (seq int64, err error) {
-	conn, err := l.db.Conn(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("appending audit record: %w", err)
-	}
-	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
-		return 0, fmt.Errorf("locking the audit log: %w", err)
-	}
-	defer func() {
-		if err == nil {
-			return
-		}
-		// The caller's context may be what failed; the rollback must still
-		// run, or the connection would go back to the pool mid-transaction.
-		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), `ROLLBACK`); rerr != nil {
-			conn.Raw(func(any) error { return driver.ErrBadConn }) // discard it instead
-		}
-	}()
-	seq, err = l.insertNext(ctx, conn, at, kind, fields)
-	if err != nil {
-		return 0, err
-	}
-	if _, err = conn.ExecContext(ctx, `COMMIT`); err != nil {
-		return 0, fmt.Errorf("appending audit record: %w", err)
-	}
-	return seq, nil
-}
-
-// querier is what insertNext needs of a *sql.Tx or a *sql.Conn.
-type querier interface {
-	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
-	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
-}
-
 // insertNext reads the head and inserts the next record after it; the
 // caller holds the append lock.
-func (l *Log) insertNext(ctx context.Context, q querier, at int64, kind string, fields map[string]string) (int64, error) {
+func (l *Log) insertNext(ctx context.Context, tx *store.Tx, at int64, kind string, fields map[string]string) (int64, error) {
 	var seq int64
 	prev := Genesis
-	err := q.QueryRowContext(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("reading audit head: %w", err)
 	}
@@ -208,7 +171,7 @@ func (l *Log) insertNext(ctx context.Context, q querier, at int64, kind string, 
 	if err != nil {
 		return 0, err
 	}
-	_, err = q.ExecContext(ctx, l.db.Rebind(`INSERT INTO audit_log (seq, at_ms, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)`),
+	_, err = tx.Exec(ctx, `INSERT INTO audit_log (seq, at_ms, kind, record, prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?)`,
 		r.Seq, at, kind, string(canon), prev, h)
 	if err != nil {
 		return 0, fmt.Errorf("appending audit record: %w", err)

@@ -10,7 +10,6 @@ import (
 	"image/png"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -53,10 +52,8 @@ func (g *gcmSealer) Unseal(_ context.Context, label string, s, aad []byte) ([]by
 	return g.aead.Open(nil, s[:ns], s[ns:], append([]byte(label), aad...))
 }
 
-type clock struct{ off atomic.Int64 }
-
-func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
+// clock is the tests' movable wall clock.
+type clock = authntest.Clock
 
 func answer(t testing.TB, card *Card, ch authn.Challenge) []byte {
 	t.Helper()
@@ -81,7 +78,7 @@ func TestVerify(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		clk := &clock{}
-		s, err := New(db, newSealer(), Config{MaxUses: 1000}, clk.now)
+		s, err := New(db, newSealer(), Config{MaxUses: 1000}, clk.Now)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -163,8 +160,8 @@ func TestVerify(t *testing.T) {
 		}
 		t.Run("expired challenge", func(t *testing.T) {
 			ch := begin(t, "alice")
-			clk.advance(4 * time.Minute)
-			defer clk.advance(-4 * time.Minute)
+			clk.Advance(4 * time.Minute)
+			defer clk.Advance(-4 * time.Minute)
 			if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: answer(t, card, ch)}); !errors.Is(err, authn.ErrExpired) {
 				t.Fatalf("Verify = %v, want ErrExpired", err)
 			}

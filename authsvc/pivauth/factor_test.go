@@ -29,10 +29,8 @@ import (
 // same CA path as a card's (IssuePIV with an attestation); card_test.go
 // runs the whole flow on the simulator through pcscd and SoftHSM2.
 
-type clock struct{ off atomic.Int64 }
-
-func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
+// clock is the tests' movable wall clock.
+type clock = authntest.Clock
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -50,11 +48,11 @@ type rig struct {
 
 func newRig(t testing.TB, db *store.DB) *rig {
 	clk := &clock{}
-	c, err := ca.Init(context.Background(), db, newKey(t), newKey(t), ca.Options{}, clk.now)
+	c, err := ca.Init(context.Background(), db, newKey(t), newKey(t), ca.Options{}, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{svc: New(db, c, clk.now), ca: c, clk: clk}
+	return &rig{svc: New(db, c, clk.Now), ca: c, clk: clk}
 }
 
 type softKey struct {
@@ -108,7 +106,7 @@ func TestVerify(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A U-shield certificate from the same CA, bound as a U-shield: not a PIV key.
-		us := ushield.New(db, r.ca, r.clk.now)
+		us := ushield.New(db, r.ca, r.clk.Now)
 		uk := newKey(t)
 		csr, _ := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{}, uk)
 		ucert, err := us.Issuer("alice").IssueToken(ctx, csr, uk.Public())
@@ -188,8 +186,8 @@ func TestVerify(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			r.clk.advance(r.svc.TTL + time.Second)
-			defer r.clk.advance(-(r.svc.TTL + time.Second))
+			r.clk.Advance(r.svc.TTL + time.Second)
+			defer r.clk.Advance(-(r.svc.TTL + time.Second))
 			if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: alice.sign(t, ch.Data)}); !errors.Is(err, authn.ErrExpired) {
 				t.Fatalf("Verify = %v, want ErrExpired", err)
 			}

@@ -284,7 +284,7 @@ func TestBeginGatewayFails(t *testing.T) {
 				g := newGW(t, o, 200*time.Millisecond)
 				clk := &clock{}
 				who := []string{"alice", "bob"}[i]
-				s := New(db, g, phones{"alice": "13800005678", "bob": "13900001234"}, KeyMAC("test key"), Config{}, clk.now)
+				s := New(db, g, phones{"alice": "13800005678", "bob": "13900001234"}, KeyMAC("test key"), Config{}, clk.Now)
 				_, err := s.Factor().Begin(ctx, authn.BeginRequest{PassportID: who, Purpose: authn.PurposeLogin, ClientIP: "10.0.0.1"})
 				if !errors.Is(err, tc.want) || !errors.Is(err, ErrGateway) {
 					t.Fatalf("Begin = %v, want %v", err, tc.want)

@@ -21,10 +21,8 @@ type phones map[string]string
 
 func (p phones) Phone(_ context.Context, id string) (string, error) { return p[id], nil }
 
-type clock struct{ off atomic.Int64 }
-
-func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
+// clock is the tests' movable wall clock.
+type clock = authntest.Clock
 
 var codeRE = regexp.MustCompile(`\b(\d{6})\b`)
 
@@ -38,8 +36,8 @@ type rig struct {
 
 func newRig(t *testing.T, db *store.DB, cfg Config) *rig {
 	clk := &clock{}
-	sink := NewSink(db, clk.now)
-	s := New(db, sink, phones{"alice": "13800005678", "bob": "13900001234", "mallory": "13900001234"}, KeyMAC("test key"), cfg, clk.now)
+	sink := NewSink(db, clk.Now)
+	s := New(db, sink, phones{"alice": "13800005678", "bob": "13900001234", "mallory": "13900001234"}, KeyMAC("test key"), cfg, clk.Now)
 	return &rig{s: s, f: s.Factor(), sink: sink, clk: clk, db: db}
 }
 
@@ -98,8 +96,8 @@ func TestVerify(t *testing.T) {
 					t.Fatalf("code not stored as an HMAC: %x", secret)
 				}
 				if tc.expire {
-					r.clk.advance(6 * time.Minute)
-					defer r.clk.advance(-6 * time.Minute)
+					r.clk.Advance(6 * time.Minute)
+					defer r.clk.Advance(-6 * time.Minute)
 				}
 				who := "alice"
 				if tc.who != "" {
@@ -168,7 +166,7 @@ func TestSendLimits(t *testing.T) {
 				if len(msgs) != len(tc.reqs)-1 {
 					t.Fatalf("%d messages sent, want %d", len(msgs), len(tc.reqs)-1)
 				}
-				r.clk.advance(time.Hour)
+				r.clk.Advance(time.Hour)
 				if _, err := r.f.Begin(ctx, tc.reqs[len(tc.reqs)-1]); err != nil {
 					t.Fatalf("next window: %v", err)
 				}
@@ -234,7 +232,7 @@ func TestLockoutAndSingleUseParallel(t *testing.T) {
 		if _, err := r.f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin}); !errors.Is(err, authn.ErrLocked) {
 			t.Fatalf("Begin while locked = %v", err)
 		}
-		r.clk.advance(31 * time.Minute)
+		r.clk.Advance(31 * time.Minute)
 		c, err := r.f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
 		if err != nil {
 			t.Fatalf("Begin after the lock lifted: %v", err)

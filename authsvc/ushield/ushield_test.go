@@ -8,7 +8,6 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,10 +19,8 @@ import (
 	"github.com/egate-bank/egate/internal/store/storetest"
 )
 
-type clock struct{ off atomic.Int64 }
-
-func (c *clock) now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *clock) advance(d time.Duration) { c.off.Add(int64(d)) }
+// clock is the tests' movable wall clock.
+type clock = authntest.Clock
 
 func key(t testing.TB) *ecdsa.PrivateKey {
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -41,11 +38,11 @@ type rig struct {
 
 func newRig(t testing.TB, db *store.DB) *rig {
 	clk := &clock{}
-	c, err := ca.Init(context.Background(), db, key(t), key(t), ca.Options{}, clk.now)
+	c, err := ca.Init(context.Background(), db, key(t), key(t), ca.Options{}, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &rig{svc: New(db, c, clk.now), ca: c, clk: clk}
+	return &rig{svc: New(db, c, clk.Now), ca: c, clk: clk}
 }
 
 // softToken is a software key with a bank certificate, bound to a customer
@@ -189,8 +186,8 @@ func TestVerify(t *testing.T) {
 
 		t.Run("expired challenge", func(t *testing.T) {
 			ch, _ := gen1.Begin(ctx, tx)
-			r.clk.advance(r.svc.TTL + time.Second)
-			defer r.clk.advance(-(r.svc.TTL + time.Second))
+			r.clk.Advance(r.svc.TTL + time.Second)
+			defer r.clk.Advance(-(r.svc.TTL + time.Second))
 			_, err := gen1.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: alice.sign(t, ch.Data, false)})
 			if !errors.Is(err, authn.ErrExpired) {
 				t.Fatalf("Verify = %v, want ErrExpired", err)

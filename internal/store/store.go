@@ -129,8 +129,12 @@ func sqliteDSN(path string) string {
 		return path
 	}
 	// WAL for concurrent readers, a busy timeout so a second process waits
-	// instead of failing, and foreign keys on.
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	// instead of failing, and foreign keys on. Transactions begin
+	// IMMEDIATE: one that reads then writes holds the write lock from its
+	// start, so a second process (another replica on the same file) waits
+	// its turn instead of failing at its first write (the audit log's
+	// append relies on it).
+	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 
 // Rebind turns `?` placeholders into `$1, $2, …` on PostgreSQL. Question

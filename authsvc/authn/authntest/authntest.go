@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/egate-bank/egate/authsvc/authn"
 )
@@ -59,3 +60,13 @@ func WrongConcurrently(ctx context.Context, t testing.TB, f authn.Factor, reqs [
 	wg.Wait()
 	return int(wrongN.Load()), int(lockedN.Load())
 }
+
+// Clock is the wall clock moved by Advance (negative to go back), safe for
+// concurrent use: the factors' tests step past TTLs and lockouts with it.
+type Clock struct{ off atomic.Int64 }
+
+// Now is the wall clock plus the advance so far.
+func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
+
+// Advance moves the clock by d.
+func (c *Clock) Advance(d time.Duration) { c.off.Add(int64(d)) }

@@ -87,6 +87,9 @@ type Driver struct {
 
 	// guarded by sem
 	link      *Link
+	cur       atomic.Pointer[Link] // link, readable without sem
+	smu       sync.Mutex           // guards past
+	past      LinkCounts           // statistics of the links dropped so far
 	hello     HelloReply
 	needHello atomic.Bool
 
@@ -144,10 +147,7 @@ func (d *Driver) Close() error {
 	})
 	d.sem <- struct{}{}
 	defer func() { <-d.sem }()
-	if d.link != nil {
-		d.link.Close()
-		d.link = nil
-	}
+	d.drop()
 	return nil
 }
 
@@ -156,6 +156,19 @@ func (d *Driver) Link() *Link {
 	d.sem <- struct{}{}
 	defer func() { <-d.sem }()
 	return d.link
+}
+
+// LineStats returns the line's statistics summed over every link the driver
+// has opened, so a reconnect does not reset them. It does not wait for a
+// command in flight.
+func (d *Driver) LineStats() LinkCounts {
+	d.smu.Lock()
+	defer d.smu.Unlock()
+	s := d.past
+	if l := d.cur.Load(); l != nil {
+		s = s.Add(l.Stats.Snapshot())
+	}
+	return s
 }
 
 // Record returns what the driver has recorded for id.
@@ -217,6 +230,10 @@ func (d *Driver) unlock() { <-d.sem }
 func (d *Driver) drop() {
 	if d.link != nil {
 		d.link.Close()
+		d.smu.Lock()
+		d.past = d.past.Add(d.link.Stats.Snapshot())
+		d.cur.Store(nil)
+		d.smu.Unlock()
 		d.link = nil
 	}
 }
@@ -236,6 +253,7 @@ func (d *Driver) connect(ctx context.Context) error {
 			return fmt.Errorf("atm: opening line: %w", err)
 		}
 		d.link = NewLink(rwc, d.cfg.Link)
+		d.cur.Store(d.link)
 		go d.dispatch(d.link)
 		d.needHello.Store(true)
 	}

@@ -68,6 +68,34 @@ type LinkStats struct {
 	Duplicates, Garbage, BadCRC            atomic.Int64
 }
 
+// LinkCounts is a snapshot of LinkStats, or a sum of several.
+type LinkCounts struct {
+	BytesOut, BytesIn, FramesOut, FramesIn int64
+	Retransmits, NAKsSent, NAKsReceived    int64
+	Duplicates, Garbage, BadCRC            int64
+}
+
+// Snapshot reads every counter once.
+func (s *LinkStats) Snapshot() LinkCounts {
+	return LinkCounts{
+		BytesOut: s.BytesOut.Load(), BytesIn: s.BytesIn.Load(),
+		FramesOut: s.FramesOut.Load(), FramesIn: s.FramesIn.Load(),
+		Retransmits: s.Retransmits.Load(), NAKsSent: s.NAKsSent.Load(), NAKsReceived: s.NAKsReceived.Load(),
+		Duplicates: s.Duplicates.Load(), Garbage: s.Garbage.Load(), BadCRC: s.BadCRC.Load(),
+	}
+}
+
+// Add returns the field-wise sum of c and o.
+func (c LinkCounts) Add(o LinkCounts) LinkCounts {
+	return LinkCounts{
+		BytesOut: c.BytesOut + o.BytesOut, BytesIn: c.BytesIn + o.BytesIn,
+		FramesOut: c.FramesOut + o.FramesOut, FramesIn: c.FramesIn + o.FramesIn,
+		Retransmits: c.Retransmits + o.Retransmits, NAKsSent: c.NAKsSent + o.NAKsSent,
+		NAKsReceived: c.NAKsReceived + o.NAKsReceived, Duplicates: c.Duplicates + o.Duplicates,
+		Garbage: c.Garbage + o.Garbage, BadCRC: c.BadCRC + o.BadCRC,
+	}
+}
+
 // Link is one end of the serial link protocol (PROTOCOL.md §2–§4) over an
 // io.ReadWriteCloser. Both the host driver and the ATM simulator use it.
 //

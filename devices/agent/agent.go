@@ -111,11 +111,6 @@ func New(cfg Config, open Opener, reg prometheus.Registerer) (*Agent, error) {
 	a.events = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "egate_agent_atm_events_total", Help: "ATM events (presented, taken, retracted) seen by the agent.",
 	}, []string{"atm", "kind"})
-	if reg != nil {
-		if err := reg.Register(a.events); err != nil {
-			return nil, err
-		}
-	}
 	for _, c := range cfg.ATMs {
 		d := atm.NewDriver(atm.DriverConfig{Open: open(c), Link: atm.LinkConfig{Baud: c.Baud}})
 		a.order = append(a.order, c.ID)
@@ -123,7 +118,53 @@ func New(cfg Config, open Opener, reg prometheus.Registerer) (*Agent, error) {
 		a.wg.Add(1)
 		go a.drain(c.ID, d)
 	}
+	if reg != nil {
+		for _, col := range []prometheus.Collector{a.events, lineCollector{a}} {
+			if err := reg.Register(col); err != nil {
+				a.Close()
+				return nil, err
+			}
+		}
+	}
 	return a, nil
+}
+
+// lineCounters are the serial-line counters the agent exports per ATM,
+// summed over reconnects (atm.Driver.LineStats).
+var lineCounters = []struct {
+	desc *prometheus.Desc
+	get  func(atm.LinkCounts) int64
+}{
+	{lineDesc("frames_sent", "Frames written to the ATM's line, retransmissions included."), func(c atm.LinkCounts) int64 { return c.FramesOut }},
+	{lineDesc("frames_received", "Data frames read from the ATM's line."), func(c atm.LinkCounts) int64 { return c.FramesIn }},
+	{lineDesc("retransmissions", "Frames the host sent again after a NAK or a missing ACK."), func(c atm.LinkCounts) int64 { return c.Retransmits }},
+	{lineDesc("naks_sent", "NAKs the host sent for corrupted frames."), func(c atm.LinkCounts) int64 { return c.NAKsSent }},
+	{lineDesc("naks_received", "NAKs the ATM sent for the host's frames."), func(c atm.LinkCounts) int64 { return c.NAKsReceived }},
+	{lineDesc("duplicates", "Duplicate frames received (answered from the reply cache)."), func(c atm.LinkCounts) int64 { return c.Duplicates }},
+	{lineDesc("garbage_bytes", "Bytes skipped while resynchronising on the line."), func(c atm.LinkCounts) int64 { return c.Garbage }},
+	{lineDesc("bad_crc", "Frames dropped for a CRC mismatch."), func(c atm.LinkCounts) int64 { return c.BadCRC }},
+}
+
+func lineDesc(name, help string) *prometheus.Desc {
+	return prometheus.NewDesc("egate_agent_atm_line_"+name+"_total", help, []string{"atm"}, nil)
+}
+
+// lineCollector reads the drivers' line statistics at scrape time.
+type lineCollector struct{ a *Agent }
+
+func (c lineCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, m := range lineCounters {
+		ch <- m.desc
+	}
+}
+
+func (c lineCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, id := range c.a.order {
+		st := c.a.drivers[id].LineStats()
+		for _, m := range lineCounters {
+			ch <- prometheus.MustNewConstMetric(m.desc, prometheus.CounterValue, float64(m.get(st)), id)
+		}
+	}
 }
 
 var kindNames = map[uint8]string{atm.EventPresented: "presented", atm.EventTaken: "taken", atm.EventRetracted: "retracted"}

@@ -115,6 +115,33 @@ func TestAgentOverPTY(t *testing.T) {
 	if st.Cassettes[0].Count != 497 || len(st.Events) == 0 {
 		t.Fatalf("after dispense: %+v", st)
 	}
+
+	// The line counters are exported per ATM: the live ATM's line carried
+	// frames both ways; the dead one never opened.
+	lines := map[string]map[string]float64{}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if !strings.HasPrefix(mf.GetName(), "egate_agent_atm_line_") {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			atmID := m.GetLabel()[0].GetValue()
+			if lines[atmID] == nil {
+				lines[atmID] = map[string]float64{}
+			}
+			lines[atmID][mf.GetName()] = m.GetCounter().GetValue()
+		}
+	}
+	live, dead := lines["ATM-0101"], lines["ATM-DEAD"]
+	if len(live) != 8 || live["egate_agent_atm_line_frames_sent_total"] < 3 || live["egate_agent_atm_line_frames_received_total"] < 3 {
+		t.Fatalf("line counters of the live ATM: %v", live)
+	}
+	if len(dead) != 8 || dead["egate_agent_atm_line_frames_sent_total"] != 0 {
+		t.Fatalf("line counters of the dead ATM: %v", dead)
+	}
 }
 
 func (a *Agent) saw(id, kind string) bool {

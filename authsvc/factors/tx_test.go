@@ -307,6 +307,17 @@ func TestTransactionBinding(t *testing.T) {
 					return r.set.VerifyTransaction(ctx, k.name, hash, authn.VerifyRequest{PassportID: r.pid, ChallengeID: ch.ID, Response: resp, ClientIP: "192.0.2.7"})
 				}
 				ansA := k.answer(t, chA)
+				// Random codes (SMS, grid cells, OCRA questions) now and then
+				// give B's challenge A's answer, which then is right for B:
+				// such a B is begun again. A tool that answers every
+				// challenge alike still fails here.
+				for i := 0; k.contentBound && bytes.Equal(k.answer(t, chB), ansA); i++ {
+					if i == 2 {
+						t.Fatalf("three challenges for B take A's answer %q", ansA)
+					}
+					chB = k.begin(t, authn.PurposeTransaction, b)
+					r.smsWhat[chB.ID] = "authorize " + b.text
+				}
 
 				// A's challenge and answer presented for intent B: refused before the tool sees it.
 				if _, err := verify(b.hash, chA, ansA); !errors.Is(err, ErrOtherTransaction) || !errors.Is(err, authn.ErrUnknown) {

@@ -269,25 +269,38 @@ func TestNewHTTPGatewayRefuses(t *testing.T) {
 func TestBeginGatewayFails(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
+		// The timeout must let the request reach the operator, whose copy of
+		// the code is checked below: a gateway timeout that ran out while the
+		// request was still being dialled or written (a loaded machine) left
+		// the operator with no request. An operator that answers never
+		// hits it; one that holds the request waits it out.
 		cases := []struct {
-			name string
-			hold bool
-			want error
+			name    string
+			hold    bool
+			timeout time.Duration
+			want    error
 		}{
-			{name: "503", want: ErrGateway},
-			{name: "timeout", hold: true, want: context.DeadlineExceeded},
+			{name: "503", timeout: time.Minute, want: ErrGateway},
+			{name: "timeout", hold: true, timeout: 2 * time.Second, want: context.DeadlineExceeded},
 		}
 		for i, tc := range cases {
 			t.Run(tc.name, func(t *testing.T) {
 				o := newOperator(t, 503, false)
 				o.hold = tc.hold
-				g := newGW(t, o, 200*time.Millisecond)
+				g := newGW(t, o, tc.timeout)
 				clk := &clock{}
 				who := []string{"alice", "bob"}[i]
 				s := New(db, g, phones{"alice": "13800005678", "bob": "13900001234"}, KeyMAC("test key"), Config{}, clk.Now)
 				_, err := s.Factor().Begin(ctx, authn.BeginRequest{PassportID: who, Purpose: authn.PurposeLogin, ClientIP: "10.0.0.1"})
 				if !errors.Is(err, tc.want) || !errors.Is(err, ErrGateway) {
 					t.Fatalf("Begin = %v, want %v", err, tc.want)
+				}
+				if tc.hold {
+					select {
+					case <-o.arrived:
+					default:
+						t.Fatalf("Begin = %v before the request reached the operator", err)
+					}
 				}
 				reqs := o.requests()
 				if len(reqs) != 1 {

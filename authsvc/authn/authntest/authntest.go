@@ -63,10 +63,37 @@ func WrongConcurrently(ctx context.Context, t testing.TB, f authn.Factor, reqs [
 
 // Clock is the wall clock moved by Advance (negative to go back), safe for
 // concurrent use: the factors' tests step past TTLs and lockouts with it.
-type Clock struct{ off atomic.Int64 }
+//
+// It runs at the wall clock's pace (stored rows keep distinct, ordered
+// times), but from a start that keeps it clear of the next hour boundary
+// for the test's run: when the first reading falls in the last quarter of
+// an hour, the clock starts a minute past the next hour instead. Fixed
+// windows (the SMS send limits count per clock hour) and local days (whose
+// boundaries are hour boundaries) then only turn over where a test Advances
+// the clock, not when the test happens to run at 10:59:59.
+type Clock struct {
+	once  sync.Once
+	shift time.Duration // from the wall clock to the start, set at the first reading
+	off   atomic.Int64  // the Advances so far, in nanoseconds
+}
 
-// Now is the wall clock plus the advance so far.
-func (c *Clock) Now() time.Time { return time.Now().Add(time.Duration(c.off.Load())) }
+// Now is the wall clock, shifted clear of an hour boundary, plus the
+// advance so far.
+func (c *Clock) Now() time.Time {
+	c.once.Do(func() { c.shift = clearOfHour(time.Now()) })
+	return time.Now().Add(c.shift + time.Duration(c.off.Load()))
+}
 
 // Advance moves the clock by d.
 func (c *Clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// clearOfHour is how far to move now so that at least 15 minutes of the
+// hour it falls in are left: zero in the first 45 minutes of an hour,
+// otherwise to a minute past the next hour (at most 16 minutes ahead).
+func clearOfHour(now time.Time) time.Duration {
+	hour := now.Truncate(time.Hour)
+	if now.Sub(hour) < 45*time.Minute {
+		return 0
+	}
+	return hour.Add(time.Hour + time.Minute).Sub(now)
+}

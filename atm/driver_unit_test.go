@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -20,7 +21,10 @@ func fakeATM(t *testing.T, answer func(f Frame) (MsgType, []byte)) *Driver {
 func fakeATMLink(t *testing.T, answer func(f Frame) (MsgType, []byte)) (*Driver, *Link) {
 	t.Helper()
 	hostEnd, atmEnd := net.Pipe()
-	l := NewLink(atmEnd, LinkConfig{AckTimeout: 30 * time.Millisecond})
+	// A pipe loses nothing: T_ack only bounds a hang here. A short one would
+	// let a starved goroutine on a loaded machine run a send out of
+	// retries (ErrNoAck), which these tests do not exercise.
+	l := NewLink(atmEnd, LinkConfig{AckTimeout: time.Second})
 	go func() {
 		for {
 			select {
@@ -38,8 +42,8 @@ func fakeATMLink(t *testing.T, answer func(f Frame) (MsgType, []byte)) (*Driver,
 	}()
 	opened := false
 	d := NewDriver(DriverConfig{
-		ReplyTimeout: 500 * time.Millisecond, PollInterval: 10 * time.Millisecond,
-		Link: LinkConfig{AckTimeout: 30 * time.Millisecond},
+		ReplyTimeout: 2 * time.Second, PollInterval: 10 * time.Millisecond,
+		Link: LinkConfig{AckTimeout: time.Second},
 		Open: func(context.Context) (io.ReadWriteCloser, error) {
 			if opened {
 				return nil, errors.New("fake ATM: one line only")
@@ -67,21 +71,27 @@ func TestDriverRefusesReplyForWrongTxn(t *testing.T) {
 		name   string
 		status TxnRecord // what TXN_STATUS for B answers
 		want   *TxnRecord
+		// how long the caller waits: the outcome is uncertain when it ends
+		// with the ATM never naming B; a resolved outcome returns at once,
+		// so its bound only catches a hang.
+		wait time.Duration
 	}{
-		{"status states B", recB, &recB},
-		{"status names A too", recA, nil},
+		{"status states B", recB, &recB, 20 * time.Second},
+		{"status names A too", recA, nil, 2 * time.Second},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			var asked atomic.Int64 // TXN_STATUS requests the fake ATM answered
 			d := fakeATM(t, func(f Frame) (MsgType, []byte) {
 				switch f.Type {
 				case TypeDispense:
 					return TypeDispense | ReplyBit, TxnReply{Code: OK, Record: recA}.Marshal()
 				default:
+					asked.Add(1)
 					return TypeTxnStatus | ReplyBit, TxnReply{Code: OK, Record: tc.status}.Marshal()
 				}
 			})
-			ctx, cancel := context.WithTimeout(context.Background(), 600*time.Millisecond)
+			ctx, cancel := context.WithTimeout(context.Background(), tc.wait)
 			defer cancel()
 			rec, err := d.Dispense(ctx, idB, 10000, notes)
 			if _, ok := d.Record(idA); ok {
@@ -91,6 +101,11 @@ func TestDriverRefusesReplyForWrongTxn(t *testing.T) {
 				var ue *UncertainError
 				if !errors.As(err, &ue) || ue.ID != idB {
 					t.Fatalf("Dispense = %+v, %v; want an UncertainError for B", rec, err)
+				}
+				// The refusal was exercised: the DISPENSE went out and the
+				// driver asked TXN_STATUS, not merely ran out of time.
+				if asked.Load() == 0 {
+					t.Fatalf("uncertain without asking TXN_STATUS: %v", err)
 				}
 				return
 			}
@@ -115,7 +130,7 @@ func TestDriverCloseClosesEvents(t *testing.T) {
 	d, l := fakeATMLink(t, func(f Frame) (MsgType, []byte) {
 		return f.Type | ReplyBit, Status{}.Marshal()
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if _, err := d.Status(ctx); err != nil {
 		t.Fatal(err)
@@ -131,16 +146,27 @@ func TestDriverCloseClosesEvents(t *testing.T) {
 		}
 	}()
 	ranged := make(chan int)
+	seen := make(chan struct{}) // closed at the 20th event
 	go func() {
 		n := 0
 		for range d.Events() {
 			n++
+			if n == 20 {
+				close(seen)
+			}
 		}
 		ranged <- n
 	}()
-	// Let some events through before closing.
-	for d.Link() != nil && d.Link().Stats.FramesIn.Load() < 20 {
-		time.Sleep(time.Millisecond) // the link's counter; no channel says it
+	// Let some events through before closing: wait until the reader has
+	// had 20 of them. (Waiting on the link's frame counter instead raced
+	// the dispatcher on a loaded machine: frames counted but not yet
+	// handed to Events when Close came, and the reader ranged over none.)
+	select {
+	case <-seen:
+	case <-flooding:
+		t.Fatal("the ATM stopped sending events before Close")
+	case <-time.After(20 * time.Second):
+		t.Fatal("fewer than 20 events reached Events within 20 s")
 	}
 	closed := make(chan error)
 	go func() { closed <- d.Close() }()
@@ -149,21 +175,21 @@ func TestDriverCloseClosesEvents(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not return")
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10 s")
 	}
 	select {
 	case n := <-ranged:
 		if n == 0 {
 			t.Fatal("no event was delivered before Close")
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("Events was not closed: a reader ranging over it never ends")
 	}
 	l.Close()
 	select {
 	case <-flooding:
-	case <-time.After(5 * time.Second):
+	case <-time.After(10 * time.Second):
 		t.Fatal("the ATM side never noticed the line closed")
 	}
 	if _, err := d.Status(ctx); !errors.Is(err, ErrDriverClosed) {

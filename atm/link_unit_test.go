@@ -12,10 +12,14 @@ import (
 // These tests drive the link logic over net.Pipe; the pty and serial path is
 // covered by link_test.go against the simulator.
 
+// pipeLinks joins two links over net.Pipe. A pipe loses nothing, so these
+// tests never need a retransmission of their own: T_ack is long, so that a
+// late ACK on a loaded machine cannot cause one and add a duplicate to the
+// counts the tests check exactly (the tests retransmit by hand).
 func pipeLinks(t *testing.T) (a, b *Link, rawA net.Conn) {
 	t.Helper()
 	ca, cb := net.Pipe()
-	cfg := LinkConfig{AckTimeout: 30 * time.Millisecond}
+	cfg := LinkConfig{AckTimeout: 10 * time.Second}
 	a, b = NewLink(ca, cfg), NewLink(cb, cfg)
 	t.Cleanup(func() { a.Close(); b.Close() })
 	return a, b, ca
@@ -26,8 +30,8 @@ func recvT(t *testing.T, l *Link) Frame {
 	select {
 	case f := <-l.Recv():
 		return f
-	case <-time.After(2 * time.Second):
-		t.Fatal("nothing received")
+	case <-time.After(10 * time.Second):
+		t.Fatal("nothing received within 10 s")
 		return Frame{}
 	}
 }
@@ -53,7 +57,7 @@ func TestLinkDuplicateAnsweredFromCache(t *testing.T) {
 	a.writeMu.Lock()
 	rawA.Write(raw)
 	a.writeMu.Unlock()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second)
 	for a.Stats.Duplicates.Load() == 0 && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond) // waiting on the peer's counters; no channel says it
 	}
@@ -165,6 +169,13 @@ func TestLinkHelloThenRetransmitSeq1GetsFreshExecution(t *testing.T) {
 	a.writeMu.Lock()
 	rawA.Write(raw)
 	a.writeMu.Unlock()
+	// Wait until b has taken the retransmission for a duplicate (a slow
+	// machine may take a while); a cached reply would be written right
+	// after that count, so then give it time to reach a.
+	deadline := time.Now().Add(10 * time.Second)
+	for b.Stats.Duplicates.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond) // the peer's counter; no channel says it
+	}
 	select {
 	case f := <-a.Recv():
 		t.Fatalf("retransmission of B answered with %q before B was executed", f.Payload)

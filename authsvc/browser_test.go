@@ -102,7 +102,9 @@ func (rp *testRP) callback(r *http.Request) rpResult {
 }
 
 // chromium starts headless Chromium for one test and returns its context
-// (30 s for the test's steps).
+// (90 s for the test's steps: a few seconds on an idle machine, but the
+// browser, the race detector and the other packages' tests share two
+// cores under make test).
 func chromium(t *testing.T) context.Context {
 	t.Helper()
 	path := testenv.NeedCommand(t, "chromium", "chromium")
@@ -119,7 +121,7 @@ func chromium(t *testing.T) context.Context {
 	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
 		t.Fatalf("starting chromium: %v", err)
 	}
-	ctx, cancelT := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(cancelT)
 	return ctx
 }

@@ -58,10 +58,44 @@ func (l *apduLog) sawSince(n int, ins, p2 byte) bool {
 
 func run(t *testing.T, name string, args ...string) (string, error) {
 	t.Helper()
+	return runEnv(t, nil, name, args...)
+}
+
+// runEnv runs a tool with extra environment variables.
+func runEnv(t *testing.T, env []string, name string, args ...string) (string, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, name, args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, name, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	out, err := cmd.CombinedOutput()
 	return string(out), err
+}
+
+// onlyReader writes an OpenSC configuration that ignores every virtual
+// reader but reader, so that OpenSC's slots cannot change under a test when
+// a parallel test inserts or removes a card in another reader, and returns
+// the OPENSC_CONF setting that selects it.
+func onlyReader(t *testing.T, reader string) string {
+	t.Helper()
+	var ignored []string
+	for _, r := range pivtest.Readers {
+		if r != reader {
+			ignored = append(ignored, strconv.Quote(r))
+		}
+	}
+	conf := "app default {\n"
+	if len(ignored) > 0 {
+		conf += "  ignored_readers = " + strings.Join(ignored, ", ") + ";\n"
+	}
+	conf += "}\n"
+	path := filepath.Join(t.TempDir(), "opensc.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return "OPENSC_CONF=" + path
 }
 
 func mustRun(t *testing.T, name string, args ...string) string {
@@ -122,15 +156,8 @@ func selfSignWithOpenSSL(t *testing.T, reader string, pub crypto.PublicKey, cert
 		t.Fatal(err)
 	}
 	pubPath := filepath.Join(dir, "9a.der")
-	var ignored []string
-	for _, r := range pivtest.Readers {
-		if r != reader {
-			ignored = append(ignored, strconv.Quote(r))
-		}
-	}
 	files := map[string]string{
-		pubPath:                           string(pubDER),
-		filepath.Join(dir, "opensc.conf"): "app default {\n  ignored_readers = " + strings.Join(ignored, ", ") + ";\n}\n",
+		pubPath: string(pubDER),
 		filepath.Join(dir, "openssl.cnf"): `openssl_conf = init
 [init]
 engines = engines
@@ -156,8 +183,8 @@ distinguished_name = dn
 	cmd := exec.CommandContext(ctx, openssl, "req", "-new", "-x509", "-engine", "pkcs11", "-keyform", "engine",
 		"-key", "pkcs11:id=%01;type=private;pin-value="+piv.DefaultPIN,
 		"-subj", "/CN=egate interop", "-days", "1", "-sha256", "-out", certPath)
-	cmd.Env = append(os.Environ(), "PIV_9A_KEY="+pubPath,
-		"OPENSC_CONF="+filepath.Join(dir, "opensc.conf"), "OPENSSL_CONF="+filepath.Join(dir, "openssl.cnf"))
+	cmd.Env = append(os.Environ(), "PIV_9A_KEY="+pubPath, onlyReader(t, reader),
+		"OPENSSL_CONF="+filepath.Join(dir, "openssl.cnf"))
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("openssl req -x509 with the card's key: %v\n%s", err, out)
 	}
@@ -292,12 +319,23 @@ func TestInteropOpenSC(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := mustRun(t, tool, "--module", module, "--list-slots")
+	// OpenSC sees only this test's reader: a card a parallel test inserts
+	// into the other one cannot shift the slot index between these runs.
+	env := []string{onlyReader(t, in.Reader)}
+	p11 := func(args ...string) string {
+		t.Helper()
+		out, err := runEnv(t, env, tool, append([]string{"--module", module}, args...)...)
+		if err != nil {
+			t.Fatalf("pkcs11-tool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return out
+	}
+	out := p11("--list-slots")
 	if !strings.Contains(out, in.Reader) || !strings.Contains(out, "piv_II") {
 		t.Errorf("--list-slots does not show the card:\n%s", out)
 	}
 	slotIndex := readerSlot(out, in.Reader)
-	out = mustRun(t, tool, "--module", module, "--slot-index", slotIndex, "--list-objects")
+	out = p11("--slot-index", slotIndex, "--list-objects")
 	for _, want := range []string{"Certificate Object", "egate interop", "Public Key Object; EC"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("--list-objects lacks %q:\n%s", want, out)
@@ -308,7 +346,7 @@ func TestInteropOpenSC(t *testing.T) {
 	sig := filepath.Join(dir, "sig")
 	os.WriteFile(data, []byte("pay 5000 fen to the mall"), 0o600)
 	before := log.count()
-	mustRun(t, tool, "--module", module, "--slot-index", slotIndex, "--login", "--pin", "123456", "--sign", "--id", "01",
+	p11("--slot-index", slotIndex, "--login", "--pin", "123456", "--sign", "--id", "01",
 		"--mechanism", "ECDSA-SHA256", "--signature-format", "openssl", "--input-file", data, "--output-file", sig)
 	if !log.sawSince(before, 0x87, 0x9a) {
 		t.Error("pkcs11-tool --sign did not reach the card")

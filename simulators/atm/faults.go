@@ -191,15 +191,43 @@ func (l *faultLine) Read(p []byte) (int, error) {
 			continue // the line is dead: nothing arrives
 		}
 		if n > 3 && l.f.take(&l.f.FlipIn) {
-			// Past STX and LEN, so the frame fails its CRC and is NAKed: the
-			// first frame of the read at its SEQ, and a second one sharing the
-			// read at its last CRC byte.
-			p[3] ^= 0x5A
-			if n > 4 {
-				p[n-1] ^= 0x5A
-			}
+			corruptFrames(p[:n])
 		}
 		return n, err
+	}
+}
+
+// corruptFrames makes every frame that starts in p fail its CRC, so that
+// each is NAKed and none is accepted, however many frames the read holds:
+// a host whose retransmissions pile up while this side is slow to read
+// delivers three or more in one read. (Corrupting only the first and the
+// last frame of the read let a middle one through, and a "NAK storm"
+// then let a request in.) STX and LEN are kept, so that each frame is
+// recognised and fails its CRC rather than vanishing as garbage: the last
+// byte of the frame is flipped, or the read's last byte when the frame goes
+// on in the next read. Every 0x02 is taken for a possible start, so a real
+// frame is never skipped; each byte is flipped at most once.
+func corruptFrames(p []byte) {
+	flip := map[int]bool{}
+	for i := range p {
+		if p[i] != atm.STX {
+			continue
+		}
+		if i+3 > len(p) { // LEN goes on in the next read: break what is here
+			flip[len(p)-1] = true
+			continue
+		}
+		n := int(p[i+1])<<8 | int(p[i+2])
+		if n < 3 || n > 3+atm.MaxPayload {
+			continue // not a start: the length is out of range
+		}
+		flip[min(i+3+n+2, len(p))-1] = true
+	}
+	if len(flip) == 0 {
+		flip[len(p)-1] = true // the middle of a frame begun in an earlier read
+	}
+	for i := range flip {
+		p[i] ^= 0x5A
 	}
 }
 

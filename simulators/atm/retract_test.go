@@ -32,16 +32,21 @@ func TestRetractLostReply(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			r := newRig(t, func(c *simatm.Config) {
+			// T_reply 400 ms: shorter than the retract (no PROGRESS) and
+			// than the line's dead time, so the driver must ask TXN_STATUS.
+			r := newRigDrv(t, func(c *simatm.Config) {
 				noTake(c)
 				c.RetractTime = tc.retract
 				c.ProgressEvery = tc.progress
-			})
+			}, func(d *atm.DriverConfig) { d.ReplyTimeout = 400 * time.Millisecond })
 			ctx := ctxT(t, 15*time.Second)
 			id := atm.NewTxnID()
 			if _, err := r.drv.Dispense(ctx, id, 10000, two); err != nil {
 				t.Fatal(err)
 			}
+			// A retransmission of the DISPENSE reply still to come would
+			// spend a drop-reply meant for the RETRACT reply.
+			r.settle()
 			for _, f := range tc.faults {
 				if err := r.run.Sim.Faults().Set(f); err != nil {
 					t.Fatal(err)

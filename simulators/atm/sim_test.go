@@ -20,6 +20,12 @@ type rig struct {
 
 func newRig(t *testing.T, mod func(*simatm.Config)) *rig {
 	t.Helper()
+	return newRigDrv(t, mod, nil)
+}
+
+// newRigDrv is newRig with changes to the driver's config (dmod may be nil).
+func newRigDrv(t *testing.T, mod func(*simatm.Config), dmod func(*atm.DriverConfig)) *rig {
+	t.Helper()
 	cfg := simatm.Config{
 		Cassettes:     simatm.DefaultCassettes(),
 		JournalPath:   filepath.Join(t.TempDir(), "journal"),
@@ -37,12 +43,20 @@ func newRig(t *testing.T, mod func(*simatm.Config)) *rig {
 	if err != nil {
 		testenv.Missing(t, "pseudo-terminals (/dev/ptmx, devpts)", "mount devpts; "+err.Error())
 	}
-	drv := atm.NewDriver(atm.DriverConfig{
+	// T_reply is the protocol's default: rendering a QR code to PNG or
+	// answering HELLO twice took more than 400 ms under load, and a test
+	// that is not about T_reply then failed with ErrNoReply. Tests about it
+	// (TestRetractLostReply, TestDeviceFaults) set their own.
+	dcfg := atm.DriverConfig{
 		Open:         atm.SerialOpener(run.TTYName, 115200),
 		Link:         cfg.Link,
-		ReplyTimeout: 400 * time.Millisecond,
+		ReplyTimeout: 3 * time.Second,
 		PollInterval: 20 * time.Millisecond,
-	})
+	}
+	if dmod != nil {
+		dmod(&dcfg)
+	}
+	drv := atm.NewDriver(dcfg)
 	t.Cleanup(func() {
 		drv.Close()
 		run.Stop()
@@ -51,6 +65,25 @@ func newRig(t *testing.T, mod func(*simatm.Config)) *rig {
 }
 
 var pinKey = []byte("0123456789abcdef")
+
+// settle waits until the ATM has read every byte the host wrote (the ACK
+// of the last reply included), so that a fault set next is spent on the
+// frames the test sends next, not on a retransmission of the last reply
+// that a loaded machine delayed past the ATM's T_ack. Bounded: it only
+// narrows that race.
+func (r *rig) settle() {
+	deadline := time.Now().Add(5 * time.Second)
+	for r.run.Sim.Link().Stats.BytesIn.Load() < r.drv.LineStats().BytesOut && time.Now().Before(deadline) {
+		time.Sleep(2 * time.Millisecond) // the links' counters; no channel says it
+	}
+}
+
+// accepted counts the data frames the host's links took in as new (not
+// retransmissions it already had), summed over reconnects.
+func accepted(d *atm.Driver) int64 {
+	s := d.LineStats()
+	return s.FramesIn - s.Duplicates
+}
 
 // nextEvent returns the driver's next event, failing the test if none comes
 // within d.

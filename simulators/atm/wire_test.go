@@ -36,7 +36,7 @@ func rawSession(t *testing.T, mod func(*simatm.Config)) (*atm.Link, *simatm.Runn
 
 func waitReply(t *testing.T, l *atm.Link, typ atm.MsgType, ref uint8) atm.Frame {
 	t.Helper()
-	timeout := time.NewTimer(5 * time.Second)
+	timeout := time.NewTimer(10 * time.Second)
 	defer timeout.Stop()
 	for {
 		select {
@@ -55,8 +55,11 @@ func waitReply(t *testing.T, l *atm.Link, typ atm.MsgType, ref uint8) atm.Frame 
 // and once after: the ATM picks once and answers the stored record.
 func TestDuplicateDispenseOnTheWire(t *testing.T) {
 	t.Parallel()
-	l, run := rawSession(t, func(c *simatm.Config) { c.PickTime = 100 * time.Millisecond })
-	ctx := ctxT(t, 10*time.Second)
+	// The second DISPENSE must reach the ATM while the first still picks:
+	// 2 × 500 ms leaves a loaded machine's scheduler room (100 ms did not
+	// leave much).
+	l, run := rawSession(t, func(c *simatm.Config) { c.PickTime = 500 * time.Millisecond })
+	ctx := ctxT(t, 20*time.Second)
 	m := atm.Dispense{ID: atm.NewTxnID(), Amount: 20000, Notes: []atm.Notes{{Cassette: 1, Count: 2}}}
 	seq1, err := l.Send(ctx, atm.TypeDispense, 0, m.Marshal())
 	if err != nil {

@@ -71,6 +71,19 @@ func newLineRig(t *testing.T, mod func(*simatm.Config)) *lineRig {
 	return &lineRig{run: run, drv: drv, host: h}
 }
 
+// status asks for the ATM's status, again up to three times when the line
+// ran out of time (no ACK, no reply): these rigs keep the protocol's timers
+// short (50 ms ACK, 400 ms reply) so that faults show quickly, and a loaded
+// machine can pause a process for longer than that. A STATUS has no side
+// effect; any other error, or a fourth timeout, is returned.
+func status(ctx context.Context, d *atm.Driver) (atm.Status, error) {
+	st, err := d.Status(ctx)
+	for i := 0; err != nil && (errors.Is(err, atm.ErrNoAck) || errors.Is(err, atm.ErrNoReply)) && i < 3; i++ {
+		st, err = d.Status(ctx)
+	}
+	return st, err
+}
+
 func setFaults(t *testing.T, f *simatm.Faults, specs ...string) {
 	t.Helper()
 	for _, s := range specs {
@@ -176,16 +189,13 @@ func TestLineFaults(t *testing.T) {
 			r := newLineRig(t, tc.rig)
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			if _, err := r.drv.Status(ctx); err != nil {
+			if _, err := status(ctx, r.drv); err != nil {
 				t.Fatalf("status before faults: %v", err)
 			}
 			simLink := r.run.Sim.Link()
 			settle(r, simLink)
 			setFaults(t, r.run.Sim.Faults(), tc.faults...)
-			st, err := r.drv.Status(ctx)
-			for i := 0; err != nil && (errors.Is(err, atm.ErrNoAck) || errors.Is(err, atm.ErrNoReply)) && i < 3; i++ {
-				st, err = r.drv.Status(ctx)
-			}
+			st, err := status(ctx, r.drv)
 			if err != nil || len(st.Cassettes) != 4 {
 				t.Fatalf("status through fault: %+v, %v", st, err)
 			}
@@ -238,7 +248,7 @@ func TestNAKStormPastRetries(t *testing.T) {
 		t.Fatalf("ATM saw %d bad frames and sent %d NAKs: no storm", n, naks)
 	}
 	setFaults(t, r.run.Sim.Faults(), "nak-storm=0") // the storm ends
-	st, err := r.drv.Status(ctx)
+	st, err := status(ctx, r.drv)
 	if err != nil || len(st.Cassettes) != 4 {
 		t.Fatalf("after the storm: %+v %v", st, err)
 	}
@@ -277,7 +287,7 @@ func TestLineClosedMidDispense(t *testing.T) {
 			})
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
-			if _, err := r.drv.Status(ctx); err != nil {
+			if _, err := status(ctx, r.drv); err != nil {
 				t.Fatal(err)
 			}
 			setFaults(t, r.run.Sim.Faults(), tc.faults...)

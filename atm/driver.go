@@ -715,7 +715,7 @@ func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord,
 		if t == TypeRetract {
 			rec, r.Code, rerr = d.resolveRetract(ctx, id)
 		} else {
-			rec, rerr = d.resolve(ctx, id)
+			rec, r.Code, rerr = d.resolveReject(ctx, id)
 		}
 		if rerr != nil {
 			return TxnRecord{ID: id}, &UncertainError{ID: id, Err: errors.Join(err, rerr)}
@@ -733,6 +733,22 @@ func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord,
 		return rec, &DeviceError{Op: t, Code: r.Code, Record: &rc}
 	}
 	return rec, nil
+}
+
+// resolveReject learns the outcome of a REJECT whose reply was lost. REJECT
+// is idempotent on a final transaction (PROTOCOL.md §6.8: OK and the record,
+// nothing moves), so a final state settles it with OK, the answer a second
+// REJECT would get; UNKNOWN_TXN is the ATM's answer for an id it never
+// accepted. While the transaction runs, the driver asks again.
+func (d *Driver) resolveReject(ctx context.Context, id TxnID) (TxnRecord, Code, error) {
+	rec, err := d.resolve(ctx, id)
+	switch {
+	case err != nil:
+		return TxnRecord{}, 0, err
+	case rec.State == StateNone:
+		return TxnRecord{ID: id}, CodeUnknownTxn, nil
+	}
+	return rec, OK, nil
 }
 
 // resolveRetract learns the outcome of a RETRACT whose reply was lost. Only

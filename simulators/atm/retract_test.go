@@ -92,3 +92,57 @@ func TestRetractLostReply(t *testing.T) {
 		})
 	}
 }
+
+// TestRejectLostReply: a REJECT whose reply and every retransmission are
+// lost is answered from TXN_STATUS with what the ATM's own reply said, and
+// equals what a second REJECT (which the ATM answers alike: REJECT is
+// idempotent on a final transaction) returns.
+func TestRejectLostReply(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		dispense bool // an accepted transaction, or an id the ATM never saw
+		wantCode atm.Code
+	}{
+		{"id never accepted", false, atm.CodeUnknownTxn},
+		{"cash at the exit", true, atm.OK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newRigDrv(t, noTake, func(d *atm.DriverConfig) { d.ReplyTimeout = 400 * time.Millisecond })
+			ctx := ctxT(t, 15*time.Second)
+			id := atm.NewTxnID()
+			if tc.dispense {
+				if _, err := r.drv.Dispense(ctx, id, 10000, []atm.Notes{{Cassette: 2, Count: 2}}); err != nil {
+					t.Fatal(err)
+				}
+			} else if _, err := r.drv.Status(ctx); err != nil {
+				t.Fatal(err)
+			}
+			before := r.run.Sim.Totals()
+			r.settle()
+			if err := r.run.Sim.Faults().Set("drop-reply=6"); err != nil {
+				t.Fatal(err)
+			}
+			rec, err := r.drv.Reject(ctx, id)
+			if !errors.Is(err, atm.ErrCode(tc.wantCode)) && (tc.wantCode != atm.OK || err != nil) {
+				t.Fatalf("reject with its reply lost: %v, want code %s", err, tc.wantCode)
+			}
+			if r.drv.Resolved.Load() == 0 {
+				t.Fatal("the reply was lost but the driver never asked TXN_STATUS")
+			}
+			truth, _ := r.run.Sim.Record(id)
+			if rec.State != truth.State || len(rec.Cassettes) != len(truth.Cassettes) {
+				t.Fatalf("driver says %+v; ATM %+v", rec, truth)
+			}
+			// The same REJECT again, reply delivered: the same answer.
+			again, err2 := r.drv.Reject(ctx, id)
+			if (err == nil) != (err2 == nil) || (err2 != nil && !errors.Is(err2, atm.ErrCode(tc.wantCode))) || again.State != rec.State {
+				t.Fatalf("second reject: %+v %v; first (resolved): %+v %v", again, err2, rec, err)
+			}
+			if after := r.run.Sim.Totals(); after.RejectBin != before.RejectBin || after.AtExit != before.AtExit {
+				t.Fatalf("a REJECT of a %s moved notes: %+v → %+v", tc.name, before, after)
+			}
+		})
+	}
+}

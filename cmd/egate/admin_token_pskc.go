@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -110,8 +111,13 @@ skipped, never overwritten.`,
 			ctx := cmd.Context()
 			path := args[0]
 			st, err := os.Stat(path)
-			if err != nil {
-				return err
+			switch {
+			case errors.Is(err, fs.ErrNotExist):
+				return fmt.Errorf("PSKC file %s does not exist: give the path of the vendor's .pskc/.xml file", path)
+			case err != nil:
+				return fmt.Errorf("PSKC file: %w", err)
+			case st.IsDir():
+				return fmt.Errorf("PSKC file %s is a directory: give the path of the vendor's .pskc/.xml file", path)
 			}
 			o, err := pskcOptions(keyHex, keyFile, passwordSource)
 			if err != nil {

@@ -272,6 +272,8 @@ func TestAdminTokenImportPSKC(t *testing.T) {
 		// The MAC key in the header is the first thing decrypted: the error
 		// names that, not a key package.
 		{"wrong password", []string{enc, "--password-source", "env:EGATE_TEST_WRONG_PASSWORD"}, false, "", []string{"password.pskc", "nothing was imported", "wrong key or password"}, 8},
+		{"no such file", []string{filepath.Join(b.dir, "missing.pskc")}, false, "", []string{"PSKC file", "missing.pskc does not exist"}, 8},
+		{"a directory", []string{b.dir}, false, "", []string{"is a directory"}, 8},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

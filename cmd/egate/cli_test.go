@@ -185,3 +185,14 @@ func TestHSMBadInput(t *testing.T) {
 		t.Errorf("pkcs11-tool does not report the keys never extractable:\n%s", out)
 	}
 }
+
+// TestNoDatabaseDirectory: an operator command run where the default SQLite
+// database's directory (./var) does not exist says so in one line, with the
+// fix, and creates nothing.
+func TestNoDatabaseDirectory(t *testing.T) {
+	dir := t.TempDir()
+	oneLine(t, run(t, dir, nil, "admin", "user", "show", "nobody"), "./var does not exist", "egate demo", "database.dsn")
+	if _, err := os.Stat(filepath.Join(dir, "var")); err == nil {
+		t.Fatal("./var was created")
+	}
+}

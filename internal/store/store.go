@@ -14,7 +14,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -90,6 +93,9 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 	)
 	switch c.Driver {
 	case SQLite:
+		if err := sqliteDirExists(c.DSN); err != nil {
+			return nil, err
+		}
 		sdb, err = sql.Open("sqlite", sqliteDSN(c.DSN))
 		if err == nil {
 			// One writer at a time is SQLite's model; a single connection
@@ -122,6 +128,32 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		return nil, err
 	}
 	return db, nil
+}
+
+// sqliteDirExists tells, before SQLite's own "unable to open database file",
+// that the directory of a database file path is missing. A "file:" URI is
+// passed to SQLite as it is.
+func sqliteDirExists(dsn string) error {
+	if strings.HasPrefix(dsn, "file:") || dsn == ":memory:" {
+		return nil
+	}
+	dir := "."
+	switch i := strings.LastIndex(dsn, string(filepath.Separator)); {
+	case i == 0:
+		dir = dsn[:1]
+	case i > 0:
+		dir = dsn[:i] // as the operator wrote it ("./var", not "var")
+	}
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("sqlite database %s: the directory %s does not exist: create it, run egate demo once (it makes ./var), or set database.dsn", dsn, dir)
+	case err != nil:
+		return fmt.Errorf("sqlite database %s: %w", dsn, err)
+	case !st.IsDir():
+		return fmt.Errorf("sqlite database %s: %s is not a directory: set database.dsn", dsn, dir)
+	}
+	return nil
 }
 
 func sqliteDSN(path string) string {

@@ -3,6 +3,8 @@ package store_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -108,6 +110,40 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if err != nil && strings.Contains(err.Error(), "secret") {
 				t.Fatalf("error leaks the password: %v", err)
+			}
+		})
+	}
+}
+
+// TestOpenSQLiteMissingDirectory: a database path in a directory that does
+// not exist gets an error that names the directory and the fix, and nothing
+// is created; a path in an existing directory opens.
+func TestOpenSQLiteMissingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, dsn, want string
+	}{
+		{"missing directory", filepath.Join(dir, "var", "egate.db"), "the directory " + filepath.Join(dir, "var") + " does not exist"},
+		{"directory is a file", filepath.Join(dir, "plain", "egate.db"), "is not a directory"},
+		{"existing directory", filepath.Join(dir, "egate.db"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(filepath.Join(dir, "plain"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			db, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: tc.dsn})
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				db.Close()
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "database.dsn") {
+				t.Fatalf("Open(%s) = %v, want an error saying %q and naming database.dsn", tc.dsn, err, tc.want)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "var")); !os.IsNotExist(err) {
+				t.Fatalf("something was created: %v", err)
 			}
 		})
 	}

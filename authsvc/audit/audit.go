@@ -182,9 +182,18 @@ func (l *Log) insertNext(ctx context.Context, tx *store.Tx, at int64, kind strin
 // Verify walks the whole chain and returns the number of records, or a
 // *BrokenError for the first that does not verify.
 func (l *Log) Verify(ctx context.Context) (int64, error) {
+	n, _, err := l.VerifyHead(ctx)
+	return n, err
+}
+
+// VerifyHead is Verify that also returns the head: the last record's hash
+// (Genesis for an empty log). An operator who writes the head down outside
+// the database can later tell that no record up to it was changed, dropped
+// or cut off (until signed checkpoints do that for them).
+func (l *Log) VerifyHead(ctx context.Context) (int64, string, error) {
 	rows, err := l.db.Query(ctx, `SELECT seq, at_ms, kind, record, prev_hash, hash FROM audit_log ORDER BY seq`)
 	if err != nil {
-		return 0, fmt.Errorf("reading audit log: %w", err)
+		return 0, "", fmt.Errorf("reading audit log: %w", err)
 	}
 	defer rows.Close()
 	prev, want := Genesis, int64(1)
@@ -194,29 +203,61 @@ func (l *Log) Verify(ctx context.Context) (int64, error) {
 			kind, rec, prevHash, hash string
 		)
 		if err := rows.Scan(&seq, &at, &kind, &rec, &prevHash, &hash); err != nil {
-			return 0, fmt.Errorf("reading audit log: %w", err)
+			return 0, "", fmt.Errorf("reading audit log: %w", err)
 		}
 		if seq != want {
-			return 0, &BrokenError{Seq: want, Reason: "record missing"}
+			return 0, "", &BrokenError{Seq: want, Reason: "record missing"}
 		}
 		if prevHash != prev {
-			return 0, &BrokenError{Seq: seq, Reason: "previous hash does not match"}
+			return 0, "", &BrokenError{Seq: seq, Reason: "previous hash does not match"}
 		}
 		var r Record
 		if err := json.Unmarshal([]byte(rec), &r); err != nil || r.Seq != seq || r.AtMS != at || r.Kind != kind {
-			return 0, &BrokenError{Seq: seq, Reason: "record does not match its columns"}
+			return 0, "", &BrokenError{Seq: seq, Reason: "record does not match its columns"}
 		}
 		if string(r.Canonical()) != rec {
-			return 0, &BrokenError{Seq: seq, Reason: "record is not canonical"}
+			return 0, "", &BrokenError{Seq: seq, Reason: "record is not canonical"}
 		}
 		h, err := ChainHash(prev, []byte(rec))
 		if err != nil || h != hash {
-			return 0, &BrokenError{Seq: seq, Reason: "hash does not match"}
+			return 0, "", &BrokenError{Seq: seq, Reason: "hash does not match"}
 		}
 		prev, want = hash, want+1
 	}
 	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("reading audit log: %w", err)
+		return 0, "", fmt.Errorf("reading audit log: %w", err)
 	}
-	return want - 1, nil
+	return want - 1, prev, nil
+}
+
+// Tail returns the last n records, oldest first, as stored (it does not
+// verify them; Verify does).
+func (l *Log) Tail(ctx context.Context, n int) ([]Record, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	rows, err := l.db.Query(ctx, `SELECT record FROM audit_log ORDER BY seq DESC LIMIT ?`, n)
+	if err != nil {
+		return nil, fmt.Errorf("reading audit log: %w", err)
+	}
+	defer rows.Close()
+	var out []Record
+	for rows.Next() {
+		var rec string
+		if err := rows.Scan(&rec); err != nil {
+			return nil, fmt.Errorf("reading audit log: %w", err)
+		}
+		var r Record
+		if err := json.Unmarshal([]byte(rec), &r); err != nil {
+			return nil, fmt.Errorf("reading audit log: a stored record is not JSON: %w", err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading audit log: %w", err)
+	}
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, nil
 }

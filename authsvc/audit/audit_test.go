@@ -260,3 +260,57 @@ func BenchmarkAppend(b *testing.B) {
 		})
 	}
 }
+
+// TestVerifyHeadAndTail: the head is the last record's hash, recomputed here
+// from the records; a log cut short verifies but shows another head, which
+// is what an operator who wrote the head down compares; Tail returns the
+// last records oldest first.
+func TestVerifyHeadAndTail(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		l := New(db, func() time.Time { return time.UnixMilli(1700000000000) })
+		if n, head, err := l.VerifyHead(ctx); err != nil || n != 0 || head != Genesis {
+			t.Fatalf("empty log: %d %s %v", n, head, err)
+		}
+		if recs, err := l.Tail(ctx, 3); err != nil || len(recs) != 0 {
+			t.Fatalf("tail of an empty log: %v %v", recs, err)
+		}
+		want := Genesis
+		for i := range 5 {
+			f := map[string]string{"n": strconv.Itoa(i + 1)}
+			seq, err := l.Append(ctx, "login.password", f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, err = ChainHash(want, Record{Seq: seq, AtMS: 1700000000000, Kind: "login.password", Fields: f}.Canonical())
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		n, head, err := l.VerifyHead(ctx)
+		if err != nil || n != 5 || head != want {
+			t.Fatalf("VerifyHead = %d %s %v, want 5 %s", n, head, err, want)
+		}
+		for _, tc := range []struct {
+			n    int
+			seqs []int64
+		}{{3, []int64{3, 4, 5}}, {10, []int64{1, 2, 3, 4, 5}}, {0, nil}} {
+			recs, err := l.Tail(ctx, tc.n)
+			if err != nil || len(recs) != len(tc.seqs) {
+				t.Fatalf("Tail(%d) = %v, %v", tc.n, recs, err)
+			}
+			for i, r := range recs {
+				if r.Seq != tc.seqs[i] || r.Fields["n"] != strconv.FormatInt(tc.seqs[i], 10) {
+					t.Fatalf("Tail(%d)[%d] = %+v", tc.n, i, r)
+				}
+			}
+		}
+		if _, err := db.Exec(ctx, `DELETE FROM audit_log WHERE seq = 5`); err != nil {
+			t.Fatal(err)
+		}
+		n, cut, err := l.VerifyHead(ctx)
+		if err != nil || n != 4 || cut == head {
+			t.Fatalf("after cutting the last record: %d %s %v (head was %s)", n, cut, err, head)
+		}
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"image/png"
@@ -12,9 +13,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/egate-bank/egate/authsvc/audit"
 	"github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/internal/store"
@@ -470,5 +474,69 @@ func TestAdminTokenEnrollUShield(t *testing.T) {
 				t.Fatalf("ushield list: %+v", r)
 			}
 		})
+	}
+}
+
+// egate admin audit verify|tail on a log written by the audit package: the
+// count and the head (recomputed here), the last records as JSON lines, and
+// after an edit in the database one line naming the first broken record,
+// exit 1.
+func TestAdminAudit(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "egate.db")
+	ctx := context.Background()
+	db, err := store.Open(ctx, store.Config{Driver: store.SQLite, DSN: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	l := audit.New(db, func() time.Time { return time.UnixMilli(1700000000000) })
+	head := audit.Genesis
+	for i := 1; i <= 3; i++ {
+		f := map[string]string{"client": "ebank", "n": strconv.Itoa(i)}
+		seq, err := l.Append(ctx, "login.password", f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head, _ = audit.ChainHash(head, audit.Record{Seq: seq, AtMS: 1700000000000, Kind: "login.password", Fields: f}.Canonical())
+	}
+
+	r := run(t, dir, nil, "admin", "audit", "verify", "--db", path)
+	if r.code != 0 || r.stdout != "audit log intact: 3 records\nhead "+head+"\n" {
+		t.Fatalf("verify: %+v, want head %s", r, head)
+	}
+	r = run(t, dir, nil, "admin", "audit", "tail", "-n", "2", "--db", path)
+	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+	if r.code != 0 || len(lines) != 2 {
+		t.Fatalf("tail -n 2: %+v", r)
+	}
+	for i, line := range lines {
+		var rec struct {
+			Seq    int64             `json:"seq"`
+			Kind   string            `json:"kind"`
+			At     string            `json:"at"`
+			Fields map[string]string `json:"fields"`
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Seq != int64(i+2) || rec.Kind != "login.password" ||
+			rec.Fields["n"] != strconv.Itoa(i+2) || rec.At != "2023-11-14T22:13:20Z" {
+			t.Fatalf("tail line %d: %s (%v)", i, line, err)
+		}
+	}
+	oneLine(t, run(t, dir, nil, "admin", "audit", "tail", "-n", "0", "--db", path), "-n 0")
+
+	if _, err := db.Exec(ctx, `UPDATE audit_log SET record = REPLACE(record, '"n":"2"', '"n":"7"') WHERE seq = 2`); err != nil {
+		t.Fatal(err)
+	}
+	oneLine(t, run(t, dir, nil, "admin", "audit", "verify", "--db", path), "audit chain broken at record 2", "from 2 on")
+}
+
+// A mistyped subcommand of a command group is an error, not the group's
+// help with exit 0 (which a script would take for success).
+func TestUnknownSubcommand(t *testing.T) {
+	for _, args := range [][]string{{"admin", "ca", "isue"}, {"admin", "token", "list"}, {"sim", "nosuch"}} {
+		oneLine(t, run(t, t.TempDir(), nil, args...), "unknown command \""+args[len(args)-1]+"\"", "commands: ")
+	}
+	if r := run(t, t.TempDir(), nil, "admin", "ca"); r.code != 0 || !strings.Contains(r.stdout, "Available Commands") {
+		t.Fatalf("a group without a subcommand shows its help: %+v", r)
 	}
 }

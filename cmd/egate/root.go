@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/spf13/cobra"
 )
 
@@ -38,5 +41,36 @@ func newRootCmd() *cobra.Command {
 	for _, f := range topCmds {
 		root.AddCommand(f())
 	}
+	strictGroups(root)
 	return root
+}
+
+// strictGroups makes every command group below the root (egate admin,
+// egate admin ca, …) refuse a word that names none of its subcommands.
+// Cobra shows a group's help and exits 0 for "egate admin ca isue", which a
+// script would take for success.
+func strictGroups(c *cobra.Command) {
+	for _, sub := range c.Commands() {
+		strictGroups(sub)
+	}
+	if !c.HasParent() || !c.HasSubCommands() || c.Runnable() {
+		return
+	}
+	c.Args = cobra.ArbitraryArgs
+	c.RunE = func(cmd *cobra.Command, args []string) error {
+		if len(args) == 0 {
+			return cmd.Help()
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
+		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+			msg += "; did you mean " + strings.Join(s, " or ") + "?"
+		}
+		var names []string
+		for _, sub := range cmd.Commands() {
+			if sub.IsAvailableCommand() {
+				names = append(names, sub.Name())
+			}
+		}
+		return fmt.Errorf("%s (commands: %s)", msg, strings.Join(names, ", "))
+	}
 }

@@ -165,13 +165,24 @@ func newCACmd() *cobra.Command {
 	}
 	listCmd.Flags().String("owner", "", "passport id or agent id")
 
-	var crlOut string
+	var crlOut, crlFormat string
 	crlCmd := &cobra.Command{
 		Use:   "crl",
-		Short: "write the current CRL (DER) signed by the issuing CA",
+		Short: "write the current CRL signed by the issuing CA (PEM on stdout, DER to a file, as served over HTTP)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			toStdout := crlOut == "" || crlOut == "-"
+			switch crlFormat {
+			case "":
+				crlFormat = "der"
+				if toStdout {
+					crlFormat = "pem"
+				}
+			case "der", "pem":
+			default:
+				return fmt.Errorf("--format %q: use der or pem", crlFormat)
+			}
 			c, _, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
@@ -181,7 +192,10 @@ func newCACmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if crlOut == "" || crlOut == "-" {
+			if crlFormat == "pem" {
+				der = pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
+			}
+			if toStdout {
 				_, err = cmd.OutOrStdout().Write(der)
 				return err
 			}
@@ -189,6 +203,7 @@ func newCACmd() *cobra.Command {
 		},
 	}
 	crlCmd.Flags().StringVarP(&crlOut, "out", "o", "", "file to write (stdout when empty)")
+	crlCmd.Flags().StringVar(&crlFormat, "format", "", "der or pem (default: pem on stdout, der to a file)")
 
 	var listen string
 	serveCmd := &cobra.Command{

@@ -210,6 +210,41 @@ func TestAdminCAInitAndExport(t *testing.T) {
 				t.Fatalf("issuing CA not signed by the root: %v", err)
 			}
 		}},
+		{"CRL: PEM on stdout, DER to a file, both signed by the issuing CA", func(t *testing.T) {
+			r := b.admin(t, "ca", "export-root", "--issuing")
+			_, rest := pem.Decode([]byte(r.stdout))
+			blk, _ := pem.Decode(rest)
+			if blk == nil {
+				t.Fatalf("no issuing certificate: %+v", r)
+			}
+			issuing, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out := b.admin(t, "ca", "crl")
+			pblk, prest := pem.Decode([]byte(out.stdout))
+			if out.code != 0 || pblk == nil || pblk.Type != "X509 CRL" || len(bytes.TrimSpace(prest)) != 0 {
+				t.Fatalf("ca crl on stdout is not one X509 CRL PEM block: %+v", out)
+			}
+			derPath := filepath.Join(b.dir, "ca.crl")
+			if r := b.admin(t, "ca", "crl", "-o", derPath); r.code != 0 {
+				t.Fatalf("ca crl -o: %+v", r)
+			}
+			der, err := os.ReadFile(derPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, raw := range map[string][]byte{"stdout (PEM)": pblk.Bytes, "file (DER)": der} {
+				crl, err := x509.ParseRevocationList(raw)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				if err := crl.CheckSignatureFrom(issuing); err != nil {
+					t.Fatalf("%s: CRL not signed by the issuing CA: %v", name, err)
+				}
+			}
+			oneLine(t, b.admin(t, "ca", "crl", "--format", "xml"), "--format", "der or pem")
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, tc.check)

@@ -83,6 +83,9 @@ func newUserCmd() *cobra.Command {
 	f.StringVar(&nc.Birthday, "birthday", "", "birthday YYYY-MM-DD (the password must not contain it)")
 	f.StringVar(&nc.ReservedMessage, "reserved-message", "", "the anti-phishing message shown before the password")
 	f.StringVar(&pwSource, "password-source", "env:EGATE_NEW_PASSWORD", "where the initial password is: env:NAME or file:/path (mode 0600)")
+	for _, name := range []string{"login", "mobile", "reserved-message"} {
+		add.MarkFlagRequired(name)
+	}
 
 	show := &cobra.Command{
 		Use:   "show PASSPORT-ID|LOGIN-NAME",

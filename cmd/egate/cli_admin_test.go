@@ -575,3 +575,12 @@ func TestUnknownSubcommand(t *testing.T) {
 		t.Fatalf("a group without a subcommand shows its help: %+v", r)
 	}
 }
+
+// egate admin user add names the flags it lacks before touching anything.
+func TestUserAddRequiredFlags(t *testing.T) {
+	dir := t.TempDir()
+	oneLine(t, run(t, dir, nil, "admin", "user", "add", "--login", "bob"), "required flag(s)", "mobile", "reserved-message")
+	if _, err := os.Stat(filepath.Join(dir, "var")); err == nil {
+		t.Fatal("something was created")
+	}
+}

@@ -91,6 +91,43 @@ var codeNames = [...]string{"OK", "BAD_MESSAGE", "UNKNOWN_TYPE", "BUSY", "CASH_A
 	"RETRACT_COUNT_UNKNOWN", "VERSION", "CANCELLED", "POWER_LOSS", "IN_PROGRESS", "NO_SESSION", "HARDWARE",
 	"UNSUPPORTED"}
 
+// codeMeanings are PROTOCOL.md §7's explanations, word for word
+// (TestCodesMatchProtocol), for operators' messages.
+var codeMeanings = [...]string{
+	"done",
+	"payload does not parse or is inconsistent",
+	"message type not known",
+	"another operation is running",
+	"notes lie in the tray; nothing dispensed",
+	"note list does not make the amount, or too few notes",
+	"a named cassette is not fitted",
+	"a named cassette is empty",
+	"the transport jammed; counts tell how far it got",
+	"more than the reject limit; dispense abandoned",
+	"shutter failed to open or close",
+	"known txn id with different content",
+	"txn id never accepted",
+	"customer or mechanism timeout",
+	"nothing at the exit for this txn (e.g. already taken)",
+	"retracted, count unknown",
+	"no common protocol version",
+	"customer cancelled",
+	"operation interrupted by power loss; counts from the journal",
+	"the operation for this txn id is still running",
+	"HELLO first",
+	"other device fault",
+	"the request needs a capability the ATM did not advertise in HELLO; nothing done",
+}
+
+// Meaning explains the code in words (PROTOCOL.md §7), or "" for a code
+// this version does not know.
+func (c Code) Meaning() string {
+	if int(c) < len(codeMeanings) {
+		return codeMeanings[c]
+	}
+	return ""
+}
+
 func (c Code) String() string {
 	if int(c) < len(codeNames) {
 		return codeNames[c]
@@ -111,6 +148,8 @@ func (e *DeviceError) Error() string {
 	s := fmt.Sprintf("atm: %s: %s", e.Op, e.Code)
 	if e.Msg != "" {
 		s += ": " + e.Msg
+	} else if m := e.Code.Meaning(); m != "" {
+		s += ": " + m
 	}
 	return s
 }

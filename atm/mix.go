@@ -14,7 +14,7 @@ var ErrCannotMix = errors.New("atm: cassettes cannot make up the amount")
 // Cassettes that are missing, empty or jammed are skipped.
 func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 	if amount <= 0 {
-		return nil, fmt.Errorf("amount %d fen: %w", amount, ErrCannotMix)
+		return nil, fmt.Errorf("amount %s yuan: %w: the amount must be positive", yuan(amount), ErrCannotMix)
 	}
 	cs := make([]Cassette, 0, len(cassettes))
 	for _, c := range cassettes {
@@ -23,12 +23,18 @@ func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 		}
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].Denom > cs[j].Denom })
-	var g int64
+	var g, total int64
 	for _, c := range cs {
 		g = gcd(g, c.Denom)
+		total += c.Denom * int64(c.Count)
 	}
-	if g == 0 || amount%g != 0 {
-		return nil, fmt.Errorf("amount %d fen: %w", amount, ErrCannotMix)
+	switch {
+	case g == 0:
+		return nil, fmt.Errorf("amount %s yuan: %w: no cassette in service holds notes", yuan(amount), ErrCannotMix)
+	case amount%g != 0:
+		return nil, fmt.Errorf("amount %s yuan: %w: not a multiple of %s yuan", yuan(amount), ErrCannotMix, yuan(g))
+	case amount > total:
+		return nil, fmt.Errorf("amount %s yuan: %w: the cassettes in service hold %s yuan", yuan(amount), ErrCannotMix, yuan(total))
 	}
 	counts := make([]int, len(cs))
 	budget := 200000 // search steps; a real cassette set needs a handful
@@ -51,7 +57,7 @@ func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 		return false
 	}
 	if !try(0, amount) {
-		return nil, fmt.Errorf("amount %d fen: %w", amount, ErrCannotMix)
+		return nil, fmt.Errorf("amount %s yuan: %w: not with the notes left in the cassettes", yuan(amount), ErrCannotMix)
 	}
 	var out []Notes
 	for i, n := range counts {
@@ -60,6 +66,15 @@ func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 		}
 	}
 	return out, nil
+}
+
+// yuan formats fen as yuan with two decimals.
+func yuan(fen int64) string {
+	sign := ""
+	if fen < 0 {
+		sign, fen = "-", -fen
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
 }
 
 func gcd(a, b int64) int64 {

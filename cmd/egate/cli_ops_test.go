@@ -128,6 +128,7 @@ func TestATMSimulatorAndOperatorCommands(t *testing.T) {
 	if r.code == 0 {
 		t.Fatalf("an amount no cassette can make up was accepted: %+v", r)
 	}
+	oneLine(t, r, "amount 0.05 yuan", "not a multiple of 10.00 yuan")
 	if r := atmCmd("status"); !regexp.MustCompile(`(?m)^1\s+100\.00\s+497`).MatchString(r.stdout) {
 		t.Fatalf("a refused dispense moved notes:\n%s", r.stdout)
 	}

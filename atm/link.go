@@ -70,9 +70,16 @@ type LinkStats struct {
 
 // LinkCounts is a snapshot of LinkStats, or a sum of several.
 type LinkCounts struct {
-	BytesOut, BytesIn, FramesOut, FramesIn int64
-	Retransmits, NAKsSent, NAKsReceived    int64
-	Duplicates, Garbage, BadCRC            int64
+	BytesOut     int64 `json:"bytes_out"`
+	BytesIn      int64 `json:"bytes_in"`
+	FramesOut    int64 `json:"frames_out"`
+	FramesIn     int64 `json:"frames_in"`
+	Retransmits  int64 `json:"retransmits"`
+	NAKsSent     int64 `json:"naks_sent"`
+	NAKsReceived int64 `json:"naks_received"`
+	Duplicates   int64 `json:"duplicates"`
+	Garbage      int64 `json:"garbage_bytes"`
+	BadCRC       int64 `json:"bad_crc"`
 }
 
 // Snapshot reads every counter once.

@@ -63,6 +63,7 @@ dispenses twice, it prints what the ATM did.`,
 				return err
 			}
 			printStatus(cmd.OutOrStdout(), h, st)
+			printLine(cmd.OutOrStdout(), d.LineStats())
 			return nil
 		},
 	}
@@ -201,6 +202,13 @@ func printStatus(w io.Writer, h atm.HelloReply, st atm.Status) {
 		fmt.Fprint(w, "last operation: ")
 		printRecord(w, *h.Last)
 	}
+}
+
+// printLine reports what crossed the line during this command: on a good
+// line every frame is ACKed first time and nothing else is counted.
+func printLine(w io.Writer, c atm.LinkCounts) {
+	fmt.Fprintf(w, "line: %d frames sent, %d received, %d retransmitted, NAKs %d sent / %d received, %d bad CRC, %d garbage bytes\n",
+		c.FramesOut, c.FramesIn, c.Retransmits, c.NAKsSent, c.NAKsReceived, c.BadCRC, c.Garbage)
 }
 
 func printRecord(w io.Writer, r atm.TxnRecord) {

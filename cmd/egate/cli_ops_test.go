@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,10 @@ func TestATMSimulatorAndOperatorCommands(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, "cassette") || !regexp.MustCompile(`(?m)^1\s+100\.00\s+500`).MatchString(r.stdout) {
 		t.Fatalf("status: %+v", r)
 	}
+	// HELLO and STATUS at least, each answered.
+	if m := regexp.MustCompile(`(?m)^line: (\d+) frames sent, (\d+) received, \d+ retransmitted, NAKs \d+ sent / \d+ received, \d+ bad CRC, \d+ garbage bytes$`).FindStringSubmatch(r.stdout); m == nil || atoi(m[1]) < 2 || atoi(m[2]) < 2 {
+		t.Fatalf("status does not report the line's counters: %s", r.stdout)
+	}
 	const txn = "00112233445566778899aabbccddeeff"
 	r = atmCmd("dispense", "--amount", "300", "--txn", txn)
 	if r.code != 0 || !strings.Contains(r.stdout, txn) {
@@ -147,4 +152,12 @@ func TestATMSimulatorAndOperatorCommands(t *testing.T) {
 	if r := atmCmd("status"); r.code != 0 || !regexp.MustCompile(`(?m)^1\s+100\.00\s+497`).MatchString(r.stdout) {
 		t.Fatalf("after the refused command the port is free and nothing moved: %+v", r)
 	}
+}
+
+func atoi(s string) int {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return -1
+	}
+	return n
 }

@@ -221,6 +221,10 @@ type ATMStatus struct {
 	RejectBin uint16          `json:"reject_bin"`
 	Cassettes []CassetteState `json:"cassettes,omitempty"`
 	Events    []EventInfo     `json:"recent_events,omitempty"`
+	// Line is the serial line's counters since the agent started, summed
+	// over reconnects: retransmissions, NAKs and bad CRCs tell a noisy
+	// line from a dead one.
+	Line atm.LinkCounts `json:"line"`
 }
 
 // CassetteState is one cassette's report.
@@ -243,6 +247,7 @@ func (a *Agent) Status(ctx context.Context, id string) (ATMStatus, error) {
 	st.Events = append([]EventInfo(nil), a.history[id]...)
 	a.mu.Unlock()
 	s, err := d.Status(ctx)
+	st.Line = d.LineStats()
 	if err != nil {
 		st.Error = err.Error()
 		return st, nil

@@ -78,7 +78,7 @@ func TestAgentOverPTY(t *testing.T) {
 	}
 	json.NewDecoder(resp.Body).Decode(&st)
 	resp.Body.Close()
-	if !st.Up || len(st.Cassettes) != 4 || st.Cassettes[0].Count != 500 {
+	if !st.Up || len(st.Cassettes) != 4 || st.Cassettes[0].Count != 500 || st.Line.FramesOut < 2 || st.Line.FramesIn < 2 {
 		t.Fatalf("status of the live ATM: %+v", st)
 	}
 	resp, _ = http.Get(srv.URL + "/atms/ATM-0202")

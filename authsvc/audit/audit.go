@@ -230,34 +230,56 @@ func (l *Log) VerifyHead(ctx context.Context) (int64, string, error) {
 	return want - 1, prev, nil
 }
 
-// Tail returns the last n records, oldest first, as stored (it does not
+// Entry is a stored record with the chain hashes stored beside it.
+type Entry struct {
+	Record
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
+}
+
+// Tail returns the last n entries, oldest first, as stored (it does not
 // verify them; Verify does).
-func (l *Log) Tail(ctx context.Context, n int) ([]Record, error) {
+func (l *Log) Tail(ctx context.Context, n int) ([]Entry, error) {
 	if n <= 0 {
 		return nil, nil
 	}
-	rows, err := l.db.Query(ctx, `SELECT record FROM audit_log ORDER BY seq DESC LIMIT ?`, n)
+	out, err := l.entries(ctx, `SELECT record, prev_hash, hash FROM audit_log ORDER BY seq DESC LIMIT ?`, n)
+	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+		out[i], out[j] = out[j], out[i]
+	}
+	return out, err
+}
+
+// Range returns up to n entries from position from on, oldest first, as
+// stored: an operator who wrote down the head at position k reads entry k
+// here and compares its hash.
+func (l *Log) Range(ctx context.Context, from int64, n int) ([]Entry, error) {
+	if n <= 0 {
+		return nil, nil
+	}
+	return l.entries(ctx, `SELECT record, prev_hash, hash FROM audit_log WHERE seq >= ? ORDER BY seq LIMIT ?`, from, n)
+}
+
+func (l *Log) entries(ctx context.Context, q string, args ...any) ([]Entry, error) {
+	rows, err := l.db.Query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("reading audit log: %w", err)
 	}
 	defer rows.Close()
-	var out []Record
+	var out []Entry
 	for rows.Next() {
 		var rec string
-		if err := rows.Scan(&rec); err != nil {
+		var e Entry
+		if err := rows.Scan(&rec, &e.PrevHash, &e.Hash); err != nil {
 			return nil, fmt.Errorf("reading audit log: %w", err)
 		}
-		var r Record
-		if err := json.Unmarshal([]byte(rec), &r); err != nil {
+		if err := json.Unmarshal([]byte(rec), &e.Record); err != nil {
 			return nil, fmt.Errorf("reading audit log: a stored record is not JSON: %w", err)
 		}
-		out = append(out, r)
+		out = append(out, e)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading audit log: %w", err)
-	}
-	for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
-		out[i], out[j] = out[j], out[i]
 	}
 	return out, nil
 }

@@ -276,6 +276,7 @@ func TestVerifyHeadAndTail(t *testing.T) {
 			t.Fatalf("tail of an empty log: %v %v", recs, err)
 		}
 		want := Genesis
+		hashes := []string{Genesis} // hashes[k] is record k's hash
 		for i := range 5 {
 			f := map[string]string{"n": strconv.Itoa(i + 1)}
 			seq, err := l.Append(ctx, "login.password", f)
@@ -286,6 +287,7 @@ func TestVerifyHeadAndTail(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			hashes = append(hashes, want)
 		}
 		n, head, err := l.VerifyHead(ctx)
 		if err != nil || n != 5 || head != want {
@@ -300,8 +302,24 @@ func TestVerifyHeadAndTail(t *testing.T) {
 				t.Fatalf("Tail(%d) = %v, %v", tc.n, recs, err)
 			}
 			for i, r := range recs {
-				if r.Seq != tc.seqs[i] || r.Fields["n"] != strconv.FormatInt(tc.seqs[i], 10) {
+				if r.Seq != tc.seqs[i] || r.Fields["n"] != strconv.FormatInt(tc.seqs[i], 10) ||
+					r.Hash != hashes[r.Seq] || r.PrevHash != hashes[r.Seq-1] {
 					t.Fatalf("Tail(%d)[%d] = %+v", tc.n, i, r)
+				}
+			}
+		}
+		for _, tc := range []struct {
+			from int64
+			n    int
+			seqs []int64
+		}{{2, 2, []int64{2, 3}}, {4, 10, []int64{4, 5}}, {6, 3, nil}, {1, 0, nil}} {
+			got, err := l.Range(ctx, tc.from, tc.n)
+			if err != nil || len(got) != len(tc.seqs) {
+				t.Fatalf("Range(%d, %d) = %v, %v", tc.from, tc.n, got, err)
+			}
+			for i, e := range got {
+				if e.Seq != tc.seqs[i] || e.Hash != hashes[e.Seq] {
+					t.Fatalf("Range(%d, %d)[%d] = %+v", tc.from, tc.n, i, e)
 				}
 			}
 		}

@@ -527,6 +527,7 @@ func TestAdminAudit(t *testing.T) {
 	defer db.Close()
 	l := audit.New(db, func() time.Time { return time.UnixMilli(1700000000000) })
 	head := audit.Genesis
+	hashes := []string{head}
 	for i := 1; i <= 3; i++ {
 		f := map[string]string{"client": "ebank", "n": strconv.Itoa(i)}
 		seq, err := l.Append(ctx, "login.password", f)
@@ -534,30 +535,59 @@ func TestAdminAudit(t *testing.T) {
 			t.Fatal(err)
 		}
 		head, _ = audit.ChainHash(head, audit.Record{Seq: seq, AtMS: 1700000000000, Kind: "login.password", Fields: f}.Canonical())
+		hashes = append(hashes, head)
 	}
 
 	r := run(t, dir, nil, "admin", "audit", "verify", "--db", path)
 	if r.code != 0 || r.stdout != "audit log intact: 3 records\nhead "+head+"\n" {
 		t.Fatalf("verify: %+v, want head %s", r, head)
 	}
-	r = run(t, dir, nil, "admin", "audit", "tail", "-n", "2", "--db", path)
-	lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
-	if r.code != 0 || len(lines) != 2 {
-		t.Fatalf("tail -n 2: %+v", r)
-	}
-	for i, line := range lines {
-		var rec struct {
-			Seq    int64             `json:"seq"`
-			Kind   string            `json:"kind"`
-			At     string            `json:"at"`
-			Fields map[string]string `json:"fields"`
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Seq != int64(i+2) || rec.Kind != "login.password" ||
-			rec.Fields["n"] != strconv.Itoa(i+2) || rec.At != "2023-11-14T22:13:20Z" {
-			t.Fatalf("tail line %d: %s (%v)", i, line, err)
-		}
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		first int // the first record's number; then consecutive
+		n     int
+	}{
+		{"the last two", []string{"-n", "2"}, 2, 2},
+		{"one from record 1", []string{"--from", "1", "-n", "1"}, 1, 1},
+		{"from record 2 on", []string{"--from", "2"}, 2, 2},
+	} {
+		t.Run("tail "+tc.name, func(t *testing.T) {
+			r := run(t, dir, nil, append([]string{"admin", "audit", "tail", "--db", path}, tc.args...)...)
+			lines := strings.Split(strings.TrimRight(r.stdout, "\n"), "\n")
+			if r.code != 0 || len(lines) != tc.n {
+				t.Fatalf("tail %v: %+v", tc.args, r)
+			}
+			for i, line := range lines {
+				var rec struct {
+					Seq      int64             `json:"seq"`
+					Kind     string            `json:"kind"`
+					At       string            `json:"at"`
+					Fields   map[string]string `json:"fields"`
+					Hash     string            `json:"hash"`
+					PrevHash string            `json:"prev_hash"`
+				}
+				want := tc.first + i
+				if err := json.Unmarshal([]byte(line), &rec); err != nil || rec.Seq != int64(want) || rec.Kind != "login.password" ||
+					rec.Fields["n"] != strconv.Itoa(want) || rec.At != "2023-11-14T22:13:20Z" ||
+					rec.Hash != hashes[want] || rec.PrevHash != hashes[want-1] {
+					t.Fatalf("tail line %d: %s (%v)", i, line, err)
+				}
+			}
+		})
 	}
 	oneLine(t, run(t, dir, nil, "admin", "audit", "tail", "-n", "0", "--db", path), "-n 0")
+
+	// A mistyped path is an error and creates nothing; a database without
+	// egate's tables is named as such.
+	typo := filepath.Join(dir, "egate-typo.db")
+	oneLine(t, run(t, dir, nil, "admin", "audit", "verify", "--db", typo), "does not exist", "nothing was created")
+	if _, err := os.Stat(typo); !os.IsNotExist(err) {
+		t.Fatalf("verify created %s: %v", typo, err)
+	}
+	other := filepath.Join(dir, "other.db")
+	os.WriteFile(other, nil, 0o600)
+	oneLine(t, run(t, dir, nil, "admin", "audit", "verify", "--db", other), "has no audit log")
 
 	if _, err := db.Exec(ctx, `UPDATE audit_log SET record = REPLACE(record, '"n":"2"', '"n":"7"') WHERE seq = 2`); err != nil {
 		t.Fatal(err)

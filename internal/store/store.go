@@ -40,6 +40,12 @@ type Config struct {
 	// A password belongs in PGPASSWORD or ~/.pgpass, not here.
 	DSN          string `yaml:"dsn"`
 	MaxOpenConns int    `yaml:"max-open-conns"`
+
+	// For tools that inspect a database and must not create or change it
+	// (egate admin audit): a SQLite file must already exist, and the
+	// migrations are not applied. Not config keys.
+	MustExist bool `yaml:"-"`
+	NoMigrate bool `yaml:"-"`
 }
 
 // ErrConfig reports an unusable database configuration.
@@ -54,6 +60,11 @@ func (c Config) Validate() error {
 	}
 	if c.DSN == "" {
 		return fmt.Errorf("%w: dsn is empty: give a SQLite file path or a postgres:// URL", ErrConfig)
+	}
+	if c.Driver == SQLite && looksLikeServerDSN(c.DSN) {
+		// Never repeat the DSN: a server connection string may carry a
+		// password, and SQLite would make a file named after it.
+		return fmt.Errorf("%w: dsn looks like a PostgreSQL connection string, not a SQLite file path: set database.driver to postgres (and keep the password in PGPASSWORD or ~/.pgpass)", ErrConfig)
 	}
 	if c.Driver == Postgres {
 		u, err := url.Parse(c.DSN)
@@ -96,6 +107,11 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		if err := sqliteDirExists(c.DSN); err != nil {
 			return nil, err
 		}
+		if c.MustExist && !strings.HasPrefix(c.DSN, "file:") {
+			if _, err := os.Stat(c.DSN); errors.Is(err, fs.ErrNotExist) {
+				return nil, fmt.Errorf("sqlite database %s does not exist: check the path (--db or database.dsn); nothing was created", c.DSN)
+			}
+		}
 		sdb, err = sql.Open("sqlite", sqliteDSN(c.DSN))
 		if err == nil {
 			// One writer at a time is SQLite's model; a single connection
@@ -123,11 +139,25 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		return nil, fmt.Errorf("connecting to the %s database: %w", c.Driver, err)
 	}
 	db := &DB{DB: sdb, driver: c.Driver}
+	if c.NoMigrate {
+		return db, nil
+	}
 	if err := db.Migrate(ctx); err != nil {
 		sdb.Close()
 		return nil, err
 	}
 	return db, nil
+}
+
+// looksLikeServerDSN tells a server connection string (a URL, or libpq's
+// key=value form) from a file path.
+func looksLikeServerDSN(dsn string) bool {
+	if strings.HasPrefix(dsn, "file:") {
+		return false
+	}
+	l := strings.ToLower(dsn)
+	return strings.Contains(l, "://") || strings.HasPrefix(l, "postgres:") || strings.HasPrefix(l, "postgresql:") ||
+		strings.Contains(l, "password=") || strings.Contains(l, "host=") || strings.Contains(l, "dbname=")
 }
 
 // sqliteDirExists tells, before SQLite's own "unable to open database file",

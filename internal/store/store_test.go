@@ -101,6 +101,10 @@ func TestConfigValidate(t *testing.T) {
 		{"empty dsn", store.Config{Driver: "sqlite"}, false},
 		{"password in dsn", store.Config{Driver: "postgres", DSN: "postgres://u:secret@h/db"}, false},
 		{"not a url", store.Config{Driver: "postgres", DSN: "host=h"}, false},
+		{"sqlite given a postgres url", store.Config{Driver: "sqlite", DSN: "postgres://u:secret@h/db"}, false},
+		{"sqlite given a postgres url missing a slash", store.Config{Driver: "sqlite", DSN: "postgres:/u:secret@h/db"}, false},
+		{"sqlite given a keyword dsn", store.Config{Driver: "sqlite", DSN: "host=h user=u password=secret dbname=d"}, false},
+		{"sqlite file uri", store.Config{Driver: "sqlite", DSN: "file:x.db?mode=ro"}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -146,5 +150,34 @@ func TestOpenSQLiteMissingDirectory(t *testing.T) {
 				t.Fatalf("something was created: %v", err)
 			}
 		})
+	}
+}
+
+// TestOpenForInspection: MustExist refuses a SQLite file that is not there
+// and creates nothing; NoMigrate opens an existing file without adding the
+// schema.
+func TestOpenForInspection(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "typo.db")
+	_, err := store.Open(ctx, store.Config{Driver: store.SQLite, DSN: missing, MustExist: true, NoMigrate: true})
+	if err == nil || !strings.Contains(err.Error(), "does not exist") {
+		t.Fatalf("Open of a missing file with MustExist = %v", err)
+	}
+	if _, err := os.Stat(missing); !os.IsNotExist(err) {
+		t.Fatalf("the missing file was created: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, store.Config{Driver: store.SQLite, DSN: empty, MustExist: true, NoMigrate: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM sqlite_master WHERE type = 'table'`).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("NoMigrate: %d tables (%v), want none", n, err)
 	}
 }

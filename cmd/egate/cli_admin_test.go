@@ -598,11 +598,26 @@ func TestAdminAudit(t *testing.T) {
 // A mistyped subcommand of a command group is an error, not the group's
 // help with exit 0 (which a script would take for success).
 func TestUnknownSubcommand(t *testing.T) {
-	for _, args := range [][]string{{"admin", "ca", "isue"}, {"admin", "token", "list"}, {"sim", "nosuch"}} {
+	for _, args := range [][]string{{"admin", "ca", "isue"}, {"admin", "token", "list"}, {"sim", "nosuch"}, {"completion", "bsh"}} {
 		oneLine(t, run(t, t.TempDir(), nil, args...), "unknown command \""+args[len(args)-1]+"\"", "commands: ")
 	}
-	if r := run(t, t.TempDir(), nil, "admin", "ca"); r.code != 0 || !strings.Contains(r.stdout, "Available Commands") {
-		t.Fatalf("a group without a subcommand shows its help: %+v", r)
+	oneLine(t, run(t, t.TempDir(), nil, "admin", "help", "nosuch"), "unknown help topic \"nosuch\"")
+	// Help in every form cobra offers still works, with exit 0.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"admin", "ca"}, "the bank CA"},
+		{[]string{"admin", "--help"}, "operator tasks"},
+		{[]string{"help", "admin"}, "operator tasks"},
+		{[]string{"admin", "help"}, "operator tasks"},
+		{[]string{"admin", "help", "ca"}, "the bank CA"},
+		{[]string{"completion", "bash"}, "bash completion"},
+		{[]string{"__complete", "admin", ""}, "audit"},
+	} {
+		if r := run(t, t.TempDir(), nil, tc.args...); r.code != 0 || !strings.Contains(r.stdout, tc.want) {
+			t.Fatalf("egate %v: %+v", tc.args, r)
+		}
 	}
 }
 

@@ -41,6 +41,9 @@ func newRootCmd() *cobra.Command {
 	for _, f := range topCmds {
 		root.AddCommand(f())
 	}
+	// Cobra adds the completion group when it executes; add it now so
+	// that it is strict too.
+	root.InitDefaultCompletionCmd()
 	strictGroups(root)
 	return root
 }
@@ -60,6 +63,16 @@ func strictGroups(c *cobra.Command) {
 	c.RunE = func(cmd *cobra.Command, args []string) error {
 		if len(args) == 0 {
 			return cmd.Help()
+		}
+		if args[0] == "help" { // egate admin help [ca …], as cobra allows
+			target, _, err := cmd.Find(args[1:])
+			if err != nil || target == nil {
+				target = cmd
+			}
+			if len(args) > 1 && target == cmd {
+				return fmt.Errorf("unknown help topic %q for %q", strings.Join(args[1:], " "), cmd.CommandPath())
+			}
+			return target.Help()
 		}
 		msg := fmt.Sprintf("unknown command %q for %q", args[0], cmd.CommandPath())
 		if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {

@@ -88,8 +88,11 @@ type Driver struct {
 	// guarded by sem
 	link      *Link
 	cur       atomic.Pointer[Link] // link, readable without sem
-	smu       sync.Mutex           // guards past
-	past      LinkCounts           // statistics of the links dropped so far
+	smu       sync.Mutex           // guards past and prev
+	past      LinkCounts           // statistics of the links dropped before prev
+	// prev is the link dropped last: its reader may still count the bytes
+	// of a last read after Close, so it is summed live until the next drop.
+	prev *Link
 	hello     HelloReply
 	needHello atomic.Bool
 
@@ -165,6 +168,9 @@ func (d *Driver) LineStats() LinkCounts {
 	d.smu.Lock()
 	defer d.smu.Unlock()
 	s := d.past
+	if d.prev != nil {
+		s = s.Add(d.prev.Stats.Snapshot())
+	}
 	if l := d.cur.Load(); l != nil {
 		s = s.Add(l.Stats.Snapshot())
 	}
@@ -231,7 +237,10 @@ func (d *Driver) drop() {
 	if d.link != nil {
 		d.link.Close()
 		d.smu.Lock()
-		d.past = d.past.Add(d.link.Stats.Snapshot())
+		if d.prev != nil {
+			d.past = d.past.Add(d.prev.Stats.Snapshot())
+		}
+		d.prev = d.link
 		d.cur.Store(nil)
 		d.smu.Unlock()
 		d.link = nil

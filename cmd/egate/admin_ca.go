@@ -173,15 +173,16 @@ func newCACmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
 			toStdout := crlOut == "" || crlOut == "-"
-			switch crlFormat {
+			format := crlFormat
+			switch format {
 			case "":
-				crlFormat = "der"
+				format = "der"
 				if toStdout {
-					crlFormat = "pem"
+					format = "pem"
 				}
 			case "der", "pem":
 			default:
-				return fmt.Errorf("--format %q: use der or pem", crlFormat)
+				return fmt.Errorf("--format %q: use der or pem", format)
 			}
 			c, _, done, err := a.openCA(ctx)
 			if err != nil {
@@ -192,7 +193,7 @@ func newCACmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if crlFormat == "pem" {
+			if format == "pem" {
 				der = pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der})
 			}
 			if toStdout {

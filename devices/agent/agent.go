@@ -119,11 +119,16 @@ func New(cfg Config, open Opener, reg prometheus.Registerer) (*Agent, error) {
 		go a.drain(c.ID, d)
 	}
 	if reg != nil {
+		var done []prometheus.Collector
 		for _, col := range []prometheus.Collector{a.events, lineCollector{a}} {
 			if err := reg.Register(col); err != nil {
+				for _, d := range done { // leave reg as it was
+					reg.Unregister(d)
+				}
 				a.Close()
 				return nil, err
 			}
+			done = append(done, col)
 		}
 	}
 	return a, nil

@@ -193,3 +193,20 @@ func TestAgentCloseEndsDrains(t *testing.T) {
 		time.Sleep(10 * time.Millisecond) // goroutine exit; no channel says it
 	}
 }
+
+// TestNewLeavesRegistryOnFailure: when one of the agent's collectors cannot
+// be registered, New fails and unregisters the ones it had registered, so
+// the registry is as it was.
+func TestNewLeavesRegistryOnFailure(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	clash := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "egate_agent_atm_line_frames_sent_total", Help: "x"}, []string{"atm"})
+	reg.MustRegister(clash)
+	cfg := Config{ATMs: []ATMConfig{{ID: "ATM-1", Port: filepath.Join(t.TempDir(), "tty"), Baud: 9600}}}
+	if _, err := New(cfg, SerialLines, reg); err == nil {
+		t.Fatal("New registered a collector that clashes")
+	}
+	events := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "egate_agent_atm_events_total", Help: "ATM events (presented, taken, retracted) seen by the agent."}, []string{"atm", "kind"})
+	if err := reg.Register(events); err != nil {
+		t.Fatalf("the failed New left its events counter registered: %v", err)
+	}
+}

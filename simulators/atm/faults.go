@@ -182,6 +182,7 @@ func (f *Faults) lineDown() bool {
 type faultLine struct {
 	rwc io.ReadWriteCloser
 	f   *Faults
+	c   corrupter // used by Read only (one reader)
 }
 
 func (l *faultLine) Read(p []byte) (int, error) {
@@ -190,40 +191,58 @@ func (l *faultLine) Read(p []byte) (int, error) {
 		if n > 0 && l.f.lineDown() {
 			continue // the line is dead: nothing arrives
 		}
-		if n > 3 && l.f.take(&l.f.FlipIn) {
-			corruptFrames(p[:n])
+		// A frame whose header the last corrupted read cut is broken in
+		// this read even if the storm has just ended.
+		if n > 0 && (l.c.pending() || l.f.take(&l.f.FlipIn)) {
+			l.c.corrupt(p[:n])
 		}
 		return n, err
 	}
 }
 
-// corruptFrames makes every frame that starts in p fail its CRC, so that
-// each is NAKed and none is accepted, however many frames the read holds:
-// a host whose retransmissions pile up while this side is slow to read
-// delivers three or more in one read. (Corrupting only the first and the
-// last frame of the read let a middle one through, and a "NAK storm"
-// then let a request in.) STX and LEN are kept, so that each frame is
-// recognised and fails its CRC rather than vanishing as garbage: the last
-// byte of the frame is flipped, or the read's last byte when the frame goes
-// on in the next read. Every 0x02 is taken for a possible start, so a real
-// frame is never skipped; each byte is flipped at most once.
-func corruptFrames(p []byte) {
+// corrupter makes every frame of a NAK storm fail its CRC, following
+// frames across reads.
+//
+// Every frame that starts in a corrupted read is broken, however many the
+// read holds: a host whose retransmissions pile up while this side is slow
+// to read delivers three or more in one read. (Corrupting only the first
+// and the last frame of a read let a middle one through, and a "NAK storm"
+// then let a request in.) STX and LEN are never touched, so that each frame
+// is recognised and fails its CRC (and is NAKed) rather than vanishing as
+// garbage: the frame's last byte is flipped, or the read's last byte when
+// the frame goes on in the next read. A frame whose header (STX, LEN) ends
+// a read is remembered and its last byte is flipped in the next read.
+// Every 0x02 is taken for a possible start, so a real frame is never
+// skipped; a 0x02 inside a payload may make a second byte of that frame
+// flip, which breaks nothing more.
+type corrupter struct {
+	head []byte // STX and the part of LEN that ended the last corrupted read (at most 3 bytes)
+}
+
+func (c *corrupter) pending() bool { return len(c.head) > 0 }
+
+func (c *corrupter) corrupt(p []byte) {
+	full := append(append([]byte(nil), c.head...), p...)
+	off := len(c.head) // full[off:] is p
+	c.head = nil
 	flip := map[int]bool{}
-	for i := range p {
-		if p[i] != atm.STX {
+	for i := range full {
+		if full[i] != atm.STX {
 			continue
 		}
-		if i+3 > len(p) { // LEN goes on in the next read: break what is here
-			flip[len(p)-1] = true
+		if i+4 > len(full) { // the read ends within STX and LEN
+			c.head = append([]byte(nil), full[i:]...)
 			continue
 		}
-		n := int(p[i+1])<<8 | int(p[i+2])
+		n := int(full[i+1])<<8 | int(full[i+2])
 		if n < 3 || n > 3+atm.MaxPayload {
 			continue // not a start: the length is out of range
 		}
-		flip[min(i+3+n+2, len(p))-1] = true
+		if last := min(i+3+n+2, len(full)) - 1; last >= off {
+			flip[last-off] = true
+		}
 	}
-	if len(flip) == 0 {
+	if len(flip) == 0 && c.head == nil {
 		flip[len(p)-1] = true // the middle of a frame begun in an earlier read
 	}
 	for i := range flip {

@@ -2,14 +2,16 @@ package simatm
 
 import (
 	"bytes"
+	"io"
+	"math/rand"
 	"testing"
 
 	"github.com/egate-bank/egate/atm"
 )
 
 // TestCorruptFramesEveryFrameOfARead: a NAK-storm read lets no frame
-// through, however many it holds or where it is cut, and each whole frame
-// is still seen (and NAKed) as a CRC failure.
+// through, however many it holds or where it is cut, and each frame is
+// still seen (and NAKed) as exactly one CRC failure.
 func TestCorruptFramesEveryFrameOfARead(t *testing.T) {
 	t.Parallel()
 	frame := func(seq uint8, typ atm.MsgType, payload []byte) []byte {
@@ -24,7 +26,9 @@ func TestCorruptFramesEveryFrameOfARead(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		reads  [][]byte // what the ATM reads; every read is corrupted
-		frames int      // whole frames in them
+		frames int      // whole frames in them; 0x02 inside a payload makes the decoder
+		//                 look for frames inside a broken one, so with stx the
+		//                 count of CRC failures is only bounded below
 	}{
 		{"one frame", [][]byte{status}, 1},
 		{"two frames", [][]byte{cat(status, ack)}, 2},
@@ -32,13 +36,17 @@ func TestCorruptFramesEveryFrameOfARead(t *testing.T) {
 		{"start bytes inside a payload", [][]byte{cat(stx, status, stx)}, 3},
 		{"frame cut across reads", [][]byte{cat(status, stx[:5]), cat(stx[5:], status)}, 3},
 		{"cut inside LEN", [][]byte{cat(status, stx[:2]), cat(stx[2:], ack)}, 3},
+		{"cut after STX", [][]byte{cat(ack, stx[:1]), cat(stx[1:], status)}, 3},
+		{"a read of the header alone", [][]byte{status[:3], status[3:]}, 1},
+		{"a long frame over three reads", [][]byte{stx[:2], stx[2:6], stx[6:]}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var d atm.Decoder
+			var c corrupter
 			bad := false
 			for _, r := range tc.reads {
 				r = bytes.Clone(r)
-				corruptFrames(r)
+				c.corrupt(r)
 				d.Feed(r)
 				for {
 					f, ok, b := d.Next()
@@ -53,11 +61,83 @@ func TestCorruptFramesEveryFrameOfARead(t *testing.T) {
 			if len(frames) != 0 {
 				t.Fatalf("frames accepted through the storm: %v", frames)
 			}
-			if !(bad || b) || d.BadCRC < 1 {
-				t.Fatalf("no CRC failure to NAK (bad CRC %d)", d.BadCRC)
+			// Every frame is recognised and fails its CRC: each is NAKed,
+			// none vanishes as garbage.
+			withSTX := false
+			for _, r := range tc.reads {
+				withSTX = withSTX || bytes.Contains(r, stx[6:])
+			}
+			if !(bad || b) || d.BadCRC < 1 || (!withSTX && d.BadCRC != tc.frames) {
+				t.Fatalf("%d CRC failures to NAK, want one per frame (%d)", d.BadCRC, tc.frames)
 			}
 		})
 	}
 }
 
 func cat(bs ...[]byte) []byte { return bytes.Join(bs, nil) }
+
+// TestCorruptFramesRandomReads: whatever the frames (payloads full of 0x02
+// included) and however the line cuts them into reads, a NAK storm lets no
+// frame through to the decoder. Fixed seed: a failure replays.
+func TestCorruptFramesRandomReads(t *testing.T) {
+	t.Parallel()
+	rng := rand.New(rand.NewSource(7))
+	for iter := 0; iter < 500; iter++ {
+		var stream []byte
+		for n := 1 + rng.Intn(6); n > 0; n-- {
+			payload := make([]byte, rng.Intn(300))
+			for i := range payload {
+				payload[i] = byte(rng.Intn(4)) // 0x02 often
+			}
+			b, err := atm.EncodeFrame(atm.Frame{Seq: uint8(rng.Intn(256)), Type: atm.TypeDispense, Payload: payload})
+			if err != nil {
+				t.Fatal(err)
+			}
+			stream = append(stream, b...)
+		}
+		var d atm.Decoder
+		cr := &chunks{}
+		for len(stream) > 0 {
+			k := min(1+rng.Intn(600), len(stream))
+			cr.q = append(cr.q, stream[:k])
+			stream = stream[k:]
+		}
+		// Through the simulator's own line: every read is a storm read,
+		// however short.
+		f := NewFaults(1)
+		f.FlipIn = len(cr.q)
+		line := &faultLine{rwc: cr, f: f}
+		buf := make([]byte, 1024)
+		for {
+			n, err := line.Read(buf)
+			if err != nil {
+				break
+			}
+			d.Feed(buf[:n])
+			for {
+				f, ok, _ := d.Next()
+				if !ok {
+					break
+				}
+				t.Fatalf("iteration %d: frame accepted through the storm: %v", iter, f)
+			}
+		}
+		if frames, _ := d.Expire(); len(frames) != 0 {
+			t.Fatalf("iteration %d: frames accepted through the storm: %v", iter, frames)
+		}
+	}
+}
+
+// chunks is a line that delivers one queued chunk per Read.
+type chunks struct{ q [][]byte }
+
+func (c *chunks) Read(p []byte) (int, error) {
+	if len(c.q) == 0 {
+		return 0, io.EOF
+	}
+	n := copy(p, c.q[0])
+	c.q = c.q[1:]
+	return n, nil
+}
+func (c *chunks) Write(p []byte) (int, error) { return len(p), nil }
+func (c *chunks) Close() error                { return nil }

@@ -86,13 +86,13 @@ type Driver struct {
 	sem chan struct{}
 
 	// guarded by sem
-	link      *Link
-	cur       atomic.Pointer[Link] // link, readable without sem
-	smu       sync.Mutex           // guards past and prev
-	past      LinkCounts           // statistics of the links dropped before prev
+	link *Link
+	cur  atomic.Pointer[Link] // link, readable without sem
+	smu  sync.Mutex           // guards past and prev
+	past LinkCounts           // statistics of the links dropped before prev
 	// prev is the link dropped last: its reader may still count the bytes
 	// of a last read after Close, so it is summed live until the next drop.
-	prev *Link
+	prev      *Link
 	hello     HelloReply
 	needHello atomic.Bool
 
@@ -745,17 +745,39 @@ func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord,
 }
 
 // resolveReject learns the outcome of a REJECT whose reply was lost. REJECT
-// is idempotent on a final transaction (PROTOCOL.md §6.8: OK and the record,
-// nothing moves), so a final state settles it with OK, the answer a second
-// REJECT would get; UNKNOWN_TXN is the ATM's answer for an id it never
-// accepted. While the transaction runs, the driver asks again.
+// is idempotent (PROTOCOL.md §6.8): on a final transaction it moves nothing
+// and answers OK with the record, so a final state settles it with OK, the
+// answer a second REJECT would get; UNKNOWN_TXN is the ATM's answer for an
+// id it never accepted. While the transaction is PICKING the REJECT may
+// never have arrived (a line that failed before the ACK), so the driver
+// sends it again: a dispense stopped mid-pick is ended by it, one still
+// running answers BUSY and nothing moves; it asks until ctx ends.
 func (d *Driver) resolveReject(ctx context.Context, id TxnID) (TxnRecord, Code, error) {
-	rec, err := d.resolve(ctx, id)
+	var again *TxnReply
+	rec, err := d.pollStatus(ctx, id, func(rec TxnRecord) (bool, error) {
+		switch {
+		case rec.State == StateNone || rec.State.Final():
+			return true, nil
+		case rec.State == StatePicking:
+			r, err := d.txnCall(ctx, TypeReject, id)
+			if err == nil && r.Code == OK {
+				again = &r
+				return true, nil
+			}
+			return false, err
+		}
+		return false, nil
+	})
 	switch {
 	case err != nil:
 		return TxnRecord{}, 0, err
+	case again != nil:
+		rec = again.Record
 	case rec.State == StateNone:
 		return TxnRecord{ID: id}, CodeUnknownTxn, nil
+	}
+	if r, ok := d.Record(id); ok {
+		rec = r
 	}
 	return rec, OK, nil
 }

@@ -196,3 +196,48 @@ func TestDriverCloseClosesEvents(t *testing.T) {
 		t.Fatalf("Status after Close: %v", err)
 	}
 }
+
+// A REJECT for a dispense stopped mid-pick whose first request never got an
+// answer: the driver asks TXN_STATUS, sees PICKING, and sends the REJECT
+// again (it is idempotent); the second one ends the dispense, and the
+// driver returns its record, FAILED with CANCELLED and every picked note in
+// the reject bin.
+func TestDriverResendsRejectWhilePicking(t *testing.T) {
+	t.Parallel()
+	id := NewTxnID()
+	picking := TxnRecord{ID: id, State: StatePicking, Amount: 20000,
+		Cassettes: []CassetteCount{{Cassette: 1, Requested: 2, Picked: 1}}}
+	failed := TxnRecord{ID: id, State: StateFailed, Error: CodeCancelled, Amount: 20000,
+		Cassettes: []CassetteCount{{Cassette: 1, Requested: 2, Picked: 1, Rejected: 1}}}
+	var rejects, statuses atomic.Int64
+	d := fakeATM(t, func(f Frame) (MsgType, []byte) {
+		switch f.Type {
+		case TypeReject:
+			if rejects.Add(1) == 1 {
+				// The first REJECT is lost on its way: the ATM answers
+				// nothing the driver can take for its reply.
+				return TypeCancelQR | ReplyBit, []byte{byte(OK)}
+			}
+			return TypeReject | ReplyBit, TxnReply{Code: OK, Record: failed}.Marshal()
+		default:
+			statuses.Add(1)
+			rec := picking
+			if rejects.Load() > 1 {
+				rec = failed
+			}
+			return TypeTxnStatus | ReplyBit, TxnReply{Code: OK, Record: rec}.Marshal()
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	rec, err := d.Reject(ctx, id)
+	if err != nil {
+		t.Fatalf("Reject = %+v, %v", rec, err)
+	}
+	if rec.State != StateFailed || rec.Error != CodeCancelled || len(rec.Cassettes) != 1 || rec.Cassettes[0] != failed.Cassettes[0] {
+		t.Fatalf("Reject returned %+v, want %+v", rec, failed)
+	}
+	if rejects.Load() != 2 || statuses.Load() == 0 || d.Resolved.Load() != 1 {
+		t.Fatalf("%d REJECTs, %d TXN_STATUS, %d resolved: want the REJECT sent again after asking", rejects.Load(), statuses.Load(), d.Resolved.Load())
+	}
+}

@@ -2,6 +2,7 @@ package simatm_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -132,12 +133,12 @@ func TestRejectLostReply(t *testing.T) {
 				t.Fatal("the reply was lost but the driver never asked TXN_STATUS")
 			}
 			truth, _ := r.run.Sim.Record(id)
-			if rec.State != truth.State || len(rec.Cassettes) != len(truth.Cassettes) {
+			if rec.State != truth.State || !slices.Equal(rec.Cassettes, truth.Cassettes) {
 				t.Fatalf("driver says %+v; ATM %+v", rec, truth)
 			}
 			// The same REJECT again, reply delivered: the same answer.
 			again, err2 := r.drv.Reject(ctx, id)
-			if (err == nil) != (err2 == nil) || (err2 != nil && !errors.Is(err2, atm.ErrCode(tc.wantCode))) || again.State != rec.State {
+			if (err == nil) != (err2 == nil) || (err2 != nil && !errors.Is(err2, atm.ErrCode(tc.wantCode))) || again.State != rec.State || !slices.Equal(again.Cassettes, rec.Cassettes) {
 				t.Fatalf("second reject: %+v %v; first (resolved): %+v %v", again, err2, rec, err)
 			}
 			if after := r.run.Sim.Totals(); after.RejectBin != before.RejectBin || after.AtExit != before.AtExit {

@@ -87,12 +87,13 @@ type Driver struct {
 
 	// guarded by sem
 	link *Link
-	cur  atomic.Pointer[Link] // link, readable without sem
-	smu  sync.Mutex           // guards past and prev
-	past LinkCounts           // statistics of the links dropped before prev
-	// prev is the link dropped last: its reader may still count the bytes
-	// of a last read after Close, so it is summed live until the next drop.
-	prev      *Link
+	// Line statistics, readable without sem: cur is link, prev the link
+	// dropped last (its reader may still count a last read after Close, so
+	// it is summed live until the next drop), past the sum of the ones
+	// before.
+	smu       sync.Mutex
+	cur, prev *Link
+	past      LinkCounts
 	hello     HelloReply
 	needHello atomic.Bool
 
@@ -171,8 +172,8 @@ func (d *Driver) LineStats() LinkCounts {
 	if d.prev != nil {
 		s = s.Add(d.prev.Stats.Snapshot())
 	}
-	if l := d.cur.Load(); l != nil {
-		s = s.Add(l.Stats.Snapshot())
+	if d.cur != nil {
+		s = s.Add(d.cur.Stats.Snapshot())
 	}
 	return s
 }
@@ -240,8 +241,7 @@ func (d *Driver) drop() {
 		if d.prev != nil {
 			d.past = d.past.Add(d.prev.Stats.Snapshot())
 		}
-		d.prev = d.link
-		d.cur.Store(nil)
+		d.prev, d.cur = d.link, nil
 		d.smu.Unlock()
 		d.link = nil
 	}
@@ -262,7 +262,9 @@ func (d *Driver) connect(ctx context.Context) error {
 			return fmt.Errorf("atm: opening line: %w", err)
 		}
 		d.link = NewLink(rwc, d.cfg.Link)
-		d.cur.Store(d.link)
+		d.smu.Lock()
+		d.cur = d.link
+		d.smu.Unlock()
 		go d.dispatch(d.link)
 		d.needHello.Store(true)
 	}
@@ -753,27 +755,22 @@ func (d *Driver) moveNotes(ctx context.Context, t MsgType, id TxnID) (TxnRecord,
 // sends it again: a dispense stopped mid-pick is ended by it, one still
 // running answers BUSY and nothing moves; it asks until ctx ends.
 func (d *Driver) resolveReject(ctx context.Context, id TxnID) (TxnRecord, Code, error) {
-	var again *TxnReply
+	rejected := false // the REJECT sent again was answered OK (and recorded)
 	rec, err := d.pollStatus(ctx, id, func(rec TxnRecord) (bool, error) {
 		switch {
 		case rec.State == StateNone || rec.State.Final():
 			return true, nil
 		case rec.State == StatePicking:
 			r, err := d.txnCall(ctx, TypeReject, id)
-			if err == nil && r.Code == OK {
-				again = &r
-				return true, nil
-			}
-			return false, err
+			rejected = err == nil && r.Code == OK
+			return rejected, err
 		}
 		return false, nil
 	})
 	switch {
 	case err != nil:
 		return TxnRecord{}, 0, err
-	case again != nil:
-		rec = again.Record
-	case rec.State == StateNone:
+	case !rejected && rec.State == StateNone:
 		return TxnRecord{ID: id}, CodeUnknownTxn, nil
 	}
 	if r, ok := d.Record(id); ok {

@@ -14,7 +14,7 @@ var ErrCannotMix = errors.New("atm: cassettes cannot make up the amount")
 // Cassettes that are missing, empty or jammed are skipped.
 func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 	if amount <= 0 {
-		return nil, fmt.Errorf("amount %s yuan: %w: the amount must be positive", yuan(amount), ErrCannotMix)
+		return nil, fmt.Errorf("amount %s yuan: %w: the amount must be positive", Yuan(amount), ErrCannotMix)
 	}
 	cs := make([]Cassette, 0, len(cassettes))
 	for _, c := range cassettes {
@@ -30,11 +30,11 @@ func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 	}
 	switch {
 	case g == 0:
-		return nil, fmt.Errorf("amount %s yuan: %w: no cassette in service holds notes", yuan(amount), ErrCannotMix)
+		return nil, fmt.Errorf("amount %s yuan: %w: no cassette in service holds notes", Yuan(amount), ErrCannotMix)
 	case amount%g != 0:
-		return nil, fmt.Errorf("amount %s yuan: %w: not a multiple of %s yuan", yuan(amount), ErrCannotMix, yuan(g))
+		return nil, fmt.Errorf("amount %s yuan: %w: not a multiple of %s yuan", Yuan(amount), ErrCannotMix, Yuan(g))
 	case amount > total:
-		return nil, fmt.Errorf("amount %s yuan: %w: the cassettes in service hold %s yuan", yuan(amount), ErrCannotMix, yuan(total))
+		return nil, fmt.Errorf("amount %s yuan: %w: the cassettes in service hold %s yuan", Yuan(amount), ErrCannotMix, Yuan(total))
 	}
 	counts := make([]int, len(cs))
 	budget := 200000 // search steps; a real cassette set needs a handful
@@ -57,7 +57,7 @@ func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 		return false
 	}
 	if !try(0, amount) {
-		return nil, fmt.Errorf("amount %s yuan: %w: not with the notes left in the cassettes", yuan(amount), ErrCannotMix)
+		return nil, fmt.Errorf("amount %s yuan: %w: not with the notes left in the cassettes", Yuan(amount), ErrCannotMix)
 	}
 	var out []Notes
 	for i, n := range counts {
@@ -68,8 +68,8 @@ func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 	return out, nil
 }
 
-// yuan formats fen as yuan with two decimals.
-func yuan(fen int64) string {
+// Yuan formats an amount in fen as yuan with two decimals ("350.00").
+func Yuan(fen int64) string {
 	sign := ""
 	if fen < 0 {
 		sign, fen = "-", -fen

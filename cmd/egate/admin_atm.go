@@ -173,8 +173,6 @@ func parseNotes(s string) ([]atm.Notes, error) {
 	return out, nil
 }
 
-func yuan(fen int64) string { return fmt.Sprintf("%d.%02d", fen/100, fen%100) }
-
 var (
 	deviceNames   = []string{"IDLE", "BUSY", "FAULT"}
 	shutterNames  = []string{"CLOSED", "OPEN", "JAMMED"}
@@ -195,7 +193,7 @@ func printStatus(w io.Writer, h atm.HelloReply, st atm.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "cassette\tdenomination\tcount\tstate")
 	for _, c := range st.Cassettes {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", c.ID, yuan(c.Denom), c.Count, name(cassetteNames, c.State))
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", c.ID, atm.Yuan(c.Denom), c.Count, name(cassetteNames, c.State))
 	}
 	tw.Flush()
 	if h.Last != nil {
@@ -212,7 +210,7 @@ func printLine(w io.Writer, c atm.LinkCounts) {
 }
 
 func printRecord(w io.Writer, r atm.TxnRecord) {
-	fmt.Fprintf(w, "transaction %s  state %s  amount %s", r.ID, r.State, yuan(r.Amount))
+	fmt.Fprintf(w, "transaction %s  state %s  amount %s", r.ID, r.State, atm.Yuan(r.Amount))
 	if r.Error != atm.OK {
 		fmt.Fprintf(w, "  error %s", r.Error)
 	}

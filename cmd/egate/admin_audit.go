@@ -24,18 +24,7 @@ func newAuditCmd() *cobra.Command {
 	cmd.PersistentFlags().StringVar(&dsn, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
 
 	open := func(cmd *cobra.Command) (*audit.Log, func(), error) {
-		var c store.Config
-		if dsn != "" {
-			c = dbConfig(dsn)
-		} else {
-			cfg, _, err := loadConfig(cmd)
-			if err != nil {
-				return nil, nil, err
-			}
-			c = cfg.Database
-		}
-		c.MustExist, c.NoMigrate = true, true
-		db, err := store.Open(cmd.Context(), c)
+		db, err := (&authFlags{db: dsn, cmd: cmd, inspect: true}).openDB(cmd.Context())
 		if err != nil {
 			return nil, nil, err
 		}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/devices/hsm"
-	"github.com/egate-bank/egate/internal/app"
 	"github.com/egate-bank/egate/internal/store"
 )
 
@@ -20,6 +19,9 @@ type authFlags struct {
 	db  string
 	hf  hsmFlags
 	cmd *cobra.Command
+	// inspect opens the database only to read it: it must exist and is not
+	// migrated (egate admin audit).
+	inspect bool
 }
 
 func (a *authFlags) add(cmd *cobra.Command) {
@@ -30,17 +32,21 @@ func (a *authFlags) add(cmd *cobra.Command) {
 
 // openDB opens --db when given, else the configured database.
 func (a *authFlags) openDB(ctx context.Context) (*store.DB, error) {
-	if a.db != "" || a.cmd == nil {
-		if a.db == "" {
-			return nil, errors.New("--db is required: a SQLite file or a postgres:// URL")
+	var c store.Config
+	switch {
+	case a.db != "":
+		c = dbConfig(a.db)
+	case a.cmd == nil:
+		return nil, errors.New("--db is required: a SQLite file or a postgres:// URL")
+	default:
+		cfg, _, err := loadConfig(a.cmd)
+		if err != nil {
+			return nil, err
 		}
-		return store.Open(ctx, dbConfig(a.db))
+		c = cfg.Database
 	}
-	cfg, _, err := loadConfig(a.cmd)
-	if err != nil {
-		return nil, err
-	}
-	return app.OpenDB(ctx, cfg)
+	c.MustExist, c.NoMigrate = a.inspect, a.inspect
+	return store.Open(ctx, c)
 }
 
 // openDBHSM opens the database and the HSM; done closes both.

@@ -104,13 +104,8 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 	)
 	switch c.Driver {
 	case SQLite:
-		if err := sqliteDirExists(c.DSN); err != nil {
+		if err := checkSQLitePath(c.DSN, c.MustExist); err != nil {
 			return nil, err
-		}
-		if c.MustExist && !strings.HasPrefix(c.DSN, "file:") {
-			if _, err := os.Stat(c.DSN); errors.Is(err, fs.ErrNotExist) {
-				return nil, fmt.Errorf("sqlite database %s does not exist: check the path (--db or database.dsn); nothing was created", c.DSN)
-			}
 		}
 		sdb, err = sql.Open("sqlite", sqliteDSN(c.DSN))
 		if err == nil {
@@ -160,10 +155,11 @@ func looksLikeServerDSN(dsn string) bool {
 		strings.Contains(l, "password=") || strings.Contains(l, "host=") || strings.Contains(l, "dbname=")
 }
 
-// sqliteDirExists tells, before SQLite's own "unable to open database file",
-// that the directory of a database file path is missing. A "file:" URI is
-// passed to SQLite as it is.
-func sqliteDirExists(dsn string) error {
+// checkSQLitePath tells, before SQLite's own "unable to open database file",
+// that the directory of a database file path is missing, and with
+// mustExist that the file itself is (SQLite would create it). A "file:" URI
+// is passed to SQLite as it is.
+func checkSQLitePath(dsn string, mustExist bool) error {
 	if strings.HasPrefix(dsn, "file:") || dsn == ":memory:" {
 		return nil
 	}
@@ -182,6 +178,11 @@ func sqliteDirExists(dsn string) error {
 		return fmt.Errorf("sqlite database %s: %w", dsn, err)
 	case !st.IsDir():
 		return fmt.Errorf("sqlite database %s: %s is not a directory: set database.dsn", dsn, dir)
+	}
+	if mustExist {
+		if _, err := os.Stat(dsn); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("sqlite database %s does not exist: check the path (--db or database.dsn); nothing was created", dsn)
+		}
 	}
 	return nil
 }

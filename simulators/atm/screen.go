@@ -161,7 +161,7 @@ func (s *Sim) Handler() http.Handler {
 		}
 		fmt.Fprintf(w, `<p>at exit: %d notes, reject bin: %d, taken: %d</p><ul>`, t.AtExit, t.RejectBin, t.Taken)
 		for _, c := range t.Cassettes {
-			fmt.Fprintf(w, `<li>cassette %d: %d × %d.%02d</li>`, c.ID, c.Count, c.Denom/100, c.Denom%100)
+			fmt.Fprintf(w, `<li>cassette %d: %d × %s</li>`, c.ID, c.Count, atm.Yuan(c.Denom))
 		}
 		fmt.Fprint(w, `</ul></body></html>`)
 	})

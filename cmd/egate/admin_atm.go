@@ -70,7 +70,13 @@ dispenses twice, it prints what the ATM did.`,
 
 	var amount, txn, notes string
 	dispense := &cobra.Command{
-		Use: "dispense", Short: "dispense an amount (yuan, e.g. 350 or 350.00)", Args: cobra.NoArgs,
+		Use: "dispense --amount YUAN [--txn ID] [--notes C:N,…]", Short: "dispense --amount in yuan (e.g. --amount 350 or 350.00)",
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return fmt.Errorf("dispense takes the amount as a flag: --amount %s", args[0])
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fen, err := parseYuan(amount)
 			if err != nil {

@@ -137,6 +137,19 @@ func TestATMSimulatorAndOperatorCommands(t *testing.T) {
 	if r := atmCmd("status"); !regexp.MustCompile(`(?m)^1\s+100\.00\s+497`).MatchString(r.stdout) {
 		t.Fatalf("a refused dispense moved notes:\n%s", r.stdout)
 	}
+	// The amount is a flag; the help says so, and a positional amount is
+	// refused in a line naming the flag, with nothing sent.
+	if h := atmCmd("dispense", "--help"); !strings.Contains(h.stdout, "dispense --amount YUAN") {
+		t.Fatalf("dispense --help does not show the --amount form:\n%s", h.stdout)
+	}
+	r = atmCmd("dispense", "350")
+	if r.code == 0 {
+		t.Fatalf("a positional amount was accepted: %+v", r)
+	}
+	oneLine(t, r, "--amount 350")
+	if r := atmCmd("status"); !regexp.MustCompile(`(?m)^1\s+100\.00\s+497`).MatchString(r.stdout) {
+		t.Fatalf("a refused dispense moved notes:\n%s", r.stdout)
+	}
 	// One owner per port: while another process (here the test, through
 	// atm.OpenSerial, as the agent would) holds the line, the operator's
 	// command says so in one line and sends nothing.

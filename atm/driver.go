@@ -230,10 +230,10 @@ func (d *Driver) dispatch(l *Link) {
 				// A new boot restarts event numbers: forget the old ones now,
 				// before its first events arrive.
 				d.needHello.Store(true)
-				if len(f.Payload) == 16 {
+				if b, err := ParseBoot(f.Payload); err == nil {
 					d.rmu.Lock()
-					if [16]byte(f.Payload) != d.bootID {
-						d.bootID = [16]byte(f.Payload)
+					if b.ID != d.bootID {
+						d.bootID = b.ID
 						d.seenEvent = map[uint32]bool{}
 					}
 					d.rmu.Unlock()

@@ -2,7 +2,8 @@ package atm
 
 // The message set of PROTOCOL.md §6: the TYPE byte and, per message, its
 // payload as a Go value with Marshal (what the sender writes) and Parse
-// (what the receiver accepts).
+// (what the receiver accepts). The host (the driver) and the reference ATM
+// (simulators/atm) both encode every payload with these, never by hand.
 
 import (
 	"encoding/binary"
@@ -388,6 +389,15 @@ type Result struct {
 	Notes uint16
 }
 
+// Marshal encodes a SHOW_QR or CANCEL_QR reply (PROTOCOL.md §6.3, §6.4):
+// the code alone; Notes is not sent.
+func (m Result) Marshal() []byte { return []byte{byte(m.Code)} }
+
+// MarshalPurge encodes a PURGE reply (PROTOCOL.md §6.9): the code and the
+// number of notes purged.
+func (m Result) MarshalPurge() []byte { w := wr{byte(m.Code)}; w.u16(m.Notes); return w }
+
+// ParseResult reads either form: a code alone, or a code and a count.
 func ParseResult(p []byte) (Result, error) {
 	switch len(p) {
 	case 1:
@@ -396,6 +406,20 @@ func ParseResult(p []byte) (Result, error) {
 		return Result{Code: Code(p[0]), Notes: binary.BigEndian.Uint16(p[1:])}, nil
 	}
 	return Result{}, ErrShort
+}
+
+// Boot is the BOOT frame (PROTOCOL.md §6.13) the ATM sends at power-up
+// and whenever it resets its link state.
+type Boot struct {
+	ID [16]byte // the boot id: event numbers restart with each
+}
+
+func (m Boot) Marshal() []byte { return append([]byte(nil), m.ID[:]...) }
+
+func ParseBoot(p []byte) (m Boot, err error) {
+	r := rd{b: p}
+	copy(m.ID[:], r.take(16))
+	return m, r.done()
 }
 
 // Progress stages.

@@ -339,7 +339,7 @@ func (s *Sim) Serve(ctx context.Context, rwc io.ReadWriteCloser) error {
 	s.link, s.session = l, false
 	boot := s.bootID
 	s.mu.Unlock()
-	go l.SendStart(ctx, atm.TypeBoot, 0, boot[:])
+	go l.SendStart(ctx, atm.TypeBoot, 0, atm.Boot{ID: boot}.Marshal())
 	for {
 		select {
 		case <-ctx.Done():
@@ -432,7 +432,7 @@ func (s *Sim) handle(ctx context.Context, l *atm.Link, f atm.Frame) {
 			}
 		}
 		s.mu.Unlock()
-		s.reply(ctx, l, f, []byte{byte(code), byte(n >> 8), byte(n)})
+		s.reply(ctx, l, f, atm.Result{Code: code, Notes: uint16(n)}.MarshalPurge())
 	case atm.TypeShowQR:
 		var m atm.ShowQR
 		if m, err = atm.ParseShowQR(f.Payload); err == nil {
@@ -442,13 +442,13 @@ func (s *Sim) handle(ctx context.Context, l *atm.Link, f atm.Frame) {
 			} else if e := s.cfg.Screen.Show(m); e != nil {
 				code = atm.CodeHardware
 			}
-			s.reply(ctx, l, f, []byte{byte(code)})
+			s.reply(ctx, l, f, atm.Result{Code: code}.Marshal())
 		}
 	case atm.TypeCancelQR:
 		var m atm.TxnRequest
 		if m, err = atm.ParseTxnRequest(f.Payload); err == nil {
 			s.cfg.Screen.Cancel(m.ID)
-			s.reply(ctx, l, f, []byte{byte(atm.OK)})
+			s.reply(ctx, l, f, atm.Result{Code: atm.OK}.Marshal())
 		}
 	case atm.TypePIN:
 		var m atm.PINRequest

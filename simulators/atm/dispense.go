@@ -2,8 +2,8 @@ package simatm
 
 // The dispenser: DISPENSE validated before anything moves, then journaled
 // pick by pick and presented (with the device faults: jam, rejects, crash,
-// a dead line, slow picks), and REJECT, which empties a stopped dispense's
-// transport into the reject bin.
+// a dead line, slow picks); REJECT, which empties a stopped dispense's
+// transport into the reject bin; and PURGE, which empties the transport.
 
 import (
 	"context"
@@ -201,4 +201,21 @@ func (s *Sim) rejectCmd(ctx context.Context, l *atm.Link, req atm.Frame, id atm.
 	rep := atm.TxnReply{Code: code, Record: cloneRec(r)}
 	s.mu.Unlock()
 	s.reply(ctx, l, req, rep.Marshal())
+}
+
+// purge clears the transport into the reject bin (PURGE) and says how many
+// notes it moved; nothing while an operation runs (BUSY).
+func (s *Sim) purge() atm.Result {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.transport
+	var code atm.Code
+	if s.busy {
+		code, n = atm.CodeBusy, 0
+	} else if n > 0 {
+		if e := s.act(jrec{Op: "purge"}); e != nil {
+			code = atm.CodeHardware
+		}
+	}
+	return atm.Result{Code: code, Notes: uint16(n)}
 }

@@ -15,8 +15,8 @@
 //   - machine.go: the state, the journal records that change it, power-up
 //     recovery (journal.go: the journal file);
 //   - serve.go: the line: session, request dispatch, STATUS, TXN_STATUS,
-//     EVENT, PROGRESS;
-//   - dispense.go: DISPENSE (validate, pick, present) and REJECT;
+//     SHOW_QR, CANCEL_QR, EVENT, PROGRESS;
+//   - dispense.go: DISPENSE (validate, pick, present), REJECT and PURGE;
 //   - presenter.go: the cash at the exit, the customer, RETRACT;
 //   - pinpad.go: PIN entry;
 //   - screen.go: the QR display and the control page;

@@ -1,9 +1,10 @@
 package simatm
 
 // Serving the line: the ATM side of the link, HELLO and the session, the
-// dispatch of each request to its part of the machine, the replies that
-// only read the machine (STATUS, TXN_STATUS, SHOW_QR, CANCEL_QR, PURGE),
-// EVENTs and PROGRESS. Every payload is encoded with atm's marshalling.
+// dispatch of each request to its part of the machine, the answers that
+// only read the machine (STATUS, TXN_STATUS) or go to the screen (SHOW_QR,
+// CANCEL_QR), EVENTs and PROGRESS. Every payload is encoded with atm's
+// marshalling.
 
 import (
 	"context"
@@ -105,18 +106,7 @@ func (s *Sim) handle(ctx context.Context, l *atm.Link, f atm.Frame) {
 			s.rejectCmd(ctx, l, f, m.ID)
 		}
 	case atm.TypePurge:
-		s.mu.Lock()
-		n := s.transport
-		var code atm.Code
-		if s.busy {
-			code, n = atm.CodeBusy, 0
-		} else if n > 0 {
-			if e := s.act(jrec{Op: "purge"}); e != nil {
-				code = atm.CodeHardware
-			}
-		}
-		s.mu.Unlock()
-		s.reply(ctx, l, f, atm.Result{Code: code, Notes: uint16(n)}.MarshalPurge())
+		s.reply(ctx, l, f, s.purge().MarshalPurge())
 	case atm.TypeShowQR:
 		var m atm.ShowQR
 		if m, err = atm.ParseShowQR(f.Payload); err == nil {

@@ -1,9 +1,24 @@
-// Package atm is the host side of the egate ATM serial link: the frame codec
-// (frame.go, crc.go), the message set (messages.go), the link with ACK/NAK,
-// retransmission, duplicate suppression and line-rate pacing (link.go), the
-// serial port through github.com/tarm/serial (port.go), and the ATM driver
-// (driver.go). The protocol is specified in PROTOCOL.md, written for the
-// vendor who implements the ATM side; simulators/atm is the reference ATM.
+// Package atm is the host side of the egate ATM serial link. The protocol
+// is specified in PROTOCOL.md, written for the vendor who implements the ATM
+// side; simulators/atm is the reference ATM.
+//
+// Files are kept by concern, so that a change to one layer (a timer of the
+// link, a field of a message, a rule for resolving a lost reply) is made and
+// reviewed in one place, and the ATM side (the simulator) can reuse the
+// lower layers without the driver:
+//   - crc.go, frame.go: the frame codec (PROTOCOL.md §2);
+//   - wire.go: the payload encoding (integers, TxnRecord) every message uses;
+//   - messages.go: the message set, each with Marshal and Parse (§6);
+//   - codes.go: result codes, their meanings, DeviceError (§7);
+//   - txn.go: TxnID, TxnState, TxnRecord (the transaction model);
+//   - link.go: ACK/NAK, retransmission, duplicate suppression, pacing (§3);
+//   - port.go: the serial port through github.com/tarm/serial;
+//   - driver.go: the driver's lifecycle: connect, HELLO, dispatch, round trip;
+//   - driver_cmds.go: commands that move no money (STATUS, QR, PIN, PURGE);
+//   - driver_txn.go: DISPENSE, RETRACT, REJECT, TXN_STATUS and the
+//     resolution of lost replies;
+//   - driver_records.go: the driver's transaction records and events;
+//   - qr.go, mix.go, pinblock.go: QR mode choice, note mix, PIN blocks.
 //
 // Concurrency model:
 //   - A Link owns one io.ReadWriteCloser. A reader goroutine reads the line;

@@ -216,7 +216,7 @@ func TestDriverResendsRejectWhilePicking(t *testing.T) {
 			if rejects.Add(1) == 1 {
 				// The first REJECT is lost on its way: the ATM answers
 				// nothing the driver can take for its reply.
-				return TypeCancelQR | ReplyBit, []byte{byte(OK)}
+				return TypeCancelQR | ReplyBit, Result{Code: OK}.Marshal()
 			}
 			return TypeReject | ReplyBit, TxnReply{Code: OK, Record: failed}.Marshal()
 		default:

@@ -1,10 +1,12 @@
 package atm
 
+// The message set of PROTOCOL.md §6: the TYPE byte and, per message, its
+// payload as a Go value with Marshal (what the sender writes) and Parse
+// (what the receiver accepts). The host (the driver) and the reference ATM
+// (simulators/atm) both encode every payload with these, never by hand.
+
 import (
-	"crypto/rand"
 	"encoding/binary"
-	"encoding/hex"
-	"errors"
 	"fmt"
 )
 
@@ -51,323 +53,6 @@ func (t MsgType) String() string {
 	}
 	return fmt.Sprintf("TYPE_%02X", uint8(t))
 }
-
-// Code is a result or error code (PROTOCOL.md §7).
-type Code uint8
-
-// Result codes.
-const (
-	OK Code = iota
-	CodeBadMessage
-	CodeUnknownType
-	CodeBusy
-	CodeCashAtExit
-	CodeCannotMakeAmount
-	CodeCassetteMissing
-	CodeCassetteEmpty
-	CodeJam
-	CodeTooManyRejects
-	CodeShutterFault
-	CodeTxnConflict
-	CodeUnknownTxn
-	CodeTimeout
-	CodeNotPresented
-	CodeRetractCountUnknown
-	CodeVersion
-	CodeCancelled
-	CodePowerLoss
-	CodeInProgress
-	CodeNoSession
-	CodeHardware
-	// CodeUnsupported refuses a request that needs a capability the ATM did
-	// not advertise in its HELLO reply (e.g. SHOW_QR in a mode it lacks);
-	// nothing was done.
-	CodeUnsupported
-)
-
-var codeNames = [...]string{"OK", "BAD_MESSAGE", "UNKNOWN_TYPE", "BUSY", "CASH_AT_EXIT",
-	"CANNOT_MAKE_AMOUNT", "CASSETTE_MISSING", "CASSETTE_EMPTY", "JAM", "TOO_MANY_REJECTS",
-	"SHUTTER_FAULT", "TXN_CONFLICT", "UNKNOWN_TXN", "TIMEOUT", "NOT_PRESENTED",
-	"RETRACT_COUNT_UNKNOWN", "VERSION", "CANCELLED", "POWER_LOSS", "IN_PROGRESS", "NO_SESSION", "HARDWARE",
-	"UNSUPPORTED"}
-
-// codeMeanings are PROTOCOL.md §7's explanations, word for word
-// (TestCodesMatchProtocol), for operators' messages.
-var codeMeanings = [...]string{
-	"done",
-	"payload does not parse or is inconsistent",
-	"message type not known",
-	"another operation is running",
-	"notes lie in the tray; nothing dispensed",
-	"note list does not make the amount, or too few notes",
-	"a named cassette is not fitted",
-	"a named cassette is empty",
-	"the transport jammed; counts tell how far it got",
-	"more than the reject limit; dispense abandoned",
-	"shutter failed to open or close",
-	"known txn id with different content",
-	"txn id never accepted",
-	"customer or mechanism timeout",
-	"nothing at the exit for this txn (e.g. already taken)",
-	"retracted, count unknown",
-	"no common protocol version",
-	"customer cancelled",
-	"operation interrupted by power loss; counts from the journal",
-	"the operation for this txn id is still running",
-	"HELLO first",
-	"other device fault",
-	"the request needs a capability the ATM did not advertise in HELLO; nothing done",
-}
-
-// Meaning explains the code in words (PROTOCOL.md §7), or "" for a code
-// this version does not know.
-func (c Code) Meaning() string {
-	if int(c) < len(codeMeanings) {
-		return codeMeanings[c]
-	}
-	return ""
-}
-
-func (c Code) String() string {
-	if int(c) < len(codeNames) {
-		return codeNames[c]
-	}
-	return fmt.Sprintf("CODE_%d", uint8(c))
-}
-
-// DeviceError is a non-OK code reported by the ATM. Use errors.As to get the
-// code and, where the ATM sent one, the record with the counts.
-type DeviceError struct {
-	Op     MsgType
-	Code   Code
-	Msg    string
-	Record *TxnRecord
-}
-
-func (e *DeviceError) Error() string {
-	s := fmt.Sprintf("atm: %s: %s", e.Op, e.Code)
-	if e.Msg != "" {
-		s += ": " + e.Msg
-	} else if m := e.Code.Meaning(); m != "" {
-		s += ": " + m
-	}
-	return s
-}
-
-// Is lets errors.Is(err, CodeJam) style checks work through CodeError values.
-func (e *DeviceError) Is(target error) bool {
-	t, ok := target.(codeErr)
-	return ok && Code(t) == e.Code
-}
-
-type codeErr Code
-
-func (c codeErr) Error() string { return Code(c).String() }
-
-// ErrCode returns a sentinel for errors.Is(err, atm.ErrCode(atm.CodeJam)).
-func ErrCode(c Code) error { return codeErr(c) }
-
-// TxnID is the 128-bit transaction id chosen by the host.
-type TxnID [16]byte
-
-// NewTxnID returns a random transaction id.
-func NewTxnID() TxnID {
-	var t TxnID
-	if _, err := rand.Read(t[:]); err != nil {
-		panic(err) // crypto/rand never fails on Linux
-	}
-	return t
-}
-
-func (t TxnID) String() string { return hex.EncodeToString(t[:]) }
-
-// ParseTxnID parses 32 hex digits.
-func ParseTxnID(s string) (TxnID, error) {
-	var t TxnID
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != 16 {
-		return t, fmt.Errorf("atm: transaction id %q: want 32 hex digits", s)
-	}
-	copy(t[:], b)
-	return t, nil
-}
-
-// TxnState is the state of a transaction as the ATM reports it.
-type TxnState uint8
-
-// Transaction states; they only move forward.
-const (
-	StateNone TxnState = iota
-	StateAccepted
-	StatePicking
-	StatePresented
-	StateTaken
-	StateRetracted
-	StateFailed
-)
-
-var stateNames = [...]string{"NONE", "ACCEPTED", "PICKING", "PRESENTED", "TAKEN", "RETRACTED", "FAILED"}
-
-func (s TxnState) String() string {
-	if int(s) < len(stateNames) {
-		return stateNames[s]
-	}
-	return fmt.Sprintf("STATE_%d", uint8(s))
-}
-
-// Final reports whether the dispense part of the transaction has ended.
-func (s TxnState) Final() bool { return s >= StatePresented }
-
-// rank orders states for forward-only updates.
-func (s TxnState) rank() int {
-	switch s {
-	case StateTaken, StateRetracted:
-		return 4
-	case StatePresented, StateFailed:
-		return 3
-	default:
-		return int(s)
-	}
-}
-
-// RetractUnknown in TxnRecord.Retracted means the ATM could not count.
-const RetractUnknown = 0xFFFF
-
-// CassetteCount is one cassette's line in a transaction record.
-type CassetteCount struct {
-	Cassette  uint8
-	Requested uint16
-	Picked    uint16
-	Presented uint16
-	Rejected  uint16
-}
-
-// TxnRecord is what the ATM knows about one transaction.
-type TxnRecord struct {
-	ID        TxnID
-	State     TxnState
-	Error     Code
-	Amount    int64
-	Retracted uint16
-	Cassettes []CassetteCount
-}
-
-// Totals sums the per-cassette counts.
-func (r TxnRecord) Totals() (picked, presented, rejected int) {
-	for _, c := range r.Cassettes {
-		picked += int(c.Picked)
-		presented += int(c.Presented)
-		rejected += int(c.Rejected)
-	}
-	return
-}
-
-// Notes is one cassette's share of a dispense.
-type Notes struct {
-	Cassette uint8
-	Count    uint16
-}
-
-// ---- wire helpers ----
-
-// ErrShort means a payload ended early; ErrTrailing that it had extra bytes.
-var (
-	ErrShort    = errors.New("atm: payload too short")
-	ErrTrailing = errors.New("atm: trailing bytes in payload")
-)
-
-type rd struct {
-	b   []byte
-	err error
-}
-
-func (r *rd) take(n int) []byte {
-	if r.err != nil {
-		return nil
-	}
-	if len(r.b) < n {
-		r.err = ErrShort
-		r.b = nil
-		return nil
-	}
-	v := r.b[:n]
-	r.b = r.b[n:]
-	return v
-}
-func (r *rd) u8() uint8 {
-	if v := r.take(1); v != nil {
-		return v[0]
-	}
-	return 0
-}
-func (r *rd) u16() uint16 {
-	if v := r.take(2); v != nil {
-		return binary.BigEndian.Uint16(v)
-	}
-	return 0
-}
-func (r *rd) u32() uint32 {
-	if v := r.take(4); v != nil {
-		return binary.BigEndian.Uint32(v)
-	}
-	return 0
-}
-func (r *rd) i64() int64 {
-	if v := r.take(8); v != nil {
-		return int64(binary.BigEndian.Uint64(v))
-	}
-	return 0
-}
-func (r *rd) id() (t TxnID) { copy(t[:], r.take(16)); return }
-func (r *rd) bytes16() []byte {
-	n := int(r.u16())
-	return append([]byte(nil), r.take(n)...)
-}
-func (r *rd) done() error {
-	if r.err == nil && len(r.b) > 0 {
-		return ErrTrailing
-	}
-	return r.err
-}
-
-type wr []byte
-
-func (w *wr) u8(v uint8)   { *w = append(*w, v) }
-func (w *wr) u16(v uint16) { *w = binary.BigEndian.AppendUint16(*w, v) }
-func (w *wr) u32(v uint32) { *w = binary.BigEndian.AppendUint32(*w, v) }
-func (w *wr) i64(v int64)  { *w = binary.BigEndian.AppendUint64(*w, uint64(v)) }
-func (w *wr) id(t TxnID)   { *w = append(*w, t[:]...) }
-func (w *wr) bytes16(b []byte) {
-	w.u16(uint16(len(b)))
-	*w = append(*w, b...)
-}
-
-func (w *wr) record(r TxnRecord) {
-	w.id(r.ID)
-	w.u8(uint8(r.State))
-	w.u8(uint8(r.Error))
-	w.i64(r.Amount)
-	w.u16(r.Retracted)
-	w.u8(uint8(len(r.Cassettes)))
-	for _, c := range r.Cassettes {
-		w.u8(c.Cassette)
-		w.u16(c.Requested)
-		w.u16(c.Picked)
-		w.u16(c.Presented)
-		w.u16(c.Rejected)
-	}
-}
-
-func (r *rd) record() TxnRecord {
-	t := TxnRecord{ID: r.id(), State: TxnState(r.u8()), Error: Code(r.u8()), Amount: r.i64(), Retracted: r.u16()}
-	n := int(r.u8())
-	for i := 0; i < n && r.err == nil; i++ {
-		t.Cassettes = append(t.Cassettes, CassetteCount{r.u8(), r.u16(), r.u16(), r.u16(), r.u16()})
-	}
-	return t
-}
-
-// ---- messages ----
 
 // Capability bits announced in HELLO.
 const (
@@ -704,6 +389,15 @@ type Result struct {
 	Notes uint16
 }
 
+// Marshal encodes a SHOW_QR or CANCEL_QR reply (PROTOCOL.md §6.3, §6.4):
+// the code alone; Notes is not sent.
+func (m Result) Marshal() []byte { return []byte{byte(m.Code)} }
+
+// MarshalPurge encodes a PURGE reply (PROTOCOL.md §6.9): the code and the
+// number of notes purged.
+func (m Result) MarshalPurge() []byte { w := wr{byte(m.Code)}; w.u16(m.Notes); return w }
+
+// ParseResult reads either form: a code alone, or a code and a count.
 func ParseResult(p []byte) (Result, error) {
 	switch len(p) {
 	case 1:
@@ -712,6 +406,20 @@ func ParseResult(p []byte) (Result, error) {
 		return Result{Code: Code(p[0]), Notes: binary.BigEndian.Uint16(p[1:])}, nil
 	}
 	return Result{}, ErrShort
+}
+
+// Boot is the BOOT frame (PROTOCOL.md §6.13) the ATM sends at power-up
+// and whenever it resets its link state.
+type Boot struct {
+	ID [16]byte // the boot id: event numbers restart with each
+}
+
+func (m Boot) Marshal() []byte { return append([]byte(nil), m.ID[:]...) }
+
+func ParseBoot(p []byte) (m Boot, err error) {
+	r := rd{b: p}
+	copy(m.ID[:], r.take(16))
+	return m, r.done()
 }
 
 // Progress stages.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/egate-bank/egate/internal/money"
 )
 
 // ErrCannotMix means the cassettes cannot make up the amount.
@@ -14,7 +16,7 @@ var ErrCannotMix = errors.New("atm: cassettes cannot make up the amount")
 // Cassettes that are missing, empty or jammed are skipped.
 func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 	if amount <= 0 {
-		return nil, fmt.Errorf("amount %s yuan: %w: the amount must be positive", Yuan(amount), ErrCannotMix)
+		return nil, fmt.Errorf("amount %s yuan: %w: the amount must be positive", money.Yuan(amount), ErrCannotMix)
 	}
 	cs := make([]Cassette, 0, len(cassettes))
 	for _, c := range cassettes {
@@ -30,11 +32,11 @@ func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 	}
 	switch {
 	case g == 0:
-		return nil, fmt.Errorf("amount %s yuan: %w: no cassette in service holds notes", Yuan(amount), ErrCannotMix)
+		return nil, fmt.Errorf("amount %s yuan: %w: no cassette in service holds notes", money.Yuan(amount), ErrCannotMix)
 	case amount%g != 0:
-		return nil, fmt.Errorf("amount %s yuan: %w: not a multiple of %s yuan", Yuan(amount), ErrCannotMix, Yuan(g))
+		return nil, fmt.Errorf("amount %s yuan: %w: not a multiple of %s yuan", money.Yuan(amount), ErrCannotMix, money.Yuan(g))
 	case amount > total:
-		return nil, fmt.Errorf("amount %s yuan: %w: the cassettes in service hold %s yuan", Yuan(amount), ErrCannotMix, Yuan(total))
+		return nil, fmt.Errorf("amount %s yuan: %w: the cassettes in service hold %s yuan", money.Yuan(amount), ErrCannotMix, money.Yuan(total))
 	}
 	counts := make([]int, len(cs))
 	budget := 200000 // search steps; a real cassette set needs a handful
@@ -57,7 +59,7 @@ func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 		return false
 	}
 	if !try(0, amount) {
-		return nil, fmt.Errorf("amount %s yuan: %w: not with the notes left in the cassettes", Yuan(amount), ErrCannotMix)
+		return nil, fmt.Errorf("amount %s yuan: %w: not with the notes left in the cassettes", money.Yuan(amount), ErrCannotMix)
 	}
 	var out []Notes
 	for i, n := range counts {
@@ -66,15 +68,6 @@ func Mix(amount int64, cassettes []Cassette) ([]Notes, error) {
 		}
 	}
 	return out, nil
-}
-
-// Yuan formats an amount in fen as yuan with two decimals ("350.00").
-func Yuan(fen int64) string {
-	sign := ""
-	if fen < 0 {
-		sign, fen = "-", -fen
-	}
-	return fmt.Sprintf("%s%d.%02d", sign, fen/100, fen%100)
 }
 
 func gcd(a, b int64) int64 {

@@ -23,12 +23,12 @@ func TestMix(t *testing.T) {
 		{"limited count", 30000, []Cassette{{1, 10000, 1, CassetteOK}, {2, 5000, 10, CassetteOK}}, []Notes{{1, 1}, {2, 4}}, nil, ""},
 		{"skips missing cassette", 10000, []Cassette{{1, 10000, 10, CassetteMissing}, {2, 5000, 10, CassetteOK}}, []Notes{{2, 2}}, nil, ""},
 		{"not a multiple", 1500, std, nil, ErrCannotMix, "amount 15.00 yuan: atm: cassettes cannot make up the amount: not a multiple of 10.00 yuan"},
-		{"more than the ATM holds", 10000 * 1000, std, nil, ErrCannotMix, "the cassettes in service hold 1800.00 yuan"},
+		{"more than the ATM holds", 10000 * 1000, std, nil, ErrCannotMix, "the cassettes in service hold 1,800.00 yuan"},
 		{"zero", 0, std, nil, ErrCannotMix, "must be positive"},
 		{"no cassette in service", 10000, []Cassette{{1, 10000, 0, CassetteOK}, {2, 5000, 10, CassetteMissing}}, nil, ErrCannotMix, "no cassette in service holds notes"},
 		{"not with the notes left", 3000, []Cassette{{1, 5000, 5, CassetteOK}, {2, 2000, 5, CassetteOK}}, nil, ErrCannotMix, "not with the notes left"},
 		{"large, not a multiple, fails fast", 123456700, []Cassette{{1, 10000, 500, 0}, {2, 5000, 500, 0}, {3, 2000, 500, 0}, {4, 1000, 500, 0}}, nil, ErrCannotMix, "not a multiple of 10.00 yuan"},
-		{"large unmakeable multiple stays bounded", 9990000, []Cassette{{1, 10000, 500, 0}, {2, 5000, 500, 0}, {3, 2000, 500, 0}, {4, 1000, 500, 0}}, nil, ErrCannotMix, "hold 90000.00 yuan"},
+		{"large unmakeable multiple stays bounded", 9990000, []Cassette{{1, 10000, 500, 0}, {2, 5000, 500, 0}, {3, 2000, 500, 0}, {4, 1000, 500, 0}}, nil, ErrCannotMix, "hold 90,000.00 yuan"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Mix(tc.amount, tc.cassettes)

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/internal/money"
 )
 
 func init() { registerAdmin(newATMAdminCmd) }
@@ -152,17 +153,11 @@ dispenses twice, it prints what the ATM did.`,
 }
 
 func parseYuan(s string) (int64, error) {
-	whole, frac, _ := strings.Cut(strings.TrimSpace(s), ".")
-	if len(frac) > 2 {
-		return 0, fmt.Errorf("--amount %q: at most 2 decimals", s)
+	fen, err := money.ParseYuan(s)
+	if err != nil || fen > 1_000_000*100 {
+		return 0, fmt.Errorf("--amount %q: want a positive amount in yuan, at most 1,000,000 with at most 2 decimals, e.g. 350 or 350.00", s)
 	}
-	frac += strings.Repeat("0", 2-len(frac))
-	y, err1 := strconv.ParseInt(whole, 10, 64)
-	f, err2 := strconv.ParseInt(frac, 10, 64)
-	if err1 != nil || err2 != nil || y < 0 || y > 1_000_000 || (y == 0 && f == 0) {
-		return 0, fmt.Errorf("--amount %q: want a positive amount in yuan, e.g. 350 or 350.00", s)
-	}
-	return y*100 + f, nil
+	return fen, nil
 }
 
 func parseNotes(s string) ([]atm.Notes, error) {
@@ -199,7 +194,7 @@ func printStatus(w io.Writer, h atm.HelloReply, st atm.Status) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "cassette\tdenomination\tcount\tstate")
 	for _, c := range st.Cassettes {
-		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", c.ID, atm.Yuan(c.Denom), c.Count, name(cassetteNames, c.State))
+		fmt.Fprintf(tw, "%d\t%s\t%d\t%s\n", c.ID, money.Yuan(c.Denom), c.Count, name(cassetteNames, c.State))
 	}
 	tw.Flush()
 	if h.Last != nil {
@@ -216,7 +211,7 @@ func printLine(w io.Writer, c atm.LinkCounts) {
 }
 
 func printRecord(w io.Writer, r atm.TxnRecord) {
-	fmt.Fprintf(w, "transaction %s  state %s  amount %s", r.ID, r.State, atm.Yuan(r.Amount))
+	fmt.Fprintf(w, "transaction %s  state %s  amount %s", r.ID, r.State, money.Yuan(r.Amount))
 	if r.Error != atm.OK {
 		fmt.Fprintf(w, "  error %s", r.Error)
 	}

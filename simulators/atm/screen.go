@@ -19,6 +19,7 @@ import (
 	"github.com/skip2/go-qrcode"
 
 	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/internal/money"
 )
 
 // Screen is the ATM's display: the QR is rendered to a PNG file, to a small
@@ -161,7 +162,7 @@ func (s *Sim) Handler() http.Handler {
 		}
 		fmt.Fprintf(w, `<p>at exit: %d notes, reject bin: %d, taken: %d</p><ul>`, t.AtExit, t.RejectBin, t.Taken)
 		for _, c := range t.Cassettes {
-			fmt.Fprintf(w, `<li>cassette %d: %d × %s</li>`, c.ID, c.Count, atm.Yuan(c.Denom))
+			fmt.Fprintf(w, `<li>cassette %d: %d × %s</li>`, c.ID, c.Count, money.Yuan(c.Denom))
 		}
 		fmt.Fprint(w, `</ul></body></html>`)
 	})

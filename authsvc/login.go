@@ -128,17 +128,26 @@ func (s *Server) loginStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ar.Done() {
+		// Only the browser that finished the request goes on to its code.
+		if !s.boundToBrowser(r, ar) {
+			s.message(w, http.StatusForbidden, "Sign-in not finished here", "This sign-in was finished in another browser. If someone sent you a sign-in link, do not use it; go to the platform yourself.", "login_foreign")
+			return
+		}
 		http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
 		return
 	}
 	// A fresh browser binding for every start (a restart resets the steps).
 	tok := oidcop.RandomToken()
 	f := flow{Browser: sha(tok), Step: "name"}
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: tok, Path: s.base + "/login", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.OIDC.AuthRequestTTL / time.Second)})
+	s.setFlowCookie(w, tok)
 
 	forceLogin := slices.Contains(ar.Prompts(), "login")
 	if sess, tokS, ok := s.session(r); ok && !forceLogin && s.fresh(sess, ar) {
 		if sess.Level >= ar.RequiredLevel() {
+			// The code goes to this browser only: bind the request first.
+			if !s.saveFlow(ctx, w, ar.ID, &f) {
+				return
+			}
 			s.complete(w, r, ar, sess.PassportID, sess.Level, sess.AMR, sess.AuthTime, true, tokS)
 			return
 		}
@@ -194,6 +203,7 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, ar *oidco
 	if st := ar.GetState(); st != "" {
 		q.Set("state", st)
 	}
+	q.Set("iss", s.cfg.Issuer) // RFC 9207
 	u.RawQuery = q.Encode()
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
@@ -652,7 +662,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, ar *oidcop.Aut
 		return
 	}
 	s.alerts.Post(ctx, pid, alerts.KindLogin, alerts.Login{Time: s.now().UTC(), Client: ar.GetClientID(), Device: trimUA(r.UserAgent()), IP: ip, Level: level, SSO: sso})
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: "", Path: s.base + "/login", MaxAge: -1, HttpOnly: true, Secure: s.secure})
+	// The flow cookie stays: /authorize/callback checks it, then clears it.
 	http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
 }
 

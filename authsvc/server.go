@@ -180,6 +180,8 @@ func (s *Server) routes() {
 		writeError(w, http.StatusNotFound, "not_found", "no such API")
 	})
 	m.HandleFunc("POST "+b+"/oauth/token", s.tokenEndpoint)
+	m.HandleFunc("GET "+b+"/authorize/callback", s.authorizeCallback)
+	m.Handle(b+"/authorize", s.issOnErrors(http.StripPrefix(b, s.provider)))
 	m.Handle("/", http.StripPrefix(b, s.provider))
 	s.mux = m
 }

@@ -181,6 +181,13 @@ func (s *Server) routes() {
 	})
 	m.HandleFunc("POST "+b+"/oauth/token", s.tokenEndpoint)
 	m.HandleFunc("GET "+b+"/authorize/callback", s.authorizeCallback)
+	op := http.StripPrefix(b, s.provider)
+	m.HandleFunc("GET "+b+"/.well-known/openid-configuration", s.discovery)
+	m.HandleFunc(b+"/device_authorization", noEndpoint)
+	m.Handle(b+"/oauth/introspect", s.oauthForm(op))
+	m.Handle(b+"/revoke", s.oauthForm(op))
+	m.Handle(b+"/userinfo", s.userinfo(op))
+	m.Handle(b+"/end_session", s.endSessionGuard(op))
 	m.Handle(b+"/authorize", s.issOnErrors(http.StripPrefix(b, s.provider)))
 	m.Handle("/", http.StripPrefix(b, s.provider))
 	s.mux = m

@@ -64,6 +64,7 @@ type page struct {
 	Message, Title   string
 	Until            string
 	CSRF             string
+	Next, NextSig    string // the logout page: where to go after, signed
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, p page) {
@@ -680,19 +681,27 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "message", page{Title: "Signed out", Message: "You are not signed in on this browser."})
 		return
 	}
-	s.render(w, http.StatusOK, "logout", page{CSRF: sha("logout\x00" + tok)[:32]})
+	s.render(w, http.StatusOK, "logout", page{CSRF: logoutCSRF(tok)})
 }
 
+// logout ends every passport session of the customer and tells the
+// platforms (back-channel logout), then goes on to the signed post-logout
+// redirect of an RP-initiated logout, or to the signed-out page.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	next := s.nextFromForm(r)
 	sess, tok, ok := s.session(r)
 	if ok {
-		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(sha("logout\x00" + tok)[:32])) != 1 {
+		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(logoutCSRF(tok))) != 1 {
 			s.message(w, http.StatusForbidden, "Not signed out", "The sign-out form is stale; open the sign-out page again.", "csrf")
 			return
 		}
-		s.storage.EndSession(r.Context(), tok)
-		s.audit.Append(r.Context(), "logout", map[string]string{"subject": "pid:" + sess.PassportID, "ip": s.clientIP(r)})
+		if !s.endCustomer(r.Context(), w, r, sess.PassportID, "") {
+			return
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: s.base + "/", MaxAge: -1, HttpOnly: true, Secure: s.secure})
-	http.Redirect(w, r, s.base+"/logged-out", http.StatusSeeOther)
+	if next == "" {
+		next = s.base + "/logged-out"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }

@@ -83,22 +83,6 @@ func (s *Server) oauthForm(h http.Handler) http.Handler {
 	})
 }
 
-// endSessionGuard answers a logout request whose query or form cannot be
-// read with invalid_request (op would answer 500).
-func (s *Server) endSessionGuard(h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := r.ParseForm(); err != nil {
-			s.message(w, http.StatusBadRequest, "Sign-out request not understood", "The sign-out request is malformed. Go back to the platform and sign out there again.", "invalid_request")
-			return
-		}
-		if err := s.provider.Decoder().Decode(new(oidc.EndSessionRequest), r.Form); err != nil {
-			s.message(w, http.StatusBadRequest, "Sign-out request not understood", "The sign-out request is malformed. Go back to the platform and sign out there again.", "invalid_request")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
-}
-
 // userinfo answers a missing, revoked, expired or forged access token with
 // 401 and WWW-Authenticate (RFC 6750 §3), which op does not set.
 func (s *Server) userinfo(h http.Handler) http.Handler {

@@ -47,6 +47,9 @@ type Deps struct {
 	Factors []authn.Factor
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// BackchannelClient posts logout tokens to the clients' back-channel
+	// logout URIs (default: 5 s timeout, redirects not followed).
+	BackchannelClient *http.Client
 	// PasswordHooks and CaptchaHook let tests observe; leave zero.
 	PasswordHooks passport.Hooks
 	CaptchaHook   func(id, answer string)
@@ -68,6 +71,9 @@ type Server struct {
 	base     string // the issuer's path, "" at the root
 	secure   bool
 	mux      *http.ServeMux
+	// logoutKey signs post-logout redirects; backchannel delivers logout tokens.
+	logoutKey   []byte
+	backchannel *http.Client
 }
 
 // New builds the server. The HMAC key shared by replicas (decoy reserved
@@ -95,11 +101,15 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	iu, _ := url.Parse(cfg.Issuer)
 	s := &Server{
 		cfg: cfg, db: deps.DB, now: now, passport: ps, factors: deps.Factors,
-		captchas: captcha.New(deps.DB, now, cfg.CaptchaTTL, 5),
-		alerts:   alerts.New(deps.DB, now),
-		audit:    audit.New(deps.DB, now),
-		base:     strings.TrimSuffix(iu.Path, "/"),
-		secure:   iu.Scheme == "https",
+		captchas:  captcha.New(deps.DB, now, cfg.CaptchaTTL, 5),
+		alerts:    alerts.New(deps.DB, now),
+		audit:     audit.New(deps.DB, now),
+		base:      strings.TrimSuffix(iu.Path, "/"),
+		secure:    iu.Scheme == "https",
+		logoutKey: key, backchannel: deps.BackchannelClient,
+	}
+	if s.backchannel == nil {
+		s.backchannel = &http.Client{Timeout: backchannelTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if deps.CaptchaHook != nil {
 		s.captchas = s.captchas.WithIssueHook(deps.CaptchaHook)
@@ -187,7 +197,7 @@ func (s *Server) routes() {
 	m.Handle(b+"/oauth/introspect", s.oauthForm(op))
 	m.Handle(b+"/revoke", s.oauthForm(op))
 	m.Handle(b+"/userinfo", s.userinfo(op))
-	m.Handle(b+"/end_session", s.endSessionGuard(op))
+	m.HandleFunc(b+"/end_session", s.endSession)
 	m.Handle(b+"/authorize", s.issOnErrors(http.StripPrefix(b, s.provider)))
 	m.Handle("/", http.StripPrefix(b, s.provider))
 	s.mux = m

@@ -75,21 +75,15 @@ func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
 	s.render(w, http.StatusOK, "logout", page{CSRF: logoutCSRF(tok), Next: es.RedirectURI, NextSig: s.signNext(es.RedirectURI)})
 }
 
-// endCustomer ends every passport session of the customer, revokes the
-// tokens of clientID (if any) for them, records it and tells the
-// platforms. It answers 503 and reports false when the sessions could not
-// be ended.
+// endCustomer ends every passport session of the customer, revokes every
+// token issued to them (all clients: no platform refreshes its way back
+// in), records it and tells the platforms. It answers 503 and reports false
+// when the sessions could not be ended.
 func (s *Server) endCustomer(ctx context.Context, w http.ResponseWriter, r *http.Request, pid, clientID string) bool {
 	if !s.auditOr503(ctx, w, "logout", map[string]string{"subject": "pid:" + pid, "client": clientID, "ip": s.clientIP(r)}) {
 		return false
 	}
-	var err error
-	if clientID != "" {
-		err = s.storage.TerminateSession(ctx, pid, clientID)
-	} else {
-		err = s.storage.EndSessionsOf(ctx, pid)
-	}
-	if err != nil {
+	if err := s.storage.LogoutCustomer(ctx, pid); err != nil {
 		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
 		return false
 	}

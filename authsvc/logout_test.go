@@ -80,7 +80,10 @@ func TestEndSessionWithoutHintAsks(t *testing.T) {
 		}
 		// Still signed in: SSO works.
 		m := newAuthz("mall", mallRedirect)
-		m.codeFrom(t, b.follow(b.get(m.url())))
+		mtk := e.exchange(m, m.codeFrom(t, b.follow(b.get(m.url()))))
+		if mtk.refresh == "" {
+			t.Fatalf("mall tokens: %v", mtk.body)
+		}
 		if len(eb.got()) != 0 {
 			t.Fatal("the question sent a logout token")
 		}
@@ -101,6 +104,10 @@ func TestEndSessionWithoutHintAsks(t *testing.T) {
 		g := newAuthz("ebank", ebankRedirect)
 		if r := b.follow(b.get(g.url())); !strings.Contains(r.body, `name="login_name"`) {
 			t.Fatalf("still signed in after the confirmed logout: %d %q", r.status, r.loc)
+		}
+		// Another platform's tokens of the customer are revoked too.
+		if tk := e.token(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {mtk.refresh}, "client_id": {"mall"}}, "", ""); tk.status == 200 {
+			t.Fatal("mall refreshed after the logout")
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -85,12 +86,6 @@ func (s *Server) releaseCode(w http.ResponseWriter, r *http.Request, ar op.AuthR
 		return
 	}
 	resp := codeResponse{Code: code, State: ar.GetState(), Iss: s.cfg.Issuer}
-	if ar.GetResponseMode() == oidc.ResponseModeFormPost {
-		if err := op.AuthResponseFormPost(w, ar.GetRedirectURI(), &resp, s.provider.Encoder()); err != nil {
-			s.message(w, http.StatusInternalServerError, "Try again", "The answer to the platform could not be made. Go back to the platform and start again.", "unavailable")
-		}
-		return
-	}
 	u, err := op.AuthResponseURL(ar.GetRedirectURI(), ar.GetResponseType(), ar.GetResponseMode(), &resp, s.provider.Encoder())
 	if err != nil {
 		s.message(w, http.StatusInternalServerError, "Try again", "The answer to the platform could not be made. Go back to the platform and start again.", "unavailable")
@@ -100,10 +95,20 @@ func (s *Server) releaseCode(w http.ResponseWriter, r *http.Request, ar op.AuthR
 	http.Redirect(w, r, u, http.StatusFound)
 }
 
-// issOnErrors adds the issuer (RFC 9207) to the error redirects the
-// provider sends to clients from /authorize.
-func (s *Server) issOnErrors(h http.Handler) http.Handler {
+// authorize guards the provider's /authorize: a response mode other than
+// query or fragment (form_post, whose page in the library carries neither
+// iss nor errors) is refused with a page, and the error redirects the
+// provider sends to clients get the issuer (RFC 9207).
+func (s *Server) authorize(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err == nil {
+			switch m := r.Form.Get("response_mode"); oidc.ResponseMode(m) {
+			case "", oidc.ResponseModeQuery, oidc.ResponseModeFragment:
+			default:
+				s.message(w, http.StatusBadRequest, "Sign-in request refused", "The platform asked for response_mode "+strconv.Quote(m)+"; the passport answers in the query or the fragment only. Tell the platform's operator.", "invalid_request")
+				return
+			}
+		}
 		h.ServeHTTP(&issWriter{ResponseWriter: w, iss: s.cfg.Issuer}, r)
 	})
 }
@@ -140,7 +145,7 @@ func withIss(loc, iss string) string {
 		u.RawQuery = q.Encode()
 		return u.String()
 	}
-	if f, err := url.ParseQuery(u.RawFragment); err == nil && f.Has("error") && !f.Has("iss") {
+	if f, err := url.ParseQuery(u.EscapedFragment()); err == nil && f.Has("error") && !f.Has("iss") {
 		f.Set("iss", iss)
 		u.RawFragment = f.Encode()
 		u.Fragment, _ = url.PathUnescape(u.RawFragment)

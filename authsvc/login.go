@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
 	"github.com/egate-bank/egate/authsvc/alerts"
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
@@ -198,14 +200,20 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, ar *oidco
 		s.message(w, http.StatusBadRequest, "Sign-in failed", desc, code)
 		return
 	}
-	q := u.Query()
-	q.Set("error", code)
-	q.Set("error_description", desc)
+	p := url.Values{"error": {code}, "error_description": {desc}, "iss": {s.cfg.Issuer}} // iss: RFC 9207
 	if st := ar.GetState(); st != "" {
-		q.Set("state", st)
+		p.Set("state", st)
 	}
-	q.Set("iss", s.cfg.Issuer) // RFC 9207
-	u.RawQuery = q.Encode()
+	if ar.GetResponseMode() == oidc.ResponseModeFragment {
+		u.RawFragment = p.Encode()
+		u.Fragment, _ = url.PathUnescape(u.RawFragment)
+	} else {
+		q := u.Query()
+		for k, v := range p {
+			q[k] = v
+		}
+		u.RawQuery = q.Encode()
+	}
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 

@@ -44,7 +44,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	var m map[string]any
 	json.Unmarshal(b, &m)
 	m["authorization_response_iss_parameter_supported"] = true
-	m["response_modes_supported"] = []string{"query", "fragment", "form_post"}
+	m["response_modes_supported"] = []string{"query", "fragment"}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(m)
 }

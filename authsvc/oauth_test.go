@@ -220,11 +220,14 @@ func TestAuthorizationErrorsCarryIss(t *testing.T) {
 	e := newEnv(t, storetest.SQLite(t))
 	b := e.browser()
 	for _, tc := range []struct {
-		name string
-		set  func(q url.Values)
+		name     string
+		set      func(q url.Values)
+		fragment bool
 	}{
-		{"prompt none without session", func(q url.Values) { q.Set("prompt", "none") }},
-		{"plain PKCE", func(q url.Values) { q.Set("code_challenge_method", "plain") }},
+		{"prompt none without session", func(q url.Values) { q.Set("prompt", "none") }, false},
+		{"plain PKCE", func(q url.Values) { q.Set("code_challenge_method", "plain") }, false},
+		{"prompt none, fragment mode", func(q url.Values) { q.Set("prompt", "none"); q.Set("response_mode", "fragment") }, true},
+		{"plain PKCE, fragment mode", func(q url.Values) { q.Set("code_challenge_method", "plain"); q.Set("response_mode", "fragment") }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newAuthz("ebank", ebankRedirect)
@@ -233,9 +236,39 @@ func TestAuthorizationErrorsCarryIss(t *testing.T) {
 			tc.set(q)
 			r := b.follow(b.get("/authorize?" + q.Encode()))
 			lu, err := url.Parse(r.loc)
-			if err != nil || lu.Query().Get("error") == "" || lu.Query().Get("iss") != e.ts.URL {
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := lu.Query()
+			if tc.fragment {
+				got, _ = url.ParseQuery(lu.EscapedFragment())
+			}
+			if got.Get("error") == "" || got.Get("iss") != e.ts.URL {
 				t.Fatalf("redirect %q", r.loc)
 			}
 		})
+	}
+	// form_post is not offered (and not advertised): refused on a page.
+	a := newAuthz("ebank", ebankRedirect)
+	a.extra.Set("response_mode", "form_post")
+	if r := b.get(a.url()); r.status != 400 || r.loc != "" || errorCode(r.body) != "invalid_request" {
+		t.Fatalf("form_post: %d %q %s", r.status, r.loc, r.body)
+	}
+}
+
+// A code in the fragment (response_mode=fragment) carries iss too.
+func TestFragmentResponseCarriesIss(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t))
+	b := e.browser()
+	a := newAuthz("ebank", ebankRedirect)
+	a.extra.Set("response_mode", "fragment")
+	r := b.passwordLogin(a, "alice", testPassword)
+	lu, err := url.Parse(r.loc)
+	if err != nil || !strings.HasPrefix(r.loc, ebankRedirect+"#") {
+		t.Fatalf("redirect %q", r.loc)
+	}
+	f, _ := url.ParseQuery(lu.EscapedFragment())
+	if f.Get("code") == "" || f.Get("state") != a.state || f.Get("iss") != e.ts.URL {
+		t.Fatalf("fragment %v", f)
 	}
 }

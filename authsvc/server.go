@@ -198,7 +198,7 @@ func (s *Server) routes() {
 	m.Handle(b+"/revoke", s.oauthForm(op))
 	m.Handle(b+"/userinfo", s.userinfo(op))
 	m.HandleFunc(b+"/end_session", s.endSession)
-	m.Handle(b+"/authorize", s.issOnErrors(http.StripPrefix(b, s.provider)))
+	m.Handle(b+"/authorize", s.authorize(http.StripPrefix(b, s.provider)))
 	m.Handle("/", http.StripPrefix(b, s.provider))
 	s.mux = m
 }

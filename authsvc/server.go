@@ -101,13 +101,13 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	iu, _ := url.Parse(cfg.Issuer)
 	s := &Server{
 		cfg: cfg, db: deps.DB, now: now, passport: ps, factors: deps.Factors,
-		captchas:  captcha.New(deps.DB, now, cfg.CaptchaTTL, 5),
-		alerts:    alerts.New(deps.DB, now),
-		audit:     audit.New(deps.DB, now),
-		base:      strings.TrimSuffix(iu.Path, "/"),
-		secure:    iu.Scheme == "https",
-		logoutKey: key, backchannel: deps.BackchannelClient,
+		captchas: captcha.New(deps.DB, now, cfg.CaptchaTTL, 5),
+		alerts:   alerts.New(deps.DB, now),
+		audit:    audit.New(deps.DB, now),
+		base:     strings.TrimSuffix(iu.Path, "/"),
+		secure:   iu.Scheme == "https",
 	}
+	s.logoutKey, s.backchannel = key, deps.BackchannelClient
 	if s.backchannel == nil {
 		s.backchannel = &http.Client{Timeout: backchannelTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
@@ -191,15 +191,17 @@ func (s *Server) routes() {
 	})
 	m.HandleFunc("POST "+b+"/oauth/token", s.tokenEndpoint)
 	m.HandleFunc("GET "+b+"/authorize/callback", s.authorizeCallback)
-	op := http.StripPrefix(b, s.provider)
+	// The provider serves the rest, some of it behind guards (oauth.go,
+	// callback.go, logout.go).
+	prov := http.StripPrefix(b, s.provider)
 	m.HandleFunc("GET "+b+"/.well-known/openid-configuration", s.discovery)
 	m.HandleFunc(b+"/device_authorization", noEndpoint)
-	m.Handle(b+"/oauth/introspect", s.oauthForm(op))
-	m.Handle(b+"/revoke", s.oauthForm(op))
-	m.Handle(b+"/userinfo", s.userinfo(op))
+	m.Handle(b+"/oauth/introspect", s.oauthForm(prov))
+	m.Handle(b+"/revoke", s.oauthForm(prov))
+	m.Handle(b+"/userinfo", s.userinfo(prov))
 	m.HandleFunc(b+"/end_session", s.endSession)
-	m.Handle(b+"/authorize", s.authorize(http.StripPrefix(b, s.provider)))
-	m.Handle("/", http.StripPrefix(b, s.provider))
+	m.Handle(b+"/authorize", s.authorize(prov))
+	m.Handle("/", prov)
 	s.mux = m
 }
 

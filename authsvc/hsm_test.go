@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"testing"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -51,5 +53,25 @@ func TestHSMSignedTokens(t *testing.T) {
 	if len(jwks.Keys) != 1 || jwks.Keys[0]["kid"] != DefaultSigningKey || jwks.Keys[0]["alg"] != "ES256" || jwks.Keys[0]["crv"] != "P-256" ||
 		jwks.Keys[0]["x"] != b64(pub.X.FillBytes(make([]byte, 32))) || jwks.Keys[0]["y"] != b64(pub.Y.FillBytes(make([]byte, 32))) {
 		t.Fatalf("JWKS: %v", jwks.Keys)
+	}
+}
+
+// TestHSMSignedLogoutToken: the logout token is signed by the HSM key too,
+// and verifies against its public key.
+func TestHSMSignedLogoutToken(t *testing.T) {
+	signer := hsmSigner(t)
+	e := newEnvSigner(t, storetest.SQLite(t), signer)
+	tok, err := e.srv.Storage().LogoutToken(context.Background(), e.ts.URL, "ebank", e.pid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jws, err := jose.ParseSigned(tok, []jose.SignatureAlgorithm{jose.ES256})
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := jws.Verify(signer.Public())
+	var c map[string]any
+	if err != nil || json.Unmarshal(payload, &c) != nil || c["sub"] != e.pid || jws.Signatures[0].Header.KeyID != DefaultSigningKey {
+		t.Fatalf("HSM-signed logout token: %v %v", c, err)
 	}
 }

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
 	"github.com/egate-bank/egate/authsvc/alerts"
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
@@ -64,6 +66,7 @@ type page struct {
 	Message, Title   string
 	Until            string
 	CSRF             string
+	Next, NextSig    string // the logout page: where to go after, signed
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, p page) {
@@ -128,17 +131,26 @@ func (s *Server) loginStart(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if ar.Done() {
+		// Only the browser that finished the request goes on to its code.
+		if !s.boundToBrowser(r, ar) {
+			s.message(w, http.StatusForbidden, "Sign-in not finished here", "This sign-in was finished in another browser. If someone sent you a sign-in link, do not use it; go to the platform yourself.", "login_foreign")
+			return
+		}
 		http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
 		return
 	}
 	// A fresh browser binding for every start (a restart resets the steps).
 	tok := oidcop.RandomToken()
 	f := flow{Browser: sha(tok), Step: "name"}
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: tok, Path: s.base + "/login", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(s.cfg.OIDC.AuthRequestTTL / time.Second)})
+	s.setFlowCookie(w, tok)
 
 	forceLogin := slices.Contains(ar.Prompts(), "login")
 	if sess, tokS, ok := s.session(r); ok && !forceLogin && s.fresh(sess, ar) {
 		if sess.Level >= ar.RequiredLevel() {
+			// The code goes to this browser only: bind the request first.
+			if !s.saveFlow(ctx, w, ar.ID, &f) {
+				return
+			}
 			s.complete(w, r, ar, sess.PassportID, sess.Level, sess.AMR, sess.AuthTime, true, tokS)
 			return
 		}
@@ -188,13 +200,20 @@ func (s *Server) redirectError(w http.ResponseWriter, r *http.Request, ar *oidco
 		s.message(w, http.StatusBadRequest, "Sign-in failed", desc, code)
 		return
 	}
-	q := u.Query()
-	q.Set("error", code)
-	q.Set("error_description", desc)
+	p := url.Values{"error": {code}, "error_description": {desc}, "iss": {s.cfg.Issuer}} // iss: RFC 9207
 	if st := ar.GetState(); st != "" {
-		q.Set("state", st)
+		p.Set("state", st)
 	}
-	u.RawQuery = q.Encode()
+	if ar.GetResponseMode() == oidc.ResponseModeFragment {
+		u.RawFragment = p.Encode()
+		u.Fragment, _ = url.PathUnescape(u.RawFragment)
+	} else {
+		q := u.Query()
+		for k, v := range p {
+			q[k] = v
+		}
+		u.RawQuery = q.Encode()
+	}
 	http.Redirect(w, r, u.String(), http.StatusFound)
 }
 
@@ -652,7 +671,7 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, ar *oidcop.Aut
 		return
 	}
 	s.alerts.Post(ctx, pid, alerts.KindLogin, alerts.Login{Time: s.now().UTC(), Client: ar.GetClientID(), Device: trimUA(r.UserAgent()), IP: ip, Level: level, SSO: sso})
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: "", Path: s.base + "/login", MaxAge: -1, HttpOnly: true, Secure: s.secure})
+	// The flow cookie stays: /authorize/callback checks it, then clears it.
 	http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
 }
 
@@ -670,19 +689,27 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "message", page{Title: "Signed out", Message: "You are not signed in on this browser."})
 		return
 	}
-	s.render(w, http.StatusOK, "logout", page{CSRF: sha("logout\x00" + tok)[:32]})
+	s.render(w, http.StatusOK, "logout", page{CSRF: logoutCSRF(tok)})
 }
 
+// logout ends every passport session of the customer and tells the
+// platforms (back-channel logout), then goes on to the signed post-logout
+// redirect of an RP-initiated logout, or to the signed-out page.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	next := s.nextFromForm(r)
 	sess, tok, ok := s.session(r)
 	if ok {
-		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(sha("logout\x00" + tok)[:32])) != 1 {
+		if subtle.ConstantTimeCompare([]byte(r.PostFormValue("csrf")), []byte(logoutCSRF(tok))) != 1 {
 			s.message(w, http.StatusForbidden, "Not signed out", "The sign-out form is stale; open the sign-out page again.", "csrf")
 			return
 		}
-		s.storage.EndSession(r.Context(), tok)
-		s.audit.Append(r.Context(), "logout", map[string]string{"subject": "pid:" + sess.PassportID, "ip": s.clientIP(r)})
+		if !s.endCustomer(r.Context(), w, r, sess.PassportID, "") {
+			return
+		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: s.base + "/", MaxAge: -1, HttpOnly: true, Secure: s.secure})
-	http.Redirect(w, r, s.base+"/logged-out", http.StatusSeeOther)
+	if next == "" {
+		next = s.base + "/logged-out"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
 }

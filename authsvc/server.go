@@ -47,6 +47,9 @@ type Deps struct {
 	Factors []authn.Factor
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// BackchannelClient posts logout tokens to the clients' back-channel
+	// logout URIs (default: 5 s timeout, redirects not followed).
+	BackchannelClient *http.Client
 	// PasswordHooks and CaptchaHook let tests observe; leave zero.
 	PasswordHooks passport.Hooks
 	CaptchaHook   func(id, answer string)
@@ -68,6 +71,9 @@ type Server struct {
 	base     string // the issuer's path, "" at the root
 	secure   bool
 	mux      *http.ServeMux
+	// logoutKey signs post-logout redirects; backchannel delivers logout tokens.
+	logoutKey   []byte
+	backchannel *http.Client
 }
 
 // New builds the server. The HMAC key shared by replicas (decoy reserved
@@ -100,6 +106,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		audit:    audit.New(deps.DB, now),
 		base:     strings.TrimSuffix(iu.Path, "/"),
 		secure:   iu.Scheme == "https",
+	}
+	s.logoutKey, s.backchannel = key, deps.BackchannelClient
+	if s.backchannel == nil {
+		s.backchannel = &http.Client{Timeout: backchannelTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
 	if deps.CaptchaHook != nil {
 		s.captchas = s.captchas.WithIssueHook(deps.CaptchaHook)
@@ -180,7 +190,18 @@ func (s *Server) routes() {
 		writeError(w, http.StatusNotFound, "not_found", "no such API")
 	})
 	m.HandleFunc("POST "+b+"/oauth/token", s.tokenEndpoint)
-	m.Handle("/", http.StripPrefix(b, s.provider))
+	m.HandleFunc("GET "+b+"/authorize/callback", s.authorizeCallback)
+	// The provider serves the rest, some of it behind guards (oauth.go,
+	// callback.go, logout.go).
+	prov := http.StripPrefix(b, s.provider)
+	m.HandleFunc("GET "+b+"/.well-known/openid-configuration", s.discovery)
+	m.HandleFunc(b+"/device_authorization", noEndpoint)
+	m.Handle(b+"/oauth/introspect", s.oauthForm(prov))
+	m.Handle(b+"/revoke", s.oauthForm(prov))
+	m.Handle(b+"/userinfo", s.userinfo(prov))
+	m.HandleFunc(b+"/end_session", s.endSession)
+	m.Handle(b+"/authorize", s.authorize(prov))
+	m.Handle("/", prov)
 	s.mux = m
 }
 

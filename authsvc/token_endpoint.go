@@ -13,9 +13,16 @@ import (
 // would otherwise run its JWT-bearer grant, which the passport does not
 // offer, and answer a malformed assertion with a server error.
 func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
+	// RFC 6749 §5.1: no token response, success or error, is cached.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
 	if err := r.ParseForm(); err != nil {
 		tokenError(w, http.StatusBadRequest, "invalid_request", "the request body is not a form")
+		return
+	}
+	if clientAssertion(r.PostForm) {
+		tokenError(w, http.StatusUnauthorized, "invalid_client", "client assertions are not supported: authenticate with client_secret_basic or client_secret_post")
 		return
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
@@ -31,6 +38,7 @@ func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 func tokenError(w http.ResponseWriter, status int, code, desc string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]string{"error": code, "error_description": desc})
 }

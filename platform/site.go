@@ -43,6 +43,16 @@ type Config struct {
 	Level int `yaml:"level"`
 	// Others are the other platforms' URLs, linked from the home page.
 	Others map[string]string `yaml:"others"`
+	// SessionTTL is how long a platform session lasts (default 8h, the
+	// passport's session-ttl).
+	SessionTTL time.Duration `yaml:"session-ttl"`
+	// Logouts remembers back-channel logouts (POST /backchannel-logout,
+	// registered at the passport as the client's backchannel-logout-uri).
+	// Default: in this process's memory (one replica); replicas of a
+	// platform must share one.
+	Logouts Logouts `yaml:"-"`
+	// Now is the clock (default time.Now).
+	Now func() time.Time `yaml:"-"`
 }
 
 // ErrConfig wraps configuration errors.
@@ -72,6 +82,9 @@ func (c Config) Validate() error {
 	if c.Level < 1 || c.Level > 5 {
 		return fmt.Errorf("%w: level %d: use 1 to 5", ErrConfig, c.Level)
 	}
+	if c.SessionTTL < 0 {
+		return fmt.Errorf("%w: session-ttl must not be negative", ErrConfig)
+	}
 	return nil
 }
 
@@ -83,7 +96,10 @@ type Session struct {
 	ACR      string    `json:"acr"`
 	AMR      []string  `json:"amr,omitempty"`
 	AuthTime time.Time `json:"auth_time"`
-	IDToken  string    `json:"id_token"` // the logout hint
+	// Created is when the platform made the session (its clock): a
+	// back-channel logout ends the sessions made before it.
+	Created time.Time `json:"created"`
+	IDToken string    `json:"id_token"` // the logout hint
 	// AccessToken calls the passport's APIs for the customer (the
 	// messenger's alert inbox). Never shown by /session.
 	AccessToken string `json:"access_token,omitempty"`
@@ -101,6 +117,8 @@ type Site struct {
 	cookies *httphelper.CookieHandler
 	mux     *http.ServeMux
 	client  *http.Client
+	logouts Logouts
+	now     func() time.Time
 }
 
 // New discovers the passport and builds the site. The passport must be up.
@@ -128,12 +146,22 @@ func New(ctx context.Context, cfg Config, client *http.Client) (*Site, error) {
 	if err != nil {
 		return nil, fmt.Errorf("platform %s: discovering the passport at %s: %w", cfg.Name, cfg.Issuer, err)
 	}
-	s := &Site{cfg: cfg, rp: party, cookies: cookies, mux: http.NewServeMux()}
+	if cfg.SessionTTL == 0 {
+		cfg.SessionTTL = 8 * time.Hour
+	}
+	s := &Site{cfg: cfg, rp: party, cookies: cookies, mux: http.NewServeMux(), logouts: cfg.Logouts, now: cfg.Now}
+	if s.logouts == nil {
+		s.logouts = NewMemoryLogouts(cfg.SessionTTL)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
 	s.mux.HandleFunc("GET /{$}", s.home)
 	s.mux.HandleFunc("GET /login", s.login)
 	s.mux.HandleFunc("GET /callback", rp.CodeExchangeHandler(s.callback, party))
 	s.mux.HandleFunc("POST /logout", s.logout)
 	s.mux.HandleFunc("GET /session", s.sessionJSON)
+	s.mux.HandleFunc("POST /backchannel-logout", s.backchannelLogout)
 	if cfg.Name == "messenger" {
 		s.mux.HandleFunc("GET /inbox", s.inbox)
 	}
@@ -147,7 +175,8 @@ func New(ctx context.Context, cfg Config, client *http.Client) (*Site, error) {
 // ServeHTTP serves the site.
 func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
-// Session returns the request's platform session, if any.
+// Session returns the request's platform session, if any: not expired,
+// and not ended by a back-channel logout from the passport.
 func (s *Site) Session(r *http.Request) (*Session, bool) {
 	v, err := s.cookies.CheckCookie(r, SessionCookie(s.cfg.Name))
 	if err != nil {
@@ -155,6 +184,12 @@ func (s *Site) Session(r *http.Request) (*Session, bool) {
 	}
 	var ss Session
 	if json.Unmarshal([]byte(v), &ss) != nil || ss.Subject == "" {
+		return nil, false
+	}
+	if ss.Created.IsZero() || s.now().Sub(ss.Created) > s.cfg.SessionTTL {
+		return nil, false
+	}
+	if ended, err := s.logouts.Ended(r.Context(), ss.Subject, ss.Created); err != nil || ended {
 		return nil, false
 	}
 	return &ss, true
@@ -187,7 +222,7 @@ func (s *Site) callback(w http.ResponseWriter, r *http.Request, tokens *oidc.Tok
 	c := tokens.IDTokenClaims
 	ss := Session{
 		Subject: c.Subject, Name: c.PreferredUsername, ACR: c.AuthenticationContextClassReference,
-		AMR: c.AuthenticationMethodsReferences, AuthTime: c.AuthTime.AsTime(), IDToken: tokens.IDToken,
+		AMR: c.AuthenticationMethodsReferences, AuthTime: c.AuthTime.AsTime(), IDToken: tokens.IDToken, Created: s.now(),
 	}
 	if s.cfg.Name == "messenger" && tokens.Token != nil {
 		ss.AccessToken = tokens.AccessToken

@@ -16,6 +16,10 @@ type ClientConfig struct {
 	Public                 bool     `yaml:"public"`
 	RedirectURIs           []string `yaml:"redirect-uris"`
 	PostLogoutRedirectURIs []string `yaml:"post-logout-redirect-uris"`
+	// BackchannelLogoutURI, when set, receives a logout token (OpenID
+	// Connect Back-Channel Logout 1.0) each time a customer's passport
+	// sessions end, so the platform drops its own session of the customer.
+	BackchannelLogoutURI string `yaml:"backchannel-logout-uri"`
 	// MinLevel is the lowest level (1–5) a login for this client reaches;
 	// acr_values may ask for more, never for less.
 	MinLevel int `yaml:"min-level"`
@@ -75,7 +79,11 @@ func (c Config) Validate() error {
 		if len(cl.RedirectURIs) == 0 {
 			return fmt.Errorf("%w: %s: no redirect-uris", ErrConfig, where)
 		}
-		for _, u := range append(append([]string{}, cl.RedirectURIs...), cl.PostLogoutRedirectURIs...) {
+		uris := append(append([]string{}, cl.RedirectURIs...), cl.PostLogoutRedirectURIs...)
+		if cl.BackchannelLogoutURI != "" {
+			uris = append(uris, cl.BackchannelLogoutURI)
+		}
+		for _, u := range uris {
 			pu, err := url.Parse(u)
 			if err != nil || (pu.Scheme != "https" && pu.Scheme != "http") || pu.Host == "" || pu.Fragment != "" {
 				return fmt.Errorf("%w: %s: %q is not an absolute http(s) URI without fragment", ErrConfig, where, u)

@@ -69,6 +69,8 @@ func TestConfigValidate(t *testing.T) {
 		{"relative redirect", func(c *ClientConfig) { c.RedirectURIs = []string{"/cb"} }, false},
 		{"fragment", func(c *ClientConfig) { c.RedirectURIs = []string{"https://e.example/cb#x"} }, false},
 		{"no id", func(c *ClientConfig) { c.ID = "" }, false},
+		{"back-channel logout URI", func(c *ClientConfig) { c.BackchannelLogoutURI = "https://e.example/backchannel-logout" }, true},
+		{"relative back-channel logout URI", func(c *ClientConfig) { c.BackchannelLogoutURI = "/backchannel-logout" }, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := good

@@ -85,6 +85,16 @@ func (s *Storage) EndSessionsOf(ctx context.Context, passportID string) error {
 	return nil
 }
 
+// LogoutCustomer ends every passport session of a customer and revokes
+// every token issued to them, for every client: after a logout no platform
+// can refresh its way back in.
+func (s *Storage) LogoutCustomer(ctx context.Context, passportID string) error {
+	if err := s.EndSessionsOf(ctx, passportID); err != nil {
+		return err
+	}
+	return s.revokeWhere(ctx, `subject = ?`, passportID)
+}
+
 // RandomToken returns 256 random bits, URL-safe.
 func RandomToken() string { return randomID(32) }
 

@@ -67,6 +67,7 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		c.Authsvc.OIDC.Clients = append(c.Authsvc.OIDC.Clients, oidcop.ClientConfig{
 			ID: n, Secret: p.ClientSecret, MinLevel: p.Level,
 			RedirectURIs: []string{urls[n] + "/callback"}, PostLogoutRedirectURIs: []string{urls[n] + "/"},
+			BackchannelLogoutURI: urls[n] + "/backchannel-logout",
 		})
 	}
 

@@ -25,7 +25,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -34,6 +33,7 @@ import (
 	"strings"
 
 	"github.com/egate-bank/egate/devices/pinsource"
+	"github.com/egate-bank/egate/internal/httpx"
 )
 
 // The scopes a back-end client may be given.
@@ -237,14 +237,14 @@ func (r *Registry) Require(scope string, next http.Handler) http.Handler {
 				msg = "this API takes HTTP Basic with a back-end client's id and secret (authsvc.backend-clients), not " + authScheme(a) + " credentials"
 			}
 			challenge(w)
-			writeError(w, http.StatusUnauthorized, "unauthorized", msg)
+			httpx.WriteError(w, req, http.StatusUnauthorized, "unauthorized", msg)
 			return
 		case err != nil:
 			challenge(w)
-			writeError(w, http.StatusUnauthorized, "invalid_client", "unknown back-end client or wrong secret")
+			httpx.WriteError(w, req, http.StatusUnauthorized, "invalid_client", "unknown back-end client or wrong secret")
 			return
 		case !c.Has(scope):
-			writeError(w, http.StatusForbidden, "insufficient_scope", fmt.Sprintf("back-end client %q may not use this API: it needs the scope %s", c.ID, scope))
+			httpx.WriteError(w, req, http.StatusForbidden, "insufficient_scope", fmt.Sprintf("back-end client %q may not use this API: it needs the scope %s", c.ID, scope))
 			return
 		}
 		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), ctxKey{}, c)))
@@ -268,12 +268,4 @@ func authScheme(h string) string {
 
 func challenge(w http.ResponseWriter) {
 	w.Header().Set("WWW-Authenticate", `Basic realm="`+Realm+`", charset="UTF-8"`)
-}
-
-// writeError answers in egate's JSON error shape.
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/passport"
 )
@@ -28,6 +29,10 @@ type Config struct {
 	CaptchaTTL        time.Duration   `yaml:"captcha-ttl"`
 	Passport          passport.Config `yaml:"passport"`
 	OIDC              oidcop.Config   `yaml:"oidc"`
+	// BackendClients are the bank's back-end systems allowed to call the
+	// server-to-server APIs (the OTP verify API), with HTTP Basic; see
+	// authsvc/backend.
+	BackendClients []backend.ClientConfig `yaml:"backend-clients"`
 }
 
 // DefaultSigningKey is the HSM label of the passport's token signing key.
@@ -68,6 +73,9 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: passport: %w", ErrConfig, err)
 	}
 	if err := c.OIDC.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	if err := backend.Validate(c.BackendClients); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil

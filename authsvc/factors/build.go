@@ -20,7 +20,6 @@ import (
 	"github.com/egate-bank/egate/devices/hsm"
 	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/internal/store"
-	simsms "github.com/egate-bank/egate/simulators/sms"
 )
 
 // Deps are what Build needs besides the config.
@@ -31,9 +30,10 @@ type Deps struct {
 	Now func() time.Time
 	// SMS is an SMS gateway to use instead of the configured one (tests).
 	// When nil, Build makes sms.HTTPGateway from factors.sms.gateway, or the
-	// development sink (messages stored in the database outbox and shown
-	// under /sim/sms/) only when factors.sms.dev-sink is true: it must never
-	// run in production, its messages hold live codes in clear.
+	// development sink (messages stored in the database outbox, shown by
+	// egate sim sms and egate demo's /sim/sms/) only when
+	// factors.sms.dev-sink is true: it must never run in production, its
+	// messages hold live codes in clear.
 	SMS sms.Gateway
 }
 
@@ -55,10 +55,13 @@ type Set struct {
 	CA         *ca.CA            // nil when the CA is not initialised and no tool needs it
 
 	// Handler serves the tools' own HTTP APIs under fixed prefixes:
-	//   /v1/otp/verify, /v1/otp/resync  the OTP back-office API (authsvc/otp)
+	//   /v1/otp/verify, /v1/otp/resync  the OTP back-office API (authsvc/otp):
+	//                                   the caller mounts it behind back-end
+	//                                   client authentication (authsvc/backend)
 	//   /ca/crl, /ca/root.pem, /ca/issuing.pem  the bank CA (authsvc/ca)
-	//   /sim/sms/ (page), /sim/sms/messages.json  only with the development SMS sink
-	// Anything else answers 404 in egate's JSON error shape.
+	// Anything else answers 404 in egate's JSON error shape. The development
+	// SMS sink's page (simulators/sms.Handler over SMSSink) is not here:
+	// only egate demo mounts it.
 	Handler http.Handler
 
 	db  *store.DB
@@ -299,9 +302,6 @@ func (s *Set) handler() http.Handler {
 		mux.HandleFunc("/ca/", func(w http.ResponseWriter, r *http.Request) {
 			writeError(w, http.StatusServiceUnavailable, "not_initialized", ca.ErrNotInitialized.Error())
 		})
-	}
-	if s.SMSSink != nil {
-		mux.Handle("/sim/sms/", http.StripPrefix("/sim/sms", simsms.Handler(s.SMSSink)))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "no such API")

@@ -57,7 +57,7 @@ type SMSConfig struct {
 	// enabled, exactly one of Gateway.URL and DevSink must be set.
 	Gateway SMSGatewayConfig `yaml:"gateway"`
 	// DevSink keeps every message in the database table sms_outbox, read by
-	// `egate sim sms` and the /sim/sms/ page, instead of sending it. For
+	// `egate sim sms` and egate demo's /sim/sms/ page, instead of sending it. For
 	// development only: the messages hold live codes in clear. egate demo
 	// turns it on when no gateway URL is set. [false]
 	DevSink bool `yaml:"dev-sink"`

@@ -7,7 +7,8 @@
 //
 //	set, err := factors.Build(ctx, cfg.Factors, factors.Deps{DB: db, HSM: h})
 //	srv, err := authsvc.New(ctx, cfg.Authsvc, authsvc.Deps{DB: db, Signer: signer, Factors: set.Factors})
-//	mux.Handle("/v1/otp/", set.Handler); mux.Handle("/ca/", set.Handler); mux.Handle("/sim/sms/", set.Handler)
+//	mux.Handle("/ca/", set.Handler)
+//	mux.Handle("/v1/otp/", backendClients.Require(backend.ScopeOTPVerify, set.Handler)) // see internal/app
 //
 // # SMS gateway
 //
@@ -15,7 +16,7 @@
 // from factors.sms.gateway.url, .token-source (file:/path or env:NAME; the
 // bearer token is never in the config) and .timeout [10s]. The development
 // sink, which keeps every message with its live code in clear in the
-// database for `egate sim sms` and /sim/sms/, is used only when
+// database for `egate sim sms` and egate demo's /sim/sms/, is used only when
 // factors.sms.dev-sink is true (egate demo sets it). With sms enabled,
 // exactly one of the two must be set, or Build (and Config.Validate) fails
 // naming both keys. Deps.SMS overrides both (tests).

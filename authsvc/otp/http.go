@@ -15,6 +15,11 @@ import (
 // unknown_token, 409 replay, 423 locked (with Retry-After when the lock runs
 // out by itself), 403 revoked, 500/503 for the bank's own faults (with a
 // message that reveals nothing).
+//
+// The handler authenticates nobody: it is for the bank's back-end systems
+// and must be mounted behind their authentication, as egate authsvc does
+// (authsvc/backend: HTTP Basic of a registered client holding the scope
+// otp:verify or otp:resync; internal/app).
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/otp/verify", s.serveVerify)

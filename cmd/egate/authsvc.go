@@ -18,7 +18,12 @@ func newAuthsvcCmd() *cobra.Command {
 		Long: `Runs one authsvc replica on http.listen with the database, HSM and authsvc
 sections of the config. Replicas are stateless: run several on one PostgreSQL
 database behind a load balancer (TLS ends there; set http.public-url or
-authsvc.issuer to the https URL customers see).`,
+authsvc.issuer to the https URL customers see).
+
+Besides the passport it serves /ca/ (the bank CA's CRL and certificates) and
+the OTP verify API (POST /v1/otp/verify, /v1/otp/resync) to the back-end
+clients of authsvc.backend-clients only (HTTP Basic). It serves no simulator
+page (/sim/...): those are egate demo's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

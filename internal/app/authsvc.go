@@ -10,6 +10,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/alerts"
+	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/authsvc/sms"
 	"github.com/egate-bank/egate/devices/hsm"
@@ -19,9 +20,6 @@ import (
 
 // AuthsvcOptions are the choices a process makes beyond the config.
 type AuthsvcOptions struct {
-	// InternalAPIs mounts the OTP back-office API and the development SMS
-	// sink page (see NewAuthsvc).
-	InternalAPIs bool
 	// InitKeys creates the bank's standard HSM keys that are missing (the
 	// demo); otherwise they must exist (egate admin hsm init).
 	InitKeys bool
@@ -33,6 +31,9 @@ type Authsvc struct {
 	Server  *Server
 	Auth    *authsvc.Server
 	Factors *factors.Set
+	// Backend holds the back-end clients of authsvc.backend-clients, which
+	// alone may call the OTP verify API.
+	Backend *backend.Registry
 	DB      *store.DB
 	HSM     *hsm.Service
 	Issuer  string
@@ -57,10 +58,12 @@ func AuthsvcConfig(cfg *config.Config) authsvc.Config {
 // NewAuthsvc opens the database and the HSM, makes sure the token signing
 // key exists, builds the authentication tools (factors.*) and the passport
 // on cfg.HTTP.Listen. The tools' own APIs are mounted beside the passport:
-// /ca/ (CRL and CA certificates) always; the OTP back-office API /v1/otp/
-// and the development SMS sink /sim/sms/ only when internalAPIs is true
-// (they have no authentication of their own: the demo, or a listener that
-// only the bank's network reaches).
+// /ca/ (CRL and CA certificates, public) and the OTP verify API
+// (POST /v1/otp/verify and /v1/otp/resync), which answers only the
+// back-end clients of authsvc.backend-clients that hold the scope
+// otp:verify or otp:resync (HTTP Basic; authsvc/backend). No simulator
+// page (/sim/...) is mounted here, whatever the config: egate demo mounts
+// its own.
 func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o AuthsvcOptions) (*Authsvc, error) {
 	ac := AuthsvcConfig(cfg)
 	if err := ac.Validate(); err != nil {
@@ -73,13 +76,17 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 		return nil, err
 	}
 	a := &Authsvc{Issuer: ac.Issuer}
+	var err error
+	// The back-end clients' secrets are read before anything is opened.
+	if a.Backend, err = backend.New(ac.BackendClients); err != nil {
+		return nil, err
+	}
 	ok := false
 	defer func() {
 		if !ok {
 			a.Close()
 		}
 	}()
-	var err error
 	if a.DB, err = OpenDB(ctx, cfg); err != nil {
 		return nil, err
 	}
@@ -116,11 +123,10 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	a.Server.Health.Add("hsm", func(ctx context.Context) error { _, err := a.HSM.FindKey(ctx, ac.SigningKey); return err })
 	a.Server.Mux.Handle("/", a.Auth)
 	a.Server.Mux.Handle("/ca/", a.Factors.Handler)
-	if o.InternalAPIs {
-		a.Server.Mux.Handle("/v1/otp/", a.Factors.Handler)
-		if a.Factors.SMSSink != nil {
-			a.Server.Mux.Handle("/sim/sms/", a.Factors.Handler)
-		}
+	a.Server.Mux.Handle("/v1/otp/verify", a.Backend.Require(backend.ScopeOTPVerify, a.Factors.Handler))
+	a.Server.Mux.Handle("/v1/otp/resync", a.Backend.Require(backend.ScopeOTPResync, a.Factors.Handler))
+	if a.Factors.OTP != nil && len(a.Backend.IDs()) == 0 {
+		log.Info("no back-end client may call the OTP verify API: authsvc.backend-clients is empty")
 	}
 	ok = true
 	return a, nil

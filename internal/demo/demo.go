@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -78,7 +79,14 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	if c.Factors.SMS.Gateway.URL == "" {
 		c.Factors.SMS.DevSink = true
 	}
-	a, err := app.NewAuthsvc(ctx, &c, log, app.AuthsvcOptions{InternalAPIs: true, InitKeys: true})
+	// A back-end client for the demo's simulators and for trying the OTP
+	// verify API with curl.
+	bc, err := backendClient(c.Demo.VarDir)
+	if err != nil {
+		return err
+	}
+	c.Authsvc.BackendClients = append(slices.Clone(c.Authsvc.BackendClients), bc)
+	a, err := app.NewAuthsvc(ctx, &c, log, app.AuthsvcOptions{InitKeys: true})
 	if err != nil {
 		return err
 	}
@@ -98,6 +106,9 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	tools := toolsHandler(c.Demo.VarDir)
 	a.Server.Mux.Handle("/sim/otp/", tools)
 	a.Server.Mux.Handle("/sim/gridcard.png", tools)
+	if a.Factors.SMSSink != nil {
+		mountSMSSink(a.Server.Mux, a.Factors.SMSSink)
+	}
 	go a.DeliverLoginAlerts(ctx, log)
 
 	branch, err := StartATM(ctx, c.Demo.VarDir, a.Server.Metrics.Registry)
@@ -135,6 +146,9 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	fmt.Fprintf(out, "  ATM      %s/sim/atm/ (screen, cassettes; POST /sim/atm/faults)\n", base)
 	fmt.Fprintf(out, "  agent    %s/agent/atms\n", base)
 	fmt.Fprintf(out, "  tools    %s/sim/otp/ (alice's token)  %s/sim/gridcard.png  %s/sim/sms/ (SMS codes and login alerts)\n", base, base, base)
+	if a.Factors.OTP != nil {
+		printOTPAPI(out, base, c.Demo.VarDir, who.passportID)
+	}
 	fmt.Fprintf(out, "Log in as %q; the password is in %s.\n", who.name, who.file)
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	log.Info("demo started", "passport", base)

@@ -20,8 +20,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/testenv"
+	simotp "github.com/egate-bank/egate/simulators/otp"
 )
 
 type syncBuf struct {
@@ -159,6 +161,14 @@ func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
 			resp.Body.Close()
 		}
 		loginThroughEbank(t, base, varDir)
+		if i == 0 { // a restart within the same 30 s would replay the TOTP code
+			callOTPAPIAsPrinted(t, out.String())
+		}
+		if resp, err := http.Get(base + "/sim/sms/"); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("the demo does not serve /sim/sms/: %v %v", err, resp)
+		} else {
+			resp.Body.Close()
+		}
 		var atms struct {
 			ATMs []struct {
 				ID        string
@@ -265,5 +275,59 @@ func loginThroughEbank(t *testing.T, passportURL, varDir string) {
 			t.Fatalf("no login alert by SMS: %+v", all)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// callOTPAPIAsPrinted follows the demo's printed curl line: the back-end
+// client and its secret file, alice's passport id, a code of her token from
+// the PSKC file that egate sim otp reads, and the URL. Without credentials
+// the API answers 401; with them the code is accepted.
+func callOTPAPIAsPrinted(t *testing.T, out string) {
+	t.Helper()
+	m := regexp.MustCompile(`curl -u "([^:"]+):\$\(cat ([^)]+)\)" .*passport_id\\":\\"([^\\]+)\\".*egate sim otp --pskc (\S+) --once .* (http://\S+/v1/otp/verify)\n`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("the demo prints no curl line for the OTP API:\n%s", out)
+	}
+	user, secretFile, pid, pskcFile, url := m[1], m[2], m[3], m[4], m[5]
+	secret, err := os.ReadFile(secretFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := os.Stat(secretFile); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file %s: %v %v", secretFile, st.Mode(), err)
+	}
+	f, err := os.Open(pskcFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := simotp.Load(f, pskc.Options{}, "")
+	f.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, _, err := tok.Press(context.Background(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"passport_id":"` + pid + `","code":"` + code + `"}`
+	call := func(user, secret string) (int, string) {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if user != "" {
+			req.SetBasicAuth(user, secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, b := call("", ""); st != 401 || !strings.Contains(b, `"unauthorized"`) {
+		t.Fatalf("anonymous call: %d %s", st, b)
+	}
+	if st, b := call(user, strings.TrimSpace(string(secret))); st != 200 || !strings.Contains(b, `"ok":true`) {
+		t.Fatalf("the printed call: %d %s", st, b)
 	}
 }

@@ -115,6 +115,14 @@ func Open(tb testing.TB, extra ...hsm.KeySpec) *hsm.Service {
 	return s
 }
 
+// Config returns the hsm section that opens Token (standard keys made), for
+// tests of code that opens the HSM itself from egate's config.
+func Config(tb testing.TB) hsm.Config {
+	tb.Helper()
+	open(tb, Token) // sets up the directory; skips (or fails) without SoftHSM2
+	return config(Token)
+}
+
 // OpenEmpty returns a Service on EmptyToken, which holds no key. It is
 // closed when tb ends.
 func OpenEmpty(tb testing.TB) *hsm.Service {

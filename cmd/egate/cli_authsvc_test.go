@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/devices/otp/pskc"
+	"github.com/egate-bank/egate/internal/testenv"
+)
+
+// A real `egate authsvc` process with the SMS development sink on serves no
+// simulator page, refuses the OTP verify API to an anonymous caller, and
+// verifies a code (oathtool's) for the back-end client of its config file,
+// whose secret comes from the environment.
+func TestAuthsvcProcessOTPAPI(t *testing.T) {
+	testenv.NeedCommand(t, "oathtool", "oathtool")
+	b := newAdminBench(t)
+	const secret = "core-banking-secret-0123456789abcdef0123"
+	b.env = append(b.env, "EGATE_TEST_CORE_SECRET="+secret)
+	plain := filepath.Join(b.dir, "tokens.pskc")
+	writePSKC(t, plain, "P", 1, pskc.WriterOptions{})
+	if r := b.admin(t, "token", "import-pskc", plain); r.code != 0 {
+		t.Fatalf("import: %+v", r)
+	}
+	conf := filepath.Join(b.dir, "egate.yaml")
+	os.WriteFile(conf, []byte(`http: {listen: "127.0.0.1:0"}
+database: {driver: sqlite, dsn: "`+b.db+`"}
+hsm: {module: "`+b.sh.Module+`", token: `+benchHSMToken+`, pin-source: "env:EGATE_TEST_HSM_PIN"}
+factors: {enabled: [sms, otp], sms: {dev-sink: true}}
+authsvc:
+  backend-clients:
+    - {id: core, secret-source: "env:EGATE_TEST_CORE_SECRET", scopes: [otp:verify]}
+`), 0o600)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, egateBin, "authsvc", "--config", conf)
+	cmd.Dir, cmd.Env = b.dir, append(os.Environ(), b.env...)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	}()
+	sc := bufio.NewScanner(out)
+	base := ""
+	for sc.Scan() {
+		if m := regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			base = m[1]
+			break
+		}
+	}
+	if base == "" {
+		cmd.Process.Kill()
+		cmd.Wait()
+		stopped = true
+		t.Fatalf("egate authsvc did not start:\n%s", stderr.String())
+	}
+	go io.Copy(io.Discard, out)
+
+	for _, p := range []string{"/sim/sms/", "/sim/sms/messages.json"} {
+		resp, err := http.Get(base + p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, resp.StatusCode)
+		}
+	}
+
+	code, err := exec.Command("oathtool", "--hotp", "-d", "6", "-c", "0", hex.EncodeToString(bytes.Repeat([]byte{1, 0x5a}, 10))).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := `{"serial":"P0001","code":"` + strings.TrimSpace(string(code)) + `"}`
+	call := func(user, secret string) (int, http.Header, map[string]any) {
+		t.Helper()
+		req, _ := http.NewRequest("POST", base+"/v1/otp/verify", strings.NewReader(body))
+		if user != "" {
+			req.SetBasicAuth(user, secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, resp.Header, v
+	}
+	if st, h, v := call("", ""); st != 401 || !strings.HasPrefix(h.Get("WWW-Authenticate"), "Basic ") {
+		t.Fatalf("anonymous: %d %v %v", st, h, v)
+	}
+	if st, _, v := call("core", secret+"x"); st != 401 {
+		t.Fatalf("wrong secret: %d %v", st, v)
+	}
+	if st, _, v := call("core", secret); st != 200 || v["ok"] != true {
+		t.Fatalf("core: %d %v", st, v)
+	}
+
+	cmd.Process.Signal(syscall.SIGINT)
+	err = cmd.Wait()
+	stopped = true
+	if err != nil {
+		t.Fatalf("egate authsvc did not stop cleanly: %v\n%s", err, stderr.String())
+	}
+	if strings.Contains(stderr.String(), secret) {
+		t.Fatal("the secret reached the log")
+	}
+}

@@ -91,8 +91,11 @@ var (
 // with the attempts the subject has left today before its password locks.
 // It is the same for names that exist and names that do not: both count.
 type BadCredentialsError struct {
-	// Remaining attempts today; 0 means this attempt locked the password.
+	// Remaining attempts today; 0 means this attempt locked the password
+	// (the next is refused with an *authn.LockedError).
 	Remaining int
+	// Until is when that lock ends (next midnight), set when Remaining is 0.
+	Until time.Time
 }
 
 func (e *BadCredentialsError) Error() string { return ErrBadCredentials.Error() }
@@ -110,10 +113,23 @@ type Customer struct {
 	PasswordChanged time.Time
 }
 
-// Hooks let tests observe the service.
+// Hooks let tests and the server observe the service.
 type Hooks struct {
 	// OnVerify is called once per argon2id verification (real or decoy).
 	OnVerify func()
+	// OnFactorFailure is called once per failed second-factor attempt
+	// (BeginFactor's done with ok false); the server posts the customer's
+	// failed-login and lockout alerts from it.
+	OnFactorFailure func(ctx context.Context, f FactorFailure)
+}
+
+// FactorFailure is a failed second-factor attempt of a customer.
+type FactorFailure struct {
+	PassportID, Factor, IP string
+	// Remaining attempts of the factor today; 0: this attempt locked it,
+	// until Until.
+	Remaining int
+	Until     time.Time
 }
 
 // Service is the passport over one database. It is safe for concurrent use
@@ -522,7 +538,11 @@ func (s *Service) CheckPassword(ctx context.Context, subj Subject, password, ip 
 		if err := s.countOwn(ctx, ip, subj.Key); err != nil {
 			return Customer{}, err
 		}
-		return Customer{}, &BadCredentialsError{Remaining: s.cfg.MaxFailures - slot}
+		be := &BadCredentialsError{Remaining: s.cfg.MaxFailures - slot}
+		if be.Remaining == 0 {
+			be.Until = s.nextDay(s.now())
+		}
+		return Customer{}, be
 	}
 	if err := s.release(ctx, subj.Key, FactorPassword, day); err != nil {
 		return Customer{}, err
@@ -543,16 +563,23 @@ func (s *Service) CheckPassword(ctx context.Context, subj Subject, password, ip 
 // password's.
 func (s *Service) BeginFactor(ctx context.Context, passportID, factor string) (done func(ctx context.Context, ok bool, ip string) error, err error) {
 	key := "pid:" + passportID
-	day, ok, err := s.reserve(ctx, key, factor, s.cfg.MaxFailures)
+	day, slot, err := s.reserveN(ctx, key, factor, s.cfg.MaxFailures)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	if slot == 0 {
 		return nil, s.lockedError(factor)
 	}
 	return func(ctx context.Context, success bool, ip string) error {
 		if success {
 			return s.release(ctx, key, factor, day)
+		}
+		if s.hooks.OnFactorFailure != nil {
+			ff := FactorFailure{PassportID: passportID, Factor: factor, IP: ip, Remaining: s.cfg.MaxFailures - slot}
+			if ff.Remaining == 0 {
+				ff.Until = s.nextDay(s.now())
+			}
+			s.hooks.OnFactorFailure(ctx, ff)
 		}
 		return s.countIP(ctx, ip, key)
 	}, nil

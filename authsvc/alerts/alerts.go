@@ -1,5 +1,5 @@
-// Package alerts is the outbox of customer alerts (login alerts now, balance
-// alerts from the ledger later). Producers post inside their own request;
+// Package alerts is the outbox of customer alerts (login, failed-login and
+// lockout alerts now, balance alerts from the ledger later). Producers post inside their own request;
 // consumers (the messenger inbox, the SMS sink) read what they have not yet
 // acknowledged, each on its own, so one slow consumer never holds back
 // another and an alert committed late by another replica is never skipped.

@@ -305,7 +305,7 @@ func (s *Server) loginPassword(w http.ResponseWriter, r *http.Request) {
 		if !s.auditLogin(ctx, w, "login.password", ar, f, ip, "locked") {
 			return
 		}
-		s.renderLocked(w, r, ar, le)
+		s.renderLocked(w, ar, le)
 		return
 	case errors.Is(err, passport.ErrIPLimited):
 		if !s.auditLogin(ctx, w, "login.password", ar, f, ip, "ip_limited") {
@@ -371,7 +371,7 @@ func captchaMessage(err error, code string) string {
 	return err.Error()
 }
 
-func (s *Server) renderLocked(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, le *authn.LockedError) {
+func (s *Server) renderLocked(w http.ResponseWriter, ar *oidcop.AuthRequest, le *authn.LockedError) {
 	s.render(w, http.StatusForbidden, "locked", lockedFor(ar, le))
 }
 

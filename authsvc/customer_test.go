@@ -180,6 +180,20 @@ func TestPasswordPageShowsRemainingAttempts(t *testing.T) {
 				page = b.submitPassword(id, page, "Wrong-Pass-1").body
 			}
 		}
+		// Back at the password step on a locked day, the page says so.
+		for _, name := range []string{"alice", "nobody-here"} {
+			b := e.browser()
+			id, page := b.passwordPage(newAuthz("ebank", ebankRedirect), name)
+			for range 3 {
+				page = b.submitPassword(id, page, "Wrong-Pass-1").body
+			}
+			_, page = b.passwordPage(newAuthz("ebank", ebankRedirect), name)
+			m := attemptsRE.FindStringSubmatch(page)
+			if m == nil || m[1] != "0" || m[2] != "No attempts left today: the password is locked until midnight." {
+				t.Fatalf("%s on a locked day:\n%s", name, page)
+			}
+			shapes[name] = append(shapes[name], m[0])
+		}
 		if strings.Join(shapes["alice"], "\n") != strings.Join(shapes["nobody-here"], "\n") {
 			t.Fatalf("known and unknown names differ:\n%q\n%q", shapes["alice"], shapes["nobody-here"])
 		}

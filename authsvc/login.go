@@ -58,6 +58,8 @@ type page struct {
 	ReservedMessage  string
 	CaptchaID        string
 	CaptchaPNG       string
+	Remaining        int  // password attempts left today (the password page)
+	ShowRemaining    bool // Remaining is known
 	Factors          []choice
 	Factor, Prompt   string
 	FactorLabel      string
@@ -65,6 +67,7 @@ type page struct {
 	Proof            bool   // the answer is a base64 EGP1 signature proof
 	Message, Title   string
 	Until            string
+	Back, BackTo     string // a dead end's way back: the client's redirect URI with an OAuth error, and the client's name
 	CSRF             string
 	Next, NextSig    string // the logout page: where to go after, signed
 }
@@ -247,6 +250,10 @@ func (s *Server) subject(f *flow) passport.Subject {
 
 func (s *Server) showPassword(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, status int, msg, code string) {
 	p := page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), ReservedMessage: f.Reserved, Error: msg, ErrorCode: code}
+	// The same counters run for unknown names, so this tells nothing.
+	if n, err := s.passport.RemainingAttempts(r.Context(), s.subject(f)); err == nil {
+		p.Remaining, p.ShowRemaining = n, true
+	}
 	need, err := s.passport.CaptchaRequired(r.Context(), s.subject(f), s.clientIP(r))
 	if err == nil && need {
 		ch, err := s.captchas.Issue(r.Context())
@@ -311,21 +318,29 @@ func (s *Server) loginPassword(w http.ResponseWriter, r *http.Request) {
 	pw := r.PostFormValue("password")
 	c, err := s.passport.CheckPassword(ctx, s.subject(f), pw, ip)
 	var le *authn.LockedError
+	var be *passport.BadCredentialsError
 	switch {
 	case errors.As(err, &le):
 		if !s.auditLogin(ctx, w, "login.password", ar, f, ip, "locked") {
 			return
 		}
-		s.renderLocked(w, le)
+		s.renderLocked(w, ar, le)
 		return
 	case errors.Is(err, passport.ErrIPLimited):
 		if !s.auditLogin(ctx, w, "login.password", ar, f, ip, "ip_limited") {
 			return
 		}
-		s.message(w, http.StatusTooManyRequests, "Too many attempts", err.Error(), "ip_limited")
+		s.deadEnd(w, ar, http.StatusTooManyRequests, "Too many attempts", err.Error(), "ip_limited")
 		return
-	case errors.Is(err, passport.ErrBadCredentials):
+	case errors.As(err, &be):
 		if !s.auditLogin(ctx, w, "login.password", ar, f, ip, "wrong") {
+			return
+		}
+		s.alertPasswordFailure(ctx, r, ar, f, ip, be)
+		if be.Remaining == 0 { // this attempt locked the password: say both
+			p := lockedFor(ar, &authn.LockedError{Factor: passport.FactorPassword, Until: be.Until})
+			p.Error, p.ErrorCode = err.Error(), "bad_credentials"
+			s.render(w, http.StatusForbidden, "locked", p)
 			return
 		}
 		s.showPassword(w, r, ar, f, http.StatusUnauthorized, err.Error(), "bad_credentials")
@@ -349,6 +364,25 @@ func (s *Server) loginPassword(w http.ResponseWriter, r *http.Request) {
 	s.showFactors(w, r, ar, f, "")
 }
 
+// newCaptcha: POST /login/captcha, the password page's "New picture"
+// button (a form of its own, so it works without JavaScript): the old
+// picture is spent and the page is shown again with a fresh one.
+func (s *Server) newCaptcha(w http.ResponseWriter, r *http.Request) {
+	ar, f, ok := s.loadFlow(w, r)
+	if !ok {
+		return
+	}
+	if f.Step != "password" {
+		s.message(w, http.StatusBadRequest, "Sign-in out of order", "Start the sign-in again from the platform.", "invalid_request")
+		return
+	}
+	if err := s.captchas.Discard(r.Context(), r.PostFormValue("captcha_id")); err != nil {
+		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		return
+	}
+	s.showPassword(w, r, ar, f, http.StatusOK, "", "")
+}
+
 func captchaMessage(err error, code string) string {
 	if code == "captcha_required" {
 		return "After a failed attempt, also enter the digits in the picture."
@@ -356,8 +390,76 @@ func captchaMessage(err error, code string) string {
 	return err.Error()
 }
 
-func (s *Server) renderLocked(w http.ResponseWriter, le *authn.LockedError) {
-	s.render(w, http.StatusForbidden, "locked", lockedPage(le))
+func (s *Server) renderLocked(w http.ResponseWriter, ar *oidcop.AuthRequest, le *authn.LockedError) {
+	s.render(w, http.StatusForbidden, "locked", lockedFor(ar, le))
+}
+
+// lockedFor is the locked page of the password, with the way back to the
+// platform.
+func lockedFor(ar *oidcop.AuthRequest, le *authn.LockedError) page {
+	p := lockedPage(le)
+	p.Client = ar.GetClientID()
+	p.Back, p.BackTo = backURL(ar, "access_denied", "the customer's "+le.Factor+" is locked"), ar.GetClientID()
+	return p
+}
+
+// alertPasswordFailure posts a real customer's failed-login alert
+// (coalesced: one an hour) and, when this attempt locked the password, the
+// lockout alert. Unknown names get none: nobody to tell, and the page must
+// not differ. An alert that cannot be posted does not change the page.
+func (s *Server) alertPasswordFailure(ctx context.Context, r *http.Request, ar *oidcop.AuthRequest, f *flow, ip string, be *passport.BadCredentialsError) {
+	if f.PassportID == "" {
+		return
+	}
+	now, dev := s.now().UTC(), trimUA(r.UserAgent())
+	s.alerts.PostLoginFailed(ctx, f.PassportID, alerts.LoginFailed{Time: now, Client: ar.GetClientID(), Device: dev, IP: ip,
+		Factor: passport.FactorPassword, Remaining: be.Remaining})
+	if be.Remaining == 0 {
+		s.alerts.PostLocked(ctx, f.PassportID, alerts.Locked{Time: now, Client: ar.GetClientID(), Device: dev, IP: ip,
+			Factor: passport.FactorPassword, Until: be.Until.UTC()})
+	}
+}
+
+// factorFailureAlerts posts a customer's failed-login alert (coalesced with
+// the password's: one an hour) for a failed second-factor attempt and the
+// lockout alert for the attempt that locked the tool; then calls next.
+func factorFailureAlerts(o *alerts.Outbox, now func() time.Time, next func(context.Context, passport.FactorFailure)) func(context.Context, passport.FactorFailure) {
+	return func(ctx context.Context, ff passport.FactorFailure) {
+		t := now().UTC()
+		o.PostLoginFailed(ctx, ff.PassportID, alerts.LoginFailed{Time: t, IP: ff.IP, Factor: ff.Factor, Remaining: ff.Remaining})
+		if ff.Remaining == 0 {
+			o.PostLocked(ctx, ff.PassportID, alerts.Locked{Time: t, IP: ff.IP, Factor: ff.Factor, Until: ff.Until.UTC()})
+		}
+		if next != nil {
+			next(ctx, ff)
+		}
+	}
+}
+
+// backURL is a dead end's way back to the platform: the client's redirect
+// URI with an OAuth error (RFC 6749 §4.1.2.1) and the request's state, which
+// the platform answers with its own page. The auth request is left to
+// expire.
+func backURL(ar *oidcop.AuthRequest, code, desc string) string {
+	u, err := url.Parse(ar.GetRedirectURI())
+	if err != nil || ar.GetRedirectURI() == "" {
+		return ""
+	}
+	q := u.Query()
+	q.Set("error", code)
+	q.Set("error_description", desc)
+	if st := ar.GetState(); st != "" {
+		q.Set("state", st)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// deadEnd is a message page with a way back to the platform (OAuth error
+// access_denied).
+func (s *Server) deadEnd(w http.ResponseWriter, ar *oidcop.AuthRequest, status int, title, msg, code string) {
+	s.render(w, status, "message", page{Title: title, Message: msg, ErrorCode: code,
+		Back: backURL(ar, "access_denied", msg), BackTo: ar.GetClientID()})
 }
 
 func lockedPage(le *authn.LockedError) page {
@@ -373,6 +475,7 @@ func lockedPage(le *authn.LockedError) page {
 func (s *Server) renderLockedFactor(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, le *authn.LockedError) {
 	p := lockedPage(le)
 	p.ID, p.Client, p.Level, p.Factors = ar.ID, ar.GetClientID(), ar.RequiredLevel(), s.otherFactors(r, ar, f, fac)
+	p.Back, p.BackTo = backURL(ar, "access_denied", "the customer's "+le.Factor+" is locked"), ar.GetClientID()
 	s.render(w, http.StatusForbidden, "locked", p)
 }
 
@@ -410,7 +513,7 @@ func (s *Server) showFactors(w http.ResponseWriter, r *http.Request, ar *oidcop.
 	fs := s.usableFactors(r.Context(), f.PassportID, ar.RequiredLevel())
 	switch len(fs) {
 	case 0:
-		s.message(w, http.StatusForbidden, "A stronger tool is needed",
+		s.deadEnd(w, ar, http.StatusForbidden, "A stronger tool is needed",
 			"This platform needs level "+strconv.Itoa(ar.RequiredLevel())+", and no authentication tool of that level is enrolled for you. Visit a branch or enroll one in the online bank.", "no_factor")
 	case 1:
 		s.beginFactor(w, r, ar, f, fs[0])
@@ -670,7 +773,8 @@ func (s *Server) complete(w http.ResponseWriter, r *http.Request, ar *oidcop.Aut
 		s.message(w, http.StatusBadRequest, "Sign-in already finished", "This sign-in was already completed. Go back to the platform.", "login_done")
 		return
 	}
-	s.alerts.Post(ctx, pid, alerts.KindLogin, alerts.Login{Time: s.now().UTC(), Client: ar.GetClientID(), Device: trimUA(r.UserAgent()), IP: ip, Level: level, SSO: sso})
+	s.alerts.Post(ctx, pid, alerts.KindLogin, alerts.Login{Time: s.now().UTC(), Client: ar.GetClientID(), Device: trimUA(r.UserAgent()), IP: ip, Level: level, SSO: sso,
+		StepUp: !sso && sessTok != ""})
 	// The flow cookie stays: /authorize/callback checks it, then clears it.
 	http.Redirect(w, r, oidcop.CallbackURL(s.cfg.Issuer, ar.ID), http.StatusSeeOther)
 }

@@ -91,13 +91,18 @@ func TestLoginSSOAndStepUp(t *testing.T) {
 			t.Fatalf("max_age=0 did not ask again: %s", r.body)
 		}
 
-		// Alerts: one per login (ebank, mall SSO, messenger, ebank SSO).
+		// Alerts: one per login (ebank, mall SSO, messenger, ebank SSO),
+		// and one for the wrong token answer.
 		inbox, err := e.srv.Alerts().ForCustomer(ctx, e.pid, 10)
-		if err != nil || len(inbox) != 4 {
+		if err != nil || len(inbox) != 5 {
 			t.Fatalf("alerts: %d %v", len(inbox), err)
 		}
 		seen := map[string]int{}
 		for _, al := range inbox {
+			if al.Kind == alerts.KindLoginFailed {
+				seen["failed"]++
+				continue
+			}
 			var l alerts.Login
 			json.Unmarshal(al.Body, &l)
 			if l.IP != "127.0.0.1" || l.Device == "" || al.Kind != alerts.KindLogin {
@@ -105,7 +110,7 @@ func TestLoginSSOAndStepUp(t *testing.T) {
 			}
 			seen[l.Client+"/"+map[bool]string{true: "sso", false: "pwd"}[l.SSO]]++
 		}
-		if seen["ebank/pwd"] != 1 || seen["mall/sso"] != 1 || seen["messenger/pwd"] != 1 || seen["ebank/sso"] != 1 {
+		if seen["ebank/pwd"] != 1 || seen["mall/sso"] != 1 || seen["messenger/pwd"] != 1 || seen["ebank/sso"] != 1 || seen["failed"] != 1 {
 			t.Fatalf("alerts: %v", seen)
 		}
 		if n, err := e.srv.Audit().Verify(ctx); err != nil || n < 6 {
@@ -203,7 +208,13 @@ func TestCaptchaLockoutAndUnknownNames(t *testing.T) {
 				r = b.submitPassword(id, page, "Wrong-Pass-1")
 				page = r.body
 			}
-			r = b.submitPassword(id, page, testPassword)
+			// The 6th wrong password locks: it says so at once.
+			if r.status != 403 || errorCode(r.body) != "bad_credentials" || !strings.Contains(r.body, `id="locked"`) || !strings.Contains(r.body, `id="until"`) {
+				t.Fatalf("locking attempt: %d %s", r.status, r.body)
+			}
+			// The 7th, even with the right password, is locked.
+			r = b.post("/login/captcha", url.Values{"id": {id}})
+			r = b.submitPassword(id, r.body, testPassword)
 			if r.status != 403 || errorCode(r.body) != "locked" || !strings.Contains(r.body, `id="until"`) {
 				t.Fatalf("locked: %d %s", r.status, r.body)
 			}

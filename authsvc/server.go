@@ -94,7 +94,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	ps, err := passport.New(deps.DB, cfg.Passport, key, now, deps.PasswordHooks)
+	outbox := alerts.New(deps.DB, now)
+	hooks := deps.PasswordHooks
+	hooks.OnFactorFailure = factorFailureAlerts(outbox, now, deps.PasswordHooks.OnFactorFailure)
+	ps, err := passport.New(deps.DB, cfg.Passport, key, now, hooks)
 	if err != nil {
 		return nil, err
 	}
@@ -102,7 +105,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	s := &Server{
 		cfg: cfg, db: deps.DB, now: now, passport: ps, factors: deps.Factors,
 		captchas: captcha.New(deps.DB, now, cfg.CaptchaTTL, 5),
-		alerts:   alerts.New(deps.DB, now),
+		alerts:   outbox,
 		audit:    audit.New(deps.DB, now),
 		base:     strings.TrimSuffix(iu.Path, "/"),
 		secure:   iu.Scheme == "https",
@@ -177,6 +180,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET "+b+"/login", s.loginStart)
 	m.HandleFunc("POST "+b+"/login/name", s.loginName)
 	m.HandleFunc("POST "+b+"/login/password", s.loginPassword)
+	m.HandleFunc("POST "+b+"/login/captcha", s.newCaptcha)
 	m.HandleFunc("POST "+b+"/login/factor/begin", s.factorBegin)
 	m.HandleFunc("POST "+b+"/login/factor", s.factorVerify)
 	m.HandleFunc("GET "+b+"/logout", s.logoutPage)

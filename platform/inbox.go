@@ -20,6 +20,10 @@ type InboxAlert struct {
 		IP     string `json:"ip"`
 		Level  int    `json:"level"`
 		SSO    bool   `json:"sso"`
+		StepUp bool   `json:"step_up"`
+		// login_failed and login_locked
+		Factor string    `json:"factor"`
+		Until  time.Time `json:"until"`
 	} `json:"body"`
 }
 
@@ -27,8 +31,10 @@ var inboxPage = template.Must(template.New("inbox").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Messenger — alerts</title>
 <style>body{font-family:sans-serif;max-width:40em;margin:2em auto}li{margin:.5em 0}</style></head>
 <body><h1>Alerts from your bank</h1>
-{{if .}}<ul id="alerts">{{range .}}<li class="alert">{{if eq .Kind "login"}}Login to <b>{{.Body.Client}}</b> at {{.At.Format "2006-01-02 15:04:05"}} from {{.Body.IP}}
-({{if .Body.SSO}}single sign-on{{else}}password{{end}}, level {{.Body.Level}}){{else}}{{.Kind}} at {{.At.Format "2006-01-02 15:04:05"}}{{end}}</li>{{end}}</ul>
+{{if .}}<ul id="alerts">{{range .}}<li class="alert" data-kind="{{.Kind}}">{{if eq .Kind "login"}}Login to <b>{{.Body.Client}}</b> at {{.At.Format "2006-01-02 15:04:05"}} from {{.Body.IP}}
+({{if .Body.SSO}}single sign-on{{else if .Body.StepUp}}a stronger tool in your signed-in session{{else}}password{{end}}, level {{.Body.Level}}){{else if eq .Kind "login_failed"}}<b>Failed sign-in</b>{{with .Body.Client}} to <b>{{.}}</b>{{end}} at {{.At.Format "2006-01-02 15:04:05"}} from {{.Body.IP}}: wrong {{.Body.Factor}}
+(further failures within the hour are not listed again){{else if eq .Kind "login_locked"}}<b>Your {{.Body.Factor}} is locked</b> after too many failed sign-ins (last at {{.At.Format "2006-01-02 15:04:05"}} from {{.Body.IP}});
+{{if .Body.Until.IsZero}}only the bank's service desk can unlock it{{else}}it unlocks at {{.Body.Until.Format "2006-01-02 15:04"}} UTC{{end}}{{else}}{{.Kind}} at {{.At.Format "2006-01-02 15:04:05"}}{{end}}</li>{{end}}</ul>
 <p>Not you? Call the bank at once.</p>{{else}}<p id="empty">No alerts.</p>{{end}}
 <p><a href="/">Back</a></p></body></html>`))
 

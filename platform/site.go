@@ -137,6 +137,7 @@ func New(ctx context.Context, cfg Config, client *http.Client) (*Site, error) {
 		rp.WithPKCE(cookies),
 		rp.WithCookieHandler(cookies),
 		rp.WithVerifierOpts(rp.WithIssuedAtOffset(5 * time.Second)),
+		rp.WithErrorHandler(signinError(cfg.Name)),
 	}
 	if client != nil {
 		opts = append(opts, rp.WithHTTPClient(client))

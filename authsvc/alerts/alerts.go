@@ -1,5 +1,5 @@
-// Package alerts is the outbox of customer alerts (login alerts now, balance
-// alerts from the ledger later). Producers post inside their own request;
+// Package alerts is the outbox of customer alerts (login, failed-login and
+// lockout alerts now, balance alerts from the ledger later). Producers post inside their own request;
 // consumers (the messenger inbox, the SMS sink) read what they have not yet
 // acknowledged, each on its own, so one slow consumer never holds back
 // another and an alert committed late by another replica is never skipped.
@@ -18,8 +18,10 @@ import (
 
 // Kinds of alerts.
 const (
-	KindLogin   = "login"
-	KindBalance = "balance"
+	KindLogin       = "login"
+	KindLoginFailed = "login_failed" // body LoginFailed; coalesced, see PostLoginFailed
+	KindLocked      = "login_locked" // body Locked
+	KindBalance     = "balance"
 )
 
 // Consumers known today.
@@ -36,6 +38,34 @@ type Login struct {
 	IP     string    `json:"ip"`
 	Level  int       `json:"level"`
 	SSO    bool      `json:"sso"` // true when no password was asked
+	// StepUp: a stronger tool inside an existing passport session (the
+	// password was not asked again).
+	StepUp bool `json:"step_up,omitempty"`
+}
+
+// LoginFailed is the body of a failed-login alert: a wrong password (or a
+// second factor's wrong answer) for a real customer. It describes the
+// first failure of its coalescing window.
+type LoginFailed struct {
+	Time   time.Time `json:"time"`
+	Client string    `json:"client"`
+	Device string    `json:"device"`
+	IP     string    `json:"ip"`
+	Factor string    `json:"factor"` // "password" or the tool's name
+	// Remaining attempts today after this failure before the tool locks.
+	Remaining int `json:"remaining"`
+}
+
+// Locked is the body of a lockout alert: a tool locked after too many
+// failures.
+type Locked struct {
+	Time   time.Time `json:"time"`
+	Client string    `json:"client"`
+	Device string    `json:"device"`
+	IP     string    `json:"ip"`
+	Factor string    `json:"factor"`
+	// Until is when the lock ends by itself (zero: only the service desk).
+	Until time.Time `json:"until,omitzero"`
 }
 
 // Alert is one outbox entry.
@@ -63,21 +93,61 @@ func New(db *store.DB, now func() time.Time) *Outbox {
 
 // Post stores an alert and returns its id.
 func (o *Outbox) Post(ctx context.Context, passportID, kind string, body any) (string, error) {
+	id, _, err := o.PostOnce(ctx, passportID, kind, "", body)
+	return id, err
+}
+
+// PostOnce stores an alert unless one with the same once key was stored
+// before (any replica: one unique index decides); posted reports whether
+// this call stored it. An empty key is never coalesced.
+func (o *Outbox) PostOnce(ctx context.Context, passportID, kind, onceKey string, body any) (id string, posted bool, err error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return "", fmt.Errorf("encoding alert: %w", err)
+		return "", false, fmt.Errorf("encoding alert: %w", err)
 	}
 	at := o.now()
 	var rnd [6]byte
 	rand.Read(rnd[:])
 	// Time first so ids sort roughly by time; the random tail keeps
 	// replicas apart.
-	id := fmt.Sprintf("%016x", at.UnixNano()) + hex.EncodeToString(rnd[:])
-	if _, err := o.db.Exec(ctx, `INSERT INTO alerts_outbox (id, passport_id, kind, at_ms, body) VALUES (?, ?, ?, ?, ?)`,
-		id, passportID, kind, at.UnixMilli(), string(b)); err != nil {
-		return "", fmt.Errorf("posting alert: %w", err)
+	id = fmt.Sprintf("%016x", at.UnixNano()) + hex.EncodeToString(rnd[:])
+	var key any
+	if onceKey != "" {
+		key = onceKey
 	}
-	return id, nil
+	res, err := o.db.Exec(ctx, `INSERT INTO alerts_outbox (id, passport_id, kind, at_ms, body, once_key) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		id, passportID, kind, at.UnixMilli(), string(b), key)
+	if err != nil {
+		return "", false, fmt.Errorf("posting alert: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return "", false, err
+	}
+	return id, true, nil
+}
+
+// PostLoginFailed posts a failed-login alert for a real customer, at most
+// one per customer per clock hour (UTC): a guesser who tries many
+// passwords, or many times, gets the customer one inbox entry and one SMS
+// an hour, not one each. posted is false when the hour already had one.
+// The lockout that may follow is posted apart (PostLocked), so it is never
+// swallowed by this coalescing.
+func (o *Outbox) PostLoginFailed(ctx context.Context, passportID string, f LoginFailed) (posted bool, err error) {
+	_, posted, err = o.PostOnce(ctx, passportID, KindLoginFailed, FailedLoginKey(passportID, o.now()), f)
+	return posted, err
+}
+
+// FailedLoginKey is the once key of a customer's failed-login alert at t.
+func FailedLoginKey(passportID string, t time.Time) string {
+	return KindLoginFailed + ":" + passportID + ":" + t.UTC().Format("2006-01-02T15")
+}
+
+// PostLocked posts a lockout alert. The passport reports a lock once, by
+// the attempt that takes the last slot, so there is one alert per lock
+// (and a new one only after an unlock or a new day let it lock again).
+func (o *Outbox) PostLocked(ctx context.Context, passportID string, l Locked) error {
+	_, err := o.Post(ctx, passportID, KindLocked, l)
+	return err
 }
 
 func scan(rowsErr func() error, next func() bool, sc func(...any) error) ([]Alert, error) {

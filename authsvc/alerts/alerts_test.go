@@ -3,6 +3,7 @@ package alerts
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -53,4 +54,83 @@ func TestPostPendingAck(t *testing.T) {
 			t.Fatalf("inbox: %+v", inbox)
 		}
 	})
+}
+
+// TestPostLoginFailedCoalesces: failed-login alerts are one per customer
+// per clock hour, whatever the number of failures or replicas; lockouts are
+// never coalesced with them.
+func TestPostLoginFailedCoalesces(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Date(2026, 3, 1, 8, 10, 0, 0, time.UTC)
+		clock := func() time.Time { return now }
+		a, b := New(db, clock), New(db, clock) // two replicas
+		for _, tc := range []struct {
+			name    string
+			at      time.Time
+			o       *Outbox
+			pid     string
+			posted  bool
+			pending int // alerts of all customers so far
+		}{
+			{"first failure", now, a, "P1", true, 1},
+			{"same hour", now.Add(20 * time.Minute), a, "P1", false, 1},
+			{"same hour, other replica", now.Add(40 * time.Minute), b, "P1", false, 1},
+			{"other customer", now.Add(40 * time.Minute), b, "P2", true, 2},
+			{"next hour", now.Add(55 * time.Minute), a, "P1", true, 3},
+		} {
+			now = tc.at
+			posted, err := tc.o.PostLoginFailed(ctx, tc.pid, LoginFailed{Time: now, Client: "ebank", IP: "10.0.0.1", Factor: "password", Remaining: 4})
+			if err != nil || posted != tc.posted {
+				t.Fatalf("%s: posted %v (%v), want %v", tc.name, posted, err, tc.posted)
+			}
+			if got, _ := a.Pending(ctx, ConsumerSMS, 100); len(got) != tc.pending {
+				t.Fatalf("%s: %d alerts, want %d", tc.name, len(got), tc.pending)
+			}
+		}
+		for range 2 {
+			if err := a.PostLocked(ctx, "P1", Locked{Time: now, Client: "ebank", Factor: "password"}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		kinds := map[string]int{}
+		got, _ := a.ForCustomer(ctx, "P1", 100)
+		for _, al := range got {
+			kinds[al.Kind]++
+		}
+		if kinds[KindLoginFailed] != 2 || kinds[KindLocked] != 2 || len(got) != 4 {
+			t.Fatalf("P1's alerts: %v", kinds)
+		}
+	})
+}
+
+// TestSMSTextOnePerSitting: a password login and every failed login and
+// lockout go by SMS; logins by single sign-on and step-ups inside the
+// session stay in the inbox.
+func TestSMSTextOnePerSitting(t *testing.T) {
+	at := time.Date(2026, 3, 1, 8, 10, 0, 0, time.UTC)
+	body := func(v any) json.RawMessage { b, _ := json.Marshal(v); return b }
+	for _, tc := range []struct {
+		name string
+		a    Alert
+		sms  bool
+		has  string
+	}{
+		{"password login", Alert{Kind: KindLogin, Body: body(Login{Time: at, Client: "ebank", IP: "10.0.0.1"})}, true, "Login to ebank at 2026-03-01 08:10 with your password"},
+		{"single sign-on", Alert{Kind: KindLogin, Body: body(Login{Time: at, Client: "mall", SSO: true})}, false, ""},
+		{"step-up in the session", Alert{Kind: KindLogin, Body: body(Login{Time: at, Client: "messenger", StepUp: true})}, false, ""},
+		{"failed login", Alert{Kind: KindLoginFailed, Body: body(LoginFailed{Time: at, Client: "ebank", IP: "10.9.9.9", Factor: "password"})}, true, "Failed sign-in to ebank at 2026-03-01 08:10 from 10.9.9.9: wrong password"},
+		{"lockout until midnight", Alert{Kind: KindLocked, Body: body(Locked{Time: at, Factor: "password", IP: "10.9.9.9", Until: at.Add(16 * time.Hour)})}, true, "it unlocks at 2026-03-02 00:10"},
+		{"operator lock", Alert{Kind: KindLocked, Body: body(Locked{Time: at, Factor: "password"})}, true, "only the bank's service desk"},
+		{"balance", Alert{Kind: KindBalance, Body: body(map[string]int{"x": 1})}, false, ""},
+		{"malformed", Alert{Kind: KindLogin, Body: json.RawMessage(`{`)}, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			text, ok := SMSText(tc.a, nil)
+			if ok != tc.sms || !strings.Contains(text, tc.has) {
+				t.Fatalf("SMS %v %q, want %v with %q", ok, text, tc.sms, tc.has)
+			}
+		})
+	}
 }

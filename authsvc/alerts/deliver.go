@@ -2,6 +2,7 @@ package alerts
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -77,6 +78,45 @@ func (o *Outbox) Run(ctx context.Context, consumer string, period time.Duration,
 		case <-t.C:
 		}
 	}
+}
+
+// SMSText is the SMS an alert becomes, and whether it goes by SMS at all.
+// One SMS per sitting: a login alert goes by SMS only when the customer
+// typed the password (a new passport session); a login by single sign-on
+// to another platform, or a stronger tool inside the same session, is
+// in the messenger inbox only. Failed-login alerts (already one per hour)
+// and lockouts always go. Other kinds are not sent by SMS here.
+func SMSText(a Alert, loc *time.Location) (string, bool) {
+	if loc == nil {
+		loc = time.UTC
+	}
+	switch a.Kind {
+	case KindLogin:
+		var l Login
+		if json.Unmarshal(a.Body, &l) != nil || l.SSO || l.StepUp {
+			return "", false
+		}
+		return LoginText(l, loc), true
+	case KindLoginFailed:
+		var f LoginFailed
+		if json.Unmarshal(a.Body, &f) != nil {
+			return "", false
+		}
+		return fmt.Sprintf("[egate] Failed sign-in to %s at %s from %s: wrong %s. Not you? Change your password or call the bank.",
+			f.Client, f.Time.In(loc).Format("2006-01-02 15:04"), f.IP, f.Factor), true
+	case KindLocked:
+		var l Locked
+		if json.Unmarshal(a.Body, &l) != nil {
+			return "", false
+		}
+		until := "only the bank's service desk can unlock it"
+		if !l.Until.IsZero() {
+			until = "it unlocks at " + l.Until.In(loc).Format("2006-01-02 15:04")
+		}
+		return fmt.Sprintf("[egate] Your %s is locked after too many failed sign-ins (last at %s from %s); %s. Not you? Call the bank at once.",
+			l.Factor, l.Time.In(loc).Format("2006-01-02 15:04"), l.IP, until), true
+	}
+	return "", false
 }
 
 // LoginText is the SMS a login alert becomes: when, where and on what, and

@@ -107,6 +107,19 @@ func (s *Store) Verify(ctx context.Context, id, answer string) error {
 	return nil
 }
 
+// Discard spends a captcha without an answer (the customer asked for a new
+// picture): it can no longer be answered. An unknown, used or empty id is
+// no error.
+func (s *Store) Discard(ctx context.Context, id string) error {
+	if id == "" || len(id) > 64 {
+		return nil
+	}
+	if _, err := s.db.Exec(ctx, `UPDATE captchas SET used = 1 WHERE id = ?`, id); err != nil {
+		return fmt.Errorf("spending captcha: %w", err)
+	}
+	return nil
+}
+
 // Purge deletes expired captchas.
 func (s *Store) Purge(ctx context.Context) error {
 	_, err := s.db.Exec(ctx, `DELETE FROM captchas WHERE expires_ms <= ?`, s.now().UnixMilli())

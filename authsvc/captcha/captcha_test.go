@@ -103,3 +103,25 @@ func solve(t *testing.T, db *store.DB, id string) string {
 	t.Fatal("no 4-digit answer matches")
 	return ""
 }
+
+// TestDiscard: a discarded picture can no longer be answered, even rightly;
+// discarding an unknown, used or empty id is no error.
+func TestDiscard(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		answers := map[string]string{}
+		s := New(db, nil, 0, 0).WithIssueHook(func(id, a string) { answers[id] = a })
+		ch, err := s.Issue(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{ch.ID, ch.ID, "", "unknown"} {
+			if err := s.Discard(ctx, id); err != nil {
+				t.Fatalf("discard %q: %v", id, err)
+			}
+		}
+		if err := s.Verify(ctx, ch.ID, answers[ch.ID]); !errors.Is(err, ErrGone) {
+			t.Fatalf("discarded picture answered: %v", err)
+		}
+	})
+}

@@ -87,6 +87,20 @@ var (
 	ErrInvalid = errors.New("invalid customer data")
 )
 
+// BadCredentialsError is a wrong password (errors.Is ErrBadCredentials)
+// with the attempts the subject has left today before its password locks.
+// It is the same for names that exist and names that do not: both count.
+type BadCredentialsError struct {
+	// Remaining attempts today; 0 means this attempt locked the password
+	// (the next is refused with an *authn.LockedError).
+	Remaining int
+	// Until is when that lock ends (next midnight), set when Remaining is 0.
+	Until time.Time
+}
+
+func (e *BadCredentialsError) Error() string { return ErrBadCredentials.Error() }
+func (e *BadCredentialsError) Unwrap() error { return ErrBadCredentials }
+
 // Customer is a passport identity.
 type Customer struct {
 	PassportID      string
@@ -99,10 +113,23 @@ type Customer struct {
 	PasswordChanged time.Time
 }
 
-// Hooks let tests observe the service.
+// Hooks let tests and the server observe the service.
 type Hooks struct {
 	// OnVerify is called once per argon2id verification (real or decoy).
 	OnVerify func()
+	// OnFactorFailure is called once per failed second-factor attempt
+	// (BeginFactor's done with ok false); the server posts the customer's
+	// failed-login and lockout alerts from it.
+	OnFactorFailure func(ctx context.Context, f FactorFailure)
+}
+
+// FactorFailure is a failed second-factor attempt of a customer.
+type FactorFailure struct {
+	PassportID, Factor, IP string
+	// Remaining attempts of the factor today; 0: this attempt locked it,
+	// until Until.
+	Remaining int
+	Until     time.Time
 }
 
 // Service is the passport over one database. It is safe for concurrent use
@@ -326,18 +353,23 @@ func (s *Service) Failures(ctx context.Context, subjectKey, factor string) (int,
 
 // reserve takes one attempt slot; ok is false when max are taken today.
 func (s *Service) reserve(ctx context.Context, subjectKey, factor string, max int) (day string, ok bool, err error) {
+	day, n, err := s.reserveN(ctx, subjectKey, factor, max)
+	return day, n > 0, err
+}
+
+// reserveN is reserve returning the slot taken (1…max), 0 when none is left.
+func (s *Service) reserveN(ctx context.Context, subjectKey, factor string, max int) (day string, n int, err error) {
 	day = s.day(s.now())
-	var n int
 	err = s.db.QueryRow(ctx, `INSERT INTO auth_failures (subject, factor, day, n) VALUES (?, ?, ?, 1)
 		ON CONFLICT (subject, factor, day) DO UPDATE SET n = auth_failures.n + 1 WHERE auth_failures.n < ?
 		RETURNING n`, subjectKey, factor, day, max).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
-		return day, false, nil
+		return day, 0, nil
 	}
 	if err != nil {
-		return day, false, fmt.Errorf("reserving attempt: %w", err)
+		return day, 0, fmt.Errorf("reserving attempt: %w", err)
 	}
-	return day, true, nil
+	return day, n, nil
 }
 
 // release gives back a slot after a correct answer.
@@ -349,8 +381,8 @@ func (s *Service) release(ctx context.Context, subjectKey, factor, day string) e
 	return nil
 }
 
-// countIP records one failure from ip.
-func (s *Service) countIP(ctx context.Context, ip string) error {
+// countIP records one failure from ip, by subjectKey.
+func (s *Service) countIP(ctx context.Context, ip, subjectKey string) error {
 	if ip == "" {
 		return nil
 	}
@@ -359,21 +391,85 @@ func (s *Service) countIP(ctx context.Context, ip string) error {
 	if err != nil {
 		return fmt.Errorf("counting failure: %w", err)
 	}
+	return s.countOwn(ctx, ip, subjectKey)
+}
+
+// countOwn records that one of ip's failures today was subjectKey's own
+// (see CaptchaRequired). The row lives under the IP, so an operator unlock,
+// which clears the customer's counters, keeps it.
+func (s *Service) countOwn(ctx context.Context, ip, subjectKey string) error {
+	if ip == "" {
+		return nil
+	}
+	_, err := s.db.Exec(ctx, `INSERT INTO auth_failures (subject, factor, day, n) VALUES (?, ?, ?, 1)
+		ON CONFLICT (subject, factor, day) DO UPDATE SET n = auth_failures.n + 1`, "ip:"+ip, ownFactor+subjectKey, s.day(s.now()))
+	if err != nil {
+		return fmt.Errorf("counting failure: %w", err)
+	}
 	return nil
 }
 
+// Counter names besides the factors': ownFactor+subject under "ip:<addr>"
+// counts that subject's failures among the IP's; captchaClear under a
+// subject holds its password failures at its last successful login.
+const (
+	ownFactor    = "by:"
+	captchaClear = "captcha-clear"
+)
+
 // CaptchaRequired reports whether the next attempt for subject from ip must
-// solve a captcha: after the first failure today for that name or that IP.
+// solve a captcha: after a failure of that name today since its last
+// successful login (an operator unlock clears them too), or after a
+// failure today from that IP by another name. A customer who mistyped,
+// then signed in, is not asked again; a name guessed at, or an address
+// that sprays names, still is. Unknown names are counted the same way.
 func (s *Service) CaptchaRequired(ctx context.Context, subj Subject, ip string) (bool, error) {
 	n, err := s.Failures(ctx, subj.Key, FactorPassword)
-	if err != nil || n > 0 {
-		return n > 0, err
+	if err != nil {
+		return false, err
+	}
+	if n > 0 {
+		cleared, err := s.Failures(ctx, subj.Key, captchaClear)
+		if err != nil || n > cleared {
+			return err == nil, err
+		}
 	}
 	if ip == "" {
 		return false, nil
 	}
 	n, err = s.Failures(ctx, "ip:"+ip, "any")
-	return n > 0, err
+	if err != nil || n == 0 {
+		return false, err
+	}
+	own, err := s.Failures(ctx, "ip:"+ip, ownFactor+subj.Key)
+	return n > own, err
+}
+
+// RemainingAttempts is how many wrong passwords subject may still make
+// today before its password locks: the same count for names that exist
+// and names that do not (both are counted), so it tells nothing about
+// whether a name exists. An operator lock is not shown here.
+func (s *Service) RemainingAttempts(ctx context.Context, subj Subject) (int, error) {
+	n, err := s.Failures(ctx, subj.Key, FactorPassword)
+	if err != nil {
+		return 0, err
+	}
+	return max(s.cfg.MaxFailures-n, 0), nil
+}
+
+// clearCaptcha records the subject's password failures at a successful
+// login: CaptchaRequired asks no captcha until it fails again.
+func (s *Service) clearCaptcha(ctx context.Context, subjectKey, day string) error {
+	n, err := s.Failures(ctx, subjectKey, FactorPassword)
+	if err != nil {
+		return err
+	}
+	_, err = s.db.Exec(ctx, `INSERT INTO auth_failures (subject, factor, day, n) VALUES (?, ?, ?, ?)
+		ON CONFLICT (subject, factor, day) DO UPDATE SET n = excluded.n`, subjectKey, captchaClear, day, n)
+	if err != nil {
+		return fmt.Errorf("clearing captcha: %w", err)
+	}
+	return nil
 }
 
 // FactorPassword is the counter name of passwords.
@@ -424,11 +520,11 @@ func (s *Service) CheckPassword(ctx context.Context, subj Subject, password, ip 
 			return Customer{}, &authn.LockedError{Factor: FactorPassword}
 		}
 	}
-	day, ok, err := s.reserve(ctx, subj.Key, FactorPassword, s.cfg.MaxFailures)
+	day, slot, err := s.reserveN(ctx, subj.Key, FactorPassword, s.cfg.MaxFailures)
 	if err != nil {
 		return Customer{}, err
 	}
-	if !ok {
+	if slot == 0 {
 		return Customer{}, s.lockedError(FactorPassword)
 	}
 	if s.hooks.OnVerify != nil {
@@ -439,9 +535,19 @@ func (s *Service) CheckPassword(ctx context.Context, subj Subject, password, ip 
 		return Customer{}, fmt.Errorf("verifying password of %s: %w", subj.PassportID, err)
 	}
 	if !match || subj.PassportID == "" {
-		return Customer{}, ErrBadCredentials
+		if err := s.countOwn(ctx, ip, subj.Key); err != nil {
+			return Customer{}, err
+		}
+		be := &BadCredentialsError{Remaining: s.cfg.MaxFailures - slot}
+		if be.Remaining == 0 {
+			be.Until = s.nextDay(s.now())
+		}
+		return Customer{}, be
 	}
 	if err := s.release(ctx, subj.Key, FactorPassword, day); err != nil {
+		return Customer{}, err
+	}
+	if err := s.clearCaptcha(ctx, subj.Key, day); err != nil {
 		return Customer{}, err
 	}
 	if rehash {
@@ -457,18 +563,25 @@ func (s *Service) CheckPassword(ctx context.Context, subj Subject, password, ip 
 // password's.
 func (s *Service) BeginFactor(ctx context.Context, passportID, factor string) (done func(ctx context.Context, ok bool, ip string) error, err error) {
 	key := "pid:" + passportID
-	day, ok, err := s.reserve(ctx, key, factor, s.cfg.MaxFailures)
+	day, slot, err := s.reserveN(ctx, key, factor, s.cfg.MaxFailures)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
+	if slot == 0 {
 		return nil, s.lockedError(factor)
 	}
 	return func(ctx context.Context, success bool, ip string) error {
 		if success {
 			return s.release(ctx, key, factor, day)
 		}
-		return s.countIP(ctx, ip)
+		if s.hooks.OnFactorFailure != nil {
+			ff := FactorFailure{PassportID: passportID, Factor: factor, IP: ip, Remaining: s.cfg.MaxFailures - slot}
+			if ff.Remaining == 0 {
+				ff.Until = s.nextDay(s.now())
+			}
+			s.hooks.OnFactorFailure(ctx, ff)
+		}
+		return s.countIP(ctx, ip, key)
 	}, nil
 }
 

@@ -319,3 +319,90 @@ func TestParallelGuessesTwoReplicas(t *testing.T) {
 		t.Fatalf("only %d of %d allowed verifications happened", verifies.Load(), max)
 	}
 }
+
+// TestCaptchaAfterSuccessAndUnlock: a customer who mistyped and then signed
+// in, or whom an operator unlocked, is not asked for a captcha again —
+// neither by the name's counter nor by the failures the customer's own
+// mistakes left on the address; another name's failures from that address
+// and a new failure of the name still ask for one.
+func TestCaptchaAfterSuccessAndUnlock(t *testing.T) {
+	const ip = "10.1.1.1"
+	for _, tc := range []struct {
+		name  string
+		clear func(ctx context.Context, s *Service, c Customer, sub Subject) error
+	}{
+		{"successful login", func(ctx context.Context, s *Service, _ Customer, sub Subject) error {
+			_, err := s.CheckPassword(ctx, sub, goodPW, ip)
+			return err
+		}},
+		{"operator unlock", func(ctx context.Context, s *Service, c Customer, _ Subject) error {
+			return s.Unlock(ctx, c.PassportID)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, db *store.DB) {
+				ctx := context.Background()
+				clk := &fakeClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+				s := newTestService(t, db, clk, Hooks{})
+				c := register(t, s, "frank")
+				sub, _ := s.Lookup(ctx, "frank")
+				for range 2 {
+					if _, err := s.CheckPassword(ctx, sub, "wrong", ip); !errors.Is(err, ErrBadCredentials) {
+						t.Fatal(err)
+					}
+				}
+				if need, _ := s.CaptchaRequired(ctx, sub, ip); !need {
+					t.Fatal("no captcha after failures")
+				}
+				if err := tc.clear(ctx, s, c, sub); err != nil {
+					t.Fatal(err)
+				}
+				if need, err := s.CaptchaRequired(ctx, sub, ip); need || err != nil {
+					t.Fatalf("captcha still asked: %v %v", need, err)
+				}
+				// Another name that fails from the address makes it ask again…
+				ghost, _ := s.Lookup(ctx, "ghost")
+				s.CheckPassword(ctx, ghost, "x", ip)
+				if need, _ := s.CaptchaRequired(ctx, sub, ip); !need {
+					t.Fatal("no captcha after another name failed from this address")
+				}
+				// …as does the name's own next failure, from anywhere.
+				if need, _ := s.CaptchaRequired(ctx, sub, "10.1.1.2"); need {
+					t.Fatal("captcha from a clean address")
+				}
+				s.CheckPassword(ctx, sub, "wrong", "10.1.1.3")
+				if need, _ := s.CaptchaRequired(ctx, sub, "10.1.1.2"); !need {
+					t.Fatal("no captcha after the name failed again")
+				}
+			})
+		})
+	}
+}
+
+// TestRemainingAttempts: each wrong password says how many are left, the
+// one that takes the last says 0, and known and unknown names count alike.
+func TestRemainingAttempts(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := &fakeClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+		s := newTestService(t, db, clk, Hooks{})
+		register(t, s, "gina")
+		sub, _ := s.Lookup(ctx, "gina")
+		ghost, _ := s.Lookup(ctx, "nobody-at-all")
+		for _, subj := range []Subject{sub, ghost} {
+			if n, err := s.RemainingAttempts(ctx, subj); n != 6 || err != nil {
+				t.Fatalf("before: %d %v", n, err)
+			}
+			for i := range 6 {
+				_, err := s.CheckPassword(ctx, subj, "wrong", "")
+				var be *BadCredentialsError
+				if !errors.As(err, &be) || be.Remaining != 5-i || err.Error() != ErrBadCredentials.Error() {
+					t.Fatalf("attempt %d: %v", i, err)
+				}
+				if n, _ := s.RemainingAttempts(ctx, subj); n != 5-i {
+					t.Fatalf("after attempt %d: %d left", i, n)
+				}
+			}
+		}
+	})
+}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -156,7 +155,8 @@ func (a *Authsvc) Close() {
 	a.closers = nil
 }
 
-// DeliverLoginAlerts sends each login alert by SMS to the customer's mobile
+// DeliverLoginAlerts sends login, failed-login and lockout alerts by SMS to
+// the customer's mobile (one SMS per sitting: alerts.SMSText decides)
 // through the SMS factor's gateway (the operator's API, or the development
 // sink when factors.sms.dev-sink is set), until ctx ends. It returns at once
 // when the sms factor is off. Every replica may run it: each alert is
@@ -168,17 +168,14 @@ func (a *Authsvc) DeliverLoginAlerts(ctx context.Context, log *slog.Logger) {
 	}
 	ps := a.Auth.Passport()
 	a.Auth.Alerts().Run(ctx, alerts.ConsumerSMS, 2*time.Second, func(ctx context.Context, al alerts.Alert) error {
-		if al.Kind != alerts.KindLogin {
-			return nil
-		}
-		var l alerts.Login
-		if err := json.Unmarshal(al.Body, &l); err != nil {
-			return nil // malformed: nothing to send, never retried
+		text, ok := alerts.SMSText(al, nil)
+		if !ok {
+			return nil // not an SMS (SSO, step-up, other kinds) or malformed: never retried
 		}
 		c, err := ps.Customer(ctx, al.PassportID)
 		if err != nil || c.Mobile == "" {
 			return err
 		}
-		return gw.Send(ctx, sms.Message{To: c.Mobile, Body: alerts.LoginText(l, nil)})
+		return gw.Send(ctx, sms.Message{To: c.Mobile, Body: text})
 	}, func(err error) { log.Warn("delivering login alerts by SMS", "err", err) })
 }

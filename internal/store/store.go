@@ -74,6 +74,14 @@ func (c Config) Validate() error {
 		if _, ok := u.User.Password(); ok {
 			return fmt.Errorf("%w: dsn carries a password; put it in PGPASSWORD or ~/.pgpass instead", ErrConfig)
 		}
+		// pgx also reads a password from the query (?password=…, and
+		// ?sslpassword=… for the client key): refused as the one in the
+		// user part is, and the DSN is never repeated.
+		for k := range u.Query() {
+			if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
+				return fmt.Errorf("%w: dsn carries a password in its %s parameter; put it in PGPASSWORD or ~/.pgpass instead", ErrConfig, strings.ToLower(k))
+			}
+		}
 	}
 	if c.MaxOpenConns < 0 {
 		return fmt.Errorf("%w: max-open-conns must not be negative", ErrConfig)

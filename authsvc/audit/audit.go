@@ -27,6 +27,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -177,6 +178,29 @@ func (l *Log) insertNext(ctx context.Context, tx *store.Tx, at int64, kind strin
 		return 0, fmt.Errorf("appending audit record: %w", err)
 	}
 	return r.Seq, nil
+}
+
+// FieldOperator is the field that names the operator (a person, from
+// egate admin --operator or the OS user) in the record of an operator's
+// action.
+const FieldOperator = "operator"
+
+// ErrNoOperator refuses an operator's action recorded without a name.
+var ErrNoOperator = errors.New("audit: an operator action needs the operator's name")
+
+// AppendOperator appends the record of an operator's action (kinds
+// "admin.…"): the fields with operator in FieldOperator, which a field of
+// the same name cannot replace. An empty or blank operator appends nothing.
+func (l *Log) AppendOperator(ctx context.Context, kind, operator string, fields map[string]string) (int64, error) {
+	if strings.TrimSpace(operator) == "" {
+		return 0, ErrNoOperator
+	}
+	f := make(map[string]string, len(fields)+1)
+	for k, v := range fields {
+		f[k] = v
+	}
+	f[FieldOperator] = operator
+	return l.Append(ctx, kind, f)
 }
 
 // Verify walks the whole chain and returns the number of records, or a

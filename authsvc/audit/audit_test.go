@@ -332,3 +332,66 @@ func TestVerifyHeadAndTail(t *testing.T) {
 		}
 	})
 }
+
+// TestAppendOperator: an operator's action is recorded with the operator's
+// name, which a field named "operator" cannot replace; without a name
+// nothing is appended.
+func TestAppendOperator(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		l := New(db, func() time.Time { return time.UnixMilli(1700000000000) })
+		tests := []struct {
+			name     string
+			operator string
+			fields   map[string]string
+			err      error
+			want     map[string]string
+		}{
+			{"named operator", "wang.li", map[string]string{"serial": "H0001"}, nil, map[string]string{"serial": "H0001", "operator": "wang.li"}},
+			{"no fields", "wang.li", nil, nil, map[string]string{"operator": "wang.li"}},
+			{"a field cannot replace the operator", "wang.li", map[string]string{"operator": "someone-else"}, nil, map[string]string{"operator": "wang.li"}},
+			{"empty operator", "", map[string]string{"serial": "H0001"}, ErrNoOperator, nil},
+			{"blank operator", "  \t", map[string]string{"serial": "H0001"}, ErrNoOperator, nil},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				before, _ := l.Verify(ctx)
+				in := map[string]string{}
+				for k, v := range tc.fields {
+					in[k] = v
+				}
+				seq, err := l.AppendOperator(ctx, "admin.token.unlock", tc.operator, tc.fields)
+				if !errors.Is(err, tc.err) {
+					t.Fatalf("AppendOperator = %v, want %v", err, tc.err)
+				}
+				if len(tc.fields) != len(in) {
+					t.Fatal("AppendOperator changed the caller's map")
+				}
+				for k, v := range in {
+					if tc.fields[k] != v {
+						t.Fatal("AppendOperator changed the caller's map")
+					}
+				}
+				after, err2 := l.Verify(ctx)
+				if err2 != nil {
+					t.Fatal(err2)
+				}
+				if tc.err != nil {
+					if after != before {
+						t.Fatalf("a refused record was appended: %d → %d", before, after)
+					}
+					return
+				}
+				recs, err := l.Tail(ctx, 1)
+				if err != nil || len(recs) != 1 || recs[0].Seq != seq || recs[0].Kind != "admin.token.unlock" || len(recs[0].Fields) != len(tc.want) {
+					t.Fatalf("Tail = %+v, %v", recs, err)
+				}
+				for k, v := range tc.want {
+					if recs[0].Fields[k] != v {
+						t.Fatalf("field %s = %q, want %q", k, recs[0].Fields[k], v)
+					}
+				}
+			})
+		}
+	})
+}

@@ -670,3 +670,64 @@ func (s *Service) LockState(ctx context.Context, passportID string) (LockState, 
 	}
 	return st, nil
 }
+
+// FactorState is a customer's failure counter of one factor today, as an
+// operator sees it.
+type FactorState struct {
+	Factor   string
+	Failures int       // failed attempts today
+	Limit    int       // the daily limit (max-failures)
+	Locked   bool      // Failures reached Limit: refused until Until
+	Until    time.Time // the next midnight, when Locked
+}
+
+// FactorStates lists the customer's failure counters today: the password's
+// first, then those of factors in the order given (zero where the factor
+// has no counter today), then any other factor counted today, by name. It
+// only reads; Unlock clears them.
+func (s *Service) FactorStates(ctx context.Context, passportID string, factors ...string) ([]FactorState, error) {
+	if _, err := s.Customer(ctx, passportID); err != nil {
+		return nil, err
+	}
+	rows, err := s.db.Query(ctx, `SELECT factor, n FROM auth_failures WHERE subject = ? AND day = ? ORDER BY factor`, "pid:"+passportID, s.day(s.now()))
+	if err != nil {
+		return nil, fmt.Errorf("reading failure counters: %w", err)
+	}
+	defer rows.Close()
+	counted := map[string]int{}
+	var others []string
+	for rows.Next() {
+		var f string
+		var n int
+		if err := rows.Scan(&f, &n); err != nil {
+			return nil, fmt.Errorf("reading failure counters: %w", err)
+		}
+		counted[f] = n
+		others = append(others, f)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading failure counters: %w", err)
+	}
+	until := s.nextDay(s.now())
+	var out []FactorState
+	seen := map[string]bool{}
+	add := func(f string) {
+		if seen[f] {
+			return
+		}
+		seen[f] = true
+		st := FactorState{Factor: f, Failures: counted[f], Limit: s.cfg.MaxFailures}
+		if st.Failures >= st.Limit {
+			st.Locked, st.Until = true, until
+		}
+		out = append(out, st)
+	}
+	add(FactorPassword)
+	for _, f := range factors {
+		add(f)
+	}
+	for _, f := range others {
+		add(f)
+	}
+	return out, nil
+}

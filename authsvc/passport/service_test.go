@@ -406,3 +406,71 @@ func TestRemainingAttempts(t *testing.T) {
 		}
 	})
 }
+
+// TestFactorStates: an operator sees every factor's failures today, the
+// limit and the lock with its end; factors asked for are listed at zero,
+// another customer's and another day's counters are not counted, and
+// Unlock clears them all.
+func TestFactorStates(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := &fakeClock{t: time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)}
+		s := newTestService(t, db, clk, Hooks{})
+		c := register(t, s, "frank")
+		other := register(t, s, "grace")
+		sub, _ := s.Lookup(ctx, "frank")
+		fail := func(pid, factor string, n int) {
+			t.Helper()
+			for range n {
+				done, err := s.BeginFactor(ctx, pid, factor)
+				if err != nil {
+					t.Fatal(err)
+				}
+				done(ctx, false, "")
+			}
+		}
+		// Yesterday's failures are not today's.
+		fail(c.PassportID, "sms", 3)
+		clk.Add(16 * time.Hour) // 2026-03-02 02:00
+		for range 2 {
+			s.CheckPassword(ctx, sub, "wrong", "")
+		}
+		fail(c.PassportID, "otp", 6)
+		fail(c.PassportID, "piv", 1)
+		fail(other.PassportID, "gridcard", 4)
+		until := time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)
+		got, err := s.FactorStates(ctx, c.PassportID, "sms", "gridcard", "otp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := []FactorState{
+			{Factor: "password", Failures: 2, Limit: 6},
+			{Factor: "sms", Limit: 6},
+			{Factor: "gridcard", Limit: 6},
+			{Factor: "otp", Failures: 6, Limit: 6, Locked: true, Until: until},
+			{Factor: "piv", Failures: 1, Limit: 6},
+		}
+		if len(got) != len(want) {
+			t.Fatalf("FactorStates = %+v, want %+v", got, want)
+		}
+		for i := range want {
+			if got[i].Factor != want[i].Factor || got[i].Failures != want[i].Failures || got[i].Limit != want[i].Limit ||
+				got[i].Locked != want[i].Locked || !got[i].Until.Equal(want[i].Until) {
+				t.Fatalf("FactorStates[%d] = %+v, want %+v", i, got[i], want[i])
+			}
+		}
+		if _, err := s.FactorStates(ctx, "PNOSUCHCUSTOMER"); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("unknown customer: %v", err)
+		}
+		if err := s.Unlock(ctx, c.PassportID); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.FactorStates(ctx, c.PassportID)
+		if err != nil || len(got) != 1 || got[0].Failures != 0 || got[0].Locked {
+			t.Fatalf("after unlock: %+v, %v", got, err)
+		}
+		if got, _ := s.FactorStates(ctx, other.PassportID); len(got) != 2 || got[1].Factor != "gridcard" || got[1].Failures != 4 {
+			t.Fatalf("the other customer's counters: %+v", got)
+		}
+	})
+}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -30,6 +31,10 @@ func newCACmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			db, h, done, err := a.openDBHSM(ctx)
 			if err != nil {
 				return err
@@ -50,6 +55,10 @@ func newCACmd() *cobra.Command {
 			}
 			c, err := ca.Init(ctx, db, rootKey, issKey, ca.Options{Organization: org}, nil)
 			if err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.ca.init", map[string]string{"root_serial": ca.SerialHex(c.Root().SerialNumber),
+				"issuing_serial": ca.SerialHex(c.Issuing().SerialNumber)}); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -94,6 +103,10 @@ func newCACmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			raw, err := os.ReadFile(csrPath)
 			if err != nil {
 				return err
@@ -101,13 +114,16 @@ func newCACmd() *cobra.Command {
 			if b, _ := pem.Decode(raw); b != nil {
 				raw = b.Bytes
 			}
-			c, _, done, err := a.openCA(ctx)
+			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}
 			defer done()
 			cert, err := c.Issue(ctx, ca.IssueRequest{Kind: ca.KindAgent, Owner: agentID, CSR: raw})
 			if err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.ca.issue-agent", map[string]string{"agent": agentID, "cert_serial": ca.SerialHex(cert.SerialNumber)}); err != nil {
 				return err
 			}
 			cmd.OutOrStdout().Write(ca.CertPEM(cert))
@@ -126,12 +142,23 @@ func newCACmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, done, err := a.loadCA(ctx)
+			op, err := whoRuns(cmd)
 			if err != nil {
 				return err
 			}
-			defer done()
+			db, err := a.openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			c, err := ca.Load(ctx, db, nil, nil)
+			if err != nil {
+				return err
+			}
 			if err := c.Revoke(ctx, args[0], reason); err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.ca.revoke", map[string]string{"cert_serial": args[0], "reason": strconv.Itoa(reason)}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "revoked %s\n", args[0])

@@ -28,6 +28,10 @@ func newGridCardCmd() *cobra.Command {
 			if customer == "" || out == "" {
 				return errors.New("--customer and --out are required")
 			}
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			db, h, done, err := a.openDBHSM(ctx)
 			if err != nil {
 				return err
@@ -45,6 +49,9 @@ func newGridCardCmd() *cobra.Command {
 			}
 			card, err := svc.Issue(ctx, customer)
 			if err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.gridcard.issue", map[string]string{"passport_id": customer, "serial": card.Serial}); err != nil {
 				return err
 			}
 			// The file holds the codes in clear: created 0600, for the printer.

@@ -161,6 +161,10 @@ left and never retried).`,
 			if customer == "" {
 				return errors.New("--customer is required")
 			}
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			slot, err := pivSlot(slotName)
 			if err != nil {
 				return err
@@ -226,6 +230,10 @@ left and never retried).`,
 			svc := pivauth.New(db, c, nil)
 			b, err := svc.Enroll(ctx, card, customer, opt)
 			if err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.piv.enroll", map[string]string{"passport_id": customer, "cert_serial": b.CertSerial,
+				"card_serial": strconv.FormatUint(uint64(b.CardSerial), 10), "slot": b.Slot}); err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
@@ -333,6 +341,10 @@ func newPIVAdminCmd() *cobra.Command {
 			if lostCustomer == "" || (serial == "") == (cardSerial == 0) {
 				return errors.New("give --customer and one of --card (the card's serial) or --serial (a certificate serial from egate admin piv list)")
 			}
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
@@ -346,6 +358,9 @@ func newPIVAdminCmd() *cobra.Command {
 				revoked, err = svc.ReportCardLost(ctx, lostCustomer, cardSerial)
 			}
 			if err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.piv.report-lost", map[string]string{"passport_id": lostCustomer, "cert_serials": strings.Join(revoked, ",")}); err != nil {
 				return err
 			}
 			for _, s := range revoked {

@@ -1,55 +1,28 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/passport"
+	"github.com/egate-bank/egate/authsvc/pivauth"
+	"github.com/egate-bank/egate/authsvc/ushield"
 	"github.com/egate-bank/egate/devices/pinsource"
-	"github.com/egate-bank/egate/internal/store"
 )
 
 func init() { registerAdmin(newUserCmd) }
 
-// newUserCmd is egate admin user add|show|lock|unlock.
+// newUserCmd is egate admin user add|show|lock|unlock|reset-password.
+// Every command that changes a customer appends an audit record naming
+// the operator (egate admin --operator, default the OS user).
 func newUserCmd() *cobra.Command {
 	var dsn string
 	cmd := &cobra.Command{Use: "user", Short: "passport customers: add, show, lock, unlock, reset-password"}
 	cmd.PersistentFlags().StringVar(&dsn, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
-	open := func(cmd *cobra.Command) (*passport.Service, *store.DB, error) {
-		// The passport section's argon2 parameters and strength rules
-		// apply here as in authsvc.
-		cfg, _, err := loadConfig(cmd)
-		if err != nil {
-			return nil, nil, err
-		}
-		db, err := (&authFlags{db: dsn, cmd: cmd}).openDB(cmd.Context())
-		if err != nil {
-			return nil, nil, err
-		}
-		ps, err := authsvc.NewPassport(cmd.Context(), db, cfg.Authsvc.Passport, nil)
-		if err != nil {
-			db.Close()
-			return nil, nil, err
-		}
-		return ps, db, nil
-	}
-	// resolve takes a passport id or a login name.
-	resolve := func(cmd *cobra.Command, ps *passport.Service, who string) (passport.Customer, error) {
-		if c, err := ps.Customer(cmd.Context(), who); err == nil {
-			return c, nil
-		}
-		c, err := ps.ByLoginName(cmd.Context(), who)
-		if errors.Is(err, passport.ErrNotFound) {
-			return c, fmt.Errorf("no customer with passport id or login name %q", who)
-		}
-		return c, err
-	}
 
 	var nc passport.NewCustomer
 	var pwSource string
@@ -58,19 +31,26 @@ func newUserCmd() *cobra.Command {
 		Short: "register a customer (the password comes from --password-source, never the command line)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			pw, err := pinsource.Read(pwSource)
 			if err != nil {
 				return fmt.Errorf("reading the password: %w", err)
 			}
 			nc.Password = strings.TrimRight(string(pw), "\r\n")
 			pinsource.Wipe(pw)
-			ps, db, err := open(cmd)
+			cs, err := openCustomers(cmd, dsn)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			c, err := ps.Register(cmd.Context(), nc)
+			defer cs.Close()
+			c, err := cs.ps.Register(cmd.Context(), nc)
 			if err != nil {
+				return err
+			}
+			if err := op.record(cmd.Context(), cs.db, "admin.user.add", map[string]string{"passport_id": c.PassportID, "login_name": c.LoginName}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "registered %s (login name %s)\n", c.PassportID, c.LoginName)
@@ -89,83 +69,138 @@ func newUserCmd() *cobra.Command {
 
 	show := &cobra.Command{
 		Use:   "show PASSPORT-ID|LOGIN-NAME",
-		Short: "show a customer and its locks",
+		Short: "show a customer, every factor's failures today, its limit and lock, and the customer's enrolled tools",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ps, db, err := open(cmd)
+			cs, err := openCustomers(cmd, dsn)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			c, err := resolve(cmd, ps, args[0])
+			defer cs.Close()
+			c, err := cs.resolve(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			st, err := ps.LockState(cmd.Context(), c.PassportID)
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintf(w, "passport id\t%s\n", c.PassportID)
-			fmt.Fprintf(w, "login name\t%s\n", c.LoginName)
-			fmt.Fprintf(w, "mobile\t%s\n", c.Mobile)
-			fmt.Fprintf(w, "birthday\t%s\n", c.Birthday)
-			fmt.Fprintf(w, "reserved message\t%s\n", c.ReservedMessage)
-			fmt.Fprintf(w, "created\t%s\n", c.Created.UTC().Format("2006-01-02 15:04:05 MST"))
-			fmt.Fprintf(w, "operator lock\t%v\n", st.OperatorLocked)
-			fmt.Fprintf(w, "password failures today\t%d\n", st.PasswordFailures)
-			if st.PasswordLocked {
-				fmt.Fprintf(w, "password locked until\t%s\n", st.Until.UTC().Format("2006-01-02 15:04 MST"))
-			}
-			return w.Flush()
+			return showCustomer(cmd, cs, c)
 		},
 	}
-	lockCmd := func(use, short, done string, f func(*passport.Service, *cobra.Command, string) error) *cobra.Command {
-		return &cobra.Command{
-			Use: use + " PASSPORT-ID|LOGIN-NAME", Short: short, Args: cobra.ExactArgs(1),
-			RunE: func(cmd *cobra.Command, args []string) error {
-				ps, db, err := open(cmd)
-				if err != nil {
-					return err
-				}
-				defer db.Close()
-				c, err := resolve(cmd, ps, args[0])
-				if err != nil {
-					return err
-				}
-				if err := f(ps, cmd, c.PassportID); err != nil {
-					return err
-				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s %s\n", done, c.PassportID)
-				return nil
-			},
-		}
+
+	lock := &cobra.Command{
+		Use: "lock PASSPORT-ID|LOGIN-NAME", Short: "lock a customer's sign-in until an operator unlocks it", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
+			cs, err := openCustomers(cmd, dsn)
+			if err != nil {
+				return err
+			}
+			defer cs.Close()
+			ctx := cmd.Context()
+			c, err := cs.resolve(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			if c.OperatorLocked {
+				return fmt.Errorf("customer %s (%s) is already locked by an operator; nothing was changed", c.LoginName, c.PassportID)
+			}
+			if err := cs.ps.Lock(ctx, c.PassportID); err != nil {
+				return err
+			}
+			if err := op.record(ctx, cs.db, "admin.user.lock", map[string]string{"passport_id": c.PassportID, "login_name": c.LoginName}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "locked %s\n", c.PassportID)
+			return nil
+		},
 	}
-	lock := lockCmd("lock", "lock a customer's sign-in until an operator unlocks it", "locked",
-		func(ps *passport.Service, cmd *cobra.Command, pid string) error { return ps.Lock(cmd.Context(), pid) })
-	unlock := lockCmd("unlock", "lift an operator lock and today's failure lockouts", "unlocked",
-		func(ps *passport.Service, cmd *cobra.Command, pid string) error { return ps.Unlock(cmd.Context(), pid) })
+	unlock := &cobra.Command{
+		Use:   "unlock PASSPORT-ID|LOGIN-NAME",
+		Short: "lift an operator lock, today's failure lockouts of every factor and an SMS code lockout (a token: egate admin token unlock; a grid card: issue a new one)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
+			cs, err := openCustomers(cmd, dsn)
+			if err != nil {
+				return err
+			}
+			defer cs.Close()
+			ctx := cmd.Context()
+			c, err := cs.resolve(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			// What there is to clear, for the refusal and the record.
+			var cleared []string
+			if c.OperatorLocked {
+				cleared = append(cleared, "operator lock")
+			}
+			states, err := cs.ps.FactorStates(ctx, c.PassportID)
+			if err != nil {
+				return err
+			}
+			for _, st := range states {
+				if st.Failures > 0 {
+					cleared = append(cleared, fmt.Sprintf("%s failures %d", st.Factor, st.Failures))
+				}
+			}
+			smsSvc := cs.sms()
+			sst, err := smsSvc.Attempts(ctx, c.PassportID)
+			if err != nil {
+				return err
+			}
+			if sst.Failures > 0 {
+				cleared = append(cleared, fmt.Sprintf("sms wrong codes %d", sst.Failures))
+			}
+			if len(cleared) == 0 {
+				return fmt.Errorf("customer %s (%s) is not locked and has no failures today; nothing was changed", c.LoginName, c.PassportID)
+			}
+			if err := cs.ps.Unlock(ctx, c.PassportID); err != nil {
+				return err
+			}
+			if _, err := smsSvc.Unlock(ctx, c.PassportID); err != nil {
+				return err
+			}
+			if err := op.record(ctx, cs.db, "admin.user.unlock", map[string]string{"passport_id": c.PassportID, "login_name": c.LoginName,
+				"cleared": strings.Join(cleared, ", ")}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "unlocked %s (cleared: %s)\n", c.PassportID, strings.Join(cleared, ", "))
+			return nil
+		},
+	}
 	var resetSource string
 	reset := &cobra.Command{
 		Use:   "reset-password PASSPORT-ID|LOGIN-NAME",
 		Short: "set a new password after the customer's identity was checked (from --password-source)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			pw, err := pinsource.Read(resetSource)
 			if err != nil {
 				return fmt.Errorf("reading the password: %w", err)
 			}
 			defer pinsource.Wipe(pw)
-			ps, db, err := open(cmd)
+			cs, err := openCustomers(cmd, dsn)
 			if err != nil {
 				return err
 			}
-			defer db.Close()
-			c, err := resolve(cmd, ps, args[0])
+			defer cs.Close()
+			c, err := cs.resolve(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
-			if err := ps.ResetPassword(cmd.Context(), c.PassportID, strings.TrimRight(string(pw), "\r\n")); err != nil {
+			if err := cs.ps.ResetPassword(cmd.Context(), c.PassportID, strings.TrimRight(string(pw), "\r\n")); err != nil {
+				return err
+			}
+			if err := op.record(cmd.Context(), cs.db, "admin.user.reset-password", map[string]string{"passport_id": c.PassportID, "login_name": c.LoginName}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "password reset for %s\n", c.PassportID)
@@ -175,4 +210,97 @@ func newUserCmd() *cobra.Command {
 	reset.Flags().StringVar(&resetSource, "password-source", "env:EGATE_NEW_PASSWORD", "where the new password is: env:NAME or file:/path (mode 0600)")
 	cmd.AddCommand(add, show, lock, unlock, reset)
 	return cmd
+}
+
+// showCustomer prints the customer, the failure counters of the password
+// and of every enabled factor today with the limit and the lock, and the
+// customer's tools with their own counters.
+func showCustomer(cmd *cobra.Command, cs *customerDB, c passport.Customer) error {
+	ctx := cmd.Context()
+	out := cmd.OutOrStdout()
+	w := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(w, "passport id\t%s\n", c.PassportID)
+	fmt.Fprintf(w, "login name\t%s\n", c.LoginName)
+	fmt.Fprintf(w, "mobile\t%s\n", c.Mobile)
+	fmt.Fprintf(w, "birthday\t%s\n", c.Birthday)
+	fmt.Fprintf(w, "reserved message\t%s\n", c.ReservedMessage)
+	fmt.Fprintf(w, "created\t%s\n", c.Created.UTC().Format("2006-01-02 15:04:05 MST"))
+	fmt.Fprintf(w, "operator lock\t%v\n", c.OperatorLocked)
+	if err := w.Flush(); err != nil {
+		return err
+	}
+
+	states, err := cs.ps.FactorStates(ctx, c.PassportID, cs.cfg.Factors.Enabled...)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out)
+	tw := newTable(out, "FACTOR\tFAILURES TODAY\tLIMIT\tLOCK")
+	for _, st := range states {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", st.Factor, st.Failures, st.Limit, lockText(st.Locked, st.Until, "until an operator unlocks"))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+
+	// The tools, with the counters each keeps besides the passport's.
+	type row struct{ tool, id, status, failures, lock string }
+	var rows []row
+	sst, err := cs.sms().Attempts(ctx, c.PassportID)
+	if err != nil {
+		return err
+	}
+	if c.Mobile != "" {
+		rows = append(rows, row{"sms", c.Mobile, "active", fmt.Sprintf("%d of %d", sst.Failures, sst.Max), lockText(!sst.Until.IsZero(), sst.Until, "")})
+	}
+	gs, err := cs.gridcard()
+	if err != nil {
+		return err
+	}
+	cards, err := gs.Cards(ctx, c.PassportID)
+	if err != nil {
+		return err
+	}
+	for _, g := range cards {
+		rows = append(rows, row{"gridcard", g.Serial, g.Status, fmt.Sprintf("%d of %d", g.Attempts, g.MaxAttempts),
+			lockText(g.Locked(), time.Time{}, "until a new card is issued")})
+	}
+	o := cs.otp()
+	toks, err := o.TokensOf(ctx, c.PassportID)
+	if err != nil {
+		return err
+	}
+	for _, t := range toks {
+		l := o.LockOf(t)
+		rows = append(rows, row{"otp", tokenName(t) + " (" + strings.ToUpper(string(t.Params.Kind)) + ")", t.Status,
+			fmt.Sprintf("%d of %d", t.Failures, o.MaxFailures()), lockText(l.Locked, l.Until, "until an operator unlocks")})
+	}
+	us, err := ushield.New(cs.db, nil, nil).Tokens(ctx, c.PassportID)
+	if err != nil {
+		return err
+	}
+	for _, u := range us {
+		status := "active"
+		if u.Lost {
+			status = "lost"
+		}
+		rows = append(rows, row{fmt.Sprintf("ushield (gen %d)", u.Generation), fmt.Sprintf("%s serial %s cert %s", u.TokenLabel, u.TokenSerial, u.CertSerial), status, "-", "-"})
+	}
+	ps, err := pivauth.New(cs.db, nil, nil).Tokens(ctx, c.PassportID)
+	if err != nil {
+		return err
+	}
+	for _, p := range ps {
+		rows = append(rows, row{"piv", fmt.Sprintf("card %d slot %s cert %s", p.CardSerial, p.Slot, p.CertSerial), p.Status, "-", "-"})
+	}
+	fmt.Fprintln(out)
+	if len(rows) == 0 {
+		fmt.Fprintln(out, "no tools enrolled")
+		return nil
+	}
+	tw = newTable(out, "TOOL\tID\tSTATUS\tFAILURES\tLOCK")
+	for _, r := range rows {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.tool, r.id, r.status, r.failures, r.lock)
+	}
+	return tw.Flush()
 }

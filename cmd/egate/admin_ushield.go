@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -96,6 +97,10 @@ retry status and never retried.`,
 			if customer == "" {
 				return errors.New("--customer is required")
 			}
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
@@ -113,6 +118,10 @@ retry status and never retried.`,
 			svc := ushield.New(db, c, nil)
 			b, err := svc.Enroll(ctx, tok, customer, gen, pkcs11token.EnrollOptions{Algorithm: pkcs11token.Algorithm(alg), Label: objLabel})
 			if err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.ushield.enroll", map[string]string{"passport_id": customer, "cert_serial": b.CertSerial,
+				"token_serial": b.TokenSerial, "generation": strconv.Itoa(b.Generation)}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "enrolled U-shield %q (serial %s, generation %d) for %s: key id %s, certificate serial %s\n",
@@ -197,12 +206,19 @@ func newUShieldAdminCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}
 			defer done()
 			if err := ushield.New(db, c, nil).ReportLost(ctx, customer, serial); err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.ushield.report-lost", map[string]string{"passport_id": customer, "cert_serial": serial}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "U-shield %s of %s reported lost; certificate revoked\n", serial, customer)

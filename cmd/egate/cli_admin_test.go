@@ -508,6 +508,29 @@ func TestAdminTokenEnrollUShield(t *testing.T) {
 			if r := b.admin(t, "ushield", "list", "--customer", id); r.code != 0 || !strings.Contains(r.stdout, "ushield-1") {
 				t.Fatalf("ushield list: %+v", r)
 			}
+			// The enrollment, the loss and a revocation are audited with
+			// the operator; a revocation of nothing is refused, unaudited.
+			ob := &opBench{adminBench: b, dsn: b.db}
+			ob.lastAudit(t, "admin.ushield.enroll", map[string]string{"operator": osUser(t), "passport_id": id, "cert_serial": m[2], "generation": "1"})
+			if r := ob.op(t, "user", "show", id); !regexp.MustCompile(`(?m)^ushield \(gen 1\)\s+ushield-1 serial \S+ cert ` + m[2] + `\s+active\s+-\s+-$`).MatchString(r.stdout) {
+				t.Fatalf("user show does not list the U-shield:\n%s", r.stdout)
+			}
+			if r := b.admin(t, "ushield", "report-lost", "--customer", id, "--serial", m[2], "--operator", "wang.li"); r.code != 0 {
+				t.Fatalf("report-lost: %+v", r)
+			}
+			ob.lastAudit(t, "admin.ushield.report-lost", map[string]string{"operator": "wang.li", "passport_id": id, "cert_serial": m[2]})
+			if r := ob.op(t, "user", "show", id); !regexp.MustCompile(`(?m)^ushield \(gen 1\)\s+.*\s+lost\s+-\s+-$`).MatchString(r.stdout) {
+				t.Fatalf("user show does not list the U-shield lost:\n%s", r.stdout)
+			}
+			before := len(ob.audit(t))
+			oneLine(t, b.admin(t, "ca", "revoke", "00ff00ff"), "00ff00ff")
+			if after := len(ob.audit(t)); after != before {
+				t.Fatalf("a refused revocation was audited: %d → %d", before, after)
+			}
+			if r := b.admin(t, "ca", "revoke", m[2], "--operator", "zhao.min"); r.code != 0 {
+				t.Fatalf("ca revoke: %+v", r)
+			}
+			ob.lastAudit(t, "admin.ca.revoke", map[string]string{"operator": "zhao.min", "cert_serial": m[2]})
 		})
 	}
 }

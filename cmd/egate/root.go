@@ -31,6 +31,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().StringArray("set", nil, "set a config key, e.g. --set http.listen=127.0.0.1:9000 (repeatable)")
 	sim := &cobra.Command{Use: "sim", Short: "run a device simulator (atm, piv, otp, ushield, sms)"}
 	admin := &cobra.Command{Use: "admin", Short: "operator tasks: users, tokens, keys, CA, audit, ATMs"}
+	addOperatorFlag(admin)
 	for _, f := range simCmds {
 		sim.AddCommand(f())
 	}

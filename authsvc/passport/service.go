@@ -702,6 +702,9 @@ func (s *Service) FactorStates(ctx context.Context, passportID string, factors .
 		if err := rows.Scan(&f, &n); err != nil {
 			return nil, fmt.Errorf("reading failure counters: %w", err)
 		}
+		if f == captchaClear {
+			continue // a marker of the captcha, not a factor's counter
+		}
 		counted[f] = n
 		others = append(others, f)
 	}

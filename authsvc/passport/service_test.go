@@ -435,6 +435,10 @@ func TestFactorStates(t *testing.T) {
 		for range 2 {
 			s.CheckPassword(ctx, sub, "wrong", "")
 		}
+		// A right one after them leaves the captcha's marker, not a factor.
+		if _, err := s.CheckPassword(ctx, sub, goodPW, ""); err != nil {
+			t.Fatal(err)
+		}
 		fail(c.PassportID, "otp", 6)
 		fail(c.PassportID, "piv", 1)
 		fail(other.PassportID, "gridcard", 4)

@@ -28,11 +28,11 @@ func LegacyWrap(tb testing.TB, label string, seed []byte) []byte {
 }
 
 // Raw runs f on a raw PKCS#11 session (miekg/pkcs11, read-write) on the
-// token labelled token of module, as an attacker or an older egate would.
-// If the module is not initialised in this process yet, Raw initialises
-// it, logs in with pin and finalises it afterwards (so that a later
-// hsm.Open initialises it afresh); if a Service holds it, Raw shares that
-// Service's login and leaves the module alone.
+// token labelled token of module, logged in as the user with pin, as an
+// attacker or an older egate would. If the module is not initialised in
+// this process yet, Raw initialises it and finalises it afterwards (so
+// that a later hsm.Open initialises it afresh); if a Service holds it, Raw
+// shares that Service's login and leaves the module alone.
 func Raw(tb testing.TB, module, token, pin string, f func(c *pkcs11.Ctx, sh pkcs11.SessionHandle)) {
 	tb.Helper()
 	c := pkcs11.New(module)
@@ -64,11 +64,8 @@ func Raw(tb testing.TB, module, token, pin string, f func(c *pkcs11.Ctx, sh pkcs
 			tb.Fatal(err)
 		}
 		defer c.CloseSession(sh)
-		if owned {
-			if err := c.Login(sh, pkcs11.CKU_USER, pin); err != nil {
-				tb.Fatal(err)
-			}
-			defer c.Logout(sh)
+		if err := c.Login(sh, pkcs11.CKU_USER, pin); err != nil && !strings.Contains(err.Error(), "CKR_USER_ALREADY_LOGGED_IN") {
+			tb.Fatal(err)
 		}
 		f(c, sh)
 		return

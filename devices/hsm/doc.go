@@ -53,7 +53,11 @@
 // can be read back, so a found key is taken as a seed-wrap key when it has
 // the usages above and a template naming every attribute egate puts there.
 // An attacker with the PIN and a blob can still have the HSM compute HMACs
-// (OTP codes) with it; only the seed itself is out of reach.
+// (OTP codes) with it; only the seed itself is out of reach. Blobs made
+// under egate-secrets-wrap before the move (in database backups, say) stay
+// readable by a PIN holder for as long as that key exists: it still
+// decrypts and unwraps without a template. Retiring it needs grid cards
+// resealed under another sealing key first; egate does not do that yet.
 //
 // # Two paths to one module
 //

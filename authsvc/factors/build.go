@@ -54,6 +54,13 @@ type Set struct {
 	PIV        *pivauth.Service  // nil when piv is not enabled
 	CA         *ca.CA            // nil when the CA is not initialised and no tool needs it
 
+	// OTPRewrap is what Build's RewrapSeeds moved under the seed-wrap key
+	// (seeds stored under an older key); OTPRewrapErr says which seeds
+	// could not be moved (they keep working under their own key): the
+	// caller logs both.
+	OTPRewrap    otp.RewrapSummary
+	OTPRewrapErr error
+
 	// Handler serves the tools' own HTTP APIs under fixed prefixes:
 	//   /v1/otp/verify, /v1/otp/resync  the OTP back-office API (authsvc/otp):
 	//                                   the caller mounts it behind back-end
@@ -70,9 +77,12 @@ type Set struct {
 
 // Build makes every enabled tool over one database and one HSM. It checks
 // up front that the HSM holds the keys the tools use (egate-hmac for SMS,
-// the wrap key for grid cards and OTP seeds, egate-ca-issuing for the CA),
-// so a missing key fails here with its label rather than at a customer's
-// first login.
+// egate-secrets-wrap sealing grid cards, the seed-wrap key egate-otp-seed-wrap
+// for OTP seeds, which must be of type aes-256-seed-wrap, egate-ca-issuing
+// for the CA), so a missing key fails here with its label rather than at a
+// customer's first login. With OTP on, it moves seeds still wrapped by
+// another key under the seed-wrap key (otp.Service.RewrapSeeds; see
+// Set.OTPRewrap).
 //
 // The bank CA is loaded when the database has one. When it has none, Build
 // creates it if cfg.CA.AutoInit (the demo), fails with ca.ErrNotInitialized
@@ -124,14 +134,18 @@ func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 		need = append(need, sms.HMACKeyLabel)
 	}
 	if cfg.enabled(GridCard) {
-		need = append(need, gridcard.WrapKeyLabel)
+		need = append(need, gridcard.SealKeyLabel)
 	}
 	if cfg.enabled(OTP) {
 		need = append(need, cfg.OTP.WrapKeyLabel)
 	}
 	for _, l := range need {
-		if _, err := h.FindKey(ctx, l); err != nil {
+		k, err := h.FindKey(ctx, l)
+		if err != nil {
 			return nil, fmt.Errorf("factors: %w", err)
+		}
+		if cfg.enabled(OTP) && l == cfg.OTP.WrapKeyLabel && k.Type != hsm.KeySeedWrap {
+			return nil, fmt.Errorf("factors: %w: otp.wrap-key-label names %q, a %s key, not a seed-wrap key (%s): seeds would not stay in the HSM; run egate admin hsm init (it makes %s) and name that", hsm.ErrKeyType, l, typeOf(k), hsm.KeySeedWrap, hsm.LabelSeedWrap)
 		}
 	}
 
@@ -160,6 +174,13 @@ func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 			TOTPSteps: o.TOTPSteps, ResyncWindow: o.ResyncWindow, MaxFailures: o.MaxFailures, LockFor: o.LockFor,
 			ChallengeTTL: o.ChallengeTTL, OCRACounterAhead: o.OCRACounterAhead,
 			TxLayout: devotp.TxLayout{ChallengeDigits: o.OCRAChallenge, PayeeDigits: o.OCRAPayeeDigits}}, now)
+		// Seeds stored under an older key move under the seed-wrap key
+		// now, inside the HSM. A seed that cannot move keeps working under
+		// its own key: that is reported, not fatal.
+		set.OTPRewrap, set.OTPRewrapErr = set.OTP.RewrapSeeds(ctx)
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.enabled(UShield) || cfg.enabled(UShield2) {
 		set.UShield = ushield.New(deps.DB, c, now)
@@ -315,4 +336,11 @@ func writeError(w http.ResponseWriter, status int, code, msg string) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func typeOf(k hsm.Key) string {
+	if k.Type == "" {
+		return "unknown"
+	}
+	return string(k.Type)
 }

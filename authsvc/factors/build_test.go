@@ -196,6 +196,8 @@ func TestBuildRefuses(t *testing.T) {
 		{"SMS gateway without a token source", Config{SMS: SMSConfig{Gateway: SMSGatewayConfig{URL: "https://sms.example.com/send"}}}, Deps{DB: db, HSM: full}, []string{"sms.gateway.token-source", "env:VARIABLE"}, ErrConfig},
 		{"SMS gateway timeout too long", Config{SMS: SMSConfig{Gateway: SMSGatewayConfig{URL: "https://sms.example.com/send", TokenSource: "env:X", Timeout: time.Hour}}}, Deps{DB: db, HSM: full}, []string{"sms.gateway.timeout", "1h0m0s"}, ErrConfig},
 		{"SMS gateway token unset", Config{SMS: SMSConfig{Gateway: SMSGatewayConfig{URL: "https://sms.example.com/send", TokenSource: "env:EGATE_TEST_NO_SUCH_SMS_TOKEN"}}}, Deps{DB: db, HSM: full}, []string{"sms.gateway", "EGATE_TEST_NO_SUCH_SMS_TOKEN", "is not set"}, sms.ErrGateway},
+		{"OTP seeds under the sealing key", Config{Enabled: []string{OTP}, OTP: OTPConfig{WrapKeyLabel: hsm.LabelSecretsWrap}}, Deps{DB: db, HSM: full}, []string{"otp.wrap-key-label", "egate-secrets-wrap", "can decrypt", "egate-otp-seed-wrap"}, ErrConfig},
+		{"OTP seeds under a plain AES key", Config{Enabled: []string{OTP}, OTP: OTPConfig{WrapKeyLabel: hsm.LabelATMPIN}}, Deps{DB: db, HSM: full}, []string{"otp.wrap-key-label", `"egate-atm-pin"`, "aes-256 key", "egate admin hsm init"}, hsm.ErrKeyType},
 		{"certificate tools without a CA", Config{Enabled: []string{OTP, PIV}}, Deps{DB: db, HSM: full}, []string{"piv need the bank CA", "egate admin ca init", "auto-init"}, ca.ErrNotInitialized},
 	}
 	for _, tc := range cases {
@@ -237,7 +239,7 @@ func TestConfigDefaults(t *testing.T) {
 		t.Fatalf("sms off needs no gateway: %v", err)
 	}
 	c := Config{SMS: devSink}.WithDefaults()
-	if !slices.Equal(c.Enabled, All) || c.SMS.TTL != 5*time.Minute || c.GridCard.MaxUses != 200 || c.OTP.WrapKeyLabel != hsm.LabelSecretsWrap || c.CA.AutoInit ||
+	if !slices.Equal(c.Enabled, All) || c.SMS.TTL != 5*time.Minute || c.GridCard.MaxUses != 200 || c.OTP.WrapKeyLabel != hsm.LabelSeedWrap || c.CA.AutoInit ||
 		c.SMS.Gateway.Timeout != 10*time.Second || c.SMS.Gateway.URL != "" {
 		t.Fatalf("defaults: %+v", c)
 	}

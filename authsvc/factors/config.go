@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/sms"
+	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/devices/pinsource"
 )
 
@@ -87,7 +88,7 @@ type GridCardConfig struct {
 
 // OTPConfig tunes dynamic-password tokens (authsvc/otp).
 type OTPConfig struct {
-	WrapKeyLabel     string        `yaml:"wrap-key-label"`        // HSM key wrapping seeds ["egate-secrets-wrap"]
+	WrapKeyLabel     string        `yaml:"wrap-key-label"`        // HSM seed-wrap key wrapping seeds ["egate-otp-seed-wrap"]
 	HOTPWindow       int           `yaml:"hotp-window"`           // counters looked ahead [10]
 	HOTPLookBehind   int           `yaml:"hotp-look-behind"`      // used counters checked to report a replay [3]
 	TOTPSteps        int           `yaml:"totp-steps"`            // time steps accepted either side of now [1]
@@ -156,7 +157,7 @@ func (c Config) WithDefaults() Config {
 	dur(&c.GridCard.TTL, 3*time.Minute)
 
 	if c.OTP.WrapKeyLabel == "" {
-		c.OTP.WrapKeyLabel = "egate-secrets-wrap"
+		c.OTP.WrapKeyLabel = hsm.LabelSeedWrap
 	}
 	n(&c.OTP.HOTPWindow, 10)
 	n(&c.OTP.HOTPLookBehind, 3)
@@ -257,6 +258,9 @@ func (c Config) validate(smsGateway bool) error {
 	}
 	if strings.TrimSpace(o.WrapKeyLabel) == "" {
 		return bad("otp.wrap-key-label", "must name the HSM key that wraps seeds")
+	}
+	if o.WrapKeyLabel == hsm.LabelSecretsWrap {
+		return bad("otp.wrap-key-label", "must not be %s, the sealing key (it can decrypt): seeds are wrapped by a seed-wrap key such as %s (egate admin hsm init makes it; seeds already under %s are moved at start)", hsm.LabelSecretsWrap, hsm.LabelSeedWrap, hsm.LabelSecretsWrap)
 	}
 	return nil
 }

@@ -34,8 +34,10 @@ import (
 // Name is the factor's name.
 const Name = "gridcard"
 
-// WrapKeyLabel is the HSM key that seals the codes.
-const WrapKeyLabel = "egate-secrets-wrap"
+// SealKeyLabel is the HSM key that seals the codes (AES-GCM, Seal and
+// Unseal): egate-secrets-wrap (devices/hsm LabelSecretsWrap), never the
+// seed-wrap key, which cannot encrypt.
+const SealKeyLabel = "egate-secrets-wrap"
 
 // Sealer seals and unseals secrets with an HSM key (devices/hsm.Service).
 type Sealer interface {
@@ -144,7 +146,7 @@ func (s *Service) Issue(ctx context.Context, passportID string) (*Card, error) {
 		card.Codes = append(card.Codes, code)
 		plain.WriteString(code)
 	}
-	sealed, err := s.sealer.Seal(ctx, WrapKeyLabel, []byte(plain.String()), aad(card.Serial))
+	sealed, err := s.sealer.Seal(ctx, SealKeyLabel, []byte(plain.String()), aad(card.Serial))
 	if err != nil {
 		return nil, fmt.Errorf("sealing the grid card: %w", err)
 	}
@@ -314,7 +316,7 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 		release()
 		return authn.Result{}, err
 	}
-	plain, err := s.sealer.Unseal(ctx, WrapKeyLabel, c.sealed, aad(c.serial))
+	plain, err := s.sealer.Unseal(ctx, SealKeyLabel, c.sealed, aad(c.serial))
 	if err != nil {
 		release()
 		return authn.Result{}, fmt.Errorf("unsealing the grid card: %w", err)

@@ -4,9 +4,12 @@
 // challenge-response over transaction data.
 //
 // Seeds never exist in the clear outside the HSM and the import path: the
-// importer wraps each seed with the HSM key at once and stores only the
+// importer wraps each seed with the HSM's seed-wrap key (egate-otp-seed-wrap,
+// whose unwrap template lets a seed back into the HSM only as a sensitive,
+// non-extractable, sign-only key: devices/hsm) at once and stores only the
 // wrapped blob; every HMAC is computed inside the HSM (HSM.HMACWrapped), a
-// whole look-ahead window in one call.
+// whole look-ahead window in one call. Seeds stored under an older key are
+// moved under the seed-wrap key inside the HSM by RewrapSeeds.
 //
 // Replay and lockout are enforced by the database, not by process memory, so
 // they hold across replicas: a token's counter is a high-water mark moved by
@@ -39,11 +42,12 @@ import (
 type HSM interface {
 	WrapSecret(ctx context.Context, wrapKeyLabel string, secret []byte) ([]byte, error)
 	HMACWrapped(ctx context.Context, wrapKeyLabel string, wrapped []byte, h crypto.Hash, msgs [][]byte) ([][]byte, error)
+	RewrapSecret(ctx context.Context, fromLabel, toLabel string, wrapped []byte) ([]byte, error)
 }
 
 // Config tunes verification. Zero values take the defaults in brackets.
 type Config struct {
-	WrapKeyLabel     string        // HSM key that wraps seeds ["egate-secrets-wrap", hsm.LabelSecretsWrap]
+	WrapKeyLabel     string        // HSM seed-wrap key that wraps seeds ["egate-otp-seed-wrap", hsm.LabelSeedWrap]
 	HOTPWindow       int           // counters looked ahead at login [10]
 	HOTPLookBehind   int           // used counters checked to report a replay [3]
 	TOTPSteps        int           // steps accepted either side of now [1]
@@ -62,7 +66,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.WrapKeyLabel == "" {
-		c.WrapKeyLabel = "egate-secrets-wrap"
+		c.WrapKeyLabel = "egate-otp-seed-wrap"
 	}
 	def(&c.HOTPWindow, 10)
 	def(&c.HOTPLookBehind, 3)

@@ -50,3 +50,15 @@ func (f *fakeHSM) HMACWrapped(ctx context.Context, label string, wrapped []byte,
 	}
 	return out, nil
 }
+
+func (f *fakeHSM) RewrapSecret(ctx context.Context, from, to string, wrapped []byte) ([]byte, error) {
+	ns := f.aead.NonceSize()
+	if len(wrapped) < ns {
+		return nil, errors.New("bad blob")
+	}
+	k, err := f.aead.Open(nil, wrapped[:ns], wrapped[ns:], []byte(from))
+	if err != nil {
+		return nil, err
+	}
+	return f.WrapSecret(ctx, to, k)
+}

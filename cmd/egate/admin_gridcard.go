@@ -40,7 +40,7 @@ func newGridCardCmd() *cobra.Command {
 			if err := requireCustomer(ctx, db, customer); err != nil {
 				return err
 			}
-			if _, _, err := h.EnsureKey(ctx, hsm.KeySpec{Label: gridcard.WrapKeyLabel, Type: hsm.KeyAES256}); err != nil {
+			if _, _, err := h.EnsureKey(ctx, hsm.KeySpec{Label: gridcard.SealKeyLabel, Type: hsm.KeyAES256}); err != nil {
 				return err
 			}
 			svc, err := gridcard.New(db, h, cfg, nil)

@@ -3,9 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
+	"sort"
 	"strings"
 	"text/tabwriter"
 
+	otpsvc "github.com/egate-bank/egate/authsvc/otp"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/egate-bank/egate/internal/app"
@@ -77,7 +79,7 @@ func newHSMCmd() *cobra.Command {
 	f := &hsmFlags{}
 	cmd := &cobra.Command{
 		Use:   "hsm",
-		Short: "the HSM key service: create the bank's standard keys, list keys",
+		Short: "the HSM key service: create the bank's standard keys, list keys, move OTP seeds under the seed-wrap key",
 	}
 	f.bind(cmd, "")
 
@@ -128,7 +130,71 @@ func newHSMCmd() *cobra.Command {
 			return printKeys(cmd, keys)
 		},
 	}
-	cmd.AddCommand(initCmd, keysCmd)
+	cmd.AddCommand(initCmd, keysCmd, newRewrapSeedsCmd(f))
+	return cmd
+}
+
+// newRewrapSeedsCmd is egate admin hsm rewrap-seeds: what every authsvc
+// start does (authsvc/factors.Build), on demand and with a report.
+func newRewrapSeedsCmd(f *hsmFlags) *cobra.Command {
+	var dbDSN, to string
+	cmd := &cobra.Command{
+		Use:   "rewrap-seeds",
+		Short: "move OTP seeds still wrapped by an older key (egate-secrets-wrap) under the seed-wrap key, inside the HSM",
+		Long: `Moves every stored OTP seed that is not wrapped by the seed-wrap key
+(--wrap-key, default factors.otp.wrap-key-label: egate-otp-seed-wrap) under
+it. Each seed is unwrapped by its old key into a sensitive session key in the
+HSM and wrapped at once by the seed-wrap key; it never leaves the HSM in the
+clear. Safe to run again, and while authsvc runs (each start does the same).
+The seed-wrap key must exist: egate admin hsm init makes it.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx := cmd.Context()
+			if to == "" {
+				cfg, _, err := loadConfig(cmd)
+				if err != nil {
+					return err
+				}
+				to = cfg.Factors.WithDefaults().OTP.WrapKeyLabel
+			}
+			db, err := (&authFlags{db: dbDSN, cmd: cmd}).openDB(ctx)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			h, err := f.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			k, err := h.FindKey(ctx, to)
+			if err != nil {
+				return err
+			}
+			if k.Type != hsm.KeySeedWrap {
+				return fmt.Errorf("%w: %q is not a seed-wrap key (%s): seeds would not stay in the HSM; run egate admin hsm init and use %s", hsm.ErrKeyType, to, hsm.KeySeedWrap, hsm.LabelSeedWrap)
+			}
+			sum, err := otpsvc.New(db, h, otpsvc.Config{WrapKeyLabel: to}, nil).RewrapSeeds(ctx)
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "moved %d seeds under %s\n", sum.Total(), to)
+			for _, m := range []struct {
+				what string
+				by   map[string]int
+			}{{"moved from", sum.Rewrapped}, {"kept under", sum.Kept}} {
+				labels := make([]string, 0, len(m.by))
+				for l := range m.by {
+					labels = append(labels, l)
+				}
+				sort.Strings(labels)
+				for _, l := range labels {
+					fmt.Fprintf(out, "  %s %-28s %d\n", m.what, l, m.by[l])
+				}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&dbDSN, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
+	cmd.Flags().StringVar(&to, "wrap-key", "", "the seed-wrap key (default: factors.otp.wrap-key-label, egate-otp-seed-wrap)")
 	return cmd
 }
 

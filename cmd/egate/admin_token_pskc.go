@@ -163,7 +163,7 @@ skipped, never overwritten.`,
 	f.StringVar(&keyFile, "key-file", "", "file holding the pre-shared AES key (raw or hex)")
 	f.StringVar(&passwordSource, "password-source", "", "password of a PBKDF2-protected file: env:NAME or file:/path")
 	f.StringVar(&dbDSN, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
-	f.StringVar(&wrapLabel, "wrap-key", hsm.LabelSecretsWrap, "HSM key that wraps the seeds")
+	f.StringVar(&wrapLabel, "wrap-key", hsm.LabelSeedWrap, "HSM seed-wrap key that wraps the seeds (type aes-256-seed-wrap)")
 	hf.bind(cmd, "hsm-")
 	return cmd
 }

@@ -176,10 +176,14 @@ func TestHSMBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pkcs11-tool: %v\n%s", err, out)
 	}
-	for _, label := range []string{"egate-passport-signing", "egate-ca-issuing", "egate-secrets-wrap", "egate-audit-checkpoint"} {
+	for _, label := range []string{"egate-passport-signing", "egate-ca-issuing", "egate-secrets-wrap", "egate-otp-seed-wrap", "egate-audit-checkpoint"} {
 		if !strings.Contains(string(out), label) {
 			t.Errorf("pkcs11-tool does not list %s", label)
 		}
+	}
+	// The seed-wrap key wraps and unwraps, and nothing else.
+	if !regexp.MustCompile(`label:\s+egate-otp-seed-wrap\n.*\n\s+Usage:\s+wrap, unwrap\n`).MatchString(string(out)) {
+		t.Errorf("pkcs11-tool does not show egate-otp-seed-wrap with usage wrap, unwrap only:\n%s", out)
 	}
 	if !strings.Contains(string(out), "never extractable") {
 		t.Errorf("pkcs11-tool does not report the keys never extractable:\n%s", out)

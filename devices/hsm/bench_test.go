@@ -119,10 +119,10 @@ func BenchmarkHMACWrapped(b *testing.B) {
 	need(b)
 	s := openTest(b, testConfig(testToken))
 	ctx := context.Background()
-	if _, _, err := s.EnsureKey(ctx, KeySpec{LabelSecretsWrap, KeyAES256}); err != nil {
+	if _, _, err := s.EnsureKey(ctx, KeySpec{LabelSeedWrap, KeySeedWrap}); err != nil {
 		b.Fatal(err)
 	}
-	wrapped, err := s.WrapSecret(ctx, LabelSecretsWrap, rfc4226Seed)
+	wrapped, err := s.WrapSeed(ctx, rfc4226Seed)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -161,7 +161,7 @@ func BenchmarkHMACWrapped(b *testing.B) {
 	b.Run("egate", func(b *testing.B) {
 		msgs := [][]byte{msg}
 		for b.Loop() {
-			if _, err := s.HMACWrapped(ctx, LabelSecretsWrap, wrapped, crypto.SHA1, msgs); err != nil {
+			if _, err := s.HMACWrapped(ctx, LabelSeedWrap, wrapped, crypto.SHA1, msgs); err != nil {
 				b.Fatal(err)
 			}
 		}

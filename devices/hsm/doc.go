@@ -12,6 +12,53 @@
 // only ever unwrapped, for the length of one call, into a sensitive,
 // non-extractable session key whose HMAC the HSM computes.
 //
+// # Seeds stay in the HSM
+//
+// OTP seeds are wrapped by a key of their own, the seed-wrap key
+// (KeySeedWrap, standard label LabelSeedWrap "egate-otp-seed-wrap"), and
+// by no other: WrapSecret refuses any other key. The seed-wrap key is
+// sensitive, never extractable and not modifiable; it wraps and unwraps
+// (CKA_WRAP, CKA_UNWRAP) with RFC 5649 key wrap only (CKA_ALLOWED_MECHANISMS)
+// and cannot encrypt or decrypt, so nobody can C_Decrypt a stored blob with
+// it (AES key wrap is AES decryption plus XORs anyone can finish); its
+// CKA_UNWRAP_TEMPLATE makes every key it unwraps a sensitive, never
+// extractable, unmodifiable generic secret that may sign (HMAC) and do
+// nothing else, so nobody holding the user PIN and a blob can unwrap a seed
+// as an extractable key, or loosen it afterwards. Sealing (Seal, Unseal:
+// grid cards) uses egate-secrets-wrap, a plain aes-256 key, which never
+// wraps a seed.
+//
+// A seed enters the HSM once, at import: WrapSecret (WrapSeed) creates it
+// as a sensitive session object (CKA_EXTRACTABLE true only because
+// C_WrapKey needs it), wraps it with C_WrapKey and destroys it. Seeds
+// wrapped before the seed-wrap key existed (under egate-secrets-wrap) are
+// moved inside the HSM by RewrapSecret: unwrapped by the old key into a
+// sensitive session key, wrapped at once by the seed-wrap key, destroyed.
+// The move is one-way: the seed-wrap key's template refuses the extractable
+// copy a move needs.
+//
+// What SoftHSM2 2.6.1 enforces (TestSeedCannotLeaveTheHSM plays the
+// attacker with raw PKCS#11 calls): C_UnwrapKey whose template disagrees
+// with CKA_UNWRAP_TEMPLATE or omits one of its attributes fails with
+// CKR_TEMPLATE_INCONSISTENT; C_DecryptInit with a key without CKA_DECRYPT
+// fails with CKR_KEY_FUNCTION_NOT_PERMITTED; a mechanism outside
+// CKA_ALLOWED_MECHANISMS fails; C_SetAttributeValue on an object with
+// CKA_MODIFIABLE false fails with CKR_ACTION_PROHIBITED, and C_CopyObject
+// may not change usages; CKA_VALUE_LEN cannot be given to C_UnwrapKey (no
+// unwrapping a truncated seed). CKA_WRAP_WITH_TRUSTED is enforced by
+// C_WrapKey, but CKA_TRUSTED can be set only by the security officer, and
+// an unwrapped seed is never extractable anyway, so egate does not use
+// them. miekg/pkcs11 has no attribute arrays: attrArray builds
+// CKA_UNWRAP_TEMPLATE by hand, and only the attribute types of a template
+// can be read back, so a found key is taken as a seed-wrap key when it has
+// the usages above and a template naming every attribute egate puts there.
+// An attacker with the PIN and a blob can still have the HSM compute HMACs
+// (OTP codes) with it; only the seed itself is out of reach. Blobs made
+// under egate-secrets-wrap before the move (in database backups, say) stay
+// readable by a PIN holder for as long as that key exists: it still
+// decrypts and unwraps without a template. Retiring it needs grid cards
+// resealed under another sealing key first; egate does not do that yet.
+//
 // # Two paths to one module
 //
 // Through crypto11 (a crypto11.Context per Service):
@@ -42,8 +89,8 @@
 //     (its FindAllKeyPairs fails on the first one, and needs each pair's
 //     public half), and tells P-256 from other curves and 2048-bit RSA from
 //     other sizes by CKA_EC_PARAMS, CKA_MODULUS and CKA_VALUE_LEN;
-//   - WrapSecret and HMACWrapped: C_CreateObject, C_WrapKey and C_UnwrapKey
-//     are not in crypto11;
+//   - WrapSecret, RewrapSecret and HMACWrapped: C_CreateObject, C_WrapKey
+//     and C_UnwrapKey are not in crypto11;
 //   - Seal and Unseal (AES-GCM): crypto11's AEAD computes the same
 //     0x01 ‖ iv ‖ ct ‖ tag format on SoftHSM2 (with Config.GCMIVLength 12
 //     and the IV supplied by egate, UseGCMIVFromHSM off;

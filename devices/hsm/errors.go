@@ -23,6 +23,10 @@ var (
 	ErrClosed         = errors.New("HSM service is closed")
 	ErrSessionLost    = errors.New("HSM session lost")
 	ErrSealed         = errors.New("sealed data is invalid")
+	// ErrOneWay: RewrapSecret was asked to move a secret that is already
+	// under a seed-wrap key, which lets nothing out (not even to another
+	// seed-wrap key).
+	ErrOneWay = errors.New("secret is already under a seed-wrap key")
 )
 
 // PINError is a refused login. It matches ErrPINIncorrect, or ErrPINLocked

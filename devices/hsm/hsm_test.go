@@ -92,6 +92,8 @@ func TestStandardKeysAttributes(t *testing.T) {
 					pkcs11.CKA_SIGN: false, pkcs11.CKA_VERIFY: false, pkcs11.CKA_DERIVE: false},
 				KeyHMAC: {pkcs11.CKA_SIGN: true, pkcs11.CKA_VERIFY: true, pkcs11.CKA_ENCRYPT: false, pkcs11.CKA_DECRYPT: false,
 					pkcs11.CKA_WRAP: false, pkcs11.CKA_UNWRAP: false, pkcs11.CKA_DERIVE: false},
+				KeySeedWrap: {pkcs11.CKA_WRAP: true, pkcs11.CKA_UNWRAP: true, pkcs11.CKA_ENCRYPT: false, pkcs11.CKA_DECRYPT: false,
+					pkcs11.CKA_SIGN: false, pkcs11.CKA_VERIFY: false, pkcs11.CKA_DERIVE: false, pkcs11.CKA_MODIFIABLE: false},
 			}
 			for typ, v := range usages[spec.Type] {
 				want[typ] = v
@@ -312,10 +314,10 @@ var rfc4226HOTP = []uint32{755224, 287082, 359152, 969429, 338314, 254676, 28792
 func TestHMACWrapped(t *testing.T) {
 	s := openTest(t, testConfig(testToken))
 	ctx := context.Background()
-	if _, _, err := s.EnsureKey(ctx, KeySpec{LabelSecretsWrap, KeyAES256}); err != nil {
+	if _, _, err := s.EnsureKey(ctx, KeySpec{LabelSeedWrap, KeySeedWrap}); err != nil {
 		t.Fatal(err)
 	}
-	wrapped, err := s.WrapSecret(ctx, LabelSecretsWrap, rfc4226Seed)
+	wrapped, err := s.WrapSeed(ctx, rfc4226Seed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -337,7 +339,7 @@ func TestHMACWrapped(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			macs, err := s.HMACWrapped(ctx, LabelSecretsWrap, wrapped, tc.h, msgs)
+			macs, err := s.HMACWrapped(ctx, LabelSeedWrap, wrapped, tc.h, msgs)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -366,13 +368,18 @@ func TestHMACWrapped(t *testing.T) {
 		t.Fatalf("%d session secret keys left behind", len(left))
 	}
 	// Wrapped by another key, or altered: refused.
-	if _, _, err := s.EnsureKey(ctx, KeySpec{"egate-test-wrap2", KeyAES256}); err != nil {
+	if _, _, err := s.EnsureKey(ctx, KeySpec{"egate-test-seed-wrap2", KeySeedWrap}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.HMACWrapped(ctx, "egate-test-wrap2", wrapped, crypto.SHA1, msgs[:1]); !errors.Is(err, ErrSealed) {
+	if _, err := s.HMACWrapped(ctx, "egate-test-seed-wrap2", wrapped, crypto.SHA1, msgs[:1]); !errors.Is(err, ErrSealed) {
 		t.Fatalf("HMACWrapped with another wrapping key: %v, want ErrSealed", err)
 	}
-	if _, err := s.HMACWrapped(ctx, LabelSecretsWrap, wrapped, crypto.MD5, msgs[:1]); err == nil {
+	altered := bytes.Clone(wrapped)
+	altered[len(altered)-1] ^= 1
+	if _, err := s.HMACWrapped(ctx, LabelSeedWrap, altered, crypto.SHA1, msgs[:1]); !errors.Is(err, ErrSealed) {
+		t.Fatalf("HMACWrapped of an altered blob: %v, want ErrSealed", err)
+	}
+	if _, err := s.HMACWrapped(ctx, LabelSeedWrap, wrapped, crypto.MD5, msgs[:1]); err == nil {
 		t.Fatal("HMACWrapped with MD5 succeeded")
 	}
 }
@@ -696,7 +703,7 @@ func TestClose(t *testing.T) {
 		"EnsureKey":        func() error { _, _, err := s.EnsureKey(ctx, KeySpec{"x", KeyAES256}); return err },
 		"Seal":             func() error { _, err := s.Seal(ctx, LabelSecretsWrap, nil, nil); return err },
 		"HMAC":             func() error { _, err := s.HMAC(ctx, LabelHMAC, nil); return err },
-		"WrapSecret":       func() error { _, err := s.WrapSecret(ctx, LabelSecretsWrap, []byte("x")); return err },
+		"WrapSecret":       func() error { _, err := s.WrapSecret(ctx, LabelSeedWrap, []byte("x")); return err },
 		"InitStandardKeys": func() error { _, err := s.InitStandardKeys(ctx); return err },
 	}
 	for name, f := range calls {

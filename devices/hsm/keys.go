@@ -20,13 +20,19 @@ type KeyType string
 const (
 	KeyECDSAP256 KeyType = "ecdsa-p256" // signing, crypto.Signer
 	KeyRSA2048   KeyType = "rsa-2048"   // signing, crypto.Signer
-	KeyAES256    KeyType = "aes-256"    // wrapping and sealing
+	KeyAES256    KeyType = "aes-256"    // sealing (AES-GCM) and wrapping
 	KeyHMAC      KeyType = "hmac"       // generic secret, 32 bytes, HMAC-SHA-256
+	// KeySeedWrap is an AES-256 key that wraps and unwraps OTP seeds and
+	// does nothing else (see seed.go): no encrypt or decrypt, RFC 5649 key
+	// wrap only, a CKA_UNWRAP_TEMPLATE that makes every key it unwraps a
+	// sensitive, never extractable, sign-only HMAC key, and no attribute
+	// modifiable.
+	KeySeedWrap KeyType = "aes-256-seed-wrap"
 )
 
 func (t KeyType) valid() bool {
 	switch t {
-	case KeyECDSAP256, KeyRSA2048, KeyAES256, KeyHMAC:
+	case KeyECDSAP256, KeyRSA2048, KeyAES256, KeyHMAC, KeySeedWrap:
 		return true
 	}
 	return false
@@ -48,10 +54,13 @@ type Key struct {
 	URI   string  // pkcs11:token=…;object=…;type=private|secret-key;id=…
 }
 
-// The bank's standard keys.
+// The bank's standard keys (and LabelSeedWrap, in seed.go).
 const (
 	LabelPassportSigning = "egate-passport-signing"
 	LabelCAIssuing       = "egate-ca-issuing"
+	// LabelSecretsWrap seals secrets at rest (grid cards) with AES-GCM. It
+	// used to wrap OTP seeds too; those are moved under LabelSeedWrap
+	// (RewrapSecret; authsvc/otp's RewrapSeeds).
 	LabelSecretsWrap     = "egate-secrets-wrap"
 	LabelAuditCheckpoint = "egate-audit-checkpoint"
 	LabelHMAC            = "egate-hmac"
@@ -64,6 +73,7 @@ func StandardKeys() []KeySpec {
 		{LabelPassportSigning, KeyECDSAP256},
 		{LabelCAIssuing, KeyECDSAP256},
 		{LabelSecretsWrap, KeyAES256},
+		{LabelSeedWrap, KeySeedWrap},
 		{LabelAuditCheckpoint, KeyECDSAP256},
 		{LabelHMAC, KeyHMAC},
 		{LabelATMPIN, KeyAES256},
@@ -93,7 +103,7 @@ var oidP256 = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
 // type is ErrKeyType.
 func (s *Service) EnsureKey(ctx context.Context, spec KeySpec) (Key, bool, error) {
 	if !spec.Type.valid() {
-		return Key{}, false, fmt.Errorf("%w: unknown key type %q (want ecdsa-p256, rsa-2048, aes-256 or hmac)", ErrKeyType, spec.Type)
+		return Key{}, false, fmt.Errorf("%w: unknown key type %q (want ecdsa-p256, rsa-2048, aes-256, aes-256-seed-wrap or hmac)", ErrKeyType, spec.Type)
 	}
 	if err := checkLabel(spec.Label); err != nil {
 		return Key{}, false, err
@@ -193,6 +203,21 @@ func (s *Service) generate(c *crypto11.Context, spec KeySpec, id []byte) error {
 		}
 		_, err = c.GenerateSecretKeyWithAttributes(t, 256, crypto11.CipherAES)
 		return err
+	case KeySeedWrap:
+		attrs, release, err := seedWrapKeyAttrs()
+		if err != nil {
+			return err
+		}
+		defer release()
+		t, err := set(secret...)
+		if err != nil {
+			return err
+		}
+		for _, a := range attrs {
+			t[crypto11.AttributeType(a.Type)] = a
+		}
+		_, err = c.GenerateSecretKeyWithAttributes(t, 256, crypto11.CipherAES)
+		return err
 	case KeyHMAC:
 		t, err := set(append(secret,
 			pkcs11.CKA_SIGN, true,
@@ -281,6 +306,9 @@ func (s *Service) describe(sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, class
 	case class == pkcs11.CKO_SECRET_KEY && ktype == pkcs11.CKK_AES:
 		if a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil)}); err == nil && bytesToUint(a[0].Value) == 32 {
 			t = KeyAES256
+			if s.isSeedWrapKey(sh, h) {
+				t = KeySeedWrap
+			}
 		}
 	case class == pkcs11.CKO_SECRET_KEY && ktype == pkcs11.CKK_GENERIC_SECRET:
 		t = KeyHMAC

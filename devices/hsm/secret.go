@@ -85,9 +85,19 @@ func (s *Service) Unseal(ctx context.Context, keyLabel string, sealed, aad []byt
 const MaxSecretLen = 4096
 
 // WrapSecret brings secret into the HSM as a temporary session key and lets
-// it out only wrapped (RFC 5649 AES key wrap with padding, C_WrapKey) by the
-// AES key wrapKeyLabel. The result can be stored anywhere; only
-// HMACWrapped, inside the HSM, uses it.
+// it out only wrapped (RFC 5649 AES key wrap with padding, C_WrapKey) by
+// wrapKeyLabel, which must be a seed-wrap key (KeySeedWrap; otherwise
+// ErrKeyType, and nothing is wrapped). The result can be stored anywhere:
+// the seed-wrap key's unwrap template lets it back into the HSM only as a
+// sensitive, non-extractable, sign-only key, which is what HMACWrapped
+// makes of it.
+//
+// Why this path: the seed must enter the HSM once, in the clear, and C_WrapKey
+// is the only way a module lets a key out encrypted under a key that
+// cannot decrypt. The session key is created sensitive (its CKA_VALUE is
+// never readable again) and extractable only because C_WrapKey needs it;
+// it is a session object of this process's session, destroyed before
+// WrapSecret returns.
 //
 // The secret is an HMAC key. One shorter than 64 bytes is zero-extended to
 // 64 bytes before it enters the HSM: HMAC itself pads a short key with zeros
@@ -107,7 +117,7 @@ func (s *Service) WrapSecret(ctx context.Context, wrapKeyLabel string, secret []
 	}
 	var wrapped []byte
 	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
-		wk, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, wrapKeyLabel)
+		wk, err := s.seedWrapKey(sh, wrapKeyLabel)
 		if err != nil {
 			return err
 		}
@@ -119,6 +129,7 @@ func (s *Service) WrapSecret(ctx context.Context, wrapKeyLabel string, secret []
 			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
 			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
 			pkcs11.NewAttribute(pkcs11.CKA_VALUE, secret),
 		})
 		if err != nil {
@@ -140,9 +151,11 @@ var hmacMechs = map[crypto.Hash]uint{
 	crypto.SHA512: pkcs11.CKM_SHA512_HMAC,
 }
 
-// HMACWrapped unwraps a secret made by WrapSecret into a sensitive,
-// non-extractable session key, computes HMAC-h of every msg in the HSM and
-// destroys the key. h is crypto.SHA1, SHA256 or SHA512. The i-th result is
+// HMACWrapped unwraps a secret made by WrapSecret into a session key with
+// exactly the seed-wrap key's unwrap template (sensitive, never
+// extractable, sign only, unmodifiable), computes HMAC-h of every msg in
+// the HSM and destroys the key. The same template serves a secret still
+// wrapped by an older plain AES key (before RewrapSecret moved it). h is crypto.SHA1, SHA256 or SHA512. The i-th result is
 // the MAC of msgs[i].
 func (s *Service) HMACWrapped(ctx context.Context, wrapKeyLabel string, wrapped []byte, h crypto.Hash, msgs [][]byte) ([][]byte, error) {
 	mech, ok := hmacMechs[h]
@@ -160,15 +173,7 @@ func (s *Service) HMACWrapped(ctx context.Context, wrapKeyLabel string, wrapped 
 		if err != nil {
 			return err
 		}
-		key, err := s.p.UnwrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, wrapped[1:], []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-		})
+		key, err := s.p.UnwrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, wrapped[1:], unwrappedSeedTemplate())
 		if err != nil {
 			// SoftHSM2 reports a failed key-wrap integrity check as CKR_GENERAL_ERROR.
 			if isRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || isRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || isRV(err, pkcs11.CKR_GENERAL_ERROR) {

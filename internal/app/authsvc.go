@@ -110,6 +110,14 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { a.Factors.Close() })
+	if log != nil {
+		if rw := a.Factors.OTPRewrap; rw.Total() > 0 {
+			log.Info("moved OTP seeds under the seed-wrap key, inside the HSM", "seeds", rw.Total(), "from", rw.Rewrapped, "to", cfg.Factors.WithDefaults().OTP.WrapKeyLabel)
+		}
+		if err := a.Factors.OTPRewrapErr; err != nil {
+			log.Warn("some OTP seeds could not be moved under the seed-wrap key; they keep working under their old key (egate admin hsm rewrap-seeds retries)", "err", err)
+		}
+	}
 	a.Auth, err = authsvc.New(ctx, ac, authsvc.Deps{DB: a.DB, Signer: signer, Factors: a.Factors.Factors})
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -199,4 +200,43 @@ func TestNoDatabaseDirectory(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "var")); err == nil {
 		t.Fatal("./var was created")
 	}
+}
+
+// TestHSMMustBeConfigured: no process falls back to a development token. With
+// hsm.module empty, egate authsvc and the operator's HSM commands stop with
+// one line naming the key to set; given a config like the one egate demo
+// writes (var/egate.yaml), they reach its token through hsm.module-env even
+// when the environment points the SoftHSM library elsewhere.
+func TestHSMMustBeConfigured(t *testing.T) {
+	testenv.NeedCommand(t, "softhsm2-util", "softhsm2")
+	dir := t.TempDir()
+	oneLine(t, run(t, dir, nil, "authsvc", "--set", "http.listen=127.0.0.1:0", "--set", "factors.sms.dev-sink=true"), "hsm.module is empty", "hsm.token", "hsm.pin-source")
+	oneLine(t, run(t, dir, nil, "admin", "hsm", "keys"), "hsm.module is empty")
+
+	sh, err := softhsm.New(filepath.Join(dir, "softhsm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := sh.InitToken(context.Background(), "egate-conf", "87654321", "12345678"); err != nil {
+		t.Fatal(err)
+	}
+	pin := filepath.Join(dir, "pin")
+	if err := os.WriteFile(pin, []byte("12345678"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "egate.yaml")
+	conf := fmt.Sprintf("hsm:\n  module: %s\n  token: egate-conf\n  pin-source: file:%s\n  module-env: [%s]\n", sh.Module, pin, sh.Env())
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	elsewhere := []string{"SOFTHSM2_CONF=" + filepath.Join(dir, "no-such.conf")}
+	r := run(t, t.TempDir(), elsewhere, "admin", "hsm", "init", "--config", cfg)
+	if r.code != 0 || !strings.Contains(r.stdout, "pkcs11:token=egate-conf;object=egate-passport-signing") {
+		t.Fatalf("admin hsm init with module-env: %+v", r)
+	}
+	bad := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(bad, []byte(strings.Replace(conf, sh.Env(), "1BAD=x", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	oneLine(t, run(t, dir, nil, "admin", "hsm", "keys", "--config", bad), "hsm.module-env", "NAME=value")
 }

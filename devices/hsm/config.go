@@ -2,6 +2,8 @@ package hsm
 
 import (
 	"fmt"
+	"os"
+	"strings"
 
 	"github.com/egate-bank/egate/devices/pinsource"
 )
@@ -23,6 +25,37 @@ type Config struct {
 	PINSource string `yaml:"pin-source"`
 	// Pool is the number of PKCS#11 sessions (0: DefaultPoolSize).
 	Pool int `yaml:"pool-size"`
+	// ModuleEnv is environment the vendor's PKCS#11 library reads its own
+	// configuration from, as NAME=value (SoftHSM2: SOFTHSM2_CONF=/etc/softhsm2.conf;
+	// Thales Luna: ChrystokiConfigurationPath=/etc). The process sets it
+	// before the library is loaded (ApplyModuleEnv). Never a PIN.
+	ModuleEnv []string `yaml:"module-env"`
+}
+
+// ApplyModuleEnv sets ModuleEnv in this process's environment, overriding
+// what was there: the config names the module and what it reads. Call it
+// before Open; a library loaded already has read its environment.
+func (c Config) ApplyModuleEnv() error {
+	for _, kv := range c.ModuleEnv {
+		name, val, _ := strings.Cut(kv, "=")
+		if err := os.Setenv(name, val); err != nil {
+			return fmt.Errorf("%w: hsm.module-env %s: %w", ErrBadConfig, name, err)
+		}
+	}
+	return nil
+}
+
+func validModuleEnv(kv string) bool {
+	name, val, ok := strings.Cut(kv, "=")
+	if !ok || name == "" || val == "" {
+		return false
+	}
+	for i, c := range name {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate checks the section without touching the module or reading the PIN.
@@ -38,6 +71,12 @@ func (c Config) Validate() error {
 	}
 	if _, err := pinsource.Parse(c.PINSource); err != nil {
 		return fmt.Errorf("%w: hsm.pin-source: %w", ErrBadConfig, err)
+	}
+	for _, kv := range c.ModuleEnv {
+		if !validModuleEnv(kv) {
+			name, _, _ := strings.Cut(kv, "=")
+			return fmt.Errorf("%w: hsm.module-env: want NAME=value entries (e.g. SOFTHSM2_CONF=/etc/softhsm2.conf), not %q", ErrBadConfig, name)
+		}
 	}
 	if c.Pool < 0 || c.Pool > MaxPoolSize {
 		return fmt.Errorf("%w: hsm.pool-size %d: want 0 (default %d) to %d", ErrBadConfig, c.Pool, DefaultPoolSize, MaxPoolSize)

@@ -74,8 +74,13 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	if err := cfg.Factors.WithDefaults().Validate(); err != nil {
 		return nil, err
 	}
+	// The HSM's config too, so that a missing hsm.module is named before
+	// anything is opened.
+	hc, err := HSMConfig(cfg)
+	if err != nil {
+		return nil, err
+	}
 	a := &Authsvc{Issuer: ac.Issuer}
-	var err error
 	// The back-end clients' secrets are read before anything is opened.
 	if a.Backend, err = backend.New(ac.BackendClients); err != nil {
 		return nil, err
@@ -90,7 +95,7 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { a.DB.Close() })
-	if a.HSM, err = OpenHSM(ctx, cfg); err != nil {
+	if a.HSM, err = hsm.Open(ctx, hc); err != nil {
 		return nil, err
 	}
 	a.closers = append(a.closers, func() { a.HSM.Close() })

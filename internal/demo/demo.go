@@ -95,6 +95,12 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		fmt.Fprintf(out, "  key      %-24s %s\n", k.Label, k.URI)
 	}
 	fmt.Fprintf(out, "Database   %s %s\n", c.Database.Driver, c.Database.DSN)
+	cfgPath, err := writeConfig(c)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "Config     %s: the HSM and the database above, for operator commands and egate authsvc\n", cfgPath)
+	fmt.Fprintf(out, "           (egate admin hsm keys --config %s; stop the demo before egate authsvc --config %s)\n", cfgPath, cfgPath)
 
 	who, err := demoCustomer(ctx, a.Auth.Passport(), c.Demo.VarDir)
 	if err != nil {

@@ -196,6 +196,7 @@ func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
 			t.Fatalf("output does not list the signing key:\n%s", out.String())
 		}
 		uris[i] = m[1]
+		checkRunConfig(t, varDir, out.String())
 		if !strings.Contains(out.String(), "egate demo stopped") {
 			t.Fatalf("no clean stop:\n%s", out.String())
 		}
@@ -329,5 +330,39 @@ func callOTPAPIAsPrinted(t *testing.T, out string) {
 	}
 	if st, b := call(user, strings.TrimSpace(string(secret))); st != 200 || !strings.Contains(b, `"ok":true`) {
 		t.Fatalf("the printed call: %d %s", st, b)
+	}
+}
+
+// checkRunConfig: the demo wrote var/egate.yaml (0600), printed where, and
+// it loads strictly as egate's config, naming the demo's token, its module
+// environment and the database by absolute path, and no secret.
+func checkRunConfig(t *testing.T, varDir, out string) {
+	t.Helper()
+	path := filepath.Join(varDir, ConfigFile)
+	if !strings.Contains(out, "Config     "+path) {
+		t.Fatalf("the demo does not print where its config is:\n%s", out)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("%s: %v %v, want mode 0600", path, st, err)
+	}
+	cfg := config.Defaults()
+	if err := config.LoadFile(path, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HSM.Module == "" || cfg.HSM.Token != lastCfg.HSM.Token || !strings.HasPrefix(cfg.HSM.PINSource, "file:/") ||
+		len(cfg.HSM.ModuleEnv) != 1 || !strings.HasPrefix(cfg.HSM.ModuleEnv[0], "SOFTHSM2_CONF=/") {
+		t.Fatalf("hsm section of %s: %+v", path, cfg.HSM)
+	}
+	if err := cfg.HSM.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Database.Driver != "sqlite" || !filepath.IsAbs(cfg.Database.DSN) {
+		t.Fatalf("database section of %s: %+v", path, cfg.Database)
+	}
+	b, _ := os.ReadFile(path)
+	pin, _ := os.ReadFile(filepath.Join(varDir, "hsm-user-pin"))
+	if len(pin) == 0 || strings.Contains(string(b), strings.TrimSpace(string(pin))) {
+		t.Fatalf("%s holds the PIN, or there is no PIN file", path)
 	}
 }

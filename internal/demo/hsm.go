@@ -44,7 +44,7 @@ func HSMToken(ctx context.Context, varDir, label string, pool int) (hsm.Config, 
 		return hsm.Config{}, err
 	}
 	abs, _ := filepath.Abs(userPINFile)
-	return hsm.Config{Module: dir.Module, Token: label, PINSource: "file:" + abs, Pool: pool}, nil
+	return hsm.Config{Module: dir.Module, Token: label, PINSource: "file:" + abs, Pool: pool, ModuleEnv: []string{dir.Env()}}, nil
 }
 
 func readOrMakePIN(path string) (string, error) {

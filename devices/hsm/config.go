@@ -2,6 +2,7 @@ package hsm
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/egate-bank/egate/devices/pinsource"
 )
@@ -23,7 +24,18 @@ type Config struct {
 	PINSource string `yaml:"pin-source"`
 	// Pool is the number of PKCS#11 sessions (0: DefaultPoolSize).
 	Pool int `yaml:"pool-size"`
+	// RetryMin and RetryMax bound the backoff between attempts to reopen
+	// an HSM that became unreachable (0: DefaultRetryMin, DefaultRetryMax).
+	// While it waits, calls fail at once with ErrUnavailable.
+	RetryMin time.Duration `yaml:"retry-min"`
+	RetryMax time.Duration `yaml:"retry-max"`
 }
+
+// Default backoff between attempts to reopen an unreachable HSM.
+const (
+	DefaultRetryMin = 100 * time.Millisecond
+	DefaultRetryMax = 5 * time.Second
+)
 
 // Validate checks the section without touching the module or reading the PIN.
 func (c Config) Validate() error {
@@ -42,7 +54,21 @@ func (c Config) Validate() error {
 	if c.Pool < 0 || c.Pool > MaxPoolSize {
 		return fmt.Errorf("%w: hsm.pool-size %d: want 0 (default %d) to %d", ErrBadConfig, c.Pool, DefaultPoolSize, MaxPoolSize)
 	}
+	if c.RetryMin < 0 || c.RetryMax < 0 || (c.RetryMax > 0 && c.RetryMin > c.RetryMax) {
+		return fmt.Errorf("%w: hsm.retry-min %v and hsm.retry-max %v: want 0 (defaults %v and %v) or 0 < retry-min <= retry-max", ErrBadConfig, c.RetryMin, c.RetryMax, DefaultRetryMin, DefaultRetryMax)
+	}
 	return nil
+}
+
+func (c Config) retryBounds() (lo, hi time.Duration) {
+	lo, hi = c.RetryMin, c.RetryMax
+	if lo == 0 {
+		lo = DefaultRetryMin
+	}
+	if hi == 0 {
+		hi = max(DefaultRetryMax, lo)
+	}
+	return lo, hi
 }
 
 func (c Config) poolSize() int {

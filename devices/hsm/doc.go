@@ -191,7 +191,8 @@
 // here either. Modules that must be initialised again to see a token that
 // came back (SoftHSM2) recover only when the Service is the module's only
 // crypto11 user in the process (one Service per process, as egate's
-// commands open it). Callers treat ErrUnavailable as "try again later":
+// commands open it); another component of the process that uses the same
+// library outside crypto11 loses its sessions when it is finalised. Callers treat ErrUnavailable as "try again later":
 // nothing was computed, so nothing may be counted against a customer
 // (authsvc's factors answer 503 and count no failure).
 //

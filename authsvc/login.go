@@ -675,12 +675,22 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: f.PassportID, ChallengeID: f.Challenge, Response: formResponse(r.PostFormValue("response"), f.Proof), ClientIP: ip})
-	done(ctx, err == nil, ip)
+	// An answer the tool could not check (its HSM failed) is no failure:
+	// its slot is given back like a right answer's, and nothing is
+	// counted against the customer or the address.
+	unchecked := errors.Is(err, authn.ErrUnavailable)
+	done(ctx, err == nil || unchecked, ip)
 	if err != nil {
 		if !s.auditLogin(ctx, w, "login.factor", ar, f, ip, factorCode(err), "factor", fac.Name()) {
 			return
 		}
 		switch {
+		case unchecked:
+			// The internals go to the log with the request id; the page
+			// keeps the same challenge for the same answer.
+			s.logFactorFault(r, fac, err)
+			w.Header().Set("Retry-After", "1")
+			s.renderFactor(w, r, http.StatusServiceUnavailable, ar, f, fac, authn.ErrUnavailable.Error(), factorCode(err))
 		case errors.As(err, &le):
 			s.renderLockedFactor(w, r, ar, f, fac, le)
 		case errors.Is(err, authn.ErrExpired), errors.Is(err, authn.ErrUsed), errors.Is(err, authn.ErrUnknown):
@@ -716,6 +726,7 @@ func factorCode(err error) string {
 		e    error
 		code string
 	}{
+		{authn.ErrUnavailable, "unavailable"},
 		{authn.ErrWrongAnswer, "wrong_answer"}, {authn.ErrLocked, "locked"}, {authn.ErrExpired, "expired"}, {authn.ErrUsed, "used"},
 		{authn.ErrUnknown, "unknown_challenge"}, {authn.ErrNotEnrolled, "not_enrolled"}, {authn.ErrRevoked, "revoked"},
 		{authn.ErrRateLimited, "rate_limited"}, {authn.ErrReplay, "replay"}, {authn.ErrBadResponse, "bad_response"},
@@ -730,7 +741,7 @@ func factorCode(err error) string {
 // safeFactorError shows a factor's sentinel message, never a wrapped detail
 // that might carry device internals.
 func safeFactorError(err error) string {
-	for _, e := range []error{authn.ErrWrongAnswer, authn.ErrExpired, authn.ErrUsed, authn.ErrUnknown, authn.ErrNotEnrolled,
+	for _, e := range []error{authn.ErrUnavailable, authn.ErrWrongAnswer, authn.ErrExpired, authn.ErrUsed, authn.ErrUnknown, authn.ErrNotEnrolled,
 		authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse} {
 		if errors.Is(err, e) {
 			return e.Error()

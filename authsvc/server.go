@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -53,6 +54,9 @@ type Deps struct {
 	// PasswordHooks and CaptchaHook let tests observe; leave zero.
 	PasswordHooks passport.Hooks
 	CaptchaHook   func(id, answer string)
+	// Log receives what the public pages and APIs must not show (a device
+	// fault's module error, with the request id); nil discards it.
+	Log *slog.Logger
 }
 
 // Server is the auth API.
@@ -74,6 +78,7 @@ type Server struct {
 	// logoutKey signs post-logout redirects; backchannel delivers logout tokens.
 	logoutKey   []byte
 	backchannel *http.Client
+	log         *slog.Logger
 }
 
 // New builds the server. The HMAC key shared by replicas (decoy reserved
@@ -109,6 +114,10 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 		audit:    audit.New(deps.DB, now),
 		base:     strings.TrimSuffix(iu.Path, "/"),
 		secure:   iu.Scheme == "https",
+		log:      deps.Log,
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.logoutKey, s.backchannel = key, deps.BackchannelClient
 	if s.backchannel == nil {
@@ -196,8 +205,9 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+b+"/oauth/token", s.tokenEndpoint)
 	m.HandleFunc("GET "+b+"/authorize/callback", s.authorizeCallback)
 	// The provider serves the rest, some of it behind guards (oauth.go,
-	// callback.go, logout.go).
-	prov := http.StripPrefix(b, s.provider)
+	// callback.go, logout.go); its 5xx answers are replaced by 503 "try
+	// again" (faults.go).
+	prov := s.hideFaults(http.StripPrefix(b, s.provider))
 	m.HandleFunc("GET "+b+"/.well-known/openid-configuration", s.discovery)
 	m.HandleFunc(b+"/device_authorization", noEndpoint)
 	m.Handle(b+"/oauth/introspect", s.oauthForm(prov))

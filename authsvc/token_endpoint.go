@@ -11,7 +11,9 @@ import (
 // and refresh_token) to the OIDC provider and answers every other grant
 // type with unsupported_grant_type (RFC 6749 §5.2). The provider library
 // would otherwise run its JWT-bearer grant, which the passport does not
-// offer, and answer a malformed assertion with a server error.
+// offer, and answer a malformed assertion with a server error. A failure
+// of the provider (signing with the HSM, the database) is answered 503
+// temporarily_unavailable without the provider's text (faults.go).
 func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 	// RFC 6749 §5.1: no token response, success or error, is cached.
 	w.Header().Set("Cache-Control", "no-store")
@@ -27,7 +29,7 @@ func (s *Server) tokenEndpoint(w http.ResponseWriter, r *http.Request) {
 	}
 	switch gt := r.PostForm.Get("grant_type"); gt {
 	case string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken):
-		http.StripPrefix(s.base, s.provider).ServeHTTP(w, r)
+		s.hideFaults(http.StripPrefix(s.base, s.provider)).ServeHTTP(w, r)
 	case "":
 		tokenError(w, http.StatusBadRequest, "invalid_request", "grant_type missing")
 	default:

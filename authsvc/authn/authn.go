@@ -6,7 +6,10 @@
 //
 // Every challenge is single use and short lived, bound to a purpose (a login
 // or one transaction's canonical hash) and to the customer. Failed answers
-// count toward the factor's own lockout, apart from password failures.
+// count toward the factor's own lockout, apart from password failures. An
+// answer that could not be checked (the HSM or the database failed:
+// ErrUnavailable) is no failure: it counts nothing and leaves the
+// challenge open.
 package authn
 
 import (
@@ -89,6 +92,11 @@ var (
 	ErrRateLimited = errors.New("too many requests; wait before trying again")
 	ErrReplay      = errors.New("this code was already used")
 	ErrBadResponse = errors.New("the response is malformed")
+	// ErrUnavailable: the answer could not be checked because a device the
+	// check needs (the HSM) or the database failed. Not the customer's
+	// fault: the factor counts no failure, gives back the challenge, and
+	// the HTTP layer answers 503 "try again".
+	ErrUnavailable = errors.New("the authentication tool is temporarily unavailable; try again in a moment")
 )
 
 // LockedError tells the customer when a locked tool unlocks by itself.

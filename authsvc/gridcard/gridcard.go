@@ -318,8 +318,14 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	}
 	plain, err := s.sealer.Unseal(ctx, SealKeyLabel, c.sealed, aad(c.serial))
 	if err != nil {
+		// The HSM failed: nothing was checked, so the attempt is given
+		// back with the challenge and the customer tries again.
 		release()
-		return authn.Result{}, fmt.Errorf("unsealing the grid card: %w", err)
+		err = fmt.Errorf("%w: unsealing the grid card: %w", authn.ErrUnavailable, err)
+		if _, gerr := s.db.Exec(context.WithoutCancel(ctx), `UPDATE gridcards SET attempts = attempts - 1 WHERE serial = ? AND attempts > 0`, c.serial); gerr != nil {
+			return authn.Result{}, fmt.Errorf("%w (and giving back the attempt: %w)", err, gerr)
+		}
+		return authn.Result{}, err
 	}
 	var want strings.Builder
 	for _, cell := range cells {

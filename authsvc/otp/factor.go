@@ -86,6 +86,10 @@ func (f Factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	} else {
 		_, err = s.Verify(ctx, t, code)
 	}
+	if errors.Is(err, ErrUnavailable) {
+		// Nothing was checked: the challenge stays open for the same answer.
+		err = s.reopen(ctx, req.ChallengeID, req.PassportID, err)
+	}
 	if err != nil {
 		return authn.Result{}, err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -150,7 +151,27 @@ func (s *Service) VerifyOCRA(ctx context.Context, passportID, challengeID string
 	if err != nil {
 		return Accepted{}, err
 	}
-	return s.checkOCRA(ctx, t, c.question, response)
+	acc, err := s.checkOCRA(ctx, t, c.question, response)
+	if errors.Is(err, ErrUnavailable) {
+		err = s.reopen(ctx, challengeID, passportID, err)
+	}
+	return acc, err
+}
+
+// reopen gives back a challenge that consume used when its answer could
+// not be checked (the HSM or the database failed), so that the customer
+// answers the same question again; cause is returned, matching
+// ErrUnavailable.
+func (s *Service) reopen(ctx context.Context, id, passportID string, cause error) error {
+	if !errors.Is(cause, ErrUnavailable) {
+		cause = fmt.Errorf("%w: %w", ErrUnavailable, cause)
+	}
+	ctx, cancel := s.bookkeepingCtx(ctx)
+	defer cancel()
+	if _, err := s.db.Exec(ctx, `UPDATE otp_challenges SET used_ms = NULL WHERE id = ? AND passport_id = ?`, id, passportID); err != nil {
+		return fmt.Errorf("%w (and giving back the challenge: %w)", cause, err)
+	}
+	return cause
 }
 
 func (s *Service) checkOCRA(ctx context.Context, t *Token, question, response string) (Accepted, error) {
@@ -187,7 +208,7 @@ func (s *Service) checkOCRA(ctx context.Context, t *Token, question, response st
 	}
 	got, err := su.ComputeBatch(ctx, s.macOf(t), ins)
 	if err != nil {
-		return Accepted{}, err
+		return Accepted{}, s.unchecked(ctx, t, err)
 	}
 	match := -1
 	for i, r := range got {

@@ -17,6 +17,14 @@
 // race changes no row and its code is refused as a replay), and a failed
 // attempt is reserved by an atomic increment before the code is compared.
 //
+// An attempt that checked nothing because the HSM failed is given back at
+// once and answered ErrUnavailable (authn.ErrUnavailable; 503 on the HTTP
+// API); a factor's challenge is given back with it, so the customer
+// answers the same challenge again. HSM errors never count toward the
+// lockout. A token found at MaxFailures without a lockout end (a process
+// stopped between counting and recording) is given the configured lockout
+// at its next attempt.
+//
 // A verification by serial or customer (VerifyCode, the HTTP API) is two
 // statements when the code is right: one that counts the attempt and loads
 // the token, and the ledger's UPDATE (fast.go).
@@ -113,6 +121,7 @@ var (
 	ErrReplay       = authn.ErrReplay
 	ErrMalformed    = authn.ErrBadResponse
 	ErrRevoked      = authn.ErrRevoked
+	ErrUnavailable  = authn.ErrUnavailable
 )
 
 // Token is a stored token without its wrapped seed.
@@ -143,7 +152,8 @@ type mac struct {
 func (m mac) MAC(ctx context.Context, h crypto.Hash, msgs [][]byte) ([][]byte, error) {
 	out, err := m.hsm.HMACWrapped(ctx, m.label, m.wrapped, h, msgs)
 	if err != nil {
-		return nil, fmt.Errorf("HSM HMAC: %w", err)
+		// Whatever the HSM said, no code was checked.
+		return nil, fmt.Errorf("%w: HSM HMAC: %w", authn.ErrUnavailable, err)
 	}
 	return out, nil
 }

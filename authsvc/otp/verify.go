@@ -2,6 +2,7 @@ package otp
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -57,10 +58,41 @@ func (s *Service) reserve(ctx context.Context, t *Token) error {
 	switch {
 	case until > 0:
 		le.Until = time.UnixMilli(until)
-	case until == 0 && s.cfg.LockFor > 0: // the failure that locked is being recorded
-		le.Until = s.now().Add(s.cfg.LockFor)
+	case until == 0:
+		// The failure that locked is being recorded, or its lockout never
+		// was (a process that stopped between counting and recording):
+		// record it now, so the lockout runs out as configured.
+		if err := s.failed(ctx, t); err != nil {
+			return err
+		}
+		if s.cfg.LockFor > 0 {
+			le.Until = s.now().Add(s.cfg.LockFor)
+		}
 	}
 	return le
+}
+
+// unreserve gives back the attempt reserve (or count-and-load) took when
+// the code could not be checked (the HSM failed): an attempt that checked
+// nothing is no failure. The guards keep a lockout in place and the count
+// from going below zero.
+func (s *Service) unreserve(ctx context.Context, t *Token, cause error) error {
+	ctx, cancel := s.bookkeepingCtx(ctx)
+	defer cancel()
+	if _, err := s.db.Exec(ctx, `UPDATE otp_tokens SET failures = failures - 1 WHERE id = ? AND failures > 0 AND locked_until_ms = 0`, t.ID); err != nil {
+		return fmt.Errorf("%w (and giving back the attempt: %w)", cause, err)
+	}
+	return cause
+}
+
+// unchecked is the error of a verification whose codes could not be
+// computed: the attempt is given back and the error matches
+// ErrUnavailable.
+func (s *Service) unchecked(ctx context.Context, t *Token, err error) error {
+	if !errors.Is(err, ErrUnavailable) {
+		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return s.unreserve(ctx, t, fmt.Errorf("token %s: %w", t.Serial, err))
 }
 
 // failed records that the reserved attempt failed, locking at the limit.
@@ -137,7 +169,7 @@ func (s *Service) compare(ctx context.Context, t *Token, code string) (Accepted,
 		codes, err = t.Params.TOTP().Codes(ctx, s.macOf(t), from, n)
 	}
 	if err != nil {
-		return Accepted{}, err
+		return Accepted{}, s.unchecked(ctx, t, err)
 	}
 	match := -1
 	for i, c := range codes { // compare all, in constant time each
@@ -225,7 +257,7 @@ func (s *Service) Resync(ctx context.Context, t *Token, code1, code2 string) (Ac
 		codes, err = t.Params.TOTP().Codes(ctx, s.macOf(t), from, int(hi-lo)+1)
 	}
 	if err != nil {
-		return Accepted{}, err
+		return Accepted{}, s.unchecked(ctx, t, err)
 	}
 	match := -1
 	for i := 0; i+1 < len(codes); i++ {

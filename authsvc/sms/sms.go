@@ -347,7 +347,13 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	}
 	want, err := s.codeMAC(ctx, rec.ID, code)
 	if err != nil {
+		// The HSM failed: nothing was checked, so the attempt is given
+		// back with the challenge and the customer tries again.
 		release()
+		err = fmt.Errorf("%w: %w", authn.ErrUnavailable, err)
+		if _, gerr := s.db.Exec(context.WithoutCancel(ctx), `UPDATE sms_attempts SET n = n - 1 WHERE passport_id = ? AND n > 0`, req.PassportID); gerr != nil {
+			return authn.Result{}, fmt.Errorf("%w (and giving back the attempt: %w)", err, gerr)
+		}
 		return authn.Result{}, err
 	}
 	if !hmac.Equal(want, rec.Secret) {

@@ -173,7 +173,9 @@ func (s *Service) rebuild(failed uint64) error {
 		return err
 	}
 	s.gen.Store(&c11gen{ctx: nc, n: old.n + 1})
-	_ = old.ctx.Close()
+	if old.ctx != nil {
+		_ = old.ctx.Close()
+	}
 	return nil
 }
 
@@ -183,10 +185,10 @@ func (s *Service) rebuild(failed uint64) error {
 // stale with the login), the generation is rebuilt and fn runs once more; a
 // second loss is ErrSessionLost.
 func (s *Service) c11do(ctx context.Context, fn func(g *c11gen) error) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.inflight.Done()
+	return s.guarded(ctx, func() error { return s.c11once(ctx, fn) })
+}
+
+func (s *Service) c11once(ctx context.Context, fn func(g *c11gen) error) error {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		select {
@@ -228,5 +230,8 @@ func (s *Service) c11run(fn func(g *c11gen) error) (*c11gen, error) {
 	s.c11mu.RLock()
 	defer s.c11mu.RUnlock()
 	g := s.gen.Load()
+	if g.ctx == nil { // a reopen failed: guarded reopens before the next call
+		return g, &UnavailableError{Token: s.token, Err: errors.New("the module is not open")}
+	}
 	return g, fn(g)
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/egate-bank/egate/devices/pinsource"
 )
@@ -30,6 +31,11 @@ type Config struct {
 	// Thales Luna: ChrystokiConfigurationPath=/etc). The process sets it
 	// before the library is loaded (ApplyModuleEnv). Never a PIN.
 	ModuleEnv []string `yaml:"module-env"`
+	// RetryMin and RetryMax bound the backoff between attempts to reopen
+	// an HSM that became unreachable (0: DefaultRetryMin, DefaultRetryMax).
+	// While it waits, calls fail at once with ErrUnavailable.
+	RetryMin time.Duration `yaml:"retry-min"`
+	RetryMax time.Duration `yaml:"retry-max"`
 }
 
 // ApplyModuleEnv sets ModuleEnv in this process's environment, overriding
@@ -58,6 +64,12 @@ func validModuleEnv(kv string) bool {
 	return true
 }
 
+// Default backoff between attempts to reopen an unreachable HSM.
+const (
+	DefaultRetryMin = 100 * time.Millisecond
+	DefaultRetryMax = 5 * time.Second
+)
+
 // Validate checks the section without touching the module or reading the PIN.
 func (c Config) Validate() error {
 	if c.Module == "" {
@@ -81,7 +93,21 @@ func (c Config) Validate() error {
 	if c.Pool < 0 || c.Pool > MaxPoolSize {
 		return fmt.Errorf("%w: hsm.pool-size %d: want 0 (default %d) to %d", ErrBadConfig, c.Pool, DefaultPoolSize, MaxPoolSize)
 	}
+	if c.RetryMin < 0 || c.RetryMax < 0 || (c.RetryMax > 0 && c.RetryMin > c.RetryMax) {
+		return fmt.Errorf("%w: hsm.retry-min %v and hsm.retry-max %v: want 0 (defaults %v and %v) or 0 < retry-min <= retry-max", ErrBadConfig, c.RetryMin, c.RetryMax, DefaultRetryMin, DefaultRetryMax)
+	}
 	return nil
+}
+
+func (c Config) retryBounds() (lo, hi time.Duration) {
+	lo, hi = c.RetryMin, c.RetryMax
+	if lo == 0 {
+		lo = DefaultRetryMin
+	}
+	if hi == 0 {
+		hi = max(DefaultRetryMax, lo)
+	}
+	return lo, hi
 }
 
 func (c Config) poolSize() int {

@@ -156,6 +156,46 @@
 // more on a fresh session; if that session shows the login is gone, the
 // crypto11 generation is rebuilt (which logs in again once) first.
 //
+// # Reopening an unreachable HSM
+//
+// A fresh session or context does not help when the token itself is gone:
+// removed, behind a network that failed, or (SoftHSM2) its directory
+// unreadable, after which SoftHSM2 forgets the token until the module is
+// initialised again. Every operation (do and c11do, each with the recovery
+// above) runs under the read side of resetMu through guarded. When one
+// fails in a way a verdict does not explain (anything but a wrong type, a
+// bad URI, a refused PIN, the caller's context; a missing key or a tampered
+// blob are verdicts only if the token still answers), the Service asks the
+// token for its info (C_GetTokenInfo, no session, no side effect). If the
+// module reported a device, token or general error (CKR_DEVICE_REMOVED,
+// CKR_DEVICE_ERROR, CKR_TOKEN_NOT_PRESENT, CKR_GENERAL_ERROR,
+// CKR_CRYPTOKI_NOT_INITIALIZED, …), a lost session survived a fresh one, or
+// the probe fails, the HSM is down:
+//
+//   - the first caller reopens the module at once (reset, under the write
+//     side of resetMu, so while no operation runs): it closes every idle
+//     session and the crypto11 Context, so that crypto11 finalises the
+//     module when this Service was its last user in the process, configures
+//     a new Context (C_Initialize again, then one C_Login under the login
+//     mutex), finds the token's slot again, and the operation runs once
+//     more;
+//   - if that fails, calls fail at once with *UnavailableError (matching
+//     ErrUnavailable, with RetryAfter) without touching the module until
+//     the next attempt is due; each failed attempt doubles the wait from
+//     Config.RetryMin to RetryMax (100 ms and 5 s by default), and the
+//     first call after it (a request, or Check from a readiness probe)
+//     tries again. The first success clears the backoff.
+//
+// A failure of an operation that began before the latest reopening is
+// not held against the reopened module. A refused PIN is never retried
+// here either. Modules that must be initialised again to see a token that
+// came back (SoftHSM2) recover only when the Service is the module's only
+// crypto11 user in the process (one Service per process, as egate's
+// commands open it); another component of the process that uses the same
+// library outside crypto11 loses its sessions when it is finalised. Callers treat ErrUnavailable as "try again later":
+// nothing was computed, so nothing may be counted against a customer
+// (authsvc's factors answer 503 and count no failure).
+//
 // Close waits for operations in flight, closes the miekg/pkcs11 sessions
 // and handle, then the crypto11 Context. A module used by several Services
 // in one process is initialised once and finalised by crypto11 when the

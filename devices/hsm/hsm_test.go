@@ -20,6 +20,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/miekg/pkcs11"
@@ -790,6 +791,10 @@ func TestConfigValidate(t *testing.T) {
 		{"no pin source", Config{Module: "/m.so", Token: "t"}, false},
 		{"inline pin", Config{Module: "/m.so", Token: "t", PINSource: "pin:1234"}, false},
 		{"pool too big", Config{Module: "/m.so", Token: "t", PINSource: "env:PIN", Pool: MaxPoolSize + 1}, false},
+		{"good backoff", Config{Module: "/m.so", Token: "t", PINSource: "env:PIN", RetryMin: time.Second, RetryMax: time.Minute}, true},
+		{"only retry-min", Config{Module: "/m.so", Token: "t", PINSource: "env:PIN", RetryMin: time.Minute}, true},
+		{"negative retry-min", Config{Module: "/m.so", Token: "t", PINSource: "env:PIN", RetryMin: -time.Second}, false},
+		{"retry-min above retry-max", Config{Module: "/m.so", Token: "t", PINSource: "env:PIN", RetryMin: time.Minute, RetryMax: time.Second}, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/egate-bank/egate/devices/pinsource"
 	"github.com/miekg/pkcs11"
@@ -23,6 +24,15 @@ type Service struct {
 	slot    uint
 	token   string
 	onLogin func() // tests: called before each C_Login egate asks for
+	now     func() time.Time
+
+	// resetMu: every operation holds its read side; reopening the module
+	// (reset) holds the write side, so it runs while no operation does.
+	resetMu  sync.RWMutex
+	epoch    int64 // reopenings so far; written under resetMu
+	h        health
+	resets   atomic.Int64 // reopenings so far
+	attempts atomic.Int64 // attempts to reopen, failed ones too
 
 	loginMu   sync.Mutex
 	pinFailed error // a refused login: never retried
@@ -78,7 +88,9 @@ func open(ctx context.Context, cfg Config, onLogin func()) (*Service, error) {
 		sem:    make(chan struct{}, cfg.poolSize()),
 		idle:   make(chan pkcs11.SessionHandle, cfg.poolSize()),
 		done:   make(chan struct{}),
+		now:    time.Now,
 	}
+	s.h.turn = make(chan struct{}, 1)
 	s.loginMu.Lock()
 	c, err := s.configureLocked(true)
 	s.loginMu.Unlock()
@@ -223,10 +235,12 @@ func (s *Service) flushIdle() {
 // do runs fn with a session of its own, with the recovery described in the
 // package doc.
 func (s *Service) do(ctx context.Context, fn func(sh pkcs11.SessionHandle) error) error {
-	if err := s.enter(); err != nil {
-		return err
-	}
-	defer s.inflight.Done()
+	return s.guarded(ctx, func() error { return s.doOnce(ctx, fn) })
+}
+
+// doOnce is do's session-level recovery: a lost session is dropped with
+// every idle one and fn runs once more on a fresh session.
+func (s *Service) doOnce(ctx context.Context, fn func(sh pkcs11.SessionHandle) error) error {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		var sh pkcs11.SessionHandle
@@ -278,9 +292,11 @@ func (s *Service) Close() error {
 	s.handles.Clear()
 	s.mod.release()
 	s.c11mu.Lock()
-	err := s.gen.Load().ctx.Close()
-	s.c11mu.Unlock()
-	return err
+	defer s.c11mu.Unlock()
+	if c := s.gen.Load().ctx; c != nil {
+		return c.Close()
+	}
+	return nil
 }
 
 // findObjects returns up to max handles matching the template.

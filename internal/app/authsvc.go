@@ -123,7 +123,11 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 			log.Warn("some OTP seeds could not be moved under the seed-wrap key; they keep working under their old key (egate admin hsm rewrap-seeds retries)", "err", err)
 		}
 	}
-	a.Auth, err = authsvc.New(ctx, ac, authsvc.Deps{DB: a.DB, Signer: signer, Factors: a.Factors.Factors})
+	var authLog *slog.Logger
+	if log != nil {
+		authLog = log.With("server", "authsvc")
+	}
+	a.Auth, err = authsvc.New(ctx, ac, authsvc.Deps{DB: a.DB, Signer: signer, Factors: a.Factors.Factors, Log: authLog})
 	if err != nil {
 		return nil, err
 	}
@@ -132,7 +136,15 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	}
 	a.closers = append(a.closers, func() { a.Server.Listener.Close() })
 	a.Server.Health.Add("database", func(ctx context.Context) error { return a.DB.PingContext(ctx) })
-	a.Server.Health.Add("hsm", func(ctx context.Context) error { _, err := a.HSM.FindKey(ctx, ac.SigningKey); return err })
+	// Check reopens an HSM that became unreachable once its backoff
+	// allows, so the probe alone brings the process back to ready.
+	a.Server.Health.Add("hsm", func(ctx context.Context) error {
+		if err := a.HSM.Check(ctx); err != nil {
+			return err
+		}
+		_, err := a.HSM.FindKey(ctx, ac.SigningKey)
+		return err
+	})
 	a.Server.Mux.Handle("/", a.Auth)
 	a.Server.Mux.Handle("/ca/", a.Factors.Handler)
 	a.Server.Mux.Handle("/v1/otp/verify", a.Backend.Require(backend.ScopeOTPVerify, a.Factors.Handler))

@@ -30,13 +30,15 @@ type Server struct {
 }
 
 // NewServer listens on addr and prepares a mux with /healthz, /readyz and
-// /metrics; the caller mounts the rest on Mux.
+// /metrics; the caller mounts the rest on Mux. /readyz names the checks
+// that failed; why they failed goes to log with the request id.
 func NewServer(name, addr string, log *slog.Logger) (*Server, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s: listening on %s: %w (choose another address in the config)", name, addr, err)
 	}
 	s := &Server{Name: name, Listener: ln, Health: httpx.NewHealth(), Metrics: httpx.NewMetrics(), Mux: http.NewServeMux()}
+	s.Health.Log = log.With("server", name)
 	s.Mux.HandleFunc("GET /healthz", s.Health.Live)
 	s.Mux.HandleFunc("GET /readyz", s.Health.Ready)
 	s.Mux.Handle("GET /metrics", s.Metrics.Handler())

@@ -2,6 +2,7 @@ package httpx
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"sort"
 	"strconv"
@@ -18,10 +19,14 @@ import (
 type Check func(ctx context.Context) error
 
 // Health serves /healthz (the process is up) and /readyz (every check passes
-// within its deadline), answering JSON with each check's result.
+// within its deadline), answering JSON with each check's result: "ok" or
+// "fail", nothing more (a check's error may name module paths, token
+// labels, hosts). Why a check failed goes to Log with the request id.
 type Health struct {
 	mu     sync.Mutex
 	checks map[string]Check
+	// Log receives each failed check's error; nil discards it.
+	Log *slog.Logger
 }
 
 // NewHealth returns an empty Health.
@@ -58,8 +63,12 @@ func (h *Health) Ready(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	for _, n := range names {
 		if err := checks[n](ctx); err != nil {
-			res[n] = "fail: " + err.Error()
+			res[n] = "fail"
 			status = http.StatusServiceUnavailable
+			if h.Log != nil {
+				h.Log.LogAttrs(r.Context(), slog.LevelWarn, "readiness check failed", slog.String("request_id", RequestID(r.Context())),
+					slog.String("check", n), slog.String("err", err.Error()))
+			}
 		} else {
 			res[n] = "ok"
 		}

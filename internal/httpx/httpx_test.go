@@ -71,11 +71,29 @@ func TestReadiness(t *testing.T) {
 	if rec.Code != 200 {
 		t.Fatalf("ready with passing checks: %d", rec.Code)
 	}
-	h.Add("hsm", func(context.Context) error { return errors.New("session lost") })
+	var logged strings.Builder
+	h.Log = slog.New(slog.NewJSONHandler(&logged, nil))
+	h.Add("hsm", func(context.Context) error {
+		return errors.New(`token "egate" of module "/usr/lib/softhsm/libsofthsm2.so": pkcs11: 0x32: CKR_DEVICE_REMOVED`)
+	})
 	rec = httptest.NewRecorder()
-	h.Ready(rec, httptest.NewRequest("GET", "/readyz", nil))
+	h.Ready(rec, httptest.NewRequest("GET", "/readyz", nil).WithContext(WithRequestID(context.Background(), "req-12345678")))
 	b, _ := io.ReadAll(rec.Body)
-	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(string(b), "session lost") {
+	var got struct {
+		Status string            `json:"status"`
+		Checks map[string]string `json:"checks"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil || rec.Code != http.StatusServiceUnavailable || got.Status != "not ready" ||
+		got.Checks["hsm"] != "fail" || got.Checks["db"] != "ok" || len(got.Checks) != 2 {
 		t.Fatalf("ready with a failing check: %d %s", rec.Code, b)
+	}
+	// Which check failed, not why: the why goes to the log.
+	for _, s := range []string{"libsofthsm2", "CKR_", "egate"} {
+		if strings.Contains(string(b), s) {
+			t.Fatalf("/readyz shows %q: %s", s, b)
+		}
+	}
+	if !strings.Contains(logged.String(), "CKR_DEVICE_REMOVED") || !strings.Contains(logged.String(), `"request_id":"req-12345678"`) || !strings.Contains(logged.String(), `"check":"hsm"`) {
+		t.Fatalf("log: %s", logged.String())
 	}
 }

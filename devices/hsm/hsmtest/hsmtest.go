@@ -116,11 +116,41 @@ func Open(tb testing.TB, extra ...hsm.KeySpec) *hsm.Service {
 }
 
 // Config returns the hsm section that opens Token (standard keys made), for
-// tests of code that opens the HSM itself from egate's config.
+// tests of code that opens the HSM itself from egate's config. It keeps no
+// Service open.
 func Config(tb testing.TB) hsm.Config {
 	tb.Helper()
-	open(tb, Token) // sets up the directory; skips (or fails) without SoftHSM2
+	env.once.Do(func() { env.err = setup() })
+	if env.err != nil {
+		testenv.Missing(tb, "SoftHSM2", fmt.Sprintf("apt-get install softhsm2 (%v)", env.err))
+	}
 	return config(Token)
+}
+
+// Unreachable makes this test binary's SoftHSM2 token directory
+// unreachable (it is renamed, as an HSM outage looks to SoftHSM2) until the
+// returned restore is called, or tb ends. Every Service of the binary sees
+// the outage, so the test must not run in parallel with others using
+// hsmtest; and a Service recovers from it only when it is the module's only
+// user in the process (SoftHSM2 must be initialised again to see the
+// token), so the test must keep no other Service open.
+func Unreachable(tb testing.TB) (restore func()) {
+	tb.Helper()
+	Config(tb)
+	gone := env.dir.TokenDir + ".unreachable"
+	if err := os.Rename(env.dir.TokenDir, gone); err != nil {
+		tb.Fatalf("making the SoftHSM2 token directory unreachable: %v", err)
+	}
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if err := os.Rename(gone, env.dir.TokenDir); err != nil {
+				tb.Errorf("restoring the SoftHSM2 token directory: %v", err)
+			}
+		})
+	}
+	tb.Cleanup(restore)
+	return restore
 }
 
 // OpenEmpty returns a Service on EmptyToken, which holds no key. It is

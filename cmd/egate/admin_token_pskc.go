@@ -9,6 +9,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -94,6 +95,7 @@ func pskcOptions(keyHex, keyFile, passwordSource string) (pskc.Options, error) {
 func newImportPSKCCmd() *cobra.Command {
 	var (
 		keyHex, keyFile, passwordSource, dbDSN, wrapLabel string
+		forceExpired                                      bool
 		hf                                                hsmFlags
 	)
 	cmd := &cobra.Command{
@@ -105,7 +107,14 @@ env:NAME or file:/path). The file is read twice: first every entry is
 checked (decryption, MAC, algorithm), then each seed is wrapped by the HSM
 key --wrap-key and stored, all in one database transaction. A bad file
 imports nothing, and the error names the entry. Tokens already imported are
-skipped, never overwritten.`,
+skipped, never overwritten.
+
+What the file says beyond the seed is honoured: Policy/StartDate (no code is
+accepted before it), TimeDrift (TOTP codes are looked for around the drifted
+time step), PINPolicy PINUsageMode Append or Prepend (the customer types the
+code followed by, or after, the PIN held in the file's pskc:pin key; only a
+MAC of it, computed in the HSM with the token's seed, is stored). Keys whose
+ExpiryDate has passed are listed and skipped, unless --force-expired.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -136,12 +145,19 @@ skipped, never overwritten.`,
 			svc := otpsvc.New(db, h, otpsvc.Config{WrapKeyLabel: wrapLabel}, nil)
 			bar := newProgressBar(cmd.ErrOrStderr())
 			sum, err := svc.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) },
-				otpsvc.ImportOptions{PSKC: o, Size: st.Size(), Progress: bar.update})
+				otpsvc.ImportOptions{PSKC: o, Size: st.Size(), Progress: bar.update, ImportExpired: forceExpired})
 			bar.done()
 			if err != nil {
 				return fmt.Errorf("importing %s: nothing was imported: %w", path, err)
 			}
 			out := cmd.OutOrStdout()
+			for _, e := range sum.Expired {
+				what := "skipped (--force-expired imports it)"
+				if forceExpired {
+					what = "imported all the same (--force-expired); it verifies no code"
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "warning: key package %d (key id %q, serial %q) expired on %s: %s\n", e.Index, e.KeyID, e.Serial, e.ExpiryDate.UTC().Format(time.RFC3339), what)
+			}
 			fmt.Fprintf(out, "imported %d tokens, skipped %d already present", sum.Imported, sum.Duplicates)
 			if sum.PINKeysSkipped > 0 {
 				fmt.Fprintf(out, ", skipped %d PIN keys", sum.PINKeysSkipped)
@@ -164,6 +180,7 @@ skipped, never overwritten.`,
 	f.StringVar(&passwordSource, "password-source", "", "password of a PBKDF2-protected file: env:NAME or file:/path")
 	f.StringVar(&dbDSN, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
 	f.StringVar(&wrapLabel, "wrap-key", hsm.LabelSeedWrap, "HSM seed-wrap key that wraps the seeds (type aes-256-seed-wrap)")
+	f.BoolVar(&forceExpired, "force-expired", false, "import keys whose ExpiryDate has passed too (they are listed either way)")
 	hf.bind(cmd, "hsm-")
 	return cmd
 }

@@ -40,6 +40,32 @@ type Options struct {
 	Password []byte
 	// MinSecretBytes refuses shorter seeds; 0 means 16 (RFC 4226's 128 bits).
 	MinSecretBytes int
+	// PINKey, when set, is called with the value of every pskc:pin key (the
+	// PIN a PINPolicy's PINKeyId names); the value is wiped when it returns,
+	// so keep a copy. Without it PIN keys are only counted.
+	PINKey func(PINKey) error
+}
+
+// PINKey is the PIN held by a pskc:pin key package.
+type PINKey struct {
+	Index  int
+	ID     string
+	Serial string
+	Value  []byte
+}
+
+// PIN usage modes of a PINPolicy (RFC 6030 §5.1) that the server checks.
+const (
+	PINAppend  = "Append"  // the customer types the code, then the PIN
+	PINPrepend = "Prepend" // the customer types the PIN, then the code
+)
+
+// PINPolicy says that the server must check a PIN typed with the code.
+// Keys whose PIN is checked on the device (Local) carry none.
+type PINPolicy struct {
+	Mode     string // PINAppend or PINPrepend
+	KeyID    string // the pskc:pin key holding the PIN
+	Min, Max int    // PIN length in digits
 }
 
 // Key is one token key read from a file.
@@ -57,6 +83,7 @@ type Key struct {
 	TimeDrift    int64 // in time steps, as the file says
 	StartDate    time.Time
 	ExpiryDate   time.Time
+	PIN          *PINPolicy // nil unless the server checks a PIN (Append, Prepend)
 }
 
 // Wipe overwrites the secret.

@@ -79,6 +79,13 @@ type xKey struct {
 		StartDate  string   `xml:"StartDate"`
 		ExpiryDate string   `xml:"ExpiryDate"`
 		KeyUsage   []string `xml:"KeyUsage"`
+		PINPolicy  *struct {
+			PINKeyID     string `xml:"PINKeyId,attr"`
+			PINUsageMode string `xml:"PINUsageMode,attr"`
+			MinLength    string `xml:"MinLength,attr"`
+			MaxLength    string `xml:"MaxLength,attr"`
+			PINEncoding  string `xml:"PINEncoding,attr"`
+		} `xml:"PINPolicy"`
 	} `xml:"Policy"`
 	UserID string `xml:"UserId"`
 }

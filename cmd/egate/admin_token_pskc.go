@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -73,23 +74,79 @@ func pskcOptions(keyHex, keyFile, passwordSource string) (pskc.Options, error) {
 		}
 		o.Key = k
 	case keyFile != "":
-		b, err := os.ReadFile(keyFile)
+		b, err := readOwnerOnly(keyFile, "--key-file "+keyFile, "the transport key file")
 		if err != nil {
-			return o, fmt.Errorf("reading --key-file: %w", err)
+			return o, err
 		}
 		// A key file holds the raw key, or its hex on one line.
 		if k, err := hex.DecodeString(strings.TrimSpace(string(b))); err == nil && len(k) > 0 {
+			clear(b)
 			b = k
 		}
 		o.Key = b
 	case passwordSource != "":
-		p, err := pinsource.Read(passwordSource)
+		src, err := pinsource.Parse(passwordSource)
 		if err != nil {
 			return o, fmt.Errorf("--password-source: %w", err)
 		}
-		o.Password = p
+		if src.Kind != pinsource.File {
+			p, err := src.Read()
+			if err != nil {
+				return o, fmt.Errorf("--password-source: %w", err)
+			}
+			o.Password = p
+			break
+		}
+		b, err := readOwnerOnly(src.Ref, "--password-source "+passwordSource, "the password file")
+		if err != nil {
+			return o, err
+		}
+		// The password is the first line.
+		if i := bytes.IndexByte(b, '\n'); i >= 0 {
+			clear(b[i:])
+			b = b[:i]
+		}
+		o.Password = bytes.TrimRight(b, "\r")
 	}
 	return o, nil
+}
+
+// maxSecretFile bounds a key or password file.
+const maxSecretFile = 4096
+
+// readOwnerOnly reads a file that holds a transport secret. Like the HSM's
+// PIN file, it must be a regular file that only its owner may read or
+// write (mode 0600 or stricter): the mode is checked on the open file, so
+// what is read is what was checked. flag names the flag in the message,
+// what the file; the message never holds the content.
+func readOwnerOnly(path, flag, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%s: %s does not exist", flag, what)
+		}
+		return nil, fmt.Errorf("%s: opening %s: %w", flag, what, errors.Unwrap(err))
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", flag, err)
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: %s is not a regular file", flag, what)
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("%s: %s may be read or changed by users other than its owner (mode %04o); it must be mode 0600: run chmod 600 on it", flag, what, perm)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxSecretFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w", flag, what, err)
+	}
+	if len(b) > maxSecretFile {
+		clear(b)
+		return nil, fmt.Errorf("%s: %s is longer than %d bytes", flag, what, maxSecretFile)
+	}
+	return b, nil
 }
 
 func newImportPSKCCmd() *cobra.Command {

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"bytes"
+	"crypto"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/devices/otp"
+	"github.com/egate-bank/egate/devices/otp/pskc"
+)
+
+// egate admin token import-pskc with its secrets in files: --key-file and
+// --password-source file: both demand an owner-only file (0600) and say so
+// naming their own flag and file; a --db path holding # and ? is the file
+// used; an expired key is warned about and skipped unless --force-expired.
+func TestAdminTokenImportPSKCFiles(t *testing.T) {
+	b := newAdminBench(t)
+	// A database path that a file: URI would cut at # or ?.
+	b.db = filepath.Join(b.dir, "bank#1?x=y.db")
+	b.flags[1] = b.db
+	key := bytes.Repeat([]byte{0x42}, 16)
+	keyed := filepath.Join(b.dir, "keyed.pskc")
+	writePSKC(t, keyed, "K", 2, pskc.WriterOptions{Key: key, KeyName: "transport"})
+	pw := filepath.Join(b.dir, "password.pskc")
+	writePSKC(t, pw, "W", 3, pskc.WriterOptions{Password: []byte("Transport-Pass-9"), Iterations: 1000})
+	secret := func(name string, content []byte, mode os.FileMode) string {
+		p := filepath.Join(b.dir, name)
+		if err := os.WriteFile(p, content, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	keyOpen := secret("key-0640", []byte(strings.Repeat("42", 16)+"\n"), 0o640)
+	keyOthers := secret("key-0604", key, 0o604)
+	keyOK := secret("key-0600", []byte(strings.Repeat("42", 16)+"\n"), 0o600)
+	pwOpen := secret("pw-0660", []byte("Transport-Pass-9\n"), 0o660)
+	pwOK := secret("pw-0400", []byte("Transport-Pass-9\n"), 0o400)
+
+	var exp bytes.Buffer
+	w, _ := pskc.NewWriter(&exp, pskc.WriterOptions{})
+	for i, d := range []time.Time{time.Now().Add(-48 * time.Hour), time.Now().Add(365 * 24 * time.Hour)} {
+		w.Add(&pskc.Key{ID: "1", Serial: []string{"XOLD", "XNEW"}[i], Params: otp.Params{Kind: otp.KindHOTP, Hash: crypto.SHA1, Digits: 6}, Secret: bytes.Repeat([]byte{7}, 20), ExpiryDate: d})
+	}
+	w.Close()
+	expired := secret("expiring.pskc", exp.Bytes(), 0o600)
+
+	tests := []struct {
+		name    string
+		args    []string
+		ok      bool
+		out     string   // regexp on stdout when ok
+		errHas  []string // in the one error line (or stderr when ok)
+		secrets []string // must not be on stderr
+		rows    int
+	}{
+		{"key file readable by the group", []string{keyed, "--key-file", keyOpen}, false, "", []string{"--key-file " + keyOpen, "the transport key file", "mode 0640", "0600", "chmod 600"}, nil, 0},
+		{"key file readable by others", []string{keyed, "--key-file", keyOthers}, false, "", []string{"--key-file", "mode 0604", "chmod 600"}, nil, 0},
+		{"key file 0600", []string{keyed, "--key-file", keyOK}, true, `(?m)^imported 2 tokens`, nil, nil, 2},
+		{"password file readable by the group", []string{pw, "--password-source", "file:" + pwOpen}, false, "", []string{"--password-source file:" + pwOpen, "the password file", "mode 0660", "0600", "chmod 600"}, []string{"Transport-Pass-9"}, 2},
+		{"password file 0400", []string{pw, "--password-source", "file:" + pwOK}, true, `(?m)^imported 3 tokens`, nil, []string{"Transport-Pass-9"}, 5},
+		{"expired key skipped", []string{expired}, true, `(?m)^imported 1 tokens`, []string{`warning: key package 1 (key id "1", serial "XOLD") expired on`, "skipped (--force-expired imports it)"}, nil, 6},
+		{"expired key forced", []string{expired, "--force-expired"}, true, `(?m)^imported 1 tokens, skipped 1 already present`, []string{`serial "XOLD") expired on`, "imported all the same"}, nil, 7},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := b.admin(t, append([]string{"token", "import-pskc"}, tc.args...)...)
+			if tc.ok {
+				if r.code != 0 || !regexp.MustCompile(tc.out).MatchString(r.stdout) {
+					t.Fatalf("import: %+v", r)
+				}
+				for _, m := range tc.errHas {
+					if !strings.Contains(r.stderr, m) {
+						t.Fatalf("stderr does not say %q:\n%s", m, r.stderr)
+					}
+				}
+			} else {
+				oneLine(t, r, tc.errHas...)
+			}
+			for _, s := range tc.secrets {
+				if strings.Contains(r.stderr+r.stdout, s) {
+					t.Fatal("a secret reached the output")
+				}
+			}
+			if n := b.count(t, "otp_tokens"); n != tc.rows {
+				t.Fatalf("otp_tokens has %d rows, want %d", n, tc.rows)
+			}
+		})
+	}
+	if _, err := os.Stat(b.db); err != nil {
+		t.Fatalf("the database is not at --db %s: %v", b.db, err)
+	}
+	if _, err := os.Stat(filepath.Join(b.dir, "bank")); err == nil {
+		t.Fatal("a database file named by the path before # was created")
+	}
+}

@@ -47,6 +47,12 @@ type ImportOptions struct {
 	// ImportExpired imports keys whose ExpiryDate has passed (they are
 	// refused at verification all the same); without it they are skipped.
 	ImportExpired bool
+	// TransportKey names the key in the HSM (a pkcs11: URI or a label)
+	// that the file's values are encrypted to: a pre-shared AES key or the
+	// RSA private key of the file's certificate. Seeds are then unwrapped
+	// and re-wrapped by the storage key (Config.WrapKeyLabel, which must
+	// be CKA_TRUSTED) inside the HSM, never in this process's memory.
+	TransportKey string
 }
 
 // ImportPSKC imports a vendor PSKC file in two streaming passes: the first
@@ -59,6 +65,13 @@ func (s *Service) ImportPSKC(ctx context.Context, open func() (io.ReadCloser, er
 	progress := o.Progress
 	if progress == nil {
 		progress = func(Progress) {}
+	}
+	if o.TransportKey != "" {
+		th, ok := s.hsm.(TransportHSM)
+		if !ok {
+			return ImportSummary{}, ErrNoTransport
+		}
+		o.PSKC.Transport = hsmTransport{h: th, ref: o.TransportKey, storage: s.cfg.WrapKeyLabel}
 	}
 	now := s.now()
 	// Pass 1: check.
@@ -90,7 +103,7 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'active', 0, 0, ?, ?, ?,
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			k, err := r.Next()
+			k, err := r.NextContext(ctx)
 			if err == io.EOF {
 				break
 			}
@@ -101,10 +114,13 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, 'active', 0, 0, ?, ?, ?,
 				k.Wipe()
 				continue
 			}
-			wrapped, err := s.hsm.WrapSecret(ctx, s.cfg.WrapKeyLabel, k.Secret)
-			k.Wipe()
-			if err != nil {
-				return &pskc.EntryError{Index: k.Index, KeyID: k.ID, Serial: k.Serial, Err: fmt.Errorf("wrapping the seed in the HSM: %w", err)}
+			wrapped := k.Wrapped // unwrapped and wrapped in the HSM (TransportKey)
+			if wrapped == nil {
+				wrapped, err = s.hsm.WrapSecret(ctx, s.cfg.WrapKeyLabel, k.Secret)
+				k.Wipe()
+				if err != nil {
+					return &pskc.EntryError{Index: k.Index, KeyID: k.ID, Serial: k.Serial, Err: fmt.Errorf("wrapping the seed in the HSM: %w", err)}
+				}
 			}
 			var (
 				pinMode        string
@@ -206,7 +222,7 @@ func (s *Service) checkPass(ctx context.Context, open func() (io.ReadCloser, err
 		if err := ctx.Err(); err != nil {
 			return chk, err
 		}
-		k, err := r.Next()
+		k, err := r.NextContext(ctx)
 		if errors.Is(err, io.EOF) {
 			break
 		}
@@ -214,6 +230,13 @@ func (s *Service) checkPass(ctx context.Context, open func() (io.ReadCloser, err
 			return chk, err
 		}
 		k.Wipe()
+		if k.Wrapped != nil {
+			// The HSM must accept the seed as an HMAC key of the token's
+			// hash (SoftHSM2 refuses keys shorter than the hash output).
+			if _, err := s.hsm.HMACWrapped(ctx, s.cfg.WrapKeyLabel, k.Wrapped, k.Params.Hash, [][]byte{[]byte("egate-import-probe")}); err != nil {
+				return chk, &pskc.EntryError{Index: k.Index, KeyID: k.ID, Serial: k.Serial, Err: fmt.Errorf("the HSM refuses the seed as an HMAC-%s key: %w", otp.HashName(k.Params.Hash), err)}
+			}
+		}
 		id := k.Serial + "\x00" + k.ID
 		if first, dup := seen[id]; dup {
 			return chk, &pskc.EntryError{Index: k.Index, KeyID: k.ID, Serial: k.Serial, Err: fmt.Errorf("%w: the same serial and key id as key package %d", pskc.ErrMalformed, first)}

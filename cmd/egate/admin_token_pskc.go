@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/hex"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +20,7 @@ import (
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/devices/pinsource"
+	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/egate-bank/egate/internal/store"
 )
 
@@ -35,6 +38,7 @@ func registerToken(f func() *cobra.Command) { tokenSubcommands = append(tokenSub
 func init() {
 	registerAdmin(newTokenCmd)
 	registerToken(newImportPSKCCmd)
+	registerToken(newPSKCTransportKeyCmd)
 }
 
 func newTokenCmd() *cobra.Command {
@@ -152,6 +156,7 @@ func readOwnerOnly(path, flag, what string) ([]byte, error) {
 func newImportPSKCCmd() *cobra.Command {
 	var (
 		keyHex, keyFile, passwordSource, dbDSN, wrapLabel string
+		transportKey                                      string
 		forceExpired                                      bool
 		hf                                                hsmFlags
 	)
@@ -171,7 +176,16 @@ accepted before it), TimeDrift (TOTP codes are looked for around the drifted
 time step), PINPolicy PINUsageMode Append or Prepend (the customer types the
 code followed by, or after, the PIN held in the file's pskc:pin key; only a
 MAC of it, computed in the HSM with the token's seed, is stored). Keys whose
-ExpiryDate has passed are listed and skipped, unless --force-expired.`,
+ExpiryDate has passed are listed and skipped, unless --force-expired.
+
+With --transport-key (a pkcs11: URI or label of a key in the HSM) the file's
+seeds are unwrapped inside the HSM, their MAC checked there, and wrapped by
+--wrap-key there: no seed passes through egate's memory in clear. The key is
+the pre-shared AES key (EncryptionKey ds:KeyName; the HSM must unwrap with
+AES-CBC-PAD, which SoftHSM2 cannot) or the RSA private key whose certificate
+the file names (RFC 6030 §6.3; rsa-oaep-mgf1p or rsa-1_5; see
+"egate admin token pskc-transport-key"). --wrap-key must then be CKA_TRUSTED:
+the unwrapped seed may leave the HSM only under a trusted key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -184,6 +198,9 @@ ExpiryDate has passed are listed and skipped, unless --force-expired.`,
 				return fmt.Errorf("PSKC file: %w", err)
 			case st.IsDir():
 				return fmt.Errorf("PSKC file %s is a directory: give the path of the vendor's .pskc/.xml file", path)
+			}
+			if transportKey != "" && (keyHex != "" || keyFile != "" || passwordSource != "") {
+				return errors.New("--transport-key names the key in the HSM that opens the file: give no --key-hex, --key-file or --password-source with it")
 			}
 			o, err := pskcOptions(keyHex, keyFile, passwordSource)
 			if err != nil {
@@ -202,7 +219,7 @@ ExpiryDate has passed are listed and skipped, unless --force-expired.`,
 			svc := otpsvc.New(db, h, otpsvc.Config{WrapKeyLabel: wrapLabel}, nil)
 			bar := newProgressBar(cmd.ErrOrStderr())
 			sum, err := svc.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) },
-				otpsvc.ImportOptions{PSKC: o, Size: st.Size(), Progress: bar.update, ImportExpired: forceExpired})
+				otpsvc.ImportOptions{PSKC: o, Size: st.Size(), Progress: bar.update, ImportExpired: forceExpired, TransportKey: transportKey})
 			bar.done()
 			if err != nil {
 				return fmt.Errorf("importing %s: nothing was imported: %w", path, err)
@@ -237,7 +254,44 @@ ExpiryDate has passed are listed and skipped, unless --force-expired.`,
 	f.StringVar(&passwordSource, "password-source", "", "password of a PBKDF2-protected file: env:NAME or file:/path")
 	f.StringVar(&dbDSN, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
 	f.StringVar(&wrapLabel, "wrap-key", hsm.LabelSeedWrap, "HSM seed-wrap key that wraps the seeds (type aes-256-seed-wrap)")
+	f.StringVar(&transportKey, "transport-key", "", "key in the HSM the file is encrypted to (pkcs11: URI or label): seeds are unwrapped there, never in memory")
 	f.BoolVar(&forceExpired, "force-expired", false, "import keys whose ExpiryDate has passed too (they are listed either way)")
+	hf.bind(cmd, "hsm-")
+	return cmd
+}
+
+func newPSKCTransportKeyCmd() *cobra.Command {
+	var hf hsmFlags
+	cmd := &cobra.Command{
+		Use:   "pskc-transport-key LABEL",
+		Short: "generate an RSA transport key in the HSM for vendors to encrypt token seeds to",
+		Long: `Generates an RSA-2048 key pair in the HSM whose private half can only
+unwrap and decrypt (sensitive, never extractable) and prints its public key
+(PEM) and its pkcs11: URI. Have the bank CA certify the public key, give the
+certificate to the token vendor, and import their files with
+"egate admin token import-pskc --transport-key URI": the seeds are unwrapped
+inside the HSM (RFC 6030 §6.3).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			h, err := hf.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			pub, err := h.GenerateTransportKey(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			der, err := x509.MarshalPKIXPublicKey(pub)
+			if err != nil {
+				return err
+			}
+			u := pkcs11uri.URI{Token: h.Token(), Object: args[0], Type: pkcs11uri.TypePrivate}
+			fmt.Fprintf(cmd.ErrOrStderr(), "transport key %s\n", u.String())
+			return pem.Encode(cmd.OutOrStdout(), &pem.Block{Type: "PUBLIC KEY", Bytes: der})
+		},
+	}
 	hf.bind(cmd, "hsm-")
 	return cmd
 }

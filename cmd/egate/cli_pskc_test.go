@@ -3,7 +3,12 @@ package main
 import (
 	"bytes"
 	"crypto"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/pem"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -99,5 +104,64 @@ func TestAdminTokenImportPSKCFiles(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(b.dir, "bank")); err == nil {
 		t.Fatal("a database file named by the path before # was created")
+	}
+}
+
+// egate admin token pskc-transport-key makes an RSA transport key in the
+// HSM and prints its public key; import-pskc --transport-key unwraps a file
+// encrypted to it (by openssl) in the HSM, refusing a storage key that is
+// not CKA_TRUSTED (the bench's egate-secrets-wrap) with one line, and
+// refusing a transport key given with a software key.
+func TestAdminTokenPSKCTransportKey(t *testing.T) {
+	b := newAdminBench(t)
+	// It needs the HSM, not the database: the bench's flags without --db.
+	r := b.run(t, append([]string{"admin", "token", "pskc-transport-key", "vendor-transport"}, b.flags[2:]...)...)
+	blk, _ := pem.Decode([]byte(r.stdout))
+	if r.code != 0 || blk == nil || !strings.Contains(r.stderr, "pkcs11:token="+benchHSMToken+";object=vendor-transport;type=private") {
+		t.Fatalf("pskc-transport-key: %+v", r)
+	}
+	pubAny, err := x509.ParsePKIXPublicKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := pubAny.(*rsa.PublicKey); !ok {
+		t.Fatalf("public key %T", pubAny)
+	}
+	if r := b.run(t, append([]string{"admin", "token", "pskc-transport-key", "vendor-transport"}, b.flags[2:]...)...); r.code == 0 {
+		t.Fatal("a second transport key of the same label")
+	}
+	pubPath := filepath.Join(b.dir, "transport.pem")
+	os.WriteFile(pubPath, []byte(r.stdout), 0o600)
+	seedPath := filepath.Join(b.dir, "seed")
+	os.WriteFile(seedPath, []byte("12345678901234567890"), 0o600)
+	out, err := exec.Command("openssl", "pkeyutl", "-encrypt", "-pubin", "-inkey", pubPath, "-pkeyopt", "rsa_padding_mode:oaep", "-in", seedPath).Output()
+	if err != nil {
+		t.Fatalf("openssl: %v", err)
+	}
+	doc := `<?xml version="1.0"?><KeyContainer Version="1.0" xmlns="urn:ietf:params:xml:ns:keyprov:pskc" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" xmlns:xenc="http://www.w3.org/2001/04/xmlenc#">
+<EncryptionKey><ds:X509Data/></EncryptionKey>
+<KeyPackage><DeviceInfo><SerialNo>RSA01</SerialNo></DeviceInfo><Key Id="1" Algorithm="urn:ietf:params:xml:ns:keyprov:pskc:hotp"><Data><Secret><EncryptedValue><xenc:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/><xenc:CipherData><xenc:CipherValue>` +
+		base64.StdEncoding.EncodeToString(out) + `</xenc:CipherValue></xenc:CipherData></EncryptedValue></Secret><Counter><PlainValue>0</PlainValue></Counter></Data></Key></KeyPackage></KeyContainer>`
+	file := filepath.Join(b.dir, "rsa.pskc")
+	os.WriteFile(file, []byte(doc), 0o600)
+	keyFile := filepath.Join(b.dir, "k")
+	os.WriteFile(keyFile, []byte(strings.Repeat("00", 16)), 0o600)
+
+	r = b.admin(t, "token", "import-pskc", file, "--transport-key", "pkcs11:object=vendor-transport", "--key-file", keyFile)
+	oneLine(t, r, "--transport-key", "--key-file")
+	r = b.admin(t, "token", "import-pskc", file)
+	oneLine(t, r, "nothing was imported", "RSA key", "transport key")
+	r = b.admin(t, "token", "import-pskc", file, "--transport-key", "pkcs11:object=vendor-transport")
+	var errLines []string
+	for _, l := range strings.Split(strings.TrimRight(r.stderr, "\n"), "\n") {
+		if !regexp.MustCompile(`^\w+: \d+% \(\d+ of \d+\)$`).MatchString(l) {
+			errLines = append(errLines, l)
+		}
+	}
+	if r.code == 0 || len(errLines) != 1 || !strings.Contains(errLines[0], "CKA_TRUSTED") || !strings.Contains(errLines[0], `key id "1"`) {
+		t.Fatalf("import to an untrusted wrap key: %+v", r)
+	}
+	if n := b.count(t, "otp_tokens"); n != 0 {
+		t.Fatalf("%d tokens imported", n)
 	}
 }

@@ -72,6 +72,9 @@ func setup() error {
 	if err := os.WriteFile(pin, []byte(PIN+"\n"), 0o600); err != nil {
 		return err
 	}
+	if err := createTrustedKey(d.Module, Token, SOPIN); err != nil {
+		return err
+	}
 	env.dir, env.pin = d, pin
 	s, err := hsm.Open(ctx, config(Token))
 	if err != nil {

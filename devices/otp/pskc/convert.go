@@ -89,17 +89,30 @@ func (r *Reader) convert(kp *xKeyPackage) (*Key, error) {
 		return nil, fmt.Errorf("%w: Key has no Secret", ErrMalformed)
 	}
 	var err error
-	if k.Secret, err = r.value(x.Data.Secret, "Secret"); err != nil {
-		return nil, err
-	}
 	min := r.opts.MinSecretBytes
 	if min == 0 {
 		min = defaultMinSecret
 	}
-	if len(k.Secret) < min || len(k.Secret) > maxSecretBytes {
-		n := len(k.Secret)
-		k.Wipe()
-		return nil, fmt.Errorf("%w: secret of %d bytes (want %d to %d)", ErrWeakSecret, n, min, maxSecretBytes)
+	if r.hsmKey && x.Data.Secret.EncryptedValue != nil {
+		sl, err := r.sealedSecret(x.Data.Secret)
+		if err != nil {
+			return nil, err
+		}
+		// Where the HSM does not tell the length, Len is an upper bound
+		// (to 8 bytes): only a seed surely too short is refused.
+		if sl.Len < min || sl.Len > maxSecretBytes+8 || sl.LenExact && sl.Len > maxSecretBytes {
+			return nil, fmt.Errorf("%w: secret of %d bytes (want %d to %d)", ErrWeakSecret, sl.Len, min, maxSecretBytes)
+		}
+		k.Wrapped = sl.Wrapped
+	} else {
+		if k.Secret, err = r.value(x.Data.Secret, "Secret"); err != nil {
+			return nil, err
+		}
+		if len(k.Secret) < min || len(k.Secret) > maxSecretBytes {
+			n := len(k.Secret)
+			k.Wipe()
+			return nil, fmt.Errorf("%w: secret of %d bytes (want %d to %d)", ErrWeakSecret, n, min, maxSecretBytes)
+		}
 	}
 	fail := func(err error) (*Key, error) { k.Wipe(); return nil, err }
 

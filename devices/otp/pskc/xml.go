@@ -6,7 +6,9 @@ package pskc
 type xEncryptionKey struct {
 	KeyName    string       `xml:"KeyName"`
 	DerivedKey *xDerivedKey `xml:"DerivedKey"`
-	X509Data   *struct{}    `xml:"X509Data"`
+	X509Data   *struct {
+		Certificate string `xml:"X509Certificate"`
+	} `xml:"X509Data"`
 }
 
 type xDerivedKey struct {

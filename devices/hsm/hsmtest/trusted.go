@@ -1,0 +1,66 @@
+package hsmtest
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/miekg/pkcs11"
+)
+
+// TrustedWrapKey is an AES-256 wrap key on Token that the security officer
+// marked CKA_TRUSTED: the storage key for seeds unwrapped in the HSM
+// (devices/hsm ImportSecret), which may leave it only wrapped by a trusted
+// key. SoftHSM2 lets only the SO set CKA_TRUSTED, and the SO may create
+// only public objects, so this key is public (CKA_PRIVATE false), sensitive
+// and never extractable.
+const TrustedWrapKey = "egate-test-trusted-wrap"
+
+// createTrustedKey makes TrustedWrapKey as the SO. It loads the module and
+// unloads it, so it runs before anything in this process opens a Service.
+func createTrustedKey(module, token, soPIN string) error {
+	p := pkcs11.New(module)
+	if p == nil {
+		return fmt.Errorf("cannot load %s", module)
+	}
+	defer p.Destroy()
+	if err := p.Initialize(); err != nil {
+		return err
+	}
+	defer p.Finalize()
+	slots, err := p.GetSlotList(true)
+	if err != nil {
+		return err
+	}
+	for _, sl := range slots {
+		ti, err := p.GetTokenInfo(sl)
+		if err != nil || strings.TrimRight(ti.Label, " \x00") != token {
+			continue
+		}
+		sh, err := p.OpenSession(sl, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+		if err != nil {
+			return err
+		}
+		defer p.CloseSession(sh)
+		if err := p.Login(sh, pkcs11.CKU_SO, soPIN); err != nil {
+			return err
+		}
+		defer p.Logout(sh)
+		_, err = p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
+			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_LABEL, TrustedWrapKey),
+			pkcs11.NewAttribute(pkcs11.CKA_TRUSTED, true),
+			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
+			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
+			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
+			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
+		})
+		return err
+	}
+	return fmt.Errorf("token %q not found", token)
+}

@@ -1,7 +1,9 @@
 package otp
 
 import (
+	"bytes"
 	"context"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +55,11 @@ type ImportOptions struct {
 	// and re-wrapped by the storage key (Config.WrapKeyLabel, which must
 	// be CKA_TRUSTED) inside the HSM, never in this process's memory.
 	TransportKey string
+	// SignerCerts, when set, demand a document signed (enveloped XML-DSig,
+	// RFC 6030 §7) by one of these vendor certificates. It is verified
+	// whole, in memory, before anything is read, and both passes read the
+	// document as signed, so what is imported is what was signed.
+	SignerCerts []*x509.Certificate
 }
 
 // ImportPSKC imports a vendor PSKC file in two streaming passes: the first
@@ -74,6 +81,19 @@ func (s *Service) ImportPSKC(ctx context.Context, open func() (io.ReadCloser, er
 		o.PSKC.Transport = hsmTransport{h: th, ref: o.TransportKey, storage: s.cfg.WrapKeyLabel}
 	}
 	now := s.now()
+	if len(o.SignerCerts) > 0 {
+		rc, err := open()
+		if err != nil {
+			return ImportSummary{}, err
+		}
+		signed, err := pskc.VerifySignature(rc, o.SignerCerts, now)
+		rc.Close()
+		if err != nil {
+			return ImportSummary{}, err
+		}
+		open = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(signed)), nil }
+		o.Size = int64(len(signed))
+	}
 	// Pass 1: check.
 	chk, err := s.checkPass(ctx, open, o, now, progress)
 	defer chk.wipe()

@@ -1,8 +1,11 @@
 package otp
 
 import (
+	"bytes"
 	"context"
 	"crypto"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"os"
 	"path/filepath"
@@ -223,6 +226,72 @@ func TestImportPolicyRefusals(t *testing.T) {
 		}
 		if _, err := svc.TokenBySerial(ctx, "HOLD", ""); err != nil {
 			t.Fatalf("forced expired key: %v", err)
+		}
+	})
+}
+
+// TestImportSigned: the vendor's signed file (signed by xmlsec1, see
+// devices/otp/pskc/testdata/make-signed.sh) imports with the vendor's
+// certificate; with another certificate, altered, or unsigned where a
+// signature is demanded, nothing is imported.
+func TestImportSigned(t *testing.T) {
+	td := filepath.Join("..", "..", "devices", "otp", "pskc", "testdata")
+	signed, err := os.ReadFile(filepath.Join(td, "signed.pskcxml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := func(name string) *x509.Certificate {
+		b, err := os.ReadFile(filepath.Join(td, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		blk, _ := pem.Decode(b)
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	vendor, other := cert("signed-vendor-cert.pem"), cert("signed-other-cert.pem")
+	write := func(name string, b []byte) string {
+		p := filepath.Join(t.TempDir(), name)
+		os.WriteFile(p, b, 0o600)
+		return p
+	}
+	good := write("signed.pskc", signed)
+	altered := write("altered.pskc", bytes.Replace(signed, []byte("<PlainValue>5</PlainValue>"), []byte("<PlainValue>0</PlainValue>"), 1))
+	unsigned := filepath.Join(t.TempDir(), "unsigned.pskc")
+	writePSKC(t, unsigned, testKeys(), pskc.WriterOptions{})
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		svc := New(db, newFakeHSM(), Config{}, nil)
+		for _, tc := range []struct {
+			name  string
+			path  string
+			certs []*x509.Certificate
+			want  error
+		}{
+			{"another vendor's certificate", good, []*x509.Certificate{other}, pskc.ErrSignature},
+			{"altered after signing", altered, []*x509.Certificate{vendor}, pskc.ErrSignature},
+			{"unsigned", unsigned, []*x509.Certificate{vendor}, pskc.ErrSignature},
+			{"signed but not verified", good, nil, pskc.ErrUnsupported},
+		} {
+			if _, err := svc.ImportPSKC(ctx, opener(tc.path), ImportOptions{SignerCerts: tc.certs}); !errors.Is(err, tc.want) {
+				t.Fatalf("%s: error %v, want %v", tc.name, err, tc.want)
+			}
+			var n int
+			db.QueryRow(ctx, `SELECT COUNT(*) FROM otp_tokens`).Scan(&n)
+			if n != 0 {
+				t.Fatalf("%s: %d tokens imported", tc.name, n)
+			}
+		}
+		sum, err := svc.ImportPSKC(ctx, opener(good), ImportOptions{SignerCerts: []*x509.Certificate{vendor}})
+		if err != nil || sum.Imported != 2 {
+			t.Fatalf("signed import = %+v, %v", sum, err)
+		}
+		tok, err := svc.TokenBySerial(ctx, "SIG0002", "")
+		if err != nil || tok.Counter != 5 {
+			t.Fatalf("SIG0002 = %+v, %v", tok, err)
 		}
 	})
 }

@@ -115,6 +115,37 @@ func pskcOptions(keyHex, keyFile, passwordSource string) (pskc.Options, error) {
 	return o, nil
 }
 
+// readCertificates reads the PEM certificates of --signer-cert.
+func readCertificates(path string) ([]*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("--signer-cert %s does not exist: give the PEM file of the vendor's signing certificate", path)
+		}
+		return nil, fmt.Errorf("--signer-cert: %w", err)
+	}
+	var certs []*x509.Certificate
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		if blk.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(blk.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("--signer-cert %s: a certificate does not parse: %v", path, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("--signer-cert %s holds no PEM CERTIFICATE block", path)
+	}
+	return certs, nil
+}
+
 // maxSecretFile bounds a key or password file.
 const maxSecretFile = 4096
 
@@ -156,7 +187,7 @@ func readOwnerOnly(path, flag, what string) ([]byte, error) {
 func newImportPSKCCmd() *cobra.Command {
 	var (
 		keyHex, keyFile, passwordSource, dbDSN, wrapLabel string
-		transportKey                                      string
+		transportKey, signerCert                          string
 		forceExpired                                      bool
 		hf                                                hsmFlags
 	)
@@ -185,7 +216,12 @@ the pre-shared AES key (EncryptionKey ds:KeyName; the HSM must unwrap with
 AES-CBC-PAD, which SoftHSM2 cannot) or the RSA private key whose certificate
 the file names (RFC 6030 §6.3; rsa-oaep-mgf1p or rsa-1_5; see
 "egate admin token pskc-transport-key"). --wrap-key must then be CKA_TRUSTED:
-the unwrapped seed may leave the HSM only under a trusted key.`,
+the unwrapped seed may leave the HSM only under a trusted key.
+
+A signed file (ds:Signature) is imported only with --signer-cert, the
+vendor's certificate(s) in PEM: the enveloped XML signature is verified
+over the whole file (in memory) before anything is read, and what is
+imported is what was signed. With --signer-cert an unsigned file is refused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -206,6 +242,12 @@ the unwrapped seed may leave the HSM only under a trusted key.`,
 			if err != nil {
 				return err
 			}
+			var signers []*x509.Certificate
+			if signerCert != "" {
+				if signers, err = readCertificates(signerCert); err != nil {
+					return err
+				}
+			}
 			db, err := (&authFlags{db: dbDSN, cmd: cmd}).openDB(ctx)
 			if err != nil {
 				return err
@@ -219,7 +261,7 @@ the unwrapped seed may leave the HSM only under a trusted key.`,
 			svc := otpsvc.New(db, h, otpsvc.Config{WrapKeyLabel: wrapLabel}, nil)
 			bar := newProgressBar(cmd.ErrOrStderr())
 			sum, err := svc.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) },
-				otpsvc.ImportOptions{PSKC: o, Size: st.Size(), Progress: bar.update, ImportExpired: forceExpired, TransportKey: transportKey})
+				otpsvc.ImportOptions{PSKC: o, Size: st.Size(), Progress: bar.update, ImportExpired: forceExpired, TransportKey: transportKey, SignerCerts: signers})
 			bar.done()
 			if err != nil {
 				return fmt.Errorf("importing %s: nothing was imported: %w", path, err)
@@ -255,6 +297,7 @@ the unwrapped seed may leave the HSM only under a trusted key.`,
 	f.StringVar(&dbDSN, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
 	f.StringVar(&wrapLabel, "wrap-key", hsm.LabelSeedWrap, "HSM seed-wrap key that wraps the seeds (type aes-256-seed-wrap)")
 	f.StringVar(&transportKey, "transport-key", "", "key in the HSM the file is encrypted to (pkcs11: URI or label): seeds are unwrapped there, never in memory")
+	f.StringVar(&signerCert, "signer-cert", "", "PEM file of the vendor's signing certificate(s): the file must carry a valid XML signature by one of them")
 	f.BoolVar(&forceExpired, "force-expired", false, "import keys whose ExpiryDate has passed too (they are listed either way)")
 	hf.bind(cmd, "hsm-")
 	return cmd

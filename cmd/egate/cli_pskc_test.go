@@ -165,3 +165,59 @@ func TestAdminTokenPSKCTransportKey(t *testing.T) {
 		t.Fatalf("%d tokens imported", n)
 	}
 }
+
+// import-pskc --signer-cert: the vendor's signed file (xmlsec1, see
+// devices/otp/pskc/testdata) imports with the vendor's certificate; another
+// certificate, no certificate, or a bad --signer-cert each give one line
+// and import nothing.
+func TestAdminTokenImportPSKCSigned(t *testing.T) {
+	b := newAdminBench(t)
+	td, err := filepath.Abs(filepath.Join("..", "..", "devices", "otp", "pskc", "testdata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	signed := filepath.Join(td, "signed.pskcxml")
+	notPEM := filepath.Join(b.dir, "not.pem")
+	os.WriteFile(notPEM, []byte("hello"), 0o600)
+	tests := []struct {
+		name   string
+		args   []string
+		ok     bool
+		errHas []string
+		rows   int
+	}{
+		{"signed file without --signer-cert", []string{signed}, false, []string{"nothing was imported", "signed", "--signer-cert"}, 0},
+		{"another vendor's certificate", []string{signed, "--signer-cert", filepath.Join(td, "signed-other-cert.pem")}, false, []string{"nothing was imported", "signature does not verify"}, 0},
+		{"no PEM in --signer-cert", []string{signed, "--signer-cert", notPEM}, false, []string{"--signer-cert", "no PEM CERTIFICATE"}, 0},
+		{"missing --signer-cert", []string{signed, "--signer-cert", filepath.Join(b.dir, "nope.pem")}, false, []string{"--signer-cert", "does not exist"}, 0},
+		{"the vendor's certificate", []string{signed, "--signer-cert", filepath.Join(td, "signed-vendor-cert.pem")}, true, nil, 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := b.admin(t, append([]string{"token", "import-pskc"}, tc.args...)...)
+			if tc.ok {
+				if r.code != 0 || !strings.Contains(r.stdout, "imported 2 tokens") {
+					t.Fatalf("import: %+v", r)
+				}
+			} else {
+				var errLines []string
+				for _, l := range strings.Split(strings.TrimRight(r.stderr, "\n"), "\n") {
+					if !regexp.MustCompile(`^\w+: \d+% \(\d+ of \d+\)$`).MatchString(l) {
+						errLines = append(errLines, l)
+					}
+				}
+				if r.code == 0 || len(errLines) != 1 {
+					t.Fatalf("want one error line: %+v", r)
+				}
+				for _, m := range tc.errHas {
+					if !strings.Contains(errLines[0], m) {
+						t.Fatalf("error %q does not say %q", errLines[0], m)
+					}
+				}
+			}
+			if n := b.count(t, "otp_tokens"); n != tc.rows {
+				t.Fatalf("otp_tokens has %d rows, want %d", n, tc.rows)
+			}
+		})
+	}
+}

@@ -11,9 +11,12 @@
 // spellings, and pskc#OCRA-1 with the suite in a Suite element). Policy:
 // StartDate, ExpiryDate, TimeDrift and a PINPolicy whose PIN the server
 // checks (PINUsageMode Append or Prepend) are returned with the key; the
-// PIN itself, held by a pskc:pin key, reaches Options.PINKey. Asymmetric
-// key transport and key derivation by KeyReference are refused as
-// unsupported.
+// PIN itself, held by a pskc:pin key, reaches Options.PINKey. With
+// Options.Transport the encrypted values are opened in an HSM instead
+// (transport.go), including RSA key transport (RFC 6030 §6.3), and keys
+// carry the seed only wrapped. Signed documents are verified whole by
+// VerifySignature before they are read. Key derivation by KeyReference is
+// refused as unsupported.
 //
 // The Reader checks every entry fully (decryption, MAC, parameters) before it
 // returns it; the caller decides what to do with the secret. Errors about an

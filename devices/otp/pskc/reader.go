@@ -230,7 +230,7 @@ func (r *Reader) next() (*Key, error) {
 				}
 				return k, nil
 			case "Signature":
-				return nil, fmt.Errorf("%w: signed PSKC documents (ds:Signature)", ErrUnsupported)
+				return nil, fmt.Errorf("%w: the document is signed (ds:Signature): verify it with the vendor's certificate first (VerifySignature; egate admin token import-pskc --signer-cert)", ErrUnsupported)
 			default:
 				if err := r.d.Skip(); err != nil {
 					return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, t.Name.Local, err)

@@ -100,6 +100,7 @@ func rsaPSKC(t *testing.T, cert string, enc func([]byte) string, alg string) str
 // storage key and an AES file SoftHSM cannot unwrap are refused whole.
 func TestImportRSATransportInHSM(t *testing.T) {
 	h := hsmtest.Open(t, hsm.KeySpec{Label: "pskc-test-transport-aes", Type: hsm.KeyAES256})
+	hsmtest.NeedTrustedWrapKey(t)
 	ctx := context.Background()
 	label := fmt.Sprintf("pskc-transport-%d", time.Now().UnixNano())
 	pub, err := h.GenerateTransportKey(ctx, label)

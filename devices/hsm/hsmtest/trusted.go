@@ -3,6 +3,7 @@ package hsmtest
 import (
 	"fmt"
 	"strings"
+	"testing"
 
 	"github.com/miekg/pkcs11"
 )
@@ -14,6 +15,18 @@ import (
 // only public objects, so this key is public (CKA_PRIVATE false), sensitive
 // and never extractable.
 const TrustedWrapKey = "egate-test-trusted-wrap"
+
+// trustedErr is why TrustedWrapKey could not be made (set once, by setup).
+var trustedErr error
+
+// NeedTrustedWrapKey fails tb unless TrustedWrapKey was made. Call it
+// after Open.
+func NeedTrustedWrapKey(tb testing.TB) {
+	tb.Helper()
+	if trustedErr != nil {
+		tb.Fatalf("SoftHSM2: the security officer could not make %s: %v", TrustedWrapKey, trustedErr)
+	}
+}
 
 // createTrustedKey makes TrustedWrapKey as the SO. It loads the module and
 // unloads it, so it runs before anything in this process opens a Service.

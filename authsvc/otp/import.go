@@ -52,8 +52,9 @@ type ImportOptions struct {
 	// TransportKey names the key in the HSM (a pkcs11: URI or a label)
 	// that the file's values are encrypted to: a pre-shared AES key or the
 	// RSA private key of the file's certificate. Seeds are then unwrapped
-	// and re-wrapped by the storage key (Config.WrapKeyLabel, which must
-	// be CKA_TRUSTED) inside the HSM, never in this process's memory.
+	// and re-wrapped by the storage key (Config.WrapKeyLabel, a seed-wrap
+	// key that must be CKA_TRUSTED) inside the HSM, never in this
+	// process's memory.
 	TransportKey string
 	// SignerCerts, when set, demand a document signed (enveloped XML-DSig,
 	// RFC 6030 §7) by one of these vendor certificates. It is verified

@@ -215,8 +215,9 @@ seeds are unwrapped inside the HSM, their MAC checked there, and wrapped by
 the pre-shared AES key (EncryptionKey ds:KeyName; the HSM must unwrap with
 AES-CBC-PAD, which SoftHSM2 cannot) or the RSA private key whose certificate
 the file names (RFC 6030 §6.3; rsa-oaep-mgf1p or rsa-1_5; see
-"egate admin token pskc-transport-key"). --wrap-key must then be CKA_TRUSTED:
-the unwrapped seed may leave the HSM only under a trusted key.
+"egate admin token pskc-transport-key"). --wrap-key must then be a seed-wrap
+key that the HSM's security officer made with CKA_TRUSTED: the unwrapped
+seed may leave the HSM only under a trusted key.
 
 A signed file (ds:Signature) is imported only with --signer-cert, the
 vendor's certificate(s) in PEM: the enveloped XML signature is verified

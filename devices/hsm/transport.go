@@ -22,9 +22,12 @@ import (
 //
 // The unwrapped seed is a session object that is sensitive and
 // extractable only under a trusted key (CKA_WRAP_WITH_TRUSTED): the storage
-// key must carry CKA_TRUSTED, which only the token's security officer can
-// set. On SoftHSM2 the security officer can create only public objects, so
-// there the trusted storage key is a public object (see hsmtest).
+// key must be a seed-wrap key (KeySeedWrap, seed.go: its unwrap template
+// lets the seed back in only as a sensitive, never extractable, sign-only
+// key) that carries CKA_TRUSTED, which only the token's security officer
+// can set (TrustedSeedWrapKeyAttributes). On SoftHSM2 the security officer
+// can create only public objects, so there the trusted seed-wrap key is a
+// public object (see hsmtest).
 //
 // What SoftHSM2 2.6 can do: C_UnwrapKey with CKM_RSA_PKCS and
 // CKM_RSA_PKCS_OAEP, but not with CKM_AES_CBC_PAD (CKR_MECHANISM_INVALID):
@@ -107,7 +110,7 @@ func (s *Service) ImportSecret(ctx context.Context, transportRef, storageLabel s
 		if err != nil {
 			return err
 		}
-		sk, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, storageLabel)
+		sk, err := s.seedWrapKey(sh, storageLabel)
 		if err != nil {
 			return err
 		}
@@ -129,6 +132,8 @@ func (s *Service) ImportSecret(ctx context.Context, transportRef, storageLabel s
 			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
 			pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true),
 			pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+			pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+			pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),
 		})
 		if err != nil {
 			return transportError(err, v.Alg, "unwrapping the value")
@@ -142,7 +147,7 @@ func (s *Service) ImportSecret(ctx context.Context, transportRef, storageLabel s
 		out.LenExact = out.Len > 0
 		w, err := s.p.WrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, sk, seed)
 		if isRV(err, pkcs11.CKR_KEY_NOT_WRAPPABLE) {
-			return fmt.Errorf("%w: %q may not wrap a seed that was unwrapped in the HSM (CKA_WRAP_WITH_TRUSTED): the token's security officer must mark the storage key CKA_TRUSTED, or name a trusted one", ErrUntrustedWrapKey, storageLabel)
+			return fmt.Errorf("%w: %q may not wrap a seed that was unwrapped in the HSM (CKA_WRAP_WITH_TRUSTED): the token's security officer must make a seed-wrap key with CKA_TRUSTED (hsm.TrustedSeedWrapKeyAttributes) and the import name it", ErrUntrustedWrapKey, storageLabel)
 		}
 		if err != nil {
 			return fmt.Errorf("wrapping the value with %q: %w", storageLabel, err)
@@ -408,4 +413,29 @@ func (s *Service) GenerateTransportKey(ctx context.Context, label string) (*rsa.
 		return nil, fmt.Errorf("generating transport key %q: %w", label, err)
 	}
 	return s.TransportPublicKey(ctx, label)
+}
+
+// TrustedSeedWrapKeyAttributes is the template of a seed-wrap key (the
+// attributes of KeySeedWrap, with its unwrap template) that carries
+// CKA_TRUSTED, for the token's security officer to generate (C_GenerateKey,
+// CKM_AES_KEY_GEN) under label: the storage key of ImportSecret. private
+// is CKA_PRIVATE (SoftHSM2 lets the SO make public objects only). Call
+// release after C_GenerateKey returns.
+func TrustedSeedWrapKeyAttributes(label string, private bool) (attrs []*pkcs11.Attribute, release func(), err error) {
+	base, release, err := seedWrapKeyAttrs()
+	if err != nil {
+		return nil, nil, err
+	}
+	return append([]*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, private),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_TRUSTED, true),
+	}, base...), release, nil
 }

@@ -23,10 +23,10 @@ import (
 // CKA_TRUSTED (made by createTrustedKey before the module is loaded).
 const trustedWrapLabel = "egate-test-trusted-wrap"
 
-// createTrustedKey makes, as the token's security officer, an AES-256 wrap
-// key with CKA_TRUSTED. SoftHSM2 lets only the SO set CKA_TRUSTED and lets
-// the SO create only public objects, so the key is public (CKA_PRIVATE
-// false), sensitive and never extractable. It loads the module, so it runs
+// createTrustedKey makes, as the token's security officer, a seed-wrap key
+// with CKA_TRUSTED. SoftHSM2 lets only the SO set CKA_TRUSTED and lets the
+// SO create only public objects, so the key is public (CKA_PRIVATE false),
+// sensitive and never extractable. It loads the module, so it runs
 // before this process opens any Service (SOFTHSM2_CONF is read once).
 func createTrustedKey(module, token, soPIN, label string) error {
 	p := pkcs11.New(module)
@@ -56,21 +56,12 @@ func createTrustedKey(module, token, soPIN, label string) error {
 			return err
 		}
 		defer p.Logout(sh)
-		_, err = p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
-			pkcs11.NewAttribute(pkcs11.CKA_TRUSTED, true),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
-			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
-			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
-		})
+		attrs, release, err := TrustedSeedWrapKeyAttributes(label, false)
+		if err != nil {
+			return err
+		}
+		_, err = p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, attrs)
+		release()
 		return err
 	}
 	return fmt.Errorf("token %q not found", token)
@@ -122,8 +113,10 @@ func TestImportSecretRSA(t *testing.T) {
 	if _, _, err := s.EnsureKey(ctx, KeySpec{Label: "pskc-transport-aes", Type: KeyAES256}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.EnsureKey(ctx, KeySpec{Label: LabelSecretsWrap, Type: KeyAES256}); err != nil {
-		t.Fatal(err)
+	for _, k := range []KeySpec{{Label: LabelSecretsWrap, Type: KeyAES256}, {Label: LabelSeedWrap, Type: KeySeedWrap}} {
+		if _, _, err := s.EnsureKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
 	}
 	const uri = "pkcs11:token=egate-test;object=pskc-transport-rsa;type=private"
 	seed := make([]byte, 20)
@@ -148,7 +141,8 @@ func TestImportSecretRSA(t *testing.T) {
 		{"OAEP with its MAC", uri, trustedWrapLabel, TransportValue{Alg: TransportRSAOAEP, Ciphertext: oaepCT, MACKey: encMACKey, MACHash: crypto.SHA1, MAC: goodMAC}, nil},
 		{"altered MAC", uri, trustedWrapLabel, TransportValue{Alg: TransportRSAOAEP, Ciphertext: oaepCT, MACKey: encMACKey, MACHash: crypto.SHA1, MAC: append([]byte{goodMAC[0] ^ 1}, goodMAC[1:]...)}, ErrTransportMAC},
 		{"PKCS#1 value read as OAEP", uri, trustedWrapLabel, TransportValue{Alg: TransportRSAOAEP, Ciphertext: pkcs1CT}, ErrTransportDecrypt},
-		{"untrusted storage key", uri, LabelSecretsWrap, TransportValue{Alg: TransportRSAOAEP, Ciphertext: oaepCT}, ErrUntrustedWrapKey},
+		{"untrusted seed-wrap key", uri, LabelSeedWrap, TransportValue{Alg: TransportRSAOAEP, Ciphertext: oaepCT}, ErrUntrustedWrapKey},
+		{"storage key not a seed-wrap key", uri, LabelSecretsWrap, TransportValue{Alg: TransportRSAOAEP, Ciphertext: oaepCT}, ErrKeyType},
 		{"another token in the URI", "pkcs11:token=other;object=pskc-transport-rsa", trustedWrapLabel, TransportValue{Alg: TransportRSAOAEP, Ciphertext: oaepCT}, ErrTokenNotFound},
 		{"no such transport key", "pkcs11:object=nope", trustedWrapLabel, TransportValue{Alg: TransportRSAOAEP, Ciphertext: oaepCT}, ErrKeyNotFound},
 		{"AES-CBC on SoftHSM2", "pskc-transport-aes", trustedWrapLabel, TransportValue{Alg: TransportAESCBC, Ciphertext: make([]byte, 48)}, ErrTransportUnsupported},

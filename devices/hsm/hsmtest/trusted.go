@@ -5,15 +5,16 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/miekg/pkcs11"
 )
 
-// TrustedWrapKey is an AES-256 wrap key on Token that the security officer
-// marked CKA_TRUSTED: the storage key for seeds unwrapped in the HSM
-// (devices/hsm ImportSecret), which may leave it only wrapped by a trusted
-// key. SoftHSM2 lets only the SO set CKA_TRUSTED, and the SO may create
-// only public objects, so this key is public (CKA_PRIVATE false), sensitive
-// and never extractable.
+// TrustedWrapKey is a seed-wrap key (hsm.KeySeedWrap) on Token that the
+// security officer made with CKA_TRUSTED: the storage key for seeds
+// unwrapped in the HSM (devices/hsm ImportSecret), which may leave it only
+// wrapped by a trusted key. SoftHSM2 lets only the SO set CKA_TRUSTED, and
+// the SO may create only public objects, so this key is public (CKA_PRIVATE
+// false), sensitive and never extractable.
 const TrustedWrapKey = "egate-test-trusted-wrap"
 
 // trustedErr is why TrustedWrapKey could not be made (set once, by setup).
@@ -58,21 +59,12 @@ func createTrustedKey(module, token, soPIN string) error {
 			return err
 		}
 		defer p.Logout(sh)
-		_, err = p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, []*pkcs11.Attribute{
-			pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-			pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_AES),
-			pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, 32),
-			pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
-			pkcs11.NewAttribute(pkcs11.CKA_PRIVATE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_LABEL, TrustedWrapKey),
-			pkcs11.NewAttribute(pkcs11.CKA_TRUSTED, true),
-			pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-			pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
-			pkcs11.NewAttribute(pkcs11.CKA_WRAP, true),
-			pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
-			pkcs11.NewAttribute(pkcs11.CKA_ENCRYPT, false),
-			pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, false),
-		})
+		attrs, release, err := hsm.TrustedSeedWrapKeyAttributes(TrustedWrapKey, false)
+		if err != nil {
+			return err
+		}
+		_, err = p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, attrs)
+		release()
 		return err
 	}
 	return fmt.Errorf("token %q not found", token)

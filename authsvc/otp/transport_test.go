@@ -103,11 +103,16 @@ func TestImportRSATransportInHSM(t *testing.T) {
 	hsmtest.NeedTrustedWrapKey(t)
 	ctx := context.Background()
 	label := fmt.Sprintf("pskc-transport-%d", time.Now().UnixNano())
-	pub, err := h.GenerateTransportKey(ctx, label)
+	pub, err := h.GenerateTransportKey(ctx, label, true) // the file's PIN is encrypted too
 	if err != nil {
 		t.Fatal(err)
 	}
 	uri := "pkcs11:token=" + hsmtest.Token + ";object=" + label + ";type=private"
+	unwrapOnly, err := h.GenerateTransportKey(ctx, label+"-unwrap-only", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	encPINFile := rsaPSKC(t, certFor(t, unwrapOnly), func(b []byte) string { return opensslRSA(t, unwrapOnly, b, true) }, "rsa-oaep-mgf1p")
 	other, _ := rsa.GenerateKey(rand.Reader, 2048)
 	oaepFile := rsaPSKC(t, certFor(t, pub), func(b []byte) string { return opensslRSA(t, pub, b, true) }, "rsa-oaep-mgf1p")
 	pkcs1File := rsaPSKC(t, certFor(t, pub), func(b []byte) string { return opensslRSA(t, pub, b, false) }, "rsa_1_5")
@@ -133,6 +138,7 @@ func TestImportRSATransportInHSM(t *testing.T) {
 			{"no transport key", svc, oaepFile, ImportOptions{}, pskc.ErrNeedKey, "RSA key"},
 			{"encrypted to another key", svc, foreign, ImportOptions{TransportKey: uri}, pskc.ErrDecrypt, "egate bank token transport"},
 			{"untrusted storage key", New(db, h, Config{}, nil), oaepFile, ImportOptions{TransportKey: uri}, hsm.ErrUntrustedWrapKey, "CKA_TRUSTED"},
+			{"encrypted PIN, unwrap-only transport key", svc, encPINFile, ImportOptions{TransportKey: label + "-unwrap-only"}, hsm.ErrTransportUnsupported, `key package 2 (key id "pin2"`},
 			{"AES-CBC that SoftHSM cannot unwrap", svc, aesFile, ImportOptions{TransportKey: "pskc-test-transport-aes"}, hsm.ErrTransportUnsupported, "key package 1"},
 		}
 		for _, tc := range refusals {

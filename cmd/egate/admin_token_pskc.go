@@ -305,7 +305,10 @@ imported is what was signed. With --signer-cert an unsigned file is refused.`,
 }
 
 func newPSKCTransportKeyCmd() *cobra.Command {
-	var hf hsmFlags
+	var (
+		hf           hsmFlags
+		allowDecrypt bool
+	)
 	cmd := &cobra.Command{
 		Use:   "pskc-transport-key LABEL",
 		Short: "generate an RSA transport key in the HSM for vendors to encrypt token seeds to",
@@ -314,7 +317,11 @@ unwrap and decrypt (sensitive, never extractable) and prints its public key
 (PEM) and its pkcs11: URI. Have the bank CA certify the public key, give the
 certificate to the token vendor, and import their files with
 "egate admin token import-pskc --transport-key URI": the seeds are unwrapped
-inside the HSM (RFC 6030 §6.3).`,
+inside the HSM (RFC 6030 §6.3). The key unwraps only into sensitive keys that
+may leave the HSM only under a trusted key (CKA_UNWRAP_TEMPLATE). It cannot
+decrypt unless --allow-decrypt, which files whose PINs or counters are
+encrypted need; with it, anyone holding the HSM PIN could also decrypt a
+seed encrypted to this key.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
@@ -323,7 +330,7 @@ inside the HSM (RFC 6030 §6.3).`,
 				return err
 			}
 			defer h.Close()
-			pub, err := h.GenerateTransportKey(ctx, args[0])
+			pub, err := h.GenerateTransportKey(ctx, args[0], allowDecrypt)
 			if err != nil {
 				return err
 			}
@@ -336,6 +343,7 @@ inside the HSM (RFC 6030 §6.3).`,
 			return pem.Encode(cmd.OutOrStdout(), &pem.Block{Type: "PUBLIC KEY", Bytes: der})
 		},
 	}
+	cmd.Flags().BoolVar(&allowDecrypt, "allow-decrypt", false, "let the key decrypt too (files with encrypted PINs or counters need it)")
 	hf.bind(cmd, "hsm-")
 	return cmd
 }

@@ -227,6 +227,9 @@ func (s *Service) checkTransportMAC(sh pkcs11.SessionHandle, tk pkcs11.ObjectHan
 		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 		pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
 		pkcs11.NewAttribute(pkcs11.CKA_VERIFY, true),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),
 	})
 	if err != nil {
 		return transportError(err, v.Alg, "unwrapping the MAC key")
@@ -365,21 +368,47 @@ func (s *Service) TransportPublicKey(ctx context.Context, ref string) (*rsa.Publ
 	return pub, nil
 }
 
-// GenerateTransportKey makes an RSA-2048 key pair whose private half can
-// only unwrap and decrypt (sensitive, never extractable), for vendors to
-// encrypt token seeds to (RFC 6030 §6.3), and returns its public key. An
+// transportUnwrapAttrs are what every key a transport key unwraps must be
+// (its CKA_UNWRAP_TEMPLATE): a sensitive secret that may leave the HSM only
+// wrapped by a trusted key (the SO's seed-wrap key), that derives nothing
+// and whose attributes cannot change. So the PIN holder cannot unwrap a
+// seed from a vendor file as a readable or freely extractable key.
+// ImportSecret's templates agree with it.
+func transportUnwrapAttrs() []*pkcs11.Attribute {
+	return []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, true),
+		pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+		pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),
+	}
+}
+
+// GenerateTransportKey makes an RSA-2048 key pair for vendors to encrypt
+// token seeds to (RFC 6030 §6.3) and returns its public key. The private
+// half is sensitive, never extractable, and unwraps only into keys of
+// transportUnwrapAttrs (CKA_UNWRAP_TEMPLATE). allowDecrypt gives it
+// CKA_DECRYPT too, for files whose PINs or counters are encrypted: C_Decrypt
+// then also opens a seed encrypted to it, for anyone holding the HSM PIN,
+// so without it such values are refused and the key only unwraps. An
 // existing key of that label is an error.
-func (s *Service) GenerateTransportKey(ctx context.Context, label string) (*rsa.PublicKey, error) {
+func (s *Service) GenerateTransportKey(ctx context.Context, label string, allowDecrypt bool) (*rsa.PublicKey, error) {
 	if err := checkLabel(label); err != nil {
 		return nil, err
 	}
+	tmpl, release, err := attrArray(pkcs11.CKA_UNWRAP_TEMPLATE, transportUnwrapAttrs())
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	g, ok := s.p.(interface {
 		GenerateKeyPair(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, public, private []*pkcs11.Attribute) (pkcs11.ObjectHandle, pkcs11.ObjectHandle, error)
 	})
 	if !ok {
 		return nil, fmt.Errorf("%w: the PKCS#11 binding cannot generate key pairs", ErrTransportUnsupported)
 	}
-	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+	err = s.do(ctx, func(sh pkcs11.SessionHandle) error {
 		if _, err := s.handle(sh, pkcs11.CKO_PRIVATE_KEY, label); err == nil {
 			return fmt.Errorf("%w: a private key labelled %q already exists", ErrKeyType, label)
 		} else if !errors.Is(err, ErrKeyNotFound) {
@@ -403,9 +432,11 @@ func (s *Service) GenerateTransportKey(ctx context.Context, label string) (*rsa.
 				pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
 				pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, false),
 				pkcs11.NewAttribute(pkcs11.CKA_UNWRAP, true),
-				pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, true),
+				pkcs11.NewAttribute(pkcs11.CKA_DECRYPT, allowDecrypt),
 				pkcs11.NewAttribute(pkcs11.CKA_SIGN, false),
 				pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
+				pkcs11.NewAttribute(pkcs11.CKA_MODIFIABLE, false),
+				tmpl,
 			})
 		return err
 	})

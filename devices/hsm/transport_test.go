@@ -103,11 +103,11 @@ func opensslEncrypt(t *testing.T, pub *rsa.PublicKey, pt []byte, oaep bool) []by
 func TestImportSecretRSA(t *testing.T) {
 	s := openTest(t, testConfig(testToken))
 	ctx := context.Background()
-	pub, err := s.GenerateTransportKey(ctx, "pskc-transport-rsa")
+	pub, err := s.GenerateTransportKey(ctx, "pskc-transport-rsa", true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.GenerateTransportKey(ctx, "pskc-transport-rsa"); err == nil {
+	if _, err := s.GenerateTransportKey(ctx, "pskc-transport-rsa", true); err == nil {
 		t.Fatal("a second transport key of the same label was made")
 	}
 	if _, _, err := s.EnsureKey(ctx, KeySpec{Label: "pskc-transport-aes", Type: KeyAES256}); err != nil {
@@ -181,6 +181,45 @@ func TestImportSecretRSA(t *testing.T) {
 		pin, err := s.DecryptTransport(ctx, uri, TransportValue{Alg: TransportRSAOAEP, Ciphertext: opensslEncrypt(t, pub, []byte("4711"), true)})
 		if err != nil || string(pin) != "4711" {
 			t.Fatalf("DecryptTransport = %q, %v", pin, err)
+		}
+	})
+	t.Run("unwrap-only key", func(t *testing.T) {
+		pub2, err := s.GenerateTransportKey(ctx, "pskc-transport-unwrap-only", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ct := opensslEncrypt(t, pub2, seed, true)
+		if _, err := s.ImportSecret(ctx, "pskc-transport-unwrap-only", trustedWrapLabel, TransportValue{Alg: TransportRSAOAEP, Ciphertext: ct}); err != nil {
+			t.Fatalf("ImportSecret: %v", err)
+		}
+		if _, err := s.DecryptTransport(ctx, "pskc-transport-unwrap-only", TransportValue{Alg: TransportRSAOAEP, Ciphertext: ct}); !errors.Is(err, ErrTransportUnsupported) {
+			t.Fatalf("C_Decrypt of a seed with an unwrap-only key: %v", err)
+		}
+		// A PIN holder asking the HSM for the seed as a readable key, or as
+		// one extractable under any key, is refused by the unwrap template.
+		for name, attrs := range map[string][]*pkcs11.Attribute{
+			"readable":              {pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, false), pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true)},
+			"extractable untrusted": {pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true), pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true), pkcs11.NewAttribute(pkcs11.CKA_WRAP_WITH_TRUSTED, false)},
+		} {
+			err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+				tk, err := s.transportHandle(sh, "pskc-transport-unwrap-only", pkcs11.CKO_PRIVATE_KEY)
+				if err != nil {
+					return err
+				}
+				m, body, _ := transportMechanism(pkcs11.CKM_RSA_PKCS_OAEP, ct)
+				h, err := s.p.UnwrapKey(sh, m, tk, body, append([]*pkcs11.Attribute{
+					pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+					pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+					pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+				}, attrs...))
+				if err == nil {
+					s.p.DestroyObject(sh, h)
+				}
+				return err
+			})
+			if !isRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT) {
+				t.Errorf("unwrapping the seed %s: %v, want CKR_TEMPLATE_INCONSISTENT", name, err)
+			}
 		}
 	})
 	t.Run("TransportPublicKey", func(t *testing.T) {

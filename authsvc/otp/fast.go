@@ -41,7 +41,7 @@ type Lookup struct {
 }
 
 const countAndLoadSet = `UPDATE otp_tokens SET failures = failures + 1
- WHERE status = 'active' AND kind IN ('hotp', 'totp') AND digits = ? AND (not_after_ms = 0 OR not_after_ms >= ?)
+ WHERE status = 'active' AND kind IN ('hotp', 'totp') AND digits = ? AND (not_after_ms = 0 OR not_after_ms >= ?) AND not_before_ms <= ? AND pin_mode = ''
  AND failures < ? AND locked_until_ms = 0 AND `
 
 // verifyCols are the columns compare needs (each column read costs time in
@@ -90,7 +90,7 @@ func (s *Service) VerifyCode(ctx context.Context, l Lookup, code string) (Accept
 			return Accepted{}, err
 		}
 		if t != nil {
-			return s.compare(ctx, t, code)
+			return s.compare(ctx, t, code, "")
 		}
 	}
 	var (
@@ -113,9 +113,10 @@ func (s *Service) VerifyCode(ctx context.Context, l Lookup, code string) (Accept
 func (s *Service) countAndLoad(ctx context.Context, l Lookup, digits int) (*Token, error) {
 	var (
 		q    string
-		args = make([]any, 0, 5)
+		args = make([]any, 0, 6)
 	)
-	args = append(args, digits, s.now().UnixMilli(), s.cfg.MaxFailures)
+	now := s.now().UnixMilli()
+	args = append(args, digits, now, now, s.cfg.MaxFailures)
 	switch {
 	case l.Serial != "" && l.KeyID != "":
 		q = qCountBySerialKey

@@ -138,8 +138,14 @@ type Token struct {
 	Failures     int
 	LockedUntil  int64 // ms; 0 none, -1 operator
 	NotAfter     time.Time
-	wrapLabel    string
-	wrapped      []byte
+	NotBefore    time.Time // the file's StartDate: no code is accepted before it
+	// PINMode is "" or the PSKC PINUsageMode the server checks: "Append"
+	// (code then PIN) or "Prepend" (PIN then code), PINMin to PINMax digits.
+	PINMode        string
+	PINMin, PINMax int
+	pinMAC         []byte
+	wrapLabel      string
+	wrapped        []byte
 }
 
 // mac is the HSM-backed otp.MAC of one token.

@@ -12,7 +12,7 @@ import (
 	"github.com/egate-bank/egate/devices/otp"
 )
 
-const tokenCols = `id, serial, key_id, manufacturer, kind, hash, digits, period_s, t0, suite, wrap_label, wrapped, counter, drift, COALESCE(passport_id, ''), status, failures, locked_until_ms, not_after_ms`
+const tokenCols = `id, serial, key_id, manufacturer, kind, hash, digits, period_s, t0, suite, wrap_label, wrapped, counter, drift, COALESCE(passport_id, ''), status, failures, locked_until_ms, not_after_ms, not_before_ms, pin_mode, pin_min, pin_max, pin_mac`
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -22,8 +22,10 @@ func scanToken(r scanner) (*Token, error) {
 		kind, hash, suite   string
 		digits, period      int
 		t0, counter, notAft int64
+		notBef              int64
 	)
-	err := r.Scan(&t.ID, &t.Serial, &t.KeyID, &t.Manufacturer, &kind, &hash, &digits, &period, &t0, &suite, &t.wrapLabel, &t.wrapped, &counter, &t.Drift, &t.PassportID, &t.Status, &t.Failures, &t.LockedUntil, &notAft)
+	err := r.Scan(&t.ID, &t.Serial, &t.KeyID, &t.Manufacturer, &kind, &hash, &digits, &period, &t0, &suite, &t.wrapLabel, &t.wrapped, &counter, &t.Drift, &t.PassportID, &t.Status, &t.Failures, &t.LockedUntil, &notAft,
+		&notBef, &t.PINMode, &t.PINMin, &t.PINMax, &t.pinMAC)
 	if err != nil {
 		return nil, err
 	}
@@ -35,6 +37,9 @@ func scanToken(r scanner) (*Token, error) {
 	t.Counter = uint64(counter)
 	if notAft > 0 {
 		t.NotAfter = time.UnixMilli(notAft)
+	}
+	if notBef > 0 {
+		t.NotBefore = time.UnixMilli(notBef)
 	}
 	return &t, nil
 }

@@ -2,12 +2,14 @@ package otp
 
 import (
 	"context"
+	"crypto/hmac"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/devices/otp"
+	"github.com/egate-bank/egate/devices/otp/pskc"
 )
 
 // Accepted says what a verification consumed.
@@ -25,7 +27,57 @@ func (s *Service) usable(t *Token) error {
 	if !t.NotAfter.IsZero() && s.now().After(t.NotAfter) {
 		return fmt.Errorf("token %s expired on %s: %w", t.Serial, t.NotAfter.UTC().Format(time.DateOnly), ErrRevoked)
 	}
+	if !t.NotBefore.IsZero() && s.now().Before(t.NotBefore) {
+		return fmt.Errorf("token %s is not valid before %s (the vendor file's StartDate): %w", t.Serial, t.NotBefore.UTC().Format(time.RFC3339), ErrRevoked)
+	}
 	return nil
+}
+
+// pinMessage is what the HSM MACs with a token's seed to check the PIN
+// typed with its codes; the prefix keeps it apart from every HOTP, TOTP
+// (8-byte counter) and OCRA ("OCRA-1:…") message.
+func pinMessage(pin string) []byte {
+	return append([]byte("egate-otp-pin-v1\x00"), pin...)
+}
+
+// splitCode separates the OTP from the PIN of a token whose PIN the server
+// checks (PSKC PINUsageMode Append: code then PIN; Prepend: PIN then code).
+// Without a PIN mode the whole input is the code.
+func splitCode(t *Token, input string) (code, pin string, err error) {
+	if t.PINMode == "" {
+		if !otp.ValidCode(input, t.Params.Digits) {
+			return "", "", fmt.Errorf("%w: the code must be %d digits", ErrMalformed, t.Params.Digits)
+		}
+		return input, "", nil
+	}
+	d := t.Params.Digits
+	if !otp.ValidCode(input, len(input)) || len(input) < d+t.PINMin || len(input) > d+t.PINMax {
+		where := "followed by"
+		if t.PINMode == pskc.PINPrepend {
+			where = "before"
+		}
+		return "", "", fmt.Errorf("%w: token %s needs the %d-digit code %s its PIN (%d to %d digits)", ErrMalformed, t.Serial, d, where, t.PINMin, t.PINMax)
+	}
+	if t.PINMode == pskc.PINPrepend {
+		return input[len(input)-d:], input[:len(input)-d], nil
+	}
+	return input[:d], input[d:], nil
+}
+
+// pinOK checks the PIN in the HSM. A token without a PIN mode has none to
+// check.
+func (s *Service) pinOK(ctx context.Context, t *Token, pin string) (bool, error) {
+	if t.PINMode == "" {
+		return true, nil
+	}
+	if len(t.pinMAC) == 0 {
+		return false, fmt.Errorf("token %s: PIN mode %s but no PIN stored", t.Serial, t.PINMode)
+	}
+	macs, err := s.macOf(t).MAC(ctx, t.Params.Hash, [][]byte{pinMessage(pin)})
+	if err != nil {
+		return false, err
+	}
+	return len(macs) == 1 && hmac.Equal(macs[0], t.pinMAC), nil
 }
 
 // reserve counts one attempt before any code is compared, so parallel
@@ -148,21 +200,27 @@ func (s *Service) Verify(ctx context.Context, t *Token, code string) (Accepted, 
 	if t.Params.Kind != otp.KindHOTP && t.Params.Kind != otp.KindTOTP {
 		return Accepted{}, fmt.Errorf("%w: token %s answers challenges (OCRA); start a challenge first", ErrMalformed, t.Serial)
 	}
-	if !otp.ValidCode(code, t.Params.Digits) {
-		return Accepted{}, fmt.Errorf("%w: the code must be %d digits", ErrMalformed, t.Params.Digits)
+	code, pin, err := splitCode(t, code)
+	if err != nil {
+		return Accepted{}, err
 	}
 	if err := s.reserve(ctx, t); err != nil {
 		return Accepted{}, err
 	}
-	return s.compare(ctx, t, code)
+	return s.compare(ctx, t, code, pin)
 }
 
-// compare checks code of an HOTP/TOTP token whose attempt is already
-// counted, then moves the ledger (success) or records the failure.
-func (s *Service) compare(ctx context.Context, t *Token, code string) (Accepted, error) {
+// compare checks code (and the PIN, for a token with a PIN mode) of an
+// HOTP/TOTP token whose attempt is already counted, then moves the ledger
+// (success) or records the failure. A wrong PIN and a wrong code give the
+// same answer after the same HSM work.
+func (s *Service) compare(ctx context.Context, t *Token, code, pin string) (Accepted, error) {
+	pinGood, err := s.pinOK(ctx, t, pin)
+	if err != nil {
+		return Accepted{}, err
+	}
 	from, n := s.window(t)
 	var codes []string
-	var err error
 	if t.Params.Kind == otp.KindHOTP {
 		codes, err = otp.HOTPWindow(ctx, s.macOf(t), t.Params.Hash, from, n, t.Params.Digits)
 	} else {
@@ -177,7 +235,7 @@ func (s *Service) compare(ctx context.Context, t *Token, code string) (Accepted,
 			match = i
 		}
 	}
-	if match < 0 {
+	if match < 0 || !pinGood {
 		if err := s.failed(ctx, t); err != nil {
 			return Accepted{}, err
 		}
@@ -225,16 +283,25 @@ func (s *Service) Resync(ctx context.Context, t *Token, code1, code2 string) (Ac
 	if t.Params.Kind != otp.KindHOTP && t.Params.Kind != otp.KindTOTP {
 		return Accepted{}, fmt.Errorf("%w: only HOTP and TOTP tokens are resynchronised", ErrMalformed)
 	}
-	if !otp.ValidCode(code1, t.Params.Digits) || !otp.ValidCode(code2, t.Params.Digits) {
+	code1, pin1, err1 := splitCode(t, code1)
+	code2, pin2, err2 := splitCode(t, code2)
+	if err1 != nil || err2 != nil {
+		if t.PINMode != "" {
+			return Accepted{}, fmt.Errorf("%w: each code must be %d digits with the token's PIN (%s)", ErrMalformed, t.Params.Digits, t.PINMode)
+		}
 		return Accepted{}, fmt.Errorf("%w: each code must be %d digits", ErrMalformed, t.Params.Digits)
 	}
 	if err := s.reserve(ctx, t); err != nil {
 		return Accepted{}, err
 	}
+	pinGood, err := s.pinOK(ctx, t, pin1)
+	if err != nil {
+		return Accepted{}, err
+	}
+	pinGood = pinGood && pin1 == pin2
 	var (
 		from  uint64
 		codes []string
-		err   error
 		now   uint64
 	)
 	if t.Params.Kind == otp.KindHOTP {
@@ -265,7 +332,7 @@ func (s *Service) Resync(ctx context.Context, t *Token, code1, code2 string) (Ac
 			match = i
 		}
 	}
-	if match < 0 {
+	if match < 0 || !pinGood {
 		if err := s.failed(ctx, t); err != nil {
 			return Accepted{}, err
 		}

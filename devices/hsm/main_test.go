@@ -55,6 +55,9 @@ func setup(root string) error {
 			return err
 		}
 	}
+	if err := createTrustedKey(d.Module, testToken, testSOPIN, trustedWrapLabel); err != nil {
+		return err
+	}
 	env.dir = d
 	env.pinFile = filepath.Join(root, "pin")
 	env.badPIN = filepath.Join(root, "bad-pin")

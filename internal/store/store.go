@@ -205,7 +205,14 @@ func sqliteDSN(path string) string {
 	// start, so a second process (another replica on the same file) waits
 	// its turn instead of failing at its first write (the audit log's
 	// append relies on it).
-	return "file:" + path + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	return "file:" + uriPath(path) + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+}
+
+// uriPath escapes what a file: URI would read as its query (?), its
+// fragment (#) or an escape (%), so that a database path holding them opens
+// that very file instead of one named by the part before them.
+func uriPath(p string) string {
+	return strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(p)
 }
 
 // Rebind turns `?` placeholders into `$1, $2, …` on PostgreSQL. Question

@@ -158,6 +158,38 @@ func TestOpenSQLiteMissingDirectory(t *testing.T) {
 	}
 }
 
+// TestOpenSQLitePathWithURICharacters: a database path holding ?, # or %
+// opens that very file (SQLite reads the file: URI egate builds), not a
+// file named by the part before them.
+func TestOpenSQLitePathWithURICharacters(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"a?b.db", "a#b.db", "a%3fb.db", "x?mode=ro#y.db"} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := filepath.Join(dir, name)
+			db, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			db.Close()
+			ents, _ := os.ReadDir(dir)
+			var names []string
+			for _, e := range ents {
+				names = append(names, e.Name())
+			}
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("the database is not at %s; the directory holds %v", path, names)
+			}
+			for _, n := range names {
+				if !strings.HasPrefix(n, name) {
+					t.Fatalf("a file %q beside %q was created", n, name)
+				}
+			}
+		})
+	}
+}
+
 // TestOpenForInspection: MustExist refuses a SQLite file that is not there
 // and creates nothing; NoMigrate opens an existing file without adding the
 // schema.

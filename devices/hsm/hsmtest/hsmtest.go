@@ -72,6 +72,9 @@ func setup() error {
 	if err := os.WriteFile(pin, []byte(PIN+"\n"), 0o600); err != nil {
 		return err
 	}
+	// Only tests that use TrustedWrapKey need it (NeedTrustedWrapKey); it
+	// cannot be made if this process loaded the module already.
+	trustedErr = createTrustedKey(d.Module, Token, SOPIN)
 	env.dir, env.pin = d, pin
 	s, err := hsm.Open(ctx, config(Token))
 	if err != nil {

@@ -8,9 +8,15 @@
 // §6.1.1 (HMAC-SHA1/SHA256/SHA512 with the encrypted MACKey, over IV ‖
 // ciphertext), which is required whenever values are encrypted. Algorithms:
 // HOTP, TOTP and OCRA (RFC 6030 algorithm URNs and the pskc#… profile
-// spellings). PIN keys (pskc:pin) are counted and skipped: egate does not
-// use token PINs. Asymmetric key transport and key derivation by
-// KeyReference are refused as unsupported.
+// spellings, and pskc#OCRA-1 with the suite in a Suite element). Policy:
+// StartDate, ExpiryDate, TimeDrift and a PINPolicy whose PIN the server
+// checks (PINUsageMode Append or Prepend) are returned with the key; the
+// PIN itself, held by a pskc:pin key, reaches Options.PINKey. With
+// Options.Transport the encrypted values are opened in an HSM instead
+// (transport.go), including RSA key transport (RFC 6030 §6.3), and keys
+// carry the seed only wrapped. Signed documents are verified whole by
+// VerifySignature before they are read. Key derivation by KeyReference is
+// refused as unsupported.
 //
 // The Reader checks every entry fully (decryption, MAC, parameters) before it
 // returns it; the caller decides what to do with the secret. Errors about an

@@ -2,6 +2,7 @@ package pskc
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
@@ -40,6 +41,38 @@ type Options struct {
 	Password []byte
 	// MinSecretBytes refuses shorter seeds; 0 means 16 (RFC 4226's 128 bits).
 	MinSecretBytes int
+	// PINKey, when set, is called with the value of every pskc:pin key (the
+	// PIN a PINPolicy's PINKeyId names); the value is wiped when it returns,
+	// so keep a copy. Without it PIN keys are only counted.
+	PINKey func(PINKey) error
+	// Transport, when set, opens encrypted values inside the HSM that
+	// holds the transport key: a pre-shared AES key (EncryptionKey
+	// ds:KeyName; Key is then unused) or the RSA private key a file names
+	// by its certificate (ds:X509Data, RFC 6030 §6.3). Keys then come with
+	// Wrapped set and Secret nil.
+	Transport Transport
+}
+
+// PINKey is the PIN held by a pskc:pin key package.
+type PINKey struct {
+	Index  int
+	ID     string
+	Serial string
+	Value  []byte
+}
+
+// PIN usage modes of a PINPolicy (RFC 6030 §5.1) that the server checks.
+const (
+	PINAppend  = "Append"  // the customer types the code, then the PIN
+	PINPrepend = "Prepend" // the customer types the PIN, then the code
+)
+
+// PINPolicy says that the server must check a PIN typed with the code.
+// Keys whose PIN is checked on the device (Local) carry none.
+type PINPolicy struct {
+	Mode     string // PINAppend or PINPrepend
+	KeyID    string // the pskc:pin key holding the PIN
+	Min, Max int    // PIN length in digits
 }
 
 // Key is one token key read from a file.
@@ -53,10 +86,15 @@ type Key struct {
 	Algorithm    string // the Algorithm URI as written
 	Params       otp.Params
 	Secret       []byte // the seed; the caller wipes it when done
-	Counter      uint64
-	TimeDrift    int64 // in time steps, as the file says
-	StartDate    time.Time
-	ExpiryDate   time.Time
+	// Wrapped is the seed as the Transport's HSM let it out (wrapped for
+	// storage), when the file was opened with Options.Transport; Secret is
+	// then nil.
+	Wrapped    []byte
+	Counter    uint64
+	TimeDrift  int64 // in time steps, as the file says
+	StartDate  time.Time
+	ExpiryDate time.Time
+	PIN        *PINPolicy // nil unless the server checks a PIN (Append, Prepend)
 }
 
 // Wipe overwrites the secret.
@@ -81,6 +119,13 @@ type Reader struct {
 	err      error // sticky
 	skipped  int   // PIN keys skipped
 	headerOK bool
+	// With Options.Transport: the HSM holds the key (hsmKey), an RSA one
+	// when asym; macEnc is the still encrypted MAC key.
+	ctx       context.Context
+	hsmKey    bool
+	asym      bool
+	macEnc    []byte
+	macEncAlg string
 }
 
 // NewReader reads the document from r.
@@ -96,6 +141,13 @@ func (r *Reader) SkippedPINKeys() int { return r.skipped }
 // Next returns the next token key, or io.EOF after the last one. Any other
 // error is final.
 func (r *Reader) Next() (*Key, error) {
+	return r.NextContext(context.Background())
+}
+
+// NextContext is Next with the context of the Transport's HSM calls.
+func (r *Reader) NextContext(ctx context.Context) (*Key, error) {
+	r.ctx = ctx
+	defer func() { r.ctx = nil }()
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -178,7 +230,7 @@ func (r *Reader) next() (*Key, error) {
 				}
 				return k, nil
 			case "Signature":
-				return nil, fmt.Errorf("%w: signed PSKC documents (ds:Signature)", ErrUnsupported)
+				return nil, fmt.Errorf("%w: the document is signed (ds:Signature): verify it with the vendor's certificate first (VerifySignature; egate admin token import-pskc --signer-cert)", ErrUnsupported)
 			default:
 				if err := r.d.Skip(); err != nil {
 					return nil, fmt.Errorf("%w: %s: %v", ErrMalformed, t.Name.Local, err)
@@ -252,6 +304,9 @@ func (r *Reader) setEncryptionKey(ek *xEncryptionKey) error {
 		if !strings.HasSuffix(dk.Algorithm, "pkcs-5v2-0#pbkdf2") {
 			return fmt.Errorf("%w: key derivation %q (want PBKDF2)", ErrUnsupported, dk.Algorithm)
 		}
+		if r.opts.Transport != nil {
+			return fmt.Errorf("%w: this file is protected by a password (key %q), derived and used in software: import it with the password, not with a transport key in the HSM", ErrUnsupported, ek.DerivedKey.MasterKeyName)
+		}
 		if len(r.opts.Password) == 0 {
 			return fmt.Errorf("%w: this file is protected by a password (key %q)", ErrNeedKey, ek.DerivedKey.MasterKeyName)
 		}
@@ -284,7 +339,22 @@ func (r *Reader) setEncryptionKey(ek *xEncryptionKey) error {
 		}
 		r.encKey, r.derived, r.keyName = key, true, ek.DerivedKey.MasterKeyName
 	case ek.X509Data != nil:
-		return fmt.Errorf("%w: asymmetric key transport (ds:X509Data)", ErrUnsupported)
+		if r.opts.Transport == nil {
+			return fmt.Errorf("%w: this file is encrypted to an RSA key (ds:X509Data, RFC 6030 §6.3): its private key must be in the HSM; name it as the transport key", ErrNeedKey)
+		}
+		if c := strings.TrimSpace(ek.X509Data.Certificate); c != "" {
+			der, err := decodeB64(c, 16384)
+			if err != nil {
+				return fmt.Errorf("EncryptionKey X509Certificate: %w", err)
+			}
+			if err := r.opts.Transport.Certificate(r.ctx, der); err != nil {
+				return err
+			}
+		}
+		r.hsmKey, r.asym = true, true
+	case r.opts.Transport != nil:
+		r.keyName = strings.TrimSpace(ek.KeyName)
+		r.hsmKey = true
 	default:
 		r.keyName = strings.TrimSpace(ek.KeyName)
 		if len(r.opts.Key) == 0 {
@@ -313,6 +383,18 @@ func (r *Reader) setMAC(mm *xMACMethod) error {
 	}
 	if mm.MACKey == nil {
 		return fmt.Errorf("%w: MACMethod without MACKey", ErrUnsupported)
+	}
+	if r.hsmKey {
+		alg, _, err := encAlg(mm.MACKey.EncryptionMethod.Algorithm)
+		if err != nil {
+			return fmt.Errorf("MACMethod/MACKey: %w", err)
+		}
+		ct, err := decodeB64(mm.MACKey.CipherData.CipherValue, maxCipherValue)
+		if err != nil {
+			return fmt.Errorf("MACMethod/MACKey: %w", err)
+		}
+		r.macEnc, r.macEncAlg = ct, alg
+		return nil
 	}
 	if r.encKey == nil {
 		return fmt.Errorf("%w: MACKey is encrypted but the file has no EncryptionKey", ErrMalformed)
@@ -378,6 +460,16 @@ func (r *Reader) value(v *xValue, name string) ([]byte, error) {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
 		return b, nil
+	case v.EncryptedValue != nil && r.hsmKey:
+		ev, err := r.encrypted(v, name)
+		if err != nil {
+			return nil, err
+		}
+		pt, err := r.opts.Transport.Decrypt(r.ctx, ev)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return pt, nil
 	case v.EncryptedValue != nil:
 		if r.macKey == nil {
 			return nil, fmt.Errorf("%w: %s is encrypted but the file has no MACMethod (RFC 6030 §6.1.1 requires one)", ErrMalformed, name)

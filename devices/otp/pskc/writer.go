@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 
 	"github.com/egate-bank/egate/devices/otp"
 )
@@ -121,15 +122,7 @@ func (w *Writer) Add(k *Key) error {
 		w.printf("<ResponseFormat Length=\"%d\" Encoding=\"DECIMAL\"/>", k.Params.Digits)
 	}
 	w.printf("</AlgorithmParameters><Data><Secret>")
-	if w.encKey != nil {
-		ct := w.encrypt(k.Secret)
-		m := hmac.New(w.macHash.New, w.macKey)
-		m.Write(ct)
-		w.printf("<EncryptedValue><xenc:EncryptionMethod Algorithm=\"%s\"/><xenc:CipherData><xenc:CipherValue>%s</xenc:CipherValue></xenc:CipherData></EncryptedValue><ValueMAC>%s</ValueMAC>",
-			w.encAlg(), base64.StdEncoding.EncodeToString(ct), base64.StdEncoding.EncodeToString(m.Sum(nil)))
-	} else {
-		w.printf("<PlainValue>%s</PlainValue>", base64.StdEncoding.EncodeToString(k.Secret))
-	}
+	w.secret(k.Secret)
 	w.printf("</Secret>")
 	switch k.Params.Kind {
 	case otp.KindHOTP:
@@ -137,13 +130,52 @@ func (w *Writer) Add(k *Key) error {
 	case otp.KindTOTP:
 		w.printf("<Time><PlainValue>%d</PlainValue></Time><TimeInterval><PlainValue>%s</PlainValue></TimeInterval>",
 			k.Params.T0, strconv.Itoa(int(k.Params.Period.Seconds())))
+		if k.TimeDrift != 0 {
+			w.printf("<TimeDrift><PlainValue>%d</PlainValue></TimeDrift>", k.TimeDrift)
+		}
 	case otp.KindOCRA:
 		if k.Counter != 0 {
 			w.printf("<Counter><PlainValue>%d</PlainValue></Counter>", k.Counter)
 		}
 	}
-	w.printf("</Data></Key></KeyPackage>\n")
+	w.printf("</Data>")
+	if !k.StartDate.IsZero() || !k.ExpiryDate.IsZero() || k.PIN != nil {
+		w.printf("<Policy>")
+		if !k.StartDate.IsZero() {
+			w.printf("<StartDate>%s</StartDate>", k.StartDate.UTC().Format(time.RFC3339))
+		}
+		if !k.ExpiryDate.IsZero() {
+			w.printf("<ExpiryDate>%s</ExpiryDate>", k.ExpiryDate.UTC().Format(time.RFC3339))
+		}
+		if p := k.PIN; p != nil {
+			w.printf("<PINPolicy MinLength=\"%d\" MaxLength=\"%d\" PINKeyId=\"%s\" PINEncoding=\"DECIMAL\" PINUsageMode=\"%s\"/>", p.Min, p.Max, xmlEscape(p.KeyID), xmlEscape(p.Mode))
+		}
+		w.printf("</Policy>")
+	}
+	w.printf("</Key></KeyPackage>\n")
 	return w.err
+}
+
+// AddPIN writes a pskc:pin key package holding pin (the key a PINPolicy's
+// PINKeyId names).
+func (w *Writer) AddPIN(id, serial string, pin []byte) error {
+	w.printf("<KeyPackage><DeviceInfo><SerialNo>%s</SerialNo></DeviceInfo><Key Id=\"%s\" Algorithm=\"%s\"><AlgorithmParameters><ResponseFormat Length=\"%d\" Encoding=\"DECIMAL\"/></AlgorithmParameters><Data><Secret>",
+		xmlEscape(serial), xmlEscape(id), AlgPIN, len(pin))
+	w.secret(pin)
+	w.printf("</Secret></Data></Key></KeyPackage>\n")
+	return w.err
+}
+
+func (w *Writer) secret(v []byte) {
+	if w.encKey != nil {
+		ct := w.encrypt(v)
+		m := hmac.New(w.macHash.New, w.macKey)
+		m.Write(ct)
+		w.printf("<EncryptedValue><xenc:EncryptionMethod Algorithm=\"%s\"/><xenc:CipherData><xenc:CipherValue>%s</xenc:CipherValue></xenc:CipherData></EncryptedValue><ValueMAC>%s</ValueMAC>",
+			w.encAlg(), base64.StdEncoding.EncodeToString(ct), base64.StdEncoding.EncodeToString(m.Sum(nil)))
+	} else {
+		w.printf("<PlainValue>%s</PlainValue>", base64.StdEncoding.EncodeToString(v))
+	}
 }
 
 // Close writes the end of the container and flushes.

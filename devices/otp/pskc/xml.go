@@ -6,7 +6,9 @@ package pskc
 type xEncryptionKey struct {
 	KeyName    string       `xml:"KeyName"`
 	DerivedKey *xDerivedKey `xml:"DerivedKey"`
-	X509Data   *struct{}    `xml:"X509Data"`
+	X509Data   *struct {
+		Certificate string `xml:"X509Certificate"`
+	} `xml:"X509Data"`
 }
 
 type xDerivedKey struct {
@@ -79,6 +81,13 @@ type xKey struct {
 		StartDate  string   `xml:"StartDate"`
 		ExpiryDate string   `xml:"ExpiryDate"`
 		KeyUsage   []string `xml:"KeyUsage"`
+		PINPolicy  *struct {
+			PINKeyID     string `xml:"PINKeyId,attr"`
+			PINUsageMode string `xml:"PINUsageMode,attr"`
+			MinLength    string `xml:"MinLength,attr"`
+			MaxLength    string `xml:"MaxLength,attr"`
+			PINEncoding  string `xml:"PINEncoding,attr"`
+		} `xml:"PINPolicy"`
 	} `xml:"Policy"`
 	UserID string `xml:"UserId"`
 }

@@ -33,6 +33,9 @@ type Config struct {
 	// server-to-server APIs (the OTP verify API), with HTTP Basic; see
 	// authsvc/backend.
 	BackendClients []backend.ClientConfig `yaml:"backend-clients"`
+	// AuditCheckpointEvery is how often the audit log's head is signed by
+	// the HSM's audit key (egate-audit-checkpoint), when records were added.
+	AuditCheckpointEvery time.Duration `yaml:"audit-checkpoint-every"`
 }
 
 // DefaultSigningKey is the HSM label of the passport's token signing key.
@@ -48,6 +51,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.CaptchaTTL == 0 {
 		c.CaptchaTTL = 5 * time.Minute
+	}
+	if c.AuditCheckpointEvery == 0 {
+		c.AuditCheckpointEvery = time.Minute
 	}
 	c.Passport = c.Passport.WithDefaults()
 	c.OIDC = c.OIDC.WithDefaults()
@@ -68,6 +74,9 @@ func (c Config) Validate() error {
 	}
 	if c.CaptchaTTL < 0 {
 		return fmt.Errorf("%w: captcha-ttl must not be negative", ErrConfig)
+	}
+	if c.AuditCheckpointEvery < time.Second || c.AuditCheckpointEvery > 24*time.Hour {
+		return fmt.Errorf("%w: audit-checkpoint-every %s: want 1s to 24h", ErrConfig, c.AuditCheckpointEvery)
 	}
 	if err := c.Passport.Validate(); err != nil {
 		return fmt.Errorf("%w: passport: %w", ErrConfig, err)

@@ -2,7 +2,8 @@
 // decisions. Each record's hash is SHA-256(previous hash || canonical
 // record), starting from 32 zero bytes, so changing, dropping or reordering
 // any record breaks every hash after it; Verify walks the chain and names the
-// first broken position. (Signed checkpoints of the head come later.)
+// first broken position. Signed checkpoints of the head (checkpoint.go) let
+// an auditor with the audit key's public key tell that nobody rewrote the chain.
 //
 // Concurrency: appends are serialised, not raced. Every Append runs in one
 // transaction that first takes a lock every appender takes, then reads the
@@ -213,45 +214,32 @@ func (l *Log) Verify(ctx context.Context) (int64, error) {
 // VerifyHead is Verify that also returns the head: the last record's hash
 // (Genesis for an empty log). An operator who writes the head down outside
 // the database can later tell that no record up to it was changed, dropped
-// or cut off (until signed checkpoints do that for them).
+// or cut off; signed checkpoints (VerifySigned) do that for them.
 func (l *Log) VerifyHead(ctx context.Context) (int64, string, error) {
-	rows, err := l.db.Query(ctx, `SELECT seq, at_ms, kind, record, prev_hash, hash FROM audit_log ORDER BY seq`)
-	if err != nil {
-		return 0, "", fmt.Errorf("reading audit log: %w", err)
+	return l.verifyFrom(ctx, 0, Genesis)
+}
+
+// checkRecord checks one stored record: it is at position want, chained to
+// prev, its columns match its canonical JSON and its hash is right.
+func checkRecord(want int64, prev string, seq, at int64, kind, rec, prevHash, hash string) error {
+	if seq != want {
+		return &BrokenError{Seq: want, Reason: "record missing"}
 	}
-	defer rows.Close()
-	prev, want := Genesis, int64(1)
-	for rows.Next() {
-		var (
-			seq, at                   int64
-			kind, rec, prevHash, hash string
-		)
-		if err := rows.Scan(&seq, &at, &kind, &rec, &prevHash, &hash); err != nil {
-			return 0, "", fmt.Errorf("reading audit log: %w", err)
-		}
-		if seq != want {
-			return 0, "", &BrokenError{Seq: want, Reason: "record missing"}
-		}
-		if prevHash != prev {
-			return 0, "", &BrokenError{Seq: seq, Reason: "previous hash does not match"}
-		}
-		var r Record
-		if err := json.Unmarshal([]byte(rec), &r); err != nil || r.Seq != seq || r.AtMS != at || r.Kind != kind {
-			return 0, "", &BrokenError{Seq: seq, Reason: "record does not match its columns"}
-		}
-		if string(r.Canonical()) != rec {
-			return 0, "", &BrokenError{Seq: seq, Reason: "record is not canonical"}
-		}
-		h, err := ChainHash(prev, []byte(rec))
-		if err != nil || h != hash {
-			return 0, "", &BrokenError{Seq: seq, Reason: "hash does not match"}
-		}
-		prev, want = hash, want+1
+	if prevHash != prev {
+		return &BrokenError{Seq: seq, Reason: "previous hash does not match"}
 	}
-	if err := rows.Err(); err != nil {
-		return 0, "", fmt.Errorf("reading audit log: %w", err)
+	var r Record
+	if err := json.Unmarshal([]byte(rec), &r); err != nil || r.Seq != seq || r.AtMS != at || r.Kind != kind {
+		return &BrokenError{Seq: seq, Reason: "record does not match its columns"}
 	}
-	return want - 1, prev, nil
+	if string(r.Canonical()) != rec {
+		return &BrokenError{Seq: seq, Reason: "record is not canonical"}
+	}
+	h, err := ChainHash(prev, []byte(rec))
+	if err != nil || h != hash {
+		return &BrokenError{Seq: seq, Reason: "hash does not match"}
+	}
+	return nil
 }
 
 // Entry is a stored record with the chain hashes stored beside it.

@@ -31,7 +31,7 @@ type hsmFlags struct {
 func (f *hsmFlags) bind(cmd *cobra.Command, prefix string) {
 	f.cmd, f.prefix = cmd, prefix
 	pf := cmd.PersistentFlags()
-	pf.StringVar(&f.module, prefix+"module", "", "path of the HSM's PKCS#11 library (default: hsm.module, or the demo's SoftHSM token)")
+	pf.StringVar(&f.module, prefix+"module", "", "path of the HSM's PKCS#11 library (default: hsm.module; after egate demo: --config var/egate.yaml)")
 	pf.StringVar(&f.token, prefix+"token", "", "label of the token holding egate's keys (default: hsm.token)")
 	pf.StringVar(&f.pinSource, prefix+"pin-source", "", "where the user PIN is: file:/path (mode 0600) or env:NAME (default: hsm.pin-source)")
 	if prefix == "" {

@@ -42,6 +42,7 @@ page (/sim/...): those are egate demo's.`,
 			}
 			defer a.Close()
 			go a.PurgeEvery(ctx, 10*time.Minute, log)
+			go a.CheckpointAuditEvery(ctx, log)
 			log.Info("authsvc listening", "addr", a.Server.Listener.Addr().String(), "issuer", a.Issuer)
 			fmt.Fprintf(cmd.OutOrStdout(), "authsvc serving %s at %s\n", a.Issuer, a.Server.URL())
 			return app.ServeAll(ctx, a.Server)

@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -9,6 +11,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/alerts"
+	"github.com/egate-bank/egate/authsvc/audit"
 	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/authsvc/sms"
@@ -36,7 +39,8 @@ type Authsvc struct {
 	DB      *store.DB
 	HSM     *hsm.Service
 	Issuer  string
-	Keys    []hsm.Key // the standard keys, when InitKeys made or found them
+	Config  authsvc.Config // the authsvc section in force, defaults filled
+	Keys    []hsm.Key      // the standard keys, when InitKeys made or found them
 	closers []func()
 }
 
@@ -80,7 +84,7 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	if err != nil {
 		return nil, err
 	}
-	a := &Authsvc{Issuer: ac.Issuer}
+	a := &Authsvc{Issuer: ac.Issuer, Config: ac}
 	// The back-end clients' secrets are read before anything is opened.
 	if a.Backend, err = backend.New(ac.BackendClients); err != nil {
 		return nil, err
@@ -168,6 +172,41 @@ func (a *Authsvc) PurgeEvery(ctx context.Context, period time.Duration, log *slo
 			if err := a.Auth.Purge(ctx); err != nil {
 				log.Warn("purging expired login state", "err", err)
 			}
+		}
+	}
+}
+
+// CheckpointAuditEvery signs the audit log's head with the HSM's audit key
+// (hsm.LabelAuditCheckpoint) every authsvc.audit-checkpoint-every, when
+// records were added, until ctx ends. Every replica may run it: a head
+// signed twice is stored once. A tampered log is reported, never signed.
+func (a *Authsvc) CheckpointAuditEvery(ctx context.Context, log *slog.Logger) {
+	t := time.NewTicker(a.Config.AuditCheckpointEvery)
+	defer t.Stop()
+	var key crypto.Signer
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if key == nil {
+			s, err := a.HSM.Signer(ctx, hsm.LabelAuditCheckpoint)
+			if err != nil {
+				log.Warn("audit checkpoints: the HSM's audit key is not usable (egate admin hsm init makes it)", "key", hsm.LabelAuditCheckpoint, "err", err)
+				continue
+			}
+			key = s
+		}
+		cp, err := a.Auth.Audit().Checkpoint(ctx, key)
+		switch {
+		case errors.Is(err, audit.ErrNothingToSign):
+		case errors.Is(err, audit.ErrBroken):
+			log.Error("audit log does not verify: not signing it; run egate admin audit verify", "err", err)
+		case err != nil:
+			log.Warn("audit checkpoint", "err", err)
+		default:
+			log.Info("audit checkpoint signed", "seq", cp.Seq, "head", cp.HeadHash)
 		}
 	}
 }

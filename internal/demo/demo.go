@@ -140,6 +140,7 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		servers = append(servers, s)
 	}
 	go a.PurgeEvery(ctx, 10*time.Minute, log)
+	go a.CheckpointAuditEvery(ctx, log)
 
 	base := a.Server.URL()
 	fmt.Fprintf(out, "\negate demo is up:\n")

@@ -1,4 +1,4 @@
-package audit
+package audit_test
 
 import (
 	"context"
@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/egate-bank/egate/authsvc/audit"
+	"github.com/egate-bank/egate/authsvc/audit/audittest"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/internal/store"
@@ -17,7 +19,7 @@ import (
 
 func TestMain(m *testing.M) { hsmtest.Main(m) }
 
-func appendN(t *testing.T, l *Log, n int) {
+func appendN(t *testing.T, l *audit.Log, n int) {
 	t.Helper()
 	for i := range n {
 		if _, err := l.Append(context.Background(), "test.event", map[string]string{"i": fmt.Sprint(i)}); err != nil {
@@ -36,8 +38,8 @@ func TestCheckpointsSignedByTheHSM(t *testing.T) {
 	}
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		l := New(db, nil)
-		if _, err := l.Checkpoint(ctx, key); !errors.Is(err, ErrNothingToSign) {
+		l := audit.New(db, nil)
+		if _, err := l.Checkpoint(ctx, key); !errors.Is(err, audit.ErrNothingToSign) {
 			t.Fatalf("checkpoint of an empty log: %v", err)
 		}
 		appendN(t, l, 5)
@@ -45,7 +47,7 @@ func TestCheckpointsSignedByTheHSM(t *testing.T) {
 		if err != nil || cp.Seq != 5 {
 			t.Fatalf("first checkpoint: %+v %v", cp, err)
 		}
-		if _, err := l.Checkpoint(ctx, key); !errors.Is(err, ErrNothingToSign) {
+		if _, err := l.Checkpoint(ctx, key); !errors.Is(err, audit.ErrNothingToSign) {
 			t.Fatalf("second checkpoint with nothing new: %v", err)
 		}
 		appendN(t, l, 3)
@@ -59,7 +61,7 @@ func TestCheckpointsSignedByTheHSM(t *testing.T) {
 		}
 		// Another key's public key does not verify them.
 		other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		var bad *BadCheckpointError
+		var bad *audit.BadCheckpointError
 		if _, err := l.VerifySigned(ctx, other.Public()); !errors.As(err, &bad) || bad.Seq != 5 {
 			t.Fatalf("with another key: %v", err)
 		}
@@ -75,11 +77,13 @@ func TestCheckpointTampering(t *testing.T) {
 		name   string
 		tamper func(t *testing.T, db *store.DB)
 		seq    int64
-		signed bool // a *BadCheckpointError, not a *BrokenError
+		signed bool // a *audit.BadCheckpointError, not a *audit.BrokenError
 	}{
 		// The whole chain rewritten consistently after a changed record:
 		// every hash verifies, only the signature can tell.
-		{"chain rewritten", rewriteChain, 4, true},
+		{"chain rewritten", func(t *testing.T, db *store.DB) {
+			audittest.RewriteChain(t, db, 3, map[string]string{"i": "forged"})
+		}, 4, true},
 		{"signature changed", func(t *testing.T, db *store.DB) {
 			exec(t, db, `UPDATE audit_checkpoints SET at_ms = at_ms + 1 WHERE seq = 4`)
 		}, 4, true},
@@ -96,7 +100,7 @@ func TestCheckpointTampering(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			storetest.Each(t, func(t *testing.T, db *store.DB) {
 				ctx := context.Background()
-				l := New(db, nil)
+				l := audit.New(db, nil)
 				appendN(t, l, 4)
 				if _, err := l.Checkpoint(ctx, key); err != nil {
 					t.Fatal(err)
@@ -107,8 +111,8 @@ func TestCheckpointTampering(t *testing.T) {
 				}
 				tc.tamper(t, db)
 				_, err := l.VerifySigned(ctx, key.Public())
-				var bad *BadCheckpointError
-				var broken *BrokenError
+				var bad *audit.BadCheckpointError
+				var broken *audit.BrokenError
 				switch {
 				case tc.signed && (!errors.As(err, &bad) || bad.Seq != tc.seq):
 					t.Fatalf("VerifySigned = %v, want a bad checkpoint at %d", err, tc.seq)
@@ -133,44 +137,5 @@ func exec(t *testing.T, db *store.DB, q string) {
 	t.Helper()
 	if _, err := db.Exec(context.Background(), q); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// rewriteChain changes record 3 and recomputes every hash from there, as a
-// database administrator covering their tracks would.
-func rewriteChain(t *testing.T, db *store.DB) {
-	t.Helper()
-	ctx := context.Background()
-	rows, err := db.Query(ctx, `SELECT seq, at_ms, kind, record FROM audit_log ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type row struct {
-		seq, at   int64
-		kind, rec string
-	}
-	var all []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.seq, &r.at, &r.kind, &r.rec); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, r)
-	}
-	rows.Close()
-	prev := Genesis
-	for _, r := range all {
-		rec := r.rec
-		if r.seq == 3 {
-			rec = string(Record{Seq: 3, AtMS: r.at, Kind: r.kind, Fields: map[string]string{"i": "forged"}}.Canonical())
-		}
-		h, err := ChainHash(prev, []byte(rec))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Exec(ctx, `UPDATE audit_log SET record = ?, prev_hash = ?, hash = ? WHERE seq = ?`, rec, prev, h, r.seq); err != nil {
-			t.Fatal(err)
-		}
-		prev = h
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/egate-bank/egate/authsvc/audit"
+	"github.com/egate-bank/egate/authsvc/audit/audittest"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/testenv"
@@ -95,34 +96,7 @@ func TestAdminAuditCheckpoints(t *testing.T) {
 
 	// Record 2 changed and every hash after it recomputed: the chain walks,
 	// the first checkpoint (at record 3) does not.
-	rows, err := db.Query(ctx, `SELECT seq, at_ms, kind, record FROM audit_log ORDER BY seq`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	type row struct {
-		seq, at   int64
-		kind, rec string
-	}
-	var all []row
-	for rows.Next() {
-		var x row
-		if err := rows.Scan(&x.seq, &x.at, &x.kind, &x.rec); err != nil {
-			t.Fatal(err)
-		}
-		all = append(all, x)
-	}
-	rows.Close()
-	prev := audit.Genesis
-	for _, x := range all {
-		if x.seq == 2 {
-			x.rec = string(audit.Record{Seq: 2, AtMS: x.at, Kind: x.kind, Fields: map[string]string{"n": "forged"}}.Canonical())
-		}
-		hash, _ := audit.ChainHash(prev, []byte(x.rec))
-		if _, err := db.Exec(ctx, `UPDATE audit_log SET record = ?, prev_hash = ?, hash = ? WHERE seq = ?`, x.rec, prev, hash, x.seq); err != nil {
-			t.Fatal(err)
-		}
-		prev = hash
-	}
+	audittest.RewriteChain(t, db, 2, map[string]string{"n": "forged"})
 	db.Close()
 	r = run(t, dir, nil, "admin", "audit", "verify", "--db", dbPath, "--public-key", pemFile)
 	oneLine(t, r, "audit checkpoint at record 3 does not verify", "may have been rewritten")

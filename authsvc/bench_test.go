@@ -88,7 +88,7 @@ func BenchmarkPasswordLogin(b *testing.B) {
 			}
 			req := httptest.NewRequest("POST", "/login/password", strings.NewReader(url.Values{"id": {ar.ID}, "password": {testPassword}}.Encode()))
 			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-			req.AddCookie(&http.Cookie{Name: flowCookie, Value: tok})
+			req.AddCookie(&http.Cookie{Name: flowCookieName(ar.ID), Value: tok})
 			rec := httptest.NewRecorder()
 			b.StartTimer()
 			s.ServeHTTP(rec, req)

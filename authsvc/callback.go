@@ -50,7 +50,7 @@ func (s *Server) authorizeCallback(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusForbidden, "Sign-in not finished here", "This browser is not signed in as the customer who finished this sign-in. Go back to the platform and start again.", "login_foreign")
 		return
 	}
-	s.clearFlowCookie(w)
+	s.clearFlowCookie(w, ar.ID)
 	s.releaseCode(w, r, ar)
 }
 
@@ -61,19 +61,28 @@ func (s *Server) boundToBrowser(r *http.Request, ar *oidcop.AuthRequest) bool {
 	if json.Unmarshal(ar.Flow, &f) != nil || f.Browser == "" {
 		return false
 	}
-	c, err := r.Cookie(flowCookie)
+	c, err := r.Cookie(flowCookieName(ar.ID))
 	return err == nil && subtle.ConstantTimeCompare([]byte(sha(c.Value)), []byte(f.Browser)) == 1
 }
 
-// setFlowCookie binds this browser to a login in progress. Its path is
-// the passport's root, so that it also reaches /authorize/callback.
-func (s *Server) setFlowCookie(w http.ResponseWriter, tok string) {
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: tok, Path: s.base + "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
+// flowCookieName is the login-flow cookie of one auth request: each request
+// has its own, so that logins started in two tabs of one browser (ebank and
+// the mall at once) do not unbind each other. The suffix is derived from
+// the request id, which it does not reveal.
+func flowCookieName(authRequestID string) string {
+	return flowCookie + "_" + sha(authRequestID)[:16]
+}
+
+// setFlowCookie binds this browser to a login in progress with a fresh
+// secret for each start. Its path is the passport's root, so that it also
+// reaches /authorize/callback; it lives as long as an auth request.
+func (s *Server) setFlowCookie(w http.ResponseWriter, authRequestID, tok string) {
+	http.SetCookie(w, &http.Cookie{Name: flowCookieName(authRequestID), Value: tok, Path: s.base + "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode,
 		MaxAge: int(s.cfg.OIDC.AuthRequestTTL / time.Second)})
 }
 
-func (s *Server) clearFlowCookie(w http.ResponseWriter) {
-	http.SetCookie(w, &http.Cookie{Name: flowCookie, Value: "", Path: s.base + "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
+func (s *Server) clearFlowCookie(w http.ResponseWriter, authRequestID string) {
+	http.SetCookie(w, &http.Cookie{Name: flowCookieName(authRequestID), Value: "", Path: s.base + "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})
 }
 
 // releaseCode makes the code (once: a second call finds the request

@@ -126,3 +126,29 @@ func idOf(t *testing.T, e *env, a *authz) string {
 	}
 	return id
 }
+
+// Two logins started in two tabs of one browser (ebank and the mall at
+// once) do not unbind each other: each request has its own flow cookie.
+func TestTwoTabsOneBrowser(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t))
+	b := e.browser()
+	eb, mall := newAuthz("ebank", ebankRedirect), newAuthz("mall", mallRedirect)
+	start := func(a *authz) string {
+		t.Helper()
+		r := b.follow(b.get(a.url()))
+		if r.status != 200 || !strings.Contains(r.body, `name="login_name"`) {
+			t.Fatalf("no login page: %d %s", r.status, r.body)
+		}
+		return formID(t, r.body)
+	}
+	ebID := start(eb)
+	mallID := start(mall) // the second tab, before the first finishes
+	r := b.post("/login/name", url.Values{"id": {ebID}, "login_name": {"alice"}})
+	if r.status != 200 || !strings.Contains(r.body, `id="reserved"`) {
+		t.Fatalf("the first tab's login after the second started: %d %s", r.status, r.body)
+	}
+	eb.codeFrom(t, b.submitPassword(ebID, r.body, testPassword))
+	// The second tab goes on by single sign-on.
+	r = b.follow(b.get("/login?id=" + url.QueryEscape(mallID)))
+	mall.codeFrom(t, r)
+}

@@ -26,7 +26,7 @@ import (
 // Cookies.
 const (
 	sessionCookie = "egate_passport" // the passport (SSO) session
-	flowCookie    = "egate_login"    // binds a login in progress to this browser
+	flowCookie    = "egate_login"    // binds a login in progress to this browser: one cookie per request, see flowCookieName
 )
 
 // flow is the login pages' state of one auth request, kept in the
@@ -102,8 +102,7 @@ func (s *Server) loadFlow(w http.ResponseWriter, r *http.Request) (*oidcop.AuthR
 	}
 	var f flow
 	json.Unmarshal(ar.Flow, &f)
-	c, err := r.Cookie(flowCookie)
-	if f.Browser == "" || err != nil || subtle.ConstantTimeCompare([]byte(sha(c.Value)), []byte(f.Browser)) != 1 {
+	if !s.boundToBrowser(r, ar) {
 		s.message(w, http.StatusForbidden, "Sign-in not started here", "This sign-in was started in another browser tab or window. Go back to the platform and start again.", "login_foreign")
 		return nil, nil, false
 	}
@@ -145,7 +144,7 @@ func (s *Server) loginStart(w http.ResponseWriter, r *http.Request) {
 	// A fresh browser binding for every start (a restart resets the steps).
 	tok := oidcop.RandomToken()
 	f := flow{Browser: sha(tok), Step: "name"}
-	s.setFlowCookie(w, tok)
+	s.setFlowCookie(w, ar.ID, tok)
 
 	forceLogin := slices.Contains(ar.Prompts(), "login")
 	if sess, tokS, ok := s.session(r); ok && !forceLogin && s.fresh(sess, ar) {

@@ -69,7 +69,7 @@ func TestParallelGuessesTwoServers(t *testing.T) {
 		form := url.Values{"id": {ar.ID}, "password": {"Wrong-Guess-" + string(rune('a'+i%26))}, "captcha_id": {ch.ID}, "captcha_answer": {ans.(string)}}
 		req := httptest.NewRequest("POST", "/login/password", strings.NewReader(form.Encode()))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.AddCookie(&http.Cookie{Name: flowCookie, Value: tok})
+		req.AddCookie(&http.Cookie{Name: flowCookieName(ar.ID), Value: tok})
 		// From many addresses, as a botnet guesses: the customer's own
 		// counter is what must hold (the per-IP limit has its own test,
 		// passport.TestParallelSprayingOneIP).

@@ -37,7 +37,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS ebank_accounts_label ON ebank_accounts (label)
 -- A reversal is a new 'posted' transfer the other way with reverses_id.
 -- (origin, client_key) is the caller's idempotency key; the unique index on
 -- pending_id lets a hold be captured or released once, on any replica; the
--- one on reverses_id lets a transfer be reversed once.
+-- one on reverses_id lets a transfer be reversed once. The account indexes
+-- carry kind and amount so that a statement and egate admin ledger check's
+-- sums per account read the index alone (a covering index: a million
+-- transfers summed in well under a second).
 CREATE TABLE IF NOT EXISTS ebank_transfers (
   id BIGINT PRIMARY KEY,
   origin TEXT NOT NULL,            -- who asked: ebank, mall, messenger, atm, ledger (expiry), bank
@@ -57,6 +60,6 @@ CREATE TABLE IF NOT EXISTS ebank_transfers (
 CREATE UNIQUE INDEX IF NOT EXISTS ebank_transfers_key ON ebank_transfers (origin, client_key);
 CREATE UNIQUE INDEX IF NOT EXISTS ebank_transfers_pending ON ebank_transfers (pending_id);
 CREATE UNIQUE INDEX IF NOT EXISTS ebank_transfers_reverses ON ebank_transfers (reverses_id);
-CREATE INDEX IF NOT EXISTS ebank_transfers_debit ON ebank_transfers (debit_account, created_ms);
-CREATE INDEX IF NOT EXISTS ebank_transfers_credit ON ebank_transfers (credit_account, created_ms);
+CREATE INDEX IF NOT EXISTS ebank_transfers_debit ON ebank_transfers (debit_account, created_ms, kind, amount);
+CREATE INDEX IF NOT EXISTS ebank_transfers_credit ON ebank_transfers (credit_account, created_ms, kind, amount);
 CREATE INDEX IF NOT EXISTS ebank_transfers_timeout ON ebank_transfers (timeout_ms) WHERE kind = 'pending';

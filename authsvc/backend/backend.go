@@ -42,10 +42,13 @@ const (
 	ScopeOTPVerify = "otp:verify"
 	// ScopeOTPResync allows POST /v1/otp/resync.
 	ScopeOTPResync = "otp:resync"
+	// ScopeEbankHolds allows ebank's holds and transfers API (/v1/holds,
+	// /v1/transfers; platform/ebank), served by the ebank platform.
+	ScopeEbankHolds = "ebank:holds"
 )
 
 // Scopes lists every known scope.
-var Scopes = []string{ScopeOTPVerify, ScopeOTPResync}
+var Scopes = []string{ScopeOTPVerify, ScopeOTPResync, ScopeEbankHolds}
 
 // MinSecretLen is the shortest secret a secret-source may hold.
 const MinSecretLen = 32

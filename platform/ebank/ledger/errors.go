@@ -14,6 +14,10 @@ type Error struct {
 
 func (e *Error) Error() string { return e.msg }
 
+// NewError makes a refusal of the same shape for the layers above the
+// ledger (the ebank service's grant checks).
+func NewError(code, msg string) *Error { return &Error{Code: code, msg: msg} }
+
 // The ledger's refusals.
 var (
 	ErrAmount            = &Error{"invalid_amount", "the amount must be a whole number of fen above zero and at most 100 billion yuan"}

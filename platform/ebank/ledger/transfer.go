@@ -334,6 +334,18 @@ func (l *Ledger) execute(ctx context.Context, w row, pre func(tx *store.Tx, w *r
 	return Transfer{}, errors.New("ledger: the transfer kept conflicting with concurrent ones; try again")
 }
 
+// Lookup returns the transfer that origin made with key, if any.
+func (l *Ledger) Lookup(ctx context.Context, origin, key string) (Transfer, bool, error) {
+	w, err := scanRow(l.db.QueryRow(ctx, `SELECT `+rowCols+` FROM ebank_transfers WHERE origin = ? AND client_key = ?`, origin, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Transfer{}, false, nil
+	}
+	if err != nil {
+		return Transfer{}, false, fmt.Errorf("reading transfer %s/%s: %w", origin, key, err)
+	}
+	return w.transfer(), true, nil
+}
+
 // replay answers a request whose (origin, key) was used before.
 func (l *Ledger) replay(ctx context.Context, w row) (Transfer, bool, error) {
 	got, err := scanRow(l.db.QueryRow(ctx, `SELECT `+rowCols+` FROM ebank_transfers WHERE origin = ? AND client_key = ?`, w.origin, w.key))

@@ -139,6 +139,12 @@ func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Lo
 		}
 		return nil
 	})
+	if name == "ebank" {
+		if err := mountEbank(ctx, cfg, s, log); err != nil {
+			s.Listener.Close()
+			return nil, err
+		}
+	}
 	s.Mux.Handle("/", site)
 	return s, nil
 }

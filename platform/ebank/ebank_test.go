@@ -118,6 +118,14 @@ func TestHoldsChecksGrants(t *testing.T) {
 		if len(c.asked) != 2 {
 			t.Fatalf("capture asked the checker: %+v", c.asked)
 		}
+		// The bank's own origins are not for back-end clients.
+		for _, o := range []string{ledger.BankOwner, ledger.OriginLedger} {
+			r := req
+			r.Origin, r.Key = o, "x"
+			if _, err := h.Hold(ctx, r); !errors.Is(err, ledger.ErrInvalidRequest) {
+				t.Fatalf("hold as %q: %v", o, err)
+			}
+		}
 		if _, err := ledger.Check(ctx, db); err != nil {
 			t.Fatal(err)
 		}

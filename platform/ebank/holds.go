@@ -85,6 +85,9 @@ type HoldRequest struct {
 // checking the grant again: no money moves twice, and a single-use grant
 // was already spent on the first.
 func (h *Holds) Hold(ctx context.Context, r HoldRequest) (ledger.Transfer, error) {
+	if err := callerOrigin(r.Origin); err != nil {
+		return ledger.Transfer{}, err
+	}
 	if r.Timeout == 0 {
 		r.Timeout = h.DefaultTimeout
 	}
@@ -98,6 +101,9 @@ func (h *Holds) Hold(ctx context.Context, r HoldRequest) (ledger.Transfer, error
 // Transfer moves the amount at once (a friend transfer, a refund), after
 // the grant check; replays as Hold does.
 func (h *Holds) Transfer(ctx context.Context, r HoldRequest) (ledger.Transfer, error) {
+	if err := callerOrigin(r.Origin); err != nil {
+		return ledger.Transfer{}, err
+	}
 	lr := ledger.Request{Origin: r.Origin, Key: r.Key, Debit: r.Debit, Credit: r.Credit, Amount: r.Amount, Grant: r.Grant, Code: r.Code, Memo: r.Memo}
 	if err := h.checkGrant(ctx, "transfer", lr); err != nil {
 		return ledger.Transfer{}, err
@@ -156,6 +162,9 @@ func (h *Holds) Get(ctx context.Context, origin, id string) (ledger.Transfer, er
 }
 
 func (h *Holds) owned(ctx context.Context, origin, hold, grant string) error {
+	if err := callerOrigin(origin); err != nil {
+		return err
+	}
 	t, err := h.Get(ctx, origin, hold)
 	if err != nil {
 		return err
@@ -165,6 +174,16 @@ func (h *Holds) owned(ctx context.Context, origin, hold, grant string) error {
 	}
 	if t.Kind == ledger.KindPending && t.Grant != grant {
 		return fmt.Errorf("%w: hold %s was made with another grant", ErrGrantMismatch, hold)
+	}
+	return nil
+}
+
+// callerOrigin refuses the origins the bank keeps for itself: "bank"
+// (opening balances) and "ledger" (the expiry sweep), so that no back-end
+// client shares their idempotency keys.
+func callerOrigin(origin string) error {
+	if origin == ledger.BankOwner || origin == ledger.OriginLedger {
+		return fmt.Errorf("%w: the origin %q is the bank's own; register the back-end client under another id", ledger.ErrInvalidRequest, origin)
 	}
 	return nil
 }

@@ -472,6 +472,81 @@ func TestExpireHolds(t *testing.T) {
 	})
 }
 
+// Two replicas sweeping at once release each expired hold exactly once.
+func TestConcurrentExpiry(t *testing.T) {
+	run := func(t *testing.T, dbs []*store.DB) {
+		ctx := context.Background()
+		b := newBooks(t, dbs[0])
+		const n = 20
+		var ids []string
+		for i := range n {
+			h, err := b.l.Hold(ctx, Request{Origin: "mall", Key: fmt.Sprint("h", i), Debit: b.alice.Number, Credit: b.bob.Number, Amount: 100, Timeout: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ids = append(ids, h.ID)
+		}
+		b.clk.advance(time.Minute)
+		var released atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				l := New(dbs[i%len(dbs)], b.clk.now)
+				<-start
+				for {
+					k, err := l.ExpireHolds(ctx, 3)
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					released.Add(int64(k))
+					if k == 0 {
+						return
+					}
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		var voids int
+		if err := b.db.QueryRow(ctx, `SELECT COUNT(*) FROM ebank_transfers WHERE kind = 'void'`).Scan(&voids); err != nil {
+			t.Fatal(err)
+		}
+		if released.Load() != n || voids != n {
+			t.Fatalf("sweeps released %d, %d voids; want %d", released.Load(), voids, n)
+		}
+		for _, id := range ids {
+			if got, err := b.l.Get(ctx, id); err != nil || got.State != HoldReleased {
+				t.Fatalf("hold %s: %+v, %v", id, got, err)
+			}
+		}
+		if a := b.account(t, b.alice); a.Available() != 100_000 || a.DebitsPending != 0 {
+			t.Fatalf("alice %+v", a)
+		}
+		b.check(t)
+	}
+	t.Run("sqlite", func(t *testing.T) { run(t, []*store.DB{storetest.SQLite(t)}) })
+	t.Run("postgres two replicas", func(t *testing.T) { run(t, twoReplicas(t)) })
+}
+
+// twoReplicas opens one fresh PostgreSQL database twice.
+func twoReplicas(t *testing.T) []*store.DB {
+	dsn := storetest.PostgresDSN(t)
+	var dbs []*store.DB
+	for range 2 {
+		db, err := store.Open(context.Background(), store.Config{Driver: store.Postgres, DSN: dsn})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		dbs = append(dbs, db)
+	}
+	return dbs
+}
+
 func TestReverse(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		b := newBooks(t, db)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/internal/config"
+	"github.com/egate-bank/egate/internal/httpx"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 )
@@ -40,7 +42,10 @@ func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Lo
 		return fmt.Errorf("ebank: %w", err)
 	}
 	holds := &ebank.Holds{Ledger: l, Grants: ebank.RequireGrant{}, DefaultTimeout: holdTimeout}
-	h := reg.Require(backend.ScopeEbankHolds, (&ebank.API{Holds: holds}).Handler())
+	api := &ebank.API{Holds: holds, OnError: func(r *http.Request, err error) {
+		log.Error("ebank API", "err", err, "request_id", httpx.RequestID(r.Context()))
+	}}
+	h := reg.Require(backend.ScopeEbankHolds, api.Handler())
 	for _, p := range []string{"/v1/holds", "/v1/holds/", "/v1/transfers", "/v1/transfers/"} {
 		s.Mux.Handle(p, h)
 	}

@@ -34,6 +34,10 @@ import (
 // each client has its own idempotency keys and sees only its own holds.
 type API struct {
 	Holds *Holds
+	// OnError, if set, hears each error that is not a refusal (the
+	// database unreachable, a grant checker down): the answer says only
+	// "try again", so the process logs the cause with the request id.
+	OnError func(r *http.Request, err error)
 }
 
 // Handler returns the routes above.
@@ -77,15 +81,15 @@ func (a *API) move(hold bool) http.HandlerFunc {
 		}
 		amount, err := parseAmount(b.Amount)
 		if err != nil {
-			writeErr(w, r, err)
+			a.writeErr(w, r, err)
 			return
 		}
 		if !hold && b.TimeoutSeconds != 0 {
-			writeErr(w, r, fmt.Errorf("%w: a transfer has no timeout_seconds (make a hold instead)", ledger.ErrInvalidRequest))
+			a.writeErr(w, r, fmt.Errorf("%w: a transfer has no timeout_seconds (make a hold instead)", ledger.ErrInvalidRequest))
 			return
 		}
 		if b.TimeoutSeconds < 0 || b.TimeoutSeconds > 30*24*3600 {
-			writeErr(w, r, fmt.Errorf("%w: timeout_seconds must be from 1 to 2592000 (30 days)", ledger.ErrInvalidRequest))
+			a.writeErr(w, r, fmt.Errorf("%w: timeout_seconds must be from 1 to 2592000 (30 days)", ledger.ErrInvalidRequest))
 			return
 		}
 		req := HoldRequest{Origin: origin, Key: b.Key, Debit: b.Debit, Credit: b.Credit, Amount: amount, Grant: b.Grant,
@@ -96,7 +100,7 @@ func (a *API) move(hold bool) http.HandlerFunc {
 		} else {
 			t, err = a.Holds.Transfer(r.Context(), req)
 		}
-		writeTransfer(w, r, t, err)
+		a.writeTransfer(w, r, t, err)
 	}
 }
 
@@ -124,7 +128,7 @@ func (a *API) resolve(capture bool) http.HandlerFunc {
 				t, err = a.Holds.Release(r.Context(), origin, b.Key, r.PathValue("id"), b.Grant)
 			}
 		}
-		writeTransfer(w, r, t, err)
+		a.writeTransfer(w, r, t, err)
 	}
 }
 
@@ -135,7 +139,7 @@ func (a *API) get(w http.ResponseWriter, r *http.Request) {
 	}
 	t, err := a.Holds.Get(r.Context(), origin, r.PathValue("id"))
 	if err != nil {
-		writeErr(w, r, err)
+		a.writeErr(w, r, err)
 		return
 	}
 	httpx.WriteJSON(w, http.StatusOK, t)
@@ -192,10 +196,10 @@ func parseAmount(raw json.RawMessage) (int64, error) {
 	return n, nil
 }
 
-func writeTransfer(w http.ResponseWriter, r *http.Request, t ledger.Transfer, err error) {
+func (a *API) writeTransfer(w http.ResponseWriter, r *http.Request, t ledger.Transfer, err error) {
 	switch {
 	case err != nil:
-		writeErr(w, r, err)
+		a.writeErr(w, r, err)
 	case t.Replayed:
 		httpx.WriteJSON(w, http.StatusOK, t)
 	default:
@@ -226,7 +230,7 @@ var statuses = map[string]int{
 	"grant_refused":          http.StatusForbidden,
 }
 
-func writeErr(w http.ResponseWriter, r *http.Request, err error) {
+func (a *API) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	var le *ledger.Error
 	if errors.As(err, &le) {
 		status, ok := statuses[le.Code]
@@ -236,6 +240,10 @@ func writeErr(w http.ResponseWriter, r *http.Request, err error) {
 		httpx.WriteError(w, r, status, le.Code, err.Error())
 		return
 	}
-	// A fault of the database, not of the request: no details.
+	// A fault of the database or the grant checker, not of the request:
+	// no details in the answer.
+	if a.OnError != nil {
+		a.OnError(r, err)
+	}
 	httpx.WriteError(w, r, http.StatusServiceUnavailable, "ledger_unavailable", "the ledger could not be reached; try again with the same key")
 }

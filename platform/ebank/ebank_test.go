@@ -135,6 +135,7 @@ func TestHoldsChecksGrants(t *testing.T) {
 // apiFixture is the HTTP API behind the back-end registry with two
 // clients: mall and atm-agent hold the scope, desk does not.
 type apiFixture struct {
+	api                *API
 	srv                *httptest.Server
 	db                 *store.DB
 	alice, bob, savers ledger.Account
@@ -166,7 +167,7 @@ func newAPI(t *testing.T, db *store.DB) *apiFixture {
 	api := &API{Holds: &Holds{Ledger: l, Grants: RequireGrant{}, DefaultTimeout: 10 * time.Minute}}
 	srv := httptest.NewServer(reg.Require(backend.ScopeEbankHolds, api.Handler()))
 	t.Cleanup(srv.Close)
-	return &apiFixture{srv: srv, db: db, alice: a[0], savers: a[1], bob: b[0]}
+	return &apiFixture{api: api, srv: srv, db: db, alice: a[0], savers: a[1], bob: b[0]}
 }
 
 type answer struct {
@@ -333,4 +334,20 @@ func TestAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// A fault that is not the request's (here the database gone) answers 503
+// "try again" with nothing internal, and OnError hears the cause.
+func TestAPIHidesFaults(t *testing.T) {
+	f := newAPI(t, storetest.SQLite(t))
+	var heard []error
+	f.api.OnError = func(_ *http.Request, err error) { heard = append(heard, err) }
+	f.db.Close()
+	a := f.call(t, "mall", "POST", "/v1/holds", fmt.Sprintf(`{"key":"k","debit_account":%q,"credit_account":%q,"amount":100,"grant":"g"}`, f.alice.Number, f.bob.Number))
+	if a.status != 503 || a.code != "ledger_unavailable" || strings.Contains(a.msg, "sql") || !strings.Contains(a.msg, "same key") {
+		t.Fatalf("got %+v", a)
+	}
+	if len(heard) != 1 || !strings.Contains(heard[0].Error(), "closed") {
+		t.Fatalf("OnError heard %v", heard)
+	}
 }

@@ -780,3 +780,54 @@ func mustExec(t *testing.T, db *store.DB, q string, args ...any) {
 		t.Fatal(err)
 	}
 }
+
+// Check reads one snapshot and takes no write lock: a transfer made
+// through another connection (another process, on SQLite) while the
+// snapshot is open goes through at once and is not seen by it.
+func TestCheckReadsOneSnapshot(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) []*store.DB
+	}{
+		{"sqlite", func(t *testing.T) []*store.DB {
+			path := t.TempDir() + "/egate.db"
+			var dbs []*store.DB
+			for range 2 {
+				db, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: path})
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { db.Close() })
+				dbs = append(dbs, db)
+			}
+			return dbs
+		}},
+		{"postgres", twoReplicas},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			dbs := tc.open(t)
+			b := newBooks(t, dbs[0])
+			q, done, err := snapshot(ctx, dbs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer done()
+			var before, inside int64
+			if err := q1(q, `SELECT COUNT(*) FROM ebank_transfers`, &before); err != nil {
+				t.Fatal(err)
+			}
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if _, err := New(dbs[1], b.clk.now).Transfer(wctx, b.pay(b.alice, b.bob, 100, "during")); err != nil {
+				t.Fatalf("a transfer while the check reads: %v", err)
+			}
+			if err := q1(q, `SELECT COUNT(*) FROM ebank_transfers`, &inside); err != nil {
+				t.Fatal(err)
+			}
+			if inside != before {
+				t.Fatalf("the snapshot saw %d transfers, then %d", before, inside)
+			}
+		})
+	}
+}

@@ -230,6 +230,12 @@ func TestBadInput(t *testing.T) {
 				_, err := b.l.Hold(ctx, r)
 				return err
 			}, ErrKeyReused},
+			{"a memo too long", func() error {
+				r := b.pay(b.alice, b.bob, 100, "k")
+				r.Memo = strings.Repeat("x", 257)
+				_, err := b.l.Transfer(ctx, r)
+				return err
+			}, ErrInvalidRequest},
 			{"hold without a timeout", func() error { _, err := b.l.Hold(ctx, b.pay(b.alice, b.bob, 100, "k")); return err }, ErrInvalidRequest},
 			{"capture over the hold", func() error {
 				_, err := b.l.Post(ctx, Resolve{Origin: "atm", Key: "c", Pending: hold.ID, Amount: 10_001})

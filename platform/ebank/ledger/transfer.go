@@ -152,6 +152,9 @@ func (l *Ledger) create(ctx context.Context, kind string, r Request) (Transfer, 
 	if err := checkAmount(r.Amount); err != nil {
 		return Transfer{}, err
 	}
+	if err := checkText(r.Code, r.Memo); err != nil {
+		return Transfer{}, err
+	}
 	debit, err := ParseNumber(r.Debit)
 	if err != nil {
 		return Transfer{}, err
@@ -199,6 +202,9 @@ func (l *Ledger) Void(ctx context.Context, r Resolve) (Transfer, error) {
 
 func (l *Ledger) resolve(ctx context.Context, kind string, r Resolve) (Transfer, error) {
 	if err := checkKey(r.Origin, r.Key); err != nil {
+		return Transfer{}, err
+	}
+	if err := checkText(r.Code, r.Memo); err != nil {
 		return Transfer{}, err
 	}
 	pid, err := strconv.ParseInt(r.Pending, 10, 64)
@@ -264,6 +270,9 @@ func notResolved(ctx context.Context, tx *store.Tx, p row) error {
 // transfer is reversed at most once.
 func (l *Ledger) Reverse(ctx context.Context, origin, key, id, grant, memo string) (Transfer, error) {
 	if err := checkKey(origin, key); err != nil {
+		return Transfer{}, err
+	}
+	if err := checkText("", memo); err != nil {
 		return Transfer{}, err
 	}
 	oid, err := strconv.ParseInt(id, 10, 64)
@@ -570,6 +579,17 @@ func scanRow(r interface{ Scan(...any) error }) (row, error) {
 func checkAmount(a int64) error {
 	if a <= 0 || a > MaxAmount {
 		return fmt.Errorf("%w (got %d fen)", ErrAmount, a)
+	}
+	return nil
+}
+
+// checkText bounds what a transfer says about itself.
+func checkText(code, memo string) error {
+	if len(code) > 32 {
+		return fmt.Errorf("%w: the code must be at most 32 characters", ErrInvalidRequest)
+	}
+	if len(memo) > 256 {
+		return fmt.Errorf("%w: the memo must be at most 256 bytes", ErrInvalidRequest)
 	}
 	return nil
 }

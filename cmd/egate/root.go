@@ -30,7 +30,7 @@ func newRootCmd() *cobra.Command {
 	root.PersistentFlags().String("config", "", "config file (YAML); env EGATE_CONFIG")
 	root.PersistentFlags().StringArray("set", nil, "set a config key, e.g. --set http.listen=127.0.0.1:9000 (repeatable)")
 	sim := &cobra.Command{Use: "sim", Short: "run a device simulator (atm, piv, otp, ushield, sms)"}
-	admin := &cobra.Command{Use: "admin", Short: "operator tasks: users, tokens, keys, CA, audit, ATMs"}
+	admin := &cobra.Command{Use: "admin", Short: "operator tasks: users, tokens, keys, CA, audit, ATMs, the ledger"}
 	addOperatorFlag(admin)
 	for _, f := range simCmds {
 		sim.AddCommand(f())

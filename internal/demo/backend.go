@@ -21,8 +21,8 @@ const BackendClientID = "demo-backend"
 const backendSecretFile = "demo-backend-secret"
 
 // backendClient makes the demo back-end client's secret on the first start
-// (reused on the next) and returns its registration: both OTP scopes, the
-// secret read from the file like any secret-source.
+// (reused on the next) and returns its registration: both OTP scopes and
+// ebank's holds API, the secret read from the file like any secret-source.
 func backendClient(varDir string) (backend.ClientConfig, error) {
 	path, err := filepath.Abs(filepath.Join(varDir, backendSecretFile))
 	if err != nil {
@@ -33,7 +33,7 @@ func backendClient(varDir string) (backend.ClientConfig, error) {
 			return backend.ClientConfig{}, fmt.Errorf("writing the demo back-end client's secret: %w", err)
 		}
 	}
-	return backend.ClientConfig{ID: BackendClientID, SecretSource: "file:" + path, Scopes: []string{backend.ScopeOTPVerify, backend.ScopeOTPResync}}, nil
+	return backend.ClientConfig{ID: BackendClientID, SecretSource: "file:" + path, Scopes: []string{backend.ScopeOTPVerify, backend.ScopeOTPResync, backend.ScopeEbankHolds}}, nil
 }
 
 // printOTPAPI tells how to call the OTP verify API as the demo back-end

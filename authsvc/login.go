@@ -673,7 +673,8 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
 		return
 	}
-	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: f.PassportID, ChallengeID: f.Challenge, Response: formResponse(r.PostFormValue("response"), f.Proof), ClientIP: ip})
+	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: f.PassportID, ChallengeID: f.Challenge, Response: formResponse(r.PostFormValue("response"), f.Proof), ClientIP: ip,
+		Purpose: authn.PurposeLogin})
 	// An answer the tool could not check (its HSM failed) is no failure:
 	// its slot is given back like a right answer's, and nothing is
 	// counted against the customer or the address.

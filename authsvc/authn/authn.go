@@ -15,6 +15,7 @@ package authn
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -51,12 +52,33 @@ type Challenge struct {
 	ExpiresAt time.Time
 }
 
-// VerifyRequest carries the customer's answer.
+// VerifyRequest carries the customer's answer, and what the caller takes
+// it for: Purpose (empty means PurposeLogin) and, for a transaction, the
+// intent's canonical hash. A challenge answers only the purpose and hash it
+// was begun for: anything else is refused with ErrOtherTransaction before
+// the answer is looked at, so it costs no attempt and leaves the challenge
+// as it was (authsvc/challenge checks it for every tool).
 type VerifyRequest struct {
 	PassportID  string
 	ChallengeID string
 	Response    []byte // the code, the grid answer, or an encoded signature proof
 	ClientIP    string
+	Purpose     Purpose
+	TxHash      []byte
+}
+
+// Answer is the VerifyRequest that answers challenge id, begun with b,
+// with resp: the same customer, client, purpose and transaction hash.
+func (b BeginRequest) Answer(id string, resp []byte) VerifyRequest {
+	return VerifyRequest{PassportID: b.PassportID, ChallengeID: id, Response: resp, ClientIP: b.ClientIP, Purpose: b.Purpose, TxHash: b.TxHash}
+}
+
+// Want is the purpose the request is for: PurposeLogin when unset.
+func (r VerifyRequest) Want() Purpose {
+	if r.Purpose == "" {
+		return PurposeLogin
+	}
+	return r.Purpose
 }
 
 // Result is a successful proof.
@@ -97,6 +119,10 @@ var (
 	// fault: the factor counts no failure, gives back the challenge, and
 	// the HTTP layer answers 503 "try again".
 	ErrUnavailable = errors.New("the authentication tool is temporarily unavailable; try again in a moment")
+	// ErrOtherTransaction: the challenge was begun for another purpose or
+	// another transaction than the answer is given for. It wraps
+	// ErrUnknown (the HTTP layer treats it as an unknown challenge).
+	ErrOtherTransaction = fmt.Errorf("%w: the challenge was made for another transaction", ErrUnknown)
 )
 
 // LockedError tells the customer when a locked tool unlocks by itself.

@@ -1,15 +1,18 @@
-// Package challenge is the single-use challenge store shared by the
-// authenticators (U-shield, grid card, SMS). A challenge is created by a
+// Package challenge is the one single-use challenge store of every
+// authenticator (SMS, grid card, dynamic-password token, U-shield, PIV):
+// the table auth_challenges. A challenge is created by a
 // factor's Begin and consumed by its Verify; consumption is one atomic UPDATE
 // (… WHERE used_ms IS NULL AND expires_ms > now), so across goroutines and
 // replicas exactly one Verify wins, whatever the database engine.
 //
-// Verify first Gets the challenge (to check it belongs to the customer and
-// factor, and to read what it asked), checks the answer, and only then
+// Verify first Opens the challenge (to check it belongs to the customer and
+// factor and was begun for the purpose and transaction the answer is given
+// for, and to read what it asked), checks the answer, and only then
 // Consumes it, so bad input leaves the challenge untouched.
 package challenge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -112,6 +115,36 @@ func (s *Store) Get(ctx context.Context, factor, passportID, id string) (*Record
 		return r, fmt.Errorf("%s challenge: %w", factor, authn.ErrExpired)
 	}
 	return r, nil
+}
+
+// Open is Get for a factor's Verify: the challenge of req must also have
+// been begun for req's purpose (PurposeLogin when unset) and, for a
+// transaction, for exactly req.TxHash; otherwise it is
+// authn.ErrOtherTransaction, whether or not the challenge is still usable,
+// and nothing changes. Every tool opens its challenge this way, so an
+// answer to another transaction's challenge, or a login challenge given
+// for a transaction, is refused before any attempt is counted.
+func (s *Store) Open(ctx context.Context, factor string, req authn.VerifyRequest) (*Record, error) {
+	r, err := s.Get(ctx, factor, req.PassportID, req.ChallengeID)
+	if r == nil {
+		return nil, err
+	}
+	if !r.Binds(req.Want(), req.TxHash) {
+		return nil, fmt.Errorf("%s challenge: %w", factor, authn.ErrOtherTransaction)
+	}
+	return r, err
+}
+
+// Binds reports whether r was begun for purpose and, for a transaction,
+// for exactly txHash (a transaction challenge without a hash binds nothing).
+func (r *Record) Binds(purpose authn.Purpose, txHash []byte) bool {
+	if r.Purpose != purpose {
+		return false
+	}
+	if purpose == authn.PurposeTransaction {
+		return len(r.TxHash) > 0 && bytes.Equal(r.TxHash, txHash)
+	}
+	return true
 }
 
 // Consume marks the challenge used, once: of any number of concurrent

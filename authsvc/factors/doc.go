@@ -66,10 +66,14 @@
 //	res, err := set.VerifyTransaction(ctx, f.Name(), H,
 //		authn.VerifyRequest{PassportID: pid, ChallengeID: ch.ID, Response: answer, ClientIP: ip})
 //
-// which refuses a challenge begun for another intent or for a login
-// (ErrOtherTransaction, wrapping authn.ErrUnknown) before the tool sees the
-// answer, so it costs no attempt and leaves the challenge usable; then the
-// tool's own Verify checks the answer, the customer, expiry, single use,
+// which hands the answer to the tool as given for PurposeTransaction and H
+// (authn.VerifyRequest's Purpose and TxHash). Every tool keeps its
+// challenges in the one store, authsvc/challenge, and opens them there
+// (challenge.Store.Open), which refuses a challenge begun for another intent
+// or for a login (ErrOtherTransaction, wrapping authn.ErrUnknown) before the
+// answer is looked at, so it costs no attempt and leaves the challenge
+// usable; the login page's answers go the same way with PurposeLogin, so a
+// transaction's challenge never logs anybody in. Then the tool's Verify checks the answer, the customer, expiry, single use,
 // lockout and, for signatures, that the signed bytes are exactly ch.Data (a
 // signature over another T is refused). res.Level is the level reached;
 // res.ConfirmedOnDevice is true only for a 2nd-generation U-shield, whose

@@ -276,7 +276,7 @@ func normalise(b []byte, n int) (string, bool) {
 
 func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Result, error) {
 	s := f.s
-	rec, err := s.ch.Get(ctx, Name, req.PassportID, req.ChallengeID)
+	rec, err := s.ch.Open(ctx, Name, req)
 	if err != nil {
 		return authn.Result{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/challenge"
 	"github.com/egate-bank/egate/devices/otp"
 )
 
@@ -15,8 +16,11 @@ type Factor struct{ S *Service }
 
 var _ authn.Factor = Factor{}
 
+// Name is the factor's name (and its challenges' in authsvc/challenge).
+const Name = "otp"
+
 // Name implements authn.Factor.
-func (Factor) Name() string { return "otp" }
+func (Factor) Name() string { return Name }
 
 // Level implements authn.Factor.
 func (Factor) Level() authn.Level { return 3 }
@@ -61,39 +65,53 @@ func (f Factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challe
 		}
 		return authn.Challenge{ID: oc.ID, Factor: f.Name(), Prompt: oc.Display, Data: []byte(oc.Question), ExpiresAt: now.Add(s.cfg.ChallengeTTL)}, nil
 	}
-	id := newID()
-	if _, err := s.db.Exec(ctx, `INSERT INTO otp_challenges (id, token_id, passport_id, purpose, question, tx_hash, created_ms, expires_ms) VALUES (?, ?, ?, ?, '', ?, ?, ?)`,
-		id, t.ID, req.PassportID, string(req.Purpose), req.TxHash, now.UnixMilli(), now.Add(s.cfg.ChallengeTTL).UnixMilli()); err != nil {
-		return authn.Challenge{}, fmt.Errorf("storing the challenge: %w", err)
+	rec := &challenge.Record{Factor: Name, PassportID: req.PassportID, Purpose: req.Purpose, TxHash: req.TxHash, Ref: t.ID,
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.ChallengeTTL)}
+	if err := s.ch.Create(ctx, rec); err != nil {
+		return authn.Challenge{}, err
 	}
-	return authn.Challenge{ID: id, Factor: f.Name(), Prompt: "Enter the code shown on your token " + maskSerial(t.Serial), ExpiresAt: now.Add(s.cfg.ChallengeTTL)}, nil
+	return authn.Challenge{ID: rec.ID, Factor: f.Name(), Prompt: "Enter the code shown on your token " + maskSerial(t.Serial), ExpiresAt: rec.ExpiresAt}, nil
 }
 
-// Verify implements authn.Factor.
+// Verify implements authn.Factor. The challenge is opened (customer,
+// purpose and transaction checked: another transaction's challenge costs
+// nothing) and then used up before the code is compared, so a guessed or
+// replayed code is never checked twice against one challenge; an answer
+// that could not be checked (the HSM failed) gives it back.
 func (f Factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Result, error) {
 	s := f.S
-	c, err := s.consume(ctx, req.ChallengeID, req.PassportID)
-	if err != nil {
-		return authn.Result{}, err
-	}
-	t, err := s.one(ctx, `SELECT `+tokenCols+` FROM otp_tokens WHERE id = ?`, c.tokenID)
-	if err != nil {
-		return authn.Result{}, err
-	}
-	code := strings.TrimSpace(string(req.Response))
-	if t.Params.Kind == otp.KindOCRA {
-		_, err = s.checkOCRA(ctx, t, c.question, code)
-	} else {
-		_, err = s.Verify(ctx, t, code)
-	}
-	if errors.Is(err, ErrUnavailable) {
-		// Nothing was checked: the challenge stays open for the same answer.
-		err = s.reopen(ctx, req.ChallengeID, req.PassportID, err)
-	}
-	if err != nil {
+	if _, err := s.verifyChallenge(ctx, req); err != nil {
 		return authn.Result{}, err
 	}
 	return authn.Result{Factor: f.Name(), Level: f.Level(), AMR: "otp"}, nil
+}
+
+// verifyChallenge checks the answer to one of the customer's challenges,
+// of any token kind.
+func (s *Service) verifyChallenge(ctx context.Context, req authn.VerifyRequest) (Accepted, error) {
+	rec, err := s.ch.Open(ctx, Name, req)
+	if err != nil {
+		return Accepted{}, err
+	}
+	if err := s.ch.Consume(ctx, Name, req.PassportID, req.ChallengeID); err != nil {
+		return Accepted{}, err
+	}
+	t, err := s.one(ctx, `SELECT `+tokenCols+` FROM otp_tokens WHERE id = ?`, rec.Ref)
+	if err != nil {
+		return Accepted{}, err
+	}
+	code := strings.TrimSpace(string(req.Response))
+	var acc Accepted
+	if t.Params.Kind == otp.KindOCRA {
+		acc, err = s.checkOCRA(ctx, t, string(rec.Data), code)
+	} else {
+		acc, err = s.Verify(ctx, t, code)
+	}
+	if errors.Is(err, ErrUnavailable) {
+		// Nothing was checked: the challenge stays open for the same answer.
+		err = s.reopen(ctx, req, err)
+	}
+	return acc, err
 }
 
 func maskSerial(s string) string {

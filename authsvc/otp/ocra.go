@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/challenge"
 	"github.com/egate-bank/egate/devices/otp"
 )
 
@@ -64,13 +65,13 @@ func (s *Service) BeginOCRA(ctx context.Context, passportID string, purpose auth
 		}
 		display = fmt.Sprintf("Type %s on token %s and enter the response", q, t.Serial)
 	}
-	id := newID()
 	now := s.now()
-	if _, err := s.db.Exec(ctx, `INSERT INTO otp_challenges (id, token_id, passport_id, purpose, question, tx_hash, created_ms, expires_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		id, t.ID, passportID, string(purpose), q, txHash, now.UnixMilli(), now.Add(s.cfg.ChallengeTTL).UnixMilli()); err != nil {
-		return OCRAChallenge{}, fmt.Errorf("storing the challenge: %w", err)
+	rec := &challenge.Record{Factor: Name, PassportID: passportID, Purpose: purpose, TxHash: txHash, Ref: t.ID, Data: []byte(q),
+		CreatedAt: now, ExpiresAt: now.Add(s.cfg.ChallengeTTL)}
+	if err := s.ch.Create(ctx, rec); err != nil {
+		return OCRAChallenge{}, err
 	}
-	return OCRAChallenge{ID: id, Serial: t.Serial, Question: q, Display: display}, nil
+	return OCRAChallenge{ID: rec.ID, Serial: t.Serial, Question: q, Display: display}, nil
 }
 
 func (s *Service) layout() otp.TxLayout {
@@ -91,84 +92,29 @@ func randomQuestion(su *otp.Suite) (string, error) {
 	return otp.NewChallenge(nil, n)
 }
 
-// challenge is a consumed challenge row.
-type challenge struct {
-	tokenID, question, purpose string
-	txHash                     []byte
-}
-
-// consume marks a challenge used, once, and returns it.
-func (s *Service) consume(ctx context.Context, id, passportID string) (challenge, error) {
-	var c challenge
-	now := s.now().UnixMilli()
-	err := s.db.QueryRow(ctx, `UPDATE otp_challenges SET used_ms = ? WHERE id = ? AND passport_id = ? AND used_ms IS NULL AND expires_ms > ? RETURNING token_id, question, purpose, tx_hash`,
-		now, id, passportID, now).Scan(&c.tokenID, &c.question, &c.purpose, &c.txHash)
-	if err == nil {
-		return c, nil
-	}
-	if !isNoRows(err) {
-		return c, fmt.Errorf("using the challenge: %w", err)
-	}
-	var used *int64
-	var exp int64
-	err = s.db.QueryRow(ctx, `SELECT used_ms, expires_ms FROM otp_challenges WHERE id = ? AND passport_id = ?`, id, passportID).Scan(&used, &exp)
-	switch {
-	case isNoRows(err):
-		return c, authn.ErrUnknown
-	case err != nil:
-		return c, err
-	case used != nil:
-		return c, authn.ErrUsed
-	default:
-		return c, authn.ErrExpired
-	}
-}
-
 // VerifyOCRA checks the response to an OCRA challenge. txHash must be the
-// hash the challenge was made for (nil for a login challenge).
+// hash the challenge was made for (nil for a login challenge): another
+// transaction's challenge is refused (authn.ErrOtherTransaction) before it
+// is used, so it changes nothing.
 func (s *Service) VerifyOCRA(ctx context.Context, passportID, challengeID string, txHash []byte, response string) (Accepted, error) {
-	// A request for another transaction is bad input: refused before the
-	// challenge is used, so it changes nothing (the hash a challenge was
-	// made for never changes, so checking first is not a race).
-	var made []byte
-	err := s.db.QueryRow(ctx, `SELECT tx_hash FROM otp_challenges WHERE id = ? AND passport_id = ?`, challengeID, passportID).Scan(&made)
-	switch {
-	case isNoRows(err):
-		return Accepted{}, authn.ErrUnknown
-	case err != nil:
-		return Accepted{}, fmt.Errorf("reading the challenge: %w", err)
-	case string(made) != string(txHash):
-		return Accepted{}, fmt.Errorf("%w: the challenge was made for another transaction", authn.ErrUnknown)
+	req := authn.VerifyRequest{PassportID: passportID, ChallengeID: challengeID, Response: []byte(response), Purpose: authn.PurposeLogin}
+	if len(txHash) > 0 {
+		req.Purpose, req.TxHash = authn.PurposeTransaction, txHash
 	}
-	c, err := s.consume(ctx, challengeID, passportID)
-	if err != nil {
-		return Accepted{}, err
-	}
-	if string(c.txHash) != string(txHash) {
-		return Accepted{}, fmt.Errorf("%w: the challenge was made for another transaction", authn.ErrUnknown)
-	}
-	t, err := s.one(ctx, `SELECT `+tokenCols+` FROM otp_tokens WHERE id = ?`, c.tokenID)
-	if err != nil {
-		return Accepted{}, err
-	}
-	acc, err := s.checkOCRA(ctx, t, c.question, response)
-	if errors.Is(err, ErrUnavailable) {
-		err = s.reopen(ctx, challengeID, passportID, err)
-	}
-	return acc, err
+	return s.verifyChallenge(ctx, req)
 }
 
-// reopen gives back a challenge that consume used when its answer could
-// not be checked (the HSM or the database failed), so that the customer
-// answers the same question again; cause is returned, matching
+// reopen gives back a challenge that verifyChallenge used when its answer
+// could not be checked (the HSM or the database failed), so that the
+// customer answers the same question again; cause is returned, matching
 // ErrUnavailable.
-func (s *Service) reopen(ctx context.Context, id, passportID string, cause error) error {
+func (s *Service) reopen(ctx context.Context, req authn.VerifyRequest, cause error) error {
 	if !errors.Is(cause, ErrUnavailable) {
 		cause = fmt.Errorf("%w: %w", ErrUnavailable, cause)
 	}
 	ctx, cancel := s.bookkeepingCtx(ctx)
 	defer cancel()
-	if _, err := s.db.Exec(ctx, `UPDATE otp_challenges SET used_ms = NULL WHERE id = ? AND passport_id = ?`, id, passportID); err != nil {
+	if err := s.ch.Release(ctx, Name, req.PassportID, req.ChallengeID); err != nil {
 		return fmt.Errorf("%w (and giving back the challenge: %w)", cause, err)
 	}
 	return cause

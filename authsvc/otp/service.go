@@ -41,6 +41,7 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/challenge"
 	"github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/internal/store"
 )
@@ -94,6 +95,7 @@ func (c Config) withDefaults() Config {
 // Service verifies codes of stored tokens.
 type Service struct {
 	db  *store.DB
+	ch  *challenge.Store // the one challenge store (auth_challenges)
 	hsm HSM
 	cfg Config
 	now func() time.Time
@@ -107,7 +109,7 @@ func New(db *store.DB, hsm HSM, cfg Config, now func() time.Time) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: db, hsm: hsm, cfg: cfg.withDefaults(), now: now}
+	return &Service{db: db, ch: challenge.New(db, now), hsm: hsm, cfg: cfg.withDefaults(), now: now}
 }
 
 // Errors. The authn sentinels are reused so the passport maps them the same

@@ -132,17 +132,19 @@ func TestCard(t *testing.T) {
 			}
 			return p
 		}
-		verify := func(ch authn.Challenge, proof []byte) (authn.Result, error) {
-			return f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: proof})
+		login := authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin}
+		verifyAs := func(b authn.BeginRequest, ch authn.Challenge, proof []byte) (authn.Result, error) {
+			return f.Verify(ctx, b.Answer(ch.ID, proof))
 		}
+		verify := func(ch authn.Challenge, proof []byte) (authn.Result, error) { return verifyAs(login, ch, proof) }
 
 		// Login at level 4.
-		login, err := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
+		loginCh, err := f.Begin(ctx, login)
 		if err != nil {
 			t.Fatal(err)
 		}
-		loginProof := prove(t, login.Data)
-		res, err := verify(login, loginProof)
+		loginProof := prove(t, loginCh.Data)
+		res, err := verify(loginCh, loginProof)
 		if err != nil {
 			t.Fatalf("login proof: %v", err)
 		}
@@ -150,7 +152,7 @@ func TestCard(t *testing.T) {
 			t.Errorf("login result %+v", res)
 		}
 		// The same proof again: the challenge is spent.
-		if _, err := verify(login, loginProof); !errors.Is(err, authn.ErrUsed) {
+		if _, err := verify(loginCh, loginProof); !errors.Is(err, authn.ErrUsed) {
 			t.Errorf("replayed login = %v, want ErrUsed", err)
 		}
 
@@ -164,10 +166,10 @@ func TestCard(t *testing.T) {
 		}
 		nonce := ch.Data[len(ch.Data)-32:]
 		forged := prove(t, ushield.SignedText("Transfer 99,999.00 yuan from ****1234 to Mallory ****0000", hexBytes(t, nonce)))
-		if _, err := verify(ch, forged); !errors.Is(err, authn.ErrWrongAnswer) {
+		if _, err := verifyAs(tx, ch, forged); !errors.Is(err, authn.ErrWrongAnswer) {
 			t.Errorf("proof over other text = %v, want ErrWrongAnswer", err)
 		}
-		if res, err := verify(ch, prove(t, ch.Data)); err != nil || res.Level != 4 {
+		if res, err := verifyAs(tx, ch, prove(t, ch.Data)); err != nil || res.Level != 4 {
 			t.Fatalf("transaction proof: %v, %+v", err, res)
 		}
 		// PIN-once: asked at the first signature on this connection (which

@@ -85,7 +85,7 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	if err != nil {
 		return authn.Result{}, fmt.Errorf("%w: %w", authn.ErrBadResponse, err)
 	}
-	rec, err := f.s.ch.Get(ctx, Name, req.PassportID, req.ChallengeID)
+	rec, err := f.s.ch.Open(ctx, Name, req)
 	if err != nil {
 		return authn.Result{}, err
 	}

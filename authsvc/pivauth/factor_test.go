@@ -157,13 +157,13 @@ func TestVerify(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				res, err := f.Verify(ctx, authn.VerifyRequest{PassportID: tc.begin.PassportID, ChallengeID: ch.ID, Response: tc.respond(ch)})
+				res, err := f.Verify(ctx, tc.begin.Answer(ch.ID, tc.respond(ch)))
 				if tc.want != nil {
 					if !errors.Is(err, tc.want) {
 						t.Fatalf("Verify = %v, want %v", err, tc.want)
 					}
 					if tc.reusable {
-						if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: alice.sign(t, ch.Data)}); err != nil {
+						if _, err := f.Verify(ctx, tc.begin.Answer(ch.ID, alice.sign(t, ch.Data))); err != nil {
 							t.Fatalf("the refused challenge is no longer usable: %v", err)
 						}
 					}
@@ -175,7 +175,7 @@ func TestVerify(t *testing.T) {
 				if res.Factor != "piv" || res.Level != 4 || res.AMR != "hwk" || res.ConfirmedOnDevice {
 					t.Errorf("result %+v", res)
 				}
-				if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: tc.respond(ch)}); !errors.Is(err, authn.ErrUsed) {
+				if _, err := f.Verify(ctx, tc.begin.Answer(ch.ID, tc.respond(ch))); !errors.Is(err, authn.ErrUsed) {
 					t.Errorf("replay = %v, want ErrUsed", err)
 				}
 			})

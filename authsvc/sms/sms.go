@@ -319,7 +319,7 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	if len(code) != 6 || strings.Trim(code, "0123456789") != "" {
 		return authn.Result{}, fmt.Errorf("%w: the SMS code has 6 digits", authn.ErrBadResponse)
 	}
-	rec, err := s.ch.Get(ctx, Name, req.PassportID, req.ChallengeID)
+	rec, err := s.ch.Open(ctx, Name, req)
 	if err != nil {
 		return authn.Result{}, err
 	}

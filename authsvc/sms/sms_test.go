@@ -103,7 +103,9 @@ func TestVerify(t *testing.T) {
 				if tc.who != "" {
 					who = tc.who
 				}
-				res, err := r.f.Verify(ctx, authn.VerifyRequest{PassportID: who, ChallengeID: ch.ID, Response: []byte(tc.resp(code))})
+				as := tx
+				as.PassportID = who
+				res, err := r.f.Verify(ctx, as.Answer(ch.ID, []byte(tc.resp(code))))
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("Verify = %v, want %v", err, tc.want)
 				}
@@ -111,12 +113,12 @@ func TestVerify(t *testing.T) {
 					if res.Level != 2 || res.AMR != "sms" {
 						t.Fatalf("result %+v", res)
 					}
-					if _, err := r.f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: []byte(code)}); !errors.Is(err, authn.ErrUsed) {
+					if _, err := r.f.Verify(ctx, tx.Answer(ch.ID, []byte(code))); !errors.Is(err, authn.ErrUsed) {
 						t.Fatalf("reuse = %v, want ErrUsed", err)
 					}
 				} else if !tc.expire {
 					// A refused answer leaves the challenge for the right code.
-					if _, err := r.f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: []byte(code)}); err != nil {
+					if _, err := r.f.Verify(ctx, tx.Answer(ch.ID, []byte(code))); err != nil {
 						t.Fatalf("right code after a refused answer: %v", err)
 					}
 				}

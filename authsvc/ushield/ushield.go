@@ -254,12 +254,12 @@ func (f *factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Res
 	if err != nil {
 		return authn.Result{}, fmt.Errorf("%w: %w", authn.ErrBadResponse, err)
 	}
-	if f.gen == 2 && !p.Confirmed {
-		return authn.Result{}, fmt.Errorf("%w: the proof does not say the customer confirmed on the device", authn.ErrWrongAnswer)
-	}
-	rec, err := f.s.ch.Get(ctx, f.name, req.PassportID, req.ChallengeID)
+	rec, err := f.s.ch.Open(ctx, f.name, req)
 	if err != nil {
 		return authn.Result{}, err
+	}
+	if f.gen == 2 && !p.Confirmed {
+		return authn.Result{}, fmt.Errorf("%w: the proof does not say the customer confirmed on the device", authn.ErrWrongAnswer)
 	}
 	if err := f.s.check(ctx, f.gen, req.PassportID, p, rec.Data); err != nil {
 		return authn.Result{}, err

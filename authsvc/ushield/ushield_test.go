@@ -140,7 +140,7 @@ func TestVerify(t *testing.T) {
 				if tc.mutate != nil {
 					tc.mutate(&ch)
 				}
-				res, err := tc.factor.Verify(ctx, authn.VerifyRequest{PassportID: tc.begin.PassportID, ChallengeID: ch.ID, Response: resp})
+				res, err := tc.factor.Verify(ctx, tc.begin.Answer(ch.ID, resp))
 				if !errors.Is(err, tc.want) {
 					t.Fatalf("Verify = %v, want %v", err, tc.want)
 				}
@@ -148,7 +148,7 @@ func TestVerify(t *testing.T) {
 					if res.Level != tc.factor.Level() || res.ConfirmedOnDevice != (tc.factor.Level() == 5) || res.AMR != "hwk" {
 						t.Fatalf("result %+v", res)
 					}
-					_, err := tc.factor.Verify(ctx, authn.VerifyRequest{PassportID: tc.begin.PassportID, ChallengeID: ch.ID, Response: resp})
+					_, err := tc.factor.Verify(ctx, tc.begin.Answer(ch.ID, resp))
 					if !errors.Is(err, authn.ErrUsed) {
 						t.Fatalf("second Verify = %v, want ErrUsed", err)
 					}
@@ -158,7 +158,7 @@ func TestVerify(t *testing.T) {
 					if tc.factor.Level() == 5 {
 						signer = alice2
 					}
-					if _, err := tc.factor.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: id, Response: signer.sign(t, ch.Data, tc.factor.Level() == 5)}); err != nil {
+					if _, err := tc.factor.Verify(ctx, tc.begin.Answer(id, signer.sign(t, ch.Data, tc.factor.Level() == 5))); err != nil {
 						t.Fatalf("the refused proof changed the challenge: good proof now gives %v", err)
 					}
 				}
@@ -188,7 +188,7 @@ func TestVerify(t *testing.T) {
 			ch, _ := gen1.Begin(ctx, tx)
 			r.clk.Advance(r.svc.TTL + time.Second)
 			defer r.clk.Advance(-(r.svc.TTL + time.Second))
-			_, err := gen1.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: alice.sign(t, ch.Data, false)})
+			_, err := gen1.Verify(ctx, tx.Answer(ch.ID, alice.sign(t, ch.Data, false)))
 			if !errors.Is(err, authn.ErrExpired) {
 				t.Fatalf("Verify = %v, want ErrExpired", err)
 			}
@@ -209,7 +209,7 @@ func TestVerify(t *testing.T) {
 			ch, _ := gen1.Begin(ctx, tx)
 			resp := alice.sign(t, ch.Data, false)
 			const n = 16
-			ok, used := authntest.VerifyConcurrently(ctx, t, gen1, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: resp}, n)
+			ok, used := authntest.VerifyConcurrently(ctx, t, gen1, tx.Answer(ch.ID, resp), n)
 			if ok != 1 || used != n-1 {
 				t.Fatalf("%d successes and %d ErrUsed, want 1 and %d", ok, used, n-1)
 			}

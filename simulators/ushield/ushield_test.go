@@ -100,7 +100,8 @@ func TestSecondGeneration(t *testing.T) {
 			dev.OnShow = func(id, text string) { shown <- [2]string{id, text} }
 			srv := httptest.NewServer(dev.Handler())
 			defer srv.Close()
-			ch, err := f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxText: txText, TxHash: []byte{7}})
+			begin := authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxText: txText, TxHash: []byte{7}}
+			ch, err := f.Begin(ctx, begin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -144,7 +145,7 @@ func TestSecondGeneration(t *testing.T) {
 			if r.code != 200 {
 				return
 			}
-			result, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "alice", ChallengeID: ch.ID, Response: r.body})
+			result, err := f.Verify(ctx, begin.Answer(ch.ID, r.body))
 			if !errors.Is(err, tc.wantVerify) {
 				t.Fatalf("Verify = %v, want %v", err, tc.wantVerify)
 			}

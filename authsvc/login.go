@@ -660,26 +660,14 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := s.clientIP(r)
-	done, err := s.passport.BeginFactor(ctx, f.PassportID, fac.Name())
-	var le *authn.LockedError
-	if errors.As(err, &le) {
-		if !s.auditLogin(ctx, w, "login.factor", ar, f, ip, "locked", "factor", fac.Name()) {
-			return
-		}
-		s.renderLockedFactor(w, r, ar, f, fac, le)
-		return
-	}
-	if err != nil {
-		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
-		return
-	}
-	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: f.PassportID, ChallengeID: f.Challenge, Response: formResponse(r.PostFormValue("response"), f.Proof), ClientIP: ip,
-		Purpose: authn.PurposeLogin})
-	// An answer the tool could not check (its HSM failed) is no failure:
-	// its slot is given back like a right answer's, and nothing is
+	// The answer is counted once, on the tool's one counter (authn.Counted:
+	// the tool's own, or the passport's per-factor counter). An answer the
+	// tool could not check (its HSM failed) is no failure: nothing is
 	// counted against the customer or the address.
+	res, err := authn.Counted(ctx, fac, s.passport, authn.VerifyRequest{PassportID: f.PassportID, ChallengeID: f.Challenge,
+		Response: formResponse(r.PostFormValue("response"), f.Proof), ClientIP: ip, Purpose: authn.PurposeLogin})
 	unchecked := errors.Is(err, authn.ErrUnavailable)
-	done(ctx, err == nil || unchecked, ip)
+	var le *authn.LockedError
 	if err != nil {
 		if !s.auditLogin(ctx, w, "login.factor", ar, f, ip, factorCode(err), "factor", fac.Name()) {
 			return

@@ -5,11 +5,13 @@
 // above the level it needs, begins a challenge, and verifies the answer.
 //
 // Every challenge is single use and short lived, bound to a purpose (a login
-// or one transaction's canonical hash) and to the customer. Failed answers
-// count toward the factor's own lockout, apart from password failures. An
-// answer that could not be checked (the HSM or the database failed:
-// ErrUnavailable) is no failure: it counts nothing and leaves the
-// challenge open.
+// or one transaction's canonical hash) and to the customer; every tool
+// keeps them in one store (authsvc/challenge) and an answer says what it is
+// for (VerifyRequest.Purpose, TxHash), so a challenge answers nothing else.
+// A wrong answer counts once, on the tool's one lockout counter (Counted:
+// the tool's own, or the passport's per-factor counter). An answer that
+// could not be checked (the HSM or the database failed: ErrUnavailable) is
+// no failure: it counts nothing and leaves the challenge open.
 package authn
 
 import (

@@ -54,6 +54,15 @@ type Set struct {
 	PIV        *pivauth.Service  // nil when piv is not enabled
 	CA         *ca.CA            // nil when the CA is not initialised and no tool needs it
 
+	// Attempts is the passport's per-customer, per-factor counter
+	// (authsvc.Server.Passport()), the one lockout counter of the tools
+	// that keep none of their own (ushield, ushield2, piv):
+	// VerifyTransaction counts their answers on it, as the login pages do.
+	// The process sets it once the passport exists; without it
+	// VerifyTransaction refuses those tools (authn.ErrNoAttempts). The
+	// SMS code, the grid card and the OTP token count on their own.
+	Attempts authn.Attempts
+
 	// OTPRewrap is what Build's RewrapSeeds moved under the seed-wrap key
 	// (seeds stored under an older key); OTPRewrapErr says which seeds
 	// could not be moved (they keep working under their own key): the

@@ -7,6 +7,7 @@
 //
 //	set, err := factors.Build(ctx, cfg.Factors, factors.Deps{DB: db, HSM: h})
 //	srv, err := authsvc.New(ctx, cfg.Authsvc, authsvc.Deps{DB: db, Signer: signer, Factors: set.Factors})
+//	set.Attempts = srv.Passport() // the one counter of the tools without their own
 //	mux.Handle("/ca/", set.Handler)
 //	mux.Handle("/v1/otp/", backendClients.Require(backend.ScopeOTPVerify, set.Handler)) // see internal/app
 //

@@ -23,8 +23,9 @@ var ErrNoTxHash = errors.New("a transaction verification needs the intent's hash
 // challenge in the one store (authsvc/challenge), which refuses a challenge
 // begun for another intent, or for a login, with ErrOtherTransaction
 // before the answer is looked at, so it costs no attempt and leaves the
-// challenge usable; then the tool checks the answer, the customer, expiry,
-// single use and lockout.
+// challenge usable; then the tool checks the answer, the customer, expiry
+// and single use, and the answer is counted once on the tool's one lockout
+// counter, the same as at login (authn.Counted with s.Attempts).
 func (s *Set) VerifyTransaction(ctx context.Context, factor string, txHash []byte, req authn.VerifyRequest) (authn.Result, error) {
 	if len(txHash) == 0 {
 		return authn.Result{}, ErrNoTxHash
@@ -34,5 +35,14 @@ func (s *Set) VerifyTransaction(ctx context.Context, factor string, txHash []byt
 		return authn.Result{}, fmt.Errorf("factor %q: %w", factor, authn.ErrNotEnrolled)
 	}
 	req.Purpose, req.TxHash = authn.PurposeTransaction, txHash
-	return f.Verify(ctx, req)
+	return authn.Counted(ctx, f, s.Attempts, req)
+}
+
+// CountsOwnFailures reports whether the tool named keeps its own lockout
+// counter (authn.SelfCounting): the SMS code, the grid card and the OTP
+// token do; the U-shields and PIV are counted on the passport's
+// per-factor counter. Operators' commands use it to show each tool's one
+// counter.
+func CountsOwnFailures(name string) bool {
+	return name == SMS || name == GridCard || name == OTP
 }

@@ -172,6 +172,11 @@ type factor struct{ s *Service }
 func (factor) Name() string       { return Name }
 func (factor) Level() authn.Level { return 2 }
 
+// CountsOwnFailures: the grid card's one lockout counter is the card's own
+// (attempts of max_attempts; a new card lifts it), at login and for
+// transactions alike (authn.Counted).
+func (factor) CountsOwnFailures() bool { return true }
+
 type cardRow struct {
 	serial                         string
 	cols, rows                     int
@@ -343,7 +348,7 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 		if attempts >= c.maxAt {
 			return authn.Result{}, fmt.Errorf("%w; %w", authn.ErrWrongAnswer, &authn.LockedError{Factor: "grid card"})
 		}
-		return authn.Result{}, fmt.Errorf("grid card: %w (%d tries left)", authn.ErrWrongAnswer, c.maxAt-attempts)
+		return authn.Result{}, &authn.WrongAnswerError{Tool: "grid card", Left: c.maxAt - attempts}
 	}
 	// Count the use only while the card has uses left: two right answers
 	// to two challenges at once must not take a card past MaxUses.

@@ -166,7 +166,7 @@ func (s *Service) checkOCRA(ctx context.Context, t *Token, question, response st
 		if err := s.failed(ctx, t); err != nil {
 			return Accepted{}, err
 		}
-		return Accepted{}, fmt.Errorf("token %s: %w", t.Serial, ErrWrongCode)
+		return Accepted{}, s.wrong(t)
 	}
 	acc := Accepted{Serial: t.Serial}
 	if su.Counter {

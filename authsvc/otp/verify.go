@@ -87,6 +87,7 @@ func (s *Service) reserve(ctx context.Context, t *Token) error {
 	err := s.db.QueryRow(ctx, `UPDATE otp_tokens SET failures = failures + 1 WHERE id = ? AND failures < ? AND locked_until_ms = 0 RETURNING failures`,
 		t.ID, s.cfg.MaxFailures).Scan(&n)
 	if err == nil {
+		t.Failures = n
 		return nil
 	}
 	if !isNoRows(err) {
@@ -97,6 +98,7 @@ func (s *Service) reserve(ctx context.Context, t *Token) error {
 	err = s.db.QueryRow(ctx, `UPDATE otp_tokens SET failures = 1, locked_until_ms = 0 WHERE id = ? AND locked_until_ms > 0 AND locked_until_ms <= ? RETURNING failures`,
 		t.ID, now).Scan(&n)
 	if err == nil {
+		t.Failures = n
 		return nil
 	}
 	if !isNoRows(err) {
@@ -145,6 +147,17 @@ func (s *Service) unchecked(ctx context.Context, t *Token, err error) error {
 		err = fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return s.unreserve(ctx, t, fmt.Errorf("token %s: %w", t.Serial, err))
+}
+
+// wrong is the error of a wrong code whose failure was recorded: what is
+// left of the token's counter (t.Failures is what reserve counted), and
+// when the lock ends if this failure locked it.
+func (s *Service) wrong(t *Token) error {
+	we := &authn.WrongAnswerError{Tool: "token " + t.Serial, Left: max(s.cfg.MaxFailures-t.Failures, 0)}
+	if we.Left == 0 && s.cfg.LockFor > 0 {
+		we.Until = s.now().Add(s.cfg.LockFor)
+	}
+	return we
 }
 
 // failed records that the reserved attempt failed, locking at the limit.
@@ -239,7 +252,7 @@ func (s *Service) compare(ctx context.Context, t *Token, code, pin string) (Acce
 		if err := s.failed(ctx, t); err != nil {
 			return Accepted{}, err
 		}
-		return Accepted{}, fmt.Errorf("token %s: %w", t.Serial, ErrWrongCode)
+		return Accepted{}, s.wrong(t)
 	}
 	c := from + uint64(match)
 	if c < t.Counter {

@@ -127,7 +127,7 @@ type Hooks struct {
 type FactorFailure struct {
 	PassportID, Factor, IP string
 	// Remaining attempts of the factor today; 0: this attempt locked it,
-	// until Until.
+	// until Until (zero: until the bank lifts it); -1: the tool did not say.
 	Remaining int
 	Until     time.Time
 }
@@ -584,6 +584,21 @@ func (s *Service) BeginFactor(ctx context.Context, passportID, factor string) (d
 		return s.countIP(ctx, ip, key)
 	}, nil
 }
+
+// FactorFailed hears of a failed attempt of a tool that keeps its own
+// lockout counter (authn.SelfCounting: SMS, grid card, OTP token): the
+// passport keeps no counter of its own for it, and only posts the
+// customer's alerts (OnFactorFailure) and counts the client IP's failure.
+// left is what the tool's counter says remains (0: this attempt locked it,
+// until until; -1: unknown).
+func (s *Service) FactorFailed(ctx context.Context, passportID, factor, ip string, left int, until time.Time) error {
+	if s.hooks.OnFactorFailure != nil {
+		s.hooks.OnFactorFailure(ctx, FactorFailure{PassportID: passportID, Factor: factor, IP: ip, Remaining: left, Until: until})
+	}
+	return s.countIP(ctx, ip, "pid:"+passportID)
+}
+
+var _ authn.Attempts = (*Service)(nil)
 
 // ChangePassword replaces the password after checking the old one (through
 // the counted password step) and the strength rules.

@@ -183,6 +183,11 @@ type factor struct{ s *Service }
 func (factor) Name() string       { return Name }
 func (factor) Level() authn.Level { return 2 }
 
+// CountsOwnFailures: the SMS code's one lockout counter is its own
+// (sms_attempts: max-attempts wrong codes, then lock-for), at login and
+// for transactions alike (authn.Counted).
+func (factor) CountsOwnFailures() bool { return true }
+
 func (f factor) Enrolled(ctx context.Context, passportID string) (bool, error) {
 	p, err := f.s.phones.Phone(ctx, passportID)
 	if err != nil {
@@ -361,7 +366,7 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 		if n >= s.cfg.MaxAttempts {
 			return authn.Result{}, fmt.Errorf("%w; %w", authn.ErrWrongAnswer, &authn.LockedError{Factor: "SMS code", Until: s.now().Add(s.cfg.LockFor)})
 		}
-		return authn.Result{}, fmt.Errorf("SMS code: %w (%d tries left)", authn.ErrWrongAnswer, s.cfg.MaxAttempts-n)
+		return authn.Result{}, &authn.WrongAnswerError{Tool: "SMS code", Left: s.cfg.MaxAttempts - n}
 	}
 	if _, err := s.db.Exec(ctx, `UPDATE sms_attempts SET n = 0, updated_ms = ? WHERE passport_id = ?`, now, req.PassportID); err != nil {
 		return authn.Result{}, fmt.Errorf("resetting SMS failures: %w", err)

@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/authsvc/pivauth"
 	"github.com/egate-bank/egate/authsvc/ushield"
@@ -212,9 +213,11 @@ func newUserCmd() *cobra.Command {
 	return cmd
 }
 
-// showCustomer prints the customer, the failure counters of the password
-// and of every enabled factor today with the limit and the lock, and the
-// customer's tools with their own counters.
+// showCustomer prints the customer, the passport's failure counters today
+// (the password's and those of the enabled tools counted there: U-shields,
+// PIV) with the limit and the lock, and the customer's tools with the
+// counters they keep themselves (SMS, grid card, OTP token): each tool's
+// one counter is shown once.
 func showCustomer(cmd *cobra.Command, cs *customerDB, c passport.Customer) error {
 	ctx := cmd.Context()
 	out := cmd.OutOrStdout()
@@ -230,7 +233,16 @@ func showCustomer(cmd *cobra.Command, cs *customerDB, c passport.Customer) error
 		return err
 	}
 
-	states, err := cs.ps.FactorStates(ctx, c.PassportID, cs.cfg.Factors.Enabled...)
+	// The passport's counters: the password's and those of the enabled
+	// tools that keep none of their own; the others' one counter is in the
+	// tools' table below.
+	var counted []string
+	for _, name := range cs.cfg.Factors.Enabled {
+		if !factors.CountsOwnFailures(name) {
+			counted = append(counted, name)
+		}
+	}
+	states, err := cs.ps.FactorStates(ctx, c.PassportID, counted...)
 	if err != nil {
 		return err
 	}
@@ -243,7 +255,7 @@ func showCustomer(cmd *cobra.Command, cs *customerDB, c passport.Customer) error
 		return err
 	}
 
-	// The tools, with the counters each keeps besides the passport's.
+	// The tools, with the counters each keeps instead of the passport's.
 	type row struct{ tool, id, status, failures, lock string }
 	var rows []row
 	sst, err := cs.sms().Attempts(ctx, c.PassportID)

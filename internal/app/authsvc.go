@@ -135,6 +135,8 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	if err != nil {
 		return nil, err
 	}
+	// Transactions count the tools' failures on the same counters as logins.
+	a.Factors.Attempts = a.Auth.Passport()
 	if a.Server, err = NewServer("authsvc", cfg.HTTP.Listen, log); err != nil {
 		return nil, err
 	}

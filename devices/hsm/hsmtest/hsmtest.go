@@ -33,6 +33,10 @@ const (
 	Token = "egate-test"
 	// EmptyToken holds no key; tests must not create any there.
 	EmptyToken = "egate-test-empty"
+	// UShieldToken plays a customer's U-shield (devices/pkcs11token) in the
+	// same SoftHSM2, for tests that enroll one beside the bank's HSM: open
+	// it with pkcs11token.Open(Config(tb).Module) after the HSM is open.
+	UShieldToken = "egate-test-ushield"
 	// PIN is the user PIN of both tokens, SOPIN their security officer's.
 	PIN   = "1234"
 	SOPIN = "5678"
@@ -63,7 +67,7 @@ func setup() error {
 		return err
 	}
 	ctx := context.Background()
-	for _, label := range []string{Token, EmptyToken} {
+	for _, label := range []string{Token, EmptyToken, UShieldToken} {
 		if _, _, err := d.InitToken(ctx, label, SOPIN, PIN); err != nil {
 			return err
 		}

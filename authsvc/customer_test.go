@@ -134,29 +134,53 @@ func TestFailedLoginAndLockoutAlerts(t *testing.T) {
 // (coalesced) failed-login alert, and the answer that locks the tool a
 // lockout alert.
 func TestFactorFailureAlerts(t *testing.T) {
-	storetest.Each(t, func(t *testing.T, db *store.DB) {
-		e := newEnv(t, db)
-		e.factor.enrolled[e.pid] = true
-		b := e.browser()
-		r := b.passwordLogin(newAuthz("messenger", messengerRedirect), "alice", testPassword)
-		id := formID(t, r.body)
-		for i := range 6 {
-			r = b.post("/login/factor", url.Values{"id": {id}, "response": {"000000"}})
-			if r.status != 401 || errorCode(r.body) != "wrong_answer" {
-				t.Fatalf("answer %d: %d %s", i, r.status, r.body)
-			}
-			want := map[string]int{alerts.KindLoginFailed: 1}
-			if i == 5 {
-				want[alerts.KindLocked] = 1
-			}
-			if got := e.alertCounts(e.pid); got[alerts.KindLoginFailed] != want[alerts.KindLoginFailed] || got[alerts.KindLocked] != want[alerts.KindLocked] || got[alerts.KindLogin] != 0 {
-				t.Fatalf("after answer %d: %v", i, got)
-			}
-		}
-		if r = b.post("/login/factor", url.Values{"id": {id}, "response": {"246810"}}); r.status != 403 || errorCode(r.body) != "locked" {
-			t.Fatalf("locked tool: %d %s", r.status, r.body)
-		}
-	})
+	for _, tc := range []struct {
+		name string
+		own  int // 0: counted on the passport's counter (6 a day); else the tool's own limit
+	}{
+		{name: "passport's counter"},
+		{name: "the tool's own counter", own: 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, db *store.DB) {
+				e := newEnv(t, db)
+				e.factor.enrolled[e.pid] = true
+				e.factor.own = tc.own
+				limit := 6
+				if tc.own > 0 {
+					limit = tc.own
+				}
+				b := e.browser()
+				r := b.passwordLogin(newAuthz("messenger", messengerRedirect), "alice", testPassword)
+				id := formID(t, r.body)
+				for i := range limit {
+					r = b.post("/login/factor", url.Values{"id": {id}, "response": {"000000"}})
+					if r.status != 401 || errorCode(r.body) != "wrong_answer" {
+						t.Fatalf("answer %d: %d %s", i, r.status, r.body)
+					}
+					want := map[string]int{alerts.KindLoginFailed: 1}
+					if i == limit-1 {
+						want[alerts.KindLocked] = 1
+					}
+					if got := e.alertCounts(e.pid); got[alerts.KindLoginFailed] != want[alerts.KindLoginFailed] || got[alerts.KindLocked] != want[alerts.KindLocked] || got[alerts.KindLogin] != 0 {
+						t.Fatalf("after answer %d: %v", i, got)
+					}
+				}
+				if r = b.post("/login/factor", url.Values{"id": {id}, "response": {"246810"}}); r.status != 403 || errorCode(r.body) != "locked" {
+					t.Fatalf("locked tool: %d %s", r.status, r.body)
+				}
+				// One counter: a tool that counts its own failures leaves
+				// the passport's counter of it at zero.
+				n, err := e.srv.Passport().Failures(context.Background(), "pid:"+e.pid, "token")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]int{true: 0, false: 6}[tc.own > 0]; n != want {
+					t.Fatalf("the passport's counter of the tool = %d, want %d", n, want)
+				}
+			})
+		})
+	}
 }
 
 var attemptsRE = regexp.MustCompile(`<p class="attempts" id="attempts" data-remaining="(\d+)">([^<]*)</p>`)

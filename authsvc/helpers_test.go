@@ -35,7 +35,12 @@ type testFactor struct {
 	enrolled map[string]bool
 	next     int
 	open     map[string]string // challenge -> passport id
+	// own > 0 makes it a tool with its own lockout counter
+	// (authn.SelfCounting) that locks after own wrong answers.
+	own, failures int
 }
+
+func (f *testFactor) CountsOwnFailures() bool { return f.own > 0 }
 
 func newTestFactor() *testFactor {
 	return &testFactor{enrolled: map[string]bool{}, open: map[string]string{}}
@@ -62,9 +67,17 @@ func (f *testFactor) Verify(_ context.Context, req authn.VerifyRequest) (authn.R
 	if !ok || pid != req.PassportID {
 		return authn.Result{}, authn.ErrUnknown
 	}
+	if f.own > 0 && f.failures >= f.own {
+		return authn.Result{}, &authn.LockedError{Factor: "token"}
+	}
 	if string(req.Response) != "246810" {
+		if f.own > 0 {
+			f.failures++
+			return authn.Result{}, &authn.WrongAnswerError{Tool: "token", Left: f.own - f.failures}
+		}
 		return authn.Result{}, authn.ErrWrongAnswer
 	}
+	f.failures = 0
 	delete(f.open, req.ChallengeID)
 	return authn.Result{Factor: "token", Level: 3, AMR: "otp"}, nil
 }

@@ -8,10 +8,13 @@
 // the drivers for their status (STATUS has no side effect), so a health
 // probe can never move money.
 //
-// What the data centre asks of the agent — showing a QR, dispensing for an
-// authorized withdrawal over mutual TLS — comes with the QR withdrawal flow;
-// the driver calls it needs (Dispense keyed by transaction id, TxnStatus for
-// uncertain outcomes) are in package atm.
+// The data centre reaches the ATMs only through the Uplink (uplink.go): the
+// agent dials out over mutual TLS with a client key on its PKCS#11 token
+// (token.go) and the agent gateway (atm/gateway) sends commands back over
+// that connection (protocol: devices/agent/dclink). The agent opens no
+// listener for the data centre; its HTTP listener serves local status,
+// health and metrics only. The drivers do not depend on the link: a link
+// loss leaves every ATM's state, and every command in flight, as it was.
 package agent
 
 import (
@@ -41,12 +44,37 @@ type ATMConfig struct {
 type Config struct {
 	Listen string      `yaml:"listen"`
 	ATMs   []ATMConfig `yaml:"atms"`
+
+	// Branch is the branch this agent serves; its certificate's CN must be
+	// the same (egate admin agent enroll --branch).
+	Branch string `yaml:"branch"`
+	// DatacentreURL is where the agent dials out to the agent gateway:
+	// tls://host:port. Empty: no data-centre link (the agent only serves
+	// its local status API).
+	DatacentreURL string `yaml:"datacentre-url"`
+	// DatacentreCA is a PEM file with the bank's root CA certificate, the
+	// only anchor the gateway's server certificate is verified against.
+	DatacentreCA string `yaml:"datacentre-ca"`
+	// Token holds the agent's TLS client key (and its certificate).
+	Token TokenConfig `yaml:"token"`
+	// ReconnectMin and ReconnectMax bound the exponential backoff (with
+	// jitter) between attempts to reach the data centre.
+	ReconnectMin time.Duration `yaml:"reconnect-min"`
+	ReconnectMax time.Duration `yaml:"reconnect-max"`
 }
 
 // ErrConfig wraps configuration errors.
 var ErrConfig = errors.New("agent config")
 
 var idRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,32}$`)
+
+// CheckBranch checks a branch id: 1–32 letters, digits, - or _.
+func CheckBranch(id string) error {
+	if !idRE.MatchString(id) {
+		return fmt.Errorf("%w: branch %q: 1–32 letters, digits, - or _", ErrConfig, id)
+	}
+	return nil
+}
 
 // Validate checks the section.
 func (c Config) Validate() error {
@@ -72,7 +100,7 @@ func (c Config) Validate() error {
 		}
 		ids[a.ID], ports[a.Port] = true, true
 	}
-	return nil
+	return c.validateLink()
 }
 
 // Agent owns the branch's ATMs.
@@ -83,6 +111,7 @@ type Agent struct {
 
 	mu      sync.Mutex
 	history map[string][]EventInfo
+	sink    func(id string, ev atm.Event) // the data-centre link's, when there is one
 
 	events *prometheus.CounterVec
 	wg     sync.WaitGroup
@@ -188,8 +217,18 @@ func (a *Agent) drain(id string, d *atm.Driver) {
 			h = h[len(h)-50:]
 		}
 		a.history[id] = h
+		sink := a.sink
 		a.mu.Unlock()
+		if sink != nil {
+			sink(id, ev)
+		}
 	}
+}
+
+func (a *Agent) setSink(f func(id string, ev atm.Event)) {
+	a.mu.Lock()
+	a.sink = f
+	a.mu.Unlock()
 }
 
 // Driver returns the driver of an ATM.

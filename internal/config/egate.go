@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/egate-bank/egate/atm/gateway"
 	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/devices/agent"
@@ -38,6 +39,8 @@ type Config struct {
 	Factors factors.Config `yaml:"factors"`
 	// Agent is the branch device agent (egate agent).
 	Agent agent.Config `yaml:"agent"`
+	// AgentGateway is the data centre's end of the agents' links (egate agent-gateway).
+	AgentGateway gateway.Config `yaml:"agent-gateway"`
 }
 
 // LogConfig is the log section.
@@ -155,7 +158,7 @@ func FromProcess(file string, sets []string) (*Config, error) {
 
 // ValidateAll validates every section, naming the first bad one.
 func (c *Config) ValidateAll() error {
-	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.Factors} {
+	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.AgentGateway, c.Factors} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}

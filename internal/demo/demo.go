@@ -16,6 +16,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/passport"
+	"github.com/egate-bank/egate/devices/agent"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/app"
 	"github.com/egate-bank/egate/internal/config"
@@ -38,11 +39,17 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		return fmt.Errorf("creating demo directory %s: %w", cfg.Demo.VarDir, err)
 	}
 	c := *cfg
+	var agentToken *agent.TokenConfig // the demo agent's token, beside the demo HSM's
 	if c.HSM.Module == "" {
 		hc, err := HSMToken(ctx, c.Demo.VarDir, c.HSM.Token, c.HSM.Pool)
 		if err != nil {
 			return fmt.Errorf("preparing the demo SoftHSM token: %w", err)
 		}
+		tc, err := AgentToken(ctx, c.Demo.VarDir)
+		if err != nil {
+			return fmt.Errorf("preparing the demo agent's SoftHSM token: %w", err)
+		}
+		agentToken = &tc
 		c.HSM = hc
 		fmt.Fprintf(out, "HSM        SoftHSM2 token %q in %s\n", hc.Token, filepath.Join(c.Demo.VarDir, "softhsm"))
 	} else {
@@ -125,6 +132,16 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	branch.Mount(a.Server.Mux)
 	a.Server.Health.Add("atm", branch.Agent.Check)
 	fmt.Fprintf(out, "ATM        simulated ATM-DEMO-01 on %s (115200 baud, paced), journal %s\n", branch.Sim.TTYName, filepath.Join(c.Demo.VarDir, "atm-journal"))
+	if agentToken != nil {
+		link, err := StartLink(ctx, c.Demo.VarDir, a.DB, a.HSM, a.Factors.CA, branch.Agent, *agentToken, a.Server.Metrics.Registry)
+		if err != nil {
+			return fmt.Errorf("starting the agent's mutual-TLS link: %w", err)
+		}
+		defer link.Close()
+		a.Server.Mux.Handle("/agent-gateway/", link.Gateway.Handler())
+		a.Server.Health.Add("agent-link", link.Uplink.Check)
+		fmt.Fprintf(out, "Agent      branch %s dials the agent gateway tls://%s with its key %s\n", DemoBranch, link.Addr, agentToken.Key)
+	}
 
 	servers := []*app.Server{a.Server}
 	a.Server.Start() // the platforms discover the passport as they start
@@ -152,6 +169,9 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	}
 	fmt.Fprintf(out, "  ATM      %s/sim/atm/ (screen, cassettes; POST /sim/atm/faults)\n", base)
 	fmt.Fprintf(out, "  agent    %s/agent/atms\n", base)
+	if agentToken != nil {
+		fmt.Fprintf(out, "  gateway  %s/agent-gateway/agents (the agent's mutual-TLS link)  %s/agent-gateway/atms/%s/status\n", base, base, DemoATM)
+	}
 	fmt.Fprintf(out, "  tools    %s/sim/otp/ (alice's token)  %s/sim/gridcard.png  %s/sim/sms/ (SMS codes and login alerts)\n", base, base, base)
 	if a.Factors.OTP != nil {
 		printOTPAPI(out, base, c.Demo.VarDir, who.passportID)

@@ -179,6 +179,25 @@ func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
 		if code := getJSON(t, base+"/agent/atms", &atms); code != 200 || len(atms.ATMs) != 1 || !atms.ATMs[0].Up || len(atms.ATMs[0].Cassettes) != 4 {
 			t.Fatalf("agent: %d %+v", code, atms)
 		}
+		// The agent reaches the data centre over mutual TLS with its key on
+		// its own SoftHSM token, and STATUS goes through that link.
+		var gw struct {
+			Agents []struct {
+				Branch string   `json:"branch"`
+				ATMs   []string `json:"atms"`
+			} `json:"agents"`
+		}
+		if code := getJSON(t, base+"/agent-gateway/agents", &gw); code != 200 || len(gw.Agents) != 1 || gw.Agents[0].Branch != DemoBranch ||
+			len(gw.Agents[0].ATMs) != 1 || gw.Agents[0].ATMs[0] != DemoATM || ready.Checks["agent-link"] != "ok" {
+			t.Fatalf("agent gateway: %d %+v; readyz %+v", code, gw, ready.Checks)
+		}
+		var st struct {
+			ID string `json:"id"`
+			Up bool   `json:"up"`
+		}
+		if code := getJSON(t, base+"/agent-gateway/atms/"+DemoATM+"/status", &st); code != 200 || st.ID != DemoATM || !st.Up {
+			t.Fatalf("STATUS through the link: %d %+v", code, st)
+		}
 		resp, err := http.Get(base + "/metrics")
 		if err != nil {
 			t.Fatal(err)

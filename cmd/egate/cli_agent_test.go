@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/internal/testenv"
+	simatm "github.com/egate-bank/egate/simulators/atm"
+)
+
+// The operator's path for a branch agent, through the egate binary:
+// egate admin agent gateway-cert, enroll (key made on the agent's SoftHSM
+// token, sign-only and never extractable, as pkcs11-tool sees it), assign;
+// then egate agent-gateway and egate agent as processes, the agent dialling
+// out with the token's key, and the ATM's STATUS read through the gateway.
+// Bad input (a second enrollment on the label, a wrong PIN, an ATM pinned
+// to another branch) is one line and changes nothing.
+func TestAdminAgentAndLink(t *testing.T) {
+	tool := testenv.NeedCommand(t, "pkcs11-tool", "opensc")
+	if _, err := simatm.OpenPTY(); err != nil {
+		testenv.Missing(t, "a pseudo-terminal", err.Error())
+	}
+	b := newAdminBench(t)
+	b.caInit(t)
+	const agentPIN = "11335577"
+	if _, _, err := b.sh.InitToken(context.Background(), "branch-0101", "99887766", agentPIN); err != nil {
+		t.Fatal(err)
+	}
+	b.env = append(b.env, "EGATE_TEST_AGENT_PIN="+agentPIN, "EGATE_TEST_AGENT_WRONG=24242424")
+	rootPEM, gwPEM := filepath.Join(b.dir, "root.pem"), filepath.Join(b.dir, "gateway.pem")
+
+	r := b.admin(t, "agent", "gateway-cert", "--host", "127.0.0.1", "--out", gwPEM)
+	if r.code != 0 || !strings.Contains(r.stdout, "egate-agent-gateway") {
+		t.Fatalf("gateway-cert: %+v", r)
+	}
+	raw, _ := os.ReadFile(gwPEM)
+	if n := strings.Count(string(raw), "BEGIN CERTIFICATE"); n != 2 {
+		t.Fatalf("gateway.pem holds %d certificates, want the gateway's and the issuing CA's", n)
+	}
+
+	enroll := func(pinEnv string) result {
+		return b.admin(t, "agent", "enroll", "--branch", "BR-0101", "--token-module", b.sh.Module, "--token-label", "branch-0101",
+			"--pin-source", "env:"+pinEnv, "--ca-out", rootPEM)
+	}
+	r = enroll("EGATE_TEST_AGENT_WRONG")
+	oneLine(t, r, "branch-0101")
+	if strings.Contains(r.stderr, "24242424") || strings.Contains(r.stderr, agentPIN) {
+		t.Fatalf("a PIN reached the error: %s", r.stderr)
+	}
+	r = enroll("EGATE_TEST_AGENT_PIN")
+	m := regexp.MustCompile(`key: "(pkcs11:token=branch-0101;object=egate-agent;type=private)"`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil {
+		t.Fatalf("enroll: %+v", r)
+	}
+	oneLine(t, enroll("EGATE_TEST_AGENT_PIN"), "already holds a key", "egate-agent")
+	cmd := exec.Command(tool, "--module", b.sh.Module, "--token-label", "branch-0101", "--login", "--pin", agentPIN, "--list-objects")
+	cmd.Env = append(os.Environ(), b.sh.Env())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("pkcs11-tool: %v\n%s", err, out)
+	}
+	objs := string(out)
+	if strings.Count(objs, "Private Key Object") != 1 || !strings.Contains(objs, "CN=BR-0101") ||
+		!regexp.MustCompile(`Private Key Object; EC\n\s+label:\s+egate-agent\n\s+ID:\s+\S+\n\s+Usage:\s+sign\n\s+Access:\s+sensitive, always sensitive, never extractable`).MatchString(objs) {
+		t.Fatalf("the agent token after enroll:\n%s", objs)
+	}
+
+	if r := b.admin(t, "agent", "assign", "--branch", "BR-0101", "--atm", "ATM-0101"); r.code != 0 {
+		t.Fatalf("assign: %+v", r)
+	}
+	oneLine(t, b.admin(t, "agent", "assign", "--branch", "BR-0202", "--atm", "ATM-0101"), "belongs to branch BR-0101")
+	if r := b.admin(t, "agent", "list"); r.code != 0 || !regexp.MustCompile(`ATM-0101\s+BR-0101`).MatchString(r.stdout) {
+		t.Fatalf("list: %+v", r)
+	}
+
+	// The two processes.
+	sim, err := simatm.StartPTY(context.Background(), simatm.Config{Cassettes: simatm.DefaultCassettes(),
+		JournalPath: filepath.Join(b.dir, "journal"), Link: atm.LinkConfig{Baud: 115200}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Stop()
+	gwTLS, gwHTTP, agHTTP := freeAddr(t), freeAddr(t), freeAddr(t)
+	dcCfg := filepath.Join(b.dir, "dc.yaml")
+	os.WriteFile(dcCfg, []byte(fmt.Sprintf(`database: {driver: sqlite, dsn: %s}
+hsm: {module: %s, token: %s, pin-source: "env:EGATE_TEST_HSM_PIN"}
+http: {listen: %s}
+agent-gateway: {listen: %s, cert: %s}
+`, b.db, b.sh.Module, benchHSMToken, gwHTTP, gwTLS, gwPEM)), 0o600)
+	agCfg := filepath.Join(b.dir, "agent.yaml")
+	os.WriteFile(agCfg, []byte(fmt.Sprintf(`agent:
+  listen: %s
+  atms: [{id: ATM-0101, port: %s, baud: 115200}]
+  branch: BR-0101
+  datacentre-url: tls://%s
+  datacentre-ca: %s
+  token: {module: %s, key: %q, pin-source: "env:EGATE_TEST_AGENT_PIN"}
+  reconnect-min: 50ms
+  reconnect-max: 500ms
+`, agHTTP, sim.TTYName, gwTLS, rootPEM, b.sh.Module, m[1])), 0o600)
+	start := func(args ...string) {
+		c := exec.Command(egateBin, args...)
+		c.Dir, c.Env = b.dir, append(os.Environ(), b.env...)
+		var buf strings.Builder
+		c.Stdout, c.Stderr = &buf, &buf
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			c.Process.Kill()
+			c.Wait()
+			if t.Failed() {
+				t.Logf("egate %v:\n%s", args, buf.String())
+			}
+		})
+	}
+	start("--config", agCfg, "agent") // first: it waits for the data centre
+	start("--config", dcCfg, "agent-gateway")
+	var st struct {
+		ID        string `json:"id"`
+		Up        bool   `json:"up"`
+		Cassettes []any  `json:"cassettes"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + gwHTTP + "/agent-gateway/atms/ATM-0101/status")
+		if err == nil {
+			ok := resp.StatusCode == http.StatusOK && json.NewDecoder(resp.Body).Decode(&st) == nil
+			resp.Body.Close()
+			if ok {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no STATUS of ATM-0101 through the gateway: %v", err)
+		}
+		time.Sleep(100 * time.Millisecond) // two processes starting; nothing to wait on
+	}
+	if st.ID != "ATM-0101" || !st.Up || len(st.Cassettes) != 4 {
+		t.Fatalf("status through the gateway: %+v", st)
+	}
+	resp, err := http.Get("http://" + agHTTP + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("the agent's /readyz with the link up: %d", resp.StatusCode)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}

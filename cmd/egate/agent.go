@@ -65,6 +65,9 @@ func newAgentCmd() *cobra.Command {
 				fmt.Fprintln(out, "no data-centre link (agent.datacentre-url is empty)")
 				return app.ServeAll(ctx, s)
 			}
+			if err := cfg.Agent.Token.ApplyModuleEnv(); err != nil {
+				return err
+			}
 			tok, err := agent.OpenToken(ctx, cfg.Agent.Token)
 			if err != nil {
 				return err

@@ -105,13 +105,13 @@ agent-gateway: {listen: %s, cert: %s}
   branch: BR-0101
   datacentre-url: tls://%s
   datacentre-ca: %s
-  token: {module: %s, key: %q, pin-source: "env:EGATE_TEST_AGENT_PIN"}
+  token: {module: %s, key: %q, pin-source: "env:EGATE_TEST_AGENT_PIN", module-env: [%q]}
   reconnect-min: 50ms
   reconnect-max: 500ms
-`, agHTTP, sim.TTYName, gwTLS, rootPEM, b.sh.Module, m[1])), 0o600)
-	start := func(args ...string) {
+`, agHTTP, sim.TTYName, gwTLS, rootPEM, b.sh.Module, m[1], b.sh.Env())), 0o600)
+	start := func(env []string, args ...string) {
 		c := exec.Command(egateBin, args...)
-		c.Dir, c.Env = b.dir, append(os.Environ(), b.env...)
+		c.Dir, c.Env = b.dir, env
 		var buf strings.Builder
 		c.Stdout, c.Stderr = &buf, &buf
 		if err := c.Start(); err != nil {
@@ -125,8 +125,15 @@ agent-gateway: {listen: %s, cert: %s}
 			}
 		})
 	}
-	start("--config", agCfg, "agent") // first: it waits for the data centre
-	start("--config", dcCfg, "agent-gateway")
+	// The agent finds its token through agent.token.module-env alone.
+	var agentEnv []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "SOFTHSM2_CONF=") {
+			agentEnv = append(agentEnv, kv)
+		}
+	}
+	start(append(agentEnv, "EGATE_TEST_AGENT_PIN="+agentPIN), "--config", agCfg, "agent") // first: it waits for the data centre
+	start(append(os.Environ(), b.env...), "--config", dcCfg, "agent-gateway")
 	var st struct {
 		ID        string `json:"id"`
 		Up        bool   `json:"up"`

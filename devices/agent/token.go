@@ -10,7 +10,10 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
 
 	"github.com/ThalesGroup/crypto11"
 	"github.com/miekg/pkcs11"
@@ -29,6 +32,22 @@ type TokenConfig struct {
 	Key string `yaml:"key"`
 	// PINSource says where the token's user PIN is: file:/path or env:NAME.
 	PINSource string `yaml:"pin-source"`
+	// ModuleEnv is environment the token's library reads its own
+	// configuration from, NAME=value (SoftHSM2: SOFTHSM2_CONF=…), set by
+	// ApplyModuleEnv before the library loads. Never a PIN.
+	ModuleEnv []string `yaml:"module-env"`
+}
+
+// ApplyModuleEnv sets ModuleEnv in this process's environment; call it
+// before OpenToken (a library loaded already has read its environment).
+func (c TokenConfig) ApplyModuleEnv() error {
+	for _, kv := range c.ModuleEnv {
+		name, val, _ := strings.Cut(kv, "=")
+		if err := os.Setenv(name, val); err != nil {
+			return fmt.Errorf("%w: token.module-env %s: %w", ErrConfig, name, err)
+		}
+	}
+	return nil
 }
 
 // Errors of the token.
@@ -49,6 +68,12 @@ func (c TokenConfig) Validate() error {
 	if _, err := pinsource.Parse(c.PINSource); err != nil {
 		return fmt.Errorf("%w: token.pin-source: %w", ErrConfig, err)
 	}
+	for _, kv := range c.ModuleEnv {
+		name, val, ok := strings.Cut(kv, "=")
+		if !ok || val == "" || !envNameRE.MatchString(name) {
+			return fmt.Errorf("%w: token.module-env: want NAME=value entries (e.g. SOFTHSM2_CONF=/etc/softhsm2.conf), not %q", ErrConfig, name)
+		}
+	}
 	return nil
 }
 
@@ -66,6 +91,8 @@ func (c TokenConfig) names() (token, object string, err error) {
 	}
 	return u.Token, u.Object, nil
 }
+
+var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Token is the agent's PKCS#11 token, opened through crypto11 and logged in
 // with the PIN read from the pin source (wiped after the login; crypto11

@@ -35,6 +35,9 @@ func TestLinkConfigValidate(t *testing.T) {
 		{"key of type cert", link(func(c *Config) { c.Token.Key = "pkcs11:token=t;object=o;type=cert" }), false},
 		{"key with a PIN inline", link(func(c *Config) { c.Token.Key = "pkcs11:token=t;object=o?pin-value=1234" }), false},
 		{"PIN inline", link(func(c *Config) { c.Token.PINSource = "1234" }), false},
+		{"module env", link(func(c *Config) { c.Token.ModuleEnv = []string{"SOFTHSM2_CONF=/etc/softhsm2.conf"} }), true},
+		{"module env without a value", link(func(c *Config) { c.Token.ModuleEnv = []string{"SOFTHSM2_CONF"} }), false},
+		{"module env bad name", link(func(c *Config) { c.Token.ModuleEnv = []string{"1X=y"} }), false},
 		{"backoff max below min", link(func(c *Config) { c.ReconnectMin, c.ReconnectMax = time.Second, time.Millisecond }), false},
 	}
 	for _, tc := range tests {

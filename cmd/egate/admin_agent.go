@@ -7,6 +7,7 @@ import (
 	"crypto/x509/pkix"
 	"fmt"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,7 +47,11 @@ to put in the agent's config.`,
 			if err := tc.Validate(); err != nil {
 				return err
 			}
-			c, _, done, err := a.openCA(ctx)
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
+			c, db, done, err := a.openCA(ctx)
 			if err != nil {
 				return err
 			}
@@ -60,6 +65,9 @@ to put in the agent's config.`,
 				return c.Issue(ctx, ca.IssueRequest{Kind: ca.KindAgent, Owner: branch, CSR: csr})
 			})
 			if err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.agent.enroll", map[string]string{"branch": branch, "cert_serial": ca.SerialHex(cert.SerialNumber), "token": tokenLabel, "key": tok.URI()}); err != nil {
 				return err
 			}
 			if certOut != "" {
@@ -99,6 +107,10 @@ to put in the agent's config.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			db, err := a.openDB(ctx)
 			if err != nil {
 				return err
@@ -107,6 +119,9 @@ to put in the agent's config.`,
 			reg := gateway.NewRegistry(db, nil)
 			for _, id := range atmIDs {
 				if err := reg.Assign(ctx, branch, id); err != nil {
+					return err
+				}
+				if err := op.record(ctx, db, "admin.agent.assign", map[string]string{"branch": branch, "atm": id}); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "ATM %s pinned to branch %s\n", id, branch)
@@ -125,6 +140,10 @@ to put in the agent's config.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			db, err := a.openDB(ctx)
 			if err != nil {
 				return err
@@ -132,7 +151,11 @@ to put in the agent's config.`,
 			defer db.Close()
 			reg := gateway.NewRegistry(db, nil)
 			for _, id := range atmIDs {
+				was, _ := reg.Branch(ctx, id)
 				if err := reg.Unassign(ctx, id); err != nil {
+					return err
+				}
+				if err := op.record(ctx, db, "admin.agent.unassign", map[string]string{"branch": was, "atm": id}); err != nil {
 					return err
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "ATM %s unpinned\n", id)
@@ -175,6 +198,10 @@ to put in the agent's config.`,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
 			db, h, done, err := a.openDBHSM(ctx)
 			if err != nil {
 				return err
@@ -204,6 +231,9 @@ to put in the agent's config.`,
 				return err
 			}
 			if err := os.WriteFile(gwOut, append(ca.CertPEM(cert), c.IssuingPEM()...), 0o644); err != nil {
+				return err
+			}
+			if err := op.record(ctx, db, "admin.agent.gateway-cert", map[string]string{"hosts": strings.Join(hosts, ","), "cert_serial": ca.SerialHex(cert.SerialNumber), "key": key.URI()}); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "gateway certificate for %v: serial %s, until %s, key %s in the HSM\nwrote %s (certificate + issuing CA): set agent-gateway.cert to it\n",

@@ -76,10 +76,18 @@ func TestAdminAgentAndLink(t *testing.T) {
 		t.Fatalf("the agent token after enroll:\n%s", objs)
 	}
 
-	if r := b.admin(t, "agent", "assign", "--branch", "BR-0101", "--atm", "ATM-0101"); r.code != 0 {
+	ob := &opBench{adminBench: b, dsn: b.db}
+	serial := regexp.MustCompile(`serial ([0-9a-f]+)`).FindStringSubmatch(r.stdout)[1]
+	ob.lastAudit(t, "admin.agent.enroll", map[string]string{"operator": osUser(t), "branch": "BR-0101", "cert_serial": serial, "token": "branch-0101"})
+	if r := b.admin(t, "agent", "assign", "--branch", "BR-0101", "--atm", "ATM-0101", "--operator", "li.na"); r.code != 0 {
 		t.Fatalf("assign: %+v", r)
 	}
+	ob.lastAudit(t, "admin.agent.assign", map[string]string{"operator": "li.na", "branch": "BR-0101", "atm": "ATM-0101"})
+	before := len(ob.audit(t))
 	oneLine(t, b.admin(t, "agent", "assign", "--branch", "BR-0202", "--atm", "ATM-0101"), "belongs to branch BR-0101")
+	if after := len(ob.audit(t)); after != before {
+		t.Fatalf("a refused assign was audited: %d → %d", before, after)
+	}
 	if r := b.admin(t, "agent", "list"); r.code != 0 || !regexp.MustCompile(`ATM-0101\s+BR-0101`).MatchString(r.stdout) {
 		t.Fatalf("list: %+v", r)
 	}

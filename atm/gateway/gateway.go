@@ -92,6 +92,11 @@ type Options struct {
 	// OnEvent receives the ATMs' events (from accepted ATMs only). It must
 	// not block for long: it runs on the link's reader.
 	OnEvent func(branch string, ev dclink.Event)
+	// OnRefusal and OnConnect report each refusal (of a connection or of
+	// an ATM) and each accepted link, for the audit log; they may be nil.
+	// Like OnEvent they run on the link's goroutine.
+	OnRefusal func(r Refusal)
+	OnConnect func(a AgentInfo)
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 	// Registerer takes the gateway's metrics; may be nil.
@@ -231,6 +236,9 @@ func (g *Gateway) refuse(r Refusal) {
 		g.refusals = g.refusals[n:]
 	}
 	g.mu.Unlock()
+	if g.opt.OnRefusal != nil {
+		g.opt.OnRefusal(r)
+	}
 }
 
 // certRefusal maps a verification error to a refusal code and a message
@@ -325,6 +333,9 @@ func (g *Gateway) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	defer g.remove(s)
+	if g.opt.OnConnect != nil {
+		g.opt.OnConnect(s.info())
+	}
 	go g.pinger(s)
 	for {
 		tc.SetReadDeadline(time.Now().Add(3 * g.opt.Ping))
@@ -607,19 +618,23 @@ func (g *Gateway) Agents() []AgentInfo {
 	g.mu.Unlock()
 	out := []AgentInfo{}
 	for _, s := range ss {
-		ai := AgentInfo{Branch: s.branch, Remote: s.remote, Since: s.since, CertSerial: serialHex(s.cert),
-			CertNotAfter: s.cert.NotAfter.UTC(), ATMs: []string{}, RefusedATMs: s.refused}
-		for id := range s.accepted {
-			ai.ATMs = append(ai.ATMs, id)
-		}
-		sort.Strings(ai.ATMs)
-		s.mu.Lock()
-		ai.Pending = len(s.pending)
-		s.mu.Unlock()
-		out = append(out, ai)
+		out = append(out, s.info())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Branch < out[j].Branch })
 	return out
+}
+
+func (s *session) info() AgentInfo {
+	ai := AgentInfo{Branch: s.branch, Remote: s.remote, Since: s.since, CertSerial: serialHex(s.cert),
+		CertNotAfter: s.cert.NotAfter.UTC(), ATMs: []string{}, RefusedATMs: s.refused}
+	for id := range s.accepted {
+		ai.ATMs = append(ai.ATMs, id)
+	}
+	sort.Strings(ai.ATMs)
+	s.mu.Lock()
+	ai.Pending = len(s.pending)
+	s.mu.Unlock()
+	return ai
 }
 
 // Refusals returns the most recent refusals, oldest first.

@@ -473,7 +473,18 @@ func TestRevokedCertificate(t *testing.T) {
 // TestRevokedLiveLinkDroppedByRecheck: with no command to send, the
 // gateway's periodic recheck finds the revocation and drops the live link.
 func TestRevokedLiveLinkDroppedByRecheck(t *testing.T) {
-	d := newDC(t, storetest.SQLite(t), func(o *gateway.Options) { o.Recheck = 100 * time.Millisecond })
+	reported := make(chan gateway.Refusal, 16)
+	connected := make(chan gateway.AgentInfo, 4)
+	d := newDC(t, storetest.SQLite(t), func(o *gateway.Options) {
+		o.Recheck = 100 * time.Millisecond
+		o.OnRefusal = func(r gateway.Refusal) {
+			select {
+			case reported <- r:
+			default:
+			}
+		}
+		o.OnConnect = func(a gateway.AgentInfo) { connected <- a }
+	})
 	ctx := context.Background()
 	if err := d.reg.Assign(ctx, "BR-01", "ATM-0101"); err != nil {
 		t.Fatal(err)
@@ -486,6 +497,13 @@ func TestRevokedLiveLinkDroppedByRecheck(t *testing.T) {
 	}
 	b.waitError(t, dclink.CodeCertRevoked)
 	waitFor(t, "the gateway to drop the link", func() bool { return !d.gw.Connected("BR-01") })
+	// The hooks the process audits with saw the link and its refusal.
+	if a := <-connected; a.Branch != "BR-01" || len(a.ATMs) != 1 {
+		t.Fatalf("OnConnect: %+v", a)
+	}
+	if r := <-reported; r.Code != dclink.CodeCertRevoked || r.Branch != "BR-01" {
+		t.Fatalf("OnRefusal: %+v", r)
+	}
 }
 
 // TestSilentLinkLoss: the connection stops carrying bytes without being

@@ -12,11 +12,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/egate-bank/egate/atm/gateway"
+	"github.com/egate-bank/egate/authsvc/audit"
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/devices/agent"
 	"github.com/egate-bank/egate/devices/agent/dclink"
@@ -175,6 +177,7 @@ func newAgentGatewayCmd() *cobra.Command {
 			cas := x509.NewCertPool()
 			cas.AddCert(c.Root())
 			cas.AddCert(c.Issuing())
+			alog := audit.New(db, nil)
 			s, err := app.NewServer("agent-gateway", cfg.HTTP.Listen, log)
 			if err != nil {
 				return err
@@ -183,6 +186,20 @@ func newAgentGatewayCmd() *cobra.Command {
 				Verifier: app.AgentVerifier{CA: c}, Registry: gateway.NewRegistry(db, nil), ClientCAs: cas, Ping: gc.Ping, Recheck: gc.Recheck,
 				Cert:       tls.Certificate{Certificate: chain, PrivateKey: key},
 				Registerer: s.Metrics.Registry,
+				// Links and refusals are security decisions: audited.
+				OnConnect: func(ai gateway.AgentInfo) {
+					if _, err := alog.Append(ctx, "agent.connected", map[string]string{"branch": ai.Branch, "cert_serial": ai.CertSerial,
+						"remote": ai.Remote, "atms": strings.Join(ai.ATMs, ",")}); err != nil {
+						log.Error("audit", "err", err)
+					}
+				},
+				OnRefusal: func(r gateway.Refusal) {
+					log.Warn("agent refused", "remote", r.Remote, "branch", r.Branch, "atm", r.ATM, "code", r.Code, "message", r.Message)
+					if _, err := alog.Append(ctx, "agent.refused", map[string]string{"branch": r.Branch, "atm": r.ATM,
+						"remote": r.Remote, "code": r.Code}); err != nil {
+						log.Error("audit", "err", err)
+					}
+				},
 				OnEvent: func(branch string, ev dclink.Event) {
 					log.Info("ATM event", "branch", branch, "atm", ev.ATM, "kind", ev.Kind, "txn", ev.Record.Txn, "state", ev.Record.State)
 				},

@@ -165,6 +165,14 @@ agent-gateway: {listen: %s, cert: %s}
 	if st.ID != "ATM-0101" || !st.Up || len(st.Cassettes) != 4 {
 		t.Fatalf("status through the gateway: %+v", st)
 	}
+	// The link is audited by the gateway.
+	var linked bool
+	for _, a := range ob.audit(t) {
+		linked = linked || a.Kind == "agent.connected" && a.Fields["branch"] == "BR-0101" && a.Fields["atms"] == "ATM-0101"
+	}
+	if !linked {
+		t.Fatalf("no agent.connected record for BR-0101 in the audit log: %+v", ob.audit(t))
+	}
 	resp, err := http.Get("http://" + agHTTP + "/readyz")
 	if err != nil {
 		t.Fatal(err)

@@ -13,11 +13,13 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/egate-bank/egate/atm/gateway"
+	"github.com/egate-bank/egate/authsvc/audit"
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/devices/agent"
 	"github.com/egate-bank/egate/devices/hsm"
@@ -118,7 +120,14 @@ func StartLink(ctx context.Context, varDir string, db *store.DB, h *hsm.Service,
 	cas := x509.NewCertPool()
 	cas.AddCert(c.Root())
 	cas.AddCert(c.Issuing())
+	alog := audit.New(db, nil)
 	l.Gateway, err = gateway.New(gateway.Options{Verifier: app.AgentVerifier{CA: c}, Registry: reg2, ClientCAs: cas, Registerer: reg,
+		OnConnect: func(ai gateway.AgentInfo) {
+			alog.Append(context.WithoutCancel(ctx), "agent.connected", map[string]string{"branch": ai.Branch, "cert_serial": ai.CertSerial, "remote": ai.Remote, "atms": strings.Join(ai.ATMs, ",")})
+		},
+		OnRefusal: func(r gateway.Refusal) {
+			alog.Append(context.WithoutCancel(ctx), "agent.refused", map[string]string{"branch": r.Branch, "atm": r.ATM, "remote": r.Remote, "code": r.Code})
+		},
 		Cert: tls.Certificate{Certificate: [][]byte{gwCert.Raw, c.Issuing().Raw}, PrivateKey: gwKey, Leaf: gwCert}})
 	if err != nil {
 		return fail(err)

@@ -63,3 +63,31 @@ func TestDigest(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRead: any bytes from the network either decode to a message with a
+// type, which encodes and decodes to the same, or give an error; never a
+// panic or an allocation beyond MaxFrame.
+func FuzzRead(f *testing.F) {
+	var buf bytes.Buffer
+	NewConn(&buf).Write(&Msg{Type: TypeHello, Version: Version, Branch: "BR-01", ATMs: []string{"ATM-0101"}})
+	f.Add(buf.Bytes())
+	f.Add(frame(2, []byte("{}")))
+	f.Add(frame(0xffffffff, nil))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := NewConn(bytes.NewBuffer(b)).Read()
+		if err != nil {
+			return
+		}
+		if m.Type == "" {
+			t.Fatal("a message without a type was accepted")
+		}
+		var out bytes.Buffer
+		if err := NewConn(&out).Write(m); err != nil {
+			t.Fatal(err)
+		}
+		again, err := NewConn(&out).Read()
+		if err != nil || again.Type != m.Type || again.ID != m.ID || again.ATM != m.ATM || again.Op != m.Op {
+			t.Fatalf("re-encoded %+v decodes to %+v (%v)", m, again, err)
+		}
+	})
+}

@@ -81,7 +81,6 @@ const (
 	ErrDevice        = "device"            // the ATM answered with an error code
 	ErrUncertain     = "uncertain"         // the outcome is unknown: ask txn_status
 	ErrUnavailable   = "unavailable"       // the ATM's line is down
-	ErrAgentShutdown = "agent_shutdown"    // the agent stopped before finishing
 )
 
 // Msg is one frame. Fields unused by a type are empty.

@@ -66,7 +66,7 @@
 //     module registry counts users per path, and the last Context.Close
 //     calls C_Finalize), finds the token by label and logs in on its
 //     long-lived session. Its errors are mapped to ErrModuleNotFound,
-//     ErrTokenNotFound and *PINError by the PKCS#11 return value, or, for
+//     ErrTokenNotFound and *pin.Error (package pin) by the PKCS#11 return value, or, for
 //     crypto11's untyped errors, by loading the module briefly on its own
 //     to see whether it loads and which tokens it has;
 //   - key generation: GenerateECDSAKeyPairWithAttributes,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/egate-bank/egate/devices/pin"
 	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
@@ -16,14 +17,16 @@ var (
 	ErrBadConfig      = errors.New("invalid HSM configuration")
 	ErrModuleNotFound = errors.New("PKCS#11 module not found")
 	ErrTokenNotFound  = errors.New("HSM token not found")
-	ErrPINIncorrect   = errors.New("HSM PIN incorrect")
-	ErrPINLocked      = errors.New("HSM PIN locked")
-	ErrKeyNotFound    = errors.New("HSM key not found")
-	ErrKeyType        = errors.New("HSM key has another type")
-	ErrBadURI         = pkcs11uri.ErrBadURI
-	ErrClosed         = errors.New("HSM service is closed")
-	ErrSessionLost    = errors.New("HSM session lost")
-	ErrSealed         = errors.New("sealed data is invalid")
+	// ErrPINIncorrect and ErrPINLocked are package pin's sentinels: a
+	// refused login is a *pin.Error, as on every other device.
+	ErrPINIncorrect = pin.ErrIncorrect
+	ErrPINLocked    = pin.ErrLocked
+	ErrKeyNotFound  = errors.New("HSM key not found")
+	ErrKeyType      = errors.New("HSM key has another type")
+	ErrBadURI       = pkcs11uri.ErrBadURI
+	ErrClosed       = errors.New("HSM service is closed")
+	ErrSessionLost  = errors.New("HSM session lost")
+	ErrSealed       = errors.New("sealed data is invalid")
 	// ErrOneWay: RewrapSecret was asked to move a secret that is already
 	// under a seed-wrap key, which lets nothing out (not even to another
 	// seed-wrap key).
@@ -36,33 +39,6 @@ var (
 	// Errors matching it are *UnavailableError.
 	ErrUnavailable = errors.New("HSM unavailable")
 )
-
-// PINError is a refused login. It matches ErrPINIncorrect, or ErrPINLocked
-// when the token locked the PIN. egate never retries it.
-type PINError struct {
-	Token    string
-	Locked   bool
-	FinalTry bool // the token said one more wrong PIN locks it
-	Err      error
-}
-
-func (e *PINError) Error() string {
-	if e.Locked {
-		return fmt.Sprintf("HSM PIN locked on token %q: the token refuses logins until the security officer unlocks the user PIN", e.Token)
-	}
-	msg := fmt.Sprintf("HSM PIN incorrect for token %q: fix the PIN in the pin-source (egate does not retry a wrong PIN)", e.Token)
-	if e.FinalTry {
-		msg += "; the token says one more wrong PIN locks it"
-	}
-	return msg
-}
-
-// Is matches ErrPINIncorrect or ErrPINLocked.
-func (e *PINError) Is(target error) bool {
-	return (target == ErrPINIncorrect && !e.Locked) || (target == ErrPINLocked && e.Locked)
-}
-
-func (e *PINError) Unwrap() error { return e.Err }
 
 // KeyNotFoundError names the missing key.
 type KeyNotFoundError struct {

@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/devices/pin"
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/miekg/pkcs11"
 )
@@ -524,9 +525,9 @@ func TestWrongPINNeverRetried(t *testing.T) {
 	if !errors.Is(err, ErrPINIncorrect) {
 		t.Fatalf("Open with a wrong PIN: %v, want ErrPINIncorrect", err)
 	}
-	var pe *PINError
-	if !errors.As(err, &pe) || pe.Token != pinToken {
-		t.Fatalf("error %v is not a *PINError for %q", err, pinToken)
+	var pe *pin.Error
+	if !errors.As(err, &pe) || !strings.Contains(pe.Device, pinToken) || pe.Locked {
+		t.Fatalf("error %v is not a *pin.Error for %q", err, pinToken)
 	}
 	if strings.Contains(err.Error(), "9999") {
 		t.Fatal("error contains the PIN")

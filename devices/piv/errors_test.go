@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/egate-bank/egate/devices/pin"
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 )
 
@@ -25,8 +26,8 @@ func TestPINErr(t *testing.T) {
 			if got := errors.Is(err, ErrPINBlocked); got != tc.blocked {
 				t.Errorf("Is(ErrPINBlocked) = %v, want %v", got, tc.blocked)
 			}
-			var pe PINError
-			if ok := errors.As(err, &pe); ok != (tc.retries >= 0) || (ok && pe.Retries != tc.retries) {
+			var pe *pin.Error
+			if ok := errors.As(err, &pe) && !pe.Locked; ok != (tc.retries >= 0) || (ok && pe.Retries != tc.retries) {
 				t.Errorf("PINError = %v (%v), want retries %d", pe, ok, tc.retries)
 			}
 		})

@@ -1,7 +1,7 @@
 // Package pkcs11token drives a customer's U-shield: a USB token reached
 // through its vendor's PKCS#11 module (SoftHSM2 plays it in tests). It lists
 // the module's slots and tokens, logs in with a PIN the owning process asks
-// for (never stored, never retried: a wrong PIN returns a *PINError with what
+// for (never stored, never retried: a wrong PIN returns a *pin.Error with what
 // the token says about retries left), generates a non-extractable P-256 or
 // RSA-2048 key on the token, hands it out as a crypto.Signer, and writes the
 // bank's certificate back under the key's CKA_ID.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/egate-bank/egate/devices/pin"
 	"github.com/miekg/pkcs11"
 )
 
@@ -13,12 +14,14 @@ import (
 var (
 	ErrModule        = errors.New("PKCS#11 module cannot be used")
 	ErrTokenNotFound = errors.New("token not found")
-	ErrPINIncorrect  = errors.New("token PIN incorrect")
-	ErrPINLocked     = errors.New("token PIN locked")
-	ErrNotLoggedIn   = errors.New("not logged in to the token")
-	ErrKeyNotFound   = errors.New("key not found on the token")
-	ErrClosed        = errors.New("token closed")
-	ErrUnsupported   = errors.New("unsupported by this token")
+	// ErrPINIncorrect and ErrPINLocked are package pin's sentinels: a
+	// refused login is a *pin.Error, as on every other device.
+	ErrPINIncorrect = pin.ErrIncorrect
+	ErrPINLocked    = pin.ErrLocked
+	ErrNotLoggedIn  = errors.New("not logged in to the token")
+	ErrKeyNotFound  = errors.New("key not found on the token")
+	ErrClosed       = errors.New("token closed")
+	ErrUnsupported  = errors.New("unsupported by this token")
 )
 
 // PINStatus is what C_GetTokenInfo says about the user PIN's retries.
@@ -55,28 +58,19 @@ func pinStatus(flags uint) PINStatus {
 	return PINOK
 }
 
-// PINError is a refused login. egate never retries it: the customer (or the
-// operator) decides whether to enter the PIN again.
-type PINError struct {
-	Token  string
-	Status PINStatus // what the token says now
-}
-
-func (e *PINError) Error() string {
-	switch e.Status {
+// pinError is the refused login on token label, from the status the token
+// reports now.
+func pinError(label string, st PINStatus, cause error) *pin.Error {
+	e := &pin.Error{Device: fmt.Sprintf("token %q", label), Retries: -1, Err: cause}
+	switch st {
 	case PINLocked:
-		return fmt.Sprintf("the PIN of token %q is locked; the bank must unlock or replace the token", e.Token)
+		e.Locked, e.Retries, e.Advice = true, 0, "the bank must unlock or replace the token"
 	case PINFinalTry:
-		return fmt.Sprintf("wrong PIN for token %q; one more wrong PIN locks it", e.Token)
+		e.Retries = 1
 	case PINCountLow:
-		return fmt.Sprintf("wrong PIN for token %q; few retries are left", e.Token)
+		e.Low = true
 	}
-	return fmt.Sprintf("wrong PIN for token %q", e.Token)
-}
-
-// Is matches ErrPINIncorrect, or ErrPINLocked when locked.
-func (e *PINError) Is(target error) bool {
-	return (target == ErrPINLocked && e.Status == PINLocked) || (target == ErrPINIncorrect && e.Status != PINLocked)
+	return e
 }
 
 // Module is a loaded vendor PKCS#11 library.

@@ -60,7 +60,7 @@ func (t *Token) lock(ctx context.Context) error {
 
 // Login logs the user in with pin, once. The caller obtained the PIN from
 // the person holding the token (a prompt or a pin-source) and wipes it
-// afterwards; the Token does not keep it. A wrong PIN returns a *PINError
+// afterwards; the Token does not keep it. A wrong PIN returns a *pin.Error
 // carrying the token's retry status; Login never tries again by itself.
 func (t *Token) Login(ctx context.Context, pin []byte) error {
 	if err := t.lock(ctx); err != nil {
@@ -85,7 +85,7 @@ func (t *Token) Login(ctx context.Context, pin []byte) error {
 				st = s
 			}
 		}
-		return &PINError{Token: t.info.Label, Status: st}
+		return pinError(t.info.Label, st, err)
 	default:
 		return fmt.Errorf("logging in to token %q: %w", t.info.Label, err)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/egate-bank/egate/authsvc/ca"
+	"github.com/egate-bank/egate/devices/pin"
 	"github.com/egate-bank/egate/internal/store/storetest"
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/simulators/softhsm"
@@ -121,9 +122,9 @@ func TestEnumerate(t *testing.T) {
 func TestWrongPIN(t *testing.T) {
 	_, tok := needToken(t, "ushield-pin")
 	err := tok.Login(context.Background(), []byte("000000"))
-	var pe *PINError
-	if !errors.As(err, &pe) || !errors.Is(err, ErrPINIncorrect) {
-		t.Fatalf("Login with a wrong PIN = %v, want *PINError", err)
+	var pe *pin.Error
+	if !errors.As(err, &pe) || !errors.Is(err, ErrPINIncorrect) || !strings.Contains(pe.Device, "ushield-pin") {
+		t.Fatalf("Login with a wrong PIN = %v, want *pin.Error", err)
 	}
 	if strings.Contains(err.Error(), "000000") {
 		t.Fatalf("error carries the PIN: %v", err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/egate-bank/egate/devices/pin"
 	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
@@ -95,19 +96,7 @@ func deviceFault(err error) bool {
 
 // sessionLost reports module errors after which the session (or the login
 // state it depended on) is gone and a fresh session may succeed.
-func sessionLost(err error) bool {
-	var pe pkcs11.Error
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch uint(pe) {
-	case pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED, pkcs11.CKR_DEVICE_REMOVED,
-		pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_USER_NOT_LOGGED_IN,
-		pkcs11.CKR_SESSION_COUNT:
-		return true
-	}
-	return false
-}
+func sessionLost(err error) bool { return p11.SessionLost(err) }
 
 // staleHandle reports that a cached object handle is no longer valid.
 func staleHandle(err error) bool {
@@ -122,7 +111,4 @@ func staleHandle(err error) bool {
 	return false
 }
 
-func isRV(err error, rv uint) bool {
-	var pe pkcs11.Error
-	return errors.As(err, &pe) && uint(pe) == rv
-}
+func isRV(err error, rv uint) bool { return p11.IsRV(err, rv) }

@@ -31,7 +31,7 @@ import (
 // library directly (not through the service's code).
 func rawSession(t testing.TB, s *Service) (*pkcs11.Ctx, pkcs11.SessionHandle) {
 	t.Helper()
-	c := s.mod.ctx
+	c := s.mod.Ctx().(*pkcs11.Ctx)
 	sh, err := c.OpenSession(s.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		t.Fatal(err)
@@ -432,7 +432,7 @@ func TestSessionRecovery(t *testing.T) {
 	loginsBefore := cp.n.Load()
 	// The module loses every session of the application (as after an HSM
 	// failover): the login state goes with them.
-	if err := s.mod.ctx.CloseAllSessions(s.slot); err != nil {
+	if err := s.mod.Ctx().CloseAllSessions(s.slot); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -448,7 +448,7 @@ func TestSessionRecovery(t *testing.T) {
 		t.Fatalf("logged in %d times to recover, want exactly 1", got)
 	}
 	// Seal, HMAC and listing recover too.
-	s.mod.ctx.CloseAllSessions(s.slot)
+	s.mod.Ctx().CloseAllSessions(s.slot)
 	if _, err := s.Keys(ctx); err != nil {
 		t.Fatalf("Keys after loss: %v", err)
 	}
@@ -481,7 +481,7 @@ func TestSessionRecoveryConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	before := cp.n.Load()
-	if err := s.mod.ctx.CloseAllSessions(s.slot); err != nil {
+	if err := s.mod.Ctx().CloseAllSessions(s.slot); err != nil {
 		t.Fatal(err)
 	}
 	errs := make(chan error, 16)
@@ -567,7 +567,7 @@ func TestWrongPINNeverRetried(t *testing.T) {
 		func() error { _, err := s.Keys(ctx); return err },
 	}
 	for i := range 6 {
-		s.mod.ctx.CloseAllSessions(s.slot)
+		s.mod.Ctx().CloseAllSessions(s.slot)
 		if err := calls[i%2](); !errors.Is(err, ErrPINIncorrect) {
 			t.Fatalf("call %d after the PIN changed: %v, want ErrPINIncorrect", i, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ThalesGroup/crypto11"
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
@@ -327,15 +328,8 @@ func trimZeros(b []byte) []byte {
 	return b
 }
 
-// bytesToUint decodes a CK_ULONG attribute (host byte order, as miekg/pkcs11
-// encodes it).
-func bytesToUint(b []byte) uint {
-	var v uint
-	for i := len(b) - 1; i >= 0; i-- {
-		v = v<<8 | uint(b[i])
-	}
-	return v
-}
+// bytesToUint decodes a CK_ULONG attribute.
+func bytesToUint(b []byte) uint { return p11.Uint(b) }
 
 // FindKey describes the key labelled label, or returns ErrKeyNotFound.
 func (s *Service) FindKey(ctx context.Context, label string) (Key, error) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/egate-bank/egate/devices/pin"
 	"github.com/miekg/pkcs11"
 )
@@ -22,6 +23,14 @@ var (
 	ErrKeyNotFound  = errors.New("key not found on the token")
 	ErrClosed       = errors.New("token closed")
 	ErrUnsupported  = errors.New("unsupported by this token")
+	// ErrRemoved: the token was pulled out (or its reader lost it) during
+	// the call; nothing was signed or written. Open the token again once
+	// it is back.
+	ErrRemoved = errors.New("token removed")
+	// ErrSessionLost: the module forgot the Token's session (the token was
+	// pulled out and put back, or the module was reset). Open the token
+	// again.
+	ErrSessionLost = errors.New("token session lost")
 )
 
 // PINStatus is what C_GetTokenInfo says about the user PIN's retries.
@@ -73,45 +82,45 @@ func pinError(label string, st PINStatus, cause error) *pin.Error {
 	return e
 }
 
-// Module is a loaded vendor PKCS#11 library.
+// Module is a vendor PKCS#11 library (package p11 loads it, once per path
+// in the process), or anything else that answers p11.Ctx.
 type Module struct {
-	path  string
-	p     *pkcs11.Ctx
-	owned bool // we called C_Initialize, so we call C_Finalize
+	path string
+	mod  *p11.Module // nil for a Module made by Wrap
+	c    p11.Ctx
 }
 
 // Open loads and initialises the module at path. If another part of the
-// process initialised it already (an HSM on the same library), that
-// initialisation is shared and Close leaves it in place.
+// process holds it already (an HSM on the same library, another Module),
+// that initialisation is shared and the last Close finalises it.
 func Open(path string) (*Module, error) {
-	p := pkcs11.New(path)
-	if p == nil {
+	m, err := p11.Load(path)
+	if errors.Is(err, p11.ErrLoad) {
 		return nil, fmt.Errorf("%w: cannot load %q (is the vendor's PKCS#11 library installed there?)", ErrModule, path)
 	}
-	owned := true
-	if err := p.Initialize(); err != nil {
-		if !isRV(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-			p.Destroy()
-			return nil, fmt.Errorf("%w: C_Initialize of %q: %w", ErrModule, path, err)
-		}
-		owned = false
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrModule, err)
 	}
-	return &Module{path: path, p: p, owned: owned}, nil
+	return &Module{path: path, mod: m, c: m.Ctx()}, nil
 }
+
+// Wrap returns a Module whose PKCS#11 calls go to c: a simulator of a
+// vendor's module, or a test's p11test.Faulty around a real one (a
+// U-shield pulled out mid-signature). name stands for the library's path
+// in messages. Closing the Module leaves c alone.
+func Wrap(c p11.Ctx, name string) *Module { return &Module{path: name, c: c} }
+
+// Ctx is the module's PKCS#11 functions, to wrap (see Wrap).
+func (m *Module) Ctx() p11.Ctx { return m.c }
 
 // Path returns the library's path.
 func (m *Module) Path() string { return m.path }
 
-// Close finalises the module (when this Module initialised it).
+// Close gives the module back (the last user of the library finalises it).
 func (m *Module) Close() error {
-	if m.p == nil {
-		return nil
+	if m.mod != nil {
+		return m.mod.Close()
 	}
-	if m.owned {
-		m.p.Finalize()
-	}
-	m.p.Destroy()
-	m.p = nil
 	return nil
 }
 
@@ -133,17 +142,17 @@ func (m *Module) Tokens(ctx context.Context) ([]TokenInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	slots, err := m.p.GetSlotList(true)
+	slots, err := m.c.GetSlotList(true)
 	if err != nil {
 		return nil, fmt.Errorf("listing slots of %q: %w", m.path, err)
 	}
 	var out []TokenInfo
 	for _, s := range slots {
-		si, err := m.p.GetSlotInfo(s)
+		si, err := m.c.GetSlotInfo(s)
 		if err != nil {
 			return nil, fmt.Errorf("slot %d: %w", s, err)
 		}
-		ti, err := m.p.GetTokenInfo(s)
+		ti, err := m.c.GetTokenInfo(s)
 		if err != nil {
 			return nil, fmt.Errorf("token in slot %d: %w", s, err)
 		}
@@ -181,14 +190,9 @@ func (m *Module) OpenToken(ctx context.Context, label string) (*Token, error) {
 	case len(found) > 1:
 		return nil, fmt.Errorf("%w: %d tokens match %q; name one by its label", ErrTokenNotFound, len(found), label)
 	}
-	sh, err := m.p.OpenSession(found[0].Slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	sh, err := m.c.OpenSession(found[0].Slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		return nil, fmt.Errorf("opening a session on token %q: %w", found[0].Label, err)
 	}
 	return &Token{m: m, info: found[0], sh: sh}, nil
-}
-
-func isRV(err error, rv uint) bool {
-	var e pkcs11.Error
-	return errors.As(err, &e) && uint(e) == rv
 }

@@ -209,7 +209,7 @@ func checkNonExtractable(t *testing.T, tok *Token, id []byte) {
 	}
 	tok.mu.Lock()
 	defer tok.mu.Unlock()
-	a, err := tok.m.p.GetAttributeValue(tok.sh, k.priv, attrsSensitive())
+	a, err := tok.m.c.GetAttributeValue(tok.sh, k.priv, attrsSensitive())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,22 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	return open(ctx, cfg, nil)
 }
 
+// OpenWrapped is Open with the Service's own PKCS#11 calls (the
+// miekg/pkcs11 path: finding and listing keys, Seal, Unseal, HMAC, the
+// wrapping calls, the health probe) going through wrap(module) instead of
+// the module itself: the seam for a test double or a recorder.
+// p11test.Faulty, for one, makes any of those calls answer
+// CKR_DEVICE_REMOVED or CKR_SESSION_HANDLE_INVALID on demand. crypto11's
+// calls (login, key generation, signing) are not wrapped.
+func OpenWrapped(ctx context.Context, cfg Config, wrap func(module p11.Ctx) p11.Ctx) (*Service, error) {
+	return openWith(ctx, cfg, nil, wrap)
+}
+
 func open(ctx context.Context, cfg Config, onLogin func()) (*Service, error) {
+	return openWith(ctx, cfg, onLogin, nil)
+}
+
+func openWith(ctx context.Context, cfg Config, onLogin func(), wrap func(p11.Ctx) p11.Ctx) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -103,6 +118,9 @@ func open(ctx context.Context, cfg Config, onLogin func()) (*Service, error) {
 		return nil, err
 	}
 	s.mod, s.p = mod, mod.Ctx()
+	if wrap != nil {
+		s.p = wrap(s.p)
+	}
 	slot, info, err := s.findToken()
 	if err == nil && info.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
 		err = fmt.Errorf("%w: token %q is not initialised: initialise it with the HSM vendor's tool", ErrTokenNotFound, cfg.Token)

@@ -1,16 +1,13 @@
 package hsm
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
 	"errors"
 	"fmt"
 	"math/big"
-	"strings"
 
-	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
 
@@ -308,38 +305,7 @@ func transportError(err error, a TransportAlg, what string) error {
 // transportHandle finds the transport key: by label, or by a pkcs11: URI's
 // object (and id, when the URI has one) on this service's token.
 func (s *Service) transportHandle(sh pkcs11.SessionHandle, ref string, class uint) (pkcs11.ObjectHandle, error) {
-	label, id := ref, []byte(nil)
-	if strings.HasPrefix(strings.ToLower(ref), pkcs11uri.Scheme) {
-		u, err := pkcs11uri.Parse(ref)
-		if err != nil {
-			return 0, err
-		}
-		if u.Object == "" {
-			return 0, fmt.Errorf("%w: the transport key URI has no object= attribute", ErrBadURI)
-		}
-		if u.Token != "" && u.Token != s.token {
-			return 0, fmt.Errorf("%w: the transport key URI names token %q but the HSM service uses token %q", ErrTokenNotFound, u.Token, s.token)
-		}
-		want := map[uint]string{pkcs11.CKO_SECRET_KEY: pkcs11uri.TypeSecretKey, pkcs11.CKO_PRIVATE_KEY: pkcs11uri.TypePrivate}[class]
-		if u.Type != "" && u.Type != want {
-			return 0, fmt.Errorf("%w: the file needs a %s transport key but the URI says type=%s", ErrKeyType, className(class), u.Type)
-		}
-		label, id = u.Object, u.ID
-	}
-	h, err := s.handle(sh, class, label)
-	if err != nil {
-		return 0, err
-	}
-	if id != nil {
-		a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
-		if err != nil {
-			return 0, err
-		}
-		if !bytes.Equal(a[0].Value, id) {
-			return 0, fmt.Errorf("%w: transport key %q exists but its id differs from the URI's id=", ErrKeyNotFound, label)
-		}
-	}
-	return h, nil
+	return s.refHandle(sh, ref, class, "transport key")
 }
 
 // TransportPublicKey is the RSA public key of the transport private key

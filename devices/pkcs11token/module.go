@@ -8,6 +8,7 @@ import (
 
 	"github.com/egate-bank/egate/devices/p11"
 	"github.com/egate-bank/egate/devices/pin"
+	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
 
@@ -23,6 +24,10 @@ var (
 	ErrKeyNotFound  = errors.New("key not found on the token")
 	ErrClosed       = errors.New("token closed")
 	ErrUnsupported  = errors.New("unsupported by this token")
+	// ErrBadURI: a pkcs11: URI naming a token or a key is malformed or
+	// names something a U-shield key cannot be (package pkcs11uri's
+	// sentinel).
+	ErrBadURI = pkcs11uri.ErrBadURI
 	// ErrRemoved: the token was pulled out (or its reader lost it) during
 	// the call; nothing was signed or written. Open the token again once
 	// it is back.
@@ -171,28 +176,61 @@ func (m *Module) Tokens(ctx context.Context) ([]TokenInfo, error) {
 	return out, nil
 }
 
-// OpenToken opens a session on the initialised token with this label (or,
-// when label is empty and the module has exactly one token, on that one).
-func (m *Module) OpenToken(ctx context.Context, label string) (*Token, error) {
+// OpenToken opens a session on the initialised token named by ref: its
+// label, or an RFC 7512 pkcs11: URI whose token=, serial=, manufacturer=
+// and model= (each checked when present) pick it out, such as
+// "pkcs11:token=ushield-a" or "pkcs11:manufacturer=Feitian;serial=0123".
+// An empty ref (or a URI naming none of those) picks the module's only
+// initialised token.
+func (m *Module) OpenToken(ctx context.Context, ref string) (*Token, error) {
+	match, err := tokenMatch(ref)
+	if err != nil {
+		return nil, err
+	}
 	toks, err := m.Tokens(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var found []TokenInfo
 	for _, t := range toks {
-		if t.Initialized && (label == "" || t.Label == label) {
+		if t.Initialized && match(t) {
 			found = append(found, t)
 		}
 	}
 	switch {
 	case len(found) == 0:
-		return nil, fmt.Errorf("%w: no initialised token labelled %q in %q", ErrTokenNotFound, label, m.path)
+		return nil, fmt.Errorf("%w: no initialised token %s in %q", ErrTokenNotFound, describeRef(ref), m.path)
 	case len(found) > 1:
-		return nil, fmt.Errorf("%w: %d tokens match %q; name one by its label", ErrTokenNotFound, len(found), label)
+		return nil, fmt.Errorf("%w: %d tokens match %q; name one by its label or serial", ErrTokenNotFound, len(found), ref)
 	}
 	sh, err := m.c.OpenSession(found[0].Slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		return nil, fmt.Errorf("opening a session on token %q: %w", found[0].Label, err)
 	}
 	return &Token{m: m, info: found[0], sh: sh}, nil
+}
+
+// isURI reports whether ref is a pkcs11: URI rather than a plain label.
+func isURI(ref string) bool { return strings.HasPrefix(strings.ToLower(ref), pkcs11uri.Scheme) }
+
+// tokenMatch turns a token reference (see OpenToken) into a test.
+func tokenMatch(ref string) (func(TokenInfo) bool, error) {
+	if !isURI(ref) {
+		return func(t TokenInfo) bool { return ref == "" || t.Label == ref }, nil
+	}
+	u, err := pkcs11uri.Parse(ref)
+	if err != nil {
+		return nil, fmt.Errorf("naming a token: %w", err)
+	}
+	return func(t TokenInfo) bool {
+		return (u.Token == "" || t.Label == u.Token) && (u.Serial == "" || t.Serial == u.Serial) &&
+			(u.Manufacturer == "" || t.Manufacturer == u.Manufacturer) && (u.Model == "" || t.Model == u.Model)
+	}, nil
+}
+
+func describeRef(ref string) string {
+	if isURI(ref) {
+		return "matching " + ref
+	}
+	return fmt.Sprintf("labelled %q", ref)
 }

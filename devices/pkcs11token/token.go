@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
 
@@ -171,7 +172,7 @@ func (t *Token) GenerateKey(ctx context.Context, alg Algorithm, id []byte, label
 		t.m.c.DestroyObject(t.sh, pubH)
 		return nil, err
 	}
-	return &Key{t: t, priv: privH, pubH: pubH, pub: pk, id: append([]byte(nil), id...)}, nil
+	return &Key{t: t, priv: privH, pubH: pubH, pub: pk, id: append([]byte(nil), id...), label: label}, nil
 }
 
 // publicKey reads a public key object. Caller holds t.mu.
@@ -222,25 +223,83 @@ func (t *Token) Key(ctx context.Context, id []byte) (*Key, error) {
 		return nil, err
 	}
 	defer t.mu.Unlock()
+	return t.keyLocked(id, "")
+}
+
+// FindKey finds the key pair named by ref: an RFC 7512 pkcs11: URI naming
+// it by id= and/or object= (its CKA_ID, its CKA_LABEL), whose token=, when
+// present, must be this token and type=, when present, private (the URI
+// Key.URI returns, for one); or a plain label. A name that fits no key,
+// or more than one, is ErrKeyNotFound.
+func (t *Token) FindKey(ctx context.Context, ref string) (*Key, error) {
+	label, id := ref, []byte(nil)
+	if isURI(ref) {
+		u, err := pkcs11uri.Parse(ref)
+		if err != nil {
+			return nil, fmt.Errorf("naming a key: %w", err)
+		}
+		switch {
+		case u.Object == "" && u.ID == nil:
+			return nil, fmt.Errorf("%w: the key URI has neither object= nor id=", ErrBadURI)
+		case u.Type != "" && u.Type != pkcs11uri.TypePrivate:
+			return nil, fmt.Errorf("%w: type=%s; a U-shield key is type=private", ErrBadURI, u.Type)
+		case u.Token != "" && u.Token != t.info.Label:
+			return nil, fmt.Errorf("%w: the key URI names token %q, this is %q", ErrKeyNotFound, u.Token, t.info.Label)
+		}
+		label, id = u.Object, u.ID
+	} else if ref == "" {
+		return nil, fmt.Errorf("%w: no key named", ErrKeyNotFound)
+	}
+	if err := t.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer t.mu.Unlock()
+	return t.keyLocked(id, label)
+}
+
+// keyLocked finds the key pair whose private key has id and label (either
+// may be empty, not both) and whose public key has the same CKA_ID. Caller
+// holds t.mu.
+func (t *Token) keyLocked(id []byte, label string) (*Key, error) {
 	if !t.loggedIn {
 		return nil, ErrNotLoggedIn
 	}
-	privs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 2)
+	name := fmt.Sprintf("id %x", id)
+	tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)}
+	if id != nil {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, id))
+	}
+	if label != "" {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, label))
+		name = fmt.Sprintf("label %q", label)
+		if id != nil {
+			name += fmt.Sprintf(", id %x", id)
+		}
+	}
+	privs, err := t.find(tmpl, 2)
 	if err != nil {
 		return nil, t.fail("finding the key on", err)
 	}
+	if len(privs) != 1 {
+		return nil, fmt.Errorf("%w: %d private keys with %s on token %q", ErrKeyNotFound, len(privs), name, t.info.Label)
+	}
+	a, err := t.m.c.GetAttributeValue(t.sh, privs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil), pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
+	if err != nil {
+		return nil, t.fail("reading the key on", err)
+	}
+	id, label = a[0].Value, string(a[1].Value)
 	pubs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 2)
 	if err != nil {
 		return nil, t.fail("finding the key on", err)
 	}
-	if len(privs) != 1 || len(pubs) != 1 {
-		return nil, fmt.Errorf("%w: id %x on token %q", ErrKeyNotFound, id, t.info.Label)
+	if len(pubs) != 1 {
+		return nil, fmt.Errorf("%w: %d public keys with id %x on token %q", ErrKeyNotFound, len(pubs), id, t.info.Label)
 	}
 	pk, err := t.publicKey(pubs[0])
 	if err != nil {
 		return nil, err
 	}
-	return &Key{t: t, priv: privs[0], pubH: pubs[0], pub: pk, id: append([]byte(nil), id...)}, nil
+	return &Key{t: t, priv: privs[0], pubH: pubs[0], pub: pk, id: append([]byte(nil), id...), label: label}, nil
 }
 
 // KeyIDs lists the CKA_IDs of the token's private keys.
@@ -332,12 +391,20 @@ type Key struct {
 	priv, pubH pkcs11.ObjectHandle
 	pub        crypto.PublicKey
 	id         []byte
+	label      string
 }
 
 var _ crypto.Signer = (*Key)(nil)
 
 // ID returns the key's CKA_ID.
 func (k *Key) ID() []byte { return append([]byte(nil), k.id...) }
+
+// URI names the key as an RFC 7512 pkcs11: URI (token, object label,
+// type=private, id), which FindKey takes back.
+func (k *Key) URI() string {
+	u := pkcs11uri.URI{Token: k.t.info.Label, Object: k.label, Type: pkcs11uri.TypePrivate, ID: k.id}
+	return u.String()
+}
 
 // Public returns the public key read from the token.
 func (k *Key) Public() crypto.PublicKey { return k.pub }

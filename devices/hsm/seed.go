@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -240,4 +241,19 @@ func (s *Service) seedWrapKey(sh pkcs11.SessionHandle, label string) (pkcs11.Obj
 		return 0, fmt.Errorf("%w: key %q on token %q is not a seed-wrap key (it allows encrypt/decrypt or has no unwrap template): seeds are wrapped only under a %s key such as %s (egate admin hsm init makes it)", ErrKeyType, label, s.token, KeySeedWrap, LabelSeedWrap)
 	}
 	return h, nil
+}
+
+// GenerateTrustedSeedWrapKey generates, on a session of the token's
+// security officer (c is the module, package p11), the trusted seed-wrap
+// key TrustedSeedWrapKeyAttributes describes, under label, with
+// C_GenerateKey (CKM_AES_KEY_GEN). egate never logs in as the SO itself:
+// this is for the key ceremony's tools and for tests.
+func GenerateTrustedSeedWrapKey(c p11.Ctx, sh pkcs11.SessionHandle, label string, private bool) error {
+	attrs, release, err := TrustedSeedWrapKeyAttributes(label, private)
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = c.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, attrs)
+	return err
 }

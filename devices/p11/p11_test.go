@@ -6,10 +6,13 @@ import (
 	"testing"
 
 	"github.com/egate-bank/egate/devices/p11"
-	"github.com/egate-bank/egate/internal/testenv"
-	"github.com/egate-bank/egate/simulators/softhsm"
+	"github.com/egate-bank/egate/simulators/softhsm/softhsmtest"
 	"github.com/miekg/pkcs11"
 )
+
+var softHSM = softhsmtest.Tokens{Labels: []string{"p11-test"}, SOPIN: "5678", PIN: "1234"}
+
+func TestMain(m *testing.M) { softhsmtest.Main(m, &softHSM) }
 
 func TestIsRV(t *testing.T) {
 	t.Parallel()
@@ -47,14 +50,7 @@ func TestIsRV(t *testing.T) {
 // leaves the second working (PKCS#11 state is per process, so finalising
 // on the first Close would break the second), and the last Close finalises.
 func TestLoadShared(t *testing.T) {
-	d, err := softhsm.New(t.TempDir())
-	if err != nil {
-		testenv.Missing(t, "SoftHSM2", "apt-get install softhsm2")
-	}
-	t.Setenv("SOFTHSM2_CONF", d.ConfPath)
-	if _, _, err := d.InitToken(t.Context(), "p11-test", "5678", "1234"); err != nil {
-		t.Fatal(err)
-	}
+	d := softHSM.Need(t)
 	a, err := p11.Load(d.Module)
 	if err != nil {
 		t.Fatal(err)

@@ -1,9 +1,10 @@
 package hsmtest
 
 import (
-	"strings"
 	"testing"
 
+	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/p11/p11test"
 	"github.com/miekg/pkcs11"
 )
 
@@ -35,42 +36,13 @@ func LegacyWrap(tb testing.TB, label string, seed []byte) []byte {
 // shares that Service's login and leaves the module alone.
 func Raw(tb testing.TB, module, token, pin string, f func(c *pkcs11.Ctx, sh pkcs11.SessionHandle)) {
 	tb.Helper()
-	c := pkcs11.New(module)
-	if c == nil {
-		tb.Fatalf("loading %s", module)
-	}
-	defer c.Destroy() // dlclose only
-	owned := true
-	if err := c.Initialize(); err != nil {
-		if !strings.Contains(err.Error(), "CKR_CRYPTOKI_ALREADY_INITIALIZED") {
-			tb.Fatal(err)
-		}
-		owned = false
-	}
-	if owned {
-		defer c.Finalize()
-	}
-	slots, err := c.GetSlotList(true)
+	err := p11test.Session(module, token, pkcs11.CKU_USER, pin, func(c p11.Ctx, sh pkcs11.SessionHandle) error {
+		f(c.(*pkcs11.Ctx), sh)
+		return nil
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, sl := range slots {
-		ti, err := c.GetTokenInfo(sl)
-		if err != nil || strings.TrimRight(ti.Label, " ") != token {
-			continue
-		}
-		sh, err := c.OpenSession(sl, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer c.CloseSession(sh)
-		if err := c.Login(sh, pkcs11.CKU_USER, pin); err != nil && !strings.Contains(err.Error(), "CKR_USER_ALREADY_LOGGED_IN") {
-			tb.Fatal(err)
-		}
-		f(c, sh)
-		return
-	}
-	tb.Fatalf("no token %q in %s", token, module)
 }
 
 // FindSecretKey is the handle of the one secret key labelled label.

@@ -82,16 +82,8 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 // deviceFault reports module errors that say the device, the token or the
 // module itself failed (not one session): the Service reopens the module.
 func deviceFault(err error) bool {
-	var pe pkcs11.Error
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch uint(pe) {
-	case pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_MEMORY,
-		pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED:
-		return true
-	}
-	return false
+	return p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_MEMORY,
+		pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED)
 }
 
 // sessionLost reports module errors after which the session (or the login
@@ -100,15 +92,5 @@ func sessionLost(err error) bool { return p11.SessionLost(err) }
 
 // staleHandle reports that a cached object handle is no longer valid.
 func staleHandle(err error) bool {
-	var pe pkcs11.Error
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch uint(pe) {
-	case pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_KEY_HANDLE_INVALID:
-		return true
-	}
-	return false
+	return p11.IsRV(err, pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_KEY_HANDLE_INVALID)
 }
-
-func isRV(err error, rv uint) bool { return p11.IsRV(err, rv) }

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -71,7 +72,7 @@ func (s *Service) Unseal(ctx context.Context, keyRef string, sealed, aad []byte)
 		}
 		pt, err = s.p.Decrypt(sh, sealed[1+gcmIVLen:])
 		// SoftHSM2 reports a failed GCM tag check as CKR_GENERAL_ERROR.
-		if isRV(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID) || isRV(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) || isRV(err, pkcs11.CKR_GENERAL_ERROR) {
+		if p11.IsRV(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID) || p11.IsRV(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) || p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR) {
 			return fmt.Errorf("%w: authentication failed (tampered data, another key or another context)", ErrSealed)
 		}
 		return err
@@ -177,7 +178,7 @@ func (s *Service) HMACWrapped(ctx context.Context, wrapKeyRef string, wrapped []
 		key, err := s.p.UnwrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, wrapped[1:], unwrappedSeedTemplate())
 		if err != nil {
 			// SoftHSM2 reports a failed key-wrap integrity check as CKR_GENERAL_ERROR.
-			if isRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || isRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || isRV(err, pkcs11.CKR_GENERAL_ERROR) {
+			if p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR) {
 				return fmt.Errorf("%w: the secret was not wrapped by %q or was altered", ErrSealed, wrapKeyRef)
 			}
 			return err

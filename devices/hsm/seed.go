@@ -212,9 +212,9 @@ func (s *Service) RewrapSecret(ctx context.Context, fromRef, toRef string, wrapp
 			pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
 		})
 		switch {
-		case isRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT):
+		case p11.IsRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT):
 			return fmt.Errorf("%w: %q is a seed-wrap key; what it wraps stays under it", ErrOneWay, fromRef)
-		case isRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || isRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || isRV(err, pkcs11.CKR_GENERAL_ERROR):
+		case p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR):
 			return fmt.Errorf("%w: the secret was not wrapped by %q or was altered", ErrSealed, fromRef)
 		case err != nil:
 			return err

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -145,7 +146,7 @@ func TestSeedCannotLeaveTheHSM(t *testing.T) {
 			switch {
 			case tc.leaks && !bytes.Equal(got, padded):
 				t.Errorf("unwrap as extractable: %x, %v; the old setup should give the seed away", got, err)
-			case !tc.leaks && (err == nil || !isRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT)):
+			case !tc.leaks && (err == nil || !p11.IsRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT)):
 				t.Errorf("unwrap as extractable: value %x, err %v; want CKR_TEMPLATE_INCONSISTENT", got, err)
 			}
 
@@ -154,7 +155,7 @@ func TestSeedCannotLeaveTheHSM(t *testing.T) {
 			switch {
 			case tc.leaks && !bytes.Equal(got, padded):
 				t.Errorf("C_Decrypt with the wrap key: %x, %v; the old setup should give the seed away", got, err)
-			case !tc.leaks && (err == nil || !isRV(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED)):
+			case !tc.leaks && (err == nil || !p11.IsRV(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED)):
 				t.Errorf("C_Decrypt with the wrap key: %x, %v; want CKR_KEY_FUNCTION_NOT_PERMITTED", got, err)
 			}
 			if tc.leaks {
@@ -197,10 +198,10 @@ func TestSeedCannotLeaveTheHSM(t *testing.T) {
 					t.Errorf("copying an unwrapped seed with attribute %#x succeeded", a.Type)
 				}
 			}
-			if _, err := c.GetAttributeValue(sh, k, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)}); !isRV(err, pkcs11.CKR_ATTRIBUTE_SENSITIVE) {
+			if _, err := c.GetAttributeValue(sh, k, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)}); !p11.IsRV(err, pkcs11.CKR_ATTRIBUTE_SENSITIVE) {
 				t.Errorf("reading an unwrapped seed: %v, want CKR_ATTRIBUTE_SENSITIVE", err)
 			}
-			if _, err := c.WrapKey(sh, kwp, findRaw(t, c, sh, oldLabel), k); !isRV(err, pkcs11.CKR_KEY_UNEXTRACTABLE) {
+			if _, err := c.WrapKey(sh, kwp, findRaw(t, c, sh, oldLabel), k); !p11.IsRV(err, pkcs11.CKR_KEY_UNEXTRACTABLE) {
 				t.Errorf("wrapping an unwrapped seed under another key: %v, want CKR_KEY_UNEXTRACTABLE", err)
 			}
 			// What it may do: HMAC, the RFC 4226 value for counter 0.

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/big"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -143,7 +144,7 @@ func (s *Service) ImportSecret(ctx context.Context, transportRef, storageLabel s
 		out.Len = int(bytesToUint(a[0].Value))
 		out.LenExact = out.Len > 0
 		w, err := s.p.WrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, sk, seed)
-		if isRV(err, pkcs11.CKR_KEY_NOT_WRAPPABLE) {
+		if p11.IsRV(err, pkcs11.CKR_KEY_NOT_WRAPPABLE) {
 			return fmt.Errorf("%w: %q may not wrap a seed that was unwrapped in the HSM (CKA_WRAP_WITH_TRUSTED): the token's security officer must make a seed-wrap key with CKA_TRUSTED (hsm.TrustedSeedWrapKeyAttributes) and the import name it", ErrUntrustedWrapKey, storageLabel)
 		}
 		if err != nil {
@@ -238,7 +239,7 @@ func (s *Service) checkTransportMAC(sh pkcs11.SessionHandle, tk pkcs11.ObjectHan
 			return fmt.Errorf("checking the value MAC: %w", err)
 		}
 		err := vp.Verify(sh, v.Ciphertext, v.MAC)
-		if isRV(err, pkcs11.CKR_SIGNATURE_INVALID) || isRV(err, pkcs11.CKR_SIGNATURE_LEN_RANGE) {
+		if p11.IsRV(err, pkcs11.CKR_SIGNATURE_INVALID) || p11.IsRV(err, pkcs11.CKR_SIGNATURE_LEN_RANGE) {
 			return ErrTransportMAC
 		}
 		if err != nil {
@@ -291,12 +292,12 @@ func transportMechanism(mech uint, ct []byte) ([]*pkcs11.Mechanism, []byte, erro
 // transportError names what the HSM refused.
 func transportError(err error, a TransportAlg, what string) error {
 	switch {
-	case isRV(err, pkcs11.CKR_MECHANISM_INVALID), isRV(err, pkcs11.CKR_MECHANISM_PARAM_INVALID):
+	case p11.IsRV(err, pkcs11.CKR_MECHANISM_INVALID), p11.IsRV(err, pkcs11.CKR_MECHANISM_PARAM_INVALID):
 		return fmt.Errorf("%w: %s: this HSM does not unwrap with %v (SoftHSM2 2.6 cannot with AES-CBC): ask the vendor for an RSA-encrypted file (RFC 6030 §6.3), or import without the HSM transport key", ErrTransportUnsupported, what, a)
-	case isRV(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED), isRV(err, pkcs11.CKR_KEY_TYPE_INCONSISTENT):
+	case p11.IsRV(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED), p11.IsRV(err, pkcs11.CKR_KEY_TYPE_INCONSISTENT):
 		return fmt.Errorf("%w: %s: the transport key may not do this (%v): it needs CKA_UNWRAP (seeds) and CKA_DECRYPT (PINs, counters)", ErrTransportUnsupported, what, err)
-	case isRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID), isRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE), isRV(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID),
-		isRV(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE), isRV(err, pkcs11.CKR_GENERAL_ERROR), isRV(err, pkcs11.CKR_DATA_LEN_RANGE):
+	case p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID), p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE), p11.IsRV(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID),
+		p11.IsRV(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE), p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR), p11.IsRV(err, pkcs11.CKR_DATA_LEN_RANGE):
 		return fmt.Errorf("%w: %s: wrong transport key, or the value was altered", ErrTransportDecrypt, what)
 	}
 	return fmt.Errorf("%s: %w", what, err)

@@ -185,7 +185,7 @@ func TestImportSecretRSA(t *testing.T) {
 				}
 				return err
 			})
-			if !isRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT) {
+			if !p11.IsRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT) {
 				t.Errorf("unwrapping the seed %s: %v, want CKR_TEMPLATE_INCONSISTENT", name, err)
 			}
 		}

@@ -14,7 +14,7 @@ func TestPINErr(t *testing.T) {
 		name    string
 		in      error
 		blocked bool
-		retries int // -1: not a PINError
+		retries int // -1: not a wrong-PIN *pin.Error
 	}{
 		{"two left", fmt.Errorf("verify pin: %w", gopiv.AuthErr{Retries: 2}), false, 2},
 		{"none left", gopiv.AuthErr{Retries: 0}, true, -1},
@@ -28,7 +28,7 @@ func TestPINErr(t *testing.T) {
 			}
 			var pe *pin.Error
 			if ok := errors.As(err, &pe) && !pe.Locked; ok != (tc.retries >= 0) || (ok && pe.Retries != tc.retries) {
-				t.Errorf("PINError = %v (%v), want retries %d", pe, ok, tc.retries)
+				t.Errorf("*pin.Error = %v (%v), want retries %d", pe, ok, tc.retries)
 			}
 		})
 	}

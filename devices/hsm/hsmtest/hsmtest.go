@@ -52,7 +52,7 @@ var env struct {
 	keys sync.Mutex // EnsureKey finds, then generates: one caller at a time
 }
 
-// setup makes the directory, both tokens (before anything loads the module)
+// setup makes the directory, the tokens (before anything loads the module)
 // and the standard keys.
 func setup() error {
 	env.sh = softhsmtest.Tokens{Labels: []string{Token, EmptyToken, UShieldToken}, SOPIN: SOPIN, PIN: PIN}

@@ -95,8 +95,8 @@ func (s *Service) InitStandardKeys(ctx context.Context) ([]Key, error) {
 	return out, nil
 }
 
-// oidP256 is the DER of the OID of NIST P-256, the value of CKA_EC_PARAMS.
-var oidP256 = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+// oidP256 is the CKA_EC_PARAMS of a P-256 key.
+var oidP256 = p11.ECParamsP256()
 
 // EnsureKey finds the key labelled spec.Label, or generates it inside the
 // HSM (sensitive, never extractable, on the token) if there is none. It

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/p11/p11test"
 	"github.com/miekg/pkcs11"
 )
 
@@ -20,23 +21,9 @@ import (
 func legacyWrap(t *testing.T, s *Service, label string, seed []byte) []byte {
 	t.Helper()
 	c, sh := rawSession(t, s)
-	wk := findRaw(t, c, sh, label)
 	padded := make([]byte, hmacPadLen)
 	copy(padded, seed)
-	obj, err := c.CreateObject(sh, []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_VALUE, padded),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.DestroyObject(sh, obj)
-	w, err := c.WrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, obj)
+	w, err := p11test.WrapValue(c, sh, findRaw(t, c, sh, label), padded)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,15 +32,11 @@ func legacyWrap(t *testing.T, s *Service, label string, seed []byte) []byte {
 
 func findRaw(t *testing.T, c *pkcs11.Ctx, sh pkcs11.SessionHandle, label string) pkcs11.ObjectHandle {
 	t.Helper()
-	if err := c.FindObjectsInit(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
+	h, err := p11test.FindOne(c, sh, pkcs11.CKO_SECRET_KEY, label)
+	if err != nil {
 		t.Fatal(err)
 	}
-	hs, _, err := c.FindObjects(sh, 2)
-	c.FindObjectsFinal(sh)
-	if err != nil || len(hs) != 1 {
-		t.Fatalf("found %d keys labelled %q (%v), want 1", len(hs), label, err)
-	}
-	return hs[0]
+	return h
 }
 
 // unwrapWithDecrypt recovers what an RFC 5649 blob wraps using only the

@@ -100,3 +100,9 @@ func Uint(b []byte) uint {
 	}
 	return v
 }
+
+// ECParamsP256 is the DER of the OID of NIST P-256 (1.2.840.10045.3.1.7),
+// the CKA_EC_PARAMS of a P-256 key. A fresh slice each call.
+func ECParamsP256() []byte {
+	return []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+}

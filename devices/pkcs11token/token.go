@@ -116,8 +116,8 @@ const (
 	RSA2048   Algorithm = "rsa-2048"
 )
 
-// oidP256 is the DER of the P-256 named curve OID, the CKA_EC_PARAMS value.
-var oidP256 = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+// oidP256 is the CKA_EC_PARAMS of a P-256 key.
+var oidP256 = p11.ECParamsP256()
 
 // GenerateKey makes a key pair on the token: the private key is a token
 // object, private, sensitive and not extractable, usable only for signing.

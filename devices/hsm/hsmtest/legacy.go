@@ -48,38 +48,20 @@ func Raw(tb testing.TB, module, token, pin string, f func(c *pkcs11.Ctx, sh pkcs
 // FindSecretKey is the handle of the one secret key labelled label.
 func FindSecretKey(tb testing.TB, c *pkcs11.Ctx, sh pkcs11.SessionHandle, label string) pkcs11.ObjectHandle {
 	tb.Helper()
-	if err := c.FindObjectsInit(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
+	h, err := p11test.FindOne(c, sh, pkcs11.CKO_SECRET_KEY, label)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	hs, _, err := c.FindObjects(sh, 2)
-	c.FindObjectsFinal(sh)
-	if err != nil || len(hs) != 1 {
-		tb.Fatalf("found %d secret keys labelled %q (%v), want 1", len(hs), label, err)
-	}
-	return hs[0]
+	return h
 }
 
 // LegacyWrapIn is LegacyWrap on a session of Raw's. The seed is
 // zero-extended to 64 bytes, as WrapSecret does.
 func LegacyWrapIn(tb testing.TB, c *pkcs11.Ctx, sh pkcs11.SessionHandle, label string, seed []byte) []byte {
 	tb.Helper()
-	wk := FindSecretKey(tb, c, sh, label)
 	padded := make([]byte, max(64, len(seed)))
 	copy(padded, seed)
-	obj, err := c.CreateObject(sh, []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_VALUE, padded),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer c.DestroyObject(sh, obj)
-	w, err := c.WrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, obj)
+	w, err := p11test.WrapValue(c, sh, FindSecretKey(tb, c, sh, label), padded)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -41,3 +41,40 @@ func Session(module, token string, userType uint, pin string, fn func(c p11.Ctx,
 	}
 	return fn(c, sh)
 }
+
+// FindOne is the handle of the one object of class labelled label; none,
+// several or a failed search is an error.
+func FindOne(c p11.Ctx, sh pkcs11.SessionHandle, class uint, label string) (pkcs11.ObjectHandle, error) {
+	hs, err := p11.FindObjects(c, sh, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, class),
+		pkcs11.NewAttribute(pkcs11.CKA_LABEL, label),
+	}, 2)
+	if err != nil {
+		return 0, err
+	}
+	if len(hs) != 1 {
+		return 0, fmt.Errorf("found %d objects of class %#x labelled %q, want 1", len(hs), class, label)
+	}
+	return hs[0], nil
+}
+
+// WrapValue brings value into the token as a session generic secret
+// (sensitive, extractable, may sign), wraps it by the key wk with RFC 5649
+// key wrap (CKM_AES_KEY_WRAP_PAD) and destroys it: how anybody holding the
+// user PIN, an older egate for one, makes a wrapped secret.
+func WrapValue(c p11.Ctx, sh pkcs11.SessionHandle, wk pkcs11.ObjectHandle, value []byte) ([]byte, error) {
+	obj, err := c.CreateObject(sh, []*pkcs11.Attribute{
+		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
+		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
+		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
+		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
+		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
+		pkcs11.NewAttribute(pkcs11.CKA_VALUE, value),
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer c.DestroyObject(sh, obj)
+	return c.WrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, obj)
+}

@@ -2,7 +2,9 @@
 // p11.Ctx (a real module, SoftHSM2 in egate's tests) and answers any call
 // with a chosen return value, so a test shows what egate does when a token
 // is pulled out mid-signature (CKR_DEVICE_REMOVED) or a session vanishes
-// (CKR_SESSION_HANDLE_INVALID) at exactly that call.
+// (CKR_SESSION_HANDLE_INVALID) at exactly that call. Session, FindOne and
+// WrapValue do raw PKCS#11 on a token outside egate's code, as a security
+// officer, an attacker holding the PIN or an older egate would.
 package p11test
 
 import (

@@ -18,6 +18,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/ushield"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
+	"github.com/egate-bank/egate/devices/pin"
 	"github.com/egate-bank/egate/devices/piv"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -269,13 +270,13 @@ func TestPINPrompt(t *testing.T) {
 		pin     string
 		prompts int   // times the prompt must be called
 		want    error // nil: the proof verifies
-		retries int   // for a PINError: the tries it reports
+		retries int   // for a wrong PIN (*pin.Error): the tries it reports
 	}{
-		{name: "wrong PIN", pin: "000000", prompts: 1, want: piv.PINError{}, retries: 2},
+		{name: "wrong PIN", pin: "000000", prompts: 1, want: pin.ErrIncorrect, retries: 2},
 		{name: "right PIN", pin: "123456", prompts: 1},
 		{name: "PIN-always asks again", pin: "123456", prompts: 1},
-		{name: "wrong PIN once more", pin: "999999", prompts: 1, want: piv.PINError{}, retries: 2},
-		{name: "and again", pin: "999999", prompts: 1, want: piv.PINError{}, retries: 1},
+		{name: "wrong PIN once more", pin: "999999", prompts: 1, want: pin.ErrIncorrect, retries: 2},
+		{name: "and again", pin: "999999", prompts: 1, want: pin.ErrIncorrect, retries: 1},
 		{name: "last try wrong blocks", pin: "999999", prompts: 1, want: piv.ErrPINBlocked},
 		{name: "blocked: not even asked", pin: "123456", prompts: 0, want: piv.ErrPINBlocked},
 	}
@@ -294,7 +295,7 @@ func TestPINPrompt(t *testing.T) {
 			if len(asked) != st.prompts {
 				t.Errorf("prompt called %d times (%v), want %d", len(asked), asked, st.prompts)
 			}
-			switch want := st.want.(type) {
+			switch want := st.want; want {
 			case nil:
 				if err != nil {
 					t.Fatalf("Prove: %v", err)
@@ -302,10 +303,10 @@ func TestPINPrompt(t *testing.T) {
 				if _, err := f.Verify(ctx, authn.VerifyRequest{PassportID: "carol", ChallengeID: ch.ID, Response: proof}); err != nil {
 					t.Fatalf("Verify: %v", err)
 				}
-			case piv.PINError:
-				var pe piv.PINError
-				if !errors.As(err, &pe) || pe.Retries != st.retries {
-					t.Fatalf("Prove = %v, want a PINError with %d tries left", err, st.retries)
+			case pin.ErrIncorrect:
+				var pe *pin.Error
+				if !errors.As(err, &pe) || !errors.Is(err, pin.ErrIncorrect) || pe.Retries != st.retries {
+					t.Fatalf("Prove = %v, want a *pin.Error with %d tries left", err, st.retries)
 				}
 				if n, err := card.PINRetries(ctx); err != nil || n != st.retries {
 					t.Errorf("card has %d tries left (%v), want %d: the PIN was retried", n, err, st.retries)

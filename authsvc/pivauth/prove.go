@@ -13,8 +13,8 @@ import (
 // Prove is the customer's side: it signs a challenge's Data with the key
 // in slot of card and returns the proof Verify takes (EGP1, with the
 // certificate stored in the slot). prompt is asked for the PIN when the
-// key's policy wants it; a wrong PIN returns piv.PINError (or
-// piv.ErrPINBlocked) with the tries left and is never retried.
+// key's policy wants it; a wrong PIN returns a *pin.Error (matching
+// piv.ErrPINBlocked when none are left) with the tries left and is never retried.
 func Prove(ctx context.Context, card *piv.Card, slot gopiv.Slot, prompt piv.PINPrompt, data []byte) ([]byte, error) {
 	cert, err := card.Certificate(ctx, slot)
 	if err != nil {

@@ -3,46 +3,27 @@ package ushield
 import (
 	"context"
 	"errors"
-	"fmt"
-	"os"
 	"testing"
 
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/devices/pkcs11token"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/internal/testenv"
-	"github.com/egate-bank/egate/simulators/softhsm"
+	"github.com/egate-bank/egate/simulators/softhsm/softhsmtest"
 )
 
-var hsmDir *softhsm.Dir
+var hsm = softhsmtest.Tokens{Labels: []string{"ushield-a"}, SOPIN: "87654321", PIN: "123456"}
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "egate-ushield-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if d, err := softhsm.New(dir); err == nil && d.Activate() == nil {
-		if _, _, err := d.InitToken(context.Background(), "ushield-a", "87654321", "123456"); err == nil {
-			hsmDir = d
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { softhsmtest.Main(m, &hsm) }
 
 // TestEnrollSoftHSM enrolls a SoftHSM2 token as a customer's U-shield and
 // proves a login with a signature made on the token.
 func TestEnrollSoftHSM(t *testing.T) {
-	if hsmDir == nil {
-		testenv.Missing(t, "SoftHSM2", "apt-get install softhsm2")
-	}
+	dir := hsm.Need(t)
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		r := newRig(t, db)
-		mod, err := pkcs11token.Open(hsmDir.Module)
+		mod, err := pkcs11token.Open(dir.Module)
 		if err != nil {
 			t.Fatal(err)
 		}

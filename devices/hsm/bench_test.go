@@ -46,7 +46,7 @@ func runGoroutines(b *testing.B, g int, newOp func(b *testing.B) func() error) {
 // rawSigner is the baseline: one session per goroutine and a plain
 // C_SignInit/C_Sign loop over a pre-hashed digest.
 func rawSigner(b *testing.B, s *Service, label string, mech uint, input []byte) func() error {
-	c := s.mod.ctx
+	c := s.mod.Ctx()
 	sh, err := c.OpenSession(s.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		b.Fatal(err)
@@ -128,7 +128,7 @@ func BenchmarkHMACWrapped(b *testing.B) {
 	}
 	msg := binary.BigEndian.AppendUint64(nil, 42)
 	b.Run("raw", func(b *testing.B) {
-		c := s.mod.ctx
+		c := s.mod.Ctx()
 		sh, err := c.OpenSession(s.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 		if err != nil {
 			b.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"unsafe"
 
 	"github.com/ThalesGroup/crypto11"
+	"github.com/egate-bank/egate/devices/pin"
 	"github.com/egate-bank/egate/devices/pinsource"
 	"github.com/miekg/pkcs11"
 )
@@ -97,15 +98,17 @@ func (s *Service) configureError(err error) error {
 	if errors.As(err, &pe) {
 		switch uint(pe) {
 		case pkcs11.CKR_PIN_INCORRECT, pkcs11.CKR_PIN_LEN_RANGE, pkcs11.CKR_PIN_INVALID:
-			perr := &PINError{Token: s.token, Err: pe}
+			perr := s.pinError(false, pe)
 			if ok, ti, _, err2 := probeToken(s.path, s.token); err2 == nil && ok {
-				perr.FinalTry = ti.Flags&pkcs11.CKF_USER_PIN_FINAL_TRY != 0
-				perr.Locked = ti.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0
+				perr = s.pinError(ti.Flags&pkcs11.CKF_USER_PIN_LOCKED != 0, pe)
+				if ti.Flags&pkcs11.CKF_USER_PIN_FINAL_TRY != 0 && !perr.Locked {
+					perr.Retries = 1
+				}
 			}
 			s.pinFailed = perr
 			return perr
 		case pkcs11.CKR_PIN_LOCKED:
-			s.pinFailed = &PINError{Token: s.token, Locked: true, Err: pe}
+			s.pinFailed = s.pinError(true, pe)
 			return s.pinFailed
 		case pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED:
 			return fmt.Errorf("initialising PKCS#11 module %q: another component of this process initialised it outside crypto11; open the HSM service before it: %w", s.cfg.Module, pe)
@@ -126,6 +129,17 @@ func (s *Service) configureError(err error) error {
 		return fmt.Errorf("%w: no token labelled %q in module %q (%s): fix hsm.token (--token) or create the token", ErrTokenNotFound, s.token, s.cfg.Module, have)
 	}
 	return fmt.Errorf("opening token %q of module %q through crypto11: %w", s.token, s.cfg.Module, err)
+}
+
+// pinError is the refused login on this Service's token: never retried.
+func (s *Service) pinError(locked bool, cause error) *pin.Error {
+	e := &pin.Error{Device: fmt.Sprintf("HSM token %q", s.token), Retries: -1, Locked: locked, Err: cause,
+		Advice: "fix the PIN in the pin-source (egate does not retry a wrong PIN)"}
+	if locked {
+		e.Retries = 0
+		e.Advice = "the token refuses logins until the security officer unlocks the user PIN"
+	}
+	return e
 }
 
 // loggedIn reports whether the token considers this process logged in, by

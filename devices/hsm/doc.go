@@ -12,6 +12,26 @@
 // only ever unwrapped, for the length of one call, into a sensitive,
 // non-extractable session key whose HMAC the HSM computes.
 //
+// # Keys by name, and the seams
+//
+// Every method that takes a key (Signer, ResolveKey, Seal, Unseal, HMAC,
+// WrapSecret, WrapSeed's key, HMACWrapped, RewrapSecret, ImportSecret,
+// DecryptTransport, TransportPublicKey) takes a key reference: a plain
+// label, as egate's config has always named keys, or an RFC 7512 pkcs11:
+// URI whose object= is the label and whose token=, id= and type=, when
+// present, must match the key (TestKeysByURI). "egate-hmac" and
+// "pkcs11:token=egate;object=egate-hmac;type=secret-key" name one key;
+// Key.URI is the full form.
+//
+// Callers declare the narrow interface they use next to their code
+// (authsvc/gridcard.Sealer, authsvc/sms.MAC, authsvc/otp's HSM), which a
+// Service, a simulator or a fake satisfies. Below the Service, its own
+// PKCS#11 calls go through package p11's Ctx interface (the module
+// loading, return values and token lookup it shares with
+// devices/pkcs11token); OpenWrapped interposes on them, and
+// p11test.Faulty makes any call fail with a chosen return value
+// (TestInjectedFaultsRecover).
+//
 // # Seeds stay in the HSM
 //
 // OTP seeds are wrapped by a key of their own, the seed-wrap key
@@ -66,7 +86,7 @@
 //     module registry counts users per path, and the last Context.Close
 //     calls C_Finalize), finds the token by label and logs in on its
 //     long-lived session. Its errors are mapped to ErrModuleNotFound,
-//     ErrTokenNotFound and *PINError by the PKCS#11 return value, or, for
+//     ErrTokenNotFound and *pin.Error (package pin) by the PKCS#11 return value, or, for
 //     crypto11's untyped errors, by loading the module briefly on its own
 //     to see whether it loads and which tokens it has;
 //   - key generation: GenerateECDSAKeyPairWithAttributes,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/pin"
 	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
@@ -16,14 +18,16 @@ var (
 	ErrBadConfig      = errors.New("invalid HSM configuration")
 	ErrModuleNotFound = errors.New("PKCS#11 module not found")
 	ErrTokenNotFound  = errors.New("HSM token not found")
-	ErrPINIncorrect   = errors.New("HSM PIN incorrect")
-	ErrPINLocked      = errors.New("HSM PIN locked")
-	ErrKeyNotFound    = errors.New("HSM key not found")
-	ErrKeyType        = errors.New("HSM key has another type")
-	ErrBadURI         = pkcs11uri.ErrBadURI
-	ErrClosed         = errors.New("HSM service is closed")
-	ErrSessionLost    = errors.New("HSM session lost")
-	ErrSealed         = errors.New("sealed data is invalid")
+	// ErrPINIncorrect and ErrPINLocked are package pin's sentinels: a
+	// refused login is a *pin.Error, as on every other device.
+	ErrPINIncorrect = pin.ErrIncorrect
+	ErrPINLocked    = pin.ErrLocked
+	ErrKeyNotFound  = errors.New("HSM key not found")
+	ErrKeyType      = errors.New("HSM key has another type")
+	ErrBadURI       = pkcs11uri.ErrBadURI
+	ErrClosed       = errors.New("HSM service is closed")
+	ErrSessionLost  = errors.New("HSM session lost")
+	ErrSealed       = errors.New("sealed data is invalid")
 	// ErrOneWay: RewrapSecret was asked to move a secret that is already
 	// under a seed-wrap key, which lets nothing out (not even to another
 	// seed-wrap key).
@@ -36,33 +40,6 @@ var (
 	// Errors matching it are *UnavailableError.
 	ErrUnavailable = errors.New("HSM unavailable")
 )
-
-// PINError is a refused login. It matches ErrPINIncorrect, or ErrPINLocked
-// when the token locked the PIN. egate never retries it.
-type PINError struct {
-	Token    string
-	Locked   bool
-	FinalTry bool // the token said one more wrong PIN locks it
-	Err      error
-}
-
-func (e *PINError) Error() string {
-	if e.Locked {
-		return fmt.Sprintf("HSM PIN locked on token %q: the token refuses logins until the security officer unlocks the user PIN", e.Token)
-	}
-	msg := fmt.Sprintf("HSM PIN incorrect for token %q: fix the PIN in the pin-source (egate does not retry a wrong PIN)", e.Token)
-	if e.FinalTry {
-		msg += "; the token says one more wrong PIN locks it"
-	}
-	return msg
-}
-
-// Is matches ErrPINIncorrect or ErrPINLocked.
-func (e *PINError) Is(target error) bool {
-	return (target == ErrPINIncorrect && !e.Locked) || (target == ErrPINLocked && e.Locked)
-}
-
-func (e *PINError) Unwrap() error { return e.Err }
 
 // KeyNotFoundError names the missing key.
 type KeyNotFoundError struct {
@@ -105,48 +82,15 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 // deviceFault reports module errors that say the device, the token or the
 // module itself failed (not one session): the Service reopens the module.
 func deviceFault(err error) bool {
-	var pe pkcs11.Error
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch uint(pe) {
-	case pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_MEMORY,
-		pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED:
-		return true
-	}
-	return false
+	return p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR, pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_DEVICE_REMOVED, pkcs11.CKR_DEVICE_MEMORY,
+		pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_TOKEN_NOT_RECOGNIZED, pkcs11.CKR_CRYPTOKI_NOT_INITIALIZED)
 }
 
 // sessionLost reports module errors after which the session (or the login
 // state it depended on) is gone and a fresh session may succeed.
-func sessionLost(err error) bool {
-	var pe pkcs11.Error
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch uint(pe) {
-	case pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED, pkcs11.CKR_DEVICE_REMOVED,
-		pkcs11.CKR_DEVICE_ERROR, pkcs11.CKR_TOKEN_NOT_PRESENT, pkcs11.CKR_USER_NOT_LOGGED_IN,
-		pkcs11.CKR_SESSION_COUNT:
-		return true
-	}
-	return false
-}
+func sessionLost(err error) bool { return p11.SessionLost(err) }
 
 // staleHandle reports that a cached object handle is no longer valid.
 func staleHandle(err error) bool {
-	var pe pkcs11.Error
-	if !errors.As(err, &pe) {
-		return false
-	}
-	switch uint(pe) {
-	case pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_KEY_HANDLE_INVALID:
-		return true
-	}
-	return false
-}
-
-func isRV(err error, rv uint) bool {
-	var pe pkcs11.Error
-	return errors.As(err, &pe) && uint(pe) == rv
+	return p11.IsRV(err, pkcs11.CKR_OBJECT_HANDLE_INVALID, pkcs11.CKR_KEY_HANDLE_INVALID)
 }

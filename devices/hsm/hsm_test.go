@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/pin"
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/miekg/pkcs11"
 )
@@ -30,7 +32,7 @@ import (
 // library directly (not through the service's code).
 func rawSession(t testing.TB, s *Service) (*pkcs11.Ctx, pkcs11.SessionHandle) {
 	t.Helper()
-	c := s.mod.ctx
+	c := s.mod.Ctx().(*pkcs11.Ctx)
 	sh, err := c.OpenSession(s.slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +111,7 @@ func TestStandardKeysAttributes(t *testing.T) {
 				}
 			}
 			// A sensitive key refuses to give its value.
-			if _, err := c.GetAttributeValue(sh, hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)}); !isRV(err, pkcs11.CKR_ATTRIBUTE_SENSITIVE) && spec.Type != KeyRSA2048 && spec.Type != KeyECDSAP256 {
+			if _, err := c.GetAttributeValue(sh, hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)}); !p11.IsRV(err, pkcs11.CKR_ATTRIBUTE_SENSITIVE) && spec.Type != KeyRSA2048 && spec.Type != KeyECDSAP256 {
 				t.Errorf("reading CKA_VALUE: %v, want CKR_ATTRIBUTE_SENSITIVE", err)
 			}
 		})
@@ -431,7 +433,7 @@ func TestSessionRecovery(t *testing.T) {
 	loginsBefore := cp.n.Load()
 	// The module loses every session of the application (as after an HSM
 	// failover): the login state goes with them.
-	if err := s.mod.ctx.CloseAllSessions(s.slot); err != nil {
+	if err := s.mod.Ctx().CloseAllSessions(s.slot); err != nil {
 		t.Fatal(err)
 	}
 	for i := range 3 {
@@ -447,7 +449,7 @@ func TestSessionRecovery(t *testing.T) {
 		t.Fatalf("logged in %d times to recover, want exactly 1", got)
 	}
 	// Seal, HMAC and listing recover too.
-	s.mod.ctx.CloseAllSessions(s.slot)
+	s.mod.Ctx().CloseAllSessions(s.slot)
 	if _, err := s.Keys(ctx); err != nil {
 		t.Fatalf("Keys after loss: %v", err)
 	}
@@ -480,7 +482,7 @@ func TestSessionRecoveryConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	before := cp.n.Load()
-	if err := s.mod.ctx.CloseAllSessions(s.slot); err != nil {
+	if err := s.mod.Ctx().CloseAllSessions(s.slot); err != nil {
 		t.Fatal(err)
 	}
 	errs := make(chan error, 16)
@@ -524,9 +526,9 @@ func TestWrongPINNeverRetried(t *testing.T) {
 	if !errors.Is(err, ErrPINIncorrect) {
 		t.Fatalf("Open with a wrong PIN: %v, want ErrPINIncorrect", err)
 	}
-	var pe *PINError
-	if !errors.As(err, &pe) || pe.Token != pinToken {
-		t.Fatalf("error %v is not a *PINError for %q", err, pinToken)
+	var pe *pin.Error
+	if !errors.As(err, &pe) || !strings.Contains(pe.Device, pinToken) || pe.Locked {
+		t.Fatalf("error %v is not a *pin.Error for %q", err, pinToken)
 	}
 	if strings.Contains(err.Error(), "9999") {
 		t.Fatal("error contains the PIN")
@@ -566,7 +568,7 @@ func TestWrongPINNeverRetried(t *testing.T) {
 		func() error { _, err := s.Keys(ctx); return err },
 	}
 	for i := range 6 {
-		s.mod.ctx.CloseAllSessions(s.slot)
+		s.mod.Ctx().CloseAllSessions(s.slot)
 		if err := calls[i%2](); !errors.Is(err, ErrPINIncorrect) {
 			t.Fatalf("call %d after the PIN changed: %v, want ErrPINIncorrect", i, err)
 		}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/ThalesGroup/crypto11"
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
@@ -94,8 +95,8 @@ func (s *Service) InitStandardKeys(ctx context.Context) ([]Key, error) {
 	return out, nil
 }
 
-// oidP256 is the DER of the OID of NIST P-256, the value of CKA_EC_PARAMS.
-var oidP256 = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+// oidP256 is the CKA_EC_PARAMS of a P-256 key.
+var oidP256 = p11.ECParamsP256()
 
 // EnsureKey finds the key labelled spec.Label, or generates it inside the
 // HSM (sensitive, never extractable, on the token) if there is none. It
@@ -327,15 +328,8 @@ func trimZeros(b []byte) []byte {
 	return b
 }
 
-// bytesToUint decodes a CK_ULONG attribute (host byte order, as miekg/pkcs11
-// encodes it).
-func bytesToUint(b []byte) uint {
-	var v uint
-	for i := len(b) - 1; i >= 0; i-- {
-		v = v<<8 | uint(b[i])
-	}
-	return v
-}
+// bytesToUint decodes a CK_ULONG attribute.
+func bytesToUint(b []byte) uint { return p11.Uint(b) }
 
 // FindKey describes the key labelled label, or returns ErrKeyNotFound.
 func (s *Service) FindKey(ctx context.Context, label string) (Key, error) {
@@ -378,34 +372,84 @@ func (s *Service) Keys(ctx context.Context) ([]Key, error) {
 	return out, err
 }
 
-// ResolveKey turns a key reference (a label, or a pkcs11: URI naming this
-// token's key by object label and optionally id and type) into a Key.
-func (s *Service) ResolveKey(ctx context.Context, ref string) (Key, error) {
+// A key reference (ref) names one key of the Service's token: a plain
+// label (CKA_LABEL, as egate's config has always named keys), or an RFC
+// 7512 pkcs11: URI with object= (the label) and optionally token= (which
+// must be this token), id= (which must be the key's CKA_ID) and type=
+// (private or secret-key). Every method that takes a key accepts both:
+// "egate-hmac" and "pkcs11:token=egate;object=egate-hmac;type=secret-key"
+// name the same key. Key.URI is the full form.
+
+// parseKeyRef splits a reference into the label and, for a URI, the parsed
+// URI (nil for a plain label). what names the key in messages.
+func (s *Service) parseKeyRef(ref, what string) (string, *pkcs11uri.URI, error) {
 	if !strings.HasPrefix(strings.ToLower(ref), pkcs11uri.Scheme) {
-		return s.FindKey(ctx, ref)
+		return ref, nil, nil
 	}
 	u, err := pkcs11uri.Parse(ref)
 	if err != nil {
-		return Key{}, err
+		return "", nil, err
 	}
 	if u.Object == "" {
-		return Key{}, fmt.Errorf("%w: the key URI has no object= attribute; egate names keys by label", ErrBadURI)
+		return "", nil, fmt.Errorf("%w: the %s URI has no object= attribute; egate names keys by label", ErrBadURI, what)
 	}
 	if u.Token != "" && u.Token != s.token {
-		return Key{}, fmt.Errorf("%w: the key URI names token %q but the HSM service uses token %q", ErrTokenNotFound, u.Token, s.token)
+		return "", nil, fmt.Errorf("%w: the %s URI names token %q but the HSM service uses token %q", ErrTokenNotFound, what, u.Token, s.token)
 	}
-	k, err := s.FindKey(ctx, u.Object)
+	if u.Type != "" && u.Type != pkcs11uri.TypePrivate && u.Type != pkcs11uri.TypeSecretKey {
+		return "", nil, fmt.Errorf("%w: type=%s names no key egate uses (want private or secret-key)", ErrBadURI, u.Type)
+	}
+	return u.Object, u, nil
+}
+
+// refHandle finds the object of class named by ref (a label or a pkcs11:
+// URI, see parseKeyRef) on a session, through the handle cache. A URI's
+// type= must agree with class and its id= with the key's CKA_ID. what
+// names the key in messages ("key", "transport key").
+func (s *Service) refHandle(sh pkcs11.SessionHandle, ref string, class uint, what string) (pkcs11.ObjectHandle, error) {
+	label, u, err := s.parseKeyRef(ref, what)
+	if err != nil {
+		return 0, err
+	}
+	if u != nil {
+		want := map[uint]string{pkcs11.CKO_SECRET_KEY: pkcs11uri.TypeSecretKey, pkcs11.CKO_PRIVATE_KEY: pkcs11uri.TypePrivate}[class]
+		if u.Type != "" && u.Type != want {
+			return 0, fmt.Errorf("%w: %s %q must be a %s but the URI says type=%s", ErrKeyType, what, label, className(class), u.Type)
+		}
+	}
+	h, err := s.handle(sh, class, label)
+	if err != nil || u == nil || u.ID == nil {
+		return h, err
+	}
+	a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
+	if err != nil {
+		return 0, err
+	}
+	if !bytes.Equal(a[0].Value, u.ID) {
+		return 0, fmt.Errorf("%w: %s %q exists but its id differs from the URI's id=: the key was replaced; update the URI", ErrKeyNotFound, what, label)
+	}
+	return h, nil
+}
+
+// ResolveKey turns a key reference (a label, or a pkcs11: URI naming this
+// token's key by object label and optionally id and type) into a Key.
+func (s *Service) ResolveKey(ctx context.Context, ref string) (Key, error) {
+	label, u, err := s.parseKeyRef(ref, "key")
+	if err != nil || u == nil {
+		if err != nil {
+			return Key{}, err
+		}
+		return s.FindKey(ctx, ref)
+	}
+	k, err := s.FindKey(ctx, label)
 	if err != nil {
 		return Key{}, err
 	}
 	if u.ID != nil && !bytes.Equal(u.ID, k.ID) {
-		return Key{}, fmt.Errorf("%w: key %q exists but its id differs from the URI's id=: the key was replaced; update the URI", ErrKeyNotFound, u.Object)
-	}
-	if u.Type != "" && u.Type != pkcs11uri.TypePrivate && u.Type != pkcs11uri.TypeSecretKey {
-		return Key{}, fmt.Errorf("%w: type=%s names no key egate uses (want private or secret-key)", ErrBadURI, u.Type)
+		return Key{}, fmt.Errorf("%w: key %q exists but its id differs from the URI's id=: the key was replaced; update the URI", ErrKeyNotFound, label)
 	}
 	if (u.Type == pkcs11uri.TypePrivate) != k.Type.asymmetric() && u.Type != "" {
-		return Key{}, fmt.Errorf("%w: key %q is %s but the URI says type=%s", ErrKeyType, u.Object, typeName(k.Type), u.Type)
+		return Key{}, fmt.Errorf("%w: key %q is %s but the URI says type=%s", ErrKeyType, label, typeName(k.Type), u.Type)
 	}
 	return k, nil
 }

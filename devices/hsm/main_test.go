@@ -9,6 +9,7 @@ import (
 
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/simulators/softhsm"
+	"github.com/egate-bank/egate/simulators/softhsm/softhsmtest"
 )
 
 // One SoftHSM2 directory per test binary: SOFTHSM2_CONF is read once per
@@ -28,33 +29,22 @@ const (
 	testSOPIN = "5678"
 )
 
+// softHSM provisions both tokens before anything loads the module.
+var softHSM = softhsmtest.Tokens{Labels: []string{testToken, pinToken}, SOPIN: testSOPIN, PIN: testPIN}
+
 func TestMain(m *testing.M) {
-	root, err := os.MkdirTemp("", "egate-hsm-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	env.err = softHSM.Provision()
+	if env.err == nil {
+		env.err = setup(softHSM.Root)
 	}
-	env.root = root
-	env.err = setup(root)
 	code := m.Run()
-	os.RemoveAll(root)
+	softHSM.Remove()
 	os.Exit(code)
 }
 
 func setup(root string) error {
-	d, err := softhsm.New(filepath.Join(root, "softhsm"))
-	if err != nil {
-		return err
-	}
-	if err := d.Activate(); err != nil {
-		return err
-	}
-	ctx := context.Background()
-	for _, l := range []string{testToken, pinToken} {
-		if _, _, err := d.InitToken(ctx, l, testSOPIN, testPIN); err != nil {
-			return err
-		}
-	}
+	env.root = root
+	d := softHSM.Dir
 	if err := createTrustedKey(d.Module, testToken, testSOPIN, trustedWrapLabel); err != nil {
 		return err
 	}

@@ -1,42 +1,14 @@
 package hsm
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
-	"strings"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/miekg/pkcs11"
 )
-
-// p11 is the slice of PKCS#11 the miekg/pkcs11 path of the service uses
-// (wrapping, attribute read-back, listing, sealing, HMAC). *pkcs11.Ctx
-// satisfies it. There is no Login: egate logs in only through
-// crypto11.Configure (see c11.go).
-type p11 interface {
-	GetSlotList(tokenPresent bool) ([]uint, error)
-	GetTokenInfo(slotID uint) (pkcs11.TokenInfo, error)
-	OpenSession(slotID uint, flags uint) (pkcs11.SessionHandle, error)
-	CloseSession(sh pkcs11.SessionHandle) error
-	GetSessionInfo(sh pkcs11.SessionHandle) (pkcs11.SessionInfo, error)
-	FindObjectsInit(sh pkcs11.SessionHandle, temp []*pkcs11.Attribute) error
-	FindObjects(sh pkcs11.SessionHandle, max int) ([]pkcs11.ObjectHandle, bool, error)
-	FindObjectsFinal(sh pkcs11.SessionHandle) error
-	GetAttributeValue(sh pkcs11.SessionHandle, o pkcs11.ObjectHandle, a []*pkcs11.Attribute) ([]*pkcs11.Attribute, error)
-	SignInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
-	Sign(sh pkcs11.SessionHandle, message []byte) ([]byte, error)
-	EncryptInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
-	Encrypt(sh pkcs11.SessionHandle, message []byte) ([]byte, error)
-	DecryptInit(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, o pkcs11.ObjectHandle) error
-	Decrypt(sh pkcs11.SessionHandle, cypher []byte) ([]byte, error)
-	WrapKey(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, wrappingkey, key pkcs11.ObjectHandle) ([]byte, error)
-	UnwrapKey(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, unwrappingkey pkcs11.ObjectHandle, wrappedkey []byte, a []*pkcs11.Attribute) (pkcs11.ObjectHandle, error)
-	CreateObject(sh pkcs11.SessionHandle, temp []*pkcs11.Attribute) (pkcs11.ObjectHandle, error)
-	DestroyObject(sh pkcs11.SessionHandle, oh pkcs11.ObjectHandle) error
-}
-
-var _ p11 = (*pkcs11.Ctx)(nil)
 
 // modulePath checks that path names a file and returns its absolute,
 // symlink-free form. crypto11 keeps one loaded module per path string, so
@@ -63,36 +35,17 @@ func errNotLibrary(path string) error {
 	return fmt.Errorf("%w: %q cannot be loaded as a PKCS#11 library (no C_GetFunctionList): set hsm.module to the HSM vendor's PKCS#11 library", ErrModuleNotFound, path)
 }
 
-// loadedModule is the service's own miekg/pkcs11 handle on the library that
-// crypto11 has loaded and initialised. dlopen counts references, so both
-// handles reach the same module state (sessions, login). The service never
-// calls C_Finalize through it while crypto11 holds the module: crypto11's
-// last Context.Close finalises.
-type loadedModule struct {
-	ctx   *pkcs11.Ctx
-	owned bool // C_Initialize succeeded through this handle (crypto11 did not hold the module)
-}
-
-func loadModule(path string) (*loadedModule, error) {
-	ctx := pkcs11.New(path)
-	if ctx == nil {
+// loadModule is the service's own miekg/pkcs11 handle (package p11) on
+// the library that crypto11 has loaded and initialised. dlopen counts
+// references, so both handles reach the same module state (sessions,
+// login). p11 never finalises a library crypto11 initialised: crypto11's
+// last Context.Close does.
+func loadModule(path string) (*p11.Module, error) {
+	m, err := p11.Load(path)
+	if errors.Is(err, p11.ErrLoad) {
 		return nil, errNotLibrary(path)
 	}
-	err := ctx.Initialize()
-	if err != nil && !isRV(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-		ctx.Destroy()
-		return nil, fmt.Errorf("initialising PKCS#11 module %q (C_Initialize): %w", path, err)
-	}
-	return &loadedModule{ctx: ctx, owned: err == nil}, nil
-}
-
-// release drops the handle; called after every session opened through it
-// is closed and before crypto11's Context.Close.
-func (m *loadedModule) release() {
-	if m.owned {
-		_ = m.ctx.Finalize()
-	}
-	m.ctx.Destroy()
+	return m, err
 }
 
 // probeToken loads the module on its own for a moment to explain why
@@ -103,29 +56,14 @@ func probeToken(path, label string) (found bool, info pkcs11.TokenInfo, have str
 	if err != nil {
 		return false, info, "", err
 	}
-	defer m.release()
-	slots, err := m.ctx.GetSlotList(true)
-	if err != nil {
-		return false, info, "", fmt.Errorf("listing slots of module %q: %w", path, err)
+	defer m.Close()
+	_, info, err = p11.FindToken(m.Ctx(), label)
+	var nf *p11.TokenNotFoundError
+	switch {
+	case err == nil:
+		return true, info, "", nil
+	case errors.As(err, &nf):
+		return false, info, nf.Have(), nil
 	}
-	var labels []string
-	for _, sl := range slots {
-		ti, err := m.ctx.GetTokenInfo(sl)
-		if err != nil {
-			continue
-		}
-		l := strings.TrimRight(ti.Label, " \x00")
-		if l == label {
-			return true, ti, "", nil
-		}
-		if l != "" {
-			labels = append(labels, fmt.Sprintf("%q", l))
-		}
-	}
-	sort.Strings(labels)
-	have = "the module has no initialised token"
-	if len(labels) > 0 {
-		have = "tokens present: " + strings.Join(labels, ", ")
-	}
-	return false, info, have, nil
+	return false, info, "", fmt.Errorf("module %q: %w", path, err)
 }

@@ -13,79 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/devices/p11/p11test"
 	"github.com/miekg/pkcs11"
 )
-
-// faultP11 is the service's p11 with return codes injected: the next n
-// calls of a method fail with rv (n < 0: every call until cleared).
-type faultP11 struct {
-	p11
-	mu     sync.Mutex
-	faults map[string]*fault
-	calls  map[string]int
-}
-
-type fault struct {
-	rv uint
-	n  int
-}
-
-func newFaultP11(p p11) *faultP11 {
-	return &faultP11{p11: p, faults: map[string]*fault{}, calls: map[string]int{}}
-}
-
-func (f *faultP11) inject(method string, rv uint, n int) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.faults[method] = &fault{rv, n}
-}
-
-func (f *faultP11) clear() {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	clear(f.faults)
-}
-
-func (f *faultP11) count(method string) int {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.calls[method]
-}
-
-func (f *faultP11) fail(method string) error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	f.calls[method]++
-	ft := f.faults[method]
-	if ft == nil || ft.n == 0 {
-		return nil
-	}
-	if ft.n > 0 {
-		ft.n--
-	}
-	return pkcs11.Error(ft.rv)
-}
-
-func (f *faultP11) GetTokenInfo(slot uint) (pkcs11.TokenInfo, error) {
-	if err := f.fail("GetTokenInfo"); err != nil {
-		return pkcs11.TokenInfo{}, err
-	}
-	return f.p11.GetTokenInfo(slot)
-}
-
-func (f *faultP11) Sign(sh pkcs11.SessionHandle, msg []byte) ([]byte, error) {
-	if err := f.fail("Sign"); err != nil {
-		return nil, err
-	}
-	return f.p11.Sign(sh, msg)
-}
-
-func (f *faultP11) Encrypt(sh pkcs11.SessionHandle, msg []byte) ([]byte, error) {
-	if err := f.fail("Encrypt"); err != nil {
-		return nil, err
-	}
-	return f.p11.Encrypt(sh, msg)
-}
 
 // fakeClock is the service's clock in tests of the backoff.
 type fakeClock struct {
@@ -106,8 +36,8 @@ func (c *fakeClock) Add(d time.Duration) {
 }
 
 // openFaulty opens a service whose miekg/pkcs11 calls go through a
-// faultP11 and whose clock is a fakeClock.
-func openFaulty(t *testing.T) (*Service, *faultP11, *fakeClock, *loginCounter) {
+// p11test.Faulty and whose clock is a fakeClock.
+func openFaulty(t *testing.T) (*Service, *p11test.Faulty, *fakeClock, *loginCounter) {
 	t.Helper()
 	need(t)
 	lc := &loginCounter{}
@@ -118,7 +48,7 @@ func openFaulty(t *testing.T) (*Service, *faultP11, *fakeClock, *loginCounter) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	fp := newFaultP11(s.p)
+	fp := p11test.New(s.p)
 	clk := &fakeClock{t: time.Unix(1_800_000_000, 0)}
 	s.p, s.now = fp, clk.Now
 	ctx := context.Background()
@@ -160,7 +90,7 @@ func TestInjectedFaultsRecover(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s, fp, _, lc := openFaulty(t)
 			logins := lc.n.Load()
-			fp.inject(tc.method, tc.rv, tc.times)
+			fp.Inject(tc.method, tc.rv, tc.times)
 			if err := tc.op(s); err != nil {
 				t.Fatalf("call with one injected %s: %v", pkcs11.Error(tc.rv), err)
 			}
@@ -184,8 +114,8 @@ func TestInjectedFaultsRecover(t *testing.T) {
 func TestInjectedOutageBackoff(t *testing.T) {
 	s, fp, clk, _ := openFaulty(t)
 	ctx := context.Background()
-	fp.inject("Sign", pkcs11.CKR_DEVICE_REMOVED, -1)
-	fp.inject("GetTokenInfo", pkcs11.CKR_TOKEN_NOT_PRESENT, -1)
+	fp.Inject("Sign", pkcs11.CKR_DEVICE_REMOVED, -1)
+	fp.Inject("GetTokenInfo", pkcs11.CKR_TOKEN_NOT_PRESENT, -1)
 	_, err := s.HMAC(ctx, "egate-test-hmac", []byte("m"))
 	var ue *UnavailableError
 	if !errors.As(err, &ue) || !errors.Is(err, ErrUnavailable) {
@@ -194,7 +124,7 @@ func TestInjectedOutageBackoff(t *testing.T) {
 	if ue.RetryAfter != time.Second {
 		t.Fatalf("first wait %v, want RetryMin (1s)", ue.RetryAfter)
 	}
-	signs := fp.count("Sign")
+	signs := fp.Calls("Sign")
 	for range 3 {
 		if _, err := s.HMAC(ctx, "egate-test-hmac", []byte("m")); !errors.Is(err, ErrUnavailable) {
 			t.Fatalf("HMAC during the wait: %v, want ErrUnavailable", err)
@@ -203,7 +133,7 @@ func TestInjectedOutageBackoff(t *testing.T) {
 	if err := s.Check(ctx); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("Check during the wait: %v, want ErrUnavailable", err)
 	}
-	if got := fp.count("Sign"); got != signs {
+	if got := fp.Calls("Sign"); got != signs {
 		t.Fatalf("%d calls reached the module during the wait, want none", got-signs)
 	}
 	for _, want := range []time.Duration{2 * time.Second, 4 * time.Second, 4 * time.Second} {
@@ -216,7 +146,7 @@ func TestInjectedOutageBackoff(t *testing.T) {
 			t.Fatalf("wait %v, want %v", ue.RetryAfter, want)
 		}
 	}
-	fp.clear()
+	fp.Clear()
 	if _, err := s.HMAC(ctx, "egate-test-hmac", []byte("m")); !errors.Is(err, ErrUnavailable) {
 		t.Fatalf("HMAC before the wait ran out: %v, want ErrUnavailable", err)
 	}
@@ -228,8 +158,8 @@ func TestInjectedOutageBackoff(t *testing.T) {
 		t.Fatalf("Check after recovery: %v", err)
 	}
 	// A new outage starts with RetryMin again.
-	fp.inject("Sign", pkcs11.CKR_DEVICE_REMOVED, -1)
-	fp.inject("GetTokenInfo", pkcs11.CKR_TOKEN_NOT_PRESENT, -1)
+	fp.Inject("Sign", pkcs11.CKR_DEVICE_REMOVED, -1)
+	fp.Inject("GetTokenInfo", pkcs11.CKR_TOKEN_NOT_PRESENT, -1)
 	if _, err := s.HMAC(ctx, "egate-test-hmac", []byte("m")); !errors.As(err, &ue) || ue.RetryAfter != time.Second {
 		t.Fatalf("second outage: %v, want a wait of RetryMin", err)
 	}

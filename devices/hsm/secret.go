@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"fmt"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -19,9 +20,10 @@ const (
 	hmacPadLen       = 64 // the smallest block size of SHA-1, SHA-256, SHA-512
 )
 
-// Seal encrypts plaintext with AES-256-GCM under the HSM key keyLabel,
-// computed in the HSM, binding aad (which must be given again to Unseal).
-func (s *Service) Seal(ctx context.Context, keyLabel string, plaintext, aad []byte) ([]byte, error) {
+// Seal encrypts plaintext with AES-256-GCM under the HSM key keyRef (a
+// label or a pkcs11: URI; see ResolveKey), computed in the HSM, binding
+// aad (which must be given again to Unseal).
+func (s *Service) Seal(ctx context.Context, keyRef string, plaintext, aad []byte) ([]byte, error) {
 	iv := make([]byte, gcmIVLen)
 	if _, err := rand.Read(iv); err != nil {
 		return nil, err
@@ -29,7 +31,7 @@ func (s *Service) Seal(ctx context.Context, keyLabel string, plaintext, aad []by
 	fullAAD := append([]byte{sealV1GCM}, aad...)
 	var ct []byte
 	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
-		h, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, keyLabel)
+		h, err := s.refHandle(sh, keyRef, pkcs11.CKO_SECRET_KEY, "key")
 		if err != nil {
 			return err
 		}
@@ -42,7 +44,7 @@ func (s *Service) Seal(ctx context.Context, keyLabel string, plaintext, aad []by
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("sealing with %q: %w", keyLabel, err)
+		return nil, fmt.Errorf("sealing with %q: %w", keyRef, err)
 	}
 	out := make([]byte, 0, 1+gcmIVLen+len(ct))
 	out = append(append(append(out, sealV1GCM), iv...), ct...)
@@ -51,15 +53,15 @@ func (s *Service) Seal(ctx context.Context, keyLabel string, plaintext, aad []by
 
 // Unseal reverses Seal. Tampered data, another key or another aad yield
 // ErrSealed.
-func (s *Service) Unseal(ctx context.Context, keyLabel string, sealed, aad []byte) ([]byte, error) {
+func (s *Service) Unseal(ctx context.Context, keyRef string, sealed, aad []byte) ([]byte, error) {
 	if len(sealed) < 1+gcmIVLen+gcmTagBits/8 || sealed[0] != sealV1GCM {
-		return nil, fmt.Errorf("%w: unsealing with %q: not a sealed blob of a known format", ErrSealed, keyLabel)
+		return nil, fmt.Errorf("%w: unsealing with %q: not a sealed blob of a known format", ErrSealed, keyRef)
 	}
 	iv := sealed[1 : 1+gcmIVLen]
 	fullAAD := append([]byte{sealV1GCM}, aad...)
 	var pt []byte
 	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
-		h, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, keyLabel)
+		h, err := s.refHandle(sh, keyRef, pkcs11.CKO_SECRET_KEY, "key")
 		if err != nil {
 			return err
 		}
@@ -70,13 +72,13 @@ func (s *Service) Unseal(ctx context.Context, keyLabel string, sealed, aad []byt
 		}
 		pt, err = s.p.Decrypt(sh, sealed[1+gcmIVLen:])
 		// SoftHSM2 reports a failed GCM tag check as CKR_GENERAL_ERROR.
-		if isRV(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID) || isRV(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) || isRV(err, pkcs11.CKR_GENERAL_ERROR) {
+		if p11.IsRV(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID) || p11.IsRV(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE) || p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR) {
 			return fmt.Errorf("%w: authentication failed (tampered data, another key or another context)", ErrSealed)
 		}
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("unsealing with %q: %w", keyLabel, err)
+		return nil, fmt.Errorf("unsealing with %q: %w", keyRef, err)
 	}
 	return pt, nil
 }
@@ -86,8 +88,8 @@ const MaxSecretLen = 4096
 
 // WrapSecret brings secret into the HSM as a temporary session key and lets
 // it out only wrapped (RFC 5649 AES key wrap with padding, C_WrapKey) by
-// wrapKeyLabel, which must be a seed-wrap key (KeySeedWrap; otherwise
-// ErrKeyType, and nothing is wrapped). The result can be stored anywhere:
+// wrapKeyRef (a label or a pkcs11: URI), which must be a seed-wrap key
+// (KeySeedWrap; otherwise ErrKeyType, and nothing is wrapped). The result can be stored anywhere:
 // the seed-wrap key's unwrap template lets it back into the HSM only as a
 // sensitive, non-extractable, sign-only key, which is what HMACWrapped
 // makes of it.
@@ -105,9 +107,9 @@ const MaxSecretLen = 4096
 // SHA-512), so every HMAC-SHA-1/256/512 value is unchanged, and HSMs such as
 // SoftHSM2 refuse HMAC keys shorter than the hash output (a 20-byte RFC 4226
 // seed under HMAC-SHA-256, for instance).
-func (s *Service) WrapSecret(ctx context.Context, wrapKeyLabel string, secret []byte) ([]byte, error) {
+func (s *Service) WrapSecret(ctx context.Context, wrapKeyRef string, secret []byte) ([]byte, error) {
 	if len(secret) == 0 || len(secret) > MaxSecretLen {
-		return nil, fmt.Errorf("wrapping a secret with %q: length %d, want 1 to %d bytes", wrapKeyLabel, len(secret), MaxSecretLen)
+		return nil, fmt.Errorf("wrapping a secret with %q: length %d, want 1 to %d bytes", wrapKeyRef, len(secret), MaxSecretLen)
 	}
 	if len(secret) < hmacPadLen {
 		padded := make([]byte, hmacPadLen)
@@ -117,7 +119,7 @@ func (s *Service) WrapSecret(ctx context.Context, wrapKeyLabel string, secret []
 	}
 	var wrapped []byte
 	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
-		wk, err := s.seedWrapKey(sh, wrapKeyLabel)
+		wk, err := s.seedWrapKey(sh, wrapKeyRef)
 		if err != nil {
 			return err
 		}
@@ -140,7 +142,7 @@ func (s *Service) WrapSecret(ctx context.Context, wrapKeyLabel string, secret []
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("wrapping a secret with %q: %w", wrapKeyLabel, err)
+		return nil, fmt.Errorf("wrapping a secret with %q: %w", wrapKeyRef, err)
 	}
 	return append([]byte{wrapV1KeyWrapPad}, wrapped...), nil
 }
@@ -157,27 +159,27 @@ var hmacMechs = map[crypto.Hash]uint{
 // the HSM and destroys the key. The same template serves a secret still
 // wrapped by an older plain AES key (before RewrapSecret moved it). h is crypto.SHA1, SHA256 or SHA512. The i-th result is
 // the MAC of msgs[i].
-func (s *Service) HMACWrapped(ctx context.Context, wrapKeyLabel string, wrapped []byte, h crypto.Hash, msgs [][]byte) ([][]byte, error) {
+func (s *Service) HMACWrapped(ctx context.Context, wrapKeyRef string, wrapped []byte, h crypto.Hash, msgs [][]byte) ([][]byte, error) {
 	mech, ok := hmacMechs[h]
 	if !ok {
 		return nil, fmt.Errorf("HMAC with a wrapped secret: hash %v is not supported (want SHA-1, SHA-256 or SHA-512)", h)
 	}
 	if len(wrapped) < 2 || wrapped[0] != wrapV1KeyWrapPad {
-		return nil, fmt.Errorf("%w: HMAC with a secret wrapped by %q: not a wrapped secret of a known format", ErrSealed, wrapKeyLabel)
+		return nil, fmt.Errorf("%w: HMAC with a secret wrapped by %q: not a wrapped secret of a known format", ErrSealed, wrapKeyRef)
 	}
 	m := []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}
 	var out [][]byte
 	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
 		out = out[:0]
-		wk, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, wrapKeyLabel)
+		wk, err := s.refHandle(sh, wrapKeyRef, pkcs11.CKO_SECRET_KEY, "key")
 		if err != nil {
 			return err
 		}
 		key, err := s.p.UnwrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, wrapped[1:], unwrappedSeedTemplate())
 		if err != nil {
 			// SoftHSM2 reports a failed key-wrap integrity check as CKR_GENERAL_ERROR.
-			if isRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || isRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || isRV(err, pkcs11.CKR_GENERAL_ERROR) {
-				return fmt.Errorf("%w: the secret was not wrapped by %q or was altered", ErrSealed, wrapKeyLabel)
+			if p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR) {
+				return fmt.Errorf("%w: the secret was not wrapped by %q or was altered", ErrSealed, wrapKeyRef)
 			}
 			return err
 		}
@@ -195,17 +197,18 @@ func (s *Service) HMACWrapped(ctx context.Context, wrapKeyLabel string, wrapped 
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("HMAC with a secret wrapped by %q: %w", wrapKeyLabel, err)
+		return nil, fmt.Errorf("HMAC with a secret wrapped by %q: %w", wrapKeyRef, err)
 	}
 	return out, nil
 }
 
-// HMAC computes HMAC-SHA-256 of msg with the token HMAC key keyLabel.
-func (s *Service) HMAC(ctx context.Context, keyLabel string, msg []byte) ([]byte, error) {
+// HMAC computes HMAC-SHA-256 of msg with the token HMAC key keyRef (a
+// label or a pkcs11: URI).
+func (s *Service) HMAC(ctx context.Context, keyRef string, msg []byte) ([]byte, error) {
 	m := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_SHA256_HMAC, nil)}
 	var mac []byte
 	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
-		h, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, keyLabel)
+		h, err := s.refHandle(sh, keyRef, pkcs11.CKO_SECRET_KEY, "key")
 		if err != nil {
 			return err
 		}
@@ -216,7 +219,7 @@ func (s *Service) HMAC(ctx context.Context, keyLabel string, msg []byte) ([]byte
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("HMAC with %q: %w", keyLabel, err)
+		return nil, fmt.Errorf("HMAC with %q: %w", keyRef, err)
 	}
 	return mac, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"unsafe"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -177,26 +178,26 @@ func (s *Service) WrapSeed(ctx context.Context, seed []byte) ([]byte, error) {
 	return s.WrapSecret(ctx, LabelSeedWrap, seed)
 }
 
-// RewrapSecret moves a secret wrapped by the key fromLabel (an older plain
-// AES key such as egate-secrets-wrap) under the seed-wrap key toLabel
+// RewrapSecret moves a secret wrapped by the key fromRef (an older plain
+// AES key such as egate-secrets-wrap) under the seed-wrap key toRef
 // without it leaving the HSM: C_UnwrapKey into a session key that is
 // sensitive (its value is never readable) and extractable only so that
-// C_WrapKey can wrap it under toLabel at once; the session key is destroyed
+// C_WrapKey can wrap it under toRef at once; the session key is destroyed
 // before RewrapSecret returns. A secret already under a seed-wrap key
 // cannot be moved (its unwrap template forbids an extractable copy):
 // rewrapping is one-way, and such a move fails with ErrOneWay.
-func (s *Service) RewrapSecret(ctx context.Context, fromLabel, toLabel string, wrapped []byte) ([]byte, error) {
+func (s *Service) RewrapSecret(ctx context.Context, fromRef, toRef string, wrapped []byte) ([]byte, error) {
 	if len(wrapped) < 2 || wrapped[0] != wrapV1KeyWrapPad {
-		return nil, fmt.Errorf("%w: rewrapping a secret wrapped by %q: not a wrapped secret of a known format", ErrSealed, fromLabel)
+		return nil, fmt.Errorf("%w: rewrapping a secret wrapped by %q: not a wrapped secret of a known format", ErrSealed, fromRef)
 	}
 	m := []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}
 	var out []byte
 	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
-		from, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, fromLabel)
+		from, err := s.refHandle(sh, fromRef, pkcs11.CKO_SECRET_KEY, "key")
 		if err != nil {
 			return err
 		}
-		to, err := s.seedWrapKey(sh, toLabel)
+		to, err := s.seedWrapKey(sh, toRef)
 		if err != nil {
 			return err
 		}
@@ -211,10 +212,10 @@ func (s *Service) RewrapSecret(ctx context.Context, fromLabel, toLabel string, w
 			pkcs11.NewAttribute(pkcs11.CKA_DERIVE, false),
 		})
 		switch {
-		case isRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT):
-			return fmt.Errorf("%w: %q is a seed-wrap key; what it wraps stays under it", ErrOneWay, fromLabel)
-		case isRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || isRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || isRV(err, pkcs11.CKR_GENERAL_ERROR):
-			return fmt.Errorf("%w: the secret was not wrapped by %q or was altered", ErrSealed, fromLabel)
+		case p11.IsRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT):
+			return fmt.Errorf("%w: %q is a seed-wrap key; what it wraps stays under it", ErrOneWay, fromRef)
+		case p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR):
+			return fmt.Errorf("%w: the secret was not wrapped by %q or was altered", ErrSealed, fromRef)
 		case err != nil:
 			return err
 		}
@@ -223,7 +224,7 @@ func (s *Service) RewrapSecret(ctx context.Context, fromLabel, toLabel string, w
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("rewrapping a secret from %q to %q: %w", fromLabel, toLabel, err)
+		return nil, fmt.Errorf("rewrapping a secret from %q to %q: %w", fromRef, toRef, err)
 	}
 	return append([]byte{wrapV1KeyWrapPad}, out...), nil
 }
@@ -232,7 +233,7 @@ func (s *Service) RewrapSecret(ctx context.Context, fromLabel, toLabel string, w
 // seed-wrap key: WrapSecret never lets a seed out under a key that could
 // decrypt it or unwrap it as an extractable key.
 func (s *Service) seedWrapKey(sh pkcs11.SessionHandle, label string) (pkcs11.ObjectHandle, error) {
-	h, err := s.handle(sh, pkcs11.CKO_SECRET_KEY, label)
+	h, err := s.refHandle(sh, label, pkcs11.CKO_SECRET_KEY, "key")
 	if err != nil {
 		return 0, err
 	}
@@ -240,4 +241,19 @@ func (s *Service) seedWrapKey(sh pkcs11.SessionHandle, label string) (pkcs11.Obj
 		return 0, fmt.Errorf("%w: key %q on token %q is not a seed-wrap key (it allows encrypt/decrypt or has no unwrap template): seeds are wrapped only under a %s key such as %s (egate admin hsm init makes it)", ErrKeyType, label, s.token, KeySeedWrap, LabelSeedWrap)
 	}
 	return h, nil
+}
+
+// GenerateTrustedSeedWrapKey generates, on a session of the token's
+// security officer (c is the module, package p11), the trusted seed-wrap
+// key TrustedSeedWrapKeyAttributes describes, under label, with
+// C_GenerateKey (CKM_AES_KEY_GEN). egate never logs in as the SO itself:
+// this is for the key ceremony's tools and for tests.
+func GenerateTrustedSeedWrapKey(c p11.Ctx, sh pkcs11.SessionHandle, label string, private bool) error {
+	attrs, release, err := TrustedSeedWrapKeyAttributes(label, private)
+	if err != nil {
+		return err
+	}
+	defer release()
+	_, err = c.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, attrs)
+	return err
 }

@@ -10,6 +10,8 @@ import (
 	"errors"
 	"testing"
 
+	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/p11/p11test"
 	"github.com/miekg/pkcs11"
 )
 
@@ -19,23 +21,9 @@ import (
 func legacyWrap(t *testing.T, s *Service, label string, seed []byte) []byte {
 	t.Helper()
 	c, sh := rawSession(t, s)
-	wk := findRaw(t, c, sh, label)
 	padded := make([]byte, hmacPadLen)
 	copy(padded, seed)
-	obj, err := c.CreateObject(sh, []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_VALUE, padded),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.DestroyObject(sh, obj)
-	w, err := c.WrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, obj)
+	w, err := p11test.WrapValue(c, sh, findRaw(t, c, sh, label), padded)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,15 +32,11 @@ func legacyWrap(t *testing.T, s *Service, label string, seed []byte) []byte {
 
 func findRaw(t *testing.T, c *pkcs11.Ctx, sh pkcs11.SessionHandle, label string) pkcs11.ObjectHandle {
 	t.Helper()
-	if err := c.FindObjectsInit(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
+	h, err := p11test.FindOne(c, sh, pkcs11.CKO_SECRET_KEY, label)
+	if err != nil {
 		t.Fatal(err)
 	}
-	hs, _, err := c.FindObjects(sh, 2)
-	c.FindObjectsFinal(sh)
-	if err != nil || len(hs) != 1 {
-		t.Fatalf("found %d keys labelled %q (%v), want 1", len(hs), label, err)
-	}
-	return hs[0]
+	return h
 }
 
 // unwrapWithDecrypt recovers what an RFC 5649 blob wraps using only the
@@ -145,7 +129,7 @@ func TestSeedCannotLeaveTheHSM(t *testing.T) {
 			switch {
 			case tc.leaks && !bytes.Equal(got, padded):
 				t.Errorf("unwrap as extractable: %x, %v; the old setup should give the seed away", got, err)
-			case !tc.leaks && (err == nil || !isRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT)):
+			case !tc.leaks && (err == nil || !p11.IsRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT)):
 				t.Errorf("unwrap as extractable: value %x, err %v; want CKR_TEMPLATE_INCONSISTENT", got, err)
 			}
 
@@ -154,7 +138,7 @@ func TestSeedCannotLeaveTheHSM(t *testing.T) {
 			switch {
 			case tc.leaks && !bytes.Equal(got, padded):
 				t.Errorf("C_Decrypt with the wrap key: %x, %v; the old setup should give the seed away", got, err)
-			case !tc.leaks && (err == nil || !isRV(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED)):
+			case !tc.leaks && (err == nil || !p11.IsRV(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED)):
 				t.Errorf("C_Decrypt with the wrap key: %x, %v; want CKR_KEY_FUNCTION_NOT_PERMITTED", got, err)
 			}
 			if tc.leaks {
@@ -197,10 +181,10 @@ func TestSeedCannotLeaveTheHSM(t *testing.T) {
 					t.Errorf("copying an unwrapped seed with attribute %#x succeeded", a.Type)
 				}
 			}
-			if _, err := c.GetAttributeValue(sh, k, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)}); !isRV(err, pkcs11.CKR_ATTRIBUTE_SENSITIVE) {
+			if _, err := c.GetAttributeValue(sh, k, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)}); !p11.IsRV(err, pkcs11.CKR_ATTRIBUTE_SENSITIVE) {
 				t.Errorf("reading an unwrapped seed: %v, want CKR_ATTRIBUTE_SENSITIVE", err)
 			}
-			if _, err := c.WrapKey(sh, kwp, findRaw(t, c, sh, oldLabel), k); !isRV(err, pkcs11.CKR_KEY_UNEXTRACTABLE) {
+			if _, err := c.WrapKey(sh, kwp, findRaw(t, c, sh, oldLabel), k); !p11.IsRV(err, pkcs11.CKR_KEY_UNEXTRACTABLE) {
 				t.Errorf("wrapping an unwrapped seed under another key: %v, want CKR_KEY_UNEXTRACTABLE", err)
 			}
 			// What it may do: HMAC, the RFC 4226 value for counter 0.

@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/egate-bank/egate/devices/pinsource"
 	"github.com/miekg/pkcs11"
 )
@@ -19,8 +19,8 @@ type Service struct {
 	cfg     Config
 	pin     pinsource.Source
 	path    string // the module, absolute and symlink-free (crypto11's key)
-	mod     *loadedModule
-	p       p11
+	mod     *p11.Module
+	p       p11.Ctx // mod.Ctx(); tests wrap it (p11test.Faulty)
 	slot    uint
 	token   string
 	onLogin func() // tests: called before each C_Login egate asks for
@@ -70,7 +70,22 @@ func Open(ctx context.Context, cfg Config) (*Service, error) {
 	return open(ctx, cfg, nil)
 }
 
+// OpenWrapped is Open with the Service's own PKCS#11 calls (the
+// miekg/pkcs11 path: finding and listing keys, Seal, Unseal, HMAC, the
+// wrapping calls, the health probe) going through wrap(module) instead of
+// the module itself: the seam for a test double or a recorder.
+// p11test.Faulty, for one, makes any of those calls answer
+// CKR_DEVICE_REMOVED or CKR_SESSION_HANDLE_INVALID on demand. crypto11's
+// calls (login, key generation, signing) are not wrapped.
+func OpenWrapped(ctx context.Context, cfg Config, wrap func(module p11.Ctx) p11.Ctx) (*Service, error) {
+	return openWith(ctx, cfg, nil, wrap)
+}
+
 func open(ctx context.Context, cfg Config, onLogin func()) (*Service, error) {
+	return openWith(ctx, cfg, onLogin, nil)
+}
+
+func openWith(ctx context.Context, cfg Config, onLogin func(), wrap func(p11.Ctx) p11.Ctx) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -102,13 +117,16 @@ func open(ctx context.Context, cfg Config, onLogin func()) (*Service, error) {
 		_ = c.Close()
 		return nil, err
 	}
-	s.mod, s.p = mod, mod.ctx
+	s.mod, s.p = mod, mod.Ctx()
+	if wrap != nil {
+		s.p = wrap(s.p)
+	}
 	slot, info, err := s.findToken()
 	if err == nil && info.Flags&pkcs11.CKF_TOKEN_INITIALIZED == 0 {
 		err = fmt.Errorf("%w: token %q is not initialised: initialise it with the HSM vendor's tool", ErrTokenNotFound, cfg.Token)
 	}
 	if err != nil {
-		mod.release()
+		mod.Close()
 		_ = c.Close()
 		return nil, err
 	}
@@ -118,20 +136,14 @@ func open(ctx context.Context, cfg Config, onLogin func()) (*Service, error) {
 }
 
 func (s *Service) findToken() (uint, pkcs11.TokenInfo, error) {
-	slots, err := s.p.GetSlotList(true)
-	if err != nil {
-		return 0, pkcs11.TokenInfo{}, fmt.Errorf("listing slots of module %q: %w", s.cfg.Module, err)
+	sl, ti, err := p11.FindToken(s.p, s.cfg.Token)
+	switch {
+	case errors.Is(err, p11.ErrTokenNotFound):
+		return 0, ti, fmt.Errorf("%w: no token labelled %q in module %q: fix hsm.token (--token) or create the token", ErrTokenNotFound, s.cfg.Token, s.cfg.Module)
+	case err != nil:
+		return 0, ti, fmt.Errorf("module %q: %w", s.cfg.Module, err)
 	}
-	for _, sl := range slots {
-		ti, err := s.p.GetTokenInfo(sl)
-		if err != nil {
-			continue
-		}
-		if strings.TrimRight(ti.Label, " \x00") == s.cfg.Token {
-			return sl, ti, nil
-		}
-	}
-	return 0, pkcs11.TokenInfo{}, fmt.Errorf("%w: no token labelled %q in module %q: fix hsm.token (--token) or create the token", ErrTokenNotFound, s.cfg.Token, s.cfg.Module)
+	return sl, ti, nil
 }
 
 // Token returns the label of the token.
@@ -290,7 +302,7 @@ func (s *Service) Close() error {
 	s.inflight.Wait()
 	s.flushIdle()
 	s.handles.Clear()
-	s.mod.release()
+	s.mod.Close()
 	s.c11mu.Lock()
 	defer s.c11mu.Unlock()
 	if c := s.gen.Load().ctx; c != nil {
@@ -301,26 +313,7 @@ func (s *Service) Close() error {
 
 // findObjects returns up to max handles matching the template.
 func (s *Service) findObjects(sh pkcs11.SessionHandle, tmpl []*pkcs11.Attribute, max int) ([]pkcs11.ObjectHandle, error) {
-	if err := s.p.FindObjectsInit(sh, tmpl); err != nil {
-		return nil, err
-	}
-	var out []pkcs11.ObjectHandle
-	var ferr error
-	for len(out) < max {
-		hs, _, err := s.p.FindObjects(sh, max-len(out))
-		if err != nil {
-			ferr = err
-			break
-		}
-		if len(hs) == 0 {
-			break
-		}
-		out = append(out, hs...)
-	}
-	if err := s.p.FindObjectsFinal(sh); err != nil && ferr == nil {
-		ferr = err
-	}
-	return out, ferr
+	return p11.FindObjects(s.p, sh, tmpl, max)
 }
 
 // handle finds the one object of a class with a label, through the cache.

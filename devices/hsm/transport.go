@@ -1,16 +1,14 @@
 package hsm
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/rsa"
 	"errors"
 	"fmt"
 	"math/big"
-	"strings"
 
-	"github.com/egate-bank/egate/devices/pkcs11uri"
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -146,7 +144,7 @@ func (s *Service) ImportSecret(ctx context.Context, transportRef, storageLabel s
 		out.Len = int(bytesToUint(a[0].Value))
 		out.LenExact = out.Len > 0
 		w, err := s.p.WrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, sk, seed)
-		if isRV(err, pkcs11.CKR_KEY_NOT_WRAPPABLE) {
+		if p11.IsRV(err, pkcs11.CKR_KEY_NOT_WRAPPABLE) {
 			return fmt.Errorf("%w: %q may not wrap a seed that was unwrapped in the HSM (CKA_WRAP_WITH_TRUSTED): the token's security officer must make a seed-wrap key with CKA_TRUSTED (hsm.TrustedSeedWrapKeyAttributes) and the import name it", ErrUntrustedWrapKey, storageLabel)
 		}
 		if err != nil {
@@ -241,7 +239,7 @@ func (s *Service) checkTransportMAC(sh pkcs11.SessionHandle, tk pkcs11.ObjectHan
 			return fmt.Errorf("checking the value MAC: %w", err)
 		}
 		err := vp.Verify(sh, v.Ciphertext, v.MAC)
-		if isRV(err, pkcs11.CKR_SIGNATURE_INVALID) || isRV(err, pkcs11.CKR_SIGNATURE_LEN_RANGE) {
+		if p11.IsRV(err, pkcs11.CKR_SIGNATURE_INVALID) || p11.IsRV(err, pkcs11.CKR_SIGNATURE_LEN_RANGE) {
 			return ErrTransportMAC
 		}
 		if err != nil {
@@ -294,12 +292,12 @@ func transportMechanism(mech uint, ct []byte) ([]*pkcs11.Mechanism, []byte, erro
 // transportError names what the HSM refused.
 func transportError(err error, a TransportAlg, what string) error {
 	switch {
-	case isRV(err, pkcs11.CKR_MECHANISM_INVALID), isRV(err, pkcs11.CKR_MECHANISM_PARAM_INVALID):
+	case p11.IsRV(err, pkcs11.CKR_MECHANISM_INVALID), p11.IsRV(err, pkcs11.CKR_MECHANISM_PARAM_INVALID):
 		return fmt.Errorf("%w: %s: this HSM does not unwrap with %v (SoftHSM2 2.6 cannot with AES-CBC): ask the vendor for an RSA-encrypted file (RFC 6030 §6.3), or import without the HSM transport key", ErrTransportUnsupported, what, a)
-	case isRV(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED), isRV(err, pkcs11.CKR_KEY_TYPE_INCONSISTENT):
+	case p11.IsRV(err, pkcs11.CKR_KEY_FUNCTION_NOT_PERMITTED), p11.IsRV(err, pkcs11.CKR_KEY_TYPE_INCONSISTENT):
 		return fmt.Errorf("%w: %s: the transport key may not do this (%v): it needs CKA_UNWRAP (seeds) and CKA_DECRYPT (PINs, counters)", ErrTransportUnsupported, what, err)
-	case isRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID), isRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE), isRV(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID),
-		isRV(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE), isRV(err, pkcs11.CKR_GENERAL_ERROR), isRV(err, pkcs11.CKR_DATA_LEN_RANGE):
+	case p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID), p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE), p11.IsRV(err, pkcs11.CKR_ENCRYPTED_DATA_INVALID),
+		p11.IsRV(err, pkcs11.CKR_ENCRYPTED_DATA_LEN_RANGE), p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR), p11.IsRV(err, pkcs11.CKR_DATA_LEN_RANGE):
 		return fmt.Errorf("%w: %s: wrong transport key, or the value was altered", ErrTransportDecrypt, what)
 	}
 	return fmt.Errorf("%s: %w", what, err)
@@ -308,38 +306,7 @@ func transportError(err error, a TransportAlg, what string) error {
 // transportHandle finds the transport key: by label, or by a pkcs11: URI's
 // object (and id, when the URI has one) on this service's token.
 func (s *Service) transportHandle(sh pkcs11.SessionHandle, ref string, class uint) (pkcs11.ObjectHandle, error) {
-	label, id := ref, []byte(nil)
-	if strings.HasPrefix(strings.ToLower(ref), pkcs11uri.Scheme) {
-		u, err := pkcs11uri.Parse(ref)
-		if err != nil {
-			return 0, err
-		}
-		if u.Object == "" {
-			return 0, fmt.Errorf("%w: the transport key URI has no object= attribute", ErrBadURI)
-		}
-		if u.Token != "" && u.Token != s.token {
-			return 0, fmt.Errorf("%w: the transport key URI names token %q but the HSM service uses token %q", ErrTokenNotFound, u.Token, s.token)
-		}
-		want := map[uint]string{pkcs11.CKO_SECRET_KEY: pkcs11uri.TypeSecretKey, pkcs11.CKO_PRIVATE_KEY: pkcs11uri.TypePrivate}[class]
-		if u.Type != "" && u.Type != want {
-			return 0, fmt.Errorf("%w: the file needs a %s transport key but the URI says type=%s", ErrKeyType, className(class), u.Type)
-		}
-		label, id = u.Object, u.ID
-	}
-	h, err := s.handle(sh, class, label)
-	if err != nil {
-		return 0, err
-	}
-	if id != nil {
-		a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
-		if err != nil {
-			return 0, err
-		}
-		if !bytes.Equal(a[0].Value, id) {
-			return 0, fmt.Errorf("%w: transport key %q exists but its id differs from the URI's id=", ErrKeyNotFound, label)
-		}
-	}
-	return h, nil
+	return s.refHandle(sh, ref, class, "transport key")
 }
 
 // TransportPublicKey is the RSA public key of the transport private key

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/egate-bank/egate/devices/p11"
 	"github.com/miekg/pkcs11"
 )
 
@@ -20,7 +21,7 @@ import (
 // caller's template, both in SoftHSM. Everything else (the IV taken from
 // the value, the MAC key unwrapped the same way and used by C_Verify, the
 // trusted re-wrap) is SoftHSM's own. Test only: it brings the value out.
-type cbcPadUnwrapHSM struct{ *pkcs11.Ctx }
+type cbcPadUnwrapHSM struct{ p11.Ctx }
 
 func (h cbcPadUnwrapHSM) UnwrapKey(sh pkcs11.SessionHandle, m []*pkcs11.Mechanism, key pkcs11.ObjectHandle, wrapped []byte, tmpl []*pkcs11.Attribute) (pkcs11.ObjectHandle, error) {
 	if len(m) != 1 || m[0].Mechanism != pkcs11.CKM_AES_CBC_PAD {
@@ -58,7 +59,7 @@ func openssl(t *testing.T, in []byte, args ...string) []byte {
 func TestImportSecretAESCBC(t *testing.T) {
 	s := openTest(t, testConfig(testToken))
 	ctx := context.Background()
-	s.p = cbcPadUnwrapHSM{s.mod.ctx}
+	s.p = cbcPadUnwrapHSM{s.mod.Ctx()}
 	transport := mustDecodeHex(t, "000102030405060708090a0b0c0d0e0f")
 	const label = "pskc-transport-aes-known"
 	if err := s.do(ctx, func(sh pkcs11.SessionHandle) error {

@@ -10,12 +10,13 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
 
+	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/p11/p11test"
 	"github.com/miekg/pkcs11"
 )
 
@@ -29,42 +30,9 @@ const trustedWrapLabel = "egate-test-trusted-wrap"
 // sensitive and never extractable. It loads the module, so it runs
 // before this process opens any Service (SOFTHSM2_CONF is read once).
 func createTrustedKey(module, token, soPIN, label string) error {
-	p := pkcs11.New(module)
-	if p == nil {
-		return fmt.Errorf("cannot load %s", module)
-	}
-	defer p.Destroy()
-	if err := p.Initialize(); err != nil {
-		return err
-	}
-	defer p.Finalize()
-	slots, err := p.GetSlotList(true)
-	if err != nil {
-		return err
-	}
-	for _, sl := range slots {
-		ti, err := p.GetTokenInfo(sl)
-		if err != nil || string(bytes.TrimRight([]byte(ti.Label), " \x00")) != token {
-			continue
-		}
-		sh, err := p.OpenSession(sl, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
-		if err != nil {
-			return err
-		}
-		defer p.CloseSession(sh)
-		if err := p.Login(sh, pkcs11.CKU_SO, soPIN); err != nil {
-			return err
-		}
-		defer p.Logout(sh)
-		attrs, release, err := TrustedSeedWrapKeyAttributes(label, false)
-		if err != nil {
-			return err
-		}
-		_, err = p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, attrs)
-		release()
-		return err
-	}
-	return fmt.Errorf("token %q not found", token)
+	return p11test.Session(module, token, pkcs11.CKU_SO, soPIN, func(c p11.Ctx, sh pkcs11.SessionHandle) error {
+		return GenerateTrustedSeedWrapKey(c, sh, label, false)
+	})
 }
 
 // opensslEncrypt encrypts pt to pub with openssl (an independent RSA
@@ -217,7 +185,7 @@ func TestImportSecretRSA(t *testing.T) {
 				}
 				return err
 			})
-			if !isRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT) {
+			if !p11.IsRV(err, pkcs11.CKR_TEMPLATE_INCONSISTENT) {
 				t.Errorf("unwrapping the seed %s: %v, want CKR_TEMPLATE_INCONSISTENT", name, err)
 			}
 		}

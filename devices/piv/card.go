@@ -243,7 +243,8 @@ var _ crypto.Signer = (*Signer)(nil)
 func (s *Signer) Public() crypto.PublicKey { return s.info.PublicKey }
 
 // Sign signs digest on the card, asking for the PIN when the key's policy
-// requires it. A wrong PIN returns PINError or ErrPINBlocked and is not retried.
+// requires it. A wrong PIN returns a *pin.Error (matching pin.ErrIncorrect, or
+// ErrPINBlocked) and is not retried.
 func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	var sig []byte
 	err := s.c.with(s.ctx, func(yk *gopiv.YubiKey) error {
@@ -277,7 +278,7 @@ func (s *Signer) login(yk *gopiv.YubiKey) error {
 	verified := false
 	switch {
 	case err == nil && n == 0:
-		return ErrPINBlocked
+		return blocked(nil)
 	case err == nil:
 	case isLinkError(err):
 		return err

@@ -18,5 +18,6 @@
 //
 // PINs come from a prompt function at the moment they are needed, are passed
 // to the card once and are not kept. A wrong PIN is never retried: the
-// error (PINError or ErrPINBlocked) says how many tries are left.
+// error (a *pin.Error, package pin; ErrPINBlocked when none are left) says
+// how many tries are left.
 package piv

@@ -2,9 +2,9 @@ package piv
 
 import (
 	"errors"
-	"fmt"
 	"strings"
 
+	"github.com/egate-bank/egate/devices/pin"
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 )
 
@@ -14,7 +14,9 @@ var (
 	// ErrCardRemoved: the card opened was removed (or replaced by another).
 	ErrCardRemoved = errors.New("piv: card removed")
 	// ErrPINBlocked: the PIN has no tries left; the PUK must unblock it.
-	ErrPINBlocked = errors.New("piv: PIN blocked")
+	// It is package pin's ErrLocked: a refused PIN is a *pin.Error, as on
+	// every other device.
+	ErrPINBlocked = pin.ErrLocked
 	// ErrInUse: the card is already open by another owner.
 	ErrInUse = errors.New("piv: card already open")
 	// ErrClosed: the Card was closed.
@@ -25,21 +27,22 @@ var (
 	ErrPINRequired = errors.New("piv: PIN required")
 )
 
-// PINError is a wrong PIN, with the tries the card has left.
-type PINError struct{ Retries int }
-
-func (e PINError) Error() string { return fmt.Sprintf("piv: wrong PIN, %d tries left", e.Retries) }
-
-// pinErr turns piv-go's verification error into PINError or ErrPINBlocked.
+// pinErr turns piv-go's verification error into a *pin.Error: wrong, with
+// the tries the card has left, or blocked (ErrPINBlocked).
 func pinErr(err error) error {
 	var ae gopiv.AuthErr
 	if errors.As(err, &ae) {
 		if ae.Retries == 0 {
-			return ErrPINBlocked
+			return blocked(err)
 		}
-		return PINError{Retries: ae.Retries}
+		return &pin.Error{Device: "PIV card", Retries: ae.Retries, Err: err}
 	}
 	return err
+}
+
+// blocked is the error for a PIN with no tries left.
+func blocked(cause error) *pin.Error {
+	return &pin.Error{Device: "PIV card", Retries: 0, Locked: true, Advice: "the PUK must unblock it", Err: cause}
 }
 
 // statusError is piv-go's error for a status word from the card.

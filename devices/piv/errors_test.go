@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/egate-bank/egate/devices/pin"
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 )
 
@@ -13,7 +14,7 @@ func TestPINErr(t *testing.T) {
 		name    string
 		in      error
 		blocked bool
-		retries int // -1: not a PINError
+		retries int // -1: not a wrong-PIN *pin.Error
 	}{
 		{"two left", fmt.Errorf("verify pin: %w", gopiv.AuthErr{Retries: 2}), false, 2},
 		{"none left", gopiv.AuthErr{Retries: 0}, true, -1},
@@ -25,9 +26,9 @@ func TestPINErr(t *testing.T) {
 			if got := errors.Is(err, ErrPINBlocked); got != tc.blocked {
 				t.Errorf("Is(ErrPINBlocked) = %v, want %v", got, tc.blocked)
 			}
-			var pe PINError
-			if ok := errors.As(err, &pe); ok != (tc.retries >= 0) || (ok && pe.Retries != tc.retries) {
-				t.Errorf("PINError = %v (%v), want retries %d", pe, ok, tc.retries)
+			var pe *pin.Error
+			if ok := errors.As(err, &pe) && !pe.Locked; ok != (tc.retries >= 0) || (ok && pe.Retries != tc.retries) {
+				t.Errorf("*pin.Error = %v (%v), want retries %d", pe, ok, tc.retries)
 			}
 		})
 	}

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/pin"
+	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
 
@@ -13,12 +16,26 @@ import (
 var (
 	ErrModule        = errors.New("PKCS#11 module cannot be used")
 	ErrTokenNotFound = errors.New("token not found")
-	ErrPINIncorrect  = errors.New("token PIN incorrect")
-	ErrPINLocked     = errors.New("token PIN locked")
-	ErrNotLoggedIn   = errors.New("not logged in to the token")
-	ErrKeyNotFound   = errors.New("key not found on the token")
-	ErrClosed        = errors.New("token closed")
-	ErrUnsupported   = errors.New("unsupported by this token")
+	// ErrPINIncorrect and ErrPINLocked are package pin's sentinels: a
+	// refused login is a *pin.Error, as on every other device.
+	ErrPINIncorrect = pin.ErrIncorrect
+	ErrPINLocked    = pin.ErrLocked
+	ErrNotLoggedIn  = errors.New("not logged in to the token")
+	ErrKeyNotFound  = errors.New("key not found on the token")
+	ErrClosed       = errors.New("token closed")
+	ErrUnsupported  = errors.New("unsupported by this token")
+	// ErrBadURI: a pkcs11: URI naming a token or a key is malformed or
+	// names something a U-shield key cannot be (package pkcs11uri's
+	// sentinel).
+	ErrBadURI = pkcs11uri.ErrBadURI
+	// ErrRemoved: the token was pulled out (or its reader lost it) during
+	// the call; nothing was signed or written. Open the token again once
+	// it is back.
+	ErrRemoved = errors.New("token removed")
+	// ErrSessionLost: the module forgot the Token's session (the token was
+	// pulled out and put back, or the module was reset). Open the token
+	// again.
+	ErrSessionLost = errors.New("token session lost")
 )
 
 // PINStatus is what C_GetTokenInfo says about the user PIN's retries.
@@ -55,69 +72,60 @@ func pinStatus(flags uint) PINStatus {
 	return PINOK
 }
 
-// PINError is a refused login. egate never retries it: the customer (or the
-// operator) decides whether to enter the PIN again.
-type PINError struct {
-	Token  string
-	Status PINStatus // what the token says now
-}
-
-func (e *PINError) Error() string {
-	switch e.Status {
+// pinError is the refused login on token label, from the status the token
+// reports now.
+func pinError(label string, st PINStatus, cause error) *pin.Error {
+	e := &pin.Error{Device: fmt.Sprintf("token %q", label), Retries: -1, Err: cause}
+	switch st {
 	case PINLocked:
-		return fmt.Sprintf("the PIN of token %q is locked; the bank must unlock or replace the token", e.Token)
+		e.Locked, e.Retries, e.Advice = true, 0, "the bank must unlock or replace the token"
 	case PINFinalTry:
-		return fmt.Sprintf("wrong PIN for token %q; one more wrong PIN locks it", e.Token)
+		e.Retries = 1
 	case PINCountLow:
-		return fmt.Sprintf("wrong PIN for token %q; few retries are left", e.Token)
+		e.Low = true
 	}
-	return fmt.Sprintf("wrong PIN for token %q", e.Token)
+	return e
 }
 
-// Is matches ErrPINIncorrect, or ErrPINLocked when locked.
-func (e *PINError) Is(target error) bool {
-	return (target == ErrPINLocked && e.Status == PINLocked) || (target == ErrPINIncorrect && e.Status != PINLocked)
-}
-
-// Module is a loaded vendor PKCS#11 library.
+// Module is a vendor PKCS#11 library (package p11 loads it, once per path
+// in the process), or anything else that answers p11.Ctx.
 type Module struct {
-	path  string
-	p     *pkcs11.Ctx
-	owned bool // we called C_Initialize, so we call C_Finalize
+	path string
+	mod  *p11.Module // nil for a Module made by Wrap
+	c    p11.Ctx
 }
 
 // Open loads and initialises the module at path. If another part of the
-// process initialised it already (an HSM on the same library), that
-// initialisation is shared and Close leaves it in place.
+// process holds it already (an HSM on the same library, another Module),
+// that initialisation is shared and the last Close finalises it.
 func Open(path string) (*Module, error) {
-	p := pkcs11.New(path)
-	if p == nil {
+	m, err := p11.Load(path)
+	if errors.Is(err, p11.ErrLoad) {
 		return nil, fmt.Errorf("%w: cannot load %q (is the vendor's PKCS#11 library installed there?)", ErrModule, path)
 	}
-	owned := true
-	if err := p.Initialize(); err != nil {
-		if !isRV(err, pkcs11.CKR_CRYPTOKI_ALREADY_INITIALIZED) {
-			p.Destroy()
-			return nil, fmt.Errorf("%w: C_Initialize of %q: %w", ErrModule, path, err)
-		}
-		owned = false
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrModule, err)
 	}
-	return &Module{path: path, p: p, owned: owned}, nil
+	return &Module{path: path, mod: m, c: m.Ctx()}, nil
 }
+
+// Wrap returns a Module whose PKCS#11 calls go to c: a simulator of a
+// vendor's module, or a test's p11test.Faulty around a real one (a
+// U-shield pulled out mid-signature). name stands for the library's path
+// in messages. Closing the Module leaves c alone.
+func Wrap(c p11.Ctx, name string) *Module { return &Module{path: name, c: c} }
+
+// Ctx is the module's PKCS#11 functions, to wrap (see Wrap).
+func (m *Module) Ctx() p11.Ctx { return m.c }
 
 // Path returns the library's path.
 func (m *Module) Path() string { return m.path }
 
-// Close finalises the module (when this Module initialised it).
+// Close gives the module back (the last user of the library finalises it).
 func (m *Module) Close() error {
-	if m.p == nil {
-		return nil
+	if m.mod != nil {
+		return m.mod.Close()
 	}
-	if m.owned {
-		m.p.Finalize()
-	}
-	m.p.Destroy()
-	m.p = nil
 	return nil
 }
 
@@ -139,17 +147,17 @@ func (m *Module) Tokens(ctx context.Context) ([]TokenInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	slots, err := m.p.GetSlotList(true)
+	slots, err := m.c.GetSlotList(true)
 	if err != nil {
 		return nil, fmt.Errorf("listing slots of %q: %w", m.path, err)
 	}
 	var out []TokenInfo
 	for _, s := range slots {
-		si, err := m.p.GetSlotInfo(s)
+		si, err := m.c.GetSlotInfo(s)
 		if err != nil {
 			return nil, fmt.Errorf("slot %d: %w", s, err)
 		}
-		ti, err := m.p.GetTokenInfo(s)
+		ti, err := m.c.GetTokenInfo(s)
 		if err != nil {
 			return nil, fmt.Errorf("token in slot %d: %w", s, err)
 		}
@@ -168,33 +176,61 @@ func (m *Module) Tokens(ctx context.Context) ([]TokenInfo, error) {
 	return out, nil
 }
 
-// OpenToken opens a session on the initialised token with this label (or,
-// when label is empty and the module has exactly one token, on that one).
-func (m *Module) OpenToken(ctx context.Context, label string) (*Token, error) {
+// OpenToken opens a session on the initialised token named by ref: its
+// label, or an RFC 7512 pkcs11: URI whose token=, serial=, manufacturer=
+// and model= (each checked when present) pick it out, such as
+// "pkcs11:token=ushield-a" or "pkcs11:manufacturer=Feitian;serial=0123".
+// An empty ref (or a URI naming none of those) picks the module's only
+// initialised token.
+func (m *Module) OpenToken(ctx context.Context, ref string) (*Token, error) {
+	match, err := tokenMatch(ref)
+	if err != nil {
+		return nil, err
+	}
 	toks, err := m.Tokens(ctx)
 	if err != nil {
 		return nil, err
 	}
 	var found []TokenInfo
 	for _, t := range toks {
-		if t.Initialized && (label == "" || t.Label == label) {
+		if t.Initialized && match(t) {
 			found = append(found, t)
 		}
 	}
 	switch {
 	case len(found) == 0:
-		return nil, fmt.Errorf("%w: no initialised token labelled %q in %q", ErrTokenNotFound, label, m.path)
+		return nil, fmt.Errorf("%w: no initialised token %s in %q", ErrTokenNotFound, describeRef(ref), m.path)
 	case len(found) > 1:
-		return nil, fmt.Errorf("%w: %d tokens match %q; name one by its label", ErrTokenNotFound, len(found), label)
+		return nil, fmt.Errorf("%w: %d tokens match %q; name one by its label or serial", ErrTokenNotFound, len(found), ref)
 	}
-	sh, err := m.p.OpenSession(found[0].Slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
+	sh, err := m.c.OpenSession(found[0].Slot, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
 	if err != nil {
 		return nil, fmt.Errorf("opening a session on token %q: %w", found[0].Label, err)
 	}
 	return &Token{m: m, info: found[0], sh: sh}, nil
 }
 
-func isRV(err error, rv uint) bool {
-	var e pkcs11.Error
-	return errors.As(err, &e) && uint(e) == rv
+// isURI reports whether ref is a pkcs11: URI rather than a plain label.
+func isURI(ref string) bool { return strings.HasPrefix(strings.ToLower(ref), pkcs11uri.Scheme) }
+
+// tokenMatch turns a token reference (see OpenToken) into a test.
+func tokenMatch(ref string) (func(TokenInfo) bool, error) {
+	if !isURI(ref) {
+		return func(t TokenInfo) bool { return ref == "" || t.Label == ref }, nil
+	}
+	u, err := pkcs11uri.Parse(ref)
+	if err != nil {
+		return nil, fmt.Errorf("naming a token: %w", err)
+	}
+	return func(t TokenInfo) bool {
+		return (u.Token == "" || t.Label == u.Token) && (u.Serial == "" || t.Serial == u.Serial) &&
+			(u.Manufacturer == "" || t.Manufacturer == u.Manufacturer) && (u.Model == "" || t.Model == u.Model)
+	}, nil
+}
+
+func describeRef(ref string) string {
+	if isURI(ref) {
+		return "matching " + ref
+	}
+	return fmt.Sprintf("labelled %q", ref)
 }

@@ -14,6 +14,8 @@ import (
 	"math/big"
 	"sync"
 
+	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/miekg/pkcs11"
 )
 
@@ -41,9 +43,24 @@ func (t *Token) Close() error {
 	}
 	t.closed = true
 	if t.loggedIn {
-		t.m.p.Logout(t.sh)
+		t.m.c.Logout(t.sh)
 	}
-	return t.m.p.CloseSession(t.sh)
+	return t.m.c.CloseSession(t.sh)
+}
+
+// fail wraps a module error of an operation on the token: what names the
+// operation ("signing on"). A token pulled out (CKR_DEVICE_REMOVED,
+// CKR_TOKEN_NOT_PRESENT) matches ErrRemoved, a session the module forgot
+// (CKR_SESSION_HANDLE_INVALID, CKR_SESSION_CLOSED) ErrSessionLost; the
+// module's return value stays reachable with errors.As.
+func (t *Token) fail(what string, err error) error {
+	switch {
+	case p11.Removed(err):
+		return fmt.Errorf("%s token %q: %w: %w", what, t.info.Label, ErrRemoved, err)
+	case p11.IsRV(err, pkcs11.CKR_SESSION_HANDLE_INVALID, pkcs11.CKR_SESSION_CLOSED):
+		return fmt.Errorf("%s token %q: %w: %w", what, t.info.Label, ErrSessionLost, err)
+	}
+	return fmt.Errorf("%s token %q: %w", what, t.info.Label, err)
 }
 
 func (t *Token) lock(ctx context.Context) error {
@@ -60,7 +77,7 @@ func (t *Token) lock(ctx context.Context) error {
 
 // Login logs the user in with pin, once. The caller obtained the PIN from
 // the person holding the token (a prompt or a pin-source) and wipes it
-// afterwards; the Token does not keep it. A wrong PIN returns a *PINError
+// afterwards; the Token does not keep it. A wrong PIN returns a *pin.Error
 // carrying the token's retry status; Login never tries again by itself.
 func (t *Token) Login(ctx context.Context, pin []byte) error {
 	if err := t.lock(ctx); err != nil {
@@ -70,24 +87,24 @@ func (t *Token) Login(ctx context.Context, pin []byte) error {
 	if t.loggedIn {
 		return nil
 	}
-	err := t.m.p.Login(t.sh, pkcs11.CKU_USER, string(pin))
+	err := t.m.c.Login(t.sh, pkcs11.CKU_USER, string(pin))
 	switch {
-	case err == nil, isRV(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
+	case err == nil, p11.IsRV(err, pkcs11.CKR_USER_ALREADY_LOGGED_IN):
 		t.loggedIn = true
 		return nil
-	case isRV(err, pkcs11.CKR_PIN_INCORRECT), isRV(err, pkcs11.CKR_PIN_LOCKED), isRV(err, pkcs11.CKR_PIN_LEN_RANGE):
+	case p11.IsRV(err, pkcs11.CKR_PIN_INCORRECT), p11.IsRV(err, pkcs11.CKR_PIN_LOCKED), p11.IsRV(err, pkcs11.CKR_PIN_LEN_RANGE):
 		st := PINCountLow
-		if isRV(err, pkcs11.CKR_PIN_LOCKED) {
+		if p11.IsRV(err, pkcs11.CKR_PIN_LOCKED) {
 			st = PINLocked
 		}
-		if ti, ierr := t.m.p.GetTokenInfo(t.info.Slot); ierr == nil {
+		if ti, ierr := t.m.c.GetTokenInfo(t.info.Slot); ierr == nil {
 			if s := pinStatus(ti.Flags); s != PINOK || st != PINLocked {
 				st = s
 			}
 		}
-		return &PINError{Token: t.info.Label, Status: st}
+		return pinError(t.info.Label, st, err)
 	default:
-		return fmt.Errorf("logging in to token %q: %w", t.info.Label, err)
+		return t.fail("logging in to", err)
 	}
 }
 
@@ -99,8 +116,8 @@ const (
 	RSA2048   Algorithm = "rsa-2048"
 )
 
-// oidP256 is the DER of the P-256 named curve OID, the CKA_EC_PARAMS value.
-var oidP256 = []byte{0x06, 0x08, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07}
+// oidP256 is the CKA_EC_PARAMS of a P-256 key.
+var oidP256 = p11.ECParamsP256()
 
 // GenerateKey makes a key pair on the token: the private key is a token
 // object, private, sensitive and not extractable, usable only for signing.
@@ -145,28 +162,28 @@ func (t *Token) GenerateKey(ctx context.Context, alg Algorithm, id []byte, label
 	default:
 		return nil, fmt.Errorf("%w: key algorithm %q", ErrUnsupported, alg)
 	}
-	pubH, privH, err := t.m.p.GenerateKeyPair(t.sh, []*pkcs11.Mechanism{mech}, pub, priv)
+	pubH, privH, err := t.m.c.GenerateKeyPair(t.sh, []*pkcs11.Mechanism{mech}, pub, priv)
 	if err != nil {
-		return nil, fmt.Errorf("generating a %s key on token %q: %w", alg, t.info.Label, err)
+		return nil, t.fail("generating a "+string(alg)+" key on", err)
 	}
 	pk, err := t.publicKey(pubH)
 	if err != nil {
-		t.m.p.DestroyObject(t.sh, privH)
-		t.m.p.DestroyObject(t.sh, pubH)
+		t.m.c.DestroyObject(t.sh, privH)
+		t.m.c.DestroyObject(t.sh, pubH)
 		return nil, err
 	}
-	return &Key{t: t, priv: privH, pubH: pubH, pub: pk, id: append([]byte(nil), id...)}, nil
+	return &Key{t: t, priv: privH, pubH: pubH, pub: pk, id: append([]byte(nil), id...), label: label}, nil
 }
 
 // publicKey reads a public key object. Caller holds t.mu.
 func (t *Token) publicKey(h pkcs11.ObjectHandle) (crypto.PublicKey, error) {
-	attrs, err := t.m.p.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
+	attrs, err := t.m.c.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, nil)})
 	if err != nil {
 		return nil, fmt.Errorf("reading the public key: %w", err)
 	}
-	switch bytesToUint(attrs[0].Value) {
+	switch p11.Uint(attrs[0].Value) {
 	case pkcs11.CKK_EC:
-		a, err := t.m.p.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil), pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil)})
+		a, err := t.m.c.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_EC_PARAMS, nil), pkcs11.NewAttribute(pkcs11.CKA_EC_POINT, nil)})
 		if err != nil {
 			return nil, fmt.Errorf("reading the EC public key: %w", err)
 		}
@@ -183,7 +200,7 @@ func (t *Token) publicKey(h pkcs11.ObjectHandle) (crypto.PublicKey, error) {
 		}
 		return pk, nil
 	case pkcs11.CKK_RSA:
-		a, err := t.m.p.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil), pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil)})
+		a, err := t.m.c.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil), pkcs11.NewAttribute(pkcs11.CKA_PUBLIC_EXPONENT, nil)})
 		if err != nil {
 			return nil, fmt.Errorf("reading the RSA public key: %w", err)
 		}
@@ -197,14 +214,7 @@ func (t *Token) publicKey(h pkcs11.ObjectHandle) (crypto.PublicKey, error) {
 }
 
 func (t *Token) find(tmpl []*pkcs11.Attribute, max int) ([]pkcs11.ObjectHandle, error) {
-	if err := t.m.p.FindObjectsInit(t.sh, tmpl); err != nil {
-		return nil, err
-	}
-	hs, _, err := t.m.p.FindObjects(t.sh, max)
-	if ferr := t.m.p.FindObjectsFinal(t.sh); err == nil {
-		err = ferr
-	}
-	return hs, err
+	return p11.FindObjects(t.m.c, t.sh, tmpl, max)
 }
 
 // Key finds the key pair with this CKA_ID.
@@ -213,25 +223,83 @@ func (t *Token) Key(ctx context.Context, id []byte) (*Key, error) {
 		return nil, err
 	}
 	defer t.mu.Unlock()
+	return t.keyLocked(id, "")
+}
+
+// FindKey finds the key pair named by ref: an RFC 7512 pkcs11: URI naming
+// it by id= and/or object= (its CKA_ID, its CKA_LABEL), whose token=, when
+// present, must be this token and type=, when present, private (the URI
+// Key.URI returns, for one); or a plain label. A name that fits no key,
+// or more than one, is ErrKeyNotFound.
+func (t *Token) FindKey(ctx context.Context, ref string) (*Key, error) {
+	label, id := ref, []byte(nil)
+	if isURI(ref) {
+		u, err := pkcs11uri.Parse(ref)
+		if err != nil {
+			return nil, fmt.Errorf("naming a key: %w", err)
+		}
+		switch {
+		case u.Object == "" && u.ID == nil:
+			return nil, fmt.Errorf("%w: the key URI has neither object= nor id=", ErrBadURI)
+		case u.Type != "" && u.Type != pkcs11uri.TypePrivate:
+			return nil, fmt.Errorf("%w: type=%s; a U-shield key is type=private", ErrBadURI, u.Type)
+		case u.Token != "" && u.Token != t.info.Label:
+			return nil, fmt.Errorf("%w: the key URI names token %q, this is %q", ErrKeyNotFound, u.Token, t.info.Label)
+		}
+		label, id = u.Object, u.ID
+	} else if ref == "" {
+		return nil, fmt.Errorf("%w: no key named", ErrKeyNotFound)
+	}
+	if err := t.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer t.mu.Unlock()
+	return t.keyLocked(id, label)
+}
+
+// keyLocked finds the key pair whose private key has id and label (either
+// may be empty, not both) and whose public key has the same CKA_ID. Caller
+// holds t.mu.
+func (t *Token) keyLocked(id []byte, label string) (*Key, error) {
 	if !t.loggedIn {
 		return nil, ErrNotLoggedIn
 	}
-	privs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 2)
-	if err != nil {
-		return nil, fmt.Errorf("finding the key on token %q: %w", t.info.Label, err)
+	name := fmt.Sprintf("id %x", id)
+	tmpl := []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)}
+	if id != nil {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_ID, id))
 	}
+	if label != "" {
+		tmpl = append(tmpl, pkcs11.NewAttribute(pkcs11.CKA_LABEL, label))
+		name = fmt.Sprintf("label %q", label)
+		if id != nil {
+			name += fmt.Sprintf(", id %x", id)
+		}
+	}
+	privs, err := t.find(tmpl, 2)
+	if err != nil {
+		return nil, t.fail("finding the key on", err)
+	}
+	if len(privs) != 1 {
+		return nil, fmt.Errorf("%w: %d private keys with %s on token %q", ErrKeyNotFound, len(privs), name, t.info.Label)
+	}
+	a, err := t.m.c.GetAttributeValue(t.sh, privs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil), pkcs11.NewAttribute(pkcs11.CKA_LABEL, nil)})
+	if err != nil {
+		return nil, t.fail("reading the key on", err)
+	}
+	id, label = a[0].Value, string(a[1].Value)
 	pubs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PUBLIC_KEY), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 2)
 	if err != nil {
-		return nil, fmt.Errorf("finding the key on token %q: %w", t.info.Label, err)
+		return nil, t.fail("finding the key on", err)
 	}
-	if len(privs) != 1 || len(pubs) != 1 {
-		return nil, fmt.Errorf("%w: id %x on token %q", ErrKeyNotFound, id, t.info.Label)
+	if len(pubs) != 1 {
+		return nil, fmt.Errorf("%w: %d public keys with id %x on token %q", ErrKeyNotFound, len(pubs), id, t.info.Label)
 	}
 	pk, err := t.publicKey(pubs[0])
 	if err != nil {
 		return nil, err
 	}
-	return &Key{t: t, priv: privs[0], pubH: pubs[0], pub: pk, id: append([]byte(nil), id...)}, nil
+	return &Key{t: t, priv: privs[0], pubH: pubs[0], pub: pk, id: append([]byte(nil), id...), label: label}, nil
 }
 
 // KeyIDs lists the CKA_IDs of the token's private keys.
@@ -242,11 +310,11 @@ func (t *Token) KeyIDs(ctx context.Context) ([][]byte, error) {
 	defer t.mu.Unlock()
 	hs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_PRIVATE_KEY)}, 64)
 	if err != nil {
-		return nil, fmt.Errorf("listing keys on token %q: %w", t.info.Label, err)
+		return nil, t.fail("listing keys on", err)
 	}
 	var ids [][]byte
 	for _, h := range hs {
-		a, err := t.m.p.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
+		a, err := t.m.c.GetAttributeValue(t.sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_ID, nil)})
 		if err != nil {
 			return nil, err
 		}
@@ -272,9 +340,9 @@ func (t *Token) WriteCertificate(ctx context.Context, id []byte, label string, c
 	}
 	old, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 8)
 	if err != nil {
-		return fmt.Errorf("looking for an old certificate on token %q: %w", t.info.Label, err)
+		return t.fail("looking for an old certificate on", err)
 	}
-	_, err = t.m.p.CreateObject(t.sh, []*pkcs11.Attribute{
+	_, err = t.m.c.CreateObject(t.sh, []*pkcs11.Attribute{
 		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE),
 		pkcs11.NewAttribute(pkcs11.CKA_CERTIFICATE_TYPE, pkcs11.CKC_X_509),
 		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, true),
@@ -288,10 +356,10 @@ func (t *Token) WriteCertificate(ctx context.Context, id []byte, label string, c
 		pkcs11.NewAttribute(pkcs11.CKA_VALUE, cert.Raw),
 	})
 	if err != nil {
-		return fmt.Errorf("writing the certificate to token %q: %w", t.info.Label, err)
+		return t.fail("writing the certificate to", err)
 	}
 	for _, h := range old {
-		t.m.p.DestroyObject(t.sh, h)
+		t.m.c.DestroyObject(t.sh, h)
 	}
 	return nil
 }
@@ -304,12 +372,12 @@ func (t *Token) Certificate(ctx context.Context, id []byte) (*x509.Certificate, 
 	defer t.mu.Unlock()
 	hs, err := t.find([]*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_CERTIFICATE), pkcs11.NewAttribute(pkcs11.CKA_ID, id)}, 2)
 	if err != nil {
-		return nil, fmt.Errorf("finding the certificate on token %q: %w", t.info.Label, err)
+		return nil, t.fail("finding the certificate on", err)
 	}
 	if len(hs) != 1 {
 		return nil, fmt.Errorf("%w: no single certificate with id %x on token %q", ErrKeyNotFound, id, t.info.Label)
 	}
-	a, err := t.m.p.GetAttributeValue(t.sh, hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
+	a, err := t.m.c.GetAttributeValue(t.sh, hs[0], []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE, nil)})
 	if err != nil {
 		return nil, fmt.Errorf("reading the certificate: %w", err)
 	}
@@ -323,12 +391,20 @@ type Key struct {
 	priv, pubH pkcs11.ObjectHandle
 	pub        crypto.PublicKey
 	id         []byte
+	label      string
 }
 
 var _ crypto.Signer = (*Key)(nil)
 
 // ID returns the key's CKA_ID.
 func (k *Key) ID() []byte { return append([]byte(nil), k.id...) }
+
+// URI names the key as an RFC 7512 pkcs11: URI (token, object label,
+// type=private, id), which FindKey takes back.
+func (k *Key) URI() string {
+	u := pkcs11uri.URI{Token: k.t.info.Label, Object: k.label, Type: pkcs11uri.TypePrivate, ID: k.id}
+	return u.String()
+}
 
 // Public returns the public key read from the token.
 func (k *Key) Public() crypto.PublicKey { return k.pub }
@@ -340,8 +416,8 @@ func (k *Key) Destroy(ctx context.Context) error {
 		return err
 	}
 	defer k.t.mu.Unlock()
-	err1 := k.t.m.p.DestroyObject(k.t.sh, k.priv)
-	err2 := k.t.m.p.DestroyObject(k.t.sh, k.pubH)
+	err1 := k.t.m.c.DestroyObject(k.t.sh, k.priv)
+	err2 := k.t.m.c.DestroyObject(k.t.sh, k.pubH)
 	if err1 != nil {
 		return err1
 	}
@@ -384,12 +460,12 @@ func (k *Key) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, 
 	if !k.t.loggedIn {
 		return nil, ErrNotLoggedIn
 	}
-	if err := k.t.m.p.SignInit(k.t.sh, []*pkcs11.Mechanism{mech}, k.priv); err != nil {
-		return nil, fmt.Errorf("signing on token %q: %w", k.t.info.Label, err)
+	if err := k.t.m.c.SignInit(k.t.sh, []*pkcs11.Mechanism{mech}, k.priv); err != nil {
+		return nil, k.t.fail("signing on", err)
 	}
-	sig, err := k.t.m.p.Sign(k.t.sh, msg)
+	sig, err := k.t.m.c.Sign(k.t.sh, msg)
 	if err != nil {
-		return nil, fmt.Errorf("signing on token %q: %w", k.t.info.Label, err)
+		return nil, k.t.fail("signing on", err)
 	}
 	if _, ok := k.pub.(*ecdsa.PublicKey); ok {
 		if len(sig) != 64 {
@@ -405,12 +481,4 @@ func NewKeyID() []byte {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return b
-}
-
-func bytesToUint(b []byte) uint {
-	var n uint
-	for i := len(b) - 1; i >= 0; i-- { // little-endian CK_ULONG from miekg
-		n = n<<8 | uint(b[i])
-	}
-	return n
 }

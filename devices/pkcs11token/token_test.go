@@ -10,7 +10,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,13 +17,11 @@ import (
 	"testing"
 
 	"github.com/egate-bank/egate/authsvc/ca"
+	"github.com/egate-bank/egate/devices/pin"
 	"github.com/egate-bank/egate/internal/store/storetest"
 	"github.com/egate-bank/egate/internal/testenv"
-	"github.com/egate-bank/egate/simulators/softhsm"
+	"github.com/egate-bank/egate/simulators/softhsm/softhsmtest"
 )
-
-// One SoftHSM directory per test binary: SOFTHSM2_CONF is read once per process.
-var hsmDir *softhsm.Dir
 
 const (
 	tokenLabel = "ushield-test"
@@ -32,32 +29,14 @@ const (
 	soPIN      = "87654321"
 )
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "egate-pkcs11token-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	if d, err := softhsm.New(dir); err == nil {
-		if err := d.Activate(); err == nil {
-			if _, _, err := d.InitToken(context.Background(), tokenLabel, soPIN, userPIN); err == nil {
-				if _, _, err := d.InitToken(context.Background(), "ushield-pin", soPIN, userPIN); err == nil {
-					hsmDir = d
-				}
-			}
-		}
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+// One SoftHSM directory per test binary: SOFTHSM2_CONF is read once per process.
+var hsm = softhsmtest.Tokens{Labels: []string{tokenLabel, "ushield-pin"}, SOPIN: soPIN, PIN: userPIN}
+
+func TestMain(m *testing.M) { softhsmtest.Main(m, &hsm) }
 
 func needToken(t *testing.T, label string) (*Module, *Token) {
 	t.Helper()
-	if hsmDir == nil {
-		testenv.Missing(t, "SoftHSM2", "apt-get install softhsm2")
-	}
-	m, err := Open(hsmDir.Module)
+	m, err := Open(hsm.Need(t).Module)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,9 +100,9 @@ func TestEnumerate(t *testing.T) {
 func TestWrongPIN(t *testing.T) {
 	_, tok := needToken(t, "ushield-pin")
 	err := tok.Login(context.Background(), []byte("000000"))
-	var pe *PINError
-	if !errors.As(err, &pe) || !errors.Is(err, ErrPINIncorrect) {
-		t.Fatalf("Login with a wrong PIN = %v, want *PINError", err)
+	var pe *pin.Error
+	if !errors.As(err, &pe) || !errors.Is(err, ErrPINIncorrect) || !strings.Contains(pe.Device, "ushield-pin") {
+		t.Fatalf("Login with a wrong PIN = %v, want *pin.Error", err)
 	}
 	if strings.Contains(err.Error(), "000000") {
 		t.Fatalf("error carries the PIN: %v", err)
@@ -208,7 +187,7 @@ func checkNonExtractable(t *testing.T, tok *Token, id []byte) {
 	}
 	tok.mu.Lock()
 	defer tok.mu.Unlock()
-	a, err := tok.m.p.GetAttributeValue(tok.sh, k.priv, attrsSensitive())
+	a, err := tok.m.c.GetAttributeValue(tok.sh, k.priv, attrsSensitive())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,8 +202,8 @@ func checkNonExtractable(t *testing.T, tok *Token, id []byte) {
 func checkWithPKCS11Tool(t *testing.T, id []byte) {
 	t.Helper()
 	tool := testenv.NeedCommand(t, "pkcs11-tool", "opensc")
-	cmd := exec.Command(tool, "--module", hsmDir.Module, "--token-label", tokenLabel, "--login", "--pin", userPIN, "--list-objects")
-	cmd.Env = append(os.Environ(), hsmDir.Env())
+	cmd := exec.Command(tool, "--module", hsm.Dir.Module, "--token-label", tokenLabel, "--login", "--pin", userPIN, "--list-objects")
+	cmd.Env = append(os.Environ(), hsm.Dir.Env())
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("pkcs11-tool: %v\n%s", err, out)

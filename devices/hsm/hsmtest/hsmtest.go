@@ -26,6 +26,7 @@ import (
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/simulators/softhsm"
+	"github.com/egate-bank/egate/simulators/softhsm/softhsmtest"
 )
 
 const (
@@ -44,34 +45,22 @@ const (
 
 var env struct {
 	once sync.Once
-	root string
+	sh   softhsmtest.Tokens
 	dir  *softhsm.Dir
 	pin  string // file holding PIN
 	err  error
 	keys sync.Mutex // EnsureKey finds, then generates: one caller at a time
 }
 
-// setup makes the directory, both tokens (before anything loads the module)
+// setup makes the directory, the tokens (before anything loads the module)
 // and the standard keys.
 func setup() error {
-	root, err := os.MkdirTemp("", "egate-hsmtest-")
-	if err != nil {
+	env.sh = softhsmtest.Tokens{Labels: []string{Token, EmptyToken, UShieldToken}, SOPIN: SOPIN, PIN: PIN}
+	if err := env.sh.Provision(); err != nil {
 		return err
 	}
-	env.root = root
-	d, err := softhsm.New(filepath.Join(root, "softhsm"))
-	if err != nil {
-		return err
-	}
-	if err := d.Activate(); err != nil {
-		return err
-	}
+	root, d := env.sh.Root, env.sh.Dir
 	ctx := context.Background()
-	for _, label := range []string{Token, EmptyToken, UShieldToken} {
-		if _, _, err := d.InitToken(ctx, label, SOPIN, PIN); err != nil {
-			return err
-		}
-	}
 	pin := filepath.Join(root, "pin")
 	if err := os.WriteFile(pin, []byte(PIN+"\n"), 0o600); err != nil {
 		return err
@@ -171,8 +160,6 @@ func OpenEmpty(tb testing.TB) *hsm.Service {
 // is closed by then) and exits with the tests' code.
 func Main(m *testing.M) {
 	code := m.Run()
-	if env.root != "" {
-		os.RemoveAll(env.root)
-	}
+	env.sh.Remove()
 	os.Exit(code)
 }

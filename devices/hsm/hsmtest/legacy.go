@@ -1,9 +1,10 @@
 package hsmtest
 
 import (
-	"strings"
 	"testing"
 
+	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/p11/p11test"
 	"github.com/miekg/pkcs11"
 )
 
@@ -35,79 +36,32 @@ func LegacyWrap(tb testing.TB, label string, seed []byte) []byte {
 // shares that Service's login and leaves the module alone.
 func Raw(tb testing.TB, module, token, pin string, f func(c *pkcs11.Ctx, sh pkcs11.SessionHandle)) {
 	tb.Helper()
-	c := pkcs11.New(module)
-	if c == nil {
-		tb.Fatalf("loading %s", module)
-	}
-	defer c.Destroy() // dlclose only
-	owned := true
-	if err := c.Initialize(); err != nil {
-		if !strings.Contains(err.Error(), "CKR_CRYPTOKI_ALREADY_INITIALIZED") {
-			tb.Fatal(err)
-		}
-		owned = false
-	}
-	if owned {
-		defer c.Finalize()
-	}
-	slots, err := c.GetSlotList(true)
+	err := p11test.Session(module, token, pkcs11.CKU_USER, pin, func(c p11.Ctx, sh pkcs11.SessionHandle) error {
+		f(c.(*pkcs11.Ctx), sh)
+		return nil
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	for _, sl := range slots {
-		ti, err := c.GetTokenInfo(sl)
-		if err != nil || strings.TrimRight(ti.Label, " ") != token {
-			continue
-		}
-		sh, err := c.OpenSession(sl, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
-		if err != nil {
-			tb.Fatal(err)
-		}
-		defer c.CloseSession(sh)
-		if err := c.Login(sh, pkcs11.CKU_USER, pin); err != nil && !strings.Contains(err.Error(), "CKR_USER_ALREADY_LOGGED_IN") {
-			tb.Fatal(err)
-		}
-		f(c, sh)
-		return
-	}
-	tb.Fatalf("no token %q in %s", token, module)
 }
 
 // FindSecretKey is the handle of the one secret key labelled label.
 func FindSecretKey(tb testing.TB, c *pkcs11.Ctx, sh pkcs11.SessionHandle, label string) pkcs11.ObjectHandle {
 	tb.Helper()
-	if err := c.FindObjectsInit(sh, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY), pkcs11.NewAttribute(pkcs11.CKA_LABEL, label)}); err != nil {
+	h, err := p11test.FindOne(c, sh, pkcs11.CKO_SECRET_KEY, label)
+	if err != nil {
 		tb.Fatal(err)
 	}
-	hs, _, err := c.FindObjects(sh, 2)
-	c.FindObjectsFinal(sh)
-	if err != nil || len(hs) != 1 {
-		tb.Fatalf("found %d secret keys labelled %q (%v), want 1", len(hs), label, err)
-	}
-	return hs[0]
+	return h
 }
 
 // LegacyWrapIn is LegacyWrap on a session of Raw's. The seed is
 // zero-extended to 64 bytes, as WrapSecret does.
 func LegacyWrapIn(tb testing.TB, c *pkcs11.Ctx, sh pkcs11.SessionHandle, label string, seed []byte) []byte {
 	tb.Helper()
-	wk := FindSecretKey(tb, c, sh, label)
 	padded := make([]byte, max(64, len(seed)))
 	copy(padded, seed)
-	obj, err := c.CreateObject(sh, []*pkcs11.Attribute{
-		pkcs11.NewAttribute(pkcs11.CKA_CLASS, pkcs11.CKO_SECRET_KEY),
-		pkcs11.NewAttribute(pkcs11.CKA_KEY_TYPE, pkcs11.CKK_GENERIC_SECRET),
-		pkcs11.NewAttribute(pkcs11.CKA_TOKEN, false),
-		pkcs11.NewAttribute(pkcs11.CKA_SENSITIVE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_EXTRACTABLE, true),
-		pkcs11.NewAttribute(pkcs11.CKA_SIGN, true),
-		pkcs11.NewAttribute(pkcs11.CKA_VALUE, padded),
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer c.DestroyObject(sh, obj)
-	w, err := c.WrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, obj)
+	w, err := p11test.WrapValue(c, sh, FindSecretKey(tb, c, sh, label), padded)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -1,11 +1,11 @@
 package hsmtest
 
 import (
-	"fmt"
-	"strings"
 	"testing"
 
 	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/devices/p11"
+	"github.com/egate-bank/egate/devices/p11/p11test"
 	"github.com/miekg/pkcs11"
 )
 
@@ -32,40 +32,7 @@ func NeedTrustedWrapKey(tb testing.TB) {
 // createTrustedKey makes TrustedWrapKey as the SO. It loads the module and
 // unloads it, so it runs before anything in this process opens a Service.
 func createTrustedKey(module, token, soPIN string) error {
-	p := pkcs11.New(module)
-	if p == nil {
-		return fmt.Errorf("cannot load %s", module)
-	}
-	defer p.Destroy()
-	if err := p.Initialize(); err != nil {
-		return err
-	}
-	defer p.Finalize()
-	slots, err := p.GetSlotList(true)
-	if err != nil {
-		return err
-	}
-	for _, sl := range slots {
-		ti, err := p.GetTokenInfo(sl)
-		if err != nil || strings.TrimRight(ti.Label, " \x00") != token {
-			continue
-		}
-		sh, err := p.OpenSession(sl, pkcs11.CKF_SERIAL_SESSION|pkcs11.CKF_RW_SESSION)
-		if err != nil {
-			return err
-		}
-		defer p.CloseSession(sh)
-		if err := p.Login(sh, pkcs11.CKU_SO, soPIN); err != nil {
-			return err
-		}
-		defer p.Logout(sh)
-		attrs, release, err := hsm.TrustedSeedWrapKeyAttributes(TrustedWrapKey, false)
-		if err != nil {
-			return err
-		}
-		_, err = p.GenerateKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_GEN, nil)}, attrs)
-		release()
-		return err
-	}
-	return fmt.Errorf("token %q not found", token)
+	return p11test.Session(module, token, pkcs11.CKU_SO, soPIN, func(c p11.Ctx, sh pkcs11.SessionHandle) error {
+		return hsm.GenerateTrustedSeedWrapKey(c, sh, TrustedWrapKey, false)
+	})
 }

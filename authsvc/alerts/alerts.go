@@ -1,5 +1,5 @@
 // Package alerts is the outbox of customer alerts (login, failed-login and
-// lockout alerts now, balance alerts from the ledger later). Producers post inside their own request;
+// lockout alerts, risk alerts about transactions and balance-change alerts). Producers post inside their own request;
 // consumers (the messenger inbox, the SMS sink) read what they have not yet
 // acknowledged, each on its own, so one slow consumer never holds back
 // another and an alert committed late by another replica is never skipped.
@@ -21,8 +21,42 @@ const (
 	KindLogin       = "login"
 	KindLoginFailed = "login_failed" // body LoginFailed; coalesced, see PostLoginFailed
 	KindLocked      = "login_locked" // body Locked
-	KindBalance     = "balance"
+	KindBalance     = "balance" // body Balance
+	KindTxRisk      = "tx_risk" // body TxRisk
 )
+
+// Events of a TxRisk alert.
+const (
+	TxDenied   = "denied"   // refused when authorized
+	TxStepUp   = "step_up"  // the risk rules asked for a stronger tool
+	TxReview   = "review"   // held for the bank's staff
+	TxApproved = "approved" // staff let it go
+	TxRefused  = "refused"  // staff refused it
+)
+
+// TxRisk is the body of a risk alert about one intent (authsvc/txauth).
+type TxRisk struct {
+	Time    time.Time `json:"time"`
+	Intent  string    `json:"intent"` // the intent's hash
+	Event   string    `json:"event"`  // denied, step_up, review, approved, refused
+	Amount  int64     `json:"amount"` // fen
+	Text    string    `json:"text"`   // "Pay 1,234.56 yuan to 6222…0002 from 6222…0001"
+	Message string    `json:"message"`
+	// SMS: the customer's preferences send this alert by SMS too.
+	SMS bool `json:"sms"`
+}
+
+// Balance is the body of a balance-change alert, posted by a platform after
+// it executed a movement.
+type Balance struct {
+	Time        time.Time `json:"time"`
+	Account     string    `json:"account"` // masked: 6222…0001
+	Amount      int64     `json:"amount"`  // fen, negative for money out
+	Balance     int64     `json:"balance"` // fen, after
+	Currency    string    `json:"currency"`
+	Description string    `json:"description,omitempty"`
+	SMS         bool      `json:"sms"`
+}
 
 // Consumers known today.
 const (

@@ -123,6 +123,12 @@ func TestSMSTextOnePerSitting(t *testing.T) {
 		{"lockout until midnight", Alert{Kind: KindLocked, Body: body(Locked{Time: at, Factor: "password", IP: "10.9.9.9", Until: at.Add(16 * time.Hour)})}, true, "it unlocks at 2026-03-02 00:10"},
 		{"operator lock", Alert{Kind: KindLocked, Body: body(Locked{Time: at, Factor: "password"})}, true, "only the bank's service desk"},
 		{"balance", Alert{Kind: KindBalance, Body: body(map[string]int{"x": 1})}, false, ""},
+		{"balance by SMS", Alert{Kind: KindBalance, Body: body(Balance{Time: at, Account: "6222…0001", Amount: -123456, Balance: 1000000, Currency: "CNY", Description: "mall", SMS: true})}, true,
+			"Account 6222…0001 -1,234.56 yuan (mall) at 2026-03-01 08:10; balance 10,000.00 yuan."},
+		{"balance below the SMS minimum", Alert{Kind: KindBalance, Body: body(Balance{Time: at, Account: "6222…0001", Amount: 100, Currency: "CNY"})}, false, ""},
+		{"risk held for review", Alert{Kind: KindTxRisk, Body: body(TxRisk{Time: at, Event: TxReview, Text: "Pay 1,234.56 yuan to 6222…0002 from 6222…0001", SMS: true})}, true,
+			"Pay 1,234.56 yuan to 6222…0002 from 6222…0001 (2026-03-01 08:10) is held for a check by the bank"},
+		{"risk inbox only", Alert{Kind: KindTxRisk, Body: body(TxRisk{Time: at, Event: TxDenied})}, false, ""},
 		{"malformed", Alert{Kind: KindLogin, Body: json.RawMessage(`{`)}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

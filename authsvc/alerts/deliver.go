@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/egate-bank/egate/internal/money"
 )
 
 // Sender delivers one alert to a consumer's channel (an SMS, an inbox
@@ -85,7 +87,9 @@ func (o *Outbox) Run(ctx context.Context, consumer string, period time.Duration,
 // typed the password (a new passport session); a login by single sign-on
 // to another platform, or a stronger tool inside the same session, is
 // in the messenger inbox only. Failed-login alerts (already one per hour)
-// and lockouts always go. Other kinds are not sent by SMS here.
+// and lockouts always go. Risk and balance alerts go when their SMS flag,
+// set from the customer's preferences when they were posted, says so.
+// Other kinds are not sent by SMS here.
 func SMSText(a Alert, loc *time.Location) (string, bool) {
 	if loc == nil {
 		loc = time.UTC
@@ -115,8 +119,41 @@ func SMSText(a Alert, loc *time.Location) (string, bool) {
 		}
 		return fmt.Sprintf("[egate] Your %s is locked after too many failed sign-ins (last at %s from %s); %s. Not you? Call the bank at once.",
 			l.Factor, l.Time.In(loc).Format("2006-01-02 15:04"), l.IP, until), true
+	case KindTxRisk:
+		var r TxRisk
+		if json.Unmarshal(a.Body, &r) != nil || !r.SMS {
+			return "", false
+		}
+		what := map[string]string{TxDenied: "was refused", TxStepUp: "needs a stronger confirmation", TxReview: "is held for a check by the bank",
+			TxApproved: "was approved by the bank: confirm it now", TxRefused: "was refused by the bank"}[r.Event]
+		if what == "" {
+			return "", false
+		}
+		return fmt.Sprintf("[egate] %s (%s) %s. Not you? Call the bank at once.", r.Text, r.Time.In(loc).Format("2006-01-02 15:04"), what), true
+	case KindBalance:
+		var b Balance
+		if json.Unmarshal(a.Body, &b) != nil || !b.SMS {
+			return "", false
+		}
+		sign, amt := "+", b.Amount
+		if amt < 0 {
+			sign, amt = "-", -amt
+		}
+		desc := ""
+		if b.Description != "" {
+			desc = " (" + b.Description + ")"
+		}
+		return fmt.Sprintf("[egate] Account %s %s%s %s%s at %s; balance %s %s.", b.Account, sign, money.Yuan(amt), currencyWord(b.Currency), desc,
+			b.Time.In(loc).Format("2006-01-02 15:04"), money.Yuan(b.Balance), currencyWord(b.Currency)), true
 	}
 	return "", false
+}
+
+func currencyWord(c string) string {
+	if c == "CNY" {
+		return "yuan"
+	}
+	return c
 }
 
 // LoginText is the SMS a login alert becomes: when, where and on what, and

@@ -45,10 +45,18 @@ const (
 	// ScopeEbankHolds allows ebank's holds and transfers API (/v1/holds,
 	// /v1/transfers; platform/ebank), served by the ebank platform.
 	ScopeEbankHolds = "ebank:holds"
+	// ScopeTxAuthorize allows the transaction authorization API of the
+	// platforms: authorize, challenge, proof, read (authsvc/txauth).
+	ScopeTxAuthorize = "tx:authorize"
+	// ScopeTxExecute allows the check before execution and cancel/reverse.
+	ScopeTxExecute = "tx:execute"
+	// ScopeAlertsBalance allows balance-change alerts and customers' alert
+	// preferences.
+	ScopeAlertsBalance = "alerts:balance"
 )
 
 // Scopes lists every known scope.
-var Scopes = []string{ScopeOTPVerify, ScopeOTPResync, ScopeEbankHolds}
+var Scopes = []string{ScopeOTPVerify, ScopeOTPResync, ScopeEbankHolds, ScopeTxAuthorize, ScopeTxExecute, ScopeAlertsBalance}
 
 // MinSecretLen is the shortest secret a secret-source may hold.
 const MinSecretLen = 32
@@ -67,7 +75,8 @@ type ClientConfig struct {
 	// SecretSource says where the secret is: file:/path (mode 0600) or
 	// env:NAME, like hsm.pin-source; read once, when the process starts.
 	SecretSource string `yaml:"secret-source"`
-	// Scopes the client may use: otp:verify, otp:resync.
+	// Scopes the client may use: otp:verify, otp:resync, ebank:holds,
+	// tx:authorize, tx:execute, alerts:balance.
 	Scopes []string `yaml:"scopes"`
 }
 

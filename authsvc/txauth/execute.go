@@ -1,0 +1,113 @@
+package txauth
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/store"
+)
+
+// Execute is the check a platform makes just before it executes an
+// intent: the grant must have been issued for exactly this intent, be
+// unused and unexpired; it is consumed by one UPDATE, so of concurrent
+// calls with one grant exactly one wins. A grant for another intent is
+// refused and not consumed.
+func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (txclient.Executed, error) {
+	if err := in.Validate(); err != nil {
+		return txclient.Executed{}, badIntent(err)
+	}
+	if grant == "" || len(grant) > 128 {
+		return txclient.Executed{}, ErrUnknownGrant
+	}
+	hash, th, now := in.HashHex(), tokenHash(grant), s.now().UnixMilli()
+	won := false
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		var got string
+		err := tx.QueryRow(ctx, `UPDATE tx_grants SET used_ms = ? WHERE token_hash = ? AND intent_hash = ? AND used_ms IS NULL AND expires_ms > ? RETURNING intent_hash`,
+			now, th, hash, now).Scan(&got)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		won = true
+		_, err = tx.Exec(ctx, `UPDATE tx_intents SET state = 'executed', updated_ms = ? WHERE hash = ?`, now, hash)
+		return err
+	})
+	if err != nil {
+		return txclient.Executed{}, unavailable(fmt.Errorf("consuming the grant: %w", err))
+	}
+	if !won {
+		var bound string
+		var exp int64
+		var used sql.NullInt64
+		err := s.db.QueryRow(ctx, `SELECT intent_hash, expires_ms, used_ms FROM tx_grants WHERE token_hash = ?`, th).Scan(&bound, &exp, &used)
+		switch {
+		case isNoRows(err):
+			return txclient.Executed{}, ErrUnknownGrant
+		case err != nil:
+			return txclient.Executed{}, unavailable(err)
+		case bound != hash:
+			return txclient.Executed{}, ErrGrantMismatch
+		case used.Valid:
+			return txclient.Executed{}, ErrGrantUsed
+		default:
+			return txclient.Executed{}, ErrGrantExpired
+		}
+	}
+	if err := s.appendAudit(ctx, "tx.execute", map[string]string{"intent": hash, "customer": in.Customer, "amount": itoa(in.Amount)}); err != nil {
+		return txclient.Executed{}, err
+	}
+	return txclient.Executed{Intent: hash, State: txclient.StateExecuted, Amount: in.Amount}, nil
+}
+
+// Cancel cancels an intent not yet executed, or reverses an executed one:
+// its grant can no longer be used and the limit usage it counted is given
+// back, once. by names who asked (a back-end client or an operator).
+func (s *Service) Cancel(ctx context.Context, hash, reason, by string) (txclient.Cancelled, error) {
+	r, err := s.mustLoad(ctx, hash)
+	if err != nil {
+		return txclient.Cancelled{}, err
+	}
+	switch r.State {
+	case txclient.StateAllowed, txclient.StateReview, txclient.StateGranted, txclient.StateExecuted:
+	default:
+		return txclient.Cancelled{}, stateErr(r.State)
+	}
+	now := s.now().UnixMilli()
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE tx_intents SET state = 'cancelled', updated_ms = ? WHERE hash = ? AND state = ?`, now, hash, r.State)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			var st string
+			tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
+			return stateErr(st)
+		}
+		_, err = tx.Exec(ctx, `UPDATE tx_grants SET used_ms = ? WHERE intent_hash = ? AND used_ms IS NULL`, now, hash)
+		return err
+	})
+	var ae *Error
+	if errors.As(err, &ae) {
+		return txclient.Cancelled{}, ae
+	}
+	if err != nil {
+		return txclient.Cancelled{}, unavailable(err)
+	}
+	// Released after the cancel is committed: Release gives back once,
+	// so a retry after a crash here is safe.
+	released, err := s.counter.Release(ctx, hash)
+	if err != nil {
+		return txclient.Cancelled{}, unavailable(err)
+	}
+	if err := s.appendAudit(ctx, "tx.cancel", map[string]string{"intent": hash, "customer": r.Customer, "from": r.State, "by": by, "reason": reason, "released": fmt.Sprint(released)}); err != nil {
+		return txclient.Cancelled{}, err
+	}
+	return txclient.Cancelled{Intent: hash, State: txclient.StateCancelled, Released: released}, nil
+}

@@ -1,0 +1,163 @@
+package txauth
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/limits"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/store"
+)
+
+// Challenge begins a challenge with one of the customer's tools, at or
+// above the level the intent needs, bound to the intent's hash and showing
+// its text.
+func (s *Service) Challenge(ctx context.Context, hash string, req txclient.ChallengeRequest) (txclient.Challenge, error) {
+	r, err := s.mustLoad(ctx, hash)
+	if err != nil {
+		return txclient.Challenge{}, err
+	}
+	if r.State != txclient.StateAllowed {
+		return txclient.Challenge{}, stateErr(r.State)
+	}
+	lv, ok := s.tools.Level(req.Factor)
+	if !ok {
+		return txclient.Challenge{}, ErrUnknownFactor.with(fmt.Sprintf("factor %q: no such authentication tool here", req.Factor))
+	}
+	if lv < r.Level {
+		return txclient.Challenge{}, ErrLevelTooLow.with(fmt.Sprintf("%s proves level %d; this payment needs level %d: use %s", req.Factor, lv, r.Level, reachWords(r.Level, s.counter.Table().Top())))
+	}
+	sum, _ := hex.DecodeString(hash)
+	text := Text(r.Intent)
+	ch, err := s.tools.Begin(ctx, req.Factor, authn.BeginRequest{PassportID: r.Customer, Purpose: authn.PurposeTransaction, TxText: text, TxHash: sum, ClientIP: req.ClientIP})
+	if err != nil {
+		return txclient.Challenge{}, factorErr(err)
+	}
+	if _, err := s.db.Exec(ctx, `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`,
+		ch.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
+		return txclient.Challenge{}, unavailable(fmt.Errorf("storing the challenge: %w", err))
+	}
+	if err := s.appendAudit(ctx, "tx.challenge", map[string]string{"intent": hash, "customer": r.Customer, "factor": req.Factor, "level": itoa(int64(lv))}); err != nil {
+		return txclient.Challenge{}, err
+	}
+	return txclient.Challenge{ID: ch.ID, Factor: req.Factor, Level: lv, Prompt: ch.Prompt, Data: ch.Data, Text: text, ExpiresAt: ch.ExpiresAt.UTC()}, nil
+}
+
+// Proof checks the customer's answer to a challenge of the intent, counts
+// the limits at the level proved, and issues the grant. A challenge of
+// another intent, a tool below the level, a wrong, expired or used answer
+// are refused and nothing is counted; when a concurrent intent took the
+// room in the limits, the proof succeeds but no grant is issued and the
+// error names the limit.
+func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequest) (txclient.Grant, error) {
+	if req.Intent != nil {
+		if err := req.Intent.Validate(); err != nil {
+			return txclient.Grant{}, badIntent(err)
+		}
+		if req.Intent.HashHex() != hash {
+			return txclient.Grant{}, ErrIntentChanged
+		}
+	}
+	r, err := s.mustLoad(ctx, hash)
+	if err != nil {
+		return txclient.Grant{}, err
+	}
+	if r.State != txclient.StateAllowed {
+		return txclient.Grant{}, stateErr(r.State)
+	}
+	if req.ChallengeID == "" || len(req.ChallengeID) > 128 {
+		return txclient.Grant{}, ErrUnknownChall
+	}
+	var chHash, factor string
+	var chLevel int
+	err = s.db.QueryRow(ctx, `SELECT intent_hash, factor, level FROM tx_challenges WHERE id = ?`, req.ChallengeID).Scan(&chHash, &factor, &chLevel)
+	if isNoRows(err) {
+		return txclient.Grant{}, ErrUnknownChall
+	}
+	if err != nil {
+		return txclient.Grant{}, unavailable(err)
+	}
+	if chHash != hash {
+		return txclient.Grant{}, ErrChallengeFor
+	}
+	if chLevel < r.Level {
+		return txclient.Grant{}, ErrLevelTooLow
+	}
+	sum, _ := hex.DecodeString(hash)
+	res, err := s.tools.VerifyTransaction(ctx, factor, sum, authn.VerifyRequest{PassportID: r.Customer, ChallengeID: req.ChallengeID, Response: []byte(req.Response), ClientIP: req.ClientIP})
+	if err != nil {
+		fe := factorErr(err)
+		if fe.Code != ErrUnavailable.Code {
+			s.db.Exec(ctx, `INSERT INTO tx_failures (customer, at_ms, intent_hash, factor) VALUES (?, ?, ?, ?)`, r.Customer, s.now().UnixMilli(), hash, factor)
+			if aerr := s.appendAudit(ctx, "tx.proof", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "result": fe.Code}); aerr != nil {
+				return txclient.Grant{}, aerr
+			}
+		}
+		return txclient.Grant{}, fe
+	}
+	level := int(res.Level)
+	if level < r.Level {
+		return txclient.Grant{}, ErrLevelTooLow
+	}
+	counted, err := s.counter.Count(ctx, r.Customer, hash, r.Intent.Amount, level)
+	var ex *limits.ExceededError
+	if errors.As(err, &ex) {
+		own := false
+		if bank, ok := s.counter.Table().Of(ex.Level); ok {
+			own = (ex.Period == limits.PerTransaction && ex.Max < bank.PerTxn) || (ex.Period == limits.PerDay && ex.Max < bank.PerDay) || (ex.Period == limits.PerYear && ex.Max < bank.PerYear)
+		}
+		msg := limitSentence(ex, own) + " Another payment used the room; nothing was granted."
+		if aerr := s.appendAudit(ctx, "tx.proof", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(level)), "result": "limit_exceeded", "limit": string(ex.Period)}); aerr != nil {
+			return txclient.Grant{}, aerr
+		}
+		return txclient.Grant{}, &Error{Status: ErrLimit.Status, Code: ErrLimit.Code, Msg: msg, Err: ex}
+	}
+	if err != nil {
+		return txclient.Grant{}, unavailable(err)
+	}
+	var raw [32]byte
+	rand.Read(raw[:])
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	now := s.now()
+	exp := now.Add(s.cfg.GrantTTL)
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(ctx, `UPDATE tx_intents SET state = 'granted', proved_level = ?, proved_factor = ?, updated_ms = ? WHERE hash = ? AND state = 'allowed'`,
+			level, factor, now.UnixMilli(), hash)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			var st string
+			tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
+			return stateErr(st)
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO tx_grants (token_hash, intent_hash, created_ms, expires_ms) VALUES (?, ?, ?, ?)`, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli())
+		return err
+	})
+	if err != nil {
+		if counted {
+			s.counter.Release(context.WithoutCancel(ctx), hash)
+		}
+		var ae *Error
+		if errors.As(err, &ae) {
+			return txclient.Grant{}, ae
+		}
+		return txclient.Grant{}, unavailable(err)
+	}
+	if err := s.appendAudit(ctx, "tx.grant", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(level)),
+		"amr": res.AMR, "confirmed_on_device": fmt.Sprint(res.ConfirmedOnDevice), "expires_ms": itoa(exp.UnixMilli())}); err != nil {
+		return txclient.Grant{}, err
+	}
+	return txclient.Grant{Token: token, Intent: hash, Level: level, Factor: factor, ExpiresAt: exp.UTC()}, nil
+}
+
+func tokenHash(token string) string {
+	h := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(h[:])
+}

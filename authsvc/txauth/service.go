@@ -1,0 +1,232 @@
+// Package txauth is the bank's control in the path of every money
+// movement: a platform posts an intent (authsvc/intent), egate decides it
+// (the limit table by level, authsvc/limits, and the risk rules,
+// authsvc/risk, over features read from the database), the customer proves
+// it with a tool at or above the level the decision names (a challenge
+// bound to the intent's hash, authsvc/factors), and the proof buys a grant:
+// an opaque token, stored only as its SHA-256, bound to the intent hash,
+// single use and short lived, which the platform consumes in one atomic
+// UPDATE just before it executes the movement.
+//
+// Limits are counted when the proof succeeds, at the level proved, keyed by
+// the intent hash (limits.Counter.Count: once per key, atomic across
+// replicas); a cancel or a reversal releases them once. The same intent
+// posted again (same hash) gets its stored decision and counts nothing;
+// the same idempotency key with other fields is refused.
+//
+// An intent the rules hold for review waits in a queue that the bank's
+// staff works through (egate admin risk review); the customer is alerted
+// when an intent is denied, stepped up or held, and when staff decide.
+//
+// Every decision (authorize, challenge, proof, grant, execute, cancel,
+// review) is appended to the audit log (authsvc/audit) through Auditor.
+//
+// Concurrency: a Service is safe for concurrent use and holds no state of
+// its own beyond the rule set in force; every decision that must hold
+// across replicas is one guarded statement in the database.
+package txauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/alerts"
+	"github.com/egate-bank/egate/authsvc/audit"
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/limits"
+	"github.com/egate-bank/egate/authsvc/risk"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/store"
+)
+
+// Auditor appends one record to the audit log (audit.Log does).
+type Auditor interface {
+	Append(ctx context.Context, kind string, fields map[string]string) (int64, error)
+}
+
+// Deps are what New needs besides the config.
+type Deps struct {
+	DB *store.DB
+	// Tools are the customers' authentication tools; nil: none (the
+	// operator commands, which review and cancel but prove nothing).
+	Tools    Tools
+	Accounts Accounts // nil: NewMapAccounts(cfg.Accounts)
+	// Risk is the rule engine; nil: one over cfg.RiskRules (the built-in
+	// rules when empty).
+	Risk   *risk.Engine
+	Audit  Auditor        // nil: audit.New(DB)
+	Alerts *alerts.Outbox // nil: alerts.New(DB)
+	Now    func() time.Time
+}
+
+// Service authorizes transactions.
+type Service struct {
+	cfg      Config
+	db       *store.DB
+	tools    Tools
+	accounts Accounts
+	risk     *risk.Engine
+	audit    Auditor
+	alerts   *alerts.Outbox
+	counter  *limits.Counter
+	loc      *time.Location
+	now      func() time.Time
+}
+
+// New returns the service.
+func New(cfg Config, d Deps) (*Service, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.DB == nil {
+		return nil, fmt.Errorf("%w: a database is required", ErrConfig)
+	}
+	if d.Tools == nil {
+		d.Tools = noTools{}
+	}
+	loc, _ := time.LoadLocation(cfg.TimeZone)
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	s := &Service{cfg: cfg, db: d.DB, tools: d.Tools, accounts: d.Accounts, risk: d.Risk, audit: d.Audit, alerts: d.Alerts, loc: loc, now: d.Now}
+	if s.accounts == nil {
+		s.accounts = NewMapAccounts(cfg.Accounts)
+	}
+	if s.risk == nil {
+		e, err := risk.NewEngine(cfg.RiskRules, risk.Builtin())
+		if err != nil {
+			return nil, err
+		}
+		s.risk = e
+	}
+	if s.audit == nil {
+		s.audit = audit.New(d.DB, d.Now)
+	}
+	if s.alerts == nil {
+		s.alerts = alerts.New(d.DB, d.Now)
+	}
+	var err error
+	if s.counter, err = limits.NewCounter(d.DB, cfg.Limits, loc, d.Now); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Counter is the limit counter (customers' own limits are set through it).
+func (s *Service) Counter() *limits.Counter { return s.counter }
+
+// Risk is the rule engine in force.
+func (s *Service) Risk() *risk.Engine { return s.risk }
+
+// WatchRules reloads the rule files every reload-interval until ctx ends;
+// report (may be nil) hears each reload or refused set.
+func (s *Service) WatchRules(ctx context.Context, report func(changed bool, err error)) {
+	if len(s.cfg.RiskRules) == 0 {
+		return
+	}
+	s.risk.Watch(ctx, s.cfg.ReloadInterval, report)
+}
+
+// row is an intent as stored.
+type row struct {
+	Hash, Customer, State, Action string
+	Intent                        intent.Intent
+	Level, ProvedLevel            int
+	Decision                      txclient.Decision
+	Reviewer, ReviewNote          string
+	CreatedMS                     int64
+}
+
+const rowCols = `hash, customer, body, state, action, level, decision, proved_level, reviewer, review_note, created_ms`
+
+func scanRow(sc func(...any) error) (*row, error) {
+	var r row
+	var body, dec string
+	if err := sc(&r.Hash, &r.Customer, &body, &r.State, &r.Action, &r.Level, &dec, &r.ProvedLevel, &r.Reviewer, &r.ReviewNote, &r.CreatedMS); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(body), &r.Intent); err != nil {
+		return nil, fmt.Errorf("stored intent %s: %w", r.Hash, err)
+	}
+	if err := json.Unmarshal([]byte(dec), &r.Decision); err != nil {
+		return nil, fmt.Errorf("stored decision %s: %w", r.Hash, err)
+	}
+	r.Decision.State = r.State
+	return &r, nil
+}
+
+// load reads an intent by hash; nil when there is none.
+func (s *Service) load(ctx context.Context, hash string) (*row, error) {
+	r, err := scanRow(s.db.QueryRow(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ?`, hash).Scan)
+	if err != nil {
+		if isNoRows(err) {
+			return nil, nil
+		}
+		return nil, unavailable(fmt.Errorf("reading intent: %w", err))
+	}
+	return r, nil
+}
+
+// mustLoad is load with ErrUnknownIntent for none.
+func (s *Service) mustLoad(ctx context.Context, hash string) (*row, error) {
+	if !validHash(hash) {
+		return nil, ErrUnknownIntent.with("the intent id is the 64 hex digits of its hash")
+	}
+	r, err := s.load(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, ErrUnknownIntent
+	}
+	return r, nil
+}
+
+func validHash(h string) bool {
+	b, err := hex.DecodeString(h)
+	return err == nil && len(b) == sha256.Size && hex.EncodeToString(b) == h
+}
+
+// Get returns an intent's decision and its state now.
+func (s *Service) Get(ctx context.Context, hash string) (txclient.Decision, error) {
+	r, err := s.mustLoad(ctx, hash)
+	if err != nil {
+		return txclient.Decision{}, err
+	}
+	return s.view(r), nil
+}
+
+// view is the stored decision with the state and what staff decided.
+func (s *Service) view(r *row) txclient.Decision {
+	d := r.Decision
+	d.State = r.State
+	switch r.State {
+	case txclient.StateAllowed:
+		if r.Action == txclient.Review {
+			d.Message = fmt.Sprintf("The bank's staff approved this payment: confirm it with %s.", reachWords(r.Level, s.counter.Table().Top()))
+			d.Reasons = append(d.Reasons, txclient.Reason{Code: "review", Action: "approve", Text: "Approved by the bank's staff."})
+		}
+	case txclient.StateRefused:
+		d.Message = "The bank's staff refused this payment. Call the bank if you have questions."
+		d.Reasons = append(d.Reasons, txclient.Reason{Code: "review", Action: "deny", Text: "Refused by the bank's staff."})
+	}
+	return d
+}
+
+func (s *Service) appendAudit(ctx context.Context, kind string, fields map[string]string) error {
+	if _, err := s.audit.Append(ctx, kind, fields); err != nil {
+		return unavailable(fmt.Errorf("audit: %w", err))
+	}
+	return nil
+}
+
+func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

@@ -21,8 +21,8 @@ const (
 	KindLogin       = "login"
 	KindLoginFailed = "login_failed" // body LoginFailed; coalesced, see PostLoginFailed
 	KindLocked      = "login_locked" // body Locked
-	KindBalance     = "balance" // body Balance
-	KindTxRisk      = "tx_risk" // body TxRisk
+	KindBalance     = "balance"      // body Balance
+	KindTxRisk      = "tx_risk"      // body TxRisk
 )
 
 // Events of a TxRisk alert.

@@ -5,8 +5,10 @@ import (
 	"crypto"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"io"
+	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -333,4 +335,27 @@ func wantCode(t testing.TB, err error, code string) {
 	if errors.As(err, &ae) && ae.Message == "" {
 		t.Fatalf("error %s without a message", code)
 	}
+}
+
+type intentAlias = intent.Intent
+
+// post sends body to path as the rig's client and returns the status and
+// error code.
+func post(t testing.TB, r *rig, path, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, r.srv.URL+path, strings.NewReader(body))
+	req.SetBasicAuth(clientID, clientSecret)
+	resp, err := r.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	json.NewDecoder(resp.Body).Decode(&e)
+	if resp.StatusCode >= 400 && e.Error.Message == "" {
+		t.Fatalf("%d without a message", resp.StatusCode)
+	}
+	return resp.StatusCode, e.Error.Code
 }

@@ -22,7 +22,9 @@ authsvc.issuer to the https URL customers see).
 
 Besides the passport it serves /ca/ (the bank CA's CRL and certificates) and
 the OTP verify API (POST /v1/otp/verify, /v1/otp/resync) to the back-end
-clients of authsvc.backend-clients only (HTTP Basic). It serves no simulator
+clients of authsvc.backend-clients only (HTTP Basic), and the transaction
+authorization API (/v1/tx/, /v1/alerts/) to those with the tx:authorize,
+tx:execute or alerts:balance scopes. It serves no simulator
 page (/sim/...): those are egate demo's.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -43,6 +45,7 @@ page (/sim/...): those are egate demo's.`,
 			defer a.Close()
 			go a.PurgeEvery(ctx, 10*time.Minute, log)
 			go a.CheckpointAuditEvery(ctx, log)
+			go a.WatchRiskRules(ctx, log)
 			log.Info("authsvc listening", "addr", a.Server.Listener.Addr().String(), "issuer", a.Issuer)
 			fmt.Fprintf(cmd.OutOrStdout(), "authsvc serving %s at %s\n", a.Issuer, a.Server.URL())
 			return app.ServeAll(ctx, a.Server)

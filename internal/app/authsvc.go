@@ -15,6 +15,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/authsvc/sms"
+	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/store"
@@ -36,6 +37,9 @@ type Authsvc struct {
 	// Backend holds the back-end clients of authsvc.backend-clients, which
 	// alone may call the OTP verify API.
 	Backend *backend.Registry
+	// Tx is transaction authorization (authsvc/txauth), served under
+	// /v1/tx/ and /v1/alerts/ to the back-end clients with its scopes.
+	Tx      *txauth.Service
 	DB      *store.DB
 	HSM     *hsm.Service
 	Issuer  string
@@ -64,7 +68,9 @@ func AuthsvcConfig(cfg *config.Config) authsvc.Config {
 // /ca/ (CRL and CA certificates, public) and the OTP verify API
 // (POST /v1/otp/verify and /v1/otp/resync), which answers only the
 // back-end clients of authsvc.backend-clients that hold the scope
-// otp:verify or otp:resync (HTTP Basic; authsvc/backend). No simulator
+// otp:verify or otp:resync (HTTP Basic; authsvc/backend), and the
+// transaction authorization API (/v1/tx/, /v1/alerts/; authsvc/txauth) to
+// those with tx:authorize, tx:execute or alerts:balance. No simulator
 // page (/sim/...) is mounted here, whatever the config: egate demo mounts
 // its own.
 func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o AuthsvcOptions) (*Authsvc, error) {
@@ -76,6 +82,9 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	// too refuses a bad one (such as sms with no gateway) before the
 	// database and the HSM are opened.
 	if err := cfg.Factors.WithDefaults().Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Transactions.Validate(); err != nil {
 		return nil, err
 	}
 	// The HSM's config too, so that a missing hsm.module is named before
@@ -137,6 +146,9 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	}
 	// Transactions count the tools' failures on the same counters as logins.
 	a.Factors.Attempts = a.Auth.Passport()
+	if a.Tx, err = txauth.New(cfg.Transactions, txauth.Deps{DB: a.DB, Tools: txauth.FromFactors(a.Factors), Audit: a.Auth.Audit(), Alerts: a.Auth.Alerts()}); err != nil {
+		return nil, err
+	}
 	if a.Server, err = NewServer("authsvc", cfg.HTTP.Listen, log); err != nil {
 		return nil, err
 	}
@@ -155,6 +167,9 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	a.Server.Mux.Handle("/ca/", a.Factors.Handler)
 	a.Server.Mux.Handle("/v1/otp/verify", a.Backend.Require(backend.ScopeOTPVerify, a.Factors.Handler))
 	a.Server.Mux.Handle("/v1/otp/resync", a.Backend.Require(backend.ScopeOTPResync, a.Factors.Handler))
+	tx := a.Tx.Handler(a.Backend)
+	a.Server.Mux.Handle("/v1/tx/", tx)
+	a.Server.Mux.Handle("/v1/alerts/", tx)
 	if a.Factors.OTP != nil && len(a.Backend.IDs()) == 0 {
 		log.Info("no back-end client may call the OTP verify API: authsvc.backend-clients is empty")
 	}
@@ -219,6 +234,19 @@ func (a *Authsvc) Close() {
 		a.closers[i]()
 	}
 	a.closers = nil
+}
+
+// WatchRiskRules reloads transactions.risk-rules every
+// transactions.reload-interval until ctx ends, logging each reload and
+// each refused rule set (the rules in force stay).
+func (a *Authsvc) WatchRiskRules(ctx context.Context, log *slog.Logger) {
+	a.Tx.WatchRules(ctx, func(changed bool, err error) {
+		if err != nil {
+			log.Warn("risk rules refused; the rules in force stay", "err", err)
+		} else if changed {
+			log.Info("risk rules reloaded")
+		}
+	})
 }
 
 // DeliverLoginAlerts sends login, failed-login and lockout alerts by SMS to

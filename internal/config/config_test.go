@@ -61,6 +61,9 @@ func TestStrictness(t *testing.T) {
 		{"unknown --set key", Sources{Sets: []string{"hsm.pin=1234"}}, "hsm.pin"},
 		{"--set without =", Sources{Sets: []string{"log.level"}}, "key=value"},
 		{"missing file", Sources{File: filepath.Join(dir, "nope.yaml")}, "nope.yaml"},
+		{"unknown transactions key", Sources{File: write("d.yaml", "transactions:\n  grant-tll: 5m\n")}, "grant-tll"},
+		{"unknown limit key", Sources{File: write("e.yaml", "transactions:\n  limits:\n    - {level: 1, per-txn: 0}\n")}, "per-txn"},
+		{"limit table on the command line", Sources{Sets: []string{"transactions.limits=1"}}, "config file only"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -72,6 +75,39 @@ func TestStrictness(t *testing.T) {
 				t.Fatalf("error %q does not name %q", err, tc.mention)
 			}
 		})
+	}
+}
+
+// TestTransactionsLimitTable: a limit table from a file replaces the
+// default; a table whose limits fall as the level rises is refused.
+func TestTransactionsLimitTable(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		name, table string
+		ok          bool
+	}{
+		{"two levels", "    - {level: 1, per-transaction: 0, per-day: 0, per-year: 0}\n    - {level: 2, per-transaction: 100, per-day: 1000, per-year: 10000}\n", true},
+		{"falling", "    - {level: 1, per-transaction: 500, per-day: 500, per-year: 500}\n    - {level: 2, per-transaction: 100, per-day: 1000, per-year: 10000}\n", false},
+		{"level missing", "    - {level: 2, per-transaction: 100, per-day: 1000, per-year: 10000}\n", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			file := filepath.Join(dir, tc.name+".yaml")
+			os.WriteFile(file, []byte("transactions:\n  limits:\n"+tc.table), 0o600)
+			c, err := Load(Sources{File: file})
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = c.Transactions.Validate()
+			if (err == nil) != tc.ok {
+				t.Fatalf("Validate() = %v, want ok=%v", err, tc.ok)
+			}
+			if tc.ok && len(c.Transactions.Limits) != 2 {
+				t.Fatalf("table %+v", c.Transactions.Limits)
+			}
+		})
+	}
+	if n := len(Defaults().Transactions.WithDefaults().Limits); n != 5 {
+		t.Fatalf("default table has %d levels", n)
 	}
 }
 
@@ -92,6 +128,10 @@ func TestValidateAll(t *testing.T) {
 		{"sms gateway and sink", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.sms.gateway.url=https://sms.example.com/v1/send", "factors.sms.gateway.token-source=env:SMS_TOKEN", "factors.sms.dev-sink=true"}, false},
 		{"sms gateway over http", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.sms.gateway.url=http://sms.example.com/v1/send", "factors.sms.gateway.token-source=env:SMS_TOKEN"}, false},
 		{"sms off", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp"}, true},
+		{"bank time zone", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "transactions.time-zone=Europe/Paris"}, true},
+		{"unknown time zone", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "transactions.time-zone=Mars/Olympus"}, false},
+		{"grant ttl too long", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "transactions.grant-ttl=2h"}, false},
+		{"grant ttl too short", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "transactions.grant-ttl=1s"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -16,6 +16,7 @@ import (
 	"github.com/egate-bank/egate/atm/gateway"
 	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/factors"
+	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/devices/agent"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/store"
@@ -41,6 +42,9 @@ type Config struct {
 	Agent agent.Config `yaml:"agent"`
 	// AgentGateway is the data centre's end of the agents' links (egate agent-gateway).
 	AgentGateway gateway.Config `yaml:"agent-gateway"`
+	// Transactions is transaction authorization (authsvc/txauth): the limit
+	// table, the risk rules, grants, the bank's time zone.
+	Transactions txauth.Config `yaml:"transactions"`
 }
 
 // LogConfig is the log section.
@@ -145,6 +149,7 @@ func Load(src Sources) (*Config, error) {
 	// Sections with computed defaults show their effective values.
 	c.Authsvc = c.Authsvc.WithDefaults()
 	c.Factors = c.Factors.WithDefaults()
+	c.Transactions = c.Transactions.WithDefaults()
 	return c, nil
 }
 
@@ -158,7 +163,7 @@ func FromProcess(file string, sets []string) (*Config, error) {
 
 // ValidateAll validates every section, naming the first bad one.
 func (c *Config) ValidateAll() error {
-	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.AgentGateway, c.Factors} {
+	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.AgentGateway, c.Factors, c.Transactions} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}

@@ -67,7 +67,7 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 		return txclient.Decision{}, unavailable(err)
 	}
 
-	d, rd, err := s.decide(ctx, in)
+	d, rd, feats, err := s.decide(ctx, in)
 	if err != nil {
 		return txclient.Decision{}, err
 	}
@@ -77,9 +77,9 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 	body, _ := json.Marshal(in)
 	dec, _ := json.Marshal(d)
 	now := s.now().UnixMilli()
-	res, err := s.db.Exec(ctx, `INSERT INTO tx_intents (hash, customer, idem_key, body, payee, amount, device, action, level, decision, state, created_ms, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		hash, in.Customer, in.IdempotencyKey, string(body), in.Payee, in.Amount, in.Device, d.Decision, d.Level, string(dec), state, now, now)
+	res, err := s.db.Exec(ctx, `INSERT INTO tx_intents (hash, customer, idem_key, body, payee, amount, device, action, level, decision, features, state, created_ms, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		hash, in.Customer, in.IdempotencyKey, string(body), in.Payee, in.Amount, in.Device, d.Decision, d.Level, string(dec), feats, state, now, now)
 	if err != nil {
 		return txclient.Decision{}, unavailable(fmt.Errorf("storing intent: %w", err))
 	}
@@ -148,15 +148,24 @@ func reasonCodes(rs []txclient.Reason) string {
 }
 
 // decide applies the limits and the rules.
-func (s *Service) decide(ctx context.Context, in intent.Intent) (txclient.Decision, risk.Decision, error) {
+func (s *Service) decide(ctx context.Context, in intent.Intent) (txclient.Decision, risk.Decision, string, error) {
+	d, rd, f, err := s.decideFeatures(ctx, in)
+	feats := "{}"
+	if f != nil {
+		feats = string(FeaturesJSON(*f))
+	}
+	return d, rd, feats, err
+}
+
+func (s *Service) decideFeatures(ctx context.Context, in intent.Intent) (txclient.Decision, risk.Decision, *risk.Features, error) {
 	d := txclient.Decision{Tools: []txclient.Tool{}, Reasons: []txclient.Reason{}}
 	table, err := s.counter.Effective(ctx, in.Customer)
 	if err != nil {
-		return d, risk.Decision{}, unavailable(err)
+		return d, risk.Decision{}, nil, unavailable(err)
 	}
 	usage, err := s.counter.Usage(ctx, in.Customer)
 	if err != nil {
-		return d, risk.Decision{}, unavailable(err)
+		return d, risk.Decision{}, nil, unavailable(err)
 	}
 	top := table.Top()
 	base, err := table.Need(in.Amount, usage)
@@ -177,10 +186,10 @@ func (s *Service) decide(ctx context.Context, in intent.Intent) (txclient.Decisi
 		} else {
 			d.Message = text + " No tool can allow more: pay a smaller amount, or try again " + map[limits.Period]string{limits.PerTransaction: "in several payments", limits.PerDay: "tomorrow", limits.PerYear: "next year"}[ex.Period] + "."
 		}
-		return d, risk.Decision{}, nil
+		return d, risk.Decision{}, nil, nil
 	}
 	if err != nil {
-		return d, risk.Decision{}, unavailable(err)
+		return d, risk.Decision{}, nil, unavailable(err)
 	}
 	d.BaseLevel = base
 	var limitText string
@@ -199,7 +208,7 @@ func (s *Service) decide(ctx context.Context, in intent.Intent) (txclient.Decisi
 	}
 	f, err := s.Features(ctx, in)
 	if err != nil {
-		return d, risk.Decision{}, unavailable(err)
+		return d, risk.Decision{}, nil, unavailable(err)
 	}
 	rd := s.risk.Decide(&f, base)
 	var ruleTexts []string
@@ -215,11 +224,11 @@ func (s *Service) decide(ctx context.Context, in intent.Intent) (txclient.Decisi
 	case risk.Deny:
 		d.Decision = txclient.Deny
 		d.Message = "This payment is refused: " + strings.Join(ruleTexts, " ") + " Call the bank if you have questions."
-		return d, rd, nil
+		return d, rd, &f, nil
 	case risk.Review:
 		d.Decision, d.Level = txclient.Review, min(rd.Level, top)
 		d.Message = "A member of the bank's staff checks this payment before it goes: " + strings.Join(ruleTexts, " ") + " You will be told when it is decided."
-		return d, rd, nil
+		return d, rd, &f, nil
 	}
 	d.Decision, d.Level = txclient.Allow, min(rd.Level, top)
 	for _, name := range s.tools.Names() {
@@ -229,7 +238,7 @@ func (s *Service) decide(ctx context.Context, in intent.Intent) (txclient.Decisi
 		}
 		ok, err := s.tools.Enrolled(ctx, in.Customer, name)
 		if err != nil {
-			return d, rd, unavailable(err)
+			return d, rd, &f, unavailable(err)
 		}
 		if ok {
 			d.Tools = append(d.Tools, txclient.Tool{Name: name, Level: lv})
@@ -252,5 +261,5 @@ func (s *Service) decide(ctx context.Context, in intent.Intent) (txclient.Decisi
 		fmt.Fprintf(&b, "Confirm with %s.", orList(words))
 	}
 	d.Message = b.String()
-	return d, rd, nil
+	return d, rd, &f, nil
 }

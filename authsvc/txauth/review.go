@@ -2,12 +2,15 @@ package txauth
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/alerts"
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/risk"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 )
 
@@ -83,4 +86,42 @@ func (s *Service) Review(ctx context.Context, hash string, approve bool, operato
 		return d, err
 	}
 	return d, nil
+}
+
+// Recorded is an intent as it was decided, for running other rules over
+// it (egate admin risk test).
+type Recorded struct {
+	Hash      string
+	Intent    intent.Intent
+	Features  risk.Features
+	BaseLevel int    // the limit table's level; 0 when the limits denied it (no rule ran)
+	Decision  string // what was decided then
+}
+
+// Recorded returns up to limit recorded intents, newest first.
+func (s *Service) Recorded(ctx context.Context, limit int) ([]Recorded, error) {
+	rows, err := s.db.Query(ctx, `SELECT hash, body, features, decision FROM tx_intents ORDER BY created_ms DESC, hash LIMIT ?`, limit)
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	defer rows.Close()
+	var out []Recorded
+	for rows.Next() {
+		var rec Recorded
+		var body, feats, dec string
+		if err := rows.Scan(&rec.Hash, &body, &feats, &dec); err != nil {
+			return nil, err
+		}
+		var d txclient.Decision
+		if err := json.Unmarshal([]byte(body), &rec.Intent); err != nil {
+			return nil, fmt.Errorf("intent %s: %w", rec.Hash, err)
+		}
+		json.Unmarshal([]byte(dec), &d)
+		if rec.Features, err = ParseFeatures([]byte(feats)); err != nil {
+			return nil, fmt.Errorf("intent %s: %w", rec.Hash, err)
+		}
+		rec.BaseLevel, rec.Decision = d.BaseLevel, d.Decision
+		out = append(out, rec)
+	}
+	return out, rows.Err()
 }

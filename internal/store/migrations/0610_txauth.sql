@@ -17,6 +17,7 @@ CREATE TABLE IF NOT EXISTS tx_intents (
   action TEXT NOT NULL,             -- allow, review, deny: what was decided
   level INTEGER NOT NULL,           -- the level required (0 for deny)
   decision TEXT NOT NULL,           -- the decision as JSON (the API answer)
+  features TEXT NOT NULL,           -- the risk features it was decided on, JSON by rule names ('{}' for a limit denial)
   state TEXT NOT NULL,
   proved_level INTEGER NOT NULL DEFAULT 0,
   proved_factor TEXT NOT NULL DEFAULT '',

@@ -47,24 +47,36 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 		return txclient.Decision{}, ErrPayer
 	}
 	hash := in.HashHex()
-	if r, err := s.load(ctx, hash); err != nil || r != nil {
+	// The intent itself, or another one under its idempotency key.
+	rows, err := s.db.Query(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ? OR (customer = ? AND idem_key = ?)`, hash, in.Customer, in.IdempotencyKey)
+	if err != nil {
+		return txclient.Decision{}, unavailable(err)
+	}
+	var same *row
+	reused := false
+	for rows.Next() {
+		r, err := scanRow(rows.Scan)
 		if err != nil {
-			return txclient.Decision{}, err
+			rows.Close()
+			return txclient.Decision{}, unavailable(err)
 		}
-		d := s.view(r)
+		if r.Hash == hash {
+			same = r
+		} else {
+			reused = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return txclient.Decision{}, unavailable(err)
+	}
+	if same != nil {
+		d := s.view(same)
 		d.Replayed = true
 		return d, nil
 	}
-	var other string
-	err = s.db.QueryRow(ctx, `SELECT hash FROM tx_intents WHERE customer = ? AND idem_key = ?`, in.Customer, in.IdempotencyKey).Scan(&other)
-	if err == nil && other != hash {
+	if reused {
 		return txclient.Decision{}, ErrKeyReused
-	}
-	if err == nil { // stored by a concurrent request since the load above
-		return s.replay(ctx, hash)
-	}
-	if !isNoRows(err) {
-		return txclient.Decision{}, unavailable(err)
 	}
 
 	d, rd, feats, err := s.decide(ctx, in)
@@ -77,7 +89,7 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 	body, _ := json.Marshal(in)
 	dec, _ := json.Marshal(d)
 	now := s.now().UnixMilli()
-	res, err := s.db.Exec(ctx, `INSERT INTO tx_intents (hash, customer, idem_key, body, payee, amount, device, action, level, decision, features, state, created_ms, updated_ms)
+	res, err := s.st.exec(ctx, `INSERT INTO tx_intents (hash, customer, idem_key, body, payee, amount, device, action, level, decision, features, state, created_ms, updated_ms)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		hash, in.Customer, in.IdempotencyKey, string(body), in.Payee, in.Amount, in.Device, d.Decision, d.Level, string(dec), feats, state, now, now)
 	if err != nil {

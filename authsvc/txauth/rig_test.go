@@ -182,6 +182,13 @@ func (r *rig) customer(t testing.TB, tools ...string) *customer {
 // PSKC and assigns it to pid.
 func (r *rig) importTOTP(t testing.TB, pid string) {
 	t.Helper()
+	r.importKey(t, pid, devotp.Params{Kind: devotp.KindTOTP, Hash: crypto.SHA1, Digits: 6, Period: 30 * time.Second}, totpSeed)
+}
+
+// importKey imports one OATH key (the seed wrapped in SoftHSM) through
+// PSKC and assigns it to pid.
+func (r *rig) importKey(t testing.TB, pid string, params devotp.Params, seed []byte) {
+	t.Helper()
 	ctx := context.Background()
 	serial := "T" + randHex(4)
 	path := filepath.Join(t.TempDir(), "t.pskc")
@@ -191,8 +198,7 @@ func (r *rig) importTOTP(t testing.TB, pid string) {
 	}
 	w, err := pskc.NewWriter(f, pskc.WriterOptions{})
 	if err == nil {
-		err = w.Add(&pskc.Key{ID: "1", Serial: serial, Manufacturer: "Acme", Secret: append([]byte(nil), totpSeed...),
-			Params: devotp.Params{Kind: devotp.KindTOTP, Hash: crypto.SHA1, Digits: 6, Period: 30 * time.Second}})
+		err = w.Add(&pskc.Key{ID: "1", Serial: serial, Manufacturer: "Acme", Secret: append([]byte(nil), seed...), Params: params})
 	}
 	if err == nil {
 		err = w.Close()

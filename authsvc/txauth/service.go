@@ -75,6 +75,7 @@ type Service struct {
 	audit    Auditor
 	alerts   *alerts.Outbox
 	counter  *limits.Counter
+	st       *stmts
 	loc      *time.Location
 	now      func() time.Time
 }
@@ -95,7 +96,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	s := &Service{cfg: cfg, db: d.DB, tools: d.Tools, accounts: d.Accounts, risk: d.Risk, audit: d.Audit, alerts: d.Alerts, loc: loc, now: d.Now}
+	s := &Service{cfg: cfg, db: d.DB, st: &stmts{db: d.DB}, tools: d.Tools, accounts: d.Accounts, risk: d.Risk, audit: d.Audit, alerts: d.Alerts, loc: loc, now: d.Now}
 	if s.accounts == nil {
 		s.accounts = NewMapAccounts(cfg.Accounts)
 	}
@@ -116,8 +117,14 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if s.counter, err = limits.NewCounter(d.DB, cfg.Limits, loc, d.Now); err != nil {
 		return nil, err
 	}
+	if err := s.st.prepare(context.Background(), txQueries...); err != nil {
+		return nil, fmt.Errorf("preparing statements: %w", err)
+	}
 	return s, nil
 }
+
+// Close releases the prepared statements (the database stays open).
+func (s *Service) Close() { s.st.close() }
 
 // Counter is the limit counter (customers' own limits are set through it).
 func (s *Service) Counter() *limits.Counter { return s.counter }
@@ -164,7 +171,7 @@ func scanRow(sc func(...any) error) (*row, error) {
 
 // load reads an intent by hash; nil when there is none.
 func (s *Service) load(ctx context.Context, hash string) (*row, error) {
-	r, err := scanRow(s.db.QueryRow(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ?`, hash).Scan)
+	r, err := scanRow(s.st.row(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ?`, hash).Scan)
 	if err != nil {
 		if isNoRows(err) {
 			return nil, nil

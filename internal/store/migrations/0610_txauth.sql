@@ -29,6 +29,10 @@ CREATE TABLE IF NOT EXISTS tx_intents (
 );
 CREATE INDEX IF NOT EXISTS tx_intents_customer ON tx_intents (customer, created_ms);
 CREATE INDEX IF NOT EXISTS tx_intents_state ON tx_intents (state, created_ms);
+-- The risk features: history (executed), payee paid before, device seen.
+CREATE INDEX IF NOT EXISTS tx_intents_history ON tx_intents (customer, state, created_ms);
+CREATE INDEX IF NOT EXISTS tx_intents_payee ON tx_intents (customer, payee);
+CREATE INDEX IF NOT EXISTS tx_intents_device ON tx_intents (customer, device);
 
 -- tx_challenges: which tool a challenge of an intent was begun with (the
 -- tool keeps the challenge itself, bound to the intent hash).

@@ -1,7 +1,9 @@
 // Package backend authenticates the bank's back-end systems (core banking,
-// the call centre's desk, a branch teller system) that call authsvc's
-// server-to-server APIs, such as the OTP verify API (POST /v1/otp/verify and
-// /v1/otp/resync). Customers and the platforms never call them.
+// the call centre's desk, a branch teller system, the platforms' servers)
+// that call authsvc's server-to-server APIs: the OTP verify API (POST
+// /v1/otp/verify and /v1/otp/resync) and transaction authorization
+// (/v1/tx/, /v1/alerts/; authsvc/txauth). Customers' browsers never call
+// them.
 //
 // A back-end client is registered in the config (authsvc.backend-clients)
 // with an id, a secret and the scopes it may use. It sends its id and

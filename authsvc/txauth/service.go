@@ -67,6 +67,7 @@ type Deps struct {
 
 // Service authorizes transactions.
 type Service struct {
+	mapAcc   *MapAccounts // the config's accounts, when Deps.Accounts was nil
 	cfg      Config
 	db       *store.DB
 	tools    Tools
@@ -98,7 +99,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, db: d.DB, st: &stmts{db: d.DB}, tools: d.Tools, accounts: d.Accounts, risk: d.Risk, audit: d.Audit, alerts: d.Alerts, loc: loc, now: d.Now}
 	if s.accounts == nil {
-		s.accounts = NewMapAccounts(cfg.Accounts)
+		s.mapAcc = NewMapAccounts(cfg.Accounts)
+		s.accounts = s.mapAcc
 	}
 	if s.risk == nil {
 		e, err := risk.NewEngine(cfg.RiskRules, risk.Builtin())
@@ -125,6 +127,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 
 // Close releases the prepared statements (the database stays open).
 func (s *Service) Close() { s.st.close() }
+
+// Accounts is the in-memory account map made from transactions.accounts
+// (egate demo adds its customer's account); nil when Deps.Accounts was
+// given.
+func (s *Service) Accounts() *MapAccounts { return s.mapAcc }
 
 // Counter is the limit counter (customers' own limits are set through it).
 func (s *Service) Counter() *limits.Counter { return s.counter }

@@ -33,7 +33,8 @@ func backendClient(varDir string) (backend.ClientConfig, error) {
 			return backend.ClientConfig{}, fmt.Errorf("writing the demo back-end client's secret: %w", err)
 		}
 	}
-	return backend.ClientConfig{ID: BackendClientID, SecretSource: "file:" + path, Scopes: []string{backend.ScopeOTPVerify, backend.ScopeOTPResync, backend.ScopeEbankHolds}}, nil
+	return backend.ClientConfig{ID: BackendClientID, SecretSource: "file:" + path, Scopes: []string{backend.ScopeOTPVerify, backend.ScopeOTPResync, backend.ScopeEbankHolds,
+		backend.ScopeTxAuthorize, backend.ScopeTxExecute, backend.ScopeAlertsBalance}}, nil
 }
 
 // printOTPAPI tells how to call the OTP verify API as the demo back-end

@@ -116,6 +116,9 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	if err := enrollTools(ctx, a.Factors, who.passportID, c.Demo.VarDir); err != nil {
 		return err
 	}
+	// alice's payer account, until the ebank's ledger answers whose
+	// accounts are whose.
+	a.Tx.Accounts().Add(who.passportID, DemoAccount)
 	tools := toolsHandler(c.Demo.VarDir)
 	a.Server.Mux.Handle("/sim/otp/", tools)
 	a.Server.Mux.Handle("/sim/gridcard.png", tools)
@@ -186,6 +189,9 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 }
 
 type customer struct{ name, file, passportID string }
+
+// DemoAccount is alice's payer account in the transaction API.
+const DemoAccount = "6222020000000001"
 
 // demoCustomer registers the demo customer on the first start, with a
 // random password kept in a file readable by the owner only.

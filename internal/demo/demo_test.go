@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/testenv"
@@ -349,6 +351,14 @@ func callOTPAPIAsPrinted(t *testing.T, out string) {
 	}
 	if st, b := call(user, strings.TrimSpace(string(secret))); st != 200 || !strings.Contains(b, `"ok":true`) {
 		t.Fatalf("the printed call: %d %s", st, b)
+	}
+	// The same client authorizes a payment from alice's demo account: her
+	// token and grid card reach the level a 2,000-yuan transfer needs.
+	tc := &txclient.Client{BaseURL: strings.TrimSuffix(url, "/v1/otp/verify"), ID: user, Secret: strings.TrimSpace(string(secret))}
+	d, err := tc.Authorize(context.Background(), intent.Intent{Customer: pid, Channel: intent.Web, Kind: intent.Transfer, Payer: DemoAccount,
+		Payee: "6222020000000002", Amount: 2_000_00, Currency: "CNY", IdempotencyKey: "demo-" + randomHex(4)})
+	if err != nil || d.Decision != txclient.Allow || len(d.Tools) == 0 {
+		t.Fatalf("authorize as the demo's back-end client: %+v %v", d, err)
 	}
 }
 

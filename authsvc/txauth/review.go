@@ -78,8 +78,16 @@ func (s *Service) Review(ctx context.Context, hash string, approve bool, operato
 		return txclient.Decision{}, ErrNotUnderReview.with(fmt.Sprintf("this intent is %s, not waiting for review", r.State))
 	}
 	r.State, r.Reviewer, r.ReviewNote = state, operator, note
-	if err := s.appendAudit(ctx, "tx.review", map[string]string{"intent": hash, "customer": r.Customer, "verdict": verdict, "operator": operator, "note": note}); err != nil {
-		return txclient.Decision{}, err
+	fields := map[string]string{"intent": hash, "customer": r.Customer, "verdict": verdict, "note": note}
+	if oa, ok := s.audit.(OperatorAuditor); ok {
+		if _, err := oa.AppendOperator(ctx, "tx.review", operator, fields); err != nil {
+			return txclient.Decision{}, unavailable(fmt.Errorf("audit: %w", err))
+		}
+	} else {
+		fields["operator"] = operator
+		if err := s.appendAudit(ctx, "tx.review", fields); err != nil {
+			return txclient.Decision{}, err
+		}
 	}
 	d := s.view(r)
 	if err := s.riskAlert(ctx, r.Intent, hash, event, d.Message); err != nil {

@@ -50,6 +50,12 @@ type Auditor interface {
 	Append(ctx context.Context, kind string, fields map[string]string) (int64, error)
 }
 
+// OperatorAuditor appends a record of a staff action with the operator's
+// name (audit.Log does); the review verdicts use it when the Auditor has it.
+type OperatorAuditor interface {
+	AppendOperator(ctx context.Context, kind, operator string, fields map[string]string) (int64, error)
+}
+
 // Deps are what New needs besides the config.
 type Deps struct {
 	DB *store.DB

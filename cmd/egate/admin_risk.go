@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/user"
 	"strings"
 	"time"
 
@@ -92,7 +91,7 @@ func newRiskCmd() *cobra.Command {
 	list.Flags().IntVarP(&n, "n", "n", 100, "at most this many")
 
 	verdict := func(approve bool) *cobra.Command {
-		var operator, note string
+		var note string
 		use, short := "deny INTENT", "refuse an intent held for review: the customer is told"
 		if approve {
 			use, short = "approve INTENT", "release an intent held for review: the customer proves it at the decided level"
@@ -102,14 +101,11 @@ func newRiskCmd() *cobra.Command {
 			Short: short,
 			Args:  cobra.ExactArgs(1),
 			RunE: func(cmd *cobra.Command, args []string) error {
-				if operator == "" {
-					if u, err := user.Current(); err == nil {
-						operator = u.Username
-					}
+				op, err := whoRuns(cmd)
+				if err != nil {
+					return err
 				}
-				if strings.TrimSpace(operator) == "" {
-					return errors.New("--operator: name who decides (no OS user name to default to)")
-				}
+				operator := op.name
 				if len(note) > 500 {
 					return errors.New("--note: at most 500 characters")
 				}
@@ -130,7 +126,6 @@ func newRiskCmd() *cobra.Command {
 				return nil
 			},
 		}
-		c.Flags().StringVar(&operator, "operator", "", "who decides, for the audit log (default: the OS user)")
 		c.Flags().StringVar(&note, "note", "", "why, for the audit log")
 		return c
 	}

@@ -48,7 +48,7 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 	}
 	hash := in.HashHex()
 	// The intent itself, or another one under its idempotency key.
-	rows, err := s.db.Query(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ? OR (customer = ? AND idem_key = ?)`, hash, in.Customer, in.IdempotencyKey)
+	rows, err := s.st.rows(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ? OR (customer = ? AND idem_key = ?)`, hash, in.Customer, in.IdempotencyKey)
 	if err != nil {
 		return txclient.Decision{}, unavailable(err)
 	}

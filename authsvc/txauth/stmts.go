@@ -40,6 +40,15 @@ func (c *stmts) row(ctx context.Context, q string, args ...any) scanner {
 	return st.QueryRowContext(ctx, args...)
 }
 
+// rows is Query through a prepared statement.
+func (c *stmts) rows(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	st, err := c.get(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	return st.QueryContext(ctx, args...)
+}
+
 func (c *stmts) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
 	st, err := c.get(ctx, q)
 	if err != nil {

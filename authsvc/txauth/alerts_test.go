@@ -134,7 +134,7 @@ func TestReviewReleasesTheIntent(t *testing.T) {
 			t.Fatal("approved twice")
 		}
 		got, _ := r.c.Get(ctx, d.Intent)
-		if got.State != txclient.StateAllowed || got.Level != 3 {
+		if got.State != txclient.StateAllowed || got.Level != 3 || len(got.Tools) != 1 || got.Tools[0].Name != "otp" {
 			t.Fatalf("%+v", got)
 		}
 		_, err = r.prove(t, c, in, "gridcard")

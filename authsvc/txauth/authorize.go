@@ -111,6 +111,7 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 		"intent": hash, "customer": in.Customer, "channel": string(in.Channel), "kind": string(in.Kind),
 		"amount": itoa(in.Amount), "decision": d.Decision, "level": itoa(int64(d.Level)), "base_level": itoa(int64(d.BaseLevel)),
 		"rules": strings.Join(fired, ","), "dry_run": strings.Join(dry, ","), "reasons": reasonCodes(d.Reasons),
+		"rule_errors": strings.Join(rd.Errors, "; "),
 	}); err != nil {
 		return txclient.Decision{}, err
 	}
@@ -129,6 +130,25 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 		}
 	}
 	return d, nil
+}
+
+// toolsFor lists the customer's enrolled tools at or above level.
+func (s *Service) toolsFor(ctx context.Context, customer string, level int) ([]txclient.Tool, error) {
+	out := []txclient.Tool{}
+	for _, name := range s.tools.Names() {
+		lv, _ := s.tools.Level(name)
+		if lv < level {
+			continue
+		}
+		ok, err := s.tools.Enrolled(ctx, customer, name)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		if ok {
+			out = append(out, txclient.Tool{Name: name, Level: lv})
+		}
+	}
+	return out, nil
 }
 
 // replay returns the stored decision of hash; none means the idempotency
@@ -228,9 +248,8 @@ func (s *Service) decideFeatures(ctx context.Context, in intent.Intent) (txclien
 		d.Reasons = append(d.Reasons, txclient.Reason{Code: "rule", Rule: fr.Rule, Action: string(fr.Action), Level: fr.Level, Text: fr.Reason})
 		ruleTexts = append(ruleTexts, fr.Reason)
 	}
-	for _, e := range rd.Errors {
+	if len(rd.Errors) > 0 { // the rules' errors themselves go to the audit log
 		d.Reasons = append(d.Reasons, txclient.Reason{Code: "rule_error", Text: "A risk rule could not be evaluated; a member of staff checks this payment."})
-		_ = e
 	}
 	switch rd.Action {
 	case risk.Deny:
@@ -243,18 +262,8 @@ func (s *Service) decideFeatures(ctx context.Context, in intent.Intent) (txclien
 		return d, rd, &f, nil
 	}
 	d.Decision, d.Level = txclient.Allow, min(rd.Level, top)
-	for _, name := range s.tools.Names() {
-		lv, _ := s.tools.Level(name)
-		if lv < d.Level {
-			continue
-		}
-		ok, err := s.tools.Enrolled(ctx, in.Customer, name)
-		if err != nil {
-			return d, rd, &f, unavailable(err)
-		}
-		if ok {
-			d.Tools = append(d.Tools, txclient.Tool{Name: name, Level: lv})
-		}
+	if d.Tools, err = s.toolsFor(ctx, in.Customer, d.Level); err != nil {
+		return d, rd, &f, err
 	}
 	var b strings.Builder
 	if limitText != "" {

@@ -90,6 +90,12 @@ func (s *Service) Review(ctx context.Context, hash string, approve bool, operato
 		}
 	}
 	d := s.view(r)
+	if approve {
+		// The customer proves it now: with which of their tools.
+		if d.Tools, err = s.toolsFor(ctx, r.Customer, r.Level); err != nil {
+			return d, err
+		}
+	}
 	if err := s.riskAlert(ctx, r.Intent, hash, event, d.Message); err != nil {
 		return d, err
 	}

@@ -220,7 +220,14 @@ func (s *Service) Get(ctx context.Context, hash string) (txclient.Decision, erro
 	if err != nil {
 		return txclient.Decision{}, err
 	}
-	return s.view(r), nil
+	d := s.view(r)
+	if r.State == txclient.StateAllowed && r.Action == txclient.Review {
+		// Approved after review: the tools were not listed when it was held.
+		if d.Tools, err = s.toolsFor(ctx, r.Customer, r.Level); err != nil {
+			return d, err
+		}
+	}
+	return d, nil
 }
 
 // view is the stored decision with the state and what staff decided.

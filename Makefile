@@ -14,7 +14,7 @@ FUZZTIME ?= 30s
 TEST_FUZZTIME ?= 4s
 BENCHTIME ?= 2s
 
-.PHONY: all build run test test-quick bench fuzz soak deps vet clean
+.PHONY: all build run test test-quick bench load fuzz soak deps vet clean
 
 all: build
 
@@ -44,6 +44,17 @@ test-inner:
 
 bench:
 	@scripts/test.sh $(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) -timeout 60m $(PKGS)
+
+# A bounded load run over loopback: egate demo in a temporary directory on
+# free ports, load-test customers with HOTP tokens, then egate load's
+# logins (password + HOTP), refreshes and OTP verifications, at most
+# LOAD_REQUESTS operations or LOAD_DURATION per scenario; fails on errors
+# above 1% or /metrics disagreeing. See docs/performance.md.
+LOAD_REQUESTS ?= 2000
+LOAD_DURATION ?= 20s
+LOAD_CONCURRENCY ?= 4
+load: build
+	LOAD_REQUESTS=$(LOAD_REQUESTS) LOAD_DURATION=$(LOAD_DURATION) LOAD_CONCURRENCY=$(LOAD_CONCURRENCY) scripts/load.sh $(BIN)
 
 # Each fuzz target for FUZZTIME (go test allows one -fuzz target per run).
 fuzz:

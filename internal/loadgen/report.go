@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 )
 
@@ -31,6 +32,11 @@ func RunAll(ctx context.Context, out io.Writer, t *Target, scenarios []string, l
 	}
 	if len(t.Customers.List) < l.Concurrency {
 		return nil, fmt.Errorf("%w: %d customers, --concurrency %d", ErrTooFewCustomers, len(t.Customers.List), l.Concurrency)
+	}
+	for _, sc := range scenarios {
+		if !slices.Contains(Scenarios, sc) {
+			return nil, fmt.Errorf("loadgen: unknown scenario %q (scenarios: %s)", sc, strings.Join(Scenarios, ", "))
+		}
 	}
 	metricsURL := t.abs("/metrics")
 	rep := &Report{}

@@ -187,3 +187,26 @@ func TestLimitsValidate(t *testing.T) {
 		})
 	}
 }
+
+// A failed step is counted under the server's own error code, whichever of
+// egate's error shapes carries it.
+func TestFailureCodes(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		p    page
+		want string
+	}{
+		{"a login page's data-code", page{status: 400, body: `<p class="error" data-code="captcha_required">…</p>`}, "400 captcha_required"},
+		{"an OAuth error", page{status: 400, body: `{"error":"invalid_grant","error_description":"…"}`}, "400 invalid_grant"},
+		{"egate's API error", page{status: 401, body: `{"error":{"code":"unauthorized","message":"…"}}`}, "401 unauthorized"},
+		{"nothing recognisable", page{status: 200, body: `<html>`}, "200 no_token_page"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := failureKey(failure(tc.p, "no_token_page")); got != tc.want {
+				t.Fatalf("got %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -207,6 +207,7 @@ func TestLoadBadInput(t *testing.T) {
 		{"more clients than customers", []string{"load", "--target", "http://127.0.0.1:1", "--customers-file", "c.json", "--scenarios", "login", "--concurrency", "2"}, []string{"--concurrency"}},
 		{"unknown scenario", []string{"load", "--target", "http://127.0.0.1:1", "--customers-file", "c.json", "--scenarios", "fly", "--concurrency", "1"}, []string{"fly"}},
 		{"seed: too many", []string{"load", "seed", "--customers", "0"}, []string{"--customers"}},
+		{"seed: a database beyond loopback", []string{"load", "seed", "--db", "postgres://egate@10.1.2.3/egate"}, []string{"10.1.2.3", "on this machine"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

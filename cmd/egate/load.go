@@ -143,7 +143,8 @@ customers, their password and their tokens' seeds and counters go to
 --customers-file (mode 0600), which egate load reads and updates. Customers
 already in the file are kept; only the missing ones are made. It works
 beside a running egate demo: egate load seed --config var/egate.yaml.
-Test data only: never against a bank's database.`,
+Test data only: a PostgreSQL database not on loopback (or a Unix socket) is
+refused.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if n < 1 || n > 10000 {
@@ -160,6 +161,13 @@ Test data only: never against a bank's database.`,
 			}
 			cfg, _, err := loadConfig(cmd)
 			if err != nil {
+				return err
+			}
+			dbc := cfg.Database
+			if a.db != "" {
+				dbc = dbConfig(a.db)
+			}
+			if err := loadgen.CheckDatabase(dbc.Driver, dbc.DSN); err != nil {
 				return err
 			}
 			db, h, done, err := a.openDBHSM(ctx)

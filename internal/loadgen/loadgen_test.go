@@ -210,3 +210,28 @@ func TestFailureCodes(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckDatabase(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, driver, dsn string
+		ok                bool
+	}{
+		{"a SQLite file", "sqlite", "/var/lib/egate/egate.db", true},
+		{"PostgreSQL on loopback", "postgres", "postgres://egate@127.0.0.1:5432/egate?sslmode=disable", true},
+		{"PostgreSQL on localhost", "postgres", "postgresql://egate@localhost/egate", true},
+		{"PostgreSQL over a Unix socket", "postgres", "postgres:///egate?host=/var/run/postgresql", true},
+		{"key=value on loopback", "postgres", "host=127.0.0.1 dbname=egate", true},
+		{"PostgreSQL elsewhere", "postgres", "postgres://egate@db.bank.example:5432/egate", false},
+		{"PostgreSQL on a private address", "postgres", "postgres://egate@10.1.2.3/egate", false},
+		{"key=value elsewhere", "postgres", "host=10.1.2.3 dbname=egate", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := CheckDatabase(tc.driver, tc.dsn)
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrNotLoopback)) {
+				t.Fatalf("CheckDatabase(%s, %q) = %v, want ok %v", tc.driver, tc.dsn, err, tc.ok)
+			}
+		})
+	}
+}

@@ -7,8 +7,10 @@ import (
 	"encoding/hex"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 
 	otpsvc "github.com/egate-bank/egate/authsvc/otp"
 	"github.com/egate-bank/egate/authsvc/passport"
@@ -82,4 +84,30 @@ func randomHex(n int) string {
 	b := make([]byte, n)
 	rand.Read(b)
 	return hex.EncodeToString(b)
+}
+
+// CheckDatabase refuses to seed a PostgreSQL database that is not on this
+// machine's loopback (or a Unix socket): load-test customers belong in a
+// demo's or a test's database, never in a bank's. A SQLite file is local.
+func CheckDatabase(driver, dsn string) error {
+	if driver != "postgres" {
+		return nil
+	}
+	host := ""
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		host = u.Hostname()
+		if host == "" {
+			host = u.Query().Get("host")
+		}
+	} else {
+		for _, kv := range strings.Fields(dsn) {
+			if k, v, ok := strings.Cut(kv, "="); ok && k == "host" {
+				host = strings.Trim(v, `'`)
+			}
+		}
+	}
+	if host == "" || strings.HasPrefix(host, "/") || loopbackHost(host) {
+		return nil
+	}
+	return fmt.Errorf("%w: the database is on %q; egate load seed writes test customers only into a database on this machine", ErrNotLoopback, host)
 }

@@ -15,6 +15,7 @@ PKGS=(
   chromium                          # browser tests (chromedp)
   fonts-dejavu-core                 # text in rendered images
   procps                            # pgrep/pkill in the test harness
+  python3 curl                      # free ports (scripts/pg.sh, scripts/load.sh); make load's readiness probe
 )
 
 missing=()

@@ -45,6 +45,7 @@ page (/sim/...): those are egate demo's.`,
 			defer a.Close()
 			go a.PurgeEvery(ctx, 10*time.Minute, log)
 			go a.CheckpointAuditEvery(ctx, log)
+			go a.DeliverLoginAlerts(ctx, log)
 			go a.WatchRiskRules(ctx, log)
 			log.Info("authsvc listening", "addr", a.Server.Listener.Addr().String(), "issuer", a.Issuer)
 			fmt.Fprintf(cmd.OutOrStdout(), "authsvc serving %s at %s\n", a.Issuer, a.Server.URL())

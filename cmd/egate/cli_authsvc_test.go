@@ -17,7 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/authsvc/alerts"
+	"github.com/egate-bank/egate/authsvc/sms"
 	"github.com/egate-bank/egate/devices/otp/pskc"
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/testenv"
 )
 
@@ -34,6 +37,25 @@ func TestAuthsvcProcessOTPAPI(t *testing.T) {
 	writePSKC(t, plain, "P", 1, pskc.WriterOptions{})
 	if r := b.admin(t, "token", "import-pskc", plain); r.code != 0 {
 		t.Fatalf("import: %+v", r)
+	}
+	// A customer with a mobile and a failed-login alert waiting in the
+	// outbox: egate authsvc itself must send it by SMS (here to the dev sink).
+	if r := b.run(t, "admin", "user", "add", "--db", b.db, "--login", "carol", "--mobile", "13900001111", "--reserved-message", "green kite 7"); r.code != 0 {
+		t.Fatalf("user add: %+v", r)
+	}
+	{
+		db, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: b.db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var pid string
+		if err := db.QueryRow(context.Background(), `SELECT passport_id FROM customers WHERE login_name = ?`, "carol").Scan(&pid); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alerts.New(db, nil).Post(context.Background(), pid, alerts.KindLoginFailed, alerts.LoginFailed{Time: time.Now().UTC(), Client: "ebank", Device: "test", IP: "192.0.2.1"}); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
 	}
 	conf := filepath.Join(b.dir, "egate.yaml")
 	os.WriteFile(conf, []byte(`http: {listen: "127.0.0.1:0"}
@@ -120,6 +142,30 @@ authsvc:
 	}
 	if st, _, v := call("core", secret); st != 200 || v["ok"] != true {
 		t.Fatalf("core: %d %v", st, v)
+	}
+
+	// The failed-login alert went out by SMS.
+	{
+		db, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: b.db})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sink := sms.NewSink(db, nil)
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			sent, err := sink.List(context.Background(), "13900001111", 10)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(sent) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("egate authsvc sent no SMS for the failed-login alert in 30 s")
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		db.Close()
 	}
 
 	cmd.Process.Signal(syscall.SIGINT)

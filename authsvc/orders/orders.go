@@ -516,3 +516,16 @@ func Message(err error) string {
 	}
 	return "the signing order could not be processed; try again"
 }
+
+// MessageForCode is the message of a stored error code (a failed order's
+// fail_code).
+func MessageForCode(code string) string {
+	for _, e := range []error{ErrUnknown, ErrExpired, ErrCancelled, ErrDone, ErrFailed, ErrInUse, ErrNotOpen, ErrNotComplete, ErrCollected,
+		ErrStaleQR, ErrBadQR, ErrBadText, authn.ErrWrongAnswer, authn.ErrLocked, authn.ErrExpired, authn.ErrUsed, authn.ErrUnknown,
+		authn.ErrNotEnrolled, authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse} {
+		if Code(e) == code {
+			return e.Error() + "."
+		}
+	}
+	return "the signature could not be checked."
+}

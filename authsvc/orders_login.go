@@ -174,7 +174,11 @@ func (s *Server) orderCollect(w http.ResponseWriter, r *http.Request) {
 	case orders.Expired:
 		st.Code, st.Message = "order_expired", orders.ErrExpired.Error()
 	case orders.Cancelled:
-		st.Code, st.Message = "order_cancelled", orders.ErrCancelled.Error()
+		st.Message = orders.ErrCancelled.Error()
+		if m, ok := orders.DeviceReasons[o.FailCode]; ok {
+			st.Message = m + " " + st.Message
+		}
+		st.Code = "order_cancelled"
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

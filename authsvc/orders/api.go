@@ -20,7 +20,7 @@ func queryEscape(s string) string { return url.QueryEscape(s) }
 //
 //	POST /v1/orders/open   {"ref","autostart_token"} or {"qr"}  → Opened
 //	POST /v1/orders/sign   {"ref","device_token","response"}    → {"state":"complete"}
-//	POST /v1/orders/cancel {"ref","device_token"}               → {"state":"cancelled"}
+//	POST /v1/orders/cancel {"ref","device_token","reason"}      → {"state":"cancelled"}
 //
 // response is the tool's answer, base64 (standard alphabet): an EGP1 proof
 // for a U-shield or PIV token.
@@ -46,7 +46,8 @@ type openBody struct {
 type signBody struct {
 	Ref         string `json:"ref"`
 	DeviceToken string `json:"device_token"`
-	Response    string `json:"response"`
+	Response    string `json:"response,omitempty"`
+	Reason      string `json:"reason,omitempty"` // cancel: one of DeviceReasons
 }
 
 const maxBody = 16 << 10
@@ -157,7 +158,7 @@ func (s *Service) DeviceAPI(base string, clientIP func(*http.Request) string) ht
 		if !decode(w, r, &b) {
 			return
 		}
-		if err := s.CancelByDevice(r.Context(), b.Ref, b.DeviceToken); err != nil {
+		if err := s.CancelByDevice(r.Context(), b.Ref, b.DeviceToken, b.Reason); err != nil {
 			WriteError(w, err)
 			return
 		}

@@ -94,9 +94,9 @@ func (c *Client) Sign(ctx context.Context, ref, deviceToken string, response []b
 	return c.post(ctx, "/v1/orders/sign", signBody{Ref: ref, DeviceToken: deviceToken, Response: base64.StdEncoding.EncodeToString(response)}, nil)
 }
 
-// Cancel declines an opened order.
-func (c *Client) Cancel(ctx context.Context, ref, deviceToken string) error {
-	return c.post(ctx, "/v1/orders/cancel", signBody{Ref: ref, DeviceToken: deviceToken}, nil)
+// Cancel declines an opened order; reason is one of DeviceReasons.
+func (c *Client) Cancel(ctx context.Context, ref, deviceToken, reason string) error {
+	return c.post(ctx, "/v1/orders/cancel", signBody{Ref: ref, DeviceToken: deviceToken, Reason: reason}, nil)
 }
 
 // Link is an autostart link parsed.

@@ -330,12 +330,23 @@ func (s *Service) CancelByBrowser(ctx context.Context, ref, browser string) erro
 	if err != nil {
 		return err
 	}
-	return s.cancel(ctx, o, `browser = ?`, browser)
+	return s.cancel(ctx, o, "", `browser = ?`, browser)
+}
+
+// Reasons a device gives when it cancels an order (kept as the order's
+// fail_code; the page shows them).
+var DeviceReasons = map[string]string{
+	"declined":      "You declined on your device.",
+	"token_removed": "The token was removed during the signature.",
+	"pin_blocked":   "The token's PIN is blocked.",
+	"wrong_pin":     "The token's PIN was wrong.",
+	"no_token":      "No token that can answer this order was found.",
 }
 
 // CancelByDevice cancels an order opened on the device holding devToken
-// (the customer declined on the device).
-func (s *Service) CancelByDevice(ctx context.Context, ref, devToken string) error {
+// (the customer declined, or the token failed); reason is one of
+// DeviceReasons ("declined" when empty or unknown).
+func (s *Service) CancelByDevice(ctx context.Context, ref, devToken, reason string) error {
 	o, err := s.current(ctx, ref)
 	if err != nil {
 		return err
@@ -343,15 +354,18 @@ func (s *Service) CancelByDevice(ctx context.Context, ref, devToken string) erro
 	if o.deviceHash == "" || !same(o.deviceHash, hashHex(devToken)) {
 		return ErrNotOpen
 	}
-	return s.cancel(ctx, o, `device_hash = ?`, o.deviceHash)
+	if _, ok := DeviceReasons[reason]; !ok {
+		reason = "declined"
+	}
+	return s.cancel(ctx, o, reason, `device_hash = ?`, o.deviceHash)
 }
 
-func (s *Service) cancel(ctx context.Context, o *Order, cond string, arg string) error {
+func (s *Service) cancel(ctx context.Context, o *Order, reason, cond string, arg string) error {
 	if o.State.Final() {
 		return stateErr(o)
 	}
-	res, err := s.db.Exec(ctx, `UPDATE sign_orders SET state = 'cancelled', done_ms = ? WHERE ref = ? AND state IN ('pending', 'user_sign') AND `+cond,
-		s.now().UnixMilli(), o.Ref, arg)
+	res, err := s.db.Exec(ctx, `UPDATE sign_orders SET state = 'cancelled', fail_code = ?, done_ms = ? WHERE ref = ? AND state IN ('pending', 'user_sign') AND `+cond,
+		reason, s.now().UnixMilli(), o.Ref, arg)
 	if err != nil {
 		return fmt.Errorf("cancelling the signing order: %w", err)
 	}
@@ -526,6 +540,9 @@ func MessageForCode(code string) string {
 		if Code(e) == code {
 			return e.Error() + "."
 		}
+	}
+	if m, ok := DeviceReasons[code]; ok {
+		return m
 	}
 	return "the signature could not be checked."
 }

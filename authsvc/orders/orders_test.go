@@ -191,18 +191,18 @@ func TestOrderLifecycle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := f.cl.Cancel(ctx, o2.Ref, "not-the-device"); code(err) != "order_not_open" {
+			if err := f.cl.Cancel(ctx, o2.Ref, "not-the-device", "declined"); code(err) != "order_not_open" {
 				t.Fatalf("cancel by another device: %v", err)
 			}
-			if err := f.cl.Cancel(ctx, o2.Ref, op.DeviceToken); err != nil {
+			if err := f.cl.Cancel(ctx, o2.Ref, op.DeviceToken, "token_removed"); err != nil {
 				t.Fatal(err)
 			}
 			d, _ := op.SignedData()
 			if err := f.cl.Sign(ctx, o2.Ref, op.DeviceToken, []byte("signed:"+string(d))); code(err) != "order_cancelled" {
 				t.Fatalf("sign a cancelled order: %v", err)
 			}
-			if got, _ := f.svc.Collect(ctx, o2.Ref, browser); got.State != Cancelled {
-				t.Fatalf("state %s", got.State)
+			if got, _ := f.svc.Collect(ctx, o2.Ref, browser); got.State != Cancelled || got.FailCode != "token_removed" {
+				t.Fatalf("state %s (%s)", got.State, got.FailCode)
 			}
 		})
 

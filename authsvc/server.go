@@ -199,6 +199,8 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+b+"/login/order/finish", s.orderFinish)
 	m.HandleFunc("POST "+b+"/login/order/cancel", s.orderCancel)
 	m.Handle(b+"/v1/orders/", s.orders.DeviceAPI(b, s.clientIP))
+	m.HandleFunc("POST "+b+"/v1/phone/bind/start", s.phoneBindStart)
+	m.HandleFunc("POST "+b+"/v1/phone/bind/finish", s.phoneBindFinish)
 	m.HandleFunc("GET "+b+"/logout", s.logoutPage)
 	m.HandleFunc("POST "+b+"/logout", s.logout)
 	m.HandleFunc("GET "+b+"/logged-out", func(w http.ResponseWriter, r *http.Request) {

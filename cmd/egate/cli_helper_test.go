@@ -26,6 +26,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/testenv"
 )
 
@@ -320,4 +321,140 @@ authsvc:
 			t.Fatalf("acr %q", w)
 		}
 	})
+}
+
+// TestPhoneBrowserLogin: `egate sim phone bind` binds the app to alice
+// (password, then the SMS code, read here from the development sink and
+// typed on the app's stdin); headless Chromium then reaches the phone step
+// at level 3, the test takes a screenshot of the page's QR code, `egate sim
+// phone scan` decodes it from the PNG with gozxing, shows the order, signs
+// with the app PIN, and the page goes on by itself to the platform with acr
+// level 3. A real `egate authsvc` process serves the passport.
+func TestPhoneBrowserLogin(t *testing.T) {
+	testenv.NeedCommand(t, "chromium", "chromium")
+	b := newAdminBench(t)
+	b.customer(t, "alice")
+	b.env = append(b.env, "EGATE_TEST_APP_PIN=2468")
+	rp := newHelperRP(t, "ebank-secret-0123456789abcdef")
+	addr := freePort(t)
+	conf := filepath.Join(b.dir, "egate.yaml")
+	os.WriteFile(conf, []byte(`http: {listen: "`+addr+`"}
+database: {driver: sqlite, dsn: "`+b.db+`"}
+hsm: {module: "`+b.sh.Module+`", token: `+benchHSMToken+`, pin-source: "env:EGATE_TEST_HSM_PIN"}
+factors: {enabled: [sms, phone], sms: {dev-sink: true}}
+authsvc:
+  oidc:
+    clients:
+      - {id: ebank, secret: "ebank-secret-0123456789abcdef", redirect-uris: ["`+rp.ts.URL+`/cb"], min-level: 1}
+`), 0o600)
+	srv := exec.Command(egateBin, "authsvc", "--config", conf)
+	srv.Dir, srv.Env = b.dir, append(os.Environ(), b.env...)
+	lines, stderr := startLines(t, srv)
+	base := waitLine(t, lines, regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`), stderr)[1]
+	go func() {
+		for range lines {
+		}
+	}()
+	rp.issuer = base
+	state := filepath.Join(b.dir, "phone.json")
+
+	// Bind: the app asks the SMS code on stdin after the password.
+	bind := exec.Command(egateBin, "sim", "phone", "bind", "--server", base, "--login", "alice", "--password-source", "env:EGATE_NEW_PASSWORD",
+		"--pin-source", "env:EGATE_TEST_APP_PIN", "--state", state)
+	bind.Dir, bind.Env = b.dir, append(os.Environ(), b.env...)
+	stdin, _ := bind.StdinPipe()
+	out, _ := bind.StdoutPipe()
+	var bindErr bytes.Buffer
+	bind.Stderr = &bindErr
+	if err := bind.Start(); err != nil {
+		t.Fatal(err)
+	}
+	asked := make(chan struct{})
+	var outBuf bytes.Buffer
+	var mu sync.Mutex
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 256)
+		once := sync.Once{}
+		for {
+			n, err := out.Read(buf)
+			mu.Lock()
+			outBuf.Write(buf[:n])
+			if strings.Contains(outBuf.String(), "SMS code: ") {
+				once.Do(func() { close(asked) })
+			}
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-asked:
+	case <-time.After(60 * time.Second):
+		bind.Process.Kill()
+		t.Fatalf("the app never asked the SMS code: %s %s", outBuf.String(), bindErr.String())
+	}
+	var body string
+	db := openBenchDB(t, b)
+	if err := db.QueryRow(context.Background(), `SELECT body FROM sms_outbox WHERE phone = '13812345678' ORDER BY created_ms DESC LIMIT 1`).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code := regexp.MustCompile(`(\d{6}) is your code`).FindStringSubmatch(body)
+	if code == nil {
+		t.Fatalf("SMS %q", body)
+	}
+	io.WriteString(stdin, code[1]+"\n")
+	stdin.Close()
+	<-readDone
+	if err := bind.Wait(); err != nil || !strings.Contains(outBuf.String(), "bound: device") {
+		t.Fatalf("bind: %v %s %s", err, outBuf.String(), bindErr.String())
+	}
+	if st, err := os.Stat(state); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("state file: %v %v", st, err)
+	}
+
+	bctx := helperChromium(t)
+	step := func(what string, acts ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, acts...); err != nil {
+			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
+			t.Fatalf("browser, %s: %v\n%s", what, err, body)
+		}
+	}
+	step("the name page", chromedp.Navigate(rp.ts.URL+"/start?level=3"), chromedp.WaitVisible(chromedp.ID("login_name")))
+	step("the password page", chromedp.SendKeys(chromedp.ID("login_name"), "alice"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("password")))
+	step("the phone page", chromedp.SendKeys(chromedp.ID("password"), "Blue-Kite-47"), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("qr")))
+	shot(t, bctx, "factor-phone-qr")
+	png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID("qr")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(b.dir, "qr.png")
+	os.WriteFile(img, png, 0o644)
+	r := run(t, b.dir, b.env, "sim", "phone", "scan", img, "--state", state, "--pin-source", "env:EGATE_TEST_APP_PIN", "--yes")
+	if r.code != 0 || !strings.Contains(r.stdout, "│ egate login for ") || !strings.Contains(r.stdout, "Signed.") {
+		t.Fatalf("sim phone scan: %+v", r)
+	}
+	wctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {
+		t.Fatalf("the page did not go on to the platform: %v", err)
+	}
+	if w, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("welcome"))); w != "urn:egate:loa:3" {
+		t.Fatalf("acr %q", w)
+	}
+}
+
+func openBenchDB(t *testing.T, b *adminBench) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), store.Config{Driver: store.SQLite, DSN: b.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
 }

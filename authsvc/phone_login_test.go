@@ -160,4 +160,3 @@ func orderOf2(t testing.TB, body string) string {
 }
 
 func slicesEq(a, b []string) bool { return strings.Join(a, " ") == strings.Join(b, " ") }
-

@@ -25,7 +25,8 @@ import (
 // is final, posts /login/order/finish, which logs in with the order's
 // result (once) or starts a new order with the reason. Without JavaScript
 // the customer presses Continue. Only the browser holding the login's flow
-// cookie collects or finishes its order.
+// cookie (egate_login_<hash of the auth request id>) collects or finishes
+// its order.
 
 // orderView is what the factor page shows of an order.
 type orderView struct {
@@ -59,6 +60,11 @@ func nonce() string {
 // the factor page following it.
 func (s *Server) beginOrder(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, ch authn.Challenge, status int, msg, code string) {
 	ctx := r.Context()
+	if le := s.factorLock(ctx, f.PassportID, fac.Name()); le != nil {
+		// No order for a locked tool: the device's signature would be refused.
+		s.renderLockedFactor(w, r, ar, f, fac, le)
+		return
+	}
 	text, challenge, ok := orders.SplitSigned(ch.Data)
 	if !ok {
 		s.message(w, http.StatusServiceUnavailable, "Try again", "The "+factorLabel(fac)+" could not start; try again.", "factor_error")
@@ -91,7 +97,9 @@ func (s *Server) renderOrder(w http.ResponseWriter, r *http.Request, status int,
 		Prompt: f.Prompt, Data: f.Data, Proof: true, Error: msg, ErrorCode: code, Factors: s.otherFactors(r, ar, f, fac), Order: v, Nonce: nonce()})
 }
 
-const qrSize = 240
+// qrSize: 5 pixels per module (a whole number, so a screenshot or a camera
+// frame has even modules for the app's decoder), with the quiet zone.
+const qrSize = -5
 
 // verifyOrder is the orders.Verifier: the tool's own verification (chain
 // to the bank CA, binding, revocation, the signature over the order's
@@ -108,7 +116,8 @@ func (s *Server) verifyOrder(ctx context.Context, o *orders.Order, resp []byte, 
 		return authn.Result{}, err
 	}
 	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: o.PassportID, ChallengeID: o.ChallengeID, Response: resp, ClientIP: ip})
-	done(ctx, err == nil, ip)
+	// An answer the tool could not check (its HSM failed) counts nothing.
+	done(ctx, err == nil || errors.Is(err, authn.ErrUnavailable), ip)
 	outcome := "ok"
 	if err != nil {
 		outcome = orders.Code(err)
@@ -144,7 +153,7 @@ func (s *Server) orderCollect(w http.ResponseWriter, r *http.Request) {
 	}
 	var f flow
 	json.Unmarshal(ar.Flow, &f)
-	c, cerr := r.Cookie(flowCookie)
+	c, cerr := r.Cookie(flowCookieName(ar.ID))
 	ref := r.FormValue("ref")
 	if cerr != nil || f.Order == "" || ref != f.Order {
 		orders.WriteError(w, orders.ErrUnknown)
@@ -206,8 +215,9 @@ func (s *Server) orderFlow(w http.ResponseWriter, r *http.Request) (*oidcop.Auth
 	return ar, f, fac, true
 }
 
-func flowSecret(r *http.Request) string {
-	c, err := r.Cookie(flowCookie)
+// flowSecret is the value of the login's flow cookie (loadFlow checked it).
+func flowSecret(r *http.Request, ar *oidcop.AuthRequest) string {
+	c, err := r.Cookie(flowCookieName(ar.ID))
 	if err != nil {
 		return ""
 	}
@@ -223,16 +233,26 @@ func (s *Server) orderFinish(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	o, err := s.orders.Finish(ctx, f.Order, orders.BrowserHash(flowSecret(r)))
+	o, err := s.orders.Finish(ctx, f.Order, orders.BrowserHash(flowSecret(r, ar)))
 	switch {
 	case err == nil:
 		s.factorPassed(w, r, ar, f, fac, s.clientIP(r), o.Result, "order", sha(o.Ref)[:16])
 	case errors.Is(err, orders.ErrNotComplete):
 		s.renderOrder(w, r, http.StatusConflict, ar, f, fac, o, "Not signed yet: "+orders.ErrNotComplete.Error()+".", "order_pending")
+	case errors.Is(err, orders.ErrFailed) && o.FailCode == "locked":
+		le := s.factorLock(ctx, f.PassportID, fac.Name())
+		if le == nil {
+			le = &authn.LockedError{Factor: fac.Name()}
+		}
+		s.renderLockedFactor(w, r, ar, f, fac, le)
 	case errors.Is(err, orders.ErrFailed):
 		s.beginFactorMsg(w, r, ar, f, fac, http.StatusUnauthorized, "The signature was refused: "+orders.MessageForCode(o.FailCode)+" Try again with this new order.", o.FailCode)
 	case errors.Is(err, orders.ErrExpired), errors.Is(err, orders.ErrCancelled):
-		s.beginFactorMsg(w, r, ar, f, fac, http.StatusConflict, orders.Message(err)+" This is a new one.", orders.Code(err))
+		msg := orders.Message(err)
+		if reason, ok := orders.DeviceReasons[o.FailCode]; ok {
+			msg = reason + " " + msg
+		}
+		s.beginFactorMsg(w, r, ar, f, fac, http.StatusConflict, msg+" This is a new one.", orders.Code(err))
 	default:
 		s.message(w, http.StatusBadRequest, "Sign-in already finished", "This signature was already used. Go back to the platform.", orders.Code(err))
 	}
@@ -245,7 +265,7 @@ func (s *Server) orderCancel(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := s.orders.CancelByBrowser(r.Context(), f.Order, orders.BrowserHash(flowSecret(r))); err != nil && !errors.Is(err, orders.ErrCancelled) {
+	if err := s.orders.CancelByBrowser(r.Context(), f.Order, orders.BrowserHash(flowSecret(r, ar))); err != nil && !errors.Is(err, orders.ErrCancelled) {
 		s.message(w, orders.Status(err), "Not cancelled", orders.Message(err), orders.Code(err))
 		return
 	}
@@ -256,4 +276,18 @@ func (s *Server) orderCancel(w http.ResponseWriter, r *http.Request) {
 	fs := s.usableFactors(r.Context(), f.PassportID, ar.RequiredLevel())
 	s.render(w, http.StatusOK, "factor_choose", page{ID: ar.ID, Client: ar.GetClientID(), Level: ar.RequiredLevel(), Factors: choicesOf(fs, nil),
 		Error: "Cancelled. Choose a tool to try again.", ErrorCode: "order_cancelled"})
+}
+
+// factorLock is the tool's lockout today, nil when it is not locked.
+func (s *Server) factorLock(ctx context.Context, pid, factor string) *authn.LockedError {
+	sts, err := s.passport.FactorStates(ctx, pid, factor)
+	if err != nil {
+		return nil
+	}
+	for _, st := range sts {
+		if st.Factor == factor && st.Locked {
+			return &authn.LockedError{Factor: factor, Until: st.Until}
+		}
+	}
+	return nil
 }

@@ -78,12 +78,19 @@ func TestPhoneApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	start := func(t *testing.T) (*browser, *authz, string, resp) {
+	startAny := func(t *testing.T) (*browser, *authz, string, resp) {
 		b := fe.browser()
 		a := newAuthz("ebank", ebankRedirect)
 		a.extra.Set("acr_values", "urn:egate:loa:3")
 		r := b.passwordLogin(a, "alice", testPassword)
-		id := formID(t, r.body)
+		var id string
+		if m := idRE.FindStringSubmatch(r.body); m != nil {
+			id = m[1]
+		}
+		return b, a, id, r
+	}
+	start := func(t *testing.T) (*browser, *authz, string, resp) {
+		b, a, id, r := startAny(t)
 		if m := factorRE.FindStringSubmatch(r.body); m == nil || m[1] != "phone" || strings.Contains(r.body, `id="autostart"`) {
 			t.Fatalf("want the phone page with its QR: %s", r.body)
 		}
@@ -120,29 +127,36 @@ func TestPhoneApp(t *testing.T) {
 	})
 	t.Run("wrong app PINs are counted and lock the phone", func(t *testing.T) {
 		b, _, id, r := start(t)
+		var last string
 		for i := 0; ; i++ {
 			if i == 20 {
 				t.Fatal("the phone never locked")
 			}
 			err := app.Answer(ctx, nil, scanPage(t, r.body), &phoneUI{pin: "1111"})
-			if err == nil {
-				t.Fatal("a wrong PIN was accepted")
-			}
-			if strings.Contains(err.Error(), "locked") {
-				break
-			}
-			if !strings.Contains(err.Error(), "wrong_answer") {
+			if err == nil || !strings.Contains(err.Error(), "wrong_answer") {
 				t.Fatalf("wrong PIN %d: %v", i, err)
 			}
+			last = r.body
 			r = b.finishOrder(id, orderOf2(t, r.body))
+			if r.status == 403 {
+				break
+			}
 			if r.status != 401 || errorCode(r.body) != "wrong_answer" {
 				t.Fatalf("the page after a wrong PIN: %d %s", r.status, r.body)
 			}
 		}
-		// Locked: even the right PIN is refused now.
-		r = b.finishOrder(id, orderOf2(t, r.body))
-		if err := app.Answer(ctx, nil, scanPage(t, r.body), &phoneUI{pin: "2468"}); err == nil || !strings.Contains(err.Error(), "locked") {
-			t.Fatalf("the right PIN on a locked phone: %v", err)
+		// Locked: the page says so and makes no new order for the phone;
+		// the last order stays failed, even for the right PIN.
+		if errorCode(r.body) != "locked" || strings.Contains(r.body, `id="qr"`) {
+			t.Fatalf("the page after the lockout: %d %s", r.status, r.body)
+		}
+		if err := app.Answer(ctx, nil, scanPage(t, last), &phoneUI{pin: "2468"}); err == nil || !strings.Contains(err.Error(), "order_failed") {
+			t.Fatalf("the right PIN on the failed order: %v", err)
+		}
+		// A new login is refused at the phone step too.
+		_, _, _, r = startAny(t)
+		if r.status != 403 || errorCode(r.body) != "locked" {
+			t.Fatalf("a new login with a locked phone: %d %s", r.status, r.body)
 		}
 	})
 }

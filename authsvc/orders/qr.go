@@ -80,7 +80,8 @@ func (s *Service) QRContent(o *Order) string {
 	return qrPrefix + o.Ref + "." + strconv.FormatInt(t, 10) + "." + hex.EncodeToString(qrMAC(o.qrSecret, o.Ref, t))
 }
 
-// QRPNG draws content as a PNG QR code of size pixels.
+// QRPNG draws content as a PNG QR code: size pixels wide, or, when
+// negative, -size pixels per module (the sharper choice for a scanner).
 func QRPNG(content string, size int) ([]byte, error) {
 	return qrcode.Encode(content, qrcode.Medium, size)
 }

@@ -66,6 +66,13 @@ func (s *Server) phoneBindStart(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusServiceUnavailable, "unavailable", "The service is busy. Try again in a moment.")
 		return
 	}
+	// The app cannot show the captcha the login page asks after a failed
+	// attempt: then the customer first signs in on the page (which clears
+	// it), and no password is tried here.
+	if need, err := s.passport.CaptchaRequired(ctx, sub, ip); err != nil || need {
+		writeError(w, http.StatusForbidden, "captcha_required", "After a failed sign-in, sign in once on the bank's web page, then bind the app.")
+		return
+	}
 	c, err := s.passport.CheckPassword(ctx, sub, in.Password, ip)
 	var le *authn.LockedError
 	var be *passport.BadCredentialsError

@@ -117,3 +117,22 @@ func TestHelperRun(t *testing.T) {
 		}
 	})
 }
+
+func TestDesktopEntry(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"plain", []string{"--server", "https://passport.bank.example", "--piv"}, "Exec=/opt/egate/egate helper --server https://passport.bank.example --piv %u\n"},
+		{"quoted", []string{"--token", "alice's key", "--module", "/usr/lib/x 1.so"}, `Exec=/opt/egate/egate helper --token "alice's key" --module "/usr/lib/x 1.so" %u` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := DesktopEntry("/opt/egate/egate", tc.args)
+			if !strings.Contains(e, tc.want) || !strings.Contains(e, "MimeType=x-scheme-handler/egate;\n") || !strings.Contains(e, "Terminal=true\n") {
+				t.Fatalf("entry:\n%s", e)
+			}
+		})
+	}
+}

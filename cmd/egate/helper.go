@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -21,7 +22,7 @@ func init() { registerTop(newHelperCmd) }
 
 func newHelperCmd() *cobra.Command {
 	var server, module, label, ushield2, pivReader, pinSrc string
-	var usePIV, yes bool
+	var usePIV, yes, register bool
 	cmd := &cobra.Command{
 		Use:   "helper [egate://order?…]",
 		Short: "the customer's desktop security helper: signs the passport's orders with a U-shield or a PIV token",
@@ -42,10 +43,17 @@ confirm button: its local link, e.g. egate sim ushield's http://127.0.0.1:8026),
 Without it the link's server is used.
 
 A wrong PIN shows the tries left; a blocked PIN says how to unblock it; a token
-removed during the signature cancels the order, and the page offers a new one.`,
+removed during the signature cancels the order, and the page offers a new one.
+
+--register makes this helper, with the tool flags given, the desktop's handler of
+egate:// links (a desktop entry in $XDG_DATA_HOME/applications, made the default
+with xdg-mime when it is installed); the page's link then starts it in a terminal.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			if register {
+				return registerScheme(cmd, server, module, label, ushield2, pivReader, usePIV)
+			}
 			if len(args) == 0 {
 				return errors.New("give the order link (egate://order?ref=…&token=…) from the passport page")
 			}
@@ -98,6 +106,7 @@ removed during the signature cancels the order, and the page offers a new one.`,
 	f.BoolVar(&usePIV, "piv", false, "use a PIV token in a PC/SC reader")
 	f.StringVar(&pivReader, "piv-reader", "", "the PC/SC reader of the PIV token (empty: the only one)")
 	f.StringVar(&pinSrc, "pin-source", "prompt", "the token PIN: prompt (typed on the terminal), file:/path or env:NAME")
+	f.BoolVar(&register, "register", false, "register this helper (with the tool flags given) as the desktop's handler of egate:// links")
 	f.BoolVar(&yes, "yes", false, "sign without asking to confirm (scripts and tests; the text is still shown)")
 	return cmd
 }
@@ -129,4 +138,47 @@ func askPIN(prompt string) ([]byte, error) {
 	pin := append([]byte(nil), line[:n]...)
 	clear(line)
 	return pin, nil
+}
+
+// registerScheme writes the desktop entry for egate:// links and makes it
+// the default handler when xdg-mime is there.
+func registerScheme(cmd *cobra.Command, server, module, label, ushield2, pivReader string, usePIV bool) error {
+	if server == "" {
+		return errors.New("--register needs --server (the bank's passport URL the links must name)")
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	args := []string{"--server", server}
+	for _, kv := range [][2]string{{"--module", module}, {"--token", label}, {"--ushield2", ushield2}, {"--piv-reader", pivReader}} {
+		if kv[1] != "" {
+			args = append(args, kv[0], kv[1])
+		}
+	}
+	if usePIV {
+		args = append(args, "--piv")
+	}
+	home := os.Getenv("XDG_DATA_HOME")
+	if home == "" {
+		h, err := os.UserHomeDir()
+		if err != nil {
+			return err
+		}
+		home = filepath.Join(h, ".local", "share")
+	}
+	path, err := helper.Register(home, exe, args)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "wrote %s\n", path)
+	if x, err := exec.LookPath("xdg-mime"); err == nil {
+		if out, err := exec.Command(x, "default", helper.DesktopFile, "x-scheme-handler/egate").CombinedOutput(); err != nil {
+			return fmt.Errorf("xdg-mime default: %v: %s", err, strings.TrimSpace(string(out)))
+		}
+		fmt.Fprintln(cmd.OutOrStdout(), "egate:// links now open the helper")
+	} else {
+		fmt.Fprintln(cmd.OutOrStdout(), "xdg-mime is not installed: make the entry the handler of x-scheme-handler/egate by hand")
+	}
+	return nil
 }

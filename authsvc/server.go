@@ -286,5 +286,8 @@ func (s *Server) Purge(ctx context.Context) error {
 	if _, err := s.orders.Purge(ctx, s.now().Add(-24*time.Hour)); err != nil {
 		return err
 	}
+	if _, err := s.db.Exec(ctx, `DELETE FROM phone_binds WHERE expires_ms < ?`, s.now().Add(-24*time.Hour).UnixMilli()); err != nil {
+		return fmt.Errorf("purging phone bindings in progress: %w", err)
+	}
 	return s.captchas.Purge(ctx)
 }

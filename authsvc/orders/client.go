@@ -107,7 +107,7 @@ type Link struct {
 // ParseLink parses egate://order?ref=…&token=…[&server=…].
 func ParseLink(s string) (Link, error) {
 	u, err := url.Parse(s)
-	if err != nil || u.Scheme != "egate" || (u.Host != "order" && u.Opaque != "order" && !strings.HasPrefix(u.Opaque, "order")) {
+	if err != nil || u.Scheme != "egate" || !(u.Host == "order" && (u.Path == "" || u.Path == "/") || u.Opaque == "order") {
 		return Link{}, fmt.Errorf("not an egate:// order link")
 	}
 	q := u.Query()

@@ -339,7 +339,7 @@ func TestParseLink(t *testing.T) {
 	if err != nil || l.Ref != "REF" || l.Token != "TOK" || l.Server != "http://127.0.0.1:8080" {
 		t.Fatalf("%+v %v", l, err)
 	}
-	for _, bad := range []string{"https://x/order?ref=a&token=b", "egate://order?ref=a", "egate://other?ref=a&token=b"} {
+	for _, bad := range []string{"https://x/order?ref=a&token=b", "egate://order?ref=a", "egate://other?ref=a&token=b", "egate:orderx?ref=a&token=b", "egate://order/x?ref=a&token=b"} {
 		if _, err := ParseLink(bad); err == nil {
 			t.Errorf("%q parsed", bad)
 		}

@@ -110,14 +110,13 @@ func (s *Server) verifyOrder(ctx context.Context, o *orders.Order, resp []byte, 
 	if fac == nil {
 		return authn.Result{}, fmt.Errorf("%s: %w", o.Factor, authn.ErrNotEnrolled)
 	}
-	done, err := s.passport.BeginFactor(ctx, o.PassportID, fac.Name())
-	if err != nil {
-		s.audit.Append(ctx, "order.sign", s.orderFields(o, ip, orders.Code(err)))
-		return authn.Result{}, err
+	// Counted once, on the tool's one counter, as an answer on the page.
+	req := authn.VerifyRequest{PassportID: o.PassportID, ChallengeID: o.ChallengeID, Response: resp, ClientIP: ip, Purpose: authn.PurposeLogin}
+	if o.Kind == orders.KindTransaction {
+		// The tool checks its challenge was begun for this intent.
+		req.Purpose, req.TxHash = authn.PurposeTransaction, o.IntentHash
 	}
-	res, err := fac.Verify(ctx, authn.VerifyRequest{PassportID: o.PassportID, ChallengeID: o.ChallengeID, Response: resp, ClientIP: ip})
-	// An answer the tool could not check (its HSM failed) counts nothing.
-	done(ctx, err == nil || errors.Is(err, authn.ErrUnavailable), ip)
+	res, err := authn.Counted(ctx, fac, s.passport, req)
 	outcome := "ok"
 	if err != nil {
 		outcome = orders.Code(err)

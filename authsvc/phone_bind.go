@@ -129,13 +129,7 @@ func (s *Server) phoneBindFinish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ip := s.clientIP(r)
-	done, err := s.passport.BeginFactor(ctx, pid, sf.Name())
-	if err != nil {
-		orders.WriteError(w, err)
-		return
-	}
-	_, err = sf.Verify(ctx, authn.VerifyRequest{PassportID: pid, ChallengeID: smsCh, Response: []byte(strings.TrimSpace(in.SMSCode)), ClientIP: ip})
-	done(ctx, err == nil, ip)
+	_, err := authn.Counted(ctx, sf, s.passport, authn.VerifyRequest{PassportID: pid, ChallengeID: smsCh, Response: []byte(strings.TrimSpace(in.SMSCode)), ClientIP: ip})
 	if err != nil {
 		s.audit.Append(ctx, "phone.bind", map[string]string{"subject": "pid:" + pid, "ip": ip, "outcome": orders.Code(err)})
 		orders.WriteError(w, err)

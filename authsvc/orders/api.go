@@ -68,7 +68,9 @@ func Status(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, authn.ErrRateLimited):
 		return http.StatusTooManyRequests
-	case errors.Is(err, ErrCancelled), errors.Is(err, ErrDone), errors.Is(err, ErrFailed), errors.Is(err, ErrInUse),
+	case errors.Is(err, authn.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, ErrCancelled), errors.Is(err, authn.ErrOtherTransaction), errors.Is(err, ErrDone), errors.Is(err, ErrFailed), errors.Is(err, ErrInUse),
 		errors.Is(err, ErrCollected), errors.Is(err, ErrNotComplete), errors.Is(err, authn.ErrUsed), errors.Is(err, authn.ErrExpired):
 		return http.StatusConflict
 	}

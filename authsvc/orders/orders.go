@@ -457,6 +457,11 @@ func (s *Service) Sign(ctx context.Context, ref, devToken string, response []byt
 	}
 	res, verr := s.verify(ctx, o, response, clientIP)
 	now := s.now().UnixMilli()
+	if errors.Is(verr, authn.ErrUnavailable) {
+		// Nothing was checked (the HSM or the database failed): the order
+		// stays open for the device to try again.
+		return nil, verr
+	}
 	if verr != nil {
 		if _, err := s.db.Exec(ctx, `UPDATE sign_orders SET state = 'failed', fail_code = ?, done_ms = ? WHERE ref = ? AND state = 'user_sign' AND device_hash = ?`,
 			Code(verr), now, ref, o.deviceHash); err != nil {
@@ -503,7 +508,7 @@ func Code(err error) string {
 		{ErrUnknown, "unknown_order"}, {ErrExpired, "order_expired"}, {ErrCancelled, "order_cancelled"}, {ErrDone, "order_done"},
 		{ErrFailed, "order_failed"}, {ErrInUse, "order_in_use"}, {ErrNotOpen, "order_not_open"}, {ErrNotComplete, "order_pending"},
 		{ErrCollected, "order_collected"}, {ErrStaleQR, "qr_stale"}, {ErrBadQR, "qr_malformed"}, {ErrBadText, "bad_text"},
-		{authn.ErrWrongAnswer, "wrong_answer"}, {authn.ErrLocked, "locked"}, {authn.ErrExpired, "expired"}, {authn.ErrUsed, "used"},
+		{authn.ErrOtherTransaction, "other_transaction"}, {authn.ErrUnavailable, "unavailable"}, {authn.ErrWrongAnswer, "wrong_answer"}, {authn.ErrLocked, "locked"}, {authn.ErrExpired, "expired"}, {authn.ErrUsed, "used"},
 		{authn.ErrUnknown, "unknown_challenge"}, {authn.ErrNotEnrolled, "not_enrolled"}, {authn.ErrRevoked, "revoked"},
 		{authn.ErrRateLimited, "rate_limited"}, {authn.ErrReplay, "replay"}, {authn.ErrBadResponse, "bad_response"},
 	} {
@@ -519,7 +524,7 @@ func Code(err error) string {
 func Message(err error) string {
 	for _, e := range []error{ErrUnknown, ErrExpired, ErrCancelled, ErrDone, ErrFailed, ErrInUse, ErrNotOpen, ErrNotComplete, ErrCollected,
 		ErrStaleQR, ErrBadQR, ErrBadText, authn.ErrWrongAnswer, authn.ErrLocked, authn.ErrExpired, authn.ErrUsed, authn.ErrUnknown,
-		authn.ErrNotEnrolled, authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse} {
+		authn.ErrNotEnrolled, authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse, authn.ErrOtherTransaction, authn.ErrUnavailable} {
 		if errors.Is(err, e) {
 			var le *authn.LockedError
 			if errors.As(err, &le) {
@@ -536,7 +541,7 @@ func Message(err error) string {
 func MessageForCode(code string) string {
 	for _, e := range []error{ErrUnknown, ErrExpired, ErrCancelled, ErrDone, ErrFailed, ErrInUse, ErrNotOpen, ErrNotComplete, ErrCollected,
 		ErrStaleQR, ErrBadQR, ErrBadText, authn.ErrWrongAnswer, authn.ErrLocked, authn.ErrExpired, authn.ErrUsed, authn.ErrUnknown,
-		authn.ErrNotEnrolled, authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse} {
+		authn.ErrNotEnrolled, authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse, authn.ErrOtherTransaction, authn.ErrUnavailable} {
 		if Code(e) == code {
 			return e.Error() + "."
 		}

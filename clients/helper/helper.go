@@ -7,6 +7,7 @@ import (
 	"slices"
 
 	"github.com/egate-bank/egate/authsvc/orders"
+	"github.com/egate-bank/egate/devices/pin"
 )
 
 // Errors.
@@ -35,6 +36,24 @@ func (e *WrongPINError) Error() string {
 		return "wrong PIN (" + e.Status + ")"
 	}
 	return "wrong PIN"
+}
+
+// pinErr turns a device's refused PIN (*pin.Error, the same for a
+// U-shield and a PIV card) into WrongPINError or ErrPINBlocked; nil when
+// err is no PIN error.
+func pinErr(err error) error {
+	var pe *pin.Error
+	if !errors.As(err, &pe) {
+		return nil
+	}
+	if pe.Locked {
+		return fmt.Errorf("%w (%s)", ErrPINBlocked, pe.Device)
+	}
+	w := &WrongPINError{Retries: pe.Retries}
+	if pe.Low {
+		w.Status = "few tries are left"
+	}
+	return w
 }
 
 // PINFunc asks the customer for the token PIN; retries is what the token

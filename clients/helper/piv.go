@@ -72,12 +72,10 @@ func (p *PIV) Sign(ctx context.Context, data []byte, pin PINFunc) ([]byte, error
 }
 
 func pivErr(err error) error {
-	var pe piv.PINError
+	if perr := pinErr(err); perr != nil {
+		return perr
+	}
 	switch {
-	case errors.As(err, &pe):
-		return &WrongPINError{Retries: pe.Retries}
-	case errors.Is(err, piv.ErrPINBlocked):
-		return ErrPINBlocked
 	case errors.Is(err, piv.ErrCardRemoved), errors.Is(err, piv.ErrNoCard):
 		return fmt.Errorf("%w: %w", ErrTokenRemoved, err)
 	}

@@ -63,16 +63,8 @@ func (u *UShield) Sign(ctx context.Context, data []byte, pin PINFunc) ([]byte, e
 	}
 	err = tok.Login(ctx, p)
 	pinsource.Wipe(p)
-	var pe *pkcs11token.PINError
-	if errors.As(err, &pe) {
-		if pe.Status == pkcs11token.PINLocked {
-			return nil, ErrPINBlocked
-		}
-		w := &WrongPINError{Retries: -1, Status: pe.Status.String()}
-		if pe.Status == pkcs11token.PINFinalTry {
-			w.Retries = 1
-		}
-		return nil, w
+	if perr := pinErr(err); perr != nil {
+		return nil, perr
 	}
 	if err != nil {
 		return nil, removed(err)

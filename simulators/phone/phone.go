@@ -148,17 +148,27 @@ func ScanImage(path string) (string, error) {
 	return Scan(img)
 }
 
-// Scan decodes the QR code in img.
+// Scan decodes the QR code in img: first as a clean code filling the
+// image (a screenshot of the page's QR), then searching the whole image
+// harder (a photo, a screenshot of the whole page).
 func Scan(img image.Image) (string, error) {
 	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
 	if err != nil {
 		return "", err
 	}
-	res, err := qrcode.NewQRCodeReader().Decode(bmp, map[gozxing.DecodeHintType]interface{}{gozxing.DecodeHintType_TRY_HARDER: true})
-	if err != nil {
-		return "", fmt.Errorf("no QR code found in the image: %w", err)
+	var last error
+	for _, hints := range []map[gozxing.DecodeHintType]interface{}{
+		{gozxing.DecodeHintType_PURE_BARCODE: true},
+		{gozxing.DecodeHintType_TRY_HARDER: true},
+		nil,
+	} {
+		res, err := qrcode.NewQRCodeReader().Decode(bmp, hints)
+		if err == nil {
+			return res.GetText(), nil
+		}
+		last = err
 	}
-	return res.GetText(), nil
+	return "", fmt.Errorf("no QR code found in the image: %w", last)
 }
 
 // UI is how the app talks to the customer.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"html/template"
 	"net/http"
+	"net/url"
 
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
@@ -30,11 +31,14 @@ import (
 
 // orderView is what the factor page shows of an order.
 type orderView struct {
-	Ref       string
-	Autostart template.URL // egate://order?… (html/template would refuse the scheme as a string)
-	QRPNG     string       // base64 PNG of the current animated-QR code
-	ByQR      bool
-	ByLink    bool
+	Ref        string
+	CollectURL string // what the page polls
+	FinishURL  string // where it posts when the order is final
+	CancelURL  string
+	Autostart  template.URL // egate://order?… (html/template would refuse the scheme as a string)
+	QRPNG      string       // base64 PNG of the current animated-QR code
+	ByQR       bool
+	ByLink     bool
 }
 
 // qrAnswer: a tool whose device is the bank's phone app, which reaches the
@@ -86,10 +90,11 @@ func (s *Server) beginOrder(w http.ResponseWriter, r *http.Request, ar *oidcop.A
 }
 
 func (s *Server) renderOrder(w http.ResponseWriter, r *http.Request, status int, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, o *orders.Order, msg, code string) {
-	v := &orderView{Ref: o.Ref, ByQR: answersByQR(fac)}
+	v := &orderView{Ref: o.Ref, ByQR: answersByQR(fac), CollectURL: s.base + "/login/order/collect?" + url.Values{"id": {ar.ID}, "ref": {o.Ref}}.Encode(),
+		FinishURL: s.base + "/login/order/finish", CancelURL: s.base + "/login/order/cancel"}
 	v.ByLink = !v.ByQR
 	if v.ByLink {
-		v.Autostart = template.URL(orders.AutostartLink(s.cfg.Issuer, o.Ref, f.Autostart))
+		v.Autostart = safeURL(orders.AutostartLink(s.cfg.Issuer, o.Ref, f.Autostart))
 	} else if png, err := orders.QRPNG(s.orders.QRContent(o), qrSize); err == nil {
 		v.QRPNG = base64.StdEncoding.EncodeToString(png)
 	}
@@ -105,10 +110,13 @@ const qrSize = -5
 // to the bank CA, binding, revocation, the signature over the order's
 // data, the tool's challenge consumed), counted toward the tool's lockout
 // like an answer on the page, and audited (kind order.sign).
-func (s *Server) verifyOrder(ctx context.Context, o *orders.Order, resp []byte, ip string) (authn.Result, error) {
+func (s *Server) verifyOrder(ctx context.Context, o *orders.Order, resp []byte, ip string) (orders.Verified, error) {
 	fac := s.factorNamed(o.Factor)
 	if fac == nil {
-		return authn.Result{}, fmt.Errorf("%s: %w", o.Factor, authn.ErrNotEnrolled)
+		return orders.Verified{}, fmt.Errorf("%s: %w", o.Factor, authn.ErrNotEnrolled)
+	}
+	if o.Kind == orders.KindEnrol {
+		return s.verifyEnrol(ctx, o, fac, resp, ip)
 	}
 	// Counted once, on the tool's one counter, as an answer on the page.
 	req := authn.VerifyRequest{PassportID: o.PassportID, ChallengeID: o.ChallengeID, Response: resp, ClientIP: ip, Purpose: authn.PurposeLogin}
@@ -123,9 +131,9 @@ func (s *Server) verifyOrder(ctx context.Context, o *orders.Order, resp []byte, 
 	}
 	if _, aerr := s.audit.Append(ctx, "order.sign", s.orderFields(o, ip, outcome)); aerr != nil && err == nil {
 		// Fails closed: no signature counts unrecorded.
-		return authn.Result{}, fmt.Errorf("recording the signature: %w", aerr)
+		return orders.Verified{}, fmt.Errorf("recording the signature: %w", aerr)
 	}
-	return res, err
+	return orders.Verified{Result: res}, err
 }
 
 func (s *Server) orderFields(o *orders.Order, ip, outcome string) map[string]string {
@@ -163,6 +171,13 @@ func (s *Server) orderCollect(w http.ResponseWriter, r *http.Request) {
 		orders.WriteError(w, err)
 		return
 	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(s.orderStatusOf(o))
+}
+
+// orderStatusOf is the collect poll's answer for o.
+func (s *Server) orderStatusOf(o *orders.Order) orderStatus {
 	st := orderStatus{State: string(o.State), Code: o.FailCode}
 	fac := s.factorNamed(o.Factor)
 	switch o.State {
@@ -188,9 +203,7 @@ func (s *Server) orderCollect(w http.ResponseWriter, r *http.Request) {
 		}
 		st.Code = "order_cancelled"
 	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(st)
+	return st
 }
 
 func labelOf(f authn.Factor) string {
@@ -290,3 +303,8 @@ func (s *Server) factorLock(ctx context.Context, pid, factor string) *authn.Lock
 	}
 	return nil
 }
+
+// safeURL marks an egate:// autostart link as a URL for the templates
+// (html/template refuses schemes it does not know). The link is built here
+// from a reference and a token of URL-safe base64 and the escaped issuer.
+func safeURL(link string) template.URL { return template.URL(link) }

@@ -19,7 +19,9 @@ func queryEscape(s string) string { return url.QueryEscape(s) }
 // JSON out; errors are egate's one shape {"error":{"code","message"}}.
 //
 //	POST /v1/orders/open   {"ref","autostart_token"} or {"qr"}  → Opened
-//	POST /v1/orders/sign   {"ref","device_token","response"}    → {"state":"complete"}
+//	POST /v1/orders/sign   {"ref","device_token","response"}    → {"state":"complete","data"?}
+//
+// data (base64) is what an enrolment gives back: the certificate issued.
 //	POST /v1/orders/cancel {"ref","device_token","reason"}      → {"state":"cancelled"}
 //
 // response is the tool's answer, base64 (standard alphabet): an EGP1 proof
@@ -149,11 +151,16 @@ func (s *Service) DeviceAPI(base string, clientIP func(*http.Request) string) ht
 			badRequest(w, "give the order's ref, the device_token from open and the response in base64")
 			return
 		}
-		if _, err := s.Sign(r.Context(), b.Ref, b.DeviceToken, resp, clientIP(r)); err != nil {
+		o, err := s.Sign(r.Context(), b.Ref, b.DeviceToken, resp, clientIP(r))
+		if err != nil {
 			WriteError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]string{"state": string(Complete)})
+		out := map[string]string{"state": string(Complete)}
+		if len(o.ResultData) > 0 {
+			out["data"] = base64.StdEncoding.EncodeToString(o.ResultData)
+		}
+		writeJSON(w, http.StatusOK, out)
 	})
 	m.HandleFunc("POST "+base+"/v1/orders/cancel", func(w http.ResponseWriter, r *http.Request) {
 		var b signBody

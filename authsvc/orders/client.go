@@ -91,7 +91,20 @@ func (o *Opened) SignedData() ([]byte, error) {
 
 // Sign posts the tool's response (an EGP1 proof).
 func (c *Client) Sign(ctx context.Context, ref, deviceToken string, response []byte) error {
-	return c.post(ctx, "/v1/orders/sign", signBody{Ref: ref, DeviceToken: deviceToken, Response: base64.StdEncoding.EncodeToString(response)}, nil)
+	_, err := c.SignData(ctx, ref, deviceToken, response)
+	return err
+}
+
+// SignData posts the response and returns what the bank gives back (an
+// enrolment's certificate, DER; nil for a signature).
+func (c *Client) SignData(ctx context.Context, ref, deviceToken string, response []byte) ([]byte, error) {
+	var out struct {
+		Data []byte `json:"data"`
+	}
+	if err := c.post(ctx, "/v1/orders/sign", signBody{Ref: ref, DeviceToken: deviceToken, Response: base64.StdEncoding.EncodeToString(response)}, &out); err != nil {
+		return nil, err
+	}
+	return out.Data, nil
 }
 
 // Cancel declines an opened order; reason is one of DeviceReasons.

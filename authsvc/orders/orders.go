@@ -77,6 +77,7 @@ type Order struct {
 	State       State
 	FailCode    string // why a failed order failed (an error code)
 	Result      authn.Result
+	ResultData  []byte // an enrolment's certificate, for the device
 	CreatedAt   time.Time
 	ExpiresAt   time.Time
 	Collected   bool
@@ -145,10 +146,17 @@ func newRef() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
+// Verified is what a Verifier found: the tool's result and, for an
+// enrolment, what goes back to the device (the certificate issued).
+type Verified struct {
+	authn.Result
+	Data []byte
+}
+
 // Verifier checks a device's response to an order with the tool's own
-// verification and consumes the tool's challenge. Its error wraps authn's
-// sentinels.
-type Verifier func(ctx context.Context, o *Order, response []byte, clientIP string) (authn.Result, error)
+// verification and consumes the tool's challenge (an enrolment: checks the
+// CSR and issues the certificate). Its error wraps authn's sentinels.
+type Verifier func(ctx context.Context, o *Order, response []byte, clientIP string) (Verified, error)
 
 // Service keeps orders in the database.
 type Service struct {
@@ -230,9 +238,9 @@ func (s *Service) get(ctx context.Context, ref string) (*Order, error) {
 	var level, confirmed, collected sql.NullInt64
 	var created, expires int64
 	err := s.db.QueryRow(ctx, `SELECT kind, passport_id, factor, challenge_id, context, text, challenge, intent_hash, data, browser,
-		autostart_hash, qr_secret, device_hash, state, fail_code, result_level, result_amr, result_confirmed, created_ms, expires_ms, collected_ms
+		autostart_hash, qr_secret, device_hash, state, fail_code, result_level, result_amr, result_confirmed, result_data, created_ms, expires_ms, collected_ms
 		FROM sign_orders WHERE ref = ?`, ref).Scan(&kind, &o.PassportID, &o.Factor, &o.ChallengeID, &o.Context, &o.Text, &o.Challenge,
-		&o.IntentHash, &o.Data, &o.browser, &o.autostartHash, &o.qrSecret, &dev, &state, &fail, &level, &amr, &confirmed, &created, &expires, &collected)
+		&o.IntentHash, &o.Data, &o.browser, &o.autostartHash, &o.qrSecret, &dev, &state, &fail, &level, &amr, &confirmed, &o.ResultData, &created, &expires, &collected)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, ErrUnknown
 	}
@@ -473,8 +481,8 @@ func (s *Service) Sign(ctx context.Context, ref, devToken string, response []byt
 	if res.ConfirmedOnDevice {
 		confirmed = 1
 	}
-	r, err := s.db.Exec(ctx, `UPDATE sign_orders SET state = 'complete', result_level = ?, result_amr = ?, result_confirmed = ?, done_ms = ?
-		WHERE ref = ? AND state = 'user_sign' AND device_hash = ?`, int(res.Level), res.AMR, confirmed, now, ref, o.deviceHash)
+	r, err := s.db.Exec(ctx, `UPDATE sign_orders SET state = 'complete', result_level = ?, result_amr = ?, result_confirmed = ?, result_data = ?, done_ms = ?
+		WHERE ref = ? AND state = 'user_sign' AND device_hash = ?`, int(res.Level), res.AMR, confirmed, res.Data, now, ref, o.deviceHash)
 	if err != nil {
 		return nil, fmt.Errorf("completing the signing order: %w", err)
 	}
@@ -485,7 +493,7 @@ func (s *Service) Sign(ctx context.Context, ref, devToken string, response []byt
 		}
 		return nil, stateErr(o2)
 	}
-	o.State, o.Result = Complete, res
+	o.State, o.Result, o.ResultData = Complete, res.Result, res.Data
 	o.Result.Factor = o.Factor
 	return o, nil
 }

@@ -31,12 +31,12 @@ func (c *clock) Add(d time.Duration) {
 // tools' verification (tested with real tokens in authsvc), counting calls.
 type sigVerifier struct{ calls atomic.Int64 }
 
-func (v *sigVerifier) verify(_ context.Context, o *Order, resp []byte, _ string) (authn.Result, error) {
+func (v *sigVerifier) verify(_ context.Context, o *Order, resp []byte, _ string) (Verified, error) {
 	v.calls.Add(1)
 	if string(resp) != "signed:"+string(o.Data) {
-		return authn.Result{}, authn.ErrWrongAnswer
+		return Verified{}, authn.ErrWrongAnswer
 	}
-	return authn.Result{Factor: o.Factor, Level: 4, AMR: "hwk"}, nil
+	return Verified{Result: authn.Result{Factor: o.Factor, Level: 4, AMR: "hwk"}}, nil
 }
 
 type fixture struct {

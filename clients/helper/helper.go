@@ -2,6 +2,7 @@ package helper
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -118,6 +119,9 @@ func (h *Helper) Run(ctx context.Context, req orders.OpenRequest) (*Result, erro
 	if err != nil {
 		return cancel("declined", err)
 	}
+	if op.Kind == orders.KindEnrol {
+		return h.enrol(ctx, op, data, res, cancel)
+	}
 	i := slices.IndexFunc(h.Tools, func(t Tool) bool { return t.Answers(op.Factor) })
 	if i < 0 {
 		h.UI.Say("This order needs a " + factorName(op.Factor) + "; none is connected.")
@@ -157,6 +161,64 @@ func (h *Helper) Run(ctx context.Context, req orders.OpenRequest) (*Result, erro
 	}
 	res.State = orders.Complete
 	h.UI.Say("Signed. Go back to the page: it goes on by itself.")
+	return res, nil
+}
+
+// enrol answers an enrolment order: the key made on the token, its CSR
+// (naming the order's challenge) certified by the bank, the certificate
+// written back.
+func (h *Helper) enrol(ctx context.Context, op *orders.Opened, data []byte, res *Result, cancel func(string, error) (*Result, error)) (*Result, error) {
+	var en Enroller
+	for _, t := range h.Tools {
+		if e, ok := t.(Enroller); ok {
+			en = e
+			break
+		}
+	}
+	if en == nil {
+		h.UI.Say("Enrolling needs the U-shield's PKCS#11 module (--module); none is configured.")
+		return cancel("no_token", ErrNoTool)
+	}
+	res.Tool = en.Describe()
+	h.UI.Show(op, data, en.Describe())
+	ok, err := h.UI.Confirm(ctx)
+	if err != nil || !ok {
+		h.UI.Say("Declined: the order is cancelled.")
+		return cancel("declined", ErrDeclined)
+	}
+	var refused error
+	err = en.Enrol(ctx, op.Challenge, h.UI.PIN, func(ctx context.Context, csr []byte, label, serial string, keyID []byte) ([]byte, error) {
+		body, _ := json.Marshal(map[string]any{"csr": csr, "label": label, "serial": serial, "key_id": keyID})
+		der, err := h.Client.SignData(ctx, op.Ref, op.DeviceToken, body)
+		if err != nil {
+			refused = err
+		}
+		return der, err
+	})
+	var wp *WrongPINError
+	switch {
+	case refused != nil:
+		h.UI.Say("The bank refused the enrolment: " + refused.Error())
+		res.State = orders.Failed
+		return res, refused
+	case errors.As(err, &wp):
+		h.UI.Say(wp.Error() + ". The order is cancelled; start again on the page.")
+		return cancel("wrong_pin", err)
+	case errors.Is(err, ErrPINBlocked):
+		h.UI.Say("The token's PIN is blocked; ask the bank's service desk to unblock or replace the token.")
+		return cancel("pin_blocked", err)
+	case errors.Is(err, ErrTokenRemoved):
+		h.UI.Say("The token was removed during the enrolment. The order is cancelled; insert it and start again.")
+		return cancel("token_removed", err)
+	case err != nil:
+		// The bank certified the key but it could not be written back: the
+		// order is complete at the bank; say what to do.
+		h.UI.Say("The certificate could not be written to the token: " + err.Error() + ". Report the token lost on your tools list and enrol again.")
+		res.State = orders.Complete
+		return res, err
+	}
+	res.State = orders.Complete
+	h.UI.Say("Enrolled: the token holds its key and the bank's certificate. Go back to the page: it goes on by itself.")
 	return res, nil
 }
 

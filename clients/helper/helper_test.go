@@ -59,11 +59,11 @@ func (u *fakeUI) Say(msg string) { fmt.Fprintln(&u.out, msg) }
 // what the order then says to the page.
 func TestHelperRun(t *testing.T) {
 	db := storetest.SQLite(t)
-	svc := orders.New(db, nil, func(_ context.Context, o *orders.Order, resp []byte, _ string) (authn.Result, error) {
+	svc := orders.New(db, nil, func(_ context.Context, o *orders.Order, resp []byte, _ string) (orders.Verified, error) {
 		if string(resp) != "signed:"+string(o.Data) {
-			return authn.Result{}, authn.ErrWrongAnswer
+			return orders.Verified{}, authn.ErrWrongAnswer
 		}
-		return authn.Result{Level: 4, AMR: "hwk"}, nil
+		return orders.Verified{Result: authn.Result{Level: 4, AMR: "hwk"}}, nil
 	})
 	ts := httptest.NewServer(svc.DeviceAPI("", nil))
 	t.Cleanup(ts.Close)

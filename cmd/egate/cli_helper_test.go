@@ -458,3 +458,106 @@ func openBenchDB(t *testing.T, b *adminBench) *store.DB {
 	}
 	return db
 }
+
+// TestHelperEnrol: the customer enrols a new U-shield (a fresh SoftHSM2
+// token) by themselves: signed in at level 2 (password and the SMS code,
+// read here from the development sink), headless Chromium opens the
+// passport's enrolment page, `egate helper` started with its autostart
+// link makes the key on the token and sends its CSR, the bank CA (in the
+// HSM) certifies it, the helper writes the certificate back (pkcs11-tool
+// sees it), and the page goes on by itself to "Enrolled". The new token
+// then logs in at level 4 through the helper, and egate admin ushield list
+// shows it.
+func TestHelperEnrol(t *testing.T) {
+	testenv.NeedCommand(t, "chromium", "chromium")
+	tool := testenv.NeedCommand(t, "pkcs11-tool", "opensc")
+	b := newAdminBench(t)
+	b.caInit(t)
+	pid := b.customer(t, "alice")
+	const shieldPIN = "24681357"
+	if _, _, err := b.sh.InitToken(context.Background(), "ushield-new", "11223344", shieldPIN); err != nil {
+		t.Fatal(err)
+	}
+	b.env = append(b.env, "EGATE_TEST_SHIELD_PIN="+shieldPIN)
+	rp := newHelperRP(t, "ebank-secret-0123456789abcdef")
+	addr := freePort(t)
+	conf := filepath.Join(b.dir, "egate.yaml")
+	os.WriteFile(conf, []byte(`http: {listen: "`+addr+`"}
+database: {driver: sqlite, dsn: "`+b.db+`"}
+hsm: {module: "`+b.sh.Module+`", token: `+benchHSMToken+`, pin-source: "env:EGATE_TEST_HSM_PIN"}
+factors: {enabled: [sms, ushield], sms: {dev-sink: true}}
+authsvc:
+  oidc:
+    clients:
+      - {id: ebank, secret: "ebank-secret-0123456789abcdef", redirect-uris: ["`+rp.ts.URL+`/cb"], min-level: 1}
+`), 0o600)
+	srv := exec.Command(egateBin, "authsvc", "--config", conf)
+	srv.Dir, srv.Env = b.dir, append(os.Environ(), b.env...)
+	lines, stderr := startLines(t, srv)
+	base := waitLine(t, lines, regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`), stderr)[1]
+	go func() {
+		for range lines {
+		}
+	}()
+	rp.issuer = base
+
+	bctx := helperChromium(t)
+	step := func(what string, acts ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, acts...); err != nil {
+			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
+			t.Fatalf("browser, %s: %v\n%s", what, err, body)
+		}
+	}
+	// Level 2: password and SMS code.
+	step("the name page", chromedp.Navigate(rp.ts.URL+"/start?level=2"), chromedp.WaitVisible(chromedp.ID("login_name")))
+	step("the password page", chromedp.SendKeys(chromedp.ID("login_name"), "alice"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("password")))
+	step("the SMS page", chromedp.SendKeys(chromedp.ID("password"), "Blue-Kite-47"), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("response")))
+	var body string
+	db := openBenchDB(t, b)
+	if err := db.QueryRow(context.Background(), `SELECT body FROM sms_outbox WHERE phone = '13812345678' ORDER BY created_ms DESC LIMIT 1`).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code := regexp.MustCompile(`(\d{6}) is your code`).FindStringSubmatch(body)
+	if code == nil {
+		t.Fatalf("SMS %q", body)
+	}
+	step("back at the platform", chromedp.SendKeys(chromedp.ID("response"), code[1]), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("welcome")))
+
+	// The enrolment page and the helper.
+	step("the enrolment page", chromedp.Navigate(base+"/account/enrol?tool=ushield"), chromedp.WaitVisible(chromedp.ID("autostart")))
+	shot(t, bctx, "enrol-ushield-order")
+	link, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("autostart"), "href"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := run(t, b.dir, b.env, "helper", link.Value, "--module", b.sh.Module, "--token", "ushield-new", "--pin-source", "env:EGATE_TEST_SHIELD_PIN", "--yes")
+	if h.code != 0 || !strings.Contains(h.stdout, "Enrolled:") || !strings.Contains(h.stdout, "│ Enrol a new U-shield for "+pid) {
+		t.Fatalf("egate helper: %+v", h)
+	}
+	step("the enrolled page", chromedp.WaitVisible(chromedp.ID("enrolled")))
+	shot(t, bctx, "enrol-ushield-done")
+	cmd := exec.Command(tool, "--module", b.sh.Module, "--token-label", "ushield-new", "--login", "--pin", shieldPIN, "--list-objects")
+	cmd.Env = append(os.Environ(), b.sh.Env())
+	objs, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(objs), "Certificate Object") || !strings.Contains(string(objs), "Private Key Object") {
+		t.Fatalf("pkcs11-tool: %v\n%s", err, objs)
+	}
+	if r := b.admin(t, "ushield", "list", "--customer", pid); r.code != 0 || !strings.Contains(r.stdout, "ushield-new") {
+		t.Fatalf("ushield list: %+v", r)
+	}
+
+	// The new token at level 4 (single sign-on from level 2: no password).
+	step("the U-shield page", chromedp.Navigate(rp.ts.URL+"/start?level=4"), chromedp.WaitVisible(chromedp.ID("autostart")))
+	link, _ = chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("autostart"), "href"))
+	if h := run(t, b.dir, b.env, "helper", link.Value, "--module", b.sh.Module, "--token", "ushield-new", "--pin-source", "env:EGATE_TEST_SHIELD_PIN", "--yes"); h.code != 0 {
+		t.Fatalf("egate helper: %+v", h)
+	}
+	step("back at the platform", chromedp.WaitVisible(chromedp.ID("welcome")))
+	if w, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("welcome"))); w != "urn:egate:loa:4" {
+		t.Fatalf("acr %q", w)
+	}
+}

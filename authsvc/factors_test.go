@@ -230,8 +230,10 @@ func TestLoginWithEachTool(t *testing.T) {
 		return strings.Join(codes, " ")
 	}
 	answerTOTP := func(t *testing.T, body string) string { return totp(t, seed, fe.clk.Now()) }
-	signed := func(tok softToken, confirmed bool) func(t *testing.T, body string) string {
-		return func(t *testing.T, body string) string {
+	// A signature tool's page follows a signing order that the device
+	// answers (orders_login_test.go).
+	signed := func(tok softToken, confirmed bool) func(t *testing.T, b *browser, id, body string) resp {
+		return func(t *testing.T, b *browser, id, body string) resp {
 			m := challengeRE.FindStringSubmatch(body)
 			if m == nil {
 				t.Fatalf("no challenge text on the page: %s", body)
@@ -240,7 +242,12 @@ func TestLoginWithEachTool(t *testing.T) {
 			if !strings.HasPrefix(data, "egate login for "+fe.pid+"\nChallenge: ") {
 				t.Fatalf("challenge text %q", data)
 			}
-			return tok.proof(t, []byte(data), confirmed)
+			return b.signPage(t, id, body, tok, confirmed)
+		}
+	}
+	typed := func(answer func(t *testing.T, body string) string) func(t *testing.T, b *browser, id, body string) resp {
+		return func(t *testing.T, b *browser, id, body string) resp {
+			return b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {answer(t, body)}}))
 		}
 	}
 
@@ -250,12 +257,12 @@ func TestLoginWithEachTool(t *testing.T) {
 		level   int
 		offered []string // nil: one tool, started at once
 		pick    string
-		answer  func(t *testing.T, body string) string
+		answer  func(t *testing.T, b *browser, id, body string) resp
 		amr     []string
 	}{
-		{"level 2 by SMS", 2, all, "sms", answerSMS, []string{"pwd", "sms", "mfa"}},
-		{"level 2 by grid card", 2, all, "gridcard", answerGrid, []string{"pwd", "otp", "mfa"}},
-		{"level 3 by TOTP token", 3, []string{"otp", "ushield", "piv", "ushield2"}, "otp", answerTOTP, []string{"pwd", "otp", "mfa"}},
+		{"level 2 by SMS", 2, all, "sms", typed(answerSMS), []string{"pwd", "sms", "mfa"}},
+		{"level 2 by grid card", 2, all, "gridcard", typed(answerGrid), []string{"pwd", "otp", "mfa"}},
+		{"level 3 by TOTP token", 3, []string{"otp", "ushield", "piv", "ushield2"}, "otp", typed(answerTOTP), []string{"pwd", "otp", "mfa"}},
 		{"level 4 by PIV", 4, []string{"ushield", "piv", "ushield2"}, "piv", signed(piv, false), []string{"pwd", "hwk", "mfa"}},
 		{"level 4 by U-shield", 4, []string{"ushield", "piv", "ushield2"}, "ushield", signed(us2, false), []string{"pwd", "hwk", "mfa"}},
 		{"level 5 by U-shield 2nd gen", 5, nil, "ushield2", signed(us2, true), []string{"pwd", "hwk", "mfa"}},
@@ -277,7 +284,7 @@ func TestLoginWithEachTool(t *testing.T) {
 			if m := factorRE.FindStringSubmatch(r.body); r.status != 200 || m == nil || m[1] != tc.pick {
 				t.Fatalf("want the %s page: %d %s", tc.pick, r.status, r.body)
 			}
-			r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {tc.answer(t, r.body)}}))
+			r = tc.answer(t, b, id, r.body)
 			tk := fe.exchange(a, a.codeFrom(t, r))
 			c, err := fe.claims(tk.id)
 			if err != nil || c["acr"] != "urn:egate:loa:"+string(rune('0'+tc.level)) || !slices.Equal(amrOf(c), tc.amr) {
@@ -376,25 +383,31 @@ func TestLoginToolErrors(t *testing.T) {
 	})
 	t.Run("U-shield: garbage, a proof over other bytes, then the right proof", func(t *testing.T) {
 		b, a, id, r := start(t, 4, "ushield")
-		m := challengeRE.FindStringSubmatch(r.body)
-		if m == nil || !strings.Contains(r.body, `<textarea id="response"`) {
-			t.Fatalf("no challenge text or proof field: %s", r.body)
-		}
-		data := html.UnescapeString(m[1])
-		for _, bad := range []struct{ answer, code string }{
-			{"not base64 at all!", "bad_response"},
-			{base64.StdEncoding.EncodeToString([]byte("EGP1 truncated")), "bad_response"},
-			{us.proof(t, []byte(data+" "), false), "wrong_answer"},
+		for _, bad := range []struct {
+			answer []byte
+			code   string
+		}{
+			{[]byte("not a proof at all!"), "bad_response"},
+			{[]byte("EGP1 truncated"), "bad_response"},
+			{nil, "wrong_answer"}, // a proof over other bytes
 		} {
-			r = b.post("/login/factor", url.Values{"id": {id}, "response": {bad.answer}})
-			if r.status != 401 || errorCode(r.body) != bad.code || !strings.Contains(r.body, html.EscapeString(data)) {
+			po := orderOf(t, r.body)
+			op := fe.openOrder(t, po)
+			var err error
+			if bad.answer == nil {
+				err = fe.signOrder(t, op, us, []byte(po.text+" "), false)
+			} else {
+				err = fe.device().Sign(context.Background(), op.Ref, op.DeviceToken, bad.answer)
+			}
+			if err == nil || !strings.Contains(err.Error(), bad.code) {
+				t.Fatalf("%q: %v", bad.answer, err)
+			}
+			r = b.finishOrder(id, po.link.Ref)
+			if r.status != 401 || errorCode(r.body) != bad.code || !strings.Contains(r.body, `id="autostart"`) {
 				t.Fatalf("%q: %d %s", bad.answer, r.status, r.body)
 			}
 		}
-		// URL-safe base64 without padding, wrapped over lines, is accepted.
-		p := strings.TrimRight(strings.NewReplacer("+", "-", "/", "_").Replace(us.proof(t, []byte(data), false)), "=")
-		p = p[:40] + "\r\n" + p[40:]
-		a.codeFrom(t, b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {p}})))
+		a.codeFrom(t, b.signPage(t, id, r.body, us, false))
 	})
 	t.Run("no tool at the level", func(t *testing.T) {
 		_, _, _, r := start(t, 5, "")
@@ -402,14 +415,10 @@ func TestLoginToolErrors(t *testing.T) {
 			t.Fatalf("level 5 without a 2nd-generation U-shield: %d %s", r.status, r.body)
 		}
 	})
-	// signWith answers the U-shield page in r.
+	// signWith answers the U-shield page in r through its order.
 	signWith := func(t *testing.T, b *browser, id string, r resp) resp {
 		t.Helper()
-		m := challengeRE.FindStringSubmatch(r.body)
-		if m == nil {
-			t.Fatalf("want the U-shield page: %d %s", r.status, r.body)
-		}
-		return b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {us.proof(t, []byte(html.UnescapeString(m[1])), false)}}))
+		return b.signPage(t, id, r.body, us, false)
 	}
 	t.Run("another tool instead of the one chosen", func(t *testing.T) {
 		b, a, id, r := start(t, 3, "otp")
@@ -421,9 +430,9 @@ func TestLoginToolErrors(t *testing.T) {
 			t.Fatalf("want the U-shield page offering the TOTP token: %d %s", r.status, r.body)
 		}
 		// The TOTP challenge was replaced: a right code now answers the
-		// U-shield's challenge and is refused as no proof.
+		// U-shield's step, which takes no code: the page starts a new order.
 		r2 := b.post("/login/factor", url.Values{"id": {id}, "response": {totp(t, seed, fe.clk.Now())}})
-		if r2.status != 401 || errorCode(r2.body) != "bad_response" {
+		if r2.status != 400 || errorCode(r2.body) != "use_order" {
 			t.Fatalf("TOTP code after switching: %d %s", r2.status, r2.body)
 		}
 		r = b.follow(signWith(t, b, id, r2))

@@ -47,6 +47,8 @@ type flow struct {
 	Data       string   `json:"data,omitempty"`     // what a signature tool signs, shown on the page
 	Proof      bool     `json:"proof,omitempty"`    // the answer is a base64 EGP1 proof
 	FromSSO    bool     `json:"from_sso,omitempty"` // password skipped: session
+	Order      string   `json:"order,omitempty"`    // a proof tool's signing order (orders_login.go)
+	Autostart  string   `json:"autostart,omitempty"`
 }
 
 // page is what the templates see.
@@ -69,7 +71,9 @@ type page struct {
 	Until            string
 	Back, BackTo     string // a dead end's way back: the client's redirect URI with an OAuth error, and the client's name
 	CSRF             string
-	Next, NextSig    string // the logout page: where to go after, signed
+	Next, NextSig    string     // the logout page: where to go after, signed
+	Order            *orderView // a proof tool's signing order (orders_login.go)
+	Nonce            string     // the page's script nonce (CSP); no script without it
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, p page) {
@@ -77,7 +81,11 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	csp := "default-src 'none'; img-src data:; style-src 'unsafe-inline'; frame-ancestors 'none'"
+	if p.Nonce != "" {
+		csp += "; script-src 'nonce-" + p.Nonce + "'; connect-src 'self'"
+	}
+	w.Header().Set("Content-Security-Policy", csp)
 	w.WriteHeader(status)
 	s.pages.ExecuteTemplate(w, name, p)
 }
@@ -553,9 +561,11 @@ func (s *Server) beginFactorMsg(w http.ResponseWriter, r *http.Request, ar *oidc
 		s.message(w, http.StatusServiceUnavailable, "Try again", "The "+fac.Name()+" could not start: "+safeFactorError(err), factorCode(err))
 		return
 	}
-	f.Factor, f.Challenge, f.Prompt, f.Proof, f.Data = fac.Name(), ch.ID, ch.Prompt, answerIsProof(fac), ""
+	f.Factor, f.Challenge, f.Prompt, f.Proof, f.Data, f.Order, f.Autostart = fac.Name(), ch.ID, ch.Prompt, answerIsProof(fac), "", "", ""
 	if f.Proof {
-		f.Data = string(ch.Data)
+		// A signature tool answers through a signing order.
+		s.beginOrder(w, r, ar, f, fac, ch, status, msg, code)
+		return
 	}
 	if !s.saveFlow(ctx, w, ar.ID, f) {
 		return
@@ -583,8 +593,9 @@ type (
 	// labeled names the tool for customers ("Dynamic-password token").
 	labeled interface{ Label() string }
 	// proofAnswer: the answer is an EGP1 signature proof
-	// (devices/pkcs11token) over Challenge.Data; the page shows Data and
-	// takes the proof base64-encoded.
+	// (devices/pkcs11token) over Challenge.Data, made on the customer's
+	// device: the page shows Data and follows a signing order
+	// (orders_login.go) that the device answers.
 	proofAnswer interface{ AnswerIsProof() bool }
 	// oneTry: a wrong answer uses up the challenge, so the page begins a
 	// new one at once.
@@ -659,6 +670,11 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 		s.message(w, http.StatusBadRequest, "Sign-in out of order", "Start the sign-in again from the platform.", "invalid_request")
 		return
 	}
+	if f.Proof {
+		// Signature tools answer through their signing order only.
+		s.beginFactorMsg(w, r, ar, f, fac, http.StatusBadRequest, "Confirm with your "+factorLabel(fac)+" as this page shows.", "use_order")
+		return
+	}
 	ip := s.clientIP(r)
 	// The answer is counted once, on the tool's one counter (authn.Counted:
 	// the tool's own, or the passport's per-factor counter). An answer the
@@ -690,8 +706,15 @@ func (s *Server) factorVerify(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	if !s.auditLogin(ctx, w, "login.factor", ar, f, ip, "ok", "factor", fac.Name(), "level", strconv.Itoa(int(res.Level)),
-		"confirmed_on_device", strconv.FormatBool(res.ConfirmedOnDevice)) {
+	s.factorPassed(w, r, ar, f, fac, ip, res)
+}
+
+// factorPassed records a tool's success and finishes the login at the
+// level reached.
+func (s *Server) factorPassed(w http.ResponseWriter, r *http.Request, ar *oidcop.AuthRequest, f *flow, fac authn.Factor, ip string, res authn.Result, extra ...string) {
+	ctx := r.Context()
+	if !s.auditLogin(ctx, w, "login.factor", ar, f, ip, "ok", append([]string{"factor", fac.Name(), "level", strconv.Itoa(int(res.Level)),
+		"confirmed_on_device", strconv.FormatBool(res.ConfirmedOnDevice)}, extra...)...) {
 		return
 	}
 	level := max(f.Level, int(res.Level))

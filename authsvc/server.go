@@ -31,6 +31,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/captcha"
 	"github.com/egate-bank/egate/authsvc/oidcop"
+	"github.com/egate-bank/egate/authsvc/orders"
 	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/internal/store"
 )
@@ -79,6 +80,7 @@ type Server struct {
 	logoutKey   []byte
 	backchannel *http.Client
 	log         *slog.Logger
+	orders      *orders.Service // signing orders of the signature tools (orders_login.go)
 }
 
 // New builds the server. The HMAC key shared by replicas (decoy reserved
@@ -119,6 +121,7 @@ func New(ctx context.Context, cfg Config, deps Deps) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.orders = orders.New(deps.DB, now, s.verifyOrder)
 	s.logoutKey, s.backchannel = key, deps.BackchannelClient
 	if s.backchannel == nil {
 		s.backchannel = &http.Client{Timeout: backchannelTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -192,6 +195,16 @@ func (s *Server) routes() {
 	m.HandleFunc("POST "+b+"/login/captcha", s.newCaptcha)
 	m.HandleFunc("POST "+b+"/login/factor/begin", s.factorBegin)
 	m.HandleFunc("POST "+b+"/login/factor", s.factorVerify)
+	m.HandleFunc("GET "+b+"/login/order/collect", s.orderCollect)
+	m.HandleFunc("POST "+b+"/login/order/finish", s.orderFinish)
+	m.HandleFunc("POST "+b+"/login/order/cancel", s.orderCancel)
+	m.Handle(b+"/v1/orders/", s.orders.DeviceAPI(b, s.clientIP))
+	m.HandleFunc("GET "+b+"/account/enrol", s.enrolPage)
+	m.HandleFunc("GET "+b+"/account/enrol/collect", s.enrolCollect)
+	m.HandleFunc("POST "+b+"/account/enrol/finish", s.enrolFinish)
+	m.HandleFunc("POST "+b+"/account/enrol/cancel", s.enrolCancel)
+	m.HandleFunc("POST "+b+"/v1/phone/bind/start", s.phoneBindStart)
+	m.HandleFunc("POST "+b+"/v1/phone/bind/finish", s.phoneBindFinish)
 	m.HandleFunc("GET "+b+"/logout", s.logoutPage)
 	m.HandleFunc("POST "+b+"/logout", s.logout)
 	m.HandleFunc("GET "+b+"/logged-out", func(w http.ResponseWriter, r *http.Request) {
@@ -273,6 +286,12 @@ func NewPassport(ctx context.Context, db *store.DB, cfg passport.Config, now fun
 func (s *Server) Purge(ctx context.Context) error {
 	if _, err := s.storage.Purge(ctx, 24*time.Hour); err != nil {
 		return err
+	}
+	if _, err := s.orders.Purge(ctx, s.now().Add(-24*time.Hour)); err != nil {
+		return err
+	}
+	if _, err := s.db.Exec(ctx, `DELETE FROM phone_binds WHERE expires_ms < ?`, s.now().Add(-24*time.Hour).UnixMilli()); err != nil {
+		return fmt.Errorf("purging phone bindings in progress: %w", err)
 	}
 	return s.captchas.Purge(ctx)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/authsvc/gridcard"
 	"github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/phone"
 	"github.com/egate-bank/egate/authsvc/pivauth"
 	"github.com/egate-bank/egate/authsvc/sms"
 	"github.com/egate-bank/egate/authsvc/ushield"
@@ -52,6 +53,7 @@ type Set struct {
 	OTP        *otp.Service      // nil when otp is not enabled
 	UShield    *ushield.Service  // nil when neither ushield nor ushield2 is enabled
 	PIV        *pivauth.Service  // nil when piv is not enabled
+	Phone      *phone.Service    // nil when phone is not enabled
 	CA         *ca.CA            // nil when the CA is not initialised and no tool needs it
 
 	// Attempts is the passport's per-customer, per-factor counter
@@ -195,12 +197,15 @@ func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 		set.UShield = ushield.New(deps.DB, c, now)
 		set.UShield.TTL = cfg.UShield.ChallengeTTL
 	}
+	if cfg.enabled(Phone) {
+		set.Phone = phone.New(deps.DB, now)
+	}
 	if cfg.enabled(PIV) {
 		set.PIV = pivauth.New(deps.DB, c, now)
 		set.PIV.TTL = cfg.PIV.ChallengeTTL
 	}
 
-	// Level order: sms, gridcard (2), otp (3), ushield, piv (4), ushield2 (5).
+	// Level order: sms, gridcard (2), otp, phone (3), ushield, piv (4), ushield2 (5).
 	for _, name := range All {
 		if !cfg.enabled(name) {
 			continue
@@ -212,6 +217,8 @@ func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 			set.Factors = append(set.Factors, set.GridCard.Factor())
 		case OTP:
 			set.Factors = append(set.Factors, otp.Factor{S: set.OTP})
+		case Phone:
+			set.Factors = append(set.Factors, set.Phone.Factor())
 		case UShield:
 			set.Factors = append(set.Factors, set.UShield.Factor(1))
 		case PIV:

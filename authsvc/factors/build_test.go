@@ -91,11 +91,11 @@ func TestBuild(t *testing.T) {
 		for _, f := range set.Factors {
 			got = append(got, nl{f.Name(), f.Level()})
 		}
-		want := []nl{{"sms", 2}, {"gridcard", 2}, {"otp", 3}, {"ushield", 4}, {"piv", 4}, {"ushield2", 5}}
+		want := []nl{{"sms", 2}, {"gridcard", 2}, {"otp", 3}, {"phone", 3}, {"ushield", 4}, {"piv", 4}, {"ushield2", 5}}
 		if !slices.Equal(got, want) {
 			t.Fatalf("factors %v, want %v", got, want)
 		}
-		if set.SMS == nil || set.SMSSink == nil || set.GridCard == nil || set.OTP == nil || set.UShield == nil || set.PIV == nil || set.CA == nil {
+		if set.SMS == nil || set.SMSSink == nil || set.GridCard == nil || set.OTP == nil || set.UShield == nil || set.PIV == nil || set.Phone == nil || set.CA == nil {
 			t.Fatalf("services missing: %+v", set)
 		}
 		if set.Factor("otp") == nil || set.Factor("password") != nil {

@@ -18,13 +18,14 @@ const (
 	SMS      = "sms"      // level 2
 	GridCard = "gridcard" // level 2
 	OTP      = "otp"      // level 3
+	Phone    = "phone"    // level 3: the bank's phone app (device key, app PIN)
 	UShield  = "ushield"  // level 4: 1st-generation U-shield
 	PIV      = "piv"      // level 4
 	UShield2 = "ushield2" // level 5: 2nd-generation U-shield (display + confirm button)
 )
 
 // All lists every factor, in level order; it is the default of Enabled.
-var All = []string{SMS, GridCard, OTP, UShield, PIV, UShield2}
+var All = []string{SMS, GridCard, OTP, Phone, UShield, PIV, UShield2}
 
 // needsCA reports whether a factor verifies certificates of the bank CA.
 func needsCA(name string) bool { return name == UShield || name == UShield2 || name == PIV }

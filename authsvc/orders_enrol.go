@@ -1,0 +1,159 @@
+package authsvc
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/oidcop"
+	"github.com/egate-bank/egate/authsvc/orders"
+)
+
+// Enrolment by the customer: a signed-in customer (passport session at
+// level 2 or more: password and SMS code) opens /account/enrol?tool=ushield
+// (or ushield2); the page makes a signing order of kind enrol and follows
+// it like the login's factor step. The desktop helper, started by the
+// autostart link, generates the key on the token, builds a CSR naming the
+// order's challenge and sends it as the order's answer; the bank CA issues
+// the certificate, the token is bound to the customer, and the helper
+// writes the certificate back to the token. Only the browser that opened
+// the page (cookie egate_enrol) follows the order.
+
+const (
+	enrolCookie   = "egate_enrol"
+	enrolMinLevel = 2
+	enrolTTL      = 5 * time.Minute
+)
+
+// enroller is a tool the customer can enrol through an order
+// (authsvc/ushield's factors).
+type enroller interface {
+	EnrolCSR(ctx context.Context, passportID, want string, csrDER []byte, label, serial string, keyID []byte) (*x509.Certificate, error)
+}
+
+// EnrolAnswer is what the helper sends as an enrolment order's response.
+type EnrolAnswer struct {
+	CSR    []byte `json:"csr"`    // DER, signed by the new key; common name: the order's challenge (hex)
+	Label  string `json:"label"`  // the token's label
+	Serial string `json:"serial"` // the token's serial
+	KeyID  []byte `json:"key_id"` // CKA_ID of the new key and its certificate
+}
+
+func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	sess, _, ok := s.session(r)
+	if !ok || sess.Level < enrolMinLevel {
+		s.message(w, http.StatusForbidden, "Sign in first", "Sign in to the online bank with your password and an SMS code first, then come back here to enrol your U-shield.", "login_required")
+		return
+	}
+	fac := s.factorNamed(r.URL.Query().Get("tool"))
+	if _, ok := fac.(enroller); !ok {
+		s.message(w, http.StatusBadRequest, "Unknown tool", "This tool cannot be enrolled here: choose ushield or ushield2.", "unknown_tool")
+		return
+	}
+	secret := oidcop.RandomToken()
+	ch := make([]byte, 16)
+	rand.Read(ch)
+	o, auto, err := s.orders.Create(ctx, orders.CreateRequest{Kind: orders.KindEnrol, PassportID: sess.PassportID, Factor: fac.Name(), ChallengeID: "enrol",
+		Context: "enrol", Text: "Enrol a new " + factorLabel(fac) + " for " + sess.PassportID, Challenge: ch, Browser: orders.BrowserHash(secret),
+		ExpiresAt: s.now().Add(enrolTTL)})
+	if err != nil {
+		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: enrolCookie, Value: secret, Path: s.base + "/account/", HttpOnly: true, Secure: s.secure,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(enrolTTL / time.Second)})
+	v := &orderView{Ref: o.Ref, ByLink: true, Autostart: safeURL(orders.AutostartLink(s.cfg.Issuer, o.Ref, auto)),
+		CollectURL: s.base + "/account/enrol/collect?ref=" + o.Ref, FinishURL: s.base + "/account/enrol/finish", CancelURL: s.base + "/account/enrol/cancel"}
+	s.render(w, http.StatusOK, "enrol", page{Factor: fac.Name(), FactorLabel: factorLabel(fac), Data: string(o.Data), Order: v, Nonce: nonce(),
+		Prompt: "Insert the new " + factorLabel(fac) + ": the bank's security helper makes its key on the token and the bank certifies it."})
+}
+
+func enrolSecret(r *http.Request) string {
+	c, err := r.Cookie(enrolCookie)
+	if err != nil {
+		return ""
+	}
+	return c.Value
+}
+
+// enrolCollect: GET /account/enrol/collect?ref=, polled by the page.
+func (s *Server) enrolCollect(w http.ResponseWriter, r *http.Request) {
+	o, err := s.orders.Collect(r.Context(), r.FormValue("ref"), orders.BrowserHash(enrolSecret(r)))
+	if err != nil || o.Kind != orders.KindEnrol {
+		orders.WriteError(w, orders.ErrUnknown)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(s.orderStatusOf(o))
+}
+
+// enrolFinish: POST /account/enrol/finish (ref): the outcome.
+func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) {
+	o, err := s.orders.Finish(r.Context(), r.PostFormValue("ref"), orders.BrowserHash(enrolSecret(r)))
+	switch {
+	case err == nil && o.Kind == orders.KindEnrol:
+		serial := ""
+		if c, err := x509.ParseCertificate(o.ResultData); err == nil {
+			serial = fmt.Sprintf("%x", c.SerialNumber)
+		}
+		s.render(w, http.StatusOK, "enrolled", page{Title: "Enrolled", Message: "Your " + labelOf(s.factorNamed(o.Factor)) +
+			" is enrolled (certificate " + serial + "): it now answers the passport's U-shield step. If you lose it, report it lost at once (the service desk or a branch)."})
+	case errors.Is(err, orders.ErrNotComplete):
+		s.message(w, http.StatusConflict, "Not finished yet", "The security helper has not finished; go back and wait, or open the link again.", "order_pending")
+	case err != nil && o != nil && o.State == orders.Failed:
+		s.message(w, http.StatusUnauthorized, "Not enrolled", "The bank refused the enrolment: "+orders.MessageForCode(o.FailCode)+" Start again.", o.FailCode)
+	default:
+		msg := orders.Message(err)
+		if o != nil {
+			if reason, ok := orders.DeviceReasons[o.FailCode]; ok {
+				msg = reason + " " + msg
+			}
+		}
+		s.message(w, orders.Status(err), "Not enrolled", msg, orders.Code(err))
+	}
+}
+
+func (s *Server) enrolCancel(w http.ResponseWriter, r *http.Request) {
+	if err := s.orders.CancelByBrowser(r.Context(), r.PostFormValue("ref"), orders.BrowserHash(enrolSecret(r))); err != nil {
+		s.message(w, orders.Status(err), "Not cancelled", orders.Message(err), orders.Code(err))
+		return
+	}
+	s.message(w, http.StatusOK, "Cancelled", "Nothing was enrolled.", "order_cancelled")
+}
+
+// verifyEnrol is an enrolment order's answer: the CSR checked and the
+// certificate issued and bound (ushield's EnrolCSR), audited.
+func (s *Server) verifyEnrol(ctx context.Context, o *orders.Order, fac authn.Factor, resp []byte, ip string) (orders.Verified, error) {
+	en, ok := fac.(enroller)
+	if !ok {
+		return orders.Verified{}, fmt.Errorf("%s cannot be enrolled: %w", fac.Name(), authn.ErrNotEnrolled)
+	}
+	var in EnrolAnswer
+	if err := json.Unmarshal(resp, &in); err != nil {
+		return orders.Verified{}, fmt.Errorf("%w: not an enrolment answer", authn.ErrBadResponse)
+	}
+	cert, err := en.EnrolCSR(ctx, o.PassportID, strings.ToUpper(hex.EncodeToString(o.Challenge)), in.CSR, in.Label, in.Serial, in.KeyID)
+	fields := s.orderFields(o, ip, "ok")
+	if err != nil {
+		fields["outcome"] = orders.Code(err)
+	} else {
+		fields["cert_serial"] = fmt.Sprintf("%x", cert.SerialNumber)
+	}
+	if _, aerr := s.audit.Append(ctx, "order.enrol", fields); aerr != nil && err == nil {
+		return orders.Verified{}, fmt.Errorf("recording the enrolment: %w", aerr)
+	}
+	if err != nil {
+		return orders.Verified{}, err
+	}
+	return orders.Verified{Result: authn.Result{Factor: fac.Name(), Level: fac.Level(), AMR: "hwk"}, Data: cert.Raw}, nil
+}

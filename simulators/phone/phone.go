@@ -1,0 +1,228 @@
+// Package phone simulates the bank's phone app (egate sim phone): bound
+// once to a customer (password and an SMS code at the passport), it holds a
+// device key that never leaves its state file and answers signing orders
+// by scanning the page's animated QR from an image (a screenshot), decoded
+// with gozxing as a camera frame would be. It shows the order's text, asks
+// the app PIN (from which it derives the PIN key the bank checks, so wrong
+// PINs are counted at the bank with a lockout), signs exactly the text and
+// the challenge, and posts the proof.
+package phone
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"image"
+	_ "image/jpeg" // screenshots may be JPEG
+	_ "image/png"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/qrcode"
+
+	"github.com/egate-bank/egate/authsvc/orders"
+	authphone "github.com/egate-bank/egate/authsvc/phone"
+)
+
+// State is what the app keeps (mode 0600): the binding and the device key.
+type State struct {
+	Server     string `json:"server"`
+	DeviceID   string `json:"device_id"`
+	PassportID string `json:"passport_id"`
+	Key        []byte `json:"key"` // PKCS#8 DER of the device key
+	PINSalt    []byte `json:"pin_salt"`
+}
+
+// Load reads a state file.
+func Load(path string) (*State, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("the app is not bound (no state in %s): run egate sim phone bind first", path)
+	}
+	var s State
+	if err := json.Unmarshal(b, &s); err != nil || s.DeviceID == "" || len(s.Key) == 0 {
+		return nil, fmt.Errorf("the app's state %s is damaged", path)
+	}
+	return &s, nil
+}
+
+// Save writes the state file, readable by the owner only.
+func (s *State) Save(path string) error {
+	b, _ := json.MarshalIndent(s, "", "  ")
+	return os.WriteFile(path, b, 0o600)
+}
+
+func (s *State) key() (*ecdsa.PrivateKey, error) {
+	k, err := x509.ParsePKCS8PrivateKey(s.Key)
+	ek, ok := k.(*ecdsa.PrivateKey)
+	if err != nil || !ok {
+		return nil, errors.New("the app's device key is damaged")
+	}
+	return ek, nil
+}
+
+func post(ctx context.Context, hc *http.Client, url string, in, out any) error {
+	body, _ := json.Marshal(in)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("reaching the bank: %w", err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		json.Unmarshal(b, &e)
+		return &orders.APIError{Status: resp.StatusCode, Code: e.Error.Code, Message: e.Error.Message}
+	}
+	return json.Unmarshal(b, out)
+}
+
+// Bind binds a new app to the customer: password, then the SMS code that
+// smsCode returns (it is shown the bank's prompt), with a device key made
+// here and the PIN key of pin.
+func Bind(ctx context.Context, hc *http.Client, server, login, password string, smsCode func(prompt string) (string, error), pin []byte, label string) (*State, error) {
+	if hc == nil {
+		hc = http.DefaultClient
+	}
+	server = strings.TrimSuffix(server, "/")
+	var start struct {
+		BindID string `json:"bind_id"`
+		Prompt string `json:"prompt"`
+	}
+	if err := post(ctx, hc, server+"/v1/phone/bind/start", map[string]string{"login_name": login, "password": password}, &start); err != nil {
+		return nil, err
+	}
+	code, err := smsCode(start.Prompt)
+	if err != nil {
+		return nil, err
+	}
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	pub, _ := x509.MarshalPKIXPublicKey(k.Public())
+	priv, _ := x509.MarshalPKCS8PrivateKey(k)
+	salt := make([]byte, 16)
+	rand.Read(salt)
+	pinKey := authphone.PINKey(pin, salt)
+	defer clear(pinKey)
+	var done struct {
+		DeviceID   string `json:"device_id"`
+		PassportID string `json:"passport_id"`
+	}
+	if err := post(ctx, hc, server+"/v1/phone/bind/finish", map[string]any{"bind_id": start.BindID, "sms_code": code, "public_key": pub,
+		"pin_salt": salt, "pin_key": pinKey, "label": label}, &done); err != nil {
+		return nil, err
+	}
+	return &State{Server: server, DeviceID: done.DeviceID, PassportID: done.PassportID, Key: priv, PINSalt: salt}, nil
+}
+
+// ScanImage decodes the QR code in an image file (PNG or JPEG), as the
+// app's camera would read the page.
+func ScanImage(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	img, _, err := image.Decode(f)
+	if err != nil {
+		return "", fmt.Errorf("reading the image %s: %w", path, err)
+	}
+	return Scan(img)
+}
+
+// Scan decodes the QR code in img: first as a clean code filling the
+// image (a screenshot of the page's QR), then searching the whole image
+// harder (a photo, a screenshot of the whole page).
+func Scan(img image.Image) (string, error) {
+	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
+	if err != nil {
+		return "", err
+	}
+	var last error
+	for _, hints := range []map[gozxing.DecodeHintType]interface{}{
+		{gozxing.DecodeHintType_PURE_BARCODE: true},
+		{gozxing.DecodeHintType_TRY_HARDER: true},
+		nil,
+	} {
+		res, err := qrcode.NewQRCodeReader().Decode(bmp, hints)
+		if err == nil {
+			return res.GetText(), nil
+		}
+		last = err
+	}
+	return "", fmt.Errorf("no QR code found in the image: %w", last)
+}
+
+// UI is how the app talks to the customer.
+type UI interface {
+	Show(o *orders.Opened, data []byte)
+	Confirm(ctx context.Context) (bool, error)
+	PIN(ctx context.Context) ([]byte, error)
+	Say(msg string)
+}
+
+// Answer opens the order of a scanned QR code, shows it, asks to confirm
+// and the app PIN, signs and posts. A wrong PIN is refused by the bank
+// (and counted there): the order fails and the page offers a new one.
+func (s *State) Answer(ctx context.Context, hc *http.Client, qr string, ui UI) error {
+	c := &orders.Client{Base: s.Server, HTTP: hc}
+	op, err := c.Open(ctx, orders.OpenRequest{QR: qr})
+	if err != nil {
+		return err
+	}
+	data, err := op.SignedData()
+	if err != nil {
+		c.Cancel(ctx, op.Ref, op.DeviceToken, "declined")
+		return err
+	}
+	if op.Factor != authphone.Name {
+		c.Cancel(ctx, op.Ref, op.DeviceToken, "no_token")
+		return fmt.Errorf("this order is for a %s, not the phone app", op.Factor)
+	}
+	ui.Show(op, data)
+	if ok, err := ui.Confirm(ctx); err != nil || !ok {
+		c.Cancel(context.WithoutCancel(ctx), op.Ref, op.DeviceToken, "declined")
+		ui.Say("Declined: the order is cancelled.")
+		return errors.New("declined")
+	}
+	pin, err := ui.PIN(ctx)
+	if err != nil {
+		c.Cancel(context.WithoutCancel(ctx), op.Ref, op.DeviceToken, "declined")
+		return err
+	}
+	pinKey := authphone.PINKey(pin, s.PINSalt)
+	clear(pin)
+	defer clear(pinKey)
+	k, err := s.key()
+	if err != nil {
+		return err
+	}
+	proof, err := authphone.Sign(s.DeviceID, k, pinKey, data)
+	if err != nil {
+		return err
+	}
+	if err := c.Sign(ctx, op.Ref, op.DeviceToken, proof); err != nil {
+		ui.Say("The bank refused: " + err.Error())
+		return err
+	}
+	ui.Say("Signed. The page goes on by itself.")
+	return nil
+}

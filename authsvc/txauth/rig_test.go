@@ -113,7 +113,12 @@ func newRig(t testing.TB, db *store.DB, o rigOpt) *rig {
 		o.rules = testRules
 	}
 	r := &rig{db: db, clk: o.clk, accounts: NewMapAccounts(nil)}
-	set, err := factors.Build(context.Background(), factors.Config{Enabled: []string{factors.SMS, factors.GridCard, factors.OTP}, SMS: factors.SMSConfig{DevSink: true, PerCustomer: 1000, PerPhone: 1000, PerIP: 1000}},
+	set, err := factors.Build(context.Background(), factors.Config{Enabled: []string{factors.SMS, factors.GridCard, factors.OTP}, SMS: factors.SMSConfig{DevSink: true, PerCustomer: 1000, PerPhone: 1000, PerIP: 1000},
+		// A grid card reserves an attempt before it compares, so a card
+		// allows max-attempts answers in flight at once, right ones too:
+		// TestLimitsUnderParallelProofs answers 8 challenges of one card
+		// at once, which the default 5 would report as locked.
+		GridCard: factors.GridCardConfig{MaxAttempts: 20}},
 		factors.Deps{DB: db, HSM: o.hsm, Now: o.clk.Now})
 	if err != nil {
 		t.Fatal(err)

@@ -177,7 +177,7 @@ func TestHSMBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pkcs11-tool: %v\n%s", err, out)
 	}
-	for _, label := range []string{"egate-passport-signing", "egate-ca-issuing", "egate-secrets-wrap", "egate-otp-seed-wrap", "egate-audit-checkpoint"} {
+	for _, label := range []string{"egate-passport-signing", "egate-ca-issuing", "egate-secrets-wrap", "egate-otp-seed-wrap", "egate-audit-checkpoint", "egate-tx-encryption"} {
 		if !strings.Contains(string(out), label) {
 			t.Errorf("pkcs11-tool does not list %s", label)
 		}
@@ -185,6 +185,11 @@ func TestHSMBadInput(t *testing.T) {
 	// The seed-wrap key wraps and unwraps, and nothing else.
 	if !regexp.MustCompile(`label:\s+egate-otp-seed-wrap\n.*\n\s+Usage:\s+wrap, unwrap\n`).MatchString(string(out)) {
 		t.Errorf("pkcs11-tool does not show egate-otp-seed-wrap with usage wrap, unwrap only:\n%s", out)
+	}
+	// The transaction-encryption key's private half decrypts with RSA-OAEP,
+	// and nothing else (its public half, listed too, encrypts).
+	if !regexp.MustCompile(`Private Key Object; RSA\s*\n\s+label:\s+egate-tx-encryption\n.*\n\s+Usage:\s+decrypt\n.*never extractable.*\n\s+Allowed mechanisms:\s+RSA-PKCS-OAEP\n`).MatchString(string(out)) {
+		t.Errorf("pkcs11-tool does not show egate-tx-encryption's private key with usage decrypt only:\n%s", out)
 	}
 	if !strings.Contains(string(out), "never extractable") {
 		t.Errorf("pkcs11-tool does not report the keys never extractable:\n%s", out)

@@ -1,13 +1,14 @@
 // Package hsm is egate's key service: the bank's server keys (passport
 // signing, the bank CA, the wrapping key for secrets at rest, the audit
-// checkpoint key, HMAC and ATM PIN keys) held in an HSM and used through any
+// checkpoint key, HMAC and ATM PIN keys, the transaction-encryption key) held in an HSM and used through any
 // PKCS#11 module, through github.com/ThalesGroup/crypto11. SoftHSM2 plays
 // the HSM in development and CI.
 //
 // Keys are generated inside the HSM (CKA_TOKEN, CKA_SENSITIVE true,
 // CKA_EXTRACTABLE false), found again by label, named by RFC 7512 pkcs11:
 // URIs (package pkcs11uri) and handed out in the standard library's shapes:
-// a signing key is a crypto.Signer. Secrets at rest are sealed with AES-GCM
+// a signing key is a crypto.Signer, the transaction-encryption key
+// (KeyRSA2048Decrypt, decrypt.go) a crypto.Decrypter. Secrets at rest are sealed with AES-GCM
 // computed in the HSM; OTP seeds are kept wrapped by an HSM AES key and are
 // only ever unwrapped, for the length of one call, into a sensitive,
 // non-extractable session key whose HMAC the HSM computes.

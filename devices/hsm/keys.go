@@ -29,17 +29,24 @@ const (
 	// sensitive, never extractable, sign-only HMAC key, and no attribute
 	// modifiable.
 	KeySeedWrap KeyType = "aes-256-seed-wrap"
+	// KeyRSA2048Decrypt is an RSA-2048 key pair whose private half decrypts
+	// (RSA-OAEP with SHA-256 only, CKA_ALLOWED_MECHANISMS) and does nothing
+	// else: no signing, no unwrapping, not modifiable. Clients encrypt
+	// transaction instructions to its public half (decrypt.go).
+	KeyRSA2048Decrypt KeyType = "rsa-2048-decrypt"
 )
 
 func (t KeyType) valid() bool {
 	switch t {
-	case KeyECDSAP256, KeyRSA2048, KeyAES256, KeyHMAC, KeySeedWrap:
+	case KeyECDSAP256, KeyRSA2048, KeyAES256, KeyHMAC, KeySeedWrap, KeyRSA2048Decrypt:
 		return true
 	}
 	return false
 }
 
-func (t KeyType) asymmetric() bool { return t == KeyECDSAP256 || t == KeyRSA2048 }
+func (t KeyType) asymmetric() bool {
+	return t == KeyECDSAP256 || t == KeyRSA2048 || t == KeyRSA2048Decrypt
+}
 
 // KeySpec asks for a key by label and type.
 type KeySpec struct {
@@ -66,6 +73,10 @@ const (
 	LabelAuditCheckpoint = "egate-audit-checkpoint"
 	LabelHMAC            = "egate-hmac"
 	LabelATMPIN          = "egate-atm-pin"
+	// LabelTxEncryption decrypts transaction instructions (intents, proofs)
+	// that platforms send as JWE encrypted to its public half
+	// (authsvc/txauth, GET /keys/encryption).
+	LabelTxEncryption = "egate-tx-encryption"
 )
 
 // StandardKeys returns the bank's standard keys (a fresh slice each call).
@@ -78,6 +89,7 @@ func StandardKeys() []KeySpec {
 		{LabelAuditCheckpoint, KeyECDSAP256},
 		{LabelHMAC, KeyHMAC},
 		{LabelATMPIN, KeyAES256},
+		{LabelTxEncryption, KeyRSA2048Decrypt},
 	}
 }
 
@@ -104,7 +116,7 @@ var oidP256 = p11.ECParamsP256()
 // type is ErrKeyType.
 func (s *Service) EnsureKey(ctx context.Context, spec KeySpec) (Key, bool, error) {
 	if !spec.Type.valid() {
-		return Key{}, false, fmt.Errorf("%w: unknown key type %q (want ecdsa-p256, rsa-2048, aes-256, aes-256-seed-wrap or hmac)", ErrKeyType, spec.Type)
+		return Key{}, false, fmt.Errorf("%w: unknown key type %q (want ecdsa-p256, rsa-2048, rsa-2048-decrypt, aes-256, aes-256-seed-wrap or hmac)", ErrKeyType, spec.Type)
 	}
 	if err := checkLabel(spec.Label); err != nil {
 		return Key{}, false, err
@@ -190,6 +202,29 @@ func (s *Service) generate(c *crypto11.Context, spec KeySpec, id []byte) error {
 		} else {
 			_, err = c.GenerateRSAKeyPairWithAttributes(pub, priv, 2048)
 		}
+		return err
+	case KeyRSA2048Decrypt:
+		pub, err := set(append(append([]any{}, common...),
+			pkcs11.CKA_PRIVATE, false,
+			pkcs11.CKA_ENCRYPT, true,
+			pkcs11.CKA_VERIFY, false,
+			pkcs11.CKA_WRAP, false,
+			pkcs11.CKA_DERIVE, false)...)
+		if err != nil {
+			return err
+		}
+		priv, err := set(append(secret,
+			pkcs11.CKA_DECRYPT, true,
+			pkcs11.CKA_SIGN, false,
+			pkcs11.CKA_SIGN_RECOVER, false,
+			pkcs11.CKA_UNWRAP, false,
+			pkcs11.CKA_MODIFIABLE, false)...)
+		if err != nil {
+			return err
+		}
+		// OAEP only: PKCS#1 v1.5 decryption would be a padding oracle.
+		priv[crypto11.AttributeType(pkcs11.CKA_ALLOWED_MECHANISMS)] = pkcs11.NewAttribute(pkcs11.CKA_ALLOWED_MECHANISMS, ulongs(pkcs11.CKM_RSA_PKCS_OAEP))
+		_, err = c.GenerateRSAKeyPairWithAttributes(pub, priv, 2048)
 		return err
 	case KeyAES256:
 		t, err := set(append(secret,
@@ -303,6 +338,9 @@ func (s *Service) describe(sh pkcs11.SessionHandle, h pkcs11.ObjectHandle, class
 	case class == pkcs11.CKO_PRIVATE_KEY && ktype == pkcs11.CKK_RSA:
 		if a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_MODULUS, nil)}); err == nil && len(trimZeros(a[0].Value)) == 256 {
 			t = KeyRSA2048
+			if s.isDecryptOnly(sh, h) {
+				t = KeyRSA2048Decrypt
+			}
 		}
 	case class == pkcs11.CKO_SECRET_KEY && ktype == pkcs11.CKK_AES:
 		if a, err := s.p.GetAttributeValue(sh, h, []*pkcs11.Attribute{pkcs11.NewAttribute(pkcs11.CKA_VALUE_LEN, nil)}); err == nil && bytesToUint(a[0].Value) == 32 {

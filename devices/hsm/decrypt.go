@@ -20,8 +20,9 @@ import (
 
 // ErrDecrypt: the HSM did not decrypt the ciphertext (it was made for
 // another key, or altered). The message never says which, so that no
-// caller becomes a padding oracle.
-var ErrDecrypt = errors.New("the HSM key does not decrypt this ciphertext")
+// caller becomes a padding oracle. It matches rsa.ErrDecryption, as the
+// standard library's keys fail.
+var ErrDecrypt = fmt.Errorf("%w: the HSM key does not decrypt this ciphertext", rsa.ErrDecryption)
 
 // ErrOAEPHash: the HSM does not do RSA-OAEP with the hash asked for
 // (SoftHSM2 2.6 does SHA-1 only).

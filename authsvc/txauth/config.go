@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/authsvc/limits"
 )
 
@@ -30,6 +31,14 @@ type Config struct {
 	// payer is not listed for its customer is refused. Empty: every intent
 	// is refused with payer_not_customers.
 	Accounts []AccountConfig `yaml:"accounts"`
+	// RequireEncryption lists the channels whose intents (and their
+	// proofs) must arrive as a JWE encrypted to EncryptionKey; in clear
+	// they are refused with encryption_required [none].
+	RequireEncryption []intent.Channel `yaml:"require-encryption"`
+	// EncryptionKey is the HSM key (a label or a pkcs11: URI, type
+	// rsa-2048-decrypt) that opens JWE intents and proofs
+	// [egate-tx-encryption].
+	EncryptionKey string `yaml:"encryption-key"`
 }
 
 // AccountConfig is one account of a customer.
@@ -43,6 +52,7 @@ const (
 	DefaultTimeZone       = "Asia/Shanghai"
 	DefaultGrantTTL       = 5 * time.Minute
 	DefaultReloadInterval = 10 * time.Second
+	DefaultEncryptionKey  = "egate-tx-encryption" // hsm.LabelTxEncryption
 )
 
 // WithDefaults fills in the defaults.
@@ -58,6 +68,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.ReloadInterval == 0 {
 		c.ReloadInterval = DefaultReloadInterval
+	}
+	if c.EncryptionKey == "" {
+		c.EncryptionKey = DefaultEncryptionKey
 	}
 	return c
 }
@@ -84,6 +97,9 @@ func (c Config) Validate() error {
 		if p == "" {
 			return fmt.Errorf("%w: transactions.risk-rules[%d] is empty", ErrConfig, i)
 		}
+	}
+	if err := validChannels(c.RequireEncryption); err != nil {
+		return err
 	}
 	seen := map[string]bool{}
 	for i, a := range c.Accounts {

@@ -30,13 +30,15 @@ var Routes = []struct{ Pattern, Scope string }{
 	{"POST /v1/alerts/balance", backend.ScopeAlertsBalance},
 	{"GET /v1/alerts/preferences", backend.ScopeAlertsBalance},
 	{"PUT /v1/alerts/preferences", backend.ScopeAlertsBalance},
+	{"GET /keys/encryption", ""}, // public: the JWE key (encryption.go)
 }
 
 // maxBody bounds a request body.
 const maxBody = 64 << 10
 
-// Handler serves the API (Routes) to the back-end clients g lets in; mount
-// it at /v1/tx/ and /v1/alerts/. Anything else answers 404 in egate's JSON
+// Handler serves the API (Routes) to the back-end clients g lets in, and
+// the routes without a scope to anybody; mount it at /v1/tx/, /v1/alerts/
+// and GET /keys/encryption. Anything else answers 404 in egate's JSON
 // error shape.
 func (s *Service) Handler(g Guard) http.Handler {
 	hs := map[string]http.HandlerFunc{
@@ -49,9 +51,14 @@ func (s *Service) Handler(g Guard) http.Handler {
 		"POST /v1/alerts/balance":      s.httpBalance,
 		"GET /v1/alerts/preferences":   s.httpGetPrefs,
 		"PUT /v1/alerts/preferences":   s.httpSetPrefs,
+		"GET /keys/encryption":         s.httpEncryptionKey,
 	}
 	mux := http.NewServeMux()
 	for _, r := range Routes {
+		if r.Scope == "" {
+			mux.Handle(r.Pattern, hs[r.Pattern])
+			continue
+		}
 		mux.Handle(r.Pattern, g.Require(r.Scope, hs[r.Pattern]))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -116,10 +123,13 @@ func decodeIntent(b []byte) (intent.Intent, error) {
 }
 
 func (s *Service) httpAuthorize(w http.ResponseWriter, r *http.Request) {
-	b, err := readBody(w, r)
+	b, sealed, err := s.readTxBody(w, r)
 	if err == nil {
 		var in intent.Intent
-		if in, err = decodeIntent(b); err == nil {
+		if in, err = decodeIntent(b); err == nil && !sealed {
+			err = s.clearIntent(in)
+		}
+		if err == nil {
 			var d txclient.Decision
 			if d, err = s.Authorize(r.Context(), in); err == nil {
 				status := http.StatusCreated
@@ -168,9 +178,12 @@ type proofBody struct {
 
 func (s *Service) httpProof(w http.ResponseWriter, r *http.Request) {
 	var pb proofBody
-	b, err := readBody(w, r)
+	b, sealed, err := s.readTxBody(w, r)
 	if err == nil {
 		err = decodeStrict(b, &pb)
+	}
+	if err == nil && !sealed {
+		err = s.clearProof(r.Context(), r.PathValue("hash"))
 	}
 	req := txclient.ProofRequest{ChallengeID: pb.ChallengeID, Response: pb.Response, ClientIP: pb.ClientIP}
 	if err == nil && len(pb.Intent) > 0 && string(pb.Intent) != "null" {

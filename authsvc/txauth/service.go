@@ -39,6 +39,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/alerts"
 	"github.com/egate-bank/egate/authsvc/audit"
 	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/jwe"
 	"github.com/egate-bank/egate/authsvc/limits"
 	"github.com/egate-bank/egate/authsvc/risk"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
@@ -68,7 +69,11 @@ type Deps struct {
 	Risk   *risk.Engine
 	Audit  Auditor        // nil: audit.New(DB)
 	Alerts *alerts.Outbox // nil: alerts.New(DB)
-	Now    func() time.Time
+	// Encryption opens intents and proofs sent as JWE (encryption.go)
+	// with the HSM's transaction-encryption key; nil: none is accepted,
+	// and transactions.require-encryption must be empty.
+	Encryption *jwe.Opener
+	Now        func() time.Time
 }
 
 // Service authorizes transactions.
@@ -85,6 +90,8 @@ type Service struct {
 	st       *stmts
 	loc      *time.Location
 	now      func() time.Time
+	jwe      *jwe.Opener // nil: no JWE accepted
+	jwks     []byte      // its public key, GET /keys/encryption
 }
 
 // New returns the service.
@@ -104,6 +111,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		d.Now = time.Now
 	}
 	s := &Service{cfg: cfg, db: d.DB, st: &stmts{db: d.DB}, tools: d.Tools, accounts: d.Accounts, risk: d.Risk, audit: d.Audit, alerts: d.Alerts, loc: loc, now: d.Now}
+	if err := s.setEncryption(d.Encryption); err != nil {
+		return nil, err
+	}
 	if s.accounts == nil {
 		s.mapAcc = NewMapAccounts(cfg.Accounts)
 		s.accounts = s.mapAcc

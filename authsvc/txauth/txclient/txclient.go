@@ -9,6 +9,8 @@
 // authsvc.backend-clients) with the scopes tx:authorize, tx:execute and
 // alerts:balance as needed. Every error the API answers is an *APIError
 // carrying the HTTP status and the stable code (see authsvc/txauth/README.md).
+// With EncryptTo set (FetchEncryptionKey), intents and proofs travel as a
+// JWE that only egate's HSM key opens.
 package txclient
 
 import (
@@ -23,7 +25,10 @@ import (
 	"strings"
 	"time"
 
+	jose "github.com/go-jose/go-jose/v4"
+
 	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/jwe"
 )
 
 // Decisions.
@@ -209,14 +214,31 @@ type Client struct {
 	ID      string // the back-end client id
 	Secret  string // its secret (never logged)
 	HTTP    *http.Client
+	// EncryptTo, when set, is egate's transaction-encryption key
+	// (FetchEncryptionKey): Authorize and Proof then send their bodies as
+	// a compact JWE encrypted to it, which only egate's HSM opens.
+	EncryptTo *jose.JSONWebKey
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	return c.send(ctx, method, path, in, out, false)
+}
+
+// send is do, with the body sealed to EncryptTo when seal is set.
+func (c *Client) send(ctx context.Context, method, path string, in, out any, seal bool) error {
 	var body io.Reader
+	ctype := "application/json"
 	if in != nil {
 		b, err := json.Marshal(in)
 		if err != nil {
 			return fmt.Errorf("encoding request: %w", err)
+		}
+		if seal && c.EncryptTo != nil {
+			s, err := jwe.Seal(*c.EncryptTo, b)
+			if err != nil {
+				return fmt.Errorf("encrypting the request to egate's key: %w", err)
+			}
+			b, ctype = []byte(s), jwe.ContentType
 		}
 		body = bytes.NewReader(b)
 	}
@@ -225,7 +247,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return err
 	}
 	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Content-Type", ctype)
 	}
 	req.SetBasicAuth(c.ID, c.Secret)
 	hc := c.HTTP
@@ -264,7 +286,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 // Authorize posts an intent and returns the decision.
 func (c *Client) Authorize(ctx context.Context, in intent.Intent) (Decision, error) {
 	var d Decision
-	return d, c.do(ctx, http.MethodPost, "/v1/tx/authorize", in, &d)
+	return d, c.send(ctx, http.MethodPost, "/v1/tx/authorize", in, &d, true)
 }
 
 // Get returns an intent's decision and state.
@@ -282,7 +304,7 @@ func (c *Client) Challenge(ctx context.Context, hash string, r ChallengeRequest)
 // Proof answers a challenge and returns the grant.
 func (c *Client) Proof(ctx context.Context, hash string, r ProofRequest) (Grant, error) {
 	var g Grant
-	return g, c.do(ctx, http.MethodPost, "/v1/tx/"+url.PathEscape(hash)+"/proof", r, &g)
+	return g, c.send(ctx, http.MethodPost, "/v1/tx/"+url.PathEscape(hash)+"/proof", r, &g, true)
 }
 
 // Execute checks and consumes a grant for the intent about to be executed.
@@ -307,4 +329,20 @@ func (c *Client) Balance(ctx context.Context, a BalanceAlert) (AlertPosted, erro
 func (c *Client) SetPreferences(ctx context.Context, p Preferences) (Preferences, error) {
 	var out Preferences
 	return out, c.do(ctx, http.MethodPut, "/v1/alerts/preferences", p, &out)
+}
+
+// FetchEncryptionKey reads egate's transaction-encryption key (GET
+// /keys/encryption: a JWKS of one RSA key, use enc); set it as EncryptTo
+// to send intents and proofs encrypted.
+func (c *Client) FetchEncryptionKey(ctx context.Context) (jose.JSONWebKey, error) {
+	var set jose.JSONWebKeySet
+	if err := c.do(ctx, http.MethodGet, "/keys/encryption", nil, &set); err != nil {
+		return jose.JSONWebKey{}, err
+	}
+	for _, k := range set.Keys {
+		if k.Use == "enc" && k.IsPublic() && k.KeyID != "" {
+			return k, nil
+		}
+	}
+	return jose.JSONWebKey{}, fmt.Errorf("egate tx API GET /keys/encryption: no public encryption key with a kid in the set")
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/audit"
 	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/authsvc/factors"
+	"github.com/egate-bank/egate/authsvc/jwe"
 	"github.com/egate-bank/egate/authsvc/sms"
 	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/devices/hsm"
@@ -146,7 +147,11 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	}
 	// Transactions count the tools' failures on the same counters as logins.
 	a.Factors.Attempts = a.Auth.Passport()
-	if a.Tx, err = txauth.New(cfg.Transactions, txauth.Deps{DB: a.DB, Tools: txauth.FromFactors(a.Factors), Audit: a.Auth.Audit(), Alerts: a.Auth.Alerts()}); err != nil {
+	txEnc, err := txEncryption(ctx, a.HSM, cfg.Transactions, log)
+	if err != nil {
+		return nil, err
+	}
+	if a.Tx, err = txauth.New(cfg.Transactions, txauth.Deps{DB: a.DB, Tools: txauth.FromFactors(a.Factors), Audit: a.Auth.Audit(), Alerts: a.Auth.Alerts(), Encryption: txEnc}); err != nil {
 		return nil, err
 	}
 	if a.Server, err = NewServer("authsvc", cfg.HTTP.Listen, log); err != nil {
@@ -170,11 +175,41 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	tx := a.Tx.Handler(a.Backend)
 	a.Server.Mux.Handle("/v1/tx/", tx)
 	a.Server.Mux.Handle("/v1/alerts/", tx)
+	a.Server.Mux.Handle("GET /keys/encryption", tx) // beside the OIDC JWKS at /keys
 	if a.Factors.OTP != nil && len(a.Backend.IDs()) == 0 {
 		log.Info("no back-end client may call the OTP verify API: authsvc.backend-clients is empty")
 	}
 	ok = true
 	return a, nil
+}
+
+// txEncryption opens the HSM's transaction-encryption key
+// (transactions.encryption-key) for JWE intents and proofs, with RSA-OAEP
+// at the hash the HSM does (SHA-256, or SHA-1 on SoftHSM2 2.6). A missing
+// key is an error only when transactions.require-encryption lists a
+// channel; otherwise JWE bodies are not accepted and the log says how to
+// make the key.
+func txEncryption(ctx context.Context, h *hsm.Service, tc txauth.Config, log *slog.Logger) (*jwe.Opener, error) {
+	tc = tc.WithDefaults()
+	dec, err := h.Decrypter(ctx, tc.EncryptionKey)
+	if errors.Is(err, hsm.ErrKeyNotFound) && len(tc.RequireEncryption) == 0 {
+		if log != nil {
+			log.Info("no transaction-encryption key in the HSM: intents and proofs are accepted in clear only (egate admin hsm init makes it)", "key", tc.EncryptionKey)
+		}
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("the transaction-encryption key %q (transactions.encryption-key; egate admin hsm init makes %s): %w", tc.EncryptionKey, hsm.LabelTxEncryption, err)
+	}
+	hash, err := dec.OAEPHash(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("the transaction-encryption key %q: %w", tc.EncryptionKey, err)
+	}
+	alg := jwe.AlgRSAOAEP256
+	if hash == crypto.SHA1 {
+		alg = jwe.AlgRSAOAEP
+	}
+	return jwe.New(dec, alg)
 }
 
 // PurgeEvery removes expired login state every period until ctx ends.

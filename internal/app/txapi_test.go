@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -74,5 +75,36 @@ func TestAuthsvcTxAPI(t *testing.T) {
 	}
 	if _, err := ebank.Balance(ctx, txclient.BalanceAlert{ID: "m1", Customer: "P1", Account: "6222000000000001", Amount: -1, Currency: "CNY"}); txclient.Code(err) != "insufficient_scope" {
 		t.Fatalf("balance alert without alerts:balance: %v", err)
+	}
+	// The HSM's transaction-encryption key is published beside the
+	// passport's JWKS, which stays the signing key's; an intent
+	// encrypted to it is decided.
+	sealed := *ebank
+	k, err := sealed.FetchEncryptionKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed.EncryptTo = &k
+	enc := in
+	enc.IdempotencyKey = "o-3"
+	if d, err := sealed.Authorize(ctx, enc); err != nil || d.Decision != txclient.Allow || d.Intent != enc.HashHex() {
+		t.Fatalf("encrypted intent: %+v %v", d, err)
+	}
+	resp, err = http.Get(a.Server.URL() + "/keys")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var jwks struct {
+		Keys []struct{ Kid, Use, Kty string } `json:"keys"`
+	}
+	json.NewDecoder(resp.Body).Decode(&jwks)
+	resp.Body.Close()
+	if len(jwks.Keys) == 0 {
+		t.Fatalf("/keys: %d, no keys", resp.StatusCode)
+	}
+	for _, key := range jwks.Keys {
+		if key.Kid == k.KeyID || key.Kty == "RSA" {
+			t.Fatalf("the encryption key is in the signing JWKS: %+v", jwks)
+		}
 	}
 }

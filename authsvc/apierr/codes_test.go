@@ -1,0 +1,123 @@
+package apierr_test
+
+import (
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/egate-bank/egate/authsvc/apierr"
+)
+
+// docRow is one row of the "Error codes" table of authsvc/README.md.
+type docRow struct {
+	status int // 0: a page's only (—)
+	api    bool
+	page   bool
+}
+
+// docCodes parses the table of the README's "### Error codes" section.
+func docCodes(t *testing.T) map[string]docRow {
+	t.Helper()
+	b, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec := string(b)
+	i := strings.Index(sec, "\n### Error codes\n")
+	if i < 0 {
+		t.Fatal(`authsvc/README.md has no "### Error codes" section`)
+	}
+	sec = sec[i+1:]
+	if j := strings.Index(sec, "\n#"); j > 0 {
+		sec = sec[:j]
+	}
+	rows := map[string]docRow{}
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z_]+)` \\| (\\d{3}|—) \\| ([a-z, ]+) \\| .+ \\|$").FindAllStringSubmatch(sec, -1) {
+		if _, dup := rows[m[1]]; dup {
+			t.Errorf("README lists %s twice", m[1])
+		}
+		st, _ := strconv.Atoi(m[2])
+		rows[m[1]] = docRow{status: st, api: strings.Contains(m[3], "api"), page: strings.Contains(m[3], "page")}
+	}
+	if len(rows) == 0 {
+		t.Fatal("the README's Error codes table has no rows")
+	}
+	return rows
+}
+
+// writtenCodes finds the codes the handlers and pages of authsvc (and the
+// shared httpx) write as literals: httpx.WriteError's code argument, the
+// pages' codes (s.message, deadEnd, showPassword, ErrorCode, the captcha's
+// code variable). The table's rows are found through Codes.
+func writtenCodes(t *testing.T) map[string]string {
+	t.Helper()
+	pats := []*regexp.Regexp{
+		regexp.MustCompile(`WriteError\(\w+, \w+, [\w.]+, "([a-z_]+)"`),
+		regexp.MustCompile(`\.(?:message|deadEnd|showPassword|renderFactor|beginFactorMsg|renderOrder)\(.*, "([a-z_]+)"\)\s*$`),
+		regexp.MustCompile(`^\s*".*", "([a-z_]+)"\)\s*$`), // a page call's last line
+		regexp.MustCompile(`ErrorCode(?::|\s*=)[^"\n]*"([a-z_]+)"`),
+		regexp.MustCompile(`\bcode\s*:?=\s*"([a-z_]+)"`),
+	}
+	found := map[string]string{}
+	for _, root := range []string{"..", "../../internal/httpx"} {
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() || !strings.HasSuffix(p, ".go") || strings.HasSuffix(p, "_test.go") {
+				return err
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			for n, line := range strings.Split(string(b), "\n") {
+				for _, re := range pats {
+					for _, m := range re.FindAllStringSubmatch(line, -1) {
+						found[m[1]] = p + ":" + strconv.Itoa(n+1)
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return found
+}
+
+// TestCodesAreDocumented walks the table: every row of apierr is in the
+// README with its status, every code a handler or page writes is there,
+// and the README lists no code nothing writes.
+func TestCodesAreDocumented(t *testing.T) {
+	t.Parallel()
+	doc := docCodes(t)
+	known := map[string]bool{}
+	for _, c := range apierr.Codes() {
+		known[c.Name] = true
+		d, ok := doc[c.Name]
+		switch {
+		case !ok:
+			t.Errorf("apierr.%s (%d) is not in authsvc/README.md's Error codes", c.Name, c.Status)
+		case d.status != c.Status || !d.api:
+			t.Errorf("%s: README says %d (api %v), the table %d", c.Name, d.status, d.api, c.Status)
+		}
+	}
+	written := writtenCodes(t)
+	for code, where := range written {
+		known[code] = true
+		if _, ok := doc[code]; !ok {
+			t.Errorf("%s writes the code %q, which authsvc/README.md's Error codes does not list", where, code)
+		}
+	}
+	for code, d := range doc {
+		if !known[code] {
+			t.Errorf("README lists %q, which no handler writes", code)
+		}
+		if d.status == 0 && (d.api || !d.page) {
+			t.Errorf("README: %q has no status, so it must be a page's only", code)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package apierr_test
 
 import (
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -49,12 +50,29 @@ func docCodes(t *testing.T) map[string]docRow {
 	return rows
 }
 
+// httpStatus names the net/http constants the handlers write codes with.
+var httpStatus = map[string]int{
+	"StatusBadRequest": 400, "StatusUnauthorized": 401, "StatusForbidden": 403, "StatusNotFound": 404,
+	"StatusConflict": 409, "StatusGone": 410, "StatusUnprocessableEntity": 422, "StatusLocked": 423,
+	"StatusTooManyRequests": 429, "StatusInternalServerError": 500, "StatusServiceUnavailable": 503,
+}
+
 // writtenCodes finds the codes the handlers and pages of authsvc (and the
 // shared httpx) write as literals: httpx.WriteError's code argument, the
 // pages' codes (s.message, deadEnd, showPassword, ErrorCode, the captcha's
 // code variable). The table's rows are found through Codes.
-func writtenCodes(t *testing.T) map[string]string {
+//
+// It also returns the status each of the transaction API's own codes is
+// written with (txauth's apiErr and Error literals; an intent's refusal,
+// authsvc/intent's bad(…), is 400).
+func writtenCodes(t *testing.T) (map[string]string, map[string]int) {
 	t.Helper()
+	withStatus := []*regexp.Regexp{
+		regexp.MustCompile(`apiErr\(http\.(\w+), "([a-z_]+)"`),
+		regexp.MustCompile(`&Error\{Status: http\.(\w+), Code: "([a-z_]+)"`),
+		regexp.MustCompile(`\bbad\([^,()]+, "()([a-z_]+)"`),
+	}
+	statuses := map[string]int{}
 	pats := []*regexp.Regexp{
 		regexp.MustCompile(`WriteError\(\w+, \w+, [\w.]+, "([a-z_]+)"`),
 		regexp.MustCompile(`\.(?:message|deadEnd|showPassword|renderFactor|beginFactorMsg|renderOrder)\(.*, "([a-z_]+)"\)\s*$`),
@@ -84,6 +102,19 @@ func writtenCodes(t *testing.T) map[string]string {
 						found[m[1]] = p + ":" + strconv.Itoa(n+1)
 					}
 				}
+				for _, re := range withStatus {
+					for _, m := range re.FindAllStringSubmatch(line, -1) {
+						st, ok := httpStatus[m[1]]
+						if m[1] == "" { // an intent's refusal
+							st, ok = http.StatusBadRequest, true
+						}
+						if !ok {
+							t.Errorf("%s:%d: status %s: add it to httpStatus", p, n+1, m[1])
+						}
+						found[m[2]] = p + ":" + strconv.Itoa(n+1)
+						statuses[m[2]] = st
+					}
+				}
 			}
 			return nil
 		})
@@ -91,7 +122,7 @@ func writtenCodes(t *testing.T) map[string]string {
 			t.Fatal(err)
 		}
 	}
-	return found
+	return found, statuses
 }
 
 // TestCodesAreDocumented walks the table: every row of apierr is in the
@@ -111,11 +142,15 @@ func TestCodesAreDocumented(t *testing.T) {
 			t.Errorf("%s: README says %d (api %v), the table %d", c.Name, d.status, d.api, c.Status)
 		}
 	}
-	written := writtenCodes(t)
+	written, statuses := writtenCodes(t)
 	for code, where := range written {
 		known[code] = true
-		if _, ok := doc[code]; !ok {
+		d, ok := doc[code]
+		switch {
+		case !ok:
 			t.Errorf("%s writes the code %q, which authsvc/README.md's Error codes does not list", where, code)
+		case statuses[code] != 0 && statuses[code] != d.status:
+			t.Errorf("%s writes %q with %d; README says %d", where, code, statuses[code], d.status)
 		}
 	}
 	for code, d := range doc {

@@ -35,7 +35,7 @@ var (
 	ErrGrantUsed     = apiErr(http.StatusConflict, "grant_used", "this grant was already used (or the intent cancelled)")
 	ErrGrantExpired  = apiErr(http.StatusGone, "grant_expired", "this grant has expired; authorize and prove the intent again")
 	ErrGrantMismatch = apiErr(http.StatusConflict, "grant_mismatch", "this grant was issued for another intent; nothing was consumed")
-	ErrBadRequest    = apiErr(http.StatusBadRequest, "bad_request", "the request body is not valid")
+	ErrBadRequest    = apiErr(apierr.InvalidRequest.Status, apierr.InvalidRequest.Name, "the request body is not valid")
 	ErrUnavailable   = apiErr(http.StatusServiceUnavailable, "unavailable", "try again in a moment")
 )
 

@@ -46,7 +46,7 @@ type Code struct {
 // (TestCodesAreDocumented; the handlers use the rows, not strings).
 var (
 	// Shared by every tool (authn's errors).
-	Unavailable      = Code{http.StatusServiceUnavailable, "unavailable", authn.ErrUnavailable.Error(), false}
+	Unavailable      = Code{http.StatusServiceUnavailable, "unavailable", "the service is temporarily unavailable; try again in a moment", false}
 	Locked           = Code{http.StatusLocked, "locked", authn.ErrLocked.Error(), true}
 	WrongAnswer      = Code{http.StatusUnauthorized, "wrong_answer", authn.ErrWrongAnswer.Error(), false}
 	Replay           = Code{http.StatusConflict, "replay", authn.ErrReplay.Error() + "; wait for the next one", false}

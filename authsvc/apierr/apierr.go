@@ -69,6 +69,11 @@ var (
 	BadCredentials = Code{http.StatusUnauthorized, "bad_credentials", "the login name or the password is not correct", false}
 	WeakPassword   = Code{http.StatusUnprocessableEntity, "weak_password", "the new password is too weak", true}
 	IPLimited      = Code{http.StatusTooManyRequests, "ip_limited", "too many failed logins from this network today; try again tomorrow", true}
+	// The login flow's, where a JSON call (the order page's poll, the
+	// phone app's binding) meets them.
+	CaptchaRequired = Code{http.StatusForbidden, "captcha_required", "after a failed sign-in, sign in once on the bank's web page first", false}
+	LoginExpired    = Code{http.StatusNotFound, "login_expired", "this sign-in has expired or is unknown; start again at the platform", false}
+	UnknownBinding  = Code{http.StatusNotFound, "unknown_binding", "this binding has expired or was used; start again", false}
 
 	// The request itself and its credentials.
 	InvalidRequest    = Code{http.StatusBadRequest, "invalid_request", "the request is malformed", false}
@@ -87,7 +92,7 @@ func Codes() []Code {
 	return []Code{
 		Unavailable, Locked, WrongAnswer, Replay, Expired, Used, UnknownChallenge, NotEnrolled, Revoked, RateLimited, BadResponse,
 		UnknownToken, Ambiguous, NotInitialized,
-		BadCredentials, WeakPassword, IPLimited,
+		BadCredentials, WeakPassword, IPLimited, CaptchaRequired, LoginExpired, UnknownBinding,
 		InvalidRequest, NotFound, Unauthorized, InvalidToken, WrongClient, InvalidClient, InsufficientScope, Internal,
 	}
 }

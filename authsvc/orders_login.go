@@ -164,12 +164,12 @@ func (s *Server) orderCollect(w http.ResponseWriter, r *http.Request) {
 	c, cerr := r.Cookie(flowCookieName(ar.ID))
 	ref := r.FormValue("ref")
 	if cerr != nil || f.Order == "" || ref != f.Order {
-		orders.WriteError(w, orders.ErrUnknown)
+		orders.WriteError(w, r, orders.ErrUnknown)
 		return
 	}
 	o, err := s.orders.Collect(ctx, ref, orders.BrowserHash(c.Value))
 	if err != nil {
-		orders.WriteError(w, err)
+		orders.WriteError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -90,7 +90,7 @@ func (s *Server) phoneBindStart(w http.ResponseWriter, r *http.Request) {
 	}
 	ch, err := sf.Begin(ctx, authn.BeginRequest{PassportID: c.PassportID, Purpose: authn.PurposeLogin, ClientIP: ip})
 	if err != nil {
-		orders.WriteError(w, err)
+		orders.WriteError(w, r, err)
 		return
 	}
 	id := make([]byte, 16)
@@ -133,7 +133,7 @@ func (s *Server) phoneBindFinish(w http.ResponseWriter, r *http.Request) {
 	_, err := authn.Counted(ctx, sf, s.passport, authn.VerifyRequest{PassportID: pid, ChallengeID: smsCh, Response: []byte(strings.TrimSpace(in.SMSCode)), ClientIP: ip})
 	if err != nil {
 		s.audit.Append(ctx, "phone.bind", map[string]string{"subject": "pid:" + pid, "ip": ip, "outcome": orders.Code(err)})
-		orders.WriteError(w, err)
+		orders.WriteError(w, r, err)
 		return
 	}
 	res, err := s.db.Exec(ctx, `UPDATE phone_binds SET used_ms = ? WHERE id = ? AND used_ms IS NULL`, now, in.BindID)

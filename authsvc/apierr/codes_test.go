@@ -78,6 +78,7 @@ func writtenCodes(t *testing.T) (map[string]string, map[string]int) {
 		regexp.MustCompile(`\.(?:message|deadEnd|showPassword|renderFactor|beginFactorMsg|renderOrder)\(.*, "([a-z_]+)"\)\s*$`),
 		regexp.MustCompile(`^\s*".*", "([a-z_]+)"\)\s*$`), // a page call's last line
 		regexp.MustCompile(`ErrorCode(?::|\s*=)[^"\n]*"([a-z_]+)"`),
+		regexp.MustCompile(`\{[\w.]*Err\w*, "([a-z_]+)"\}`), // a package's own error → code list (authsvc/orders)
 	}
 	// The captcha's code variable of the login pages; elsewhere (txauth's
 	// decision reasons) a variable named code is no error code.

@@ -18,7 +18,8 @@ import (
 func queryEscape(s string) string { return url.QueryEscape(s) }
 
 // The device API: what the desktop helper and the phone app call. JSON in,
-// JSON out; errors are egate's one shape {"error":{"code","message"}}.
+// JSON out; errors are egate's one shape {"error":{"code","message","request_id"}}
+// (httpx.WriteError), a tool's with the status and code of authsvc/apierr.
 //
 //	POST /v1/orders/open   {"ref","autostart_token"} or {"qr"}  → Opened
 //	POST /v1/orders/sign   {"ref","device_token","response"}    → {"state":"complete","data"?}

@@ -26,7 +26,7 @@ func TestAlertsAPI(t *testing.T) {
 		r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {"246810"}}))
 		msgTok := e.exchange(g, g.codeFrom(t, r))
 
-		call := func(tok string) (int, map[string]any) {
+		call := func(tok string) (int, map[string]any, string) {
 			req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/alerts", nil)
 			if tok != "" {
 				req.Header.Set("Authorization", "Bearer "+tok)
@@ -38,23 +38,27 @@ func TestAlertsAPI(t *testing.T) {
 			defer resp.Body.Close()
 			var m map[string]any
 			json.NewDecoder(resp.Body).Decode(&m)
-			return resp.StatusCode, m
+			return resp.StatusCode, m, resp.Header.Get("WWW-Authenticate")
 		}
+		// The bearer guard (RFC 6750 §3): the challenge says what was wrong.
 		tests := []struct {
-			name   string
-			tok    string
-			status int
+			name          string
+			tok           string
+			status        int
+			code, wwwAuth string
 		}{
-			{"no token", "", http.StatusUnauthorized},
-			{"forged token", msgTok.access[:len(msgTok.access)-4] + "AAAA", http.StatusUnauthorized},
-			{"another platform's token", ebankTok.access, http.StatusForbidden},
-			{"messenger's token", msgTok.access, http.StatusOK},
+			{"no token", "", http.StatusUnauthorized, "unauthorized", `Bearer`},
+			{"forged token", msgTok.access[:len(msgTok.access)-4] + "AAAA", http.StatusUnauthorized, "invalid_token", `Bearer error="invalid_token"`},
+			{"another platform's token", ebankTok.access, http.StatusForbidden, "wrong_client", `Bearer error="insufficient_scope"`},
+			{"messenger's token", msgTok.access, http.StatusOK, "", ""},
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
-				status, body := call(tc.tok)
-				if status != tc.status {
-					t.Fatalf("status %d, want %d: %v", status, tc.status, body)
+				status, body, wwwAuth := call(tc.tok)
+				e, _ := body["error"].(map[string]any)
+				code, _ := e["code"].(string)
+				if status != tc.status || code != tc.code || wwwAuth != tc.wwwAuth {
+					t.Fatalf("%d %q %q, want %d %q %q: %v", status, code, wwwAuth, tc.status, tc.code, tc.wwwAuth, body)
 				}
 				if status == http.StatusOK {
 					list, _ := body["alerts"].([]any)

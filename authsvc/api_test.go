@@ -3,6 +3,7 @@ package authsvc
 import (
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -11,6 +12,7 @@ func TestChangePasswordAPI(t *testing.T) {
 	e, b := loggedIn(t)
 	a := newAuthz("ebank", ebankRedirect)
 	tk := e.exchange(a, b.code(a))
+	var last http.Header
 	call := func(tok, body string) (int, string) {
 		req, _ := http.NewRequest("POST", e.ts.URL+"/api/v1/password", strings.NewReader(body))
 		if tok != "" {
@@ -22,6 +24,7 @@ func TestChangePasswordAPI(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer r.Body.Close()
+		last = r.Header
 		if r.StatusCode == http.StatusNoContent {
 			return r.StatusCode, ""
 		}
@@ -54,7 +57,30 @@ func TestChangePasswordAPI(t *testing.T) {
 			}
 		})
 	}
-	// The new password logs in.
+	// Wrong current passwords lock the password: 423 locked (the one
+	// table's status for a lock, as the OTP API answers it), with
+	// Retry-After until the lock ends at midnight.
+	locked := false
+	for range e.srv.Passport().Config().MaxFailures + 1 {
+		st, code := call(tk.access, `{"old_password":"Nope-Nope-12","new_password":"Green-Fox-94"}`)
+		if code == "locked" {
+			if ra, err := strconv.Atoi(last.Get("Retry-After")); st != http.StatusLocked || err != nil || ra < 1 || ra > 86400 {
+				t.Fatalf("locked password: %d, Retry-After %q", st, last.Get("Retry-After"))
+			}
+			locked = true
+			break
+		}
+		if st != 401 || code != "bad_credentials" {
+			t.Fatalf("wrong current password: %d %q", st, code)
+		}
+	}
+	if !locked {
+		t.Fatal("the password never locked")
+	}
+	// The new password logs in (after the service desk unlocks it).
+	if err := e.srv.Passport().Unlock(t.Context(), e.pid); err != nil {
+		t.Fatal(err)
+	}
 	b2 := e.browser()
 	a2 := newAuthz("ebank", ebankRedirect)
 	a2.codeFrom(t, b2.passwordLogin(a2, "alice", "Green-Fox-93"))

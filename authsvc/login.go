@@ -18,6 +18,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/egate-bank/egate/authsvc/alerts"
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/passport"
@@ -732,34 +733,14 @@ func (s *Server) factorPassed(w http.ResponseWriter, r *http.Request, ar *oidcop
 	s.complete(w, r, ar, f.PassportID, level, amr, s.now(), false, sessTok)
 }
 
-func factorCode(err error) string {
-	for _, c := range []struct {
-		e    error
-		code string
-	}{
-		{authn.ErrUnavailable, "unavailable"},
-		{authn.ErrWrongAnswer, "wrong_answer"}, {authn.ErrLocked, "locked"}, {authn.ErrExpired, "expired"}, {authn.ErrUsed, "used"},
-		{authn.ErrUnknown, "unknown_challenge"}, {authn.ErrNotEnrolled, "not_enrolled"}, {authn.ErrRevoked, "revoked"},
-		{authn.ErrRateLimited, "rate_limited"}, {authn.ErrReplay, "replay"}, {authn.ErrBadResponse, "bad_response"},
-	} {
-		if errors.Is(err, c.e) {
-			return c.code
-		}
-	}
-	return "factor_error"
-}
+// factorCode is the stable code of a tool's error, from the one table
+// (authsvc/apierr), as the JSON APIs answer it.
+func factorCode(err error) string { return apierr.Of(err).Name }
 
-// safeFactorError shows a factor's sentinel message, never a wrapped detail
-// that might carry device internals.
-func safeFactorError(err error) string {
-	for _, e := range []error{authn.ErrUnavailable, authn.ErrWrongAnswer, authn.ErrExpired, authn.ErrUsed, authn.ErrUnknown, authn.ErrNotEnrolled,
-		authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
-	}
-	return "the tool did not answer; try again"
-}
+// safeFactorError is what the page says about a tool's error: the table's
+// message for its code, never a wrapped detail that might carry device
+// internals.
+func safeFactorError(err error) string { return apierr.Of(err).Message }
 
 // complete finishes the login: the passport session (new or upgraded),
 // the auth request, the login alert and the audit record; then back to op.

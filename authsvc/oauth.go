@@ -9,6 +9,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 )
 
@@ -38,7 +39,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	d.BackChannelLogoutSupported, d.BackChannelLogoutSessionSupported = true, false
 	b, err := json.Marshal(d)
 	if err != nil {
-		writeError(w, http.StatusInternalServerError, "server_error", "discovery could not be made")
+		apierr.WriteCode(w, r, apierr.Internal, "discovery could not be made")
 		return
 	}
 	var m map[string]any
@@ -52,7 +53,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 // noEndpoint answers an endpoint the library has and the passport does not
 // offer (device authorization).
 func noEndpoint(w http.ResponseWriter, r *http.Request) {
-	writeError(w, http.StatusNotFound, "not_found", "the passport does not offer this endpoint")
+	apierr.WriteCode(w, r, apierr.NotFound, "the passport does not offer this endpoint")
 }
 
 // clientAssertion reports whether the form authenticates the client with a

@@ -89,7 +89,7 @@ func enrolSecret(r *http.Request) string {
 func (s *Server) enrolCollect(w http.ResponseWriter, r *http.Request) {
 	o, err := s.orders.Collect(r.Context(), r.FormValue("ref"), orders.BrowserHash(enrolSecret(r)))
 	if err != nil || o.Kind != orders.KindEnrol {
-		orders.WriteError(w, orders.ErrUnknown)
+		orders.WriteError(w, r, orders.ErrUnknown)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

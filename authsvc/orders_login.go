@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/url"
 
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/orders"
@@ -71,7 +72,7 @@ func (s *Server) beginOrder(w http.ResponseWriter, r *http.Request, ar *oidcop.A
 	}
 	text, challenge, ok := orders.SplitSigned(ch.Data)
 	if !ok {
-		s.message(w, http.StatusServiceUnavailable, "Try again", "The "+factorLabel(fac)+" could not start; try again.", "factor_error")
+		s.message(w, http.StatusServiceUnavailable, "Try again", "The "+factorLabel(fac)+" could not start; try again.", apierr.Unavailable.Name)
 		return
 	}
 	o, auto, err := s.orders.Create(ctx, orders.CreateRequest{Kind: orders.KindLogin, PassportID: f.PassportID, Factor: fac.Name(), ChallengeID: ch.ID,
@@ -155,7 +156,7 @@ func (s *Server) orderCollect(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	ar, err := s.storage.LoginRequest(ctx, r.FormValue("id"))
 	if err != nil {
-		writeError(w, http.StatusNotFound, "login_expired", "This sign-in has expired or is unknown. Go back to the platform and start again.")
+		apierr.WriteCode(w, r, apierr.LoginExpired, "This sign-in has expired or is unknown. Go back to the platform and start again.")
 		return
 	}
 	var f flow
@@ -163,12 +164,12 @@ func (s *Server) orderCollect(w http.ResponseWriter, r *http.Request) {
 	c, cerr := r.Cookie(flowCookieName(ar.ID))
 	ref := r.FormValue("ref")
 	if cerr != nil || f.Order == "" || ref != f.Order {
-		orders.WriteError(w, orders.ErrUnknown)
+		orders.WriteError(w, r, orders.ErrUnknown)
 		return
 	}
 	o, err := s.orders.Collect(ctx, ref, orders.BrowserHash(c.Value))
 	if err != nil {
-		orders.WriteError(w, err)
+		orders.WriteError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/orders"
 	"github.com/egate-bank/egate/authsvc/passport"
@@ -40,7 +41,7 @@ func (s *Server) phoneFactors() (phoneBinder, authn.Factor, bool) {
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	b, err := io.ReadAll(io.LimitReader(r.Body, 16<<10))
 	if err != nil || json.Unmarshal(b, v) != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "the request body is not the JSON object expected")
+		apierr.WriteCode(w, r, apierr.InvalidRequest, "the request body is not the JSON object expected")
 		return false
 	}
 	return true
@@ -50,7 +51,7 @@ func (s *Server) phoneBindStart(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	_, sf, ok := s.phoneFactors()
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "the phone app is not enabled here")
+		apierr.WriteCode(w, r, apierr.NotFound, "the phone app is not enabled here")
 		return
 	}
 	var in struct {
@@ -63,14 +64,14 @@ func (s *Server) phoneBindStart(w http.ResponseWriter, r *http.Request) {
 	ip := s.clientIP(r)
 	sub, err := s.passport.Lookup(ctx, strings.TrimSpace(in.LoginName))
 	if err != nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "The service is busy. Try again in a moment.")
+		apierr.WriteCode(w, r, apierr.Unavailable, "The service is busy. Try again in a moment.")
 		return
 	}
 	// The app cannot show the captcha the login page asks after a failed
 	// attempt: then the customer first signs in on the page (which clears
 	// it), and no password is tried here.
 	if need, err := s.passport.CaptchaRequired(ctx, sub, ip); err != nil || need {
-		writeError(w, http.StatusForbidden, "captcha_required", "After a failed sign-in, sign in once on the bank's web page, then bind the app.")
+		apierr.WriteCode(w, r, apierr.CaptchaRequired, "After a failed sign-in, sign in once on the bank's web page, then bind the app.")
 		return
 	}
 	c, err := s.passport.CheckPassword(ctx, sub, in.Password, ip)
@@ -78,18 +79,18 @@ func (s *Server) phoneBindStart(w http.ResponseWriter, r *http.Request) {
 	var be *passport.BadCredentialsError
 	switch {
 	case errors.As(err, &le):
-		writeError(w, http.StatusForbidden, "locked", le.Error())
+		apierr.Write(w, r, s.now(), le)
 		return
 	case errors.As(err, &be):
-		writeError(w, http.StatusUnauthorized, "bad_credentials", be.Error())
+		apierr.WriteCode(w, r, apierr.BadCredentials, be.Error())
 		return
 	case err != nil:
-		writeError(w, http.StatusTooManyRequests, "ip_limited", "Too many attempts from this address; wait before trying again.")
+		apierr.WriteCode(w, r, apierr.IPLimited, "Too many attempts from this address; wait before trying again.")
 		return
 	}
 	ch, err := sf.Begin(ctx, authn.BeginRequest{PassportID: c.PassportID, Purpose: authn.PurposeLogin, ClientIP: ip})
 	if err != nil {
-		orders.WriteError(w, err)
+		orders.WriteError(w, r, err)
 		return
 	}
 	id := make([]byte, 16)
@@ -97,7 +98,7 @@ func (s *Server) phoneBindStart(w http.ResponseWriter, r *http.Request) {
 	bind := base64.RawURLEncoding.EncodeToString(id)
 	if _, err := s.db.Exec(ctx, `INSERT INTO phone_binds (id, passport_id, sms_challenge, expires_ms) VALUES (?, ?, ?, ?)`,
 		bind, c.PassportID, ch.ID, ch.ExpiresAt.UnixMilli()); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "The service is busy. Try again in a moment.")
+		apierr.WriteCode(w, r, apierr.Unavailable, "The service is busy. Try again in a moment.")
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -108,7 +109,7 @@ func (s *Server) phoneBindFinish(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	pf, sf, ok := s.phoneFactors()
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "the phone app is not enabled here")
+		apierr.WriteCode(w, r, apierr.NotFound, "the phone app is not enabled here")
 		return
 	}
 	var in struct {
@@ -125,36 +126,37 @@ func (s *Server) phoneBindFinish(w http.ResponseWriter, r *http.Request) {
 	var pid, smsCh string
 	now := s.now().UnixMilli()
 	if err := s.db.QueryRow(ctx, `SELECT passport_id, sms_challenge FROM phone_binds WHERE id = ? AND used_ms IS NULL AND expires_ms > ?`, in.BindID, now).Scan(&pid, &smsCh); err != nil {
-		writeError(w, http.StatusNotFound, "unknown_binding", "This binding has expired or was used; start again.")
+		apierr.WriteCode(w, r, apierr.UnknownBinding, "This binding has expired or was used; start again.")
 		return
 	}
 	ip := s.clientIP(r)
 	_, err := authn.Counted(ctx, sf, s.passport, authn.VerifyRequest{PassportID: pid, ChallengeID: smsCh, Response: []byte(strings.TrimSpace(in.SMSCode)), ClientIP: ip})
 	if err != nil {
 		s.audit.Append(ctx, "phone.bind", map[string]string{"subject": "pid:" + pid, "ip": ip, "outcome": orders.Code(err)})
-		orders.WriteError(w, err)
+		orders.WriteError(w, r, err)
 		return
 	}
 	res, err := s.db.Exec(ctx, `UPDATE phone_binds SET used_ms = ? WHERE id = ? AND used_ms IS NULL`, now, in.BindID)
 	if n, _ := res.RowsAffected(); err != nil || n != 1 {
-		writeError(w, http.StatusNotFound, "unknown_binding", "This binding was used; start again.")
+		apierr.WriteCode(w, r, apierr.UnknownBinding, "This binding was used; start again.")
 		return
 	}
 	d, err := pf.Bind(ctx, pid, in.PublicKey, in.PINSalt, in.PINKey, in.Label)
 	if err != nil {
-		writeError(w, http.StatusBadRequest, "invalid_request", "The app's key or PIN key is not acceptable: "+err.Error())
+		apierr.WriteCode(w, r, apierr.InvalidRequest, "The app's key or PIN key is not acceptable: "+err.Error())
 		return
 	}
-	if !s.auditOr503JSON(ctx, w, "phone.bind", map[string]string{"subject": "pid:" + pid, "ip": ip, "outcome": "ok", "device": d.ID}) {
+	if !s.auditOr503JSON(w, r, "phone.bind", map[string]string{"subject": "pid:" + pid, "ip": ip, "outcome": "ok", "device": d.ID}) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]string{"device_id": d.ID, "passport_id": pid})
 }
 
-func (s *Server) auditOr503JSON(ctx context.Context, w http.ResponseWriter, kind string, fields map[string]string) bool {
+func (s *Server) auditOr503JSON(w http.ResponseWriter, r *http.Request, kind string, fields map[string]string) bool {
+	ctx := r.Context()
 	if _, err := s.audit.Append(ctx, kind, fields); err != nil {
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "The service is busy. Try again in a moment.")
+		apierr.WriteCode(w, r, apierr.Unavailable, "The service is busy. Try again in a moment.")
 		return false
 	}
 	return true

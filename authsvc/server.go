@@ -11,7 +11,6 @@ import (
 	"crypto"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"html/template"
@@ -27,6 +26,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/egate-bank/egate/authsvc/alerts"
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/audit"
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/captcha"
@@ -210,10 +210,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET "+b+"/logged-out", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "message", page{Title: "Signed out", Message: "You are signed out of the bank on this browser."})
 	})
-	m.HandleFunc("POST "+b+"/api/v1/password", s.apiChangePassword)
-	m.HandleFunc("GET "+b+"/api/v1/alerts", s.apiAlerts)
+	m.HandleFunc("POST "+b+"/api/v1/password", s.bearer("", "", s.apiChangePassword))
+	m.HandleFunc("GET "+b+"/api/v1/alerts", s.bearer(alerts.ConsumerMessenger, "the alert inbox is read by the messenger app only", s.apiAlerts))
 	m.HandleFunc(b+"/api/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such API")
+		apierr.WriteCode(w, r, apierr.NotFound, "")
 	})
 	m.HandleFunc("POST "+b+"/oauth/token", s.tokenEndpoint)
 	m.HandleFunc("GET "+b+"/authorize/callback", s.authorizeCallback)
@@ -248,23 +248,6 @@ func (s *Server) clientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
-}
-
-// apiError is the one JSON error shape of egate's HTTP APIs.
-type apiError struct {
-	Error struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	var e apiError
-	e.Error.Code, e.Error.Message = code, msg
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(e)
 }
 
 // NewPassport returns the passport service over db with the replicas'

@@ -104,7 +104,7 @@ type Factor interface {
 }
 
 // Errors every factor returns (wrapped with %w, with detail that is safe to
-// show). The HTTP layer maps them to stable error codes.
+// show). authsvc/apierr maps them to HTTP statuses and stable codes.
 var (
 	ErrWrongAnswer = errors.New("the answer is not correct")
 	ErrLocked      = errors.New("this authentication tool is locked after too many failures")

@@ -34,8 +34,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/devices/pinsource"
-	"github.com/egate-bank/egate/internal/httpx"
 )
 
 // The scopes a back-end client may be given.
@@ -251,14 +251,14 @@ func (r *Registry) Require(scope string, next http.Handler) http.Handler {
 				msg = "this API takes HTTP Basic with a back-end client's id and secret (authsvc.backend-clients), not " + authScheme(a) + " credentials"
 			}
 			challenge(w)
-			httpx.WriteError(w, req, http.StatusUnauthorized, "unauthorized", msg)
+			apierr.WriteCode(w, req, apierr.Unauthorized, msg)
 			return
 		case err != nil:
 			challenge(w)
-			httpx.WriteError(w, req, http.StatusUnauthorized, "invalid_client", "unknown back-end client or wrong secret")
+			apierr.WriteCode(w, req, apierr.InvalidClient, "")
 			return
 		case !c.Has(scope):
-			httpx.WriteError(w, req, http.StatusForbidden, "insufficient_scope", fmt.Sprintf("back-end client %q may not use this API: it needs the scope %s", c.ID, scope))
+			apierr.WriteCode(w, req, apierr.InsufficientScope, fmt.Sprintf("back-end client %q may not use this API: it needs the scope %s", c.ID, scope))
 			return
 		}
 		next.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), ctxKey{}, c)))

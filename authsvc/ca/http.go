@@ -3,6 +3,8 @@ package ca
 import (
 	"net/http"
 	"strconv"
+
+	"github.com/egate-bank/egate/authsvc/apierr"
 )
 
 // Handler serves GET /ca/crl (DER, application/pkix-crl), GET /ca/root.pem
@@ -12,7 +14,9 @@ func (c *CA) Handler() http.Handler {
 	mux.HandleFunc("GET /ca/crl", func(w http.ResponseWriter, r *http.Request) {
 		der, err := c.CRL(r.Context())
 		if err != nil {
-			http.Error(w, `{"error":"crl_unavailable","message":"the CRL cannot be produced now; try again"}`, http.StatusServiceUnavailable)
+			// The HSM or the database: the log has the request id, the
+			// answer says nothing about internals.
+			apierr.WriteCode(w, r, apierr.Unavailable, "the CRL cannot be produced now; try again")
 			return
 		}
 		w.Header().Set("Content-Type", "application/pkix-crl")

@@ -3,13 +3,13 @@ package factors
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/authsvc/gridcard"
@@ -337,21 +337,13 @@ func (s *Set) handler() http.Handler {
 		mux.Handle("/ca/", s.CA.Handler())
 	} else {
 		mux.HandleFunc("/ca/", func(w http.ResponseWriter, r *http.Request) {
-			writeError(w, http.StatusServiceUnavailable, "not_initialized", ca.ErrNotInitialized.Error())
+			apierr.WriteCode(w, r, apierr.NotInitialized, ca.ErrNotInitialized.Error())
 		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, "not_found", "no such API")
+		apierr.WriteCode(w, r, apierr.NotFound, "")
 	})
 	return mux
-}
-
-// writeError answers in egate's JSON error shape.
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
 func typeOf(k hsm.Key) string {

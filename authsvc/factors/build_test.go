@@ -127,7 +127,7 @@ func TestBuild(t *testing.T) {
 		if w := get(t, h, "POST", "/v1/otp/verify", `{"serial":"NOPE","code":"123456"}`); w.Code != 404 || errCode(t, w) != "unknown_token" {
 			t.Fatalf("/v1/otp/verify: %d %s", w.Code, w.Body)
 		}
-		if w := get(t, h, "POST", "/v1/otp/resync", `{`); w.Code != 400 || errCode(t, w) != "malformed" {
+		if w := get(t, h, "POST", "/v1/otp/resync", `{`); w.Code != 400 || errCode(t, w) != "invalid_request" {
 			t.Fatalf("/v1/otp/resync: %d %s", w.Code, w.Body)
 		}
 		// The development sink's page is the demo's, not the tools' API.

@@ -10,13 +10,16 @@ import (
 	"net/url"
 	"time"
 
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/internal/httpx"
 )
 
 func queryEscape(s string) string { return url.QueryEscape(s) }
 
 // The device API: what the desktop helper and the phone app call. JSON in,
-// JSON out; errors are egate's one shape {"error":{"code","message"}}.
+// JSON out; errors are egate's one shape {"error":{"code","message","request_id"}}
+// (httpx.WriteError), a tool's with the status and code of authsvc/apierr.
 //
 //	POST /v1/orders/open   {"ref","autostart_token"} or {"qr"}  → Opened
 //	POST /v1/orders/sign   {"ref","device_token","response"}    → {"state":"complete","data"?}
@@ -54,34 +57,29 @@ type signBody struct {
 
 const maxBody = 16 << 10
 
-// Status is the HTTP status for an order or tool error.
+// Status is the HTTP status for an order or tool error: an order's own
+// refusal's, else the one table's (authsvc/apierr), so a tool's refusal
+// has the same status here as on every API.
 func Status(err error) int {
-	var le *authn.LockedError
 	switch {
 	case errors.Is(err, ErrUnknown):
 		return http.StatusNotFound
 	case errors.Is(err, ErrExpired):
 		return http.StatusGone
-	case errors.Is(err, ErrBadQR), errors.Is(err, ErrStaleQR), errors.Is(err, authn.ErrBadResponse):
+	case errors.Is(err, ErrBadQR), errors.Is(err, ErrStaleQR), errors.Is(err, ErrBadText):
 		return http.StatusBadRequest
-	case errors.As(err, &le), errors.Is(err, ErrNotOpen), errors.Is(err, authn.ErrRevoked), errors.Is(err, authn.ErrNotEnrolled):
+	case errors.Is(err, ErrNotOpen):
 		return http.StatusForbidden
-	case errors.Is(err, authn.ErrWrongAnswer):
-		return http.StatusUnauthorized
-	case errors.Is(err, authn.ErrRateLimited):
-		return http.StatusTooManyRequests
-	case errors.Is(err, authn.ErrUnavailable):
-		return http.StatusServiceUnavailable
 	case errors.Is(err, ErrCancelled), errors.Is(err, authn.ErrOtherTransaction), errors.Is(err, ErrDone), errors.Is(err, ErrFailed), errors.Is(err, ErrInUse),
-		errors.Is(err, ErrCollected), errors.Is(err, ErrNotComplete), errors.Is(err, authn.ErrUsed), errors.Is(err, authn.ErrExpired):
+		errors.Is(err, ErrCollected), errors.Is(err, ErrNotComplete):
 		return http.StatusConflict
 	}
-	return http.StatusServiceUnavailable
+	return apierr.Of(err).Status
 }
 
-// WriteError answers err in egate's JSON error shape.
-func WriteError(w http.ResponseWriter, err error) {
-	writeJSON(w, Status(err), map[string]any{"error": map[string]string{"code": Code(err), "message": Message(err)}})
+// WriteError answers err in egate's one JSON error shape (httpx.WriteError).
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	httpx.WriteError(w, r, Status(err), Code(err), Message(err))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -91,18 +89,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-func badRequest(w http.ResponseWriter, msg string) {
-	writeJSON(w, http.StatusBadRequest, map[string]any{"error": map[string]string{"code": "invalid_request", "message": msg}})
+func badRequest(w http.ResponseWriter, r *http.Request, msg string) {
+	apierr.WriteCode(w, r, apierr.InvalidRequest, msg)
 }
 
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
 	b, err := io.ReadAll(io.LimitReader(r.Body, maxBody+1))
 	if err != nil || len(b) > maxBody {
-		badRequest(w, "the request body is missing or larger than 16 KiB")
+		badRequest(w, r, "the request body is missing or larger than 16 KiB")
 		return false
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		badRequest(w, "the request body is not the JSON object expected")
+		badRequest(w, r, "the request body is not the JSON object expected")
 		return false
 	}
 	return true
@@ -130,12 +128,12 @@ func (s *Service) DeviceAPI(base string, clientIP func(*http.Request) string) ht
 			return
 		}
 		if b.QR == "" && (b.Ref == "" || b.AutostartToken == "") {
-			badRequest(w, "give the order's ref and autostart_token, or the qr code scanned")
+			badRequest(w, r, "give the order's ref and autostart_token, or the qr code scanned")
 			return
 		}
 		o, dev, err := s.Open(r.Context(), OpenRequest{Ref: b.Ref, AutostartToken: b.AutostartToken, QR: b.QR})
 		if err != nil {
-			WriteError(w, err)
+			WriteError(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, Opened{Ref: o.Ref, DeviceToken: dev, Kind: o.Kind, Factor: o.Factor, Text: o.Text,
@@ -148,12 +146,12 @@ func (s *Service) DeviceAPI(base string, clientIP func(*http.Request) string) ht
 		}
 		resp, err := base64.StdEncoding.DecodeString(b.Response)
 		if b.Ref == "" || b.DeviceToken == "" || err != nil || len(resp) == 0 {
-			badRequest(w, "give the order's ref, the device_token from open and the response in base64")
+			badRequest(w, r, "give the order's ref, the device_token from open and the response in base64")
 			return
 		}
 		o, err := s.Sign(r.Context(), b.Ref, b.DeviceToken, resp, clientIP(r))
 		if err != nil {
-			WriteError(w, err)
+			WriteError(w, r, err)
 			return
 		}
 		out := map[string]string{"state": string(Complete)}
@@ -168,13 +166,13 @@ func (s *Service) DeviceAPI(base string, clientIP func(*http.Request) string) ht
 			return
 		}
 		if err := s.CancelByDevice(r.Context(), b.Ref, b.DeviceToken, b.Reason); err != nil {
-			WriteError(w, err)
+			WriteError(w, r, err)
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"state": string(Cancelled)})
 	})
 	m.HandleFunc(base+"/v1/orders/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": map[string]string{"code": "not_found", "message": "no such order API"}})
+		apierr.WriteCode(w, r, apierr.NotFound, "no such order API")
 	})
 	return m
 }

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/internal/store"
 )
@@ -507,41 +508,41 @@ func (s *Service) Purge(ctx context.Context, cutoff time.Time) (int64, error) {
 	return res.RowsAffected()
 }
 
+// ownErrors are the orders' own refusals and their codes; a tool's error
+// takes its code from the one table (authsvc/apierr).
+var ownErrors = []struct {
+	e    error
+	code string
+}{
+	{ErrUnknown, "unknown_order"}, {ErrExpired, "order_expired"}, {ErrCancelled, "order_cancelled"}, {ErrDone, "order_done"},
+	{ErrFailed, "order_failed"}, {ErrInUse, "order_in_use"}, {ErrNotOpen, "order_not_open"}, {ErrNotComplete, "order_pending"},
+	{ErrCollected, "order_collected"}, {ErrStaleQR, "qr_stale"}, {ErrBadQR, "qr_malformed"}, {ErrBadText, "bad_text"},
+	{authn.ErrOtherTransaction, "other_transaction"},
+}
+
 // Code is the stable error code of an order or tool error.
 func Code(err error) string {
-	for _, c := range []struct {
-		e    error
-		code string
-	}{
-		{ErrUnknown, "unknown_order"}, {ErrExpired, "order_expired"}, {ErrCancelled, "order_cancelled"}, {ErrDone, "order_done"},
-		{ErrFailed, "order_failed"}, {ErrInUse, "order_in_use"}, {ErrNotOpen, "order_not_open"}, {ErrNotComplete, "order_pending"},
-		{ErrCollected, "order_collected"}, {ErrStaleQR, "qr_stale"}, {ErrBadQR, "qr_malformed"}, {ErrBadText, "bad_text"},
-		{authn.ErrOtherTransaction, "other_transaction"}, {authn.ErrUnavailable, "unavailable"}, {authn.ErrWrongAnswer, "wrong_answer"}, {authn.ErrLocked, "locked"}, {authn.ErrExpired, "expired"}, {authn.ErrUsed, "used"},
-		{authn.ErrUnknown, "unknown_challenge"}, {authn.ErrNotEnrolled, "not_enrolled"}, {authn.ErrRevoked, "revoked"},
-		{authn.ErrRateLimited, "rate_limited"}, {authn.ErrReplay, "replay"}, {authn.ErrBadResponse, "bad_response"},
-	} {
+	for _, c := range ownErrors {
 		if errors.Is(err, c.e) {
 			return c.code
 		}
 	}
-	return "order_error"
+	return apierr.Of(err).Name
 }
 
-// Message is a message safe to show for err: an order or tool sentinel's,
-// never a wrapped detail.
+// Message is a message safe to show for err: an order's own sentinel's,
+// else the one table's for a tool's error (a lock says until when), never
+// a wrapped detail.
 func Message(err error) string {
-	for _, e := range []error{ErrUnknown, ErrExpired, ErrCancelled, ErrDone, ErrFailed, ErrInUse, ErrNotOpen, ErrNotComplete, ErrCollected,
-		ErrStaleQR, ErrBadQR, ErrBadText, authn.ErrWrongAnswer, authn.ErrLocked, authn.ErrExpired, authn.ErrUsed, authn.ErrUnknown,
-		authn.ErrNotEnrolled, authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse, authn.ErrOtherTransaction, authn.ErrUnavailable} {
-		if errors.Is(err, e) {
-			var le *authn.LockedError
-			if errors.As(err, &le) {
-				return le.Error()
-			}
-			return e.Error()
+	for _, c := range ownErrors {
+		if errors.Is(err, c.e) {
+			return c.e.Error()
 		}
 	}
-	return "the signing order could not be processed; try again"
+	if c := apierr.Of(err); c != apierr.Locked {
+		return c.Message
+	}
+	return apierr.Message(err)
 }
 
 // MessageForCode is the message of a stored error code (a failed order's

@@ -5,16 +5,17 @@ import (
 	"errors"
 	"net/http"
 	"strings"
-	"time"
 
-	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/apierr"
 )
 
 // Handler serves POST /v1/otp/verify and POST /v1/otp/resync. Errors are
-// JSON {"error":{"code","message"}}: 400 malformed, 401 wrong_code, 404
-// unknown_token, 409 replay, 423 locked (with Retry-After when the lock runs
-// out by itself), 403 revoked, 500/503 for the bank's own faults (with a
-// message that reveals nothing).
+// answered from the one table of authsvc/apierr, in the JSON error shape of
+// internal/httpx: 400 invalid_request (the body), bad_response (the code's
+// form) or ambiguous, 401 wrong_answer, 403 revoked, 404 unknown_token,
+// 409 replay, 423 locked (with Retry-After when the lock runs out by
+// itself), 503 unavailable for the bank's own faults (with Retry-After and
+// a message that reveals nothing).
 //
 // The handler authenticates nobody: it is for the bank's back-end systems
 // and must be mounted behind their authentication, as egate authsvc does
@@ -49,15 +50,15 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, resync bool) {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
-		writeError(w, http.StatusBadRequest, "malformed", "the request body must be a JSON object {passport_id or serial, code}")
+		apierr.WriteCode(w, r, apierr.InvalidRequest, "the request body must be a JSON object {passport_id or serial, code}")
 		return
 	}
 	if (req.PassportID == "") == (req.Serial == "") {
-		writeError(w, http.StatusBadRequest, "malformed", "give exactly one of passport_id and serial")
+		apierr.WriteCode(w, r, apierr.InvalidRequest, "give exactly one of passport_id and serial")
 		return
 	}
 	if req.Code == "" || (resync && req.Code2 == "") {
-		writeError(w, http.StatusBadRequest, "malformed", "code (and for resync code2) must be given")
+		apierr.WriteCode(w, r, apierr.InvalidRequest, "code (and for resync code2) must be given")
 		return
 	}
 	ctx := r.Context()
@@ -79,53 +80,21 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request, resync bool) {
 		}
 	}
 	if err != nil {
-		s.writeErr(w, err)
+		s.writeErr(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(verifyResponse{OK: true, Serial: acc.Serial, Counter: acc.Counter})
 }
 
-func (s *Service) writeErr(w http.ResponseWriter, err error) {
-	var le *authn.LockedError
+// writeErr answers err from the one table; the token service's own
+// refusals (no such token, several tokens) are given their rows here.
+func (s *Service) writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
-	case errors.As(err, &le):
-		if !le.Until.IsZero() {
-			secs := int(time.Until(le.Until).Seconds()) + 1
-			if secs > 0 {
-				w.Header().Set("Retry-After", itoa(secs))
-			}
-		}
-		writeError(w, http.StatusLocked, "locked", le.Error())
-	case errors.Is(err, ErrMalformed):
-		writeError(w, http.StatusBadRequest, "malformed", err.Error())
-	case errors.Is(err, ErrAmbiguous):
-		writeError(w, http.StatusBadRequest, "ambiguous", err.Error())
 	case errors.Is(err, ErrUnknownToken):
-		writeError(w, http.StatusNotFound, "unknown_token", "no such token")
-	case errors.Is(err, ErrReplay):
-		writeError(w, http.StatusConflict, "replay", "this code was already used; wait for the next one")
-	case errors.Is(err, ErrWrongCode):
-		writeError(w, http.StatusUnauthorized, "wrong_code", "the code is not correct")
-	case errors.Is(err, ErrRevoked):
-		writeError(w, http.StatusForbidden, "revoked", err.Error())
-	default:
-		// The HSM or the database: say nothing about internals.
-		writeError(w, http.StatusServiceUnavailable, "unavailable", "the token service is temporarily unavailable; try again")
+		err = apierr.Wrap(apierr.UnknownToken, err)
+	case errors.Is(err, ErrAmbiguous):
+		err = apierr.Wrap(apierr.Ambiguous, err)
 	}
-}
-
-func writeError(w http.ResponseWriter, status int, code, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
-}
-
-func itoa(n int) string {
-	b := []byte{}
-	for n > 0 || len(b) == 0 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-		n /= 10
-	}
-	return string(b)
+	apierr.Write(w, r, s.now(), err)
 }

@@ -474,17 +474,17 @@ func TestHTTP(t *testing.T) {
 			status           int
 			code             string
 		}{
-			{"not json", "/v1/otp/verify", "{", 400, "malformed"},
-			{"unknown field", "/v1/otp/verify", `{"serial":"H0001","code":"1","pin":"x"}`, 400, "malformed"},
-			{"both ids", "/v1/otp/verify", `{"serial":"H0001","passport_id":"P-H0001","code":"123456"}`, 400, "malformed"},
-			{"bad code", "/v1/otp/verify", `{"serial":"H0001","code":"12x456"}`, 400, "malformed"},
+			{"not json", "/v1/otp/verify", "{", 400, "invalid_request"},
+			{"unknown field", "/v1/otp/verify", `{"serial":"H0001","code":"1","pin":"x"}`, 400, "invalid_request"},
+			{"both ids", "/v1/otp/verify", `{"serial":"H0001","passport_id":"P-H0001","code":"123456"}`, 400, "invalid_request"},
+			{"bad code", "/v1/otp/verify", `{"serial":"H0001","code":"12x456"}`, 400, "bad_response"},
 			{"unknown token", "/v1/otp/verify", `{"serial":"nope","code":"123456"}`, 404, "unknown_token"},
 			{"unknown customer", "/v1/otp/verify", `{"passport_id":"nobody","code":"123456"}`, 404, "unknown_token"},
 			{"ok by passport", "/v1/otp/verify", `{"passport_id":"P-H0001","code":"` + hotpCode(0) + `"}`, 200, ""},
 			{"replay", "/v1/otp/verify", `{"serial":"H0001","code":"` + hotpCode(0) + `"}`, 409, "replay"},
-			{"wrong", "/v1/otp/verify", `{"serial":"H0001","code":"000000"}`, 401, "wrong_code"},
+			{"wrong", "/v1/otp/verify", `{"serial":"H0001","code":"000000"}`, 401, "wrong_answer"},
 			{"locked", "/v1/otp/verify", `{"serial":"H0001","code":"` + hotpCode(1) + `"}`, 423, "locked"},
-			{"resync needs code2", "/v1/otp/resync", `{"serial":"T0001","code":"12345678"}`, 400, "malformed"},
+			{"resync needs code2", "/v1/otp/resync", `{"serial":"T0001","code":"12345678"}`, 400, "invalid_request"},
 			{"resync", "/v1/otp/resync", `{"serial":"T0001","code":"` + totpCode(f.clk.Now().Add(20*time.Minute)) + `","code2":"` + totpCode(f.clk.Now().Add(20*time.Minute+30*time.Second)) + `"}`, 200, ""},
 		}
 		for _, tc := range cases {

@@ -1,10 +1,9 @@
 package txauth
 
 import (
-	"errors"
 	"net/http"
 
-	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/apierr"
 )
 
 // Error is a refusal of the API: an HTTP status, a stable code clients
@@ -36,7 +35,7 @@ var (
 	ErrGrantUsed     = apiErr(http.StatusConflict, "grant_used", "this grant was already used (or the intent cancelled)")
 	ErrGrantExpired  = apiErr(http.StatusGone, "grant_expired", "this grant has expired; authorize and prove the intent again")
 	ErrGrantMismatch = apiErr(http.StatusConflict, "grant_mismatch", "this grant was issued for another intent; nothing was consumed")
-	ErrBadRequest    = apiErr(http.StatusBadRequest, "bad_request", "the request body is not valid")
+	ErrBadRequest    = apiErr(apierr.InvalidRequest.Status, apierr.InvalidRequest.Name, "the request body is not valid")
 	ErrUnavailable   = apiErr(http.StatusServiceUnavailable, "unavailable", "try again in a moment")
 )
 
@@ -78,33 +77,13 @@ func stateErr(state string) *Error {
 	return apiErr(http.StatusConflict, "bad_state", "this intent cannot do that now")
 }
 
-// factorErr maps a tool's error to the API's.
+// factorErr maps a tool's error to the API's through the one table of
+// authsvc/apierr, so a tool's refusal has the same status and code here as
+// on the login page and the OTP API. A fault of the bank's is unavailable.
 func factorErr(err error) *Error {
-	w := func(status int, code string) *Error {
-		return &Error{Status: status, Code: code, Msg: err.Error(), Err: err}
+	c := apierr.Of(err)
+	if c == apierr.Unavailable {
+		return unavailable(err)
 	}
-	var le *authn.LockedError
-	switch {
-	case errors.As(err, &le), errors.Is(err, authn.ErrLocked):
-		return w(http.StatusLocked, "locked")
-	case errors.Is(err, authn.ErrWrongAnswer):
-		return w(http.StatusUnauthorized, "wrong_answer")
-	case errors.Is(err, authn.ErrExpired):
-		return w(http.StatusGone, "challenge_expired")
-	case errors.Is(err, authn.ErrUsed):
-		return w(http.StatusConflict, "challenge_used")
-	case errors.Is(err, authn.ErrReplay):
-		return w(http.StatusConflict, "code_replayed")
-	case errors.Is(err, authn.ErrUnknown):
-		return w(http.StatusNotFound, "unknown_challenge")
-	case errors.Is(err, authn.ErrNotEnrolled):
-		return w(http.StatusBadRequest, "not_enrolled")
-	case errors.Is(err, authn.ErrRevoked):
-		return w(http.StatusForbidden, "revoked")
-	case errors.Is(err, authn.ErrRateLimited):
-		return w(http.StatusTooManyRequests, "rate_limited")
-	case errors.Is(err, authn.ErrBadResponse):
-		return w(http.StatusBadRequest, "bad_response")
-	}
-	return unavailable(err)
+	return &Error{Status: c.Status, Code: c.Name, Msg: apierr.Message(err), Err: err}
 }

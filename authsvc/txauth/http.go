@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
@@ -62,21 +63,21 @@ func (s *Service) Handler(g Guard) http.Handler {
 		mux.Handle(r.Pattern, g.Require(r.Scope, hs[r.Pattern]))
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		httpx.WriteError(w, r, http.StatusNotFound, "not_found", "no such endpoint of the transaction API")
+		apierr.WriteCode(w, r, apierr.NotFound, "no such endpoint of the transaction API")
 	})
 	return mux
 }
 
+// writeErr answers err in the one JSON error shape: a refusal of the API
+// (*Error) with its status and code; a fault of the bank's as the one table
+// answers it (503 unavailable, Retry-After, nothing about internals).
 func writeErr(w http.ResponseWriter, r *http.Request, err error) {
 	var e *Error
-	if !errors.As(err, &e) {
-		e = unavailable(err)
+	if !errors.As(err, &e) || e.Code == ErrUnavailable.Code {
+		apierr.WriteCode(w, r, apierr.Unavailable, ErrUnavailable.Msg)
+		return
 	}
-	msg := e.Msg
-	if e.Code == ErrUnavailable.Code {
-		msg = ErrUnavailable.Msg
-	}
-	httpx.WriteError(w, r, e.Status, e.Code, msg)
+	httpx.WriteError(w, r, e.Status, e.Code, e.Msg)
 }
 
 // readBody reads a bounded body.

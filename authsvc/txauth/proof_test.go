@@ -192,14 +192,14 @@ func TestBadInputChangesNothing(t *testing.T) {
 		// An expired challenge, then the grant: mismatched, expired, replayed.
 		// (The wrong answer used chA up.)
 		_, err = r.c.Proof(ctx, a.HashHex(), txclient.ProofRequest{ChallengeID: chA.ID, Response: r.totpSoft(t)})
-		wantCode(t, err, "challenge_used")
+		wantCode(t, err, "used")
 		chE, err := r.c.Challenge(ctx, a.HashHex(), txclient.ChallengeRequest{Factor: "otp"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r.clk.Add(10 * time.Minute)
 		_, err = r.c.Proof(ctx, a.HashHex(), txclient.ProofRequest{ChallengeID: chE.ID, Response: r.totpSoft(t)})
-		wantCode(t, err, "challenge_expired")
+		wantCode(t, err, "expired")
 		g, err := r.prove(t, c, a, "otp")
 		if err != nil {
 			t.Fatal(err)

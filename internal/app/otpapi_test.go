@@ -207,10 +207,10 @@ func TestAuthsvcOTPAPI(t *testing.T) {
 			if again := post(t, verify, "core", coreSecret, body); again.status != 409 || again.Error.Code != "replay" {
 				t.Fatalf("replayed code 0: %d %+v", again.status, again.Error)
 			}
-			// A wrong code is the token's answer (401 wrong_code), not a
+			// A wrong code is the token's answer (401 wrong_answer), not a
 			// challenge for the client's credentials.
 			bad := post(t, verify, "core", coreSecret, `{"serial":"`+serial+`","code":"000000"}`)
-			if bad.status != 401 || bad.Error.Code != "wrong_code" || bad.header.Get("WWW-Authenticate") != "" {
+			if bad.status != 401 || bad.Error.Code != "wrong_answer" || bad.header.Get("WWW-Authenticate") != "" {
 				t.Fatalf("wrong code: %d %+v %v", bad.status, bad.Error, bad.header)
 			}
 			// desk holds otp:resync: codes 40 and 41 bring the counter forward.

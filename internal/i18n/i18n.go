@@ -1,0 +1,137 @@
+// Package i18n is the message catalogue of the customer's pages, shared by
+// the passport (authsvc) and the platforms: Simplified Chinese and English,
+// chosen from the lang cookie (set by ?lang=zh or ?lang=en on any page), else
+// from Accept-Language, else Chinese. Every message exists in both languages
+// (TestCatalogueComplete).
+package i18n
+
+import (
+	"fmt"
+	"net/http"
+	"time"
+
+	"golang.org/x/text/language"
+)
+
+// Languages the pages speak.
+const (
+	ZH = "zh" // Simplified Chinese, the default
+	EN = "en"
+)
+
+// Cookie keeps the customer's choice of language.
+const Cookie = "egate_lang"
+
+var matcher = language.NewMatcher([]language.Tag{language.SimplifiedChinese, language.English})
+
+// Pick returns the language of r: a ?lang= on the request, the cookie, then
+// Accept-Language, then Chinese.
+func Pick(r *http.Request) string {
+	if l := r.URL.Query().Get("lang"); l == ZH || l == EN {
+		return l
+	}
+	if c, err := r.Cookie(Cookie); err == nil && (c.Value == ZH || c.Value == EN) {
+		return c.Value
+	}
+	tags, _, err := language.ParseAcceptLanguage(r.Header.Get("Accept-Language"))
+	if err != nil || len(tags) == 0 {
+		return ZH
+	}
+	_, i, conf := matcher.Match(tags...)
+	if conf == language.No {
+		return ZH
+	}
+	if i == 1 {
+		return EN
+	}
+	return ZH
+}
+
+// Remember stores a ?lang= choice in the cookie (a year), so that the
+// following pages keep it. It returns the request's language.
+func Remember(w http.ResponseWriter, r *http.Request) string {
+	l := r.URL.Query().Get("lang")
+	if l == ZH || l == EN {
+		http.SetCookie(w, &http.Cookie{Name: Cookie, Value: l, Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		return l
+	}
+	return Pick(r)
+}
+
+// Printer translates for one language.
+type Printer struct {
+	Lang string
+	Zone *time.Location
+}
+
+// For returns the printer of r's language in zone (nil: Asia/Shanghai).
+func For(r *http.Request, zone *time.Location) Printer {
+	if zone == nil {
+		zone = Shanghai()
+	}
+	return Printer{Lang: Pick(r), Zone: zone}
+}
+
+// Shanghai is the customers' default time zone (UTC+8 if the zone database
+// is missing).
+func Shanghai() *time.Location {
+	z, err := time.LoadLocation("Asia/Shanghai")
+	if err != nil {
+		return time.FixedZone("CST", 8*3600)
+	}
+	return z
+}
+
+// T returns the message key in p's language, formatted with args like
+// fmt.Sprintf. An unknown key returns the key itself, visible in a page and
+// caught by the tests.
+func (p Printer) T(key string, args ...any) string {
+	m, ok := catalogue[key]
+	if !ok {
+		return key
+	}
+	s := m[0]
+	if p.Lang == EN {
+		s = m[1]
+	}
+	if len(args) > 0 {
+		return fmt.Sprintf(s, args...)
+	}
+	return s
+}
+
+// HTMLLang is the page's lang attribute.
+func (p Printer) HTMLLang() string {
+	if p.Lang == EN {
+		return "en"
+	}
+	return "zh-Hans"
+}
+
+// Other is the language to switch to, and its name in itself.
+func (p Printer) Other() (code, name string) {
+	if p.Lang == EN {
+		return ZH, "中文"
+	}
+	return EN, "English"
+}
+
+// Time formats t in the customer's zone.
+func (p Printer) Time(t time.Time) string {
+	return t.In(p.Zone).Format("2006-01-02 15:04:05")
+}
+
+// TimeMS formats Unix milliseconds in the customer's zone.
+func (p Printer) TimeMS(ms int64) string { return p.Time(time.UnixMilli(ms)) }
+
+// Has reports whether key is in the catalogue.
+func Has(key string) bool { _, ok := catalogue[key]; return ok }
+
+// Keys lists the catalogue's keys (for tests).
+func Keys() []string {
+	out := make([]string, 0, len(catalogue))
+	for k := range catalogue {
+		out = append(out, k)
+	}
+	return out
+}

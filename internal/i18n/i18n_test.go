@@ -1,0 +1,93 @@
+package i18n
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCatalogueComplete(t *testing.T) {
+	t.Parallel()
+	for k, m := range catalogue {
+		if strings.TrimSpace(m[0]) == "" || strings.TrimSpace(m[1]) == "" {
+			t.Errorf("%s: a language is missing: %q", k, m)
+		}
+		if strings.Count(m[0], "%") != strings.Count(m[1], "%") {
+			t.Errorf("%s: the two languages take different arguments: %q", k, m)
+		}
+	}
+}
+
+func TestPick(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, query, cookie, accept, want string
+	}{
+		{"default is Chinese", "", "", "", ZH},
+		{"English browser", "", "", "en-US,en;q=0.9", EN},
+		{"Chinese browser", "", "", "zh-CN,zh;q=0.9,en;q=0.5", ZH},
+		{"Traditional Chinese gets Simplified", "", "", "zh-TW", ZH},
+		{"unknown language gets Chinese", "", "", "fr-FR", ZH},
+		{"English preferred over French", "", "", "fr;q=0.9,en;q=0.8", EN},
+		{"cookie beats the browser", "", "en", "zh-CN", EN},
+		{"query beats the cookie", "lang=zh", "en", "en", ZH},
+		{"bad cookie ignored", "", "xx", "en", EN},
+		{"garbage header", "", "", ";;;", ZH},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest("GET", "/?"+c.query, nil)
+			if c.cookie != "" {
+				r.AddCookie(&http.Cookie{Name: Cookie, Value: c.cookie})
+			}
+			if c.accept != "" {
+				r.Header.Set("Accept-Language", c.accept)
+			}
+			if got := Pick(r); got != c.want {
+				t.Errorf("Pick = %q, want %q", got, c.want)
+			}
+		})
+	}
+}
+
+func TestRememberSetsTheCookie(t *testing.T) {
+	t.Parallel()
+	w := httptest.NewRecorder()
+	if got := Remember(w, httptest.NewRequest("GET", "/?lang=en", nil)); got != EN {
+		t.Fatalf("Remember = %q", got)
+	}
+	c := w.Result().Cookies()
+	if len(c) != 1 || c[0].Name != Cookie || c[0].Value != EN {
+		t.Fatalf("cookies = %v", c)
+	}
+	w = httptest.NewRecorder()
+	Remember(w, httptest.NewRequest("GET", "/", nil))
+	if len(w.Result().Cookies()) != 0 {
+		t.Error("no ?lang= must set no cookie")
+	}
+}
+
+func TestPrinter(t *testing.T) {
+	t.Parallel()
+	zh := Printer{Lang: ZH, Zone: Shanghai()}
+	en := Printer{Lang: EN, Zone: time.UTC}
+	if got := zh.T("xfer.done", "1,000.00", "a", "b"); got != "转账成功：1,000.00 元已从 a 转至 b。" {
+		t.Errorf("zh = %q", got)
+	}
+	if got := en.T("xfer.done", "1,000.00", "a", "b"); got != "Done: 1,000.00 yuan from a to b." {
+		t.Errorf("en = %q", got)
+	}
+	if got := en.T("no.such.key"); got != "no.such.key" {
+		t.Errorf("unknown key = %q", got)
+	}
+	ts := time.Date(2026, 12, 3, 16, 30, 0, 0, time.UTC)
+	if got := zh.Time(ts); got != "2026-12-04 00:30:00" {
+		t.Errorf("Shanghai time = %q", got)
+	}
+	if got := en.Time(ts); got != "2026-12-03 16:30:00" {
+		t.Errorf("UTC time = %q", got)
+	}
+}

@@ -1,0 +1,318 @@
+package web
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/money"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
+)
+
+// Payee kinds on the transfer form.
+const (
+	ToOwn     = "own"     // another of the customer's accounts
+	ToAccount = "account" // another account at this bank, by number
+	ToBank    = "bank"    // an account at another bank: paid into the clearing account
+)
+
+// form is the transfer form as posted; every step carries it in hidden
+// fields and every step checks it again, and the intent's hash covers all
+// of it: a field changed between steps makes another intent, whose grant
+// this one's proof never buys.
+type form struct {
+	Key, From, ToKind, ToOwn, To, ToName, Bank, Amount, Memo string
+	Factor, ChallengeID                                      string
+}
+
+func readForm(r *http.Request) form {
+	g := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
+	return form{Key: g("key"), From: g("from"), ToKind: g("to_kind"), ToOwn: g("to_own"), To: g("to"), ToName: g("to_name"),
+		Bank: g("bank"), Amount: g("amount"), Memo: g("memo"), Factor: g("factor"), ChallengeID: g("challenge_id")}
+}
+
+// movement is a checked form.
+type movement struct {
+	f             form
+	debit, credit ledger.Account
+	payee         string // the intent's payee: the credit account, or the other bank's account
+	amount        int64
+	code, memo    string
+	in            intent.Intent
+}
+
+type transferData struct {
+	F        form
+	Accounts []accountRow
+	Decision txclient.Decision
+	Tools    []txclient.Tool
+	Chal     txclient.Challenge
+	Summary  string
+	Done     string
+}
+
+// check validates f for the customer; a message key when it is refused.
+func (p *Pages) check(r *http.Request, v *view, f form) (movement, string, error) {
+	m := movement{f: f}
+	ctx := r.Context()
+	if f.Key == "" || len(f.Key) > 64 {
+		return m, "xfer.expired", nil
+	}
+	from, mine, err := p.owned(ctx, v.C, f.From)
+	if err != nil {
+		return m, "", err
+	}
+	if !mine {
+		return m, "xfer.not_yours", nil
+	}
+	m.debit = from
+	if m.amount, err = money.ParseYuan(f.Amount); err != nil {
+		return m, "xfer.bad_amount", nil
+	}
+	m.code, m.memo = "transfer", f.Memo
+	switch f.ToKind {
+	case ToOwn:
+		to, mine, err := p.owned(ctx, v.C, f.ToOwn)
+		if err != nil {
+			return m, "", err
+		}
+		if !mine {
+			return m, "xfer.unknown", nil
+		}
+		m.credit, m.payee = to, to.Number
+	case ToAccount:
+		to, err := p.Ledger.Account(ctx, strings.ReplaceAll(f.To, " ", ""))
+		if ledger.Code(err) == "unknown_account" || (err == nil && to.Owner == ledger.BankOwner) {
+			return m, "xfer.unknown", nil
+		}
+		if err != nil {
+			return m, "", err
+		}
+		m.credit, m.payee = to, to.Number
+	case ToBank:
+		acct := strings.ReplaceAll(f.To, " ", "")
+		if len(acct) < 8 || len(acct) > 34 || strings.Trim(acct, "0123456789") != "" || f.ToName == "" || f.Bank == "" {
+			return m, "xfer.unknown", nil
+		}
+		if strings.HasPrefix(acct, ledger.NumberPrefix) {
+			return m, "xfer.unknown", nil // one of ours: pay it as an account at this bank
+		}
+		c, err := p.Ledger.BankAccount(ctx, "clearing")
+		if err != nil {
+			return m, "", err
+		}
+		m.credit, m.payee, m.code = c, acct, "interbank"
+		m.memo = strings.TrimSpace(f.Bank + " " + acct + " " + f.ToName + " " + f.Memo)
+	default:
+		return m, "xfer.unknown", nil
+	}
+	if m.credit.Number == m.debit.Number {
+		return m, "xfer.self", nil
+	}
+	if m.debit.Status != ledger.StatusOpen || m.credit.Status != ledger.StatusOpen {
+		return m, "xfer.not_open", nil
+	}
+	if m.amount > m.debit.Available() {
+		return m, "xfer.funds", nil
+	}
+	m.in = intent.Intent{Customer: v.C.ID, Channel: intent.Web, Kind: intent.Transfer, Payer: m.debit.Number, Payee: m.payee,
+		Amount: m.amount, Currency: ledger.Currency, Device: device(r), ClientIP: clientIP(r), IdempotencyKey: f.Key}
+	return m, "", nil
+}
+
+// device is the browser's fingerprint as ebank sees it: a hash of its
+// user agent and languages.
+func device(r *http.Request) string {
+	h := sha256.Sum256([]byte(r.UserAgent() + "\x00" + r.Header.Get("Accept-Language")))
+	return "web:" + hex.EncodeToString(h[:8])
+}
+
+func clientIP(r *http.Request) string {
+	h, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return h
+}
+
+func (p *Pages) transferForm(w http.ResponseWriter, r *http.Request, v *view) {
+	f := form{Key: newKey(), ToKind: ToAccount, From: r.URL.Query().Get("from")}
+	p.showForm(w, r, v, f, http.StatusOK)
+}
+
+func (p *Pages) showForm(w http.ResponseWriter, r *http.Request, v *view, f form, status int) {
+	list, err := p.Ledger.Accounts(r.Context(), v.C.ID)
+	if err != nil {
+		p.fail(w, r, v, err)
+		return
+	}
+	d := transferData{F: f}
+	for _, a := range list {
+		d.Accounts = append(d.Accounts, accountRow{Account: a, Available: a.Available(), KindText: v.P.T("kind." + a.Kind)})
+	}
+	v.Title, v.Data = v.P.T("xfer.title"), d
+	p.render(w, status, "transfer", v)
+}
+
+// refuse shows the form again with the message.
+func (p *Pages) refuse(w http.ResponseWriter, r *http.Request, v *view, f form, key string, args ...any) {
+	v.Error = v.P.T(key, args...)
+	status := http.StatusUnprocessableEntity
+	if key == "xfer.bad_amount" {
+		status = http.StatusBadRequest
+	}
+	p.showForm(w, r, v, f, status)
+}
+
+// done shows what a transfer with this form's key did, if it was made.
+func (p *Pages) done(w http.ResponseWriter, r *http.Request, v *view, f form) bool {
+	t, seen, err := p.Ledger.Lookup(r.Context(), Origin, f.Key)
+	if err != nil || !seen {
+		return false
+	}
+	v.Notice = v.P.T("xfer.replayed")
+	p.showDone(w, v, t)
+	return true
+}
+
+func (p *Pages) showDone(w http.ResponseWriter, v *view, t ledger.Transfer) {
+	v.Title = v.P.T("xfer.title")
+	v.Data = transferData{Done: v.P.T("xfer.done", money.Yuan(t.Amount), t.Debit, t.Credit)}
+	p.render(w, http.StatusOK, "done", v)
+}
+
+// decide authorizes the checked form; the same form again is the same
+// intent, which the service answers with its stored decision.
+func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (movement, txclient.Decision, bool) {
+	f := readForm(r)
+	if p.done(w, r, v, f) {
+		return movement{}, txclient.Decision{}, false
+	}
+	m, bad, err := p.check(r, v, f)
+	if err != nil {
+		p.fail(w, r, v, err)
+		return m, txclient.Decision{}, false
+	}
+	if bad != "" {
+		p.refuse(w, r, v, f, bad)
+		return m, txclient.Decision{}, false
+	}
+	d, err := p.Auth.Authorize(r.Context(), m.in)
+	if err != nil {
+		p.authErr(w, r, v, f, err)
+		return m, d, false
+	}
+	switch d.Decision {
+	case txclient.Allow:
+	case txclient.Review:
+		p.refuse(w, r, v, f, "xfer.review")
+		return m, d, false
+	default:
+		p.refuse(w, r, v, f, "xfer.denied", d.Message)
+		return m, d, false
+	}
+	return m, d, true
+}
+
+// authErr maps the service's refusals to the customer's sentences.
+func (p *Pages) authErr(w http.ResponseWriter, r *http.Request, v *view, f form, err error) {
+	var ae *txclient.APIError
+	if !errors.As(err, &ae) {
+		p.fail(w, r, v, err)
+		return
+	}
+	switch {
+	case strings.Contains(ae.Code, "limit"):
+		p.refuse(w, r, v, f, "xfer.limit")
+	case ae.Code == "idempotency_key_reused":
+		p.refuse(w, r, v, form{Key: newKey()}, "xfer.expired")
+	case strings.Contains(ae.Code, "grant"), strings.Contains(ae.Code, "intent"):
+		p.refuse(w, r, v, f, "xfer.grant")
+	case ae.Status >= 500:
+		p.fail(w, r, v, err)
+	default:
+		p.refuse(w, r, v, f, "xfer.bad_code")
+	}
+}
+
+func (p *Pages) transferAuthorize(w http.ResponseWriter, r *http.Request, v *view) {
+	m, d, ok := p.decide(w, r, v)
+	if !ok {
+		return
+	}
+	tools := make([]txclient.Tool, 0, len(d.Tools))
+	for _, t := range d.Tools {
+		if t.Level >= d.Level {
+			tools = append(tools, t)
+		}
+	}
+	if len(tools) == 0 {
+		p.refuse(w, r, v, m.f, "xfer.denied", d.Message)
+		return
+	}
+	m.f.Factor = tools[0].Name
+	v.Title = v.P.T("xfer.title")
+	v.Data = transferData{F: m.f, Decision: d, Tools: tools, Summary: v.P.T("xfer.summary", money.Yuan(m.amount), m.debit.Number, m.payee)}
+	p.render(w, http.StatusOK, "decision", v)
+}
+
+func (p *Pages) transferChallenge(w http.ResponseWriter, r *http.Request, v *view) {
+	m, d, ok := p.decide(w, r, v)
+	if !ok {
+		return
+	}
+	c, err := p.Auth.Challenge(r.Context(), d.Intent, txclient.ChallengeRequest{Factor: m.f.Factor, ClientIP: clientIP(r)})
+	if err != nil {
+		p.authErr(w, r, v, m.f, err)
+		return
+	}
+	m.f.ChallengeID = c.ID
+	v.Title = v.P.T("xfer.title")
+	v.Data = transferData{F: m.f, Decision: d, Chal: c, Summary: v.P.T("xfer.summary", money.Yuan(m.amount), m.debit.Number, m.payee)}
+	p.render(w, http.StatusOK, "challenge", v)
+}
+
+func (p *Pages) transferConfirm(w http.ResponseWriter, r *http.Request, v *view) {
+	m, d, ok := p.decide(w, r, v)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	g, err := p.Auth.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: m.f.ChallengeID, Response: r.PostFormValue("response"), ClientIP: clientIP(r), Intent: &m.in})
+	if err != nil {
+		p.authErr(w, r, v, m.f, err)
+		return
+	}
+	if _, err := p.Auth.Execute(ctx, g.Token, m.in); err != nil {
+		if p.done(w, r, v, m.f) { // a double submit: the first consumed the grant
+			return
+		}
+		p.authErr(w, r, v, m.f, err)
+		return
+	}
+	t, err := p.Ledger.Transfer(ctx, ledger.Request{Origin: Origin, Key: m.f.Key, Debit: m.debit.Number, Credit: m.credit.Number,
+		Amount: m.amount, Grant: d.Intent, Code: m.code, Memo: m.memo})
+	if err != nil {
+		p.Auth.Cancel(ctx, d.Intent, "ledger refused: "+ledger.Code(err))
+		switch ledger.Code(err) {
+		case "insufficient_funds":
+			p.refuse(w, r, v, m.f, "xfer.funds")
+		case "account_not_open":
+			p.refuse(w, r, v, m.f, "xfer.not_open")
+		case "":
+			p.fail(w, r, v, err)
+		default:
+			p.refuse(w, r, v, m.f, "xfer.unknown")
+		}
+		return
+	}
+	if t.Replayed {
+		v.Notice = v.P.T("xfer.replayed")
+	}
+	p.showDone(w, v, t)
+}

@@ -1,0 +1,186 @@
+// Package web is ebank's customer pages, in Simplified Chinese and English
+// (internal/i18n): the customer's accounts with their balances, each
+// account's history searched by date and amount range, the statement as CSV,
+// and transfers (own accounts, another customer's account, another bank
+// through the clearing account) authorized through an Authorizer — the
+// transaction-authorization client (authsvc/txauth/txclient) in production.
+// Every form works without JavaScript.
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"embed"
+	"encoding/base64"
+	"errors"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/i18n"
+	"github.com/egate-bank/egate/internal/money"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
+)
+
+// Authorizer is what the transfer pages need of the transaction
+// authorization service; *txclient.Client is one.
+type Authorizer interface {
+	Authorize(ctx context.Context, in intent.Intent) (txclient.Decision, error)
+	Challenge(ctx context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error)
+	Proof(ctx context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error)
+	Execute(ctx context.Context, grant string, in intent.Intent) (txclient.Executed, error)
+	Cancel(ctx context.Context, hash, reason string) (txclient.Cancelled, error)
+}
+
+var _ Authorizer = (*txclient.Client)(nil)
+
+// Customer is the logged-in customer as the platform's session knows them.
+type Customer struct {
+	ID   string // passport id: the owner of their accounts
+	Name string
+}
+
+// Origin is the ledger origin of the movements these pages make.
+const Origin = "ebank-web"
+
+// Pages serves the customer pages. Mount Handler under the platform site.
+type Pages struct {
+	Ledger *ledger.Ledger
+	Auth   Authorizer
+	// Customer returns the request's logged-in customer; false sends the
+	// browser to /login.
+	Customer func(r *http.Request) (Customer, bool)
+	// Zone is the customers' time zone (nil: Asia/Shanghai).
+	Zone *time.Location
+	// OnError receives unexpected errors (the page shows a plain sentence).
+	OnError func(r *http.Request, err error)
+}
+
+//go:embed templates/*.html
+var files embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"yuan": money.Yuan,
+}).ParseFS(files, "templates/*.html"))
+
+// Handler serves /accounts, /accounts/{number}, /accounts/{number}/statement.csv,
+// /transfer (GET the form, POST authorize), /transfer/challenge and
+// /transfer/confirm.
+func (p *Pages) Handler() http.Handler {
+	m := http.NewServeMux()
+	m.HandleFunc("GET /accounts", p.logged(p.accounts))
+	m.HandleFunc("GET /accounts/{number}", p.logged(p.history))
+	m.HandleFunc("GET /accounts/{number}/statement.csv", p.logged(p.statementCSV))
+	m.HandleFunc("GET /transfer", p.logged(p.transferForm))
+	m.HandleFunc("POST /transfer", p.logged(p.transferAuthorize))
+	m.HandleFunc("POST /transfer/challenge", p.logged(p.transferChallenge))
+	m.HandleFunc("POST /transfer/confirm", p.logged(p.transferConfirm))
+	return m
+}
+
+// Routes are the paths Handler serves, for the platform's mux.
+var Routes = []string{"/accounts", "/accounts/", "/transfer", "/transfer/"}
+
+// view is what every template gets.
+type view struct {
+	P        i18n.Printer
+	C        Customer
+	Title    string
+	Error    string
+	Notice   string
+	LangCode string
+	LangName string
+	LangURL  string
+	Data     any
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, v *view)
+
+func (p *Pages) logged(h handler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		c, ok := p.Customer(r)
+		if !ok {
+			http.Redirect(w, r, "/login", http.StatusFound)
+			return
+		}
+		i18n.Remember(w, r)
+		pr := i18n.For(r, p.Zone)
+		code, name := pr.Other()
+		q := r.URL.Query()
+		q.Set("lang", code)
+		v := &view{P: pr, C: c, LangCode: code, LangName: name, LangURL: r.URL.Path + "?" + q.Encode()}
+		if r.Method == http.MethodPost {
+			v.LangURL = "/accounts?lang=" + code
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		h(w, r, v)
+	}
+}
+
+func (p *Pages) render(w http.ResponseWriter, status int, name string, v *view) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	pages.ExecuteTemplate(w, name, v)
+}
+
+func (p *Pages) fail(w http.ResponseWriter, r *http.Request, v *view, err error) {
+	if p.OnError != nil {
+		p.OnError(r, err)
+	}
+	v.Error = v.P.T("err.generic")
+	p.render(w, http.StatusInternalServerError, "error", v)
+}
+
+// owned returns the customer's account with number, or false.
+func (p *Pages) owned(ctx context.Context, c Customer, number string) (ledger.Account, bool, error) {
+	a, err := p.Ledger.Account(ctx, number)
+	if errors.Is(err, ledger.ErrUnknownAccount) || ledger.Code(err) == "unknown_account" {
+		return ledger.Account{}, false, nil
+	}
+	if err != nil {
+		return ledger.Account{}, false, err
+	}
+	return a, a.Owner == c.ID, nil
+}
+
+func newKey() string {
+	var b [18]byte
+	rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// accountRow is one account on the accounts page.
+type accountRow struct {
+	ledger.Account
+	Posted, Pending, Available int64
+	KindText, StatusText       string
+}
+
+func (p *Pages) accounts(w http.ResponseWriter, r *http.Request, v *view) {
+	list, err := p.Ledger.Accounts(r.Context(), v.C.ID)
+	if err != nil {
+		p.fail(w, r, v, err)
+		return
+	}
+	rows := make([]accountRow, 0, len(list))
+	for _, a := range list {
+		rows = append(rows, accountRow{Account: a, Posted: a.Balance(), Pending: a.DebitsPending, Available: a.Available(),
+			KindText: v.P.T("kind." + a.Kind), StatusText: v.P.T("status." + a.Status)})
+	}
+	v.Title = v.P.T("acct.title")
+	v.Data = rows
+	p.render(w, http.StatusOK, "accounts", v)
+}
+
+func describe(pr i18n.Printer, t ledger.Transfer) string {
+	k := "code." + t.Code
+	if i18n.Has(k) {
+		return pr.T(k)
+	}
+	return t.Code
+}
+
+func trimSpace(s string) string { return strings.TrimSpace(s) }

@@ -1,0 +1,398 @@
+package web
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/platform/ebank"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
+)
+
+// fakeAuth stands in for txauth in these unit tests of the pages: level 3
+// with an OTP token, the code 123456, a single-use grant bound to the
+// intent's hash. (txauth itself is tested against its real stacks.)
+type fakeAuth struct {
+	mu       sync.Mutex
+	decision string // allow (default), deny, review
+	used     map[string]bool
+	// swapGrant makes Proof return the grant of another intent.
+	swapGrant bool
+	executed  int
+}
+
+func (f *fakeAuth) Authorize(_ context.Context, in intent.Intent) (txclient.Decision, error) {
+	if err := in.Validate(); err != nil {
+		return txclient.Decision{}, &txclient.APIError{Status: 400, Code: "invalid_intent", Message: err.Error()}
+	}
+	d := f.decision
+	if d == "" {
+		d = txclient.Allow
+	}
+	return txclient.Decision{Intent: in.HashHex(), Decision: d, Level: 3, Tools: []txclient.Tool{{Name: "sms", Level: 2}, {Name: "otp", Level: 3}},
+		Message: "Confirm with your dynamic-password token."}, nil
+}
+
+func (f *fakeAuth) Challenge(_ context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error) {
+	if r.Factor != "otp" {
+		return txclient.Challenge{}, &txclient.APIError{Status: 422, Code: "level_too_low"}
+	}
+	return txclient.Challenge{ID: "c-" + hash, Factor: "otp", Level: 3, Prompt: "the 6 digits on your token", Text: "Transfer …"}, nil
+}
+
+func (f *fakeAuth) Proof(_ context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error) {
+	if r.ChallengeID != "c-"+hash || r.Response != "123456" || r.Intent == nil || r.Intent.HashHex() != hash {
+		return txclient.Grant{}, &txclient.APIError{Status: 403, Code: "proof_failed"}
+	}
+	if f.swapGrant {
+		return txclient.Grant{Token: "g-someother"}, nil
+	}
+	return txclient.Grant{Token: "g-" + hash, Intent: hash, Level: 3}, nil
+}
+
+func (f *fakeAuth) Execute(_ context.Context, grant string, in intent.Intent) (txclient.Executed, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if grant != "g-"+in.HashHex() {
+		return txclient.Executed{}, &txclient.APIError{Status: 403, Code: "grant_mismatch"}
+	}
+	if f.used[grant] {
+		return txclient.Executed{}, &txclient.APIError{Status: 409, Code: "grant_used"}
+	}
+	if f.used == nil {
+		f.used = map[string]bool{}
+	}
+	f.used[grant] = true
+	f.executed++
+	return txclient.Executed{Intent: in.HashHex(), State: "executed", Amount: in.Amount}, nil
+}
+
+func (f *fakeAuth) Cancel(context.Context, string, string) (txclient.Cancelled, error) {
+	return txclient.Cancelled{State: "cancelled"}, nil
+}
+
+type rig struct {
+	db         *store.DB
+	l          *ledger.Ledger
+	auth       *fakeAuth
+	srv        *httptest.Server
+	alice, bob []ledger.Account // current, savings
+}
+
+func newRig(t *testing.T, db *store.DB) *rig {
+	t.Helper()
+	ctx := context.Background()
+	r := &rig{db: db, l: ledger.New(db, nil), auth: &fakeAuth{}}
+	var err error
+	if r.alice, err = ebank.OpenCustomerAccounts(ctx, r.l, "p-alice", "Alice", ebank.Opening{Current: 1_000_000_00, Savings: 50_000_00}); err != nil {
+		t.Fatal(err)
+	}
+	if r.bob, err = ebank.OpenCustomerAccounts(ctx, r.l, "p-bob", "Bob", ebank.Opening{Current: 100_00}); err != nil {
+		t.Fatal(err)
+	}
+	p := &Pages{Ledger: r.l, Auth: r.auth, Customer: func(req *http.Request) (Customer, bool) {
+		c, err := req.Cookie("test_who")
+		if err != nil || c.Value == "" {
+			return Customer{}, false
+		}
+		return Customer{ID: c.Value, Name: strings.TrimPrefix(c.Value, "p-")}, true
+	}, OnError: func(_ *http.Request, err error) { t.Errorf("unexpected: %v", err) }}
+	r.srv = httptest.NewServer(p.Handler())
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// client is a browser logged in as who, speaking lang.
+type client struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+	lang string
+}
+
+func (r *rig) as(t *testing.T, who, lang string) *client {
+	jar, _ := cookiejar.New(nil)
+	u, _ := url.Parse(r.srv.URL)
+	jar.SetCookies(u, []*http.Cookie{{Name: "test_who", Value: who}})
+	return &client{t: t, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}, base: r.srv.URL, lang: lang}
+}
+
+func (c *client) do(method, path string, form url.Values) (int, string) {
+	c.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, c.base+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	req.Header.Set("Accept-Language", c.lang)
+	resp, err := c.c.Do(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var hiddenKey = regexp.MustCompile(`name="key" value="([^"]+)"`)
+
+// books is the ledger's state, to prove a refusal changed nothing.
+func (r *rig) books(t *testing.T) string {
+	t.Helper()
+	rep, err := ledger.Check(context.Background(), r.db)
+	if err != nil {
+		t.Fatalf("ledger check: %v", err)
+	}
+	var sb strings.Builder
+	fmt.Fprintf(&sb, "%+v", rep)
+	for _, a := range append(append([]ledger.Account{}, r.alice...), r.bob...) {
+		got, _ := r.l.Account(context.Background(), a.Number)
+		fmt.Fprintf(&sb, " %s=%d/%d", a.Number, got.Balance(), got.Available())
+	}
+	return sb.String()
+}
+
+func TestAccountsPageInBothLanguages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		hold := ledger.Request{Origin: "mall", Key: "h1", Debit: r.alice[0].Number, Credit: r.bob[0].Number, Amount: 300_00, Grant: "g", Timeout: time.Hour}
+		if _, err := r.l.Hold(context.Background(), hold); err != nil {
+			t.Fatal(err)
+		}
+		cases := []struct {
+			name, lang string
+			want       []string
+		}{
+			{"Chinese", "zh-CN", []string{`lang="zh-Hans"`, "我的账户", "可用余额（元）", "1,000,000.00", "999,700.00", "300.00", "50,000.00", "活期", `href="/accounts?lang=en"`}},
+			{"English", "en-US", []string{`lang="en"`, "My accounts", "Available (yuan)", "1,000,000.00", "999,700.00", "Current", "Savings", `href="/accounts?lang=zh"`}},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				status, body := r.as(t, "p-alice", c.lang).do("GET", "/accounts", nil)
+				if status != 200 {
+					t.Fatalf("status %d", status)
+				}
+				for _, w := range c.want {
+					if !strings.Contains(body, w) {
+						t.Errorf("page lacks %q", w)
+					}
+				}
+				if strings.Contains(body, r.bob[0].Number) {
+					t.Error("alice's page shows bob's account")
+				}
+				if strings.Contains(body, "xfer.") || strings.Contains(body, "acct.") || strings.Contains(body, "kind.") {
+					t.Error("a message key is missing from the catalogue")
+				}
+			})
+		}
+		// The switch link sets the cookie, which then beats the browser.
+		c := r.as(t, "p-alice", "zh-CN")
+		c.do("GET", "/accounts?lang=en", nil)
+		if _, body := c.do("GET", "/accounts", nil); !strings.Contains(body, "My accounts") {
+			t.Error("the language choice did not stick")
+		}
+		if status, _ := r.as(t, "", "en").do("GET", "/accounts", nil); status != http.StatusFound {
+			t.Errorf("no session: status %d, want a redirect to /login", status)
+		}
+	})
+}
+
+func TestHistoryAndStatement(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		ctx := context.Background()
+		if _, err := r.l.Transfer(ctx, ledger.Request{Origin: "test", Key: "formula", Debit: r.bob[0].Number, Credit: r.alice[0].Number, Amount: 1, Grant: "g", Code: "transfer", Memo: "=HYPERLINK(1)"}); err != nil {
+			t.Fatal(err)
+		}
+		for i, amt := range []int64{12_34, 500_00, 7_00} {
+			if _, err := r.l.Transfer(ctx, ledger.Request{Origin: "test", Key: fmt.Sprint("k", i), Debit: r.alice[0].Number, Credit: r.bob[0].Number, Amount: amt, Grant: "g", Code: "transfer", Memo: fmt.Sprint("memo", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		today := time.Now().In(time.FixedZone("CST", 8*3600)).Format("2006-01-02")
+		a := r.alice[0].Number
+		cases := []struct {
+			name, query string
+			status      int
+			want, not   []string
+		}{
+			{"all", "", 200, []string{"12.34", "500.00", "7.00", "1,000,000.00", "Opening deposit", "memo1"}, nil},
+			{"amount range", "?min=10&max=100", 200, []string{"12.34"}, []string{"500.00", "7.00</td>"}},
+			{"today", "?from=" + today + "&to=" + today, 200, []string{"500.00"}, nil},
+			{"before any", "?to=2020-01-01", 200, []string{"No transactions match."}, []string{"500.00"}},
+			{"bad date", "?from=01/12/2026", 400, []string{"Give dates as 2026-12-31."}, nil},
+			{"fractional fen", "?min=1.001", 400, []string{"at most two decimals"}, nil},
+			{"upside down", "?min=100&max=10", 400, []string{"must not be after"}, nil},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				status, body := r.as(t, "p-alice", "en").do("GET", "/accounts/"+a+c.query, nil)
+				if status != c.status {
+					t.Fatalf("status %d, want %d", status, c.status)
+				}
+				for _, w := range c.want {
+					if !strings.Contains(body, w) {
+						t.Errorf("page lacks %q", w)
+					}
+				}
+				for _, w := range c.not {
+					if strings.Contains(body, w) {
+						t.Errorf("page has %q", w)
+					}
+				}
+			})
+		}
+		if status, _ := r.as(t, "p-bob", "en").do("GET", "/accounts/"+a, nil); status != 404 {
+			t.Errorf("bob reads alice's history: status %d", status)
+		}
+		if _, csv := r.as(t, "p-alice", "en").do("GET", "/accounts/"+a+"/statement.csv?max=0.01", nil); !strings.Contains(csv, ",'=HYPERLINK(1)") {
+			t.Errorf("a memo read as a formula: %q", csv)
+		}
+		status, csv := r.as(t, "p-alice", "zh-CN").do("GET", "/accounts/"+a+"/statement.csv?min=10", nil)
+		want := "\ufeff时间,摘要,对方账户,收入（元）,支出（元）,附言\n"
+		if status != 200 || !strings.HasPrefix(csv, want) {
+			t.Fatalf("csv %d %q", status, csv)
+		}
+		if n := strings.Count(csv, "\n"); n != 4 || !strings.Contains(csv, ",500.00,memo1\n") || !strings.Contains(csv, "开户存入") {
+			t.Errorf("csv rows: %q", csv)
+		}
+	})
+}
+
+// transfer walks the three steps; it returns the last page.
+func (c *client) transfer(f url.Values, code string) (int, string) {
+	c.t.Helper()
+	_, page := c.do("GET", "/transfer", nil)
+	m := hiddenKey.FindStringSubmatch(page)
+	if m == nil {
+		c.t.Fatalf("no key on the form: %s", page)
+	}
+	if f.Get("key") == "" {
+		f.Set("key", m[1])
+	}
+	status, page := c.do("POST", "/transfer", f)
+	if status != 200 || !strings.Contains(page, `action="/transfer/challenge"`) {
+		return status, page
+	}
+	f.Set("factor", "otp")
+	status, page = c.do("POST", "/transfer/challenge", f)
+	if status != 200 {
+		return status, page
+	}
+	cid := regexp.MustCompile(`name="challenge_id" value="([^"]+)"`).FindStringSubmatch(page)
+	f.Set("challenge_id", cid[1])
+	f.Set("response", code)
+	return c.do("POST", "/transfer/confirm", f)
+}
+
+func TestTransfer(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		alice := r.as(t, "p-alice", "en")
+		f := url.Values{"from": {r.alice[0].Number}, "to_kind": {"account"}, "to": {r.bob[0].Number}, "amount": {"1,234.56"}, "memo": {"rent"}}
+		status, page := alice.transfer(f, "123456")
+		if status != 200 || !strings.Contains(page, "Done: 1,234.56 yuan from "+r.alice[0].Number+" to "+r.bob[0].Number) {
+			t.Fatalf("transfer: %d %s", status, page)
+		}
+		// The same form posted again (a double submit): one transfer.
+		status, page = alice.do("POST", "/transfer/confirm", f)
+		if status != 200 || !strings.Contains(page, "already made") {
+			t.Fatalf("double submit: %d %s", status, page)
+		}
+		bob, _ := r.l.Account(context.Background(), r.bob[0].Number)
+		if bob.Balance() != 100_00+1_234_56 || r.auth.executed != 1 {
+			t.Fatalf("bob %d, executed %d", bob.Balance(), r.auth.executed)
+		}
+		// Own savings, and another bank through clearing.
+		for _, f := range []url.Values{
+			{"from": {r.alice[0].Number}, "to_kind": {"own"}, "to_own": {r.alice[1].Number}, "amount": {"10"}},
+			{"from": {r.alice[0].Number}, "to_kind": {"bank"}, "to": {"6222020000000099"}, "to_name": {"Carol"}, "bank": {"ICBC"}, "amount": {"20.5"}},
+		} {
+			if status, page := r.as(t, "p-alice", "zh-CN").transfer(f, "123456"); status != 200 || !strings.Contains(page, "转账成功") {
+				t.Fatalf("transfer %v: %d %s", f, status, page)
+			}
+		}
+		clearing, _ := r.l.BankAccount(context.Background(), "clearing")
+		if clearing.DebitsPosted-clearing.CreditsPosted != -20_50 && clearing.CreditsPosted != 20_50 {
+			t.Errorf("clearing %+v", clearing)
+		}
+		if _, err := ledger.Check(context.Background(), r.db); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Bad input is refused with a sentence and leaves the ledger as it was.
+func TestTransferRefusals(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		a, s, b := r.alice[0].Number, r.alice[1].Number, r.bob[0].Number
+		cases := []struct {
+			name   string
+			who    string
+			f      url.Values
+			code   string
+			setup  func()
+			status int
+			want   string
+		}{
+			{"to oneself", "p-alice", url.Values{"from": {a}, "to_kind": {"own"}, "to_own": {a}, "amount": {"1"}}, "123456", nil, 422, "into itself"},
+			{"unknown account", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {"6299880000000000001"}, "amount": {"1"}}, "123456", nil, 422, "No such payee"},
+			{"not a number", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {"bob"}, "amount": {"1"}}, "123456", nil, 422, "No such payee"},
+			{"the bank's own account", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {r.clearing(t)}, "amount": {"1"}}, "123456", nil, 422, "No such payee"},
+			{"over balance", "p-bob", url.Values{"from": {b}, "to_kind": {"account"}, "to": {a}, "amount": {"100.01"}}, "123456", nil, 422, "Not enough"},
+			{"zero", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {b}, "amount": {"0"}}, "123456", nil, 400, "positive number"},
+			{"negative", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {b}, "amount": {"-5"}}, "123456", nil, 400, "positive number"},
+			{"fractional fen", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {b}, "amount": {"1.005"}}, "123456", nil, 400, "two decimals"},
+			{"someone else's account", "p-bob", url.Values{"from": {a}, "to_kind": {"account"}, "to": {b}, "amount": {"1"}}, "123456", nil, 422, "not one of yours"},
+			{"someone else's as own", "p-alice", url.Values{"from": {a}, "to_kind": {"own"}, "to_own": {b}, "amount": {"1"}}, "123456", nil, 422, "No such payee"},
+			{"wrong code", "p-alice", url.Values{"from": {a}, "to_kind": {"own"}, "to_own": {s}, "amount": {"1"}}, "654321", nil, 422, "code is wrong"},
+			{"a grant for another transfer", "p-alice", url.Values{"from": {a}, "to_kind": {"own"}, "to_own": {s}, "amount": {"1"}}, "123456",
+				func() { r.auth.swapGrant = true }, 422, "for another transfer"},
+			{"denied", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {b}, "amount": {"1"}}, "123456",
+				func() { r.auth.swapGrant, r.auth.decision = false, txclient.Deny }, 422, "refused"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				if c.setup != nil {
+					c.setup()
+				}
+				before := r.books(t)
+				status, page := r.as(t, c.who, "en").transfer(c.f, c.code)
+				if status != c.status || !strings.Contains(page, c.want) {
+					t.Errorf("status %d, want %d with %q: %s", status, c.status, c.want, page)
+				}
+				if !strings.Contains(page, `id="error"`) {
+					t.Error("no error shown")
+				}
+				if after := r.books(t); after != before {
+					t.Errorf("the ledger changed:\n%s\n%s", before, after)
+				}
+			})
+		}
+	})
+}
+
+func (r *rig) clearing(t *testing.T) string {
+	c, err := r.l.BankAccount(context.Background(), "clearing")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.Number
+}

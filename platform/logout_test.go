@@ -150,7 +150,7 @@ func TestLogoutAtOnePlatformEndsTheOthers(t *testing.T) {
 			t.Errorf("%s still has a session after logout at ebank (%d)", base, st)
 		}
 	}
-	if body := m.get(m.mall.URL + "/"); strings.Contains(body, "Logged in as") {
+	if body := m.get(m.mall.URL + "/"); strings.Contains(body, `id="who"`) {
 		t.Fatalf("mall still says logged in:\n%s", body)
 	}
 	// A new login works again (sessions made after the logout count).

@@ -20,6 +20,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/egate-bank/egate/authsvc/oidcop"
+	"github.com/egate-bank/egate/internal/i18n"
 )
 
 // Names of the platforms.
@@ -119,6 +120,7 @@ type Site struct {
 	client  *http.Client
 	logouts Logouts
 	now     func() time.Time
+	extra   bool // Mount added pages (ebank's accounts and transfers)
 }
 
 // New discovers the passport and builds the site. The passport must be up.
@@ -270,15 +272,14 @@ func (s *Site) sessionJSON(w http.ResponseWriter, r *http.Request) {
 }
 
 var homePage = template.Must(template.New("home").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Title}}</title>
-<style>body{font-family:sans-serif;max-width:40em;margin:2em auto}.who{padding:1em;background:#eef}</style></head>
-<body><h1>{{.Title}}</h1>
-{{if .S}}<div class="who" id="who">Logged in as <b id="name">{{.S.Name}}</b> (passport {{.S.Subject}}),
-level <b id="level">{{.S.Level}}</b> by {{range .S.AMR}}{{.}} {{end}}at {{.S.AuthTime.Format "15:04:05"}}.</div>
-<p><a href="/login?level={{.Next}}">Raise to level {{.Next}}</a>{{if .Inbox}} · <a id="inbox" href="/inbox">Alerts</a>{{end}}</p>
-<form method="post" action="/logout"><button id="logout">Log out</button></form>
-{{else}}<p><a id="login" href="/login">Log in with your passport</a></p>{{end}}
-<h2>Other services</h2><ul>{{range $n, $u := .Others}}<li><a href="{{$u}}">{{$n}}</a></li>{{end}}</ul>
+<html lang="{{.P.HTMLLang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.Title}}</title>
+<style>body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;max-width:40em;margin:2em auto;color:#1a1a1a}.who{padding:1em;background:#eef}:focus-visible{outline:3px solid #e08a00}</style></head>
+<body><p><a id="lang" href="/?lang={{.LangCode}}" lang="{{.LangCode}}" hreflang="{{.LangCode}}">{{.LangName}}</a></p><h1>{{.Title}}</h1>
+{{if .S}}<div class="who" id="who">{{.Who}}</div>
+<p>{{if .Ebank}}<a id="accounts" href="/accounts">{{.P.T "nav.accounts"}}</a> · <a id="transfer" href="/transfer">{{.P.T "nav.transfer"}}</a> · {{end}}<a href="/login?level={{.Next}}">{{.P.T "home.raise" .Next}}</a>{{if .Inbox}} · <a id="inbox" href="/inbox">{{.P.T "home.alerts"}}</a>{{end}}</p>
+<form method="post" action="/logout"><button id="logout">{{.P.T "nav.logout"}}</button></form>
+{{else}}<p><a id="login" href="/login">{{.P.T "home.login"}}</a></p>{{end}}
+<h2>{{.P.T "home.others"}}</h2><ul>{{range $n, $u := .Others}}<li><a href="{{$u}}">{{$.P.T (print "platform." $n)}}</a></li>{{end}}</ul>
 </body></html>`))
 
 func (s *Site) home(w http.ResponseWriter, r *http.Request) {
@@ -290,9 +291,29 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 	if next > 5 {
 		next = 5
 	}
+	i18n.Remember(w, r)
+	p := i18n.For(r, nil)
+	code, name := p.Other()
+	var who template.HTML
+	if ss != nil {
+		e := template.HTMLEscapeString
+		who = template.HTML(p.T("home.who", `<b id="name">`+e(ss.Name)+`</b>`, e(ss.Subject), `<b id="level">`+strconv.Itoa(ss.Level)+`</b>`,
+			e(strings.Join(ss.AMR, " ")), e(p.Time(ss.AuthTime))))
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	homePage.Execute(w, map[string]any{"Title": titles[s.cfg.Name], "S": ss, "Next": next, "Others": s.cfg.Others, "Inbox": s.cfg.Name == "messenger"})
+	homePage.Execute(w, map[string]any{"P": p, "LangCode": code, "LangName": name, "Title": p.T("platform." + s.cfg.Name), "S": ss, "Who": who,
+		"Next": next, "Others": s.cfg.Others, "Inbox": s.cfg.Name == "messenger", "Ebank": s.cfg.Name == "ebank" && s.extra})
+}
+
+// Mount serves h on the site's mux at each of paths (patterns of
+// http.ServeMux), beside login, callback, home and logout: the ebank's
+// customer pages. Call before serving.
+func (s *Site) Mount(h http.Handler, paths ...string) {
+	for _, p := range paths {
+		s.mux.Handle(p, h)
+	}
+	s.extra = true
 }
 
 var titles = map[string]string{"ebank": "eBank", "mall": "Mall", "messenger": "Messenger"}

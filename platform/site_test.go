@@ -147,6 +147,18 @@ func TestSingleSignOnAcrossPlatforms(t *testing.T) {
 	if strings.Contains(body, `name="password"`) || !strings.Contains(body, `id="who"`) {
 		t.Fatalf("mall did not get a session by single sign-on (%s):\n%s", resp.Request.URL, body)
 	}
+	// The home page speaks Chinese by default and English on request; the
+	// choice sticks (the egate_lang cookie).
+	for _, c := range []struct{ path, want, not string }{
+		{"/", `已登录：<b id="name">alice</b>`, "Logged in as"},
+		{"/?lang=en", `Logged in as <b id="name">alice</b>`, "已登录"},
+		{"/", `<a id="lang" href="/?lang=zh"`, "已登录"},
+		{"/?lang=zh", `认证级别 <b id="level">1</b>`, "Logged in as"},
+	} {
+		if body, _ := get(mallTS.URL + c.path); !strings.Contains(body, c.want) || strings.Contains(body, c.not) {
+			t.Fatalf("mall %s lacks %q or has %q:\n%s", c.path, c.want, c.not, body)
+		}
+	}
 	code, ms := session(mallTS.URL)
 	if code != 200 || ms.Subject != es.Subject {
 		t.Fatalf("mall session %d %+v, want subject %s", code, ms, es.Subject)

@@ -18,7 +18,7 @@ var catalogue = map[string][2]string{
 	"platform.messenger": {"消息", "Messenger"},
 
 	// platform home (platform/site.go)
-	"home.who":    {"已登录：%s（通行证 %s），认证级别 %d，方式 %s，时间 %s。", "Logged in as %s (passport %s), level %d by %s at %s."},
+	"home.who":    {"已登录：%s（通行证 %s），认证级别 %s，方式 %s，时间 %s。", "Logged in as %s (passport %s), level %s by %s at %s."},
 	"home.raise":  {"提升到级别 %d", "Raise to level %d"},
 	"home.alerts": {"提醒", "Alerts"},
 	"home.login":  {"用通行证登录", "Log in with your passport"},

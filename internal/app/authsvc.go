@@ -5,6 +5,8 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
+	"github.com/egate-bank/egate/platform/ebank"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
 	"log/slog"
 	"strings"
 	"time"
@@ -40,13 +42,16 @@ type Authsvc struct {
 	Backend *backend.Registry
 	// Tx is transaction authorization (authsvc/txauth), served under
 	// /v1/tx/ and /v1/alerts/ to the back-end clients with its scopes.
-	Tx      *txauth.Service
-	DB      *store.DB
-	HSM     *hsm.Service
-	Issuer  string
-	Config  authsvc.Config // the authsvc section in force, defaults filled
-	Keys    []hsm.Key      // the standard keys, when InitKeys made or found them
-	closers []func()
+	Tx *txauth.Service
+	// TxAccounts are the accounts of transactions.accounts (and what egate
+	// demo adds); txauth also asks ebank's ledger (ebank.Owners).
+	TxAccounts *txauth.MapAccounts
+	DB         *store.DB
+	HSM        *hsm.Service
+	Issuer     string
+	Config     authsvc.Config // the authsvc section in force, defaults filled
+	Keys       []hsm.Key      // the standard keys, when InitKeys made or found them
+	closers    []func()
 }
 
 // AuthsvcConfig is the authsvc section with the issuer filled in from
@@ -151,7 +156,9 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	if err != nil {
 		return nil, err
 	}
-	if a.Tx, err = txauth.New(cfg.Transactions, txauth.Deps{DB: a.DB, Tools: txauth.FromFactors(a.Factors), Audit: a.Auth.Audit(), Alerts: a.Auth.Alerts(), Encryption: txEnc}); err != nil {
+	a.TxAccounts = txauth.NewMapAccounts(cfg.Transactions.Accounts)
+	accounts := eitherAccounts{a.TxAccounts, ebank.Owners{Ledger: ledger.New(a.DB, nil)}}
+	if a.Tx, err = txauth.New(cfg.Transactions, txauth.Deps{DB: a.DB, Tools: txauth.FromFactors(a.Factors), Audit: a.Auth.Audit(), Alerts: a.Auth.Alerts(), Encryption: txEnc, Accounts: accounts}); err != nil {
 		return nil, err
 	}
 	if a.Server, err = NewServer("authsvc", cfg.HTTP.Listen, log); err != nil {
@@ -307,4 +314,22 @@ func (a *Authsvc) DeliverLoginAlerts(ctx context.Context, log *slog.Logger) {
 		}
 		return gw.Send(ctx, sms.Message{To: c.Mobile, Body: text})
 	}, func(err error) { log.Warn("delivering login alerts by SMS", "err", err) })
+}
+
+// eitherAccounts: an account is the customer's when the configured map or
+// ebank's ledger says so; its age is the ledger's.
+type eitherAccounts struct {
+	m *txauth.MapAccounts
+	l ebank.Owners
+}
+
+func (e eitherAccounts) Owns(ctx context.Context, customer, account string) (bool, error) {
+	if ok, _ := e.m.Owns(ctx, customer, account); ok {
+		return true, nil
+	}
+	return e.l.Owns(ctx, customer, account)
+}
+
+func (e eitherAccounts) AccountAgeDays(ctx context.Context, account string) (int64, error) {
+	return e.l.AccountAgeDays(ctx, account)
 }

@@ -5,13 +5,18 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/backend"
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/httpx"
+	"github.com/egate-bank/egate/platform"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
+	"github.com/egate-bank/egate/platform/ebank/web"
 )
 
 // Ebank's holds API and expiry sweep. A hold's timeout when the caller
@@ -27,19 +32,19 @@ const (
 // own accounts if missing, and runs the hold expiry sweep until ctx ends,
 // when it also closes the database. Grants are checked by
 // ebank.RequireGrant until the transaction-authorization client is wired in.
-func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Logger) error {
+func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Logger) (*ledger.Ledger, error) {
 	reg, err := backend.New(cfg.Authsvc.BackendClients)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	db, err := OpenDB(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("ebank: %w", err)
+		return nil, fmt.Errorf("ebank: %w", err)
 	}
 	l := ledger.New(db, nil)
 	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
 		db.Close()
-		return fmt.Errorf("ebank: %w", err)
+		return nil, fmt.Errorf("ebank: %w", err)
 	}
 	holds := &ebank.Holds{Ledger: l, Grants: ebank.RequireGrant{}, DefaultTimeout: holdTimeout}
 	api := &ebank.API{Holds: holds, OnError: func(r *http.Request, err error) {
@@ -59,5 +64,48 @@ func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Lo
 		}
 	})
 	context.AfterFunc(ctx, func() { db.Close() })
-	return nil
+	return l, nil
+}
+
+// ebankPages are the customer's pages (platform/ebank/web) on the ebank
+// site: transfers authorized by the passport's transaction API as the
+// back-end client platforms.ebank.tx-client.
+func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Site, l *ledger.Ledger, log *slog.Logger) {
+	var auth web.Authorizer = noTx{}
+	if pc.TxClient != "" {
+		auth = &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
+	}
+	p := &web.Pages{Ledger: l, Auth: auth,
+		Customer: func(r *http.Request) (web.Customer, bool) {
+			ss, ok := site.Session(r)
+			if !ok {
+				return web.Customer{}, false
+			}
+			return web.Customer{ID: ss.Subject, Name: ss.Name}, true
+		},
+		OnError: func(r *http.Request, err error) {
+			log.Error("ebank pages", "err", err, "request_id", httpx.RequestID(r.Context()))
+		}}
+	site.Mount(p.Handler(), web.Routes...)
+}
+
+// noTx refuses every transfer: no tx-client is configured.
+type noTx struct{}
+
+var errNoTx = &txclient.APIError{Status: http.StatusServiceUnavailable, Code: "tx_unavailable", Message: "platforms.ebank.tx-client is not configured"}
+
+func (noTx) Authorize(context.Context, intent.Intent) (txclient.Decision, error) {
+	return txclient.Decision{}, errNoTx
+}
+func (noTx) Challenge(context.Context, string, txclient.ChallengeRequest) (txclient.Challenge, error) {
+	return txclient.Challenge{}, errNoTx
+}
+func (noTx) Proof(context.Context, string, txclient.ProofRequest) (txclient.Grant, error) {
+	return txclient.Grant{}, errNoTx
+}
+func (noTx) Execute(context.Context, string, intent.Intent) (txclient.Executed, error) {
+	return txclient.Executed{}, errNoTx
+}
+func (noTx) Cancel(context.Context, string, string) (txclient.Cancelled, error) {
+	return txclient.Cancelled{}, errNoTx
 }

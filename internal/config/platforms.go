@@ -14,6 +14,12 @@ type PlatformConfig struct {
 	ClientSecret string `yaml:"client-secret" secret:"true"`
 	CookieKey    string `yaml:"cookie-key" secret:"true"`
 	Level        int    `yaml:"level"`
+	// TxClient and TxSecret are the back-end client (authsvc.backend-clients,
+	// scopes tx:authorize, tx:execute) with which ebank's transfer pages
+	// call the passport's transaction authorization API. Empty: the pages
+	// show accounts and history, and refuse transfers.
+	TxClient string `yaml:"tx-client"`
+	TxSecret string `yaml:"tx-secret" secret:"true"`
 }
 
 // PlatformsConfig holds the three platforms.

@@ -118,7 +118,7 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	}
 	// alice's payer account, until the ebank's ledger answers whose
 	// accounts are whose.
-	a.Tx.Accounts().Add(who.passportID, DemoAccount)
+	a.TxAccounts.Add(who.passportID, DemoAccount)
 	tools := toolsHandler(c.Demo.VarDir)
 	a.Server.Mux.Handle("/sim/otp/", tools)
 	a.Server.Mux.Handle("/sim/gridcard.png", tools)

@@ -93,6 +93,14 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		return err
 	}
 	c.Authsvc.BackendClients = append(slices.Clone(c.Authsvc.BackendClients), bc)
+	// ebank's transfer pages call the transaction API as that client.
+	if c.Platforms.Ebank.TxClient == "" {
+		secret, err := os.ReadFile(filepath.Join(c.Demo.VarDir, backendSecretFile))
+		if err != nil {
+			return err
+		}
+		c.Platforms.Ebank.TxClient, c.Platforms.Ebank.TxSecret = BackendClientID, strings.TrimSpace(string(secret))
+	}
 	a, err := app.NewAuthsvc(ctx, &c, log, app.AuthsvcOptions{InitKeys: true})
 	if err != nil {
 		return err
@@ -119,6 +127,13 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	// alice's payer account, until the ebank's ledger answers whose
 	// accounts are whose.
 	a.TxAccounts.Add(who.passportID, DemoAccount)
+	bob, err := demoBob(ctx, a.Auth.Passport(), a.Factors, c.Demo.VarDir)
+	if err != nil {
+		return err
+	}
+	if err := seedAccounts(ctx, a.DB, out, who, bob); err != nil {
+		return err
+	}
 	tools := toolsHandler(c.Demo.VarDir)
 	a.Server.Mux.Handle("/sim/otp/", tools)
 	a.Server.Mux.Handle("/sim/gridcard.png", tools)
@@ -179,7 +194,9 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	if a.Factors.OTP != nil {
 		printOTPAPI(out, base, c.Demo.VarDir, who.passportID)
 	}
-	fmt.Fprintf(out, "Log in as %q; the password is in %s.\n", who.name, who.file)
+	fmt.Fprintf(out, "Log in as %q (password, SMS, grid card, OTP token; the password is in %s)\n", who.name, who.file)
+	fmt.Fprintf(out, "  or as %q (password, SMS, grid card %s; the password is in %s).\n", bob.name, filepath.Join(c.Demo.VarDir, bobGridFile), bob.file)
+	fmt.Fprintf(out, "  ebank    %s/accounts (balances, history, statements), %s/transfer\n", urls["ebank"], urls["ebank"])
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	log.Info("demo started", "passport", base)
 

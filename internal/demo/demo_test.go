@@ -24,7 +24,9 @@ import (
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/internal/config"
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
 	simotp "github.com/egate-bank/egate/simulators/otp"
 )
 
@@ -162,7 +164,7 @@ func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
 			}
 			resp.Body.Close()
 		}
-		loginThroughEbank(t, base, varDir)
+		loginThroughEbank(t, base, varDir, out.String())
 		if i == 0 { // a restart within the same 30 s would replay the TOTP code
 			callOTPAPIAsPrinted(t, out.String())
 		}
@@ -229,7 +231,7 @@ func TestDemoStartsAndRestartsWithTheSameKeys(t *testing.T) {
 
 // loginThroughEbank logs the demo customer in to ebank through the
 // passport's pages, with the password the demo wrote for them.
-func loginThroughEbank(t *testing.T, passportURL, varDir string) {
+func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) {
 	t.Helper()
 	pw, err := os.ReadFile(filepath.Join(varDir, "demo-alice-password"))
 	if err != nil {
@@ -279,6 +281,13 @@ func loginThroughEbank(t *testing.T, passportURL, varDir string) {
 	if !strings.Contains(body, `id="who"`) || !strings.Contains(body, "alice") || !strings.Contains(body, `<b id="level">2</b>`) {
 		t.Fatalf("not logged in to ebank at level 2:\n%s", body)
 	}
+	// Her accounts, opened by the demo, with their money (once, however
+	// often the demo starts).
+	body, _ = read(c.Get(ebank + "/accounts?lang=en"))
+	if !strings.Contains(body, "200,000.00") || !strings.Contains(body, "My accounts") || strings.Contains(body, "400,000.00") {
+		t.Fatalf("alice's accounts page:\n%s", body)
+	}
+	transferToBob(t, c, ebank, passportURL, printed)
 	// The login alert reaches alice's phone.
 	// The alert goes out from the outbox in the background; a loaded
 	// machine may take a while.
@@ -393,5 +402,63 @@ func checkRunConfig(t *testing.T, varDir, out string) {
 	pin, _ := os.ReadFile(filepath.Join(varDir, "hsm-user-pin"))
 	if len(pin) == 0 || strings.Contains(string(b), strings.TrimSpace(string(pin))) {
 		t.Fatalf("%s holds the PIN, or there is no PIN file", path)
+	}
+}
+
+// transferToBob pays 100 yuan from alice's current account to bob's
+// through the real transaction authorization: the decision, an SMS
+// challenge, its code from the sink, the grant executed, the ledger moved;
+// egate admin ledger check's Check passes afterwards.
+func transferToBob(t *testing.T, c *http.Client, ebank, passportURL, printed string) {
+	t.Helper()
+	read := func(r *http.Response, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b)
+	}
+	bob := regexp.MustCompile(`Accounts\s+bob\s+current (\d+)`).FindStringSubmatch(printed)
+	if bob == nil {
+		t.Fatalf("the demo does not print bob's accounts:\n%s", printed)
+	}
+	form := read(c.Get(ebank + "/transfer?lang=en"))
+	key := regexp.MustCompile(`name="key" value="([^"]+)"`).FindStringSubmatch(form)
+	from := regexp.MustCompile(`<option value="(\d+)" selected`).FindStringSubmatch(form)
+	if key == nil || from == nil {
+		t.Fatalf("transfer form:\n%s", form)
+	}
+	f := url.Values{"key": {key[1]}, "from": {from[1]}, "to_kind": {"account"}, "to": {bob[1]}, "amount": {"100"}, "memo": {"demo"}}
+	body := read(c.PostForm(ebank+"/transfer", f))
+	if !strings.Contains(body, `id="factor_sms"`) {
+		t.Fatalf("no SMS among the tools of the decision:\n%s", body)
+	}
+	f.Set("factor", "sms")
+	body = read(c.PostForm(ebank+"/transfer/challenge", f))
+	cid := regexp.MustCompile(`name="challenge_id" value="([^"]+)"`).FindStringSubmatch(body)
+	if cid == nil {
+		t.Fatalf("no challenge:\n%s", body)
+	}
+	var msgs []struct{ To, Body string }
+	getJSON(t, passportURL+"/sim/sms/messages.json?to=13800138000&limit=1", &msgs)
+	code := ""
+	if len(msgs) == 1 {
+		code = regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
+	}
+	f.Set("challenge_id", cid[1])
+	f.Set("response", code)
+	body = read(c.PostForm(ebank+"/transfer/confirm", f))
+	if !strings.Contains(body, "Done: 100.00 yuan from "+from[1]+" to "+bob[1]) {
+		t.Fatalf("transfer not done (SMS %+v):\n%s", msgs, body)
+	}
+	db, err := store.Open(context.Background(), store.Config{Driver: lastCfg.Database.Driver, DSN: lastCfg.Database.DSN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := ledger.Check(context.Background(), db); err != nil {
+		t.Fatalf("ledger check after the transfer: %v", err)
 	}
 }

@@ -146,10 +146,13 @@ func (p *Pages) transferForm(w http.ResponseWriter, r *http.Request, v *view) {
 }
 
 func (p *Pages) showForm(w http.ResponseWriter, r *http.Request, v *view, f form, status int) {
-	list, err := p.Ledger.Accounts(r.Context(), v.C.ID)
+	list, err := p.mine(r.Context(), v.C)
 	if err != nil {
 		p.fail(w, r, v, err)
 		return
+	}
+	if f.From == "" && len(list) > 0 {
+		f.From = list[0].Number
 	}
 	d := transferData{F: f}
 	for _, a := range list {

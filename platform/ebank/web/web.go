@@ -15,6 +15,7 @@ import (
 	"errors"
 	"html/template"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -146,6 +147,22 @@ func (p *Pages) owned(ctx context.Context, c Customer, number string) (ledger.Ac
 	return a, a.Owner == c.ID, nil
 }
 
+// mine lists the customer's accounts, current accounts first (the
+// transfer form's default payer), then by number.
+func (p *Pages) mine(ctx context.Context, c Customer) ([]ledger.Account, error) {
+	list, err := p.Ledger.Accounts(ctx, c.ID)
+	slices.SortStableFunc(list, func(a, b ledger.Account) int {
+		if (a.Kind == ledger.KindCurrent) != (b.Kind == ledger.KindCurrent) {
+			if a.Kind == ledger.KindCurrent {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Number, b.Number)
+	})
+	return list, err
+}
+
 func newKey() string {
 	var b [18]byte
 	rand.Read(b[:])
@@ -160,7 +177,7 @@ type accountRow struct {
 }
 
 func (p *Pages) accounts(w http.ResponseWriter, r *http.Request, v *view) {
-	list, err := p.Ledger.Accounts(r.Context(), v.C.ID)
+	list, err := p.mine(r.Context(), v.C)
 	if err != nil {
 		p.fail(w, r, v, err)
 		return

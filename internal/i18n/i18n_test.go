@@ -83,6 +83,9 @@ func TestPrinter(t *testing.T) {
 	if got := en.T("no.such.key"); got != "no.such.key" {
 		t.Errorf("unknown key = %q", got)
 	}
+	if got := zh.T("xfer.summary", "1.00", "A", "B"); got != "从 A 向 B 转账 1.00 元" {
+		t.Errorf("zh summary = %q", got)
+	}
 	ts := time.Date(2026, 12, 3, 16, 30, 0, 0, time.UTC)
 	if got := zh.Time(ts); got != "2026-12-04 00:30:00" {
 		t.Errorf("Shanghai time = %q", got)

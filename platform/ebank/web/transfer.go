@@ -216,7 +216,7 @@ func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (movemen
 		p.refuse(w, r, v, f, "xfer.review")
 		return m, d, false
 	default:
-		p.refuse(w, r, v, f, "xfer.denied", d.Message)
+		p.denied(w, r, v, f, d)
 		return m, d, false
 	}
 	return m, d, true
@@ -255,7 +255,7 @@ func (p *Pages) transferAuthorize(w http.ResponseWriter, r *http.Request, v *vie
 		}
 	}
 	if len(tools) == 0 {
-		p.refuse(w, r, v, m.f, "xfer.denied", d.Message)
+		p.denied(w, r, v, m.f, d)
 		return
 	}
 	m.f.Factor = tools[0].Name
@@ -318,4 +318,14 @@ func (p *Pages) transferConfirm(w http.ResponseWriter, r *http.Request, v *view)
 		v.Notice = v.P.T("xfer.replayed")
 	}
 	p.showDone(w, v, t)
+}
+
+// denied says why, in English the service's sentence; the Chinese page
+// says only that it is refused (the service speaks English).
+func (p *Pages) denied(w http.ResponseWriter, r *http.Request, v *view, f form, d txclient.Decision) {
+	if v.P.Lang == "en" && d.Message != "" {
+		p.refuse(w, r, v, f, "xfer.denied_why", d.Message)
+		return
+	}
+	p.refuse(w, r, v, f, "xfer.denied")
 }

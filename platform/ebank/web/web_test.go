@@ -89,6 +89,7 @@ type rig struct {
 	l          *ledger.Ledger
 	auth       *fakeAuth
 	srv        *httptest.Server
+	pages      *Pages
 	alice, bob []ledger.Account // current, savings
 }
 
@@ -110,6 +111,7 @@ func newRig(t *testing.T, db *store.DB) *rig {
 		}
 		return Customer{ID: c.Value, Name: strings.TrimPrefix(c.Value, "p-")}, true
 	}, OnError: func(_ *http.Request, err error) { t.Errorf("unexpected: %v", err) }}
+	r.pages = p
 	r.srv = httptest.NewServer(p.Handler())
 	t.Cleanup(r.srv.Close)
 	return r
@@ -196,7 +198,7 @@ func TestAccountsPageInBothLanguages(t *testing.T) {
 				if strings.Contains(body, r.bob[0].Number) {
 					t.Error("alice's page shows bob's account")
 				}
-				if strings.Contains(body, "xfer.") || strings.Contains(body, "acct.") || strings.Contains(body, "kind.") {
+				if strings.Contains(body, "xfer.") || strings.Contains(body, "acct.") || strings.Contains(body, "kind.") || strings.Contains(body, "tool.") {
 					t.Error("a message key is missing from the catalogue")
 				}
 			})

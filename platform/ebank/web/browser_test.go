@@ -1,0 +1,125 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
+)
+
+func chromium(t *testing.T) context.Context {
+	t.Helper()
+	path := testenv.NeedCommand(t, "chromium", "chromium")
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 800),
+	}
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelA)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
+		t.Fatalf("starting chromium: %v", err)
+	}
+	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
+	t.Cleanup(cancelT)
+	return ctx
+}
+
+// TestBrowserJourney drives the pages in headless Chromium in both
+// languages, with the keyboard-reachable forms only (no JavaScript on the
+// pages): alice reads her accounts and history, pays bob with the token
+// (level 3, the code of the fake authorizer), sees the result and her new
+// balance; a transfer to herself is refused. Each page is saved as a PNG in
+// EGATE_SHOTS_DIR (default the test's temporary directory).
+func TestBrowserJourney(t *testing.T) {
+	shots := os.Getenv("EGATE_SHOTS_DIR")
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	if err := os.MkdirAll(shots, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r := newRig(t, storetest.SQLite(t))
+	if _, err := r.l.Transfer(context.Background(), ledger.Request{Origin: "mall", Key: "shop", Debit: r.alice[0].Number, Credit: r.bob[0].Number, Amount: 88_50, Grant: "g", Code: "checkout", Memo: "tea"}); err != nil {
+		t.Fatal(err)
+	}
+	h := r.pages.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		req.AddCookie(&http.Cookie{Name: "test_who", Value: "p-alice"})
+		h.ServeHTTP(w, req)
+	}))
+	defer srv.Close()
+	for _, c := range []struct {
+		lang, accounts, done, self, balance string
+	}{
+		{"zh", "我的账户", "转账成功：1,000.00 元", "付款账户和收款账户不能相同", "998,911.50"},
+		{"en", "My accounts", "Done: 1,000.00 yuan", "You cannot pay an account into itself", "997,911.50"},
+	} {
+		t.Run(c.lang, func(t *testing.T) {
+			ctx := chromium(t)
+			do := func(step string, acts ...chromedp.Action[chromedp.Void]) {
+				t.Helper()
+				if err := chromedp.Do(ctx, acts...); err != nil {
+					t.Fatalf("%s: %v", step, err)
+				}
+			}
+			text := func(sel string) string {
+				t.Helper()
+				s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+				if err != nil {
+					t.Fatalf("text of %s: %v", sel, err)
+				}
+				return strings.TrimSpace(s)
+			}
+			shot := func(name string) {
+				t.Helper()
+				b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(shots, "ebank-"+c.lang+"-"+name+".png"), b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			do("accounts", chromedp.Navigate(srv.URL+"/accounts?lang="+c.lang), chromedp.WaitVisible(chromedp.ID("accounts")))
+			h1 := text("h1")
+			shot("1-accounts")
+			do("history", chromedp.Navigate(srv.URL+"/accounts/"+r.alice[0].Number+"?min=10"), chromedp.WaitVisible(chromedp.ID("history")))
+			shot("2-history")
+			do("transfer form", chromedp.Navigate(srv.URL+"/transfer"), chromedp.WaitVisible(chromedp.ID("amount")),
+				chromedp.SendKeys(chromedp.ID("to"), r.bob[0].Number), chromedp.SendKeys(chromedp.ID("amount"), "1000"),
+				chromedp.SendKeys(chromedp.ID("memo"), "rent"))
+			shot("3-transfer")
+			do("decision", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("decision")), chromedp.Click(chromedp.ID("factor_otp")))
+			shot("4-decision")
+			do("challenge", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("response")), chromedp.SendKeys(chromedp.ID("response"), "123456"))
+			shot("5-challenge")
+			do("confirm", chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("done")))
+			done := text("#done")
+			shot("6-done")
+			do("accounts again", chromedp.Navigate(srv.URL+"/accounts"), chromedp.WaitVisible(chromedp.ID("accounts")))
+			avail := text(`tr[data-number="` + r.alice[0].Number + `"] .available`)
+			do("to herself", chromedp.Navigate(srv.URL+"/transfer"), chromedp.WaitVisible(chromedp.ID("amount")),
+				chromedp.Click(chromedp.ID("to_kind_own")), chromedp.SendKeys(chromedp.ID("amount"), "1"),
+				chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("error")))
+			errText := text("#error")
+			shot("7-refused")
+			if h1 != c.accounts || !strings.Contains(done, c.done) || !strings.Contains(errText, c.self) || avail != c.balance {
+				t.Errorf("h1 %q, done %q, error %q, available %q", h1, done, errText, avail)
+			}
+		})
+	}
+	t.Logf("screenshots in %s", shots)
+}

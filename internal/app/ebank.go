@@ -72,10 +72,12 @@ func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Lo
 // back-end client platforms.ebank.tx-client.
 func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Site, l *ledger.Ledger, log *slog.Logger) {
 	var auth web.Authorizer = noTx{}
+	var alerts web.BalanceAlerter
 	if pc.TxClient != "" {
-		auth = &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
+		c := &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
+		auth, alerts = c, c
 	}
-	p := &web.Pages{Ledger: l, Auth: auth,
+	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts,
 		Customer: func(r *http.Request) (web.Customer, bool) {
 			ss, ok := site.Session(r)
 			if !ok {

@@ -316,8 +316,35 @@ func (p *Pages) transferConfirm(w http.ResponseWriter, r *http.Request, v *view)
 	}
 	if t.Replayed {
 		v.Notice = v.P.T("xfer.replayed")
+	} else {
+		p.alert(r, t)
 	}
 	p.showDone(w, v, t)
+}
+
+// alert posts the balance-change alerts of t: money out of the payer's
+// account, and into the payee's when it is a customer's. An alert that
+// cannot be posted is reported to OnError; the transfer stands. The ids
+// are the transfer's, so a retry never alerts twice.
+func (p *Pages) alert(r *http.Request, t ledger.Transfer) {
+	if p.Alerts == nil {
+		return
+	}
+	for _, side := range []struct {
+		number string
+		sign   int64
+		id     string
+	}{{t.Debit, -1, t.ID + ":out"}, {t.Credit, 1, t.ID + ":in"}} {
+		a, err := p.Ledger.Account(r.Context(), side.number)
+		if err != nil || a.Owner == ledger.BankOwner {
+			continue
+		}
+		_, err = p.Alerts.Balance(r.Context(), txclient.BalanceAlert{ID: side.id, Customer: a.Owner, Account: a.Number,
+			Amount: side.sign * t.Amount, Balance: a.Balance(), Currency: ledger.Currency, Description: t.Code})
+		if err != nil && p.OnError != nil {
+			p.OnError(r, err)
+		}
+	}
 }
 
 // denied says why, in English the service's sentence; the Chinese page

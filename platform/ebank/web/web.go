@@ -38,6 +38,13 @@ type Authorizer interface {
 
 var _ Authorizer = (*txclient.Client)(nil)
 
+// BalanceAlerter posts a balance-change alert (txauth's /v1/alerts/balance).
+type BalanceAlerter interface {
+	Balance(ctx context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error)
+}
+
+var _ BalanceAlerter = (*txclient.Client)(nil)
+
 // Customer is the logged-in customer as the platform's session knows them.
 type Customer struct {
 	ID   string // passport id: the owner of their accounts
@@ -54,6 +61,10 @@ type Pages struct {
 	// Customer returns the request's logged-in customer; false sends the
 	// browser to /login.
 	Customer func(r *http.Request) (Customer, bool)
+	// Alerts posts the balance-change alerts of a transfer made here to
+	// the payer and, when a customer, the payee (nil: none).
+	// *txclient.Client is one.
+	Alerts BalanceAlerter
 	// Zone is the customers' time zone (nil: Asia/Shanghai).
 	Zone *time.Location
 	// OnError receives unexpected errors (the page shows a plain sentence).

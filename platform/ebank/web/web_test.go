@@ -32,6 +32,14 @@ type fakeAuth struct {
 	// swapGrant makes Proof return the grant of another intent.
 	swapGrant bool
 	executed  int
+	alerts    []txclient.BalanceAlert
+}
+
+func (f *fakeAuth) Balance(_ context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.alerts = append(f.alerts, a)
+	return txclient.AlertPosted{Posted: true}, nil
 }
 
 func (f *fakeAuth) Authorize(_ context.Context, in intent.Intent) (txclient.Decision, error) {
@@ -104,7 +112,7 @@ func newRig(t *testing.T, db *store.DB) *rig {
 	if r.bob, err = ebank.OpenCustomerAccounts(ctx, r.l, "p-bob", "Bob", ebank.Opening{Current: 100_00}); err != nil {
 		t.Fatal(err)
 	}
-	p := &Pages{Ledger: r.l, Auth: r.auth, Customer: func(req *http.Request) (Customer, bool) {
+	p := &Pages{Ledger: r.l, Auth: r.auth, Alerts: r.auth, Customer: func(req *http.Request) (Customer, bool) {
 		c, err := req.Cookie("test_who")
 		if err != nil || c.Value == "" {
 			return Customer{}, false
@@ -321,6 +329,11 @@ func TestTransfer(t *testing.T) {
 		if bob.Balance() != 100_00+1_234_56 || r.auth.executed != 1 {
 			t.Fatalf("bob %d, executed %d", bob.Balance(), r.auth.executed)
 		}
+		// One alert each to alice (out) and bob (in), none for the replay.
+		if al := r.auth.alerts; len(al) != 2 || al[0].Customer != "p-alice" || al[0].Amount != -1_234_56 || al[0].Balance != 1_000_000_00-1_234_56 ||
+			al[1].Customer != "p-bob" || al[1].Amount != 1_234_56 || al[1].Balance != 100_00+1_234_56 || al[0].ID == al[1].ID {
+			t.Fatalf("balance alerts %+v", al)
+		}
 		// Own savings, and another bank through clearing.
 		for _, f := range []url.Values{
 			{"from": {r.alice[0].Number}, "to_kind": {"own"}, "to_own": {r.alice[1].Number}, "amount": {"10"}},
@@ -329,6 +342,9 @@ func TestTransfer(t *testing.T) {
 			if status, page := r.as(t, "p-alice", "zh-CN").transfer(f, "123456"); status != 200 || !strings.Contains(page, "转账成功") {
 				t.Fatalf("transfer %v: %d %s", f, status, page)
 			}
+		}
+		if n := len(r.auth.alerts); n != 2+2+1 { // own: out and in; other bank: out only
+			t.Errorf("%d alerts: %+v", n, r.auth.alerts)
 		}
 		clearing, _ := r.l.BankAccount(context.Background(), "clearing")
 		if clearing.DebitsPosted-clearing.CreditsPosted != -20_50 && clearing.CreditsPosted != 20_50 {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"github.com/egate-bank/egate/internal/i18n"
 	"net/http"
 	"net/url"
 	"slices"
@@ -75,10 +76,25 @@ type page struct {
 	Next, NextSig    string     // the logout page: where to go after, signed
 	Order            *orderView // a proof tool's signing order (orders_login.go)
 	Nonce            string     // the page's script nonce (CSP); no script without it
+	// The page's language (internal/i18n) and the link to the other one
+	// (GET pages only), set by render from the request.
+	P                  i18n.Printer
+	LangCode, LangName string
+	LangURL            string
 }
 
 func (s *Server) render(w http.ResponseWriter, status int, name string, p page) {
 	p.Base = s.base
+	p.P = i18n.In(i18n.EN, nil)
+	if lw, ok := w.(*langWriter); ok {
+		p.P = i18n.In(i18n.PickOr(lw.r, i18n.EN), nil)
+		p.LangCode, p.LangName = p.P.Other()
+		if lw.r.Method == http.MethodGet {
+			q := lw.r.URL.Query()
+			q.Set("lang", p.LangCode)
+			p.LangURL = lw.r.URL.Path + "?" + q.Encode()
+		}
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")

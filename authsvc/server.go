@@ -13,6 +13,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/egate-bank/egate/internal/i18n"
 	"html/template"
 	"log/slog"
 	"net"
@@ -184,7 +185,20 @@ func (s *Server) Audit() *audit.Log { return s.audit }
 // Storage returns the OIDC storage (sessions, clients).
 func (s *Server) Storage() *oidcop.Storage { return s.storage }
 
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	i18n.Remember(w, r)
+	s.mux.ServeHTTP(&langWriter{ResponseWriter: w, r: r}, r)
+}
+
+// langWriter carries the request to render, which picks the page's
+// language from it (internal/i18n).
+type langWriter struct {
+	http.ResponseWriter
+	r *http.Request
+}
+
+// Unwrap lets http.ResponseController reach the server's writer.
+func (w *langWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) routes() {
 	m := http.NewServeMux()

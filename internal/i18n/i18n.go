@@ -26,7 +26,21 @@ var matcher = language.NewMatcher([]language.Tag{language.SimplifiedChinese, lan
 
 // Pick returns the language of r: a ?lang= on the request, the cookie, then
 // Accept-Language, then Chinese.
-func Pick(r *http.Request) string {
+func Pick(r *http.Request) string { return PickOr(r, ZH) }
+
+// PickOr is Pick with def for a request that states no language at all
+// (no ?lang=, cookie or Accept-Language: not a browser). The passport uses
+// English there, for the API-like clients that read its pages.
+func PickOr(r *http.Request, def string) string {
+	if r.URL.Query().Get("lang") == "" && r.Header.Get("Accept-Language") == "" {
+		if c, err := r.Cookie(Cookie); err != nil || (c.Value != ZH && c.Value != EN) {
+			return def
+		}
+	}
+	return pick(r)
+}
+
+func pick(r *http.Request) string {
 	if l := r.URL.Query().Get("lang"); l == ZH || l == EN {
 		return l
 	}
@@ -66,10 +80,15 @@ type Printer struct {
 
 // For returns the printer of r's language in zone (nil: Asia/Shanghai).
 func For(r *http.Request, zone *time.Location) Printer {
+	return In(Pick(r), zone)
+}
+
+// In returns the printer of lang in zone (nil: Asia/Shanghai).
+func In(lang string, zone *time.Location) Printer {
 	if zone == nil {
 		zone = Shanghai()
 	}
-	return Printer{Lang: Pick(r), Zone: zone}
+	return Printer{Lang: lang, Zone: zone}
 }
 
 // Shanghai is the customers' default time zone (UTC+8 if the zone database

@@ -53,6 +53,23 @@ func TestPick(t *testing.T) {
 	}
 }
 
+func TestPickOr(t *testing.T) {
+	t.Parallel()
+	r := httptest.NewRequest("GET", "/", nil)
+	if got := PickOr(r, EN); got != EN {
+		t.Errorf("no language stated: %q", got)
+	}
+	r.Header.Set("Accept-Language", "zh-CN")
+	if got := PickOr(r, EN); got != ZH {
+		t.Errorf("a Chinese browser: %q", got)
+	}
+	r = httptest.NewRequest("GET", "/", nil)
+	r.AddCookie(&http.Cookie{Name: Cookie, Value: ZH})
+	if got := PickOr(r, EN); got != ZH {
+		t.Errorf("the cookie: %q", got)
+	}
+}
+
 func TestRememberSetsTheCookie(t *testing.T) {
 	t.Parallel()
 	w := httptest.NewRecorder()

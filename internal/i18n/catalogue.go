@@ -54,7 +54,7 @@ var catalogue = map[string][2]string{
 	"hist.out":             {"支出（元）", "Out (yuan)"},
 	"hist.none":            {"没有符合条件的交易。", "No transactions match."},
 	"hist.csv":             {"下载对账单（CSV）", "Download statement (CSV)"},
-	"hist.pdf":             {"下载对账单（PDF）", "Download statement (PDF)"},
+	"hist.pdf":             {"下载对账单（PDF，英文）", "Download statement (PDF)"},
 	"hist.bad_date":        {"日期格式应为 2026-12-31。", "Give dates as 2026-12-31."},
 	"hist.bad_amount":      {"金额应为正数，最多两位小数，例如 350 或 350.25。", "Give amounts as a positive number of yuan with at most two decimals, e.g. 350 or 350.25."},
 	"hist.bad_range":       {"起始值不能大于截止值。", "The start must not be after the end."},

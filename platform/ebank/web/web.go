@@ -67,6 +67,8 @@ type Pages struct {
 	Alerts BalanceAlerter
 	// Zone is the customers' time zone (nil: Asia/Shanghai).
 	Zone *time.Location
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
 	// OnError receives unexpected errors (the page shows a plain sentence).
 	OnError func(r *http.Request, err error)
 }
@@ -86,6 +88,7 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("GET /accounts", p.logged(p.accounts))
 	m.HandleFunc("GET /accounts/{number}", p.logged(p.history))
 	m.HandleFunc("GET /accounts/{number}/statement.csv", p.logged(p.statementCSV))
+	m.HandleFunc("GET /accounts/{number}/statement.pdf", p.logged(p.statementPDF))
 	m.HandleFunc("GET /transfer", p.logged(p.transferForm))
 	m.HandleFunc("POST /transfer", p.logged(p.transferAuthorize))
 	m.HandleFunc("POST /transfer/challenge", p.logged(p.transferChallenge))
@@ -144,6 +147,13 @@ func (p *Pages) fail(w http.ResponseWriter, r *http.Request, v *view, err error)
 	}
 	v.Error = v.P.T("err.generic")
 	p.render(w, http.StatusInternalServerError, "error", v)
+}
+
+func (p *Pages) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
 }
 
 // owned returns the customer's account with number, or false.

@@ -274,12 +274,29 @@ func TestHistoryAndStatement(t *testing.T) {
 		if _, csv := r.as(t, "p-alice", "en").do("GET", "/accounts/"+a+"/statement.csv?max=0.01", nil); !strings.Contains(csv, ",'=HYPERLINK(1)") {
 			t.Errorf("a memo read as a formula: %q", csv)
 		}
-		status, csv := r.as(t, "p-alice", "zh-CN").do("GET", "/accounts/"+a+"/statement.csv?min=10", nil)
+		// The PDF: English, the account, the lines in range and their total;
+		// a Chinese memo printed as "?" and said so.
+		if _, err := r.l.Transfer(ctx, ledger.Request{Origin: "test", Key: "zh", Debit: r.alice[0].Number, Credit: r.bob[0].Number, Amount: 33_00, Grant: "g", Code: "transfer", Memo: "房租 rent"}); err != nil {
+			t.Fatal(err)
+		}
+		status, pdf := r.as(t, "p-alice", "zh-CN").do("GET", "/accounts/"+a+"/statement.pdf?min=10&max=600", nil)
+		for _, want := range []string{"%PDF-", "eBank statement", "Account " + a, "(500.00)", "(12.34)", "(33.00)", "(545.34)", "(?? rent)", "printed as '?'"} {
+			if !strings.Contains(pdf, want) {
+				t.Errorf("the PDF (%d) lacks %q", status, want)
+			}
+		}
+		if strings.Contains(pdf, "(7.00)") || strings.Contains(pdf, "1,000,000.00)") {
+			t.Error("the PDF has lines outside the amount range")
+		}
+		if status, _ := r.as(t, "p-bob", "en").do("GET", "/accounts/"+a+"/statement.pdf", nil); status != 404 {
+			t.Errorf("bob's PDF of alice's account: %d", status)
+		}
+		status, csv := r.as(t, "p-alice", "zh-CN").do("GET", "/accounts/"+a+"/statement.csv?min=10&max=600", nil)
 		want := "\ufeff时间,摘要,对方账户,收入（元）,支出（元）,附言\n"
 		if status != 200 || !strings.HasPrefix(csv, want) {
 			t.Fatalf("csv %d %q", status, csv)
 		}
-		if n := strings.Count(csv, "\n"); n != 4 || !strings.Contains(csv, ",500.00,memo1\n") || !strings.Contains(csv, "开户存入") {
+		if n := strings.Count(csv, "\n"); n != 4 || !strings.Contains(csv, ",500.00,memo1\n") || !strings.Contains(csv, "房租 rent") {
 			t.Errorf("csv rows: %q", csv)
 		}
 	})

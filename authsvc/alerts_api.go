@@ -21,10 +21,16 @@ type AlertView struct {
 }
 
 // apiAlerts: GET /api/v1/alerts?limit=N with a bearer access token issued
-// to the messenger client: the customer's latest alerts, newest first. The
-// alerts returned count as delivered to the messenger inbox.
+// to the messenger client (the inbox) or the ebank client (the login
+// history): the customer's latest alerts, newest first. The alerts the
+// messenger reads count as delivered to its inbox; ebank's reading does not.
 func (s *Server) apiAlerts(w http.ResponseWriter, r *http.Request, claims *oidc.AccessTokenClaims) {
 	ctx := r.Context()
+	if claims.ClientID != alerts.ConsumerMessenger && claims.ClientID != "ebank" {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+		apierr.WriteCode(w, r, apierr.WrongClient, "the alert inbox is read by the messenger app and ebank's login history only")
+		return
+	}
 	limit := 20
 	if l := r.URL.Query().Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)
@@ -42,7 +48,9 @@ func (s *Server) apiAlerts(w http.ResponseWriter, r *http.Request, claims *oidc.
 	out := make([]AlertView, 0, len(list))
 	for _, a := range list {
 		out = append(out, AlertView{ID: a.ID, Kind: a.Kind, At: a.At, Body: a.Body})
-		s.alerts.Ack(ctx, alerts.ConsumerMessenger, a.ID)
+		if claims.ClientID == alerts.ConsumerMessenger {
+			s.alerts.Ack(ctx, alerts.ConsumerMessenger, a.ID)
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

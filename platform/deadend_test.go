@@ -144,7 +144,7 @@ func TestDeadEndsAndAlertInbox(t *testing.T) {
 	if body, _ := submit(id, page, password); !strings.Contains(body, `id="who"`) {
 		t.Fatalf("not signed in to the messenger:\n%s", body)
 	}
-	inbox, _ := do(c.Get(tss["messenger"].URL + "/inbox"))
+	inbox, _ := do(c.Get(tss["messenger"].URL + "/inbox?lang=en"))
 	for _, want := range []string{
 		`data-kind="login_failed"><b>Failed sign-in</b> to <b>ebank</b>`, "wrong password",
 		`data-kind="login_locked"><b>Your password is locked</b>`, "it unlocks at",

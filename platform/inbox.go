@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/egate-bank/egate/internal/i18n"
 )
 
 // InboxAlert is one entry of the messenger's alert inbox.
@@ -28,15 +30,51 @@ type InboxAlert struct {
 }
 
 var inboxPage = template.Must(template.New("inbox").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>Messenger — alerts</title>
-<style>body{font-family:sans-serif;max-width:40em;margin:2em auto}li{margin:.5em 0}</style></head>
-<body><h1>Alerts from your bank</h1>
-{{if .}}<ul id="alerts">{{range .}}<li class="alert" data-kind="{{.Kind}}">{{if eq .Kind "login"}}Login to <b>{{.Body.Client}}</b> at {{.At.Format "2006-01-02 15:04:05"}} from {{.Body.IP}}
-({{if .Body.SSO}}single sign-on{{else if .Body.StepUp}}a stronger tool in your signed-in session{{else}}password{{end}}, level {{.Body.Level}}){{else if eq .Kind "login_failed"}}<b>Failed sign-in</b>{{with .Body.Client}} to <b>{{.}}</b>{{end}} at {{.At.Format "2006-01-02 15:04:05"}} from {{.Body.IP}}: wrong {{.Body.Factor}}
-(further failures within the hour are not listed again){{else if eq .Kind "login_locked"}}<b>Your {{.Body.Factor}} is locked</b> after too many failed sign-ins (last at {{.At.Format "2006-01-02 15:04:05"}} from {{.Body.IP}});
-{{if .Body.Until.IsZero}}only the bank's service desk can unlock it{{else}}it unlocks at {{.Body.Until.Format "2006-01-02 15:04"}} UTC{{end}}{{else}}{{.Kind}} at {{.At.Format "2006-01-02 15:04:05"}}{{end}}</li>{{end}}</ul>
-<p>Not you? Call the bank at once.</p>{{else}}<p id="empty">No alerts.</p>{{end}}
-<p><a href="/">Back</a></p></body></html>`))
+<html lang="{{.P.HTMLLang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{{.Title}}</title>
+<style>body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;max-width:44em;margin:2em auto;color:#1a1a1a}li{margin:.5em 0}:focus-visible{outline:3px solid #e08a00}</style></head>
+<body><p><a id="lang" href="{{.LangURL}}" lang="{{.LangCode}}" hreflang="{{.LangCode}}">{{.LangName}}</a></p><h1>{{.Title}}</h1>
+{{if .Rows}}<ul id="alerts">{{range .Rows}}<li class="alert" data-kind="{{.Kind}}">{{.Text}}</li>{{end}}</ul>
+<p>{{.P.T "inbox.not_you"}}</p>{{else}}<p id="empty">{{.P.T "inbox.empty"}}</p>{{end}}
+<p><a href="/">{{.P.T "inbox.back"}}</a></p></body></html>`))
+
+type inboxRow struct {
+	Kind string
+	Text template.HTML
+}
+
+// inboxText is one alert as a sentence in p's language; the values are
+// escaped, the catalogue's markup is kept.
+func inboxText(p i18n.Printer, a InboxAlert) template.HTML {
+	e := template.HTMLEscapeString
+	at, b := e(p.Time(a.At)), a.Body
+	where := e(b.IP)
+	if b.Device != "" {
+		where += " · " + e(b.Device)
+	}
+	switch a.Kind {
+	case "login":
+		how := p.T("inbox.how_pwd")
+		if b.SSO {
+			how = p.T("inbox.how_sso")
+		} else if b.StepUp {
+			how = p.T("inbox.how_stepup")
+		}
+		return template.HTML(p.T("inbox.login", e(b.Client), at, where, e(how), b.Level))
+	case "login_failed":
+		client := ""
+		if b.Client != "" {
+			client = p.T("inbox.to", e(b.Client))
+		}
+		return template.HTML(p.T("inbox.failed", client, at, where, e(b.Factor)))
+	case "login_locked":
+		until := p.T("inbox.desk_only")
+		if !b.Until.IsZero() {
+			until = p.T("inbox.unlocks_at", e(p.Time(b.Until)))
+		}
+		return template.HTML(p.T("inbox.locked", e(b.Factor), at, where, until))
+	}
+	return template.HTML(e(a.Kind) + " " + at)
+}
 
 // inbox shows the customer's alerts, read from the passport with the
 // session's access token; an expired token sends the customer through the
@@ -70,7 +108,21 @@ func (s *Site) inbox(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "the bank's alert service answered nonsense", http.StatusBadGateway)
 		return
 	}
+	i18n.Remember(w, r)
+	p := i18n.For(r, nil)
+	code, name := p.Other()
+	title := p.T("inbox.title")
+	var rows []inboxRow
+	for _, a := range body.Alerts {
+		if r.URL.Path == "/logins" && !strings.HasPrefix(a.Kind, "login") {
+			continue
+		}
+		rows = append(rows, inboxRow{Kind: a.Kind, Text: inboxText(p, a)})
+	}
+	if r.URL.Path == "/logins" {
+		title = p.T("inbox.logins")
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	inboxPage.Execute(w, body.Alerts)
+	inboxPage.Execute(w, map[string]any{"P": p, "Title": title, "Rows": rows, "LangCode": code, "LangName": name, "LangURL": r.URL.Path + "?lang=" + code})
 }

@@ -168,6 +168,9 @@ func New(ctx context.Context, cfg Config, client *http.Client) (*Site, error) {
 	if cfg.Name == "messenger" {
 		s.mux.HandleFunc("GET /inbox", s.inbox)
 	}
+	if cfg.Name == "ebank" { // the login history: the passport's login alerts
+		s.mux.HandleFunc("GET /logins", s.inbox)
+	}
 	s.client = client
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 10 * time.Second}
@@ -227,7 +230,7 @@ func (s *Site) callback(w http.ResponseWriter, r *http.Request, tokens *oidc.Tok
 		Subject: c.Subject, Name: c.PreferredUsername, ACR: c.AuthenticationContextClassReference,
 		AMR: c.AuthenticationMethodsReferences, AuthTime: c.AuthTime.AsTime(), IDToken: tokens.IDToken, Created: s.now(),
 	}
-	if s.cfg.Name == "messenger" && tokens.Token != nil {
+	if (s.cfg.Name == "messenger" || s.cfg.Name == "ebank") && tokens.Token != nil {
 		ss.AccessToken = tokens.AccessToken
 	}
 	if ss.Name == "" {
@@ -276,7 +279,7 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 <style>body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;max-width:40em;margin:2em auto;color:#1a1a1a}.who{padding:1em;background:#eef}:focus-visible{outline:3px solid #e08a00}</style></head>
 <body><p><a id="lang" href="/?lang={{.LangCode}}" lang="{{.LangCode}}" hreflang="{{.LangCode}}">{{.LangName}}</a></p><h1>{{.Title}}</h1>
 {{if .S}}<div class="who" id="who">{{.Who}}</div>
-<p>{{if .Ebank}}<a id="accounts" href="/accounts">{{.P.T "nav.accounts"}}</a> · <a id="transfer" href="/transfer">{{.P.T "nav.transfer"}}</a> · {{end}}<a href="/login?level={{.Next}}">{{.P.T "home.raise" .Next}}</a>{{if .Inbox}} · <a id="inbox" href="/inbox">{{.P.T "home.alerts"}}</a>{{end}}</p>
+<p>{{if .Ebank}}<a id="accounts" href="/accounts">{{.P.T "nav.accounts"}}</a> · <a id="transfer" href="/transfer">{{.P.T "nav.transfer"}}</a> · <a id="logins" href="/logins">{{.P.T "inbox.logins"}}</a> · {{end}}<a href="/login?level={{.Next}}">{{.P.T "home.raise" .Next}}</a>{{if .Inbox}} · <a id="inbox" href="/inbox">{{.P.T "home.alerts"}}</a>{{end}}</p>
 <form method="post" action="/logout"><button id="logout">{{.P.T "nav.logout"}}</button></form>
 {{else}}<p><a id="login" href="/login">{{.P.T "home.login"}}</a></p>{{end}}
 <h2>{{.P.T "home.others"}}</h2><ul>{{range $n, $u := .Others}}<li><a href="{{$u}}">{{$.P.T (print "platform." $n)}}</a></li>{{end}}</ul>

@@ -170,9 +170,16 @@ func TestSingleSignOnAcrossPlatforms(t *testing.T) {
 	if !strings.Contains(body, `id="who"`) {
 		t.Fatalf("messenger did not get a session by single sign-on:\n%s", body)
 	}
-	body, _ = get(msgTS.URL + "/inbox")
+	body, _ = get(msgTS.URL + "/inbox?lang=en")
 	if !strings.Contains(body, "Login to <b>ebank</b>") || !strings.Contains(body, "Login to <b>mall</b>") || !strings.Contains(body, "single sign-on") {
 		t.Fatalf("inbox lacks the login alerts:\n%s", body)
+	}
+	// ebank's login history: the login alerts only, here in Chinese, with
+	// the time in Asia/Shanghai.
+	body, _ = get(ebankTS.URL + "/logins?lang=zh")
+	if !strings.Contains(body, "<h1>登录记录</h1>") || !strings.Contains(body, `data-kind="login">登录 <b>ebank</b>，时间 `) || !strings.Contains(body, "（单点登录，级别 1）") ||
+		strings.Contains(body, "Login to") {
+		t.Fatalf("ebank login history:\n%s", body)
 	}
 	if r, err := http.Get(passTS.URL + "/api/v1/alerts"); err != nil || r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("alerts without a token: %v %v", err, r)

@@ -25,6 +25,8 @@ func TestAlertsAPI(t *testing.T) {
 		id := formID(t, r.body)
 		r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {"246810"}}))
 		msgTok := e.exchange(g, g.codeFrom(t, r))
+		m := newAuthz("mall", mallRedirect)
+		mallTok := e.exchange(m, m.codeFrom(t, b.follow(b.get(m.url()))))
 
 		call := func(tok string) (int, map[string]any, string) {
 			req, _ := http.NewRequest("GET", e.ts.URL+"/api/v1/alerts", nil)
@@ -49,21 +51,31 @@ func TestAlertsAPI(t *testing.T) {
 		}{
 			{"no token", "", http.StatusUnauthorized, "unauthorized", `Bearer`},
 			{"forged token", msgTok.access[:len(msgTok.access)-4] + "AAAA", http.StatusUnauthorized, "invalid_token", `Bearer error="invalid_token"`},
-			{"another platform's token", ebankTok.access, http.StatusForbidden, "wrong_client", `Bearer error="insufficient_scope"`},
+			{"another platform's token", mallTok.access, http.StatusForbidden, "wrong_client", `Bearer error="insufficient_scope"`},
+			{"ebank's token (the login history)", ebankTok.access, http.StatusOK, "", ""},
 			{"messenger's token", msgTok.access, http.StatusOK, "", ""},
+		}
+		// ebank's reading is not the messenger's delivery.
+		if p, err := e.srv.Alerts().Pending(t.Context(), "messenger", 10); err != nil || len(p) != 3 {
+			t.Fatalf("messenger pending before: %d %v", len(p), err)
 		}
 		for _, tc := range tests {
 			t.Run(tc.name, func(t *testing.T) {
 				status, body, wwwAuth := call(tc.tok)
-				e, _ := body["error"].(map[string]any)
-				code, _ := e["code"].(string)
+				if tc.tok == ebankTok.access {
+					if p, err := e.srv.Alerts().Pending(t.Context(), "messenger", 10); err != nil || len(p) != 3 {
+						t.Fatalf("ebank's reading marked %d alerts delivered to the messenger (%v)", 3-len(p), err)
+					}
+				}
+				ee, _ := body["error"].(map[string]any)
+				code, _ := ee["code"].(string)
 				if status != tc.status || code != tc.code || wwwAuth != tc.wwwAuth {
 					t.Fatalf("%d %q %q, want %d %q %q: %v", status, code, wwwAuth, tc.status, tc.code, tc.wwwAuth, body)
 				}
 				if status == http.StatusOK {
 					list, _ := body["alerts"].([]any)
-					if len(list) != 2 {
-						t.Fatalf("want the 2 login alerts (ebank, messenger): %v", body)
+					if len(list) != 3 {
+						t.Fatalf("want the 3 login alerts (ebank, messenger, mall): %v", body)
 					}
 				}
 			})

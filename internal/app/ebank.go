@@ -13,6 +13,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/httpx"
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/platform"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
@@ -32,19 +33,19 @@ const (
 // own accounts if missing, and runs the hold expiry sweep until ctx ends,
 // when it also closes the database. Grants are checked by
 // ebank.RequireGrant until the transaction-authorization client is wired in.
-func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Logger) (*ledger.Ledger, error) {
+func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Logger) (*ledger.Ledger, *store.DB, error) {
 	reg, err := backend.New(cfg.Authsvc.BackendClients)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	db, err := OpenDB(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("ebank: %w", err)
+		return nil, nil, fmt.Errorf("ebank: %w", err)
 	}
 	l := ledger.New(db, nil)
 	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("ebank: %w", err)
+		return nil, nil, fmt.Errorf("ebank: %w", err)
 	}
 	holds := &ebank.Holds{Ledger: l, Grants: ebank.RequireGrant{}, DefaultTimeout: holdTimeout}
 	api := &ebank.API{Holds: holds, OnError: func(r *http.Request, err error) {
@@ -64,20 +65,20 @@ func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Lo
 		}
 	})
 	context.AfterFunc(ctx, func() { db.Close() })
-	return l, nil
+	return l, db, nil
 }
 
 // ebankPages are the customer's pages (platform/ebank/web) on the ebank
 // site: transfers authorized by the passport's transaction API as the
 // back-end client platforms.ebank.tx-client.
-func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Site, l *ledger.Ledger, log *slog.Logger) {
+func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Site, l *ledger.Ledger, db *store.DB, log *slog.Logger) {
 	var auth web.Authorizer = noTx{}
 	var alerts web.BalanceAlerter
 	if pc.TxClient != "" {
 		c := &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
 		auth, alerts = c, c
 	}
-	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts,
+	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db},
 		Customer: func(r *http.Request) (web.Customer, bool) {
 			ss, ok := site.Session(r)
 			if !ok {

@@ -38,7 +38,7 @@ func TestEbankServesHoldsAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := mountEbank(ctx, cfg, s, log); err != nil {
+	if _, _, err := mountEbank(ctx, cfg, s, log); err != nil {
 		t.Fatal(err)
 	}
 	s.Start()

@@ -140,12 +140,12 @@ func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Lo
 		return nil
 	})
 	if name == "ebank" {
-		l, err := mountEbank(ctx, cfg, s, log)
+		l, db, err := mountEbank(ctx, cfg, s, log)
 		if err != nil {
 			s.Listener.Close()
 			return nil, err
 		}
-		ebankPages(cfg, pc, site, l, log)
+		ebankPages(cfg, pc, site, l, db, log)
 	}
 	s.Mux.Handle("/", site)
 	return s, nil

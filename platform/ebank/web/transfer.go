@@ -11,6 +11,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/money"
+	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 )
 
@@ -28,12 +29,13 @@ const (
 type form struct {
 	Key, From, ToKind, ToOwn, To, ToName, Bank, Amount, Memo string
 	Factor, ChallengeID                                      string
+	Save                                                     bool // save the payee once the transfer is made
 }
 
 func readForm(r *http.Request) form {
 	g := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	return form{Key: g("key"), From: g("from"), ToKind: g("to_kind"), ToOwn: g("to_own"), To: g("to"), ToName: g("to_name"),
-		Bank: g("bank"), Amount: g("amount"), Memo: g("memo"), Factor: g("factor"), ChallengeID: g("challenge_id")}
+		Bank: g("bank"), Amount: g("amount"), Memo: g("memo"), Factor: g("factor"), ChallengeID: g("challenge_id"), Save: g("save") == "1"}
 }
 
 // movement is a checked form.
@@ -54,6 +56,7 @@ type transferData struct {
 	Chal     txclient.Challenge
 	Summary  string
 	Done     string
+	Payees   []ebank.Payee
 }
 
 // check validates f for the customer; a message key when it is refused.
@@ -141,7 +144,11 @@ func clientIP(r *http.Request) string {
 }
 
 func (p *Pages) transferForm(w http.ResponseWriter, r *http.Request, v *view) {
-	f := form{Key: newKey(), ToKind: ToAccount, From: r.URL.Query().Get("from")}
+	q := r.URL.Query()
+	f := form{Key: newKey(), ToKind: ToAccount, From: q.Get("from"), To: q.Get("to"), ToName: q.Get("to_name"), Bank: q.Get("bank")}
+	if q.Get("to_kind") == ToBank {
+		f.ToKind = ToBank
+	}
 	p.showForm(w, r, v, f, http.StatusOK)
 }
 
@@ -155,6 +162,12 @@ func (p *Pages) showForm(w http.ResponseWriter, r *http.Request, v *view, f form
 		f.From = list[0].Number
 	}
 	d := transferData{F: f}
+	if p.Payees != nil {
+		if d.Payees, err = p.Payees.List(r.Context(), v.C.ID); err != nil {
+			p.fail(w, r, v, err)
+			return
+		}
+	}
 	for _, a := range list {
 		d.Accounts = append(d.Accounts, accountRow{Account: a, Available: a.Available(), KindText: v.P.T("kind." + a.Kind)})
 	}
@@ -318,6 +331,7 @@ func (p *Pages) transferConfirm(w http.ResponseWriter, r *http.Request, v *view)
 		v.Notice = v.P.T("xfer.replayed")
 	} else {
 		p.alert(r, t)
+		p.savePayee(r, v, m)
 	}
 	p.showDone(w, v, t)
 }
@@ -355,4 +369,16 @@ func (p *Pages) denied(w http.ResponseWriter, r *http.Request, v *view, f form, 
 		return
 	}
 	p.refuse(w, r, v, f, "xfer.denied")
+}
+
+// savePayee keeps the payee of a transfer made with "save" ticked: another
+// customer's account or another bank's, never the customer's own.
+func (p *Pages) savePayee(r *http.Request, v *view, m movement) {
+	if p.Payees == nil || !m.f.Save || m.f.ToKind == ToOwn {
+		return
+	}
+	y := ebank.Payee{Kind: m.f.ToKind, Account: m.payee, Name: m.f.ToName, Bank: m.f.Bank}
+	if err := p.Payees.Save(r.Context(), v.C.ID, y); err != nil && p.OnError != nil {
+		p.OnError(r, err)
+	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/i18n"
 	"github.com/egate-bank/egate/internal/money"
+	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 )
 
@@ -61,6 +62,8 @@ type Pages struct {
 	// Customer returns the request's logged-in customer; false sends the
 	// browser to /login.
 	Customer func(r *http.Request) (Customer, bool)
+	// Payees keeps the customers' saved payees (nil: none).
+	Payees *ebank.Payees
 	// Alerts posts the balance-change alerts of a transfer made here to
 	// the payer and, when a customer, the payee (nil: none).
 	// *txclient.Client is one.

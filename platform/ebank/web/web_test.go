@@ -112,7 +112,7 @@ func newRig(t *testing.T, db *store.DB) *rig {
 	if r.bob, err = ebank.OpenCustomerAccounts(ctx, r.l, "p-bob", "Bob", ebank.Opening{Current: 100_00}); err != nil {
 		t.Fatal(err)
 	}
-	p := &Pages{Ledger: r.l, Auth: r.auth, Alerts: r.auth, Customer: func(req *http.Request) (Customer, bool) {
+	p := &Pages{Ledger: r.l, Auth: r.auth, Alerts: r.auth, Payees: &ebank.Payees{DB: db}, Customer: func(req *http.Request) (Customer, bool) {
 		c, err := req.Cookie("test_who")
 		if err != nil || c.Value == "" {
 			return Customer{}, false
@@ -354,7 +354,7 @@ func TestTransfer(t *testing.T) {
 		// Own savings, and another bank through clearing.
 		for _, f := range []url.Values{
 			{"from": {r.alice[0].Number}, "to_kind": {"own"}, "to_own": {r.alice[1].Number}, "amount": {"10"}},
-			{"from": {r.alice[0].Number}, "to_kind": {"bank"}, "to": {"6222020000000099"}, "to_name": {"Carol"}, "bank": {"ICBC"}, "amount": {"20.5"}},
+			{"from": {r.alice[0].Number}, "to_kind": {"bank"}, "to": {"6222020000000099"}, "to_name": {"Carol"}, "bank": {"ICBC"}, "amount": {"20.5"}, "save": {"1"}},
 		} {
 			if status, page := r.as(t, "p-alice", "zh-CN").transfer(f, "123456"); status != 200 || !strings.Contains(page, "转账成功") {
 				t.Fatalf("transfer %v: %d %s", f, status, page)
@@ -362,6 +362,18 @@ func TestTransfer(t *testing.T) {
 		}
 		if n := len(r.auth.alerts); n != 2+2+1 { // own: out and in; other bank: out only
 			t.Errorf("%d alerts: %+v", n, r.auth.alerts)
+		}
+		// The saved payee is offered on the form, and its link fills it in.
+		_, form := alice.do("GET", "/transfer", nil)
+		if !strings.Contains(form, `<ul id="payees"><li><a href="/transfer?to_kind=bank&amp;to=6222020000000099&amp;to_name=Carol&amp;bank=ICBC">Carol 6222020000000099 (ICBC)</a></li></ul>`) {
+			t.Fatalf("no saved payee on the form:\n%s", form)
+		}
+		_, form = alice.do("GET", "/transfer?to_kind=bank&to=6222020000000099&to_name=Carol&bank=ICBC", nil)
+		if !strings.Contains(form, `id="to_kind_bank" name="to_kind" value="bank" checked`) || !strings.Contains(form, `name="to_name" value="Carol"`) {
+			t.Fatalf("the payee's link does not fill the form:\n%s", form)
+		}
+		if _, other := r.as(t, "p-bob", "en").do("GET", "/transfer", nil); strings.Contains(other, "Carol") {
+			t.Fatal("bob sees alice's payees")
 		}
 		clearing, _ := r.l.BankAccount(context.Background(), "clearing")
 		if clearing.DebitsPosted-clearing.CreditsPosted != -20_50 && clearing.CreditsPosted != 20_50 {

@@ -170,6 +170,8 @@ func New(ctx context.Context, cfg Config, client *http.Client) (*Site, error) {
 	}
 	if cfg.Name == "ebank" { // the login history: the passport's login alerts
 		s.mux.HandleFunc("GET /logins", s.inbox)
+		s.mux.HandleFunc("GET /settings", s.settings)
+		s.mux.HandleFunc("POST /settings/password", s.changePassword)
 	}
 	s.client = client
 	if s.client == nil {
@@ -279,7 +281,7 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 <style>body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;max-width:40em;margin:2em auto;color:#1a1a1a}.who{padding:1em;background:#eef}:focus-visible{outline:3px solid #e08a00}</style></head>
 <body><p><a id="lang" href="/?lang={{.LangCode}}" lang="{{.LangCode}}" hreflang="{{.LangCode}}">{{.LangName}}</a></p><h1>{{.Title}}</h1>
 {{if .S}}<div class="who" id="who">{{.Who}}</div>
-<p>{{if .Ebank}}<a id="accounts" href="/accounts">{{.P.T "nav.accounts"}}</a> · <a id="transfer" href="/transfer">{{.P.T "nav.transfer"}}</a> · <a id="logins" href="/logins">{{.P.T "inbox.logins"}}</a> · {{end}}<a href="/login?level={{.Next}}">{{.P.T "home.raise" .Next}}</a>{{if .Inbox}} · <a id="inbox" href="/inbox">{{.P.T "home.alerts"}}</a>{{end}}</p>
+<p>{{if .Ebank}}<a id="accounts" href="/accounts">{{.P.T "nav.accounts"}}</a> · <a id="transfer" href="/transfer">{{.P.T "nav.transfer"}}</a> · <a id="logins" href="/logins">{{.P.T "inbox.logins"}}</a> · <a id="settings" href="/settings">{{.P.T "self.title"}}</a> · {{end}}<a href="/login?level={{.Next}}">{{.P.T "home.raise" .Next}}</a>{{if .Inbox}} · <a id="inbox" href="/inbox">{{.P.T "home.alerts"}}</a>{{end}}</p>
 <form method="post" action="/logout"><button id="logout">{{.P.T "nav.logout"}}</button></form>
 {{else}}<p><a id="login" href="/login">{{.P.T "home.login"}}</a></p>{{end}}
 <h2>{{.P.T "home.others"}}</h2><ul>{{range $n, $u := .Others}}<li><a href="{{$u}}">{{$.P.T (print "platform." $n)}}</a></li>{{end}}</ul>

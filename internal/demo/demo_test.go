@@ -288,6 +288,18 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) {
 		t.Fatalf("alice's accounts page:\n%s", body)
 	}
 	transferToBob(t, c, ebank, passportURL, printed)
+	// Self-service at level 2 reaches the passport's password API with the
+	// session's token; a wrong current password and a weak new one are
+	// refused, and the password stays (the restart logs in with it).
+	for _, tc := range []struct{ old, new, code string }{
+		{"not-her-password", "Brand-new-pass-4711", "bad_credentials"},
+		{strings.TrimSpace(string(pw)), "x", "weak_password"},
+	} {
+		body, resp := read(c.PostForm(ebank+"/settings/password?lang=en", url.Values{"old_password": {tc.old}, "new_password": {tc.new}}))
+		if resp.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(body, `data-code="`+tc.code+`"`) {
+			t.Fatalf("password change %s: %d\n%s", tc.code, resp.StatusCode, body)
+		}
+	}
 	// The login alert reaches alice's phone.
 	// The alert goes out from the outbox in the background; a loaded
 	// machine may take a while.

@@ -14,6 +14,7 @@ PKGS=(
   postgresql                        # the multi-replica engine, for tests
   chromium                          # browser tests (chromedp)
   fonts-dejavu-core                 # text in rendered images
+  fonts-wqy-microhei                # Chinese text in Chromium (the pages in zh-CN, screenshots)
   procps                            # pgrep/pkill in the test harness
   python3 curl                      # free ports (scripts/pg.sh, scripts/load.sh); make load's readiness probe
 )

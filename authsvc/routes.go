@@ -1,0 +1,26 @@
+package authsvc
+
+import (
+	"net/http"
+
+	"github.com/egate-bank/egate/authsvc/alerts"
+)
+
+// APIRoutes are the passport's JSON APIs, which take a bearer access token
+// of its OIDC provider; routes mounts them under the base path. They are
+// described in openapi.yaml (internal/app's TestOpenAPI checks it).
+var APIRoutes = []string{
+	"POST /api/v1/password",
+	"GET /api/v1/alerts",
+}
+
+// apiHandler is the handler of one of APIRoutes.
+func (s *Server) apiHandler(pattern string) http.HandlerFunc {
+	switch pattern {
+	case "POST /api/v1/password":
+		return s.bearer("", "", s.apiChangePassword)
+	case "GET /api/v1/alerts":
+		return s.bearer(alerts.ConsumerMessenger, "the alert inbox is read by the messenger app only", s.apiAlerts)
+	}
+	return nil // routes panics: a route listed without its handler
+}

@@ -14,6 +14,17 @@ var APIRoutes = []string{
 	"GET /api/v1/alerts",
 }
 
+// DeviceRoutes are the APIs of the customer's devices (the desktop helper,
+// the phone app), authenticated by what their bodies carry: routes mounts
+// the orders' device API (orders.Service.DeviceAPI) and the phone binding.
+var DeviceRoutes = []string{
+	"POST /v1/orders/open",
+	"POST /v1/orders/sign",
+	"POST /v1/orders/cancel",
+	"POST /v1/phone/bind/start",
+	"POST /v1/phone/bind/finish",
+}
+
 // apiHandler is the handler of one of APIRoutes.
 func (s *Server) apiHandler(pattern string) http.HandlerFunc {
 	switch pattern {

@@ -41,7 +41,7 @@ var (
 // AuthsvcRoutes lists the API routes egate authsvc serves: health and
 // metrics, its OpenAPI description, OIDC discovery (the entry to the
 // standard OIDC endpoints, which are not listed), the passport's JSON APIs
-// (authsvc.APIRoutes), the OTP verify API, the CA and the transaction API
+// (authsvc.APIRoutes), the devices' (authsvc.DeviceRoutes), the OTP verify API, the CA and the transaction API
 // (txauth.Routes). authsvc/openapi.yaml describes each; TestOpenAPI checks
 // it. The passport's HTML pages are not an API and are not listed.
 func AuthsvcRoutes() []Route {
@@ -50,6 +50,9 @@ func AuthsvcRoutes() []Route {
 	rs = append(rs, Route{Pattern: "GET /.well-known/openid-configuration"})
 	for _, p := range authsvc.APIRoutes {
 		rs = append(rs, Route{Pattern: p, Auth: "bearer"})
+	}
+	for _, p := range authsvc.DeviceRoutes {
+		rs = append(rs, Route{Pattern: p})
 	}
 	rs = append(rs, otpRoutes...)
 	rs = append(rs, caRoutes...)

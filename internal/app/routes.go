@@ -26,7 +26,7 @@ var (
 		{Pattern: "GET /ca/root.pem"},
 		{Pattern: "GET /ca/issuing.pem"},
 	}
-	// opsRoutes are NewServer's.
+	// opsRoutes are what NewServer mounts on every process.
 	opsRoutes = []Route{
 		{Pattern: "GET /healthz"},
 		{Pattern: "GET /readyz"},

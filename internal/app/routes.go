@@ -57,6 +57,10 @@ func AuthsvcRoutes() []Route {
 	rs = append(rs, otpRoutes...)
 	rs = append(rs, caRoutes...)
 	for _, r := range txauth.Routes {
+		if r.Scope == "" { // public
+			rs = append(rs, Route{Pattern: r.Pattern})
+			continue
+		}
 		rs = append(rs, Route{Pattern: r.Pattern, Auth: "basic", Scope: r.Scope})
 	}
 	return rs

@@ -256,8 +256,7 @@ func types(e ast.Expr) string {
 	return ""
 }
 
-// specPath turns a ServeMux pattern's path into the description's, and a
-// path to call: {hash} becomes 64 zeros.
+// callPath is a described path to call: {hash} becomes 64 zeros.
 func callPath(p string) string { return strings.ReplaceAll(p, "{hash}", strings.Repeat("0", 64)) }
 
 // TestOpenAPI checks authsvc/openapi.yaml against a running egate authsvc:

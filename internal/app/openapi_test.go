@@ -22,9 +22,11 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
+	jose "github.com/go-jose/go-jose/v4"
 
 	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/backend"
+	"github.com/egate-bank/egate/authsvc/jwe"
 	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/internal/config"
@@ -382,6 +384,21 @@ func TestOpenAPI(t *testing.T) {
 	serial, seed := importHOTP(t, a.Factors.OTP)
 	const intentJSON = `{"customer":"P1","channel":"app","kind":"payment","payer":"6222000000000001","payee":"MALL-0001","amount":12345,"currency":"CNY","device":"d1","client_ip":"192.0.2.1","idempotency_key":"oa-1"}`
 	var hash string
+	// A sealed intent, encrypted to the key GET /keys/encryption publishes.
+	resp, err := http.Get(base + "/keys/encryption")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys jose.JSONWebKeySet
+	err = json.NewDecoder(resp.Body).Decode(&keys)
+	resp.Body.Close()
+	if err != nil || len(keys.Keys) != 1 {
+		t.Fatalf("GET /keys/encryption: %d keys, %v", len(keys.Keys), err)
+	}
+	sealed, err := jwe.Seal(keys.Keys[0], []byte(strings.Replace(intentJSON, "oa-1", "oa-sealed", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	calls := []struct {
 		name, method, path, user, secret, bearer, body string
 		ctype                                          string // of the body: application/json unless given
@@ -408,6 +425,9 @@ func TestOpenAPI(t *testing.T) {
 		{name: "tx: malformed", method: "POST", path: "/v1/tx/authorize", user: "platform", secret: oaPlatformSecret, body: `{`, status: 400, code: "bad_json", invalidRequest: true},
 		{name: "tx: fractional amount", method: "POST", path: "/v1/tx/authorize", user: "platform", secret: oaPlatformSecret, body: strings.Replace(intentJSON, "12345", "123.45", 1), status: 400, code: "bad_amount", invalidRequest: true},
 		{name: "tx: authorize", method: "POST", path: "/v1/tx/authorize", user: "platform", secret: oaPlatformSecret, body: intentJSON, status: 201},
+		{name: "tx: not a JWE", method: "POST", path: "/v1/tx/authorize", user: "platform", secret: oaPlatformSecret, ctype: "application/jose", body: "not.a.jwe", status: 400, code: "jwe_malformed"},
+		{name: "tx: authorize sealed", method: "POST", path: "/v1/tx/authorize", user: "platform", secret: oaPlatformSecret, ctype: "application/jose", body: sealed, status: 201},
+		{name: "encryption key", method: "GET", path: "/keys/encryption", status: 200},
 		{name: "tx: authorize again", method: "POST", path: "/v1/tx/authorize", user: "platform", secret: oaPlatformSecret, body: intentJSON, status: 200},
 		{name: "tx: get", method: "GET", path: "/v1/tx/{hash}", user: "platform", secret: oaPlatformSecret, status: 200},
 		{name: "tx: unknown intent", method: "GET", path: "/v1/tx/" + strings.Repeat("ab", 32), user: "platform", secret: oaPlatformSecret, status: 404, code: "unknown_intent"},

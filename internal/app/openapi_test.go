@@ -131,7 +131,7 @@ func codesInSource(t *testing.T) map[string]bool {
 	isCode := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	codes := map[string]bool{}
 	var files []string
-	for _, g := range []string{"authsvc/*.go", "authsvc/otp/*.go", "authsvc/backend/*.go", "authsvc/txauth/*.go", "authsvc/intent/*.go", "authsvc/ca/*.go", "authsvc/orders/*.go", "internal/httpx/*.go"} {
+	for _, g := range []string{"authsvc/*.go", "authsvc/otp/*.go", "authsvc/backend/*.go", "authsvc/txauth/*.go", "authsvc/intent/*.go", "authsvc/ca/*.go", "authsvc/orders/*.go", "authsvc/apierr/*.go", "internal/httpx/*.go"} {
 		m, err := filepath.Glob(filepath.Join("..", "..", g))
 		if err != nil {
 			t.Fatal(err)
@@ -185,6 +185,14 @@ func codesInSource(t *testing.T) map[string]bool {
 					}
 				}
 			case *ast.CompositeLit:
+				// A row of the one error table: apierr.Code{status, "code", …}.
+				if id, ok := n.Type.(*ast.Ident); ok && id.Name == "Code" && len(n.Elts) >= 2 {
+					if lit, ok := n.Elts[1].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+						if s, err := strconv.Unquote(lit.Value); err == nil && isCode.MatchString(s) {
+							codes[s] = true
+						}
+					}
+				}
 				// A table {ErrX, "code"} (orders.Code).
 				if len(n.Elts) == 2 {
 					if lit, ok := n.Elts[1].(*ast.BasicLit); ok && lit.Kind == token.STRING && strings.Contains(types(n.Elts[0]), "Err") {

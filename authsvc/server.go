@@ -224,8 +224,10 @@ func (s *Server) routes() {
 	m.HandleFunc("GET "+b+"/logged-out", func(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusOK, "message", page{Title: "Signed out", Message: "You are signed out of the bank on this browser."})
 	})
-	m.HandleFunc("POST "+b+"/api/v1/password", s.bearer("", "", s.apiChangePassword))
-	m.HandleFunc("GET "+b+"/api/v1/alerts", s.bearer("", "", s.apiAlerts))
+	for _, p := range APIRoutes {
+		method, path, _ := strings.Cut(p, " ")
+		m.HandleFunc(method+" "+b+path, s.apiHandler(p))
+	}
 	m.HandleFunc(b+"/api/", func(w http.ResponseWriter, r *http.Request) {
 		apierr.WriteCode(w, r, apierr.NotFound, "")
 	})

@@ -76,7 +76,8 @@ func AuthsvcConfig(cfg *config.Config) authsvc.Config {
 // back-end clients of authsvc.backend-clients that hold the scope
 // otp:verify or otp:resync (HTTP Basic; authsvc/backend), and the
 // transaction authorization API (/v1/tx/, /v1/alerts/; authsvc/txauth) to
-// those with tx:authorize, tx:execute or alerts:balance. No simulator
+// those with tx:authorize, tx:execute or alerts:balance; GET /openapi.yaml
+// (and .json) describes them all (AuthsvcRoutes). No simulator
 // page (/sim/...) is mounted here, whatever the config: egate demo mounts
 // its own.
 func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o AuthsvcOptions) (*Authsvc, error) {
@@ -176,9 +177,17 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 		return err
 	})
 	a.Server.Mux.Handle("/", a.Auth)
-	a.Server.Mux.Handle("/ca/", a.Factors.Handler)
-	a.Server.Mux.Handle("/v1/otp/verify", a.Backend.Require(backend.ScopeOTPVerify, a.Factors.Handler))
-	a.Server.Mux.Handle("/v1/otp/resync", a.Backend.Require(backend.ScopeOTPResync, a.Factors.Handler))
+	a.Server.Mux.Handle("/ca/", a.Factors.Handler) // caRoutes, and 404 for the rest
+	for _, r := range otpRoutes {
+		a.Server.Mux.Handle(r.Pattern, a.Backend.Require(r.Scope, a.Factors.Handler))
+	}
+	oa, err := authsvc.OpenAPIHandler()
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range openapiRoutes {
+		a.Server.Mux.Handle(r.Pattern, oa)
+	}
 	tx := a.Tx.Handler(a.Backend)
 	a.Server.Mux.Handle("/v1/tx/", tx)
 	a.Server.Mux.Handle("/v1/alerts/", tx)

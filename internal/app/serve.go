@@ -39,9 +39,14 @@ func NewServer(name, addr string, log *slog.Logger) (*Server, error) {
 	}
 	s := &Server{Name: name, Listener: ln, Health: httpx.NewHealth(), Metrics: httpx.NewMetrics(), Mux: http.NewServeMux()}
 	s.Health.Log = log.With("server", name)
-	s.Mux.HandleFunc("GET /healthz", s.Health.Live)
-	s.Mux.HandleFunc("GET /readyz", s.Health.Ready)
-	s.Mux.Handle("GET /metrics", s.Metrics.Handler())
+	ops := map[string]http.Handler{
+		"GET /healthz": http.HandlerFunc(s.Health.Live),
+		"GET /readyz":  http.HandlerFunc(s.Health.Ready),
+		"GET /metrics": s.Metrics.Handler(),
+	}
+	for _, r := range opsRoutes {
+		s.Mux.Handle(r.Pattern, ops[r.Pattern])
+	}
 	s.HTTP = &http.Server{Handler: httpx.Middleware(log.With("server", name), s.Metrics, s.Mux), ReadHeaderTimeout: 10 * time.Second}
 	return s, nil
 }

@@ -2,8 +2,11 @@ package withdrawal_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http/httptest"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -260,6 +263,19 @@ func TestEndToEnd(t *testing.T) {
 			a, _ := b.led.Account(ctx, b.account)
 			if a.Balance() != 500_000-30000 {
 				t.Fatalf("balance %d", a.Balance())
+			}
+			// the operators' view asks the ATM for its own record
+			h := d.gw.Handler()
+			rr := httptest.NewRecorder()
+			h.ServeHTTP(rr, httptest.NewRequest("GET", "/agent-gateway/atms/ATM-0101/txns/"+w.Txn, nil))
+			var rec withdrawal.TxnRecord
+			if err := json.Unmarshal(rr.Body.Bytes(), &rec); rr.Code != 200 || err != nil || rec.State != "TAKEN" || rec.Txn != w.Txn {
+				t.Fatalf("GET txns: %d %s", rr.Code, rr.Body)
+			}
+			rr = httptest.NewRecorder()
+			h.ServeHTTP(rr, httptest.NewRequest("GET", "/agent-gateway/atms/ATM-0101/txns/XYZ", nil))
+			if rr.Code != 400 || !strings.Contains(rr.Body.String(), "bad_txn") {
+				t.Fatalf("GET a bad txn id: %d %s", rr.Code, rr.Body)
 			}
 		})
 		t.Run("over the limit", func(t *testing.T) {

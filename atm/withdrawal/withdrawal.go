@@ -445,7 +445,10 @@ func (s *Service) apply(ctx context.Context, w *Withdrawal, rec *TxnRecord) erro
 		return nil
 	case "PRESENTED":
 		if rank[w.State] < rank[Presented] {
-			return s.r.move(ctx, w, Presented, now, change{"record": string(rj), "cash_out_fen": fen})
+			if err := s.r.move(ctx, w, Presented, now, change{"record": string(rj), "cash_out_fen": fen}); err != nil {
+				return err
+			}
+			w.CashOutFen = fen
 		}
 		return nil
 	case "TAKEN":

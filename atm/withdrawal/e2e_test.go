@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -25,16 +26,17 @@ import (
 
 // limitAuth authorizes a withdrawal by the real limit counter
 // (authsvc/limits) at the level the customer's phone proves: "level2"
-// proves level 2 (1,000 yuan a transaction). authsvc/txauth's challenge and
+// proves level 2 (1,000 yuan a transaction), "level4" level 4. authsvc/txauth's challenge and
 // proof are not run here: the phone simulator that answers them is not on
 // main yet.
 type limitAuth struct{ c *limits.Counter }
 
 func (a limitAuth) Authorize(ctx context.Context, in withdrawal.Intent, proof string) (string, error) {
-	if proof != "level2" {
+	level := map[string]int{"level2": 2, "level4": 4}[proof]
+	if level == 0 {
 		return "", errors.New("the proof does not verify")
 	}
-	if _, err := a.c.Count(ctx, in.Account, "atm-wd:"+in.Session, in.AmountFen, 2); err != nil {
+	if _, err := a.c.Count(ctx, in.Account, "atm-wd:"+in.Session, in.AmountFen, level); err != nil {
 		return "", err
 	}
 	return "grant-" + in.Session, nil
@@ -51,7 +53,8 @@ type bank struct {
 	auth    limitAuth
 	account string
 	svc     atomic.Pointer[withdrawal.Service]
-	settled chan withdrawal.Withdrawal
+	settled atomic.Int64 // withdrawals that reached an end (the balance alert's hook)
+	refused []string // sessions whose approval was refused (still QR_SHOWN)
 }
 
 func newBank(t *testing.T, d *dc, db *store.DB) *bank {
@@ -73,7 +76,7 @@ func newBank(t *testing.T, d *dc, db *store.DB) *bank {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bank{db: db, d: d, led: l, wl: wl, auth: limitAuth{c}, account: accts[0].Number, settled: make(chan withdrawal.Withdrawal, 256)}
+	b := &bank{db: db, d: d, led: l, wl: wl, auth: limitAuth{c}, account: accts[0].Number}
 	b.restart(t)
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -92,12 +95,32 @@ func newBank(t *testing.T, d *dc, db *store.DB) *bank {
 	return b
 }
 
+// fund credits the customer's account from the bank's equity.
+func (b *bank) fund(t *testing.T, fen int64) {
+	t.Helper()
+	eq, err := b.led.BankAccount(context.Background(), ebank.LabelEquity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.led.Transfer(context.Background(), ledger.Request{Origin: "bank", Key: "fund", Debit: eq.Number, Credit: b.account, Amount: fen}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// clockless records a refused approval; its session stays QR_SHOWN until
+// it expires, which the check does not wait for.
+func (b *bank) clockless(t *testing.T, w *withdrawal.Withdrawal, err error) {
+	t.Helper()
+	b.refused = append(b.refused, w.Session)
+	t.Logf("approval of %s refused: %v", w.Session, err)
+}
+
 // restart drops the service and builds a new one over the database (the
 // data centre killed and started again).
 func (b *bank) restart(t *testing.T) {
 	t.Helper()
 	s, err := withdrawal.New(withdrawal.Options{DB: b.db, ATM: b.d.gw, Ledger: b.wl, Authorizer: b.auth,
-		OnSettled: func(w withdrawal.Withdrawal) { b.settled <- w }})
+		OnSettled: func(w withdrawal.Withdrawal) { b.settled.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -142,7 +165,7 @@ func (b *bank) check(t *testing.T, sims map[string]*simatm.Running) {
 	}
 	var captured int64
 	for _, w := range ws {
-		if w.Unresolved() && w.State != withdrawal.Suspect {
+		if w.Unresolved() && w.State != withdrawal.Suspect && !(w.State == withdrawal.QRShown && slices.Contains(b.refused, w.Session)) {
 			t.Errorf("withdrawal %s left in %s", w.Session, w.State)
 		}
 		if w.State == withdrawal.Suspect && w.Reason == "" {
@@ -257,8 +280,8 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			w = b.wait(t, w.Session)
-			if w.State != withdrawal.Captured || w.Captured != 30000 {
-				t.Fatalf("%+v", w)
+			if w.State != withdrawal.Captured || w.Captured != 30000 || b.settled.Load() != 1 {
+				t.Fatalf("%+v (settled %d)", w, b.settled.Load())
 			}
 			a, _ := b.led.Account(ctx, b.account)
 			if a.Balance() != 500_000-30000 {

@@ -100,7 +100,8 @@ type Options struct {
 	// 3 minutes).
 	Call time.Duration
 	// OnSettled is told of each withdrawal that reached an end (for the
-	// balance alert); may be nil.
+	// balance alert); may be nil. It runs on the caller's goroutine and
+	// must not block.
 	OnSettled func(w Withdrawal)
 	Now       func() time.Time
 }

@@ -54,7 +54,7 @@ type bank struct {
 	account string
 	svc     atomic.Pointer[withdrawal.Service]
 	settled atomic.Int64 // withdrawals that reached an end (the balance alert's hook)
-	refused []string // sessions whose approval was refused (still QR_SHOWN)
+	refused []string     // sessions whose approval was refused (still QR_SHOWN)
 }
 
 func newBank(t *testing.T, d *dc, db *store.DB) *bank {
@@ -286,6 +286,21 @@ func TestEndToEnd(t *testing.T) {
 			a, _ := b.led.Account(ctx, b.account)
 			if a.Balance() != 500_000-30000 {
 				t.Fatalf("balance %d", a.Balance())
+			}
+			// the same QR again (a replay), and a session of this ATM
+			// presented as another's: refused, nothing dispensed
+			if _, err := b.svc.Load().Approve(ctx, withdrawal.Approval{ATM: "ATM-0101", Session: w.Session, Account: b.account, AmountFen: 30000, Proof: "level2"}); !errors.Is(err, withdrawal.ErrSessionUsed) {
+				t.Fatalf("replayed QR: %v", err)
+			}
+			o, err := b.svc.Load().Open(ctx, "ATM-0101")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := b.svc.Load().Approve(ctx, withdrawal.Approval{ATM: "ATM-0999", Session: o.Session, Account: b.account, AmountFen: 30000, Proof: "level2"}); !errors.Is(err, withdrawal.ErrForeignSession) {
+				t.Fatalf("foreign QR: %v", err)
+			}
+			if n := br.up.Status().Executed["dispense"]; n != 1 {
+				t.Fatalf("%d dispenses executed, want 1", n)
 			}
 			// the operators' view asks the ATM for its own record
 			h := d.gw.Handler()

@@ -38,6 +38,11 @@ type fakeATM struct {
 	drop      string // op whose next command never arrives
 	retractN  int    // retracted count override (-1 off)
 	downUntil bool   // every command fails unsent
+
+	// STATUS waits at this gate (when set) after saying it arrived: lets
+	// a test line up concurrent approvals
+	arrived chan struct{}
+	gate    chan struct{}
 }
 
 func newFakeATM(id string) *fakeATM {
@@ -49,6 +54,10 @@ func newFakeATM(id string) *fakeATM {
 }
 
 func (f *fakeATM) Send(ctx context.Context, cmd gateway.Command) (json.RawMessage, error) {
+	if cmd.Op == dclink.OpStatus && f.gate != nil {
+		f.arrived <- struct{}{}
+		<-f.gate
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.downUntil {

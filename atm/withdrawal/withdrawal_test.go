@@ -390,3 +390,44 @@ func TestRecoverEveryState(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentApprovals: the same QR approved many times at once (two
+// replicas, a replayed request): exactly one wins the guarded UPDATE, one
+// hold, one dispense; the others are told the session was used.
+func TestConcurrentApprovals(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		w := r.open(t)
+		r.atm.arrived, r.atm.gate = make(chan struct{}, 8), make(chan struct{})
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, err := r.approve(w, 20000)
+				errs <- err
+			}()
+		}
+		for range 8 {
+			<-r.atm.arrived // every approval has read the session as QR_SHOWN
+		}
+		close(r.atm.gate)
+		wg.Wait()
+		close(errs)
+		ok := 0
+		for err := range errs {
+			switch {
+			case err == nil:
+				ok++
+			case !errors.Is(err, ErrSessionUsed) && !errors.Is(err, ErrCashAtExit):
+				t.Errorf("a losing approval: %v", err)
+			}
+		}
+		if ok != 1 || len(r.led.holds) != 1 || len(r.atm.dispenses) != 1 {
+			t.Fatalf("%d approvals won, %d holds, %d dispenses", ok, len(r.led.holds), len(r.atm.dispenses))
+		}
+		r.svc.Event(context.Background(), r.atm.customer(r.state(t, w.Session).Txn, true))
+		r.check(t)
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/egate-bank/egate/devices/agent/dclink"
@@ -17,6 +18,7 @@ import (
 //	GET /agent-gateway/agents              the live links and the recent refusals
 //	GET /agent-gateway/atms                the registry: ATM → branch
 //	GET /agent-gateway/atms/{id}/status    STATUS of one ATM through its agent (no side effect)
+//	GET /agent-gateway/atms/{id}/txns/{txn} TXN_STATUS: the ATM's own record of a transaction (no side effect)
 func (g *Gateway) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /agent-gateway/agents", func(w http.ResponseWriter, r *http.Request) {
@@ -31,23 +33,37 @@ func (g *Gateway) Handler() http.Handler {
 		httpx.WriteJSON(w, http.StatusOK, map[string]any{"atms": pins})
 	})
 	mux.HandleFunc("GET /agent-gateway/atms/{id}/status", func(w http.ResponseWriter, r *http.Request) {
-		ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-		defer cancel()
-		id := r.PathValue("id")
-		res, err := g.Do(ctx, id, dclink.OpStatus, nil)
-		var ce *CommandError
-		switch {
-		case err == nil:
-			httpx.WriteJSON(w, http.StatusOK, json.RawMessage(res))
-		case errors.Is(err, ErrNotPinned):
-			httpx.WriteError(w, r, http.StatusNotFound, "atm_not_pinned", "ATM "+id+" is not pinned to a branch (egate admin agent assign)")
-		case errors.Is(err, ErrNoAgent), errors.Is(err, ErrATMRefused), errors.Is(err, ErrAgentRefused), errors.Is(err, ErrNoResult):
-			httpx.WriteError(w, r, http.StatusServiceUnavailable, "agent_unavailable", err.Error())
-		case errors.As(err, &ce):
-			httpx.WriteError(w, r, http.StatusBadGateway, ce.Err.Code, ce.Error())
-		default:
-			httpx.WriteError(w, r, http.StatusInternalServerError, "internal", "the gateway could not ask the ATM")
+		g.ask(w, r, dclink.OpStatus, nil)
+	})
+	mux.HandleFunc("GET /agent-gateway/atms/{id}/txns/{txn}", func(w http.ResponseWriter, r *http.Request) {
+		txn := r.PathValue("txn")
+		if len(txn) != 32 || strings.Trim(txn, "0123456789abcdef") != "" {
+			httpx.WriteError(w, r, http.StatusBadRequest, "bad_txn", "a transaction id is 32 lower-case hex digits")
+			return
 		}
+		g.ask(w, r, dclink.OpTxnStatus, dclink.TxnArgs{Txn: txn})
 	})
 	return mux
+}
+
+// ask runs a command without side effect on the ATM of the path and
+// writes its result.
+func (g *Gateway) ask(w http.ResponseWriter, r *http.Request, op string, args any) {
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	id := r.PathValue("id")
+	res, err := g.Do(ctx, id, op, args)
+	var ce *CommandError
+	switch {
+	case err == nil:
+		httpx.WriteJSON(w, http.StatusOK, json.RawMessage(res))
+	case errors.Is(err, ErrNotPinned):
+		httpx.WriteError(w, r, http.StatusNotFound, "atm_not_pinned", "ATM "+id+" is not pinned to a branch (egate admin agent assign)")
+	case errors.Is(err, ErrNoAgent), errors.Is(err, ErrATMRefused), errors.Is(err, ErrAgentRefused), errors.Is(err, ErrNoResult):
+		httpx.WriteError(w, r, http.StatusServiceUnavailable, "agent_unavailable", err.Error())
+	case errors.As(err, &ce):
+		httpx.WriteError(w, r, http.StatusBadGateway, ce.Err.Code, ce.Error())
+	default:
+		httpx.WriteError(w, r, http.StatusInternalServerError, "internal", "the gateway could not ask the ATM")
+	}
 }

@@ -1,0 +1,116 @@
+package withdrawal
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/egate-bank/egate/internal/httpx"
+)
+
+// Handler serves the withdrawal's API (mount it behind the caller's
+// authentication: the ATM's own choice arrives as an event in production;
+// the open call is for the demo and the operators):
+//
+//	POST /atm/withdrawals                  {"atm"}                                  → 201 the session (QR shown)
+//	POST /atm/withdrawals/approve          {"qr"|"atm"+"session","account","amount_fen","proof"} → 200 the withdrawal
+//	GET  /atm/withdrawals/{session}        → the withdrawal
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /atm/withdrawals", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			ATM string `json:"atm"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096)).Decode(&body); err != nil || body.ATM == "" {
+			httpx.WriteError(w, r, http.StatusBadRequest, "bad_request", `send {"atm":"ATM id"}`)
+			return
+		}
+		wd, err := s.Open(r.Context(), body.ATM)
+		if err != nil {
+			writeErr(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusCreated, view(wd))
+	})
+	mux.HandleFunc("POST /atm/withdrawals/approve", func(w http.ResponseWriter, r *http.Request) {
+		var body struct {
+			QR        string `json:"qr"`
+			ATM       string `json:"atm"`
+			Session   string `json:"session"`
+			Account   string `json:"account"`
+			AmountFen int64  `json:"amount_fen"`
+			Proof     string `json:"proof"`
+		}
+		if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16384)).Decode(&body); err != nil {
+			httpx.WriteError(w, r, http.StatusBadRequest, "bad_request", "the body is not the JSON of an approval")
+			return
+		}
+		if body.QR != "" {
+			a, sess, err := ParseQR(body.QR)
+			if err != nil {
+				writeErr(w, r, err)
+				return
+			}
+			body.ATM, body.Session = a, sess
+		}
+		wd, err := s.Approve(r.Context(), Approval{ATM: body.ATM, Session: body.Session, Account: body.Account, AmountFen: body.AmountFen, Proof: body.Proof})
+		if err != nil {
+			writeErr(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, view(wd))
+	})
+	mux.HandleFunc("GET /atm/withdrawals/{session}", func(w http.ResponseWriter, r *http.Request) {
+		wd, err := s.Get(r.Context(), r.PathValue("session"))
+		if err != nil {
+			writeErr(w, r, err)
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, view(wd))
+	})
+	return mux
+}
+
+// View is a withdrawal as the API shows it (no grant).
+type View struct {
+	Session   string `json:"session"`
+	ATM       string `json:"atm"`
+	QR        string `json:"qr"`
+	State     State  `json:"state"`
+	Reason    string `json:"reason,omitempty"`
+	ExpiresMS int64  `json:"expires_ms"`
+	AmountFen int64  `json:"amount_fen,omitempty"`
+	CashOut   int64  `json:"cash_out_fen,omitempty"`
+	Captured  int64  `json:"captured_fen,omitempty"`
+	Released  int64  `json:"released_fen,omitempty"`
+}
+
+func view(w *Withdrawal) View {
+	return View{Session: w.Session, ATM: w.ATM, QR: QRText(w.ATM, w.Session), State: w.State, Reason: w.Reason, ExpiresMS: w.ExpiresMS,
+		AmountFen: w.AmountFen, CashOut: w.CashOutFen, Captured: w.Captured, Released: w.Released}
+}
+
+// writeErr maps the service's errors to a status, a stable code and a
+// message for the phone or the ATM screen.
+func writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	for _, m := range []struct {
+		err    error
+		status int
+		code   string
+	}{
+		{ErrBadRequest, http.StatusBadRequest, "bad_request"},
+		{ErrUnknownSession, http.StatusNotFound, "unknown_session"},
+		{ErrForeignSession, http.StatusForbidden, "foreign_session"},
+		{ErrSessionUsed, http.StatusConflict, "session_used"},
+		{ErrExpired, http.StatusGone, "session_expired"},
+		{ErrCashAtExit, http.StatusConflict, "cash_at_exit"},
+		{ErrCannotMix, http.StatusUnprocessableEntity, "cannot_make_amount"},
+		{ErrRefused, http.StatusForbidden, "refused"},
+	} {
+		if errors.Is(err, m.err) {
+			httpx.WriteError(w, r, m.status, m.code, err.Error())
+			return
+		}
+	}
+	httpx.WriteError(w, r, http.StatusServiceUnavailable, "unavailable", "the withdrawal cannot go on now: "+err.Error())
+}

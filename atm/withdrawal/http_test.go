@@ -1,0 +1,64 @@
+package withdrawal
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/egate-bank/egate/internal/store/storetest"
+)
+
+// TestHTTP: the API opens a session, approves it from the QR text, and
+// refuses bad input with a status, a stable code and a message; a refusal
+// moves no money.
+func TestHTTP(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t))
+	h := r.svc.Handler()
+	call := func(method, path, body string) (int, map[string]any) {
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, httptest.NewRequest(method, path, strings.NewReader(body)))
+		var m map[string]any
+		json.Unmarshal(rr.Body.Bytes(), &m)
+		return rr.Code, m
+	}
+	code, m := call("POST", "/atm/withdrawals", `{"atm":"`+r.id+`"}`)
+	if code != 201 || m["state"] != "QR_SHOWN" {
+		t.Fatalf("open: %d %v", code, m)
+	}
+	qr, session := m["qr"].(string), m["session"].(string)
+	other := r.open(t) // a second session replaces the first
+	for _, c := range []struct {
+		name, body string
+		status     int
+		code       string
+	}{
+		{"not JSON", `{`, 400, "bad_request"},
+		{"not a QR", `{"qr":"hello","account":"acct-1","amount_fen":10000,"proof":"ok"}`, 400, "bad_request"},
+		{"unknown session", `{"atm":"` + r.id + `","session":"00000000000000000000000000000000","account":"acct-1","amount_fen":10000,"proof":"ok"}`, 404, "unknown_session"},
+		{"foreign", `{"atm":"ATM-X","session":"` + other.Session + `","account":"acct-1","amount_fen":10000,"proof":"ok"}`, 403, "foreign_session"},
+		{"replaced", `{"qr":"` + qr + `","account":"acct-1","amount_fen":10000,"proof":"ok"}`, 409, "session_used"},
+		{"odd amount", `{"atm":"` + r.id + `","session":"` + other.Session + `","account":"acct-1","amount_fen":10050,"proof":"ok"}`, 422, "cannot_make_amount"},
+		{"wrong proof", `{"atm":"` + r.id + `","session":"` + other.Session + `","account":"acct-1","amount_fen":10000,"proof":"no"}`, 403, "refused"},
+		{"no amount", `{"atm":"` + r.id + `","session":"` + other.Session + `","account":"acct-1","proof":"ok"}`, 400, "bad_request"},
+	} {
+		code, m := call("POST", "/atm/withdrawals/approve", c.body)
+		e, _ := m["error"].(map[string]any)
+		if code != c.status || e["code"] != c.code || e["message"] == "" {
+			t.Errorf("%s: %d %v, want %d %s", c.name, code, m, c.status, c.code)
+		}
+	}
+	if len(r.led.holds) != 0 || len(r.atm.dispenses) != 0 {
+		t.Fatal("a refused approval moved money")
+	}
+	code, m = call("POST", "/atm/withdrawals/approve", `{"qr":"`+QRText(r.id, other.Session)+`","account":"acct-1","amount_fen":10000,"proof":"ok"}`)
+	if code != 200 || m["state"] != "PRESENTED" || m["cash_out_fen"] != float64(10000) {
+		t.Fatalf("approve: %d %v", code, m)
+	}
+	if code, _ := call("POST", "/atm/withdrawals", `{"atm":"`+r.id+`"}`); code != 409 {
+		t.Fatalf("open with cash at the exit: %d", code)
+	}
+	if code, m := call("GET", "/atm/withdrawals/"+session, ""); code != 200 || m["state"] != "EXPIRED" {
+		t.Fatalf("the replaced session: %d %v", code, m)
+	}
+}

@@ -1,0 +1,243 @@
+package withdrawal_test
+
+import (
+	"context"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/atm/withdrawal"
+	"github.com/egate-bank/egate/devices/agent"
+	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv"
+	simatm "github.com/egate-bank/egate/simulators/atm"
+)
+
+// soakBranch is one agent and its ATM simulator, each restartable: the
+// simulator from its journal (its non-volatile memory) on a new
+// pseudo-terminal, the agent with a new process state and link.
+type soakBranch struct {
+	t       *testing.T
+	d       *dc
+	tok     agent.TokenConfig
+	journal string
+	sim     *simatm.Running
+	faults  *simatm.Faults
+	up      *agent.Uplink
+	a       *agent.Agent
+	cancel  context.CancelFunc
+	done    chan struct{}
+}
+
+const soakATM = "ATM-0501"
+
+func (s *soakBranch) startSim() {
+	s.t.Helper()
+	cs := simatm.DefaultCassettes()
+	for i := range cs {
+		cs[i].Count = 5000 // enough for the longest soak
+	}
+	sim, err := simatm.StartPTY(context.Background(), simatm.Config{Cassettes: cs, JournalPath: s.journal,
+		Link: atm.LinkConfig{Baud: 115200}, Faults: s.faults, TakeAfter: 20 * time.Millisecond, TakeTimeout: 300 * time.Millisecond,
+		PickTime: 2 * time.Millisecond, Crash: func() {}})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	s.sim = sim
+}
+
+func (s *soakBranch) startAgent() {
+	s.t.Helper()
+	cfg := agent.Config{ATMs: []agent.ATMConfig{{ID: soakATM, Port: s.sim.TTYName, Baud: 115200}}, Branch: "BR-05",
+		DatacentreURL: "tls://" + s.d.proxy.addr, DatacentreCA: s.d.rootPEM, Token: s.tok}
+	tok, err := agent.OpenToken(context.Background(), cfg.Token)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	cert, err := tok.TLSCertificate()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	a, err := agent.New(cfg, agent.SerialLines, nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	conf, err := cfg.ClientTLS(cert)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	addr, _ := cfg.DatacentreAddr()
+	up, err := agent.NewUplink(a, cfg.DatacentreURL, agent.UplinkOptions{Branch: cfg.Branch, Dial: agent.DialTLS(addr, conf),
+		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.a, s.up, s.cancel, s.done = a, up, cancel, make(chan struct{})
+	done := s.done
+	go func() { defer close(done); up.Run(ctx); tok.Close() }()
+}
+
+func (s *soakBranch) stopAgent() {
+	s.cancel()
+	<-s.done
+	s.a.Close()
+}
+
+// restartAgent kills the agent (its link and its command cache go) and
+// starts a new one on the same ATM.
+func (s *soakBranch) restartAgent() {
+	s.stopAgent()
+	s.startAgent()
+}
+
+// restartSim powers the ATM off and on: a new simulator from the same
+// journal on a new line, and so a new agent to drive it.
+func (s *soakBranch) restartSim() {
+	s.stopAgent()
+	s.sim.Stop()
+	s.startSim()
+	s.startAgent()
+}
+
+// TestSoak runs hundreds of withdrawals over the whole stack with line and
+// device faults at random, and the data centre, the agent and the ATM
+// simulator restarted at random points; then the invariants of every test.
+// Bounded for make test (about two minutes); EGATE_SOAK=1 (make soak) runs
+// longer; EGATE_SOAK_SEED replays a run's choices.
+func TestSoak(t *testing.T) {
+	iterations, budget := 300, 90*time.Second
+	if testing.Short() {
+		iterations, budget = 20, 20*time.Second
+	}
+	if os.Getenv("EGATE_SOAK") == "1" {
+		iterations, budget = 3000, 20*time.Minute
+	}
+	seed := time.Now().UnixNano()
+	if s := os.Getenv("EGATE_SOAK_SEED"); s != "" {
+		seed, _ = strconv.ParseInt(s, 10, 64)
+	}
+	t.Logf("soak seed %d (EGATE_SOAK_SEED=%d replays the choices)", seed, seed)
+	rng := rand.New(rand.NewSource(seed))
+	if _, err := simatm.OpenPTY(); err != nil {
+		testenv.Missing(t, "a pseudo-terminal", err.Error())
+	}
+	db := storetest.SQLite(t)
+	if os.Getenv("EGATE_SOAK_PG") == "1" {
+		db = storetest.Postgres(t)
+	}
+	ctx := context.Background()
+	d := newDC(t, db)
+	if err := d.reg.Assign(ctx, "BR-05", soakATM); err != nil {
+		t.Fatal(err)
+	}
+	sb := &soakBranch{t: t, d: d, tok: d.enroll(t, br02Tok, object(), "BR-05"), journal: filepath.Join(t.TempDir(), "journal"),
+		faults: simatm.NewFaults(seed)}
+	sb.startSim()
+	sb.startAgent()
+	t.Cleanup(func() { sb.stopAgent(); sb.sim.Stop() })
+	b := newBank(t, d, db)
+	b.fund(t, 100_000_000_00)
+
+	menu := []string{"", "", "", "", "flip-out=1", "flip-in=1", "garbage-out=2", "truncate-out=1", "drop-ack=1",
+		"drop-reply=1", "nak-storm=3", "jam-after=0", "jam-after=1", "reject-every=3", "customer-takes=false",
+		"events-duplicated=1", "events-reversed=1", "pick-delay=20ms", "line-down-mid=300ms"}
+	counts := map[string]int{}
+	start := time.Now()
+	n := 0
+	for ; n < iterations && time.Since(start) < budget; n++ {
+		f := menu[rng.Intn(len(menu))]
+		if f != "" {
+			if err := sb.faults.Set(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		fen := int64(1+rng.Intn(9)) * 100_00
+		o, err := b.svc.Load().Open(ctx, soakATM)
+		if err != nil {
+			t.Fatalf("iteration %d: open: %v", n, err)
+		}
+		actx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		got := make(chan error, 1)
+		go func() {
+			_, err := b.svc.Load().Approve(actx, withdrawal.Approval{ATM: soakATM, Session: o.Session, Account: b.account, AmountFen: fen, Proof: "level4"})
+			got <- err
+		}()
+		switch r := rng.Intn(100); {
+		case r < 8: // the data centre dies mid-withdrawal
+			counts["dc-killed"]++
+			time.Sleep(time.Duration(rng.Intn(60)) * time.Millisecond)
+			cancel()
+			<-got
+			got = nil
+			b.restart(t)
+		case r < 14:
+			counts["agent-restarted"]++
+			time.Sleep(time.Duration(rng.Intn(60)) * time.Millisecond)
+			sb.restartAgent()
+		case r < 20:
+			counts["atm-restarted"]++
+			time.Sleep(time.Duration(rng.Intn(60)) * time.Millisecond)
+			sb.restartSim()
+		case r < 25:
+			counts["link-cut"]++
+			time.Sleep(time.Duration(rng.Intn(60)) * time.Millisecond)
+			d.proxy.cut()
+		}
+		var last *withdrawal.Withdrawal
+		var approveErr error
+		returned := got == nil
+		deadline := time.Now().Add(90 * time.Second)
+		for {
+			select {
+			case approveErr = <-got:
+				got, returned = nil, true
+			default:
+			}
+			w, err := b.svc.Load().Get(ctx, o.Session)
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = w
+			if w.State.Final() || w.State == withdrawal.Suspect {
+				break
+			}
+			if w.State == withdrawal.QRShown && returned {
+				// refused before anything moved (the ATM could not be
+				// asked for its cassettes, the data centre died before
+				// the grant): the session expires
+				counts["refused"]++
+				b.clockless(t, w, approveErr)
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("iteration %d (fault %q): withdrawal %s stuck in %s (%s)", n, f, w.Session, w.State, w.Reason)
+			}
+			if got == nil {
+				b.svc.Load().Recover(ctx)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cancel()
+		if got != nil {
+			<-got
+		}
+		counts[string(last.State)]++
+		// the faults of a withdrawal that did not use them are cleared
+		sb.faults.Set("jam-after=-1")
+		sb.faults.Set("reject-every=0")
+		sb.faults.Set("customer-takes=true")
+		sb.faults.Set("pick-delay=0s")
+		// The next customer comes once the ATM's exit is clear.
+		waitFor(t, "the ATM's exit clear", func() bool { return sb.sim.Sim.Totals().AtExit == 0 })
+	}
+	t.Logf("%d withdrawals in %v: %v", n, time.Since(start).Round(time.Second), counts)
+	if err := b.svc.Load().Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b.check(t, map[string]*simatm.Running{soakATM: sb.sim})
+}

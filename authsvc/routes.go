@@ -2,7 +2,6 @@ package authsvc
 
 import (
 	"net/http"
-
 )
 
 // APIRoutes are the passport's JSON APIs, which take a bearer access token

@@ -93,6 +93,7 @@ func (c Config) Validate() error {
 type DB struct {
 	*sql.DB
 	driver string
+	stmts  *stmtCache // nil: statements are not cached (PostgreSQL, NewForDialect)
 }
 
 // Driver returns SQLite or Postgres.
@@ -142,6 +143,9 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		return nil, fmt.Errorf("connecting to the %s database: %w", c.Driver, err)
 	}
 	db := &DB{DB: sdb, driver: c.Driver}
+	if c.Driver == SQLite {
+		db.stmts = newStmtCache()
+	}
 	if c.NoMigrate {
 		return db, nil
 	}
@@ -242,18 +246,30 @@ func (db *DB) Rebind(q string) string {
 	return b.String()
 }
 
-// Exec is ExecContext with Rebind.
+// Exec is ExecContext with Rebind, through a cached prepared statement on
+// SQLite (stmtcache.go).
 func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := db.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return db.DB.ExecContext(ctx, db.Rebind(q), args...)
 }
 
-// Query is QueryContext with Rebind.
+// Query is QueryContext with Rebind, through a cached prepared statement
+// on SQLite.
 func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := db.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return db.DB.QueryContext(ctx, db.Rebind(q), args...)
 }
 
-// QueryRow is QueryRowContext with Rebind.
+// QueryRow is QueryRowContext with Rebind, through a cached prepared
+// statement on SQLite.
 func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := db.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return db.DB.QueryRowContext(ctx, db.Rebind(q), args...)
 }
 
@@ -261,6 +277,11 @@ func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
 type Tx struct {
 	*sql.Tx
 	db *DB
+	// missed are the queries run in this transaction that were not in
+	// the statement cache; they are prepared on the pool once the
+	// transaction ends (preparing them now could wait for the very
+	// connection the transaction holds: SQLite has one).
+	missed []string
 }
 
 // Begin starts a transaction.
@@ -272,19 +293,70 @@ func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 	return &Tx{Tx: tx, db: db}, nil
 }
 
-// Exec is ExecContext with Rebind.
+// DB is the database the transaction runs on.
+func (tx *Tx) DB() *DB { return tx.db }
+
+// stmt is the cached statement of q bound to the transaction, or nil
+// (then q is noted to be prepared when the transaction ends).
+func (tx *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
+	c := tx.db.stmts
+	if c == nil {
+		return nil
+	}
+	if st := c.get(q); st != nil {
+		return tx.Tx.StmtContext(ctx, st)
+	}
+	if len(tx.missed) < 16 {
+		tx.missed = append(tx.missed, q)
+	}
+	return nil
+}
+
+// Exec is ExecContext with Rebind (through the statement cache).
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if st := tx.stmt(ctx, q); st != nil {
+		return st.ExecContext(ctx, args...)
+	}
 	return tx.Tx.ExecContext(ctx, tx.db.Rebind(q), args...)
 }
 
-// Query is QueryContext with Rebind.
+// Query is QueryContext with Rebind (through the statement cache).
 func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if st := tx.stmt(ctx, q); st != nil {
+		return st.QueryContext(ctx, args...)
+	}
 	return tx.Tx.QueryContext(ctx, tx.db.Rebind(q), args...)
 }
 
-// QueryRow is QueryRowContext with Rebind.
+// QueryRow is QueryRowContext with Rebind (through the statement cache).
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if st := tx.stmt(ctx, q); st != nil {
+		return st.QueryRowContext(ctx, args...)
+	}
 	return tx.Tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
+}
+
+// Commit commits, then prepares the statements the transaction missed.
+func (tx *Tx) Commit() error {
+	err := tx.Tx.Commit()
+	tx.prepareMissed()
+	return err
+}
+
+// Rollback rolls back, then prepares the statements the transaction
+// missed.
+func (tx *Tx) Rollback() error {
+	err := tx.Tx.Rollback()
+	tx.prepareMissed()
+	return err
+}
+
+func (tx *Tx) prepareMissed() {
+	qs := tx.missed
+	tx.missed = nil
+	for _, q := range qs {
+		tx.db.stmt(context.Background(), q)
+	}
 }
 
 // InTx runs f in a transaction, committing when f returns nil.

@@ -96,6 +96,9 @@ func New(db *store.DB, now func() time.Time) *Log {
 	return &Log{db: db, now: now}
 }
 
+// DB is the database the log is in (AppendTx takes transactions of it).
+func (l *Log) DB() *store.DB { return l.db }
+
 // LockKey is the PostgreSQL advisory lock (pg_advisory_xact_lock) that
 // serialises appends: "egateAud" in ASCII, distinct from the migrations'.
 const LockKey int64 = 0x6567617465417564
@@ -156,6 +159,30 @@ func (l *Log) appendLocked(ctx context.Context, at int64, kind string, fields ma
 		return 0, fmt.Errorf("appending audit record: %w", err)
 	}
 	return seq, nil
+}
+
+// AppendTx appends a record inside the caller's transaction tx (of the
+// Log's database), so that the record and the state change it records
+// commit or roll back together, and a round trip pays one transaction, not
+// two. It takes the append lock as Append does (on PostgreSQL the advisory
+// lock, held until tx ends: call AppendTx as the transaction's last
+// statement, after its row locks, so the lock is held briefly and always
+// taken last; on SQLite tx already holds the write lock). A position
+// conflict (an appender without the lock) is returned, not retried: the
+// caller's transaction is then rolled back.
+func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, kind string, fields map[string]string) (int64, error) {
+	if tx.DB() != l.db {
+		return 0, errors.New("appending audit record: the transaction is not on the audit log's database")
+	}
+	if fields == nil {
+		fields = map[string]string{}
+	}
+	if tx.DB().Driver() == store.Postgres {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, LockKey); err != nil {
+			return 0, fmt.Errorf("locking the audit log: %w", err)
+		}
+	}
+	return l.insertNext(ctx, tx, l.now().UnixMilli(), kind, fields)
 }
 
 // insertNext reads the head and inserts the next record after it; the

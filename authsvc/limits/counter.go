@@ -69,7 +69,11 @@ func (c *Counter) Usage(ctx context.Context, customer string) (Usage, error) {
 
 // Effective is the bank's table lowered by the customer's own limits.
 func (c *Counter) Effective(ctx context.Context, customer string) (Table, error) {
-	rows, err := c.db.Query(ctx, `SELECT level, per_txn, per_day, per_year FROM limit_own WHERE customer = ?`, customer)
+	return c.effective(ctx, c.db, customer)
+}
+
+func (c *Counter) effective(ctx context.Context, q querier, customer string) (Table, error) {
+	rows, err := q.Query(ctx, `SELECT level, per_txn, per_day, per_year FROM limit_own WHERE customer = ?`, customer)
 	if err != nil {
 		return nil, fmt.Errorf("reading own limits: %w", err)
 	}
@@ -127,10 +131,30 @@ func (c *Counter) SetOwn(ctx context.Context, customer string, l Limit) error {
 // error is an *ExceededError and nothing is counted. The customer's own
 // lower limits apply.
 func (c *Counter) Count(ctx context.Context, customer, key string, amount int64, level int) (counted bool, err error) {
+	err = c.db.InTx(ctx, func(tx *store.Tx) error {
+		counted, err = c.CountTx(ctx, tx, customer, key, amount, level)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return counted, nil
+}
+
+// querier is what DB and Tx both do.
+type querier interface {
+	Query(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+}
+
+// CountTx is Count inside the caller's transaction tx, so that the count
+// commits with what it pays for (a grant) or not at all. On an error the
+// caller must roll tx back: the usage of one period may have been
+// counted before the other was found full.
+func (c *Counter) CountTx(ctx context.Context, tx *store.Tx, customer, key string, amount int64, level int) (counted bool, err error) {
 	if amount <= 0 {
 		return false, fmt.Errorf("%w: amount must be positive", ErrConfig)
 	}
-	table, err := c.Effective(ctx, customer)
+	table, err := c.effective(ctx, tx, customer)
 	if err != nil {
 		return false, err
 	}
@@ -142,51 +166,65 @@ func (c *Counter) Count(ctx context.Context, customer, key string, amount int64,
 		return false, &ExceededError{Period: PerTransaction, Level: level, Max: lim.PerTxn, Amount: amount}
 	}
 	day, year := c.periods()
-	err = c.db.InTx(ctx, func(tx *store.Tx) error {
-		res, err := tx.Exec(ctx, `INSERT INTO limit_counts (count_key, customer, amount, day, year, level, state, counted_ms, released_ms)
-			VALUES (?, ?, ?, ?, ?, ?, 'counted', ?, 0) ON CONFLICT (count_key) DO NOTHING`,
-			key, customer, amount, day, year, level, c.now().UnixMilli())
-		if err != nil {
-			return fmt.Errorf("recording the count: %w", err)
-		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			var who string
-			var amt int64
-			if err := tx.QueryRow(ctx, `SELECT customer, amount FROM limit_counts WHERE count_key = ?`, key).Scan(&who, &amt); err != nil {
-				return fmt.Errorf("reading the count: %w", err)
-			}
-			if who != customer || amt != amount {
-				return ErrKeyReused
-			}
-			return nil
-		}
-		counted = true
-		for _, p := range []struct {
-			period string
-			max    int64
-			name   Period
-		}{{day, lim.PerDay, PerDay}, {year, lim.PerYear, PerYear}} {
-			if _, err := tx.Exec(ctx, `INSERT INTO limit_usage (customer, period, used) VALUES (?, ?, 0) ON CONFLICT (customer, period) DO NOTHING`, customer, p.period); err != nil {
-				return fmt.Errorf("counting: %w", err)
-			}
-			var used int64
-			err := tx.QueryRow(ctx, `UPDATE limit_usage SET used = used + ? WHERE customer = ? AND period = ? AND used + ? <= ? RETURNING used`,
-				amount, customer, p.period, amount, p.max).Scan(&used)
-			if errors.Is(err, sql.ErrNoRows) {
-				var now int64
-				tx.QueryRow(ctx, `SELECT used FROM limit_usage WHERE customer = ? AND period = ?`, customer, p.period).Scan(&now)
-				return &ExceededError{Period: p.name, Level: level, Max: p.max, Used: now, Amount: amount}
-			}
-			if err != nil {
-				return fmt.Errorf("counting: %w", err)
-			}
-		}
-		return nil
-	})
+	res, err := tx.Exec(ctx, `INSERT INTO limit_counts (count_key, customer, amount, day, year, level, state, counted_ms, released_ms)
+		VALUES (?, ?, ?, ?, ?, ?, 'counted', ?, 0) ON CONFLICT (count_key) DO NOTHING`,
+		key, customer, amount, day, year, level, c.now().UnixMilli())
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("recording the count: %w", err)
 	}
-	return counted, nil
+	if n, _ := res.RowsAffected(); n == 0 {
+		var who string
+		var amt int64
+		if err := tx.QueryRow(ctx, `SELECT customer, amount FROM limit_counts WHERE count_key = ?`, key).Scan(&who, &amt); err != nil {
+			return false, fmt.Errorf("reading the count: %w", err)
+		}
+		if who != customer || amt != amount {
+			return false, ErrKeyReused
+		}
+		return false, nil
+	}
+	exceeded := func(period string, max int64, name Period) error {
+		var now int64
+		tx.QueryRow(ctx, `SELECT used FROM limit_usage WHERE customer = ? AND period = ?`, customer, period).Scan(&now)
+		return &ExceededError{Period: name, Level: level, Max: max, Used: now, Amount: amount}
+	}
+	switch {
+	case amount > lim.PerDay:
+		return false, exceeded(day, lim.PerDay, PerDay)
+	case amount > lim.PerYear:
+		return false, exceeded(year, lim.PerYear, PerYear)
+	}
+	// Both periods in one guarded upsert: a period's row is created with
+	// the amount (which fits, checked above) or raised by it only while
+	// it stays within its limit; a period left out of RETURNING is full.
+	rows, err := tx.Query(ctx, `INSERT INTO limit_usage (customer, period, used) VALUES (?, ?, ?), (?, ?, ?)
+		ON CONFLICT (customer, period) DO UPDATE SET used = limit_usage.used + excluded.used
+		WHERE limit_usage.used + excluded.used <= CASE WHEN limit_usage.period = ? THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) END
+		RETURNING period`,
+		customer, day, amount, customer, year, amount, day, lim.PerDay, lim.PerYear)
+	if err != nil {
+		return false, fmt.Errorf("counting: %w", err)
+	}
+	gotDay, gotYear := false, false
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("counting: %w", err)
+		}
+		gotDay, gotYear = gotDay || p == day, gotYear || p == year
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("counting: %w", err)
+	}
+	switch {
+	case !gotDay:
+		return false, exceeded(day, lim.PerDay, PerDay)
+	case !gotYear:
+		return false, exceeded(year, lim.PerYear, PerYear)
+	}
+	return true, nil
 }
 
 // ErrKeyReused refuses a count key already used for another customer or

@@ -14,6 +14,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/risk"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/money"
+	"github.com/egate-bank/egate/internal/store"
 )
 
 // badIntent turns intent's validation error into the API's.
@@ -89,16 +90,6 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 	body, _ := json.Marshal(in)
 	dec, _ := json.Marshal(d)
 	now := s.now().UnixMilli()
-	res, err := s.st.exec(ctx, `INSERT INTO tx_intents (hash, customer, idem_key, body, payee, amount, device, action, level, decision, features, state, created_ms, updated_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
-		hash, in.Customer, in.IdempotencyKey, string(body), in.Payee, in.Amount, in.Device, d.Decision, d.Level, string(dec), feats, state, now, now)
-	if err != nil {
-		return txclient.Decision{}, unavailable(fmt.Errorf("storing intent: %w", err))
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		// Another request stored this hash or this key first.
-		return s.replay(ctx, hash)
-	}
 	fired := make([]string, 0, len(rd.Fired))
 	for _, f := range rd.Fired {
 		fired = append(fired, f.Rule)
@@ -107,12 +98,40 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 	for _, f := range rd.DryRun {
 		dry = append(dry, f.Rule)
 	}
-	if err := s.appendAudit(ctx, "tx.authorize", map[string]string{
-		"intent": hash, "customer": in.Customer, "channel": string(in.Channel), "kind": string(in.Kind),
-		"amount": itoa(in.Amount), "decision": d.Decision, "level": itoa(int64(d.Level)), "base_level": itoa(int64(d.BaseLevel)),
-		"rules": strings.Join(fired, ","), "dry_run": strings.Join(dry, ","), "reasons": reasonCodes(d.Reasons),
-		"rule_errors": strings.Join(rd.Errors, "; "),
-	}); err != nil {
+	// The intent and its audit record in one transaction.
+	var after func() error
+	stored := false
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		ins, err := s.st.tx(ctx, tx, qInsertIntent)
+		if err != nil {
+			return err
+		}
+		res, err := ins.ExecContext(ctx, hash, in.Customer, in.IdempotencyKey, string(body), in.Payee, in.Amount, in.Device, d.Decision, d.Level, string(dec), feats, state, now, now)
+		if err != nil {
+			return fmt.Errorf("storing intent: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // another request stored this hash or this key first
+		}
+		stored = true
+		after, err = s.auditTx(ctx, tx, "tx.authorize", map[string]string{
+			"intent": hash, "customer": in.Customer, "channel": string(in.Channel), "kind": string(in.Kind),
+			"amount": itoa(in.Amount), "decision": d.Decision, "level": itoa(int64(d.Level)), "base_level": itoa(int64(d.BaseLevel)),
+			"rules": strings.Join(fired, ","), "dry_run": strings.Join(dry, ","), "reasons": reasonCodes(d.Reasons),
+			"rule_errors": strings.Join(rd.Errors, "; "),
+		})
+		return err
+	})
+	var ae *Error
+	switch {
+	case errors.As(err, &ae):
+		return txclient.Decision{}, ae
+	case err != nil:
+		return txclient.Decision{}, unavailable(err)
+	case !stored:
+		return s.replay(ctx, hash)
+	}
+	if err := after(); err != nil {
 		return txclient.Decision{}, err
 	}
 	event := ""

@@ -25,6 +25,9 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 	}
 	hash, th, now := in.HashHex(), tokenHash(grant), s.now().UnixMilli()
 	won := false
+	var after func() error
+	// The grant consumed, the intent executed and the audit record in one
+	// transaction.
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		var got string
 		consume, err := s.st.tx(ctx, tx, qConsumeGrant)
@@ -43,9 +46,16 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 		if err != nil {
 			return err
 		}
-		_, err = done.ExecContext(ctx, now, hash)
+		if _, err = done.ExecContext(ctx, now, hash); err != nil {
+			return err
+		}
+		after, err = s.auditTx(ctx, tx, "tx.execute", map[string]string{"intent": hash, "customer": in.Customer, "amount": itoa(in.Amount)})
 		return err
 	})
+	var ae *Error
+	if errors.As(err, &ae) {
+		return txclient.Executed{}, ae
+	}
 	if err != nil {
 		return txclient.Executed{}, unavailable(fmt.Errorf("consuming the grant: %w", err))
 	}
@@ -67,7 +77,7 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 			return txclient.Executed{}, ErrGrantExpired
 		}
 	}
-	if err := s.appendAudit(ctx, "tx.execute", map[string]string{"intent": hash, "customer": in.Customer, "amount": itoa(in.Amount)}); err != nil {
+	if err := after(); err != nil {
 		return txclient.Executed{}, err
 	}
 	return txclient.Executed{Intent: hash, State: txclient.StateExecuted, Amount: in.Amount}, nil

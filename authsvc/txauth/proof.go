@@ -102,7 +102,42 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	if level < r.Level {
 		return txclient.Grant{}, ErrLevelTooLow
 	}
-	counted, err := s.counter.Count(ctx, r.Customer, hash, r.Intent.Amount, level)
+	var raw [32]byte
+	rand.Read(raw[:])
+	token := base64.RawURLEncoding.EncodeToString(raw[:])
+	now := s.now()
+	exp := now.Add(s.cfg.GrantTTL)
+	// The count, the grant and its audit record in one transaction: over
+	// a limit, or on any error, nothing of it stays.
+	var after func() error
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		if _, err := s.counter.CountTx(ctx, tx, r.Customer, hash, r.Intent.Amount, level); err != nil {
+			return err
+		}
+		up, err := s.st.tx(ctx, tx, qGranted)
+		if err != nil {
+			return err
+		}
+		ur, err := up.ExecContext(ctx, level, factor, now.UnixMilli(), hash)
+		if err != nil {
+			return err
+		}
+		if n, _ := ur.RowsAffected(); n != 1 {
+			var st string
+			tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
+			return stateErr(st)
+		}
+		ins, err := s.st.tx(ctx, tx, qInsertGrant)
+		if err != nil {
+			return err
+		}
+		if _, err = ins.ExecContext(ctx, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli()); err != nil {
+			return err
+		}
+		after, err = s.auditTx(ctx, tx, "tx.grant", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(level)),
+			"amr": res.AMR, "confirmed_on_device": fmt.Sprint(res.ConfirmedOnDevice), "expires_ms": itoa(exp.UnixMilli())})
+		return err
+	})
 	var ex *limits.ExceededError
 	if errors.As(err, &ex) {
 		own := false
@@ -116,46 +151,13 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 		return txclient.Grant{}, &Error{Status: ErrLimit.Status, Code: ErrLimit.Code, Msg: msg, Err: ex}
 	}
 	if err != nil {
-		return txclient.Grant{}, unavailable(err)
-	}
-	var raw [32]byte
-	rand.Read(raw[:])
-	token := base64.RawURLEncoding.EncodeToString(raw[:])
-	now := s.now()
-	exp := now.Add(s.cfg.GrantTTL)
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		up, err := s.st.tx(ctx, tx, qGranted)
-		if err != nil {
-			return err
-		}
-		res, err := up.ExecContext(ctx, level, factor, now.UnixMilli(), hash)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n != 1 {
-			var st string
-			tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
-			return stateErr(st)
-		}
-		ins, err := s.st.tx(ctx, tx, qInsertGrant)
-		if err != nil {
-			return err
-		}
-		_, err = ins.ExecContext(ctx, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli())
-		return err
-	})
-	if err != nil {
-		if counted {
-			s.counter.Release(context.WithoutCancel(ctx), hash)
-		}
 		var ae *Error
 		if errors.As(err, &ae) {
 			return txclient.Grant{}, ae
 		}
 		return txclient.Grant{}, unavailable(err)
 	}
-	if err := s.appendAudit(ctx, "tx.grant", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(level)),
-		"amr": res.AMR, "confirmed_on_device": fmt.Sprint(res.ConfirmedOnDevice), "expires_ms": itoa(exp.UnixMilli())}); err != nil {
+	if err := after(); err != nil {
 		return txclient.Grant{}, err
 	}
 	return txclient.Grant{Token: token, Intent: hash, Level: level, Factor: factor, ExpiresAt: exp.UTC()}, nil

@@ -98,6 +98,7 @@ type rigOpt struct {
 	hsm   *hsm.Service
 	clk   *clock
 	rules string
+	audit Auditor // nil: the database's audit log
 }
 
 func newRig(t testing.TB, db *store.DB, o rigOpt) *rig {
@@ -129,7 +130,7 @@ func newRig(t testing.TB, db *store.DB, o rigOpt) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.svc, err = New(Config{}, Deps{DB: db, Tools: FromFactors(set), Accounts: r.accounts, Risk: eng, Now: o.clk.Now})
+	r.svc, err = New(Config{}, Deps{DB: db, Tools: FromFactors(set), Accounts: r.accounts, Risk: eng, Audit: o.audit, Now: o.clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

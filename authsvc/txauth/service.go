@@ -57,6 +57,14 @@ type OperatorAuditor interface {
 	AppendOperator(ctx context.Context, kind, operator string, fields map[string]string) (int64, error)
 }
 
+// TxAuditor is an Auditor that can also append inside a transaction of
+// the service's database (audit.Log does): the record of a decision then
+// commits with the decision or not at all, in one transaction.
+type TxAuditor interface {
+	AppendTx(ctx context.Context, tx *store.Tx, kind string, fields map[string]string) (int64, error)
+	DB() *store.DB
+}
+
 // Deps are what New needs besides the config.
 type Deps struct {
 	DB *store.DB
@@ -85,6 +93,7 @@ type Service struct {
 	accounts Accounts
 	risk     *risk.Engine
 	audit    Auditor
+	txAudit  TxAuditor // the Auditor when it appends in s.db's transactions; else nil
 	alerts   *alerts.Outbox
 	counter  *limits.Counter
 	st       *stmts
@@ -127,6 +136,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if s.audit == nil {
 		s.audit = audit.New(d.DB, d.Now)
+	}
+	if ta, ok := s.audit.(TxAuditor); ok && ta.DB() == d.DB {
+		s.txAudit = ta
 	}
 	if s.alerts == nil {
 		s.alerts = alerts.New(d.DB, d.Now)
@@ -262,6 +274,19 @@ func (s *Service) appendAudit(ctx context.Context, kind string, fields map[strin
 		return unavailable(fmt.Errorf("audit: %w", err))
 	}
 	return nil
+}
+
+// auditTx appends a record inside tx when the Auditor can (the record
+// commits with the state change); otherwise it returns a function that
+// appends it after the transaction commits.
+func (s *Service) auditTx(ctx context.Context, tx *store.Tx, kind string, fields map[string]string) (after func() error, err error) {
+	if s.txAudit == nil {
+		return func() error { return s.appendAudit(ctx, kind, fields) }, nil
+	}
+	if _, err := s.txAudit.AppendTx(ctx, tx, kind, fields); err != nil {
+		return nil, unavailable(fmt.Errorf("audit: %w", err))
+	}
+	return func() error { return nil }, nil
 }
 
 func isNoRows(err error) bool { return errors.Is(err, errNoRows) }

@@ -93,6 +93,8 @@ const (
 	qExecuted     = `UPDATE tx_intents SET state = 'executed', updated_ms = ? WHERE hash = ?`
 	qGranted      = `UPDATE tx_intents SET state = 'granted', proved_level = ?, proved_factor = ?, updated_ms = ? WHERE hash = ? AND state = 'allowed'`
 	qInsertGrant  = `INSERT INTO tx_grants (token_hash, intent_hash, created_ms, expires_ms) VALUES (?, ?, ?, ?)`
+	qInsertIntent = `INSERT INTO tx_intents (hash, customer, idem_key, body, payee, amount, device, action, level, decision, features, state, created_ms, updated_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`
 )
 
-var txQueries = []string{qConsumeGrant, qExecuted, qGranted, qInsertGrant}
+var txQueries = []string{qConsumeGrant, qExecuted, qGranted, qInsertGrant, qInsertIntent}

@@ -83,29 +83,34 @@ func BenchmarkTxRoundTrip(b *testing.B) {
 					// as the HOTP counter is theirs.
 					n := seq.Add(1)
 					d := ds[n%customers]
-					d.mu.Lock()
-					in := d.c.intent(1_000*yuan+1, fmt.Sprint("bench-", n))
-					dec, err := r.c.Authorize(ctx, in)
-					if err != nil || dec.Level != 3 {
-						b.Fatalf("%+v %v", dec, err)
-					}
-					ch, err := r.c.Challenge(ctx, dec.Intent, txclient.ChallengeRequest{Factor: "otp"})
-					if err != nil {
-						b.Fatal(err)
-					}
-					code, err := devotp.HOTP(ctx, devotp.SoftwareMAC{Key: d.seed}, crypto.SHA1, d.counter, 6)
-					if err != nil {
-						b.Fatal(err)
-					}
-					d.counter++
-					g, err := r.c.Proof(ctx, dec.Intent, txclient.ProofRequest{ChallengeID: ch.ID, Response: code})
-					if err != nil {
-						b.Fatal(err)
-					}
-					if _, err := r.c.Execute(ctx, g.Token, in); err != nil {
-						b.Fatal(err)
-					}
-					d.mu.Unlock()
+					// A failure unlocks the customer as it stops the
+					// benchmark (Fatal under the lock would leave the other
+					// goroutines waiting for it for ever).
+					func() {
+						d.mu.Lock()
+						defer d.mu.Unlock()
+						in := d.c.intent(1_000*yuan+1, fmt.Sprint("bench-", n))
+						dec, err := r.c.Authorize(ctx, in)
+						if err != nil || dec.Level != 3 {
+							b.Fatalf("%+v %v", dec, err)
+						}
+						ch, err := r.c.Challenge(ctx, dec.Intent, txclient.ChallengeRequest{Factor: "otp"})
+						if err != nil {
+							b.Fatal(err)
+						}
+						code, err := devotp.HOTP(ctx, devotp.SoftwareMAC{Key: d.seed}, crypto.SHA1, d.counter, 6)
+						if err != nil {
+							b.Fatal(err)
+						}
+						d.counter++
+						g, err := r.c.Proof(ctx, dec.Intent, txclient.ProofRequest{ChallengeID: ch.ID, Response: code})
+						if err != nil {
+							b.Fatal(err)
+						}
+						if _, err := r.c.Execute(ctx, g.Token, in); err != nil {
+							b.Fatal(err)
+						}
+					}()
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "roundtrips/s")

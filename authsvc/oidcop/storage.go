@@ -286,16 +286,32 @@ type tokenRow struct {
 	used, revoked                                bool
 }
 
+// insertToken stores one token row; a refresh token's row carries the hash
+// of the raw token.
 func (s *Storage) insertToken(ctx context.Context, tx *store.Tx, t tokenRow, refreshHash string) error {
-	var hash any
-	if refreshHash != "" {
-		hash = refreshHash
+	return s.insertTokens(ctx, tx, []tokenRow{t}, []string{refreshHash})
+}
+
+// insertTokens stores rows in one INSERT (one statement to prepare and one
+// round trip for the access and refresh token of a grant).
+func (s *Storage) insertTokens(ctx context.Context, tx *store.Tx, rows []tokenRow, refreshHashes []string) error {
+	var q strings.Builder
+	q.WriteString(`INSERT INTO oidc_tokens (id, kind, token_hash, family, auth_request_id, client_id, subject, scopes, audience, level, amr, auth_time_ms, expires_ms, created_ms) VALUES `)
+	args := make([]any, 0, 14*len(rows))
+	created := s.now().UnixMilli()
+	for i, t := range rows {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		var hash any
+		if refreshHashes[i] != "" {
+			hash = refreshHashes[i]
+		}
+		args = append(args, t.id, t.kind, hash, t.family, t.authReq, t.clientID, t.subject, joinSp(t.scopes), joinSp(t.audience), t.level, joinSp(t.amr),
+			t.authTime.UnixMilli(), t.expires.UnixMilli(), created)
 	}
-	_, err := tx.Exec(ctx, `INSERT INTO oidc_tokens (id, kind, token_hash, family, auth_request_id, client_id, subject, scopes, audience, level, amr, auth_time_ms, expires_ms, created_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		t.id, t.kind, hash, t.family, t.authReq, t.clientID, t.subject, joinSp(t.scopes), joinSp(t.audience), t.level, joinSp(t.amr),
-		t.authTime.UnixMilli(), t.expires.UnixMilli(), s.now().UnixMilli())
-	if err != nil {
+	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
 		return fmt.Errorf("storing token: %w", err)
 	}
 	return nil
@@ -375,10 +391,7 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 				return oidc.ErrInvalidGrant().WithDescription("refresh token already used or revoked")
 			}
 		}
-		if err := s.insertToken(ctx, tx, access, ""); err != nil {
-			return err
-		}
-		return s.insertToken(ctx, tx, refresh, hashToken(raw))
+		return s.insertTokens(ctx, tx, []tokenRow{access, refresh}, []string{"", hashToken(raw)})
 	})
 	if reused {
 		// Lost the race for one rotation: someone else holds a copy.

@@ -2,6 +2,7 @@ package otp
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -68,7 +69,27 @@ func TestWithSoftHSM(t *testing.T) {
 //     net/http does): JSON, counting the attempt and loading the token in one
 //     statement, the same HSM call, the replay ledger's UPDATE, in SQLite;
 //   - egate-loopback: the same over a real loopback TCP connection
-//     (httptest server and keep-alive client), adding net/http's own cost.
+//     (httptest server and keep-alive client), adding net/http's own cost;
+//   - baseline-loopback: the composite floor of egate-loopback: a bare
+//     JSON handler over the same kind of loopback connection that decodes
+//     the request, makes the raw HMACs and one single-row UPDATE on the
+//     same engine, and encodes a reply. egate-loopback / baseline-loopback
+//     is what egate adds (issue 16 asks for >= 0.8 of its throughput).
+//
+// Each runs on SQLite and on PostgreSQL (EGATE_TEST_PG_DSN). The HSM keeps
+// the token's unwrapped seed live in its session (hsm.Config.LiveSeeds),
+// so raw is 3 HMACs.
+//
+// Figures, loaded 2-core machine shared with other engineers (-count=3,
+// medians, 2026-12-03), egate-loopback against baseline-loopback:
+// SQLite 198 µs vs 175 µs wall (0.88), 168 vs 129 µs CPU (0.77);
+// PostgreSQL 582 vs 428 µs wall (0.73), 218 vs 150 µs CPU (0.69). The
+// remaining gap on PostgreSQL is one more round trip by design: a
+// verification writes twice, the attempt is counted (count-and-load,
+// fast.go) before any HMAC is made so that a crash or a timeout cannot
+// hand out free guesses, and the replay ledger's UPDATE follows the
+// match; the baseline writes once. Merging them would weaken the guess
+// bound of the hardening issue.
 //
 // The SQLite file is in the test's temporary directory ($TMPDIR): on a disk
 // file system each of a verification's two commits waits in the kernel's
@@ -81,9 +102,17 @@ func TestWithSoftHSM(t *testing.T) {
 // less than the wall clock.
 func BenchmarkOTPVerify(b *testing.B) {
 	h := hsmtest.Open(b)
+	for _, eng := range []struct {
+		name string
+		open func(testing.TB) *store.DB
+	}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}} {
+		b.Run(eng.name, func(b *testing.B) { benchOTPVerify(b, h, eng.open(b)) })
+	}
+}
+
+func benchOTPVerify(b *testing.B, h *hsm.Service, db *store.DB) {
 	ctx := context.Background()
 	tseed := []byte("12345678901234567890123456789012")
-	db := storetest.SQLite(b)
 	clk := &clock{t: time.Unix(1700000000, 0)}
 	svc := New(db, h, Config{}, clk.Now)
 	path := filepath.Join(b.TempDir(), "t.pskc")
@@ -148,6 +177,48 @@ func BenchmarkOTPVerify(b *testing.B) {
 		b.ReportAllocs()
 		body := bodies(b)
 		srv := httptest.NewServer(svc.Handler())
+		defer srv.Close()
+		client := srv.Client()
+		url := srv.URL + "/v1/otp/verify"
+		b.ResetTimer()
+		defer reportCPU(b)()
+		for i := 0; i < b.N; i++ {
+			clk.Add(p.Period)
+			resp, err := client.Post(url, "application/json", strings.NewReader(body[i]))
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.Run("baseline-loopback", func(b *testing.B) {
+		b.ReportAllocs()
+		body := bodies(b)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			var in struct{ Serial, Code string }
+			if err := json.NewDecoder(r.Body).Decode(&in); err != nil || in.Serial == "" || in.Code == "" {
+				http.Error(w, "bad request", http.StatusBadRequest)
+				return
+			}
+			step := p.Step(clk.Now())
+			msgs := [][]byte{otp.CounterMessage(step - 1), otp.CounterMessage(step), otp.CounterMessage(step + 1)}
+			if _, err := h.HMACWrapped(r.Context(), tok.wrapLabel, tok.wrapped, tok.Params.Hash, msgs); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			if _, err := db.Exec(r.Context(), `UPDATE otp_tokens SET failures = 0 WHERE id = ?`, tok.ID); err != nil {
+				http.Error(w, err.Error(), http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Type", "application/json")
+			json.NewEncoder(w).Encode(struct {
+				OK bool `json:"ok"`
+			}{true})
+		}))
 		defer srv.Close()
 		client := srv.Client()
 		url := srv.URL + "/v1/otp/verify"

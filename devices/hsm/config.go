@@ -36,6 +36,11 @@ type Config struct {
 	// While it waits, calls fail at once with ErrUnavailable.
 	RetryMin time.Duration `yaml:"retry-min"`
 	RetryMax time.Duration `yaml:"retry-max"`
+	// LiveSeeds is the number of unwrapped OTP seeds each pooled session
+	// keeps in the HSM for the next HMACWrapped of the same wrapped seed,
+	// evicted least-recently-used (0: DefaultLiveSeeds; -1: none, every
+	// HMACWrapped unwraps and destroys).
+	LiveSeeds int `yaml:"live-seeds"`
 }
 
 // ApplyModuleEnv sets ModuleEnv in this process's environment, overriding
@@ -93,6 +98,9 @@ func (c Config) Validate() error {
 	if c.Pool < 0 || c.Pool > MaxPoolSize {
 		return fmt.Errorf("%w: hsm.pool-size %d: want 0 (default %d) to %d", ErrBadConfig, c.Pool, DefaultPoolSize, MaxPoolSize)
 	}
+	if c.LiveSeeds < -1 || c.LiveSeeds > MaxLiveSeeds {
+		return fmt.Errorf("%w: hsm.live-seeds %d: want 0 (default %d), -1 (none) or 1 to %d", ErrBadConfig, c.LiveSeeds, DefaultLiveSeeds, MaxLiveSeeds)
+	}
 	if c.RetryMin < 0 || c.RetryMax < 0 || (c.RetryMax > 0 && c.RetryMin > c.RetryMax) {
 		return fmt.Errorf("%w: hsm.retry-min %v and hsm.retry-max %v: want 0 (defaults %v and %v) or 0 < retry-min <= retry-max", ErrBadConfig, c.RetryMin, c.RetryMax, DefaultRetryMin, DefaultRetryMax)
 	}
@@ -108,6 +116,16 @@ func (c Config) retryBounds() (lo, hi time.Duration) {
 		hi = max(DefaultRetryMax, lo)
 	}
 	return lo, hi
+}
+
+func (c Config) liveSeeds() int {
+	switch c.LiveSeeds {
+	case 0:
+		return DefaultLiveSeeds
+	case -1:
+		return 0
+	}
+	return c.LiveSeeds
 }
 
 func (c Config) poolSize() int {

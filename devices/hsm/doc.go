@@ -10,8 +10,24 @@
 // a signing key is a crypto.Signer, the transaction-encryption key
 // (KeyRSA2048Decrypt, decrypt.go) a crypto.Decrypter. Secrets at rest are sealed with AES-GCM
 // computed in the HSM; OTP seeds are kept wrapped by an HSM AES key and are
-// only ever unwrapped, for the length of one call, into a sensitive,
-// non-extractable session key whose HMAC the HSM computes.
+// only ever unwrapped into a sensitive, non-extractable, sign-only session
+// key whose HMAC the HSM computes.
+//
+// # Live seeds
+//
+// HMACWrapped keeps each seed it unwrapped as a session object of the
+// pooled session that unwrapped it, for the next call with the same blob
+// (hsm.live-seeds per session, default DefaultLiveSeeds, least recently
+// used evicted and destroyed; -1 turns it off). The cache maps a SHA-256 of
+// the wrap-key reference, its object handle and the blob to the object
+// handle: the seed itself is never in Go memory, and the object is what
+// the seed-wrap key's unwrap template made it. A session closed, lost or
+// flushed when the module is reopened takes its seeds with it (the module
+// destroys session objects with their session) and they are unwrapped
+// again on the next call; an object found stale is unwrapped again too
+// (TestLiveSeedsSessionLoss, TestLiveSeedsLRU, TestLiveSeedsSameMACs).
+// A verification of a seed seen recently is then HMACs only
+// (BenchmarkHMACWrapped).
 //
 // # Keys by name, and the seams
 //

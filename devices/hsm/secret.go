@@ -153,12 +153,18 @@ var hmacMechs = map[crypto.Hash]uint{
 	crypto.SHA512: pkcs11.CKM_SHA512_HMAC,
 }
 
-// HMACWrapped unwraps a secret made by WrapSecret into a session key with
-// exactly the seed-wrap key's unwrap template (sensitive, never
-// extractable, sign only, unmodifiable), computes HMAC-h of every msg in
-// the HSM and destroys the key. The same template serves a secret still
-// wrapped by an older plain AES key (before RewrapSecret moved it). h is crypto.SHA1, SHA256 or SHA512. The i-th result is
-// the MAC of msgs[i].
+// HMACWrapped computes HMAC-h of every msg in the HSM with a secret made
+// by WrapSecret. The secret is unwrapped into a session key with exactly
+// the seed-wrap key's unwrap template (sensitive, never extractable, sign
+// only, unmodifiable) and kept live in that pooled session for the next
+// call with the same blob (Config.LiveSeeds per session, evicted
+// least-recently-used and destroyed; gone with its session), so a repeated
+// verification is HMACs only. The cache is keyed by a SHA-256 of the
+// wrap-key reference, its object handle and the blob: no seed is kept in Go
+// memory. A key found stale, or lost with a dead session, is unwrapped
+// again. The same template serves a secret still wrapped by an older plain
+// AES key (before RewrapSecret moved it). h is crypto.SHA1, SHA256 or
+// SHA512. The i-th result is the MAC of msgs[i].
 func (s *Service) HMACWrapped(ctx context.Context, wrapKeyRef string, wrapped []byte, h crypto.Hash, msgs [][]byte) ([][]byte, error) {
 	mech, ok := hmacMechs[h]
 	if !ok {
@@ -169,21 +175,8 @@ func (s *Service) HMACWrapped(ctx context.Context, wrapKeyRef string, wrapped []
 	}
 	m := []*pkcs11.Mechanism{pkcs11.NewMechanism(mech, nil)}
 	var out [][]byte
-	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+	sign := func(sh pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
 		out = out[:0]
-		wk, err := s.refHandle(sh, wrapKeyRef, pkcs11.CKO_SECRET_KEY, "key")
-		if err != nil {
-			return err
-		}
-		key, err := s.p.UnwrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, wrapped[1:], unwrappedSeedTemplate())
-		if err != nil {
-			// SoftHSM2 reports a failed key-wrap integrity check as CKR_GENERAL_ERROR.
-			if p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR) {
-				return fmt.Errorf("%w: the secret was not wrapped by %q or was altered", ErrSealed, wrapKeyRef)
-			}
-			return err
-		}
-		defer s.p.DestroyObject(sh, key)
 		for _, msg := range msgs {
 			if err := s.p.SignInit(sh, m, key); err != nil {
 				return err
@@ -193,6 +186,40 @@ func (s *Service) HMACWrapped(ctx context.Context, wrapKeyRef string, wrapped []
 				return err
 			}
 			out = append(out, mac)
+		}
+		return nil
+	}
+	err := s.do(ctx, func(sh pkcs11.SessionHandle) error {
+		wk, err := s.refHandle(sh, wrapKeyRef, pkcs11.CKO_SECRET_KEY, "key")
+		if err != nil {
+			return err
+		}
+		var live *liveSeeds
+		var lk liveKey
+		if s.cfg.liveSeeds() > 0 {
+			live, lk = s.liveFor(sh), liveKeyOf(wrapKeyRef, wk, wrapped)
+			if key, ok := live.get(lk); ok {
+				err := sign(sh, key)
+				if !staleHandle(err) {
+					return err
+				}
+				live.remove(lk) // destroyed behind our back: unwrap again
+			}
+		}
+		key, err := s.p.UnwrapKey(sh, []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_AES_KEY_WRAP_PAD, nil)}, wk, wrapped[1:], unwrappedSeedTemplate())
+		if err != nil {
+			// SoftHSM2 reports a failed key-wrap integrity check as CKR_GENERAL_ERROR.
+			if p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_INVALID) || p11.IsRV(err, pkcs11.CKR_WRAPPED_KEY_LEN_RANGE) || p11.IsRV(err, pkcs11.CKR_GENERAL_ERROR) {
+				return fmt.Errorf("%w: the secret was not wrapped by %q or was altered", ErrSealed, wrapKeyRef)
+			}
+			return err
+		}
+		if err := sign(sh, key); err != nil || live == nil {
+			_ = s.p.DestroyObject(sh, key)
+			return err
+		}
+		for _, old := range live.add(lk, key) {
+			_ = s.p.DestroyObject(sh, old)
 		}
 		return nil
 	})

@@ -55,6 +55,10 @@ type Service struct {
 
 	keyMu   sync.Mutex // serialises generate-or-find
 	handles sync.Map   // handleKey → pkcs11.ObjectHandle
+
+	// Unwrapped seeds kept live, per pooled session (see HMACWrapped).
+	liveMu sync.Mutex
+	live   map[pkcs11.SessionHandle]*liveSeeds
 }
 
 type handleKey struct {
@@ -104,6 +108,7 @@ func openWith(ctx context.Context, cfg Config, onLogin func(), wrap func(p11.Ctx
 		idle:   make(chan pkcs11.SessionHandle, cfg.poolSize()),
 		done:   make(chan struct{}),
 		now:    time.Now,
+		live:   make(map[pkcs11.SessionHandle]*liveSeeds),
 	}
 	s.h.turn = make(chan struct{}, 1)
 	s.loginMu.Lock()
@@ -194,6 +199,7 @@ func (s *Service) openSession() (pkcs11.SessionHandle, error) {
 		}
 		return 0, fmt.Errorf("opening a session on token %q: %w", s.token, err)
 	}
+	s.forgetLive(sh)      // a handle the module reuses inherits nothing
 	gen := s.gen.Load().n // read first: if another caller rebuilds after this, rebuild(gen) does nothing
 	if s.sessionLoggedIn(sh) {
 		return sh, nil
@@ -221,13 +227,13 @@ func (s *Service) put(sh pkcs11.SessionHandle) {
 	select {
 	case s.idle <- sh:
 	default: // cannot happen: idle has room for every token
-		_ = s.p.CloseSession(sh)
+		s.closeSession(sh)
 	}
 	<-s.sem
 }
 
 func (s *Service) drop(sh pkcs11.SessionHandle) {
-	_ = s.p.CloseSession(sh)
+	s.closeSession(sh)
 	<-s.sem
 }
 
@@ -237,7 +243,7 @@ func (s *Service) flushIdle() {
 	for {
 		select {
 		case sh := <-s.idle:
-			_ = s.p.CloseSession(sh)
+			s.closeSession(sh)
 		default:
 			return
 		}

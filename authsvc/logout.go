@@ -84,7 +84,7 @@ func (s *Server) endCustomer(ctx context.Context, w http.ResponseWriter, r *http
 		return false
 	}
 	if err := s.storage.LogoutCustomer(ctx, pid); err != nil {
-		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		s.busy(w)
 		return false
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: s.base + "/", MaxAge: -1, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode})

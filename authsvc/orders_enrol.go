@@ -66,7 +66,7 @@ func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 		Context: "enrol", Text: "Enrol a new " + factorLabel(fac) + " for " + sess.PassportID, Challenge: ch, Browser: orders.BrowserHash(secret),
 		ExpiresAt: s.now().Add(enrolTTL)})
 	if err != nil {
-		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		s.busy(w)
 		return
 	}
 	http.SetCookie(w, &http.Cookie{Name: enrolCookie, Value: secret, Path: s.base + "/account/", HttpOnly: true, Secure: s.secure,

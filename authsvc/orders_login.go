@@ -78,7 +78,7 @@ func (s *Server) beginOrder(w http.ResponseWriter, r *http.Request, ar *oidcop.A
 	o, auto, err := s.orders.Create(ctx, orders.CreateRequest{Kind: orders.KindLogin, PassportID: f.PassportID, Factor: fac.Name(), ChallengeID: ch.ID,
 		Context: sha(ar.ID), Text: text, Challenge: challenge, Browser: f.Browser, ExpiresAt: ch.ExpiresAt})
 	if err != nil || !bytes.Equal(o.Data, ch.Data) {
-		s.message(w, http.StatusServiceUnavailable, "Try again", "The service is busy. Try again in a moment.", "unavailable")
+		s.busy(w)
 		return
 	}
 	// The autostart token stays in the flow (server side, bound to this
@@ -221,7 +221,7 @@ func (s *Server) orderFlow(w http.ResponseWriter, r *http.Request) (*oidcop.Auth
 		return nil, nil, nil, false
 	}
 	fac := s.factorNamed(f.Factor)
-	if f.Step != "factor" || fac == nil || f.Order == "" || r.PostFormValue("ref") != f.Order {
+	if f.Step != stepFactor || fac == nil || f.Order == "" || r.PostFormValue("ref") != f.Order {
 		s.message(w, http.StatusBadRequest, "Sign-in out of order", "Start the sign-in again from the platform.", "invalid_request")
 		return nil, nil, nil, false
 	}

@@ -37,7 +37,7 @@ test-inner:
 	$(GO) vet $(PKGS)
 	@# 100,000 PSKC tokens in bounded memory: without -race, which would
 	@# make it ten times slower and measure the detector's memory too.
-	EGATE_TEST_LARGE=1 $(GO) test -count=1 -run 'TestImportLarge' ./authsvc/otp/
+	EGATE_TEST_LARGE=1 $(GO) test -count=1 -run 'TestImportLarge' ./authsvc/oath/
 	@# A short, bounded run of every fuzz target (make fuzz runs them longer).
 	@scripts/fuzz.sh $(TEST_FUZZTIME)
 	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)

@@ -27,7 +27,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/authsvc/factors"
-	"github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/authsvc/pivauth"
 	"github.com/egate-bank/egate/authsvc/ushield"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
@@ -88,7 +88,7 @@ func (fe *factorEnv) enrollTOTP(t testing.TB, serial string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := fe.set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, otp.ImportOptions{})
+	sum, err := fe.set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, oath.ImportOptions{})
 	if err != nil || sum.Imported != 1 {
 		t.Fatalf("import: %+v %v", sum, err)
 	}

@@ -19,7 +19,7 @@ import (
 	"testing"
 
 	"github.com/egate-bank/egate/authsvc/authn"
-	"github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/internal/httpx"
@@ -45,7 +45,7 @@ func leaks(body string) string {
 
 // downOTPHSM fails every HMAC while down is set.
 type downOTPHSM struct {
-	otp.HSM
+	oath.HSM
 	down atomic.Bool
 }
 
@@ -75,10 +75,10 @@ func TestLoginFactorHSMFault(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
 		h := &downOTPHSM{HSM: hsmtest.Open(t)}
-		var svc *otp.Service
+		var svc *oath.Service
 		e := newEnvFactors(t, db, hsmSigner(t), func(e *env) []authn.Factor {
-			svc = otp.New(db, h, otp.Config{MaxFailures: 3}, e.clk.Now)
-			return []authn.Factor{otp.Factor{S: svc}}
+			svc = oath.New(db, h, oath.Config{MaxFailures: 3}, e.clk.Now)
+			return []authn.Factor{oath.Factor{S: svc}}
 		})
 		logs := &syncBuf{}
 		e.srv.log = slog.New(slog.NewJSONHandler(logs, nil))
@@ -100,7 +100,7 @@ func TestLoginFactorHSMFault(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if sum, err := svc.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, otp.ImportOptions{}); err != nil || sum.Imported != 1 {
+		if sum, err := svc.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, oath.ImportOptions{}); err != nil || sum.Imported != 1 {
 			t.Fatalf("import: %+v %v", sum, err)
 		}
 		if err := svc.Assign(ctx, "TOTP-0001", "", e.pid); err != nil {

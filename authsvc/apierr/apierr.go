@@ -7,7 +7,7 @@
 // same code in data-code and the same message.
 //
 // The table lives here, below every authsvc package that serves HTTP, so
-// that the tools' own APIs (authsvc/otp, authsvc/ca) use it without an
+// that the tools' own APIs (authsvc/oath, authsvc/ca) use it without an
 // import cycle: apierr imports authn and nothing else of authsvc. A
 // package's own refusal that authn does not name (otp.ErrUnknownToken,
 // ca.ErrNotInitialized, passport.ErrBadCredentials) is answered with its
@@ -58,7 +58,7 @@ var (
 	RateLimited      = Code{http.StatusTooManyRequests, "rate_limited", authn.ErrRateLimited.Error(), false}
 	BadResponse      = Code{http.StatusBadRequest, "bad_response", authn.ErrBadResponse.Error(), true}
 
-	// The OTP verify API's own (authsvc/otp).
+	// The OTP verify API's own (authsvc/oath).
 	UnknownToken = Code{http.StatusNotFound, "unknown_token", "no such token", false}
 	Ambiguous    = Code{http.StatusBadRequest, "ambiguous", "the customer has several tokens; give the token serial", true}
 

@@ -13,7 +13,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/authsvc/gridcard"
-	"github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/authsvc/phone"
 	"github.com/egate-bank/egate/authsvc/pivauth"
 	"github.com/egate-bank/egate/authsvc/sms"
@@ -50,7 +50,7 @@ type Set struct {
 	// messages to customers (login alerts) may use it too.
 	SMSGateway sms.Gateway
 	GridCard   *gridcard.Service // nil when gridcard is not enabled
-	OTP        *otp.Service      // nil when otp is not enabled
+	OTP        *oath.Service     // nil when otp is not enabled
 	UShield    *ushield.Service  // nil when neither ushield nor ushield2 is enabled
 	PIV        *pivauth.Service  // nil when piv is not enabled
 	Phone      *phone.Service    // nil when phone is not enabled
@@ -69,11 +69,11 @@ type Set struct {
 	// (seeds stored under an older key); OTPRewrapErr says which seeds
 	// could not be moved (they keep working under their own key): the
 	// caller logs both.
-	OTPRewrap    otp.RewrapSummary
+	OTPRewrap    oath.RewrapSummary
 	OTPRewrapErr error
 
 	// Handler serves the tools' own HTTP APIs under fixed prefixes:
-	//   /v1/otp/verify, /v1/otp/resync  the OTP back-office API (authsvc/otp):
+	//   /v1/otp/verify, /v1/otp/resync  the OTP back-office API (authsvc/oath):
 	//                                   the caller mounts it behind back-end
 	//                                   client authentication (authsvc/backend)
 	//   /ca/crl, /ca/root.pem, /ca/issuing.pem  the bank CA (authsvc/ca)
@@ -92,7 +92,7 @@ type Set struct {
 // for OTP seeds, which must be of type aes-256-seed-wrap, egate-ca-issuing
 // for the CA), so a missing key fails here with its label rather than at a
 // customer's first login. With OTP on, it moves seeds still wrapped by
-// another key under the seed-wrap key (otp.Service.RewrapSeeds; see
+// another key under the seed-wrap key (oath.Service.RewrapSeeds; see
 // Set.OTPRewrap).
 //
 // The bank CA is loaded when the database has one. When it has none, Build
@@ -181,7 +181,7 @@ func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 	}
 	if cfg.enabled(OTP) {
 		o := cfg.OTP
-		set.OTP = otp.New(deps.DB, h, otp.Config{WrapKeyLabel: o.WrapKeyLabel, HOTPWindow: o.HOTPWindow, HOTPLookBehind: o.HOTPLookBehind,
+		set.OTP = oath.New(deps.DB, h, oath.Config{WrapKeyLabel: o.WrapKeyLabel, HOTPWindow: o.HOTPWindow, HOTPLookBehind: o.HOTPLookBehind,
 			TOTPSteps: o.TOTPSteps, ResyncWindow: o.ResyncWindow, MaxFailures: o.MaxFailures, LockFor: o.LockFor,
 			ChallengeTTL: o.ChallengeTTL, OCRACounterAhead: o.OCRACounterAhead,
 			TxLayout: devotp.TxLayout{ChallengeDigits: o.OCRAChallenge, PayeeDigits: o.OCRAPayeeDigits}}, now)
@@ -216,7 +216,7 @@ func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 		case GridCard:
 			set.Factors = append(set.Factors, set.GridCard.Factor())
 		case OTP:
-			set.Factors = append(set.Factors, otp.Factor{S: set.OTP})
+			set.Factors = append(set.Factors, oath.Factor{S: set.OTP})
 		case Phone:
 			set.Factors = append(set.Factors, set.Phone.Factor())
 		case UShield:

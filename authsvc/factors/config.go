@@ -87,7 +87,7 @@ type GridCardConfig struct {
 	TTL         time.Duration `yaml:"ttl"`          // challenge lifetime [3m]
 }
 
-// OTPConfig tunes dynamic-password tokens (authsvc/otp).
+// OTPConfig tunes dynamic-password tokens (authsvc/oath).
 type OTPConfig struct {
 	WrapKeyLabel     string        `yaml:"wrap-key-label"`        // HSM seed-wrap key wrapping seeds ["egate-otp-seed-wrap"]
 	HOTPWindow       int           `yaml:"hotp-window"`           // counters looked ahead [10]

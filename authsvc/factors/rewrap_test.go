@@ -7,7 +7,7 @@ import (
 	"io"
 	"testing"
 
-	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/devices/otp"
@@ -41,7 +41,7 @@ func TestBuildRewrapsSeeds(t *testing.T) {
 			t.Fatal(err)
 		}
 		open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(file.Bytes())), nil }
-		if _, err := set.OTP.ImportPSKC(ctx, open, otpsvc.ImportOptions{}); err != nil {
+		if _, err := set.OTP.ImportPSKC(ctx, open, oath.ImportOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		if set.OTPRewrap.Total() != 0 || set.OTPRewrapErr != nil {

@@ -21,7 +21,7 @@ import (
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 
 	"github.com/egate-bank/egate/authsvc/authn"
-	"github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/authsvc/pivauth"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
@@ -295,7 +295,7 @@ func (r *rig) importToken(t *testing.T, k *pskc.Key) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, otp.ImportOptions{}); err != nil {
+	if _, err := r.set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, oath.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.set.OTP.Assign(ctx, k.Serial, "", r.pid); err != nil {
@@ -304,7 +304,7 @@ func (r *rig) importToken(t *testing.T, k *pskc.Key) {
 }
 
 // token is the customer's one OTP token as stored.
-func (r *rig) token(t *testing.T) *otp.Token {
+func (r *rig) token(t *testing.T) *oath.Token {
 	t.Helper()
 	toks, err := r.set.OTP.TokensOf(context.Background(), r.pid)
 	if err != nil || len(toks) != 1 {

@@ -41,7 +41,7 @@ import (
 // HTTP client and server for the four calls ~260 µs (13%), allocation and
 // GC ~160 µs (8%), syscalls for the WAL and the loopback sockets in the
 // rest. Reaching the goal takes all of: the HMAC in long-lived HSM
-// sessions (under way in devices/hsm and authsvc/otp), fewer commits per
+// sessions (under way in devices/hsm and authsvc/oath), fewer commits per
 // movement (the challenge's two inserts and the OTP verify's updates
 // are their own transactions), and one core's worth less of HTTP and
 // SQLite than here.

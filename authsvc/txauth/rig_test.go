@@ -24,7 +24,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/authsvc/gridcard"
 	"github.com/egate-bank/egate/authsvc/intent"
-	"github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/authsvc/risk"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/devices/hsm"
@@ -213,7 +213,7 @@ func (r *rig) importKey(t testing.TB, pid string, params devotp.Params, seed []b
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, otp.ImportOptions{}); err != nil {
+	if _, err := r.set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, oath.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.set.OTP.Assign(ctx, serial, "", pid); err != nil {

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/devices/pkcs11uri"
 	"github.com/egate-bank/egate/internal/app"
@@ -174,7 +174,7 @@ The seed-wrap key must exist: egate admin hsm init makes it.`,
 			if k.Type != hsm.KeySeedWrap {
 				return fmt.Errorf("%w: %q is not a seed-wrap key (%s): seeds would not stay in the HSM; run egate admin hsm init and use %s", hsm.ErrKeyType, to, hsm.KeySeedWrap, hsm.LabelSeedWrap)
 			}
-			sum, err := otpsvc.New(db, h, otpsvc.Config{WrapKeyLabel: to}, nil).RewrapSeeds(ctx)
+			sum, err := oath.New(db, h, oath.Config{WrapKeyLabel: to}, nil).RewrapSeeds(ctx)
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "moved %d seeds under %s\n", sum.Total(), to)
 			for _, m := range []struct {

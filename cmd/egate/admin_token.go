@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/devices/otp"
 )
 
@@ -22,7 +22,7 @@ func init() {
 
 // tokenName is how an operator names one OATH key: its serial, and its key
 // id unless that is the serial again (the usual PSKC file's choice).
-func tokenName(t *otpsvc.Token) string {
+func tokenName(t *oath.Token) string {
 	if t.KeyID == "" || t.KeyID == t.Serial {
 		return t.Serial
 	}
@@ -47,9 +47,9 @@ func tokenError(err error, serial, keyID string) error {
 		name += " key " + keyID
 	}
 	switch {
-	case errors.Is(err, otpsvc.ErrUnknownToken):
+	case errors.Is(err, oath.ErrUnknownToken):
 		return fmt.Errorf("no OTP token %s (egate admin token import-pskc imports them); nothing was changed", name)
-	case errors.Is(err, otpsvc.ErrAmbiguous):
+	case errors.Is(err, oath.ErrAmbiguous):
 		return fmt.Errorf("token %s holds several keys: give --key-id; nothing was changed", serial)
 	}
 	return err
@@ -147,12 +147,12 @@ func newTokenAssignCmd() *cobra.Command {
 				return fmt.Errorf("token %s is already assigned to %s; nothing was changed", tokenName(t), cs.loginOf(ctx, c.PassportID))
 			}
 			err = o.Assign(ctx, t.Serial, t.KeyID, c.PassportID)
-			var ae *otpsvc.AssignedError
+			var ae *oath.AssignedError
 			switch {
 			case errors.As(err, &ae):
 				return fmt.Errorf("token %s is already assigned to %s: unassign it first (egate admin token unassign %s); nothing was changed",
 					tokenName(t), cs.loginOf(ctx, ae.PassportID), t.Serial)
-			case errors.Is(err, otpsvc.ErrRevoked):
+			case errors.Is(err, oath.ErrRevoked):
 				return fmt.Errorf("token %s is %s and cannot be assigned; nothing was changed", tokenName(t), t.Status)
 			case err != nil:
 				return tokenError(err, args[0], a.keyID)
@@ -194,7 +194,7 @@ func newTokenUnassignCmd() *cobra.Command {
 				return tokenError(err, args[0], a.keyID)
 			}
 			prev, err := o.Unassign(ctx, t.Serial, t.KeyID)
-			if errors.Is(err, otpsvc.ErrNotAssigned) {
+			if errors.Is(err, oath.ErrNotAssigned) {
 				return fmt.Errorf("token %s is not assigned to anyone; nothing was changed", tokenName(t))
 			}
 			if err != nil {
@@ -234,7 +234,7 @@ func newTokenUnlockCmd() *cobra.Command {
 				return tokenError(err, args[0], a.keyID)
 			}
 			err = o.Unlock(ctx, t.Serial, t.KeyID)
-			if errors.Is(err, otpsvc.ErrNotLocked) {
+			if errors.Is(err, oath.ErrNotLocked) {
 				return fmt.Errorf("token %s is not locked and has no failed attempts; nothing was changed", tokenName(t))
 			}
 			if err != nil {

@@ -16,7 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/devices/pinsource"
@@ -259,10 +259,10 @@ imported is what was signed. With --signer-cert an unsigned file is refused.`,
 				return err
 			}
 			defer h.Close()
-			svc := otpsvc.New(db, h, otpsvc.Config{WrapKeyLabel: wrapLabel}, nil)
+			svc := oath.New(db, h, oath.Config{WrapKeyLabel: wrapLabel}, nil)
 			bar := newProgressBar(cmd.ErrOrStderr())
 			sum, err := svc.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) },
-				otpsvc.ImportOptions{PSKC: o, Size: st.Size(), Progress: bar.update, ImportExpired: forceExpired, TransportKey: transportKey, SignerCerts: signers})
+				oath.ImportOptions{PSKC: o, Size: st.Size(), Progress: bar.update, ImportExpired: forceExpired, TransportKey: transportKey, SignerCerts: signers})
 			bar.done()
 			if err != nil {
 				return fmt.Errorf("importing %s: nothing was imported: %w", path, err)
@@ -366,7 +366,7 @@ func newProgressBar(w io.Writer) *progressBar {
 	return b
 }
 
-func (b *progressBar) update(p otpsvc.Progress) {
+func (b *progressBar) update(p oath.Progress) {
 	pct := 0
 	if p.Total > 0 {
 		pct = int(p.Done * 100 / p.Total)

@@ -10,7 +10,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/gridcard"
-	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/authsvc/sms"
 	"github.com/egate-bank/egate/internal/config"
@@ -68,9 +68,9 @@ func (c *customerDB) loginOf(ctx context.Context, passportID string) string {
 	return passportID
 }
 
-func (c *customerDB) otp() *otpsvc.Service {
+func (c *customerDB) otp() *oath.Service {
 	o := c.cfg.Factors.OTP
-	return otpsvc.New(c.db, nil, otpsvc.Config{MaxFailures: o.MaxFailures, LockFor: o.LockFor}, nil)
+	return oath.New(c.db, nil, oath.Config{MaxFailures: o.MaxFailures, LockFor: o.LockFor}, nil)
 }
 
 func (c *customerDB) sms() *sms.Service {

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/egate-bank/egate/authsvc"
-	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/internal/loadgen"
 )
 
@@ -180,7 +180,7 @@ refused.`,
 				return err
 			}
 			wrap := cfg.Factors.WithDefaults().OTP.WrapKeyLabel
-			cs, seedErr := loadgen.Seed(ctx, ps, otpsvc.New(db, h, otpsvc.Config{WrapKeyLabel: wrap}, nil), cs, n, filepath.Dir(customersFile))
+			cs, seedErr := loadgen.Seed(ctx, ps, oath.New(db, h, oath.Config{WrapKeyLabel: wrap}, nil), cs, n, filepath.Dir(customersFile))
 			if cs != nil {
 				if err := writeCustomers(customersFile, cs); err != nil {
 					return errors.Join(seedErr, err)

@@ -11,7 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	devotp "github.com/egate-bank/egate/devices/otp"
-	simotp "github.com/egate-bank/egate/simulators/otp"
+	"github.com/egate-bank/egate/simulators/oathtoken"
 )
 
 func init() { registerSim(newSimOTPCmd) }
@@ -42,7 +42,7 @@ payee's last digits and the amount). --once prints one code and exits.`,
 			if err != nil {
 				return err
 			}
-			tok, err := simotp.Load(f, o, serial)
+			tok, err := oathtoken.Load(f, o, serial)
 			f.Close()
 			if err != nil {
 				return err

@@ -41,7 +41,7 @@
 // Key.URI is the full form.
 //
 // Callers declare the narrow interface they use next to their code
-// (authsvc/gridcard.Sealer, authsvc/sms.MAC, authsvc/otp's HSM), which a
+// (authsvc/gridcard.Sealer, authsvc/sms.MAC, authsvc/oath's HSM), which a
 // Service, a simulator or a fake satisfies. Below the Service, its own
 // PKCS#11 calls go through package p11's Ctx interface (the module
 // loading, return values and token lookup it shares with

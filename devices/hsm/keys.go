@@ -68,7 +68,7 @@ const (
 	LabelCAIssuing       = "egate-ca-issuing"
 	// LabelSecretsWrap seals secrets at rest (grid cards) with AES-GCM. It
 	// used to wrap OTP seeds too; those are moved under LabelSeedWrap
-	// (RewrapSecret; authsvc/otp's RewrapSeeds).
+	// (RewrapSecret; authsvc/oath's RewrapSeeds).
 	LabelSecretsWrap     = "egate-secrets-wrap"
 	LabelAuditCheckpoint = "egate-audit-checkpoint"
 	LabelHMAC            = "egate-hmac"

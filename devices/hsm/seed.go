@@ -13,7 +13,7 @@ import (
 )
 
 // LabelSeedWrap is the standard seed-wrap key (KeySeedWrap): the only key
-// that wraps OTP seeds. authsvc/otp stores every seed as WrapSeed's blob
+// that wraps OTP seeds. authsvc/oath stores every seed as WrapSeed's blob
 // and computes its HMACs with HMACWrapped(ctx, LabelSeedWrap, …).
 const LabelSeedWrap = "egate-otp-seed-wrap"
 

@@ -131,7 +131,7 @@ func codesInSource(t *testing.T) map[string]bool {
 	isCode := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
 	codes := map[string]bool{}
 	var files []string
-	for _, g := range []string{"authsvc/*.go", "authsvc/otp/*.go", "authsvc/backend/*.go", "authsvc/txauth/*.go", "authsvc/intent/*.go", "authsvc/ca/*.go", "authsvc/orders/*.go", "authsvc/apierr/*.go", "internal/httpx/*.go"} {
+	for _, g := range []string{"authsvc/*.go", "authsvc/oath/*.go", "authsvc/backend/*.go", "authsvc/txauth/*.go", "authsvc/intent/*.go", "authsvc/ca/*.go", "authsvc/orders/*.go", "authsvc/apierr/*.go", "internal/httpx/*.go"} {
 		m, err := filepath.Glob(filepath.Join("..", "..", g))
 		if err != nil {
 			t.Fatal(err)

@@ -17,7 +17,7 @@ import (
 	"testing"
 
 	"github.com/egate-bank/egate/authsvc/backend"
-	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
@@ -65,7 +65,7 @@ func startAuthsvc(t *testing.T, db store.Config) *Authsvc {
 
 // importHOTP imports an HOTP token with a random seed from a PSKC file
 // (the seed wrapped in the HSM) and returns its serial and seed.
-func importHOTP(t *testing.T, s *otpsvc.Service) (serial string, seed []byte) {
+func importHOTP(t *testing.T, s *oath.Service) (serial string, seed []byte) {
 	t.Helper()
 	seed = make([]byte, 20)
 	rand.Read(seed)
@@ -87,7 +87,7 @@ func importHOTP(t *testing.T, s *otpsvc.Service) (serial string, seed []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.ImportPSKC(context.Background(), func() (io.ReadCloser, error) { return os.Open(path) }, otpsvc.ImportOptions{}); err != nil {
+	if _, err := s.ImportPSKC(context.Background(), func() (io.ReadCloser, error) { return os.Open(path) }, oath.ImportOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	return serial, seed

@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/backend"
-	"github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
@@ -94,7 +94,7 @@ func TestHSMOutageRecovers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sum, err := a.Factors.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, otp.ImportOptions{}); err != nil || sum.Imported != workers {
+	if sum, err := a.Factors.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, oath.ImportOptions{}); err != nil || sum.Imported != workers {
 		t.Fatalf("import: %+v %v", sum, err)
 	}
 	a.Server.Start()

@@ -27,7 +27,7 @@ import (
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
-	simotp "github.com/egate-bank/egate/simulators/otp"
+	"github.com/egate-bank/egate/simulators/oathtoken"
 )
 
 type syncBuf struct {
@@ -343,7 +343,7 @@ func callOTPAPIAsPrinted(t *testing.T, out string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := simotp.Load(f, pskc.Options{}, "")
+	tok, err := oathtoken.Load(f, pskc.Options{}, "")
 	f.Close()
 	if err != nil {
 		t.Fatal(err)

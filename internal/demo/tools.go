@@ -14,10 +14,10 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/authsvc/gridcard"
-	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
-	simotp "github.com/egate-bank/egate/simulators/otp"
+	"github.com/egate-bank/egate/simulators/oathtoken"
 )
 
 // Files of the demo customer's tools under the demo directory.
@@ -76,7 +76,7 @@ func enrollTools(ctx context.Context, set *factors.Set, passportID, varDir strin
 		if err != nil {
 			return err
 		}
-		if _, err := set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(tmp) }, otpsvc.ImportOptions{}); err != nil {
+		if _, err := set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(tmp) }, oath.ImportOptions{}); err != nil {
 			return fmt.Errorf("importing the demo token: %w", err)
 		}
 		if err := set.OTP.Assign(ctx, serial, "", passportID); err != nil {
@@ -105,7 +105,7 @@ func toolsHandler(varDir string) http.Handler {
 			return
 		}
 		defer f.Close()
-		tok, err := simotp.Load(f, pskc.Options{}, "")
+		tok, err := oathtoken.Load(f, pskc.Options{}, "")
 		if err != nil {
 			http.Error(w, "the token file is unreadable", http.StatusInternalServerError)
 			return

@@ -12,7 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	otpsvc "github.com/egate-bank/egate/authsvc/otp"
+	"github.com/egate-bank/egate/authsvc/oath"
 	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
@@ -25,7 +25,7 @@ import (
 // login names are load-TAG-NNNN with a random TAG per customers file, so a
 // second file never collides with the first. tmpDir holds the PSKC file
 // for the import (mode 0600) while it runs.
-func Seed(ctx context.Context, ps *passport.Service, tokens *otpsvc.Service, cs *Customers, n int, tmpDir string) (*Customers, error) {
+func Seed(ctx context.Context, ps *passport.Service, tokens *oath.Service, cs *Customers, n int, tmpDir string) (*Customers, error) {
 	if cs == nil {
 		cs = &Customers{Password: "Load-" + randomHex(8) + "-Kite"}
 	}
@@ -60,7 +60,7 @@ func Seed(ctx context.Context, ps *passport.Service, tokens *otpsvc.Service, cs 
 		return nil, fmt.Errorf("loadgen: writing the load-test tokens: %w", err)
 	}
 	path := filepath.Clean(tmp.Name())
-	if _, err := tokens.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, otpsvc.ImportOptions{}); err != nil {
+	if _, err := tokens.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, oath.ImportOptions{}); err != nil {
 		return nil, fmt.Errorf("loadgen: importing the load-test tokens: %w", err)
 	}
 	for i := range fresh {

@@ -12,7 +12,7 @@ import (
 // existed: by the plain aes-256 key label (egate-secrets-wrap), through raw
 // PKCS#11 (C_CreateObject, C_WrapKey) on Token, in the blob format
 // hsm.HMACWrapped reads. devices/hsm no longer makes such blobs; tests of
-// the migration (hsm.RewrapSecret, authsvc/otp's RewrapSeeds) need them as
+// the migration (hsm.RewrapSecret, authsvc/oath's RewrapSeeds) need them as
 // a database from before would hold them. Call it while a Service from Open
 // is alive (it shares that Service's login).
 func LegacyWrap(tb testing.TB, label string, seed []byte) []byte {

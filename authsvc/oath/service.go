@@ -1,4 +1,6 @@
-// Package otp is the dynamic-password token service (DESIGN.md §2, level 3):
+// Package oath is the passport's dynamic-password (OATH) token service
+// (level 3; the algorithms are devices/otp, a simulated token is
+// simulators/oathtoken):
 // tokens imported from vendor PSKC files, bound to customers, verified with
 // a look-ahead window, resynchronised from two consecutive codes, and OCRA
 // challenge-response over transaction data.
@@ -31,7 +33,7 @@
 //
 // Concurrency: a Service is safe for concurrent use; it holds no per-token
 // state in memory (only prepared statements).
-package otp
+package oath
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package otp
+package oath
 
 // Label is the tool's name for customers (the passport's login pages).
 func (Factor) Label() string { return "Dynamic-password token" }

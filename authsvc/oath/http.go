@@ -1,4 +1,4 @@
-package otp
+package oath
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-// Package otp simulates a customer's dynamic-password token from a PSKC
+// Package oathtoken simulates a customer's dynamic-password token from a PSKC
 // file: an HOTP token shows the next code when its button is pressed, a TOTP
 // token the code of the current time step, an OCRA token the response to a
 // question typed on its keypad (showing the payee tail and amount when the
@@ -6,7 +6,7 @@
 //
 // The simulator holds the seed in memory: it is the token. A Token is not
 // safe for concurrent use (a physical token has one button).
-package otp
+package oathtoken
 
 import (
 	"context"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -39,6 +40,26 @@ func (a *tokenArgs) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&a.keyID, "key-id", "", "the key's id, when the token holds several keys (egate admin token show lists them)")
 }
 
+// open is what every state-changing token command does first: the
+// operator's name (checked before anything changes), then the database.
+func (a *tokenArgs) open(cmd *cobra.Command) (operator, *customerDB, error) {
+	op, err := whoRuns(cmd)
+	if err != nil {
+		return op, nil, err
+	}
+	cs, err := openCustomers(cmd, a.db)
+	return op, cs, err
+}
+
+// token finds the token the command names, as an operator reads a refusal.
+func (a *tokenArgs) token(ctx context.Context, o *oath.Service, serial string) (*oath.Token, error) {
+	t, err := o.TokenBySerial(ctx, serial, a.keyID)
+	if err != nil {
+		return nil, tokenError(err, serial, a.keyID)
+	}
+	return t, nil
+}
+
 // tokenError turns the token service's refusals into one line an operator
 // can act on.
 func tokenError(err error, serial, keyID string) error {
@@ -69,9 +90,9 @@ func newTokenShowCmd() *cobra.Command {
 			defer cs.Close()
 			ctx := cmd.Context()
 			o := cs.otp()
-			t, err := o.TokenBySerial(ctx, args[0], a.keyID)
+			t, err := a.token(ctx, o, args[0])
 			if err != nil {
-				return tokenError(err, args[0], a.keyID)
+				return err
 			}
 			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
 			fmt.Fprintf(w, "serial\t%s\n", t.Serial)
@@ -124,11 +145,7 @@ func newTokenAssignCmd() *cobra.Command {
 		Short: "assign an imported OATH token to a customer (a token another customer holds is refused)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := whoRuns(cmd)
-			if err != nil {
-				return err
-			}
-			cs, err := openCustomers(cmd, a.db)
+			op, cs, err := a.open(cmd)
 			if err != nil {
 				return err
 			}
@@ -139,9 +156,9 @@ func newTokenAssignCmd() *cobra.Command {
 				return fmt.Errorf("%w; nothing was changed", err)
 			}
 			o := cs.otp()
-			t, err := o.TokenBySerial(ctx, args[0], a.keyID)
+			t, err := a.token(ctx, o, args[0])
 			if err != nil {
-				return tokenError(err, args[0], a.keyID)
+				return err
 			}
 			if t.PassportID == c.PassportID {
 				return fmt.Errorf("token %s is already assigned to %s; nothing was changed", tokenName(t), cs.loginOf(ctx, c.PassportID))
@@ -178,20 +195,16 @@ func newTokenUnassignCmd() *cobra.Command {
 		Short: "take an OATH token back from its customer (returned to the bank); its failures are cleared, its counter kept",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := whoRuns(cmd)
-			if err != nil {
-				return err
-			}
-			cs, err := openCustomers(cmd, a.db)
+			op, cs, err := a.open(cmd)
 			if err != nil {
 				return err
 			}
 			defer cs.Close()
 			ctx := cmd.Context()
 			o := cs.otp()
-			t, err := o.TokenBySerial(ctx, args[0], a.keyID)
+			t, err := a.token(ctx, o, args[0])
 			if err != nil {
-				return tokenError(err, args[0], a.keyID)
+				return err
 			}
 			prev, err := o.Unassign(ctx, t.Serial, t.KeyID)
 			if errors.Is(err, oath.ErrNotAssigned) {
@@ -218,20 +231,16 @@ func newTokenUnlockCmd() *cobra.Command {
 		Short: "clear an OATH token's failed attempts and lockout",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			op, err := whoRuns(cmd)
-			if err != nil {
-				return err
-			}
-			cs, err := openCustomers(cmd, a.db)
+			op, cs, err := a.open(cmd)
 			if err != nil {
 				return err
 			}
 			defer cs.Close()
 			ctx := cmd.Context()
 			o := cs.otp()
-			t, err := o.TokenBySerial(ctx, args[0], a.keyID)
+			t, err := a.token(ctx, o, args[0])
 			if err != nil {
-				return tokenError(err, args[0], a.keyID)
+				return err
 			}
 			err = o.Unlock(ctx, t.Serial, t.KeyID)
 			if errors.Is(err, oath.ErrNotLocked) {

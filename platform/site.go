@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -26,15 +27,17 @@ import (
 // Names of the platforms.
 var Names = []string{"ebank", "mall", "messenger"}
 
-// Config is one platform's section.
+// Config is one platform's section of the config file (platforms.ebank,
+// platforms.mall, platforms.messenger: internal/config embeds it, so the
+// keys are declared here only), plus what the process fills in when it
+// starts the site (the fields tagged yaml:"-").
 type Config struct {
-	Name string `yaml:"name"` // ebank, mall or messenger
+	// Listen is where the platform's process listens (host:port).
+	Listen string `yaml:"listen"`
 	// PublicURL is where customers' browsers reach this platform; the OIDC
-	// redirect URI is PublicURL + "/callback".
-	PublicURL string `yaml:"public-url"`
-	// Issuer is the passport's issuer URL.
-	Issuer       string `yaml:"issuer"`
-	ClientID     string `yaml:"client-id"`
+	// redirect URI is PublicURL + "/callback". Empty in the file:
+	// http://<listen>.
+	PublicURL    string `yaml:"public-url"`
 	ClientSecret string `yaml:"client-secret" secret:"true"`
 	// CookieKey encrypts and authenticates the session cookie; at least 32
 	// characters, the same on every replica.
@@ -42,11 +45,24 @@ type Config struct {
 	// Level is the authentication level a login asks for (acr_values);
 	// the passport never grants less than the client's fixed minimum.
 	Level int `yaml:"level"`
-	// Others are the other platforms' URLs, linked from the home page.
-	Others map[string]string `yaml:"others"`
 	// SessionTTL is how long a platform session lasts (default 8h, the
 	// passport's session-ttl).
 	SessionTTL time.Duration `yaml:"session-ttl"`
+	// TxClient and TxSecret are the back-end client (authsvc.backend-clients,
+	// scopes tx:authorize, tx:execute) with which the platform's pages call
+	// the passport's transaction authorization API. Empty: the pages show
+	// what they can and refuse to move money.
+	TxClient string `yaml:"tx-client"`
+	TxSecret string `yaml:"tx-secret" secret:"true"`
+
+	// Name is ebank, mall or messenger: the section's key.
+	Name string `yaml:"-"`
+	// Issuer is the passport's issuer URL (platforms.issuer).
+	Issuer string `yaml:"-"`
+	// ClientID is the platform's OIDC client id (its name).
+	ClientID string `yaml:"-"`
+	// Others are the other platforms' URLs, linked from the home page.
+	Others map[string]string `yaml:"-"`
 	// Logouts remembers back-channel logouts (POST /backchannel-logout,
 	// registered at the passport as the client's backchannel-logout-uri).
 	// Default: in this process's memory (one replica); replicas of a
@@ -59,7 +75,31 @@ type Config struct {
 // ErrConfig wraps configuration errors.
 var ErrConfig = errors.New("platform config")
 
-// Validate checks the section.
+// ValidateSection checks what the config file sets for the platform whose
+// keys start with prefix (platforms.ebank). Empty public-url, client-secret
+// and cookie-key are allowed here: egate demo fills them in, and Validate
+// refuses them when a site starts without them.
+func (c Config) ValidateSection(prefix string) error {
+	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+		return fmt.Errorf("%w: %s.listen %q: give host:port", ErrConfig, prefix, c.Listen)
+	}
+	if c.PublicURL != "" {
+		if err := checkURL(prefix+".public-url", c.PublicURL); err != nil {
+			return err
+		}
+	}
+	if c.CookieKey != "" {
+		if err := checkCookieKey(prefix+".cookie-key", c.CookieKey); err != nil {
+			return err
+		}
+	}
+	if (c.TxClient == "") != (c.TxSecret == "") {
+		return fmt.Errorf("%w: %s.tx-client and %s.tx-secret go together: set both or neither", ErrConfig, prefix, prefix)
+	}
+	return checkLevelTTL(prefix, c.Level, c.SessionTTL)
+}
+
+// Validate checks a config ready to start a site.
 func (c Config) Validate() error {
 	known := false
 	for _, n := range Names {
@@ -69,22 +109,43 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: name %q: use ebank, mall or messenger", ErrConfig, c.Name)
 	}
 	for k, v := range map[string]string{"public-url": c.PublicURL, "issuer": c.Issuer} {
-		u, err := url.Parse(v)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("%w: %s %q: give an absolute http(s) URL", ErrConfig, k, v)
+		if err := checkURL(k, v); err != nil {
+			return err
 		}
 	}
 	if c.ClientID == "" {
 		return fmt.Errorf("%w: client-id is empty", ErrConfig)
 	}
-	if len(c.CookieKey) < 32 {
-		return fmt.Errorf("%w: cookie-key must be at least 32 characters", ErrConfig)
+	if err := checkCookieKey("cookie-key", c.CookieKey); err != nil {
+		return err
 	}
-	if c.Level < 1 || c.Level > 5 {
-		return fmt.Errorf("%w: level %d: use 1 to 5", ErrConfig, c.Level)
+	return checkLevelTTL("", c.Level, c.SessionTTL)
+}
+
+func checkURL(key, v string) error {
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%w: %s %q: give an absolute http(s) URL", ErrConfig, key, v)
 	}
-	if c.SessionTTL < 0 {
-		return fmt.Errorf("%w: session-ttl must not be negative", ErrConfig)
+	return nil
+}
+
+func checkCookieKey(key, v string) error {
+	if len(v) < 32 {
+		return fmt.Errorf("%w: %s must be at least 32 characters", ErrConfig, key)
+	}
+	return nil
+}
+
+func checkLevelTTL(prefix string, level int, ttl time.Duration) error {
+	if prefix != "" {
+		prefix += "."
+	}
+	if level < 1 || level > 5 {
+		return fmt.Errorf("%w: %slevel %d: use 1 to 5", ErrConfig, prefix, level)
+	}
+	if ttl < 0 {
+		return fmt.Errorf("%w: %ssession-ttl must not be negative", ErrConfig, prefix)
 	}
 	return nil
 }

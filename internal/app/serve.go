@@ -124,13 +124,13 @@ func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Lo
 		}
 		others[n] = u
 	}
-	site, err := platform.New(ctx, platform.Config{
-		Name: name, PublicURL: public, Issuer: strings.TrimRight(cfg.Platforms.Issuer, "/"),
-		ClientID: name, ClientSecret: pc.ClientSecret, CookieKey: pc.CookieKey, Level: pc.Level, Others: others,
-	}, nil)
+	sc := *pc // the section as the file gives it, and what the process knows
+	sc.Name, sc.ClientID, sc.PublicURL, sc.Others = name, name, public, others
+	sc.Issuer = strings.TrimRight(cfg.Platforms.Issuer, "/")
+	site, err := platform.New(ctx, sc, nil)
 	if err != nil {
 		s.Listener.Close()
-		return nil, err
+		return nil, fmt.Errorf("platforms.%s: %w", name, err)
 	}
 	s.Health.Add("passport", func(ctx context.Context) error {
 		req, _ := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(cfg.Platforms.Issuer, "/")+"/.well-known/openid-configuration", nil)

@@ -132,14 +132,31 @@ func TestValidateAll(t *testing.T) {
 		{"unknown time zone", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "transactions.time-zone=Mars/Olympus"}, false},
 		{"grant ttl too long", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "transactions.grant-ttl=2h"}, false},
 		{"grant ttl too short", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "transactions.grant-ttl=1s"}, false},
+		// A platform's section is declared once (platform.Config) and
+		// checked here with the key named.
+		{"platform listen", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.mall.listen=8082"}, false},
+		{"platform short cookie key", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.cookie-key=short"}, false},
+		{"platform cookie key", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.cookie-key=0123456789abcdef0123456789abcdef"}, true},
+		{"platform level", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.messenger.level=7"}, false},
+		{"platform public url", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.public-url=ebank.example"}, false},
+		{"platform tx client without secret", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.tx-client=ebank-backend"}, false},
+		{"platform session ttl", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.session-ttl=2h"}, true},
+		{"platform negative session ttl", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.session-ttl=-1h"}, false},
+		{"platforms issuer", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.issuer=passport"}, false},
+		// Fields the process fills in are not keys of the file.
+		{"platform name is not a key", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.name=mall"}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := Load(Sources{Sets: tc.set})
-			if err != nil {
+			if err == nil {
+				err = c.ValidateAll()
+			} else if tc.ok {
 				t.Fatal(err)
 			}
-			err = c.ValidateAll()
+			if err != nil {
+				t.Log(err) // the message an operator reads
+			}
 			if (err == nil) != tc.ok {
 				t.Fatalf("ValidateAll() = %v, want ok=%v", err, tc.ok)
 			}

@@ -2,25 +2,14 @@ package config
 
 import (
 	"fmt"
-	"net"
+	"net/url"
+
+	"github.com/egate-bank/egate/platform"
 )
 
-// PlatformConfig is one platform's process: where it listens and how it is
-// registered with the passport. The passport's issuer is http.public-url of
-// the authsvc (Config.Issuer).
-type PlatformConfig struct {
-	Listen       string `yaml:"listen"`
-	PublicURL    string `yaml:"public-url"`
-	ClientSecret string `yaml:"client-secret" secret:"true"`
-	CookieKey    string `yaml:"cookie-key" secret:"true"`
-	Level        int    `yaml:"level"`
-	// TxClient and TxSecret are the back-end client (authsvc.backend-clients,
-	// scopes tx:authorize, tx:execute) with which ebank's transfer pages
-	// call the passport's transaction authorization API. Empty: the pages
-	// show accounts and history, and refuse transfers.
-	TxClient string `yaml:"tx-client"`
-	TxSecret string `yaml:"tx-secret" secret:"true"`
-}
+// PlatformConfig is one platform's process; its keys are declared by
+// platform.Config, the one declaration of a platform's section.
+type PlatformConfig = platform.Config
 
 // PlatformsConfig holds the three platforms.
 type PlatformsConfig struct {
@@ -44,12 +33,19 @@ func (c *PlatformsConfig) ByName(name string) (*PlatformConfig, error) {
 	return nil, fmt.Errorf("%w: no platform %q: use ebank, mall or messenger", ErrConfig, name)
 }
 
-// Validate checks the listen addresses; the rest is checked by
-// platform.Config.Validate when a platform starts.
+// Validate checks each platform's section (platform.Config.ValidateSection);
+// the rest is checked by platform.Config.Validate when a platform starts.
 func (c PlatformsConfig) Validate() error {
-	for n, p := range map[string]PlatformConfig{"ebank": c.Ebank, "mall": c.Mall, "messenger": c.Messenger} {
-		if _, _, err := net.SplitHostPort(p.Listen); err != nil {
-			return fmt.Errorf("platforms.%s.listen %q: give host:port", n, p.Listen)
+	if c.Issuer != "" {
+		u, err := url.Parse(c.Issuer)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("platforms.issuer %q: give the passport's absolute http(s) URL", c.Issuer)
+		}
+	}
+	for _, n := range platform.Names {
+		p, _ := c.ByName(n)
+		if err := p.ValidateSection("platforms." + n); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -15,6 +15,12 @@
 // listener for the data centre; its HTTP listener serves local status,
 // health and metrics only. The drivers do not depend on the link: a link
 // loss leaves every ATM's state, and every command in flight, as it was.
+//
+// Seams: an ATM's line comes from an Opener (SerialLines in production; the
+// tests give a pseudo-terminal with simulators/atm on its other end, the
+// same bytes through tarm/serial), the client key is a crypto.Signer on a
+// PKCS#11 token (package pkcs11token, SoftHSM in development), and the
+// link's dialer is a function (DialTLS), so a test can cut it.
 package agent
 
 import (

@@ -16,6 +16,12 @@
 // with ErrCardRemoved again if it is still gone or a different card is in
 // the reader. Operations themselves are never repeated.
 //
+// The seam is PC/SC itself: a Driver drives whatever card a reader presents,
+// so simulators/piv (a card behind pcscd's virtual reader, vpcd) and a real
+// token satisfy it alike, and every test runs the real stack down to the
+// APDUs. Above the driver, code takes a crypto.Signer (Card.Signer) or the
+// Issuer interface, which a fake can satisfy in a unit test.
+//
 // PINs come from a prompt function at the moment they are needed, are passed
 // to the card once and are not kept. A wrong PIN is never retried: the
 // error (a *pin.Error, package pin; ErrPINBlocked when none are left) says

@@ -25,6 +25,8 @@ var Routes = []struct{ Pattern, Scope string }{
 	{"POST /v1/tx/authorize", backend.ScopeTxAuthorize},
 	{"GET /v1/tx/{hash}", backend.ScopeTxAuthorize},
 	{"POST /v1/tx/{hash}/challenge", backend.ScopeTxAuthorize},
+	{"POST /v1/tx/{hash}/order", backend.ScopeTxAuthorize},
+	{"POST /v1/tx/{hash}/order/collect", backend.ScopeTxAuthorize},
 	{"POST /v1/tx/{hash}/proof", backend.ScopeTxAuthorize},
 	{"POST /v1/tx/execute", backend.ScopeTxExecute},
 	{"POST /v1/tx/{hash}/cancel", backend.ScopeTxExecute},
@@ -43,16 +45,18 @@ const maxBody = 64 << 10
 // error shape.
 func (s *Service) Handler(g Guard) http.Handler {
 	hs := map[string]http.HandlerFunc{
-		"POST /v1/tx/authorize":        s.httpAuthorize,
-		"GET /v1/tx/{hash}":            s.httpGet,
-		"POST /v1/tx/{hash}/challenge": s.httpChallenge,
-		"POST /v1/tx/{hash}/proof":     s.httpProof,
-		"POST /v1/tx/execute":          s.httpExecute,
-		"POST /v1/tx/{hash}/cancel":    s.httpCancel,
-		"POST /v1/alerts/balance":      s.httpBalance,
-		"GET /v1/alerts/preferences":   s.httpGetPrefs,
-		"PUT /v1/alerts/preferences":   s.httpSetPrefs,
-		"GET /keys/encryption":         s.httpEncryptionKey,
+		"POST /v1/tx/authorize":            s.httpAuthorize,
+		"GET /v1/tx/{hash}":                s.httpGet,
+		"POST /v1/tx/{hash}/challenge":     s.httpChallenge,
+		"POST /v1/tx/{hash}/order":         s.httpOrder,
+		"POST /v1/tx/{hash}/order/collect": s.httpCollectOrder,
+		"POST /v1/tx/{hash}/proof":         s.httpProof,
+		"POST /v1/tx/execute":              s.httpExecute,
+		"POST /v1/tx/{hash}/cancel":        s.httpCancel,
+		"POST /v1/alerts/balance":          s.httpBalance,
+		"GET /v1/alerts/preferences":       s.httpGetPrefs,
+		"PUT /v1/alerts/preferences":       s.httpSetPrefs,
+		"GET /keys/encryption":             s.httpEncryptionKey,
 	}
 	mux := http.NewServeMux()
 	for _, r := range Routes {
@@ -173,6 +177,8 @@ func (s *Service) httpChallenge(w http.ResponseWriter, r *http.Request) {
 type proofBody struct {
 	ChallengeID string          `json:"challenge_id"`
 	Response    string          `json:"response"`
+	Order       string          `json:"order"`
+	Browser     string          `json:"browser"`
 	ClientIP    string          `json:"client_ip"`
 	Intent      json.RawMessage `json:"intent"`
 }
@@ -186,7 +192,7 @@ func (s *Service) httpProof(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !sealed {
 		err = s.clearProof(r.Context(), r.PathValue("hash"))
 	}
-	req := txclient.ProofRequest{ChallengeID: pb.ChallengeID, Response: pb.Response, ClientIP: pb.ClientIP}
+	req := txclient.ProofRequest{ChallengeID: pb.ChallengeID, Response: pb.Response, Order: pb.Order, Browser: pb.Browser, ClientIP: pb.ClientIP}
 	if err == nil && len(pb.Intent) > 0 && string(pb.Intent) != "null" {
 		var in intent.Intent
 		if in, err = decodeIntent(pb.Intent); err == nil {

@@ -68,6 +68,9 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	if r.State != txclient.StateAllowed {
 		return txclient.Grant{}, stateErr(r.State)
 	}
+	if req.Order != "" {
+		return s.proofByOrder(ctx, r, hash, req)
+	}
 	if req.ChallengeID == "" || len(req.ChallengeID) > 128 {
 		return txclient.Grant{}, ErrUnknownChall
 	}
@@ -98,6 +101,12 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 		}
 		return txclient.Grant{}, fe
 	}
+	return s.issue(ctx, r, hash, factor, res)
+}
+
+// issue counts the limits at the level res proved and issues the grant
+// (a proof by a challenge's answer or by a signing order).
+func (s *Service) issue(ctx context.Context, r *row, hash, factor string, res authn.Result) (txclient.Grant, error) {
 	level := int(res.Level)
 	if level < r.Level {
 		return txclient.Grant{}, ErrLevelTooLow
@@ -110,7 +119,7 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	// The count, the grant and its audit record in one transaction: over
 	// a limit, or on any error, nothing of it stays.
 	var after func() error
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := s.counter.CountTx(ctx, tx, r.Customer, hash, r.Intent.Amount, level); err != nil {
 			return err
 		}

@@ -81,7 +81,10 @@ type Deps struct {
 	// with the HSM's transaction-encryption key; nil: none is accepted,
 	// and transactions.require-encryption must be empty.
 	Encryption *jwe.Opener
-	Now        func() time.Time
+	// Orders makes and follows signing orders (orders.go); nil: the
+	// signing tools prove through a challenge's answer only.
+	Orders Orders
+	Now    func() time.Time
 }
 
 // Service authorizes transactions.
@@ -100,6 +103,7 @@ type Service struct {
 	loc      *time.Location
 	now      func() time.Time
 	jwe      *jwe.Opener // nil: no JWE accepted
+	orders   Orders      // nil: no signing orders
 	jwks     []byte      // its public key, GET /keys/encryption
 }
 
@@ -119,7 +123,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	s := &Service{cfg: cfg, db: d.DB, st: &stmts{db: d.DB}, tools: d.Tools, accounts: d.Accounts, risk: d.Risk, audit: d.Audit, alerts: d.Alerts, loc: loc, now: d.Now}
+	s := &Service{cfg: cfg, db: d.DB, st: &stmts{db: d.DB}, tools: d.Tools, accounts: d.Accounts, risk: d.Risk, audit: d.Audit, alerts: d.Alerts, loc: loc, now: d.Now, orders: d.Orders}
 	if err := s.setEncryption(d.Encryption); err != nil {
 		return nil, err
 	}

@@ -159,7 +159,7 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	}
 	a.TxAccounts = txauth.NewMapAccounts(cfg.Transactions.Accounts)
 	accounts := eitherAccounts{a.TxAccounts, ebank.Owners{Ledger: ledger.New(a.DB, nil)}}
-	if a.Tx, err = txauth.New(cfg.Transactions, txauth.Deps{DB: a.DB, Tools: txauth.FromFactors(a.Factors), Audit: a.Auth.Audit(), Alerts: a.Auth.Alerts(), Encryption: txEnc, Accounts: accounts}); err != nil {
+	if a.Tx, err = txauth.New(cfg.Transactions, txauth.Deps{DB: a.DB, Tools: txauth.FromFactors(a.Factors), Audit: a.Auth.Audit(), Alerts: a.Auth.Alerts(), Encryption: txEnc, Accounts: accounts, Orders: a.Auth}); err != nil {
 		return nil, err
 	}
 	if a.Server, err = NewServer("authsvc", cfg.HTTP.Listen, log); err != nil {

@@ -114,11 +114,60 @@ type Challenge struct {
 // ProofRequest answers a challenge. Intent, when set, is the intent the
 // platform still holds: a proof is refused if it is not the intent the
 // challenge was begun for (fields changed after the challenge).
+//
+// A proof by a signing order (a tool the customer holds: U-shield, PIV,
+// phone app) names the Order and the Browser that follows it instead of a
+// challenge and a response: the order's signature, already checked when
+// the device posted it, buys the grant once.
 type ProofRequest struct {
-	ChallengeID string         `json:"challenge_id"`
-	Response    string         `json:"response"`
+	ChallengeID string         `json:"challenge_id,omitempty"`
+	Response    string         `json:"response,omitempty"`
+	Order       string         `json:"order,omitempty"`
+	Browser     string         `json:"browser,omitempty"`
 	ClientIP    string         `json:"client_ip,omitempty"`
 	Intent      *intent.Intent `json:"intent,omitempty"`
+}
+
+// OrderRequest asks for a signing order for an intent: the customer's tool
+// (ushield, ushield2, piv, phone) signs the intent's text and a challenge
+// bound to its hash. Browser is the SHA-256 (hex) of a secret only the
+// confirming browser holds (a cookie of the platform's): only a call
+// naming it collects the order or proves with it.
+type OrderRequest struct {
+	Factor   string `json:"factor"`
+	Browser  string `json:"browser"`
+	ClientIP string `json:"client_ip,omitempty"`
+}
+
+// Order is a signing order made for an intent. A desktop tool is reached
+// by the Autostart link (egate://order?…, which starts egate helper), the
+// phone app by the animated QR of OrderStatus (ByQR).
+type Order struct {
+	Ref       string    `json:"ref"`
+	Factor    string    `json:"factor"`
+	Level     int       `json:"level"`
+	Text      string    `json:"text"` // what the device shows and signs, with the challenge
+	Autostart string    `json:"autostart,omitempty"`
+	ByQR      bool      `json:"by_qr"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// OrderCollect asks where an order is, for the browser that follows it.
+type OrderCollect struct {
+	Ref     string `json:"ref"`
+	Browser string `json:"browser"`
+}
+
+// OrderStatus is where a signing order is: pending, user_sign, complete,
+// failed, cancelled or expired, with the code of a failure or a device's
+// reason, a sentence for the customer, and (pending, phone app) the
+// animated QR's current image as a data: URL.
+type OrderStatus struct {
+	Ref     string `json:"ref"`
+	State   string `json:"state"`
+	Code    string `json:"code,omitempty"`
+	Message string `json:"message"`
+	QR      string `json:"qr,omitempty"`
 }
 
 // Grant is what a proof buys: a single-use token bound to the intent.
@@ -305,6 +354,20 @@ func (c *Client) Challenge(ctx context.Context, hash string, r ChallengeRequest)
 func (c *Client) Proof(ctx context.Context, hash string, r ProofRequest) (Grant, error) {
 	var g Grant
 	return g, c.send(ctx, http.MethodPost, "/v1/tx/"+url.PathEscape(hash)+"/proof", r, &g, true)
+}
+
+// Order makes a signing order for the intent with one of the customer's
+// tools that sign (OrderRequest).
+func (c *Client) Order(ctx context.Context, hash string, r OrderRequest) (Order, error) {
+	var o Order
+	return o, c.do(ctx, http.MethodPost, "/v1/tx/"+url.PathEscape(hash)+"/order", r, &o)
+}
+
+// CollectOrder says where the intent's signing order is (polled by the
+// confirming page, a new QR image every second).
+func (c *Client) CollectOrder(ctx context.Context, hash string, r OrderCollect) (OrderStatus, error) {
+	var st OrderStatus
+	return st, c.do(ctx, http.MethodPost, "/v1/tx/"+url.PathEscape(hash)+"/order/collect", r, &st)
 }
 
 // Execute checks and consumes a grant for the intent about to be executed.

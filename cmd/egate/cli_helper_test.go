@@ -356,6 +356,48 @@ authsvc:
 		}
 	}()
 	rp.issuer = base
+	state := bindPhone(t, b, base)
+
+	bctx := helperChromium(t)
+	step := func(what string, acts ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, acts...); err != nil {
+			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
+			t.Fatalf("browser, %s: %v\n%s", what, err, body)
+		}
+	}
+	step("the name page", chromedp.Navigate(rp.ts.URL+"/start?level=3"), chromedp.WaitVisible(chromedp.ID("login_name")))
+	step("the password page", chromedp.SendKeys(chromedp.ID("login_name"), "alice"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("password")))
+	step("the phone page", chromedp.SendKeys(chromedp.ID("password"), "Blue-Kite-47"), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("qr")))
+	shot(t, bctx, "factor-phone-qr")
+	png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID("qr")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(b.dir, "qr.png")
+	os.WriteFile(img, png, 0o644)
+	r := run(t, b.dir, b.env, "sim", "phone", "scan", img, "--state", state, "--pin-source", "env:EGATE_TEST_APP_PIN", "--yes")
+	if r.code != 0 || !strings.Contains(r.stdout, "│ egate login for ") || !strings.Contains(r.stdout, "Signed.") {
+		t.Fatalf("sim phone scan: %+v", r)
+	}
+	wctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+	defer cancel()
+	if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {
+		t.Fatalf("the page did not go on to the platform: %v", err)
+	}
+	if w, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("welcome"))); w != "urn:egate:loa:3" {
+		t.Fatalf("acr %q", w)
+	}
+}
+
+// bindPhone binds `egate sim phone` to alice at the passport base (the
+// password, then the SMS code read from the development sink and typed on
+// the app's stdin), with the app PIN of EGATE_TEST_APP_PIN, and returns
+// the app's state file.
+func bindPhone(t *testing.T, b *adminBench, base string) string {
+	t.Helper()
 	state := filepath.Join(b.dir, "phone.json")
 
 	// Bind: the app asks the SMS code on stdin after the password.
@@ -416,38 +458,7 @@ authsvc:
 		t.Fatalf("state file: %v %v", st, err)
 	}
 
-	bctx := helperChromium(t)
-	step := func(what string, acts ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, acts...); err != nil {
-			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
-			t.Fatalf("browser, %s: %v\n%s", what, err, body)
-		}
-	}
-	step("the name page", chromedp.Navigate(rp.ts.URL+"/start?level=3"), chromedp.WaitVisible(chromedp.ID("login_name")))
-	step("the password page", chromedp.SendKeys(chromedp.ID("login_name"), "alice"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("password")))
-	step("the phone page", chromedp.SendKeys(chromedp.ID("password"), "Blue-Kite-47"), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("qr")))
-	shot(t, bctx, "factor-phone-qr")
-	png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID("qr")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := filepath.Join(b.dir, "qr.png")
-	os.WriteFile(img, png, 0o644)
-	r := run(t, b.dir, b.env, "sim", "phone", "scan", img, "--state", state, "--pin-source", "env:EGATE_TEST_APP_PIN", "--yes")
-	if r.code != 0 || !strings.Contains(r.stdout, "│ egate login for ") || !strings.Contains(r.stdout, "Signed.") {
-		t.Fatalf("sim phone scan: %+v", r)
-	}
-	wctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-	defer cancel()
-	if err := chromedp.Do(wctx, chromedp.WaitVisible(chromedp.ID("welcome"))); err != nil {
-		t.Fatalf("the page did not go on to the platform: %v", err)
-	}
-	if w, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("welcome"))); w != "urn:egate:loa:3" {
-		t.Fatalf("acr %q", w)
-	}
+	return state
 }
 
 func openBenchDB(t *testing.T, b *adminBench) *store.DB {

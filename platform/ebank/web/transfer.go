@@ -29,13 +29,14 @@ const (
 type form struct {
 	Key, From, ToKind, ToOwn, To, ToName, Bank, Amount, Memo string
 	Factor, ChallengeID                                      string
+	Order                                                    string // a signing order's ref (transfer_order.go)
 	Save                                                     bool // save the payee once the transfer is made
 }
 
 func readForm(r *http.Request) form {
 	g := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	return form{Key: g("key"), From: g("from"), ToKind: g("to_kind"), ToOwn: g("to_own"), To: g("to"), ToName: g("to_name"),
-		Bank: g("bank"), Amount: g("amount"), Memo: g("memo"), Factor: g("factor"), ChallengeID: g("challenge_id"), Save: g("save") == "1"}
+		Bank: g("bank"), Amount: g("amount"), Memo: g("memo"), Factor: g("factor"), ChallengeID: g("challenge_id"), Order: g("order"), Save: g("save") == "1"}
 }
 
 // movement is a checked form.
@@ -282,6 +283,10 @@ func (p *Pages) transferChallenge(w http.ResponseWriter, r *http.Request, v *vie
 	if !ok {
 		return
 	}
+	if signsByOrder(m.f.Factor) {
+		p.transferOrder(w, r, v, m, d, "")
+		return
+	}
 	c, err := p.Auth.Challenge(r.Context(), d.Intent, txclient.ChallengeRequest{Factor: m.f.Factor, ClientIP: clientIP(r)})
 	if err != nil {
 		p.authErr(w, r, v, m.f, err)
@@ -299,10 +304,23 @@ func (p *Pages) transferConfirm(w http.ResponseWriter, r *http.Request, v *view)
 		return
 	}
 	ctx := r.Context()
-	g, err := p.Auth.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: m.f.ChallengeID, Response: r.PostFormValue("response"), ClientIP: clientIP(r), Intent: &m.in})
-	if err != nil {
-		p.authErr(w, r, v, m.f, err)
+	var g txclient.Grant
+	switch {
+	case m.f.Order != "":
+		if g, ok = p.confirmByOrder(w, r, v, m, d); !ok {
+			return
+		}
+	case signsByOrder(m.f.Factor):
+		// A signature is never typed: the tool answers its order.
+		p.transferOrder(w, r, v, m, d, v.P.T("order.again"))
 		return
+	default:
+		var err error
+		g, err = p.Auth.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: m.f.ChallengeID, Response: r.PostFormValue("response"), ClientIP: clientIP(r), Intent: &m.in})
+		if err != nil {
+			p.authErr(w, r, v, m.f, err)
+			return
+		}
 	}
 	if _, err := p.Auth.Execute(ctx, g.Token, m.in); err != nil {
 		if p.done(w, r, v, m.f) { // a double submit: the first consumed the grant

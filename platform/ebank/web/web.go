@@ -84,8 +84,8 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 }).ParseFS(files, "templates/*.html"))
 
 // Handler serves /accounts, /accounts/{number}, /accounts/{number}/statement.csv,
-// /transfer (GET the form, POST authorize), /transfer/challenge and
-// /transfer/confirm.
+// /transfer (GET the form, POST authorize), /transfer/challenge,
+// /transfer/confirm and /transfer/order (the order page's poll).
 func (p *Pages) Handler() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /accounts", p.logged(p.accounts))
@@ -96,6 +96,7 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("POST /transfer", p.logged(p.transferAuthorize))
 	m.HandleFunc("POST /transfer/challenge", p.logged(p.transferChallenge))
 	m.HandleFunc("POST /transfer/confirm", p.logged(p.transferConfirm))
+	m.HandleFunc("GET /transfer/order", p.logged(p.transferOrderPoll))
 	return m
 }
 

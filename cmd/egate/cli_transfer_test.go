@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/egate-bank/egate/authsvc/backend"
+	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/platform/ebank"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
+	"github.com/egate-bank/egate/simulators/pivcard/pivtest"
+)
+
+// TestTransferSignedWithEachTool: alice pays bob at ebank (a real `egate
+// platform ebank` process, logged in through a real `egate authsvc`) in
+// headless Chromium, once with each tool she holds, each through a signing
+// order the confirmation page follows by itself: a 1st-generation U-shield
+// (a SoftHSM2 token) through `egate helper` started with the page's
+// autostart link; a 2nd-generation one played by `egate sim ushield`,
+// whose display must show exactly the page's text before the test presses
+// its confirm button; the PIV simulator on pcscd, enrolled with its
+// attestation, through the helper; and `egate sim phone` scanning a
+// screenshot of the page's animated QR. The page has no text box for a
+// signature; each transfer ends on ebank's "Done" page and moves the
+// money once.
+func TestTransferSignedWithEachTool(t *testing.T) {
+	testenv.NeedCommand(t, "chromium", "chromium")
+	pivtest.NeedPCSC(t)
+	b := newAdminBench(t)
+	b.caInit(t)
+	pid := b.customer(t, "alice")
+	bobID := b.customer(t, "bob")
+	ctx := context.Background()
+	const shieldPIN = "24681357"
+	for _, l := range []string{"ushield-1", "ushield-2"} {
+		if _, _, err := b.sh.InitToken(ctx, l, "11223344", shieldPIN); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const txSecret = "ebank-tx-client-0123456789abcdef0123456789"
+	b.env = append(b.env, "EGATE_TEST_SHIELD_PIN="+shieldPIN, "EGATE_TEST_APP_PIN=2468", "EGATE_TEST_PIV_PIN=123456")
+	for gen, l := range map[string]string{"1": "ushield-1", "2": "ushield-2"} {
+		if r := b.admin(t, "ushield", "enroll", "--module", b.sh.Module, "--token", l, "--customer", pid, "--generation", gen,
+			"--pin-source", "env:EGATE_TEST_SHIELD_PIN"); r.code != 0 {
+			t.Fatalf("enroll %s: %+v", l, r)
+		}
+	}
+	// The PIV card: inserted into a virtual reader of pcscd, enrolled with
+	// its attestation (the simulator's vendor root), PIN asked every time.
+	vendor := pivtest.Vendor(t)
+	slot := pivtest.TakeReader(t)
+	pivtest.Insert(t, slot, pivtest.NewCard(t, vendor))
+	root := filepath.Join(b.dir, "piv-vendor-root.pem")
+	if err := os.WriteFile(root, vendor.RootPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := b.admin(t, "piv", "enroll", "--customer", pid, "--reader", slot.Reader, "--vendor-root", root, "--pin-policy", "always"); r.code != 0 {
+		t.Fatalf("piv enroll: %+v", r)
+	}
+	// Accounts: alice's and bob's at ebank.
+	db := openBenchDB(t, b)
+	l := ledger.New(db, nil)
+	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ebank.OpenCustomerAccounts(ctx, l, pid, "alice", ebank.Opening{Current: 100_000_00}); err != nil {
+		t.Fatal(err)
+	}
+	bobs, err := ebank.OpenCustomerAccounts(ctx, l, bobID, "bob", ebank.Opening{Current: 100_00})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	authAddr, ebankAddr := freePort(t), freePort(t)
+	conf := filepath.Join(b.dir, "egate.yaml")
+	os.WriteFile(conf, []byte(`http: {listen: "`+authAddr+`"}
+database: {driver: sqlite, dsn: "`+b.db+`"}
+hsm: {module: "`+b.sh.Module+`", token: `+benchHSMToken+`, pin-source: "env:EGATE_TEST_HSM_PIN"}
+factors: {enabled: [sms, phone, ushield, piv, ushield2], sms: {dev-sink: true}}
+authsvc:
+  oidc:
+    clients:
+      - {id: ebank, secret: "ebank-secret-0123456789abcdef", redirect-uris: ["http://`+ebankAddr+`/callback"], min-level: 1}
+  backend-clients:
+    - {id: ebank-tx, secret-sha256: `+backend.HashSecret([]byte(txSecret))+`, scopes: [tx:authorize, tx:execute, alerts:balance]}
+platforms:
+  issuer: "http://`+authAddr+`"
+  ebank: {listen: "`+ebankAddr+`", client-secret: "ebank-secret-0123456789abcdef", cookie-key: "0123456789abcdef0123456789abcdef-ebank", level: 1,
+          tx-client: ebank-tx, tx-secret: "`+txSecret+`"}
+  mall: {listen: "127.0.0.1:1"}
+  messenger: {listen: "127.0.0.1:2"}
+`), 0o600)
+	srv := exec.Command(egateBin, "authsvc", "--config", conf)
+	srv.Dir, srv.Env = b.dir, append(os.Environ(), b.env...)
+	lines, stderr := startLines(t, srv)
+	base := waitLine(t, lines, regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`), stderr)[1]
+	go func() {
+		for range lines {
+		}
+	}()
+	eb := exec.Command(egateBin, "platform", "ebank", "--config", conf)
+	eb.Dir, eb.Env = b.dir, append(os.Environ(), b.env...)
+	elines, estderr := startLines(t, eb)
+	ebankURL := waitLine(t, elines, regexp.MustCompile(`ebank serving at (http://\S+)`), estderr)[1]
+	go func() {
+		for range elines {
+		}
+	}()
+	state := bindPhone(t, b, base)
+
+	bctx := helperChromium(t)
+	step := func(what string, acts ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, 60*time.Second)
+		defer cancel()
+		if err := chromedp.Do(sctx, acts...); err != nil {
+			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
+			t.Fatalf("browser, %s: %v\n%s", what, err, body)
+		}
+	}
+	step("ebank's login", chromedp.Navigate(ebankURL+"/login?lang=en"), chromedp.WaitVisible(chromedp.ID("login_name")))
+	step("the password page", chromedp.SendKeys(chromedp.ID("login_name"), "alice"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("password")))
+	step("back at ebank", chromedp.SendKeys(chromedp.ID("password"), "Blue-Kite-47"), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("who")))
+
+	// toOrder fills the transfer form (2,000 yuan to bob: level 3, which
+	// every tool of alice's reaches), picks the tool and returns the order
+	// page's text.
+	toOrder := func(t *testing.T, tool, memo string) string {
+		t.Helper()
+		step("the transfer form", chromedp.Navigate(ebankURL+"/transfer"), chromedp.WaitVisible(chromedp.ID("amount")),
+			chromedp.SendKeys(chromedp.ID("to"), bobs[0].Number), chromedp.SendKeys(chromedp.ID("amount"), "2000"), chromedp.SendKeys(chromedp.ID("memo"), memo))
+		step("the decision", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("factor_"+tool)), chromedp.Click(chromedp.ID("factor_"+tool)))
+		step("the order page", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("order-status")))
+		if n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("input[type=text], textarea").length`)); err != nil || n != 0 {
+			t.Fatalf("the order page has %d text boxes (%v)", n, err)
+		}
+		text, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.ID("tx-text")))
+		if err != nil || !strings.HasPrefix(text, "Transfer 2,000.00 yuan to ") || !strings.Contains(text, "\nChallenge: ") {
+			t.Fatalf("the order's text %q %v", text, err)
+		}
+		shot(t, bctx, "transfer-order-"+tool)
+		return text
+	}
+	autostart := func(t *testing.T) string {
+		t.Helper()
+		link, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("autostart"), "href"))
+		if err != nil || !strings.HasPrefix(link.Value, "egate://order?") {
+			t.Fatalf("autostart link %+v %v", link, err)
+		}
+		return link.Value
+	}
+	done := func(t *testing.T, tool string) {
+		t.Helper()
+		step("the page goes on by itself", chromedp.WaitVisible(chromedp.ID("done")))
+		d, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("done")))
+		if !strings.Contains(d, "Done: 2,000.00 yuan from ") || !strings.Contains(d, bobs[0].Number) {
+			t.Fatalf("done page %q", d)
+		}
+		shot(t, bctx, "transfer-done-"+tool)
+	}
+	helperOK := func(t *testing.T, h result, text string) {
+		t.Helper()
+		if h.code != 0 || !strings.Contains(h.stdout, "│ "+strings.ReplaceAll(text, "\n", "\n│ ")) || !strings.Contains(h.stdout, "Signed.") {
+			t.Fatalf("egate helper: %+v", h)
+		}
+	}
+
+	t.Run("a 1st-generation U-shield through egate helper", func(t *testing.T) {
+		text := toOrder(t, "ushield", "u1")
+		helperOK(t, run(t, b.dir, b.env, "helper", autostart(t), "--module", b.sh.Module, "--token", "ushield-1", "--pin-source", "env:EGATE_TEST_SHIELD_PIN", "--yes"), text)
+		done(t, "ushield")
+	})
+	t.Run("a 2nd-generation U-shield whose button the test presses", func(t *testing.T) {
+		text := toOrder(t, "ushield2", "u2")
+		devAddr := freePort(t)
+		sim := exec.Command(egateBin, "sim", "ushield", "--module", b.sh.Module, "--token", "ushield-2", "--pin-source", "env:EGATE_TEST_SHIELD_PIN", "--listen", devAddr)
+		sim.Dir, sim.Env = b.dir, append(os.Environ(), b.env...)
+		simOut, simErr := startLines(t, sim)
+		waitLine(t, simOut, regexp.MustCompile(`^U-shield "ushield-2"`), simErr)
+		helperDone := make(chan result, 1)
+		var wg sync.WaitGroup
+		link := autostart(t)
+		wg.Go(func() { helperDone <- run(t, b.dir, b.env, "helper", link, "--ushield2", "http://"+devAddr, "--yes") })
+		defer wg.Wait()
+		id := waitLine(t, simOut, regexp.MustCompile(`U-shield display ─ request ([0-9a-f]+)`), simErr)[1]
+		var shown []string
+		for l := range simOut {
+			if strings.HasPrefix(l, "└─") {
+				break
+			}
+			shown = append(shown, l)
+		}
+		if strings.Join(shown, "\n") != text {
+			t.Fatalf("the U-shield shows %q, the page %q", strings.Join(shown, "\n"), text)
+		}
+		resp, err := http.Post("http://"+devAddr+"/confirm?id="+id, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		helperOK(t, <-helperDone, text)
+		done(t, "ushield2")
+	})
+	t.Run("the PIV card on pcscd through egate helper", func(t *testing.T) {
+		text := toOrder(t, "piv", "piv")
+		helperOK(t, run(t, b.dir, b.env, "helper", autostart(t), "--piv", "--piv-reader", slot.Reader, "--pin-source", "env:EGATE_TEST_PIV_PIN", "--yes"), text)
+		done(t, "piv")
+	})
+	t.Run("the phone app scanning a screenshot of the QR", func(t *testing.T) {
+		text := toOrder(t, "phone", "phone")
+		png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID("qr")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := filepath.Join(b.dir, "transfer-qr.png")
+		os.WriteFile(img, png, 0o644)
+		r := run(t, b.dir, b.env, "sim", "phone", "scan", img, "--state", state, "--pin-source", "env:EGATE_TEST_APP_PIN", "--yes")
+		if r.code != 0 || !strings.Contains(r.stdout, "│ "+strings.ReplaceAll(text, "\n", "\n│ ")) || !strings.Contains(r.stdout, "Signed.") {
+			t.Fatalf("sim phone scan: %+v", r)
+		}
+		done(t, "phone")
+	})
+
+	db = openBenchDB(t, b)
+	defer db.Close()
+	got, err := ledger.New(db, nil).Account(ctx, bobs[0].Number)
+	if err != nil || got.Balance() != 100_00+4*2_000_00 {
+		t.Fatalf("bob's balance %d (%v), want %d: each transfer once", got.Balance(), err, 100_00+4*2_000_00)
+	}
+	if _, err := ledger.Check(ctx, db); err != nil {
+		t.Fatalf("ledger check: %v", err)
+	}
+}

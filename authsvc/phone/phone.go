@@ -81,6 +81,7 @@ type Device struct {
 	ID, PassportID, Label string
 	PublicKey             *ecdsa.PublicKey
 	Revoked               bool
+	BoundAt               time.Time
 }
 
 func newID() string {
@@ -127,7 +128,7 @@ func (s *Service) Revoke(ctx context.Context, passportID, deviceID string) error
 
 // Devices lists the customer's phones.
 func (s *Service) Devices(ctx context.Context, passportID string) ([]Device, error) {
-	rows, err := s.db.Query(ctx, `SELECT device_id, label, status FROM phone_devices WHERE passport_id = ? ORDER BY bound_ms`, passportID)
+	rows, err := s.db.Query(ctx, `SELECT device_id, label, status, bound_ms FROM phone_devices WHERE passport_id = ? ORDER BY bound_ms`, passportID)
 	if err != nil {
 		return nil, fmt.Errorf("listing phones: %w", err)
 	}
@@ -136,10 +137,11 @@ func (s *Service) Devices(ctx context.Context, passportID string) ([]Device, err
 	for rows.Next() {
 		d := Device{PassportID: passportID}
 		var st string
-		if err := rows.Scan(&d.ID, &d.Label, &st); err != nil {
+		var bound int64
+		if err := rows.Scan(&d.ID, &d.Label, &st, &bound); err != nil {
 			return nil, err
 		}
-		d.Revoked = st != "active"
+		d.Revoked, d.BoundAt = st != "active", time.UnixMilli(bound)
 		out = append(out, d)
 	}
 	return out, rows.Err()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/authsvc/passport"
+	"github.com/egate-bank/egate/authsvc/phone"
 	"github.com/egate-bank/egate/authsvc/pivauth"
 	"github.com/egate-bank/egate/authsvc/ushield"
 	"github.com/egate-bank/egate/devices/pinsource"
@@ -304,6 +305,17 @@ func showCustomer(cmd *cobra.Command, cs *customerDB, c passport.Customer) error
 	}
 	for _, p := range ps {
 		rows = append(rows, row{"piv", fmt.Sprintf("card %d slot %s cert %s", p.CardSerial, p.Slot, p.CertSerial), p.Status, "-", "-"})
+	}
+	phones, err := phone.New(cs.db, nil).Devices(ctx, c.PassportID)
+	if err != nil {
+		return err
+	}
+	for _, d := range phones {
+		status := "active"
+		if d.Revoked {
+			status = "revoked"
+		}
+		rows = append(rows, row{"phone", fmt.Sprintf("%s device %s bound %s", d.Label, d.ID, d.BoundAt.UTC().Format("2006-01-02 15:04 MST")), status, "-", "-"})
 	}
 	fmt.Fprintln(out)
 	if len(rows) == 0 {

@@ -357,6 +357,16 @@ authsvc:
 	}()
 	rp.issuer = base
 	state := bindPhone(t, b, base)
+	// The operator sees the bound phone among alice's tools.
+	if r := b.run(t, "admin", "user", "show", "alice", "--db", b.db); r.code != 0 ||
+		!regexp.MustCompile(`(?m)^phone\s+phone device \S+ bound \d{4}-\d\d-\d\d \d\d:\d\d UTC\s+active\s+-\s+-$`).MatchString(r.stdout) {
+		t.Fatalf("user show: %+v", r)
+	}
+	// The app's state holds its key sealed under the app PIN: no PKCS#8
+	// key, no unsealed field.
+	if st, err := os.ReadFile(state); err != nil || strings.Contains(string(st), `"key"`) || !strings.Contains(string(st), `"sealed_key"`) {
+		t.Fatalf("the app's state: %s %v", st, err)
+	}
 
 	bctx := helperChromium(t)
 	step := func(what string, acts ...chromedp.Action[chromedp.Void]) {

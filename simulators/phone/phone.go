@@ -6,6 +6,17 @@
 // the app PIN (from which it derives the PIN key the bank checks, so wrong
 // PINs are counted at the bank with a lockout), signs exactly the text and
 // the challenge, and posts the proof.
+//
+// The device key is sealed under the app PIN: the state file keeps its
+// scalar XOR a mask derived from the PIN (argon2id over the PIN and a salt
+// of its own, SealSalt, independent of the salt of the PIN key the bank
+// holds). Nothing in the file tells a right PIN from a wrong one — there is
+// no checksum, no public key and no PIN key in it — so any PIN unseals *a*
+// key, and only the bank can tell whether it was the device's: a wrong
+// PIN's proof carries a wrong PIN MAC (and a signature by another key),
+// which the bank refuses and counts toward the phone's lockout. Someone who
+// copies the file cannot test PINs offline; each guess is an attempt the
+// bank counts (the "cryptographic camouflage" of software key stores).
 package phone
 
 import (
@@ -33,13 +44,17 @@ import (
 	authphone "github.com/egate-bank/egate/authsvc/phone"
 )
 
-// State is what the app keeps (mode 0600): the binding and the device key.
+// State is what the app keeps (mode 0600): the binding and the device key
+// sealed under the app PIN.
 type State struct {
 	Server     string `json:"server"`
 	DeviceID   string `json:"device_id"`
 	PassportID string `json:"passport_id"`
-	Key        []byte `json:"key"` // PKCS#8 DER of the device key
+	SealedKey  []byte `json:"sealed_key"` // the key's 32-byte scalar XOR sealMask(PIN, SealSalt)
+	SealSalt   []byte `json:"seal_salt"`
 	PINSalt    []byte `json:"pin_salt"`
+	// Key is an older app's unsealed key (PKCS#8): refused by Load.
+	Key []byte `json:"key,omitempty"`
 }
 
 // Load reads a state file.
@@ -49,10 +64,40 @@ func Load(path string) (*State, error) {
 		return nil, fmt.Errorf("the app is not bound (no state in %s): run egate sim phone bind first", path)
 	}
 	var s State
-	if err := json.Unmarshal(b, &s); err != nil || s.DeviceID == "" || len(s.Key) == 0 {
+	if err := json.Unmarshal(b, &s); err != nil || s.DeviceID == "" {
+		return nil, fmt.Errorf("the app's state %s is damaged", path)
+	}
+	if len(s.Key) > 0 {
+		return nil, fmt.Errorf("the app's state %s keeps its device key unsealed (an older app): bind the app again", path)
+	}
+	if len(s.SealedKey) != scalarLen || len(s.SealSalt) < 16 {
 		return nil, fmt.Errorf("the app's state %s is damaged", path)
 	}
 	return &s, nil
+}
+
+const scalarLen = 32
+
+// sealMask is the mask of the key's scalar under pin: argon2id (as the PIN
+// key, but over SealSalt).
+func sealMask(pin, salt []byte) []byte { return authphone.PINKey(pin, salt) }
+
+// Seal makes the sealed form of k under pin with a fresh salt.
+func Seal(k *ecdsa.PrivateKey, pin []byte) (sealed, salt []byte, err error) {
+	d, err := k.Bytes()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer clear(d)
+	salt = make([]byte, 16)
+	rand.Read(salt)
+	mask := sealMask(pin, salt)
+	defer clear(mask)
+	sealed = make([]byte, scalarLen)
+	for i := range sealed {
+		sealed[i] = d[i] ^ mask[i]
+	}
+	return sealed, salt, nil
 }
 
 // Save writes the state file, readable by the owner only.
@@ -61,13 +106,25 @@ func (s *State) Save(path string) error {
 	return os.WriteFile(path, b, 0o600)
 }
 
-func (s *State) key() (*ecdsa.PrivateKey, error) {
-	k, err := x509.ParsePKCS8PrivateKey(s.Key)
-	ek, ok := k.(*ecdsa.PrivateKey)
-	if err != nil || !ok {
+// Unseal is the device key under pin: the device's own for the right PIN,
+// another key for a wrong one (the app cannot tell; the bank can).
+func (s *State) Unseal(pin []byte) (*ecdsa.PrivateKey, error) {
+	if len(s.SealedKey) != scalarLen {
 		return nil, errors.New("the app's device key is damaged")
 	}
-	return ek, nil
+	mask := sealMask(pin, s.SealSalt)
+	defer clear(mask)
+	d := make([]byte, scalarLen)
+	defer clear(d)
+	for i := range d {
+		d[i] = s.SealedKey[i] ^ mask[i]
+	}
+	k, err := ecdsa.ParseRawPrivateKey(elliptic.P256(), d)
+	if err != nil {
+		// About one PIN in 2^32 unseals to no scalar at all.
+		return nil, errors.New("the app PIN is wrong")
+	}
+	return k, nil
 }
 
 func post(ctx context.Context, hc *http.Client, url string, in, out any) error {
@@ -117,7 +174,10 @@ func Bind(ctx context.Context, hc *http.Client, server, login, password string, 
 		return nil, err
 	}
 	pub, _ := x509.MarshalPKIXPublicKey(k.Public())
-	priv, _ := x509.MarshalPKCS8PrivateKey(k)
+	sealed, sealSalt, err := Seal(k, pin)
+	if err != nil {
+		return nil, err
+	}
 	salt := make([]byte, 16)
 	rand.Read(salt)
 	pinKey := authphone.PINKey(pin, salt)
@@ -130,7 +190,7 @@ func Bind(ctx context.Context, hc *http.Client, server, login, password string, 
 		"pin_salt": salt, "pin_key": pinKey, "label": label}, &done); err != nil {
 		return nil, err
 	}
-	return &State{Server: server, DeviceID: done.DeviceID, PassportID: done.PassportID, Key: priv, PINSalt: salt}, nil
+	return &State{Server: server, DeviceID: done.DeviceID, PassportID: done.PassportID, SealedKey: sealed, SealSalt: sealSalt, PINSalt: salt}, nil
 }
 
 // ScanImage decodes the QR code in an image file (PNG or JPEG), as the
@@ -209,10 +269,12 @@ func (s *State) Answer(ctx context.Context, hc *http.Client, qr string, ui UI) e
 		return err
 	}
 	pinKey := authphone.PINKey(pin, s.PINSalt)
-	clear(pin)
 	defer clear(pinKey)
-	k, err := s.key()
+	k, err := s.Unseal(pin)
+	clear(pin)
 	if err != nil {
+		c.Cancel(context.WithoutCancel(ctx), op.Ref, op.DeviceToken, "wrong_pin")
+		ui.Say(err.Error())
 		return err
 	}
 	proof, err := authphone.Sign(s.DeviceID, k, pinKey, data)

@@ -2,14 +2,24 @@ package authsvc
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"net/url"
 	"testing"
+	"time"
+
+	gopiv "github.com/go-piv/piv-go/v2/piv"
 
 	"github.com/egate-bank/egate/authsvc/orders"
+	"github.com/egate-bank/egate/authsvc/pivauth"
+	"github.com/egate-bank/egate/clients/helper"
+	"github.com/egate-bank/egate/devices/piv"
 	"github.com/egate-bank/egate/devices/pkcs11token"
 	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/simulators/pivcard/pivtest"
 )
 
 // BenchmarkOrders: signing orders created, signed and collected per second
@@ -64,5 +74,71 @@ func BenchmarkOrders(b *testing.B) {
 				b.Fatalf("collect: %d %s", status, raw)
 			}
 		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
+	})
+}
+
+// BenchmarkOrdersPIV: the same order round trip with the signature made on
+// the PIV simulator through pcscd (piv-go over PC/SC, the card on a vpcd
+// reader), reported apart from BenchmarkOrders because the card's APDU
+// round trips, not egate, set its pace. raw is the card alone: one
+// signature over SHA-256 of the order's data through pcscd (the card
+// opened once, the PIN verified once: PIN policy once). egate is the page's
+// begin, the desktop helper's open, the card's signature (the helper opens
+// the card, reads its certificate and signs), the post verified against
+// the bank CA and the card's attested binding, and the collect poll, over
+// HTTP with SQLite. egate/raw is what the order costs beyond the card.
+func BenchmarkOrdersPIV(b *testing.B) {
+	pivtest.NeedPCSC(b)
+	fe := newFactorEnv(b, storetest.SQLite(b))
+	ctx := context.Background()
+	vendor := pivtest.Vendor(b)
+	slot := pivtest.TakeReader(b)
+	pivtest.Insert(b, slot, pivtest.NewCard(b, vendor))
+	pool := x509.NewCertPool()
+	pool.AddCert(vendor.Cert)
+	var card *piv.Card
+	if err := pivtest.Until(10*time.Second, func() (err error) {
+		card, err = piv.New(piv.Config{VendorRoots: pool}).Open(ctx, slot.Reader)
+		return err
+	}); err != nil {
+		b.Fatalf("opening the card: %v", err)
+	}
+	if _, err := fe.set.PIV.Enroll(ctx, card, fe.pid, pivauth.EnrollOptions{PINPolicy: gopiv.PINPolicyOnce}); err != nil {
+		b.Fatalf("enrolling the card: %v", err)
+	}
+	data := orders.SignedText("egate login for "+fe.pid, make([]byte, 16))
+	b.Run("raw", func(b *testing.B) {
+		signer, err := card.Signer(ctx, gopiv.SlotAuthentication, func(context.Context, int) (string, error) { return "123456", nil })
+		if err != nil {
+			b.Fatal(err)
+		}
+		h := sha256.Sum256(data)
+		for b.Loop() {
+			if _, err := signer.Sign(rand.Reader, h[:], crypto.SHA256); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	card.Close()
+	b.Run("egate", func(b *testing.B) {
+		br := fe.browser()
+		a := newAuthz("ebank", ebankRedirect)
+		a.extra.Set("acr_values", "urn:egate:loa:4")
+		r := br.passwordLogin(a, "alice", testPassword)
+		id := formID(b, r.body)
+		h := &helper.Helper{Client: fe.device(), Tools: []helper.Tool{&helper.PIV{Driver: piv.New(piv.Config{}), Reader: slot.Reader}}, UI: &helperUI{pin: "123456"}}
+		for b.Loop() {
+			r := br.post("/login/factor/begin", url.Values{"id": {id}, "factor": {"piv"}})
+			po := orderOf(b, r.body)
+			res, err := h.Run(ctx, orders.OpenRequest{Ref: po.link.Ref, AutostartToken: po.link.Token})
+			if err != nil || res.State != orders.Complete {
+				b.Fatalf("helper: %+v %v", res, err)
+			}
+			if status, st, raw := br.collect(id, po.link.Ref); status != 200 || st.State != "complete" {
+				b.Fatalf("collect: %d %s", status, raw)
+			}
+		}
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
 	})
 }

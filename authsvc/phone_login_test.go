@@ -132,6 +132,30 @@ func TestPhoneApp(t *testing.T) {
 			t.Fatalf("stale photo: %v", err)
 		}
 	})
+	t.Run("a QR of another session", func(t *testing.T) {
+		// Session 2's order named with session 1's time and MAC (a code
+		// drawn for another browser's order): refused before the order is
+		// opened; session 2's order stays pending and nothing is signed.
+		b2, _, id2, r2 := start(t)
+		_, _, _, r1 := start(t)
+		one, two := strings.Split(scanPage(t, r1.body), "."), strings.Split(scanPage(t, r2.body), ".")
+		forged := strings.Join([]string{two[0], two[1], one[2], one[3]}, ".")
+		ui := &phoneUI{pin: "2468"}
+		if err := app.Answer(ctx, nil, forged, ui); err == nil || !strings.Contains(err.Error(), "qr_malformed") || ui.shown != "" {
+			t.Fatalf("another session's code: %v (shown %q)", err, ui.shown)
+		}
+		if _, st, raw := b2.collect(id2, orderOf2(t, r2.body)); st.State != "pending" {
+			t.Fatalf("session 2's order after the forged code: %s", raw)
+		}
+		// Session 1's own code opens session 1's order only: the phone
+		// shows that order's text, never session 2's.
+		if err := app.Answer(ctx, nil, strings.Join(one, "."), ui); err != nil || !strings.HasPrefix(ui.shown, "egate login for "+fe.pid) {
+			t.Fatalf("session 1's own code: %v", err)
+		}
+		if _, st, raw := b2.collect(id2, orderOf2(t, r2.body)); st.State != "pending" {
+			t.Fatalf("session 2's order after session 1 signed: %s", raw)
+		}
+	})
 	t.Run("wrong app PINs are counted and lock the phone", func(t *testing.T) {
 		b, _, id, r := start(t)
 		var last string

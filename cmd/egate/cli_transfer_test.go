@@ -21,9 +21,10 @@ import (
 	"github.com/egate-bank/egate/simulators/pivcard/pivtest"
 )
 
-// TestTransferSignedWithEachTool: alice pays bob at ebank (a real `egate
-// platform ebank` process, logged in through a real `egate authsvc`) in
-// headless Chromium, once with each tool she holds, each through a signing
+// TestTransferSignedWithEachTool: alice logs in to ebank (a real `egate
+// platform ebank` process and a real `egate authsvc`) in headless Chromium,
+// raises the session to level 4 with the PIV simulator on pcscd through
+// `egate helper`, and pays bob once with each tool she holds, each through a signing
 // order the confirmation page follows by itself: a 1st-generation U-shield
 // (a SoftHSM2 token) through `egate helper` started with the page's
 // autostart link; a 2nd-generation one played by `egate sim ushield`,
@@ -176,6 +177,20 @@ platforms:
 		}
 	}
 
+	t.Run("log in at level 4 with the PIV card on pcscd through egate helper", func(t *testing.T) {
+		step("the passport's tools at level 4", chromedp.Navigate(ebankURL+"/login?level=4"), chromedp.WaitVisible(chromedp.ID("factor-piv")), chromedp.Click(chromedp.ID("factor-piv")))
+		step("the PIV page", chromedp.WaitVisible(chromedp.ID("autostart")))
+		text, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.ID("challenge")))
+		if err != nil || !strings.HasPrefix(text, "egate login for "+pid+"\nChallenge: ") {
+			t.Fatalf("text on the page %q %v", text, err)
+		}
+		shot(t, bctx, "login-piv-order")
+		helperOK(t, run(t, b.dir, b.env, "helper", autostart(t), "--piv", "--piv-reader", slot.Reader, "--pin-source", "env:EGATE_TEST_PIV_PIN", "--yes"), text)
+		step("back at ebank at level 4", chromedp.WaitVisible(chromedp.ID("level")))
+		if lv, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("level"))); lv != "4" {
+			t.Fatalf("level %q", lv)
+		}
+	})
 	t.Run("a 1st-generation U-shield through egate helper", func(t *testing.T) {
 		text := toOrder(t, "ushield", "u1")
 		helperOK(t, run(t, b.dir, b.env, "helper", autostart(t), "--module", b.sh.Module, "--token", "ushield-1", "--pin-source", "env:EGATE_TEST_SHIELD_PIN", "--yes"), text)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -33,19 +34,32 @@ const (
 	enrolTTL      = 5 * time.Minute
 )
 
-// enroller is a tool the customer can enrol through an order
+// enroller is a tool the customer can enrol through an order with a CSR
 // (authsvc/ushield's factors).
 type enroller interface {
 	EnrolCSR(ctx context.Context, passportID, want string, csrDER []byte, label, serial string, keyID []byte) (*x509.Certificate, error)
 }
 
-// EnrolAnswer is what the helper sends as an enrolment order's response.
-type EnrolAnswer struct {
-	CSR    []byte `json:"csr"`    // DER, signed by the new key; common name: the order's challenge (hex)
-	Label  string `json:"label"`  // the token's label
-	Serial string `json:"serial"` // the token's serial
-	KeyID  []byte `json:"key_id"` // CKA_ID of the new key and its certificate
+// attestedEnroller is a tool enrolled with the token's attestation of the
+// key it made (authsvc/pivauth): no CSR, the new key signs the order's
+// data. CanEnrol is false when the bank accepts no vendor's attestation.
+type attestedEnroller interface {
+	EnrolAttested(ctx context.Context, passportID string, data, devDER, slotDER, sig []byte) (*x509.Certificate, error)
+	CanEnrol() bool
 }
+
+// canEnrol reports whether the customer can enrol fac through an order.
+func canEnrol(fac authn.Factor) bool {
+	if _, ok := fac.(enroller); ok {
+		return true
+	}
+	a, ok := fac.(attestedEnroller)
+	return ok && a.CanEnrol()
+}
+
+// EnrolAnswer is what the helper sends as an enrolment order's response
+// (the wire type lives in authsvc/orders, shared with the helper).
+type EnrolAnswer = orders.EnrolAnswer
 
 func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
@@ -55,8 +69,8 @@ func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fac := s.factorNamed(r.URL.Query().Get("tool"))
-	if _, ok := fac.(enroller); !ok {
-		s.message(w, http.StatusBadRequest, "Unknown tool", "This tool cannot be enrolled here: choose ushield or ushield2.", "unknown_tool")
+	if fac == nil || !canEnrol(fac) {
+		s.message(w, http.StatusBadRequest, "Unknown tool", "This tool cannot be enrolled here: choose "+strings.Join(s.enrollable(), ", ")+".", "unknown_tool")
 		return
 	}
 	secret := oidcop.RandomToken()
@@ -71,8 +85,12 @@ func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 	}
 	http.SetCookie(w, &http.Cookie{Name: enrolCookie, Value: secret, Path: s.base + "/account/", HttpOnly: true, Secure: s.secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(enrolTTL / time.Second)})
+	finish := s.base + "/account/enrol/finish"
+	if back, _ := s.platformReturn(r.URL.Query().Get("return")); back != "" {
+		finish += "?" + url.Values{"return": {back}}.Encode()
+	}
 	v := &orderView{Ref: o.Ref, ByLink: true, Autostart: safeURL(orders.AutostartLink(s.cfg.Issuer, o.Ref, auto)),
-		CollectURL: s.base + "/account/enrol/collect?ref=" + o.Ref, FinishURL: s.base + "/account/enrol/finish", CancelURL: s.base + "/account/enrol/cancel"}
+		CollectURL: s.base + "/account/enrol/collect?ref=" + o.Ref, FinishURL: finish, CancelURL: s.base + "/account/enrol/cancel"}
 	s.render(w, http.StatusOK, "enrol", page{Factor: fac.Name(), FactorLabel: factorLabel(fac), Data: string(o.Data), Order: v, Nonce: nonce(),
 		Prompt: "Insert the new " + factorLabel(fac) + ": the bank's security helper makes its key on the token and the bank certifies it."})
 }
@@ -106,8 +124,10 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) {
 		if c, err := x509.ParseCertificate(o.ResultData); err == nil {
 			serial = fmt.Sprintf("%x", c.SerialNumber)
 		}
-		s.render(w, http.StatusOK, "enrolled", page{Title: "Enrolled", Message: "Your " + labelOf(s.factorNamed(o.Factor)) +
-			" is enrolled (certificate " + serial + "): it now answers the passport's U-shield step. If you lose it, report it lost at once (the service desk or a branch)."})
+		back, to := s.platformReturn(r.URL.Query().Get("return"))
+		s.render(w, http.StatusOK, "enrolled", page{Title: "Enrolled", Back: back, BackTo: to, Message: "Your " + labelOf(s.factorNamed(o.Factor)) +
+			" is enrolled (certificate " + serial + "): it now answers the passport's and the bank's confirmations at level " +
+			fmt.Sprint(int(s.factorNamed(o.Factor).Level())) + ". It is on your tools list; if you lose it, report it lost there at once."})
 	case errors.Is(err, orders.ErrNotComplete):
 		s.message(w, http.StatusConflict, "Not finished yet", "The security helper has not finished; go back and wait, or open the link again.", "order_pending")
 	case err != nil && o != nil && o.State == orders.Failed:
@@ -134,15 +154,23 @@ func (s *Server) enrolCancel(w http.ResponseWriter, r *http.Request) {
 // verifyEnrol is an enrolment order's answer: the CSR checked and the
 // certificate issued and bound (ushield's EnrolCSR), audited.
 func (s *Server) verifyEnrol(ctx context.Context, o *orders.Order, fac authn.Factor, resp []byte, ip string) (orders.Verified, error) {
-	en, ok := fac.(enroller)
-	if !ok {
+	en, _ := fac.(enroller)
+	if !canEnrol(fac) {
 		return orders.Verified{}, fmt.Errorf("%s cannot be enrolled: %w", fac.Name(), authn.ErrNotEnrolled)
 	}
 	var in EnrolAnswer
 	if err := json.Unmarshal(resp, &in); err != nil {
 		return orders.Verified{}, fmt.Errorf("%w: not an enrolment answer", authn.ErrBadResponse)
 	}
-	cert, err := en.EnrolCSR(ctx, o.PassportID, strings.ToUpper(hex.EncodeToString(o.Challenge)), in.CSR, in.Label, in.Serial, in.KeyID)
+	var cert *x509.Certificate
+	var err error
+	if ae, ok := fac.(attestedEnroller); ok {
+		// A PIV card: its attestation and the new key's signature over
+		// exactly this order's data.
+		cert, err = ae.EnrolAttested(ctx, o.PassportID, o.Data, in.DeviceCert, in.SlotCert, in.Sig)
+	} else {
+		cert, err = en.EnrolCSR(ctx, o.PassportID, strings.ToUpper(hex.EncodeToString(o.Challenge)), in.CSR, in.Label, in.Serial, in.KeyID)
+	}
 	fields := s.orderFields(o, ip, "ok")
 	if err != nil {
 		fields["outcome"] = orders.Code(err)
@@ -156,4 +184,34 @@ func (s *Server) verifyEnrol(ctx context.Context, o *orders.Order, fac authn.Fac
 		return orders.Verified{}, err
 	}
 	return orders.Verified{Result: authn.Result{Factor: fac.Name(), Level: fac.Level(), AMR: "hwk"}, Data: cert.Raw}, nil
+}
+
+// enrollable names the tools a customer can enrol here.
+func (s *Server) enrollable() []string {
+	var out []string
+	for _, f := range s.factors {
+		if canEnrol(f) {
+			out = append(out, f.Name())
+		}
+	}
+	return out
+}
+
+// platformReturn is where the enrolled page links back to: u when it is
+// an absolute URL on the origin of one of the platforms' registered
+// redirect URIs (a platform's self-service page that sent the customer
+// here), with that platform's name; "" otherwise (no open redirect).
+func (s *Server) platformReturn(u string) (string, string) {
+	p, err := url.Parse(u)
+	if u == "" || err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.User != nil {
+		return "", ""
+	}
+	for _, c := range s.cfg.OIDC.Clients {
+		for _, ru := range c.RedirectURIs {
+			if r, err := url.Parse(ru); err == nil && r.Scheme == p.Scheme && r.Host == p.Host {
+				return p.String(), c.ID
+			}
+		}
+	}
+	return "", ""
 }

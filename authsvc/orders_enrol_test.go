@@ -23,22 +23,7 @@ import (
 func TestEnrolOrder(t *testing.T) {
 	fe := newFactorEnv(t, storetest.SQLite(t))
 	ctx := context.Background()
-	login := func(t *testing.T, level string) *browser {
-		b := fe.browser()
-		a := newAuthz("ebank", ebankRedirect)
-		a.extra.Set("acr_values", "urn:egate:loa:"+level)
-		r := b.passwordLogin(a, "alice", testPassword)
-		if level == "2" {
-			id := formID(t, r.body)
-			if choices(r.body) != nil {
-				r = b.post("/login/factor/begin", url.Values{"id": {id}, "factor": {"sms"}})
-			}
-			msgs, _ := fe.set.SMSSink.List(ctx, "13812345678", 1)
-			r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {smsRE.FindStringSubmatch(msgs[0].Body)[1]}}))
-		}
-		a.codeFrom(t, r)
-		return b
-	}
+	login := fe.signedIn
 	answer := func(t *testing.T, cn string) []byte {
 		k := p256(t)
 		csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: cn}}, k)
@@ -107,4 +92,24 @@ func collectEnrol(b *browser, ref string) (int, orderStatus, string) {
 	var st orderStatus
 	json.Unmarshal([]byte(r.body), &st)
 	return r.status, st, r.body
+}
+
+// signedIn is a browser of alice's with a passport session at level 1
+// (password) or 2 (password and the SMS code from the development sink).
+func (fe *factorEnv) signedIn(t *testing.T, level string) *browser {
+	t.Helper()
+	b := fe.browser()
+	a := newAuthz("ebank", ebankRedirect)
+	a.extra.Set("acr_values", "urn:egate:loa:"+level)
+	r := b.passwordLogin(a, "alice", testPassword)
+	if level == "2" {
+		id := formID(t, r.body)
+		if choices(r.body) != nil {
+			r = b.post("/login/factor/begin", url.Values{"id": {id}, "factor": {"sms"}})
+		}
+		msgs, _ := fe.set.SMSSink.List(context.Background(), "13812345678", 1)
+		r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {smsRE.FindStringSubmatch(msgs[0].Body)[1]}}))
+	}
+	a.codeFrom(t, r)
+	return b
 }

@@ -64,6 +64,10 @@ var (
 
 	// The bank CA (authsvc/ca).
 	NotInitialized = Code{http.StatusServiceUnavailable, "not_initialized", "the CA is not initialised; run egate admin ca init", false}
+	// A PIV card's attestation of the key it made, at enrolment
+	// (authsvc/pivauth): missing, not chaining to a vendor root the bank
+	// accepts, for another key or slot, or a key without a PIN.
+	BadAttestation = Code{http.StatusBadRequest, "bad_attestation", "the token's attestation of its new key is missing or not valid: enrol a genuine token of a vendor the bank accepts", false}
 
 	// The passport's (authsvc/passport).
 	BadCredentials = Code{http.StatusUnauthorized, "bad_credentials", "the login name or the password is not correct", false}
@@ -91,7 +95,7 @@ var (
 func Codes() []Code {
 	return []Code{
 		Unavailable, Locked, WrongAnswer, Replay, Expired, Used, UnknownChallenge, NotEnrolled, Revoked, RateLimited, BadResponse,
-		UnknownToken, Ambiguous, NotInitialized,
+		UnknownToken, Ambiguous, NotInitialized, BadAttestation,
 		BadCredentials, WeakPassword, IPLimited, CaptchaRequired, LoginExpired, UnknownBinding,
 		InvalidRequest, NotFound, Unauthorized, InvalidToken, WrongClient, InvalidClient, InsufficientScope, Internal,
 	}

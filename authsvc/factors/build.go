@@ -2,10 +2,12 @@ package factors
 
 import (
 	"context"
+	"crypto/x509"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"time"
 
@@ -203,6 +205,13 @@ func Build(ctx context.Context, cfg Config, deps Deps) (*Set, error) {
 	if cfg.enabled(PIV) {
 		set.PIV = pivauth.New(deps.DB, c, now)
 		set.PIV.TTL = cfg.PIV.ChallengeTTL
+		if cfg.PIV.VendorRoots != "" {
+			pool, err := readRoots(cfg.PIV.VendorRoots)
+			if err != nil {
+				return nil, fmt.Errorf("factors.piv.vendor-roots: %w", err)
+			}
+			set.PIV.VendorRoots = pool
+		}
 	}
 
 	// Level order: sms, gridcard (2), otp, phone (3), ushield, piv (4), ushield2 (5).
@@ -351,4 +360,17 @@ func typeOf(k hsm.Key) string {
 		return "unknown"
 	}
 	return string(k.Type)
+}
+
+// readRoots reads a PEM file of certificates into a pool.
+func readRoots(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("%s holds no PEM certificate", path)
+	}
+	return pool, nil
 }

@@ -110,6 +110,11 @@ type UShieldConfig struct {
 // PIVConfig tunes PIV challenges.
 type PIVConfig struct {
 	ChallengeTTL time.Duration `yaml:"challenge-ttl"` // [2m]
+	// VendorRoots is a PEM file of the attestation roots (Yubico's, the
+	// simulator's) a card the customer enrols through the desktop helper
+	// must chain to; empty: customers cannot enrol PIV cards themselves
+	// (operators still can, egate admin piv enroll --vendor-root).
+	VendorRoots string `yaml:"vendor-roots"`
 }
 
 // CAConfig says where the bank CA comes from.

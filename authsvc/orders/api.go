@@ -42,6 +42,22 @@ type Opened struct {
 	ExpiresAt   time.Time `json:"expires_at"`
 }
 
+// EnrolAnswer is a device's response to an enrolment order (JSON): a
+// U-shield's CSR, signed by the key made on the token, whose common name is
+// the order's challenge (hex), with where the key is; or a PIV card's
+// attestation of the key it made (the card's attestation certificate and
+// the certificate attesting the key, DER) with the new key's signature
+// (ASN.1 ECDSA over SHA-256 of the order's data), made after the PIN.
+type EnrolAnswer struct {
+	CSR        []byte `json:"csr,omitempty"`
+	Label      string `json:"label,omitempty"`  // the token's label
+	Serial     string `json:"serial,omitempty"` // the token's serial
+	KeyID      []byte `json:"key_id,omitempty"` // CKA_ID of the new key and its certificate
+	DeviceCert []byte `json:"device_cert,omitempty"`
+	SlotCert   []byte `json:"slot_cert,omitempty"`
+	Sig        []byte `json:"sig,omitempty"`
+}
+
 type openBody struct {
 	Ref            string `json:"ref"`
 	AutostartToken string `json:"autostart_token"`

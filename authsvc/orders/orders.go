@@ -550,7 +550,8 @@ func Message(err error) string {
 func MessageForCode(code string) string {
 	for _, e := range []error{ErrUnknown, ErrExpired, ErrCancelled, ErrDone, ErrFailed, ErrInUse, ErrNotOpen, ErrNotComplete, ErrCollected,
 		ErrStaleQR, ErrBadQR, ErrBadText, authn.ErrWrongAnswer, authn.ErrLocked, authn.ErrExpired, authn.ErrUsed, authn.ErrUnknown,
-		authn.ErrNotEnrolled, authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse, authn.ErrOtherTransaction, authn.ErrUnavailable} {
+		authn.ErrNotEnrolled, authn.ErrRevoked, authn.ErrRateLimited, authn.ErrReplay, authn.ErrBadResponse, authn.ErrOtherTransaction, authn.ErrUnavailable,
+		apierr.Wrap(apierr.BadAttestation, nil)} {
 		if Code(e) == code {
 			return e.Error() + "."
 		}

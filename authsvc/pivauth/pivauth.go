@@ -33,6 +33,10 @@ type Service struct {
 	ch  *challenge.Store
 	now func() time.Time
 	TTL time.Duration // challenge lifetime; 2 minutes by default
+	// VendorRoots are the attestation roots a card enrolled by the
+	// customer (EnrolAttested) must chain to; nil: customers cannot enrol
+	// PIV cards themselves (operators can: egate admin piv enroll).
+	VendorRoots *x509.CertPool
 }
 
 // New returns a service over the database and the bank CA.

@@ -8,19 +8,23 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/egate-bank/egate/authsvc/orders"
 	"github.com/egate-bank/egate/devices/pinsource"
 	"github.com/egate-bank/egate/devices/pkcs11token"
 )
 
-// IssueFunc sends the token's CSR (and how to find the key again) to the
-// bank and returns the certificate it issued (DER).
-type IssueFunc func(ctx context.Context, csr []byte, label, serial string, keyID []byte) ([]byte, error)
+// IssueFunc sends the token's enrolment answer (a U-shield's CSR and how
+// to find the key again; a PIV card's attestation and the new key's
+// signature) to the bank and returns the certificate it issued (DER).
+type IssueFunc func(ctx context.Context, answer orders.EnrolAnswer) ([]byte, error)
 
-// Enroller is a Tool that can be enrolled: a key generated on the token, a
-// CSR naming subject signed by it, the bank's certificate written back.
+// Enroller is a Tool that can be enrolled: a key generated on the token,
+// proved to the bank (a CSR naming the order's challenge, or the token's
+// attestation with a signature over the order's data), the bank's
+// certificate written back.
 type Enroller interface {
 	Tool
-	Enrol(ctx context.Context, subject string, pin PINFunc, issue IssueFunc) error
+	Enrol(ctx context.Context, op *orders.Opened, data []byte, pin PINFunc, issue IssueFunc) error
 }
 
 // Enrol generates a P-256 key on the U-shield (non-extractable), has the
@@ -28,7 +32,8 @@ type Enroller interface {
 // key's CKA_ID; if anything fails after the key was made, the key is
 // destroyed, leaving the token as it was. A U-shield enrolled this way
 // answers orders of its generation (the order says which).
-func (u *UShield) Enrol(ctx context.Context, subject string, pin PINFunc, issue IssueFunc) error {
+func (u *UShield) Enrol(ctx context.Context, op *orders.Opened, _ []byte, pin PINFunc, issue IssueFunc) error {
+	subject := op.Challenge
 	m, err := pkcs11token.Open(u.Module)
 	if err != nil {
 		return err
@@ -80,7 +85,7 @@ func (u *UShield) Enrol(ctx context.Context, subject string, pin PINFunc, issue 
 	if err != nil {
 		return undo(removed(fmt.Errorf("building the CSR on the token: %w", err)))
 	}
-	der, err := issue(ctx, csr, tok.Info().Label, tok.Info().Serial, id)
+	der, err := issue(ctx, orders.EnrolAnswer{CSR: csr, Label: tok.Info().Label, Serial: tok.Info().Serial, KeyID: id})
 	if err != nil {
 		return undo(err)
 	}

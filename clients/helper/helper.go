@@ -168,15 +168,22 @@ func (h *Helper) Run(ctx context.Context, req orders.OpenRequest) (*Result, erro
 // (naming the order's challenge) certified by the bank, the certificate
 // written back.
 func (h *Helper) enrol(ctx context.Context, op *orders.Opened, data []byte, res *Result, cancel func(string, error) (*Result, error)) (*Result, error) {
-	var en Enroller
-	for _, t := range h.Tools {
-		if e, ok := t.(Enroller); ok {
-			en = e
-			break
+	// The enroller of the order's tool; a 2nd-generation U-shield's key is
+	// made through its PKCS#11 side, as a 1st-generation one's.
+	pick := func(factor string) Enroller {
+		for _, t := range h.Tools {
+			if e, ok := t.(Enroller); ok && e.Answers(factor) {
+				return e
+			}
 		}
+		return nil
+	}
+	en := pick(op.Factor)
+	if en == nil && op.Factor == "ushield2" {
+		en = pick("ushield")
 	}
 	if en == nil {
-		h.UI.Say("Enrolling needs the U-shield's PKCS#11 module (--module); none is configured.")
+		h.UI.Say("Enrolling a " + factorName(op.Factor) + " needs it connected (U-shield: its PKCS#11 module, --module; PIV card: --piv); none is.")
 		return cancel("no_token", ErrNoTool)
 	}
 	res.Tool = en.Describe()
@@ -187,8 +194,8 @@ func (h *Helper) enrol(ctx context.Context, op *orders.Opened, data []byte, res 
 		return cancel("declined", ErrDeclined)
 	}
 	var refused error
-	err = en.Enrol(ctx, op.Challenge, h.UI.PIN, func(ctx context.Context, csr []byte, label, serial string, keyID []byte) ([]byte, error) {
-		body, _ := json.Marshal(map[string]any{"csr": csr, "label": label, "serial": serial, "key_id": keyID})
+	err = en.Enrol(ctx, op, data, h.UI.PIN, func(ctx context.Context, answer orders.EnrolAnswer) ([]byte, error) {
+		body, _ := json.Marshal(answer)
 		der, err := h.Client.SignData(ctx, op.Ref, op.DeviceToken, body)
 		if err != nil {
 			refused = err

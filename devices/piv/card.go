@@ -122,6 +122,37 @@ func (c *Card) Enroll(ctx context.Context, slot gopiv.Slot, opts EnrollOptions, 
 	if c.d.cfg.VendorRoots == nil {
 		return nil, nil, fmt.Errorf("enrolling slot %s: no vendor roots configured: %w", slot, ErrAttestation)
 	}
+	pub, devCert, slotCert, err := c.GenerateAttested(ctx, slot, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	att, err := (&gopiv.Verifier{Roots: c.d.cfg.VendorRoots}).Verify(devCert, slotCert)
+	if err != nil {
+		return nil, nil, fmt.Errorf("slot %s: %w: %v", slot, ErrAttestation, err)
+	}
+	if !samePublic(slotCert.PublicKey, pub) || att.Slot != slot || att.Serial != c.serial {
+		return nil, nil, fmt.Errorf("slot %s: attestation is for another key: %w", slot, ErrAttestation)
+	}
+	cert, err := issuer.IssueCertificate(ctx, pub, opts.Subject, &Attestation{Attestation: att, DeviceCert: devCert, SlotCert: slotCert})
+	if err != nil {
+		return nil, nil, fmt.Errorf("issuing certificate for slot %s: %w", slot, err)
+	}
+	if !samePublic(cert.PublicKey, pub) {
+		return nil, nil, fmt.Errorf("issuer certified another key for slot %s", slot)
+	}
+	if err := c.StoreCertificate(ctx, slot, cert); err != nil {
+		return nil, nil, err
+	}
+	return cert, att, nil
+}
+
+// GenerateAttested generates a key in slot (replacing the slot's key) and
+// returns it with the card's attestation: its attestation certificate
+// (slot f9, issued by the vendor) and the certificate that attests the new
+// key. Nothing is verified here: Enroll checks the attestation against the
+// driver's vendor roots; the desktop helper sends it to the bank, which
+// checks it against its own.
+func (c *Card) GenerateAttested(ctx context.Context, slot gopiv.Slot, opts EnrollOptions) (pub crypto.PublicKey, devCert, slotCert *x509.Certificate, err error) {
 	if opts.Algorithm == 0 {
 		opts.Algorithm = gopiv.AlgorithmEC256
 	}
@@ -131,12 +162,7 @@ func (c *Card) Enroll(ctx context.Context, slot gopiv.Slot, opts EnrollOptions, 
 	if opts.TouchPolicy == 0 {
 		opts.TouchPolicy = gopiv.TouchPolicyNever
 	}
-	var (
-		pub               crypto.PublicKey
-		att               *gopiv.Attestation
-		devCert, slotCert *x509.Certificate
-	)
-	err := c.with(ctx, func(yk *gopiv.YubiKey) error {
+	err = c.with(ctx, func(yk *gopiv.YubiKey) error {
 		var err error
 		pub, err = yk.GenerateKey(c.d.cfg.ManagementKey, slot, gopiv.Key{Algorithm: opts.Algorithm, PINPolicy: opts.PINPolicy, TouchPolicy: opts.TouchPolicy})
 		if err != nil {
@@ -150,35 +176,22 @@ func (c *Card) Enroll(ctx context.Context, slot gopiv.Slot, opts EnrollOptions, 
 		if err != nil {
 			return fmt.Errorf("attesting slot %s: %w", slot, err)
 		}
-		att, err = (&gopiv.Verifier{Roots: c.d.cfg.VendorRoots}).Verify(devCert, slotCert)
-		if err != nil {
-			return fmt.Errorf("slot %s: %w: %v", slot, ErrAttestation, err)
-		}
-		if !samePublic(slotCert.PublicKey, pub) || att.Slot != slot || att.Serial != c.serial {
-			return fmt.Errorf("slot %s: attestation is for another key: %w", slot, ErrAttestation)
-		}
 		return nil
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	cert, err := issuer.IssueCertificate(ctx, pub, opts.Subject, &Attestation{Attestation: att, DeviceCert: devCert, SlotCert: slotCert})
-	if err != nil {
-		return nil, nil, fmt.Errorf("issuing certificate for slot %s: %w", slot, err)
-	}
-	if !samePublic(cert.PublicKey, pub) {
-		return nil, nil, fmt.Errorf("issuer certified another key for slot %s", slot)
-	}
-	err = c.with(ctx, func(yk *gopiv.YubiKey) error {
+	return pub, devCert, slotCert, nil
+}
+
+// StoreCertificate writes cert to slot (with the management key).
+func (c *Card) StoreCertificate(ctx context.Context, slot gopiv.Slot, cert *x509.Certificate) error {
+	return c.with(ctx, func(yk *gopiv.YubiKey) error {
 		if err := yk.SetCertificate(c.d.cfg.ManagementKey, slot, cert); err != nil {
 			return fmt.Errorf("storing certificate in slot %s: %w", slot, err)
 		}
 		return nil
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return cert, att, nil
 }
 
 func samePublic(a, b crypto.PublicKey) bool {

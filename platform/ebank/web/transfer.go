@@ -30,7 +30,7 @@ type form struct {
 	Key, From, ToKind, ToOwn, To, ToName, Bank, Amount, Memo string
 	Factor, ChallengeID                                      string
 	Order                                                    string // a signing order's ref (transfer_order.go)
-	Save                                                     bool // save the payee once the transfer is made
+	Save                                                     bool   // save the payee once the transfer is made
 }
 
 func readForm(r *http.Request) form {

@@ -29,9 +29,24 @@ func TestAdmission(t *testing.T) {
 			{"complete", good, nil, nil, false, ""},
 			{"no licence", func(a Application) Application { a.Licence = ""; a.Contact = "13600136009"; return a }(good), []string{"licence_missing"}, nil, true, "merchant_ineligible"},
 			{"bad contact", func(a Application) Application { a.Contact = "12345"; a.Licence = "91110000MA0DRAGEN4"; return a }(good), []string{"contact_missing"}, nil, true, "merchant_ineligible"},
-			{"category not allowed", func(a Application) Application { a.Category = "gambling"; a.Licence = "91110000MA0DRAGEN5"; a.Contact = "13600136001"; return a }(good), []string{"category_not_allowed"}, nil, true, "merchant_ineligible"},
-			{"high risk not accepted", func(a Application) Application { a.Category = "electronics"; a.Licence = "91110000MA0DRAGEN6"; a.Contact = "13600136002"; return a }(good), nil, []string{"high_risk_category"}, false, "risk_not_accepted"},
-			{"high risk accepted", func(a Application) Application { a.Category = "jewellery"; a.Licence = "91110000MA0DRAGEN7"; a.Contact = "13600136003"; return a }(good), nil, []string{"high_risk_category"}, true, ""},
+			{"category not allowed", func(a Application) Application {
+				a.Category = "gambling"
+				a.Licence = "91110000MA0DRAGEN5"
+				a.Contact = "13600136001"
+				return a
+			}(good), []string{"category_not_allowed"}, nil, true, "merchant_ineligible"},
+			{"high risk not accepted", func(a Application) Application {
+				a.Category = "electronics"
+				a.Licence = "91110000MA0DRAGEN6"
+				a.Contact = "13600136002"
+				return a
+			}(good), nil, []string{"high_risk_category"}, false, "risk_not_accepted"},
+			{"high risk accepted", func(a Application) Application {
+				a.Category = "jewellery"
+				a.Licence = "91110000MA0DRAGEN7"
+				a.Contact = "13600136003"
+				return a
+			}(good), nil, []string{"high_risk_category"}, true, ""},
 			{"duplicate licence", func(a Application) Application { a.Contact = "13600136004"; return a }(good), nil, []string{"duplicate_licence"}, false, "risk_not_accepted"},
 		} {
 			t.Run(c.name, func(t *testing.T) {

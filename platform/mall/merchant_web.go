@@ -151,7 +151,7 @@ func (p *Pages) merchantOrder(w http.ResponseWriter, r *http.Request, v *view) {
 		}
 		var f Refund
 		if f, err = p.Mall.Refund(ctx, RefundRequest{Merchant: mc.ID, Order: id, Key: r.PostFormValue("key"), Amount: amount}); err == nil {
-			v.Notice = v.P.T("mall.refunded", money.Yuan(f.Amount), id)
+			v.Notice = v.P.T("mall.refund_done", money.Yuan(f.Amount), id)
 		}
 	default:
 		err = ErrNotFound

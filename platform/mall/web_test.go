@@ -118,6 +118,9 @@ func (b *browser) read(resp *http.Response, err error) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	s := string(body)
+	if strings.Contains(s, "%!") {
+		b.t.Errorf("%s: a message has the wrong arguments:\n%s", resp.Request.URL.Path, s)
+	}
 	if k := regexp.MustCompile(`mall\.[a-z_.]+[a-z]`).FindString(s); k != "" {
 		b.t.Errorf("%s: the page shows the message key %q (missing from the catalogue)", resp.Request.URL.Path, k)
 	}
@@ -201,7 +204,7 @@ func TestCheckoutPages(t *testing.T) {
 					t.Fatalf("ship %d:\n%s", code, page)
 				}
 				_, page = bob.get("/merchant")
-				key := regexp.MustCompile(`action="/merchant/orders/` + o.ID + `/refund"><input type="hidden" name="key" value="([^"]+)"`).FindStringSubmatch(page)
+				key := regexp.MustCompile(`action="/merchant/orders/` + o.ID + `/refund" class="refund"><input type="hidden" name="key" value="([^"]+)"`).FindStringSubmatch(page)
 				if key == nil {
 					t.Fatalf("no refund form:\n%s", page)
 				}

@@ -51,7 +51,8 @@ type Config struct {
 	// TxClient and TxSecret are the back-end client (authsvc.backend-clients,
 	// scopes tx:authorize, tx:execute) with which the platform's pages call
 	// the passport's transaction authorization API. Empty: the pages show
-	// what they can and refuse to move money.
+	// what they can and refuse to move money. The mall also calls ebank's
+	// holds API (scope ebank:holds) as this client.
 	TxClient string `yaml:"tx-client"`
 	TxSecret string `yaml:"tx-secret" secret:"true"`
 

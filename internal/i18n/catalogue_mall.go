@@ -26,6 +26,7 @@ var mallCatalogue = map[string][2]string{
 	"mall.to_checkout":               {"去结算", "Check out"},
 	"mall.checkout":                  {"结算", "Checkout"},
 	"mall.pay_from":                  {"付款账户（网上银行）", "Pay from (your eBank account)"},
+	"mall.available":                 {"可用 %s 元", "%s yuan available"},
 	"mall.pay":                       {"付款", "Pay"},
 	"mall.summary":                   {"向 %[2]s 支付 %[1]s 元，付款账户 %[3]s", "Pay %s yuan to %s from %s"},
 	"mall.decision":                  {"此笔付款需要认证级别 %d。请选择认证工具：", "This payment needs level %d. Choose the tool to confirm with:"},

@@ -2,11 +2,14 @@ package mall
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 )
 
@@ -311,6 +314,92 @@ func TestFailedAndCancelledOrders(t *testing.T) {
 		}
 		if rep := r.books(t); rep.Holds != 0 {
 			t.Fatalf("holds left %+v", rep)
+		}
+	})
+}
+
+// Two buyers of the last teapot at once: exactly one order is paid, the
+// other is refused as out of stock and its grant's money never moves; ten
+// refunds of 30% at once on one order: exactly three are paid.
+func TestConcurrentCheckoutsAndRefunds(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		ctx := context.Background()
+		buyers := []string{"p-alice", "p-erin"}
+		if _, err := ebank.OpenCustomerAccounts(ctx, r.l, "p-erin", "erin", ebank.Opening{Current: 1_000_00}); err != nil {
+			t.Fatal(err)
+		}
+		cos := make([]Checkout, len(buyers))
+		for i, b := range buyers {
+			c, err := r.m.SetQty(ctx, b, r.pot.ID, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			accts, _ := r.m.Accounts(ctx, b)
+			cos[i] = Checkout{Customer: b, Key: "last-" + b, Payer: accts[0].Number, Rev: c.Rev}
+		}
+		errs := make([]error, len(buyers))
+		var wg sync.WaitGroup
+		for i := range buyers {
+			wg.Go(func() { _, errs[i] = r.m.Place(ctx, cos[i], "intent-"+buyers[i]) })
+		}
+		wg.Wait()
+		won, sold := 0, 0
+		for _, err := range errs {
+			switch Code(err) {
+			case "":
+				if err != nil {
+					t.Fatal(err)
+				}
+				won++
+			case "out_of_stock":
+				sold++
+			default:
+				t.Fatalf("unexpected: %v", err)
+			}
+		}
+		if p, _ := r.m.Product(ctx, r.pot.ID); won != 1 || sold != 1 || p.Stock != 0 || r.books(t).Holds != 1 {
+			t.Fatalf("won %d, sold out %d, stock %d, holds %d", won, sold, p.Stock, r.books(t).Holds)
+		}
+
+		if _, err := r.m.SetQty(ctx, "p-alice", r.pot.ID, 0); err != nil { // the loser's cart still has it
+			t.Fatal(err)
+		}
+		o := r.buy(t, "many", map[string]int64{r.oolong.ID: 1})
+		if _, err := r.m.Ship(ctx, r.tea.ID, o.ID); err != nil {
+			t.Fatal(err)
+		}
+		// The merchant has money enough for all ten: only the mall's count
+		// stops the fourth.
+		bank, _ := ebank.EnsureBankAccounts(ctx, r.l)
+		if _, err := r.l.Transfer(ctx, ledger.Request{Origin: "bank", Key: "float", Debit: bank[ebank.LabelEquity].Number, Credit: r.tea.Account, Amount: 10_000_00}); err != nil {
+			t.Fatal(err)
+		}
+		part := o.Total * 3 / 10
+		ok := make([]bool, 10)
+		for i := range ok {
+			wg.Go(func() {
+				_, err := r.m.Refund(ctx, RefundRequest{Merchant: r.tea.ID, Order: o.ID, Key: fmt.Sprintf("k%d", i), Amount: part})
+				if err != nil && Code(err) != "refund_above_paid" {
+					t.Errorf("refund %d: %v", i, err)
+				}
+				ok[i] = err == nil
+			})
+		}
+		wg.Wait()
+		paid := 0
+		for _, v := range ok {
+			if v {
+				paid++
+			}
+		}
+		o, _ = r.m.Order(ctx, o.ID)
+		var back int64
+		if err := db.QueryRow(ctx, `SELECT COALESCE(SUM(amount), 0) FROM ebank_transfers WHERE code = 'refund' AND debit_account = ?`, r.tea.Account).Scan(&back); err != nil {
+			t.Fatal(err)
+		}
+		if paid != 3 || o.Refunded != 3*part || back != 3*part {
+			t.Fatalf("%d refunds paid, order says %d refunded, ebank moved %d", paid, o.Refunded, back)
 		}
 	})
 }

@@ -270,3 +270,67 @@ func TestCheckoutPageRefusals(t *testing.T) {
 		}
 	})
 }
+
+// The merchant centre: an application through the page (what the rules
+// refuse is listed), the review's outcome, products added at level 2 (a
+// bad price refused), and a customer cancelling a paid order on its page.
+func TestMerchantPages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWeb(t, db)
+		ctx := context.Background()
+		for _, lang := range []string{"zh", "en"} {
+			dave := w.browser(t, "p-dave-"+lang, 2, lang)
+			if code, page := dave.get("/merchant"); code != 200 || !strings.Contains(page, `id="apply"`) {
+				t.Fatalf("apply form %d:\n%s", code, page)
+			}
+			code, page := dave.post("/merchant/apply", url.Values{"name": {"Dave's kites"}, "category": {"toys"}, "licence": {"123"}, "contact": {"1390000000" + map[string]string{"zh": "1", "en": "2"}[lang]}})
+			if code != 200 || !strings.Contains(page, `data-status="applied"`) || !strings.Contains(page, `id="problems"`) {
+				t.Fatalf("application with a bad licence %d:\n%s", code, page)
+			}
+			if code, page := dave.post("/merchant/apply", url.Values{"name": {"again"}, "category": {"toys"}}); code != 409 || errCode(page) != "already_applied" {
+				t.Fatalf("second application: %d %s", code, errCode(page))
+			}
+		}
+		erin := w.browser(t, "p-erin", 2, "en")
+		erin.post("/merchant/apply", url.Values{"name": {"Erin's books"}, "category": {"books"}, "licence": {"91110000MA0ERXN005"}, "contact": {"13900000009"}})
+		if code, page := erin.post("/merchant/products", url.Values{"name": {"Atlas"}, "price": {"45.50"}, "stock": {"3"}}); code != 403 || errCode(page) != "not_merchant" {
+			t.Fatalf("product before approval: %d %s", code, errCode(page))
+		}
+		mc, _, _ := w.m.MerchantOf(ctx, "p-erin")
+		if _, err := w.m.Approve(ctx, Review{Merchant: mc.ID, Reviewer: "staff"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, page := erin.get("/merchant"); !strings.Contains(page, `id="settlement"`) {
+			t.Fatalf("approved merchant's page:\n%s", page)
+		}
+		if code, page := erin.post("/merchant/products", url.Values{"name": {"Atlas"}, "price": {"45.505"}, "stock": {"3"}}); code != 400 || errCode(page) != "invalid_request" || !strings.Contains(page, `value="45.505"`) {
+			t.Fatalf("bad price: %d %s", code, errCode(page))
+		}
+		if code, page := erin.post("/merchant/products", url.Values{"name": {"Atlas"}, "price": {"45.50"}, "stock": {"3"}}); code != 200 || !strings.Contains(page, "Added: Atlas") {
+			t.Fatalf("add product: %d\n%s", code, page)
+		}
+		{
+			low := w.browser(t, "p-erin", 1, "en")
+			if code, page := low.post("/merchant/products", url.Values{"name": {"Globe"}, "price": {"1"}, "stock": {"1"}}); code != 403 || errCode(page) != "step_up_required" {
+				t.Fatalf("product at level 1: %d %s", code, errCode(page))
+			}
+		}
+		alice := w.browser(t, "p-alice", 1, "en")
+		if _, page := alice.get("/shop"); !strings.Contains(page, "Atlas") || !strings.Contains(page, "45.50") {
+			t.Fatalf("the new product is not in the shop:\n%s", page)
+		}
+		o := w.buy(t, "to-cancel", map[string]int64{w.oolong.ID: 2})
+		if code, _ := w.browser(t, "p-bob", 2, "en").post("/orders/"+o.ID+"/cancel", nil); code != 404 {
+			t.Fatalf("bob cancels alice's order: %d", code)
+		}
+		if code, page := alice.post("/orders/"+o.ID+"/cancel", nil); code != 200 || !strings.Contains(page, `data-status="cancelled"`) {
+			t.Fatalf("cancel: %d\n%s", code, page)
+		}
+		if code, page := alice.post("/orders/"+o.ID+"/cancel", nil); code != 409 || errCode(page) != "order_state" {
+			t.Fatalf("cancel twice: %d %s", code, errCode(page))
+		}
+		if p, _ := w.m.Product(ctx, w.oolong.ID); p.Stock != 5 || w.books(t).Holds != 0 {
+			t.Fatalf("after cancel: stock %d, holds %d", p.Stock, w.books(t).Holds)
+		}
+	})
+}

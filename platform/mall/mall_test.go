@@ -6,6 +6,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -400,6 +401,38 @@ func TestConcurrentCheckoutsAndRefunds(t *testing.T) {
 		}
 		if paid != 3 || o.Refunded != 3*part || back != 3*part {
 			t.Fatalf("%d refunds paid, order says %d refunded, ebank moved %d", paid, o.Refunded, back)
+		}
+	})
+}
+
+// A hold that expired before the merchant shipped: shipping is refused
+// and cancels the order (stock given back); cancelling an order whose hold
+// expired cancels it too; ebank's sweep releases the holds.
+func TestExpiredHolds(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		r.m.HoldTimeout = time.Minute
+		ctx := context.Background()
+		ship := r.buy(t, "late-ship", map[string]int64{r.oolong.ID: 2})
+		cancel := r.buy(t, "late-cancel", map[string]int64{r.oolong.ID: 1})
+		r.skew.Store(int64(2 * time.Minute))
+		if _, err := r.m.Ship(ctx, r.tea.ID, ship.ID); Code(err) != "order_state" || ledger.Code(err) != "hold_expired" {
+			t.Fatalf("ship after expiry: %v", err)
+		}
+		if o, _ := r.m.Order(ctx, ship.ID); o.Status != Cancelled || o.Captured != 0 {
+			t.Fatalf("order after a refused ship: %+v", o)
+		}
+		if o, err := r.m.Cancel(ctx, "", "p-alice", cancel.ID); err != nil || o.Status != Cancelled {
+			t.Fatalf("cancel after expiry: %+v %v", o, err)
+		}
+		if p, _ := r.m.Product(ctx, r.oolong.ID); p.Stock != 5 {
+			t.Fatalf("stock %d", p.Stock)
+		}
+		if posted, _ := r.balance(t, r.tea.Account); posted != 0 {
+			t.Fatalf("the merchant got %d", posted)
+		}
+		if n, err := r.l.ExpireHolds(ctx, 10); err != nil || r.books(t).Holds != 0 {
+			t.Fatalf("sweep released %d (%v), %d open", n, err, r.books(t).Holds)
 		}
 	})
 }

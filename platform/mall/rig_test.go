@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,6 +28,7 @@ type rig struct {
 	oolong, pot  Product
 	other        Merchant // another approved merchant, one product
 	otherProduct Product
+	skew         atomic.Int64 // how far ahead of time.Now the ledger's clock is, in ns
 }
 
 const rigSecret = "mall-test-secret-0123456789abcdef"
@@ -34,7 +36,9 @@ const rigSecret = "mall-test-secret-0123456789abcdef"
 func newRig(t testing.TB, db *store.DB) *rig {
 	t.Helper()
 	ctx := context.Background()
-	l := ledger.New(db, nil)
+	r := &rig{db: db}
+	l := ledger.New(db, func() time.Time { return time.Now().Add(time.Duration(r.skew.Load())) })
+	r.l = l
 	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +50,6 @@ func newRig(t testing.TB, db *store.DB) *rig {
 	api := &ebank.API{Holds: &ebank.Holds{Ledger: l, Grants: ebank.RequireGrant{}, DefaultTimeout: time.Hour}}
 	srv := httptest.NewServer(reg.Require(backend.ScopeEbankHolds, api.Handler()))
 	t.Cleanup(srv.Close)
-	r := &rig{db: db, l: l}
 	r.m = &Mall{DB: db, Ledger: l, Bank: &ebank.Client{BaseURL: srv.URL, ID: "mall", Secret: rigSecret}}
 	if r.alice, err = ebank.OpenCustomerAccounts(ctx, l, "p-alice", "alice", ebank.Opening{Current: 1_000_00, Savings: 50_00}); err != nil {
 		t.Fatal(err)

@@ -152,6 +152,12 @@ func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Lo
 		}
 		ebankPages(cfg, pc, site, l, db, log)
 	}
+	if name == "mall" {
+		if err := mountMall(ctx, cfg, pc, s, site, log); err != nil {
+			s.Listener.Close()
+			return nil, err
+		}
+	}
 	s.Mux.Handle("/", site)
 	return s, nil
 }

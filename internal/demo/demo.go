@@ -101,6 +101,9 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		}
 		c.Platforms.Ebank.TxClient, c.Platforms.Ebank.TxSecret = BackendClientID, strings.TrimSpace(string(secret))
 	}
+	if c.Platforms.Mall.TxClient == "" { // the mall pays through the same client (ebank:holds too)
+		c.Platforms.Mall.TxClient, c.Platforms.Mall.TxSecret = c.Platforms.Ebank.TxClient, c.Platforms.Ebank.TxSecret
+	}
 	a, err := app.NewAuthsvc(ctx, &c, log, app.AuthsvcOptions{InitKeys: true})
 	if err != nil {
 		return err
@@ -132,6 +135,9 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		return err
 	}
 	if err := seedAccounts(ctx, a.DB, out, who, bob); err != nil {
+		return err
+	}
+	if err := seedMall(ctx, a.DB, out, bob); err != nil {
 		return err
 	}
 	tools := toolsHandler(c.Demo.VarDir)
@@ -197,6 +203,7 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	fmt.Fprintf(out, "Log in as %q (password, SMS, grid card, OTP token; the password is in %s)\n", who.name, who.file)
 	fmt.Fprintf(out, "  or as %q (password, SMS, grid card %s; the password is in %s).\n", bob.name, filepath.Join(c.Demo.VarDir, bobGridFile), bob.file)
 	fmt.Fprintf(out, "  ebank    %s/accounts (balances, history, statements), %s/transfer\n", urls["ebank"], urls["ebank"])
+	printMall(out, urls["mall"])
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	log.Info("demo started", "passport", base)
 

@@ -1,0 +1,336 @@
+package mall
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+)
+
+// fakeAuth stands in for the transaction service in these unit tests of
+// the pages: level 2 (SMS) up to 1,000 yuan, else 3 (the token); the code
+// is 123456. The real path is internal/demo's browser journey.
+type fakeAuth struct {
+	mu        sync.Mutex
+	used      map[string]bool
+	executed  int
+	cancelled []string
+}
+
+func (f *fakeAuth) Authorize(_ context.Context, in intent.Intent) (txclient.Decision, error) {
+	if err := in.Validate(); err != nil {
+		return txclient.Decision{}, &txclient.APIError{Status: 400, Code: "invalid_intent", Message: err.Error()}
+	}
+	level := 2
+	if in.Amount > 1_000_00 {
+		level = 3
+	}
+	return txclient.Decision{Intent: in.HashHex(), Decision: txclient.Allow, Level: level, Tools: []txclient.Tool{{Name: "sms", Level: 2}, {Name: "otp", Level: 3}}}, nil
+}
+
+func (f *fakeAuth) Challenge(_ context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error) {
+	return txclient.Challenge{ID: "c-" + hash, Factor: r.Factor, Prompt: "the code", Text: "Pay …"}, nil
+}
+
+func (f *fakeAuth) Proof(_ context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error) {
+	if r.ChallengeID != "c-"+hash || r.Response != "123456" || r.Intent == nil || r.Intent.HashHex() != hash {
+		return txclient.Grant{}, &txclient.APIError{Status: 403, Code: "proof_failed"}
+	}
+	return txclient.Grant{Token: "g-" + hash, Intent: hash}, nil
+}
+
+func (f *fakeAuth) Execute(_ context.Context, grant string, in intent.Intent) (txclient.Executed, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if grant != "g-"+in.HashHex() || f.used[grant] {
+		return txclient.Executed{}, &txclient.APIError{Status: 409, Code: "grant_used"}
+	}
+	if f.used == nil {
+		f.used = map[string]bool{}
+	}
+	f.used[grant] = true
+	f.executed++
+	return txclient.Executed{Intent: in.HashHex(), State: "executed"}, nil
+}
+
+func (f *fakeAuth) Cancel(_ context.Context, hash, _ string) (txclient.Cancelled, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancelled = append(f.cancelled, hash)
+	return txclient.Cancelled{Intent: hash}, nil
+}
+
+// web is the rig's pages on a test server; the test_who cookie says who
+// is logged in and at which level ("p-alice:2").
+type web struct {
+	*rig
+	auth *fakeAuth
+	srv  *httptest.Server
+}
+
+func newWeb(t *testing.T, db *store.DB) *web {
+	w := &web{rig: newRig(t, db), auth: &fakeAuth{}}
+	p := &Pages{Mall: w.m, Auth: w.auth, Customer: func(r *http.Request) (Customer, bool) {
+		c, err := r.Cookie("test_who")
+		if err != nil {
+			return Customer{}, false
+		}
+		id, lv, _ := strings.Cut(c.Value, ":")
+		n, _ := strconv.Atoi(lv)
+		return Customer{ID: id, Name: strings.TrimPrefix(id, "p-"), Level: n}, true
+	}, OnError: func(_ *http.Request, err error) { t.Errorf("unexpected: %v", err) }}
+	w.srv = httptest.NewServer(p.Handler())
+	t.Cleanup(w.srv.Close)
+	return w
+}
+
+// browser is a client logged in as who at level, speaking lang.
+type browser struct {
+	t    *testing.T
+	c    *http.Client
+	base string
+}
+
+func (w *web) browser(t *testing.T, who string, level int, lang string) *browser {
+	jar, _ := cookiejar.New(nil)
+	u, _ := url.Parse(w.srv.URL)
+	jar.SetCookies(u, []*http.Cookie{{Name: "test_who", Value: who + ":" + strconv.Itoa(level)}, {Name: "egate_lang", Value: lang}})
+	return &browser{t: t, c: &http.Client{Jar: jar}, base: w.srv.URL}
+}
+
+func (b *browser) read(resp *http.Response, err error) (int, string) {
+	b.t.Helper()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	s := string(body)
+	if strings.Contains(s, "%!") {
+		b.t.Errorf("%s: a message has the wrong arguments:\n%s", resp.Request.URL.Path, s)
+	}
+	if k := regexp.MustCompile(`mall\.[a-z_.]+[a-z]`).FindString(s); k != "" {
+		b.t.Errorf("%s: the page shows the message key %q (missing from the catalogue)", resp.Request.URL.Path, k)
+	}
+	return resp.StatusCode, s
+}
+
+func (b *browser) get(path string) (int, string) { b.t.Helper(); return b.read(b.c.Get(b.base + path)) }
+func (b *browser) post(path string, f url.Values) (int, string) {
+	b.t.Helper()
+	return b.read(b.c.PostForm(b.base+path, f))
+}
+
+func field(t *testing.T, page, name string) string {
+	t.Helper()
+	m := regexp.MustCompile(`name="` + name + `" value="([^"]*)"`).FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no field %s in:\n%s", name, page)
+	}
+	return m[1]
+}
+
+func errCode(page string) string {
+	m := regexp.MustCompile(`data-code="([^"]*)"`).FindStringSubmatch(page)
+	if m == nil {
+		return ""
+	}
+	return m[1]
+}
+
+// The customer's journey in both languages: into the cart, checkout,
+// the tool the amount needs, the code; the order is paid (held). Then the
+// merchant ships and refunds part; the customer's order shows the refund.
+func TestCheckoutPages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWeb(t, db)
+		for _, c := range []struct {
+			lang, paid, shipped string
+			qty                 int
+		}{
+			{"zh", "付款成功", "已发货", 1},
+			{"en", "Paid:", "Shipped", 2},
+		} {
+			t.Run(c.lang, func(t *testing.T) {
+				alice := w.browser(t, "p-alice", 1, c.lang)
+				if code, page := alice.get("/shop"); code != 200 || !strings.Contains(page, "Oolong 250g") {
+					t.Fatalf("shop %d:\n%s", code, page)
+				}
+				if code, _ := alice.post("/cart/add", url.Values{"product": {w.oolong.ID}, "qty": {strconv.Itoa(c.qty)}}); code != 200 {
+					t.Fatalf("add: %d", code)
+				}
+				_, form := alice.get("/checkout")
+				f := url.Values{"key": {field(t, form, "key")}, "rev": {field(t, form, "rev")}, "payer": {w.alice[0].Number}}
+				code, page := alice.post("/checkout", f)
+				if code != 200 || !strings.Contains(page, `id="factor_sms"`) {
+					t.Fatalf("decision %d:\n%s", code, page)
+				}
+				f.Set("factor", "sms")
+				_, page = alice.post("/checkout/challenge", f)
+				f.Set("challenge_id", field(t, page, "challenge_id"))
+				f.Set("response", "000000")
+				before := w.books(t)
+				if code, page := alice.post("/checkout/confirm", f); code != 422 || errCode(page) != "proof_failed" || w.books(t) != before {
+					t.Fatalf("wrong code: %d %s", code, errCode(page))
+				}
+				f.Set("response", "123456")
+				code, page = alice.post("/checkout/confirm", f)
+				if code != 200 || !strings.Contains(page, c.paid) || !strings.Contains(page, `data-status="paid"`) {
+					t.Fatalf("confirm %d:\n%s", code, page)
+				}
+				if code, page := alice.post("/checkout/confirm", f); code != 200 || !strings.Contains(page, `data-status="paid"`) || w.books(t).Holds != before.Holds+1 {
+					t.Fatalf("submitted twice: %d, %d holds\n%s", code, w.books(t).Holds, page)
+				}
+				orders, _ := w.m.Orders(context.Background(), "p-alice", "")
+				o := orders[0]
+				bob := w.browser(t, "p-bob", 1, c.lang)
+				if code, page := bob.post("/merchant/orders/"+o.ID+"/ship", nil); code != 403 || errCode(page) != "step_up_required" {
+					t.Fatalf("ship at level 1: %d %s", code, errCode(page))
+				}
+				bob = w.browser(t, "p-bob", 2, c.lang)
+				if code, page := bob.post("/merchant/orders/"+o.ID+"/ship", nil); code != 200 || !strings.Contains(page, c.shipped) {
+					t.Fatalf("ship %d:\n%s", code, page)
+				}
+				_, page = bob.get("/merchant")
+				key := regexp.MustCompile(`action="/merchant/orders/` + o.ID + `/refund" class="refund"><input type="hidden" name="key" value="([^"]+)"`).FindStringSubmatch(page)
+				if key == nil {
+					t.Fatalf("no refund form:\n%s", page)
+				}
+				before = w.books(t)
+				if code, page := bob.post("/merchant/orders/"+o.ID+"/refund", url.Values{"key": {key[1]}, "amount": {"1000"}}); code != 422 || errCode(page) != "refund_above_paid" || w.books(t) != before {
+					t.Fatalf("refund above: %d %s", code, errCode(page))
+				}
+				if code, _ := bob.post("/merchant/orders/"+o.ID+"/refund", url.Values{"key": {key[1]}, "amount": {"10.50"}}); code != 200 {
+					t.Fatalf("refund: %d", code)
+				}
+				if _, page := alice.get("/orders/" + o.ID); !strings.Contains(page, "10.50") || !strings.Contains(page, `data-status="shipped"`) {
+					t.Fatalf("alice's order:\n%s", page)
+				}
+				if code, _ := bob.get("/orders/" + o.ID); code != 404 {
+					t.Fatalf("bob reads alice's order: %d", code)
+				}
+				_, list := alice.get("/orders")
+				if !strings.Contains(list, o.ID) {
+					t.Fatalf("history:\n%s", list)
+				}
+			})
+		}
+	})
+}
+
+// The cart changed after the intent was authorized: the confirmation is
+// refused before any proof or money, with a sentence, and the ledger is
+// unchanged; so is an order for more than the stock.
+func TestCheckoutPageRefusals(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWeb(t, db)
+		alice := w.browser(t, "p-alice", 1, "en")
+		alice.post("/cart/add", url.Values{"product": {w.oolong.ID}, "qty": {"1"}})
+		_, form := alice.get("/checkout")
+		f := url.Values{"key": {field(t, form, "key")}, "rev": {field(t, form, "rev")}, "payer": {w.alice[0].Number}, "factor": {"sms"}}
+		alice.post("/checkout", f)
+		_, page := alice.post("/checkout/challenge", f)
+		f.Set("challenge_id", field(t, page, "challenge_id"))
+		f.Set("response", "123456")
+		alice.post("/cart/set", url.Values{"product": {w.oolong.ID}, "qty": {"2"}}) // another tab
+		before := w.books(t)
+		code, page := alice.post("/checkout/confirm", f)
+		if code != 409 || errCode(page) != "cart_changed" || !strings.Contains(page, "Your cart changed after the payment was authorized") {
+			t.Fatalf("cart changed: %d %s\n%s", code, errCode(page), page)
+		}
+		if w.books(t) != before || w.auth.executed != 0 {
+			t.Fatalf("the ledger or the grant moved: %+v, %d executed", w.books(t), w.auth.executed)
+		}
+		if code, page := alice.post("/cart/add", url.Values{"product": {w.pot.ID}, "qty": {"1"}}); code != 200 {
+			t.Fatalf("teapot: %d %s", code, errCode(page))
+		}
+		if code, page := alice.post("/cart/set", url.Values{"product": {w.pot.ID}, "qty": {"2"}}); code != 409 || errCode(page) != "out_of_stock" || !strings.Contains(page, "Not enough in stock") {
+			t.Fatalf("out of stock: %d %s", code, errCode(page))
+		}
+		if code, page := alice.post("/cart/add", url.Values{"product": {w.otherProduct.ID}, "qty": {"1"}}); code != 409 || errCode(page) != "cart_other_merchant" {
+			t.Fatalf("another merchant: %d %s", code, errCode(page))
+		}
+		if code, page := alice.post("/cart/set", url.Values{"product": {w.pot.ID}, "qty": {"x"}}); code != 400 || errCode(page) != "invalid_request" {
+			t.Fatalf("bad quantity: %d %s", code, errCode(page))
+		}
+		if w.books(t) != before {
+			t.Fatal("the ledger moved")
+		}
+	})
+}
+
+// The merchant centre: an application through the page (what the rules
+// refuse is listed), the review's outcome, products added at level 2 (a
+// bad price refused), and a customer cancelling a paid order on its page.
+func TestMerchantPages(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWeb(t, db)
+		ctx := context.Background()
+		for _, lang := range []string{"zh", "en"} {
+			dave := w.browser(t, "p-dave-"+lang, 2, lang)
+			if code, page := dave.get("/merchant"); code != 200 || !strings.Contains(page, `id="apply"`) {
+				t.Fatalf("apply form %d:\n%s", code, page)
+			}
+			code, page := dave.post("/merchant/apply", url.Values{"name": {"Dave's kites"}, "category": {"toys"}, "licence": {"123"}, "contact": {"1390000000" + map[string]string{"zh": "1", "en": "2"}[lang]}})
+			if code != 200 || !strings.Contains(page, `data-status="applied"`) || !strings.Contains(page, `id="problems"`) {
+				t.Fatalf("application with a bad licence %d:\n%s", code, page)
+			}
+			if code, page := dave.post("/merchant/apply", url.Values{"name": {"again"}, "category": {"toys"}}); code != 409 || errCode(page) != "already_applied" {
+				t.Fatalf("second application: %d %s", code, errCode(page))
+			}
+		}
+		erin := w.browser(t, "p-erin", 2, "en")
+		erin.post("/merchant/apply", url.Values{"name": {"Erin's books"}, "category": {"books"}, "licence": {"91110000MA0ERXN005"}, "contact": {"13900000009"}})
+		if code, page := erin.post("/merchant/products", url.Values{"name": {"Atlas"}, "price": {"45.50"}, "stock": {"3"}}); code != 403 || errCode(page) != "not_merchant" {
+			t.Fatalf("product before approval: %d %s", code, errCode(page))
+		}
+		mc, _, _ := w.m.MerchantOf(ctx, "p-erin")
+		if _, err := w.m.Approve(ctx, Review{Merchant: mc.ID, Reviewer: "staff"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, page := erin.get("/merchant"); !strings.Contains(page, `id="settlement"`) {
+			t.Fatalf("approved merchant's page:\n%s", page)
+		}
+		if code, page := erin.post("/merchant/products", url.Values{"name": {"Atlas"}, "price": {"45.505"}, "stock": {"3"}}); code != 400 || errCode(page) != "invalid_request" || !strings.Contains(page, `value="45.505"`) {
+			t.Fatalf("bad price: %d %s", code, errCode(page))
+		}
+		if code, page := erin.post("/merchant/products", url.Values{"name": {"Atlas"}, "price": {"45.50"}, "stock": {"3"}}); code != 200 || !strings.Contains(page, "Added: Atlas") {
+			t.Fatalf("add product: %d\n%s", code, page)
+		}
+		{
+			low := w.browser(t, "p-erin", 1, "en")
+			if code, page := low.post("/merchant/products", url.Values{"name": {"Globe"}, "price": {"1"}, "stock": {"1"}}); code != 403 || errCode(page) != "step_up_required" {
+				t.Fatalf("product at level 1: %d %s", code, errCode(page))
+			}
+		}
+		alice := w.browser(t, "p-alice", 1, "en")
+		if _, page := alice.get("/shop"); !strings.Contains(page, "Atlas") || !strings.Contains(page, "45.50") {
+			t.Fatalf("the new product is not in the shop:\n%s", page)
+		}
+		o := w.buy(t, "to-cancel", map[string]int64{w.oolong.ID: 2})
+		if code, _ := w.browser(t, "p-bob", 2, "en").post("/orders/"+o.ID+"/cancel", nil); code != 404 {
+			t.Fatalf("bob cancels alice's order: %d", code)
+		}
+		if code, page := alice.post("/orders/"+o.ID+"/cancel", nil); code != 200 || !strings.Contains(page, `data-status="cancelled"`) {
+			t.Fatalf("cancel: %d\n%s", code, page)
+		}
+		if code, page := alice.post("/orders/"+o.ID+"/cancel", nil); code != 409 || errCode(page) != "order_state" {
+			t.Fatalf("cancel twice: %d %s", code, errCode(page))
+		}
+		if p, _ := w.m.Product(ctx, w.oolong.ID); p.Stock != 5 || w.books(t).Holds != 0 {
+			t.Fatalf("after cancel: stock %d, holds %d", p.Stock, w.books(t).Holds)
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/egate-bank/egate/atm/gateway"
 	"github.com/egate-bank/egate/devices/agent/dclink"
@@ -38,6 +39,10 @@ type fakeATM struct {
 	drop      string // op whose next command never arrives
 	retractN  int    // retracted count override (-1 off)
 	downUntil bool   // every command fails unsent
+	// unknownAsError: txn_status of a transaction the ATM never accepted
+	// fails with the ATM's UNKNOWN_TXN; otherwise it answers a record in
+	// state NONE, as the agent does (atm.Driver.TxnStatus)
+	unknownAsError bool
 
 	// STATUS waits at this gate (when set) after saying it arrived: lets
 	// a test line up concurrent approvals
@@ -95,8 +100,11 @@ func (f *fakeATM) exec(cmd gateway.Command) (json.RawMessage, error) {
 		var a dclink.TxnArgs
 		json.Unmarshal(cmd.Args, &a)
 		r, ok := f.txns[a.Txn]
-		if !ok {
+		if !ok && (f.unknownAsError || cmd.Op == dclink.OpRetract) {
 			return nil, devErr(cmd.Op, "UNKNOWN_TXN", nil)
+		}
+		if !ok {
+			return json.Marshal(TxnRecord{Txn: a.Txn, State: "NONE"})
 		}
 		if cmd.Op == dclink.OpRetract && r.State == "PRESENTED" {
 			f.retract(r)
@@ -273,10 +281,15 @@ func (l *fakeLedger) Release(ctx context.Context, key, id, grant string) error {
 	return nil
 }
 
-// fakeAuth refuses above a limit or with a wrong proof.
-type fakeAuth struct{ limit int64 }
+// fakeAuth refuses above a limit or with a wrong proof; it counts the
+// authorizations asked for.
+type fakeAuth struct {
+	limit int64
+	calls atomic.Int64
+}
 
-func (a fakeAuth) Authorize(ctx context.Context, in Intent, proof string) (string, error) {
+func (a *fakeAuth) Authorize(ctx context.Context, in Intent, proof string) (string, error) {
+	a.calls.Add(1)
 	if in.Kind != "withdrawal" || proof != "ok" {
 		return "", errors.New("the proof does not match")
 	}

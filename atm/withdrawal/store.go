@@ -149,6 +149,36 @@ func (r repo) list(ctx context.Context, where string, args ...any) ([]*Withdrawa
 	return out, rows.Err()
 }
 
+// claim marks a QR_SHOWN session as being approved by one approval: the
+// guarded UPDATE that makes approvals single use before any of them
+// authorizes. ErrConflict: another approval claimed it, or it moved on.
+func (r repo) claim(ctx context.Context, session, claim string) error {
+	res, err := r.db.Exec(ctx, `UPDATE atm_withdrawals SET claim = ? WHERE session = ? AND state = 'QR_SHOWN' AND claim = ''`, claim, session)
+	return oneRow(res, err, "withdrawal "+session+" is being approved or was used")
+}
+
+// oneRow is the outcome of a guarded UPDATE: ErrConflict (with what) when
+// it changed no row.
+func oneRow(res sql.Result, err error, what string) error {
+	if err != nil {
+		return err
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return err
+	}
+	if n != 1 {
+		return fmt.Errorf("%w: %s", ErrConflict, what)
+	}
+	return nil
+}
+
+// unclaim gives up a claim whose approval was refused before AUTHORIZED.
+func (r repo) unclaim(ctx context.Context, session, claim string) error {
+	_, err := r.db.Exec(ctx, `UPDATE atm_withdrawals SET claim = '' WHERE session = ? AND state = 'QR_SHOWN' AND claim = ?`, session, claim)
+	return err
+}
+
 // change is the columns a transition sets besides state and updated_ms.
 type change map[string]any
 
@@ -177,15 +207,8 @@ func (r repo) move(ctx context.Context, w *Withdrawal, to State, now int64, c ch
 	}
 	args = append(args, w.Session, string(w.State))
 	res, err := r.db.Exec(ctx, `UPDATE atm_withdrawals SET `+strings.Join(set, ", ")+` WHERE session = ? AND state = ?`, args...)
-	if err != nil {
+	if err := oneRow(res, err, fmt.Sprintf("withdrawal %s is no longer %s", w.Session, w.State)); err != nil {
 		return err
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return err
-	}
-	if n != 1 {
-		return fmt.Errorf("%w: withdrawal %s is no longer %s", ErrConflict, w.Session, w.State)
 	}
 	w.State, w.UpdatedMS = to, now
 	return nil

@@ -327,6 +327,27 @@ func (s *Service) Approve(ctx context.Context, a Approval) (*Withdrawal, error) 
 	for i, n := range mix {
 		notes[i] = Note{Cassette: n.Cassette, Count: n.Count, DenomFen: denom[n.Cassette]}
 	}
+	// The single-use guard comes before the authorization: of parallel
+	// approvals of one QR, only the one that claims the session asks for
+	// a grant and a hold.
+	claim := newID()
+	if err := s.r.claim(ctx, w.Session, claim); err != nil {
+		if errors.Is(err, ErrConflict) {
+			return nil, fmt.Errorf("%w: scan the new QR code on the ATM", ErrSessionUsed)
+		}
+		return nil, err
+	}
+	authorized := false
+	defer func() {
+		if !authorized {
+			// refused or failed before AUTHORIZED: the QR may be approved
+			// again (a process that died keeps its claim until the
+			// session expires)
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			s.r.unclaim(uctx, w.Session, claim)
+			cancel()
+		}
+	}()
 	grant, err := s.opt.Authorizer.Authorize(ctx, Intent{Kind: "withdrawal", Account: a.Account, AmountFen: a.AmountFen, ATM: w.ATM, Session: w.Session}, a.Proof)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrRefused, err)
@@ -340,6 +361,7 @@ func (s *Service) Approve(ctx context.Context, a Approval) (*Withdrawal, error) 
 		}
 		return nil, err
 	}
+	authorized = true
 	w.Account, w.AmountFen, w.Grant, w.Txn, w.Notes = a.Account, a.AmountFen, grant, txn, notes
 	if err := s.hold(ctx, w); err != nil {
 		return w, err
@@ -396,11 +418,23 @@ func (s *Service) dispense(ctx context.Context, w *Withdrawal) (*Withdrawal, err
 	return w, s.apply(ctx, w, rec)
 }
 
+// stateNone is the state of a transaction record the ATM never accepted
+// (the agent's txn_status answers it; the ATM's own answer is UNKNOWN_TXN).
+const stateNone = "NONE"
+
+// errNotAccepted is an UNKNOWN_TXN answer: the ATM has no record of the
+// transaction.
+var errNotAccepted = errors.New("the ATM has no record of the transaction")
+
 // record takes the ATM's transaction record from a command's answer: a
-// result, or a device error that carries the record.
+// result, or a device error that carries the record. An UNKNOWN_TXN error
+// is errNotAccepted.
 func record(raw json.RawMessage, err error) (*TxnRecord, error) {
 	if err != nil {
 		var ce *gateway.CommandError
+		if errors.As(err, &ce) && ce.Err.Code == dclink.ErrDevice && ce.Err.Device == "UNKNOWN_TXN" {
+			return nil, fmt.Errorf("%w: %w", errNotAccepted, err)
+		}
 		if errors.As(err, &ce) && ce.Err.Record != nil {
 			return ce.Err.Record, nil
 		}
@@ -439,6 +473,11 @@ func (s *Service) apply(ctx context.Context, w *Withdrawal, rec *TxnRecord) erro
 	fen, notes := presentedFen(w, rec)
 	now := s.now()
 	switch rec.State {
+	case stateNone:
+		if w.State == DispenseSent {
+			return fmt.Errorf("ATM %s: %w %s (yet)", w.ATM, errNotAccepted, w.Txn)
+		}
+		return s.suspect(ctx, w, rj, "the ATM has no record of transaction "+w.Txn+" it had reported")
 	case "ACCEPTED", "PICKING":
 		if w.State == DispenseSent {
 			return s.r.move(ctx, w, Dispensed, now, change{"record": string(rj)})
@@ -588,8 +627,8 @@ func (s *Service) resolve(ctx context.Context, w *Withdrawal) error {
 		return s.capture(ctx, w)
 	}
 	raw, err := s.do(ctx, w.ATM, dclink.OpTxnStatus, dclink.TxnArgs{Txn: w.Txn})
-	var ce *gateway.CommandError
-	if errors.As(err, &ce) && ce.Err.Code == "device" && ce.Err.Device == "UNKNOWN_TXN" {
+	rec, err := record(raw, err)
+	if errors.Is(err, errNotAccepted) || err == nil && rec.State == stateNone {
 		if w.State != DispenseSent {
 			return s.suspect(ctx, w, nil, "the ATM has no record of transaction "+w.Txn+" it had reported")
 		}
@@ -601,7 +640,6 @@ func (s *Service) resolve(ctx context.Context, w *Withdrawal) error {
 		}
 		return s.suspect(ctx, w, nil, "the ATM has no record of transaction "+w.Txn+" and the session expired before it could be sent again")
 	}
-	rec, err := record(raw, err)
 	if err != nil {
 		return err
 	}

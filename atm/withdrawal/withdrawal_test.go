@@ -30,12 +30,13 @@ var rigs struct {
 }
 
 type rig struct {
-	id  string // the ATM, one per rig: the rigs of a test share its database
-	db  *store.DB
-	atm *fakeATM
-	led *fakeLedger
-	clk *clock
-	svc *Service
+	id   string // the ATM, one per rig: the rigs of a test share its database
+	db   *store.DB
+	atm  *fakeATM
+	led  *fakeLedger
+	clk  *clock
+	auth *fakeAuth
+	svc  *Service
 }
 
 func newRig(t *testing.T, db *store.DB) *rig {
@@ -44,7 +45,8 @@ func newRig(t *testing.T, db *store.DB) *rig {
 	rigs.n++
 	id := fmt.Sprintf("ATM-%04d", rigs.n)
 	rigs.mu.Unlock()
-	r := &rig{id: id, db: db, atm: newFakeATM(id), led: newFakeLedger(), clk: &clock{t: time.Unix(1_800_000_000, 0)}}
+	r := &rig{id: id, db: db, atm: newFakeATM(id), led: newFakeLedger(), clk: &clock{t: time.Unix(1_800_000_000, 0)},
+		auth: &fakeAuth{limit: 500000}}
 	r.restart(t)
 	return r
 }
@@ -53,7 +55,7 @@ func newRig(t *testing.T, db *store.DB) *rig {
 // the data centre killed and started again.
 func (r *rig) restart(t *testing.T) {
 	t.Helper()
-	svc, err := New(Options{DB: r.db, ATM: r.atm, Ledger: r.led, Authorizer: fakeAuth{limit: 500000}, Now: r.clk.now})
+	svc, err := New(Options{DB: r.db, ATM: r.atm, Ledger: r.led, Authorizer: r.auth, Now: r.clk.now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -244,7 +246,7 @@ func TestFlow(t *testing.T) {
 				r := newRig(t, db)
 				w := r.open(t)
 				if c.name == "over the balance" {
-					r.svc.opt.Authorizer = fakeAuth{limit: 1 << 40}
+					r.svc.opt.Authorizer = &fakeAuth{limit: 1 << 40}
 					r.led.balance["acct-1"] = 500000
 				}
 				before := r.led.balance["acct-1"]
@@ -253,6 +255,13 @@ func TestFlow(t *testing.T) {
 				}
 				if len(r.atm.dispenses) != 0 || r.led.balance["acct-1"] != before {
 					t.Fatal("a refused withdrawal moved money")
+				}
+				if c.name == "over the limit" {
+					// the refusal gave up its claim: the same QR, a smaller amount
+					if w, err := r.approve(w, 30000); err != nil || w.State != Presented {
+						t.Fatalf("the same QR approved again after a refusal: %v", err)
+					}
+					r.svc.Event(ctx, r.atm.customer(r.state(t, w.Session).Txn, true))
 				}
 				r.check(t)
 			})
@@ -348,6 +357,7 @@ func TestRecoverEveryState(t *testing.T) {
 			{"AUTHORIZED, session expired meanwhile", func(r *rig) { r.led.failNext = "hold" }, Authorized,
 				func(r *rig, w *Withdrawal) { r.clk.add(5 * time.Minute) }, NotDispensed},
 			{"DISPENSE_SENT, command never arrived", func(r *rig) { r.atm.drop = "dispense" }, DispenseSent, nil, Presented},
+			{"DISPENSE_SENT, command never arrived, the ATM says UNKNOWN_TXN", func(r *rig) { r.atm.drop = "dispense"; r.atm.unknownAsError = true }, DispenseSent, nil, Presented},
 			{"DISPENSE_SENT, answer lost", func(r *rig) { r.atm.lose = "dispense" }, DispenseSent, nil, Presented},
 			{"DISPENSE_SENT, answer lost, taken meanwhile", func(r *rig) { r.atm.lose = "dispense"; r.atm.autoTake = true }, DispenseSent, nil, Captured},
 			{"DISPENSE_SENT, never arrived, expired", func(r *rig) { r.atm.drop = "dispense" }, DispenseSent,
@@ -424,8 +434,8 @@ func TestConcurrentApprovals(t *testing.T) {
 				t.Errorf("a losing approval: %v", err)
 			}
 		}
-		if ok != 1 || len(r.led.holds) != 1 || len(r.atm.dispenses) != 1 {
-			t.Fatalf("%d approvals won, %d holds, %d dispenses", ok, len(r.led.holds), len(r.atm.dispenses))
+		if ok != 1 || len(r.led.holds) != 1 || len(r.atm.dispenses) != 1 || r.auth.calls.Load() != 1 {
+			t.Fatalf("%d approvals won, %d holds, %d dispenses, %d authorizations", ok, len(r.led.holds), len(r.atm.dispenses), r.auth.calls.Load())
 		}
 		r.svc.Event(context.Background(), r.atm.customer(r.state(t, w.Session).Txn, true))
 		r.check(t)

@@ -44,6 +44,10 @@ type fakeATM struct {
 	// state NONE, as the agent does (atm.Driver.TxnStatus)
 	unknownAsError bool
 
+	// afterDispense runs (once) when a dispense has executed, before its
+	// answer returns: an ATM event that overtakes the answer
+	afterDispense func(txn string)
+
 	// STATUS waits at this gate (when set) after saying it arrived: lets
 	// a test line up concurrent approvals
 	arrived chan struct{}
@@ -78,6 +82,12 @@ func (f *fakeATM) Send(ctx context.Context, cmd gateway.Command) (json.RawMessag
 	raw, err := f.exec(cmd)
 	if err == nil && cmd.Op == dclink.OpDispense {
 		f.cmds[cmd.ID] = raw
+		if g := f.afterDispense; g != nil {
+			f.afterDispense = nil
+			f.mu.Unlock()
+			g(cmd.ID)
+			f.mu.Lock()
+		}
 	}
 	if f.lose == cmd.Op {
 		f.lose = ""

@@ -366,7 +366,16 @@ func (s *Service) Approve(ctx context.Context, a Approval) (*Withdrawal, error) 
 	if err := s.hold(ctx, w); err != nil {
 		return w, err
 	}
-	return s.dispense(ctx, w)
+	w, err = s.dispense(ctx, w)
+	if errors.Is(err, ErrConflict) {
+		// An ATM event (the cash taken before the dispense's answer came
+		// back) or Recover moved it on: this approval's answer is where it
+		// is now.
+		if now, gerr := s.r.get(ctx, w.Session); gerr == nil {
+			return now, nil
+		}
+	}
+	return w, err
 }
 
 // hold places the hold of an AUTHORIZED withdrawal. A refusal ends it

@@ -192,6 +192,21 @@ func TestFlow(t *testing.T) {
 			}
 			r.check(t)
 		})
+		t.Run("cash taken before the dispense's answer", func(t *testing.T) {
+			// the ATM's taken event overtakes the dispense's answer: the
+			// event settles it, and the approval answers where it is
+			r := newRig(t, db)
+			r.atm.afterDispense = func(txn string) {
+				if err := r.svc.Event(ctx, r.atm.customer(txn, true)); err != nil {
+					t.Error(err)
+				}
+			}
+			w, err := r.approve(r.open(t), 30000)
+			if err != nil || w.State != Captured || w.Captured != 30000 {
+				t.Fatalf("approve: %v %+v", err, w)
+			}
+			r.check(t)
+		})
 		t.Run("expired session", func(t *testing.T) {
 			r := newRig(t, db)
 			w := r.open(t)

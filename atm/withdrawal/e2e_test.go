@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -15,6 +14,8 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/atm/atmtest"
+	"github.com/egate-bank/egate/atm/gateway"
 	"github.com/egate-bank/egate/atm/withdrawal"
 	"github.com/egate-bank/egate/authsvc/limits"
 	"github.com/egate-bank/egate/internal/app"
@@ -49,6 +50,7 @@ func (a limitAuth) Authorize(ctx context.Context, in withdrawal.Intent, proof st
 type bank struct {
 	db      *store.DB
 	d       *dc
+	atm     withdrawal.Commander // the gateway, or a test's stand-in in front of it
 	led     *ledger.Ledger
 	wl      app.WithdrawalLedger
 	auth    limitAuth
@@ -77,7 +79,7 @@ func newBank(t *testing.T, d *dc, db *store.DB) *bank {
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bank{db: db, d: d, led: l, wl: wl, auth: limitAuth{c}, account: accts[0].Number}
+	b := &bank{db: db, d: d, atm: d.GW, led: l, wl: wl, auth: limitAuth{c}, account: accts[0].Number}
 	b.restart(t)
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
@@ -87,7 +89,7 @@ func newBank(t *testing.T, d *dc, db *store.DB) *bank {
 			select {
 			case <-pctx.Done():
 				return
-			case ev := <-d.events:
+			case ev := <-d.Events:
 				b.svc.Load().Event(pctx, ev)
 			}
 		}
@@ -120,7 +122,7 @@ func (b *bank) clockless(t *testing.T, w *withdrawal.Withdrawal, err error) {
 // data centre killed and started again).
 func (b *bank) restart(t *testing.T) {
 	t.Helper()
-	s, err := withdrawal.New(withdrawal.Options{DB: b.db, ATM: b.d.gw, Ledger: b.wl, Authorizer: b.auth,
+	s, err := withdrawal.New(withdrawal.Options{DB: b.db, ATM: b.atm, Ledger: b.wl, Authorizer: b.auth,
 		OnSettled: func(w withdrawal.Withdrawal) { b.settled.Add(1) }})
 	if err != nil {
 		t.Fatal(err)
@@ -143,7 +145,7 @@ func (b *bank) withdraw(t *testing.T, atmID string, fen int64) (*withdrawal.With
 func (b *bank) wait(t *testing.T, session string) *withdrawal.Withdrawal {
 	t.Helper()
 	var w *withdrawal.Withdrawal
-	waitFor(t, "withdrawal "+session+" to settle", func() bool {
+	atmtest.WaitFor(t, "withdrawal "+session+" to settle", func() bool {
 		var err error
 		w, err = b.svc.Load().Get(context.Background(), session)
 		return err == nil && (w.State.Final() || w.State == withdrawal.Suspect)
@@ -202,12 +204,20 @@ func (b *bank) check(t *testing.T, sims map[string]*simatm.Running) {
 		}
 		r, ok := sims[w.ATM].Sim.Record(id)
 		if !ok || r.State != atm.StateTaken {
+			if w.Captured != 0 {
+				t.Errorf("withdrawal %s (%s) captured %d fen, the ATM reports none taken (%v)", w.Session, w.State, w.Captured, r.State)
+			}
 			continue
 		}
+		var fen int64
 		for _, c := range r.Cassettes {
-			out += int64(c.Presented) * denom(c.Cassette)
+			fen += int64(c.Presented) * denom(c.Cassette)
 			notes += int(c.Presented)
 		}
+		if fen != w.Captured {
+			t.Errorf("withdrawal %s (%s: %s) captured %d fen, the ATM reports %d taken", w.Session, w.State, w.Reason, w.Captured, fen)
+		}
+		out += fen
 	}
 	if out != captured {
 		t.Errorf("the ATMs report %d fen taken, the withdrawals captured %d", out, captured)
@@ -258,16 +268,16 @@ func object() string {
 func TestEndToEnd(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := context.Background()
-		d := newDC(t, db)
-		if err := d.reg.Assign(ctx, "BR-01", "ATM-0101"); err != nil {
+		d := env.NewDC(t, db)
+		if err := d.Reg.Assign(ctx, "BR-01", "ATM-0101"); err != nil {
 			t.Fatal(err)
 		}
-		tok := d.enroll(t, br01Tok, object(), "BR-01")
-		br := d.startAgent(t, agentSpec{branch: "BR-01", atms: []string{"ATM-0101"}, token: &tok,
-			sim: simatm.Config{TakeAfter: 50 * time.Millisecond, TakeTimeout: 400 * time.Millisecond, PickTime: 5 * time.Millisecond}})
-		br.waitUp(t, 1)
+		tok := d.Enroll(t, atmtest.BR01Token, object(), "BR-01")
+		br := d.StartAgent(t, atmtest.AgentSpec{Branch: "BR-01", ATMs: []string{"ATM-0101"}, Token: &tok,
+			Sim: simatm.Config{TakeAfter: 50 * time.Millisecond, TakeTimeout: 400 * time.Millisecond, PickTime: 5 * time.Millisecond}})
+		br.WaitUp(t, 1)
 		b := newBank(t, d, db)
-		sim := br.sims["ATM-0101"]
+		sim := br.Sims["ATM-0101"]
 		faults := sim.Sim.Faults()
 		set := func(spec string) {
 			if err := faults.Set(spec); err != nil {
@@ -300,11 +310,11 @@ func TestEndToEnd(t *testing.T) {
 			if _, err := b.svc.Load().Approve(ctx, withdrawal.Approval{ATM: "ATM-0999", Session: o.Session, Account: b.account, AmountFen: 30000, Proof: "level2"}); !errors.Is(err, withdrawal.ErrForeignSession) {
 				t.Fatalf("foreign QR: %v", err)
 			}
-			if n := br.up.Status().Executed["dispense"]; n != 1 {
+			if n := br.Up.Status().Executed["dispense"]; n != 1 {
 				t.Fatalf("%d dispenses executed, want 1", n)
 			}
 			// the operators' view asks the ATM for its own record
-			h := d.gw.Handler()
+			h := d.GW.Handler()
 			rr := httptest.NewRecorder()
 			h.ServeHTTP(rr, httptest.NewRequest("GET", "/agent-gateway/atms/ATM-0101/txns/"+w.Txn, nil))
 			var rec withdrawal.TxnRecord
@@ -369,12 +379,12 @@ func TestEndToEnd(t *testing.T) {
 				w, err = b.withdraw(t, "ATM-0101", 50000)
 				got <- err
 			}()
-			waitFor(t, "the dispense to start", func() bool {
+			atmtest.WaitFor(t, "the dispense to start", func() bool {
 				ws, _ := b.svc.Load().List(ctx, withdrawal.DispenseSent)
 				return len(ws) > 0
 			})
 			time.Sleep(150 * time.Millisecond) // let a note or two be picked; the outcome is the same either way
-			d.proxy.cut()
+			d.Proxy.Cut()
 			if err := <-got; err != nil {
 				t.Fatal(err)
 			}
@@ -382,14 +392,37 @@ func TestEndToEnd(t *testing.T) {
 				t.Fatalf("%+v", w)
 			}
 		})
-		t.Run("data centre killed after DISPENSE_SENT", func(t *testing.T) {
-			// In a make test run on a loaded machine (PostgreSQL) the
-			// recovery left this withdrawal SUSPECT with the ATM reporting
-			// NONE, where it should resend the same dispense: a real race
-			// to find; until then it runs under make soak only.
-			if os.Getenv("EGATE_SOAK") != "1" {
-				t.Skip("runs under make soak (EGATE_SOAK=1) until the recovery race it found is fixed")
+		t.Run("data centre killed after DISPENSE_SENT, before the dispense left", func(t *testing.T) {
+			// The agent answers txn_status of a transaction the ATM never
+			// accepted with a record in state NONE: recovery sends the same
+			// dispense (same id) once, and the cash comes out once.
+			before := br.Up.Status().Executed["dispense"]
+			b.atm = dieBefore{Commander: d.GW, op: "dispense"}
+			b.restart(t)
+			o, err := b.svc.Load().Open(ctx, "ATM-0101")
+			if err != nil {
+				t.Fatal(err)
 			}
+			if _, err := b.svc.Load().Approve(ctx, withdrawal.Approval{ATM: "ATM-0101", Session: o.Session, Account: b.account, AmountFen: 30000, Proof: "level2"}); err == nil {
+				t.Fatal("the approval whose process died says nothing")
+			}
+			w, err := b.svc.Load().Get(ctx, o.Session)
+			if err != nil || w.State != withdrawal.DispenseSent {
+				t.Fatalf("%v %+v", err, w)
+			}
+			b.atm = d.GW
+			b.restart(t)
+			if err := b.svc.Load().Recover(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if w = b.wait(t, o.Session); w.State != withdrawal.Captured || w.Captured != 30000 {
+				t.Fatalf("%+v", w)
+			}
+			if n := br.Up.Status().Executed["dispense"] - before; n != 1 {
+				t.Fatalf("%d dispenses executed, want 1", n)
+			}
+		})
+		t.Run("data centre killed after DISPENSE_SENT", func(t *testing.T) {
 			set("pick-delay=50ms")
 			defer set("pick-delay=0s")
 			o, err := b.svc.Load().Open(ctx, "ATM-0101")
@@ -402,7 +435,7 @@ func TestEndToEnd(t *testing.T) {
 				_, err := b.svc.Load().Approve(actx, withdrawal.Approval{ATM: "ATM-0101", Session: o.Session, Account: b.account, AmountFen: 30000, Proof: "level2"})
 				got <- err
 			}()
-			waitFor(t, "DISPENSE_SENT", func() bool {
+			atmtest.WaitFor(t, "DISPENSE_SENT", func() bool {
 				w, _ := b.svc.Load().Get(ctx, o.Session)
 				return w != nil && w.State == withdrawal.DispenseSent
 			})
@@ -415,7 +448,7 @@ func TestEndToEnd(t *testing.T) {
 					t.Log("last recovery:", last)
 				}
 			}()
-			waitFor(t, "the recovery to settle it", func() bool {
+			atmtest.WaitFor(t, "the recovery to settle it", func() bool {
 				err := b.svc.Load().Recover(ctx)
 				w, _ := b.svc.Load().Get(ctx, o.Session)
 				last = fmt.Sprintf("%s %s %v", w.State, w.Reason, err)
@@ -430,6 +463,20 @@ func TestEndToEnd(t *testing.T) {
 		if err := b.svc.Load().Recover(ctx); err != nil {
 			t.Fatal(err)
 		}
-		b.check(t, br.sims)
+		b.check(t, br.Sims)
 	})
+}
+
+// dieBefore stands for a data centre that dies after writing its state and
+// before the command op leaves: the command is never sent.
+type dieBefore struct {
+	withdrawal.Commander
+	op string
+}
+
+func (d dieBefore) Send(ctx context.Context, cmd gateway.Command) (json.RawMessage, error) {
+	if cmd.Op == d.op {
+		return nil, fmt.Errorf("the data centre died before sending %s: %w", cmd.Op, context.Canceled)
+	}
+	return d.Commander.Send(ctx, cmd)
 }

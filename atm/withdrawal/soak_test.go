@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/atm/atmtest"
 	"github.com/egate-bank/egate/atm/withdrawal"
 	"github.com/egate-bank/egate/devices/agent"
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/internal/testenv"
 	simatm "github.com/egate-bank/egate/simulators/atm"
 )
 
@@ -27,10 +27,7 @@ type soakBranch struct {
 	journal string
 	sim     *simatm.Running
 	faults  *simatm.Faults
-	up      *agent.Uplink
-	a       *agent.Agent
-	cancel  context.CancelFunc
-	done    chan struct{}
+	up      *atmtest.Uplink
 }
 
 const soakATM = "ATM-0501"
@@ -53,7 +50,7 @@ func (s *soakBranch) startSim() {
 func (s *soakBranch) startAgent() {
 	s.t.Helper()
 	cfg := agent.Config{ATMs: []agent.ATMConfig{{ID: soakATM, Port: s.sim.TTYName, Baud: 115200}}, Branch: "BR-05",
-		DatacentreURL: "tls://" + s.d.proxy.addr, DatacentreCA: s.d.rootPEM, Token: s.tok}
+		DatacentreURL: "tls://" + s.d.Proxy.Addr, DatacentreCA: s.d.RootPEM, Token: s.tok}
 	tok, err := agent.OpenToken(context.Background(), cfg.Token)
 	if err != nil {
 		s.t.Fatal(err)
@@ -62,31 +59,10 @@ func (s *soakBranch) startAgent() {
 	if err != nil {
 		s.t.Fatal(err)
 	}
-	a, err := agent.New(cfg, agent.SerialLines, nil)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	conf, err := cfg.ClientTLS(cert)
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	addr, _ := cfg.DatacentreAddr()
-	up, err := agent.NewUplink(a, cfg.DatacentreURL, agent.UplinkOptions{Branch: cfg.Branch, Dial: agent.DialTLS(addr, conf),
-		ReconnectMin: 20 * time.Millisecond, ReconnectMax: 200 * time.Millisecond})
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	s.a, s.up, s.cancel, s.done = a, up, cancel, make(chan struct{})
-	done := s.done
-	go func() { defer close(done); up.Run(ctx); tok.Close() }()
+	s.up = s.d.RunAgent(s.t, cfg, cert, func() { tok.Close() })
 }
 
-func (s *soakBranch) stopAgent() {
-	s.cancel()
-	<-s.done
-	s.a.Close()
-}
+func (s *soakBranch) stopAgent() { s.up.Stop() }
 
 // restartAgent kills the agent (its link and its command cache go) and
 // starts a new one on the same ATM.
@@ -107,22 +83,16 @@ func (s *soakBranch) restartSim() {
 // TestSoak runs hundreds of withdrawals over the whole stack with line and
 // device faults at random, and the data centre, the agent and the ATM
 // simulator restarted at random points; then the invariants of every test.
-// EGATE_SOAK_SEED replays a run's choices.
-//
-// It runs under make soak (EGATE_SOAK=1) only for now: in a make test run on
-// a loaded machine (seed 1796307802272302545) it found the ATMs reporting
-// 300 yuan more taken than the withdrawals captured, with 3 SUSPECT and 6
-// approvals refused without an error. Until that is understood and fixed,
-// a bounded run of it in make test would fail CI, not guard it.
+// In make test it is bounded to 400 withdrawals or 75 s (about a minute and
+// a half on a loaded 2-core machine under -race); EGATE_SOAK=1 (make soak)
+// runs 3,000 or 20 minutes. EGATE_SOAK_SEED replays a run's choices (not
+// its timing), EGATE_SOAK_PG=1 runs it on PostgreSQL.
 func TestSoak(t *testing.T) {
-	if os.Getenv("EGATE_SOAK") != "1" {
-		t.Skip("the withdrawal soak runs under make soak (EGATE_SOAK=1); see the comment above")
-	}
-	iterations, budget := 300, 90*time.Second
+	iterations, budget := 400, 75*time.Second
 	if testing.Short() {
 		iterations, budget = 20, 20*time.Second
 	}
-	if os.Getenv("EGATE_SOAK_LONG") == "1" {
+	if os.Getenv("EGATE_SOAK") == "1" {
 		iterations, budget = 3000, 20*time.Minute
 	}
 	seed := time.Now().UnixNano()
@@ -131,25 +101,41 @@ func TestSoak(t *testing.T) {
 	}
 	t.Logf("soak seed %d (EGATE_SOAK_SEED=%d replays the choices)", seed, seed)
 	rng := rand.New(rand.NewSource(seed))
-	if _, err := simatm.OpenPTY(); err != nil {
-		testenv.Missing(t, "a pseudo-terminal", err.Error())
-	}
+	atmtest.NeedPTY(t)
 	db := storetest.SQLite(t)
 	if os.Getenv("EGATE_SOAK_PG") == "1" {
 		db = storetest.Postgres(t)
 	}
 	ctx := context.Background()
-	d := newDC(t, db)
-	if err := d.reg.Assign(ctx, "BR-05", soakATM); err != nil {
+	d := env.NewDC(t, db)
+	if err := d.Reg.Assign(ctx, "BR-05", soakATM); err != nil {
 		t.Fatal(err)
 	}
-	sb := &soakBranch{t: t, d: d, tok: d.enroll(t, br02Tok, object(), "BR-05"), journal: filepath.Join(t.TempDir(), "journal"),
+	sb := &soakBranch{t: t, d: d, tok: d.Enroll(t, atmtest.BR02Token, object(), "BR-05"), journal: filepath.Join(t.TempDir(), "journal"),
 		faults: simatm.NewFaults(seed)}
 	sb.startSim()
 	sb.startAgent()
 	t.Cleanup(func() { sb.stopAgent(); sb.sim.Stop() })
 	b := newBank(t, d, db)
 	b.fund(t, 100_000_000_00)
+	// Recover runs beside the approvals, as the data centre runs it (every
+	// few seconds; here more often, for more interleavings).
+	rctx, stopRecover := context.WithCancel(ctx)
+	recovering := make(chan struct{})
+	go func() {
+		defer close(recovering)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-tick.C:
+				b.svc.Load().Recover(rctx)
+			}
+		}
+	}()
+	defer func() { stopRecover(); <-recovering }()
 
 	menu := []string{"", "", "", "", "flip-out=1", "flip-in=1", "garbage-out=2", "truncate-out=1", "drop-ack=1",
 		"drop-reply=1", "nak-storm=3", "jam-after=0", "jam-after=1", "reject-every=3", "customer-takes=false",
@@ -158,6 +144,7 @@ func TestSoak(t *testing.T) {
 	start := time.Now()
 	n := 0
 	for ; n < iterations && time.Since(start) < budget; n++ {
+		began := time.Now()
 		f := menu[rng.Intn(len(menu))]
 		if f != "" {
 			if err := sb.faults.Set(f); err != nil {
@@ -171,33 +158,38 @@ func TestSoak(t *testing.T) {
 		}
 		actx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		got := make(chan error, 1)
+		var approveErr error
 		go func() {
 			_, err := b.svc.Load().Approve(actx, withdrawal.Approval{ATM: soakATM, Session: o.Session, Account: b.account, AmountFen: fen, Proof: "level4"})
 			got <- err
 		}()
+		kill := ""
 		switch r := rng.Intn(100); {
 		case r < 8: // the data centre dies mid-withdrawal
-			counts["dc-killed"]++
+			kill = "dc-killed"
+			counts[kill]++
 			time.Sleep(time.Duration(rng.Intn(60)) * time.Millisecond)
 			cancel()
-			<-got
+			approveErr = <-got
 			got = nil
 			b.restart(t)
 		case r < 14:
-			counts["agent-restarted"]++
+			kill = "agent-restarted"
+			counts[kill]++
 			time.Sleep(time.Duration(rng.Intn(60)) * time.Millisecond)
 			sb.restartAgent()
 		case r < 20:
-			counts["atm-restarted"]++
+			kill = "atm-restarted"
+			counts[kill]++
 			time.Sleep(time.Duration(rng.Intn(60)) * time.Millisecond)
 			sb.restartSim()
 		case r < 25:
-			counts["link-cut"]++
+			kill = "link-cut"
+			counts[kill]++
 			time.Sleep(time.Duration(rng.Intn(60)) * time.Millisecond)
-			d.proxy.cut()
+			d.Proxy.Cut()
 		}
 		var last *withdrawal.Withdrawal
-		var approveErr error
 		returned := got == nil
 		deadline := time.Now().Add(90 * time.Second)
 		for {
@@ -219,6 +211,9 @@ func TestSoak(t *testing.T) {
 				// asked for its cassettes, the data centre died before
 				// the grant): the session expires
 				counts["refused"]++
+				if approveErr == nil {
+					t.Errorf("iteration %d (fault %q): approval of %s refused without an error", n, f, w.Session)
+				}
 				b.clockless(t, w, approveErr)
 				break
 			}
@@ -235,15 +230,21 @@ func TestSoak(t *testing.T) {
 			<-got
 		}
 		counts[string(last.State)]++
+		if d := time.Since(began); d > 5*time.Second {
+			// a slow withdrawal is named, to see what the budget went on
+			t.Logf("iteration %d (fault %q, %q): %s in %v (%s)", n, f, kill, last.State, d.Round(time.Millisecond), last.Reason)
+		}
 		// the faults of a withdrawal that did not use them are cleared
 		sb.faults.Set("jam-after=-1")
 		sb.faults.Set("reject-every=0")
 		sb.faults.Set("customer-takes=true")
 		sb.faults.Set("pick-delay=0s")
 		// The next customer comes once the ATM's exit is clear.
-		waitFor(t, "the ATM's exit clear", func() bool { return sb.sim.Sim.Totals().AtExit == 0 })
+		atmtest.WaitFor(t, "the ATM's exit clear", func() bool { return sb.sim.Sim.Totals().AtExit == 0 })
 	}
 	t.Logf("%d withdrawals in %v: %v", n, time.Since(start).Round(time.Second), counts)
+	stopRecover()
+	<-recovering
 	if err := b.svc.Load().Recover(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -8,5 +8,9 @@
 //   - Drivers (devices/, atm/) never import the services above them
 //     (authsvc/, platform/, internal/app, internal/demo): a device package
 //     knows its device, not what a bank does with it. (Their tests may: an
-//     integration test of a token issues a certificate with the bank CA.)
+//     integration test of a token issues a certificate with the bank CA; so
+//     may a driver's test helper, such as atm/atmtest, which stands up the
+//     data centre for the ATM tests.)
+//   - No production package imports a test helper: the two exemptions above
+//     cannot be used to reach a simulator or a service from production code.
 package layering

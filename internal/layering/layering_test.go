@@ -35,9 +35,14 @@ func under(pkg string, dirs ...string) bool {
 	return false
 }
 
+// testHelper says pkg is a test helper package (devices/hsm/hsmtest,
+// atm/atmtest, …): imported by tests only (TestNoTestHelperInProduction),
+// so it may stand up a whole stack, simulators and services included.
+func testHelper(pkg string) bool { return strings.HasSuffix(pkg, "test") }
+
 func TestNoSimulatorInProduction(t *testing.T) {
 	for pkg, imps := range productionImports(t) {
-		if under(pkg, "simulators", "internal/demo", "cmd/egate") || strings.HasSuffix(pkg, "test") {
+		if under(pkg, "simulators", "internal/demo", "cmd/egate") || testHelper(pkg) {
 			continue
 		}
 		for _, imp := range imps {
@@ -50,12 +55,28 @@ func TestNoSimulatorInProduction(t *testing.T) {
 
 func TestDriversDoNotReachUp(t *testing.T) {
 	for pkg, imps := range productionImports(t) {
-		if !under(pkg, "devices", "atm") {
+		if !under(pkg, "devices", "atm") || testHelper(pkg) {
 			continue
 		}
 		for _, imp := range imps {
 			if under(imp, "authsvc", "platform", "internal/app", "internal/demo", "cmd") {
 				t.Errorf("%s imports %s: a driver must not depend on the services above it", strings.TrimPrefix(pkg, module), strings.TrimPrefix(imp, module))
+			}
+		}
+	}
+}
+
+// The exemptions of test helpers hold because no production package
+// imports one: a driver cannot reach up, nor production reach a simulator,
+// through a helper.
+func TestNoTestHelperInProduction(t *testing.T) {
+	for pkg, imps := range productionImports(t) {
+		if testHelper(pkg) {
+			continue
+		}
+		for _, imp := range imps {
+			if strings.HasPrefix(imp, module) && testHelper(imp) {
+				t.Errorf("%s imports the test helper %s: only tests and other test helpers may", strings.TrimPrefix(pkg, module), strings.TrimPrefix(imp, module))
 			}
 		}
 	}
@@ -72,5 +93,8 @@ func TestRulesSeeTheTree(t *testing.T) {
 	}
 	if !under(module+"simulators/softhsm", "simulators") || under(module+"simulatorsx/a", "simulators") {
 		t.Fatal("under() is wrong")
+	}
+	if !testHelper(module+"atm/atmtest") || testHelper(module+"atm") || testHelper(module+"internal/testenv") {
+		t.Fatal("testHelper() is wrong")
 	}
 }

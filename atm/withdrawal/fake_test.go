@@ -44,10 +44,6 @@ type fakeATM struct {
 	// state NONE, as the agent does (atm.Driver.TxnStatus)
 	unknownAsError bool
 
-	// afterDispense runs (once) when a dispense has executed, before its
-	// answer returns: an ATM event that overtakes the answer
-	afterDispense func(txn string)
-
 	// STATUS waits at this gate (when set) after saying it arrived: lets
 	// a test line up concurrent approvals
 	arrived chan struct{}
@@ -82,12 +78,6 @@ func (f *fakeATM) Send(ctx context.Context, cmd gateway.Command) (json.RawMessag
 	raw, err := f.exec(cmd)
 	if err == nil && cmd.Op == dclink.OpDispense {
 		f.cmds[cmd.ID] = raw
-		if g := f.afterDispense; g != nil {
-			f.afterDispense = nil
-			f.mu.Unlock()
-			g(cmd.ID)
-			f.mu.Lock()
-		}
 	}
 	if f.lose == cmd.Op {
 		f.lose = ""
@@ -221,6 +211,9 @@ type fakeLedger struct {
 	keys     map[string]string    // key → hold id
 	done     map[string]bool      // capture/release keys
 	failNext string               // "hold", "capture", "release": a transient error
+	// afterHold runs (once) after a hold is made, before Hold returns:
+	// another path (Recover) at work meanwhile
+	afterHold func()
 }
 
 type fakeHold struct {
@@ -252,6 +245,12 @@ func (l *fakeLedger) Hold(ctx context.Context, key, account string, amount int64
 	id := fmt.Sprint(len(l.holds) + 1)
 	l.holds[id] = &fakeHold{account: account, amount: amount}
 	l.keys[key] = id
+	if g := l.afterHold; g != nil {
+		l.afterHold = nil
+		l.mu.Unlock()
+		g()
+		l.mu.Lock()
+	}
 	return id, nil
 }
 
@@ -292,14 +291,16 @@ func (l *fakeLedger) Release(ctx context.Context, key, id, grant string) error {
 }
 
 // fakeAuth refuses above a limit or with a wrong proof; it counts the
-// authorizations asked for.
+// authorizations asked for in calls, when set.
 type fakeAuth struct {
 	limit int64
-	calls atomic.Int64
+	calls *atomic.Int64
 }
 
-func (a *fakeAuth) Authorize(ctx context.Context, in Intent, proof string) (string, error) {
-	a.calls.Add(1)
+func (a fakeAuth) Authorize(ctx context.Context, in Intent, proof string) (string, error) {
+	if a.calls != nil {
+		a.calls.Add(1)
+	}
 	if in.Kind != "withdrawal" || proof != "ok" {
 		return "", errors.New("the proof does not match")
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -35,7 +36,7 @@ type rig struct {
 	atm  *fakeATM
 	led  *fakeLedger
 	clk  *clock
-	auth *fakeAuth
+	auth fakeAuth
 	svc  *Service
 }
 
@@ -46,7 +47,7 @@ func newRig(t *testing.T, db *store.DB) *rig {
 	id := fmt.Sprintf("ATM-%04d", rigs.n)
 	rigs.mu.Unlock()
 	r := &rig{id: id, db: db, atm: newFakeATM(id), led: newFakeLedger(), clk: &clock{t: time.Unix(1_800_000_000, 0)},
-		auth: &fakeAuth{limit: 500000}}
+		auth: fakeAuth{limit: 500000, calls: new(atomic.Int64)}}
 	r.restart(t)
 	return r
 }
@@ -192,19 +193,25 @@ func TestFlow(t *testing.T) {
 			}
 			r.check(t)
 		})
-		t.Run("cash taken before the dispense's answer", func(t *testing.T) {
-			// the ATM's taken event overtakes the dispense's answer: the
-			// event settles it, and the approval answers where it is
+		t.Run("Recover dispenses first", func(t *testing.T) {
+			// Recover (every few seconds beside the approvals) takes the
+			// AUTHORIZED withdrawal while its approval is at the hold and
+			// dispenses it: the approval answers where it is, not a
+			// conflict, and nothing is held or dispensed twice
 			r := newRig(t, db)
-			r.atm.afterDispense = func(txn string) {
-				if err := r.svc.Event(ctx, r.atm.customer(txn, true)); err != nil {
+			r.led.afterHold = func() {
+				if err := r.svc.Recover(ctx); err != nil {
 					t.Error(err)
 				}
 			}
 			w, err := r.approve(r.open(t), 30000)
-			if err != nil || w.State != Captured || w.Captured != 30000 {
+			if err != nil || w.State != Presented {
 				t.Fatalf("approve: %v %+v", err, w)
 			}
+			if len(r.led.holds) != 1 || len(r.atm.dispenses) != 1 {
+				t.Fatalf("%d holds, %d dispenses", len(r.led.holds), len(r.atm.dispenses))
+			}
+			r.svc.Event(ctx, r.atm.customer(w.Txn, true))
 			r.check(t)
 		})
 		t.Run("expired session", func(t *testing.T) {
@@ -261,7 +268,7 @@ func TestFlow(t *testing.T) {
 				r := newRig(t, db)
 				w := r.open(t)
 				if c.name == "over the balance" {
-					r.svc.opt.Authorizer = &fakeAuth{limit: 1 << 40}
+					r.svc.opt.Authorizer = fakeAuth{limit: 1 << 40}
 					r.led.balance["acct-1"] = 500000
 				}
 				before := r.led.balance["acct-1"]

@@ -146,6 +146,7 @@ func bitmapText(bm [][]bool) string {
 //	GET  /state     counts as JSON
 //	POST /faults    body or query: name=value[&…] (see FaultNames)
 //	POST /pin       digits=1234 or cancel=1: what the customer types next
+//	POST /choose-qr the customer chooses QR withdrawal (Config.ChooseQR)
 //	POST /take      the customer takes the cash at the exit now
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -159,7 +160,11 @@ func (s *Sim) Handler() http.Handler {
 			fmt.Fprintf(w, `<p><img src="/qr.png" alt="QR code" width="256" height="256"></p><p><code>%s</code></p>`, html.EscapeString(text))
 		} else {
 			fmt.Fprint(w, `<p>Welcome. Choose QR withdrawal on your phone.</p>`)
+			if s.cfg.ChooseQR != nil {
+				fmt.Fprint(w, `<form method="post" action="choose-qr"><input type="hidden" name="page" value="1"><button>QR withdrawal</button></form>`)
+			}
 		}
+		fmt.Fprint(w, `<form method="post" action="pin"><input type="hidden" name="page" value="1"><label>PIN pad <input name="digits" type="password" inputmode="numeric" autocomplete="off" size="8"></label> <button>Enter</button> <button name="cancel" value="1">Cancel</button></form>`)
 		fmt.Fprintf(w, `<p>at exit: %d notes, reject bin: %d, taken: %d</p><ul>`, t.AtExit, t.RejectBin, t.Taken)
 		for _, c := range t.Cassettes {
 			fmt.Fprintf(w, `<li>cassette %d: %d × %s</li>`, c.ID, c.Count, money.Yuan(c.Denom))
@@ -199,10 +204,29 @@ func (s *Sim) Handler() http.Handler {
 		e := PINEntry{Digits: r.Form.Get("digits"), Cancel: r.Form.Get("cancel") != ""}
 		select {
 		case s.pins <- e:
+			if r.Form.Get("page") != "" {
+				http.Redirect(w, r, "./", http.StatusSeeOther) // the screen page's form
+				return
+			}
 			w.WriteHeader(http.StatusNoContent)
 		default:
 			http.Error(w, "PIN pad queue full", http.StatusServiceUnavailable)
 		}
+	})
+	mux.HandleFunc("POST /choose-qr", func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.ChooseQR == nil {
+			http.Error(w, "this ATM offers no QR withdrawal", http.StatusNotFound)
+			return
+		}
+		if err := s.cfg.ChooseQR(r.Context()); err != nil {
+			http.Error(w, "QR withdrawal is not available now: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if r.FormValue("page") != "" {
+			http.Redirect(w, r, "./", http.StatusSeeOther)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /take", func(w http.ResponseWriter, r *http.Request) {
 		s.TakeNow()

@@ -284,6 +284,9 @@ func (s *Service) Approve(ctx context.Context, a Approval) (*Withdrawal, error) 
 	switch {
 	case w.ATM != a.ATM:
 		return nil, fmt.Errorf("%w: scan the QR code on the ATM you stand at", ErrForeignSession)
+	case w.State == Expired && s.now() >= w.ExpiresMS:
+		// Recover may have marked it first: still the customer's "too late".
+		return nil, fmt.Errorf("%w: choose QR withdrawal on the ATM again", ErrExpired)
 	case w.State != QRShown:
 		return nil, fmt.Errorf("%w: scan the new QR code on the ATM", ErrSessionUsed)
 	case s.now() >= w.ExpiresMS:

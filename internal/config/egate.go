@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -104,12 +105,18 @@ type DemoConfig struct {
 	// directory and the token's PIN file. Created on the first start, reused
 	// on the next.
 	VarDir string `yaml:"var-dir"`
+	// WithdrawalTTL is how long the demo ATM's QR withdrawal session may be
+	// approved from the phone; 2 minutes when zero.
+	WithdrawalTTL time.Duration `yaml:"withdrawal-ttl"`
 }
 
 // Validate checks the section.
 func (c DemoConfig) Validate() error {
 	if c.VarDir == "" {
 		return errors.New("demo.var-dir is empty: give a directory for the demo's state, e.g. ./var")
+	}
+	if c.WithdrawalTTL < 0 || c.WithdrawalTTL > time.Hour {
+		return errors.New("demo.withdrawal-ttl: give a duration from 1s to 1h (0: 2m)")
 	}
 	return nil
 }

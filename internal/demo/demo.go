@@ -188,7 +188,7 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		a.Server.Mux.Handle("/agent-gateway/", link.Gateway.Handler())
 		a.Server.Health.Add("agent-link", link.Uplink.Check)
 		fmt.Fprintf(out, "Agent      branch %s dials the agent gateway tls://%s with its key %s\n", DemoBranch, link.Addr, agentToken.Key)
-		w, err := StartWithdrawals(ctx, a, link, pinKey, c.Demo.VarDir, who.passportID, aliceCurrent, &events, log)
+		w, err := StartWithdrawals(ctx, a, link, pinKey, c.Demo.VarDir, who.passportID, aliceCurrent, c.Demo.WithdrawalTTL, &events, log)
 		if err != nil {
 			return fmt.Errorf("starting the QR withdrawal: %w", err)
 		}

@@ -1,6 +1,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -73,7 +74,7 @@ type Withdrawals struct {
 // withdrawal service over the agent gateway, ebank's holds and txauth,
 // mounts its API under /atm/withdrawals and runs Recover every few seconds
 // until ctx ends. events is set to the service's Event.
-func StartWithdrawals(ctx context.Context, a *app.Authsvc, link *Link, pinKey []byte, varDir, alice, account string,
+func StartWithdrawals(ctx context.Context, a *app.Authsvc, link *Link, pinKey []byte, varDir, alice, account string, ttl time.Duration,
 	events *atomic.Pointer[func(string, dclink.Event)], log *slog.Logger) (*Withdrawals, error) {
 	if _, err := a.HSM.ImportPINKey(ctx, hsm.PINKeyLabel(DemoATM), pinKey); err != nil {
 		return nil, err
@@ -98,7 +99,7 @@ func StartWithdrawals(ctx context.Context, a *app.Authsvc, link *Link, pinKey []
 		return nil, err
 	}
 	auth := &app.WithdrawalAuthorizer{Tx: a.Tx, Ledger: l, ATM: link.Gateway, PIN: pins, PINTimeout: withdrawalPINTTL}
-	w.Service, err = withdrawal.New(withdrawal.Options{DB: a.DB, ATM: link.Gateway, Ledger: wl, Authorizer: auth, TTL: withdrawalTTL,
+	w.Service, err = withdrawal.New(withdrawal.Options{DB: a.DB, ATM: link.Gateway, Ledger: wl, Authorizer: auth, TTL: cmp.Or(ttl, withdrawalTTL),
 		OnSettled: app.WithdrawalAlert(a.Tx, l, func(err error) { log.Error("withdrawal alert", "err", err) })})
 	if err != nil {
 		return nil, err

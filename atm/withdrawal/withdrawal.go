@@ -396,7 +396,15 @@ func (s *Service) dispense(ctx context.Context, w *Withdrawal) (*Withdrawal, err
 	if err != nil {
 		return w, fmt.Errorf("ATM %s: the dispense's outcome is not known yet (it will be asked): %w", w.ATM, err)
 	}
-	return w, s.apply(ctx, w, rec)
+	if err := s.apply(ctx, w, rec); err != nil {
+		if !errors.Is(err, ErrConflict) {
+			return w, err
+		}
+		// The ATM's event (presented, taken) moved it first: what it
+		// reached stands, and is the answer.
+		return s.r.get(ctx, w.Session)
+	}
+	return w, nil
 }
 
 // record takes the ATM's transaction record from a command's answer: a

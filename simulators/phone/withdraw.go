@@ -3,6 +3,7 @@ package phone
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,6 +43,24 @@ type WithdrawalUI interface {
 	Confirm(ctx context.Context) (bool, error)
 	PIN(ctx context.Context) ([]byte, error)
 	Say(msg string)
+}
+
+// UnlockedUI is a WithdrawalUI of an app that stays unlocked for a while:
+// it hands the app PIN's key and the unsealed device key (State.Unlock)
+// instead of asking the PIN, whose two argon2id derivations are the
+// phone's own cost. Benchmarks of the bank's side use it.
+type UnlockedUI interface {
+	Unlocked(ctx context.Context) (pinKey []byte, key *ecdsa.PrivateKey, err error)
+}
+
+// Unlock derives, from the app PIN, the PIN key the bank checks and the
+// device key the PIN unseals.
+func (s *State) Unlock(pin []byte) (pinKey []byte, key *ecdsa.PrivateKey, err error) {
+	key, err = s.Unseal(pin)
+	if err != nil {
+		return nil, nil, err
+	}
+	return authphone.PINKey(pin, s.PINSalt), key, nil
 }
 
 type wdProof struct {
@@ -122,17 +141,24 @@ func (s *State) Withdraw(ctx context.Context, hc *http.Client, bank string, wd W
 		ui.Say("Declined: nothing is paid out.")
 		return nil, errors.New("declined")
 	}
-	pin, err := ui.PIN(ctx)
-	if err != nil {
-		return nil, err
+	var pinKey []byte
+	var k *ecdsa.PrivateKey
+	if u, ok := ui.(UnlockedUI); ok {
+		if pinKey, k, err = u.Unlocked(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		pin, err := ui.PIN(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pinKey, k, err = s.Unlock(pin)
+		clear(pin)
+		if err != nil {
+			return nil, err
+		}
 	}
-	pinKey := authphone.PINKey(pin, s.PINSalt)
 	defer clear(pinKey)
-	k, err := s.Unseal(pin)
-	clear(pin)
-	if err != nil {
-		return nil, err
-	}
 	proof, err := authphone.Sign(s.DeviceID, k, pinKey, pn.Data)
 	if err != nil {
 		return nil, err

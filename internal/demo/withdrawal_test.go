@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -222,6 +223,7 @@ func runWithdrawalCases(t *testing.T, r *wdRig, ttl time.Duration) {
 	// The happy path first: 300 yuan out, captured, alerted.
 	before, counts := r.balances(), r.atm()
 	qr := r.choose()
+	r.screenShowsQR()
 	res, err := r.withdraw(qr, r.current, 300_00, pin(r.wdPIN))
 	if err != nil {
 		t.Fatalf("withdrawal: %v", err)
@@ -356,6 +358,32 @@ func runWithdrawalCases(t *testing.T, r *wdRig, ttl time.Duration) {
 	getJSON(t, r.base+"/atm/withdrawals/"+qr[strings.LastIndex(qr, ":")+1:], &v)
 	if v.Captured != 100_00 {
 		t.Fatalf("captured %d fen, want 10000", v.Captured)
+	}
+}
+
+// screenShowsQR checks that the ATM's screen page, as a browser reads it
+// under /sim/atm/, shows the QR image.
+func (r *wdRig) screenShowsQR() {
+	r.t.Helper()
+	resp, err := http.Get(r.base + "/sim/atm/")
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`<img src="([^"]+)"`).FindSubmatch(page)
+	if m == nil {
+		r.t.Fatalf("the ATM's screen shows no image:\n%s", page)
+	}
+	u, _ := url.Parse(r.base + "/sim/atm/")
+	src, _ := u.Parse(string(m[1]))
+	resp, err = http.Get(src.String())
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "image/png" {
+		r.t.Fatalf("the screen's QR image %s: %d %s", src, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
 }
 

@@ -40,7 +40,10 @@ type PhoneProof struct {
 // at any step cancels the intent (its limit usage is released) and leaves
 // the session as it was: nothing held, nothing dispensed.
 type WithdrawalAuthorizer struct {
-	Tx     *txauth.Service
+	// Tx is transaction authorization: LocalTx in the process that runs
+	// authsvc (egate demo), a *txclient.Client elsewhere (egate
+	// agent-gateway, as a back-end client with tx:authorize and tx:execute).
+	Tx     TxAPI
 	Ledger *ledger.Ledger
 	ATM    withdrawal.Commander
 	PIN    *wdpin.Service
@@ -52,15 +55,51 @@ type WithdrawalAuthorizer struct {
 
 var _ withdrawal.Authorizer = (*WithdrawalAuthorizer)(nil)
 
+// TxAPI is what the withdrawal needs of transaction authorization; the
+// HTTP client (*txclient.Client) is one, LocalTx the in-process service.
+type TxAPI interface {
+	Authorize(ctx context.Context, in intent.Intent) (txclient.Decision, error)
+	Challenge(ctx context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error)
+	Proof(ctx context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error)
+	Execute(ctx context.Context, grant string, in intent.Intent) (txclient.Executed, error)
+	Cancel(ctx context.Context, hash, reason string) (txclient.Cancelled, error)
+	Balance(ctx context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error)
+}
+
+var (
+	_ TxAPI = (*txclient.Client)(nil)
+	_ TxAPI = LocalTx{}
+)
+
+// LocalTx is the in-process txauth.Service as a TxAPI.
+type LocalTx struct{ *txauth.Service }
+
+// Cancel implements TxAPI: cancelled by the ATM withdrawal.
+func (l LocalTx) Cancel(ctx context.Context, hash, reason string) (txclient.Cancelled, error) {
+	return l.Service.Cancel(ctx, hash, reason, WithdrawalOrigin)
+}
+
+// Balance implements TxAPI.
+func (l LocalTx) Balance(ctx context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error) {
+	posted, err := l.Service.Balance(ctx, a)
+	return txclient.AlertPosted{Posted: posted}, err
+}
+
 func refusal(status int, code, msg string, err error) error {
 	return &withdrawal.Refusal{Status: status, Code: code, Message: msg, Err: err}
 }
 
-// txRefusal turns txauth's refusal into the withdrawal's.
+// txRefusal turns txauth's refusal (in process, or over HTTP) into the
+// withdrawal's; a fault of the service stays an error (503).
 func txRefusal(err error) error {
 	var te *txauth.Error
 	if errors.As(err, &te) && te.Code != txauth.ErrUnavailable.Code {
 		return refusal(te.Status, te.Code, te.Msg, err)
+	}
+	var ae *txclient.APIError
+	guard := map[string]bool{"unauthorized": true, "invalid_client": true, "insufficient_scope": true} // the bank's configuration, not the customer
+	if errors.As(err, &ae) && ae.Status < 500 && ae.Code != "" && !guard[ae.Code] {
+		return refusal(ae.Status, ae.Code, ae.Message, err)
 	}
 	return err
 }
@@ -106,7 +145,7 @@ func (a *WithdrawalAuthorizer) Authorize(ctx context.Context, in withdrawal.Inte
 		return "", txRefusal(err)
 	}
 	cancel := func(why string) {
-		a.Tx.Cancel(context.WithoutCancel(ctx), d.Intent, why, "atm-withdrawal")
+		a.Tx.Cancel(context.WithoutCancel(ctx), d.Intent, why)
 	}
 	if err := a.checkPIN(ctx, in, p.Customer); err != nil {
 		cancel("withdrawal PIN not confirmed")
@@ -171,7 +210,7 @@ func (a *WithdrawalAuthorizer) checkPIN(ctx context.Context, in withdrawal.Inten
 // WithdrawalAlert posts the balance alert of a settled withdrawal (the
 // money captured) through txauth: to the messenger inbox and by SMS as the
 // customer chose. It returns at once; the alert goes on its own goroutine.
-func WithdrawalAlert(tx *txauth.Service, l *ledger.Ledger, onErr func(error)) func(w withdrawal.Withdrawal) {
+func WithdrawalAlert(tx TxAPI, l *ledger.Ledger, onErr func(error)) func(w withdrawal.Withdrawal) {
 	return func(w withdrawal.Withdrawal) {
 		if w.Captured <= 0 {
 			return

@@ -43,6 +43,8 @@ type Config struct {
 	Agent agent.Config `yaml:"agent"`
 	// AgentGateway is the data centre's end of the agents' links (egate agent-gateway).
 	AgentGateway gateway.Config `yaml:"agent-gateway"`
+	// Withdrawals is the QR withdrawal API egate agent-gateway serves.
+	Withdrawals WithdrawalsConfig `yaml:"withdrawals"`
 	// Transactions is transaction authorization (authsvc/txauth): the limit
 	// table, the risk rules, grants, the bank's time zone.
 	Transactions txauth.Config `yaml:"transactions"`
@@ -170,7 +172,7 @@ func FromProcess(file string, sets []string) (*Config, error) {
 
 // ValidateAll validates every section, naming the first bad one.
 func (c *Config) ValidateAll() error {
-	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.AgentGateway, c.Factors, c.Transactions} {
+	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.AgentGateway, c.Withdrawals, c.Factors, c.Transactions} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}

@@ -264,3 +264,7 @@ func (s *Sim) Handler() http.Handler {
 
 // ScreenPNGPath is a helper for a PNG path inside dir.
 func ScreenPNGPath(dir string) string { return filepath.Join(dir, "atm-qr.png") }
+
+// ScreenNow returns the QR text and PNG on the ATM's screen (empty when
+// none).
+func (s *Sim) ScreenNow() (string, []byte) { return s.cfg.Screen.Current() }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -305,35 +304,14 @@ func (w *wdBench) lineBytes(atmID string) int64 {
 func BenchmarkQRWithdrawal(b *testing.B) {
 	b.Run("sixteen-atms", func(b *testing.B) {
 		ids := map[string]int{}
+		var order []string
 		for i := range 16 {
-			ids[fmt.Sprintf("ATM-BENCH-%02d", i)] = 115200
+			id := fmt.Sprintf("ATM-BENCH-%02d", i)
+			ids[id], order = 115200, append(order, id)
 		}
 		w := newWDBench(b, ids)
 		ctx := context.Background()
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		errs := make(chan error, len(ids))
-		b.ResetTimer()
-		start := time.Now()
-		for id := range ids {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for next.Add(1) <= int64(b.N) {
-					if err := w.withdraw(ctx, id, 10_00); err != nil {
-						errs <- err
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		b.StopTimer()
-		close(errs)
-		for err := range errs {
-			b.Fatal(err)
-		}
-		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "withdrawals/s")
+		simatm.BenchAcross(b, len(order), "withdrawals/s", func(i int) error { return w.withdraw(ctx, order[i], 10_00) })
 	})
 	bauds := map[string]int{"ATM-BENCH-9600": 9600, "ATM-BENCH-115200": 115200}
 	w := newWDBench(b, bauds)
@@ -353,36 +331,7 @@ func BenchmarkQRWithdrawal(b *testing.B) {
 		}
 		wdBytes := (w.lineBytes(id) - before) / calib
 		lineSec := float64(wdBytes) * 10 / float64(baud)
-		b.Run(fmt.Sprintf("baud-%d/raw", baud), func(b *testing.B) {
-			p, err := simatm.OpenPTY()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			port, err := atm.OpenSerial(p.TTYName, baud)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer port.Close()
-			buf := make([]byte, wdBytes)
-			charTime := time.Second * 10 / time.Duration(baud)
-			b.ResetTimer()
-			for range b.N {
-				start := time.Now()
-				if _, err := port.Write(buf); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.ReadFull(p.Master, buf); err != nil {
-					b.Fatal(err)
-				}
-				// The pty delivers at memory speed; the line would not.
-				if d := time.Duration(wdBytes)*charTime - time.Since(start); d > 0 {
-					time.Sleep(d)
-				}
-			}
-			b.ReportMetric(float64(wdBytes), "bytes/op")
-			b.ReportMetric(lineSec, "line-s/op")
-		})
+		b.Run(fmt.Sprintf("baud-%d/raw", baud), func(b *testing.B) { simatm.BenchLine(b, baud, wdBytes) })
 		b.Run(fmt.Sprintf("baud-%d/egate", baud), func(b *testing.B) {
 			start := w.lineBytes(id)
 			b.ResetTimer()

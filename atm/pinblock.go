@@ -66,25 +66,40 @@ func DecipherPINBlock4(key []byte, block [16]byte, pan string) (string, error) {
 		f[i] ^= panField[i]
 	}
 	c.Decrypt(f[:], f[:])
+	pin, err := ParsePINField4(f)
+	clear(f[:])
+	return string(pin), err
+}
+
+// PANField4 is the format 4 PAN field of pan (12–19 digits): what an HSM
+// XORs between its two decryptions of a block (PROTOCOL.md §6.5).
+func PANField4(pan string) ([16]byte, error) { return panField4(pan) }
+
+// ParsePINField4 reads the PIN digits out of a deciphered format 4 plain
+// PIN field. The caller clears both when done; the error never carries a
+// digit.
+func ParsePINField4(f [16]byte) ([]byte, error) {
 	nib := func(i int) byte { return f[i/2] >> (4 * (1 - i%2)) & 0xF }
 	n := int(nib(1))
 	if nib(0) != 4 || n < 4 || n > 12 {
-		return "", ErrPINBlock
+		return nil, ErrPINBlock
 	}
 	pin := make([]byte, n)
 	for i := range n {
 		d := nib(2 + i)
 		if d > 9 {
-			return "", ErrPINBlock
+			clear(pin)
+			return nil, ErrPINBlock
 		}
 		pin[i] = '0' + d
 	}
 	for i := 2 + n; i < 16; i++ {
 		if nib(i) != 0xA {
-			return "", ErrPINBlock
+			clear(pin)
+			return nil, ErrPINBlock
 		}
 	}
-	return string(pin), nil
+	return pin, nil
 }
 
 func panField4(pan string) ([16]byte, error) {

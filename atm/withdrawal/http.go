@@ -54,6 +54,15 @@ func (s *Service) Handler() http.Handler {
 			body.ATM, body.Session = a, sess
 		}
 		wd, err := s.Approve(r.Context(), Approval{ATM: body.ATM, Session: body.Session, Account: body.Account, AmountFen: body.AmountFen, Proof: body.Proof})
+		if p, ok := asProofNeeded(err); ok {
+			httpx.WriteJSON(w, http.StatusAccepted, struct {
+				Session     string       `json:"session"`
+				ATM         string       `json:"atm"`
+				State       State        `json:"state"`
+				ProofNeeded *ProofNeeded `json:"proof_needed"`
+			}{body.Session, body.ATM, QRShown, p})
+			return
+		}
 		if err != nil {
 			writeErr(w, r, err)
 			return
@@ -93,6 +102,11 @@ func view(w *Withdrawal) View {
 // writeErr maps the service's errors to a status, a stable code and a
 // message for the phone or the ATM screen.
 func writeErr(w http.ResponseWriter, r *http.Request, err error) {
+	var rf *Refusal
+	if errors.As(err, &rf) {
+		httpx.WriteError(w, r, rf.Status, rf.Code, rf.Message)
+		return
+	}
 	for _, m := range []struct {
 		err    error
 		status int

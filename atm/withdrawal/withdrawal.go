@@ -284,6 +284,9 @@ func (s *Service) Approve(ctx context.Context, a Approval) (*Withdrawal, error) 
 	switch {
 	case w.ATM != a.ATM:
 		return nil, fmt.Errorf("%w: scan the QR code on the ATM you stand at", ErrForeignSession)
+	case w.State == Expired && s.now() >= w.ExpiresMS:
+		// Recover may have marked it first: still the customer's "too late".
+		return nil, fmt.Errorf("%w: choose QR withdrawal on the ATM again", ErrExpired)
 	case w.State != QRShown:
 		return nil, fmt.Errorf("%w: scan the new QR code on the ATM", ErrSessionUsed)
 	case s.now() >= w.ExpiresMS:
@@ -424,7 +427,15 @@ func (s *Service) dispense(ctx context.Context, w *Withdrawal) (*Withdrawal, err
 	if err != nil {
 		return w, fmt.Errorf("ATM %s: the dispense's outcome is not known yet (it will be asked): %w", w.ATM, err)
 	}
-	return w, s.apply(ctx, w, rec)
+	if err := s.apply(ctx, w, rec); err != nil {
+		if !errors.Is(err, ErrConflict) {
+			return w, err
+		}
+		// The ATM's event (presented, taken) moved it first: what it
+		// reached stands, and is the answer.
+		return s.r.get(ctx, w.Session)
+	}
+	return w, nil
 }
 
 // stateNone is the state of a transaction record the ATM never accepted

@@ -148,7 +148,7 @@ dispenses twice, it prints what the ATM did.`,
 	}
 	retract := txnCmd("retract", "retract notes left at the exit into the reject bin", (*atm.Driver).Retract)
 	query := txnCmd("txn", "ask the ATM what it did for a transaction", (*atm.Driver).TxnStatus)
-	root.AddCommand(status, dispense, retract, query, newReconcileCmd())
+	root.AddCommand(status, dispense, retract, query, newReconcileCmd(), newPINKeyCmd())
 	return root
 }
 

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -139,7 +140,7 @@ func newAgentGatewayCmd() *cobra.Command {
 				return err
 			}
 			gc := cfg.AgentGateway
-			for _, v := range []interface{ Validate() error }{gc, cfg.HTTP, cfg.Database} {
+			for _, v := range []interface{ Validate() error }{gc, cfg.HTTP, cfg.Database, cfg.Withdrawals} {
 				if err := v.Validate(); err != nil {
 					return err
 				}
@@ -178,6 +179,8 @@ func newAgentGatewayCmd() *cobra.Command {
 			cas.AddCert(c.Root())
 			cas.AddCert(c.Issuing())
 			alog := audit.New(db, nil)
+			// The QR withdrawal service, when enabled, hears the ATMs' events.
+			var events atomic.Pointer[func(string, dclink.Event)]
 			s, err := app.NewServer("agent-gateway", cfg.HTTP.Listen, log)
 			if err != nil {
 				return err
@@ -202,10 +205,20 @@ func newAgentGatewayCmd() *cobra.Command {
 				},
 				OnEvent: func(branch string, ev dclink.Event) {
 					log.Info("ATM event", "branch", branch, "atm", ev.ATM, "kind", ev.Kind, "txn", ev.Record.Txn, "state", ev.Record.State)
+					if f := events.Load(); f != nil {
+						(*f)(branch, ev)
+					}
 				},
 			})
 			if err != nil {
 				return err
+			}
+			if cfg.Withdrawals.Enabled {
+				f, err := app.MountWithdrawals(ctx, cfg, s, db, h, gw, log)
+				if err != nil {
+					return err
+				}
+				events.Store(&f)
 			}
 			ln, err := net.Listen("tcp", gc.Listen)
 			if err != nil {
@@ -214,6 +227,9 @@ func newAgentGatewayCmd() *cobra.Command {
 			s.Mux.Handle("/agent-gateway/", gw.Handler())
 			s.Health.Add("database", func(ctx context.Context) error { return db.PingContext(ctx) })
 			fmt.Fprintf(cmd.OutOrStdout(), "agent gateway: agents connect to tls://%s; operators' view at %s/agent-gateway/agents\n", ln.Addr(), s.URL())
+			if cfg.Withdrawals.Enabled {
+				fmt.Fprintf(cmd.OutOrStdout(), "QR withdrawals: %s/atm/withdrawals\n", s.URL())
+			}
 			gctx, cancel := context.WithCancel(ctx)
 			defer cancel()
 			errc := make(chan error, 1)

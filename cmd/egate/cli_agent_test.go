@@ -105,6 +105,7 @@ func TestAdminAgentAndLink(t *testing.T) {
 hsm: {module: %s, token: %s, pin-source: "env:EGATE_TEST_HSM_PIN"}
 http: {listen: %s}
 agent-gateway: {listen: %s, cert: %s}
+withdrawals: {enabled: true, tx-url: "http://127.0.0.1:9", tx-client: agent-gateway, tx-secret: unused-here}
 `, b.db, b.sh.Module, benchHSMToken, gwHTTP, gwTLS, gwPEM)), 0o600)
 	agCfg := filepath.Join(b.dir, "agent.yaml")
 	os.WriteFile(agCfg, []byte(fmt.Sprintf(`agent:
@@ -180,6 +181,45 @@ agent-gateway: {listen: %s, cert: %s}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("the agent's /readyz with the link up: %d", resp.StatusCode)
+	}
+
+	// The ATM's PIN pad key into the HSM (key never printed), then the QR
+	// withdrawal API on the gateway's http.listen (withdrawals.enabled):
+	// a session shown on the ATM through the agent, an approval without the
+	// phone's proof refused, nothing dispensed.
+	const padKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	b.env = append(b.env, "EGATE_TEST_PAD_KEY="+padKey)
+	r = b.admin(t, "atm", "pin-key", "--atm", "ATM-0101", "--key-source", "env:EGATE_TEST_PAD_KEY", "--operator", "li.na")
+	if r.code != 0 || !strings.Contains(r.stdout, "egate-atm-tpk-ATM-0101") || strings.Contains(r.stdout+r.stderr, padKey) {
+		t.Fatalf("pin-key: %+v", r)
+	}
+	ob.lastAudit(t, "admin.atm.pin-key", map[string]string{"operator": "li.na", "atm": "ATM-0101"})
+	resp, err = http.Post("http://"+gwHTTP+"/atm/withdrawals", "application/json", strings.NewReader(`{"atm":"ATM-0101"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var opened struct{ Session, QR, State string }
+	json.NewDecoder(resp.Body).Decode(&opened)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || opened.State != "QR_SHOWN" {
+		t.Fatalf("open a withdrawal session through egate agent-gateway: %d %+v", resp.StatusCode, opened)
+	}
+	if text, png := sim.Sim.ScreenNow(); text != opened.QR || len(png) == 0 {
+		t.Fatalf("the ATM shows %q, want the session's QR %q", text, opened.QR)
+	}
+	resp, err = http.Post("http://"+gwHTTP+"/atm/withdrawals/approve", "application/json",
+		strings.NewReader(`{"qr":"`+opened.QR+`","account":"6299000000000000001","amount_fen":10000,"proof":"{}"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var refused struct{ Error struct{ Code, Message string } }
+	json.NewDecoder(resp.Body).Decode(&refused)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || refused.Error.Code != "bad_proof" {
+		t.Fatalf("an approval without the phone's proof: %d %+v", resp.StatusCode, refused)
+	}
+	if tot := sim.Sim.Totals(); tot.Taken != 0 || tot.AtExit != 0 {
+		t.Fatalf("something was dispensed: %+v", tot)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/orders"
 	"github.com/egate-bank/egate/devices/pinsource"
+	"github.com/egate-bank/egate/internal/money"
 	simphone "github.com/egate-bank/egate/simulators/phone"
 )
 
@@ -96,10 +97,20 @@ lockout like every other tool's.`,
 	bf.StringVar(&label, "label", "phone", "a name for this phone on the customer's tools list")
 
 	var yes bool
+	var account, amount, bank string
 	scan := &cobra.Command{
 		Use:   "scan IMAGE",
-		Short: "scan the passport's QR code from an image, show the order, sign it with the app PIN",
-		Args:  cobra.ExactArgs(1),
+		Short: "scan a QR code from an image: the passport's (sign the order) or an ATM's (withdraw cash)",
+		Long: `Reads the QR code in IMAGE (PNG or JPEG) with gozxing, as the app's camera would.
+
+The passport's animated QR (a login or a transaction): shows the order's text, asks
+the app PIN, signs it.
+
+An ATM's withdrawal QR (egate-wd:1:…, the demo writes it to var/atm-qr.png): withdraws
+--amount yuan from --account at that ATM. The bank checks the session, the ATM's
+cassettes, the limits and the balance and shows the text to confirm; the app PIN signs
+it; then type the withdrawal PIN on the ATM's PIN pad and take the cash.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := simphone.Load(state)
 			if err != nil {
@@ -111,6 +122,9 @@ lockout like every other tool's.`,
 			}
 			in := bufio.NewReader(cmd.InOrStdin())
 			ui := &phoneUI{out: cmd.OutOrStdout(), in: in, yes: yes, pin: func() ([]byte, error) { return readPIN(in, cmd.OutOrStdout()) }}
+			if simphone.WithdrawalQR(qr) {
+				return withdraw(cmd, st, qr, account, amount, bank, ui)
+			}
 			if err := st.Answer(cmd.Context(), &http.Client{Timeout: 30 * time.Second}, qr, ui); err != nil {
 				return fmt.Errorf("order not signed: %w", err)
 			}
@@ -118,8 +132,45 @@ lockout like every other tool's.`,
 		},
 	}
 	scan.Flags().BoolVar(&yes, "yes", false, "sign without asking to confirm (tests; the text is still shown)")
+	scan.Flags().StringVar(&account, "account", "", "withdrawal: the account to take the cash from")
+	scan.Flags().StringVar(&amount, "amount", "", "withdrawal: the amount in yuan (a multiple of the smallest note)")
+	scan.Flags().StringVar(&bank, "bank", "", "withdrawal: the bank's withdrawal API (default: the server the app is bound to)")
 	cmd.AddCommand(bind, scan)
 	return cmd
+}
+
+func withdraw(cmd *cobra.Command, st *simphone.State, qr, account, amount, bank string, ui *phoneUI) error {
+	out := cmd.OutOrStdout()
+	if account == "" || amount == "" {
+		return errors.New("this is an ATM's withdrawal QR code: give --account and --amount (yuan)")
+	}
+	fen, err := money.ParseYuan(amount)
+	if err != nil || fen <= 0 {
+		return fmt.Errorf("--amount %q: give a positive amount in yuan, such as 300", amount)
+	}
+	if bank == "" {
+		bank = st.Server
+	}
+	fmt.Fprintf(out, "ATM withdrawal QR: %s\n", qr)
+	res, err := st.Withdraw(cmd.Context(), &http.Client{Timeout: 5 * time.Minute}, bank, simphone.Withdrawal{QR: qr, Account: account, AmountFen: fen}, ui)
+	if err != nil {
+		return fmt.Errorf("withdrawal refused: %w", err)
+	}
+	switch res.State {
+	case "PRESENTED", "TAKEN", "CAPTURED":
+		fmt.Fprintf(out, "Take your cash: %s yuan at the exit of ATM %s (withdrawal %s, %s).\n", money.Yuan(res.CashOut), res.ATM, res.Session, res.State)
+	default:
+		fmt.Fprintf(out, "Withdrawal %s ended %s: %s. Nothing more is taken from your account than the ATM paid out.\n", res.Session, res.State, res.Reason)
+	}
+	return nil
+}
+
+func (u *phoneUI) ShowText(text string, level int) {
+	fmt.Fprintf(u.out, "\n┌─ the bank's app ─ ATM withdrawal (level %d)\n", level)
+	for _, l := range strings.Split(text, "\n") {
+		fmt.Fprintf(u.out, "│ %s\n", l)
+	}
+	fmt.Fprintf(u.out, "└─ confirm only if you stand at this ATM\n")
 }
 
 type phoneUI struct {

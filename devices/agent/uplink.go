@@ -473,6 +473,7 @@ func (u *Uplink) prune(now time.Time) {
 var opTimeout = map[string]time.Duration{
 	dclink.OpStatus: 10 * time.Second, dclink.OpShowQR: 10 * time.Second, dclink.OpCancelQR: 10 * time.Second,
 	dclink.OpTxnStatus: 30 * time.Second, dclink.OpDispense: 3 * time.Minute, dclink.OpRetract: 2 * time.Minute,
+	dclink.OpPIN: 3 * time.Minute,
 }
 
 func (u *Uplink) run(ctx context.Context, m *dclink.Msg) *dclink.Msg {
@@ -509,6 +510,15 @@ func (u *Uplink) run(ctx context.Context, m *dclink.Msg) *dclink.Msg {
 		var mode uint8
 		mode, err = d.DisplayQR(ctx, sid, a.TTLSec, a.Text)
 		out = dclink.QRResult{Mode: mode}
+	case dclink.OpPIN:
+		var a dclink.PINArgs
+		var sid atm.TxnID
+		if sid, err = parseArgs(m, &a, func() string { return a.Session }); err != nil {
+			return errResult(m, dclink.ErrBadArgs, err.Error())
+		}
+		var r atm.PINReply
+		r, err = d.PIN(ctx, atm.PINRequest{Session: sid, MinLen: a.MinLen, MaxLen: a.MaxLen, TimeoutSec: a.TimeoutSec, PAN: a.PAN})
+		out = dclink.PINResult{Format: r.Format, KeyID: r.KeyID, Block: r.Block[:]}
 	case dclink.OpDispense:
 		var a dclink.DispenseArgs
 		var id atm.TxnID

@@ -10,6 +10,7 @@ import (
 	"os"
 	"reflect"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -42,6 +43,8 @@ type Config struct {
 	Agent agent.Config `yaml:"agent"`
 	// AgentGateway is the data centre's end of the agents' links (egate agent-gateway).
 	AgentGateway gateway.Config `yaml:"agent-gateway"`
+	// Withdrawals is the QR withdrawal API egate agent-gateway serves.
+	Withdrawals WithdrawalsConfig `yaml:"withdrawals"`
 	// Transactions is transaction authorization (authsvc/txauth): the limit
 	// table, the risk rules, grants, the bank's time zone.
 	Transactions txauth.Config `yaml:"transactions"`
@@ -104,12 +107,18 @@ type DemoConfig struct {
 	// directory and the token's PIN file. Created on the first start, reused
 	// on the next.
 	VarDir string `yaml:"var-dir"`
+	// WithdrawalTTL is how long the demo ATM's QR withdrawal session may be
+	// approved from the phone; 2 minutes when zero.
+	WithdrawalTTL time.Duration `yaml:"withdrawal-ttl"`
 }
 
 // Validate checks the section.
 func (c DemoConfig) Validate() error {
 	if c.VarDir == "" {
 		return errors.New("demo.var-dir is empty: give a directory for the demo's state, e.g. ./var")
+	}
+	if c.WithdrawalTTL < 0 || c.WithdrawalTTL > time.Hour {
+		return errors.New("demo.withdrawal-ttl: give a duration from 1s to 1h (0: 2m)")
 	}
 	return nil
 }
@@ -163,7 +172,7 @@ func FromProcess(file string, sets []string) (*Config, error) {
 
 // ValidateAll validates every section, naming the first bad one.
 func (c *Config) ValidateAll() error {
-	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.AgentGateway, c.Factors, c.Transactions} {
+	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.AgentGateway, c.Withdrawals, c.Factors, c.Transactions} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}

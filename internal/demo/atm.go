@@ -23,8 +23,9 @@ type ATM struct {
 
 // StartATM starts the simulated ATM (its journal and QR under varDir) and
 // the agent. The ATM's cassettes are loaded on the first start and kept in
-// its journal after that.
-func StartATM(ctx context.Context, varDir string, reg prometheus.Registerer) (*ATM, error) {
+// its journal after that. pinKey is its PIN pad's key; chooseQR what its
+// "QR withdrawal" button does (nil: none).
+func StartATM(ctx context.Context, varDir string, reg prometheus.Registerer, pinKey []byte, chooseQR func(context.Context) error) (*ATM, error) {
 	sim, err := simatm.StartPTY(ctx, simatm.Config{
 		Cassettes:   simatm.DefaultCassettes(),
 		JournalPath: filepath.Join(varDir, "atm-journal"),
@@ -32,6 +33,7 @@ func StartATM(ctx context.Context, varDir string, reg prometheus.Registerer) (*A
 		Screen:      &simatm.Screen{PNGPath: simatm.ScreenPNGPath(varDir)},
 		PickTime:    200 * time.Millisecond, PresentTime: 300 * time.Millisecond, RetractTime: 300 * time.Millisecond,
 		TakeAfter: 2 * time.Second,
+		PINKey:    pinKey, PINKeyID: 1, ChooseQR: chooseQR,
 	})
 	if err != nil {
 		return nil, err

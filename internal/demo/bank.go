@@ -79,8 +79,10 @@ func demoBob(ctx context.Context, ps *passport.Service, set *factors.Set, varDir
 
 // seedAccounts gives alice, bob and the mall's merchant their accounts and
 // money in ebank's ledger; rerun on every start, it opens and posts nothing
-// twice (ebank.OpenCustomerAccounts' keys). It prints the accounts.
-func seedAccounts(ctx context.Context, db *store.DB, out io.Writer, alice, bob customer) error {
+// twice (ebank.OpenCustomerAccounts' keys). It prints the accounts and
+// returns alice's current account.
+func seedAccounts(ctx context.Context, db *store.DB, out io.Writer, alice, bob customer) (string, error) {
+	var aliceCurrent string
 	l := ledger.New(db, nil)
 	for _, s := range []struct {
 		who, owner string
@@ -88,13 +90,16 @@ func seedAccounts(ctx context.Context, db *store.DB, out io.Writer, alice, bob c
 	}{{"alice", alice.passportID, aliceOpening}, {"bob", bob.passportID, bobOpening}, {"merchant", MerchantOwner, merchantOpening}} {
 		accts, err := ebank.OpenCustomerAccounts(ctx, l, s.owner, s.who, s.o)
 		if err != nil {
-			return fmt.Errorf("opening %s's accounts: %w", s.who, err)
+			return "", fmt.Errorf("opening %s's accounts: %w", s.who, err)
 		}
 		fmt.Fprintf(out, "Accounts   %-9s", s.who)
 		for _, a := range accts {
+			if s.who == "alice" && a.Kind == ledger.KindCurrent {
+				aliceCurrent = a.Number
+			}
 			fmt.Fprintf(out, " %s %s (%s yuan)", a.Kind, a.Number, money.Yuan(a.Balance()))
 		}
 		fmt.Fprintln(out)
 	}
-	return nil
+	return aliceCurrent, nil
 }

@@ -12,11 +12,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/devices/agent"
+	"github.com/egate-bank/egate/devices/agent/dclink"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/app"
 	"github.com/egate-bank/egate/internal/config"
@@ -134,7 +136,8 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	if err != nil {
 		return err
 	}
-	if err := seedAccounts(ctx, a.DB, out, who, bob); err != nil {
+	aliceCurrent, err := seedAccounts(ctx, a.DB, out, who, bob)
+	if err != nil {
 		return err
 	}
 	if err := seedMall(ctx, a.DB, out, bob); err != nil {
@@ -148,7 +151,22 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	}
 	go a.DeliverLoginAlerts(ctx, log)
 
-	branch, err := StartATM(ctx, c.Demo.VarDir, a.Server.Metrics.Registry)
+	pinKey, err := PINPadKey(c.Demo.VarDir)
+	if err != nil {
+		return err
+	}
+	// The ATM's button and the gateway's events reach the withdrawal
+	// service, made once the link is up.
+	var wds atomic.Pointer[Withdrawals]
+	var events atomic.Pointer[func(string, dclink.Event)]
+	chooseQR := func(ctx context.Context) error {
+		w := wds.Load()
+		if w == nil {
+			return errors.New("the withdrawal service is not running (no agent link)")
+		}
+		return w.ChooseQR(ctx)
+	}
+	branch, err := StartATM(ctx, c.Demo.VarDir, a.Server.Metrics.Registry, pinKey, chooseQR)
 	if err != nil {
 		return fmt.Errorf("starting the simulated ATM: %w", err)
 	}
@@ -157,7 +175,12 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	a.Server.Health.Add("atm", branch.Agent.Check)
 	fmt.Fprintf(out, "ATM        simulated ATM-DEMO-01 on %s (115200 baud, paced), journal %s\n", branch.Sim.TTYName, filepath.Join(c.Demo.VarDir, "atm-journal"))
 	if agentToken != nil {
-		link, err := StartLink(ctx, c.Demo.VarDir, a.DB, a.HSM, a.Factors.CA, branch.Agent, *agentToken, a.Server.Metrics.Registry)
+		link, err := StartLink(ctx, c.Demo.VarDir, a.DB, a.HSM, a.Factors.CA, branch.Agent, *agentToken, a.Server.Metrics.Registry,
+			func(b string, ev dclink.Event) {
+				if f := events.Load(); f != nil {
+					(*f)(b, ev)
+				}
+			})
 		if err != nil {
 			return fmt.Errorf("starting the agent's mutual-TLS link: %w", err)
 		}
@@ -165,6 +188,11 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 		a.Server.Mux.Handle("/agent-gateway/", link.Gateway.Handler())
 		a.Server.Health.Add("agent-link", link.Uplink.Check)
 		fmt.Fprintf(out, "Agent      branch %s dials the agent gateway tls://%s with its key %s\n", DemoBranch, link.Addr, agentToken.Key)
+		w, err := StartWithdrawals(ctx, a, link, pinKey, c.Demo.VarDir, who.passportID, aliceCurrent, c.Demo.WithdrawalTTL, &events, log)
+		if err != nil {
+			return fmt.Errorf("starting the QR withdrawal: %w", err)
+		}
+		wds.Store(w)
 	}
 
 	servers := []*app.Server{a.Server}
@@ -204,6 +232,9 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	fmt.Fprintf(out, "  or as %q (password, SMS, grid card %s; the password is in %s).\n", bob.name, filepath.Join(c.Demo.VarDir, bobGridFile), bob.file)
 	fmt.Fprintf(out, "  ebank    %s/accounts (balances, history, statements), %s/transfer\n", urls["ebank"], urls["ebank"])
 	printMall(out, urls["mall"])
+	if w := wds.Load(); w != nil {
+		printWithdrawalRecipe(out, base, c.Demo.VarDir, w)
+	}
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	log.Info("demo started", "passport", base)
 

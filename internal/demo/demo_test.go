@@ -52,10 +52,10 @@ func freeAddr(t *testing.T) string {
 // free a moment before; another process (the tests run in parallel) can
 // take one in between, and then the demo, rightly, does not start: it is
 // started again on fresh ports, up to three times.
-func startDemo(t *testing.T, varDir string) (base string, out *syncBuf, stop func() error) {
+func startDemo(t *testing.T, varDir string, tune ...func(*config.Config)) (base string, out *syncBuf, stop func() error) {
 	t.Helper()
 	for try := 1; ; try++ {
-		base, out, stop, err := tryStartDemo(t, varDir)
+		base, out, stop, err := tryStartDemo(t, varDir, tune...)
 		if err == nil {
 			return base, out, stop
 		}
@@ -68,7 +68,7 @@ func startDemo(t *testing.T, varDir string) (base string, out *syncBuf, stop fun
 
 // tryStartDemo starts the demo on fresh ports; it fails the test if the demo
 // does not come up in time and returns the error of a demo that ended early.
-func tryStartDemo(t *testing.T, varDir string) (base string, out *syncBuf, stop func() error, _ error) {
+func tryStartDemo(t *testing.T, varDir string, tune ...func(*config.Config)) (base string, out *syncBuf, stop func() error, _ error) {
 	t.Helper()
 	cfg := config.Defaults()
 	cfg.Demo.VarDir = varDir
@@ -77,6 +77,9 @@ func tryStartDemo(t *testing.T, varDir string) (base string, out *syncBuf, stop 
 	cfg.Platforms.Ebank.Listen = freeAddr(t)
 	cfg.Platforms.Mall.Listen = freeAddr(t)
 	cfg.Platforms.Messenger.Listen = freeAddr(t)
+	for _, f := range tune {
+		f(cfg)
+	}
 	lastCfg = cfg
 	out = &syncBuf{}
 	ctx, cancel := context.WithCancel(context.Background())

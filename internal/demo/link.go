@@ -22,6 +22,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/audit"
 	"github.com/egate-bank/egate/authsvc/ca"
 	"github.com/egate-bank/egate/devices/agent"
+	"github.com/egate-bank/egate/devices/agent/dclink"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/app"
 	"github.com/egate-bank/egate/internal/store"
@@ -76,7 +77,9 @@ type Link struct {
 // certificate from the bank CA), makes the gateway's TLS key in the HSM and
 // its certificate, pins the demo ATM to the demo branch, and starts both
 // ends.
-func StartLink(ctx context.Context, varDir string, db *store.DB, h *hsm.Service, c *ca.CA, ag *agent.Agent, tc agent.TokenConfig, reg prometheus.Registerer) (*Link, error) {
+// onEvent, when set, hears the ATMs' events (the withdrawal service's Event).
+func StartLink(ctx context.Context, varDir string, db *store.DB, h *hsm.Service, c *ca.CA, ag *agent.Agent, tc agent.TokenConfig, reg prometheus.Registerer,
+	onEvent func(branch string, ev dclink.Event)) (*Link, error) {
 	if c == nil {
 		return nil, errors.New("the demo's bank CA is not loaded")
 	}
@@ -125,6 +128,7 @@ func StartLink(ctx context.Context, varDir string, db *store.DB, h *hsm.Service,
 		OnConnect: func(ai gateway.AgentInfo) {
 			alog.Append(context.WithoutCancel(ctx), "agent.connected", map[string]string{"branch": ai.Branch, "cert_serial": ai.CertSerial, "remote": ai.Remote, "atms": strings.Join(ai.ATMs, ",")})
 		},
+		OnEvent: onEvent,
 		OnRefusal: func(r gateway.Refusal) {
 			alog.Append(context.WithoutCancel(ctx), "agent.refused", map[string]string{"branch": r.Branch, "atm": r.ATM, "remote": r.Remote, "code": r.Code})
 		},

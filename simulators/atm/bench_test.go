@@ -3,10 +3,7 @@ package simatm_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"path/filepath"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,36 +96,7 @@ func BenchmarkDispenseCycle(b *testing.B) {
 		cycleBytes := (a.lineBytes() - before) / calib
 		lineSec := float64(cycleBytes) * 10 / float64(baud)
 
-		b.Run(fmt.Sprintf("baud-%d/raw", baud), func(b *testing.B) {
-			p, err := simatm.OpenPTY()
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer p.Close()
-			port, err := atm.OpenSerial(p.TTYName, baud)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer port.Close()
-			buf := make([]byte, cycleBytes)
-			charTime := time.Second * 10 / time.Duration(baud)
-			b.ResetTimer()
-			for range b.N {
-				start := time.Now()
-				if _, err := port.Write(buf); err != nil {
-					b.Fatal(err)
-				}
-				if _, err := io.ReadFull(p.Master, buf); err != nil {
-					b.Fatal(err)
-				}
-				// The pty delivers at memory speed; the line would not.
-				if d := time.Duration(cycleBytes)*charTime - time.Since(start); d > 0 {
-					time.Sleep(d)
-				}
-			}
-			b.ReportMetric(float64(cycleBytes), "bytes/op")
-			b.ReportMetric(lineSec, "line-s/op")
-		})
+		b.Run(fmt.Sprintf("baud-%d/raw", baud), func(b *testing.B) { simatm.BenchLine(b, baud, cycleBytes) })
 		b.Run(fmt.Sprintf("baud-%d/egate", baud), func(b *testing.B) {
 			start := a.lineBytes()
 			b.ResetTimer()
@@ -153,28 +121,5 @@ func BenchmarkDispenseSixteenATMs(b *testing.B) {
 		atms[i] = newBenchATM(b, 115200)
 	}
 	ctx := context.Background()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	errs := make(chan error, n)
-	b.ResetTimer()
-	start := time.Now()
-	for _, a := range atms {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for next.Add(1) <= int64(b.N) {
-				if err := a.cycle(ctx); err != nil {
-					errs <- err
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	b.StopTimer()
-	close(errs)
-	for err := range errs {
-		b.Fatal(err)
-	}
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "cycles/s")
+	simatm.BenchAcross(b, n, "cycles/s", func(i int) error { return atms[i].cycle(ctx) })
 }

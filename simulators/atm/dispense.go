@@ -100,6 +100,7 @@ func (s *Sim) dispense(ctx context.Context, l *atm.Link, req atm.Frame, m atm.Di
 
 func (s *Sim) runDispense(ctx context.Context, l *atm.Link, req atm.Frame, m atm.Dispense) {
 	id := m.ID.String()
+	s.cfg.Screen.Prompt("Counting your cash…")
 	var picked int
 	var pmu sync.Mutex
 	stop := s.progress(ctx, l, req, atm.StagePicking, func() int { pmu.Lock(); defer pmu.Unlock(); return picked })
@@ -111,6 +112,7 @@ func (s *Sim) runDispense(ctx context.Context, l *atm.Link, req atm.Frame, m atm
 	pickDelay := time.Duration(f.get(func(f *Faults) int { return int(f.PickDelay) }))
 
 	fail := func(c atm.Code) {
+		s.cfg.Screen.Prompt("")
 		s.mu.Lock()
 		s.act(jrec{Op: "fail", Txn: id, Code: uint8(c)})
 		s.busy = false

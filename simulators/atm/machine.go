@@ -47,6 +47,10 @@ type Config struct {
 	PINKeyID                           uint32
 	Capabilities                       uint16 // default: all
 	Screen                             *Screen
+	// ChooseQR is what the customer's "QR withdrawal" button on the screen
+	// page does (POST /choose-qr): the data centre opens a withdrawal
+	// session and shows its QR. nil: no button.
+	ChooseQR func(ctx context.Context) error
 	// Crash is called for the crash-after-pick fault; default kill -9 self.
 	Crash func()
 }

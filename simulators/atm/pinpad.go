@@ -20,6 +20,8 @@ type PINEntry struct {
 func (s *Sim) EnterPIN(e PINEntry) { s.pins <- e }
 
 func (s *Sim) pinEntry(ctx context.Context, l *atm.Link, req atm.Frame, m atm.PINRequest) {
+	s.cfg.Screen.Prompt("Enter your withdrawal PIN on the PIN pad, then press Enter.")
+	defer s.cfg.Screen.Prompt("")
 	stop := s.progress(ctx, l, req, atm.StagePINEntry, func() int { return 0 })
 	rep := atm.PINReply{Code: atm.CodeTimeout}
 	t := time.NewTimer(time.Duration(m.TimeoutSec) * time.Second)

@@ -21,6 +21,8 @@ func (s *Sim) TakeNow() {
 
 // customerAt plays the customer in front of the ATM after cash was presented.
 func (s *Sim) customerAt(ctx context.Context, id atm.TxnID, reversed bool) {
+	s.cfg.Screen.Prompt("Take your cash.")
+	defer s.cfg.Screen.Prompt("")
 	takes := s.f.get(func(f *Faults) int {
 		if f.CustomerTakes {
 			return 1

@@ -32,7 +32,28 @@ type Screen struct {
 	session atm.TxnID
 	text    string
 	png     []byte
+	prompt  string
 	expire  *time.Timer
+}
+
+// Prompt shows msg (the PIN prompt, "Take your cash") in place of the QR,
+// which it removes: the customer is past it. "" shows the welcome again.
+func (s *Screen) Prompt(msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prompt = msg
+	if msg != "" && s.png != nil {
+		s.text, s.png = "", nil
+		if s.PNGPath != "" {
+			os.Remove(s.PNGPath)
+		}
+	}
+}
+
+func (s *Screen) promptNow() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.prompt
 }
 
 // Show renders a SHOW_QR request.
@@ -57,7 +78,7 @@ func (s *Screen) Show(m atm.ShowQR) error {
 		return fmt.Errorf("QR mode %d", m.Mode)
 	}
 	s.mu.Lock()
-	s.session, s.text, s.png = m.Session, m.Text, img
+	s.session, s.text, s.png, s.prompt = m.Session, m.Text, img, ""
 	if s.expire != nil {
 		s.expire.Stop()
 	}
@@ -146,6 +167,7 @@ func bitmapText(bm [][]bool) string {
 //	GET  /state     counts as JSON
 //	POST /faults    body or query: name=value[&…] (see FaultNames)
 //	POST /pin       digits=1234 or cancel=1: what the customer types next
+//	POST /choose-qr the customer chooses QR withdrawal (Config.ChooseQR)
 //	POST /take      the customer takes the cash at the exit now
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -153,13 +175,23 @@ func (s *Sim) Handler() http.Handler {
 		text, img := s.cfg.Screen.Current()
 		t := s.Totals()
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		fmt.Fprintf(w, `<!doctype html><html><head><meta http-equiv="refresh" content="2"><title>egate ATM simulator</title></head><body style="font-family:sans-serif">
+		// Reloads every 2 s, except while the customer types on the PIN pad.
+		fmt.Fprintf(w, `<!doctype html><html><head><title>egate ATM simulator</title>
+<script>setInterval(function(){var a=document.activeElement;if(!a||a.name!=="digits")location.reload()},2000)</script></head><body style="font-family:sans-serif">
 <h1>ATM</h1>`)
-		if img != nil {
-			fmt.Fprintf(w, `<p><img src="/qr.png" alt="QR code" width="256" height="256"></p><p><code>%s</code></p>`, html.EscapeString(text))
-		} else {
-			fmt.Fprint(w, `<p>Welcome. Choose QR withdrawal on your phone.</p>`)
+		prompt := s.cfg.Screen.promptNow()
+		switch {
+		case prompt != "":
+			fmt.Fprintf(w, `<p style="font-size:150%%"><strong>%s</strong></p>`, html.EscapeString(prompt))
+		case img != nil:
+			fmt.Fprintf(w, `<p>Scan with the bank's app to withdraw cash:</p><p><img src="qr.png" alt="QR code" width="256" height="256"></p><p><code>%s</code></p>`, html.EscapeString(text))
+		default:
+			fmt.Fprint(w, `<p>Welcome. Cash without a card: choose QR withdrawal, then scan the code with the bank's app.</p>`)
+			if s.cfg.ChooseQR != nil {
+				fmt.Fprint(w, `<form method="post" action="choose-qr"><input type="hidden" name="page" value="1"><button>QR withdrawal</button></form>`)
+			}
 		}
+		fmt.Fprint(w, `<form method="post" action="pin" style="margin-top:1em"><input type="hidden" name="page" value="1"><label>PIN pad <input name="digits" type="password" inputmode="numeric" autocomplete="off" size="8"></label> <button>Enter</button> <button name="cancel" value="1">Cancel</button></form>`)
 		fmt.Fprintf(w, `<p>at exit: %d notes, reject bin: %d, taken: %d</p><ul>`, t.AtExit, t.RejectBin, t.Taken)
 		for _, c := range t.Cassettes {
 			fmt.Fprintf(w, `<li>cassette %d: %d × %s</li>`, c.ID, c.Count, money.Yuan(c.Denom))
@@ -199,10 +231,29 @@ func (s *Sim) Handler() http.Handler {
 		e := PINEntry{Digits: r.Form.Get("digits"), Cancel: r.Form.Get("cancel") != ""}
 		select {
 		case s.pins <- e:
+			if r.Form.Get("page") != "" {
+				http.Redirect(w, r, "./", http.StatusSeeOther) // the screen page's form
+				return
+			}
 			w.WriteHeader(http.StatusNoContent)
 		default:
 			http.Error(w, "PIN pad queue full", http.StatusServiceUnavailable)
 		}
+	})
+	mux.HandleFunc("POST /choose-qr", func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.ChooseQR == nil {
+			http.Error(w, "this ATM offers no QR withdrawal", http.StatusNotFound)
+			return
+		}
+		if err := s.cfg.ChooseQR(r.Context()); err != nil {
+			http.Error(w, "QR withdrawal is not available now: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		if r.FormValue("page") != "" {
+			http.Redirect(w, r, "./", http.StatusSeeOther)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("POST /take", func(w http.ResponseWriter, r *http.Request) {
 		s.TakeNow()
@@ -213,3 +264,7 @@ func (s *Sim) Handler() http.Handler {
 
 // ScreenPNGPath is a helper for a PNG path inside dir.
 func ScreenPNGPath(dir string) string { return filepath.Join(dir, "atm-qr.png") }
+
+// ScreenNow returns the QR text and PNG on the ATM's screen (empty when
+// none).
+func (s *Sim) ScreenNow() (string, []byte) { return s.cfg.Screen.Current() }

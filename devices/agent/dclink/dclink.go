@@ -58,6 +58,7 @@ const (
 	OpDispense  = "dispense"   // DISPENSE keyed by the 128-bit transaction id
 	OpTxnStatus = "txn_status" // TXN_STATUS: what the ATM knows of a transaction
 	OpRetract   = "retract"    // RETRACT the notes at the exit
+	OpPIN       = "pin"        // PIN: the PIN pad's encrypted PIN block for a withdrawal session
 )
 
 // Refusal codes (Msg.Code of a refused message, Refusal.Code of an ATM).
@@ -163,6 +164,24 @@ type QRArgs struct {
 // QRResult is show_qr's result: the mode the ATM showed the QR in.
 type QRResult struct {
 	Mode uint8 `json:"mode"`
+}
+
+// PINArgs are pin's arguments: the withdrawal session, the account number
+// the PIN block is bound to (12–19 digits) and how long the customer has.
+type PINArgs struct {
+	Session    string `json:"session"`
+	PAN        string `json:"pan"`
+	MinLen     uint8  `json:"min_len"`
+	MaxLen     uint8  `json:"max_len"`
+	TimeoutSec uint16 `json:"timeout_s"`
+}
+
+// PINResult is pin's result: the ISO 9564 format 4 PIN block under the PIN
+// pad's key KeyID. It never carries the PIN; only the HSM opens it.
+type PINResult struct {
+	Format uint8  `json:"format"`
+	KeyID  uint32 `json:"key_id"`
+	Block  []byte `json:"block"`
 }
 
 // DispenseArgs are dispense's arguments.

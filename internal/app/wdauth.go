@@ -1,0 +1,231 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/egate-bank/egate/atm/gateway"
+	"github.com/egate-bank/egate/atm/withdrawal"
+	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/authsvc/wdpin"
+	"github.com/egate-bank/egate/devices/agent/dclink"
+	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/internal/money"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
+)
+
+// PhoneProof is what the phone app puts in a withdrawal approval's proof:
+// the customer of its binding, and, on the second post, the challenge it
+// signed and its signature (authsvc/phone's EGPH1 proof).
+type PhoneProof struct {
+	Customer    string `json:"customer"`
+	Device      string `json:"device,omitempty"`
+	ChallengeID string `json:"challenge_id,omitempty"`
+	Response    string `json:"response,omitempty"`
+}
+
+// WithdrawalAuthorizer authorizes a QR withdrawal in two factors: the
+// phone app's signature over the intent (kind withdrawal, through txauth:
+// limits, risk, the level the limit table asks; the phone is level 3), then
+// the withdrawal PIN typed on the ATM's PIN pad (the block opened in the HSM
+// under the ATM's key, counted on the passport's counter). Only then is the
+// grant consumed (txauth Execute) and handed to the ledger's hold. A refusal
+// at any step cancels the intent (its limit usage is released) and leaves
+// the session as it was: nothing held, nothing dispensed.
+type WithdrawalAuthorizer struct {
+	// Tx is transaction authorization: LocalTx in the process that runs
+	// authsvc (egate demo), a *txclient.Client elsewhere (egate
+	// agent-gateway, as a back-end client with tx:authorize and tx:execute).
+	Tx     TxAPI
+	Ledger *ledger.Ledger
+	ATM    withdrawal.Commander
+	PIN    *wdpin.Service
+	// PINKey names the HSM key of an ATM's PIN pad; hsm.PINKeyLabel when nil.
+	PINKey func(atmID string) string
+	// PINTimeout is how long the customer has to type the PIN; 60 s when 0.
+	PINTimeout time.Duration
+}
+
+var _ withdrawal.Authorizer = (*WithdrawalAuthorizer)(nil)
+
+// TxAPI is what the withdrawal needs of transaction authorization; the
+// HTTP client (*txclient.Client) is one, LocalTx the in-process service.
+type TxAPI interface {
+	Authorize(ctx context.Context, in intent.Intent) (txclient.Decision, error)
+	Challenge(ctx context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error)
+	Proof(ctx context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error)
+	Execute(ctx context.Context, grant string, in intent.Intent) (txclient.Executed, error)
+	Cancel(ctx context.Context, hash, reason string) (txclient.Cancelled, error)
+	Balance(ctx context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error)
+}
+
+var (
+	_ TxAPI = (*txclient.Client)(nil)
+	_ TxAPI = LocalTx{}
+)
+
+// LocalTx is the in-process txauth.Service as a TxAPI.
+type LocalTx struct{ *txauth.Service }
+
+// Cancel implements TxAPI: cancelled by the ATM withdrawal.
+func (l LocalTx) Cancel(ctx context.Context, hash, reason string) (txclient.Cancelled, error) {
+	return l.Service.Cancel(ctx, hash, reason, WithdrawalOrigin)
+}
+
+// Balance implements TxAPI.
+func (l LocalTx) Balance(ctx context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error) {
+	posted, err := l.Service.Balance(ctx, a)
+	return txclient.AlertPosted{Posted: posted}, err
+}
+
+func refusal(status int, code, msg string, err error) error {
+	return &withdrawal.Refusal{Status: status, Code: code, Message: msg, Err: err}
+}
+
+// txRefusal turns txauth's refusal (in process, or over HTTP) into the
+// withdrawal's; a fault of the service stays an error (503).
+func txRefusal(err error) error {
+	var te *txauth.Error
+	if errors.As(err, &te) && te.Code != txauth.ErrUnavailable.Code {
+		return refusal(te.Status, te.Code, te.Msg, err)
+	}
+	var ae *txclient.APIError
+	guard := map[string]bool{"unauthorized": true, "invalid_client": true, "insufficient_scope": true} // the bank's configuration, not the customer
+	if errors.As(err, &ae) && ae.Status < 500 && ae.Code != "" && !guard[ae.Code] {
+		return refusal(ae.Status, ae.Code, ae.Message, err)
+	}
+	return err
+}
+
+// Authorize implements withdrawal.Authorizer. Without a challenge in the
+// proof it answers *withdrawal.ProofNeeded (the phone's challenge).
+func (a *WithdrawalAuthorizer) Authorize(ctx context.Context, in withdrawal.Intent, proof string) (string, error) {
+	var p PhoneProof
+	if err := json.Unmarshal([]byte(proof), &p); err != nil || p.Customer == "" {
+		return "", refusal(http.StatusBadRequest, "bad_proof", "the approval carries no phone proof: approve from the bank's app", nil)
+	}
+	acct, err := a.Ledger.Account(ctx, in.Account)
+	if err != nil || acct.Owner != p.Customer {
+		return "", refusal(http.StatusForbidden, "not_your_account", "account "+in.Account+" is not one of yours: choose one of your accounts", nil)
+	}
+	if avail := acct.Available(); avail < in.AmountFen {
+		return "", refusal(http.StatusUnprocessableEntity, "insufficient_funds",
+			fmt.Sprintf("%s yuan is over what account %s has available (%s yuan): choose a smaller amount", money.Yuan(in.AmountFen), in.Account, money.Yuan(avail)), nil)
+	}
+	it := intent.Intent{Customer: p.Customer, Channel: intent.ATM, Kind: intent.Withdrawal, Payer: in.Account, Payee: in.ATM,
+		Amount: in.AmountFen, Currency: "CNY", Device: p.Device,
+		IdempotencyKey: fmt.Sprintf("atm-wd:%s:%s:%d", in.Session, in.Account, in.AmountFen)}
+	d, err := a.Tx.Authorize(ctx, it)
+	if err != nil {
+		return "", txRefusal(err)
+	}
+	switch d.Decision {
+	case "allow":
+	case "review":
+		return "", refusal(http.StatusForbidden, "under_review", d.Message, nil)
+	default:
+		return "", refusal(http.StatusForbidden, "denied", d.Message, nil)
+	}
+	if p.ChallengeID == "" {
+		ch, err := a.Tx.Challenge(ctx, d.Intent, txclient.ChallengeRequest{Factor: "phone"})
+		if err != nil {
+			return "", txRefusal(err)
+		}
+		return "", &withdrawal.ProofNeeded{ChallengeID: ch.ID, Factor: ch.Factor, Level: d.Level, Text: ch.Text, Data: ch.Data, ExpiresAt: ch.ExpiresAt}
+	}
+	g, err := a.Tx.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: p.ChallengeID, Response: p.Response, Intent: &it})
+	if err != nil {
+		return "", txRefusal(err)
+	}
+	cancel := func(why string) {
+		a.Tx.Cancel(context.WithoutCancel(ctx), d.Intent, why)
+	}
+	if err := a.checkPIN(ctx, in, p.Customer); err != nil {
+		cancel("withdrawal PIN not confirmed")
+		return "", err
+	}
+	if _, err := a.Tx.Execute(ctx, g.Token, it); err != nil {
+		cancel("grant not executed")
+		return "", txRefusal(err)
+	}
+	return g.Token, nil
+}
+
+// checkPIN asks the ATM's PIN pad for the withdrawal PIN and checks it.
+func (a *WithdrawalAuthorizer) checkPIN(ctx context.Context, in withdrawal.Intent, customer string) error {
+	to := a.PINTimeout
+	if to <= 0 {
+		to = 60 * time.Second
+	}
+	cmd, err := gateway.NewCommand(in.ATM, dclink.OpPIN, dclink.PINArgs{Session: in.Session, PAN: in.Account, MinLen: 4, MaxLen: 12, TimeoutSec: uint16(to / time.Second)})
+	if err != nil {
+		return err
+	}
+	cctx, stop := context.WithTimeout(ctx, to+15*time.Second)
+	defer stop()
+	raw, err := a.ATM.Send(cctx, cmd)
+	var ce *gateway.CommandError
+	switch {
+	case errors.As(err, &ce) && ce.Err.Device == "CANCELLED":
+		return refusal(http.StatusForbidden, "pin_cancelled", "the PIN entry was cancelled at the ATM: nothing was paid out", err)
+	case errors.As(err, &ce) && ce.Err.Device == "TIMEOUT":
+		return refusal(http.StatusForbidden, "pin_timeout", "no withdrawal PIN was typed at the ATM in time: nothing was paid out", err)
+	case err != nil:
+		return fmt.Errorf("ATM %s: the PIN pad: %w", in.ATM, err)
+	}
+	var r dclink.PINResult
+	if err := json.Unmarshal(raw, &r); err != nil || r.Format != 4 || len(r.Block) != 16 {
+		return fmt.Errorf("ATM %s: the PIN pad's answer is not a format 4 block", in.ATM)
+	}
+	var block [16]byte
+	copy(block[:], r.Block)
+	key := hsm.PINKeyLabel(in.ATM)
+	if a.PINKey != nil {
+		key = a.PINKey(in.ATM)
+	}
+	err = a.PIN.Verify(ctx, customer, key, block, in.Account)
+	var le *authn.LockedError
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, wdpin.ErrWrongPIN):
+		return refusal(http.StatusForbidden, "wrong_pin", "the withdrawal PIN typed at the ATM is wrong: nothing was paid out; choose QR withdrawal at the ATM to try again", err)
+	case errors.As(err, &le):
+		return refusal(http.StatusForbidden, "pin_locked", "the withdrawal PIN is locked after too many wrong PINs (until "+le.Until.UTC().Format(time.RFC3339)+"): nothing was paid out", err)
+	case errors.Is(err, wdpin.ErrNoPIN):
+		return refusal(http.StatusForbidden, "no_pin", err.Error(), err)
+	case errors.Is(err, wdpin.ErrBlock):
+		return refusal(http.StatusForbidden, "pin_block", "the ATM's PIN pad sent a block its key does not open: nothing was paid out; tell the bank", err)
+	}
+	return err
+}
+
+// WithdrawalAlert posts the balance alert of a settled withdrawal (the
+// money captured) through txauth: to the messenger inbox and by SMS as the
+// customer chose. It returns at once; the alert goes on its own goroutine.
+func WithdrawalAlert(tx TxAPI, l *ledger.Ledger, onErr func(error)) func(w withdrawal.Withdrawal) {
+	return func(w withdrawal.Withdrawal) {
+		if w.Captured <= 0 {
+			return
+		}
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			acct, err := l.Account(ctx, w.Account)
+			if err == nil {
+				_, err = tx.Balance(ctx, txclient.BalanceAlert{ID: "atm-wd:" + w.Session, Customer: acct.Owner, Account: w.Account,
+					Amount: -w.Captured, Balance: acct.Balance(), Currency: "CNY", Description: "cash withdrawal at ATM " + w.ATM})
+			}
+			if err != nil && onErr != nil {
+				onErr(fmt.Errorf("balance alert of withdrawal %s: %w", w.Session, err))
+			}
+		}()
+	}
+}

@@ -118,6 +118,7 @@ type Link struct {
 
 	writeMu  sync.Mutex
 	nextFree time.Time
+	pacer    *pacer // nil without Baud, or where the kernel gives no timerfd
 
 	sendSem chan struct{}
 
@@ -144,6 +145,9 @@ func NewLink(rwc io.ReadWriteCloser, cfg LinkConfig) *Link {
 		replies: map[uint8][]byte{},
 		recv:    make(chan Frame, 256),
 		done:    make(chan struct{}),
+	}
+	if cfg.Baud > 0 {
+		l.pacer = newPacer()
 	}
 	chunks := make(chan []byte, 16)
 	go l.readLoop(chunks)
@@ -180,6 +184,7 @@ func (l *Link) fail(err error) {
 		}
 		l.err = err
 		close(l.done)
+		l.pacer.close()
 		l.rwc.Close()
 	})
 }
@@ -322,7 +327,7 @@ func (l *Link) writeRaw(raw []byte) error {
 		}
 		t = t.Add(time.Duration(len(raw)) * l.cfg.charTime())
 		if d := time.Until(t); d > 0 {
-			time.Sleep(d)
+			l.pacer.sleep(d)
 		}
 		l.nextFree = t
 	}

@@ -21,14 +21,21 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/passport"
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv"
 )
 
 // benchServer is a server called in-process (no sockets) at the default
 // (OWASP) argon2id parameters.
 func benchServer(b *testing.B, signer crypto.Signer) (*Server, string) {
 	b.Helper()
-	db := storetest.SQLite(b)
+	return benchServerOn(b, storetest.SQLite(b), signer)
+}
+
+// benchServerOn is benchServer on db.
+func benchServerOn(b *testing.B, db *store.DB, signer crypto.Signer) (*Server, string) {
+	b.Helper()
 	cfg := testConfig("http://passport.test")
 	cfg.Passport = passport.Config{} // defaults: m=19 MiB, t=2, p=1
 	s, err := New(context.Background(), cfg, Deps{DB: db, Signer: signer, Factors: []authn.Factor{}})
@@ -99,6 +106,12 @@ func BenchmarkPasswordLogin(b *testing.B) {
 	})
 }
 
+// engines are the databases the token benchmarks run on.
+var engines = []struct {
+	name string
+	open func(testing.TB) *store.DB
+}{{"sqlite", storetest.SQLite}, {"postgres", storetest.Postgres}}
+
 // signers are the keys the token benchmarks run with.
 func signers(b *testing.B) []struct {
 	name string
@@ -137,43 +150,74 @@ func tokenRequest(form url.Values) *http.Request {
 
 // BenchmarkTokenExchange: authorization-code exchanges (client auth, PKCE,
 // code spent, ID token + JWT access token + refresh token signed and stored).
+// The codes are made before the timer starts.
+//
+// Besides ns/op each reports cpu-ns/op, the process's CPU time per op, and
+// exchanges/cpu-s (1e9 / cpu-ns/op): exchanges per second per core, what
+// issue 16 asks for (>= 1,000 with the HSM key), less disturbed by a loaded
+// machine than exchanges/s, the wall-clock rate of one client. See
+// BenchmarkRefresh for the figures.
 func BenchmarkTokenExchange(b *testing.B) {
 	for _, sg := range signers(b) {
-		b.Run(sg.name, func(b *testing.B) {
-			s, pid := benchServer(b, sg.s(b))
-			for b.Loop() {
-				b.StopTimer()
-				code := readyCode(b, s, pid, "verifier-0123456789-0123456789-0123456789-0123")
-				req := tokenRequest(url.Values{"grant_type": {"authorization_code"}, "code": {code}, "redirect_uri": {ebankRedirect},
-					"code_verifier": {"verifier-0123456789-0123456789-0123456789-0123"}})
-				rec := httptest.NewRecorder()
-				b.StartTimer()
-				s.ServeHTTP(rec, req)
-				if rec.Code != 200 {
-					b.Fatalf("status %d: %s", rec.Code, rec.Body)
+		for _, eng := range engines {
+			b.Run(sg.name+"/"+eng.name, func(b *testing.B) {
+				s, pid := benchServerOn(b, eng.open(b), sg.s(b))
+				v := "verifier-0123456789-0123456789-0123456789-0123"
+				reqs := make([]*http.Request, b.N)
+				for i := range reqs {
+					reqs[i] = tokenRequest(url.Values{"grant_type": {"authorization_code"}, "code": {readyCode(b, s, pid, v)}, "redirect_uri": {ebankRedirect},
+						"code_verifier": {v}})
 				}
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "exchanges/s")
-		})
+				b.ResetTimer()
+				report := perCPU(b, "exchanges")
+				for _, req := range reqs {
+					rec := httptest.NewRecorder()
+					s.ServeHTTP(rec, req)
+					if rec.Code != 200 {
+						b.Fatalf("status %d: %s", rec.Code, rec.Body)
+					}
+				}
+				report()
+			})
+		}
 	}
 }
 
-// BenchmarkRefresh: refresh-token rotations in a chain.
+// BenchmarkRefresh: refresh-token rotations in a chain (each op spends the
+// refresh token the last one gave and signs a new ID token and access
+// token). Metrics as BenchmarkTokenExchange's.
 func BenchmarkRefresh(b *testing.B) {
 	for _, sg := range signers(b) {
-		b.Run(sg.name, func(b *testing.B) {
-			s, pid := benchServer(b, sg.s(b))
-			v := "verifier-0123456789-0123456789-0123456789-0123"
-			rec := httptest.NewRecorder()
-			s.ServeHTTP(rec, tokenRequest(url.Values{"grant_type": {"authorization_code"}, "code": {readyCode(b, s, pid, v)}, "redirect_uri": {ebankRedirect}, "code_verifier": {v}}))
-			rt := refreshOf(b, rec)
-			for b.Loop() {
+		for _, eng := range engines {
+			b.Run(sg.name+"/"+eng.name, func(b *testing.B) {
+				s, pid := benchServerOn(b, eng.open(b), sg.s(b))
+				v := "verifier-0123456789-0123456789-0123456789-0123"
 				rec := httptest.NewRecorder()
-				s.ServeHTTP(rec, tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}))
-				rt = refreshOf(b, rec)
-			}
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "refreshes/s")
-		})
+				s.ServeHTTP(rec, tokenRequest(url.Values{"grant_type": {"authorization_code"}, "code": {readyCode(b, s, pid, v)}, "redirect_uri": {ebankRedirect}, "code_verifier": {v}}))
+				rt := refreshOf(b, rec)
+				b.ResetTimer()
+				report := perCPU(b, "refreshes")
+				for range b.N {
+					rec := httptest.NewRecorder()
+					s.ServeHTTP(rec, tokenRequest(url.Values{"grant_type": {"refresh_token"}, "refresh_token": {rt}}))
+					rt = refreshOf(b, rec)
+				}
+				report()
+			})
+		}
+	}
+}
+
+// perCPU starts counting the process's CPU time; the func it returns
+// reports what/s (wall clock), cpu-ns/op and what/cpu-s.
+func perCPU(b *testing.B, what string) func() {
+	start := testenv.CPUTime()
+	return func() {
+		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), what+"/s")
+		if cpu := testenv.CPUTime() - start; start > 0 && cpu > 0 && b.N > 0 {
+			b.ReportMetric(float64(cpu)/float64(b.N), "cpu-ns/op")
+			b.ReportMetric(float64(b.N)*1e9/float64(cpu), what+"/cpu-s")
+		}
 	}
 }
 

@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv"
 )
 
 // The real HSM path: devices/hsm over SoftHSM2, one directory per test binary.
@@ -142,7 +142,7 @@ func benchOTPVerify(b *testing.B, h *hsm.Service, db *store.DB) {
 	}
 	b.Run("raw", func(b *testing.B) {
 		b.ReportAllocs()
-		defer reportCPU(b)()
+		defer testenv.ReportCPU(b)()
 		for i := 0; i < b.N; i++ {
 			step := p.Step(clk.Now()) + uint64(i)
 			msgs := [][]byte{otp.CounterMessage(step - 1), otp.CounterMessage(step), otp.CounterMessage(step + 1)}
@@ -156,7 +156,7 @@ func benchOTPVerify(b *testing.B, h *hsm.Service, db *store.DB) {
 		body := bodies(b)
 		hd := svc.Handler()
 		b.ResetTimer()
-		defer reportCPU(b)()
+		defer testenv.ReportCPU(b)()
 		for i := 0; i < b.N; i++ {
 			clk.Add(p.Period)
 			rctx, cancel := context.WithCancel(ctx)
@@ -181,7 +181,7 @@ func benchOTPVerify(b *testing.B, h *hsm.Service, db *store.DB) {
 		client := srv.Client()
 		url := srv.URL + "/v1/otp/verify"
 		b.ResetTimer()
-		defer reportCPU(b)()
+		defer testenv.ReportCPU(b)()
 		for i := 0; i < b.N; i++ {
 			clk.Add(p.Period)
 			resp, err := client.Post(url, "application/json", strings.NewReader(body[i]))
@@ -223,7 +223,7 @@ func benchOTPVerify(b *testing.B, h *hsm.Service, db *store.DB) {
 		client := srv.Client()
 		url := srv.URL + "/v1/otp/verify"
 		b.ResetTimer()
-		defer reportCPU(b)()
+		defer testenv.ReportCPU(b)()
 		for i := 0; i < b.N; i++ {
 			clk.Add(p.Period)
 			resp, err := client.Post(url, "application/json", strings.NewReader(body[i]))
@@ -237,22 +237,4 @@ func benchOTPVerify(b *testing.B, h *hsm.Service, db *store.DB) {
 			}
 		}
 	})
-}
-
-// reportCPU starts counting the process's CPU time; the returned func
-// reports it per op as cpu-ns/op.
-func reportCPU(b *testing.B) func() {
-	cpu := func() int64 {
-		var ru syscall.Rusage
-		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-			return 0
-		}
-		return ru.Utime.Nano() + ru.Stime.Nano()
-	}
-	start := cpu()
-	return func() {
-		if start > 0 && b.N > 0 {
-			b.ReportMetric(float64(cpu()-start)/float64(b.N), "cpu-ns/op")
-		}
-	}
 }

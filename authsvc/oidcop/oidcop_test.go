@@ -249,3 +249,79 @@ func TestPurge(t *testing.T) {
 		}
 	})
 }
+
+// TestSpendAndInsert: a code or refresh token is spent together with the
+// rows of the tokens it buys, both or neither, on both engines (on
+// PostgreSQL one statement, on SQLite a transaction): a second exchange of
+// a code, a second rotation of a refresh token, an expired refresh token
+// and a code exchange that also presents a refresh token store nothing
+// and are refused; the replayed refresh token revokes its family.
+func TestSpendAndInsert(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.Now()
+		s := newTestStorage(t, db)
+		s.now = func() time.Time { return now }
+		rows := func() (n, used, revoked int) {
+			t.Helper()
+			if err := db.QueryRow(ctx, `SELECT COUNT(*), COALESCE(SUM(used), 0), COALESCE(SUM(revoked), 0) FROM oidc_tokens`).Scan(&n, &used, &revoked); err != nil {
+				t.Fatal(err)
+			}
+			return n, used, revoked
+		}
+		want := func(name string, n, used, revoked int) {
+			t.Helper()
+			if gn, gu, gr := rows(); gn != n || gu != used || gr != revoked {
+				t.Fatalf("%s: %d rows, %d used, %d revoked; want %d, %d, %d", name, gn, gu, gr, n, used, revoked)
+			}
+		}
+		ar := completedRequest(t, s, "code-s")
+		if _, _, _, err := s.CreateAccessAndRefreshTokens(ctx, ar, "x"); err == nil {
+			t.Fatal("a code exchange presenting a refresh token was accepted")
+		}
+		want("exchange with a refresh token", 0, 0, 0)
+		_, rt, _, err := s.CreateAccessAndRefreshTokens(ctx, ar, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want("exchange", 2, 0, 0)
+		if _, _, _, err := s.CreateAccessAndRefreshTokens(ctx, ar, ""); err == nil {
+			t.Fatal("code exchanged twice")
+		}
+		if _, _, err := s.CreateAccessToken(ctx, ar); err == nil {
+			t.Fatal("code exchanged twice (access token only)")
+		}
+		want("second exchange", 2, 0, 0)
+
+		rr, err := s.TokenRequestByRefreshToken(ctx, rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, rt2, _, err := s.CreateAccessAndRefreshTokens(ctx, rr, rt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want("rotation", 4, 1, 0)
+		rr2, err := s.TokenRequestByRefreshToken(ctx, rt2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		now = now.Add(s.cfg.RefreshTokenTTL + time.Second)
+		if _, _, _, err := s.CreateAccessAndRefreshTokens(ctx, rr2, rt2); err == nil {
+			t.Fatal("expired refresh token rotated")
+		}
+		want("expired rotation", 4, 1, 4) // refused as a spent one is: the family is revoked
+		now = now.Add(-s.cfg.RefreshTokenTTL - time.Second)
+		if _, _, _, err := s.CreateAccessAndRefreshTokens(ctx, rr, rt); err == nil {
+			t.Fatal("refresh token rotated twice")
+		}
+		want("second rotation", 4, 1, 4)
+
+		// Another grant's family is untouched.
+		ar2 := completedRequest(t, s, "code-t")
+		if _, _, err := s.CreateAccessToken(ctx, ar2); err != nil {
+			t.Fatal(err)
+		}
+		want("access token only", 5, 1, 4)
+	})
+}

@@ -259,21 +259,19 @@ func (s *Storage) AuthRequestByCode(ctx context.Context, code string) (op.AuthRe
 }
 
 // DeleteAuthRequest is called by op after a successful exchange. The code
-// was already spent in consumeCode; the row stays (code_state 2) so that a
-// replayed code is recognised.
+// was already spent with the tokens' INSERT (spendAndInsert); the row
+// stays (code_state 2) so that a replayed code is recognised.
 func (s *Storage) DeleteAuthRequest(ctx context.Context, id string) error { return nil }
 
-// consumeCode spends the code of auth request id, once, across replicas.
-func consumeCode(ctx context.Context, tx *store.Tx, id string) error {
-	res, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET code_state = 2 WHERE id = ? AND code_state = 1`, id)
-	if err != nil {
-		return fmt.Errorf("spending code: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return oidc.ErrInvalidGrant().WithDescription("code already used")
-	}
-	return nil
-}
+// spendCode spends the code of auth request id, once, across replicas
+// (a statement for spendAndInsert).
+const spendCode = `UPDATE oidc_auth_requests SET code_state = 2 WHERE id = ? AND code_state = 1`
+
+// spendRefresh spends a live refresh token, once, across replicas (a
+// statement for spendAndInsert; arguments: the token's hash and now).
+const spendRefresh = `UPDATE oidc_tokens SET used = 1 WHERE token_hash = ? AND kind = 'refresh' AND used = 0 AND revoked = 0 AND expires_ms > ?`
+
+func errCodeUsed() error { return oidc.ErrInvalidGrant().WithDescription("code already used") }
 
 // ---- tokens ----
 
@@ -286,24 +284,20 @@ type tokenRow struct {
 	used, revoked                                bool
 }
 
-// insertToken stores one token row; a refresh token's row carries the hash
-// of the raw token.
-func (s *Storage) insertToken(ctx context.Context, tx *store.Tx, t tokenRow, refreshHash string) error {
-	return s.insertTokens(ctx, tx, []tokenRow{t}, []string{refreshHash})
-}
+const tokenCols = `id, kind, token_hash, family, auth_request_id, client_id, subject, scopes, audience, level, amr, auth_time_ms, expires_ms, created_ms`
 
-// insertTokens stores rows in one INSERT (one statement to prepare and one
-// round trip for the access and refresh token of a grant).
-func (s *Storage) insertTokens(ctx context.Context, tx *store.Tx, rows []tokenRow, refreshHashes []string) error {
+// tokenValues is the VALUES list of rows for tokenCols with its arguments.
+// The integer columns are cast so that PostgreSQL types them inside a
+// VALUES list that is not the INSERT's own (spendAndInsert).
+func (s *Storage) tokenValues(rows []tokenRow, refreshHashes []string) (string, []any) {
 	var q strings.Builder
-	q.WriteString(`INSERT INTO oidc_tokens (id, kind, token_hash, family, auth_request_id, client_id, subject, scopes, audience, level, amr, auth_time_ms, expires_ms, created_ms) VALUES `)
 	args := make([]any, 0, 14*len(rows))
 	created := s.now().UnixMilli()
 	for i, t := range rows {
 		if i > 0 {
 			q.WriteString(", ")
 		}
-		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+		q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, CAST(? AS INTEGER), ?, CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))")
 		var hash any
 		if refreshHashes[i] != "" {
 			hash = refreshHashes[i]
@@ -311,7 +305,55 @@ func (s *Storage) insertTokens(ctx context.Context, tx *store.Tx, rows []tokenRo
 		args = append(args, t.id, t.kind, hash, t.family, t.authReq, t.clientID, t.subject, joinSp(t.scopes), joinSp(t.audience), t.level, joinSp(t.amr),
 			t.authTime.UnixMilli(), t.expires.UnixMilli(), created)
 	}
-	if _, err := tx.Exec(ctx, q.String(), args...); err != nil {
+	return q.String(), args
+}
+
+// errNotSpent: the row spendAndInsert was to spend was spent already (or
+// is gone, expired or revoked).
+var errNotSpent = errors.New("not spent")
+
+// spendAndInsert spends one row with spend (spendCode or spendRefresh, or
+// nothing when spend is empty) and stores the token rows, both or neither:
+// errNotSpent when spend changed no row. A grant's rows go in one INSERT.
+//
+// On PostgreSQL it is one statement (the UPDATE in a WITH, the INSERT
+// conditional on it), one round trip instead of four (BEGIN, UPDATE,
+// INSERT, COMMIT); SQLite, in process, cannot put an UPDATE in a WITH and
+// runs the two in a transaction.
+func (s *Storage) spendAndInsert(ctx context.Context, spend string, spendArgs []any, rows []tokenRow, refreshHashes []string) error {
+	values, args := s.tokenValues(rows, refreshHashes)
+	insert := `INSERT INTO oidc_tokens (` + tokenCols + `) VALUES ` + values
+	if spend == "" {
+		_, err := s.db.Exec(ctx, insert, args...)
+		return wrapStoring(err)
+	}
+	if s.db.Driver() == store.Postgres {
+		res, err := s.db.Exec(ctx, `WITH spent AS (`+spend+` RETURNING 1)
+			INSERT INTO oidc_tokens (`+tokenCols+`) SELECT * FROM (VALUES `+values+`) AS v WHERE EXISTS (SELECT 1 FROM spent)`,
+			append(spendArgs, args...)...)
+		if err != nil {
+			return wrapStoring(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errNotSpent
+		}
+		return nil
+	}
+	return s.db.InTx(ctx, func(tx *store.Tx) error {
+		res, err := tx.Exec(ctx, spend, spendArgs...)
+		if err != nil {
+			return wrapStoring(err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return errNotSpent
+		}
+		_, err = tx.Exec(ctx, insert, args...)
+		return wrapStoring(err)
+	})
+}
+
+func wrapStoring(err error) error {
+	if err != nil {
 		return fmt.Errorf("storing token: %w", err)
 	}
 	return nil
@@ -341,14 +383,14 @@ func (s *Storage) CreateAccessToken(ctx context.Context, req op.TokenRequest) (s
 	if t.family == "" {
 		t.family = randomID(12)
 	}
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if authReqID != "" {
-			if err := consumeCode(ctx, tx, authReqID); err != nil {
-				return err
-			}
-		}
-		return s.insertToken(ctx, tx, t, "")
-	})
+	spend, spendArgs := "", []any(nil)
+	if authReqID != "" {
+		spend, spendArgs = spendCode, []any{authReqID}
+	}
+	err := s.spendAndInsert(ctx, spend, spendArgs, []tokenRow{t}, []string{""})
+	if errors.Is(err, errNotSpent) {
+		err = errCodeUsed()
+	}
 	if err != nil {
 		return "", time.Time{}, err
 	}
@@ -373,31 +415,25 @@ func (s *Storage) CreateAccessAndRefreshTokens(ctx context.Context, req op.Token
 	refresh := t
 	refresh.id, refresh.kind, refresh.expires = randomID(18), "refresh", now.Add(s.cfg.RefreshTokenTTL)
 	raw := "rt." + randomID(32)
-	reused := false
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
-		if authReqID != "" {
-			if err := consumeCode(ctx, tx, authReqID); err != nil {
-				return err
-			}
+	spend, spendArgs := "", []any(nil)
+	switch {
+	case authReqID != "" && current != "":
+		return "", "", time.Time{}, oidc.ErrInvalidRequest().WithDescription("a code exchange does not present a refresh token")
+	case authReqID != "":
+		spend, spendArgs = spendCode, []any{authReqID}
+	case current != "":
+		spend, spendArgs = spendRefresh, []any{hashToken(current), now.UnixMilli()}
+	}
+	err := s.spendAndInsert(ctx, spend, spendArgs, []tokenRow{access, refresh}, []string{"", hashToken(raw)})
+	if errors.Is(err, errNotSpent) {
+		if current == "" {
+			return "", "", time.Time{}, errCodeUsed()
 		}
-		if current != "" {
-			res, err := tx.Exec(ctx, `UPDATE oidc_tokens SET used = 1 WHERE token_hash = ? AND kind = 'refresh' AND used = 0 AND revoked = 0 AND expires_ms > ?`,
-				hashToken(current), now.UnixMilli())
-			if err != nil {
-				return fmt.Errorf("rotating refresh token: %w", err)
-			}
-			if n, _ := res.RowsAffected(); n == 0 {
-				reused = true
-				return oidc.ErrInvalidGrant().WithDescription("refresh token already used or revoked")
-			}
-		}
-		return s.insertTokens(ctx, tx, []tokenRow{access, refresh}, []string{"", hashToken(raw)})
-	})
-	if reused {
 		// Lost the race for one rotation: someone else holds a copy.
 		if rerr := s.revokeWhere(ctx, `family = ?`, t.family); rerr != nil {
 			return "", "", time.Time{}, rerr
 		}
+		return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token already used or revoked")
 	}
 	if err != nil {
 		return "", "", time.Time{}, err

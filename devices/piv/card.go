@@ -50,6 +50,15 @@ func (c *Card) Close() error {
 // with runs f on a live connection, reconnecting first if the card does not
 // answer the side-effect-free GET SERIAL probe.
 func (c *Card) with(ctx context.Context, f func(yk *gopiv.YubiKey) error) error {
+	return c.run(ctx, true, f)
+}
+
+// run is with; without probe, f's own first command is the probe: f must
+// be a command the card either answers or never receives (one APDU, such
+// as a signature), so that a lost link (the card reset, removed or
+// replaced) fails it before anything happened, as the probe would have.
+// Either way a lost link drops the connection and the next call reopens.
+func (c *Card) run(ctx context.Context, probe bool, f func(yk *gopiv.YubiKey) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -58,7 +67,7 @@ func (c *Card) with(ctx context.Context, f func(yk *gopiv.YubiKey) error) error 
 	if c.closed {
 		return ErrClosed
 	}
-	if c.yk != nil {
+	if c.yk != nil && probe {
 		if _, err := c.yk.Serial(); err != nil {
 			// Not reopened at once: while pcscd has not yet noticed the
 			// removal, a new connection would succeed and then fail half
@@ -258,12 +267,17 @@ func (s *Signer) Public() crypto.PublicKey { return s.info.PublicKey }
 // Sign signs digest on the card, asking for the PIN when the key's policy
 // requires it. A wrong PIN returns a *pin.Error (matching pin.ErrIncorrect, or
 // ErrPINBlocked) and is not retried.
+//
+// A signature is one command to the card (GENERAL AUTHENTICATE) when the
+// PIN need not be asked: no GET SERIAL probe before it (a lost link fails
+// the signature's own command, which the card then never received), and
+// for a PIN-once key no VERIFY to ask whether the PIN is verified: the
+// card refuses the signature with "security status not satisfied" (6982)
+// when it is not, having signed nothing; then the PIN is verified as
+// before and the signature asked for again, once.
 func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byte, error) {
 	var sig []byte
-	err := s.c.with(s.ctx, func(yk *gopiv.YubiKey) error {
-		if err := s.login(yk); err != nil {
-			return err
-		}
+	err := s.c.run(s.ctx, false, func(yk *gopiv.YubiKey) error {
 		priv, err := yk.PrivateKey(s.slot, s.info.PublicKey, gopiv.KeyAuth{PINPolicy: gopiv.PINPolicyNever})
 		if err != nil {
 			return err
@@ -271,6 +285,15 @@ func (s *Signer) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 		signer, ok := priv.(crypto.Signer)
 		if !ok {
 			return fmt.Errorf("key in slot %s cannot sign", s.slot)
+		}
+		if s.info.PINPolicy == gopiv.PINPolicyOnce {
+			sig, err = signer.Sign(nil, digest, opts)
+			if !isStatus(err, swSecurityStatusNotSatisfied) {
+				return err
+			}
+		}
+		if err := s.login(yk); err != nil {
+			return err
 		}
 		sig, err = signer.Sign(nil, digest, opts)
 		return err

@@ -14,7 +14,14 @@
 // or removed, or pcscd restarted) the operation fails with ErrCardRemoved and
 // the connection is dropped; the next operation reopens the card, and fails
 // with ErrCardRemoved again if it is still gone or a different card is in
-// the reader. Operations themselves are never repeated.
+// the reader. A signature is not probed: it is one command, which a lost
+// link fails before the card ever sees it, with the same ErrCardRemoved.
+// Operations themselves are never repeated, but for one case: a signature
+// with a PIN-once key is asked for first, and when the card refuses it for
+// want of a verified PIN (6982, nothing signed) the PIN is verified and the
+// signature asked for again. So a signature whose PIN is verified, or whose
+// key needs none, is the one command a signature needs (piv-go keeps its
+// PC/SC transaction and the PIV applet selected for the card's life).
 //
 // The seam is PC/SC itself: a Driver drives whatever card a reader presents,
 // so simulators/piv (a card behind pcscd's virtual reader, vpcd) and a real

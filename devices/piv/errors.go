@@ -48,6 +48,16 @@ func blocked(cause error) *pin.Error {
 // statusError is piv-go's error for a status word from the card.
 type statusError interface{ Status() uint16 }
 
+// swSecurityStatusNotSatisfied: the card refused a command for want of a
+// verified PIN (or management key).
+const swSecurityStatusNotSatisfied = 0x6982
+
+// isStatus reports whether err is the card's answer sw.
+func isStatus(err error, sw uint16) bool {
+	var se statusError
+	return errors.As(err, &se) && se.Status() == sw
+}
+
 // isLinkError reports whether err comes from PC/SC rather than from the
 // card's applet: the card went away, was reset, or the reader is gone.
 func isLinkError(err error) bool {

@@ -10,8 +10,11 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
 	"path/filepath"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,11 +68,15 @@ type rig struct {
 	drv    *piv.Driver
 }
 
-func newRig(t testing.TB) *rig {
+func newRig(t testing.TB) *rig { return newTracedRig(t, nil) }
+
+// newTracedRig is newRig with a card that shows trace every command APDU
+// and its response.
+func newTracedRig(t testing.TB, trace func(cmd, resp []byte)) *rig {
 	t.Helper()
 	pivtest.NeedPCSC(t)
 	r := &rig{vendor: pivtest.Vendor(t), path: filepath.Join(t.TempDir(), "card.json")}
-	card, err := pivcard.Open(pivcard.Config{Path: r.path, Vendor: r.vendor})
+	card, err := pivcard.Open(pivcard.Config{Path: r.path, Vendor: r.vendor, Trace: trace})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -221,6 +228,88 @@ func TestPINHandling(t *testing.T) {
 	}
 	if len(asked) != before {
 		t.Error("prompted for a PIN on a blocked card")
+	}
+}
+
+// TestSignCommands: a signature is the one command it needs (GENERAL
+// AUTHENTICATE) once the PIN is verified, or when the key needs none: no
+// GET SERIAL probe and no VERIFY before it. A PIN-once key whose PIN is not
+// verified yet is refused by the card (6982) without signing; the PIN is
+// then asked for once and verified, and the signature made; a wrong PIN is
+// a *pin.Error and nothing is signed.
+func TestSignCommands(t *testing.T) {
+	var mu sync.Mutex
+	var cmds []string
+	r := newTracedRig(t, func(cmd, resp []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		if len(cmd) >= 2 && len(resp) >= 2 {
+			cmds = append(cmds, fmt.Sprintf("%02X/%X", cmd[1], resp[len(resp)-2:]))
+		}
+	})
+	taken := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		c := cmds
+		cmds = nil
+		return c
+	}
+	ctx := context.Background()
+	card := r.open(t)
+	ca := newTestCA(t)
+	for _, slot := range []gopiv.Slot{gopiv.SlotAuthentication, gopiv.SlotCardAuthentication} {
+		pp := gopiv.PINPolicyOnce
+		if slot == gopiv.SlotCardAuthentication {
+			pp = gopiv.PINPolicyNever
+		}
+		if _, _, err := card.Enroll(ctx, slot, piv.EnrollOptions{Subject: pkix.Name{CommonName: "c"}, PINPolicy: pp}, ca); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pin, asked := "000000", 0
+	prompt := func(context.Context, int) (string, error) { asked++; return pin, nil }
+	once, err := card.Signer(ctx, gopiv.SlotAuthentication, prompt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	never, err := card.Signer(ctx, gopiv.SlotCardAuthentication, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	digest := sha256.Sum256([]byte("x"))
+	const ga, verify = "87", "20"
+	steps := []struct {
+		name   string
+		s      *piv.Signer
+		pin    string
+		asks   int
+		want   []string // INS/SW of each command the card saw
+		signed bool
+	}{
+		{"PIN-once, not verified, wrong PIN", once, "000000", 1, []string{ga + "/6982", verify + "/63C3", verify + "/63C2"}, false},
+		{"PIN-once, not verified", once, "123456", 1, []string{ga + "/6982", verify + "/63C2", verify + "/9000", ga + "/9000"}, true},
+		{"PIN-once, verified", once, "", 0, []string{ga + "/9000"}, true},
+		{"PIN-once, verified again", once, "", 0, []string{ga + "/9000"}, true},
+		{"PIN-never", never, "", 0, []string{ga + "/9000"}, true},
+	}
+	taken()
+	for _, s := range steps {
+		pin, asked = s.pin, 0
+		sig, err := s.s.Sign(rand.Reader, digest[:], crypto.SHA256)
+		got := taken()
+		if s.signed != (err == nil) {
+			t.Fatalf("%s: signed %v, err %v", s.name, sig != nil, err)
+		}
+		if s.signed && !ecdsa.VerifyASN1(s.s.Public().(*ecdsa.PublicKey), digest[:], sig) {
+			t.Fatalf("%s: the signature does not verify", s.name)
+		}
+		var pe *devpin.Error
+		if !s.signed && (!errors.As(err, &pe) || pe.Retries != 2) {
+			t.Fatalf("%s: %v, want a *pin.Error with 2 tries left", s.name, err)
+		}
+		if asked != s.asks || !slices.Equal(got, s.want) {
+			t.Errorf("%s: prompt asked %d times, the card saw %v; want %d, %v", s.name, asked, got, s.asks, s.want)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ package testenv
 import (
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 )
 
@@ -42,4 +43,26 @@ func NeedEnv(t testing.TB, name, what string) string {
 		Missing(t, what, name+" is not set; run the tests through make test, which starts it")
 	}
 	return v
+}
+
+// ReportCPU starts counting the process's CPU time (user and system, all
+// threads); the func it returns reports it per op of b as cpu-ns/op. A
+// loaded machine disturbs it less than the wall clock.
+func ReportCPU(b *testing.B) func() {
+	start := CPUTime()
+	return func() {
+		if start > 0 && b.N > 0 {
+			b.ReportMetric(float64(CPUTime()-start)/float64(b.N), "cpu-ns/op")
+		}
+	}
+}
+
+// CPUTime is the process's CPU time so far in nanoseconds (user and
+// system, all threads), 0 if it cannot be read.
+func CPUTime() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -80,7 +80,11 @@ func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (payForm
 	f := readPayForm(r)
 	co := Checkout{Customer: v.C.ID, Key: f.Key, Payer: f.Payer, Rev: f.Rev}
 	var in intent.Intent
-	if o, ok, err := p.Mall.orderByKey(r.Context(), v.C.ID, f.Key); err == nil && ok && o.Status != Placing {
+	if o, ok, err := p.Mall.orderByKey(r.Context(), v.C.ID, f.Key); err == nil && ok {
+		if o.Status == Placing { // authorized and executed before: only the hold is missing
+			p.placed(w, r, v, co, o.Intent)
+			return f, Quote{}, in, txclient.Decision{}, false
+		}
 		v.Notice = v.P.T("mall.replayed")
 		p.showOrder(w, r, v, o, http.StatusOK)
 		return f, Quote{}, in, txclient.Decision{}, false
@@ -173,11 +177,26 @@ func (p *Pages) checkoutConfirm(w http.ResponseWriter, r *http.Request, v *view)
 		p.refuseCheckout(w, r, v, err)
 		return
 	}
-	o, err := p.Mall.Place(ctx, Checkout{Customer: v.C.ID, Key: f.Key, Payer: f.Payer, Rev: f.Rev}, d.Intent)
-	if err != nil {
-		if o.Status != Placing { // nothing held: give the customer's limit back
-			p.Auth.Cancel(ctx, d.Intent, "mall refused: "+Code(err)+ledger.Code(err))
+	p.placed(w, r, v, Checkout{Customer: v.C.ID, Key: f.Key, Payer: f.Payer, Rev: f.Rev}, d.Intent)
+}
+
+// placed places the order of an executed intent (or retries its hold) and
+// shows the outcome.
+func (p *Pages) placed(w http.ResponseWriter, r *http.Request, v *view, co Checkout, intentHash string) {
+	ctx := r.Context()
+	o, err := p.Mall.Place(ctx, co, intentHash)
+	if err != nil && o.ID != "" && o.Status == Placing {
+		// ebank did not answer: the order keeps its stock and the hold is
+		// retried with its key (the same form again, or ResumePlacing).
+		if p.OnError != nil {
+			p.OnError(r, err)
 		}
+		v.Error, v.Code = v.P.T("mall.err.placing"), "placing"
+		p.showOrder(w, r, v, o, http.StatusServiceUnavailable)
+		return
+	}
+	if err != nil { // nothing held: give the customer's limit back
+		p.Auth.Cancel(ctx, intentHash, "mall refused: "+Code(err)+ledger.Code(err))
 		p.refuseCheckout(w, r, v, err)
 		return
 	}

@@ -78,6 +78,11 @@ type web struct {
 	*rig
 	auth *fakeAuth
 	srv  *httptest.Server
+	// faults are what the pages gave OnError; a test that causes one
+	// expects it, any other fails the test.
+	mu     sync.Mutex
+	faults []error
+	expect int
 }
 
 func newWeb(t *testing.T, db *store.DB) *web {
@@ -90,9 +95,14 @@ func newWeb(t *testing.T, db *store.DB) *web {
 		id, lv, _ := strings.Cut(c.Value, ":")
 		n, _ := strconv.Atoi(lv)
 		return Customer{ID: id, Name: strings.TrimPrefix(id, "p-"), Level: n}, true
-	}, OnError: func(_ *http.Request, err error) { t.Errorf("unexpected: %v", err) }}
+	}, OnError: func(_ *http.Request, err error) { w.mu.Lock(); w.faults = append(w.faults, err); w.mu.Unlock() }}
 	w.srv = httptest.NewServer(p.Handler())
 	t.Cleanup(w.srv.Close)
+	t.Cleanup(func() {
+		if len(w.faults) != w.expect {
+			t.Errorf("the pages reported %v, want %d faults", w.faults, w.expect)
+		}
+	})
 	return w
 }
 
@@ -267,6 +277,23 @@ func TestCheckoutPageRefusals(t *testing.T) {
 		}
 		if w.books(t) != before {
 			t.Fatal("the ledger moved")
+		}
+		// ebank does not answer the hold: the page says the payment is
+		// being completed, the order keeps its stock, the same form again
+		// completes it.
+		alice.post("/cart/set", url.Values{"product": {w.pot.ID}, "qty": {"0"}})
+		_, form = alice.get("/checkout")
+		f = url.Values{"key": {field(t, form, "key")}, "rev": {field(t, form, "rev")}, "payer": {w.alice[0].Number}, "factor": {"sms"}}
+		_, page = alice.post("/checkout/challenge", f)
+		f.Set("challenge_id", field(t, page, "challenge_id"))
+		f.Set("response", "123456")
+		w.m.Bank = &faultyBank{Bank: w.m.Bank, lost: true}
+		w.expect = 1
+		if code, page := alice.post("/checkout/confirm", f); code != 503 || errCode(page) != "placing" || !strings.Contains(page, `data-status="placing"`) {
+			t.Fatalf("hold lost: %d %s\n%s", code, errCode(page), page)
+		}
+		if code, page := alice.post("/checkout/confirm", f); code != 200 || !strings.Contains(page, `data-status="paid"`) || w.books(t).Holds != before.Holds+1 {
+			t.Fatalf("the same form again: %d %s", code, errCode(page))
 		}
 	})
 }

@@ -26,6 +26,10 @@ func EbankURL(cfg *config.Config) string {
 	return "http://" + cfg.Platforms.Ebank.Listen
 }
 
+// resumeEvery is how often each mall replica retries the holds of orders
+// left placing (mall.ResumePlacing).
+const resumeEvery = time.Minute
+
 // mountMall serves the mall's pages (platform/mall) on its site: its
 // tables in the configured database, money moved through ebank's holds API
 // and payments authorized through the passport's transaction API, both as
@@ -58,5 +62,13 @@ func mountMall(ctx context.Context, cfg *config.Config, pc *config.PlatformConfi
 			log.Error("mall pages", "err", err, "request_id", httpx.RequestID(r.Context()))
 		}}
 	site.Mount(p.Handler(), mall.Routes...)
+	go m.ResumeEvery(ctx, resumeEvery, func(n int, err error) {
+		switch {
+		case err != nil:
+			log.Error("resuming mall orders", "err", err)
+		case n > 0:
+			log.Info("resumed mall orders", "orders", n)
+		}
+	})
 	return nil
 }

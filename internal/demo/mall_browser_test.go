@@ -39,9 +39,12 @@ func TestMallJourney(t *testing.T) {
 		t.Fatal(err)
 	}
 	varDir := t.TempDir()
-	base, _, stop := startDemo(t, varDir)
+	base, out, stop := startDemo(t, varDir)
 	defer stop()
 	ebank, mall := "http://"+lastCfg.Platforms.Ebank.Listen, "http://"+lastCfg.Platforms.Mall.Listen
+	if printed := out.String(); !strings.Contains(printed, "Mall       merchant \"Lantern Tea House") || !strings.Contains(printed, mall+"/shop") {
+		t.Fatalf("the demo does not say how to try the mall:\n%s", printed)
+	}
 
 	browser := func(t *testing.T) context.Context {
 		opts := []chromedp.ExecAllocatorOption{

@@ -109,6 +109,8 @@ var mallCatalogue = map[string][2]string{
 	"mall.err.account_not_open":    {"账户已冻结或销户。", "The account is frozen or closed."},
 	"mall.err.bank":                {"银行拒绝了这笔交易，未扣款。", "The bank refused this movement; nothing was moved."},
 	"mall.err.grant":               {"认证未通过或已用过，请重新付款。", "The confirmation is wrong, used or for another payment: pay again."},
+	"mall.err.placing":             {"银行暂未确认付款，订单已保留，稍后会自动完成；请勿重复下单。", "The bank has not confirmed the payment yet; the order is kept and will be completed shortly. Do not order again."},
+	"mall.err.no_order":            {"此工具暂不能用于商城付款，请选择其他工具。", "This tool cannot confirm mall payments here; choose another."},
 	"mall.err.review":              {"此笔付款需人工审核，审核通过后会通知您。", "This payment is held for review; you will be told when it is decided."},
 	"mall.err.denied":              {"此笔付款被拒绝。", "This payment is refused."},
 	"mall.err.no_tool":             {"此笔付款需要认证级别 %d，您还没有该级别的认证工具。", "This payment needs level %d and you have no tool of that level."},

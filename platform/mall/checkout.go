@@ -9,6 +9,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/money"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
+	"github.com/egate-bank/egate/platform/signorder"
 )
 
 // payForm is the checkout as posted: every step carries it in hidden
@@ -18,13 +19,14 @@ import (
 // is placed.
 type payForm struct {
 	Key, Payer, Factor, ChallengeID string
+	Order                           string // a signing order's ref (the tools the customer holds)
 	Rev                             int64
 }
 
 func readPayForm(r *http.Request) payForm {
 	g := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	rev, _ := strconv.ParseInt(g("rev"), 10, 64)
-	return payForm{Key: g("key"), Payer: g("payer"), Factor: g("factor"), ChallengeID: g("challenge_id"), Rev: rev}
+	return payForm{Key: g("key"), Payer: g("payer"), Factor: g("factor"), ChallengeID: g("challenge_id"), Order: g("order"), Rev: rev}
 }
 
 type checkoutData struct {
@@ -36,6 +38,7 @@ type checkoutData struct {
 	Tools    []txclient.Tool
 	Chal     txclient.Challenge
 	Summary  string
+	O        signorder.Page // the signing order of a tool the customer holds
 }
 
 func (p *Pages) checkoutForm(w http.ResponseWriter, r *http.Request, v *view) {
@@ -80,7 +83,11 @@ func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (payForm
 	f := readPayForm(r)
 	co := Checkout{Customer: v.C.ID, Key: f.Key, Payer: f.Payer, Rev: f.Rev}
 	var in intent.Intent
-	if o, ok, err := p.Mall.orderByKey(r.Context(), v.C.ID, f.Key); err == nil && ok && o.Status != Placing {
+	if o, ok, err := p.Mall.orderByKey(r.Context(), v.C.ID, f.Key); err == nil && ok {
+		if o.Status == Placing { // authorized and executed before: only the hold is missing
+			p.placed(w, r, v, co, o.Intent)
+			return f, Quote{}, in, txclient.Decision{}, false
+		}
 		v.Notice = v.P.T("mall.replayed")
 		p.showOrder(w, r, v, o, http.StatusOK)
 		return f, Quote{}, in, txclient.Decision{}, false
@@ -147,6 +154,10 @@ func (p *Pages) checkoutChallenge(w http.ResponseWriter, r *http.Request, v *vie
 	if !ok {
 		return
 	}
+	if signorder.ByOrder(f.Factor) {
+		p.checkoutOrder(w, r, v, f, q, d, "")
+		return
+	}
 	c, err := p.Auth.Challenge(r.Context(), d.Intent, txclient.ChallengeRequest{Factor: f.Factor, ClientIP: clientIP(r)})
 	if err != nil {
 		p.refuseCheckout(w, r, v, err)
@@ -159,12 +170,29 @@ func (p *Pages) checkoutChallenge(w http.ResponseWriter, r *http.Request, v *vie
 }
 
 func (p *Pages) checkoutConfirm(w http.ResponseWriter, r *http.Request, v *view) {
-	f, _, in, d, ok := p.decide(w, r, v)
+	f, q, in, d, ok := p.decide(w, r, v)
 	if !ok {
 		return
 	}
 	ctx := r.Context()
-	g, err := p.Auth.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: f.ChallengeID, Response: r.PostFormValue("response"), ClientIP: clientIP(r), Intent: &in})
+	var g txclient.Grant
+	var err error
+	switch {
+	case f.Order != "":
+		g, err = p.Auth.Proof(ctx, d.Intent, txclient.ProofRequest{Order: f.Order, Browser: orders.BrowserOf(r), ClientIP: clientIP(r), Intent: &in})
+		ord, _ := p.Auth.(signorder.Orderer)
+		if msg, again := orders.Again(ctx, ord, r, v.P, d.Intent, f.Order, err); err != nil && again {
+			f.Order = ""
+			p.checkoutOrder(w, r, v, f, q, d, msg)
+			return
+		}
+	case signorder.ByOrder(f.Factor):
+		// A signature is never typed: the tool answers its order.
+		p.checkoutOrder(w, r, v, f, q, d, v.P.T("order.again"))
+		return
+	default:
+		g, err = p.Auth.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: f.ChallengeID, Response: r.PostFormValue("response"), ClientIP: clientIP(r), Intent: &in})
+	}
 	if err != nil {
 		p.refuseCheckout(w, r, v, err)
 		return
@@ -173,14 +201,65 @@ func (p *Pages) checkoutConfirm(w http.ResponseWriter, r *http.Request, v *view)
 		p.refuseCheckout(w, r, v, err)
 		return
 	}
-	o, err := p.Mall.Place(ctx, Checkout{Customer: v.C.ID, Key: f.Key, Payer: f.Payer, Rev: f.Rev}, d.Intent)
-	if err != nil {
-		if o.Status != Placing { // nothing held: give the customer's limit back
-			p.Auth.Cancel(ctx, d.Intent, "mall refused: "+Code(err)+ledger.Code(err))
+	p.placed(w, r, v, Checkout{Customer: v.C.ID, Key: f.Key, Payer: f.Payer, Rev: f.Rev}, d.Intent)
+}
+
+// placed places the order of an executed intent (or retries its hold) and
+// shows the outcome.
+func (p *Pages) placed(w http.ResponseWriter, r *http.Request, v *view, co Checkout, intentHash string) {
+	ctx := r.Context()
+	o, err := p.Mall.Place(ctx, co, intentHash)
+	if err != nil && o.ID != "" && o.Status == Placing {
+		// ebank did not answer: the order keeps its stock and the hold is
+		// retried with its key (the same form again, or ResumePlacing).
+		if p.OnError != nil {
+			p.OnError(r, err)
 		}
+		v.Error, v.Code = v.P.T("mall.err.placing"), "placing"
+		p.showOrder(w, r, v, o, http.StatusServiceUnavailable)
+		return
+	}
+	if err != nil { // nothing held: give the customer's limit back
+		p.Auth.Cancel(ctx, intentHash, "mall refused: "+Code(err)+ledger.Code(err))
 		p.refuseCheckout(w, r, v, err)
 		return
 	}
 	v.Notice = v.P.T("mall.paid", money.Yuan(o.Total))
 	p.showOrder(w, r, v, o, http.StatusOK)
+}
+
+// orders binds this browser's signing orders to it by the mall_order
+// cookie.
+var orders = signorder.Binding{Cookie: "mall_order", Path: "/checkout"}
+
+// checkoutOrder makes a signing order for the checkout's intent with the
+// chosen tool (a U-shield, a PIV token, the phone app) and shows the page
+// that follows it (platform/signorder, as ebank's transfer page does); msg
+// says why an earlier order did not go through.
+func (p *Pages) checkoutOrder(w http.ResponseWriter, r *http.Request, v *view, f payForm, q Quote, d txclient.Decision, msg string) {
+	ord, ok := p.Auth.(signorder.Orderer)
+	if !ok {
+		v.Error, v.Code = v.P.T("mall.err.no_order"), "no_order"
+		p.showCart(w, r, v, http.StatusUnprocessableEntity)
+		return
+	}
+	pg, err := orders.Begin(r.Context(), ord, w, r, v.P, d.Intent, f.Factor, clientIP(r), "/checkout/order")
+	if err != nil {
+		p.refuseCheckout(w, r, v, err)
+		return
+	}
+	f.Order = pg.Order.Ref
+	v.Title, v.Error = v.P.T("mall.checkout"), msg
+	v.Data = checkoutData{F: f, Cart: q.Cart, Decision: d, Summary: p.summary(v, q), O: pg}
+	p.render(w, http.StatusOK, "signpage", v)
+}
+
+// checkoutOrderPoll is the order page's poll: GET /checkout/order?intent=&ref=.
+func (p *Pages) checkoutOrderPoll(w http.ResponseWriter, r *http.Request, v *view) {
+	ord, _ := p.Auth.(signorder.Orderer)
+	orders.Poll(w, r, ord, v.P, func(err error) {
+		if p.OnError != nil {
+			p.OnError(r, err)
+		}
+	})
 }

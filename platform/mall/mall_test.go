@@ -2,6 +2,7 @@ package mall
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -280,8 +281,8 @@ func TestFailedAndCancelledOrders(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := r.books(t)
-		_, err = r.m.Place(ctx, Checkout{Customer: "p-bob", Key: "poor", Payer: r.bob[0].Number, Rev: c.Rev}, "intent-poor")
-		if ledger.Code(err) != "insufficient_funds" {
+		failed, err := r.m.Place(ctx, Checkout{Customer: "p-bob", Key: "poor", Payer: r.bob[0].Number, Rev: c.Rev}, "intent-poor")
+		if ledger.Code(err) != "insufficient_funds" || failed.Status != Failed {
 			t.Fatalf("bob with 10 yuan buys 88 yuan of tea: %v", err)
 		}
 		if after := r.books(t); after != before {
@@ -435,4 +436,76 @@ func TestExpiredHolds(t *testing.T) {
 			t.Fatalf("sweep released %d (%v), %d open", n, err, r.books(t).Holds)
 		}
 	})
+}
+
+// faultyBank is ebank's holds API whose next Hold fails as the network
+// would: before ebank saw it (lost), or after ebank made it (its answer
+// lost).
+type faultyBank struct {
+	Bank
+	mu          sync.Mutex
+	lost, after bool
+}
+
+func (f *faultyBank) Hold(ctx context.Context, r ebank.HoldRequest) (ledger.Transfer, error) {
+	f.mu.Lock()
+	lost, after := f.lost, f.after
+	f.lost, f.after = false, false
+	f.mu.Unlock()
+	if lost {
+		return ledger.Transfer{}, fmt.Errorf("%w: connection reset (test)", ebank.ErrUnavailable)
+	}
+	t, err := f.Bank.Hold(ctx, r)
+	if after && err == nil {
+		return ledger.Transfer{}, fmt.Errorf("%w: answer lost (test)", ebank.ErrUnavailable)
+	}
+	return t, err
+}
+
+// An order whose hold failed on the network stays placing with its stock
+// taken; ResumePlacing (or the same checkout again) makes the hold once —
+// or finds the one ebank made before the answer was lost.
+func TestResumePlacing(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		lost, after bool
+		retry       string // "resume" or "again"
+	}{
+		{"request lost, resumed", true, false, "resume"},
+		{"answer lost, resumed", false, true, "resume"},
+		{"answer lost, checkout again", false, true, "again"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			storetest.Each(t, func(t *testing.T, db *store.DB) {
+				r := newRig(t, db)
+				ctx := context.Background()
+				fb := &faultyBank{Bank: r.m.Bank, lost: c.lost, after: c.after}
+				r.m.Bank = fb
+				cart, _ := r.m.AddToCart(ctx, "p-alice", r.oolong.ID, 1)
+				co := Checkout{Customer: "p-alice", Key: "k", Payer: r.alice[0].Number, Rev: cart.Rev}
+				holds := r.books(t).Holds
+				if _, err := r.m.Place(ctx, co, "intent-k"); !errors.Is(err, ebank.ErrUnavailable) {
+					t.Fatalf("place: %v", err)
+				}
+				orders, _ := r.m.Orders(ctx, "p-alice", "")
+				if len(orders) != 1 || orders[0].Status != Placing {
+					t.Fatalf("orders %+v", orders)
+				}
+				if c.retry == "resume" {
+					if n, err := r.m.ResumePlacing(ctx, 0); n != 1 || err != nil {
+						t.Fatalf("resume: %d %v", n, err)
+					}
+				} else if o, err := r.m.Place(ctx, co, "intent-k"); err != nil || o.Status != Paid {
+					t.Fatalf("again: %+v %v", o, err)
+				}
+				o, _ := r.m.Order(ctx, orders[0].ID)
+				if o.Status != Paid || o.Hold == "" || r.books(t).Holds != holds+1 {
+					t.Fatalf("after the retry %+v, %d holds (was %d)", o, r.books(t).Holds, holds)
+				}
+				if n, _ := r.m.ResumePlacing(ctx, 0); n != 0 {
+					t.Fatalf("resumed %d again", n)
+				}
+			})
+		})
+	}
 }

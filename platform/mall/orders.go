@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/platform/ebank"
@@ -199,6 +200,7 @@ func (m *Mall) hold(ctx context.Context, o Order) (Order, error) {
 		if ferr := m.finish(ctx, o.ID, Placing, Failed, true); ferr != nil {
 			return o, ferr
 		}
+		o.Status = Failed
 		return o, err
 	}
 	if err != nil {
@@ -469,4 +471,60 @@ WHERE (o.customer = ? AND ? <> '') OR (o.merchant = ? AND ? <> '') ORDER BY o.cr
 		out = append(out, o)
 	}
 	return out, rows.Err()
+}
+
+// ResumePlacing retries the hold of the orders left placing for longer
+// than age: a process stopped, or the network failed, between the order
+// and its hold. The hold's key is the order's, so ebank makes it once or
+// replays the one it made; a refusal fails the order and gives its stock
+// back. It returns how many orders it settled. Every replica may run it.
+func (m *Mall) ResumePlacing(ctx context.Context, age time.Duration) (int, error) {
+	rows, err := m.DB.Query(ctx, `SELECT id FROM mall_orders WHERE status = ? AND updated_ms <= ? ORDER BY updated_ms LIMIT 100`,
+		Placing, m.now().Add(-age).UnixMilli())
+	if err != nil {
+		return 0, err
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range ids {
+		o, err := m.Order(ctx, id)
+		if err != nil {
+			return n, err
+		}
+		if _, err := m.hold(ctx, o); err != nil && ledger.Code(err) == "" {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// ResumeEvery runs ResumePlacing (orders placing for a minute) every
+// interval until ctx ends; report hears each run.
+func (m *Mall) ResumeEvery(ctx context.Context, interval time.Duration, report func(n int, err error)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			n, err := m.ResumePlacing(ctx, time.Minute)
+			if report != nil {
+				report(n, err)
+			}
+		}
+	}
 }

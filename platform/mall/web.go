@@ -20,10 +20,12 @@ import (
 	"github.com/egate-bank/egate/internal/i18n"
 	"github.com/egate-bank/egate/internal/money"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
+	"github.com/egate-bank/egate/platform/signorder"
 )
 
 // Authorizer is what the checkout needs of the transaction authorization
-// service; *txclient.Client is one.
+// service; *txclient.Client is one. The tools the customer holds (U-shield,
+// PIV, phone app) need it to be a signorder.Orderer too.
 type Authorizer interface {
 	Authorize(ctx context.Context, in intent.Intent) (txclient.Decision, error)
 	Challenge(ctx context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error)
@@ -64,10 +66,10 @@ type Pages struct {
 //go:embed templates/*.html
 var files embed.FS
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{
+var pages = template.Must(template.Must(template.New("").Funcs(template.FuncMap{
 	"yuan": money.Yuan,
 	"mul":  func(a, b int64) int64 { return a * b },
-}).ParseFS(files, "templates/*.html"))
+}).Parse(signorder.Widget)).ParseFS(files, "templates/*.html"))
 
 // Routes are the paths Handler serves, for the platform's mux.
 var Routes = []string{"/shop", "/cart", "/cart/", "/checkout", "/checkout/", "/orders", "/orders/", "/merchant", "/merchant/"}
@@ -84,6 +86,7 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("POST /checkout", p.logged(p.checkoutAuthorize))
 	m.HandleFunc("POST /checkout/challenge", p.logged(p.checkoutChallenge))
 	m.HandleFunc("POST /checkout/confirm", p.logged(p.checkoutConfirm))
+	m.HandleFunc("GET /checkout/order", p.logged(p.checkoutOrderPoll))
 	m.HandleFunc("GET /orders", p.logged(p.orders))
 	m.HandleFunc("GET /orders/{id}", p.logged(p.order))
 	m.HandleFunc("POST /orders/{id}/cancel", p.logged(p.orderCancel))
@@ -169,6 +172,8 @@ func refusal(v *view, err error) int {
 		switch {
 		case strings.Contains(ae.Code, "limit"):
 			v.Error = v.P.T("xfer.limit")
+		case ae.Code == "locked":
+			v.Error = v.P.T("xfer.locked")
 		case strings.Contains(ae.Code, "grant"), strings.Contains(ae.Code, "intent"), ae.Code == "idempotency_key_reused":
 			v.Error = v.P.T("mall.err.grant")
 		default:

@@ -76,8 +76,14 @@ func (f *fakeAuth) Cancel(_ context.Context, hash, _ string) (txclient.Cancelled
 // is logged in and at which level ("p-alice:2").
 type web struct {
 	*rig
-	auth *fakeAuth
-	srv  *httptest.Server
+	auth  *fakeAuth
+	pages *Pages
+	srv   *httptest.Server
+	// faults are what the pages gave OnError; a test that causes one
+	// expects it, any other fails the test.
+	mu     sync.Mutex
+	faults []error
+	expect int
 }
 
 func newWeb(t *testing.T, db *store.DB) *web {
@@ -90,9 +96,15 @@ func newWeb(t *testing.T, db *store.DB) *web {
 		id, lv, _ := strings.Cut(c.Value, ":")
 		n, _ := strconv.Atoi(lv)
 		return Customer{ID: id, Name: strings.TrimPrefix(id, "p-"), Level: n}, true
-	}, OnError: func(_ *http.Request, err error) { t.Errorf("unexpected: %v", err) }}
+	}, OnError: func(_ *http.Request, err error) { w.mu.Lock(); w.faults = append(w.faults, err); w.mu.Unlock() }}
+	w.pages = p
 	w.srv = httptest.NewServer(p.Handler())
 	t.Cleanup(w.srv.Close)
+	t.Cleanup(func() {
+		if len(w.faults) != w.expect {
+			t.Errorf("the pages reported %v, want %d faults", w.faults, w.expect)
+		}
+	})
 	return w
 }
 
@@ -118,6 +130,9 @@ func (b *browser) read(resp *http.Response, err error) (int, string) {
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
 	s := string(body)
+	if strings.HasPrefix(s, "<!doctype html>") && !strings.HasSuffix(strings.TrimSpace(s), "</html>") {
+		b.t.Errorf("%s: the page stops short (a template failed):\n%s", resp.Request.URL.Path, s)
+	}
 	if strings.Contains(s, "%!") {
 		b.t.Errorf("%s: a message has the wrong arguments:\n%s", resp.Request.URL.Path, s)
 	}
@@ -268,6 +283,23 @@ func TestCheckoutPageRefusals(t *testing.T) {
 		if w.books(t) != before {
 			t.Fatal("the ledger moved")
 		}
+		// ebank does not answer the hold: the page says the payment is
+		// being completed, the order keeps its stock, the same form again
+		// completes it.
+		alice.post("/cart/set", url.Values{"product": {w.pot.ID}, "qty": {"0"}})
+		_, form = alice.get("/checkout")
+		f = url.Values{"key": {field(t, form, "key")}, "rev": {field(t, form, "rev")}, "payer": {w.alice[0].Number}, "factor": {"sms"}}
+		_, page = alice.post("/checkout/challenge", f)
+		f.Set("challenge_id", field(t, page, "challenge_id"))
+		f.Set("response", "123456")
+		w.m.Bank = &faultyBank{Bank: w.m.Bank, lost: true}
+		w.expect = 1
+		if code, page := alice.post("/checkout/confirm", f); code != 503 || errCode(page) != "placing" || !strings.Contains(page, `data-status="placing"`) {
+			t.Fatalf("hold lost: %d %s\n%s", code, errCode(page), page)
+		}
+		if code, page := alice.post("/checkout/confirm", f); code != 200 || !strings.Contains(page, `data-status="paid"`) || w.books(t).Holds != before.Holds+1 {
+			t.Fatalf("the same form again: %d %s", code, errCode(page))
+		}
 	})
 }
 
@@ -331,6 +363,120 @@ func TestMerchantPages(t *testing.T) {
 		}
 		if p, _ := w.m.Product(ctx, w.oolong.ID); p.Stock != 5 || w.books(t).Holds != 0 {
 			t.Fatalf("after cancel: stock %d, holds %d", p.Stock, w.books(t).Holds)
+		}
+	})
+}
+
+// orderAuth adds signing orders to fakeAuth as the transaction API answers
+// them (authsvc's TestTransactionOrderGrant tests the real one): followed
+// and proved only by the browser it was made for; the test plays the
+// device by setting the order's state.
+type orderAuth struct {
+	*fakeAuth
+	mu     sync.Mutex
+	orders map[string]*fakeOrder
+}
+
+type fakeOrder struct{ hash, browser, factor, state string }
+
+func (a *orderAuth) Authorize(ctx context.Context, in intent.Intent) (txclient.Decision, error) {
+	d, err := a.fakeAuth.Authorize(ctx, in)
+	d.Tools = append(d.Tools, txclient.Tool{Name: "phone", Level: 3}, txclient.Tool{Name: "ushield", Level: 4})
+	return d, err
+}
+
+func (a *orderAuth) Order(_ context.Context, hash string, r txclient.OrderRequest) (txclient.Order, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ref := "ref-" + strconv.Itoa(len(a.orders)+1)
+	a.orders[ref] = &fakeOrder{hash: hash, browser: r.Browser, factor: r.Factor, state: "pending"}
+	o := txclient.Order{Ref: ref, Factor: r.Factor, Text: "Pay 88.00 yuan to 6299…\nChallenge: 0A0B0C0D"}
+	if r.Factor == "phone" {
+		o.ByQR = true
+	} else {
+		o.Autostart = "egate://order?ref=" + ref
+	}
+	return o, nil
+}
+
+func (a *orderAuth) CollectOrder(_ context.Context, hash string, r txclient.OrderCollect) (txclient.OrderStatus, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	o := a.orders[r.Ref]
+	if o == nil || o.hash != hash || o.browser != r.Browser {
+		return txclient.OrderStatus{}, &txclient.APIError{Status: 404, Code: "unknown_order"}
+	}
+	st := txclient.OrderStatus{Ref: r.Ref, State: o.state}
+	if o.factor == "phone" && o.state == "pending" {
+		st.QR = "data:image/png;base64,iVBORw0KGgo="
+	}
+	return st, nil
+}
+
+func (a *orderAuth) Proof(ctx context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error) {
+	if r.Order == "" {
+		return a.fakeAuth.Proof(ctx, hash, r)
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	o := a.orders[r.Order]
+	switch {
+	case o == nil || o.hash != hash || o.browser != r.Browser:
+		return txclient.Grant{}, &txclient.APIError{Status: 404, Code: "unknown_order"}
+	case o.state != "complete":
+		return txclient.Grant{}, &txclient.APIError{Status: 409, Code: "order_" + o.state}
+	}
+	o.state = "used"
+	return txclient.Grant{Token: "g-" + hash, Intent: hash}, nil
+}
+
+// A payment confirmed with a tool the customer holds goes through a
+// signing order on the mall's page, as on ebank's transfer page: the text
+// and the autostart link (U-shield) or the QR (phone app), no code box;
+// the poll answers only this browser; confirming before the device signed
+// starts a new order; once signed, the order is paid.
+func TestCheckoutByOrder(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		w := newWeb(t, db)
+		oa := &orderAuth{fakeAuth: w.auth, orders: map[string]*fakeOrder{}}
+		w.pages.Auth = oa
+		for _, c := range []struct{ factor, shows string }{{"ushield", `id="autostart" href="egate://order?ref=`}, {"phone", `id="qr" src="data:image/png;base64,`}} {
+			t.Run(c.factor, func(t *testing.T) {
+				alice := w.browser(t, "p-alice", 1, "en")
+				alice.post("/cart/add", url.Values{"product": {w.oolong.ID}, "qty": {"1"}})
+				_, form := alice.get("/checkout")
+				f := url.Values{"key": {field(t, form, "key")}, "rev": {field(t, form, "rev")}, "payer": {w.alice[0].Number}}
+				if _, page := alice.post("/checkout", f); !strings.Contains(page, `id="factor_`+c.factor+`"`) {
+					t.Fatalf("no %s among the tools:\n%s", c.factor, page)
+				}
+				f.Set("factor", c.factor)
+				code, page := alice.post("/checkout/challenge", f)
+				if code != 200 || !strings.Contains(page, c.shows) || !strings.Contains(page, "Challenge: 0A0B0C0D") || strings.Contains(page, `name="response"`) {
+					t.Fatalf("order page %d:\n%s", code, page)
+				}
+				ref := field(t, page, "order")
+				pollURL := strings.ReplaceAll(regexp.MustCompile(`data-poll="([^"]+)"`).FindStringSubmatch(page)[1], "&amp;", "&")
+				if code, body := alice.get(pollURL); code != 200 || !strings.Contains(body, `"state":"pending"`) || !strings.Contains(body, "Waiting") {
+					t.Fatalf("poll: %d %s", code, body)
+				}
+				if code, _ := w.browser(t, "p-alice", 1, "en").get(pollURL); code != 404 {
+					t.Fatalf("another browser polls: %d", code)
+				}
+				f.Set("order", ref)
+				before := w.books(t)
+				code, page = alice.post("/checkout/confirm", f)
+				if code != 200 || !strings.Contains(page, "This is a new confirmation request") || field(t, page, "order") == ref || w.books(t) != before {
+					t.Fatalf("confirm before signing: %d\n%s", code, page)
+				}
+				ref = field(t, page, "order")
+				oa.mu.Lock()
+				oa.orders[ref].state = "complete"
+				oa.mu.Unlock()
+				f.Set("order", ref)
+				if code, page := alice.post("/checkout/confirm", f); code != 200 || !strings.Contains(page, `data-status="paid"`) {
+					t.Fatalf("confirm: %d\n%s", code, page)
+				}
+			})
 		}
 	})
 }

@@ -142,10 +142,20 @@ func TestTransferByOrder(t *testing.T) {
 			}
 			return m[1], page
 		}
-		poll := func(c *client, page string) (int, orderPoll) {
+		poll := func(c *client, page string) (int, struct {
+			State   string
+			Final   bool
+			Message string
+			QR      string
+		}) {
 			t.Helper()
 			status, body := c.do("GET", strings.ReplaceAll(pollRE.FindStringSubmatch(page)[1], "&amp;", "&"), nil)
-			var p orderPoll
+			var p struct {
+				State   string
+				Final   bool
+				Message string
+				QR      string
+			}
 			json.Unmarshal([]byte(body), &p)
 			return status, p
 		}

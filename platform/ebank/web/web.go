@@ -25,6 +25,7 @@ import (
 	"github.com/egate-bank/egate/internal/money"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
+	"github.com/egate-bank/egate/platform/signorder"
 )
 
 // Authorizer is what the transfer pages need of the transaction
@@ -79,9 +80,9 @@ type Pages struct {
 //go:embed templates/*.html
 var files embed.FS
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{
+var pages = template.Must(template.Must(template.New("").Funcs(template.FuncMap{
 	"yuan": money.Yuan,
-}).ParseFS(files, "templates/*.html"))
+}).Parse(signorder.Widget)).ParseFS(files, "templates/*.html"))
 
 // Handler serves /accounts, /accounts/{number}, /accounts/{number}/statement.csv,
 // /transfer (GET the form, POST authorize), /transfer/challenge,

@@ -11,7 +11,8 @@
 // any goroutine. A branch has at most one live link: a new, verified
 // connection of the branch replaces the old one. A command is re-sent with
 // the same id on the branch's next link until its result arrives or the
-// caller's context ends; the agent executes an id once.
+// caller's context ends; the agent executes an id once. Callers sending
+// the same command at once all get its result.
 package gateway
 
 import (
@@ -24,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -144,7 +146,7 @@ type session struct {
 	refused  []dclink.Refusal
 
 	mu      sync.Mutex
-	pending map[string]chan *dclink.Msg
+	pending map[string][]chan *dclink.Msg // the callers waiting for each command id
 	done    chan struct{}
 	once    sync.Once
 }
@@ -300,7 +302,7 @@ func (g *Gateway) handle(ctx context.Context, nc net.Conn) {
 		return
 	}
 	s := &session{branch: branch, cert: cert, remote: remote, since: g.opt.Now().UTC(), nc: tc, c: c,
-		accepted: map[string]bool{}, pending: map[string]chan *dclink.Msg{}, done: make(chan struct{})}
+		accepted: map[string]bool{}, pending: map[string][]chan *dclink.Msg{}, done: make(chan struct{})}
 	var accepted []string
 	for _, id := range hello.ATMs {
 		pinned, err := g.opt.Registry.Branch(ctx, id)
@@ -418,13 +420,16 @@ func (s *session) close() {
 	})
 }
 
+// deliver hands a result to every caller waiting for its command id (the
+// same command may be sent by two callers at once: a withdrawal's approval
+// and its recovery).
 func (s *session) deliver(m *dclink.Msg) {
 	s.mu.Lock()
-	ch, ok := s.pending[m.ID]
+	chs := s.pending[m.ID]
 	delete(s.pending, m.ID)
 	s.mu.Unlock()
-	if ok {
-		ch <- m // buffered, one result per id
+	for _, ch := range chs {
+		ch <- m // buffered, one result per caller
 	}
 }
 
@@ -434,12 +439,17 @@ var errSessionGone = errors.New("link lost")
 func (s *session) call(ctx context.Context, m *dclink.Msg) (*dclink.Msg, error) {
 	ch := make(chan *dclink.Msg, 1)
 	s.mu.Lock()
-	s.pending[m.ID] = ch
+	s.pending[m.ID] = append(s.pending[m.ID], ch)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
-		delete(s.pending, m.ID)
-		s.mu.Unlock()
+		defer s.mu.Unlock()
+		chs := slices.DeleteFunc(s.pending[m.ID], func(c chan *dclink.Msg) bool { return c == ch })
+		if len(chs) == 0 {
+			delete(s.pending, m.ID)
+		} else {
+			s.pending[m.ID] = chs
+		}
 	}()
 	s.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if err := s.c.Write(m); err != nil {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -276,6 +277,53 @@ func TestRefusedCertificates(t *testing.T) {
 			t.Fatal("a U-shield certificate got a link")
 		}
 	})
+}
+
+// TestSameCommandAtOnce: two callers send the same command (same id) at
+// once, as a withdrawal's approval and its recovery do: both get its one
+// result, executed once (before, the second caller's wait took the
+// first's place and one of them waited for its timeout).
+func TestSameCommandAtOnce(t *testing.T) {
+	d := env.NewDC(t, storetest.SQLite(t))
+	ctx := context.Background()
+	if err := d.Reg.Assign(ctx, "BR-01", "ATM-0101"); err != nil {
+		t.Fatal(err)
+	}
+	tok := d.Enroll(t, atmtest.BR01Token, "samecmd-agent", "BR-01")
+	b := d.StartAgent(t, atmtest.AgentSpec{Branch: "BR-01", ATMs: []string{"ATM-0101"}, Token: &tok, Sim: simatm.Config{PickTime: 200 * time.Millisecond}})
+	b.WaitUp(t, 1)
+	txn := atm.NewTxnID()
+	cmd, err := gateway.NewCommand("ATM-0101", dclink.OpDispense, dclink.DispenseArgs{Txn: txn.String(), AmountFen: 30000, Notes: []dclink.Notes{{Cassette: 1, Count: 3}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	errs := make(chan error, 2)
+	send := func() {
+		raw, err := d.GW.Send(cctx, cmd)
+		var rec dclink.TxnRecord
+		if err == nil {
+			err = json.Unmarshal(raw, &rec)
+		}
+		if err == nil && rec.Txn != txn.String() {
+			err = fmt.Errorf("the result names %s", rec.Txn)
+		}
+		errs <- err
+	}
+	go send()
+	sim := b.Sims["ATM-0101"]
+	// the first send is waiting for the result while the ATM picks
+	atmtest.WaitFor(t, "the ATM to start the dispense", func() bool { _, ok := sim.Sim.Record(txn); return ok })
+	go send()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Errorf("a caller of the command: %v", err)
+		}
+	}
+	if n := b.Up.Status().Executed[dclink.OpDispense]; n != 1 || atmtest.NotesOut(sim) != 3 {
+		t.Fatalf("executed %d times, %d notes out", n, atmtest.NotesOut(sim))
+	}
 }
 
 // TestLinkLossMidCommand: the TCP connection between agent and gateway is

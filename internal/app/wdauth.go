@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"github.com/egate-bank/egate/devices/agent/dclink"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/money"
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 )
 
@@ -51,6 +53,10 @@ type WithdrawalAuthorizer struct {
 	PINKey func(atmID string) string
 	// PINTimeout is how long the customer has to type the PIN; 60 s when 0.
 	PINTimeout time.Duration
+	// DB, when set, records each withdrawal's intent (table
+	// atm_withdrawal_intents) for WithdrawalSettled to cancel should
+	// nothing be paid out.
+	DB *store.DB
 }
 
 var _ withdrawal.Authorizer = (*WithdrawalAuthorizer)(nil)
@@ -151,6 +157,13 @@ func (a *WithdrawalAuthorizer) Authorize(ctx context.Context, in withdrawal.Inte
 		cancel("withdrawal PIN not confirmed")
 		return "", err
 	}
+	if a.DB != nil {
+		if _, err := a.DB.Exec(ctx, `INSERT INTO atm_withdrawal_intents (session, intent_hash, created_ms) VALUES (?, ?, ?)
+			ON CONFLICT (session) DO UPDATE SET intent_hash = excluded.intent_hash`, in.Session, d.Intent, time.Now().UnixMilli()); err != nil {
+			cancel("the withdrawal's intent could not be recorded")
+			return "", fmt.Errorf("recording the withdrawal's intent: %w", err)
+		}
+	}
 	if _, err := a.Tx.Execute(ctx, g.Token, it); err != nil {
 		cancel("grant not executed")
 		return "", txRefusal(err)
@@ -207,24 +220,34 @@ func (a *WithdrawalAuthorizer) checkPIN(ctx context.Context, in withdrawal.Inten
 	return err
 }
 
-// WithdrawalAlert posts the balance alert of a settled withdrawal (the
-// money captured) through txauth: to the messenger inbox and by SMS as the
-// customer chose. It returns at once; the alert goes on its own goroutine.
-func WithdrawalAlert(tx TxAPI, l *ledger.Ledger, onErr func(error)) func(w withdrawal.Withdrawal) {
+// WithdrawalSettled is the withdrawal service's OnSettled: a withdrawal
+// that captured money gets its balance alert through txauth (messenger
+// inbox, SMS as the customer chose); one that paid nothing out (not
+// dispensed, retracted, released by an operator) cancels its intent
+// (recorded by WithdrawalAuthorizer in db), which gives the customer's
+// limit usage back. It returns at once; the work runs on its own goroutine.
+func WithdrawalSettled(tx TxAPI, l *ledger.Ledger, db *store.DB, onErr func(error)) func(w withdrawal.Withdrawal) {
 	return func(w withdrawal.Withdrawal) {
-		if w.Captured <= 0 {
-			return
-		}
 		go func() {
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			acct, err := l.Account(ctx, w.Account)
-			if err == nil {
-				_, err = tx.Balance(ctx, txclient.BalanceAlert{ID: "atm-wd:" + w.Session, Customer: acct.Owner, Account: w.Account,
-					Amount: -w.Captured, Balance: acct.Balance(), Currency: "CNY", Description: "cash withdrawal at ATM " + w.ATM})
+			var err error
+			if w.Captured > 0 {
+				var acct ledger.Account
+				if acct, err = l.Account(ctx, w.Account); err == nil {
+					_, err = tx.Balance(ctx, txclient.BalanceAlert{ID: "atm-wd:" + w.Session, Customer: acct.Owner, Account: w.Account,
+						Amount: -w.Captured, Balance: acct.Balance(), Currency: "CNY", Description: "cash withdrawal at ATM " + w.ATM})
+				}
+			} else if db != nil {
+				var hash string
+				if err = db.QueryRow(ctx, `SELECT intent_hash FROM atm_withdrawal_intents WHERE session = ?`, w.Session).Scan(&hash); err == nil {
+					_, err = tx.Cancel(ctx, hash, "the ATM paid nothing out: "+string(w.State))
+				} else if errors.Is(err, sql.ErrNoRows) {
+					err = nil // authorized before intents were recorded, or by another authorizer
+				}
 			}
 			if err != nil && onErr != nil {
-				onErr(fmt.Errorf("balance alert of withdrawal %s: %w", w.Session, err))
+				onErr(fmt.Errorf("withdrawal %s settled %s: %w", w.Session, w.State, err))
 			}
 		}()
 	}

@@ -55,9 +55,9 @@ func MountWithdrawals(ctx context.Context, cfg *config.Config, s *Server, db *st
 		return nil, err
 	}
 	tx := &txclient.Client{BaseURL: base, ID: wc.TxClient, Secret: wc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
-	auth := &WithdrawalAuthorizer{Tx: tx, Ledger: l, ATM: atms, PIN: pins, PINTimeout: wc.PINTimeout}
+	auth := &WithdrawalAuthorizer{Tx: tx, Ledger: l, ATM: atms, PIN: pins, PINTimeout: wc.PINTimeout, DB: db}
 	svc, err := withdrawal.New(withdrawal.Options{DB: db, ATM: atms, Ledger: wl, Authorizer: auth, TTL: wc.TTL,
-		OnSettled: WithdrawalAlert(tx, l, func(err error) { log.Error("withdrawal alert", "err", err) })})
+		OnSettled: WithdrawalSettled(tx, l, db, func(err error) { log.Error("withdrawal settled", "err", err) })})
 	if err != nil {
 		return nil, err
 	}

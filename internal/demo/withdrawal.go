@@ -98,9 +98,9 @@ func StartWithdrawals(ctx context.Context, a *app.Authsvc, link *Link, pinKey []
 	if err != nil {
 		return nil, err
 	}
-	auth := &app.WithdrawalAuthorizer{Tx: app.LocalTx{Service: a.Tx}, Ledger: l, ATM: link.Gateway, PIN: pins, PINTimeout: withdrawalPINTTL}
+	auth := &app.WithdrawalAuthorizer{Tx: app.LocalTx{Service: a.Tx}, Ledger: l, ATM: link.Gateway, PIN: pins, PINTimeout: withdrawalPINTTL, DB: a.DB}
 	w.Service, err = withdrawal.New(withdrawal.Options{DB: a.DB, ATM: link.Gateway, Ledger: wl, Authorizer: auth, TTL: cmp.Or(ttl, withdrawalTTL),
-		OnSettled: app.WithdrawalAlert(app.LocalTx{Service: a.Tx}, l, func(err error) { log.Error("withdrawal alert", "err", err) })})
+		OnSettled: app.WithdrawalSettled(app.LocalTx{Service: a.Tx}, l, a.DB, func(err error) { log.Error("withdrawal settled", "err", err) })})
 	if err != nil {
 		return nil, err
 	}

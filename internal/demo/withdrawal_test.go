@@ -359,6 +359,34 @@ func runWithdrawalCases(t *testing.T, r *wdRig, ttl time.Duration) {
 	if v.Captured != 100_00 {
 		t.Fatalf("captured %d fen, want 10000", v.Captured)
 	}
+
+	// A jam before the first note: nothing out, the hold released, and the
+	// intent cancelled, which gives alice's limit usage back.
+	usage := func() int64 {
+		c, err := limits.NewCounter(r.db, limits.Default(), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := c.Usage(context.Background(), r.alice)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Day
+	}
+	before, counts, used := r.balances(), r.atm(), usage()
+	r.post("/sim/atm/faults", url.Values{"jam-after": {"0"}}, http.StatusNoContent)
+	qr = r.choose()
+	if res, err := r.withdraw(qr, r.current, 100_00, pin(r.wdPIN)); err != nil || res.State != "NOT_DISPENSED" || res.CashOut != 0 {
+		t.Fatalf("a jam before the first note: %+v, %v", res, err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); usage() != used; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's limit usage today is %d fen after a withdrawal that paid nothing, was %d", usage(), used)
+		}
+	}
+	if after, c := r.balances(), r.atm(); after != before || c.Taken != counts.Taken {
+		t.Fatalf("a jammed withdrawal moved something: %v → %v, %+v → %+v", before, after, counts, c)
+	}
 }
 
 // screenShowsQR checks that the ATM's screen page, as a browser reads it

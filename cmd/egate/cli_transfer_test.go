@@ -23,8 +23,10 @@ import (
 
 // TestTransferSignedWithEachTool: alice logs in to ebank (a real `egate
 // platform ebank` process and a real `egate authsvc`) in headless Chromium,
-// raises the session to level 4 with the PIV simulator on pcscd through
-// `egate helper`, and pays bob once with each tool she holds, each through a signing
+// enrols the PIV simulator on pcscd herself from ebank's enrolment page
+// (raised to level 2 with an SMS code; the card's attestation checked by
+// the bank), raises the session to level 4 with that card through `egate
+// helper`, and pays bob once with each tool she holds, each through a signing
 // order the confirmation page follows by itself: a 1st-generation U-shield
 // (a SoftHSM2 token) through `egate helper` started with the page's
 // autostart link; a 2nd-generation one played by `egate sim ushield`,
@@ -56,17 +58,15 @@ func TestTransferSignedWithEachTool(t *testing.T) {
 			t.Fatalf("enroll %s: %+v", l, r)
 		}
 	}
-	// The PIV card: inserted into a virtual reader of pcscd, enrolled with
-	// its attestation (the simulator's vendor root), PIN asked every time.
+	// The PIV card: inserted into a virtual reader of pcscd; alice enrols
+	// it herself from ebank's page below (the bank accepts the simulator's
+	// vendor root).
 	vendor := pivtest.Vendor(t)
 	slot := pivtest.TakeReader(t)
 	pivtest.Insert(t, slot, pivtest.NewCard(t, vendor))
 	root := filepath.Join(b.dir, "piv-vendor-root.pem")
 	if err := os.WriteFile(root, vendor.RootPEM(), 0o644); err != nil {
 		t.Fatal(err)
-	}
-	if r := b.admin(t, "piv", "enroll", "--customer", pid, "--reader", slot.Reader, "--vendor-root", root, "--pin-policy", "always"); r.code != 0 {
-		t.Fatalf("piv enroll: %+v", r)
 	}
 	// Accounts: alice's and bob's at ebank.
 	db := openBenchDB(t, b)
@@ -88,7 +88,7 @@ func TestTransferSignedWithEachTool(t *testing.T) {
 	os.WriteFile(conf, []byte(`http: {listen: "`+authAddr+`"}
 database: {driver: sqlite, dsn: "`+b.db+`"}
 hsm: {module: "`+b.sh.Module+`", token: `+benchHSMToken+`, pin-source: "env:EGATE_TEST_HSM_PIN"}
-factors: {enabled: [sms, phone, ushield, piv, ushield2], sms: {dev-sink: true}}
+factors: {enabled: [sms, phone, ushield, piv, ushield2], sms: {dev-sink: true}, piv: {vendor-roots: "`+root+`"}}
 authsvc:
   oidc:
     clients:
@@ -177,6 +177,39 @@ platforms:
 		}
 	}
 
+	t.Run("enrol the PIV card from ebank's page through egate helper", func(t *testing.T) {
+		// Enrolling needs level 2: the SMS code, read from the sink.
+		step("the passport's tools at level 2", chromedp.Navigate(ebankURL+"/login?level=2"), chromedp.WaitVisible(chromedp.ID("factor-sms")), chromedp.Click(chromedp.ID("factor-sms")))
+		step("the SMS page", chromedp.WaitVisible(chromedp.ID("response")))
+		var body string
+		db := openBenchDB(t, b)
+		if err := db.QueryRow(ctx, `SELECT body FROM sms_outbox WHERE phone = '13812345678' ORDER BY created_ms DESC LIMIT 1`).Scan(&body); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		code := regexp.MustCompile(`(\d{6}) is your code`).FindStringSubmatch(body)
+		if code == nil {
+			t.Fatalf("SMS %q", body)
+		}
+		step("back at ebank at level 2", chromedp.SendKeys(chromedp.ID("response"), code[1]), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("who")))
+		step("ebank's enrolment page", chromedp.Navigate(ebankURL+"/enrol"), chromedp.WaitVisible(chromedp.ID("enrol-piv")))
+		shot(t, bctx, "ebank-enrol")
+		step("the passport's enrolment", chromedp.Click(chromedp.ID("enrol-piv")), chromedp.WaitVisible(chromedp.ID("autostart")))
+		shot(t, bctx, "enrol-piv-order")
+		h := run(t, b.dir, b.env, "helper", autostart(t), "--piv", "--piv-reader", slot.Reader, "--pin-source", "env:EGATE_TEST_PIV_PIN", "--yes")
+		if h.code != 0 || !strings.Contains(h.stdout, "Enrolled:") || !strings.Contains(h.stdout, "│ Enrol a new PIV card for "+pid) {
+			t.Fatalf("egate helper: %+v", h)
+		}
+		step("the enrolled page", chromedp.WaitVisible(chromedp.ID("enrolled")))
+		shot(t, bctx, "enrol-piv-done")
+		step("back at ebank", chromedp.Click(chromedp.ID("back")), chromedp.WaitVisible(chromedp.ID("notice")))
+		if n, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("notice"))); !strings.Contains(n, "PIV card is enrolled") {
+			t.Fatalf("ebank's notice %q", n)
+		}
+		if r := b.admin(t, "piv", "list", "--customer", pid); r.code != 0 || !regexp.MustCompile(`(?m)9a.*active`).MatchString(r.stdout) {
+			t.Fatalf("piv list: %+v", r)
+		}
+	})
 	t.Run("log in at level 4 with the PIV card on pcscd through egate helper", func(t *testing.T) {
 		step("the passport's tools at level 4", chromedp.Navigate(ebankURL+"/login?level=4"), chromedp.WaitVisible(chromedp.ID("factor-piv")), chromedp.Click(chromedp.ID("factor-piv")))
 		step("the PIV page", chromedp.WaitVisible(chromedp.ID("autostart")))

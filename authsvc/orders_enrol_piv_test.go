@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 
@@ -33,23 +32,10 @@ import (
 // an attestation of a key that did not sign this order, and a bank that
 // accepts no vendor enrol nothing.
 func TestEnrolPIV(t *testing.T) {
-	pivtest.NeedPCSC(t)
+	in, accepted := insertPIVCard(t)
+	slot := in.Slot
 	fe := newFactorEnv(t, storetest.SQLite(t))
 	ctx := context.Background()
-	vendor := pivtest.Vendor(t)
-	slot := pivtest.TakeReader(t)
-	pivtest.Insert(t, slot, pivtest.NewCard(t, vendor))
-	if err := pivtest.Until(10*time.Second, func() error {
-		c, err := piv.New(piv.Config{}).Open(ctx, slot.Reader)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}); err != nil {
-		t.Fatalf("the card never showed: %v", err)
-	}
-	accepted := x509.NewCertPool()
-	accepted.AddCert(vendor.Cert)
 	other := x509.NewCertPool()
 	other.AddCert(pivtest.Vendor(t).Cert)
 	b := fe.signedIn(t, "2")

@@ -96,15 +96,15 @@ func TestEnrolPIV(t *testing.T) {
 	})
 	var certSerial string
 	t.Run("enrolled through the helper", func(t *testing.T) {
-		po, res, ui, err := enrol(t, "&return="+url.QueryEscape("https://ebank.example/enrol"))
+		po, res, ui, err := enrol(t, "&client=ebank&return="+url.QueryEscape("/enrol?done=piv"))
 		if err != nil || res.State != orders.Complete || !strings.Contains(ui.out.String(), "Enrolled") || ui.shown != po.text {
 			t.Fatalf("helper: %+v %v\n%s", res, err, ui.out.String())
 		}
 		if status, st, raw := collectEnrol(b, po.link.Ref); status != 200 || st.State != string(orders.Complete) {
 			t.Fatalf("collect: %s", raw)
 		}
-		r := b.post("/account/enrol/finish?return="+url.QueryEscape("https://ebank.example/enrol"), url.Values{"ref": {po.link.Ref}})
-		if r.status != 200 || !strings.Contains(r.body, `id="enrolled"`) || !strings.Contains(r.body, `<a id="back" href="https://ebank.example/enrol">`) {
+		r := b.post("/account/enrol/finish?client=ebank&return="+url.QueryEscape("/enrol?done=piv"), url.Values{"ref": {po.link.Ref}})
+		if r.status != 200 || !strings.Contains(r.body, `id="enrolled"`) || !strings.Contains(r.body, `<a id="back" href="https://ebank.example/enrol?done=piv">`) {
 			t.Fatalf("finish: %d %s", r.status, r.body)
 		}
 		ts, _ := fe.set.PIV.Tokens(ctx, fe.pid)

@@ -71,14 +71,14 @@ func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Lo
 // ebankPages are the customer's pages (platform/ebank/web) on the ebank
 // site: transfers authorized by the passport's transaction API as the
 // back-end client platforms.ebank.tx-client.
-func ebankPages(cfg *config.Config, pc *config.PlatformConfig, public string, site *platform.Site, l *ledger.Ledger, db *store.DB, log *slog.Logger) {
+func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Site, l *ledger.Ledger, db *store.DB, log *slog.Logger) {
 	var auth web.Authorizer = noTx{}
 	var alerts web.BalanceAlerter
 	if pc.TxClient != "" {
 		c := &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
 		auth, alerts = c, c
 	}
-	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db}, Passport: cfg.Platforms.Issuer, PublicURL: public,
+	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db},
 		Customer: func(r *http.Request) (web.Customer, bool) {
 			ss, ok := site.Session(r)
 			if !ok {
@@ -89,6 +89,8 @@ func ebankPages(cfg *config.Config, pc *config.PlatformConfig, public string, si
 		OnError: func(r *http.Request, err error) {
 			log.Error("ebank pages", "err", err, "request_id", httpx.RequestID(r.Context()))
 		}}
+	p.PassportURL = cfg.Platforms.Issuer // where tokens are enrolled
+
 	site.Mount(p.Handler(), web.Routes...)
 }
 

@@ -15,6 +15,9 @@ import (
 // here when it is done. The enrolled token is then on the customer's tools
 // list, where it can be reported lost.
 
+// ClientID is ebank's client at the passport.
+const ClientID = "ebank"
+
 // enrolTool is one tool the page offers.
 type enrolTool struct {
 	Name  string // the passport's factor name
@@ -42,14 +45,12 @@ func (p *Pages) enrolPage(w http.ResponseWriter, r *http.Request, v *view) {
 			}
 		}
 	}
-	if p.Passport != "" {
+	if p.PassportURL != "" {
 		for _, t := range enrolTools {
-			back := strings.TrimRight(p.PublicURL, "/") + "/enrol?" + url.Values{"done": {t.Name}}.Encode()
-			q := url.Values{"tool": {t.Name}}
-			if p.PublicURL != "" {
-				q.Set("return", back)
-			}
-			t.Link = strings.TrimRight(p.Passport, "/") + "/account/enrol?" + q.Encode()
+			// The passport links back to this page on ebank's registered
+			// origin (client and a local path: no open redirect).
+			q := url.Values{"tool": {t.Name}, "client": {ClientID}, "return": {"/enrol?" + url.Values{"done": {t.Name}}.Encode()}}
+			t.Link = strings.TrimRight(p.PassportURL, "/") + "/account/enrol?" + q.Encode()
 			d.Tools = append(d.Tools, t)
 		}
 	}

@@ -18,7 +18,7 @@ var enrolLinkRE = regexp.MustCompile(`id="enrol-(\w+)" href="([^"]+)"`)
 // configured it says enrolment is not available and links nowhere.
 func TestEnrolPage(t *testing.T) {
 	r := newRig(t, storetest.SQLite(t))
-	r.pages.Passport, r.pages.PublicURL = "https://passport.bank.example", "https://ebank.bank.example"
+	r.pages.PassportURL = "https://passport.bank.example"
 	for _, c := range []struct{ lang, title, done string }{
 		{"en", "Enrol a security tool", "Your PIV card is enrolled and is on your tools list."},
 		{"zh-CN", "绑定安全工具", "您的PIV 卡已绑定，已出现在您的工具列表中。"},
@@ -33,7 +33,7 @@ func TestEnrolPage(t *testing.T) {
 			for _, l := range links {
 				u, err := url.Parse(html.UnescapeString(l[2]))
 				if err != nil || u.Host != "passport.bank.example" || u.Path != "/account/enrol" || u.Query().Get("tool") != l[1] ||
-					u.Query().Get("return") != "https://ebank.bank.example/enrol?done="+l[1] {
+					u.Query().Get("client") != "ebank" || u.Query().Get("return") != "/enrol?done="+l[1] {
 					t.Fatalf("link %q: %v", l[2], err)
 				}
 			}
@@ -46,7 +46,7 @@ func TestEnrolPage(t *testing.T) {
 		})
 	}
 	t.Run("no passport", func(t *testing.T) {
-		r.pages.Passport = ""
+		r.pages.PassportURL = ""
 		if _, page := r.as(t, "p-alice", "en").do("GET", "/enrol", nil); !strings.Contains(page, `id="enrol-unavailable"`) || enrolLinkRE.MatchString(page) {
 			t.Fatalf("enrol page without a passport: %s", page)
 		}

@@ -75,10 +75,10 @@ type Pages struct {
 	Now func() time.Time
 	// OnError receives unexpected errors (the page shows a plain sentence).
 	OnError func(r *http.Request, err error)
-	// Passport is the passport's URL, where tokens are enrolled (enrol.go);
-	// PublicURL is this site's, for the passport's way back. Empty
-	// Passport: the enrolment page says enrolment is not available.
-	Passport, PublicURL string
+	// PassportURL is the passport's URL, where tokens are enrolled
+	// (enrol.go); empty: the enrolment page says enrolment is not
+	// available.
+	PassportURL string
 }
 
 //go:embed templates/*.html

@@ -83,4 +83,3 @@ func TestBrowserOrderPage(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", shots)
 }
-

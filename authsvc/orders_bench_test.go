@@ -6,10 +6,8 @@ import (
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/sha256"
-	"crypto/x509"
 	"net/url"
 	"testing"
-	"time"
 
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 
@@ -19,7 +17,6 @@ import (
 	"github.com/egate-bank/egate/devices/piv"
 	"github.com/egate-bank/egate/devices/pkcs11token"
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/simulators/pivcard/pivtest"
 )
 
 // BenchmarkOrders: signing orders created, signed and collected per second
@@ -49,11 +46,7 @@ func BenchmarkOrders(b *testing.B) {
 		}
 	})
 	b.Run("egate", func(b *testing.B) {
-		br := fe.browser()
-		a := newAuthz("ebank", ebankRedirect)
-		a.extra.Set("acr_values", "urn:egate:loa:4")
-		r := br.passwordLogin(a, "alice", testPassword)
-		id := formID(b, r.body)
+		br, id := fe.atFactorStep(b, "4")
 		dev := fe.device()
 		for b.Loop() {
 			r := br.post("/login/factor/begin", url.Values{"id": {id}, "factor": {"ushield"}})
@@ -89,19 +82,12 @@ func BenchmarkOrders(b *testing.B) {
 // the bank CA and the card's attested binding, and the collect poll, over
 // HTTP with SQLite. egate/raw is what the order costs beyond the card.
 func BenchmarkOrdersPIV(b *testing.B) {
-	pivtest.NeedPCSC(b)
+	in, pool := insertPIVCard(b)
+	slot := in.Slot
 	fe := newFactorEnv(b, storetest.SQLite(b))
 	ctx := context.Background()
-	vendor := pivtest.Vendor(b)
-	slot := pivtest.TakeReader(b)
-	pivtest.Insert(b, slot, pivtest.NewCard(b, vendor))
-	pool := x509.NewCertPool()
-	pool.AddCert(vendor.Cert)
-	var card *piv.Card
-	if err := pivtest.Until(10*time.Second, func() (err error) {
-		card, err = piv.New(piv.Config{VendorRoots: pool}).Open(ctx, slot.Reader)
-		return err
-	}); err != nil {
+	card, err := piv.New(piv.Config{VendorRoots: pool}).Open(ctx, slot.Reader)
+	if err != nil {
 		b.Fatalf("opening the card: %v", err)
 	}
 	if _, err := fe.set.PIV.Enroll(ctx, card, fe.pid, pivauth.EnrollOptions{PINPolicy: gopiv.PINPolicyOnce}); err != nil {
@@ -122,11 +108,7 @@ func BenchmarkOrdersPIV(b *testing.B) {
 	})
 	card.Close()
 	b.Run("egate", func(b *testing.B) {
-		br := fe.browser()
-		a := newAuthz("ebank", ebankRedirect)
-		a.extra.Set("acr_values", "urn:egate:loa:4")
-		r := br.passwordLogin(a, "alice", testPassword)
-		id := formID(b, r.body)
+		br, id := fe.atFactorStep(b, "4")
 		h := &helper.Helper{Client: fe.device(), Tools: []helper.Tool{&helper.PIV{Driver: piv.New(piv.Config{}), Reader: slot.Reader}}, UI: &helperUI{pin: "123456"}}
 		for b.Loop() {
 			r := br.post("/login/factor/begin", url.Values{"id": {id}, "factor": {"piv"}})
@@ -141,4 +123,15 @@ func BenchmarkOrdersPIV(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "orders/s")
 	})
+}
+
+// atFactorStep is a browser at the second-factor step of a login of
+// alice's at level, with the login's id.
+func (fe *factorEnv) atFactorStep(t testing.TB, level string) (*browser, string) {
+	t.Helper()
+	br := fe.browser()
+	a := newAuthz("ebank", ebankRedirect)
+	a.extra.Set("acr_values", "urn:egate:loa:"+level)
+	r := br.passwordLogin(a, "alice", testPassword)
+	return br, formID(t, r.body)
 }

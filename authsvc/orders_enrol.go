@@ -86,8 +86,8 @@ func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{Name: enrolCookie, Value: secret, Path: s.base + "/account/", HttpOnly: true, Secure: s.secure,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(enrolTTL / time.Second)})
 	finish := s.base + "/account/enrol/finish"
-	if back, _ := s.platformReturn(r.URL.Query().Get("return")); back != "" {
-		finish += "?" + url.Values{"return": {back}}.Encode()
+	if back, _ := s.platformReturn(r.URL.Query().Get("client"), r.URL.Query().Get("return")); back != "" {
+		finish += "?" + url.Values{"client": {r.URL.Query().Get("client")}, "return": {r.URL.Query().Get("return")}}.Encode()
 	}
 	v := &orderView{Ref: o.Ref, ByLink: true, Autostart: safeURL(orders.AutostartLink(s.cfg.Issuer, o.Ref, auto)),
 		CollectURL: s.base + "/account/enrol/collect?ref=" + o.Ref, FinishURL: finish, CancelURL: s.base + "/account/enrol/cancel"}
@@ -124,7 +124,7 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) {
 		if c, err := x509.ParseCertificate(o.ResultData); err == nil {
 			serial = fmt.Sprintf("%x", c.SerialNumber)
 		}
-		back, to := s.platformReturn(r.URL.Query().Get("return"))
+		back, to := s.platformReturn(r.URL.Query().Get("client"), r.URL.Query().Get("return"))
 		s.render(w, http.StatusOK, "enrolled", page{Title: "Enrolled", Back: back, BackTo: to, Message: "Your " + labelOf(s.factorNamed(o.Factor)) +
 			" is enrolled (certificate " + serial + "): it now answers the passport's and the bank's confirmations at level " +
 			fmt.Sprint(int(s.factorNamed(o.Factor).Level())) + ". It is on your tools list; if you lose it, report it lost there at once."})
@@ -197,21 +197,24 @@ func (s *Server) enrollable() []string {
 	return out
 }
 
-// platformReturn is where the enrolled page links back to: u when it is
-// an absolute URL on the origin of one of the platforms' registered
-// redirect URIs (a platform's self-service page that sent the customer
-// here), with that platform's name; "" otherwise (no open redirect).
-func (s *Server) platformReturn(u string) (string, string) {
-	p, err := url.Parse(u)
-	if u == "" || err != nil || (p.Scheme != "https" && p.Scheme != "http") || p.Host == "" || p.User != nil {
+// platformReturn is where the enrolled page links back to: the path (with
+// its query) on the origin of the client's first registered redirect URI
+// (a platform's self-service page that sent the customer here), with the
+// client's name; "" for an unknown client or anything but a local path
+// (no open redirect).
+func (s *Server) platformReturn(client, path string) (string, string) {
+	if client == "" || !strings.HasPrefix(path, "/") || strings.HasPrefix(path, "//") || strings.ContainsAny(path, "\\\r\n") {
 		return "", ""
 	}
 	for _, c := range s.cfg.OIDC.Clients {
-		for _, ru := range c.RedirectURIs {
-			if r, err := url.Parse(ru); err == nil && r.Scheme == p.Scheme && r.Host == p.Host {
-				return p.String(), c.ID
-			}
+		if c.ID != client || len(c.RedirectURIs) == 0 {
+			continue
 		}
+		r, err := url.Parse(c.RedirectURIs[0])
+		if err != nil || r.Host == "" {
+			return "", ""
+		}
+		return r.Scheme + "://" + r.Host + path, c.ID
 	}
 	return "", ""
 }

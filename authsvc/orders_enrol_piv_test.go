@@ -10,7 +10,6 @@ import (
 	"net/url"
 	"strings"
 	"testing"
-	"time"
 
 	gopiv "github.com/go-piv/piv-go/v2/piv"
 
@@ -33,23 +32,10 @@ import (
 // an attestation of a key that did not sign this order, and a bank that
 // accepts no vendor enrol nothing.
 func TestEnrolPIV(t *testing.T) {
-	pivtest.NeedPCSC(t)
+	in, accepted := insertPIVCard(t)
+	slot := in.Slot
 	fe := newFactorEnv(t, storetest.SQLite(t))
 	ctx := context.Background()
-	vendor := pivtest.Vendor(t)
-	slot := pivtest.TakeReader(t)
-	pivtest.Insert(t, slot, pivtest.NewCard(t, vendor))
-	if err := pivtest.Until(10*time.Second, func() error {
-		c, err := piv.New(piv.Config{}).Open(ctx, slot.Reader)
-		if err == nil {
-			c.Close()
-		}
-		return err
-	}); err != nil {
-		t.Fatalf("the card never showed: %v", err)
-	}
-	accepted := x509.NewCertPool()
-	accepted.AddCert(vendor.Cert)
 	other := x509.NewCertPool()
 	other.AddCert(pivtest.Vendor(t).Cert)
 	b := fe.signedIn(t, "2")
@@ -110,15 +96,15 @@ func TestEnrolPIV(t *testing.T) {
 	})
 	var certSerial string
 	t.Run("enrolled through the helper", func(t *testing.T) {
-		po, res, ui, err := enrol(t, "&return="+url.QueryEscape("https://ebank.example/enrol"))
+		po, res, ui, err := enrol(t, "&client=ebank&return="+url.QueryEscape("/enrol?done=piv"))
 		if err != nil || res.State != orders.Complete || !strings.Contains(ui.out.String(), "Enrolled") || ui.shown != po.text {
 			t.Fatalf("helper: %+v %v\n%s", res, err, ui.out.String())
 		}
 		if status, st, raw := collectEnrol(b, po.link.Ref); status != 200 || st.State != string(orders.Complete) {
 			t.Fatalf("collect: %s", raw)
 		}
-		r := b.post("/account/enrol/finish?return="+url.QueryEscape("https://ebank.example/enrol"), url.Values{"ref": {po.link.Ref}})
-		if r.status != 200 || !strings.Contains(r.body, `id="enrolled"`) || !strings.Contains(r.body, `<a id="back" href="https://ebank.example/enrol">`) {
+		r := b.post("/account/enrol/finish?client=ebank&return="+url.QueryEscape("/enrol?done=piv"), url.Values{"ref": {po.link.Ref}})
+		if r.status != 200 || !strings.Contains(r.body, `id="enrolled"`) || !strings.Contains(r.body, `<a id="back" href="https://ebank.example/enrol?done=piv">`) {
 			t.Fatalf("finish: %d %s", r.status, r.body)
 		}
 		ts, _ := fe.set.PIV.Tokens(ctx, fe.pid)

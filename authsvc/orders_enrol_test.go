@@ -113,3 +113,24 @@ func (fe *factorEnv) signedIn(t *testing.T, level string) *browser {
 	a.codeFrom(t, r)
 	return b
 }
+
+// TestEnrolReturn: the enrolled page's way back is a local path on a
+// registered client's origin, never a URL the link chose (no open redirect).
+func TestEnrolReturn(t *testing.T) {
+	e := newEnv(t, storetest.SQLite(t))
+	for _, tc := range []struct{ name, client, path, want string }{
+		{"ebank's page", "ebank", "/enrol?done=piv", "https://ebank.example/enrol?done=piv"},
+		{"an absolute URL", "ebank", "https://evil.example/x", ""},
+		{"a scheme-relative URL", "ebank", "//evil.example/x", ""},
+		{"a backslash", "ebank", "/\\evil.example/x", ""},
+		{"an unknown client", "nobody", "/enrol", ""},
+		{"no client", "", "/enrol", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got, _ := e.srv.platformReturn(tc.client, tc.path); got != tc.want {
+				t.Fatalf("platformReturn(%q, %q) = %q, want %q", tc.client, tc.path, got, tc.want)
+			}
+		})
+	}
+}

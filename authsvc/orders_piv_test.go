@@ -47,19 +47,12 @@ func (u *helperUI) Say(msg string) { fmt.Fprintln(&u.out, msg) }
 // reason; a card pulled during the signature cancels it as token_removed,
 // and the page says so as it offers a new order.
 func TestLoginPIVHelper(t *testing.T) {
-	pivtest.NeedPCSC(t)
+	in, pool := insertPIVCard(t)
+	slot := in.Slot
 	fe := newFactorEnv(t, storetest.SQLite(t))
 	ctx := context.Background()
-	vendor := pivtest.Vendor(t)
-	slot := pivtest.TakeReader(t)
-	in := pivtest.Insert(t, slot, pivtest.NewCard(t, vendor))
-	pool := x509.NewCertPool()
-	pool.AddCert(vendor.Cert)
-	var card *piv.Card
-	if err := pivtest.Until(10*time.Second, func() (err error) {
-		card, err = piv.New(piv.Config{VendorRoots: pool}).Open(ctx, slot.Reader)
-		return err
-	}); err != nil {
+	card, err := piv.New(piv.Config{VendorRoots: pool}).Open(ctx, slot.Reader)
+	if err != nil {
 		t.Fatalf("opening the card: %v", err)
 	}
 	// PIN policy "always": every signature asks the PIN (a PIN-once key
@@ -123,4 +116,26 @@ func TestLoginPIVHelper(t *testing.T) {
 			t.Fatal("no new order after the card was pulled")
 		}
 	})
+}
+
+// insertPIVCard puts a fresh simulated PIV card into a free vpcd reader of
+// pcscd, waits until piv-go opens it, and returns it with its vendor's
+// attestation root.
+func insertPIVCard(t testing.TB) (*pivtest.Inserted, *x509.CertPool) {
+	t.Helper()
+	pivtest.NeedPCSC(t)
+	vendor := pivtest.Vendor(t)
+	in := pivtest.Insert(t, pivtest.TakeReader(t), pivtest.NewCard(t, vendor))
+	if err := pivtest.Until(10*time.Second, func() error {
+		c, err := piv.New(piv.Config{}).Open(context.Background(), in.Reader)
+		if err == nil {
+			c.Close()
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("the card in %s never opened: %v", in.Reader, err)
+	}
+	pool := x509.NewCertPool()
+	pool.AddCert(vendor.Cert)
+	return in, pool
 }

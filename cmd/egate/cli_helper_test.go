@@ -211,29 +211,14 @@ authsvc:
     clients:
       - {id: ebank, secret: "ebank-secret-0123456789abcdef", redirect-uris: ["`+rp.ts.URL+`/cb"], min-level: 1}
 `), 0o600)
-	srv := exec.Command(egateBin, "authsvc", "--config", conf)
-	srv.Dir, srv.Env = b.dir, append(os.Environ(), b.env...)
-	lines, stderr := startLines(t, srv)
-	base := waitLine(t, lines, regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`), stderr)[1]
-	go func() {
-		for range lines {
-		}
-	}()
+	base := startAuthsvc(t, b, conf)
 	rp.issuer = base
 
 	// toFactorPage walks the platform's start, name and password to the
 	// U-shield's page and returns the autostart link and the text shown.
 	toFactorPage := func(t *testing.T, ctx context.Context, level, pick string) (string, string) {
 		t.Helper()
-		step := func(what string, acts ...chromedp.Action[chromedp.Void]) {
-			t.Helper()
-			sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-			defer cancel()
-			if err := chromedp.Do(sctx, acts...); err != nil {
-				body, _ := chromedp.Run(ctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
-				t.Fatalf("browser, %s: %v\n%s", what, err, body)
-			}
-		}
+		step := stepper(t, ctx, 30*time.Second)
 		step("the name page", chromedp.Navigate(rp.ts.URL+"/start?level="+level), chromedp.WaitVisible(chromedp.ID("login_name")))
 		step("the password page", chromedp.SendKeys(chromedp.ID("login_name"), "alice"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("password")))
 		step("signing in", chromedp.SendKeys(chromedp.ID("password"), "Blue-Kite-47"), chromedp.Click(chromedp.ID("signin")))
@@ -285,42 +270,117 @@ authsvc:
 	t.Run("level 5 with a 2nd-generation U-shield whose button the test presses", func(t *testing.T) {
 		bctx := helperChromium(t)
 		link, text := toFactorPage(t, bctx, "5", "")
-		devAddr := freePort(t)
-		sim := exec.Command(egateBin, "sim", "ushield", "--module", b.sh.Module, "--token", "ushield-2", "--pin-source", "env:EGATE_TEST_SHIELD_PIN", "--listen", devAddr)
-		sim.Dir, sim.Env = b.dir, append(os.Environ(), b.env...)
-		simOut, simErr := startLines(t, sim)
-		waitLine(t, simOut, regexp.MustCompile(`^U-shield "ushield-2"`), simErr)
-		helperDone := make(chan result, 1)
-		var wg sync.WaitGroup
-		wg.Go(func() {
-			helperDone <- run(t, b.dir, b.env, "helper", link, "--ushield2", "http://"+devAddr, "--yes")
-		})
-		defer wg.Wait()
-		// The token's display: the request id, then exactly the text.
-		id := waitLine(t, simOut, regexp.MustCompile(`U-shield display ─ request ([0-9a-f]+)`), simErr)[1]
-		var shown []string
-		for l := range simOut {
-			if strings.HasPrefix(l, "└─") {
-				break
-			}
-			shown = append(shown, l)
-		}
-		if strings.Join(shown, "\n") != text {
-			t.Fatalf("the U-shield shows %q, the page %q", strings.Join(shown, "\n"), text)
-		}
-		shot(t, bctx, "factor-ushield2-waiting")
-		resp, err := http.Post("http://"+devAddr+"/confirm?id="+id, "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if h := <-helperDone; h.code != 0 || !strings.Contains(h.stdout, "Signed.") {
+		if h := confirmOnUShield2(t, b, "ushield-2", link, text, func() { shot(t, bctx, "factor-ushield2-waiting") }); h.code != 0 || !strings.Contains(h.stdout, "Signed.") {
 			t.Fatalf("egate helper: %+v", h)
 		}
 		if w := welcome(t, bctx); w != "urn:egate:loa:5" {
 			t.Fatalf("acr %q", w)
 		}
 	})
+}
+
+// stepper returns step(what, actions…): the actions run in the browser
+// bctx within d, and a failure ends t with the page's HTML. Make one per
+// test (or subtest) that drives the browser.
+func stepper(t *testing.T, bctx context.Context, d time.Duration) func(string, ...chromedp.Action[chromedp.Void]) {
+	return func(what string, acts ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(bctx, d)
+		defer cancel()
+		if err := chromedp.Do(sctx, acts...); err != nil {
+			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
+			t.Fatalf("browser, %s: %v\n%s", what, err, body)
+		}
+	}
+}
+
+// confirmOnUShield2 answers the order of the autostart link with the
+// 2nd-generation U-shield token played by `egate sim ushield` through
+// `egate helper --ushield2`: the token's display must show exactly text;
+// waiting runs while it does, then the test presses the confirm button.
+// It returns how the helper ended.
+func confirmOnUShield2(t *testing.T, b *adminBench, token, link, text string, waiting func()) result {
+	t.Helper()
+	devAddr := freePort(t)
+	sim := exec.Command(egateBin, "sim", "ushield", "--module", b.sh.Module, "--token", token, "--pin-source", "env:EGATE_TEST_SHIELD_PIN", "--listen", devAddr)
+	sim.Dir, sim.Env = b.dir, append(os.Environ(), b.env...)
+	simOut, simErr := startLines(t, sim)
+	waitLine(t, simOut, regexp.MustCompile(`^U-shield "`+regexp.QuoteMeta(token)+`"`), simErr)
+	helperDone := make(chan result, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		helperDone <- run(t, b.dir, b.env, "helper", link, "--ushield2", "http://"+devAddr, "--yes")
+	})
+	defer wg.Wait()
+	// The token's display: the request id, then exactly the text.
+	id := waitLine(t, simOut, regexp.MustCompile(`U-shield display ─ request ([0-9a-f]+)`), simErr)[1]
+	var shown []string
+	for l := range simOut {
+		if strings.HasPrefix(l, "└─") {
+			break
+		}
+		shown = append(shown, l)
+	}
+	if strings.Join(shown, "\n") != text {
+		t.Fatalf("the U-shield shows %q, the page %q", strings.Join(shown, "\n"), text)
+	}
+	if waiting != nil {
+		waiting()
+	}
+	resp, err := http.Post("http://"+devAddr+"/confirm?id="+id, "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return <-helperDone
+}
+
+// scanWithPhone takes a screenshot of the page's QR code (#qr) and has
+// `egate sim phone scan` read it from the PNG and sign with the app PIN of
+// EGATE_TEST_APP_PIN; it returns how the app ended.
+func scanWithPhone(t *testing.T, b *adminBench, bctx context.Context, state string) result {
+	t.Helper()
+	png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID("qr")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(t.TempDir(), "qr.png")
+	if err := os.WriteFile(img, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return run(t, b.dir, b.env, "sim", "phone", "scan", img, "--state", state, "--pin-source", "env:EGATE_TEST_APP_PIN", "--yes")
+}
+
+// lastSMSCode is the code of the latest SMS to alice's mobile in the
+// development sink.
+func lastSMSCode(t *testing.T, b *adminBench) string {
+	t.Helper()
+	var body string
+	db := openBenchDB(t, b)
+	defer db.Close()
+	if err := db.QueryRow(context.Background(), `SELECT body FROM sms_outbox WHERE phone = '13812345678' ORDER BY created_ms DESC LIMIT 1`).Scan(&body); err != nil {
+		t.Fatal(err)
+	}
+	code := regexp.MustCompile(`(\d{6}) is your code`).FindStringSubmatch(body)
+	if code == nil {
+		t.Fatalf("SMS %q", body)
+	}
+	return code[1]
+}
+
+// startAuthsvc runs `egate authsvc --config conf` in the bench and returns
+// its URL; its output is drained.
+func startAuthsvc(t *testing.T, b *adminBench, conf string) string {
+	t.Helper()
+	srv := exec.Command(egateBin, "authsvc", "--config", conf)
+	srv.Dir, srv.Env = b.dir, append(os.Environ(), b.env...)
+	lines, stderr := startLines(t, srv)
+	base := waitLine(t, lines, regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`), stderr)[1]
+	go func() {
+		for range lines {
+		}
+	}()
+	return base
 }
 
 // TestPhoneBrowserLogin: `egate sim phone bind` binds the app to alice
@@ -347,14 +407,7 @@ authsvc:
     clients:
       - {id: ebank, secret: "ebank-secret-0123456789abcdef", redirect-uris: ["`+rp.ts.URL+`/cb"], min-level: 1}
 `), 0o600)
-	srv := exec.Command(egateBin, "authsvc", "--config", conf)
-	srv.Dir, srv.Env = b.dir, append(os.Environ(), b.env...)
-	lines, stderr := startLines(t, srv)
-	base := waitLine(t, lines, regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`), stderr)[1]
-	go func() {
-		for range lines {
-		}
-	}()
+	base := startAuthsvc(t, b, conf)
 	rp.issuer = base
 	state := bindPhone(t, b, base)
 	// The operator sees the bound phone among alice's tools.
@@ -369,26 +422,12 @@ authsvc:
 	}
 
 	bctx := helperChromium(t)
-	step := func(what string, acts ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, acts...); err != nil {
-			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
-			t.Fatalf("browser, %s: %v\n%s", what, err, body)
-		}
-	}
+	step := stepper(t, bctx, 30*time.Second)
 	step("the name page", chromedp.Navigate(rp.ts.URL+"/start?level=3"), chromedp.WaitVisible(chromedp.ID("login_name")))
 	step("the password page", chromedp.SendKeys(chromedp.ID("login_name"), "alice"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("password")))
 	step("the phone page", chromedp.SendKeys(chromedp.ID("password"), "Blue-Kite-47"), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("qr")))
 	shot(t, bctx, "factor-phone-qr")
-	png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID("qr")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	img := filepath.Join(b.dir, "qr.png")
-	os.WriteFile(img, png, 0o644)
-	r := run(t, b.dir, b.env, "sim", "phone", "scan", img, "--state", state, "--pin-source", "env:EGATE_TEST_APP_PIN", "--yes")
+	r := scanWithPhone(t, b, bctx, state)
 	if r.code != 0 || !strings.Contains(r.stdout, "│ egate login for ") || !strings.Contains(r.stdout, "Signed.") {
 		t.Fatalf("sim phone scan: %+v", r)
 	}
@@ -448,17 +487,7 @@ func bindPhone(t *testing.T, b *adminBench, base string) string {
 		bind.Process.Kill()
 		t.Fatalf("the app never asked the SMS code: %s %s", outBuf.String(), bindErr.String())
 	}
-	var body string
-	db := openBenchDB(t, b)
-	if err := db.QueryRow(context.Background(), `SELECT body FROM sms_outbox WHERE phone = '13812345678' ORDER BY created_ms DESC LIMIT 1`).Scan(&body); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	code := regexp.MustCompile(`(\d{6}) is your code`).FindStringSubmatch(body)
-	if code == nil {
-		t.Fatalf("SMS %q", body)
-	}
-	io.WriteString(stdin, code[1]+"\n")
+	io.WriteString(stdin, lastSMSCode(t, b)+"\n")
 	stdin.Close()
 	<-readDone
 	if err := bind.Wait(); err != nil || !strings.Contains(outBuf.String(), "bound: device") {
@@ -512,41 +541,16 @@ authsvc:
     clients:
       - {id: ebank, secret: "ebank-secret-0123456789abcdef", redirect-uris: ["`+rp.ts.URL+`/cb"], min-level: 1}
 `), 0o600)
-	srv := exec.Command(egateBin, "authsvc", "--config", conf)
-	srv.Dir, srv.Env = b.dir, append(os.Environ(), b.env...)
-	lines, stderr := startLines(t, srv)
-	base := waitLine(t, lines, regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`), stderr)[1]
-	go func() {
-		for range lines {
-		}
-	}()
+	base := startAuthsvc(t, b, conf)
 	rp.issuer = base
 
 	bctx := helperChromium(t)
-	step := func(what string, acts ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, acts...); err != nil {
-			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
-			t.Fatalf("browser, %s: %v\n%s", what, err, body)
-		}
-	}
+	step := stepper(t, bctx, 30*time.Second)
 	// Level 2: password and SMS code.
 	step("the name page", chromedp.Navigate(rp.ts.URL+"/start?level=2"), chromedp.WaitVisible(chromedp.ID("login_name")))
 	step("the password page", chromedp.SendKeys(chromedp.ID("login_name"), "alice"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("password")))
 	step("the SMS page", chromedp.SendKeys(chromedp.ID("password"), "Blue-Kite-47"), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("response")))
-	var body string
-	db := openBenchDB(t, b)
-	if err := db.QueryRow(context.Background(), `SELECT body FROM sms_outbox WHERE phone = '13812345678' ORDER BY created_ms DESC LIMIT 1`).Scan(&body); err != nil {
-		t.Fatal(err)
-	}
-	db.Close()
-	code := regexp.MustCompile(`(\d{6}) is your code`).FindStringSubmatch(body)
-	if code == nil {
-		t.Fatalf("SMS %q", body)
-	}
-	step("back at the platform", chromedp.SendKeys(chromedp.ID("response"), code[1]), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("welcome")))
+	step("back at the platform", chromedp.SendKeys(chromedp.ID("response"), lastSMSCode(t, b)), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("welcome")))
 
 	// The enrolment page and the helper.
 	step("the enrolment page", chromedp.Navigate(base+"/account/enrol?tool=ushield"), chromedp.WaitVisible(chromedp.ID("autostart")))

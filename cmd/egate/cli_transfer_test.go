@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,8 +21,10 @@ import (
 
 // TestTransferSignedWithEachTool: alice logs in to ebank (a real `egate
 // platform ebank` process and a real `egate authsvc`) in headless Chromium,
-// raises the session to level 4 with the PIV simulator on pcscd through
-// `egate helper`, and pays bob once with each tool she holds, each through a signing
+// enrols the PIV simulator on pcscd herself from ebank's enrolment page
+// (raised to level 2 with an SMS code; the card's attestation checked by
+// the bank), raises the session to level 4 with that card through `egate
+// helper`, and pays bob once with each tool she holds, each through a signing
 // order the confirmation page follows by itself: a 1st-generation U-shield
 // (a SoftHSM2 token) through `egate helper` started with the page's
 // autostart link; a 2nd-generation one played by `egate sim ushield`,
@@ -56,17 +56,15 @@ func TestTransferSignedWithEachTool(t *testing.T) {
 			t.Fatalf("enroll %s: %+v", l, r)
 		}
 	}
-	// The PIV card: inserted into a virtual reader of pcscd, enrolled with
-	// its attestation (the simulator's vendor root), PIN asked every time.
+	// The PIV card: inserted into a virtual reader of pcscd; alice enrols
+	// it herself from ebank's page below (the bank accepts the simulator's
+	// vendor root).
 	vendor := pivtest.Vendor(t)
 	slot := pivtest.TakeReader(t)
 	pivtest.Insert(t, slot, pivtest.NewCard(t, vendor))
 	root := filepath.Join(b.dir, "piv-vendor-root.pem")
 	if err := os.WriteFile(root, vendor.RootPEM(), 0o644); err != nil {
 		t.Fatal(err)
-	}
-	if r := b.admin(t, "piv", "enroll", "--customer", pid, "--reader", slot.Reader, "--vendor-root", root, "--pin-policy", "always"); r.code != 0 {
-		t.Fatalf("piv enroll: %+v", r)
 	}
 	// Accounts: alice's and bob's at ebank.
 	db := openBenchDB(t, b)
@@ -88,7 +86,7 @@ func TestTransferSignedWithEachTool(t *testing.T) {
 	os.WriteFile(conf, []byte(`http: {listen: "`+authAddr+`"}
 database: {driver: sqlite, dsn: "`+b.db+`"}
 hsm: {module: "`+b.sh.Module+`", token: `+benchHSMToken+`, pin-source: "env:EGATE_TEST_HSM_PIN"}
-factors: {enabled: [sms, phone, ushield, piv, ushield2], sms: {dev-sink: true}}
+factors: {enabled: [sms, phone, ushield, piv, ushield2], sms: {dev-sink: true}, piv: {vendor-roots: "`+root+`"}}
 authsvc:
   oidc:
     clients:
@@ -102,14 +100,7 @@ platforms:
   mall: {listen: "127.0.0.1:1"}
   messenger: {listen: "127.0.0.1:2"}
 `), 0o600)
-	srv := exec.Command(egateBin, "authsvc", "--config", conf)
-	srv.Dir, srv.Env = b.dir, append(os.Environ(), b.env...)
-	lines, stderr := startLines(t, srv)
-	base := waitLine(t, lines, regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`), stderr)[1]
-	go func() {
-		for range lines {
-		}
-	}()
+	base := startAuthsvc(t, b, conf)
 	eb := exec.Command(egateBin, "platform", "ebank", "--config", conf)
 	eb.Dir, eb.Env = b.dir, append(os.Environ(), b.env...)
 	elines, estderr := startLines(t, eb)
@@ -121,15 +112,7 @@ platforms:
 	state := bindPhone(t, b, base)
 
 	bctx := helperChromium(t)
-	step := func(what string, acts ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(bctx, 60*time.Second)
-		defer cancel()
-		if err := chromedp.Do(sctx, acts...); err != nil {
-			body, _ := chromedp.Run(bctx, chromedp.Evaluate[string]("document.documentElement.outerHTML"))
-			t.Fatalf("browser, %s: %v\n%s", what, err, body)
-		}
-	}
+	step := stepper(t, bctx, 60*time.Second)
 	step("ebank's login", chromedp.Navigate(ebankURL+"/login?lang=en"), chromedp.WaitVisible(chromedp.ID("login_name")))
 	step("the password page", chromedp.SendKeys(chromedp.ID("login_name"), "alice"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("password")))
 	step("back at ebank", chromedp.SendKeys(chromedp.ID("password"), "Blue-Kite-47"), chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("who")))
@@ -139,6 +122,7 @@ platforms:
 	// page's text.
 	toOrder := func(t *testing.T, tool, memo string) string {
 		t.Helper()
+		step := stepper(t, bctx, 60*time.Second)
 		step("the transfer form", chromedp.Navigate(ebankURL+"/transfer"), chromedp.WaitVisible(chromedp.ID("amount")),
 			chromedp.SendKeys(chromedp.ID("to"), bobs[0].Number), chromedp.SendKeys(chromedp.ID("amount"), "2000"), chromedp.SendKeys(chromedp.ID("memo"), memo))
 		step("the decision", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("factor_"+tool)), chromedp.Click(chromedp.ID("factor_"+tool)))
@@ -163,6 +147,7 @@ platforms:
 	}
 	done := func(t *testing.T, tool string) {
 		t.Helper()
+		step := stepper(t, bctx, 60*time.Second)
 		step("the page goes on by itself", chromedp.WaitVisible(chromedp.ID("done")))
 		d, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("done")))
 		if !strings.Contains(d, "Done: 2,000.00 yuan from ") || !strings.Contains(d, bobs[0].Number) {
@@ -177,7 +162,33 @@ platforms:
 		}
 	}
 
+	t.Run("enrol the PIV card from ebank's page through egate helper", func(t *testing.T) {
+		step := stepper(t, bctx, 60*time.Second)
+		// Enrolling needs level 2: the SMS code, read from the sink.
+		step("the passport's tools at level 2", chromedp.Navigate(ebankURL+"/login?level=2"), chromedp.WaitVisible(chromedp.ID("factor-sms")), chromedp.Click(chromedp.ID("factor-sms")))
+		step("the SMS page", chromedp.WaitVisible(chromedp.ID("response")))
+		code := lastSMSCode(t, b)
+		step("back at ebank at level 2", chromedp.SendKeys(chromedp.ID("response"), code), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("who")))
+		step("ebank's enrolment page", chromedp.Navigate(ebankURL+"/enrol"), chromedp.WaitVisible(chromedp.ID("enrol-piv")))
+		shot(t, bctx, "ebank-enrol")
+		step("the passport's enrolment", chromedp.Click(chromedp.ID("enrol-piv")), chromedp.WaitVisible(chromedp.ID("autostart")))
+		shot(t, bctx, "enrol-piv-order")
+		h := run(t, b.dir, b.env, "helper", autostart(t), "--piv", "--piv-reader", slot.Reader, "--pin-source", "env:EGATE_TEST_PIV_PIN", "--yes")
+		if h.code != 0 || !strings.Contains(h.stdout, "Enrolled:") || !strings.Contains(h.stdout, "│ Enrol a new PIV card for "+pid) {
+			t.Fatalf("egate helper: %+v", h)
+		}
+		step("the enrolled page", chromedp.WaitVisible(chromedp.ID("enrolled")))
+		shot(t, bctx, "enrol-piv-done")
+		step("back at ebank", chromedp.Click(chromedp.ID("back")), chromedp.WaitVisible(chromedp.ID("notice")))
+		if n, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("notice"))); !strings.Contains(n, "PIV card is enrolled") {
+			t.Fatalf("ebank's notice %q", n)
+		}
+		if r := b.admin(t, "piv", "list", "--customer", pid); r.code != 0 || !regexp.MustCompile(`(?m)9a.*active`).MatchString(r.stdout) {
+			t.Fatalf("piv list: %+v", r)
+		}
+	})
 	t.Run("log in at level 4 with the PIV card on pcscd through egate helper", func(t *testing.T) {
+		step := stepper(t, bctx, 60*time.Second)
 		step("the passport's tools at level 4", chromedp.Navigate(ebankURL+"/login?level=4"), chromedp.WaitVisible(chromedp.ID("factor-piv")), chromedp.Click(chromedp.ID("factor-piv")))
 		step("the PIV page", chromedp.WaitVisible(chromedp.ID("autostart")))
 		text, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.ID("challenge")))
@@ -198,33 +209,7 @@ platforms:
 	})
 	t.Run("a 2nd-generation U-shield whose button the test presses", func(t *testing.T) {
 		text := toOrder(t, "ushield2", "u2")
-		devAddr := freePort(t)
-		sim := exec.Command(egateBin, "sim", "ushield", "--module", b.sh.Module, "--token", "ushield-2", "--pin-source", "env:EGATE_TEST_SHIELD_PIN", "--listen", devAddr)
-		sim.Dir, sim.Env = b.dir, append(os.Environ(), b.env...)
-		simOut, simErr := startLines(t, sim)
-		waitLine(t, simOut, regexp.MustCompile(`^U-shield "ushield-2"`), simErr)
-		helperDone := make(chan result, 1)
-		var wg sync.WaitGroup
-		link := autostart(t)
-		wg.Go(func() { helperDone <- run(t, b.dir, b.env, "helper", link, "--ushield2", "http://"+devAddr, "--yes") })
-		defer wg.Wait()
-		id := waitLine(t, simOut, regexp.MustCompile(`U-shield display ─ request ([0-9a-f]+)`), simErr)[1]
-		var shown []string
-		for l := range simOut {
-			if strings.HasPrefix(l, "└─") {
-				break
-			}
-			shown = append(shown, l)
-		}
-		if strings.Join(shown, "\n") != text {
-			t.Fatalf("the U-shield shows %q, the page %q", strings.Join(shown, "\n"), text)
-		}
-		resp, err := http.Post("http://"+devAddr+"/confirm?id="+id, "", nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		helperOK(t, <-helperDone, text)
+		helperOK(t, confirmOnUShield2(t, b, "ushield-2", autostart(t), text, nil), text)
 		done(t, "ushield2")
 	})
 	t.Run("the PIV card on pcscd through egate helper", func(t *testing.T) {
@@ -234,13 +219,7 @@ platforms:
 	})
 	t.Run("the phone app scanning a screenshot of the QR", func(t *testing.T) {
 		text := toOrder(t, "phone", "phone")
-		png, err := chromedp.Run(bctx, chromedp.Screenshot(chromedp.ID("qr")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		img := filepath.Join(b.dir, "transfer-qr.png")
-		os.WriteFile(img, png, 0o644)
-		r := run(t, b.dir, b.env, "sim", "phone", "scan", img, "--state", state, "--pin-source", "env:EGATE_TEST_APP_PIN", "--yes")
+		r := scanWithPhone(t, b, bctx, state)
 		if r.code != 0 || !strings.Contains(r.stdout, "│ "+strings.ReplaceAll(text, "\n", "\n│ ")) || !strings.Contains(r.stdout, "Signed.") {
 			t.Fatalf("sim phone scan: %+v", r)
 		}

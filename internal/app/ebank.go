@@ -89,6 +89,8 @@ func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Si
 		OnError: func(r *http.Request, err error) {
 			log.Error("ebank pages", "err", err, "request_id", httpx.RequestID(r.Context()))
 		}}
+	p.PassportURL = cfg.Platforms.Issuer // where tokens are enrolled
+
 	site.Mount(p.Handler(), web.Routes...)
 }
 

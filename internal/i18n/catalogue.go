@@ -140,6 +140,18 @@ var catalogue = map[string][2]string{
 	"order.code.pin_blocked":   {"令牌 PIN 已锁定：请用 PUK 解锁或联系银行。", "The token's PIN is blocked: unblock it with the PUK or call the bank."},
 	"order.code.token_removed": {"签名时令牌被拔出。", "The token was removed during the signature."},
 	"order.code.no_token":      {"没有找到能确认此笔转账的令牌。", "No token that can confirm this transfer was found."},
+	// ebank's enrolment page (platform/ebank/web/enrol.go)
+	"enrol.title":          {"绑定安全工具", "Enrol a security tool"},
+	"enrol.intro":          {"在本机安装银行安全助手（egate helper）并插入令牌，然后选择要绑定的工具。绑定在银行通行证完成：密钥在令牌内生成，永不离开令牌，由银行 CA 签发证书。", "Install the bank's security helper (egate helper) on this computer and insert the token, then choose the tool to enrol. Enrolment happens at the bank's passport: the key is made on the token and never leaves it, and the bank's CA certifies it."},
+	"enrol.level":          {"级别 %d", "level %d"},
+	"enrol.button":         {"绑定%s", "Enrol a %s"},
+	"enrol.about.ushield":  {"USB 令牌：登录和大额转账时在本机签名。", "A USB token: signs logins and large transfers on this computer."},
+	"enrol.about.piv":      {"PIV 智能卡：卡片证明密钥在卡内生成，银行核验后签发证书。", "A PIV smart card: the card attests that it made the key, and the bank checks that before it certifies the key."},
+	"enrol.about.ushield2": {"带屏幕和确认键的令牌：在令牌上显示交易并按键确认，可用于最大额转账。", "A token with a display and a confirm button: shows the transaction and waits for your press; confirms the largest transfers."},
+	"enrol.phone":          {"手机银行 App 无需在此绑定：在 App 中用密码和短信验证码登录一次即可。", "The bank's phone app is not enrolled here: sign in once in the app with your password and an SMS code."},
+	"enrol.level2":         {"绑定需要认证级别 2（密码和短信验证码）；通行证会在需要时要求您确认。绑定后的工具会出现在您的工具列表中，丢失时请立即在那里挂失。", "Enrolling needs level 2 (password and an SMS code); the passport asks when needed. An enrolled tool is on your tools list: if you lose it, report it lost there at once."},
+	"enrol.done":           {"您的%s已绑定，已出现在您的工具列表中。", "Your %s is enrolled and is on your tools list."},
+	"enrol.unavailable":    {"暂时无法在此绑定工具，请前往网点。", "Tools cannot be enrolled here just now; visit a branch."},
 	// the passport's pages (authsvc/templates/pages.html)
 	"pp.title":          {"通行证", "egate passport"},
 	"pp.signing_in":     {"正在登录", "Signing in to"},

@@ -2,6 +2,7 @@ package web
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/egate-bank/egate/authsvc/intent"
+	authorders "github.com/egate-bank/egate/authsvc/orders"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -74,7 +76,11 @@ func (a *orderAuth) CollectOrder(_ context.Context, hash string, r txclient.Orde
 	}
 	st := txclient.OrderStatus{Ref: r.Ref, State: o.state, Code: o.code, Message: "the service's sentence"}
 	if o.factor == "phone" && o.state == "pending" {
-		st.QR = "data:image/png;base64,iVBORw0KGgo="
+		png, err := authorders.QRPNG("EGQ1."+r.Ref+".0.00000000000000000000000000000000", -5)
+		if err != nil {
+			return st, err
+		}
+		st.QR = "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
 	}
 	return st, nil
 }

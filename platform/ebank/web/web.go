@@ -75,6 +75,10 @@ type Pages struct {
 	Now func() time.Time
 	// OnError receives unexpected errors (the page shows a plain sentence).
 	OnError func(r *http.Request, err error)
+	// PassportURL is the passport's URL, where tokens are enrolled
+	// (enrol.go); empty: the enrolment page says enrolment is not
+	// available.
+	PassportURL string
 }
 
 //go:embed templates/*.html
@@ -98,11 +102,12 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("POST /transfer/challenge", p.logged(p.transferChallenge))
 	m.HandleFunc("POST /transfer/confirm", p.logged(p.transferConfirm))
 	m.HandleFunc("GET /transfer/order", p.logged(p.transferOrderPoll))
+	m.HandleFunc("GET /enrol", p.logged(p.enrolPage))
 	return m
 }
 
 // Routes are the paths Handler serves, for the platform's mux.
-var Routes = []string{"/accounts", "/accounts/", "/transfer", "/transfer/"}
+var Routes = []string{"/accounts", "/accounts/", "/transfer", "/transfer/", "/enrol"}
 
 // view is what every template gets.
 type view struct {

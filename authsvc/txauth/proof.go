@@ -19,7 +19,11 @@ import (
 // above the level the intent needs, bound to the intent's hash and showing
 // its text.
 func (s *Service) Challenge(ctx context.Context, hash string, req txclient.ChallengeRequest) (txclient.Challenge, error) {
-	r, err := s.mustLoad(ctx, hash)
+	dctx, err := s.dbCtx(ctx)
+	if err != nil {
+		return txclient.Challenge{}, err
+	}
+	r, err := s.mustLoadIntent(dctx, hash)
 	if err != nil {
 		return txclient.Challenge{}, err
 	}
@@ -39,7 +43,7 @@ func (s *Service) Challenge(ctx context.Context, hash string, req txclient.Chall
 	if err != nil {
 		return txclient.Challenge{}, factorErr(err)
 	}
-	if _, err := s.st.exec(ctx, `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := s.st.exec(dctx, `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`,
 		ch.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
 		return txclient.Challenge{}, unavailable(fmt.Errorf("storing the challenge: %w", err))
 	}
@@ -61,7 +65,11 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 			return txclient.Grant{}, ErrIntentChanged
 		}
 	}
-	r, err := s.mustLoad(ctx, hash)
+	dctx, err := s.dbCtx(ctx)
+	if err != nil {
+		return txclient.Grant{}, err
+	}
+	r, err := s.mustLoadIntent(dctx, hash)
 	if err != nil {
 		return txclient.Grant{}, err
 	}
@@ -76,7 +84,7 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	}
 	var chHash, factor string
 	var chLevel int
-	err = s.st.row(ctx, `SELECT intent_hash, factor, level FROM tx_challenges WHERE id = ?`, req.ChallengeID).Scan(&chHash, &factor, &chLevel)
+	err = s.st.row(dctx, `SELECT intent_hash, factor, level FROM tx_challenges WHERE id = ?`, req.ChallengeID).Scan(&chHash, &factor, &chLevel)
 	if isNoRows(err) {
 		return txclient.Grant{}, ErrUnknownChall
 	}
@@ -94,8 +102,8 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	if err != nil {
 		fe := factorErr(err)
 		if fe.Code != ErrUnavailable.Code {
-			s.db.Exec(ctx, `INSERT INTO tx_failures (customer, at_ms, intent_hash, factor) VALUES (?, ?, ?, ?)`, r.Customer, s.now().UnixMilli(), hash, factor)
-			if aerr := s.appendAudit(ctx, "tx.proof", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "result": fe.Code}); aerr != nil {
+			s.db.Exec(dctx, `INSERT INTO tx_failures (customer, at_ms, intent_hash, factor) VALUES (?, ?, ?, ?)`, r.Customer, s.now().UnixMilli(), hash, factor)
+			if aerr := s.appendAudit(dctx, "tx.proof", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "result": fe.Code}); aerr != nil {
 				return txclient.Grant{}, aerr
 			}
 		}
@@ -119,7 +127,11 @@ func (s *Service) issue(ctx context.Context, r *row, hash, factor string, res au
 	// The count, the grant and its audit record in one transaction: over
 	// a limit, or on any error, nothing of it stays.
 	var after func() error
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	ctx, err := s.dbCtx(ctx)
+	if err != nil {
+		return txclient.Grant{}, err
+	}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := s.counter.CountTx(ctx, tx, r.Customer, hash, r.Intent.Amount, level); err != nil {
 			return err
 		}

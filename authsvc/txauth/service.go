@@ -192,6 +192,9 @@ type row struct {
 
 const rowCols = `hash, customer, body, state, action, level, decision, proved_level, reviewer, review_note, created_ms`
 
+// rowColsI is rowCols of tx_intents named i in a join.
+const rowColsI = `i.hash, i.customer, i.body, i.state, i.action, i.level, i.decision, i.proved_level, i.reviewer, i.review_note, i.created_ms`
+
 func scanRow(sc func(...any) error) (*row, error) {
 	return scanRowOf(sc, true)
 }

@@ -31,7 +31,9 @@ func (s *Service) Features(ctx context.Context, in intent.Intent) (risk.Features
 	var paid, seen int64
 	// One statement: the customer's intents of the last 90 days read once
 	// for velocity and history (before, one subquery each read its rows
-	// again), the rest a subquery over its own index each.
+	// again), the rest a subquery over its own index each; whether the
+	// payee was paid and the device proved before stop at the first such
+	// intent (EXISTS) instead of counting the customer's whole history.
 	err := s.st.row(ctx, `SELECT
 		COUNT(CASE WHEN created_ms >= ? THEN 1 END),
 		COUNT(CASE WHEN created_ms >= ? THEN 1 END),
@@ -42,8 +44,8 @@ func (s *Service) Features(ctx context.Context, in intent.Intent) (risk.Features
 		(SELECT COUNT(*) FROM tx_failures WHERE customer = ? AND at_ms >= ?),
 		(SELECT COALESCE(SUM(n), 0) FROM auth_failures WHERE subject = ? AND factor <> 'any' AND day IN (?, ?)),
 		(SELECT COALESCE(MAX(created_ms), -1) FROM customers WHERE passport_id = ?),
-		(SELECT COUNT(*) FROM tx_intents WHERE customer = ? AND payee = ? AND state = 'executed'),
-		(SELECT COUNT(*) FROM tx_intents WHERE customer = ? AND device = ? AND device <> '' AND state IN ('granted', 'executed'))
+		CASE WHEN EXISTS (SELECT 1 FROM tx_intents WHERE customer = ? AND payee = ? AND state = 'executed') THEN 1 ELSE 0 END,
+		CASE WHEN EXISTS (SELECT 1 FROM tx_intents WHERE customer = ? AND device = ? AND device <> '' AND state IN ('granted', 'executed')) THEN 1 ELSE 0 END
 		FROM tx_intents WHERE customer = ? AND created_ms >= ?`,
 		hour, day, day,
 		in.Customer, day,

@@ -8,7 +8,11 @@
 // Verify first Opens the challenge (to check it belongs to the customer and
 // factor and was begun for the purpose and transaction the answer is given
 // for, and to read what it asked), checks the answer, and only then
-// Consumes it, so bad input leaves the challenge untouched.
+// Consumes it, so bad input leaves the challenge untouched. A factor that
+// uses the challenge up before it compares the answer (the
+// dynamic-password token) calls OpenConsume: both in one statement when
+// the challenge is usable and binds, otherwise nothing changes and the
+// refusal is Open's or Consume's.
 package challenge
 
 import (

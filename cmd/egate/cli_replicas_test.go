@@ -24,9 +24,11 @@ import (
 )
 
 // startAuthsvc starts `egate authsvc --config conf` in b's directory and
-// environment and returns its base URL once it serves; the process is
-// stopped with SIGINT at the end of the test, and must stop cleanly.
-func startAuthsvc(t *testing.T, b *adminBench, conf string) string {
+// environment and returns its base URL once it serves, and stop, which
+// stops it with SIGINT, fails the test unless it stops cleanly, and
+// returns what it wrote to stderr. A process not stopped by the test is
+// stopped at its end.
+func startAuthsvc(t *testing.T, b *adminBench, conf string) (base string, stop func() string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	cmd := exec.CommandContext(ctx, egateBin, "authsvc", "--config", conf)
@@ -43,7 +45,6 @@ func startAuthsvc(t *testing.T, b *adminBench, conf string) string {
 		t.Fatal(err)
 	}
 	sc := bufio.NewScanner(out)
-	base := ""
 	for sc.Scan() {
 		if m := regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
 			base = m[1]
@@ -57,14 +58,20 @@ func startAuthsvc(t *testing.T, b *adminBench, conf string) string {
 		t.Fatalf("egate authsvc did not start:\n%s", stderr.String())
 	}
 	go io.Copy(io.Discard, out)
-	t.Cleanup(func() {
-		defer cancel()
-		cmd.Process.Signal(syscall.SIGINT)
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("egate authsvc at %s did not stop cleanly: %v\n%s", base, err, stderr.String())
-		}
-	})
-	return base
+	var once sync.Once
+	stop = func() string {
+		t.Helper()
+		once.Do(func() {
+			defer cancel()
+			cmd.Process.Signal(syscall.SIGINT)
+			if err := cmd.Wait(); err != nil {
+				t.Errorf("egate authsvc at %s did not stop cleanly: %v\n%s", base, err, stderr.String())
+			}
+		})
+		return stderr.String()
+	}
+	t.Cleanup(func() { stop() })
+	return base, stop
 }
 
 // TestAuthsvcReplicasHoldTheLimit (issue 11 item 2): two real `egate
@@ -101,7 +108,8 @@ transactions:
 `), 0o600)
 	var replicas [2]*txclient.Client
 	for i := range replicas {
-		replicas[i] = &txclient.Client{BaseURL: startAuthsvc(t, b, conf), ID: "ebank", Secret: secret}
+		base, _ := startAuthsvc(t, b, conf)
+		replicas[i] = &txclient.Client{BaseURL: base, ID: "ebank", Secret: secret}
 	}
 	db, err := store.Open(context.Background(), store.Config{Driver: store.Postgres, DSN: dsn})
 	if err != nil {

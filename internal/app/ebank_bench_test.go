@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 	"github.com/egate-bank/egate/platform/ebank/web"
@@ -71,7 +71,7 @@ func BenchmarkTransferEndToEnd(b *testing.B) {
 			ctx := context.Background()
 			b.SetParallelism(4)
 			b.ResetTimer()
-			cpu0 := cpuNanos()
+			cpu0 := testenv.CPUTime()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
 					n := seq.Add(1)
@@ -82,7 +82,7 @@ func BenchmarkTransferEndToEnd(b *testing.B) {
 				}
 			})
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
-			b.ReportMetric(float64(cpuNanos()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
+			b.ReportMetric(float64(testenv.CPUTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
 		})
 	}
 }
@@ -213,12 +213,4 @@ func (bank *e2eBank) transfer(ctx context.Context, c *e2eCustomer, n int64) erro
 		return fmt.Errorf("transfer %+v", t)
 	}
 	return nil
-}
-
-func cpuNanos() int64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -8,7 +8,11 @@
 // Verify first Opens the challenge (to check it belongs to the customer and
 // factor and was begun for the purpose and transaction the answer is given
 // for, and to read what it asked), checks the answer, and only then
-// Consumes it, so bad input leaves the challenge untouched.
+// Consumes it, so bad input leaves the challenge untouched. A factor that
+// uses the challenge up before it compares the answer (the
+// dynamic-password token) calls OpenConsume: both in one statement when
+// the challenge is usable and binds, otherwise nothing changes and the
+// refusal is Open's or Consume's.
 package challenge
 
 import (
@@ -134,6 +138,51 @@ func (s *Store) Open(ctx context.Context, factor string, req authn.VerifyRequest
 	}
 	return r, err
 }
+
+// OpenConsume is Open followed by Consume, in one statement when the
+// challenge is usable and binds req (purpose, and for a transaction its
+// hash): it is then marked used and returned as Open would have returned
+// it. Otherwise nothing changes, and Open and Consume themselves run to
+// give the very refusal (or, after a lost race, the success) they give
+// one after the other. Factors that use up the challenge before they
+// compare the answer (the dynamic-password token) call it.
+func (s *Store) OpenConsume(ctx context.Context, factor string, req authn.VerifyRequest) (*Record, error) {
+	want := req.Want()
+	if want != authn.PurposeTransaction || len(req.TxHash) > 0 {
+		now := s.now().UnixMilli()
+		q, args := qOpenConsume, []any{now, req.ChallengeID, factor, req.PassportID, string(want), now}
+		if want == authn.PurposeTransaction {
+			q, args = qOpenConsumeTx, append(args, req.TxHash)
+		}
+		r := &Record{ID: req.ChallengeID, Factor: factor, PassportID: req.PassportID, Purpose: want}
+		var created, expires int64
+		err := s.db.QueryRow(ctx, q, args...).Scan(&r.TxHash, &r.Data, &r.Secret, &r.Ref, &created, &expires)
+		if err == nil {
+			r.CreatedAt, r.ExpiresAt = time.UnixMilli(created), time.UnixMilli(expires)
+			return r, nil
+		}
+		if !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("consuming %s challenge: %w", factor, err)
+		}
+	}
+	r, err := s.Open(ctx, factor, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Consume(ctx, factor, req.PassportID, req.ChallengeID); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+const (
+	qOpenConsume = `UPDATE auth_challenges SET used_ms = ?
+		WHERE id = ? AND factor = ? AND passport_id = ? AND purpose = ? AND used_ms IS NULL AND expires_ms > ?
+		RETURNING tx_hash, data, secret, ref, created_ms, expires_ms`
+	qOpenConsumeTx = `UPDATE auth_challenges SET used_ms = ?
+		WHERE id = ? AND factor = ? AND passport_id = ? AND purpose = ? AND used_ms IS NULL AND expires_ms > ? AND tx_hash = ?
+		RETURNING tx_hash, data, secret, ref, created_ms, expires_ms`
+)
 
 // Binds reports whether r was begun for purpose and, for a transaction,
 // for exactly txHash (a transaction challenge without a hash binds nothing).

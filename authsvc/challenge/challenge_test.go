@@ -3,6 +3,8 @@ package challenge
 import (
 	"context"
 	"errors"
+	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -92,5 +94,110 @@ func TestOpenChecksTheBinding(t *testing.T) {
 				t.Fatalf("another customer: %v", err)
 			}
 		})
+	})
+}
+
+// TestOpenConsume: OpenConsume gives what Open then Consume give, on twin
+// challenges (the same fields, another id), for every binding, a used,
+// an expired and an unknown challenge, another customer's and another
+// factor's; a refused one is left as it was (a used one used, an open one
+// still open for the right call).
+func TestOpenConsume(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.UnixMilli(1_800_000_000_000)
+		s := New(db, func() time.Time { return now })
+		a, b := []byte("intent A"), []byte("intent B")
+		used := func(t *testing.T, id string) bool {
+			t.Helper()
+			var n int
+			if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM auth_challenges WHERE id = ? AND used_ms IS NOT NULL`, id).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			return n == 1
+		}
+		cases := []struct {
+			name     string
+			purpose  authn.Purpose
+			hash     []byte
+			as       authn.VerifyRequest
+			factor   string
+			used     bool
+			expired  bool
+			unknown  bool
+			accepted bool
+		}{
+			{name: "login for a login", purpose: authn.PurposeLogin, as: authn.VerifyRequest{PassportID: "alice", Purpose: authn.PurposeLogin}, accepted: true},
+			{name: "login, purpose unset", purpose: authn.PurposeLogin, as: authn.VerifyRequest{PassportID: "alice"}, accepted: true},
+			{name: "transaction for its intent", purpose: authn.PurposeTransaction, hash: a, as: authn.VerifyRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxHash: a}, accepted: true},
+			{name: "transaction for another intent", purpose: authn.PurposeTransaction, hash: a, as: authn.VerifyRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxHash: b}},
+			{name: "login for a transaction", purpose: authn.PurposeLogin, as: authn.VerifyRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxHash: a}},
+			{name: "transaction for a login", purpose: authn.PurposeTransaction, hash: a, as: authn.VerifyRequest{PassportID: "alice", Purpose: authn.PurposeLogin}},
+			{name: "transaction without a hash", purpose: authn.PurposeTransaction, as: authn.VerifyRequest{PassportID: "alice", Purpose: authn.PurposeTransaction}},
+			{name: "another customer", purpose: authn.PurposeLogin, as: authn.VerifyRequest{PassportID: "bob"}},
+			{name: "another factor", purpose: authn.PurposeLogin, as: authn.VerifyRequest{PassportID: "alice"}, factor: "sms"},
+			{name: "used", purpose: authn.PurposeTransaction, hash: a, as: authn.VerifyRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxHash: a}, used: true},
+			{name: "expired", purpose: authn.PurposeTransaction, hash: a, as: authn.VerifyRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxHash: a}, expired: true},
+			{name: "unknown", purpose: authn.PurposeLogin, as: authn.VerifyRequest{PassportID: "alice"}, unknown: true},
+		}
+		for _, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				factor := tc.factor
+				if factor == "" {
+					factor = "otp"
+				}
+				var ids [2]string
+				for i := range ids {
+					r := &Record{Factor: "otp", PassportID: "alice", Purpose: tc.purpose, TxHash: tc.hash, Data: []byte("q"), Ref: "tok", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+					if tc.expired {
+						r.CreatedAt, r.ExpiresAt = now.Add(-2*time.Minute), now.Add(-time.Minute)
+					}
+					if err := s.Create(ctx, r); err != nil {
+						t.Fatal(err)
+					}
+					if tc.used {
+						if err := s.Consume(ctx, "otp", "alice", r.ID); err != nil {
+							t.Fatal(err)
+						}
+					}
+					ids[i] = r.ID
+					if tc.unknown {
+						ids[i] = NewID()
+					}
+				}
+				// The two steps on the first twin, OpenConsume on the second.
+				req := tc.as
+				req.ChallengeID = ids[0]
+				want, wantErr := s.Open(ctx, factor, req)
+				if wantErr == nil {
+					wantErr = s.Consume(ctx, factor, req.PassportID, req.ChallengeID)
+				}
+				req.ChallengeID = ids[1]
+				wasUsed := used(t, ids[1])
+				got, err := s.OpenConsume(ctx, factor, req)
+				if (err == nil) != tc.accepted || fmt.Sprint(err) != fmt.Sprint(wantErr) {
+					t.Fatalf("OpenConsume = %v, Open and Consume = %v; want accepted %v", err, wantErr, tc.accepted)
+				}
+				if !tc.accepted {
+					if got != nil || used(t, ids[1]) != wasUsed {
+						t.Fatalf("refused, yet %+v, used %v (was %v)", got, used(t, ids[1]), wasUsed)
+					}
+					if !tc.used && !tc.expired && !tc.unknown && tc.hash != nil {
+						right := authn.VerifyRequest{PassportID: "alice", Purpose: tc.purpose, TxHash: tc.hash, ChallengeID: ids[1]}
+						if _, err := s.OpenConsume(ctx, "otp", right); err != nil {
+							t.Fatalf("the right call after a refused one: %v", err)
+						}
+					}
+					return
+				}
+				want.ID = got.ID
+				if !used(t, ids[1]) || !reflect.DeepEqual(got, want) {
+					t.Fatalf("record %+v, want %+v (used %v)", got, want, used(t, ids[1]))
+				}
+				if _, err := s.OpenConsume(ctx, factor, req); !errors.Is(err, authn.ErrUsed) {
+					t.Fatalf("second OpenConsume = %v, want ErrUsed", err)
+				}
+			})
+		}
 	})
 }

@@ -67,6 +67,39 @@ func (c *Counter) Usage(ctx context.Context, customer string) (Usage, error) {
 	return u, rows.Err()
 }
 
+// State is Effective and Usage read by one statement: what a decision
+// needs (a round trip less on PostgreSQL, a statement less on SQLite).
+func (c *Counter) State(ctx context.Context, customer string) (Table, Usage, error) {
+	day, year := c.periods()
+	var u Usage
+	rows, err := c.db.Query(ctx, `SELECT level, per_txn, per_day, per_year, '' FROM limit_own WHERE customer = ?
+		UNION ALL SELECT 0, used, 0, 0, period FROM limit_usage WHERE customer = ? AND period IN (?, ?)`, customer, customer, day, year)
+	if err != nil {
+		return nil, u, fmt.Errorf("reading limits and usage: %w", err)
+	}
+	defer rows.Close()
+	var own []OwnLimit
+	for rows.Next() {
+		var o OwnLimit
+		var period string
+		if err := rows.Scan(&o.Level, &o.PerTxn, &o.PerDay, &o.PerYear, &period); err != nil {
+			return nil, u, fmt.Errorf("reading limits and usage: %w", err)
+		}
+		switch period {
+		case "":
+			own = append(own, o)
+		case day:
+			u.Day = o.PerTxn
+		default:
+			u.Year = o.PerTxn
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, u, fmt.Errorf("reading limits and usage: %w", err)
+	}
+	return c.table.Lower(own), u, nil
+}
+
 // Effective is the bank's table lowered by the customer's own limits.
 func (c *Counter) Effective(ctx context.Context, customer string) (Table, error) {
 	return c.effective(ctx, c.db, customer)

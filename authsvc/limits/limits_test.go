@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -276,5 +277,49 @@ func TestConcurrentCountsHoldTheLimit(t *testing.T) {
 			dbs = append(dbs, db)
 		}
 		run(t, dbs)
+	})
+}
+
+// TestState: State reads in one statement what Effective and Usage read
+// in two: for a customer with own limits on two levels and usage this day
+// and year (and last year's, not counted), and for one with neither.
+func TestState(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		clk := newClock(time.Date(2026, 12, 31, 15, 0, 0, 0, time.UTC)) // 23:00 in Shanghai
+		c := counter(t, db, clk)
+		if err := c.SetOwn(ctx, "bob", Limit{Level: 3, PerTxn: 20_000, PerDay: 50_000, PerYear: 1_000_000}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetOwn(ctx, "bob", Limit{Level: 2, PerTxn: 500, PerDay: 1_000, PerYear: 2_000}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Count(ctx, "bob", "b1", 10_000, 3); err != nil {
+			t.Fatal(err)
+		}
+		clk.add(2 * time.Hour) // 2027-01-01 in Shanghai: a new day and year
+		if _, err := c.Count(ctx, "bob", "b2", 15_000, 3); err != nil {
+			t.Fatal(err)
+		}
+		for _, who := range []string{"bob", "alice"} {
+			table, u, err := c.State(ctx, who)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantTable, err := c.Effective(ctx, who)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantU, err := c.Usage(ctx, who)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(table, wantTable) || u != wantU {
+				t.Fatalf("%s: State = %v %+v, want %v %+v", who, table, u, wantTable, wantU)
+			}
+			if who == "bob" && (u != Usage{Day: 15_000, Year: 15_000} || table[1].PerTxn != 500 || table[2].PerTxn != 20_000) {
+				t.Fatalf("bob: %v %+v", table, u)
+			}
+		}
 	})
 }

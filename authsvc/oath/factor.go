@@ -89,23 +89,30 @@ func (f Factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 // verifyChallenge checks the answer to one of the customer's challenges,
 // of any token kind.
 func (s *Service) verifyChallenge(ctx context.Context, req authn.VerifyRequest) (Accepted, error) {
-	rec, err := s.ch.Open(ctx, Name, req)
-	if err != nil {
-		return Accepted{}, err
-	}
-	if err := s.ch.Consume(ctx, Name, req.PassportID, req.ChallengeID); err != nil {
-		return Accepted{}, err
-	}
-	t, err := s.one(ctx, `SELECT `+tokenCols+` FROM otp_tokens WHERE id = ?`, rec.Ref)
+	rec, err := s.ch.OpenConsume(ctx, Name, req)
 	if err != nil {
 		return Accepted{}, err
 	}
 	code := strings.TrimSpace(string(req.Response))
 	var acc Accepted
-	if t.Params.Kind == otp.KindOCRA {
-		acc, err = s.checkOCRA(ctx, t, string(rec.Data), code)
-	} else {
-		acc, err = s.Verify(ctx, t, code)
+	// An HOTP/TOTP token's attempt is counted as it is loaded, as on the
+	// verify API's fast path (fast.go); any other token, or a token the
+	// fast path does not take, is looked up and checked in full.
+	t, err := s.countAndLoad(ctx, Lookup{id: rec.Ref}, code)
+	switch {
+	case err != nil:
+		return Accepted{}, err
+	case t != nil:
+		acc, err = s.compare(ctx, t, code, "")
+	default:
+		if t, err = s.one(ctx, `SELECT `+tokenCols+` FROM otp_tokens WHERE id = ?`, rec.Ref); err != nil {
+			return Accepted{}, err
+		}
+		if t.Params.Kind == otp.KindOCRA {
+			acc, err = s.checkOCRA(ctx, t, string(rec.Data), code)
+		} else {
+			acc, err = s.Verify(ctx, t, code)
+		}
 	}
 	if errors.Is(err, ErrUnavailable) {
 		// Nothing was checked: the challenge stays open for the same answer.

@@ -38,6 +38,7 @@ type Lookup struct {
 	Serial     string
 	KeyID      string
 	PassportID string
+	id         string // the token's row id (a challenge's token); the others empty
 }
 
 const countAndLoadSet = `UPDATE otp_tokens SET failures = failures + 1
@@ -54,6 +55,8 @@ var (
 	qCountBySerial = countAndLoadSet + `serial = ? AND (SELECT COUNT(*) FROM otp_tokens o WHERE o.serial = ?) = 1 RETURNING ` + verifyCols
 	// The customer's one active HOTP/TOTP token, as in TokenOf.
 	qCountByPassport = countAndLoadSet + `passport_id = ? AND (SELECT COUNT(*) FROM otp_tokens o WHERE o.passport_id = ? AND o.status = 'active' AND o.kind IN ('hotp', 'totp')) = 1 RETURNING ` + verifyCols
+	// The token a challenge names.
+	qCountByID = countAndLoadSet + `id = ? RETURNING ` + verifyCols
 )
 
 // scanVerifyToken reads verifyCols: an active, unexpired HOTP/TOTP token
@@ -84,19 +87,13 @@ func (s *Service) VerifyCode(ctx context.Context, l Lookup, code string) (Accept
 	if (l.Serial == "") == (l.PassportID == "") {
 		return Accepted{}, fmt.Errorf("%w: give exactly one of a serial and a passport id", ErrMalformed)
 	}
-	if otp.ValidCode(code, len(code)) && len(code) >= 4 && len(code) <= 10 {
-		t, err := s.countAndLoad(ctx, l, len(code))
-		if err != nil {
-			return Accepted{}, err
-		}
-		if t != nil {
-			return s.compare(ctx, t, code, "")
-		}
+	t, err := s.countAndLoad(ctx, l, code)
+	if err != nil {
+		return Accepted{}, err
 	}
-	var (
-		t   *Token
-		err error
-	)
+	if t != nil {
+		return s.compare(ctx, t, code, "")
+	}
 	if l.Serial != "" {
 		t, err = s.TokenBySerial(ctx, l.Serial, l.KeyID)
 	} else {
@@ -109,15 +106,22 @@ func (s *Service) VerifyCode(ctx context.Context, l Lookup, code string) (Accept
 }
 
 // countAndLoad takes one attempt on the token l names and returns it, or
-// nil (and changes nothing) when the general path must decide.
-func (s *Service) countAndLoad(ctx context.Context, l Lookup, digits int) (*Token, error) {
+// nil (and changes nothing) when the general path must decide: code is not
+// 4 to 10 digits, or the token is not one the fast path takes.
+func (s *Service) countAndLoad(ctx context.Context, l Lookup, code string) (*Token, error) {
+	if !otp.ValidCode(code, len(code)) || len(code) < 4 || len(code) > 10 {
+		return nil, nil
+	}
 	var (
 		q    string
 		args = make([]any, 0, 6)
 	)
 	now := s.now().UnixMilli()
-	args = append(args, digits, now, now, s.cfg.MaxFailures)
+	args = append(args, len(code), now, now, s.cfg.MaxFailures)
 	switch {
+	case l.id != "":
+		q = qCountByID
+		args = append(args, l.id)
 	case l.Serial != "" && l.KeyID != "":
 		q = qCountBySerialKey
 		args = append(args, l.Serial, l.KeyID)

@@ -10,7 +10,12 @@
 // whose unwrap template lets a seed back into the HSM only as a sensitive,
 // non-extractable, sign-only key: devices/hsm) at once and stores only the
 // wrapped blob; every HMAC is computed inside the HSM (HSM.HMACWrapped), a
-// whole look-ahead window in one call. Seeds stored under an older key are
+// whole look-ahead window in one call. A token without a PIN whose code is
+// right at the expected counter costs one HMAC of that call when the HSM
+// can stop early (devices/hsm's HMACWrappedUntil); a wrong, replayed or
+// skipped-ahead code, and every code of a token with a PIN, computes the
+// whole window, so the time taken tells only what the answer says
+// (verify.go, windowCodes). Seeds stored under an older key are
 // moved under the seed-wrap key inside the HSM by RewrapSeeds.
 //
 // Replay and lockout are enforced by the database, not by process memory, so

@@ -2,6 +2,7 @@ package oath
 
 import (
 	"context"
+	"crypto"
 	"crypto/hmac"
 	"errors"
 	"fmt"
@@ -233,12 +234,7 @@ func (s *Service) compare(ctx context.Context, t *Token, code, pin string) (Acce
 		return Accepted{}, err
 	}
 	from, n := s.window(t)
-	var codes []string
-	if t.Params.Kind == otp.KindHOTP {
-		codes, err = otp.HOTPWindow(ctx, s.macOf(t), t.Params.Hash, from, n, t.Params.Digits)
-	} else {
-		codes, err = t.Params.TOTP().Codes(ctx, s.macOf(t), from, n)
-	}
+	codes, hit, err := s.windowCodes(ctx, t, from, n, code)
 	if err != nil {
 		return Accepted{}, s.unchecked(ctx, t, err)
 	}
@@ -247,6 +243,9 @@ func (s *Service) compare(ctx context.Context, t *Token, code, pin string) (Acce
 		if otp.Equal(c, code) && match < 0 {
 			match = i
 		}
+	}
+	if hit >= 0 {
+		match = hit
 	}
 	if match < 0 || !pinGood {
 		if err := s.failed(ctx, t); err != nil {
@@ -264,6 +263,82 @@ func (s *Service) compare(ctx context.Context, t *Token, code, pin string) (Acce
 		return Accepted{}, err
 	}
 	return Accepted{Serial: t.Serial, Counter: c}, nil
+}
+
+// untilHSM is an HSM that stops a batch of HMACs early (devices/hsm).
+type untilHSM interface {
+	HMACWrappedUntil(ctx context.Context, wrapKeyLabel string, wrapped []byte, h crypto.Hash, msgs [][]byte, stop func(i int, mac []byte) bool) ([][]byte, error)
+}
+
+// windowCodes computes the codes of the window [from, from+n) in one HSM
+// call. For a token without a PIN, when the HSM can stop early, the
+// expected counter (HOTP: the ledger's next; TOTP: now's step, unless the
+// ledger is past it) is computed first and, when its code is code, alone:
+// hit is then its index in the window and codes is nil. A right code at
+// the expected counter costs one HMAC instead of the window's; any other
+// answer (wrong, replayed, ahead in the window) computes the whole window
+// as before, so the time taken tells only what the answer says. A token
+// with a PIN always computes the whole window: a wrong PIN and a wrong
+// code must cost the same.
+func (s *Service) windowCodes(ctx context.Context, t *Token, from uint64, n int, code string) (codes []string, hit int, err error) {
+	hit = -1
+	expected := t.Counter
+	if t.Params.Kind == otp.KindTOTP {
+		expected = uint64(int64(t.Params.TOTP().Step(s.now())) + t.Drift)
+	}
+	u, ok := s.hsm.(untilHSM)
+	if !ok || t.PINMode != "" || expected < t.Counter || expected < from || expected >= from+uint64(n) {
+		if t.Params.Kind == otp.KindHOTP {
+			codes, err = otp.HOTPWindow(ctx, s.macOf(t), t.Params.Hash, from, n, t.Params.Digits)
+		} else {
+			codes, err = t.Params.TOTP().Codes(ctx, s.macOf(t), from, n)
+		}
+		return codes, hit, err
+	}
+	first := int(expected - from)
+	// The expected counter first, then the window in order without it.
+	msgs := make([][]byte, 0, n)
+	msgs = append(msgs, otp.CounterMessage(expected))
+	for i := range n {
+		if i != first {
+			msgs = append(msgs, otp.CounterMessage(from+uint64(i)))
+		}
+	}
+	var truncErr error
+	macs, err := u.HMACWrappedUntil(ctx, t.wrapLabel, t.wrapped, t.Params.Hash, msgs, func(i int, mac []byte) bool {
+		if i != 0 {
+			return false
+		}
+		c, err := otp.Truncate(mac, t.Params.Digits)
+		truncErr = err
+		return err == nil && otp.Equal(c, code)
+	})
+	if err != nil {
+		return nil, hit, fmt.Errorf("%w: HSM HMAC: %w", authn.ErrUnavailable, err)
+	}
+	if truncErr != nil {
+		return nil, hit, truncErr
+	}
+	if len(macs) == 1 && n > 1 {
+		return nil, first, nil
+	}
+	if len(macs) != n {
+		return nil, hit, fmt.Errorf("%w: HSM HMAC: %d values for %d messages", authn.ErrUnavailable, len(macs), n)
+	}
+	codes = make([]string, n)
+	for j, mac := range macs {
+		i := j // back in window order
+		switch {
+		case j == 0:
+			i = first
+		case j <= first:
+			i = j - 1
+		}
+		if codes[i], err = otp.Truncate(mac, t.Params.Digits); err != nil {
+			return nil, hit, err
+		}
+	}
+	return codes, hit, nil
 }
 
 // window is the range of counters (HOTP) or steps (TOTP) to compute: the

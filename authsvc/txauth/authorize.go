@@ -40,6 +40,10 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 	if err := in.Validate(); err != nil {
 		return txclient.Decision{}, badIntent(err)
 	}
+	ctx, err := s.dbCtx(ctx)
+	if err != nil {
+		return txclient.Decision{}, err
+	}
 	owns, err := s.accounts.Owns(ctx, in.Customer, in.Payer)
 	if err != nil {
 		return txclient.Decision{}, unavailable(fmt.Errorf("accounts: %w", err))
@@ -210,11 +214,7 @@ func (s *Service) decide(ctx context.Context, in intent.Intent) (txclient.Decisi
 
 func (s *Service) decideFeatures(ctx context.Context, in intent.Intent) (txclient.Decision, risk.Decision, *risk.Features, error) {
 	d := txclient.Decision{Tools: []txclient.Tool{}, Reasons: []txclient.Reason{}}
-	table, err := s.counter.Effective(ctx, in.Customer)
-	if err != nil {
-		return d, risk.Decision{}, nil, unavailable(err)
-	}
-	usage, err := s.counter.Usage(ctx, in.Customer)
+	table, usage, err := s.counter.State(ctx, in.Customer)
 	if err != nil {
 		return d, risk.Decision{}, nil, unavailable(err)
 	}

@@ -23,12 +23,16 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 	if grant == "" || len(grant) > 128 {
 		return txclient.Executed{}, ErrUnknownGrant
 	}
+	ctx, err := s.dbCtx(ctx)
+	if err != nil {
+		return txclient.Executed{}, err
+	}
 	hash, th, now := in.HashHex(), tokenHash(grant), s.now().UnixMilli()
 	won := false
 	var after func() error
 	// The grant consumed, the intent executed and the audit record in one
 	// transaction.
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var got string
 		consume, err := s.st.tx(ctx, tx, qConsumeGrant)
 		if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -19,7 +20,11 @@ import (
 // above the level the intent needs, bound to the intent's hash and showing
 // its text.
 func (s *Service) Challenge(ctx context.Context, hash string, req txclient.ChallengeRequest) (txclient.Challenge, error) {
-	r, err := s.mustLoad(ctx, hash)
+	dctx, err := s.dbCtx(ctx)
+	if err != nil {
+		return txclient.Challenge{}, err
+	}
+	r, err := s.mustLoadIntent(dctx, hash)
 	if err != nil {
 		return txclient.Challenge{}, err
 	}
@@ -39,7 +44,7 @@ func (s *Service) Challenge(ctx context.Context, hash string, req txclient.Chall
 	if err != nil {
 		return txclient.Challenge{}, factorErr(err)
 	}
-	if _, err := s.st.exec(ctx, `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`,
+	if _, err := s.st.exec(dctx, `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`,
 		ch.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
 		return txclient.Challenge{}, unavailable(fmt.Errorf("storing the challenge: %w", err))
 	}
@@ -61,9 +66,25 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 			return txclient.Grant{}, ErrIntentChanged
 		}
 	}
-	r, err := s.mustLoad(ctx, hash)
+	dctx, err := s.dbCtx(ctx)
 	if err != nil {
 		return txclient.Grant{}, err
+	}
+	// The intent and the challenge named, in one statement; refused in
+	// this order: unknown intent, its state, unknown challenge, another
+	// intent's challenge, a tool below the level.
+	if !validHash(hash) {
+		return txclient.Grant{}, ErrUnknownIntent.with("the intent id is the 64 hex digits of its hash")
+	}
+	var chHash, chFactor sql.NullString
+	var chLevel sql.NullInt64
+	row := s.st.row(dctx, `SELECT `+rowColsI+`, c.intent_hash, c.factor, c.level FROM tx_intents i LEFT JOIN tx_challenges c ON c.id = ? WHERE i.hash = ?`, req.ChallengeID, hash)
+	r, err := scanRowOf(func(dst ...any) error { return row.Scan(append(dst, &chHash, &chFactor, &chLevel)...) }, false)
+	switch {
+	case isNoRows(err):
+		return txclient.Grant{}, ErrUnknownIntent
+	case err != nil:
+		return txclient.Grant{}, unavailable(fmt.Errorf("reading intent: %w", err))
 	}
 	if r.State != txclient.StateAllowed {
 		return txclient.Grant{}, stateErr(r.State)
@@ -71,22 +92,14 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	if req.Order != "" {
 		return s.proofByOrder(ctx, r, hash, req)
 	}
-	if req.ChallengeID == "" || len(req.ChallengeID) > 128 {
+	if req.ChallengeID == "" || len(req.ChallengeID) > 128 || !chHash.Valid {
 		return txclient.Grant{}, ErrUnknownChall
 	}
-	var chHash, factor string
-	var chLevel int
-	err = s.st.row(ctx, `SELECT intent_hash, factor, level FROM tx_challenges WHERE id = ?`, req.ChallengeID).Scan(&chHash, &factor, &chLevel)
-	if isNoRows(err) {
-		return txclient.Grant{}, ErrUnknownChall
-	}
-	if err != nil {
-		return txclient.Grant{}, unavailable(err)
-	}
-	if chHash != hash {
+	factor := chFactor.String
+	if chHash.String != hash {
 		return txclient.Grant{}, ErrChallengeFor
 	}
-	if chLevel < r.Level {
+	if int(chLevel.Int64) < r.Level {
 		return txclient.Grant{}, ErrLevelTooLow
 	}
 	sum, _ := hex.DecodeString(hash)
@@ -94,8 +107,8 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	if err != nil {
 		fe := factorErr(err)
 		if fe.Code != ErrUnavailable.Code {
-			s.db.Exec(ctx, `INSERT INTO tx_failures (customer, at_ms, intent_hash, factor) VALUES (?, ?, ?, ?)`, r.Customer, s.now().UnixMilli(), hash, factor)
-			if aerr := s.appendAudit(ctx, "tx.proof", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "result": fe.Code}); aerr != nil {
+			s.db.Exec(dctx, `INSERT INTO tx_failures (customer, at_ms, intent_hash, factor) VALUES (?, ?, ?, ?)`, r.Customer, s.now().UnixMilli(), hash, factor)
+			if aerr := s.appendAudit(dctx, "tx.proof", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "result": fe.Code}); aerr != nil {
 				return txclient.Grant{}, aerr
 			}
 		}
@@ -119,7 +132,11 @@ func (s *Service) issue(ctx context.Context, r *row, hash, factor string, res au
 	// The count, the grant and its audit record in one transaction: over
 	// a limit, or on any error, nothing of it stays.
 	var after func() error
-	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+	ctx, err := s.dbCtx(ctx)
+	if err != nil {
+		return txclient.Grant{}, err
+	}
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		if _, err := s.counter.CountTx(ctx, tx, r.Customer, hash, r.Intent.Amount, level); err != nil {
 			return err
 		}

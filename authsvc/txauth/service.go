@@ -192,7 +192,17 @@ type row struct {
 
 const rowCols = `hash, customer, body, state, action, level, decision, proved_level, reviewer, review_note, created_ms`
 
+// rowColsI is rowCols of tx_intents named i in a join.
+const rowColsI = `i.hash, i.customer, i.body, i.state, i.action, i.level, i.decision, i.proved_level, i.reviewer, i.review_note, i.created_ms`
+
 func scanRow(sc func(...any) error) (*row, error) {
+	return scanRowOf(sc, true)
+}
+
+// scanRowOf reads rowCols; without withDecision the stored decision is
+// not decoded (row.Decision stays empty): a challenge and a proof need
+// the intent and its state only.
+func scanRowOf(sc func(...any) error, withDecision bool) (*row, error) {
 	var r row
 	var body, dec string
 	if err := sc(&r.Hash, &r.Customer, &body, &r.State, &r.Action, &r.Level, &dec, &r.ProvedLevel, &r.Reviewer, &r.ReviewNote, &r.CreatedMS); err != nil {
@@ -200,6 +210,9 @@ func scanRow(sc func(...any) error) (*row, error) {
 	}
 	if err := json.Unmarshal([]byte(body), &r.Intent); err != nil {
 		return nil, fmt.Errorf("stored intent %s: %w", r.Hash, err)
+	}
+	if !withDecision {
+		return &r, nil
 	}
 	if err := json.Unmarshal([]byte(dec), &r.Decision); err != nil {
 		return nil, fmt.Errorf("stored decision %s: %w", r.Hash, err)
@@ -210,7 +223,11 @@ func scanRow(sc func(...any) error) (*row, error) {
 
 // load reads an intent by hash; nil when there is none.
 func (s *Service) load(ctx context.Context, hash string) (*row, error) {
-	r, err := scanRow(s.st.row(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ?`, hash).Scan)
+	return s.loadOf(ctx, hash, true)
+}
+
+func (s *Service) loadOf(ctx context.Context, hash string, withDecision bool) (*row, error) {
+	r, err := scanRowOf(s.st.row(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ?`, hash).Scan, withDecision)
 	if err != nil {
 		if isNoRows(err) {
 			return nil, nil
@@ -222,10 +239,20 @@ func (s *Service) load(ctx context.Context, hash string) (*row, error) {
 
 // mustLoad is load with ErrUnknownIntent for none.
 func (s *Service) mustLoad(ctx context.Context, hash string) (*row, error) {
+	return s.mustLoadOf(ctx, hash, true)
+}
+
+// mustLoadIntent is mustLoad without the stored decision (row.Decision
+// empty).
+func (s *Service) mustLoadIntent(ctx context.Context, hash string) (*row, error) {
+	return s.mustLoadOf(ctx, hash, false)
+}
+
+func (s *Service) mustLoadOf(ctx context.Context, hash string, withDecision bool) (*row, error) {
 	if !validHash(hash) {
 		return nil, ErrUnknownIntent.with("the intent id is the 64 hex digits of its hash")
 	}
-	r, err := s.load(ctx, hash)
+	r, err := s.loadOf(ctx, hash, withDecision)
 	if err != nil {
 		return nil, err
 	}
@@ -291,6 +318,24 @@ func (s *Service) auditTx(ctx context.Context, tx *store.Tx, kind string, fields
 		return nil, unavailable(fmt.Errorf("audit: %w", err))
 	}
 	return func() error { return nil }, nil
+}
+
+// dbCtx is the context of the service's own statements. On SQLite a
+// request already over is refused, and otherwise its statements run to
+// their end (each is short, on a local file, and bounded by busy_timeout):
+// watching a cancellable context costs the SQLite driver and database/sql
+// a goroutine each per statement and per transaction, a measurable share of
+// a round trip (BenchmarkTxRoundTrip), as authsvc/oath's count-and-load
+// found. On PostgreSQL the statements follow the request. The tools (the
+// HSM, the SMS gateway) always get the request's own context.
+func (s *Service) dbCtx(ctx context.Context) (context.Context, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, unavailable(err)
+	}
+	if s.db.Driver() == store.SQLite {
+		return context.WithoutCancel(ctx), nil
+	}
+	return ctx, nil
 }
 
 func isNoRows(err error) bool { return errors.Is(err, errNoRows) }

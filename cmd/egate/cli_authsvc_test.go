@@ -1,19 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -67,41 +63,7 @@ authsvc:
     - {id: core, secret-source: "env:EGATE_TEST_CORE_SECRET", scopes: [otp:verify]}
 `), 0o600)
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, egateBin, "authsvc", "--config", conf)
-	cmd.Dir, cmd.Env = b.dir, append(os.Environ(), b.env...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	defer func() {
-		if !stopped {
-			cmd.Process.Kill()
-			cmd.Wait()
-		}
-	}()
-	sc := bufio.NewScanner(out)
-	base := ""
-	for sc.Scan() {
-		if m := regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`).FindStringSubmatch(sc.Text()); m != nil {
-			base = m[1]
-			break
-		}
-	}
-	if base == "" {
-		cmd.Process.Kill()
-		cmd.Wait()
-		stopped = true
-		t.Fatalf("egate authsvc did not start:\n%s", stderr.String())
-	}
-	go io.Copy(io.Discard, out)
+	base, stop := startAuthsvc(t, b, conf)
 
 	for _, p := range []string{"/sim/sms/", "/sim/sms/messages.json"} {
 		resp, err := http.Get(base + p)
@@ -168,13 +130,8 @@ authsvc:
 		db.Close()
 	}
 
-	cmd.Process.Signal(syscall.SIGINT)
-	err = cmd.Wait()
-	stopped = true
-	if err != nil {
-		t.Fatalf("egate authsvc did not stop cleanly: %v\n%s", err, stderr.String())
-	}
-	if strings.Contains(stderr.String(), secret) {
+	stderr := stop()
+	if strings.Contains(stderr, secret) {
 		t.Fatal("the secret reached the log")
 	}
 }

@@ -27,7 +27,9 @@
 // again on the next call; an object found stale is unwrapped again too
 // (TestLiveSeedsSessionLoss, TestLiveSeedsLRU, TestLiveSeedsSameMACs).
 // A verification of a seed seen recently is then HMACs only
-// (BenchmarkHMACWrapped).
+// (BenchmarkHMACWrapped). HMACWrappedUntil computes the MACs in order and
+// stops after the one its caller accepts: authsvc/oath puts the expected
+// counter first, so a right code costs one HMAC, not the window's.
 //
 // # Keys by name, and the seams
 //

@@ -166,6 +166,16 @@ var hmacMechs = map[crypto.Hash]uint{
 // AES key (before RewrapSecret moved it). h is crypto.SHA1, SHA256 or
 // SHA512. The i-th result is the MAC of msgs[i].
 func (s *Service) HMACWrapped(ctx context.Context, wrapKeyRef string, wrapped []byte, h crypto.Hash, msgs [][]byte) ([][]byte, error) {
+	return s.HMACWrappedUntil(ctx, wrapKeyRef, wrapped, h, msgs, nil)
+}
+
+// HMACWrappedUntil is HMACWrapped computing the MACs in order and stopping
+// after the first for which stop (called in the HSM's session, so it must
+// be quick) reports true: the result then holds the MACs of msgs[:i+1]
+// only. A nil stop computes them all. The caller that checks a code
+// against a window orders the window's most likely message first and pays
+// one HMAC instead of the window's when it is right (authsvc/oath).
+func (s *Service) HMACWrappedUntil(ctx context.Context, wrapKeyRef string, wrapped []byte, h crypto.Hash, msgs [][]byte, stop func(i int, mac []byte) bool) ([][]byte, error) {
 	mech, ok := hmacMechs[h]
 	if !ok {
 		return nil, fmt.Errorf("HMAC with a wrapped secret: hash %v is not supported (want SHA-1, SHA-256 or SHA-512)", h)
@@ -177,7 +187,7 @@ func (s *Service) HMACWrapped(ctx context.Context, wrapKeyRef string, wrapped []
 	var out [][]byte
 	sign := func(sh pkcs11.SessionHandle, key pkcs11.ObjectHandle) error {
 		out = out[:0]
-		for _, msg := range msgs {
+		for i, msg := range msgs {
 			if err := s.p.SignInit(sh, m, key); err != nil {
 				return err
 			}
@@ -186,6 +196,9 @@ func (s *Service) HMACWrapped(ctx context.Context, wrapKeyRef string, wrapped []
 				return err
 			}
 			out = append(out, mac)
+			if stop != nil && stop(i, mac) {
+				break
+			}
 		}
 		return nil
 	}

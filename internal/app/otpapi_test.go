@@ -65,7 +65,7 @@ func startAuthsvc(t *testing.T, db store.Config) *Authsvc {
 
 // importHOTP imports an HOTP token with a random seed from a PSKC file
 // (the seed wrapped in the HSM) and returns its serial and seed.
-func importHOTP(t *testing.T, s *oath.Service) (serial string, seed []byte) {
+func importHOTP(t testing.TB, s *oath.Service) (serial string, seed []byte) {
 	t.Helper()
 	seed = make([]byte, 20)
 	rand.Read(seed)

@@ -1,0 +1,216 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/authsvc/backend"
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/risk"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/devices/hsm/hsmtest"
+	devotp "github.com/egate-bank/egate/devices/otp"
+	"github.com/egate-bank/egate/internal/config"
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/platform/ebank"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
+	"github.com/egate-bank/egate/platform/ebank/web"
+)
+
+// BenchmarkTransferEndToEnd: customer transfers per second end to end, as
+// ebank's transfer pages make them (platform/ebank/web, transferConfirm):
+// authorize, an OTP challenge, the HOTP proof verified in SoftHSM2 (the
+// grant) and execute, each over HTTP to a real egate authsvc (NewAuthsvc
+// on a loopback listener, with its transaction API, the ledger as its
+// account owner and its audit log), then the ledger's posting on ebank's
+// own database handle, as `egate platform ebank` and the demo open it.
+// The rules are the built-in ones but for velocity-hour (each customer here
+// pays hundreds of times an hour). Not included: rendering the pages and
+// the balance-change alerts. 64
+// customers each pay the next one from their current account, 8
+// goroutines; transfers/s is whole transfers a second, cpu-µs/op the
+// process's CPU time per transfer (client, authsvc, SQLite, SoftHSM2;
+// PostgreSQL's server not in it).
+//
+// Figures and what the time is made of: docs/performance.md.
+func BenchmarkTransferEndToEnd(b *testing.B) {
+	for _, e := range []struct {
+		name string
+		db   func(testing.TB) store.Config
+	}{
+		{"sqlite", func(tb testing.TB) store.Config {
+			return store.Config{Driver: store.SQLite, DSN: filepath.Join(tb.TempDir(), "egate.db")}
+		}},
+		{"postgres", func(tb testing.TB) store.Config {
+			return store.Config{Driver: store.Postgres, DSN: storetest.PostgresDSN(tb)}
+		}},
+	} {
+		// One authsvc, ledger and set of customers for every round of the
+		// sub-benchmark: the figures are of transfers, not of setting up.
+		var (
+			setup sync.Once
+			bank  *e2eBank
+			seq   atomic.Int64 // across rounds: every transfer is new
+		)
+		b.Run(e.name, func(sb *testing.B) {
+			setup.Do(func() { bank = newE2EBank(b, e.db(b)) })
+			b := sb
+			ctx := context.Background()
+			b.SetParallelism(4)
+			b.ResetTimer()
+			cpu0 := testenv.CPUTime()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					n := seq.Add(1)
+					c := bank.customers[n%int64(len(bank.customers))]
+					if err := bank.transfer(ctx, c, n); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
+			b.ReportMetric(float64(testenv.CPUTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
+		})
+	}
+}
+
+// e2eBank is an egate authsvc and ebank's ledger on one database.
+type e2eBank struct {
+	tx        *txclient.Client
+	ledger    *ledger.Ledger
+	customers []*e2eCustomer
+}
+
+// e2eCustomer pays from a current account with an HOTP token; one
+// transfer of theirs at a time (the token's codes are taken in order).
+type e2eCustomer struct {
+	mu             sync.Mutex
+	pid            string
+	account, payee string
+	seed           []byte
+	counter        uint64
+}
+
+func newE2EBank(b *testing.B, dbc store.Config) *e2eBank {
+	b.Helper()
+	ctx := context.Background()
+	const secret = "ebank-platform-0123456789abcdef0123456789abcdef"
+	cfg := config.Defaults()
+	cfg.HSM = hsmtest.Config(b)
+	cfg.Database = dbc
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Factors.Enabled = []string{"otp"}
+	cfg.Authsvc.BackendClients = []backend.ClientConfig{
+		{ID: "ebank", SecretSHA256: backend.HashSecret([]byte(secret)), Scopes: []string{backend.ScopeTxAuthorize, backend.ScopeTxExecute}},
+	}
+	// The built-in rules, but for velocity-hour: each of the 64
+	// customers pays hundreds of times an hour here, and the rule would
+	// send every payment after the tenth to review.
+	var rules []byte
+	for _, r := range risk.Builtin() {
+		rules = append(rules, r...)
+	}
+	if !bytes.Contains(rules, []byte("velocity.count_1h >= 10\n")) {
+		b.Fatal("the built-in rules no longer have velocity-hour as this benchmark knows it")
+	}
+	rulesFile := filepath.Join(b.TempDir(), "rules.yaml")
+	if err := os.WriteFile(rulesFile, bytes.Replace(rules, []byte("velocity.count_1h >= 10\n"), []byte("velocity.count_1h >= 1000000\n"), 1), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg.Transactions.RiskRules = []string{rulesFile}
+	a, err := NewAuthsvc(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), AuthsvcOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a.Server.Start()
+	b.Cleanup(func() { a.Server.HTTP.Close(); a.Close() })
+	// ebank's own handle on the database, as mountEbank opens it.
+	edb, err := OpenDB(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { edb.Close() })
+	l := ledger.New(edb, nil)
+	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
+		b.Fatal(err)
+	}
+	bank := &e2eBank{ledger: l, tx: &txclient.Client{BaseURL: a.Server.URL(), ID: "ebank", Secret: secret}}
+	created := time.Now().Add(-400 * 24 * time.Hour).UnixMilli()
+	for i := range 64 {
+		c := &e2eCustomer{pid: fmt.Sprintf("PBENCH%04d", i)}
+		if _, err := a.DB.Exec(ctx, `INSERT INTO customers (passport_id, login_name, mobile, reserved_message, password_hash, password_changed_ms, created_ms)
+			VALUES (?, ?, '13900000000', 'x', 'x', 0, ?)`, c.pid, strings.ToLower(c.pid), created); err != nil {
+			b.Fatal(err)
+		}
+		accts, err := ebank.OpenCustomerAccounts(ctx, l, c.pid, c.pid, ebank.Opening{Current: 1_000_000_000_00})
+		if err != nil {
+			b.Fatal(err)
+		}
+		c.account = accts[0].Number
+		var serial string
+		serial, c.seed = importHOTP(b, a.Factors.OTP)
+		if err := a.Factors.OTP.Assign(ctx, serial, "", c.pid); err != nil {
+			b.Fatal(err)
+		}
+		bank.customers = append(bank.customers, c)
+	}
+	for i, c := range bank.customers {
+		c.payee = bank.customers[(i+1)%len(bank.customers)].account
+	}
+	return bank
+}
+
+// transfer is one transfer of 1,000.01 yuan (level 3: the token) as
+// ebank's confirm page makes it.
+func (bank *e2eBank) transfer(ctx context.Context, c *e2eCustomer, n int64) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	key := fmt.Sprint("bench-", n)
+	in := intent.Intent{Customer: c.pid, Channel: intent.Web, Kind: intent.Transfer, Payer: c.account, Payee: c.payee,
+		Amount: 1_000_01, Currency: ledger.Currency, Device: "fp-bench", ClientIP: "192.0.2.7", IdempotencyKey: key}
+	d, err := bank.tx.Authorize(ctx, in)
+	if err != nil {
+		return fmt.Errorf("authorize: %w", err)
+	}
+	if d.Decision != txclient.Allow || d.Level != 3 {
+		return fmt.Errorf("decision %+v, want allow at level 3", d)
+	}
+	ch, err := bank.tx.Challenge(ctx, d.Intent, txclient.ChallengeRequest{Factor: "otp", ClientIP: in.ClientIP})
+	if err != nil {
+		return fmt.Errorf("challenge: %w", err)
+	}
+	code, err := devotp.HOTP(ctx, devotp.SoftwareMAC{Key: c.seed}, crypto.SHA1, c.counter, 6)
+	if err != nil {
+		return err
+	}
+	c.counter++
+	g, err := bank.tx.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: ch.ID, Response: code, ClientIP: in.ClientIP, Intent: &in})
+	if err != nil {
+		return fmt.Errorf("proof: %w", err)
+	}
+	if _, err := bank.tx.Execute(ctx, g.Token, in); err != nil {
+		return fmt.Errorf("execute: %w", err)
+	}
+	t, err := bank.ledger.Transfer(ctx, ledger.Request{Origin: web.Origin, Key: key, Debit: c.account, Credit: c.payee,
+		Amount: in.Amount, Grant: d.Intent, Code: "transfer"})
+	if err != nil {
+		return fmt.Errorf("ledger: %w", err)
+	}
+	if t.Replayed || t.Amount != in.Amount {
+		return fmt.Errorf("transfer %+v", t)
+	}
+	return nil
+}

@@ -43,6 +43,7 @@ var messenger = map[string][2]string{
 	"msg.amount":           {"金额（元）", "Amount (yuan)"},
 	"msg.memo":             {"附言", "Note"},
 	"msg.next":             {"下一步", "Next"},
+	"msg.confirm":          {"确认付款", "Confirm the payment"},
 	"msg.cancel":           {"取消", "Cancel"},
 	"msg.back":             {"返回", "Back"},
 	"msg.back_chat":        {"返回会话", "Back to the chat"},

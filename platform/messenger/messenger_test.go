@@ -14,6 +14,7 @@ import (
 	"github.com/egate-bank/egate/internal/i18n"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/platform/messenger/payqr"
 )
 
 var convRe = regexp.MustCompile(`^/chats/([0-9a-f]+)`)
@@ -396,7 +397,7 @@ func TestReceiveQR(t *testing.T) {
 		if s, _ := alice.get("/receive/" + tok + "/qr.png"); s != http.StatusNotFound {
 			t.Fatalf("alice reads carol's QR image: %d", s)
 		}
-		if got := r.pages.QRText(tok); got != QRPrefix+r.srv.URL+"/pay/"+tok {
+		if got := r.pages.QRText(tok); got != payqr.Prefix+r.srv.URL+"/pay/"+tok {
 			t.Fatalf("QR text %q", got)
 		}
 		s, body := alice.get("/pay/" + tok)

@@ -12,10 +12,6 @@ import (
 	"time"
 )
 
-// QRPrefix starts the text of a receive QR: QRPrefix + the messenger's pay
-// URL (…/pay/<token>), so a phone app knows it and opens the page.
-const QRPrefix = "EGPAY1:"
-
 // ReceiveCode is a payee's receive QR.
 type ReceiveCode struct {
 	Token   string // only when just made: the secret in the QR
@@ -68,10 +64,4 @@ func (s *Store) ReceiveCode(ctx context.Context, token string) (ReceiveCode, err
 		return c, ErrQRExpired
 	}
 	return c, nil
-}
-
-// ParseQR returns the pay URL in the text of a receive QR.
-func ParseQR(text string) (string, bool) {
-	u, ok := strings.CutPrefix(text, QRPrefix)
-	return u, ok && strings.Contains(u, "/pay/")
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/skip2/go-qrcode"
 
 	"github.com/egate-bank/egate/internal/money"
+	"github.com/egate-bank/egate/platform/messenger/payqr"
 )
 
 type receiveData struct {
@@ -82,9 +83,9 @@ func (p *Pages) receiveShow(w http.ResponseWriter, r *http.Request, v *view) {
 	p.render(w, http.StatusOK, "receive_code", v)
 }
 
-// QRText is what a receive QR holds: QRPrefix and the pay page's URL.
+// QRText is what a receive QR holds: payqr.Prefix and the pay page's URL.
 func (p *Pages) QRText(token string) string {
-	return QRPrefix + strings.TrimRight(p.PublicURL, "/") + "/pay/" + token
+	return payqr.Text(strings.TrimRight(p.PublicURL, "/") + "/pay/" + token)
 }
 
 func (p *Pages) receivePNG(w http.ResponseWriter, r *http.Request, v *view) {

@@ -102,7 +102,7 @@ func (c *clock) Add(d time.Duration) {
 }
 
 type rig struct {
-	t     *testing.T
+	t     testing.TB
 	db    *store.DB
 	l     *ledger.Ledger
 	auth  *fakeAuth
@@ -120,7 +120,7 @@ const rigSecret = "messenger-test-secret-0123456789abcdef"
 // client check) on db; alice, bob and carol (and dave, who is in no
 // group) with money and messenger profiles; the messenger's pages on an
 // httptest server, the customer named by the cookie test_who.
-func newRig(t *testing.T, db *store.DB) *rig {
+func newRig(t testing.TB, db *store.DB) *rig {
 	t.Helper()
 	ctx := context.Background()
 	r := &rig{t: t, db: db, l: ledger.New(db, nil), auth: &fakeAuth{}, clock: &clock{t: time.Date(2026, 12, 3, 12, 0, 0, 0, time.UTC)},
@@ -194,7 +194,7 @@ func (r *rig) checkLedger() {
 
 // browser is a customer's browser (no JavaScript, redirects not followed).
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	c    *http.Client
 	base string
 }

@@ -176,7 +176,13 @@ func (s *Store) NewGroup(ctx context.Context, by, title string, members []string
 	return s.create(ctx, Group, title, "", by, append([]string{by}, members...))
 }
 
-// ServiceChat returns the customer's conversation with the bank's staff.
+// GroupOnce returns the group chat made under key (by egate demo's
+// seeding), made at the first call: later calls change nothing.
+func (s *Store) GroupOnce(ctx context.Context, key, by, title string, members []string) (string, error) {
+	return s.create(ctx, Group, title, "seed:"+key, by, append([]string{by}, members...))
+}
+
+// ServiceConversation returns the customer's conversation with the bank's staff.
 func (s *Store) ServiceConversation(ctx context.Context, customer string) (string, error) {
 	return s.create(ctx, ServiceChat, "", "service:"+customer, customer, []string{customer, Staff})
 }

@@ -20,13 +20,12 @@ import (
 	"github.com/egate-bank/egate/internal/i18n"
 	"github.com/egate-bank/egate/internal/money"
 	"github.com/egate-bank/egate/platform"
+	"github.com/egate-bank/egate/platform/ebank/web"
 )
 
-// Customer is the logged-in customer as the platform's session knows them.
-type Customer struct {
-	ID   string // passport id
-	Name string // login name
-}
+// Customer is the logged-in customer as the platform's session knows them
+// (passport id and login name), as for ebank's pages.
+type Customer = web.Customer
 
 // Pages serves the messenger's pages. Mount Handler under the platform
 // site at Routes.
@@ -46,6 +45,9 @@ type Pages struct {
 	// Poll is how often a page's event stream looks in the database for
 	// messages posted on other replicas (default 3 s).
 	Poll time.Duration
+	// Stop ends the pages' event streams (the process is stopping; the
+	// browsers reconnect to another replica). Nil: never.
+	Stop <-chan struct{}
 	// Zone is the customers' time zone (nil: Asia/Shanghai).
 	Zone *time.Location
 	// OnError receives unexpected errors (the page shows a plain sentence).
@@ -436,17 +438,23 @@ func (p *Pages) events(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	last := after
 	var buf bytes.Buffer
-	write := func(m Message, update bool) error {
-		buf.Reset()
-		if err := pages.ExecuteTemplate(&buf, "msg", p.show(ctx, pr, c.ID, m)); err != nil {
+	write := func(e Event) error {
+		m := e.Message
+		data, err := e.Rendered(pr.Lang+strconv.FormatBool(m.Sender == c.ID), func() ([]byte, error) {
+			buf.Reset()
+			if err := pages.ExecuteTemplate(&buf, "msg", p.show(ctx, pr, c.ID, m)); err != nil {
+				return nil, err
+			}
+			return json.Marshal(struct {
+				Seq    int64  `json:"seq"`
+				Update bool   `json:"update,omitempty"`
+				HTML   string `json:"html"`
+			}{m.Seq, e.Update, buf.String()})
+		})
+		if err != nil {
 			return err
 		}
-		b, _ := json.Marshal(struct {
-			Seq    int64  `json:"seq"`
-			Update bool   `json:"update,omitempty"`
-			HTML   string `json:"html"`
-		}{m.Seq, update, buf.String()})
-		if _, err := w.Write([]byte("id: " + strconv.FormatInt(max(m.Seq, last), 10) + "\nevent: message\ndata: " + string(b) + "\n\n")); err != nil {
+		if _, err := w.Write([]byte("id: " + strconv.FormatInt(max(m.Seq, last), 10) + "\nevent: message\ndata: " + string(data) + "\n\n")); err != nil {
 			return err
 		}
 		last = max(last, m.Seq)
@@ -458,15 +466,23 @@ func (p *Pages) events(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		for _, m := range msgs {
-			if err := write(m, false); err != nil {
+			if err := write(Event{Message: m}); err != nil {
 				return err
 			}
 		}
-		if len(msgs) > 0 {
-			p.Svc.Store.MarkRead(ctx, id, c.ID, last)
-		}
 		return rc.Flush()
 	}
+	// What the page showed counts as read: noted on every poll and when the
+	// stream ends, not per message (a database write per message and open
+	// page would cost more than the delivery).
+	read := after
+	markRead := func() {
+		if last > read {
+			p.ctxErr(r, p.Svc.Store.MarkRead(context.WithoutCancel(ctx), id, c.ID, last))
+			read = last
+		}
+	}
+	defer markRead()
 	if _, err := w.Write([]byte("retry: 3000\n\n")); err != nil {
 		return
 	}
@@ -483,6 +499,8 @@ func (p *Pages) events(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-p.Stop:
+			return
 		case e := <-sub.C:
 			if !e.Update && e.Message.Seq <= last {
 				continue
@@ -493,17 +511,18 @@ func (p *Pages) events(w http.ResponseWriter, r *http.Request) {
 				}
 				continue
 			}
-			if write(e.Message, e.Update) != nil || rc.Flush() != nil {
+			if write(e) != nil || rc.Flush() != nil {
 				return
 			}
-			if !e.Update {
-				p.Svc.Store.MarkRead(ctx, id, c.ID, last)
-			}
-		case <-t.C:
-			sub.Lagged()
+		case <-sub.Lag:
 			if catchUp() != nil {
 				return
 			}
+		case <-t.C:
+			if catchUp() != nil {
+				return
+			}
+			markRead()
 		}
 	}
 }

@@ -1,9 +1,9 @@
 package i18n
 
-// messenger holds the messenger's pages' messages (platform/messenger)
+// messengerCatalogue holds the messenger's pages' messages (platform/messenger)
 // and the alert sentences it adds to the inbox; kept in a file of their
 // own and merged into the catalogue when the package loads.
-var messenger = map[string][2]string{
+var messengerCatalogue = map[string][2]string{
 	// alerts added to the inbox (platform/inbox.go)
 	"inbox.balance_in":    {"%s 账户 %s <b>转入 %s 元</b>，余额 %s 元", "%[1]s: <b>%[3]s yuan in</b> to account %[2]s, balance %[4]s yuan"},
 	"inbox.balance_out":   {"%s 账户 %s <b>支出 %s 元</b>，余额 %s 元", "%[1]s: <b>%[3]s yuan out</b> of account %[2]s, balance %[4]s yuan"},
@@ -132,7 +132,7 @@ var messenger = map[string][2]string{
 }
 
 func init() {
-	for k, v := range messenger {
+	for k, v := range messengerCatalogue {
 		catalogue[k] = v
 	}
 }

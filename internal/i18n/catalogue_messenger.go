@@ -128,6 +128,7 @@ var messengerCatalogue = map[string][2]string{
 	"msg.err.denied":             {"银行拒绝了这笔付款。", "The bank refused this payment."},
 	"msg.err.review":             {"这笔付款需要银行审核。", "This payment is held for the bank's review."},
 	"msg.err.form_expired":       {"表单已过期，请重新开始。", "This form has expired; start again."},
+	"msg.err.rate_limited":       {"验证码请求过于频繁，请稍后再试或换一种工具。", "Too many codes were asked for; wait and try again, or choose another tool."},
 	"msg.err.bad_title":          {"请给群起一个不超过 60 个字的名字。", "Give the group a name of at most 60 characters."},
 }
 

@@ -50,6 +50,7 @@ var (
 	ErrDenied          = newErr("denied", http.StatusUnprocessableEntity, "the bank refused this payment")
 	ErrReview          = newErr("review", http.StatusUnprocessableEntity, "this payment is held for the bank's review")
 	ErrExpired         = newErr("form_expired", http.StatusUnprocessableEntity, "this form has expired; start again")
+	ErrRateLimited     = newErr("rate_limited", http.StatusTooManyRequests, "too many codes were asked for; wait and try again, or choose another tool")
 	ErrBadTitle        = newErr("bad_title", http.StatusBadRequest, "give the group a name of at most 60 characters")
 )
 
@@ -57,7 +58,7 @@ var (
 var Codes = []*Error{ErrNoConversation, ErrNotMember, ErrEmptyMessage, ErrMessageTooLong, ErrUnknownCustomer, ErrSelf, ErrBadAmount,
 	ErrNoAccount, ErrFunds, ErrNotPayee, ErrBadSplit, ErrAANoMembers, ErrAAUnknown, ErrAANotMember, ErrAAPaid, ErrAAClosed,
 	ErrAANotCollector, ErrQRUnknown, ErrQRExpired, ErrQRWrongPayee, ErrQROwn, ErrPaymentRefused, ErrProof, ErrLimit, ErrDenied,
-	ErrReview, ErrExpired, ErrBadTitle}
+	ErrReview, ErrExpired, ErrBadTitle, ErrRateLimited}
 
 // CodeOf returns err's code, or "" when it is not a refusal.
 func CodeOf(err error) string {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/i18n"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -207,12 +208,15 @@ func TestFriendTransfer(t *testing.T) {
 			{"not her chat", func(v url.Values) { v.Set("conv", r.as("carol").chatWith("dave")) }, "", 403, "not_member"},
 			{"denied", func(url.Values) {}, "deny", 422, "denied"},
 			{"held for review", func(url.Values) {}, "review", 422, "review"},
+			{"too many SMS codes", func(url.Values) {
+				r.auth.challengeErr = &txclient.APIError{Status: 429, Code: "rate_limited", Message: "too many SMS codes"}
+			}, "", 429, "rate_limited"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				v := url.Values{"what": {PayTransfer}, "conv": {conv}, "amount": {"10"}, "key": {"k-" + tc.name}}
 				tc.change(v)
 				r.auth.decision = tc.deny
-				defer func() { r.auth.decision = "" }()
+				defer func() { r.auth.decision, r.auth.challengeErr = "", nil }()
 				s, body := alice.pay(v)
 				if s != tc.status || code(body) != tc.code {
 					t.Fatalf("%d %q, want %d %q\n%s", s, code(body), tc.status, tc.code, body)

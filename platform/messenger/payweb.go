@@ -59,7 +59,9 @@ func authErr(err error) error {
 		return err
 	}
 	switch {
-	case strings.Contains(ae.Code, "limit"):
+	case ae.Code == "rate_limited" || ae.Status == http.StatusTooManyRequests:
+		return ErrRateLimited
+	case ae.Code == "limit_exceeded" || strings.Contains(ae.Code, "limit"):
 		return ErrLimit
 	case ae.Code == "idempotency_key_reused", strings.Contains(ae.Code, "grant"), strings.Contains(ae.Code, "intent"):
 		return ErrExpired

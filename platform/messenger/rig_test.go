@@ -33,6 +33,9 @@ type fakeAuth struct {
 	used      map[string]bool
 	authorize int
 	alerts    []txclient.BalanceAlert
+	// challengeErr, when set, is what Challenge answers (the SMS service's
+	// send limit, say).
+	challengeErr error
 }
 
 func (f *fakeAuth) Balance(_ context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error) {
@@ -58,6 +61,9 @@ func (f *fakeAuth) Authorize(_ context.Context, in intent.Intent) (txclient.Deci
 }
 
 func (f *fakeAuth) Challenge(_ context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error) {
+	if f.challengeErr != nil {
+		return txclient.Challenge{}, f.challengeErr
+	}
 	return txclient.Challenge{ID: "c-" + hash, Factor: r.Factor, Level: 2, Prompt: "the code sent to 138****8000", Text: "Pay …"}, nil
 }
 

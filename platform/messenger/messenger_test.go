@@ -287,8 +287,30 @@ func TestAA(t *testing.T) {
 		if s, body, _ := alice.post("/chats/"+g+"/aa", bad); s != 400 || code(body) != "aa_bad_split" {
 			t.Fatalf("unassigned remainder: %d\n%s", s, body)
 		}
+		// set shares must add up to the total
+		set := url.Values{"total": {"100"}, "mode": {"set"}, "member": {r.ids["bob"], r.ids["carol"]},
+			"share_" + r.ids["bob"]: {"70"}, "share_" + r.ids["carol"]: {"29.99"}}
+		if s, body, _ := alice.post("/chats/"+g+"/aa", set); s != 400 || code(body) != "aa_bad_split" {
+			t.Fatalf("set shares short of the total: %d\n%s", s, body)
+		}
+		set.Set("share_"+r.ids["carol"], "30")
+		s, body, loc := alice.post("/chats/"+g+"/aa", set)
+		if m := aaRe.FindStringSubmatch(loc); s != http.StatusSeeOther || m == nil {
+			t.Fatalf("set shares: %d %s\n%s", s, loc, body)
+		} else if a, _ := r.svc.Store.AA(ctx, m[1]); len(a.Shares) != 2 || a.Shares[0].Amount != 70_00 || a.Shares[1].Amount != 30_00 {
+			t.Fatalf("set shares: %+v", a.Shares)
+		} else if err := r.svc.CloseAA(ctx, m[1], r.ids["alice"]); err != nil {
+			t.Fatal(err)
+		}
+		// dave is not in the group: no share for him
+		out := cloneValues(form)
+		out.Set("remainder_to", r.ids["alice"])
+		out.Add("member", r.ids["dave"])
+		if s, body, _ := alice.post("/chats/"+g+"/aa", out); s != 422 || code(body) != "not_payee" {
+			t.Fatalf("a share for an outsider: %d\n%s", s, body)
+		}
 		form.Set("remainder_to", r.ids["alice"])
-		s, body, loc := alice.post("/chats/"+g+"/aa", form)
+		s, body, loc = alice.post("/chats/"+g+"/aa", form)
 		m := aaRe.FindStringSubmatch(loc)
 		if s != http.StatusSeeOther || m == nil {
 			t.Fatalf("open AA: %d %s\n%s", s, loc, body)
@@ -368,7 +390,7 @@ func TestAA(t *testing.T) {
 		for _, m := range msgs {
 			kinds = append(kinds, m.Kind+":"+m.State)
 		}
-		if strings.Join(kinds, ",") != "aa:closed,aa_paid:done" {
+		if strings.Join(kinds, ",") != "aa:closed,aa:closed,aa_paid:done" {
 			t.Fatalf("group messages: %v", kinds)
 		}
 		r.checkLedger()

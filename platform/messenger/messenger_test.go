@@ -553,3 +553,51 @@ func TestMessageKeysExist(t *testing.T) {
 		}
 	}
 }
+
+// TestCustomerService: alice writes to the bank from /service; the staff's
+// list shows her conversation unanswered; the staff's reply reaches her
+// chat as the bank's; a reply to nobody is refused.
+func TestCustomerService(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		ctx := context.Background()
+		alice := r.as("alice")
+		s, _, loc := alice.post("/service", nil)
+		if s != http.StatusMethodNotAllowed {
+			t.Fatalf("POST /service: %d", s)
+		}
+		req, _ := http.NewRequest("GET", r.srv.URL+"/service", nil)
+		s, _, h := alice.do(req)
+		loc = h.Get("Location")
+		m := convRe.FindStringSubmatch(loc)
+		if s != http.StatusSeeOther || m == nil {
+			t.Fatalf("/service: %d %s", s, loc)
+		}
+		if s, body, _ := alice.post("/chats/"+m[1]+"/messages", url.Values{"text": {"my card is stuck"}}); s != http.StatusSeeOther {
+			t.Fatalf("send: %d\n%s", s, body)
+		}
+		rows, err := r.svc.Store.ServiceInbox(ctx)
+		if err != nil || len(rows) != 1 || rows[0].Customer.Name != "alice" || rows[0].Unread != 1 {
+			t.Fatalf("staff's list: %+v %v", rows, err)
+		}
+		who, err := r.svc.Store.Customer(ctx, "alice")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.svc.StaffReply(ctx, who.ID, "We have unlocked it."); err != nil {
+			t.Fatal(err)
+		}
+		if _, body := alice.get("/chats/" + m[1]); !strings.Contains(body, "Bank staff") || !strings.Contains(body, "We have unlocked it.") {
+			t.Fatalf("alice does not see the reply:\n%s", body)
+		}
+		if rows, _ := r.svc.Store.ServiceInbox(ctx); rows[0].Unread != 0 {
+			t.Fatalf("answered conversation still unread: %+v", rows)
+		}
+		if _, err := r.svc.Store.Customer(ctx, "nobody"); !errors.Is(err, ErrUnknownCustomer) {
+			t.Fatalf("unknown customer: %v", err)
+		}
+		if _, err := r.svc.StaffReply(ctx, who.ID, "  "); !errors.Is(err, ErrEmptyMessage) {
+			t.Fatalf("empty reply: %v", err)
+		}
+	})
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/egate-bank/egate/internal/store/storetest"
 	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/platform"
 	simphone "github.com/egate-bank/egate/simulators/phone"
 )
 
@@ -129,6 +130,16 @@ func TestBrowserJourney(t *testing.T) {
 	t.Cleanup(srv.Close) // after the browsers' cleanups, which end their event streams
 	r.pages.PublicURL = srv.URL
 	start := r.balances()
+	// the passport's alerts as its API gives them (a login and a balance change)
+	r.pages.Alerts = func(req *http.Request) ([]platform.InboxAlert, error) {
+		c, _ := r.pages.Customer(req)
+		var login, bal platform.InboxAlert
+		login.ID, login.Kind, login.At = c.ID+"-1", "login", time.Date(2026, 12, 3, 9, 30, 0, 0, time.UTC)
+		login.Body.Client, login.Body.IP, login.Body.Device, login.Body.Level = "ebank", "203.0.113.7", "Firefox on Linux", 2
+		bal.ID, bal.Kind, bal.At = c.ID+"-2", "balance", time.Date(2026, 12, 3, 9, 35, 0, 0, time.UTC)
+		bal.Body.Account, bal.Body.Amount, bal.Body.Balance = "6299…0017", -100_00, 9_900_00
+		return []platform.InboxAlert{bal, login}, nil
+	}
 
 	browser := chromium(t)
 	alice := tab(t, browser, srv.URL, "alice", "zh", shots)
@@ -144,6 +155,11 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	group := srv.URL + url
 	bob.do("bob's chats", chromedp.Navigate(srv.URL+"/chats"), chromedp.WaitVisible(chromedp.ID("chats")))
+	bob.do("bob's alerts", chromedp.Navigate(srv.URL+"/alerts"), chromedp.WaitVisible(chromedp.CSS(`#messages li[data-kind="alert"]`)))
+	if got := bob.text("#messages"); !strings.Contains(got, "Login to ebank") || !strings.Contains(got, "100.00 yuan out") {
+		t.Fatalf("bob's alerts: %q", got)
+	}
+	bob.shot("alerts")
 	bob.do("bob opens the group", chromedp.Navigate(group), chromedp.WaitVisible(chromedp.ID("messages")))
 	alice.do("send", chromedp.SendKeys(chromedp.ID("text"), "周五吃火锅？"), chromedp.Click(chromedp.ID("send-button")),
 		chromedp.WaitVisible(chromedp.CSS(`#messages li[data-kind="text"]`)))
@@ -215,6 +231,10 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	alice.do("group again", chromedp.Navigate(group), chromedp.WaitVisible(chromedp.ID("messages")))
 	alice.shot("group-after")
+	carol.do("carol's chats", chromedp.Navigate(srv.URL+"/chats"), chromedp.WaitVisible(chromedp.CSS(".badge.unread")))
+	carol.shot("chats-unread")
+	alice.do("alice's alerts", chromedp.Navigate(srv.URL+"/alerts"), chromedp.WaitVisible(chromedp.CSS(`#messages li[data-kind="alert"]`)))
+	alice.shot("alerts")
 
 	got := r.balances()
 	want := map[string]int64{"alice": start["alice"] - 88_50 + 200_00 - 66_00, "bob": start["bob"] + 88_50 - 100_00,

@@ -322,7 +322,7 @@ func (p *Pages) show(ctx context.Context, pr i18n.Printer, me string, m Message)
 	case KindAlert:
 		var a platform.InboxAlert
 		json.Unmarshal([]byte(m.Body), &a)
-		v.Who, v.Time, v.StateText = pr.T("msg.bank"), pr.Time(a.At), ""
+		v.Who, v.Time, v.StateText = pr.T("msg.bank"), "", "" // the sentence says when
 		v.Text = platform.InboxText(pr, a)
 	default:
 		v.Text = template.HTML(e(m.Body))

@@ -243,10 +243,10 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	fmt.Fprintf(out, "  or as %q (password, SMS, grid card %s; the password is in %s).\n", bob.name, filepath.Join(c.Demo.VarDir, bobGridFile), bob.file)
 	fmt.Fprintf(out, "  ebank    %s/accounts (balances, history, statements), %s/transfer\n", urls["ebank"], urls["ebank"])
 	printMall(out, urls["mall"])
+	printMessenger(out, urls["messenger"], base, carol)
 	if w := wds.Load(); w != nil {
 		printWithdrawalRecipe(out, base, c.Demo.VarDir, w)
 	}
-	printMessenger(out, urls["messenger"], base, c.Demo.VarDir, carol)
 	fmt.Fprintf(out, "Press Ctrl-C to stop.\n")
 	log.Info("demo started", "passport", base)
 

@@ -72,11 +72,11 @@ func seedMessenger(ctx context.Context, db *store.DB, people ...customer) (strin
 }
 
 // printMessenger tells how to try each of the messenger's features.
-func printMessenger(out io.Writer, url, passport, varDir string, carol customer) {
+func printMessenger(out io.Writer, url, passport string, carol customer) {
 	fmt.Fprintf(out, "  messenger %s/chats: the group \"Friends\" of alice, bob and carol (carol's password in %s)\n", url, carol.file)
 	fmt.Fprintf(out, "           friend transfer: in the group or a chat, \"Send money\"; the SMS code is at %s/sim/sms/\n", passport)
 	fmt.Fprintf(out, "           AA collection: in the group, \"Open an AA collection\"; bob and carol pay their shares from their own logins\n")
 	fmt.Fprintf(out, "           receive by QR: carol at %s/receive makes a QR; save it as an image, then\n", url)
 	fmt.Fprintf(out, "             egate sim phone pay-qr IMAGE   prints the pay page for alice to open, confirm and prove\n")
-	fmt.Fprintf(out, "           alerts %s/alerts, customer service %s/service\n", url, url)
+	fmt.Fprintf(out, "           alerts %s/alerts, customer service %s/service (staff: egate admin messenger service list|reply)\n", url, url)
 }

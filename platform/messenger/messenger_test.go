@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -598,6 +599,55 @@ func TestCustomerService(t *testing.T) {
 		}
 		if _, err := r.svc.StaffReply(ctx, who.ID, "  "); !errors.Is(err, ErrEmptyMessage) {
 			t.Fatalf("empty reply: %v", err)
+		}
+	})
+}
+
+// TestClaimShareOnce: eight payments of one share claimed at once (two
+// tabs, two replicas) — one wins; a claim after close is refused; the
+// same key again (a retry of the winner) is let through.
+func TestClaimShareOnce(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		ctx := context.Background()
+		g, err := r.svc.Store.NewGroup(ctx, r.ids["alice"], "g", []string{r.ids["bob"], r.ids["carol"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		shares, err := Split(200_00, []string{r.ids["bob"], r.ids["carol"]}, nil, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := r.svc.OpenAA(ctx, g, r.ids["alice"], 200_00, "x", shares)
+		if err != nil {
+			t.Fatal(err)
+		}
+		errs := make(chan error, 8)
+		for i := range 8 {
+			go func() { errs <- r.svc.Store.ClaimShare(ctx, id, r.ids["bob"], fmt.Sprint("key-", i)) }()
+		}
+		won := 0
+		for range 8 {
+			switch err := <-errs; {
+			case err == nil:
+				won++
+			case !errors.Is(err, ErrAAPaid):
+				t.Errorf("claim: %v", err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d claims of one share won", won)
+		}
+		var key string
+		db.QueryRow(ctx, `SELECT payment_id FROM msg_aa_shares WHERE aa_id = ? AND member = ?`, id, r.ids["bob"]).Scan(&key)
+		if err := r.svc.Store.ClaimShare(ctx, id, r.ids["bob"], key); err != nil {
+			t.Fatalf("the winner's retry: %v", err)
+		}
+		if err := r.svc.CloseAA(ctx, id, r.ids["alice"]); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.svc.Store.ClaimShare(ctx, id, r.ids["carol"], "key-c"); !errors.Is(err, ErrAAClosed) {
+			t.Fatalf("claim after close: %v", err)
 		}
 	})
 }

@@ -522,9 +522,15 @@ func TestEvents(t *testing.T) {
 			break
 		}
 	}
-	req, _ = http.NewRequest("GET", r.srv.URL+"/chats/"+conv+"/events", nil)
-	if s, _, _ := dave.do(req); s != http.StatusForbidden {
-		t.Fatalf("dave's stream: %d", s)
+	for _, tc := range []struct {
+		name   string
+		conv   string
+		status int
+	}{{"not a member", conv, http.StatusForbidden}, {"no such conversation", "0123456789abcdef01234567", http.StatusNotFound}} {
+		req, _ = http.NewRequest("GET", r.srv.URL+"/chats/"+tc.conv+"/events", nil)
+		if s, _, _ := dave.do(req); s != tc.status {
+			t.Fatalf("dave's stream, %s: %d", tc.name, s)
+		}
 	}
 }
 

@@ -416,7 +416,7 @@ func (p *Pages) events(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	id := r.PathValue("id")
-	if _, err := p.Svc.Store.Get(ctx, id, c.ID); err != nil {
+	if err := p.Svc.Store.CheckMember(ctx, id, c.ID); err != nil {
 		var e *Error
 		if errors.As(err, &e) {
 			http.Error(w, e.Error(), e.Status)

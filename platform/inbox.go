@@ -2,13 +2,16 @@ package platform
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
+	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/egate-bank/egate/internal/i18n"
+	"github.com/egate-bank/egate/internal/money"
 )
 
 // InboxAlert is one entry of the messenger's alert inbox.
@@ -26,6 +29,15 @@ type InboxAlert struct {
 		// login_failed and login_locked
 		Factor string    `json:"factor"`
 		Until  time.Time `json:"until"`
+		// balance
+		Account     string `json:"account"`
+		Amount      int64  `json:"amount"`
+		Balance     int64  `json:"balance"`
+		Description string `json:"description"`
+		// tx_risk
+		Event   string `json:"event"`
+		Text    string `json:"text"`
+		Message string `json:"message"`
 	} `json:"body"`
 }
 
@@ -41,6 +53,10 @@ type inboxRow struct {
 	Kind string
 	Text template.HTML
 }
+
+// InboxText is one alert as a sentence in p's language (the messenger's
+// alert conversation shows them too).
+func InboxText(p i18n.Printer, a InboxAlert) template.HTML { return inboxText(p, a) }
 
 // inboxText is one alert as a sentence in p's language; the values are
 // escaped, the catalogue's markup is kept.
@@ -72,40 +88,73 @@ func inboxText(p i18n.Printer, a InboxAlert) template.HTML {
 			until = p.T("inbox.unlocks_at", e(p.Time(b.Until)))
 		}
 		return template.HTML(p.T("inbox.locked", e(b.Factor), at, where, until))
+	case "balance":
+		key := "inbox.balance_in"
+		if b.Amount < 0 {
+			key = "inbox.balance_out"
+		}
+		return template.HTML(p.T(key, at, e(b.Account), e(money.Yuan(abs(b.Amount))), e(money.Yuan(b.Balance))))
+	case "tx_risk":
+		k := "inbox.risk." + b.Event
+		if !i18n.Has(k) {
+			k = "inbox.risk.other"
+		}
+		return template.HTML(p.T(k, at, e(money.Yuan(b.Amount)), e(b.Text)))
 	}
 	return template.HTML(e(a.Kind) + " " + at)
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
+}
+
+// ErrAlertsLogin says the session's access token is missing or expired:
+// send the customer through the passport again.
+var ErrAlertsLogin = errors.New("log in again to read the alerts")
+
+// Alerts reads the customer's latest alerts from the passport with the
+// session's access token.
+func (s *Site) Alerts(r *http.Request) ([]InboxAlert, error) {
+	ss, ok := s.Session(r)
+	if !ok || ss.AccessToken == "" {
+		return nil, ErrAlertsLogin
+	}
+	req, _ := http.NewRequestWithContext(r.Context(), "GET", strings.TrimRight(s.cfg.Issuer, "/")+"/api/v1/alerts?limit=50", nil)
+	req.Header.Set("Authorization", "Bearer "+ss.AccessToken)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("the bank's alert service is unreachable: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusUnauthorized {
+		return nil, ErrAlertsLogin
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("the bank's alert service answered %d", resp.StatusCode)
+	}
+	var body struct {
+		Alerts []InboxAlert `json:"alerts"`
+	}
+	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&body); err != nil {
+		return nil, fmt.Errorf("the bank's alert service answered nonsense: %w", err)
+	}
+	return body.Alerts, nil
 }
 
 // inbox shows the customer's alerts, read from the passport with the
 // session's access token; an expired token sends the customer through the
 // passport again (single sign-on makes that silent).
 func (s *Site) inbox(w http.ResponseWriter, r *http.Request) {
-	ss, ok := s.Session(r)
-	if !ok || ss.AccessToken == "" {
+	alerts, err := s.Alerts(r)
+	if errors.Is(err, ErrAlertsLogin) {
 		http.Redirect(w, r, "/login", http.StatusFound)
 		return
 	}
-	req, _ := http.NewRequestWithContext(r.Context(), "GET", strings.TrimRight(s.cfg.Issuer, "/")+"/api/v1/alerts?limit=50", nil)
-	req.Header.Set("Authorization", "Bearer "+ss.AccessToken)
-	resp, err := s.client.Do(req)
 	if err != nil {
-		http.Error(w, "the bank's alert service is unreachable; try again", http.StatusBadGateway)
-		return
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusUnauthorized {
-		http.Redirect(w, r, "/login", http.StatusFound)
-		return
-	}
-	if resp.StatusCode != http.StatusOK {
-		http.Error(w, fmt.Sprintf("the bank's alert service answered %d", resp.StatusCode), http.StatusBadGateway)
-		return
-	}
-	var body struct {
-		Alerts []InboxAlert `json:"alerts"`
-	}
-	if err := json.NewDecoder(http.MaxBytesReader(w, resp.Body, 1<<20)).Decode(&body); err != nil {
-		http.Error(w, "the bank's alert service answered nonsense", http.StatusBadGateway)
+		http.Error(w, err.Error()+"; try again", http.StatusBadGateway)
 		return
 	}
 	i18n.Remember(w, r)
@@ -113,7 +162,7 @@ func (s *Site) inbox(w http.ResponseWriter, r *http.Request) {
 	code, name := p.Other()
 	title := p.T("inbox.title")
 	var rows []inboxRow
-	for _, a := range body.Alerts {
+	for _, a := range alerts {
 		if r.URL.Path == "/logins" && !strings.HasPrefix(a.Kind, "login") {
 			continue
 		}

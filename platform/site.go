@@ -52,7 +52,8 @@ type Config struct {
 	// scopes tx:authorize, tx:execute) with which the platform's pages call
 	// the passport's transaction authorization API. Empty: the pages show
 	// what they can and refuse to move money. The mall also calls ebank's
-	// holds API (scope ebank:holds) as this client.
+	// holds API (scope ebank:holds) as this client, and the messenger its
+	// transfers API.
 	TxClient string `yaml:"tx-client"`
 	TxSecret string `yaml:"tx-secret" secret:"true"`
 
@@ -343,7 +344,7 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 <style>body{font-family:system-ui,"Noto Sans CJK SC",sans-serif;max-width:40em;margin:2em auto;color:#1a1a1a}.who{padding:1em;background:#eef}:focus-visible{outline:3px solid #e08a00}</style></head>
 <body><p><a id="lang" href="/?lang={{.LangCode}}" lang="{{.LangCode}}" hreflang="{{.LangCode}}">{{.LangName}}</a></p><h1>{{.Title}}</h1>
 {{if .S}}<div class="who" id="who">{{.Who}}</div>
-<p>{{if .Ebank}}<a id="accounts" href="/accounts">{{.P.T "nav.accounts"}}</a> · <a id="transfer" href="/transfer">{{.P.T "nav.transfer"}}</a> · <a id="logins" href="/logins">{{.P.T "inbox.logins"}}</a> · <a id="settings" href="/settings">{{.P.T "self.title"}}</a> · {{end}}{{if .Mall}}<a id="shop" href="/shop">{{.P.T "mall.shop"}}</a> · <a id="cart" href="/cart">{{.P.T "mall.cart"}}</a> · <a id="orders" href="/orders">{{.P.T "mall.orders"}}</a> · <a id="merchant" href="/merchant">{{.P.T "mall.merchant"}}</a> · {{end}}<a href="/login?level={{.Next}}">{{.P.T "home.raise" .Next}}</a>{{if .Inbox}} · <a id="inbox" href="/inbox">{{.P.T "home.alerts"}}</a>{{end}}</p>
+<p>{{if .Ebank}}<a id="accounts" href="/accounts">{{.P.T "nav.accounts"}}</a> · <a id="transfer" href="/transfer">{{.P.T "nav.transfer"}}</a> · <a id="logins" href="/logins">{{.P.T "inbox.logins"}}</a> · <a id="settings" href="/settings">{{.P.T "self.title"}}</a> · {{end}}{{if .Mall}}<a id="shop" href="/shop">{{.P.T "mall.shop"}}</a> · <a id="cart" href="/cart">{{.P.T "mall.cart"}}</a> · <a id="orders" href="/orders">{{.P.T "mall.orders"}}</a> · <a id="merchant" href="/merchant">{{.P.T "mall.merchant"}}</a> · {{end}}{{if .Messenger}}<a id="chats" href="/chats">{{.P.T "msg.chats"}}</a> · <a id="receive" href="/receive">{{.P.T "msg.receive"}}</a> · <a id="service" href="/service">{{.P.T "msg.service"}}</a> · {{end}}<a href="/login?level={{.Next}}">{{.P.T "home.raise" .Next}}</a>{{if .Inbox}} · <a id="inbox" href="{{if .Messenger}}/alerts{{else}}/inbox{{end}}">{{.P.T "home.alerts"}}</a>{{end}}</p>
 <form method="post" action="/logout"><button id="logout">{{.P.T "nav.logout"}}</button></form>
 {{else}}<p><a id="login" href="/login">{{.P.T "home.login"}}</a></p>{{end}}
 <h2>{{.P.T "home.others"}}</h2><ul>{{range $n, $u := .Others}}<li><a href="{{$u}}">{{$.P.T (print "platform." $n)}}</a></li>{{end}}</ul>
@@ -371,7 +372,7 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	homePage.Execute(w, map[string]any{"P": p, "LangCode": code, "LangName": name, "Title": p.T("platform." + s.cfg.Name), "S": ss, "Who": who,
 		"Next": next, "Others": s.cfg.Others, "Inbox": s.cfg.Name == "messenger", "Ebank": s.cfg.Name == "ebank" && s.extra,
-		"Mall": s.cfg.Name == "mall" && s.extra})
+		"Mall": s.cfg.Name == "mall" && s.extra, "Messenger": s.cfg.Name == "messenger" && s.extra})
 }
 
 // Mount serves h on the site's mux at each of paths (patterns of

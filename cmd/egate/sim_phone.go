@@ -135,7 +135,20 @@ it; then type the withdrawal PIN on the ATM's PIN pad and take the cash.`,
 	scan.Flags().StringVar(&account, "account", "", "withdrawal: the account to take the cash from")
 	scan.Flags().StringVar(&amount, "amount", "", "withdrawal: the amount in yuan (a multiple of the smallest note)")
 	scan.Flags().StringVar(&bank, "bank", "", "withdrawal: the bank's withdrawal API (default: the server the app is bound to)")
-	cmd.AddCommand(bind, scan)
+	payQR := &cobra.Command{
+		Use:   "pay-qr IMAGE",
+		Short: "scan a messenger receive QR from an image and print the pay page to open (amount, payee, confirm)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			u, err := simphone.ReceiveQR(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "receive code of the bank's messenger; open it to confirm and pay:\n%s\n", u)
+			return nil
+		},
+	}
+	cmd.AddCommand(bind, scan, payQR)
 	return cmd
 }
 

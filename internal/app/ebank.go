@@ -78,20 +78,24 @@ func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Si
 		c := &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
 		auth, alerts = c, c
 	}
-	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db},
-		Customer: func(r *http.Request) (web.Customer, bool) {
-			ss, ok := site.Session(r)
-			if !ok {
-				return web.Customer{}, false
-			}
-			return web.Customer{ID: ss.Subject, Name: ss.Name}, true
-		},
+	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db}, Customer: customerOf(site),
 		OnError: func(r *http.Request, err error) {
 			log.Error("ebank pages", "err", err, "request_id", httpx.RequestID(r.Context()))
 		}}
 	p.PassportURL = cfg.Platforms.Issuer // where tokens are enrolled
 
 	site.Mount(p.Handler(), web.Routes...)
+}
+
+// customerOf is the logged-in customer of a platform site's session.
+func customerOf(site *platform.Site) func(r *http.Request) (web.Customer, bool) {
+	return func(r *http.Request) (web.Customer, bool) {
+		ss, ok := site.Session(r)
+		if !ok {
+			return web.Customer{}, false
+		}
+		return web.Customer{ID: ss.Subject, Name: ss.Name}, true
+	}
 }
 
 // noTx refuses every transfer: no tx-client is configured.

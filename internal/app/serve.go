@@ -158,6 +158,12 @@ func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Lo
 			return nil, err
 		}
 	}
+	if name == "messenger" {
+		if err := mountMessenger(ctx, cfg, pc, public, site, s, log); err != nil {
+			s.Listener.Close()
+			return nil, err
+		}
+	}
 	s.Mux.Handle("/", site)
 	return s, nil
 }

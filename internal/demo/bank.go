@@ -2,7 +2,6 @@ package demo
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -35,24 +34,9 @@ const bobGridFile = "demo-bob-gridcard.png"
 // card, no other tool), with a password file like alice's.
 func demoBob(ctx context.Context, ps *passport.Service, set *factors.Set, varDir string) (customer, error) {
 	c := customer{name: "bob", file: filepath.Join(varDir, "demo-bob-password")}
-	if _, err := os.Stat(c.file); err == nil {
-		cu, err := ps.ByLoginName(ctx, c.name)
-		if err != nil {
-			return c, fmt.Errorf("the demo customer bob: %w (delete %s to start afresh)", err, varDir)
-		}
-		c.passportID = cu.PassportID
-		return c, nil
-	}
-	pw := "Demo-" + randomHex(6) + "-Boat"
-	cu, err := ps.Register(ctx, passport.NewCustomer{LoginName: c.name, Mobile: "13900139000", ReservedMessage: "blue kite 17", Password: pw})
-	if errors.Is(err, passport.ErrLoginNameTaken) {
-		if cu, err = ps.ByLoginName(ctx, c.name); err == nil {
-			err = ps.ResetPassword(ctx, cu.PassportID, pw)
-		}
-	}
-	c.passportID = cu.PassportID
-	if err != nil {
-		return c, fmt.Errorf("registering the demo customer bob: %w", err)
+	c, fresh, err := registerDemo(ctx, ps, c, passport.NewCustomer{Mobile: "13900139000", ReservedMessage: "blue kite 17"}, "Boat", varDir)
+	if err != nil || !fresh {
+		return c, err
 	}
 	if set.GridCard != nil {
 		card, err := set.GridCard.Issue(ctx, c.passportID)
@@ -71,9 +55,6 @@ func demoBob(ctx context.Context, ps *passport.Service, set *factors.Set, varDir
 			return c, fmt.Errorf("printing bob's grid card: %w", err)
 		}
 	}
-	if err := os.WriteFile(c.file, []byte(pw+"\n"), 0o600); err != nil {
-		return c, err
-	}
 	return c, nil
 }
 
@@ -81,13 +62,13 @@ func demoBob(ctx context.Context, ps *passport.Service, set *factors.Set, varDir
 // money in ebank's ledger; rerun on every start, it opens and posts nothing
 // twice (ebank.OpenCustomerAccounts' keys). It prints the accounts and
 // returns alice's current account.
-func seedAccounts(ctx context.Context, db *store.DB, out io.Writer, alice, bob customer) (string, error) {
+func seedAccounts(ctx context.Context, db *store.DB, out io.Writer, alice, bob, carol customer) (string, error) {
 	var aliceCurrent string
 	l := ledger.New(db, nil)
 	for _, s := range []struct {
 		who, owner string
 		o          ebank.Opening
-	}{{"alice", alice.passportID, aliceOpening}, {"bob", bob.passportID, bobOpening}, {"merchant", MerchantOwner, merchantOpening}} {
+	}{{"alice", alice.passportID, aliceOpening}, {"bob", bob.passportID, bobOpening}, {"carol", carol.passportID, carolOpening}, {"merchant", MerchantOwner, merchantOpening}} {
 		accts, err := ebank.OpenCustomerAccounts(ctx, l, s.owner, s.who, s.o)
 		if err != nil {
 			return "", fmt.Errorf("opening %s's accounts: %w", s.who, err)

@@ -127,7 +127,11 @@ func newWDBench(b *testing.B, bauds map[string]int) *wdBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	acct, err := seedAccounts(ctx, a.DB, io.Discard, who, bob)
+	carol, err := demoCarol(ctx, a.Auth.Passport(), varDir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	acct, err := seedAccounts(ctx, a.DB, io.Discard, who, bob, carol)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -106,6 +106,10 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	if c.Platforms.Mall.TxClient == "" { // the mall pays through the same client (ebank:holds too)
 		c.Platforms.Mall.TxClient, c.Platforms.Mall.TxSecret = c.Platforms.Ebank.TxClient, c.Platforms.Ebank.TxSecret
 	}
+	// So do the messenger's payments, and its transfers at ebank.
+	if c.Platforms.Messenger.TxClient == "" {
+		c.Platforms.Messenger.TxClient, c.Platforms.Messenger.TxSecret = c.Platforms.Ebank.TxClient, c.Platforms.Ebank.TxSecret
+	}
 	a, err := app.NewAuthsvc(ctx, &c, log, app.AuthsvcOptions{InitKeys: true})
 	if err != nil {
 		return err
@@ -136,12 +140,19 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	if err != nil {
 		return err
 	}
-	aliceCurrent, err := seedAccounts(ctx, a.DB, out, who, bob)
+	carol, err := demoCarol(ctx, a.Auth.Passport(), c.Demo.VarDir)
+	if err != nil {
+		return err
+	}
+	aliceCurrent, err := seedAccounts(ctx, a.DB, out, who, bob, carol)
 	if err != nil {
 		return err
 	}
 	if err := seedMall(ctx, a.DB, out, bob); err != nil {
 		return err
+	}
+	if _, err := seedMessenger(ctx, a.DB, who, bob, carol); err != nil {
+		return fmt.Errorf("seeding the messenger: %w", err)
 	}
 	tools := toolsHandler(c.Demo.VarDir)
 	a.Server.Mux.Handle("/sim/otp/", tools)
@@ -232,6 +243,7 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	fmt.Fprintf(out, "  or as %q (password, SMS, grid card %s; the password is in %s).\n", bob.name, filepath.Join(c.Demo.VarDir, bobGridFile), bob.file)
 	fmt.Fprintf(out, "  ebank    %s/accounts (balances, history, statements), %s/transfer\n", urls["ebank"], urls["ebank"])
 	printMall(out, urls["mall"])
+	printMessenger(out, urls["messenger"], base, carol)
 	if w := wds.Load(); w != nil {
 		printWithdrawalRecipe(out, base, c.Demo.VarDir, w)
 	}

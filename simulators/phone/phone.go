@@ -42,6 +42,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/orders"
 	authphone "github.com/egate-bank/egate/authsvc/phone"
+	"github.com/egate-bank/egate/platform/messenger/payqr"
 )
 
 // State is what the app keeps (mode 0600): the binding and the device key
@@ -287,4 +288,19 @@ func (s *State) Answer(ctx context.Context, hc *http.Client, qr string, ui UI) e
 	}
 	ui.Say("Signed. The page goes on by itself.")
 	return nil
+}
+
+// ReceiveQR reads a messenger receive QR (a payee's "receive money" code)
+// from an image, as the app's camera would, and returns the pay page it
+// names: the app opens it for the customer to confirm and pay.
+func ReceiveQR(path string) (string, error) {
+	text, err := ScanImage(path)
+	if err != nil {
+		return "", err
+	}
+	u, ok := payqr.Parse(text)
+	if !ok {
+		return "", errors.New("this QR code is not a receive code of the bank's messenger")
+	}
+	return u, nil
 }

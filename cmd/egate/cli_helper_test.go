@@ -211,7 +211,7 @@ authsvc:
     clients:
       - {id: ebank, secret: "ebank-secret-0123456789abcdef", redirect-uris: ["`+rp.ts.URL+`/cb"], min-level: 1}
 `), 0o600)
-	base := startAuthsvc(t, b, conf)
+	base, _ := startAuthsvc(t, b, conf)
 	rp.issuer = base
 
 	// toFactorPage walks the platform's start, name and password to the
@@ -368,21 +368,6 @@ func lastSMSCode(t *testing.T, b *adminBench) string {
 	return code[1]
 }
 
-// startAuthsvc runs `egate authsvc --config conf` in the bench and returns
-// its URL; its output is drained.
-func startAuthsvc(t *testing.T, b *adminBench, conf string) string {
-	t.Helper()
-	srv := exec.Command(egateBin, "authsvc", "--config", conf)
-	srv.Dir, srv.Env = b.dir, append(os.Environ(), b.env...)
-	lines, stderr := startLines(t, srv)
-	base := waitLine(t, lines, regexp.MustCompile(`authsvc serving \S+ at (http://\S+)`), stderr)[1]
-	go func() {
-		for range lines {
-		}
-	}()
-	return base
-}
-
 // TestPhoneBrowserLogin: `egate sim phone bind` binds the app to alice
 // (password, then the SMS code, read here from the development sink and
 // typed on the app's stdin); headless Chromium then reaches the phone step
@@ -407,7 +392,7 @@ authsvc:
     clients:
       - {id: ebank, secret: "ebank-secret-0123456789abcdef", redirect-uris: ["`+rp.ts.URL+`/cb"], min-level: 1}
 `), 0o600)
-	base := startAuthsvc(t, b, conf)
+	base, _ := startAuthsvc(t, b, conf)
 	rp.issuer = base
 	state := bindPhone(t, b, base)
 	// The operator sees the bound phone among alice's tools.
@@ -541,7 +526,7 @@ authsvc:
     clients:
       - {id: ebank, secret: "ebank-secret-0123456789abcdef", redirect-uris: ["`+rp.ts.URL+`/cb"], min-level: 1}
 `), 0o600)
-	base := startAuthsvc(t, b, conf)
+	base, _ := startAuthsvc(t, b, conf)
 	rp.issuer = base
 
 	bctx := helperChromium(t)

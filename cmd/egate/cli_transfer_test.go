@@ -100,7 +100,7 @@ platforms:
   mall: {listen: "127.0.0.1:1"}
   messenger: {listen: "127.0.0.1:2"}
 `), 0o600)
-	base := startAuthsvc(t, b, conf)
+	base, _ := startAuthsvc(t, b, conf)
 	eb := exec.Command(egateBin, "platform", "ebank", "--config", conf)
 	eb.Dir, eb.Env = b.dir, append(os.Environ(), b.env...)
 	elines, estderr := startLines(t, eb)

@@ -142,6 +142,19 @@ func (d *Driver) Link() *Link {
 	return d.link
 }
 
+// Paced says whether the current link paces its writes to the baud (a
+// pseudo-terminal) or leaves it to the port (a real UART): Link.Paced.
+// open is false while no line is open. It does not wait for a command in
+// flight.
+func (d *Driver) Paced() (paced, open bool) {
+	d.smu.Lock()
+	defer d.smu.Unlock()
+	if d.cur == nil {
+		return false, false
+	}
+	return d.cur.Paced(), true
+}
+
 // LineStats returns the line's statistics summed over every link the driver
 // has opened, so a reconnect does not reset them. It does not wait for a
 // command in flight.

@@ -22,8 +22,10 @@ var (
 // LinkConfig holds the link's timers. Zero values take the defaults of
 // PROTOCOL.md §4 for the baud rate.
 type LinkConfig struct {
-	// Baud paces writes to the line rate (a pseudo-terminal does not) and
-	// scales the timers. 0 means no pacing and timers as for 115200.
+	// Baud paces writes to the line rate and scales the timers. 0 means
+	// no pacing and timers as for 115200. A line that shifts its bytes
+	// out at the baud itself (a SelfPacedLine saying so: a real UART) is
+	// not paced again; one that does not say is paced.
 	Baud       int
 	AckTimeout time.Duration // fixed part of T_ack; default 250 ms
 	Retries    int           // N_retry; default 5
@@ -103,6 +105,15 @@ func (c LinkCounts) Add(o LinkCounts) LinkCounts {
 	}
 }
 
+// SelfPacedLine is a line that may say whether it shifts written bytes out
+// at its baud itself, after the write, as a real UART does. A pseudo-terminal
+// moves them at memory speed whatever baud it is told, so a Link paces its
+// own writes there. OpenSerial's ports implement it; a line that does not
+// (a pty master, a pipe in a test) is paced.
+type SelfPacedLine interface {
+	SelfPaced() bool
+}
+
 // Link is one end of the serial link protocol (PROTOCOL.md §2–§4) over an
 // io.ReadWriteCloser. Both the host driver and the ATM simulator use it.
 //
@@ -110,7 +121,8 @@ func (c LinkCounts) Add(o LinkCounts) LinkCounts {
 // frames, answers ACK/NAK, drops duplicates (re-sending the cached reply) and
 // queues data frames on Recv. Send may be called from any goroutine; calls
 // are serialised (stop and wait). Every write is one Write call of one whole
-// frame, paced to the baud rate under one mutex.
+// frame, paced to the baud rate under one mutex unless the line paces
+// itself (SelfPacedLine).
 type Link struct {
 	rwc   io.ReadWriteCloser
 	cfg   LinkConfig
@@ -118,7 +130,8 @@ type Link struct {
 
 	writeMu  sync.Mutex
 	nextFree time.Time
-	pacer    *pacer // nil without Baud, or where the kernel gives no timerfd
+	paced    bool   // Baud set and the line does not pace itself
+	pacer    *pacer // nil unless paced, or where the kernel gives no timerfd
 
 	sendSem chan struct{}
 
@@ -146,7 +159,9 @@ func NewLink(rwc io.ReadWriteCloser, cfg LinkConfig) *Link {
 		recv:    make(chan Frame, 256),
 		done:    make(chan struct{}),
 	}
-	if cfg.Baud > 0 {
+	sp, ok := rwc.(SelfPacedLine)
+	l.paced = cfg.Baud > 0 && !(ok && sp.SelfPaced())
+	if l.paced {
 		l.pacer = newPacer()
 	}
 	chunks := make(chan []byte, 16)
@@ -154,6 +169,11 @@ func NewLink(rwc io.ReadWriteCloser, cfg LinkConfig) *Link {
 	go l.receiveLoop(chunks)
 	return l
 }
+
+// Paced says whether the link holds its writes to the baud itself: true on
+// a line that moves bytes at memory speed (a pseudo-terminal), false
+// without a Baud or on a line that paces itself (a real UART).
+func (l *Link) Paced() bool { return l.paced }
 
 // Recv delivers accepted data frames (not ACK/NAK, not duplicates).
 func (l *Link) Recv() <-chan Frame { return l.recv }
@@ -314,12 +334,15 @@ func (l *Link) writeControl(t MsgType, seq uint8) {
 	l.writeRaw(raw)
 }
 
-// writeRaw writes one whole frame, paced to the baud rate: the frame is handed
-// over when the line would have finished shifting it out.
+// writeRaw writes one whole frame. On a paced link the frame is handed over
+// when the line would have finished shifting it out; on a line that paces
+// itself it is handed over at once and the port shifts it out after the
+// write (waiting here as well would make each frame take twice its line
+// time).
 func (l *Link) writeRaw(raw []byte) error {
 	l.writeMu.Lock()
 	defer l.writeMu.Unlock()
-	if l.cfg.Baud > 0 {
+	if l.paced {
 		now := time.Now()
 		t := l.nextFree
 		if t.Before(now) {

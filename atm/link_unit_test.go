@@ -104,6 +104,54 @@ func TestLinkClosed(t *testing.T) {
 	}
 }
 
+// selfPacing is a line that says whether it paces itself, as OpenSerial's
+// ports do.
+type selfPacing struct {
+	net.Conn
+	self bool
+}
+
+func (s selfPacing) SelfPaced() bool { return s.self }
+
+// TestLinkPacesOnlyWhereTheLineDoesNot: a link paces its writes to the baud
+// unless the line says it shifts bytes out at the baud itself (a real UART).
+// At 1 baud an ACK's line time is 80 s: on a self-paced line it is written
+// at once, where the old link waited those 80 s before the write.
+func TestLinkPacesOnlyWhereTheLineDoesNot(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		line  func(net.Conn) io.ReadWriteCloser
+		baud  int
+		paced bool
+	}{
+		{"self-paced line (UART)", func(c net.Conn) io.ReadWriteCloser { return selfPacing{c, true} }, 1, false},
+		{"line that does not pace itself (pty)", func(c net.Conn) io.ReadWriteCloser { return selfPacing{c, false} }, 1, true},
+		{"line that does not say", func(c net.Conn) io.ReadWriteCloser { return c }, 1, true},
+		{"no baud", func(c net.Conn) io.ReadWriteCloser { return c }, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ca, cb := net.Pipe()
+			l := NewLink(tc.line(ca), LinkConfig{Baud: tc.baud})
+			t.Cleanup(func() { l.Close(); cb.Close() })
+			if got := l.Paced(); got != tc.paced {
+				t.Fatalf("Paced() = %v, want %v", got, tc.paced)
+			}
+			if tc.paced {
+				return // the pacing itself: TestPacer, and every test over a pty
+			}
+			want, _ := EncodeFrame(Frame{Seq: 3, Type: TypeACK})
+			go l.writeControl(TypeACK, 3)
+			cb.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got := make([]byte, len(want))
+			if _, err := io.ReadFull(cb, got); err != nil {
+				t.Fatalf("ACK not written within 10 s (its line time at 1 baud is %v): %v", time.Duration(len(want))*10*time.Second, err)
+			}
+		})
+	}
+}
+
 func TestLinkTimers(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {

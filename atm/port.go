@@ -35,6 +35,11 @@ func (e *PortBusyError) Is(target error) bool { return target == ErrPortBusy }
 // is left untouched. The lock dies with the process, so a kill -9 of the
 // owner frees the port.
 //
+// The port says whether it paces itself (SelfPacedLine): a pseudo-terminal
+// moves bytes at memory speed whatever baud it is told, so a Link on it
+// paces its own writes; a real UART shifts them out at the baud after the
+// write, so a Link on it does not wait as well (isPTY decides).
+//
 // tarm/serial puts the descriptor in blocking mode, where a pending read
 // cannot be interrupted; the port is therefore opened with a short read
 // timeout and reads that time out are retried here until Close.
@@ -60,14 +65,18 @@ func OpenSerial(name string, baud int) (io.ReadWriteCloser, error) {
 	// Bytes that arrived while nobody had the port open belong to an old
 	// session; the driver starts every session with HELLO.
 	p.Flush()
-	return &serialPort{p: p, lockFD: lockFD}, nil
+	return &serialPort{p: p, lockFD: lockFD, pty: isPTY(lockFD, name)}, nil
 }
 
 type serialPort struct {
 	p      *serial.Port
 	lockFD int
+	pty    bool
 	closed atomic.Bool
 }
+
+// SelfPaced is true on a real UART, false on a pseudo-terminal.
+func (s *serialPort) SelfPaced() bool { return !s.pty }
 
 func (s *serialPort) Read(b []byte) (int, error) {
 	for {

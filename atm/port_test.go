@@ -39,6 +39,26 @@ func wantBusy(t *testing.T, name string, err error) {
 	}
 }
 
+// TestPortOnPTYIsPaced: a pseudo-terminal opened as a serial port says it
+// does not pace itself, so a Link with a baud paces its writes on it.
+func TestPortOnPTYIsPaced(t *testing.T) {
+	t.Parallel()
+	port, err := atm.OpenSerial(ptyName(t), 9600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp, ok := port.(atm.SelfPacedLine)
+	if !ok || sp.SelfPaced() {
+		port.Close()
+		t.Fatalf("port on a pty: SelfPacedLine %v, SelfPaced %v; want a line that does not pace itself", ok, ok && sp.SelfPaced())
+	}
+	l := atm.NewLink(port, atm.LinkConfig{Baud: 9600})
+	defer l.Close()
+	if !l.Paced() {
+		t.Fatal("link on a pty at 9600 baud does not pace its writes")
+	}
+}
+
 // TestPortOneOwner: a port that is open cannot be opened again, neither in
 // this process nor by another (util-linux flock(1) is the independent
 // reference for the lock), and it is free again once closed.

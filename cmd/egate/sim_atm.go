@@ -39,7 +39,7 @@ it report the truth after kill -9.
 
 Line: --port /dev/ttyS0 (or /dev/pts/N) opens a port through tarm/serial;
 --pty makes a pseudo-terminal pair and prints the end the host should open.
-Writes are paced to --baud either way.
+Writes are paced to --baud on a pseudo-terminal; a real UART paces itself.
 
 Screen and control: --http serves the screen (/), the QR (/qr.png), counts
 (/state), and POST /faults (name=value), /pin (digits=… or cancel=1), /take.
@@ -133,7 +133,7 @@ PIN pad key: AES key in hex, read from the environment variable named by
 	fl := cmd.Flags()
 	fl.StringVar(&port, "port", "", "serial port the ATM is on (e.g. /dev/pts/3)")
 	fl.BoolVar(&usePTY, "pty", false, "make a pseudo-terminal pair and print the host's end")
-	fl.IntVar(&baud, "baud", 115200, "line speed; writes are paced to it")
+	fl.IntVar(&baud, "baud", 115200, "line speed; on a pseudo-terminal writes are paced to it")
 	fl.StringVar(&journal, "journal", "atm-journal.jsonl", "the ATM's persistent journal")
 	fl.StringVar(&httpAddr, "http", "127.0.0.1:8089", "screen and control endpoint address (empty: none)")
 	fl.StringVar(&pngPath, "png", "atm-qr.png", "write the QR on screen to this PNG (empty: none)")

@@ -275,6 +275,11 @@ type ATMStatus struct {
 	// over reconnects: retransmissions, NAKs and bad CRCs tell a noisy
 	// line from a dead one.
 	Line atm.LinkCounts `json:"line"`
+	// Pacing says who holds the line's writes to the baud: "egate" (the
+	// port is a pseudo-terminal, which moves bytes at memory speed) or
+	// "port" (a real UART shifts them out at the baud itself); empty
+	// while the line is not open.
+	Pacing string `json:"pacing,omitempty"`
 }
 
 // CassetteState is one cassette's report.
@@ -298,6 +303,12 @@ func (a *Agent) Status(ctx context.Context, id string) (ATMStatus, error) {
 	a.mu.Unlock()
 	s, err := d.Status(ctx)
 	st.Line = d.LineStats()
+	if paced, open := d.Paced(); open {
+		st.Pacing = "port"
+		if paced {
+			st.Pacing = "egate"
+		}
+	}
 	if err != nil {
 		st.Error = err.Error()
 		return st, nil

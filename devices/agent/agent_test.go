@@ -81,6 +81,9 @@ func TestAgentOverPTY(t *testing.T) {
 	if !st.Up || len(st.Cassettes) != 4 || st.Cassettes[0].Count != 500 || st.Line.FramesOut < 2 || st.Line.FramesIn < 2 {
 		t.Fatalf("status of the live ATM: %+v", st)
 	}
+	if st.Pacing != "egate" { // a pty: the agent paces the line itself
+		t.Fatalf("pacing on a pseudo-terminal: %q, want egate", st.Pacing)
+	}
 	resp, _ = http.Get(srv.URL + "/atms/ATM-0202")
 	if resp.StatusCode != http.StatusNotFound {
 		t.Fatalf("unknown ATM: %d", resp.StatusCode)

@@ -313,3 +313,10 @@ func (l *faultLine) Write(p []byte) (int, error) {
 }
 
 func (l *faultLine) Close() error { return l.rwc.Close() }
+
+// SelfPaced passes on whether the line underneath paces itself (a real
+// UART opened with atm.OpenSerial), so the link does not pace it again.
+func (l *faultLine) SelfPaced() bool {
+	sp, ok := l.rwc.(atm.SelfPacedLine)
+	return ok && sp.SelfPaced()
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"math/rand"
+	"net"
 	"testing"
 
 	"github.com/egate-bank/egate/atm"
@@ -146,3 +147,40 @@ func (c *chunks) Read(p []byte) (int, error) {
 }
 func (c *chunks) Write(p []byte) (int, error) { return len(p), nil }
 func (c *chunks) Close() error                { return nil }
+
+type selfPacing struct {
+	io.ReadWriteCloser
+	self bool
+}
+
+func (s selfPacing) SelfPaced() bool { return s.self }
+
+// TestFaultLineSelfPaced: the fault layer passes on whether the line under
+// it paces itself, so the simulator on a real UART is not paced twice.
+func TestFaultLineSelfPaced(t *testing.T) {
+	t.Parallel()
+	plain, other := net.Pipe()
+	t.Cleanup(func() { other.Close() })
+	for _, tc := range []struct {
+		name string
+		line io.ReadWriteCloser
+		want bool
+	}{
+		{"UART", selfPacing{plain, true}, true},
+		{"pty", selfPacing{plain, false}, false},
+		{"pty master", plain, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := &faultLine{rwc: tc.line, f: NewFaults(1)}
+			if got := l.SelfPaced(); got != tc.want {
+				t.Fatalf("SelfPaced() = %v, want %v", got, tc.want)
+			}
+			lk := atm.NewLink(l, atm.LinkConfig{Baud: 9600})
+			paced := lk.Paced()
+			lk.Close()
+			if paced == tc.want {
+				t.Fatalf("link on it: Paced() = %v", paced)
+			}
+		})
+	}
+}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,10 +25,11 @@ type benchATM struct {
 	journal string // the ATM's journal file
 }
 
-func newBenchATM(b *testing.B, baud int) *benchATM { return newBenchATMIn(b, baud, b.TempDir()) }
+func newBenchATM(b *testing.B, baud int) *benchATM { return newBenchATMIn(b, baud, b.TempDir(), false) }
 
-// newBenchATMIn is newBenchATM with the ATM's journal in dir.
-func newBenchATMIn(b *testing.B, baud int, dir string) *benchATM {
+// newBenchATMIn is newBenchATM with the ATM's journal in dir, and with the
+// host's port behind an emulatedUART if uart.
+func newBenchATMIn(b *testing.B, baud int, dir string, uart bool) *benchATM {
 	b.Helper()
 	cs := simatm.DefaultCassettes()
 	for i := range cs {
@@ -40,7 +43,18 @@ func newBenchATMIn(b *testing.B, baud int, dir string) *benchATM {
 	if err != nil {
 		testenv.Missing(b, "pseudo-terminals (/dev/ptmx, devpts)", "mount devpts; "+err.Error())
 	}
-	drv := atm.NewDriver(atm.DriverConfig{Open: atm.SerialOpener(run.TTYName, baud), Link: link})
+	open := atm.SerialOpener(run.TTYName, baud)
+	if uart {
+		pty := open
+		open = func(ctx context.Context) (io.ReadWriteCloser, error) {
+			p, err := pty(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return newEmulatedUART(p, baud), nil
+		}
+	}
+	drv := atm.NewDriver(atm.DriverConfig{Open: open, Link: link})
 	a := &benchATM{run: run, drv: drv, settled: make(chan atm.TxnID, 64)}
 	go func() {
 		for ev := range drv.Events() {
@@ -55,6 +69,61 @@ func newBenchATMIn(b *testing.B, baud int, dir string) *benchATM {
 		b.Fatal(err)
 	}
 	return a
+}
+
+// emulatedUART stands for a real UART at the host's end of the pty: Write
+// hands the bytes over at once, and they reach the other end only after
+// their line time (bytes × 10 / baud) behind whatever is still shifting out,
+// as from a UART's transmit buffer. It says so (atm.SelfPacedLine), so a
+// link on it does not pace its writes. Its wait is time.Sleep, late by up to
+// a millisecond per frame (BenchmarkPacer in atm): the line it emulates is a
+// little slower than a real one.
+type emulatedUART struct {
+	io.ReadWriteCloser
+	charTime time.Duration
+	out      chan []byte
+	done     chan struct{}
+	once     sync.Once
+}
+
+func newEmulatedUART(port io.ReadWriteCloser, baud int) *emulatedUART {
+	u := &emulatedUART{ReadWriteCloser: port, charTime: time.Second * 10 / time.Duration(baud),
+		out: make(chan []byte, 64), done: make(chan struct{})}
+	go u.shift()
+	return u
+}
+
+func (u *emulatedUART) SelfPaced() bool { return true }
+
+func (u *emulatedUART) Write(b []byte) (int, error) {
+	select {
+	case u.out <- bytes.Clone(b):
+		return len(b), nil
+	case <-u.done:
+		return 0, atm.ErrClosed
+	}
+}
+
+func (u *emulatedUART) shift() {
+	var free time.Time
+	for {
+		select {
+		case b := <-u.out:
+			if now := time.Now(); free.Before(now) {
+				free = now
+			}
+			free = free.Add(time.Duration(len(b)) * u.charTime)
+			time.Sleep(time.Until(free))
+			u.ReadWriteCloser.Write(b) // a failed write shows as a closed line to the reader
+		case <-u.done:
+			return
+		}
+	}
+}
+
+func (u *emulatedUART) Close() error {
+	u.once.Do(func() { close(u.done) })
+	return u.ReadWriteCloser.Close()
 }
 
 // cycle is one withdrawal on the wire: DISPENSE, its reply, the PRESENTED and
@@ -103,6 +172,11 @@ func (a *benchATM) journalRecords(b *testing.B) int {
 //     journal (the test's temporary directory, $TMPDIR);
 //   - egate is the full cycle through the driver and the simulator with
 //     mechanical time 0 (the ATM's journal fsyncs included);
+//   - egate-uart is egate with the host's port behind an emulatedUART,
+//     which shifts the bytes out at the baud after the write as a real
+//     UART does and says so: the host's link no longer paces them as well
+//     (before it did, each of the host's frames, the DISPENSE and three
+//     ACKs, 66 bytes a cycle, took twice its line time);
 //   - egate-journal-tmpfs is egate with the ATM's journal on tmpfs
 //     (/dev/shm), where an fsync costs next to nothing: what the cycle
 //     costs without the simulated ATM's disk.
@@ -163,6 +237,13 @@ func BenchmarkDispenseCycle(b *testing.B) {
 		b.Run(fmt.Sprintf("baud-%d/egate", baud), func(b *testing.B) {
 			benchCycles(b, a, lineSec)
 		})
+		b.Run(fmt.Sprintf("baud-%d/egate-uart", baud), func(b *testing.B) {
+			u := newBenchATMIn(b, baud, b.TempDir(), true)
+			if err := u.cycle(ctx); err != nil {
+				b.Fatal(err)
+			}
+			benchCycles(b, u, lineSec)
+		})
 		b.Run(fmt.Sprintf("baud-%d/egate-journal-tmpfs", baud), func(b *testing.B) {
 			if st, err := os.Stat("/dev/shm"); err != nil || !st.IsDir() {
 				b.Skip("no /dev/shm")
@@ -172,7 +253,7 @@ func BenchmarkDispenseCycle(b *testing.B) {
 				b.Skip(err)
 			}
 			b.Cleanup(func() { os.RemoveAll(dir) })
-			t := newBenchATMIn(b, baud, dir)
+			t := newBenchATMIn(b, baud, dir, false)
 			if err := t.cycle(ctx); err != nil {
 				b.Fatal(err)
 			}

@@ -212,7 +212,9 @@ withdrawals: {enabled: true, tx-url: "http://127.0.0.1:9", tx-client: agent-gate
 	if err != nil {
 		t.Fatal(err)
 	}
-	var refused struct{ Error struct{ Code, Message string } }
+	var refused struct {
+		Error struct{ Code, Message string }
+	}
 	json.NewDecoder(resp.Body).Decode(&refused)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusBadRequest || refused.Error.Code != "bad_proof" {

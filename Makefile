@@ -34,6 +34,8 @@ test:
 	@scripts/test.sh $(MAKE) --no-print-directory test-inner
 
 test-inner:
+	@# Every file as gofmt writes it.
+	@files=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$files" ]; then echo "not gofmt'ed: $$files"; exit 1; fi
 	$(GO) vet $(PKGS)
 	@# 100,000 PSKC tokens in bounded memory: without -race, which would
 	@# make it ten times slower and measure the detector's memory too.

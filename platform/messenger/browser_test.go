@@ -18,26 +18,6 @@ import (
 	simphone "github.com/egate-bank/egate/simulators/phone"
 )
 
-// chromium starts one headless Chromium; each customer gets a browser
-// context of their own in it (own cookies), see tab.
-func chromium(t *testing.T) context.Context {
-	t.Helper()
-	path := testenv.NeedCommand(t, "chromium", "chromium")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 900),
-	}
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancel)
-	bctx, cancelB := chromedp.NewContext(actx)
-	t.Cleanup(cancelB)
-	if err := chromedp.Do(bctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return bctx
-}
-
 // person is one customer's browser context.
 type person struct {
 	t     *testing.T
@@ -141,7 +121,7 @@ func TestBrowserJourney(t *testing.T) {
 		return []platform.InboxAlert{bal, login}, nil
 	}
 
-	browser := chromium(t)
+	browser := testenv.Chromium(t, 1100, 900)
 	alice := tab(t, browser, srv.URL, "alice", "zh", shots)
 	bob := tab(t, browser, srv.URL, "bob", "en", shots)
 	carol := tab(t, browser, srv.URL, "carol", "en", shots)

@@ -157,6 +157,7 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	tools := toolsHandler(c.Demo.VarDir)
 	a.Server.Mux.Handle("/sim/otp/", tools)
 	a.Server.Mux.Handle("/sim/gridcard.png", tools)
+	a.Server.Mux.Handle("GET /{$}", indexHandler(urls))
 	if a.Factors.SMSSink != nil {
 		mountSMSSink(a.Server.Mux, a.Factors.SMSSink)
 	}

@@ -253,41 +253,10 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) *http.
 		return string(b), r
 	}
 	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
-	body, _ := read(c.Get(ebank + "/login"))
-	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("no passport login page:\n%s", body)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/name", url.Values{"id": {m[1]}, "login_name": {"alice"}}))
-	if !strings.Contains(body, "red lantern 88") {
-		t.Fatalf("no reserved message:\n%s", body)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/password", url.Values{"id": {m[1]}, "password": {strings.TrimSpace(string(pw))}}))
-	// ebank needs level 2: the passport offers the tools alice has at that
-	// level or above; she takes the SMS code.
-	if !strings.Contains(body, `id="factor-sms"`) || !strings.Contains(body, `id="factor-gridcard"`) || !strings.Contains(body, `id="factor-otp"`) {
-		t.Fatalf("no choice of SMS, grid card and token:\n%s", body)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/factor/begin", url.Values{"id": {m[1]}, "factor": {"sms"}}))
-	if !strings.Contains(body, `name="response"`) {
-		t.Fatalf("no SMS code page:\n%s", body)
-	}
-	var msgs []struct{ To, Body string }
-	getJSON(t, passportURL+"/sim/sms/messages.json?to=13800138000&limit=1", &msgs)
-	code := ""
-	if len(msgs) == 1 {
-		code = regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
-	}
-	if code == "" {
-		t.Fatalf("no SMS code in the sink: %+v", msgs)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/factor", url.Values{"id": {m[1]}, "response": {code}}))
-	if !strings.Contains(body, `id="who"`) || !strings.Contains(body, "alice") || !strings.Contains(body, `<b id="level">2</b>`) {
-		t.Fatalf("not logged in to ebank at level 2:\n%s", body)
-	}
+	logInAliceAtEbank(t, c, passportURL, ebank, strings.TrimSpace(string(pw)))
 	// Her accounts, opened by the demo, with their money (once, however
 	// often the demo starts).
-	body, _ = read(c.Get(ebank + "/accounts?lang=en"))
+	body, _ := read(c.Get(ebank + "/accounts?lang=en"))
 	if !strings.Contains(body, "200,000.00") || !strings.Contains(body, "My accounts") || strings.Contains(body, "400,000.00") {
 		t.Fatalf("alice's accounts page:\n%s", body)
 	}
@@ -324,6 +293,53 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) *http.
 		time.Sleep(100 * time.Millisecond)
 	}
 	return c
+}
+
+// logInAliceAtEbank logs alice in to ebank through the passport's pages:
+// her password, then (ebank needs level 2) the SMS code from the sink.
+func logInAliceAtEbank(t *testing.T, c *http.Client, passportURL, ebank, pw string) {
+	t.Helper()
+	read := func(r *http.Response, err error) (string, *http.Response) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b), r
+	}
+	body, _ := read(c.Get(ebank + "/login"))
+	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no passport login page:\n%s", body)
+	}
+	body, _ = read(c.PostForm(passportURL+"/login/name", url.Values{"id": {m[1]}, "login_name": {"alice"}}))
+	if !strings.Contains(body, "red lantern 88") {
+		t.Fatalf("no reserved message:\n%s", body)
+	}
+	body, _ = read(c.PostForm(passportURL+"/login/password", url.Values{"id": {m[1]}, "password": {pw}}))
+	// ebank needs level 2: the passport offers the tools alice has at that
+	// level or above; she takes the SMS code.
+	if !strings.Contains(body, `id="factor-sms"`) || !strings.Contains(body, `id="factor-gridcard"`) || !strings.Contains(body, `id="factor-otp"`) {
+		t.Fatalf("no choice of SMS, grid card and token:\n%s", body)
+	}
+	body, _ = read(c.PostForm(passportURL+"/login/factor/begin", url.Values{"id": {m[1]}, "factor": {"sms"}}))
+	if !strings.Contains(body, `name="response"`) {
+		t.Fatalf("no SMS code page:\n%s", body)
+	}
+	var msgs []struct{ To, Body string }
+	getJSON(t, passportURL+"/sim/sms/messages.json?to=13800138000&limit=1", &msgs)
+	code := ""
+	if len(msgs) == 1 {
+		code = regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
+	}
+	if code == "" {
+		t.Fatalf("no SMS code in the sink: %+v", msgs)
+	}
+	body, _ = read(c.PostForm(passportURL+"/login/factor", url.Values{"id": {m[1]}, "response": {code}}))
+	if !strings.Contains(body, `id="who"`) || !strings.Contains(body, "alice") || !strings.Contains(body, `<b id="level">2</b>`) {
+		t.Fatalf("not logged in to ebank at level 2:\n%s", body)
+	}
 }
 
 // callOTPAPIAsPrinted follows the demo's printed curl line: the back-end

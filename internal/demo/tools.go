@@ -94,6 +94,30 @@ var tokenPage = template.Must(template.New("token").Parse(`<!doctype html>
 <div class="code" id="code">{{.Code}}</div><p>valid for {{.Left}} more seconds</p>
 <p><a href="/sim/gridcard.png">alice's grid card</a> · <a href="/sim/sms/">SMS messages</a></p></body></html>`))
 
+var indexPage = template.Must(template.New("index").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>egate demo</title>
+<style>body{font-family:sans-serif;max-width:40em;margin:2em auto}li{margin:.3em 0}</style></head>
+<body><h1>egate demo</h1><p>The passport (login pages, OIDC provider) serves no page of its own at /: log in through a platform.</p>
+<ul>{{range .}}<li><a href="{{.URL}}">{{.Name}}</a></li>{{end}}</ul></body></html>`))
+
+// indexHandler lists the demo's pages at the passport's / (egate authsvc
+// has none there): the platforms, the simulated devices, the discovery.
+func indexHandler(platforms map[string]string) http.Handler {
+	type link struct{ Name, URL string }
+	links := []link{
+		{"ebank", platforms["ebank"]}, {"mall", platforms["mall"]}, {"messenger", platforms["messenger"]},
+		{"the ATM's screen (QR withdrawal, PIN pad)", "/sim/atm/"},
+		{"alice's dynamic-password token", "/sim/otp/"}, {"alice's grid card", "/sim/gridcard.png"},
+		{"SMS messages (codes and alerts)", "/sim/sms/"},
+		{"the branch agent's ATMs", "/agent/atms"}, {"the agent gateway's links", "/agent-gateway/agents"},
+		{"OIDC discovery", "/.well-known/openid-configuration"}, {"the API description", "/openapi.yaml"},
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		indexPage.Execute(w, links)
+	})
+}
+
 // toolsHandler shows the demo customer's token and grid card, as the
 // customer would hold them: /sim/otp/ and /sim/gridcard.png.
 func toolsHandler(varDir string) http.Handler {

@@ -243,15 +243,7 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) *http.
 	}
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
-	read := func(r *http.Response, err error) (string, *http.Response) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return string(b), r
-	}
+	read := func(r *http.Response, err error) (string, *http.Response) { t.Helper(); return readResp(t, r, err) }
 	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
 	logInAliceAtEbank(t, c, passportURL, ebank, strings.TrimSpace(string(pw)))
 	// Her accounts, opened by the demo, with their money (once, however
@@ -295,19 +287,23 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) *http.
 	return c
 }
 
+// readResp reads a response's body and closes it; a request that failed
+// fails the test.
+func readResp(t *testing.T, r *http.Response, err error) (string, *http.Response) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return string(b), r
+}
+
 // logInAliceAtEbank logs alice in to ebank through the passport's pages:
 // her password, then (ebank needs level 2) the SMS code from the sink.
 func logInAliceAtEbank(t *testing.T, c *http.Client, passportURL, ebank, pw string) {
 	t.Helper()
-	read := func(r *http.Response, err error) (string, *http.Response) {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return string(b), r
-	}
+	read := func(r *http.Response, err error) (string, *http.Response) { t.Helper(); return readResp(t, r, err) }
 	body, _ := read(c.Get(ebank + "/login"))
 	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body)
 	if m == nil {

@@ -15,8 +15,10 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/readmetest"
 	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/platform"
 	simphone "github.com/egate-bank/egate/simulators/phone"
 )
 
@@ -274,5 +276,35 @@ func TestREADMEURLs(t *testing.T) {
 	}
 	if files < 10 {
 		t.Errorf("the section names %d files under var/; the parser lost them", files)
+	}
+}
+
+// TestREADMEPlatformLevels holds the README's "ebank asks for level 2 …,
+// mall and messenger for level 1" to the platforms' configured levels,
+// which the demo runs with (loginThroughEbank sees ebank ask level 2).
+func TestREADMEPlatformLevels(t *testing.T) {
+	t.Parallel()
+	doc := readmetest.Load(t)
+	text := strings.Join(strings.Fields(doc.Text), " ")
+	said := map[string]int{}
+	re := regexp.MustCompile(`\b(ebank|mall|messenger)(?: and (ebank|mall|messenger))? (?:asks )?for level (\d)\b`)
+	for _, m := range re.FindAllStringSubmatch(text, -1) {
+		for _, p := range m[1:3] {
+			if p != "" {
+				said[p] = int(m[3][0] - '0')
+			}
+		}
+	}
+	cfg := config.Defaults()
+	for _, n := range platform.Names {
+		p, err := cfg.Platforms.ByName(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l, ok := said[n]; !ok {
+			t.Errorf("README does not say which level %s asks for (\"%s asks for level N\")", n, n)
+		} else if l != p.Level {
+			t.Errorf("README: %s asks for level %d; platforms.%s.level is %d", n, l, n, p.Level)
+		}
 	}
 }

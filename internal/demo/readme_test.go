@@ -62,6 +62,7 @@ func readmeURLs(t *testing.T, doc readmetest.Doc) []readmeURL {
 	}
 	var urls []readmeURL
 	for _, r := range rows {
+		rowPort := "8080" // a path of the second column is on the row's host
 		for col, cell := range r.Cells[:2] {
 			var pending []string // methods written alone: `GET`/`PUT /x`
 			method := ""
@@ -91,8 +92,13 @@ func readmeURLs(t *testing.T, doc readmetest.Doc) []readmeURL {
 					method = m[1]
 				}
 				u := readmeURL{line: r.Line, method: method, port: m[2], path: m[3]}
-				if u.port == "" {
+				switch {
+				case u.port == "" && col == 1:
+					u.port = rowPort
+				case u.port == "":
 					u.port = "8080"
+				case col == 0:
+					rowPort = u.port
 				}
 				if u.path == "" {
 					u.path = "/"
@@ -114,14 +120,28 @@ func readmeURLs(t *testing.T, doc readmetest.Doc) []readmeURL {
 	return urls
 }
 
-var errCodeRE = regexp.MustCompile(`^\s*\{"error":\{"code":"([a-z_]+)"`)
+var errCodeRE = regexp.MustCompile(`^\s*\{"error":\{"code":"([a-z_]+)"|data-code="([a-z_]+)"`)
 
-// errCode is the stable code of an egate JSON error body, or "".
+// errCode is the stable code of an egate JSON error body or error page,
+// or "".
 func errCode(body string) string {
 	if m := errCodeRE.FindStringSubmatch(body); m != nil {
-		return m[1]
+		return m[1] + m[2]
 	}
 	return ""
+}
+
+// beside is a path that is not a route, next to path: its last part that
+// is not a {placeholder} made up (/aa/{id} → /aa-no-such-route/{id}).
+func beside(path string) string {
+	parts := strings.Split(path, "/")
+	for i := len(parts) - 1; i >= 0; i-- {
+		if parts[i] != "" && !strings.HasPrefix(parts[i], "{") {
+			parts[i] += "-no-such-route"
+			return strings.Join(parts, "/")
+		}
+	}
+	return "/no-such-route"
 }
 
 // readmeMethods: URLs the table names without a method that answer
@@ -204,7 +224,24 @@ func TestREADMEURLs(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the ATM's QR button (%d) left no readable var/atm-qr.png: %v", choose.StatusCode, err)
 	}
-	subst := strings.NewReplacer("{number}", acct[1], "{hash}", d.Intent, "{session}", qr[strings.LastIndex(qr, ":")+1:])
+	// /chats/{id}: alice's conversation with customer service, which
+	// /service opens. Other {id}s and {token} (AA collections, receive
+	// codes) stand for ids nobody made: the page answers an unknown one
+	// with its own refusal code, which a route that is not there cannot.
+	resp, err := c.Get(hosts["8083"] + "/service")
+	svc, _ := readResp(t, resp, err)
+	chat := regexp.MustCompile(`/chats/([A-Za-z0-9_-]+)`).FindStringSubmatch(svc)
+	if chat == nil {
+		t.Fatalf("the messenger's /service links no conversation:\n%.2000s", svc)
+	}
+	replacer := strings.NewReplacer("{number}", acct[1], "{hash}", d.Intent, "{session}", qr[strings.LastIndex(qr, ":")+1:],
+		"{id}", "readme-unknown", "{token}", "readme-unknown")
+	subst := func(p string) string {
+		if rest, ok := strings.CutPrefix(p, "/chats/{id}"); ok {
+			p = "/chats/" + chat[1] + rest
+		}
+		return replacer.Replace(p)
+	}
 
 	noRedirect := &http.Client{Jar: jar, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
@@ -229,34 +266,35 @@ func TestREADMEURLs(t *testing.T) {
 			t.Fatalf("%v: %v", u, err)
 		}
 		defer resp.Body.Close()
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+		if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+			return resp.StatusCode, "" // a live stream: its status is the answer
+		}
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		return resp.StatusCode, string(b)
 	}
 	for _, u := range urls {
 		if m, ok := readmeMethods[":"+u.port+u.path]; ok {
 			u.method = m.method
 		}
-		path := subst.Replace(u.path)
+		path := subst(u.path)
 		if strings.ContainsAny(path, "{}…") {
 			t.Errorf("%v: no substitution for a placeholder (add one to subst)", u)
 			continue
 		}
 		code, b := do(u, path)
-		missing := path + "-no-such-route"
-		if strings.HasSuffix(path, "/") {
-			missing = path + "no-such-route"
-		}
+		missing := subst(beside(u.path))
 		mc, mb := do(u, missing)
 		// A 404 is the handler's when it names what is missing in a code
 		// of its own (POST /v1/tx/{hash}/proof without a challenge:
-		// unknown_challenge), not the one a path that does not exist gets.
+		// unknown_challenge; /aa/{id} of an unknown id), not the one a
+		// path that does not exist gets.
 		handlers404 := code == http.StatusNotFound && errCode(b) != "" && errCode(b) != errCode(mb)
 		if code == http.StatusNotFound && !handlers404 || code == http.StatusMethodNotAllowed || code >= 500 {
-			t.Errorf("%v: not served: %d %s", u, code, b)
+			t.Errorf("%v: not served: %d %.300s", u, code, b)
 			continue
 		}
 		if mc != http.StatusNotFound && mc != http.StatusMethodNotAllowed {
-			t.Errorf("%v: answers %d, and a path that does not exist, %s, answers %d (%s): the test cannot tell the route is there", u, code, missing, mc, mb)
+			t.Errorf("%v: answers %d, and a path that does not exist, %s, answers %d (%.300s): the test cannot tell the route is there", u, code, missing, mc, mb)
 		}
 		t.Logf("%v → %d", u, code)
 	}

@@ -152,8 +152,9 @@ var readmeMethods = map[string]struct{ method, why string }{
 }
 
 // TestREADMEURLs starts the demo and makes the request each URL of the
-// README's "egate demo" table describes: every one must be served (not 404
-// or 405, no 5xx), and a made-up path beside it must not be, so that a
+// README's "egate demo" table describes: every one must be served (no 405,
+// no 5xx, no 404 but a handler's own, with a refusal code the made-up path
+// does not get), and a made-up path beside it must not be, so that a
 // catch-all (a login redirect, a 401 for a whole prefix) cannot pass for a
 // route. The README is read at run time: a row added for a route that does
 // not exist fails. The files under var/ that the section names must be there.

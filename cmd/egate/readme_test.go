@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -469,5 +472,25 @@ func TestREADMECommandChecker(t *testing.T) {
 				t.Fatalf("paths %q, want %q", paths, tc.paths)
 			}
 		})
+	}
+}
+
+// TestREADMEMakeTargets: every `make X` the README names (in code blocks
+// too) is a target of the Makefile beside it.
+func TestREADMEMakeTargets(t *testing.T) {
+	t.Parallel()
+	doc := readmetest.Load(t)
+	mk, err := os.ReadFile(filepath.Join(filepath.Dir(doc.Path), "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	named := regexp.MustCompile("(?m)(?:`|^)make ([a-z][a-z-]*)").FindAllStringSubmatch(doc.Text, -1)
+	if len(named) < 5 {
+		t.Fatalf("the README names %d make targets; the parser lost them", len(named))
+	}
+	for _, m := range named {
+		if !regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(m[1]) + `:`).Match(mk) {
+			t.Errorf("README names `make %s`, which the Makefile has no target for", m[1])
+		}
 	}
 }

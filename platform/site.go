@@ -231,11 +231,6 @@ func New(ctx context.Context, cfg Config, client *http.Client) (*Site, error) {
 	if cfg.Name == "messenger" {
 		s.mux.HandleFunc("GET /inbox", s.inbox)
 	}
-	if cfg.Name == "ebank" { // the login history: the passport's login alerts
-		s.mux.HandleFunc("GET /logins", s.inbox)
-		s.mux.HandleFunc("GET /settings", s.settings)
-		s.mux.HandleFunc("POST /settings/password", s.changePassword)
-	}
 	s.client = client
 	if s.client == nil {
 		s.client = &http.Client{Timeout: 10 * time.Second}

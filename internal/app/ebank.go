@@ -78,7 +78,8 @@ func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Si
 		c := &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
 		auth, alerts = c, c
 	}
-	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db}, Customer: customerOf(site),
+	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db}, Mobiles: &ebank.Mobiles{DB: db, Ledger: l},
+		Passport: &web.Passport{Issuer: cfg.Platforms.Issuer, HTTP: &http.Client{Timeout: 15 * time.Second}}, Customer: customerOf(site),
 		OnError: func(r *http.Request, err error) {
 			log.Error("ebank pages", "err", err, "request_id", httpx.RequestID(r.Context()))
 		}}
@@ -94,7 +95,7 @@ func customerOf(site *platform.Site) func(r *http.Request) (web.Customer, bool) 
 		if !ok {
 			return web.Customer{}, false
 		}
-		return web.Customer{ID: ss.Subject, Name: ss.Name}, true
+		return web.Customer{ID: ss.Subject, Name: ss.Name, Level: ss.Level, Token: ss.AccessToken}, true
 	}
 }
 

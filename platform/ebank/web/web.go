@@ -51,6 +51,10 @@ var _ BalanceAlerter = (*txclient.Client)(nil)
 type Customer struct {
 	ID   string // passport id: the owner of their accounts
 	Name string
+	// Level is the session's authentication level; Token its access token
+	// for the passport's customer APIs (self-service, login history).
+	Level int
+	Token string
 }
 
 // Origin is the ledger origin of the movements these pages make.
@@ -65,6 +69,12 @@ type Pages struct {
 	Customer func(r *http.Request) (Customer, bool)
 	// Payees keeps the customers' saved payees (nil: none).
 	Payees *ebank.Payees
+	// Mobiles is the receive-by-mobile directory (nil: transfers by mobile
+	// number are not offered).
+	Mobiles *ebank.Mobiles
+	// Passport is the passport's customer API: self-service, login history
+	// and alerts (nil: those pages send the customer to log in).
+	Passport *Passport
 	// Alerts posts the balance-change alerts of a transfer made here to
 	// the payer and, when a customer, the payee (nil: none).
 	// *txclient.Client is one.
@@ -90,7 +100,9 @@ var pages = template.Must(template.Must(template.New("").Funcs(template.FuncMap{
 
 // Handler serves /accounts, /accounts/{number}, /accounts/{number}/statement.csv,
 // /transfer (GET the form, POST authorize), /transfer/challenge,
-// /transfer/confirm and /transfer/order (the order page's poll).
+// /transfer/confirm, /transfer/order (the order page's poll), the login
+// history (/logins), the alerts (/alerts) and self-service (/settings and
+// its forms).
 func (p *Pages) Handler() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /accounts", p.logged(p.accounts))
@@ -103,11 +115,19 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("POST /transfer/confirm", p.logged(p.transferConfirm))
 	m.HandleFunc("GET /transfer/order", p.logged(p.transferOrderPoll))
 	m.HandleFunc("GET /enrol", p.logged(p.enrolPage))
+	m.HandleFunc("GET /logins", p.logged(p.logins))
+	m.HandleFunc("GET /alerts", p.logged(p.alerts))
+	m.HandleFunc("GET /settings", p.logged(p.settings))
+	m.HandleFunc("POST /settings/password", p.logged(p.changePassword))
+	m.HandleFunc("POST /settings/reserved-message", p.logged(p.reservedMessage))
+	m.HandleFunc("POST /settings/limits", p.logged(p.ownLimits))
+	m.HandleFunc("POST /settings/otp", p.logged(p.bindOTP))
+	m.HandleFunc("POST /settings/lost", p.logged(p.reportLost))
 	return m
 }
 
 // Routes are the paths Handler serves, for the platform's mux.
-var Routes = []string{"/accounts", "/accounts/", "/transfer", "/transfer/", "/enrol"}
+var Routes = []string{"/accounts", "/accounts/", "/transfer", "/transfer/", "/enrol", "/logins", "/alerts", "/settings", "/settings/"}
 
 // view is what every template gets.
 type view struct {

@@ -1,0 +1,72 @@
+package i18n
+
+import (
+	"fmt"
+	"regexp"
+)
+
+// The authentication tools and the transaction service speak English: a
+// challenge's prompt ("Code sent to 138****5678") and the transaction text
+// ("Transfer 1,000.00 yuan to 6299…0002 from 6299…0001") are made by them
+// (authsvc/sms, gridcard, oath, ushield, pivauth, phone; txauth.Text). The
+// pages show them in the customer's language: each known sentence is
+// matched here and said again in Chinese with the same facts. A sentence
+// not known is shown as it came (English), never dropped.
+
+type pattern struct {
+	re *regexp.Regexp
+	zh string // %[n]s are the submatches
+}
+
+var prompts = []pattern{
+	{regexp.MustCompile(`^Code sent to (\S+)$`), "验证码已发送至 %[1]s"},
+	{regexp.MustCompile(`^Enter the codes of cells (.+) of your grid card ending (\S+)$`), "请输入密码卡（尾号 %[2]s）上 %[1]s 格中的数字"},
+	{regexp.MustCompile(`^Enter the code shown on your token (\S+)$`), "请输入动态口令牌 %[1]s 上显示的口令"},
+	{regexp.MustCompile(`^Type (\S+) on token (\S+): challenge, payee's last digits, amount in fen$`), "请在令牌 %[2]s 上输入 %[1]s（挑战码、收款账号末几位、金额（分）），再输入令牌显示的应答码"},
+	{regexp.MustCompile(`^Type (\S+) on token (\S+) and enter the response$`), "请在令牌 %[2]s 上输入 %[1]s，再输入令牌显示的应答码"},
+	{regexp.MustCompile(`^Insert your U-shield and sign with it$`), "请插入U盾并签名"},
+	{regexp.MustCompile(`^Check the transaction on your U-shield's display and press its confirm button$`), "请在U盾屏幕上核对交易，然后按U盾上的确认键"},
+	{regexp.MustCompile(`^Insert your PIV card, check the text and sign with your PIN$`), "请插入 PIV 卡，核对内容后输入 PIN 签名"},
+	{regexp.MustCompile(`^Open the bank's app on your phone and scan the code$`), "请打开手机上的银行 App 扫描二维码"},
+}
+
+var txTexts = []pattern{
+	{regexp.MustCompile(`^Transfer (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 转账 %[1]s 元"},
+	{regexp.MustCompile(`^Withdraw (\S+) yuan at (\S+) from (\S+)$`), "从 %[3]s 在 %[2]s 取款 %[1]s 元"},
+	{regexp.MustCompile(`^Send (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 发送 %[1]s 元"},
+	{regexp.MustCompile(`^Pay your share of (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 支付您的 AA 份额 %[1]s 元"},
+	{regexp.MustCompile(`^Refund (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 退款 %[1]s 元"},
+	{regexp.MustCompile(`^Pay (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 支付 %[1]s 元"},
+}
+
+func say(p Printer, list []pattern, s string) string {
+	if p.Lang == EN {
+		return s
+	}
+	for _, pt := range list {
+		if m := pt.re.FindStringSubmatch(s); m != nil {
+			args := make([]any, len(m)-1)
+			for i, v := range m[1:] {
+				args[i] = v
+			}
+			return fmt.Sprintf(pt.zh, args...)
+		}
+	}
+	return s
+}
+
+// Prompt says a tool's challenge prompt in p's language.
+func (p Printer) Prompt(s string) string { return say(p, prompts, s) }
+
+// TxText says a transaction text (txauth.Text) in p's language.
+func (p Printer) TxText(s string) string { return say(p, txTexts, s) }
+
+// Tool names a tool (a factor's name: sms, gridcard, otp, ushield,
+// ushield2, piv, phone) in p's language; fallback (the tool's own English
+// label) in English or for a tool the catalogue does not know.
+func (p Printer) Tool(name, fallback string) string {
+	if p.Lang == EN || !Has("tool."+name) {
+		return fallback
+	}
+	return p.T("tool." + name)
+}

@@ -55,6 +55,14 @@ func TestBrowserJourney(t *testing.T) {
 	if _, err := r.l.Transfer(context.Background(), ledger.Request{Origin: "mall", Key: "shop", Debit: r.alice[0].Number, Credit: r.bob[0].Number, Amount: 88_50, Grant: "g", Code: "checkout", Memo: "tea"}); err != nil {
 		t.Fatal(err)
 	}
+	fp, pp := newFakePassport(t)
+	r.pages.Passport = pp
+	at := time.Date(2026, 12, 3, 1, 2, 3, 0, time.UTC)
+	fp.alerts = []Alert{
+		{ID: "1", Kind: "balance", At: at, Body: []byte(`{"account":"6299…0001","amount":-100000,"balance":99900000,"currency":"CNY"}`)},
+		{ID: "2", Kind: "login", At: at, Body: []byte(`{"client":"ebank","device":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36","ip":"203.0.113.5","level":2}`)},
+		{ID: "3", Kind: "login_failed", At: at, Body: []byte(`{"client":"mall","device":"curl/8.5","ip":"127.0.0.1","factor":"password"}`)},
+	}
 	h := r.pages.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		req.AddCookie(&http.Cookie{Name: "test_who", Value: "p-alice"})
@@ -116,6 +124,12 @@ func TestBrowserJourney(t *testing.T) {
 				chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("error")))
 			errText := text("#error")
 			shot("7-refused")
+			do("alerts", chromedp.Navigate(srv.URL+"/alerts"), chromedp.WaitVisible(chromedp.ID("alerts")))
+			shot("8-alerts")
+			do("logins", chromedp.Navigate(srv.URL+"/logins"), chromedp.WaitVisible(chromedp.ID("logins")))
+			shot("9-logins")
+			do("settings", chromedp.Navigate(srv.URL+"/settings"), chromedp.WaitVisible(chromedp.ID("reserved-now")))
+			shot("10-settings")
 			if h1 != c.accounts || !strings.Contains(done, c.done) || !strings.Contains(errText, c.self) || avail != c.balance {
 				t.Errorf("h1 %q, done %q, error %q, available %q", h1, done, errText, avail)
 			}

@@ -183,7 +183,8 @@ type Site struct {
 	client  *http.Client
 	logouts Logouts
 	now     func() time.Time
-	extra   bool // Mount added pages (ebank's accounts and transfers)
+	extra   bool         // Mount added pages (ebank's accounts and transfers)
+	homeFor http.Handler // the logged-in customer's home page (SetHome), when set
 }
 
 // New discovers the passport and builds the site. The passport must be up.
@@ -347,6 +348,10 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 
 func (s *Site) home(w http.ResponseWriter, r *http.Request) {
 	ss, _ := s.Session(r)
+	if ss != nil && s.homeFor != nil {
+		s.homeFor.ServeHTTP(w, r)
+		return
+	}
 	next := s.cfg.Level + 1
 	if ss != nil && ss.Level >= next {
 		next = ss.Level + 1
@@ -379,5 +384,10 @@ func (s *Site) Mount(h http.Handler, paths ...string) {
 	}
 	s.extra = true
 }
+
+// SetHome serves h as the home page of a logged-in customer (ebank's
+// overview of their accounts); the home of a visitor stays the site's.
+// Call before serving.
+func (s *Site) SetHome(h http.Handler) { s.homeFor = h }
 
 var titles = map[string]string{"ebank": "eBank", "mall": "Mall", "messenger": "Messenger"}

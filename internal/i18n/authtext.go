@@ -70,3 +70,12 @@ func (p Printer) Tool(name, fallback string) string {
 	}
 	return p.T("tool." + name)
 }
+
+// Platform names one of the bank's platforms (an OIDC client id: ebank,
+// mall, messenger) in p's language; another client by its id.
+func (p Printer) Platform(id string) string {
+	if Has("platform." + id) {
+		return p.T("platform." + id)
+	}
+	return id
+}

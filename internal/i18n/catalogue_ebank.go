@@ -106,4 +106,18 @@ var ebankCatalogue = map[string][2]string{
 	"xfer.mobile":         {"收款人手机号（本行客户）", "Payee's mobile number (a customer of this bank)"},
 	"xfer.unknown_mobile": {"没有本行客户用这个手机号收款，请核对号码或改用账号。", "No customer of this bank receives at this mobile number: check it, or give the account number."},
 	"xfer.to_mobile_who":  {"%s（手机 %s）", "%s (mobile %s)"},
+	// ebank's home page for a logged-in customer
+	"home.welcome":     {"%s，您好", "Welcome, %s"},
+	"home.level":       {"本次登录的认证级别", "Signed in at level"},
+	"home.since":       {"登录时间", "since"},
+	"home.total":       {"可用余额合计", "Available in all"},
+	"home.stepup_hint": {"转账和安全设置需要更高的认证级别，届时会请您用短信验证码或其他工具确认。", "Transfers and security settings need a higher level: you will be asked to confirm with an SMS code or another tool then."},
+	"amr.pwd":          {"密码", "password"},
+	"amr.sms":          {"短信验证码", "SMS code"},
+	"amr.otp":          {"动态口令或密码卡", "token or grid card code"},
+	"amr.hwk":          {"U盾或 PIV 卡", "U-shield or PIV card"},
+	"amr.swk":          {"手机银行 App", "the bank's phone app"},
+	"list.sep":         {"、", ", "},
+	"dec.no_tool_own":  {"%s 元需要认证级别 %d 的工具，您还没有。", "%s yuan needs a tool of level %d, and you have none. "},
+	"xfer.avail_opt":   {"可用 %s 元", "%s yuan available"},
 }

@@ -61,9 +61,13 @@ func decisionText(p i18n.Printer, d txclient.Decision, amount int64) string {
 				names = append(names, p.T("tool."+t.Name))
 			}
 		}
-		if len(names) == 0 {
+		switch {
+		case len(names) == 0 && own:
+			b.WriteString(p.T("dec.no_tool_own", money.Yuan(amount), d.Level))
+			b.WriteString(p.T("dec.deny_own"))
+		case len(names) == 0:
 			b.WriteString(p.T("dec.no_tool", money.Yuan(amount), d.Level))
-		} else {
+		default:
 			b.WriteString(p.T("dec.confirm_with", strings.Join(names, p.T("dec.or"))))
 		}
 	}

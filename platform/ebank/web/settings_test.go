@@ -227,3 +227,39 @@ func TestLoginsAndAlertsPages(t *testing.T) {
 		t.Errorf("bob's unknown token: %d", st)
 	}
 }
+
+// The logged-in home page: who, at which level and with which tools said
+// for a person (not the RFC 8176 codes), the accounts' available money and
+// their total, in both languages.
+func TestHomePage(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t))
+	r.pages.Customer = func(req *http.Request) (Customer, bool) {
+		return Customer{ID: "p-alice", Name: "alice", Level: 2, AMR: []string{"pwd", "sms", "mfa"}, AuthTime: time.Date(2026, 12, 3, 1, 2, 3, 0, time.UTC)}, true
+	}
+	srv := httptest.NewServer(r.pages.Home())
+	defer srv.Close()
+	for _, c := range []struct {
+		lang string
+		want []string
+	}{
+		{"zh-CN", []string{"<h1>alice，您好</h1>", `<b id="level">2</b> · 密码、短信验证码 · 登录时间 2026-12-03 09:02:03`, `id="total"><b>1,050,000.00</b>`, "可用余额合计"}},
+		{"en", []string{"<h1>Welcome, alice</h1>", `<b id="level">2</b> · password, SMS code · since 2026-12-03 09:02:03`, `id="total"><b>1,050,000.00</b>`}},
+	} {
+		req, _ := http.NewRequest("GET", srv.URL+"/", nil)
+		req.Header.Set("Accept-Language", c.lang)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range c.want {
+			if !strings.Contains(string(b), w) {
+				t.Errorf("%s home lacks %q:\n%s", c.lang, w, b)
+			}
+		}
+		if strings.Contains(string(b), "mfa") || strings.Contains(string(b), "pwd") {
+			t.Errorf("%s home shows method codes", c.lang)
+		}
+	}
+}

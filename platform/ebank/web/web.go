@@ -55,6 +55,10 @@ type Customer struct {
 	// for the passport's customer APIs (self-service, login history).
 	Level int
 	Token string
+	// AMR are the methods of the login (RFC 8176: pwd, sms, otp, hwk, swk);
+	// AuthTime when the customer last proved with a tool.
+	AMR      []string
+	AuthTime time.Time
 }
 
 // Origin is the ledger origin of the movements these pages make.
@@ -79,6 +83,9 @@ type Pages struct {
 	// the payer and, when a customer, the payee (nil: none).
 	// *txclient.Client is one.
 	Alerts BalanceAlerter
+	// Others are the bank's other platforms (mall, messenger) by name,
+	// linked from the home page.
+	Others map[string]string
 	// Zone is the customers' time zone (nil: Asia/Shanghai).
 	Zone *time.Location
 	// Now is the clock (nil: time.Now).
@@ -124,6 +131,45 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("POST /settings/otp", p.logged(p.bindOTP))
 	m.HandleFunc("POST /settings/lost", p.logged(p.reportLost))
 	return m
+}
+
+// Home is the logged-in customer's home page (platform.Site.SetHome): who
+// they are, how they logged in, their accounts and where to go next.
+func (p *Pages) Home() http.Handler { return p.logged(p.home) }
+
+// homeData is the home page.
+type homeData struct {
+	Level       int
+	Methods     string // the login's methods, for a person
+	When        string
+	Accounts    []accountRow
+	Total       int64 // available, all accounts
+	Others      map[string]string
+	NeedsStepUp bool // below the self-service level
+}
+
+func (p *Pages) home(w http.ResponseWriter, r *http.Request, v *view) {
+	list, err := p.mine(r.Context(), v.C)
+	if err != nil {
+		p.fail(w, r, v, err)
+		return
+	}
+	d := homeData{Level: v.C.Level, When: v.P.Time(v.C.AuthTime), Others: p.Others, NeedsStepUp: v.C.Level < SelfServiceLevel}
+	var methods []string
+	for _, m := range v.C.AMR {
+		if i18n.Has("amr." + m) {
+			methods = append(methods, v.P.T("amr."+m))
+		}
+	}
+	d.Methods = strings.Join(methods, v.P.T("list.sep"))
+	for _, a := range list {
+		d.Accounts = append(d.Accounts, accountRow{Account: a, Posted: a.Balance(), Pending: a.DebitsPending, Available: a.Available(),
+			KindText: v.P.T("kind." + a.Kind), StatusText: v.P.T("status." + a.Status)})
+		d.Total += a.Available()
+	}
+	v.Title = v.P.T("home.welcome", v.C.Name)
+	v.Data = d
+	p.render(w, http.StatusOK, "home", v)
 }
 
 // Routes are the paths Handler serves, for the platform's mux.

@@ -64,18 +64,9 @@ func TestBrowserJourney(t *testing.T) {
 	ctx := chromiumtest.New(t, 3*time.Minute)
 	do := func(step string, acts ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		if err := chromedp.Do(ctx, acts...); err != nil {
-			t.Fatalf("%s: %v", step, err)
-		}
+		chromiumtest.Do(t, ctx, step, acts...)
 	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-		if err != nil {
-			t.Fatalf("text of %s: %v", sel, err)
-		}
-		return strings.TrimSpace(s)
-	}
+	text := func(sel string) string { t.Helper(); return chromiumtest.Text(t, ctx, sel) }
 	n := 0
 	shot := func(name string) {
 		t.Helper()

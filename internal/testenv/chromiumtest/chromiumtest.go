@@ -9,6 +9,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,4 +65,24 @@ func Shot(t testing.TB, ctx context.Context, dir, name string) {
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// Do runs the actions of one step of a journey and fails the test, naming
+// the step, if one fails.
+func Do(t testing.TB, ctx context.Context, step string, acts ...chromedp.Action[chromedp.Void]) {
+	t.Helper()
+	if err := chromedp.Do(ctx, acts...); err != nil {
+		t.Fatalf("%s: %v", step, err)
+	}
+}
+
+// Text is the visible text of the first element that the CSS selector
+// matches, trimmed.
+func Text(t testing.TB, ctx context.Context, sel string) string {
+	t.Helper()
+	s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
+	if err != nil {
+		t.Fatalf("text of %s: %v", sel, err)
+	}
+	return strings.TrimSpace(s)
 }

@@ -51,18 +51,9 @@ func TestBrowserJourney(t *testing.T) {
 			ctx := chromiumtest.New(t, 90*time.Second)
 			do := func(step string, acts ...chromedp.Action[chromedp.Void]) {
 				t.Helper()
-				if err := chromedp.Do(ctx, acts...); err != nil {
-					t.Fatalf("%s: %v", step, err)
-				}
+				chromiumtest.Do(t, ctx, step, acts...)
 			}
-			text := func(sel string) string {
-				t.Helper()
-				s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-				if err != nil {
-					t.Fatalf("text of %s: %v", sel, err)
-				}
-				return strings.TrimSpace(s)
-			}
+			text := func(sel string) string { t.Helper(); return chromiumtest.Text(t, ctx, sel) }
 			shot := func(name string) { t.Helper(); chromiumtest.Shot(t, ctx, shots, "ebank-"+c.lang+"-"+name) }
 			do("accounts", chromedp.Navigate(srv.URL+"/accounts?lang="+c.lang), chromedp.WaitVisible(chromedp.ID("accounts")))
 			h1 := text("h1")

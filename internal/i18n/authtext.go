@@ -16,27 +16,30 @@ import (
 type pattern struct {
 	re *regexp.Regexp
 	zh string // %[n]s are the submatches
+	// tools are the submatches (1-based) that name a tool (sms, password,
+	// otp…): said with the catalogue's tool.* name.
+	tools []int
 }
 
 var prompts = []pattern{
-	{regexp.MustCompile(`^Code sent to (\S+)$`), "验证码已发送至 %[1]s"},
-	{regexp.MustCompile(`^Enter the codes of cells (.+) of your grid card ending (\S+)$`), "请输入密码卡（尾号 %[2]s）上 %[1]s 格中的数字"},
-	{regexp.MustCompile(`^Enter the code shown on your token (\S+)$`), "请输入动态口令牌 %[1]s 上显示的口令"},
-	{regexp.MustCompile(`^Type (\S+) on token (\S+): challenge, payee's last digits, amount in fen$`), "请在令牌 %[2]s 上输入 %[1]s（挑战码、收款账号末几位、金额（分）），再输入令牌显示的应答码"},
-	{regexp.MustCompile(`^Type (\S+) on token (\S+) and enter the response$`), "请在令牌 %[2]s 上输入 %[1]s，再输入令牌显示的应答码"},
-	{regexp.MustCompile(`^Insert your U-shield and sign with it$`), "请插入U盾并签名"},
-	{regexp.MustCompile(`^Check the transaction on your U-shield's display and press its confirm button$`), "请在U盾屏幕上核对交易，然后按U盾上的确认键"},
-	{regexp.MustCompile(`^Insert your PIV card, check the text and sign with your PIN$`), "请插入 PIV 卡，核对内容后输入 PIN 签名"},
-	{regexp.MustCompile(`^Open the bank's app on your phone and scan the code$`), "请打开手机上的银行 App 扫描二维码"},
+	{re: regexp.MustCompile(`^Code sent to (\S+)$`), zh: "验证码已发送至 %[1]s"},
+	{re: regexp.MustCompile(`^Enter the codes of cells (.+) of your grid card ending (\S+)$`), zh: "请输入密码卡（尾号 %[2]s）上 %[1]s 格中的数字"},
+	{re: regexp.MustCompile(`^Enter the code shown on your token (\S+)$`), zh: "请输入动态口令牌 %[1]s 上显示的口令"},
+	{re: regexp.MustCompile(`^Type (\S+) on token (\S+): challenge, payee's last digits, amount in fen$`), zh: "请在令牌 %[2]s 上输入 %[1]s（挑战码、收款账号末几位、金额（分）），再输入令牌显示的应答码"},
+	{re: regexp.MustCompile(`^Type (\S+) on token (\S+) and enter the response$`), zh: "请在令牌 %[2]s 上输入 %[1]s，再输入令牌显示的应答码"},
+	{re: regexp.MustCompile(`^Insert your U-shield and sign with it$`), zh: "请插入U盾并签名"},
+	{re: regexp.MustCompile(`^Check the transaction on your U-shield's display and press its confirm button$`), zh: "请在U盾屏幕上核对交易，然后按U盾上的确认键"},
+	{re: regexp.MustCompile(`^Insert your PIV card, check the text and sign with your PIN$`), zh: "请插入 PIV 卡，核对内容后输入 PIN 签名"},
+	{re: regexp.MustCompile(`^Open the bank's app on your phone and scan the code$`), zh: "请打开手机上的银行 App 扫描二维码"},
 }
 
 var txTexts = []pattern{
-	{regexp.MustCompile(`^Transfer (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 转账 %[1]s 元"},
-	{regexp.MustCompile(`^Withdraw (\S+) yuan at (\S+) from (\S+)$`), "从 %[3]s 在 %[2]s 取款 %[1]s 元"},
-	{regexp.MustCompile(`^Send (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 发送 %[1]s 元"},
-	{regexp.MustCompile(`^Pay your share of (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 支付您的 AA 份额 %[1]s 元"},
-	{regexp.MustCompile(`^Refund (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 退款 %[1]s 元"},
-	{regexp.MustCompile(`^Pay (\S+) yuan to (\S+) from (\S+)$`), "从 %[3]s 向 %[2]s 支付 %[1]s 元"},
+	{re: regexp.MustCompile(`^Transfer (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 转账 %[1]s 元"},
+	{re: regexp.MustCompile(`^Withdraw (\S+) yuan at (\S+) from (\S+)$`), zh: "从 %[3]s 在 %[2]s 取款 %[1]s 元"},
+	{re: regexp.MustCompile(`^Send (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 发送 %[1]s 元"},
+	{re: regexp.MustCompile(`^Pay your share of (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 支付您的 AA 份额 %[1]s 元"},
+	{re: regexp.MustCompile(`^Refund (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 退款 %[1]s 元"},
+	{re: regexp.MustCompile(`^Pay (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 支付 %[1]s 元"},
 }
 
 func say(p Printer, list []pattern, s string) string {
@@ -48,6 +51,11 @@ func say(p Printer, list []pattern, s string) string {
 			args := make([]any, len(m)-1)
 			for i, v := range m[1:] {
 				args[i] = v
+			}
+			for _, i := range pt.tools {
+				if Has("tool." + m[i]) {
+					args[i-1] = p.T("tool." + m[i])
+				}
 			}
 			return fmt.Sprintf(pt.zh, args...)
 		}

@@ -45,3 +45,25 @@ func TestPromptsAndTexts(t *testing.T) {
 		t.Error("Tool names")
 	}
 }
+
+// The passport's message pages: each title and sentence said in Chinese, a
+// tool's name too; English as it came; an unknown sentence as it came.
+func TestPageTexts(t *testing.T) {
+	t.Parallel()
+	zh, en := In(ZH, nil), In(EN, nil)
+	for _, c := range []struct{ in, want string }{
+		{"Sign-in expired", "登录已过期"},
+		{"This sign-in has expired or is unknown. Go back to the platform and start again.", "此次登录已过期或无法识别。请返回平台重新开始。"},
+		{"You are signed out of the bank on this browser.", "您已在此浏览器上退出银行的所有服务。"},
+		{"Your password is locked after too many failed attempts.", "您的密码因多次尝试失败已锁定。"},
+		{"Your sms is locked after too many failed attempts.", "您的短信验证码因多次尝试失败已锁定。"},
+		{"Something nobody wrote down.", "Something nobody wrote down."},
+	} {
+		if got := zh.Page(c.in); got != c.want {
+			t.Errorf("zh %q: %q, want %q", c.in, got, c.want)
+		}
+		if got := en.Page(c.in); got != c.in {
+			t.Errorf("en changed %q to %q", c.in, got)
+		}
+	}
+}

@@ -241,8 +241,21 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) *http.
 	if err != nil {
 		t.Fatal(err)
 	}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
+	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
+	c, body := ebankLogin(t, passportURL, varDir, "alice", "13800138000", func(step, body string) {
+		switch step {
+		case "password":
+			if !strings.Contains(body, "red lantern 88") {
+				t.Fatalf("no reserved message:\n%s", body)
+			}
+		case "tools":
+			// ebank needs level 2: the passport offers the tools alice has
+			// at that level or above; she takes the SMS code.
+			if !strings.Contains(body, `id="factor-sms"`) || !strings.Contains(body, `id="factor-gridcard"`) || !strings.Contains(body, `id="factor-otp"`) {
+				t.Fatalf("no choice of SMS, grid card and token:\n%s", body)
+			}
+		}
+	})
 	read := func(r *http.Response, err error) (string, *http.Response) {
 		t.Helper()
 		if err != nil {
@@ -252,36 +265,6 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) *http.
 		b, _ := io.ReadAll(r.Body)
 		return string(b), r
 	}
-	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
-	body, _ := read(c.Get(ebank + "/login"))
-	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("no passport login page:\n%s", body)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/name", url.Values{"id": {m[1]}, "login_name": {"alice"}}))
-	if !strings.Contains(body, "red lantern 88") {
-		t.Fatalf("no reserved message:\n%s", body)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/password", url.Values{"id": {m[1]}, "password": {strings.TrimSpace(string(pw))}}))
-	// ebank needs level 2: the passport offers the tools alice has at that
-	// level or above; she takes the SMS code.
-	if !strings.Contains(body, `id="factor-sms"`) || !strings.Contains(body, `id="factor-gridcard"`) || !strings.Contains(body, `id="factor-otp"`) {
-		t.Fatalf("no choice of SMS, grid card and token:\n%s", body)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/factor/begin", url.Values{"id": {m[1]}, "factor": {"sms"}}))
-	if !strings.Contains(body, `name="response"`) {
-		t.Fatalf("no SMS code page:\n%s", body)
-	}
-	var msgs []struct{ To, Body string }
-	getJSON(t, passportURL+"/sim/sms/messages.json?to=13800138000&limit=1", &msgs)
-	code := ""
-	if len(msgs) == 1 {
-		code = regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
-	}
-	if code == "" {
-		t.Fatalf("no SMS code in the sink: %+v", msgs)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/factor", url.Values{"id": {m[1]}, "response": {code}}))
 	if !strings.Contains(body, `id="who"`) || !strings.Contains(body, "alice") || !strings.Contains(body, `<b id="level">2</b>`) {
 		t.Fatalf("not logged in to ebank at level 2:\n%s", body)
 	}
@@ -324,6 +307,52 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) *http.
 		time.Sleep(100 * time.Millisecond)
 	}
 	return c
+}
+
+// ebankLogin logs who in to the demo's ebank through the passport's pages
+// with the password the demo wrote for them and an SMS code to mobile
+// (level 2); check sees the password page ("password") and the choice of
+// tools ("tools"). It returns the logged-in client and the page it landed on.
+func ebankLogin(t *testing.T, passportURL, varDir, who, mobile string, check func(step, body string)) (*http.Client, string) {
+	t.Helper()
+	pw, err := os.ReadFile(filepath.Join(varDir, "demo-"+who+"-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	read := func(r *http.Response, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b)
+	}
+	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
+	body := read(c.Get(ebank + "/login"))
+	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no passport login page:\n%s", body)
+	}
+	check("password", read(c.PostForm(passportURL+"/login/name", url.Values{"id": {m[1]}, "login_name": {who}})))
+	body = read(c.PostForm(passportURL+"/login/password", url.Values{"id": {m[1]}, "password": {strings.TrimSpace(string(pw))}}))
+	check("tools", body)
+	body = read(c.PostForm(passportURL+"/login/factor/begin", url.Values{"id": {m[1]}, "factor": {"sms"}}))
+	if !strings.Contains(body, `name="response"`) {
+		t.Fatalf("no SMS code page:\n%s", body)
+	}
+	var msgs []struct{ To, Body string }
+	getJSON(t, passportURL+"/sim/sms/messages.json?to="+mobile+"&limit=1", &msgs)
+	code := ""
+	if len(msgs) == 1 {
+		code = regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
+	}
+	if code == "" {
+		t.Fatalf("no SMS code in the sink: %+v", msgs)
+	}
+	return c, read(c.PostForm(passportURL+"/login/factor", url.Values{"id": {m[1]}, "response": {code}}))
 }
 
 // callOTPAPIAsPrinted follows the demo's printed curl line: the back-end

@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/egate-bank/egate/devices/otp/pskc"
+	"github.com/egate-bank/egate/internal/money"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/internal/testenv/chromiumtest"
@@ -190,8 +191,8 @@ func TestBrowserJourney(t *testing.T) {
 	if got, want := balance(aliceNumbers[1]), aliceBefore-2_000_00; got != want {
 		t.Errorf("alice's current account: %d fen, want %d", got, want)
 	}
-	if got := text(`tr[data-number="` + bobNumber[1] + `"] .available`); got != "5,000.00" {
-		t.Errorf("bob's page shows %q", got)
+	if got, want := text(`tr[data-number="`+bobNumber[1]+`"] .available`), money.Yuan(bobBefore+2_000_00); got != want {
+		t.Errorf("bob's page shows %q, want %q", got, want)
 	}
 	if _, err := ledger.Check(context.Background(), db); err != nil {
 		t.Fatalf("ledger check after the journey: %v", err)

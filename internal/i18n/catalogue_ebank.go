@@ -21,7 +21,6 @@ var ebankCatalogue = map[string][2]string{
 	"dec.deny_year":    {"没有工具可以允许更大的金额：请减少金额或明年再试。", "No tool can allow more: pay a smaller amount, or try again next year."},
 	"dec.deny_rule":    {"风险检查拒绝了这笔交易。如有疑问请致电银行。", "A risk check refused this payment. Call the bank if you have questions."},
 	"dec.device_text":  {"您的设备将显示并签署以下内容（设备使用英文）：", "Your device shows and signs exactly this text:"},
-	"tool.phone":       {"手机银行 App", "the bank's phone app"},
 	"tool.password":    {"密码", "password"},
 
 	// self-service (platform/ebank/web: /settings)

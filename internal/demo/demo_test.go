@@ -321,15 +321,7 @@ func ebankLogin(t *testing.T, passportURL, varDir, who, mobile string, check fun
 	}
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar}
-	read := func(r *http.Response, err error) string {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return string(b)
-	}
+	read := func(r *http.Response, err error) string { t.Helper(); return readBody(t, r, err) }
 	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
 	body := read(c.Get(ebank + "/login"))
 	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body)
@@ -343,6 +335,23 @@ func ebankLogin(t *testing.T, passportURL, varDir, who, mobile string, check fun
 	if !strings.Contains(body, `name="response"`) {
 		t.Fatalf("no SMS code page:\n%s", body)
 	}
+	return c, read(c.PostForm(passportURL+"/login/factor", url.Values{"id": {m[1]}, "response": {smsCodeTo(t, passportURL, mobile)}}))
+}
+
+// readBody reads a response's body, failing t on a transport error.
+func readBody(t *testing.T, r *http.Response, err error) string {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Body.Close()
+	b, _ := io.ReadAll(r.Body)
+	return string(b)
+}
+
+// smsCodeTo is the code of the last SMS to mobile in the demo's sink.
+func smsCodeTo(t *testing.T, passportURL, mobile string) string {
+	t.Helper()
 	var msgs []struct{ To, Body string }
 	getJSON(t, passportURL+"/sim/sms/messages.json?to="+mobile+"&limit=1", &msgs)
 	code := ""
@@ -350,9 +359,9 @@ func ebankLogin(t *testing.T, passportURL, varDir, who, mobile string, check fun
 		code = regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
 	}
 	if code == "" {
-		t.Fatalf("no SMS code in the sink: %+v", msgs)
+		t.Fatalf("no SMS code to %s in the sink: %+v", mobile, msgs)
 	}
-	return c, read(c.PostForm(passportURL+"/login/factor", url.Values{"id": {m[1]}, "response": {code}}))
+	return code
 }
 
 // callOTPAPIAsPrinted follows the demo's printed curl line: the back-end
@@ -457,15 +466,7 @@ func checkRunConfig(t *testing.T, varDir, out string) {
 // egate admin ledger check's Check passes afterwards.
 func transferToBob(t *testing.T, c *http.Client, ebank, passportURL, printed string) {
 	t.Helper()
-	read := func(r *http.Response, err error) string {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return string(b)
-	}
+	read := func(r *http.Response, err error) string { t.Helper(); return readBody(t, r, err) }
 	bob := regexp.MustCompile(`Accounts\s+bob\s+current (\d+)`).FindStringSubmatch(printed)
 	if bob == nil {
 		t.Fatalf("the demo does not print bob's accounts:\n%s", printed)

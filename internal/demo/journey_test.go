@@ -74,19 +74,6 @@ func TestBrowserJourney(t *testing.T) {
 		n++
 		chromiumtest.Shot(t, ctx, shots, "journey-"+twoDigits(n)+"-"+name)
 	}
-	smsCode := func(to string) string {
-		t.Helper()
-		var msgs []struct{ To, Body string }
-		getJSON(t, passport+"/sim/sms/messages.json?to="+to+"&limit=1", &msgs)
-		if len(msgs) != 1 {
-			t.Fatalf("no SMS to %s", to)
-		}
-		code := regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
-		if code == "" {
-			t.Fatalf("no code in %q", msgs[0].Body)
-		}
-		return code
-	}
 	login := func(who, lang, mobile string) {
 		t.Helper()
 		pw, err := os.ReadFile(filepath.Join(varDir, "demo-"+who+"-password"))
@@ -101,7 +88,7 @@ func TestBrowserJourney(t *testing.T) {
 			chromedp.WaitVisible(chromedp.ID("factor-sms")))
 		shot(who + "-tools")
 		do(who+" sms", chromedp.Click(chromedp.ID("factor-sms")), chromedp.WaitVisible(chromedp.ID("response")))
-		do(who+" code", chromedp.SendKeys(chromedp.ID("response"), smsCode(mobile)))
+		do(who+" code", chromedp.SendKeys(chromedp.ID("response"), smsCodeTo(t, passport, mobile)))
 		shot(who + "-sms")
 		do(who+" confirm", chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("who")))
 		if lv := text("#level"); lv != "2" {

@@ -69,15 +69,6 @@ func TestTransferRefusalsThroughTxauth(t *testing.T) {
 		}
 		return m[1]
 	}
-	smsCode := func() string {
-		t.Helper()
-		var msgs []struct{ To, Body string }
-		getJSON(t, passport+"/sim/sms/messages.json?to=13800138000&limit=1", &msgs)
-		if len(msgs) != 1 {
-			t.Fatal("no SMS")
-		}
-		return regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
-	}
 	// challenge takes f through the decision to an SMS challenge and
 	// returns the form to confirm with (challenge id and code set).
 	challenge := func(f url.Values) url.Values {
@@ -92,7 +83,7 @@ func TestTransferRefusalsThroughTxauth(t *testing.T) {
 			t.Fatalf("challenge: %d\n%s", st, body)
 		}
 		f.Set("challenge_id", cid[1])
-		f.Set("response", smsCode())
+		f.Set("response", smsCodeTo(t, passport, "13800138000"))
 		return f
 	}
 	// alice caps every level at 500 yuan a payment (self-service: her own

@@ -347,11 +347,11 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 </body></html>`))
 
 func (s *Site) home(w http.ResponseWriter, r *http.Request) {
-	ss, _ := s.Session(r)
-	if ss != nil && s.homeFor != nil {
+	if s.homeFor != nil {
 		s.homeFor.ServeHTTP(w, r)
 		return
 	}
+	ss, _ := s.Session(r)
 	next := s.cfg.Level + 1
 	if ss != nil && ss.Level >= next {
 		next = ss.Level + 1
@@ -385,8 +385,8 @@ func (s *Site) Mount(h http.Handler, paths ...string) {
 	s.extra = true
 }
 
-// SetHome serves h as the home page of a logged-in customer (ebank's
-// overview of their accounts); the home of a visitor stays the site's.
+// SetHome serves h as the home page (ebank's: a visitor's welcome, a
+// customer's overview of their accounts) instead of the site's own.
 // Call before serving.
 func (s *Site) SetHome(h http.Handler) { s.homeFor = h }
 

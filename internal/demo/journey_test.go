@@ -81,6 +81,7 @@ func TestBrowserJourney(t *testing.T) {
 			t.Fatal(err)
 		}
 		do(who+" home", chromedp.Navigate(ebank+"/?lang="+lang), chromedp.WaitVisible(chromedp.ID("login")))
+		shot(who + "-welcome")
 		do(who+" login", chromedp.Click(chromedp.ID("login")), chromedp.WaitVisible(chromedp.ID("login_name")),
 			chromedp.SendKeys(chromedp.ID("login_name"), who), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("reserved")))
 		shot(who + "-password")

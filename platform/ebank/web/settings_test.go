@@ -263,3 +263,28 @@ func TestHomePage(t *testing.T) {
 		}
 	}
 }
+
+// A visitor's home page: the bank's welcome and the way to log in, no
+// navigation to pages that need a login and no logout.
+func TestVisitorHomePage(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t))
+	r.pages.Customer = func(*http.Request) (Customer, bool) { return Customer{}, false }
+	r.pages.Others = map[string]string{"mall": "http://mall.example"}
+	srv := httptest.NewServer(r.pages.Home())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/?lang=en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	page := string(b)
+	for _, want := range []string{`<a class="button" id="login" href="/login">Log in with your passport</a>`, `<a href="http://mall.example">Mall</a>`, "<h1>eBank</h1>"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("visitor home lacks %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, `id="logout"`) || strings.Contains(page, `id="nav-accounts"`) {
+		t.Errorf("visitor home offers logout or the accounts:\n%s", page)
+	}
+}

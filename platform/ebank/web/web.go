@@ -135,7 +135,8 @@ func (p *Pages) Handler() http.Handler {
 
 // Home is the logged-in customer's home page (platform.Site.SetHome): who
 // they are, how they logged in, their accounts and where to go next.
-func (p *Pages) Home() http.Handler { return p.logged(p.home) }
+// A visitor gets the bank's welcome with the way to log in.
+func (p *Pages) Home() http.Handler { return p.page(p.home, true) }
 
 // homeData is the home page.
 type homeData struct {
@@ -149,6 +150,11 @@ type homeData struct {
 }
 
 func (p *Pages) home(w http.ResponseWriter, r *http.Request, v *view) {
+	if v.C.ID == "" {
+		v.Title, v.Data = v.P.T("platform.ebank"), homeData{Others: p.Others}
+		p.render(w, http.StatusOK, "visitor", v)
+		return
+	}
 	list, err := p.mine(r.Context(), v.C)
 	if err != nil {
 		p.fail(w, r, v, err)
@@ -190,10 +196,14 @@ type view struct {
 
 type handler func(w http.ResponseWriter, r *http.Request, v *view)
 
-func (p *Pages) logged(h handler) http.HandlerFunc {
+func (p *Pages) logged(h handler) http.HandlerFunc { return p.page(h, false) }
+
+// page serves h with the request's view; without a customer, a visitor's
+// page (visitors true) or the way to /login.
+func (p *Pages) page(h handler, visitors bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, ok := p.Customer(r)
-		if !ok {
+		if !ok && !visitors {
 			http.Redirect(w, r, "/login", http.StatusFound)
 			return
 		}

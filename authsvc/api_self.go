@@ -70,6 +70,7 @@ type SelfTool struct {
 type Self struct {
 	Level           int          `json:"level"` // the access token's
 	ReservedMessage string       `json:"reserved_message"`
+	Mobile          string       `json:"mobile"` // the customer's own, for their platforms (ebank's receive-by-mobile)
 	Tools           []SelfTool   `json:"tools"`
 	Limits          limits.Table `json:"limits"`     // the bank's table
 	OwnLimits       limits.Table `json:"own_limits"` // the table lowered by the customer's own
@@ -176,7 +177,7 @@ func (s *Server) apiSelf(w http.ResponseWriter, r *http.Request, claims *oidc.Ac
 		apierr.Write(w, r, s.now(), err)
 		return
 	}
-	out := Self{Level: tokenLevel(claims), ReservedMessage: c.ReservedMessage}
+	out := Self{Level: tokenLevel(claims), ReservedMessage: c.ReservedMessage, Mobile: c.Mobile}
 	if out.Tools, err = s.tools(r, c); err != nil {
 		apierr.Write(w, r, s.now(), err)
 		return

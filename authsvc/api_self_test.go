@@ -82,7 +82,7 @@ func TestSelfServiceAPI(t *testing.T) {
 		}
 
 		var self Self
-		if st, _ := call(high, "GET", "/api/v1/self", "", &self); st != 200 || self.Level != 2 || self.ReservedMessage != "red lantern 88" || len(self.Limits) != 5 {
+		if st, _ := call(high, "GET", "/api/v1/self", "", &self); st != 200 || self.Level != 2 || self.ReservedMessage != "red lantern 88" || self.Mobile != "13812345678" || len(self.Limits) != 5 {
 			t.Fatalf("self: %d %+v", st, self)
 		}
 		kinds := map[string]string{}

@@ -85,3 +85,19 @@ func MaskMobile(n string) string {
 	}
 	return n[:3] + "****" + n[7:]
 }
+
+// Of returns the account owner's mobile number receives into, if any.
+func (m Mobiles) Of(ctx context.Context, owner, mobile string) (account string, ok bool, err error) {
+	n, valid := NormalizeMobile(mobile)
+	if !valid {
+		return "", false, nil
+	}
+	err = m.DB.QueryRow(ctx, `SELECT account FROM ebank_mobiles WHERE mobile = ? AND owner = ?`, n, owner).Scan(&account)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reading a mobile registration: %w", err)
+	}
+	return account, true, nil
+}

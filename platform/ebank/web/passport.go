@@ -46,6 +46,7 @@ type Tool struct {
 type Self struct {
 	Level           int          `json:"level"`
 	ReservedMessage string       `json:"reserved_message"`
+	Mobile          string       `json:"mobile"`
 	Tools           []Tool       `json:"tools"`
 	Limits          limits.Table `json:"limits"`
 	OwnLimits       limits.Table `json:"own_limits"`

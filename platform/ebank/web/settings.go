@@ -8,6 +8,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/limits"
 	"github.com/egate-bank/egate/internal/money"
+	"github.com/egate-bank/egate/platform/ebank"
 )
 
 // SelfServiceLevel is the level the self-service pages ask for (the
@@ -25,6 +26,10 @@ type settingsData struct {
 	Code    string // the passport's error code of a refusal, for data-code
 	Issuer  string // the passport, for the hardware-token enrolment links
 	Section string // the section a refusal or a notice is about
+	// Receive-by-mobile (Pages.Mobiles): the customer's own mobile number
+	// (masked), the account it receives into ("" none), and their accounts.
+	Mobile, Receives string
+	Accounts         []accountRow
 }
 
 type levelRow struct {
@@ -95,6 +100,21 @@ func (p *Pages) showSettings(w http.ResponseWriter, r *http.Request, v *view, st
 		}
 		d.Levels = append(d.Levels, levelRow{Level: bank.Level, Tools: strings.Join(names, v.P.T("dec.or")), Bank: bank, Own: own, Lowered: own != bank,
 			OwnTxn: money.Yuan(own.PerTxn), OwnDay: money.Yuan(own.PerDay), OwnYr: money.Yuan(own.PerYear)})
+	}
+	if p.Mobiles != nil && self.Mobile != "" {
+		d.Mobile = ebank.MaskMobile(self.Mobile)
+		if d.Receives, _, err = p.Mobiles.Of(r.Context(), v.C.ID, self.Mobile); err != nil {
+			p.fail(w, r, v, err)
+			return
+		}
+		list, err := p.mine(r.Context(), v.C)
+		if err != nil {
+			p.fail(w, r, v, err)
+			return
+		}
+		for _, a := range list {
+			d.Accounts = append(d.Accounts, accountRow{Account: a, KindText: v.P.T("kind." + a.Kind)})
+		}
 	}
 	for _, t := range self.Tools {
 		d.Tools = append(d.Tools, toolRow{Tool: t, Name: toolName(v.P, t.Tool), StatusText: v.P.T("toolstatus." + t.Status), Active: t.Status == "active"})
@@ -219,5 +239,25 @@ func (p *Pages) reportLost(w http.ResponseWriter, r *http.Request, v *view) {
 			return errBadForm
 		}
 		return p.Passport.ReportLost(r.Context(), v.C.Token, tool, id)
+	})
+}
+
+// receiveByMobile: POST /settings/mobile, the customer's own mobile number
+// (as the passport has it, never from the form) receives transfers into one
+// of their accounts.
+func (p *Pages) receiveByMobile(w http.ResponseWriter, r *http.Request, v *view) {
+	p.selfAction(w, r, v, "mobile", "self.mobile_done", map[string]string{"invalid_request": "self.mobile_bad"}, func() error {
+		if p.Mobiles == nil {
+			return errBadForm
+		}
+		self, err := p.Passport.Self(r.Context(), v.C.Token)
+		if err != nil {
+			return err
+		}
+		err = p.Mobiles.Register(r.Context(), v.C.ID, self.Mobile, r.PostFormValue("account"))
+		if errors.Is(err, ebank.ErrBadMobile) || errors.Is(err, ebank.ErrNotYours) || errors.Is(err, ebank.ErrMobileTaken) {
+			return errBadForm
+		}
+		return err
 	})
 }

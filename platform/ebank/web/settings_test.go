@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/limits"
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
 )
 
@@ -52,7 +54,7 @@ func newFakePassport(t *testing.T) (*fakePassport, *Passport) {
 		}
 		switch r.Method + " " + r.URL.Path {
 		case "GET /api/v1/self":
-			json.NewEncoder(w).Encode(Self{Level: 2, ReservedMessage: f.reserved, Tools: f.tools, Limits: limits.Default(), OwnLimits: f.own, Usage: limits.Usage{Day: 1_000_00}})
+			json.NewEncoder(w).Encode(Self{Level: 2, ReservedMessage: f.reserved, Mobile: "13800138000", Tools: f.tools, Limits: limits.Default(), OwnLimits: f.own, Usage: limits.Usage{Day: 1_000_00}})
 		case "PUT /api/v1/self/reserved-message":
 			f.reserved = in["reserved_message"].(string)
 			w.WriteHeader(204)
@@ -287,4 +289,50 @@ func TestVisitorHomePage(t *testing.T) {
 	if strings.Contains(page, `id="logout"`) || strings.Contains(page, `id="nav-accounts"`) {
 		t.Errorf("visitor home offers logout or the accounts:\n%s", page)
 	}
+}
+
+// Receive by mobile number: the customer's own number as the passport has
+// it (never one from the form) is pointed at one of their accounts; another
+// customer's account is refused and changes nothing.
+func TestReceiveByMobile(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		_, pp := newFakePassport(t)
+		r.pages.Passport = pp
+		alice := r.as(t, "p-alice", "en")
+		lookup := func() string {
+			a, _, err := r.pages.Mobiles.Lookup(context.Background(), "13800138000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return a
+		}
+		if _, page := alice.do("GET", "/settings", nil); !strings.Contains(page, "Transfers to your mobile number 138****8000 go into account "+r.alice[0].Number) {
+			t.Fatalf("settings page:\n%s", page)
+		}
+		cases := []struct {
+			name   string
+			form   url.Values
+			status int
+			want   string
+			into   string
+		}{
+			{"into her savings", url.Values{"account": {r.alice[1].Number}}, 200, "now receives into that account", r.alice[1].Number},
+			{"into bob's account", url.Values{"account": {r.bob[0].Number}}, 400, "choose one of your open accounts", r.alice[1].Number},
+			{"a number from the form is not taken", url.Values{"account": {r.alice[0].Number}, "mobile": {"13900139000"}}, 200, "now receives", r.alice[0].Number},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				if st, page := alice.do("POST", "/settings/mobile", c.form); st != c.status || !strings.Contains(page, c.want) {
+					t.Errorf("%d, want %d with %q:\n%s", st, c.status, c.want, page)
+				}
+				if got := lookup(); got != c.into {
+					t.Errorf("13800138000 receives into %s, want %s", got, c.into)
+				}
+			})
+		}
+		if bob, _, _ := r.pages.Mobiles.Lookup(context.Background(), "13900139000"); bob != r.bob[0].Number {
+			t.Errorf("bob's number moved to %s", bob)
+		}
+	})
 }

@@ -130,6 +130,7 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("POST /settings/limits", p.logged(p.ownLimits))
 	m.HandleFunc("POST /settings/otp", p.logged(p.bindOTP))
 	m.HandleFunc("POST /settings/lost", p.logged(p.reportLost))
+	m.HandleFunc("POST /settings/mobile", p.logged(p.receiveByMobile))
 	return m
 }
 

@@ -64,7 +64,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 	if p.Factor != "" {
 		p.FactorLabel = p.P.Tool(p.Factor, p.FactorLabel)
 	}
-	p.Prompt = p.P.Prompt(p.Prompt)
+	p.Prompt = p.P.Page(p.P.Prompt(p.Prompt))
 	p.Title, p.Message = p.P.Page(p.Title), p.P.Page(p.Message)
 	if len(p.Factors) > 0 {
 		fs := make([]choice, len(p.Factors))

@@ -11,6 +11,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/egate-bank/egate/authsvc/orders"
+	"github.com/egate-bank/egate/clients/helper"
 	"github.com/egate-bank/egate/devices/otp/pskc"
 	"github.com/egate-bank/egate/internal/money"
 	"github.com/egate-bank/egate/internal/store"
@@ -18,6 +20,7 @@ import (
 	"github.com/egate-bank/egate/internal/testenv/chromiumtest"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 	"github.com/egate-bank/egate/simulators/oathtoken"
+	"github.com/egate-bank/egate/simulators/softhsm"
 )
 
 // TestBrowserJourney is issue 12's journey through the running demo in
@@ -30,12 +33,25 @@ import (
 // finds the balance-change alert and her login in the history, lowers her
 // own level-3 limit on the self-service page, and a payment over it (level
 // 4, which none of her tools reaches) is refused with the reason and moves
-// nothing. bob logs in (English) and sees the money; the
+// nothing; she enrols a U-shield on the passport's page and pays it at
+// level 4 through the transfer's signing order, a higher tool again. bob
+// logs in (English) and sees the money; the
 // books balance afterwards (egate admin ledger check's Check). Each page is
 // a PNG in EGATE_SHOTS_DIR (default the test's temporary directory).
 func TestBrowserJourney(t *testing.T) {
 	testenv.NeedCommand(t, "softhsm2-util", "softhsm2")
 	varDir := t.TempDir()
+	// alice's U-shield: a SoftHSM2 token beside the demo's HSM, made before
+	// the module is loaded (SoftHSM2 reads its tokens once); she enrols it
+	// herself below, and egate helper's code signs with it in this process.
+	shield, err := softhsm.New(filepath.Join(varDir, "softhsm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shieldPIN = "24681357"
+	if _, _, err := shield.InitToken(context.Background(), "alice-ushield", "11223344", shieldPIN); err != nil {
+		t.Fatal(err)
+	}
 	passport, out, stop := startDemo(t, varDir)
 	defer stop()
 	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
@@ -165,6 +181,50 @@ func TestBrowserJourney(t *testing.T) {
 	if after := balance(aliceNumbers[3]); after != before {
 		t.Errorf("the refused payment moved money: %d → %d", before, after)
 	}
+
+	// She enrols her U-shield on the passport's page (egate helper's code
+	// makes the key on the token, the bank CA certifies it) and pays the
+	// 1,600 yuan with it: level 4, signed on the token through the signing
+	// order the transfer page shows.
+	h := &helper.Helper{Client: &orders.Client{Base: passport}, Tools: []helper.Tool{&helper.UShield{Module: shield.Module, Label: "alice-ushield"}},
+		UI: autoUI{pin: shieldPIN}}
+	runHelper := func(step string) {
+		t.Helper()
+		link, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("autostart"), "href"))
+		if err != nil {
+			t.Fatalf("%s: the autostart link: %v", step, err)
+		}
+		l, err := orders.ParseLink(link.Value)
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		if res, err := h.Run(context.Background(), orders.OpenRequest{Ref: l.Ref, AutostartToken: l.Token}); err != nil || res.State != orders.Complete {
+			t.Fatalf("%s: the helper: %+v %v", step, res, err)
+		}
+	}
+	do("enrolment page", chromedp.Navigate(passport+"/account/enrol?tool=ushield"), chromedp.WaitVisible(chromedp.ID("autostart")))
+	shot("alice-enrol-ushield")
+	runHelper("enrolment")
+	do("enrolled", chromedp.WaitVisible(chromedp.ID("enrolled")))
+	if e := text("#enrolled"); !strings.Contains(e, "您的U盾已绑定") {
+		t.Errorf("the enrolled page says %q", e)
+	}
+	shot("alice-enrolled")
+	do("level-4 transfer", chromedp.Navigate(ebank+"/transfer"), chromedp.WaitVisible(chromedp.ID("amount")),
+		chromedp.SetValue(chromedp.ID("from"), aliceNumbers[3]), chromedp.SendKeys(chromedp.ID("to"), bobNumber[1]),
+		chromedp.SendKeys(chromedp.ID("amount"), "1600"), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("decision")))
+	if lv, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("decision"), "data-level")); err != nil || lv.Value != "4" {
+		t.Fatalf("the decision's level: %q %v", lv.Value, err)
+	}
+	shot("alice-level4")
+	do("U-shield", chromedp.Click(chromedp.ID("factor_ushield")), chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("autostart")))
+	shot("alice-ushield-order")
+	runHelper("the transfer's order")
+	do("done with the U-shield", chromedp.WaitVisible(chromedp.ID("done")))
+	if done := text("#done"); !strings.Contains(done, "转账成功：1,600.00 元") {
+		t.Fatalf("done: %q", done)
+	}
+	shot("alice-level4-done")
 	// She logs out (of the passport too: back on ebank's home page).
 	do("logout", chromedp.Navigate(ebank+"/"), chromedp.WaitVisible(chromedp.ID("logout")), chromedp.Click(chromedp.ID("logout")),
 		chromedp.WaitVisible(chromedp.ID("login")))
@@ -173,13 +233,13 @@ func TestBrowserJourney(t *testing.T) {
 	login("bob", "en", "13900139000")
 	do("bob accounts", chromedp.Navigate(ebank+"/accounts"), chromedp.WaitVisible(chromedp.ID("accounts")))
 	shot("bob-accounts")
-	if got, want := balance(bobNumber[1]), bobBefore+2_000_00; got != want {
+	if got, want := balance(bobNumber[1]), bobBefore+2_000_00+1_600_00; got != want {
 		t.Errorf("bob's current account: %d fen, want %d", got, want)
 	}
 	if got, want := balance(aliceNumbers[1]), aliceBefore-2_000_00; got != want {
 		t.Errorf("alice's current account: %d fen, want %d", got, want)
 	}
-	if got, want := text(`tr[data-number="`+bobNumber[1]+`"] .available`), money.Yuan(bobBefore+2_000_00); got != want {
+	if got, want := text(`tr[data-number="`+bobNumber[1]+`"] .available`), money.Yuan(bobBefore+2_000_00+1_600_00); got != want {
 		t.Errorf("bob's page shows %q, want %q", got, want)
 	}
 	if _, err := ledger.Check(context.Background(), db); err != nil {
@@ -187,6 +247,15 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	t.Logf("screenshots in %s", shots)
 }
+
+// autoUI is the customer at egate helper's prompts: confirms and types the
+// token's PIN.
+type autoUI struct{ pin string }
+
+func (autoUI) Show(*orders.Opened, []byte, string)                {}
+func (autoUI) Confirm(context.Context) (bool, error)              { return true, nil }
+func (u autoUI) PIN(context.Context, string, int) ([]byte, error) { return []byte(u.pin), nil }
+func (autoUI) Say(string)                                         {}
 
 func twoDigits(n int) string { return string([]byte{byte('0' + n/10), byte('0' + n%10)}) }
 

@@ -42,6 +42,11 @@ var txTexts = []pattern{
 	{re: regexp.MustCompile(`^Pay (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 支付 %[1]s 元"},
 }
 
+// labels are the tools' own English labels (authn factors' Label) by
+// their names.
+var labels = map[string]string{"U-shield": "ushield", "U-shield with display": "ushield2", "PIV card": "piv", "SMS code": "sms",
+	"Grid card": "gridcard", "Dynamic-password token": "otp", "phone app": "phone"}
+
 func say(p Printer, list []pattern, s string) string {
 	if p.Lang == EN {
 		return s
@@ -53,8 +58,12 @@ func say(p Printer, list []pattern, s string) string {
 				args[i] = v
 			}
 			for _, i := range pt.tools {
-				if Has("tool." + m[i]) {
-					args[i-1] = p.T("tool." + m[i])
+				name := m[i]
+				if n, ok := labels[name]; ok {
+					name = n
+				}
+				if Has("tool." + name) {
+					args[i-1] = p.T("tool." + name)
 				}
 			}
 			return fmt.Sprintf(pt.zh, args...)

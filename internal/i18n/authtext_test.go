@@ -57,6 +57,9 @@ func TestPageTexts(t *testing.T) {
 		{"You are signed out of the bank on this browser.", "您已在此浏览器上退出银行的所有服务。"},
 		{"Your password is locked after too many failed attempts.", "您的密码因多次尝试失败已锁定。"},
 		{"Your sms is locked after too many failed attempts.", "您的短信验证码因多次尝试失败已锁定。"},
+		{"Insert the new U-shield: the bank's security helper makes its key on the token and the bank certifies it.", "请插入新的U盾：银行安全助手将在令牌上生成密钥，并由银行签发证书。"},
+		{"Your U-shield with display is enrolled (certificate 532b07): it now answers the passport's and the bank's confirmations at level 5. It is on your tools list; if you lose it, report it lost there at once.",
+			"您的二代U盾已绑定（证书 532b07）：现在可用于通行证和银行的认证级别 5 确认。它已列在您的认证工具中；如果遗失，请立即在那里挂失。"},
 		{"Something nobody wrote down.", "Something nobody wrote down."},
 	} {
 		if got := zh.Page(c.in); got != c.want {

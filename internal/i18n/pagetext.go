@@ -54,6 +54,10 @@ var pageTexts = []pattern{
 	{re: regexp.MustCompile(`^The security helper has not finished; go back and wait, or open the link again\.$`), zh: "银行安全助手尚未完成，请返回等待，或重新打开链接。"},
 	{re: regexp.MustCompile(`^Nothing was enrolled\.$`), zh: "没有绑定任何工具。"},
 	{re: regexp.MustCompile(`^This signature was already used\. Go back to the platform\.$`), zh: "此签名已使用过。请返回平台。"},
+	{re: regexp.MustCompile(`^Your (U-shield|U-shield with display|PIV card) is enrolled \(certificate ([0-9a-f]+)\): it now answers the passport's and the bank's confirmations at level (\d)\. It is on your tools list; if you lose it, report it lost there at once\.$`),
+		zh: "您的%[1]s已绑定（证书 %[2]s）：现在可用于通行证和银行的认证级别 %[3]s 确认。它已列在您的认证工具中；如果遗失，请立即在那里挂失。", tools: []int{1}},
+	{re: regexp.MustCompile(`^Insert the new (U-shield|U-shield with display|PIV card): the bank's security helper makes its key on the token and the bank certifies it\.$`),
+		zh: "请插入新的%[1]s：银行安全助手将在令牌上生成密钥，并由银行签发证书。", tools: []int{1}},
 	{re: regexp.MustCompile(`^Your (\S+) is locked after too many failed attempts\.$`), zh: "您的%[1]s因多次尝试失败已锁定。", tools: []int{1}},
 }
 

@@ -102,7 +102,7 @@ func TestTransferRefusalsThroughTxauth(t *testing.T) {
 	}{
 		{"to oneself", url.Values{"from": {alice[1]}, "to_kind": {"own"}, "to_own": {alice[1]}, "amount": {"1"}}, 422, "into itself"},
 		{"unknown account", url.Values{"from": {alice[1]}, "to_kind": {"account"}, "to": {"6299880000000000001"}, "amount": {"1"}}, 422, "No such payee"},
-		{"unknown mobile", url.Values{"from": {alice[1]}, "to_kind": {"mobile"}, "to_mobile": {"13700137000"}, "amount": {"1"}}, 422, "No customer of this bank receives"},
+		{"unknown mobile", url.Values{"from": {alice[1]}, "to_kind": {"mobile"}, "to_mobile": {"13600136000"}, "amount": {"1"}}, 422, "No customer of this bank receives"},
 		{"someone else's account as payer", url.Values{"from": {bob[1]}, "to_kind": {"account"}, "to": {alice[1]}, "amount": {"1"}}, 422, "not one of yours"},
 		{"over the balance", url.Values{"from": {alice[1]}, "to_kind": {"account"}, "to": {bob[1]}, "amount": {"50000.01"}}, 422, "Not enough available balance"},
 		{"over every limit", url.Values{"from": {alice[2]}, "to_kind": {"account"}, "to": {bob[1]}, "amount": {"600"}}, 422, "over your own level-5 limit of 500.00 yuan per transaction"},

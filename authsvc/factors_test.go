@@ -69,7 +69,17 @@ var totpParams = devotp.Params{Kind: devotp.KindTOTP, Hash: crypto.SHA1, Digits:
 // only the customer's token and the test know.
 func (fe *factorEnv) enrollTOTP(t testing.TB, serial string) []byte {
 	t.Helper()
-	ctx := context.Background()
+	seed := importStock(t, fe, serial)
+	if err := fe.set.OTP.Assign(context.Background(), serial, "", fe.pid); err != nil {
+		t.Fatal(err)
+	}
+	return seed
+}
+
+// importStock imports a TOTP token into the bank's stock (nobody's) through
+// the PSKC path (the seed wrapped by the HSM key) and returns its seed.
+func importStock(t testing.TB, fe *factorEnv, serial string) []byte {
+	t.Helper()
 	seed := make([]byte, 20)
 	rand.Read(seed)
 	path := filepath.Join(t.TempDir(), "tokens.pskc")
@@ -88,14 +98,30 @@ func (fe *factorEnv) enrollTOTP(t testing.TB, serial string) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sum, err := fe.set.OTP.ImportPSKC(ctx, func() (io.ReadCloser, error) { return os.Open(path) }, oath.ImportOptions{})
-	if err != nil || sum.Imported != 1 {
+	if sum, err := fe.set.OTP.ImportPSKC(context.Background(), func() (io.ReadCloser, error) { return os.Open(path) }, oath.ImportOptions{}); err != nil || sum.Imported != 1 {
 		t.Fatalf("import: %+v %v", sum, err)
 	}
-	if err := fe.set.OTP.Assign(ctx, serial, "", fe.pid); err != nil {
-		t.Fatal(err)
-	}
 	return seed
+}
+
+// loginAt logs alice in to ebank at level 1 (password) or 2 (password
+// and SMS code) and returns the browser, the request and the last answer
+// (the redirect with the code).
+func (fe *factorEnv) loginAt(t testing.TB, level string) (*browser, *authz, resp) {
+	t.Helper()
+	b := fe.browser()
+	a := newAuthz("ebank", ebankRedirect)
+	a.extra.Set("acr_values", "urn:egate:loa:"+level)
+	r := b.passwordLogin(a, "alice", testPassword)
+	if level == "2" {
+		id := formID(t, r.body)
+		if choices(r.body) != nil {
+			r = b.post("/login/factor/begin", url.Values{"id": {id}, "factor": {"sms"}})
+		}
+		msgs, _ := fe.set.SMSSink.List(context.Background(), "13812345678", 1)
+		r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {smsRE.FindStringSubmatch(msgs[0].Body)[1]}}))
+	}
+	return b, a, r
 }
 
 // totp computes the code independently of the server (devices/otp with the

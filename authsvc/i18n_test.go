@@ -36,6 +36,12 @@ func TestPagesInBothLanguages(t *testing.T) {
 	if strings.Contains(r.body, "Enter your password") {
 		t.Fatal("English on the Chinese page")
 	}
+	// A message page (here: a sign-in that does not exist) and the tool
+	// names are said in Chinese too.
+	if m := b.get("/login?id=nonesuch&lang=zh"); !strings.Contains(m.body, "<h1>登录已过期</h1>") || !strings.Contains(m.body, "请返回平台重新开始") ||
+		strings.Contains(m.body, "Go back to the platform") {
+		t.Fatalf("Chinese message page:\n%s", m.body)
+	}
 	r = b.get("/login?id=" + url.QueryEscape(id) + "&lang=en")
 	if !strings.Contains(r.body, `<html lang="en">`) {
 		t.Fatalf("no English after ?lang=en:\n%s", r.body)

@@ -59,6 +59,21 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 			p.LangURL = lw.r.URL.Path + "?" + q.Encode()
 		}
 	}
+	// The tools speak English: their names and prompts are said again in
+	// the page's language (internal/i18n).
+	if p.Factor != "" {
+		p.FactorLabel = p.P.Tool(p.Factor, p.FactorLabel)
+	}
+	p.Prompt = p.P.Page(p.P.Prompt(p.Prompt))
+	p.Title, p.Message = p.P.Page(p.Title), p.P.Page(p.Message)
+	if len(p.Factors) > 0 {
+		fs := make([]choice, len(p.Factors))
+		for i, c := range p.Factors {
+			c.Label = p.P.Tool(c.Name, c.Label)
+			fs[i] = c
+		}
+		p.Factors = fs
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Frame-Options", "DENY")

@@ -98,18 +98,7 @@ func collectEnrol(b *browser, ref string) (int, orderStatus, string) {
 // (password) or 2 (password and the SMS code from the development sink).
 func (fe *factorEnv) signedIn(t *testing.T, level string) *browser {
 	t.Helper()
-	b := fe.browser()
-	a := newAuthz("ebank", ebankRedirect)
-	a.extra.Set("acr_values", "urn:egate:loa:"+level)
-	r := b.passwordLogin(a, "alice", testPassword)
-	if level == "2" {
-		id := formID(t, r.body)
-		if choices(r.body) != nil {
-			r = b.post("/login/factor/begin", url.Values{"id": {id}, "factor": {"sms"}})
-		}
-		msgs, _ := fe.set.SMSSink.List(context.Background(), "13812345678", 1)
-		r = b.follow(b.post("/login/factor", url.Values{"id": {id}, "response": {smsRE.FindStringSubmatch(msgs[0].Body)[1]}}))
-	}
+	b, a, r := fe.loginAt(t, level)
 	a.codeFrom(t, r)
 	return b
 }

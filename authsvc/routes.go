@@ -10,6 +10,11 @@ import (
 var APIRoutes = []string{
 	"POST /api/v1/password",
 	"GET /api/v1/alerts",
+	"GET /api/v1/self",
+	"PUT /api/v1/self/reserved-message",
+	"PUT /api/v1/self/limits",
+	"POST /api/v1/self/tools/otp",
+	"POST /api/v1/self/tools/lost",
 }
 
 // DeviceRoutes are the APIs of the customer's devices (the desktop helper,
@@ -33,6 +38,17 @@ func (s *Server) apiHandler(pattern string) http.HandlerFunc {
 		// apiAlerts checks the client (only the messenger's reads count
 		// as delivered).
 		return s.bearer("", "", s.apiAlerts)
+	// The customer's self-service (api_self.go), at SelfServiceLevel.
+	case "GET /api/v1/self":
+		return s.bearer("", "", s.selfLevel(s.apiSelf))
+	case "PUT /api/v1/self/reserved-message":
+		return s.bearer("", "", s.selfLevel(s.apiReservedMessage))
+	case "PUT /api/v1/self/limits":
+		return s.bearer("", "", s.selfLevel(s.apiOwnLimits))
+	case "POST /api/v1/self/tools/otp":
+		return s.bearer("", "", s.selfLevel(s.apiBindOTP))
+	case "POST /api/v1/self/tools/lost":
+		return s.bearer("", "", s.selfLevel(s.apiReportLost))
 	}
 	return nil // routes panics: a route listed without its handler
 }

@@ -82,6 +82,7 @@ type Server struct {
 	backchannel *http.Client
 	log         *slog.Logger
 	orders      *orders.Service // signing orders of the signature tools (orders_login.go)
+	self        SelfService     // the self-service APIs' tools and limits (api_self.go)
 }
 
 // New builds the server. The HMAC key shared by replicas (decoy reserved

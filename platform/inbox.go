@@ -163,13 +163,7 @@ func (s *Site) inbox(w http.ResponseWriter, r *http.Request) {
 	title := p.T("inbox.title")
 	var rows []inboxRow
 	for _, a := range alerts {
-		if r.URL.Path == "/logins" && !strings.HasPrefix(a.Kind, "login") {
-			continue
-		}
 		rows = append(rows, inboxRow{Kind: a.Kind, Text: inboxText(p, a)})
-	}
-	if r.URL.Path == "/logins" {
-		title = p.T("inbox.logins")
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

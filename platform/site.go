@@ -183,7 +183,8 @@ type Site struct {
 	client  *http.Client
 	logouts Logouts
 	now     func() time.Time
-	extra   bool // Mount added pages (ebank's accounts and transfers)
+	extra   bool         // Mount added pages (ebank's accounts and transfers)
+	homeFor http.Handler // the logged-in customer's home page (SetHome), when set
 }
 
 // New discovers the passport and builds the site. The passport must be up.
@@ -230,11 +231,6 @@ func New(ctx context.Context, cfg Config, client *http.Client) (*Site, error) {
 	s.mux.HandleFunc("POST /backchannel-logout", s.backchannelLogout)
 	if cfg.Name == "messenger" {
 		s.mux.HandleFunc("GET /inbox", s.inbox)
-	}
-	if cfg.Name == "ebank" { // the login history: the passport's login alerts
-		s.mux.HandleFunc("GET /logins", s.inbox)
-		s.mux.HandleFunc("GET /settings", s.settings)
-		s.mux.HandleFunc("POST /settings/password", s.changePassword)
 	}
 	s.client = client
 	if s.client == nil {
@@ -351,6 +347,10 @@ var homePage = template.Must(template.New("home").Parse(`<!doctype html>
 </body></html>`))
 
 func (s *Site) home(w http.ResponseWriter, r *http.Request) {
+	if s.homeFor != nil {
+		s.homeFor.ServeHTTP(w, r)
+		return
+	}
 	ss, _ := s.Session(r)
 	next := s.cfg.Level + 1
 	if ss != nil && ss.Level >= next {
@@ -384,5 +384,10 @@ func (s *Site) Mount(h http.Handler, paths ...string) {
 	}
 	s.extra = true
 }
+
+// SetHome serves h as the home page (ebank's: a visitor's welcome, a
+// customer's overview of their accounts) instead of the site's own.
+// Call before serving.
+func (s *Site) SetHome(h http.Handler) { s.homeFor = h }
 
 var titles = map[string]string{"ebank": "eBank", "mall": "Mall", "messenger": "Messenger"}

@@ -23,7 +23,18 @@ const (
 	KindLocked      = "login_locked" // body Locked
 	KindBalance     = "balance"      // body Balance
 	KindTxRisk      = "tx_risk"      // body TxRisk
+	KindTool        = "tool"         // body Tool: a tool reported lost or bound by the customer
 )
+
+// Tool is the body of a KindTool alert: the customer changed their tools
+// (self-service), so that a change they did not make is seen at once.
+type Tool struct {
+	Time  time.Time `json:"time"`
+	Event string    `json:"event"` // "lost" or "bound"
+	Tool  string    `json:"tool"`  // the factor: otp, gridcard, ushield, piv, phone
+	Ref   string    `json:"ref"`   // the tool's serial, shortened
+	IP    string    `json:"ip,omitempty"`
+}
 
 // Events of a TxRisk alert.
 const (

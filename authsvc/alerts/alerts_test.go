@@ -129,6 +129,10 @@ func TestSMSTextOnePerSitting(t *testing.T) {
 		{"risk held for review", Alert{Kind: KindTxRisk, Body: body(TxRisk{Time: at, Event: TxReview, Text: "Pay 1,234.56 yuan to 6222…0002 from 6222…0001", SMS: true})}, true,
 			"Pay 1,234.56 yuan to 6222…0002 from 6222…0001 (2026-03-01 08:10) is held for a check by the bank"},
 		{"risk inbox only", Alert{Kind: KindTxRisk, Body: body(TxRisk{Time: at, Event: TxDenied})}, false, ""},
+		{"tool reported lost", Alert{Kind: KindTool, Body: body(Tool{Time: at, Event: "lost", Tool: "gridcard", Ref: "…0042"})}, true,
+			"Your grid card …0042 was reported lost and no longer works at 2026-03-01 08:10. Not you? Call the bank at once."},
+		{"tool bound", Alert{Kind: KindTool, Body: body(Tool{Time: at, Event: "bound", Tool: "otp", Ref: "TOTP-0002"})}, true, "Your dynamic-password token TOTP-0002 was bound to your passport"},
+		{"tool, unknown event", Alert{Kind: KindTool, Body: body(Tool{Time: at, Event: "painted"})}, false, ""},
 		{"malformed", Alert{Kind: KindLogin, Body: json.RawMessage(`{`)}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -145,6 +145,21 @@ func SMSText(a Alert, loc *time.Location) (string, bool) {
 		}
 		return fmt.Sprintf("[egate] Account %s %s%s %s%s at %s; balance %s %s.", b.Account, sign, money.Yuan(amt), currencyWord(b.Currency), desc,
 			b.Time.In(loc).Format("2006-01-02 15:04"), money.Yuan(b.Balance), currencyWord(b.Currency)), true
+	case KindTool: // always by SMS: a tool bound or revoked that the customer did not ask for is a takeover
+		var tl Tool
+		if json.Unmarshal(a.Body, &tl) != nil {
+			return "", false
+		}
+		what := map[string]string{"lost": "was reported lost and no longer works", "bound": "was bound to your passport"}[tl.Event]
+		if what == "" {
+			return "", false
+		}
+		name := map[string]string{"gridcard": "grid card", "otp": "dynamic-password token", "ushield": "U-shield", "ushield2": "U-shield",
+			"piv": "PIV card", "phone": "phone app"}[tl.Tool]
+		if name == "" {
+			name = tl.Tool
+		}
+		return fmt.Sprintf("[egate] Your %s %s %s at %s. Not you? Call the bank at once.", name, tl.Ref, what, tl.Time.In(loc).Format("2006-01-02 15:04")), true
 	}
 	return "", false
 }

@@ -88,6 +88,12 @@ var (
 	InvalidClient     = Code{http.StatusUnauthorized, "invalid_client", "unknown back-end client or wrong secret", false}
 	InsufficientScope = Code{http.StatusForbidden, "insufficient_scope", "the credentials do not allow this API", false}
 	Internal          = Code{http.StatusInternalServerError, "internal", "an internal error occurred; quote the request id when you report it", false}
+
+	// The customer's self-service (/api/v1/self…).
+	StepUpRequired = Code{http.StatusForbidden, "step_up_required", "this needs a higher authentication level: log in again with a stronger tool", false}
+	LimitAboveBank = Code{http.StatusUnprocessableEntity, "limit_above_bank", "a customer can lower a limit, not raise it past the bank's", true}
+	TokenTaken     = Code{http.StatusConflict, "token_taken", "this token cannot be bound: it is another customer's or revoked; ask the bank", false}
+	UnknownTool    = Code{http.StatusNotFound, "no_such_tool", "you have no such tool in use (already revoked, or not yours)", false}
 )
 
 // Codes returns every row, for the documentation test and for tools that
@@ -98,6 +104,7 @@ func Codes() []Code {
 		UnknownToken, Ambiguous, NotInitialized, BadAttestation,
 		BadCredentials, WeakPassword, IPLimited, CaptchaRequired, LoginExpired, UnknownBinding,
 		InvalidRequest, NotFound, Unauthorized, InvalidToken, WrongClient, InvalidClient, InsufficientScope, Internal,
+		StepUpRequired, LimitAboveBank, TokenTaken, UnknownTool,
 	}
 }
 

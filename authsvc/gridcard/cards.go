@@ -2,6 +2,7 @@ package gridcard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -41,4 +42,20 @@ func (s *Service) Cards(ctx context.Context, passportID string) ([]CardInfo, err
 		out = append(out, c)
 	}
 	return out, rows.Err()
+}
+
+// ErrNoSuchCard: the customer has no active card with that serial.
+var ErrNoSuchCard = errors.New("no active grid card with that serial")
+
+// ReportLost revokes the customer's active card serial at once (the
+// customer reported it lost): it answers no challenge from then on.
+func (s *Service) ReportLost(ctx context.Context, passportID, serial string) error {
+	res, err := s.db.Exec(ctx, `UPDATE gridcards SET status = 'revoked' WHERE serial = ? AND passport_id = ? AND status = 'active'`, serial, passportID)
+	if err != nil {
+		return fmt.Errorf("revoking grid card: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNoSuchCard
+	}
+	return nil
 }

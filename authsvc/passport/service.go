@@ -749,3 +749,21 @@ func (s *Service) FactorStates(ctx context.Context, passportID string, factors .
 	}
 	return out, nil
 }
+
+// SetReservedMessage changes the customer's reserved (anti-phishing)
+// message: 1–64 characters, trimmed; ErrInvalid otherwise, ErrNotFound for
+// no such customer.
+func (s *Service) SetReservedMessage(ctx context.Context, passportID, msg string) error {
+	m := strings.TrimSpace(msg)
+	if m == "" || utf8.RuneCountInString(m) > 64 || strings.ContainsAny(m, "\x00\r\n") {
+		return fmt.Errorf("%w: the reserved message must be 1–64 characters on one line", ErrInvalid)
+	}
+	res, err := s.db.Exec(ctx, `UPDATE customers SET reserved_message = ? WHERE passport_id = ?`, m, passportID)
+	if err != nil {
+		return fmt.Errorf("changing the reserved message: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
+	}
+	return nil
+}

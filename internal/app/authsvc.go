@@ -162,6 +162,9 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 	if a.Tx, err = txauth.New(cfg.Transactions, txauth.Deps{DB: a.DB, Tools: txauth.FromFactors(a.Factors), Audit: a.Auth.Audit(), Alerts: a.Auth.Alerts(), Encryption: txEnc, Accounts: accounts, Orders: a.Auth}); err != nil {
 		return nil, err
 	}
+	// The customer's self-service APIs list, bind and revoke the tools and
+	// lower the limits that transactions count against.
+	a.Auth.SetSelfService(authsvc.SelfService{Tools: a.Factors, Limits: a.Tx.Counter()})
 	if a.Server, err = NewServer("authsvc", cfg.HTTP.Listen, log); err != nil {
 		return nil, err
 	}

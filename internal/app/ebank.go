@@ -71,20 +71,23 @@ func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Lo
 // ebankPages are the customer's pages (platform/ebank/web) on the ebank
 // site: transfers authorized by the passport's transaction API as the
 // back-end client platforms.ebank.tx-client.
-func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Site, l *ledger.Ledger, db *store.DB, log *slog.Logger) {
+func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Site, others map[string]string, l *ledger.Ledger, db *store.DB, log *slog.Logger) {
 	var auth web.Authorizer = noTx{}
 	var alerts web.BalanceAlerter
 	if pc.TxClient != "" {
 		c := &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
 		auth, alerts = c, c
 	}
-	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db}, Customer: customerOf(site),
+	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db}, Mobiles: &ebank.Mobiles{DB: db, Ledger: l},
+		Passport: &web.Passport{Issuer: cfg.Platforms.Issuer, HTTP: &http.Client{Timeout: 15 * time.Second}}, Customer: customerOf(site),
+		Others: others,
 		OnError: func(r *http.Request, err error) {
 			log.Error("ebank pages", "err", err, "request_id", httpx.RequestID(r.Context()))
 		}}
 	p.PassportURL = cfg.Platforms.Issuer // where tokens are enrolled
 
 	site.Mount(p.Handler(), web.Routes...)
+	site.SetHome(p.Home())
 }
 
 // customerOf is the logged-in customer of a platform site's session.
@@ -94,7 +97,7 @@ func customerOf(site *platform.Site) func(r *http.Request) (web.Customer, bool) 
 		if !ok {
 			return web.Customer{}, false
 		}
-		return web.Customer{ID: ss.Subject, Name: ss.Name}, true
+		return web.Customer{ID: ss.Subject, Name: ss.Name, Level: ss.Level, Token: ss.AccessToken, AMR: ss.AMR, AuthTime: ss.AuthTime}, true
 	}
 }
 

@@ -150,7 +150,7 @@ func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Lo
 			s.Listener.Close()
 			return nil, err
 		}
-		ebankPages(cfg, pc, site, l, db, log)
+		ebankPages(cfg, pc, site, others, l, db, log)
 	}
 	if name == "mall" {
 		if err := mountMall(ctx, cfg, pc, s, site, log); err != nil {

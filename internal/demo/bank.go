@@ -68,10 +68,17 @@ func seedAccounts(ctx context.Context, db *store.DB, out io.Writer, alice, bob, 
 	for _, s := range []struct {
 		who, owner string
 		o          ebank.Opening
-	}{{"alice", alice.passportID, aliceOpening}, {"bob", bob.passportID, bobOpening}, {"carol", carol.passportID, carolOpening}, {"merchant", MerchantOwner, merchantOpening}} {
+		mobile     string // registered to receive into the current account
+	}{{"alice", alice.passportID, aliceOpening, "13800138000"}, {"bob", bob.passportID, bobOpening, "13900139000"}, {"carol", carol.passportID, carolOpening, ""},
+		{"merchant", MerchantOwner, merchantOpening, ""}} {
 		accts, err := ebank.OpenCustomerAccounts(ctx, l, s.owner, s.who, s.o)
 		if err != nil {
 			return "", fmt.Errorf("opening %s's accounts: %w", s.who, err)
+		}
+		if s.mobile != "" {
+			if err := (ebank.Mobiles{DB: db, Ledger: l}).Register(ctx, s.owner, s.mobile, accts[0].Number); err != nil {
+				return "", fmt.Errorf("registering %s's mobile number for transfers: %w", s.who, err)
+			}
 		}
 		fmt.Fprintf(out, "Accounts   %-9s", s.who)
 		for _, a := range accts {

@@ -241,14 +241,36 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) *http.
 	if err != nil {
 		t.Fatal(err)
 	}
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar}
-	read := func(r *http.Response, err error) (string, *http.Response) { t.Helper(); return readResp(t, r, err) }
 	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
-	logInAliceAtEbank(t, c, passportURL, ebank, strings.TrimSpace(string(pw)))
+	c, body := ebankLogin(t, passportURL, varDir, "alice", "13800138000", func(step, body string) {
+		switch step {
+		case "password":
+			if !strings.Contains(body, "red lantern 88") {
+				t.Fatalf("no reserved message:\n%s", body)
+			}
+		case "tools":
+			// ebank needs level 2: the passport offers the tools alice has
+			// at that level or above; she takes the SMS code.
+			if !strings.Contains(body, `id="factor-sms"`) || !strings.Contains(body, `id="factor-gridcard"`) || !strings.Contains(body, `id="factor-otp"`) {
+				t.Fatalf("no choice of SMS, grid card and token:\n%s", body)
+			}
+		}
+	})
+	read := func(r *http.Response, err error) (string, *http.Response) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return string(b), r
+	}
+	if !strings.Contains(body, `id="who"`) || !strings.Contains(body, "alice") || !strings.Contains(body, `<b id="level">2</b>`) {
+		t.Fatalf("not logged in to ebank at level 2:\n%s", body)
+	}
 	// Her accounts, opened by the demo, with their money (once, however
 	// often the demo starts).
-	body, _ := read(c.Get(ebank + "/accounts?lang=en"))
+	body, _ = read(c.Get(ebank + "/accounts?lang=en"))
 	if !strings.Contains(body, "200,000.00") || !strings.Contains(body, "My accounts") || strings.Contains(body, "400,000.00") {
 		t.Fatalf("alice's accounts page:\n%s", body)
 	}
@@ -287,55 +309,59 @@ func loginThroughEbank(t *testing.T, passportURL, varDir, printed string) *http.
 	return c
 }
 
-// readResp reads a response's body and closes it; a request that failed
-// fails the test.
-func readResp(t *testing.T, r *http.Response, err error) (string, *http.Response) {
+// ebankLogin logs who in to the demo's ebank through the passport's pages
+// with the password the demo wrote for them and an SMS code to mobile
+// (level 2); check sees the password page ("password") and the choice of
+// tools ("tools"). It returns the logged-in client and the page it landed on.
+func ebankLogin(t *testing.T, passportURL, varDir, who, mobile string, check func(step, body string)) (*http.Client, string) {
+	t.Helper()
+	pw, err := os.ReadFile(filepath.Join(varDir, "demo-"+who+"-password"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	read := func(r *http.Response, err error) string { t.Helper(); return readBody(t, r, err) }
+	ebank := "http://" + lastCfg.Platforms.Ebank.Listen
+	body := read(c.Get(ebank + "/login"))
+	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no passport login page:\n%s", body)
+	}
+	check("password", read(c.PostForm(passportURL+"/login/name", url.Values{"id": {m[1]}, "login_name": {who}})))
+	body = read(c.PostForm(passportURL+"/login/password", url.Values{"id": {m[1]}, "password": {strings.TrimSpace(string(pw))}}))
+	check("tools", body)
+	body = read(c.PostForm(passportURL+"/login/factor/begin", url.Values{"id": {m[1]}, "factor": {"sms"}}))
+	if !strings.Contains(body, `name="response"`) {
+		t.Fatalf("no SMS code page:\n%s", body)
+	}
+	return c, read(c.PostForm(passportURL+"/login/factor", url.Values{"id": {m[1]}, "response": {smsCodeTo(t, passportURL, mobile)}}))
+}
+
+// readBody reads a response's body, failing t on a transport error.
+func readBody(t *testing.T, r *http.Response, err error) string {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Body.Close()
 	b, _ := io.ReadAll(r.Body)
-	return string(b), r
+	return string(b)
 }
 
-// logInAliceAtEbank logs alice in to ebank through the passport's pages:
-// her password, then (ebank needs level 2) the SMS code from the sink.
-func logInAliceAtEbank(t *testing.T, c *http.Client, passportURL, ebank, pw string) {
+// smsCodeTo is the code of the last SMS to mobile in the demo's sink.
+func smsCodeTo(t *testing.T, passportURL, mobile string) string {
 	t.Helper()
-	read := func(r *http.Response, err error) (string, *http.Response) { t.Helper(); return readResp(t, r, err) }
-	body, _ := read(c.Get(ebank + "/login"))
-	m := regexp.MustCompile(`name="id" value="([^"]+)"`).FindStringSubmatch(body)
-	if m == nil {
-		t.Fatalf("no passport login page:\n%s", body)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/name", url.Values{"id": {m[1]}, "login_name": {"alice"}}))
-	if !strings.Contains(body, "red lantern 88") {
-		t.Fatalf("no reserved message:\n%s", body)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/password", url.Values{"id": {m[1]}, "password": {pw}}))
-	// ebank needs level 2: the passport offers the tools alice has at that
-	// level or above; she takes the SMS code.
-	if !strings.Contains(body, `id="factor-sms"`) || !strings.Contains(body, `id="factor-gridcard"`) || !strings.Contains(body, `id="factor-otp"`) {
-		t.Fatalf("no choice of SMS, grid card and token:\n%s", body)
-	}
-	body, _ = read(c.PostForm(passportURL+"/login/factor/begin", url.Values{"id": {m[1]}, "factor": {"sms"}}))
-	if !strings.Contains(body, `name="response"`) {
-		t.Fatalf("no SMS code page:\n%s", body)
-	}
 	var msgs []struct{ To, Body string }
-	getJSON(t, passportURL+"/sim/sms/messages.json?to=13800138000&limit=1", &msgs)
+	getJSON(t, passportURL+"/sim/sms/messages.json?to="+mobile+"&limit=1", &msgs)
 	code := ""
 	if len(msgs) == 1 {
 		code = regexp.MustCompile(`\b\d{6}\b`).FindString(msgs[0].Body)
 	}
 	if code == "" {
-		t.Fatalf("no SMS code in the sink: %+v", msgs)
+		t.Fatalf("no SMS code to %s in the sink: %+v", mobile, msgs)
 	}
-	body, _ = read(c.PostForm(passportURL+"/login/factor", url.Values{"id": {m[1]}, "response": {code}}))
-	if !strings.Contains(body, `id="who"`) || !strings.Contains(body, "alice") || !strings.Contains(body, `<b id="level">2</b>`) {
-		t.Fatalf("not logged in to ebank at level 2:\n%s", body)
-	}
+	return code
 }
 
 // callOTPAPIAsPrinted follows the demo's printed curl line: the back-end
@@ -440,15 +466,7 @@ func checkRunConfig(t *testing.T, varDir, out string) {
 // egate admin ledger check's Check passes afterwards.
 func transferToBob(t *testing.T, c *http.Client, ebank, passportURL, printed string) {
 	t.Helper()
-	read := func(r *http.Response, err error) string {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer r.Body.Close()
-		b, _ := io.ReadAll(r.Body)
-		return string(b)
-	}
+	read := func(r *http.Response, err error) string { t.Helper(); return readBody(t, r, err) }
 	bob := regexp.MustCompile(`Accounts\s+bob\s+current (\d+)`).FindStringSubmatch(printed)
 	if bob == nil {
 		t.Fatalf("the demo does not print bob's accounts:\n%s", printed)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -179,13 +178,8 @@ func TestREADMEURLs(t *testing.T) {
 	// alice logged in to ebank at level 2, and so (single sign-on) to the
 	// mall and the messenger: the platforms' pages answer her, not a
 	// redirect that any path would get.
-	jar, _ := cookiejar.New(nil)
-	c := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	pw, err := os.ReadFile(filepath.Join(varDir, "demo-alice-password"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	logInAliceAtEbank(t, c, base, hosts["8081"], strings.TrimSpace(string(pw)))
+	c, _ := ebankLogin(t, base, varDir, "alice", "13800138000", func(string, string) {})
+	c.Timeout = 30 * time.Second
 	for _, p := range []string{"8082", "8083"} {
 		resp, err := c.Get(hosts[p] + "/login")
 		if err != nil {
@@ -230,7 +224,7 @@ func TestREADMEURLs(t *testing.T) {
 	// codes) stand for ids nobody made: the page answers an unknown one
 	// with its own refusal code, which a route that is not there cannot.
 	resp, err := c.Get(hosts["8083"] + "/service")
-	svc, _ := readResp(t, resp, err)
+	svc := readBody(t, resp, err)
 	chat := regexp.MustCompile(`/chats/([A-Za-z0-9_-]+)`).FindStringSubmatch(svc)
 	if chat == nil {
 		t.Fatalf("the messenger's /service links no conversation:\n%.2000s", svc)
@@ -244,7 +238,7 @@ func TestREADMEURLs(t *testing.T) {
 		return replacer.Replace(p)
 	}
 
-	noRedirect := &http.Client{Jar: jar, Timeout: 30 * time.Second,
+	noRedirect := &http.Client{Jar: c.Jar, Timeout: 30 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	do := func(u readmeURL, path string) (int, string) {
 		t.Helper()

@@ -223,6 +223,4 @@ var catalogue = map[string][2]string{
 	"self.ip_limited": {"尝试次数过多，请稍后再试。", "Too many attempts; try again later."},
 	"self.invalid":    {"请填写当前密码和新密码。", "Give the current and the new password."},
 	"self.expired":    {"会话已过期，请重新登录。", "Your session has expired; log in again."},
-	"self.more":       {"更多", "More"},
-	"self.more_text":  {"修改预留信息、降低限额、查看和挂失认证工具、绑定动态口令牌和硬件令牌将在此提供。", "Changing the reserved message, lowering your limits, your tools (see, report lost), binding a token: coming here."},
 }

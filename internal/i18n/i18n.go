@@ -105,7 +105,7 @@ func Shanghai() *time.Location {
 // fmt.Sprintf. An unknown key returns the key itself, visible in a page and
 // caught by the tests.
 func (p Printer) T(key string, args ...any) string {
-	m, ok := catalogue[key]
+	m, ok := lookup(key)
 	if !ok {
 		return key
 	}
@@ -144,13 +144,28 @@ func (p Printer) Time(t time.Time) string {
 func (p Printer) TimeMS(ms int64) string { return p.Time(time.UnixMilli(ms)) }
 
 // Has reports whether key is in the catalogue.
-func Has(key string) bool { _, ok := catalogue[key]; return ok }
+func Has(key string) bool { _, ok := lookup(key); return ok }
+
+// catalogues are the message maps, each a part of the pages: a key is in
+// one of them (TestKeysUnique).
+var catalogues = []map[string][2]string{catalogue, ebankCatalogue}
+
+func lookup(key string) ([2]string, bool) {
+	for _, c := range catalogues {
+		if m, ok := c[key]; ok {
+			return m, true
+		}
+	}
+	return [2]string{}, false
+}
 
 // Keys lists the catalogue's keys (for tests).
 func Keys() []string {
-	out := make([]string, 0, len(catalogue))
-	for k := range catalogue {
-		out = append(out, k)
+	var out []string
+	for _, c := range catalogues {
+		for k := range c {
+			out = append(out, k)
+		}
 	}
 	return out
 }

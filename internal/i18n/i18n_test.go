@@ -10,13 +10,25 @@ import (
 
 func TestCatalogueComplete(t *testing.T) {
 	t.Parallel()
-	for k, m := range catalogue {
+	for _, k := range Keys() {
+		m, _ := lookup(k)
 		if strings.TrimSpace(m[0]) == "" || strings.TrimSpace(m[1]) == "" {
 			t.Errorf("%s: a language is missing: %q", k, m)
 		}
 		if strings.Count(m[0], "%") != strings.Count(m[1], "%") {
 			t.Errorf("%s: the two languages take different arguments: %q", k, m)
 		}
+	}
+}
+
+func TestKeysUnique(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for _, k := range Keys() {
+		if seen[k] {
+			t.Errorf("%s is in two catalogues", k)
+		}
+		seen[k] = true
 	}
 }
 

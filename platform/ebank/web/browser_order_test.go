@@ -3,14 +3,14 @@ package web
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv/chromiumtest"
 )
 
 // TestBrowserOrderPage drives the order step in headless Chromium in both
@@ -20,11 +20,7 @@ import (
 // complete, as the real API reports it) the page's script posts the
 // confirmation by itself and the transfer is done.
 func TestBrowserOrderPage(t *testing.T) {
-	shots := os.Getenv("EGATE_SHOTS_DIR")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	os.MkdirAll(shots, 0o755)
+	shots := chromiumtest.Dir(t)
 	r := newRig(t, storetest.SQLite(t))
 	oa := &orderAuth{fakeAuth: r.auth, orders: map[string]*fakeOrder{}}
 	r.pages.Auth = oa
@@ -39,21 +35,12 @@ func TestBrowserOrderPage(t *testing.T) {
 		{"en", "Waiting for your token", "Done: 10.00 yuan"},
 	} {
 		t.Run(c.lang, func(t *testing.T) {
-			ctx := chromium(t)
+			ctx := chromiumtest.New(t, 90*time.Second)
 			do := func(step string, acts ...chromedp.Action[chromedp.Void]) {
 				t.Helper()
-				if err := chromedp.Do(ctx, acts...); err != nil {
-					t.Fatalf("%s: %v", step, err)
-				}
+				chromiumtest.Do(t, ctx, step, acts...)
 			}
-			shot := func(name string) {
-				t.Helper()
-				b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-				if err != nil {
-					t.Fatal(err)
-				}
-				os.WriteFile(filepath.Join(shots, "ebank-"+c.lang+"-order-"+name+".png"), b, 0o644)
-			}
+			shot := func(name string) { t.Helper(); chromiumtest.Shot(t, ctx, shots, "ebank-"+c.lang+"-order-"+name) }
 			toOrder := func(tool string) string {
 				t.Helper()
 				do("form", chromedp.Navigate(srv.URL+"/transfer?lang="+c.lang), chromedp.WaitVisible(chromedp.ID("amount")),

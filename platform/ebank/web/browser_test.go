@@ -4,8 +4,6 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,29 +11,9 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/egate-bank/egate/internal/store/storetest"
-	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/internal/testenv/chromiumtest"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 )
-
-func chromium(t *testing.T) context.Context {
-	t.Helper()
-	path := testenv.NeedCommand(t, "chromium", "chromium")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 800),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelA)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(cancelT)
-	return ctx
-}
 
 // TestBrowserJourney drives the pages in headless Chromium in both
 // languages, with the keyboard-reachable forms only (no JavaScript on the
@@ -44,16 +22,18 @@ func chromium(t *testing.T) context.Context {
 // balance; a transfer to herself is refused. Each page is saved as a PNG in
 // EGATE_SHOTS_DIR (default the test's temporary directory).
 func TestBrowserJourney(t *testing.T) {
-	shots := os.Getenv("EGATE_SHOTS_DIR")
-	if shots == "" {
-		shots = t.TempDir()
-	}
-	if err := os.MkdirAll(shots, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	shots := chromiumtest.Dir(t)
 	r := newRig(t, storetest.SQLite(t))
 	if _, err := r.l.Transfer(context.Background(), ledger.Request{Origin: "mall", Key: "shop", Debit: r.alice[0].Number, Credit: r.bob[0].Number, Amount: 88_50, Grant: "g", Code: "checkout", Memo: "tea"}); err != nil {
 		t.Fatal(err)
+	}
+	fp, pp := newFakePassport(t)
+	r.pages.Passport = pp
+	at := time.Date(2026, 12, 3, 1, 2, 3, 0, time.UTC)
+	fp.alerts = []Alert{
+		{ID: "1", Kind: "balance", At: at, Body: []byte(`{"account":"6299…0001","amount":-100000,"balance":99900000,"currency":"CNY"}`)},
+		{ID: "2", Kind: "login", At: at, Body: []byte(`{"client":"ebank","device":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36","ip":"203.0.113.5","level":2}`)},
+		{ID: "3", Kind: "login_failed", At: at, Body: []byte(`{"client":"mall","device":"curl/8.5","ip":"127.0.0.1","factor":"password"}`)},
 	}
 	h := r.pages.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -68,31 +48,13 @@ func TestBrowserJourney(t *testing.T) {
 		{"en", "My accounts", "Done: 1,000.00 yuan", "You cannot pay an account into itself", "997,911.50"},
 	} {
 		t.Run(c.lang, func(t *testing.T) {
-			ctx := chromium(t)
+			ctx := chromiumtest.New(t, 90*time.Second)
 			do := func(step string, acts ...chromedp.Action[chromedp.Void]) {
 				t.Helper()
-				if err := chromedp.Do(ctx, acts...); err != nil {
-					t.Fatalf("%s: %v", step, err)
-				}
+				chromiumtest.Do(t, ctx, step, acts...)
 			}
-			text := func(sel string) string {
-				t.Helper()
-				s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS(sel)))
-				if err != nil {
-					t.Fatalf("text of %s: %v", sel, err)
-				}
-				return strings.TrimSpace(s)
-			}
-			shot := func(name string) {
-				t.Helper()
-				b, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(filepath.Join(shots, "ebank-"+c.lang+"-"+name+".png"), b, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			text := func(sel string) string { t.Helper(); return chromiumtest.Text(t, ctx, sel) }
+			shot := func(name string) { t.Helper(); chromiumtest.Shot(t, ctx, shots, "ebank-"+c.lang+"-"+name) }
 			do("accounts", chromedp.Navigate(srv.URL+"/accounts?lang="+c.lang), chromedp.WaitVisible(chromedp.ID("accounts")))
 			h1 := text("h1")
 			shot("1-accounts")
@@ -116,6 +78,12 @@ func TestBrowserJourney(t *testing.T) {
 				chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("error")))
 			errText := text("#error")
 			shot("7-refused")
+			do("alerts", chromedp.Navigate(srv.URL+"/alerts"), chromedp.WaitVisible(chromedp.ID("alerts")))
+			shot("8-alerts")
+			do("logins", chromedp.Navigate(srv.URL+"/logins"), chromedp.WaitVisible(chromedp.ID("logins")))
+			shot("9-logins")
+			do("settings", chromedp.Navigate(srv.URL+"/settings"), chromedp.WaitVisible(chromedp.ID("reserved-now")))
+			shot("10-settings")
 			if h1 != c.accounts || !strings.Contains(done, c.done) || !strings.Contains(errText, c.self) || avail != c.balance {
 				t.Errorf("h1 %q, done %q, error %q, available %q", h1, done, errText, avail)
 			}

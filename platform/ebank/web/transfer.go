@@ -19,6 +19,7 @@ import (
 const (
 	ToOwn     = "own"     // another of the customer's accounts
 	ToAccount = "account" // another account at this bank, by number
+	ToMobile  = "mobile"  // another customer, by the mobile number they registered (ebank.Mobiles)
 	ToBank    = "bank"    // an account at another bank: paid into the clearing account
 )
 
@@ -27,15 +28,15 @@ const (
 // of it: a field changed between steps makes another intent, whose grant
 // this one's proof never buys.
 type form struct {
-	Key, From, ToKind, ToOwn, To, ToName, Bank, Amount, Memo string
-	Factor, ChallengeID                                      string
-	Order                                                    string // a signing order's ref (transfer_order.go)
-	Save                                                     bool   // save the payee once the transfer is made
+	Key, From, ToKind, ToOwn, To, ToMobile, ToName, Bank, Amount, Memo string
+	Factor, ChallengeID                                                string
+	Order                                                              string // a signing order's ref (transfer_order.go)
+	Save                                                               bool   // save the payee once the transfer is made
 }
 
 func readForm(r *http.Request) form {
 	g := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
-	return form{Key: g("key"), From: g("from"), ToKind: g("to_kind"), ToOwn: g("to_own"), To: g("to"), ToName: g("to_name"),
+	return form{Key: g("key"), From: g("from"), ToKind: g("to_kind"), ToOwn: g("to_own"), To: g("to"), ToMobile: g("to_mobile"), ToName: g("to_name"),
 		Bank: g("bank"), Amount: g("amount"), Memo: g("memo"), Factor: g("factor"), ChallengeID: g("challenge_id"), Order: g("order"), Save: g("save") == "1"}
 }
 
@@ -44,6 +45,7 @@ type movement struct {
 	f             form
 	debit, credit ledger.Account
 	payee         string // the intent's payee: the credit account, or the other bank's account
+	shown         string // the payee as the summary names it
 	amount        int64
 	code, memo    string
 	in            intent.Intent
@@ -56,8 +58,15 @@ type transferData struct {
 	Tools    []txclient.Tool
 	Chal     txclient.Challenge
 	Summary  string
-	Done     string
-	Payees   []ebank.Payee
+	Why      string // the decision, in the page's language
+	TxText   string // the challenge's transaction text, in the page's language
+	Prompt   string // the challenge's prompt, in the page's language
+	// DeviceText is the text a signing tool shows and signs (English),
+	// shown beside TxText when that is a translation.
+	DeviceText string
+	Done       string
+	Payees     []ebank.Payee
+	Mobile     bool // transfers by mobile number are offered
 }
 
 // check validates f for the customer; a message key when it is refused.
@@ -98,6 +107,23 @@ func (p *Pages) check(r *http.Request, v *view, f form) (movement, string, error
 			return m, "", err
 		}
 		m.credit, m.payee = to, to.Number
+	case ToMobile:
+		if p.Mobiles == nil {
+			return m, "xfer.unknown", nil
+		}
+		number, ok, err := p.Mobiles.Lookup(ctx, f.ToMobile)
+		if err != nil {
+			return m, "", err
+		}
+		if !ok {
+			return m, "xfer.unknown_mobile", nil
+		}
+		to, err := p.Ledger.Account(ctx, number)
+		if err != nil {
+			return m, "", err
+		}
+		n, _ := ebank.NormalizeMobile(f.ToMobile)
+		m.credit, m.payee, m.shown = to, to.Number, v.P.T("xfer.to_mobile_who", to.Number, ebank.MaskMobile(n))
 	case ToBank:
 		acct := strings.ReplaceAll(f.To, " ", "")
 		if len(acct) < 8 || len(acct) > 34 || strings.Trim(acct, "0123456789") != "" || f.ToName == "" || f.Bank == "" {
@@ -117,6 +143,9 @@ func (p *Pages) check(r *http.Request, v *view, f form) (movement, string, error
 	}
 	if m.credit.Number == m.debit.Number {
 		return m, "xfer.self", nil
+	}
+	if m.shown == "" {
+		m.shown = m.payee
 	}
 	if m.debit.Status != ledger.StatusOpen || m.credit.Status != ledger.StatusOpen {
 		return m, "xfer.not_open", nil
@@ -146,9 +175,9 @@ func clientIP(r *http.Request) string {
 
 func (p *Pages) transferForm(w http.ResponseWriter, r *http.Request, v *view) {
 	q := r.URL.Query()
-	f := form{Key: newKey(), ToKind: ToAccount, From: q.Get("from"), To: q.Get("to"), ToName: q.Get("to_name"), Bank: q.Get("bank")}
-	if q.Get("to_kind") == ToBank {
-		f.ToKind = ToBank
+	f := form{Key: newKey(), ToKind: ToAccount, From: q.Get("from"), To: q.Get("to"), ToMobile: q.Get("to_mobile"), ToName: q.Get("to_name"), Bank: q.Get("bank")}
+	if k := q.Get("to_kind"); k == ToBank || (k == ToMobile && p.Mobiles != nil) {
+		f.ToKind = k
 	}
 	p.showForm(w, r, v, f, http.StatusOK)
 }
@@ -162,7 +191,7 @@ func (p *Pages) showForm(w http.ResponseWriter, r *http.Request, v *view, f form
 	if f.From == "" && len(list) > 0 {
 		f.From = list[0].Number
 	}
-	d := transferData{F: f}
+	d := transferData{F: f, Mobile: p.Mobiles != nil}
 	if p.Payees != nil {
 		if d.Payees, err = p.Payees.List(r.Context(), v.C.ID); err != nil {
 			p.fail(w, r, v, err)
@@ -230,7 +259,7 @@ func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (movemen
 		p.refuse(w, r, v, f, "xfer.review")
 		return m, d, false
 	default:
-		p.denied(w, r, v, f, d)
+		p.denied(w, r, v, f, d, m.amount)
 		return m, d, false
 	}
 	return m, d, true
@@ -269,12 +298,13 @@ func (p *Pages) transferAuthorize(w http.ResponseWriter, r *http.Request, v *vie
 		}
 	}
 	if len(tools) == 0 {
-		p.denied(w, r, v, m.f, d)
+		p.denied(w, r, v, m.f, d, m.amount)
 		return
 	}
 	m.f.Factor = tools[0].Name
 	v.Title = v.P.T("xfer.title")
-	v.Data = transferData{F: m.f, Decision: d, Tools: tools, Summary: v.P.T("xfer.summary", money.Yuan(m.amount), m.debit.Number, m.payee)}
+	v.Data = transferData{F: m.f, Decision: d, Tools: tools, Summary: v.P.T("xfer.summary", money.Yuan(m.amount), m.debit.Number, m.shown),
+		Why: decisionText(v.P, d, m.amount)}
 	p.render(w, http.StatusOK, "decision", v)
 }
 
@@ -294,7 +324,12 @@ func (p *Pages) transferChallenge(w http.ResponseWriter, r *http.Request, v *vie
 	}
 	m.f.ChallengeID = c.ID
 	v.Title = v.P.T("xfer.title")
-	v.Data = transferData{F: m.f, Decision: d, Chal: c, Summary: v.P.T("xfer.summary", money.Yuan(m.amount), m.debit.Number, m.payee)}
+	v.Data = transferData{F: m.f, Decision: d, Chal: c, Summary: v.P.T("xfer.summary", money.Yuan(m.amount), m.debit.Number, m.shown),
+		TxText: v.P.TxText(c.Text), Prompt: v.P.Prompt(c.Prompt)}
+	if d := v.Data.(transferData); signingTools[c.Factor] && d.TxText != c.Text {
+		d.DeviceText = c.Text
+		v.Data = d
+	}
 	p.render(w, http.StatusOK, "challenge", v)
 }
 
@@ -379,11 +414,15 @@ func (p *Pages) alert(r *http.Request, t ledger.Transfer) {
 	}
 }
 
-// denied says why, in English the service's sentence; the Chinese page
-// says only that it is refused (the service speaks English).
-func (p *Pages) denied(w http.ResponseWriter, r *http.Request, v *view, f form, d txclient.Decision) {
-	if v.P.Lang == "en" && d.Message != "" {
-		p.refuse(w, r, v, f, "xfer.denied_why", d.Message)
+// signingTools sign the transaction text on a device with its own display
+// or the customer's screen: what they sign is the service's text.
+var signingTools = map[string]bool{"ushield": true, "ushield2": true, "piv": true, "phone": true}
+
+// denied says why: in English the service's sentence, in Chinese the same
+// said from the decision's reasons (decisionText).
+func (p *Pages) denied(w http.ResponseWriter, r *http.Request, v *view, f form, d txclient.Decision, amount int64) {
+	if why := decisionText(v.P, d, amount); why != "" {
+		p.refuse(w, r, v, f, "xfer.denied_why", why)
 		return
 	}
 	p.refuse(w, r, v, f, "xfer.denied")
@@ -392,7 +431,7 @@ func (p *Pages) denied(w http.ResponseWriter, r *http.Request, v *view, f form, 
 // savePayee keeps the payee of a transfer made with "save" ticked: another
 // customer's account or another bank's, never the customer's own.
 func (p *Pages) savePayee(r *http.Request, v *view, m movement) {
-	if p.Payees == nil || !m.f.Save || m.f.ToKind == ToOwn {
+	if p.Payees == nil || !m.f.Save || m.f.ToKind == ToOwn || m.f.ToKind == ToMobile {
 		return
 	}
 	y := ebank.Payee{Kind: m.f.ToKind, Account: m.payee, Name: m.f.ToName, Bank: m.f.Bank}

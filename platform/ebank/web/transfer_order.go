@@ -48,7 +48,7 @@ func (p *Pages) transferOrder(w http.ResponseWriter, r *http.Request, v *view, m
 		p.authErr(w, r, v, m.f, err)
 		return
 	}
-	od := orderData{transferData: transferData{F: m.f, Decision: d, Summary: v.P.T("xfer.summary", money.Yuan(m.amount), m.debit.Number, m.payee)}, O: pg}
+	od := orderData{transferData: transferData{F: m.f, Decision: d, Summary: v.P.T("xfer.summary", money.Yuan(m.amount), m.debit.Number, m.shown)}, O: pg}
 	od.F.Order = pg.Order.Ref
 	v.Title, v.Data, v.Error = v.P.T("xfer.title"), od, msg
 	p.render(w, http.StatusOK, "order", v)

@@ -51,6 +51,14 @@ var _ BalanceAlerter = (*txclient.Client)(nil)
 type Customer struct {
 	ID   string // passport id: the owner of their accounts
 	Name string
+	// Level is the session's authentication level; Token its access token
+	// for the passport's customer APIs (self-service, login history).
+	Level int
+	Token string
+	// AMR are the methods of the login (RFC 8176: pwd, sms, otp, hwk, swk);
+	// AuthTime when the customer last proved with a tool.
+	AMR      []string
+	AuthTime time.Time
 }
 
 // Origin is the ledger origin of the movements these pages make.
@@ -65,10 +73,19 @@ type Pages struct {
 	Customer func(r *http.Request) (Customer, bool)
 	// Payees keeps the customers' saved payees (nil: none).
 	Payees *ebank.Payees
+	// Mobiles is the receive-by-mobile directory (nil: transfers by mobile
+	// number are not offered).
+	Mobiles *ebank.Mobiles
+	// Passport is the passport's customer API: self-service, login history
+	// and alerts (nil: those pages send the customer to log in).
+	Passport *Passport
 	// Alerts posts the balance-change alerts of a transfer made here to
 	// the payer and, when a customer, the payee (nil: none).
 	// *txclient.Client is one.
 	Alerts BalanceAlerter
+	// Others are the bank's other platforms (mall, messenger) by name,
+	// linked from the home page.
+	Others map[string]string
 	// Zone is the customers' time zone (nil: Asia/Shanghai).
 	Zone *time.Location
 	// Now is the clock (nil: time.Now).
@@ -90,7 +107,9 @@ var pages = template.Must(template.Must(template.New("").Funcs(template.FuncMap{
 
 // Handler serves /accounts, /accounts/{number}, /accounts/{number}/statement.csv,
 // /transfer (GET the form, POST authorize), /transfer/challenge,
-// /transfer/confirm and /transfer/order (the order page's poll).
+// /transfer/confirm, /transfer/order (the order page's poll), the login
+// history (/logins), the alerts (/alerts) and self-service (/settings and
+// its forms).
 func (p *Pages) Handler() http.Handler {
 	m := http.NewServeMux()
 	m.HandleFunc("GET /accounts", p.logged(p.accounts))
@@ -103,11 +122,65 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("POST /transfer/confirm", p.logged(p.transferConfirm))
 	m.HandleFunc("GET /transfer/order", p.logged(p.transferOrderPoll))
 	m.HandleFunc("GET /enrol", p.logged(p.enrolPage))
+	m.HandleFunc("GET /logins", p.logged(p.logins))
+	m.HandleFunc("GET /alerts", p.logged(p.alerts))
+	m.HandleFunc("GET /settings", p.logged(p.settings))
+	m.HandleFunc("POST /settings/password", p.logged(p.changePassword))
+	m.HandleFunc("POST /settings/reserved-message", p.logged(p.reservedMessage))
+	m.HandleFunc("POST /settings/limits", p.logged(p.ownLimits))
+	m.HandleFunc("POST /settings/otp", p.logged(p.bindOTP))
+	m.HandleFunc("POST /settings/lost", p.logged(p.reportLost))
+	m.HandleFunc("POST /settings/mobile", p.logged(p.receiveByMobile))
 	return m
 }
 
+// Home is the logged-in customer's home page (platform.Site.SetHome): who
+// they are, how they logged in, their accounts and where to go next.
+// A visitor gets the bank's welcome with the way to log in.
+func (p *Pages) Home() http.Handler { return p.page(p.home, true) }
+
+// homeData is the home page.
+type homeData struct {
+	Level       int
+	Methods     string // the login's methods, for a person
+	When        string
+	Accounts    []accountRow
+	Total       int64 // available, all accounts
+	Others      map[string]string
+	NeedsStepUp bool // below the self-service level
+}
+
+func (p *Pages) home(w http.ResponseWriter, r *http.Request, v *view) {
+	if v.C.ID == "" {
+		v.Title, v.Data = v.P.T("platform.ebank"), homeData{Others: p.Others}
+		p.render(w, http.StatusOK, "visitor", v)
+		return
+	}
+	list, err := p.mine(r.Context(), v.C)
+	if err != nil {
+		p.fail(w, r, v, err)
+		return
+	}
+	d := homeData{Level: v.C.Level, When: v.P.Time(v.C.AuthTime), Others: p.Others, NeedsStepUp: v.C.Level < SelfServiceLevel}
+	var methods []string
+	for _, m := range v.C.AMR {
+		if i18n.Has("amr." + m) {
+			methods = append(methods, v.P.T("amr."+m))
+		}
+	}
+	d.Methods = strings.Join(methods, v.P.T("list.sep"))
+	for _, a := range list {
+		d.Accounts = append(d.Accounts, accountRow{Account: a, Posted: a.Balance(), Pending: a.DebitsPending, Available: a.Available(),
+			KindText: v.P.T("kind." + a.Kind), StatusText: v.P.T("status." + a.Status)})
+		d.Total += a.Available()
+	}
+	v.Title = v.P.T("home.welcome", v.C.Name)
+	v.Data = d
+	p.render(w, http.StatusOK, "home", v)
+}
+
 // Routes are the paths Handler serves, for the platform's mux.
-var Routes = []string{"/accounts", "/accounts/", "/transfer", "/transfer/", "/enrol"}
+var Routes = []string{"/accounts", "/accounts/", "/transfer", "/transfer/", "/enrol", "/logins", "/alerts", "/settings", "/settings/"}
 
 // view is what every template gets.
 type view struct {
@@ -124,10 +197,14 @@ type view struct {
 
 type handler func(w http.ResponseWriter, r *http.Request, v *view)
 
-func (p *Pages) logged(h handler) http.HandlerFunc {
+func (p *Pages) logged(h handler) http.HandlerFunc { return p.page(h, false) }
+
+// page serves h with the request's view; without a customer, a visitor's
+// page (visitors true) or the way to /login.
+func (p *Pages) page(h handler, visitors bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		c, ok := p.Customer(r)
-		if !ok {
+		if !ok && !visitors {
 			http.Redirect(w, r, "/login", http.StatusFound)
 			return
 		}

@@ -1,20 +1,24 @@
 package web
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"html/template"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
@@ -33,6 +37,12 @@ type fakeAuth struct {
 	swapGrant bool
 	executed  int
 	alerts    []txclient.BalanceAlert
+	// reasons and level, when set, are the decision's (a limit's step-up
+	// or refusal); intents are the intents authorized, by hash.
+	reasons []txclient.Reason
+	level   int
+	message string // the decision's Message, when set
+	intents map[string]intent.Intent
 }
 
 func (f *fakeAuth) Balance(_ context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error) {
@@ -46,19 +56,32 @@ func (f *fakeAuth) Authorize(_ context.Context, in intent.Intent) (txclient.Deci
 	if err := in.Validate(); err != nil {
 		return txclient.Decision{}, &txclient.APIError{Status: 400, Code: "invalid_intent", Message: err.Error()}
 	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.intents == nil {
+		f.intents = map[string]intent.Intent{}
+	}
+	f.intents[in.HashHex()] = in
 	d := f.decision
 	if d == "" {
 		d = txclient.Allow
 	}
-	return txclient.Decision{Intent: in.HashHex(), Decision: d, Level: 3, Tools: []txclient.Tool{{Name: "sms", Level: 2}, {Name: "otp", Level: 3}},
-		Message: "Confirm with your dynamic-password token."}, nil
+	level := f.level
+	if level == 0 {
+		level = 3
+	}
+	return txclient.Decision{Intent: in.HashHex(), Decision: d, Level: level, Tools: []txclient.Tool{{Name: "sms", Level: 2}, {Name: "otp", Level: 3}},
+		Reasons: f.reasons, Message: cmp.Or(f.message, "Confirm with your dynamic-password token.")}, nil
 }
 
 func (f *fakeAuth) Challenge(_ context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error) {
 	if r.Factor != "otp" {
 		return txclient.Challenge{}, &txclient.APIError{Status: 422, Code: "level_too_low"}
 	}
-	return txclient.Challenge{ID: "c-" + hash, Factor: "otp", Level: 3, Prompt: "the 6 digits on your token", Text: "Transfer …"}, nil
+	f.mu.Lock()
+	in := f.intents[hash]
+	f.mu.Unlock()
+	return txclient.Challenge{ID: "c-" + hash, Factor: "otp", Level: 3, Prompt: "Enter the code shown on your token …4321", Text: txauth.Text(in)}, nil
 }
 
 func (f *fakeAuth) Proof(_ context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error) {
@@ -117,8 +140,18 @@ func newRig(t *testing.T, db *store.DB) *rig {
 		if err != nil || c.Value == "" {
 			return Customer{}, false
 		}
-		return Customer{ID: c.Value, Name: strings.TrimPrefix(c.Value, "p-")}, true
+		level := 3
+		if l, err := req.Cookie("test_level"); err == nil {
+			level, _ = strconv.Atoi(l.Value)
+		}
+		return Customer{ID: c.Value, Name: strings.TrimPrefix(c.Value, "p-"), Level: level, Token: "tok-" + c.Value}, true
 	}, OnError: func(_ *http.Request, err error) { t.Errorf("unexpected: %v", err) }}
+	p.Mobiles = &ebank.Mobiles{DB: db, Ledger: r.l}
+	for who, reg := range map[string][2]string{"p-alice": {"13800138000", r.alice[0].Number}, "p-bob": {"13900139000", r.bob[0].Number}} {
+		if err := p.Mobiles.Register(ctx, who, reg[0], reg[1]); err != nil {
+			t.Fatal(err)
+		}
+	}
 	r.pages = p
 	r.srv = httptest.NewServer(p.Handler())
 	t.Cleanup(r.srv.Close)
@@ -351,6 +384,19 @@ func TestTransfer(t *testing.T) {
 			al[1].Customer != "p-bob" || al[1].Amount != 1_234_56 || al[1].Balance != 100_00+1_234_56 || al[0].ID == al[1].ID {
 			t.Fatalf("balance alerts %+v", al)
 		}
+		// By bob's mobile number: into the account he registered for it.
+		if status, page := alice.transfer(url.Values{"from": {r.alice[0].Number}, "to_kind": {"mobile"}, "to_mobile": {"139 0013 9000"}, "amount": {"1"}}, "123456"); status != 200 ||
+			!strings.Contains(page, "Done: 1.00 yuan from "+r.alice[0].Number+" to "+r.bob[0].Number) {
+			t.Fatalf("transfer by mobile: %d %s", status, page)
+		}
+		if al := r.auth.alerts; len(al) != 4 {
+			t.Fatalf("alerts after the mobile transfer: %+v", al)
+		}
+		r.auth.alerts = r.auth.alerts[:2]
+		bob, _ = r.l.Account(context.Background(), r.bob[0].Number)
+		if bob.Balance() != 100_00+1_234_56+1_00 {
+			t.Fatalf("bob %d after the mobile transfer", bob.Balance())
+		}
 		// Own savings, and another bank through clearing.
 		for _, f := range []url.Values{
 			{"from": {r.alice[0].Number}, "to_kind": {"own"}, "to_own": {r.alice[1].Number}, "amount": {"10"}},
@@ -401,6 +447,9 @@ func TestTransferRefusals(t *testing.T) {
 		}{
 			{"to oneself", "p-alice", url.Values{"from": {a}, "to_kind": {"own"}, "to_own": {a}, "amount": {"1"}}, "123456", nil, 422, "into itself"},
 			{"unknown account", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {"6299880000000000001"}, "amount": {"1"}}, "123456", nil, 422, "No such payee"},
+			{"unknown mobile", "p-alice", url.Values{"from": {a}, "to_kind": {"mobile"}, "to_mobile": {"13700137000"}, "amount": {"1"}}, "123456", nil, 422, "No customer of this bank receives at this mobile"},
+			{"not a mobile number", "p-alice", url.Values{"from": {a}, "to_kind": {"mobile"}, "to_mobile": {"12"}, "amount": {"1"}}, "123456", nil, 422, "No customer of this bank receives at this mobile"},
+			{"own mobile into the same account", "p-alice", url.Values{"from": {a}, "to_kind": {"mobile"}, "to_mobile": {"13800138000"}, "amount": {"1"}}, "123456", nil, 422, "into itself"},
 			{"not a number", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {"bob"}, "amount": {"1"}}, "123456", nil, 422, "No such payee"},
 			{"the bank's own account", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {r.clearing(t)}, "amount": {"1"}}, "123456", nil, 422, "No such payee"},
 			{"over balance", "p-bob", url.Values{"from": {b}, "to_kind": {"account"}, "to": {a}, "amount": {"100.01"}}, "123456", nil, 422, "Not enough"},
@@ -414,6 +463,11 @@ func TestTransferRefusals(t *testing.T) {
 				func() { r.auth.swapGrant = true }, 422, "for another transfer"},
 			{"denied", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {b}, "amount": {"1"}}, "123456",
 				func() { r.auth.swapGrant, r.auth.decision = false, txclient.Deny }, 422, "refused"},
+			{"over a limit", "p-alice", url.Values{"from": {a}, "to_kind": {"account"}, "to": {b}, "amount": {"60000"}}, "123456",
+				func() {
+					r.auth.reasons = []txclient.Reason{{Code: "limit", Limit: "per-day", Level: 5, Max: 5_000_000_00, Used: 4_950_000_00}}
+					r.auth.message = "60,000.00 yuan is over what is left of the bank's level-5 daily limit: 50,000.00 of 5,000,000.00 yuan. No tool can allow more: pay a smaller amount, or try again tomorrow."
+				}, 422, "try again tomorrow"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -434,6 +488,47 @@ func TestTransferRefusals(t *testing.T) {
 			})
 		}
 	})
+}
+
+// The decision and the challenge are said in the page's language: the
+// Chinese page says txauth's English reasons, prompt and transaction text
+// in Chinese with the same facts.
+func TestDecisionInBothLanguages(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t))
+	r.auth.reasons = []txclient.Reason{{Code: "limit", Limit: "per-transaction", Level: 2, Max: 1_000_00,
+		Text: "1,234.56 yuan is over the bank's level-2 limit of 1,000.00 yuan per transaction."}}
+	r.auth.message = "1,234.56 yuan is over the bank's level-2 limit of 1,000.00 yuan per transaction. Confirm with your dynamic-password token."
+	a, b := r.alice[0].Number, r.bob[0].Number
+	for _, c := range []struct {
+		lang                     string
+		decision, txText, prompt string
+		english                  []string // what must not be on the page
+	}{
+		{"zh-CN", "1,234.56 元超过了银行规定的认证级别 2 的单笔限额 1,000.00 元。请用动态口令牌确认。",
+			"从 " + txauth.Mask(a) + " 向 " + txauth.Mask(b) + " 转账 1,234.56 元", "请输入动态口令牌 …4321 上显示的口令",
+			[]string{"Confirm with", "Transfer ", "Enter the code", "yuan"}},
+		{"en", r.auth.message, "Transfer 1,234.56 yuan to " + txauth.Mask(b) + " from " + txauth.Mask(a), "Enter the code shown on your token …4321", nil},
+	} {
+		t.Run(c.lang, func(t *testing.T) {
+			cl := r.as(t, "p-alice", c.lang)
+			_, page := cl.do("GET", "/transfer", nil)
+			f := url.Values{"key": {hiddenKey.FindStringSubmatch(page)[1]}, "from": {a}, "to_kind": {"account"}, "to": {b}, "amount": {"1234.56"}}
+			_, dec := cl.do("POST", "/transfer", f)
+			f.Set("factor", "otp")
+			_, chal := cl.do("POST", "/transfer/challenge", f)
+			if !strings.Contains(dec, `data-level="3">`+template.HTMLEscapeString(c.decision)+`</p>`) {
+				t.Errorf("decision page lacks %q:\n%s", c.decision, dec)
+			}
+			if !strings.Contains(chal, `id="tx-text">`+c.txText+`</p>`) || !strings.Contains(chal, `<span id="prompt">`+c.prompt+`</span>`) {
+				t.Errorf("challenge page lacks %q or %q:\n%s", c.txText, c.prompt, chal)
+			}
+			for _, e := range c.english {
+				if strings.Contains(dec, e) || strings.Contains(chal, e) {
+					t.Errorf("English %q on the %s pages", e, c.lang)
+				}
+			}
+		})
+	}
 }
 
 func (r *rig) clearing(t *testing.T) string {

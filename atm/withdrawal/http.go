@@ -8,16 +8,21 @@ import (
 	"github.com/egate-bank/egate/internal/httpx"
 )
 
-// Handler serves the withdrawal's API (mount it behind the caller's
-// authentication: the ATM's own choice arrives as an event in production;
-// the open call is for the demo and the operators):
+// Handler serves the withdrawal's API:
 //
 //	POST /atm/withdrawals                  {"atm"}                                  → 201 the session (QR shown)
 //	POST /atm/withdrawals/approve          {"qr"|"atm"+"session","account","amount_fen","proof"} → 200 the withdrawal
 //	GET  /atm/withdrawals/{session}        → the withdrawal
-func (s *Service) Handler() http.Handler {
+//
+// Opening a session is for the bank's ATM application side only: the open
+// route is served through requireOpener (internal/app gives the back-end
+// client check of the scope atm:withdrawals), which answers everybody else
+// itself. Without one (nil) every open is refused 401 "unauthorized": the
+// route never stands open by omission. The approval carries its own
+// authentication (the phone's proof, checked by the Authorizer).
+func (s *Service) Handler(requireOpener func(http.Handler) http.Handler) http.Handler {
 	mux := http.NewServeMux()
-	mux.HandleFunc("POST /atm/withdrawals", func(w http.ResponseWriter, r *http.Request) {
+	open := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			ATM string `json:"atm"`
 		}
@@ -31,7 +36,15 @@ func (s *Service) Handler() http.Handler {
 			return
 		}
 		httpx.WriteJSON(w, http.StatusCreated, view(wd))
-	})
+	}))
+	if requireOpener != nil {
+		open = requireOpener(open)
+	} else {
+		open = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			httpx.WriteError(w, r, http.StatusUnauthorized, "unauthorized", "opening a withdrawal session is for the bank's ATM application, and this server has no way to authenticate it")
+		})
+	}
+	mux.Handle("POST /atm/withdrawals", open)
 	mux.HandleFunc("POST /atm/withdrawals/approve", func(w http.ResponseWriter, r *http.Request) {
 		var body struct {
 			QR        string `json:"qr"`

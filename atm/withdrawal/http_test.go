@@ -1,28 +1,65 @@
 package withdrawal
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/egate-bank/egate/internal/httpx"
 	"github.com/egate-bank/egate/internal/store/storetest"
 )
 
-// TestHTTP: the API opens a session, approves it from the QR text, and
-// refuses bad input with a status, a stable code and a message; a refusal
-// moves no money.
+// atmApp stands for the caller's authentication of the ATM application
+// (internal/app gives the back-end client check): a request with the
+// header X-ATM-App goes through, any other is refused 401.
+func atmApp(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("X-ATM-App") == "" {
+			httpx.WriteError(w, r, http.StatusUnauthorized, "unauthorized", "not the ATM application")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestHTTP: the API opens a session (only through the opener's
+// authentication), approves it from the QR text, and refuses bad input
+// with a status, a stable code and a message; a refusal moves no money.
 func TestHTTP(t *testing.T) {
 	r := newRig(t, storetest.SQLite(t))
-	h := r.svc.Handler()
-	call := func(method, path, body string) (int, map[string]any) {
+	h := r.svc.Handler(atmApp)
+	call := func(method, path, body string, hdr ...string) (int, map[string]any) {
 		rr := httptest.NewRecorder()
-		h.ServeHTTP(rr, httptest.NewRequest(method, path, strings.NewReader(body)))
+		req := httptest.NewRequest(method, path, strings.NewReader(body))
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		h.ServeHTTP(rr, req)
 		var m map[string]any
 		json.Unmarshal(rr.Body.Bytes(), &m)
 		return rr.Code, m
 	}
-	code, m := call("POST", "/atm/withdrawals", `{"atm":"`+r.id+`"}`)
+	for _, c := range []struct {
+		name string
+		h    http.Handler
+	}{
+		{"without the ATM application's authentication", h},
+		{"on a handler given no opener check", r.svc.Handler(nil)},
+	} {
+		rr := httptest.NewRecorder()
+		c.h.ServeHTTP(rr, httptest.NewRequest("POST", "/atm/withdrawals", strings.NewReader(`{"atm":"`+r.id+`"}`)))
+		if rr.Code != 401 || !strings.Contains(rr.Body.String(), `"unauthorized"`) {
+			t.Fatalf("open %s: %d %s", c.name, rr.Code, rr.Body)
+		}
+	}
+	var opened int
+	if err := r.db.QueryRow(context.Background(), `SELECT COUNT(*) FROM atm_withdrawals WHERE atm_id = ?`, r.id).Scan(&opened); err != nil || opened != 0 {
+		t.Fatalf("a refused open opened %d sessions (%v)", opened, err)
+	}
+	code, m := call("POST", "/atm/withdrawals", `{"atm":"`+r.id+`"}`, "X-ATM-App", "1")
 	if code != 201 || m["state"] != "QR_SHOWN" {
 		t.Fatalf("open: %d %v", code, m)
 	}
@@ -55,7 +92,7 @@ func TestHTTP(t *testing.T) {
 	if code != 200 || m["state"] != "PRESENTED" || m["cash_out_fen"] != float64(10000) {
 		t.Fatalf("approve: %d %v", code, m)
 	}
-	if code, _ := call("POST", "/atm/withdrawals", `{"atm":"`+r.id+`"}`); code != 409 {
+	if code, _ := call("POST", "/atm/withdrawals", `{"atm":"`+r.id+`"}`, "X-ATM-App", "1"); code != 409 {
 		t.Fatalf("open with cash at the exit: %d", code)
 	}
 	if code, m := call("GET", "/atm/withdrawals/"+session, ""); code != 200 || m["state"] != "EXPIRED" {

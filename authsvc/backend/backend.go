@@ -55,10 +55,14 @@ const (
 	// ScopeAlertsBalance allows balance-change alerts and customers' alert
 	// preferences.
 	ScopeAlertsBalance = "alerts:balance"
+	// ScopeATMWithdrawals allows opening a QR withdrawal session on an ATM
+	// (POST /atm/withdrawals on egate agent-gateway and egate demo;
+	// atm/withdrawal): the bank's ATM application side.
+	ScopeATMWithdrawals = "atm:withdrawals"
 )
 
 // Scopes lists every known scope.
-var Scopes = []string{ScopeOTPVerify, ScopeOTPResync, ScopeEbankHolds, ScopeTxAuthorize, ScopeTxExecute, ScopeAlertsBalance}
+var Scopes = []string{ScopeOTPVerify, ScopeOTPResync, ScopeEbankHolds, ScopeTxAuthorize, ScopeTxExecute, ScopeAlertsBalance, ScopeATMWithdrawals}
 
 // MinSecretLen is the shortest secret a secret-source may hold.
 const MinSecretLen = 32
@@ -78,7 +82,7 @@ type ClientConfig struct {
 	// env:NAME, like hsm.pin-source; read once, when the process starts.
 	SecretSource string `yaml:"secret-source"`
 	// Scopes the client may use: otp:verify, otp:resync, ebank:holds,
-	// tx:authorize, tx:execute, alerts:balance.
+	// tx:authorize, tx:execute, alerts:balance, atm:withdrawals.
 	Scopes []string `yaml:"scopes"`
 }
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/internal/testenv"
 	simatm "github.com/egate-bank/egate/simulators/atm"
 )
@@ -25,7 +26,8 @@ import (
 // then egate agent-gateway and egate agent as processes, the agent dialling
 // out with the token's key, and the ATM's STATUS read through the gateway.
 // Bad input (a second enrollment on the label, a wrong PIN, an ATM pinned
-// to another branch) is one line and changes nothing.
+// to another branch) is one line and changes nothing. The gateway opens a
+// withdrawal session only for the back-end client with atm:withdrawals.
 func TestAdminAgentAndLink(t *testing.T) {
 	tool := testenv.NeedCommand(t, "pkcs11-tool", "opensc")
 	if _, err := simatm.OpenPTY(); err != nil {
@@ -101,12 +103,19 @@ func TestAdminAgentAndLink(t *testing.T) {
 	defer sim.Stop()
 	gwTLS, gwHTTP, agHTTP := freeAddr(t), freeAddr(t), freeAddr(t)
 	dcCfg := filepath.Join(b.dir, "dc.yaml")
+	// The bank's ATM application opens withdrawal sessions as a back-end
+	// client with atm:withdrawals; core banking's client has other scopes.
+	const atmAppSecret, coreSecret = "atm-app-0123456789abcdef0123456789abcdef", "core-0123456789abcdef0123456789abcdef"
 	os.WriteFile(dcCfg, []byte(fmt.Sprintf(`database: {driver: sqlite, dsn: %s}
 hsm: {module: %s, token: %s, pin-source: "env:EGATE_TEST_HSM_PIN"}
 http: {listen: %s}
 agent-gateway: {listen: %s, cert: %s}
 withdrawals: {enabled: true, tx-url: "http://127.0.0.1:9", tx-client: agent-gateway, tx-secret: unused-here}
-`, b.db, b.sh.Module, benchHSMToken, gwHTTP, gwTLS, gwPEM)), 0o600)
+authsvc:
+  backend-clients:
+    - {id: atm-app, secret-sha256: %s, scopes: [atm:withdrawals]}
+    - {id: core, secret-sha256: %s, scopes: [tx:authorize, ebank:holds]}
+`, b.db, b.sh.Module, benchHSMToken, gwHTTP, gwTLS, gwPEM, backend.HashSecret([]byte(atmAppSecret)), backend.HashSecret([]byte(coreSecret)))), 0o600)
 	agCfg := filepath.Join(b.dir, "agent.yaml")
 	os.WriteFile(agCfg, []byte(fmt.Sprintf(`agent:
   listen: %s
@@ -194,10 +203,40 @@ withdrawals: {enabled: true, tx-url: "http://127.0.0.1:9", tx-client: agent-gate
 		t.Fatalf("pin-key: %+v", r)
 	}
 	ob.lastAudit(t, "admin.atm.pin-key", map[string]string{"operator": "li.na", "atm": "ATM-0101"})
-	resp, err = http.Post("http://"+gwHTTP+"/atm/withdrawals", "application/json", strings.NewReader(`{"atm":"ATM-0101"}`))
-	if err != nil {
-		t.Fatal(err)
+	openSession := func(id, secret string) *http.Response {
+		req, _ := http.NewRequest("POST", "http://"+gwHTTP+"/atm/withdrawals", strings.NewReader(`{"atm":"ATM-0101"}`))
+		if id != "" {
+			req.SetBasicAuth(id, secret)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
 	}
+	for _, c := range []struct {
+		name, id, secret string
+		status           int
+		code             string
+	}{
+		{"anonymous", "", "", http.StatusUnauthorized, "unauthorized"},
+		{"a wrong secret", "atm-app", coreSecret, http.StatusUnauthorized, "invalid_client"},
+		{"core banking (no atm:withdrawals)", "core", coreSecret, http.StatusForbidden, "insufficient_scope"},
+	} {
+		resp := openSession(c.id, c.secret)
+		var e struct {
+			Error struct{ Code, Message string }
+		}
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != c.status || e.Error.Code != c.code || (c.status == http.StatusUnauthorized) != (resp.Header.Get("WWW-Authenticate") != "") {
+			t.Fatalf("open a session, %s: %d %+v (WWW-Authenticate %q)", c.name, resp.StatusCode, e, resp.Header.Get("WWW-Authenticate"))
+		}
+		if text, _ := sim.Sim.ScreenNow(); strings.HasPrefix(text, "egate-wd:") {
+			t.Fatalf("open a session, %s: the ATM shows a QR %q", c.name, text)
+		}
+	}
+	resp = openSession("atm-app", atmAppSecret)
 	var opened struct{ Session, QR, State string }
 	json.NewDecoder(resp.Body).Decode(&opened)
 	resp.Body.Close()

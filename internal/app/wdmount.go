@@ -11,6 +11,7 @@ import (
 
 	"github.com/egate-bank/egate/atm/withdrawal"
 	"github.com/egate-bank/egate/authsvc"
+	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/authsvc/wdpin"
 	"github.com/egate-bank/egate/devices/agent/dclink"
@@ -30,10 +31,16 @@ const WithdrawalRecoverEvery = 5 * time.Second
 // atms (the gateway), holds in ebank's ledger on db, the withdrawal PIN
 // checked with h and counted on the passport's counter, each withdrawal
 // authorized by the passport's transaction API as the back-end client of
-// cfg.Withdrawals. It runs Recover at once and every few seconds until ctx
-// ends, and returns what the gateway's events go to.
+// cfg.Withdrawals. Sessions are opened only by the back-end clients of
+// authsvc.backend-clients holding atm:withdrawals (WithdrawalsHandler).
+// It runs Recover at once and every few seconds until ctx ends, and
+// returns what the gateway's events go to.
 func MountWithdrawals(ctx context.Context, cfg *config.Config, s *Server, db *store.DB, h *hsm.Service, atms withdrawal.Commander, log *slog.Logger) (func(branch string, ev dclink.Event), error) {
 	wc := cfg.Withdrawals
+	reg, err := backend.New(cfg.Authsvc.BackendClients)
+	if err != nil {
+		return nil, fmt.Errorf("withdrawals: %w", err)
+	}
 	base := strings.TrimRight(cmp.Or(wc.TxURL, cfg.Platforms.Issuer), "/")
 	if base == "" {
 		return nil, fmt.Errorf("withdrawals: give withdrawals.tx-url (or platforms.issuer): the passport's transaction API")
@@ -50,18 +57,18 @@ func MountWithdrawals(ctx context.Context, cfg *config.Config, s *Server, db *st
 	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
 		return nil, fmt.Errorf("withdrawals: %w", err)
 	}
+	tx := &txclient.Client{BaseURL: base, ID: wc.TxClient, Secret: wc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
 	wl, err := NewWithdrawalLedger(ctx, &ebank.Holds{Ledger: l, Grants: ebank.RequireGrant{}, DefaultTimeout: cmp.Or(wc.HoldTimeout, 30*time.Minute)})
 	if err != nil {
 		return nil, err
 	}
-	tx := &txclient.Client{BaseURL: base, ID: wc.TxClient, Secret: wc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
 	auth := &WithdrawalAuthorizer{Tx: tx, Ledger: l, ATM: atms, PIN: pins, PINTimeout: wc.PINTimeout, DB: db}
 	svc, err := withdrawal.New(withdrawal.Options{DB: db, ATM: atms, Ledger: wl, Authorizer: auth, TTL: wc.TTL,
 		OnSettled: WithdrawalSettled(tx, l, db, func(err error) { log.Error("withdrawal settled", "err", err) })})
 	if err != nil {
 		return nil, err
 	}
-	hd := svc.Handler()
+	hd := WithdrawalsHandler(svc, reg)
 	s.Mux.Handle("/atm/withdrawals", hd)
 	s.Mux.Handle("/atm/withdrawals/", hd)
 	go func() {
@@ -85,4 +92,14 @@ func MountWithdrawals(ctx context.Context, cfg *config.Config, s *Server, db *st
 			}
 		}()
 	}, nil
+}
+
+// WithdrawalsHandler is the withdrawal API with its open route
+// (POST /atm/withdrawals) served only to the back-end clients of reg that
+// hold the scope atm:withdrawals: the bank's ATM application side. Anybody
+// else gets 401 unauthorized or invalid_client (with WWW-Authenticate) or
+// 403 insufficient_scope, and no session is opened. The phone's approval
+// and the read keep their own authentication (the proof; the session id).
+func WithdrawalsHandler(svc *withdrawal.Service, reg *backend.Registry) http.Handler {
+	return svc.Handler(func(open http.Handler) http.Handler { return reg.Require(backend.ScopeATMWithdrawals, open) })
 }

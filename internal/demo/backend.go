@@ -21,8 +21,10 @@ const BackendClientID = "demo-backend"
 const backendSecretFile = "demo-backend-secret"
 
 // backendClient makes the demo back-end client's secret on the first start
-// (reused on the next) and returns its registration: both OTP scopes and
-// ebank's holds API, the secret read from the file like any secret-source.
+// (reused on the next) and returns its registration: both OTP scopes,
+// ebank's holds API, the transaction API and the ATM application's
+// atm:withdrawals (the demo ATM's QR withdrawal button), the secret read
+// from the file like any secret-source.
 func backendClient(varDir string) (backend.ClientConfig, error) {
 	path, err := filepath.Abs(filepath.Join(varDir, backendSecretFile))
 	if err != nil {
@@ -34,7 +36,7 @@ func backendClient(varDir string) (backend.ClientConfig, error) {
 		}
 	}
 	return backend.ClientConfig{ID: BackendClientID, SecretSource: "file:" + path, Scopes: []string{backend.ScopeOTPVerify, backend.ScopeOTPResync, backend.ScopeEbankHolds,
-		backend.ScopeTxAuthorize, backend.ScopeTxExecute, backend.ScopeAlertsBalance}}, nil
+		backend.ScopeTxAuthorize, backend.ScopeTxExecute, backend.ScopeAlertsBalance, backend.ScopeATMWithdrawals}}, nil
 }
 
 // printOTPAPI tells how to call the OTP verify API as the demo back-end

@@ -8,11 +8,13 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -67,6 +69,10 @@ type Withdrawals struct {
 	Phone, AppPIN, PIN string
 	// Account is alice's current account, the recipe's.
 	Account string
+	// openURL is the withdrawal API's open route, which the ATM's button
+	// calls as the demo back-end client (secret in secretFile).
+	openURL, secretFile string
+	http                *http.Client
 }
 
 // StartWithdrawals loads the PIN pad key into the HSM, gives alice a
@@ -83,7 +89,8 @@ func StartWithdrawals(ctx context.Context, a *app.Authsvc, link *Link, pinKey []
 	if err != nil {
 		return nil, err
 	}
-	w := &Withdrawals{Phone: filepath.Join(varDir, alicePhoneFile), AppPIN: filepath.Join(varDir, aliceAppPINFile), PIN: filepath.Join(varDir, aliceWdPINFile), Account: account}
+	w := &Withdrawals{Phone: filepath.Join(varDir, alicePhoneFile), AppPIN: filepath.Join(varDir, aliceAppPINFile), PIN: filepath.Join(varDir, aliceWdPINFile), Account: account,
+		openURL: a.Server.URL() + "/atm/withdrawals", secretFile: filepath.Join(varDir, backendSecretFile), http: &http.Client{Timeout: 30 * time.Second}}
 	if err := withdrawalPIN(ctx, pins, w.PIN, alice); err != nil {
 		return nil, err
 	}
@@ -112,7 +119,7 @@ func StartWithdrawals(ctx context.Context, a *app.Authsvc, link *Link, pinKey []
 		}()
 	}
 	events.Store(&ev)
-	h := w.Service.Handler()
+	h := app.WithdrawalsHandler(w.Service, a.Backend)
 	a.Server.Mux.Handle("/atm/withdrawals", h)
 	a.Server.Mux.Handle("/atm/withdrawals/", h)
 	go func() {
@@ -132,10 +139,34 @@ func StartWithdrawals(ctx context.Context, a *app.Authsvc, link *Link, pinKey []
 	return w, nil
 }
 
-// ChooseQR is the ATM's "QR withdrawal" button: a session on the demo ATM.
+// ChooseQR is the ATM's "QR withdrawal" button: the bank's ATM
+// application opens a session on the demo ATM through the withdrawal API,
+// as the demo back-end client (scope atm:withdrawals), like any other.
 func (w *Withdrawals) ChooseQR(ctx context.Context) error {
-	_, err := w.Service.Open(ctx, DemoATM)
-	return err
+	secret, err := os.ReadFile(w.secretFile)
+	if err != nil {
+		return fmt.Errorf("the demo back-end client's secret: %w", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.openURL, strings.NewReader(`{"atm":"`+DemoATM+`"}`))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth(BackendClientID, strings.TrimSpace(string(secret)))
+	clear(secret)
+	resp, err := w.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("opening a withdrawal session: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusCreated {
+		return nil
+	}
+	var e struct {
+		Error struct{ Code, Message string }
+	}
+	json.NewDecoder(io.LimitReader(resp.Body, 1<<16)).Decode(&e)
+	return fmt.Errorf("%s (%s, HTTP %d)", cmp.Or(e.Error.Message, http.StatusText(resp.StatusCode)), cmp.Or(e.Error.Code, "no code"), resp.StatusCode)
 }
 
 func randomDigits(n int) string {

@@ -220,6 +220,26 @@ func newWDRig(t *testing.T, base, varDir, out string, db *store.DB) *wdRig {
 }
 
 func runWithdrawalCases(t *testing.T, r *wdRig, ttl time.Duration) {
+	// Opening a session is the ATM application's (the button does it as
+	// demo-backend): an anonymous caller gets 401 and the ATM shows no QR.
+	resp, err := http.Post(r.base+"/atm/withdrawals", "application/json", strings.NewReader(`{"atm":"`+DemoATM+`"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Basic ") || !strings.Contains(string(b), `"unauthorized"`) {
+		t.Fatalf("an anonymous open on the demo: %d %s", resp.StatusCode, b)
+	}
+	if resp, err = http.Get(r.base + "/sim/atm/"); err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if strings.Contains(string(page), "egate-wd:") {
+		t.Fatalf("an anonymous open put a QR on the demo ATM:\n%s", page)
+	}
+
 	// The happy path first: 300 yuan out, captured, alerted.
 	before, counts := r.balances(), r.atm()
 	qr := r.choose()
@@ -338,11 +358,11 @@ func runWithdrawalCases(t *testing.T, r *wdRig, ttl time.Duration) {
 		t.Fatalf("withdrawal left at the exit: %+v, %v", res, err)
 	}
 	before, counts = r.balances(), r.atm()
-	resp, err := http.PostForm(r.base+"/sim/atm/choose-qr", nil)
+	resp, err = http.PostForm(r.base+"/sim/atm/choose-qr", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, _ := io.ReadAll(resp.Body)
+	b, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "cash is waiting at the ATM's exit") {
 		t.Fatalf("QR withdrawal with cash at the exit: %d %s", resp.StatusCode, b)

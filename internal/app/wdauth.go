@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -239,12 +238,7 @@ func WithdrawalSettled(tx TxAPI, l *ledger.Ledger, db *store.DB, onErr func(erro
 						Amount: -w.Captured, Balance: acct.Balance(), Currency: "CNY", Description: "cash withdrawal at ATM " + w.ATM})
 				}
 			} else if db != nil {
-				var hash string
-				if err = db.QueryRow(ctx, `SELECT intent_hash FROM atm_withdrawal_intents WHERE session = ?`, w.Session).Scan(&hash); err == nil {
-					_, err = tx.Cancel(ctx, hash, "the ATM paid nothing out: "+string(w.State))
-				} else if errors.Is(err, sql.ErrNoRows) {
-					err = nil // authorized before intents were recorded, or by another authorizer
-				}
+				err = (&WithdrawalIntents{Tx: tx, DB: db}).Cancel(ctx, w.Session, "the ATM paid nothing out: "+string(w.State))
 			}
 			if err != nil && onErr != nil {
 				onErr(fmt.Errorf("withdrawal %s settled %s: %w", w.Session, w.State, err))

@@ -6,6 +6,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -66,59 +67,10 @@ func (p *pinPad) Send(_ context.Context, cmd gateway.Command) (json.RawMessage, 
 // executed; and each refusal with its code, the intent cancelled, wrong
 // PINs counted.
 func TestWithdrawalAuthorizer(t *testing.T) {
-	const secret = "atm-withdrawal-0123456789abcdef0123456789abcdef"
-	cfg := config.Defaults()
-	cfg.HSM = hsmtest.Config(t)
-	cfg.Database = store.Config{Driver: store.SQLite, DSN: filepath.Join(t.TempDir(), "egate.db")}
-	cfg.HTTP.Listen = "127.0.0.1:0"
-	cfg.Factors.Enabled = []string{"sms", "phone"}
-	cfg.Factors.SMS.DevSink = true
-	cfg.Authsvc.BackendClients = []backend.ClientConfig{{ID: "agent-gateway", SecretSHA256: backend.HashSecret([]byte(secret)),
-		Scopes: []string{backend.ScopeTxAuthorize, backend.ScopeTxExecute, backend.ScopeAlertsBalance}}}
-	a, err := NewAuthsvc(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), AuthsvcOptions{InitKeys: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a.Server.Start()
-	t.Cleanup(func() { a.Server.HTTP.Close(); a.Close() })
+	b := newWDBench(t, store.Config{Driver: store.SQLite, DSN: filepath.Join(t.TempDir(), "egate.db")})
+	a, cu, l, acct, dev, dk, salt, pinKey, pins, padKey, secret := b.a, b.cu, b.l, b.acct, b.dev, b.dk, b.salt, b.pinKey, b.pins, b.padKey, wdBenchSecret
 	ctx := context.Background()
-
-	// alice: an account with 1,000 yuan, a bound phone, a withdrawal PIN.
-	cu, err := a.Auth.Passport().Register(ctx, passportCustomer("wdalice"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := ledger.New(a.DB, nil)
-	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
-		t.Fatal(err)
-	}
-	accts, err := ebank.OpenCustomerAccounts(ctx, l, cu.PassportID, "wdalice", ebank.Opening{Current: 1_000_00})
-	if err != nil {
-		t.Fatal(err)
-	}
-	acct := accts[0].Number
-	dk, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	pub, _ := x509.MarshalPKIXPublicKey(dk.Public())
-	salt := make([]byte, 16)
-	rand.Read(salt)
-	pinKey := authphone.PINKey([]byte("2468"), salt)
-	dev, err := a.Factors.Phone.Bind(ctx, cu.PassportID, pub, salt, pinKey, "test phone")
-	if err != nil {
-		t.Fatal(err)
-	}
-	pins, err := wdpin.New(wdpin.Options{DB: a.DB, HSM: a.HSM, Attempts: a.Auth.Passport()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pins.Set(ctx, cu.PassportID, []byte("135790")); err != nil {
-		t.Fatal(err)
-	}
-	padKey := make([]byte, 32)
-	rand.Read(padKey)
-	const atmID = "ATM-WDAUTH-1"
-	if _, err := a.HSM.ImportPINKey(ctx, hsm.PINKeyLabel(atmID), padKey); err != nil {
-		t.Fatal(err)
-	}
+	atmID := b.atm
 
 	proof := func(p PhoneProof) string { b, _ := json.Marshal(p); return string(b) }
 	for _, tx := range []struct {
@@ -196,6 +148,81 @@ func TestWithdrawalAuthorizer(t *testing.T) {
 			}
 		})
 	}
+}
+
+// The withdrawal benches' back-end client secret.
+const wdBenchSecret = "atm-withdrawal-0123456789abcdef0123456789abcdef"
+
+// wdBench is egate authsvc in process on dbc (its transaction API also
+// over HTTP for the back-end client agent-gateway, secret wdBenchSecret)
+// with alice ("wdalice"): a current account of 1,000 yuan, a bound phone
+// (app PIN 2468), the withdrawal PIN 135790, and the PIN pad key of its
+// ATM in SoftHSM2 (an ATM id of its own: the test binary's benches share
+// one SoftHSM2 token).
+type wdBench struct {
+	atm    string
+	a      *Authsvc
+	cu     passport.Customer
+	l      *ledger.Ledger
+	acct   string
+	dev    *authphone.Device
+	dk     *ecdsa.PrivateKey
+	salt   []byte
+	pinKey []byte
+	pins   *wdpin.Service
+	padKey []byte
+}
+
+func newWDBench(t *testing.T, dbc store.Config) *wdBench {
+	t.Helper()
+	cfg := config.Defaults()
+	cfg.HSM = hsmtest.Config(t)
+	cfg.Database = dbc
+	cfg.HTTP.Listen = "127.0.0.1:0"
+	cfg.Factors.Enabled = []string{"sms", "phone"}
+	cfg.Factors.SMS.DevSink = true
+	cfg.Authsvc.BackendClients = []backend.ClientConfig{{ID: "agent-gateway", SecretSHA256: backend.HashSecret([]byte(wdBenchSecret)),
+		Scopes: []string{backend.ScopeTxAuthorize, backend.ScopeTxExecute, backend.ScopeAlertsBalance}}}
+	a, err := NewAuthsvc(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), AuthsvcOptions{InitKeys: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Server.Start()
+	t.Cleanup(func() { a.Server.HTTP.Close(); a.Close() })
+	ctx := context.Background()
+	b := &wdBench{a: a, l: ledger.New(a.DB, nil)}
+	if b.cu, err = a.Auth.Passport().Register(ctx, passportCustomer("wdalice")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ebank.EnsureBankAccounts(ctx, b.l); err != nil {
+		t.Fatal(err)
+	}
+	accts, err := ebank.OpenCustomerAccounts(ctx, b.l, b.cu.PassportID, "wdalice", ebank.Opening{Current: 1_000_00})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.acct = accts[0].Number
+	b.dk, _ = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pub, _ := x509.MarshalPKIXPublicKey(b.dk.Public())
+	b.salt = make([]byte, 16)
+	rand.Read(b.salt)
+	b.pinKey = authphone.PINKey([]byte("2468"), b.salt)
+	if b.dev, err = a.Factors.Phone.Bind(ctx, b.cu.PassportID, pub, b.salt, b.pinKey, "test phone"); err != nil {
+		t.Fatal(err)
+	}
+	if b.pins, err = wdpin.New(wdpin.Options{DB: a.DB, HSM: a.HSM, Attempts: a.Auth.Passport()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.pins.Set(ctx, b.cu.PassportID, []byte("135790")); err != nil {
+		t.Fatal(err)
+	}
+	b.padKey = make([]byte, 32)
+	rand.Read(b.padKey)
+	b.atm = "ATM-WDAUTH-" + hex.EncodeToString(b.padKey[:4])
+	if _, err := a.HSM.ImportPINKey(ctx, hsm.PINKeyLabel(b.atm), b.padKey); err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 func passportCustomer(login string) passport.NewCustomer {

@@ -62,6 +62,7 @@ func MountWithdrawals(ctx context.Context, cfg *config.Config, s *Server, db *st
 	if err != nil {
 		return nil, err
 	}
+	wl.Intents = &WithdrawalIntents{Tx: tx, DB: db, OnError: func(err error) { log.Error("withdrawal hold refused", "err", err) }}
 	auth := &WithdrawalAuthorizer{Tx: tx, Ledger: l, ATM: atms, PIN: pins, PINTimeout: wc.PINTimeout, DB: db}
 	svc, err := withdrawal.New(withdrawal.Options{DB: db, ATM: atms, Ledger: wl, Authorizer: auth, TTL: wc.TTL,
 		OnSettled: WithdrawalSettled(tx, l, db, func(err error) { log.Error("withdrawal settled", "err", err) })})

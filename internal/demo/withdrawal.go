@@ -105,6 +105,7 @@ func StartWithdrawals(ctx context.Context, a *app.Authsvc, link *Link, pinKey []
 	if err != nil {
 		return nil, err
 	}
+	wl.Intents = &app.WithdrawalIntents{Tx: app.LocalTx{Service: a.Tx}, DB: a.DB, OnError: func(err error) { log.Error("withdrawal hold refused", "err", err) }}
 	auth := &app.WithdrawalAuthorizer{Tx: app.LocalTx{Service: a.Tx}, Ledger: l, ATM: link.Gateway, PIN: pins, PINTimeout: withdrawalPINTTL, DB: a.DB}
 	w.Service, err = withdrawal.New(withdrawal.Options{DB: a.DB, ATM: link.Gateway, Ledger: wl, Authorizer: auth, TTL: cmp.Or(ttl, withdrawalTTL),
 		OnSettled: app.WithdrawalSettled(app.LocalTx{Service: a.Tx}, l, a.DB, func(err error) { log.Error("withdrawal settled", "err", err) })})

@@ -15,6 +15,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/limits"
 	"github.com/egate-bank/egate/authsvc/orders"
+	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/authsvc/wdpin"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/store"
@@ -383,7 +384,13 @@ func runWithdrawalCases(t *testing.T, r *wdRig, ttl time.Duration) {
 	// A jam before the first note: nothing out, the hold released, and the
 	// intent cancelled, which gives alice's limit usage back.
 	usage := func() int64 {
-		c, err := limits.NewCounter(r.db, limits.Default(), nil, nil)
+		// the day as txauth counts it (the demo's time zone), not UTC's:
+		// between 16:00 and 24:00 UTC those are different days
+		loc, err := time.LoadLocation(txauth.DefaultTimeZone)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := limits.NewCounter(r.db, limits.Default(), loc, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -394,6 +401,9 @@ func runWithdrawalCases(t *testing.T, r *wdRig, ttl time.Duration) {
 		return u.Day
 	}
 	before, counts, used := r.balances(), r.atm(), usage()
+	if used < 400_00 {
+		t.Fatalf("alice's limit usage today is %d fen after 400 yuan taken out", used)
+	}
 	r.post("/sim/atm/faults", url.Values{"jam-after": {"0"}}, http.StatusNoContent)
 	qr = r.choose()
 	if res, err := r.withdraw(qr, r.current, 100_00, pin(r.wdPIN)); err != nil || res.State != "NOT_DISPENSED" || res.CashOut != 0 {

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +17,14 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/atm"
+	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/backend"
+	"github.com/egate-bank/egate/authsvc/wdpin"
+	"github.com/egate-bank/egate/devices/hsm"
+	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/testenv"
+	"github.com/egate-bank/egate/platform/ebank"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
 	simatm "github.com/egate-bank/egate/simulators/atm"
 )
 
@@ -27,7 +35,13 @@ import (
 // out with the token's key, and the ATM's STATUS read through the gateway.
 // Bad input (a second enrollment on the label, a wrong PIN, an ATM pinned
 // to another branch) is one line and changes nothing. The gateway opens a
-// withdrawal session only for the back-end client with atm:withdrawals.
+// withdrawal session only for the back-end client with atm:withdrawals;
+// then a whole QR withdrawal through egate authsvc, egate agent-gateway and
+// egate agent as processes: egate sim phone (bound through the passport)
+// scans the ATM's QR image and signs, the withdrawal PIN is typed on the
+// simulated ATM's PIN pad and opened in the HSM, 300 yuan are dispensed,
+// taken and CAPTURED, alice's account is 300 yuan lighter and egate admin
+// ledger check passes.
 func TestAdminAgentAndLink(t *testing.T) {
 	tool := testenv.NeedCommand(t, "pkcs11-tool", "opensc")
 	if _, err := simatm.OpenPTY(); err != nil {
@@ -94,9 +108,60 @@ func TestAdminAgentAndLink(t *testing.T) {
 		t.Fatalf("list: %+v", r)
 	}
 
+	const padKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+	// The passport (egate authsvc, its transaction API for the gateway's
+	// back-end client), alice with 1,000 yuan, her phone app bound through
+	// it, and her withdrawal PIN (the HMAC made in the HSM).
+	const txSecret = "agent-gateway-tx-0123456789abcdef0123456789abcdef"
+	pid := b.customer(t, "alice")
+	db := openBenchDB(t, b)
+	ctx := context.Background()
+	l := ledger.New(db, nil)
+	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	accts, err := ebank.OpenCustomerAccounts(ctx, l, pid, "alice", ebank.Opening{Current: 1_000_00})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SOFTHSM2_CONF", b.sh.ConfPath)
+	hsmPIN := filepath.Join(b.dir, "hsm-pin")
+	os.WriteFile(hsmPIN, []byte(benchHSMPIN), 0o600)
+	h, err := hsm.Open(ctx, hsm.Config{Module: b.sh.Module, Token: benchHSMToken, PINSource: "file:" + hsmPIN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pp, err := authsvc.NewPassport(ctx, db, config.Defaults().Authsvc.Passport, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pins, err := wdpin.New(wdpin.Options{DB: db, HSM: h, Attempts: pp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const wdPIN = "135790"
+	if err := pins.Set(ctx, pid, []byte(wdPIN)); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	db.Close()
+	authConf := filepath.Join(b.dir, "auth.yaml")
+	os.WriteFile(authConf, []byte(fmt.Sprintf(`http: {listen: "%s"}
+database: {driver: sqlite, dsn: "%s"}
+hsm: {module: "%s", token: %s, pin-source: "env:EGATE_TEST_HSM_PIN"}
+factors: {enabled: [sms, phone], sms: {dev-sink: true}}
+authsvc:
+  backend-clients:
+    - {id: agent-gateway, secret-sha256: %s, scopes: [tx:authorize, tx:execute, alerts:balance]}
+`, freePort(t), b.db, b.sh.Module, benchHSMToken, backend.HashSecret([]byte(txSecret)))), 0o600)
+	authBase, _ := startAuthsvc(t, b, authConf)
+	b.env = append(b.env, "EGATE_TEST_APP_PIN=2468")
+	phoneState := bindPhone(t, b, authBase)
+
 	// The two processes.
+	padKeyBytes, _ := hex.DecodeString(padKey)
 	sim, err := simatm.StartPTY(context.Background(), simatm.Config{Cassettes: simatm.DefaultCassettes(),
-		JournalPath: filepath.Join(b.dir, "journal"), Link: atm.LinkConfig{Baud: 115200}})
+		JournalPath: filepath.Join(b.dir, "journal"), Link: atm.LinkConfig{Baud: 115200}, PINKey: padKeyBytes, PINKeyID: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,12 +175,12 @@ func TestAdminAgentAndLink(t *testing.T) {
 hsm: {module: %s, token: %s, pin-source: "env:EGATE_TEST_HSM_PIN"}
 http: {listen: %s}
 agent-gateway: {listen: %s, cert: %s}
-withdrawals: {enabled: true, tx-url: "http://127.0.0.1:9", tx-client: agent-gateway, tx-secret: unused-here}
+withdrawals: {enabled: true, tx-url: "%s", tx-client: agent-gateway, tx-secret: "%s"}
 authsvc:
   backend-clients:
     - {id: atm-app, secret-sha256: %s, scopes: [atm:withdrawals]}
     - {id: core, secret-sha256: %s, scopes: [tx:authorize, ebank:holds]}
-`, b.db, b.sh.Module, benchHSMToken, gwHTTP, gwTLS, gwPEM, backend.HashSecret([]byte(atmAppSecret)), backend.HashSecret([]byte(coreSecret)))), 0o600)
+`, b.db, b.sh.Module, benchHSMToken, gwHTTP, gwTLS, gwPEM, authBase, txSecret, backend.HashSecret([]byte(atmAppSecret)), backend.HashSecret([]byte(coreSecret)))), 0o600)
 	agCfg := filepath.Join(b.dir, "agent.yaml")
 	os.WriteFile(agCfg, []byte(fmt.Sprintf(`agent:
   listen: %s
@@ -196,7 +261,6 @@ authsvc:
 	// withdrawal API on the gateway's http.listen (withdrawals.enabled):
 	// a session shown on the ATM through the agent, an approval without the
 	// phone's proof refused, nothing dispensed.
-	const padKey = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 	b.env = append(b.env, "EGATE_TEST_PAD_KEY="+padKey)
 	r = b.admin(t, "atm", "pin-key", "--atm", "ATM-0101", "--key-source", "env:EGATE_TEST_PAD_KEY", "--operator", "li.na")
 	if r.code != 0 || !strings.Contains(r.stdout, "egate-atm-tpk-ATM-0101") || strings.Contains(r.stdout+r.stderr, padKey) {
@@ -261,6 +325,65 @@ authsvc:
 	}
 	if tot := sim.Sim.Totals(); tot.Taken != 0 || tot.AtExit != 0 {
 		t.Fatalf("something was dispensed: %+v", tot)
+	}
+
+	// The whole withdrawal: a new session, its QR image scanned by egate
+	// sim phone (the app PIN signs the challenge), the withdrawal PIN on
+	// the ATM's PIN pad (typed ahead: the pad keeps it for its prompt), the
+	// cash dispensed and taken, captured.
+	resp = openSession("atm-app", atmAppSecret)
+	json.NewDecoder(resp.Body).Decode(&opened)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Fatalf("open: %d", resp.StatusCode)
+	}
+	text, png := sim.Sim.ScreenNow()
+	if text != opened.QR {
+		t.Fatalf("the ATM shows %q, want %q", text, opened.QR)
+	}
+	img := filepath.Join(b.dir, "atm-qr.png")
+	os.WriteFile(img, png, 0o644)
+	rr := httptest.NewRecorder()
+	typed := httptest.NewRequest("POST", "/pin", strings.NewReader("digits="+wdPIN))
+	typed.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	sim.Sim.Handler().ServeHTTP(rr, typed)
+	if rr.Code != http.StatusNoContent {
+		t.Fatalf("typing the withdrawal PIN on the ATM's pad: %d %s", rr.Code, rr.Body)
+	}
+	r = run(t, b.dir, b.env, "sim", "phone", "scan", img, "--state", phoneState, "--pin-source", "env:EGATE_TEST_APP_PIN",
+		"--account", accts[0].Number, "--amount", "300", "--bank", "http://"+gwHTTP, "--yes")
+	if r.code != 0 {
+		t.Fatalf("sim phone scan: %+v", r)
+	}
+	var wd struct {
+		State    string `json:"state"`
+		Captured int64  `json:"captured_fen"`
+	}
+	for deadline := time.Now().Add(30 * time.Second); wd.State != "CAPTURED"; time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("withdrawal %s: %+v, want CAPTURED", opened.Session, wd)
+		}
+		resp, err := http.Get("http://" + gwHTTP + "/atm/withdrawals/" + opened.Session)
+		if err != nil {
+			t.Fatal(err)
+		}
+		json.NewDecoder(resp.Body).Decode(&wd)
+		resp.Body.Close()
+	}
+	if wd.Captured != 300_00 {
+		t.Fatalf("captured %d fen, want 30000", wd.Captured)
+	}
+	db = openBenchDB(t, b)
+	defer db.Close()
+	a, err := ledger.New(db, nil).Account(ctx, accts[0].Number)
+	if err != nil || a.Balance() != 700_00 || a.Available() != 700_00 {
+		t.Fatalf("alice's account after 300 yuan out: %+v, %v", a, err)
+	}
+	if tot := sim.Sim.Totals(); tot.Taken != 3 {
+		t.Fatalf("the ATM's notes taken: %+v, want 3 of 100 yuan", tot)
+	}
+	if r := run(t, b.dir, nil, "admin", "ledger", "check", "--db", b.db); r.code != 0 {
+		t.Fatalf("ledger check: %+v", r)
 	}
 }
 

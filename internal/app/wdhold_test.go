@@ -109,6 +109,11 @@ func TestWithdrawalHoldRefusedGivesLimitBack(t *testing.T) {
 			if _, n := dev.counts(); n != 0 {
 				t.Fatalf("%d dispenses", n)
 			}
+			// Cancelled again (OnSettled after the refusal): no error, the
+			// usage given back once.
+			if err := wl.Intents.Cancel(ctx, w.Session, "again"); err != nil || usage() != used {
+				t.Fatalf("a second cancel: %v, usage %d (was %d)", err, usage(), used)
+			}
 		})
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/egate-bank/egate/atm/withdrawal"
+	"github.com/egate-bank/egate/authsvc/txauth"
+	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/money"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/platform/ebank"
@@ -75,6 +77,14 @@ func (l WithdrawalLedger) Hold(ctx context.Context, key, account string, amount 
 	return "", fmt.Errorf("%w: %w", withdrawal.ErrHoldRefused, rf)
 }
 
+// alreadyCancelled says whether txauth refused a cancel because the intent
+// is cancelled already (in process or over HTTP).
+func alreadyCancelled(err error) bool {
+	var te *txauth.Error
+	var ae *txclient.APIError
+	return errors.As(err, &te) && te.Code == "cancelled" || errors.As(err, &ae) && ae.Code == "cancelled"
+}
+
 // holdSession is the session of a withdrawal's hold key
 // (atm-wd:<session>:hold, atm/withdrawal).
 func holdSession(key string) (string, bool) {
@@ -88,8 +98,9 @@ func holdSession(key string) (string, bool) {
 
 // WithdrawalIntents cancels the transaction intent a withdrawal's grant
 // was executed for (recorded by WithdrawalAuthorizer in
-// atm_withdrawal_intents): its limit usage comes back. Cancelling an
-// intent twice is harmless (WithdrawalSettled may follow a refused hold).
+// atm_withdrawal_intents): its limit usage comes back. An intent found
+// cancelled already is no error (a refused hold cancels it, and
+// WithdrawalSettled may follow for the same withdrawal).
 type WithdrawalIntents struct {
 	Tx TxAPI
 	DB *store.DB
@@ -106,7 +117,9 @@ func (w *WithdrawalIntents) Cancel(ctx context.Context, session, reason string) 
 	case errors.Is(err, sql.ErrNoRows):
 		return nil // authorized before intents were recorded, or by another authorizer
 	case err == nil:
-		_, err = w.Tx.Cancel(ctx, hash, reason)
+		if _, err = w.Tx.Cancel(ctx, hash, reason); alreadyCancelled(err) {
+			err = nil // by the other path (a refused hold, then OnSettled)
+		}
 	}
 	if err != nil {
 		err = fmt.Errorf("cancelling the intent of withdrawal %s: %w", session, err)

@@ -33,7 +33,8 @@ import (
 // attestation, through the helper; and `egate sim phone` scanning a
 // screenshot of the page's animated QR. The page has no text box for a
 // signature; each transfer ends on ebank's "Done" page and moves the
-// money once.
+// money once. The enrolled card is on ebank's tools list (self-service);
+// reported lost there, it is no longer offered.
 func TestTransferSignedWithEachTool(t *testing.T) {
 	testenv.NeedCommand(t, "chromium", "chromium")
 	pivtest.NeedPCSC(t)
@@ -186,6 +187,9 @@ platforms:
 		if r := b.admin(t, "piv", "list", "--customer", pid); r.code != 0 || !regexp.MustCompile(`(?m)9a.*active`).MatchString(r.stdout) {
 			t.Fatalf("piv list: %+v", r)
 		}
+		// On the customer's tools list at ebank's self-service.
+		step("the tools list", chromedp.Click(chromedp.ID("to-tools")), chromedp.WaitVisible(chromedp.CSS(`#tool-table tr[data-tool="piv"][data-status="active"]`)))
+		shot(t, bctx, "ebank-tools-piv")
 	})
 	t.Run("log in at level 4 with the PIV card on pcscd through egate helper", func(t *testing.T) {
 		step := stepper(t, bctx, 60*time.Second)
@@ -224,6 +228,23 @@ platforms:
 			t.Fatalf("sim phone scan: %+v", r)
 		}
 		done(t, "phone")
+	})
+
+	t.Run("reported lost on ebank's tools list, the PIV card signs nothing", func(t *testing.T) {
+		step := stepper(t, bctx, 60*time.Second)
+		step("the tools list", chromedp.Navigate(ebankURL+"/settings#tools"), chromedp.WaitVisible(chromedp.CSS(`#tool-table tr[data-tool="piv"][data-status="active"] button`)))
+		step("report lost", chromedp.Click(chromedp.CSS(`#tool-table tr[data-tool="piv"] button`)), chromedp.WaitVisible(chromedp.CSS(`#tool-table tr[data-tool="piv"][data-status="lost"]`)))
+		shot(t, bctx, "ebank-tools-piv-lost")
+		if r := b.admin(t, "piv", "list", "--customer", pid); r.code != 0 || regexp.MustCompile(`(?m)9a.*active`).MatchString(r.stdout) {
+			t.Fatalf("piv list after the report: %+v", r)
+		}
+		// A transfer no longer offers the card.
+		step("the transfer form", chromedp.Navigate(ebankURL+"/transfer"), chromedp.WaitVisible(chromedp.ID("amount")),
+			chromedp.SendKeys(chromedp.ID("to"), bobs[0].Number), chromedp.SendKeys(chromedp.ID("amount"), "2000"))
+		step("the decision", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("factor_ushield")))
+		if n, err := chromedp.Run(bctx, chromedp.Evaluate[int](`document.querySelectorAll("#factor_piv").length`)); err != nil || n != 0 {
+			t.Fatalf("a lost card is still offered (%v)", err)
+		}
 	})
 
 	db = openBenchDB(t, b)

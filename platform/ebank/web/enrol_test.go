@@ -37,7 +37,7 @@ func TestEnrolPage(t *testing.T) {
 					t.Fatalf("link %q: %v", l[2], err)
 				}
 			}
-			if _, page := alice.do("GET", "/enrol?done=piv", nil); !strings.Contains(page, c.done) {
+			if _, page := alice.do("GET", "/enrol?done=piv", nil); !strings.Contains(page, c.done) || !strings.Contains(page, `id="to-tools" href="/settings#tools"`) {
 				t.Fatalf("after the enrolment: %s", page)
 			}
 			if _, page := alice.do("GET", "/enrol?done=<script>", nil); strings.Contains(page, `id="notice"`) {

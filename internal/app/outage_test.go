@@ -199,7 +199,14 @@ func TestHSMOutageRecovers(t *testing.T) {
 	restore := hsmtest.Unreachable(t)
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
+	// SoftHSM2 goes on computing with the objects it has in memory after
+	// its directory went (the workers' seeds live in their sessions,
+	// hsm.live-seeds), so a verification alone may never notice; the
+	// readiness probe asks the token itself, as an orchestrator's probe
+	// every few seconds would, and from its failure on the service
+	// answers 503 until the token is back.
 	for failed503.Load() == 0 {
+		ready()
 		select {
 		case <-tick.C:
 		case err := <-errs:

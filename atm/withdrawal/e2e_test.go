@@ -57,6 +57,7 @@ type bank struct {
 	account string
 	svc     atomic.Pointer[withdrawal.Service]
 	settled atomic.Int64 // withdrawals that reached an end (the balance alert's hook)
+	days    atomic.Int64 // how far the limit counter's clock runs ahead, in days
 	refused []string     // sessions whose approval was refused (still QR_SHOWN)
 }
 
@@ -75,11 +76,14 @@ func newBank(t *testing.T, d *dc, db *store.DB) *bank {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := limits.NewCounter(db, limits.Default(), nil, nil)
+	b := &bank{db: db, d: d, atm: d.GW, led: l, wl: wl, account: accts[0].Number}
+	// the limit counter's clock runs b.days ahead (a long soak spends more
+	// than a day's limit)
+	c, err := limits.NewCounter(db, limits.Default(), nil, func() time.Time { return time.Now().AddDate(0, 0, int(b.days.Load())) })
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := &bank{db: db, d: d, atm: d.GW, led: l, wl: wl, auth: limitAuth{c}, account: accts[0].Number}
+	b.auth = limitAuth{c}
 	b.restart(t)
 	pctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})

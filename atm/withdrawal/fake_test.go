@@ -214,6 +214,8 @@ type fakeLedger struct {
 	// afterHold runs (once) after a hold is made, before Hold returns:
 	// another path (Recover) at work meanwhile
 	afterHold func()
+	// afterRelease runs (once) after a release, before Release returns
+	afterRelease func()
 }
 
 type fakeHold struct {
@@ -287,6 +289,12 @@ func (l *fakeLedger) Release(ctx context.Context, key, id, grant string) error {
 	h.released, h.settled = true, true
 	l.balance[h.account] += h.amount
 	l.done[key] = true
+	if g := l.afterRelease; g != nil {
+		l.afterRelease = nil
+		l.mu.Unlock()
+		g()
+		l.mu.Lock()
+	}
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/egate-bank/egate/atm/atmtest"
 	"github.com/egate-bank/egate/atm/gateway"
 	"github.com/egate-bank/egate/atm/withdrawal"
+	"github.com/egate-bank/egate/authsvc/limits"
 	"github.com/egate-bank/egate/devices/agent"
 	"github.com/egate-bank/egate/internal/store/storetest"
 	simatm "github.com/egate-bank/egate/simulators/atm"
@@ -157,6 +158,12 @@ func TestSoak(t *testing.T) {
 	n := 0
 	for ; n < iterations && time.Since(start) < budget; n++ {
 		began := time.Now()
+		if n > 0 && n%1000 == 0 {
+			// at most 900 yuan each: a thousand withdrawals stay within a
+			// day's 1,000,000 yuan at level 4; the next thousand are the
+			// next day's
+			b.days.Add(1)
+		}
 		f := menu[rng.Intn(len(menu))]
 		if f != "" {
 			if err := sb.faults.Set(f); err != nil {
@@ -235,6 +242,11 @@ func TestSoak(t *testing.T) {
 				counts["refused"]++
 				if approveErr == nil {
 					t.Errorf("iteration %d (fault %q): approval of %s refused without an error", n, f, w.Session)
+				}
+				if errors.Is(approveErr, limits.ErrExceeded) {
+					// the amounts stay within the limits: such a refusal
+					// means the soak no longer withdraws anything
+					t.Errorf("iteration %d: approval of %s refused by the limits: %v", n, w.Session, approveErr)
 				}
 				b.clockless(t, w, approveErr)
 				break

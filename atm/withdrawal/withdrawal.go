@@ -633,13 +633,13 @@ func (s *Service) resolve(ctx context.Context, w *Withdrawal) error {
 		}
 		return nil
 	case Authorized:
+		if s.now() >= w.ExpiresMS {
+			return s.expireAuthorized(ctx, w)
+		}
 		if w.Hold == "" {
 			if err := s.hold(ctx, w); err != nil {
 				return err
 			}
-		}
-		if s.now() >= w.ExpiresMS {
-			return s.release(ctx, w, NotDispensed, nil, "the data centre stopped before the dispense; the session expired")
 		}
 		_, err := s.dispense(ctx, w)
 		return err
@@ -664,6 +664,43 @@ func (s *Service) resolve(ctx context.Context, w *Withdrawal) error {
 		return err
 	}
 	return s.apply(ctx, w, rec)
+}
+
+// expireAuthorized ends an AUTHORIZED withdrawal whose session ran out
+// before its dispense. The state moves first: an approval still at its
+// hold then loses the guarded UPDATE to DISPENSE_SENT and dispenses
+// nothing (releasing first let it dispense against a released hold). Then
+// the hold is released: the one the approval placed, learnt by its key
+// when the row does not have it yet. A release that fails after the move
+// is left to the hold's own timeout in the ledger.
+func (s *Service) expireAuthorized(ctx context.Context, w *Withdrawal) error {
+	reason := "the data centre stopped before the dispense; the session expired"
+	if err := s.r.move(ctx, w, NotDispensed, s.now(), change{"reason": reason, "released_fen": w.AmountFen, "cash_out_fen": 0}); err != nil {
+		return err
+	}
+	w.Reason, w.Released = reason, w.AmountFen
+	if w.Hold == "" {
+		id, err := s.opt.Ledger.Hold(ctx, "atm-wd:"+w.Session+":hold", w.Account, w.AmountFen, w.Grant)
+		if errors.Is(err, ErrHoldRefused) {
+			// nothing was held
+			w.Released = 0
+			_, err = s.opt.DB.Exec(ctx, `UPDATE atm_withdrawals SET released_fen = 0 WHERE session = ?`, w.Session)
+			s.settled(w)
+			return err
+		}
+		if err != nil {
+			return fmt.Errorf("the hold of expired withdrawal %s (left to the ledger's timeout): %w", w.Session, err)
+		}
+		w.Hold = id
+		if _, err := s.opt.DB.Exec(ctx, `UPDATE atm_withdrawals SET hold_id = ? WHERE session = ? AND hold_id = ''`, id, w.Session); err != nil {
+			return err
+		}
+	}
+	if err := s.opt.Ledger.Release(ctx, "atm-wd:"+w.Session+":release", w.Hold, w.Grant); err != nil {
+		return fmt.Errorf("release of expired withdrawal %s (left to the ledger's timeout): %w", w.Session, err)
+	}
+	s.settled(w)
+	return nil
 }
 
 // Settlement is an operator's decision on a SUSPECT withdrawal.

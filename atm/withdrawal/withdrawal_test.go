@@ -214,6 +214,31 @@ func TestFlow(t *testing.T) {
 			r.svc.Event(ctx, r.atm.customer(w.Txn, true))
 			r.check(t)
 		})
+		t.Run("session expires while the approval is at the hold", func(t *testing.T) {
+			// Recover ends the expired AUTHORIZED withdrawal while its
+			// approval waits for the ledger: the approval must not then
+			// dispense against the hold Recover released
+			r := newRig(t, db)
+			w := r.open(t)
+			atHold, resume, done := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+			r.led.afterHold = func() { close(atHold); <-resume }
+			go func() {
+				_, err := r.approve(w, 30000)
+				done <- err
+			}()
+			<-atHold
+			r.clk.add(5 * time.Minute)
+			var approveErr error
+			r.led.afterRelease = func() { close(resume); approveErr = <-done }
+			if err := r.svc.Recover(ctx); err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("the approval answered %v", approveErr)
+			if got := r.state(t, w.Session); got.State != NotDispensed || len(r.atm.dispenses) != 0 {
+				t.Fatalf("%s (%s), %d dispenses", got.State, got.Reason, len(r.atm.dispenses))
+			}
+			r.check(t)
+		})
 		t.Run("expired session", func(t *testing.T) {
 			r := newRig(t, db)
 			w := r.open(t)

@@ -193,8 +193,12 @@ func (l *faultLine) Read(p []byte) (int, error) {
 		}
 		// A frame whose header the last corrupted read cut is broken in
 		// this read even if the storm has just ended.
-		if n > 0 && (l.c.pending() || l.f.take(&l.f.FlipIn)) {
+		switch {
+		case n == 0:
+		case l.f.take(&l.f.FlipIn):
 			l.c.corrupt(p[:n])
+		case l.c.pending():
+			l.c.corruptHead(p[:n])
 		}
 		return n, err
 	}
@@ -221,13 +225,24 @@ type corrupter struct {
 
 func (c *corrupter) pending() bool { return len(c.head) > 0 }
 
-func (c *corrupter) corrupt(p []byte) {
+// corrupt corrupts a read of the storm: every frame that starts in it.
+func (c *corrupter) corrupt(p []byte) { c.corruptFrom(p, true) }
+
+// corruptHead corrupts a read after the storm only for the frame whose
+// header the last corrupted read cut. A 0x02 near the end of a frame is
+// taken for such a header too; were every frame of the next read broken,
+// a frame with a 0x02 among its last bytes would be broken again in each
+// of its retransmissions, the storm never ending (a host out of retries
+// after one corrupted read).
+func (c *corrupter) corruptHead(p []byte) { c.corruptFrom(p, false) }
+
+func (c *corrupter) corruptFrom(p []byte, storm bool) {
 	full := append(append([]byte(nil), c.head...), p...)
 	off := len(c.head) // full[off:] is p
 	c.head = nil
 	flip := map[int]bool{}
 	for i := range full {
-		if full[i] != atm.STX {
+		if full[i] != atm.STX || !storm && i > 0 {
 			continue
 		}
 		if i+4 > len(full) { // the read ends within STX and LEN
@@ -242,7 +257,7 @@ func (c *corrupter) corrupt(p []byte) {
 			flip[last-off] = true
 		}
 	}
-	if len(flip) == 0 && c.head == nil {
+	if storm && len(flip) == 0 && c.head == nil {
 		flip[len(p)-1] = true // the middle of a frame begun in an earlier read
 	}
 	for i := range flip {

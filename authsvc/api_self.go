@@ -19,6 +19,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/authsvc/sms"
+	"github.com/egate-bank/egate/authsvc/wdpin"
 )
 
 // SelfServiceLevel is the level an access token must carry (its acr) for
@@ -26,12 +27,19 @@ import (
 // customer to step up first.
 const SelfServiceLevel = 2
 
+// WithdrawalPINLevel is the level an access token must carry to set the
+// customer's withdrawal PIN (PUT /api/v1/self/withdrawal-pin): it guards
+// cash at an ATM.
+const WithdrawalPINLevel = 3
+
 // SelfService is what the self-service APIs need beyond the passport: the
-// customer's tools and the limit table. Without Tools no tool is listed,
-// bound or revoked; without Limits the limit APIs answer 503.
+// customer's tools, the limit table and the withdrawal PINs. Without Tools
+// no tool is listed, bound or revoked; without Limits the limit APIs, and
+// without WithdrawalPINs the withdrawal PIN API, answer 503.
 type SelfService struct {
-	Tools  *factors.Set
-	Limits *limits.Counter
+	Tools          *factors.Set
+	Limits         *limits.Counter
+	WithdrawalPINs *wdpin.Service
 }
 
 // SetSelfService gives the server the tools and the limit counter (they are
@@ -369,6 +377,47 @@ func (s *Server) apiReportLost(w http.ResponseWriter, r *http.Request, claims *o
 	s.alerts.Post(ctx, pid, alerts.KindTool, alerts.Tool{Time: s.now().UTC(), Event: "lost", Tool: body.Tool, Ref: ref, IP: s.clientIP(r)})
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]string{"tool": body.Tool, "id": body.ID, "status": "revoked"})
+}
+
+// apiWithdrawalPIN: PUT /api/v1/self/withdrawal-pin {"pin"}, at
+// WithdrawalPINLevel: the customer's withdrawal PIN for the QR cardless
+// withdrawal, kept as an HMAC in the HSM (wdpin.Set, which also clears the
+// PIN's wrong tries). The PIN is in no log, error, audit or alert.
+func (s *Server) apiWithdrawalPIN(w http.ResponseWriter, r *http.Request, claims *oidc.AccessTokenClaims) {
+	ctx, pid := r.Context(), claims.Subject
+	if tokenLevel(claims) < WithdrawalPINLevel {
+		apierr.WriteCode(w, r, apierr.StepUpRequired, fmt.Sprintf("setting the withdrawal PIN needs level %d: log in again with a dynamic-password token or the phone app", WithdrawalPINLevel))
+		return
+	}
+	pins := s.self.WithdrawalPINs
+	if pins == nil {
+		apierr.WriteCode(w, r, apierr.Unavailable, "")
+		return
+	}
+	var body struct {
+		PIN string `json:"pin"`
+	}
+	if !decodeJSON(w, r, &body) {
+		apierr.WriteCode(w, r, apierr.InvalidRequest, fmt.Sprintf(`send JSON {"pin": "…"}: %d digits`, wdpin.NewPINLength))
+		return
+	}
+	pin := []byte(body.PIN)
+	defer clear(pin)
+	switch err := wdpin.CheckNew(pin); {
+	case errors.Is(err, wdpin.ErrWeakPIN):
+		apierr.Write(w, r, s.now(), apierr.Wrap(apierr.WeakPIN, err))
+		return
+	case err != nil:
+		apierr.WriteCode(w, r, apierr.InvalidRequest, err.Error())
+		return
+	}
+	if err := pins.Set(ctx, pid, pin); err != nil {
+		apierr.Write(w, r, s.now(), err)
+		return
+	}
+	s.audit.Append(ctx, "self.withdrawal_pin", map[string]string{"subject": "pid:" + pid, "ip": s.clientIP(r)})
+	s.alerts.Post(ctx, pid, alerts.KindTool, alerts.Tool{Time: s.now().UTC(), Event: "set", Tool: wdpin.Factor, IP: s.clientIP(r)})
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // revokeOTP revokes the customer's active token id ("serial/key id").

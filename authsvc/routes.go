@@ -15,6 +15,7 @@ var APIRoutes = []string{
 	"PUT /api/v1/self/limits",
 	"POST /api/v1/self/tools/otp",
 	"POST /api/v1/self/tools/lost",
+	"PUT /api/v1/self/withdrawal-pin",
 }
 
 // DeviceRoutes are the APIs of the customer's devices (the desktop helper,
@@ -49,6 +50,8 @@ func (s *Server) apiHandler(pattern string) http.HandlerFunc {
 		return s.bearer("", "", s.selfLevel(s.apiBindOTP))
 	case "POST /api/v1/self/tools/lost":
 		return s.bearer("", "", s.selfLevel(s.apiReportLost))
+	case "PUT /api/v1/self/withdrawal-pin":
+		return s.bearer("", "", s.selfLevel(s.apiWithdrawalPIN))
 	}
 	return nil // routes panics: a route listed without its handler
 }

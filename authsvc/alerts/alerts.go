@@ -30,8 +30,8 @@ const (
 // (self-service), so that a change they did not make is seen at once.
 type Tool struct {
 	Time  time.Time `json:"time"`
-	Event string    `json:"event"` // "lost" or "bound"
-	Tool  string    `json:"tool"`  // the factor: otp, gridcard, ushield, piv, phone
+	Event string    `json:"event"` // "lost", "bound" or "set" (the withdrawal PIN)
+	Tool  string    `json:"tool"`  // the factor: otp, gridcard, ushield, piv, phone, atm-pin
 	Ref   string    `json:"ref"`   // the tool's serial, shortened
 	IP    string    `json:"ip,omitempty"`
 }

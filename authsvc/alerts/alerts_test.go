@@ -132,6 +132,7 @@ func TestSMSTextOnePerSitting(t *testing.T) {
 		{"tool reported lost", Alert{Kind: KindTool, Body: body(Tool{Time: at, Event: "lost", Tool: "gridcard", Ref: "…0042"})}, true,
 			"Your grid card …0042 was reported lost and no longer works at 2026-03-01 08:10. Not you? Call the bank at once."},
 		{"tool bound", Alert{Kind: KindTool, Body: body(Tool{Time: at, Event: "bound", Tool: "otp", Ref: "TOTP-0002"})}, true, "Your dynamic-password token TOTP-0002 was bound to your passport"},
+		{"withdrawal PIN set", Alert{Kind: KindTool, Body: body(Tool{Time: at, Event: "set", Tool: "atm-pin"})}, true, "Your withdrawal PIN was set or changed at 2026-03-01 08:10. Not you?"},
 		{"tool, unknown event", Alert{Kind: KindTool, Body: body(Tool{Time: at, Event: "painted"})}, false, ""},
 		{"malformed", Alert{Kind: KindLogin, Body: json.RawMessage(`{`)}, false, ""},
 	} {

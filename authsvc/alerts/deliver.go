@@ -150,16 +150,19 @@ func SMSText(a Alert, loc *time.Location) (string, bool) {
 		if json.Unmarshal(a.Body, &tl) != nil {
 			return "", false
 		}
-		what := map[string]string{"lost": "was reported lost and no longer works", "bound": "was bound to your passport"}[tl.Event]
+		what := map[string]string{"lost": "was reported lost and no longer works", "bound": "was bound to your passport", "set": "was set or changed"}[tl.Event]
 		if what == "" {
 			return "", false
 		}
 		name := map[string]string{"gridcard": "grid card", "otp": "dynamic-password token", "ushield": "U-shield", "ushield2": "U-shield",
-			"piv": "PIV card", "phone": "phone app"}[tl.Tool]
+			"piv": "PIV card", "phone": "phone app", "atm-pin": "withdrawal PIN"}[tl.Tool]
 		if name == "" {
 			name = tl.Tool
 		}
-		return fmt.Sprintf("[egate] Your %s %s %s at %s. Not you? Call the bank at once.", name, tl.Ref, what, tl.Time.In(loc).Format("2006-01-02 15:04")), true
+		if tl.Ref != "" {
+			name += " " + tl.Ref
+		}
+		return fmt.Sprintf("[egate] Your %s %s at %s. Not you? Call the bank at once.", name, what, tl.Time.In(loc).Format("2006-01-02 15:04")), true
 	}
 	return "", false
 }

@@ -94,6 +94,7 @@ var (
 	LimitAboveBank = Code{http.StatusUnprocessableEntity, "limit_above_bank", "a customer can lower a limit, not raise it past the bank's", true}
 	TokenTaken     = Code{http.StatusConflict, "token_taken", "this token cannot be bound: it is another customer's or revoked; ask the bank", false}
 	UnknownTool    = Code{http.StatusNotFound, "no_such_tool", "you have no such tool in use (already revoked, or not yours)", false}
+	WeakPIN        = Code{http.StatusUnprocessableEntity, "weak_pin", "the withdrawal PIN is too easy to guess (one digit repeated, or digits in a run): choose another", true}
 )
 
 // Codes returns every row, for the documentation test and for tools that
@@ -104,7 +105,7 @@ func Codes() []Code {
 		UnknownToken, Ambiguous, NotInitialized, BadAttestation,
 		BadCredentials, WeakPassword, IPLimited, CaptchaRequired, LoginExpired, UnknownBinding,
 		InvalidRequest, NotFound, Unauthorized, InvalidToken, WrongClient, InvalidClient, InsufficientScope, Internal,
-		StepUpRequired, LimitAboveBank, TokenTaken, UnknownTool,
+		StepUpRequired, LimitAboveBank, TokenTaken, UnknownTool, WeakPIN,
 	}
 }
 

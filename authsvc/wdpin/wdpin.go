@@ -38,6 +38,12 @@ var (
 	ErrNoPIN = errors.New("no withdrawal PIN is set for this customer: set one at a branch")
 	// ErrBadPIN is a PIN to be set that is not 4 to 12 digits.
 	ErrBadPIN = errors.New("a withdrawal PIN is 4 to 12 digits")
+	// ErrNewPINLength is a new PIN chosen by the customer or the branch
+	// (CheckNew) that is not exactly NewPINLength digits.
+	ErrNewPINLength = fmt.Errorf("a new withdrawal PIN is exactly %d digits", NewPINLength)
+	// ErrWeakPIN is a new PIN that is one digit repeated or a run of
+	// digits up or down (CheckNew).
+	ErrWeakPIN = errors.New("the withdrawal PIN is too easy to guess (one digit repeated, or digits in a run up or down): choose another")
 	// ErrBlock is a PIN block that does not open as a format 4 block under
 	// the ATM's key (nothing counted: no PIN was compared).
 	ErrBlock = errors.New("the PIN pad's block does not open under the ATM's key")
@@ -99,6 +105,30 @@ func digits(pin []byte) bool {
 		}
 	}
 	return true
+}
+
+// NewPINLength is the length of a PIN a customer or the branch chooses.
+const NewPINLength = 6
+
+// CheckNew says whether pin may be chosen as a new withdrawal PIN: exactly
+// NewPINLength digits (ErrNewPINLength), not one digit repeated nor a run
+// up or down, wrapping past 9 or 0 (ErrWeakPIN). Neither error carries a
+// digit.
+func CheckNew(pin []byte) error {
+	if len(pin) != NewPINLength || !digits(pin) {
+		return ErrNewPINLength
+	}
+	same, up, down := true, true, true
+	for i := 1; i < len(pin); i++ {
+		d := (int(pin[i]) - int(pin[i-1]) + 10) % 10
+		same = same && d == 0
+		up = up && d == 1
+		down = down && d == 9
+	}
+	if same || up || down {
+		return ErrWeakPIN
+	}
+	return nil
 }
 
 // Set sets (or replaces) the customer's withdrawal PIN and clears today's

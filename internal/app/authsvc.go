@@ -5,11 +5,12 @@ import (
 	"crypto"
 	"errors"
 	"fmt"
-	"github.com/egate-bank/egate/platform/ebank"
-	"github.com/egate-bank/egate/platform/ebank/ledger"
 	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/egate-bank/egate/platform/ebank"
+	"github.com/egate-bank/egate/platform/ebank/ledger"
 
 	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/alerts"
@@ -19,6 +20,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/jwe"
 	"github.com/egate-bank/egate/authsvc/sms"
 	"github.com/egate-bank/egate/authsvc/txauth"
+	"github.com/egate-bank/egate/authsvc/wdpin"
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/store"
@@ -163,8 +165,13 @@ func NewAuthsvc(ctx context.Context, cfg *config.Config, log *slog.Logger, o Aut
 		return nil, err
 	}
 	// The customer's self-service APIs list, bind and revoke the tools and
-	// lower the limits that transactions count against.
-	a.Auth.SetSelfService(authsvc.SelfService{Tools: a.Factors, Limits: a.Tx.Counter()})
+	// lower the limits that transactions count against,
+	// and set the withdrawal PIN the ATMs check (an HMAC in the HSM).
+	pins, err := wdpin.New(wdpin.Options{DB: a.DB, HSM: a.HSM, Attempts: a.Auth.Passport()})
+	if err != nil {
+		return nil, err
+	}
+	a.Auth.SetSelfService(authsvc.SelfService{Tools: a.Factors, Limits: a.Tx.Counter(), WithdrawalPINs: pins})
 	if a.Server, err = NewServer("authsvc", cfg.HTTP.Listen, log); err != nil {
 		return nil, err
 	}

@@ -1,5 +1,6 @@
-// Package wdpin is the customer's withdrawal PIN: set once (at a branch,
-// or by the demo), typed on an ATM's PIN pad after the phone approved a QR
+// Package wdpin is the customer's withdrawal PIN: set by the customer
+// (PUT /api/v1/self/withdrawal-pin, ebank's settings), at a branch (egate
+// admin user withdrawal-pin) or by the demo, typed on an ATM's PIN pad after the phone approved a QR
 // withdrawal, and checked from the PIN pad's ISO 9564 format 4 block.
 //
 // The PIN is never stored, logged or put in an error: the table
@@ -35,7 +36,7 @@ var (
 	// authn.ErrWrongAnswer.
 	ErrWrongPIN = fmt.Errorf("the withdrawal PIN is wrong: %w", authn.ErrWrongAnswer)
 	// ErrNoPIN: the customer has no withdrawal PIN yet (nothing counted).
-	ErrNoPIN = errors.New("no withdrawal PIN is set for this customer: set one at a branch")
+	ErrNoPIN = errors.New("no withdrawal PIN is set for this customer: set one in ebank's settings or at a branch")
 	// ErrBadPIN is a PIN to be set that is not 4 to 12 digits.
 	ErrBadPIN = errors.New("a withdrawal PIN is 4 to 12 digits")
 	// ErrNewPINLength is a new PIN chosen by the customer or the branch

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -8,11 +10,13 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/egate-bank/egate/authsvc/alerts"
 	"github.com/egate-bank/egate/authsvc/factors"
 	"github.com/egate-bank/egate/authsvc/passport"
 	"github.com/egate-bank/egate/authsvc/phone"
 	"github.com/egate-bank/egate/authsvc/pivauth"
 	"github.com/egate-bank/egate/authsvc/ushield"
+	"github.com/egate-bank/egate/authsvc/wdpin"
 	"github.com/egate-bank/egate/devices/pinsource"
 )
 
@@ -23,7 +27,7 @@ func init() { registerAdmin(newUserCmd) }
 // the operator (egate admin --operator, default the OS user).
 func newUserCmd() *cobra.Command {
 	var dsn string
-	cmd := &cobra.Command{Use: "user", Short: "passport customers: add, show, lock, unlock, reset-password"}
+	cmd := &cobra.Command{Use: "user", Short: "passport customers: add, show, lock, unlock, reset-password, withdrawal-pin"}
 	cmd.PersistentFlags().StringVar(&dsn, "db", "", "database: SQLite file path or postgres:// URL (default: database.* from the config)")
 
 	var nc passport.NewCustomer
@@ -210,7 +214,74 @@ func newUserCmd() *cobra.Command {
 		},
 	}
 	reset.Flags().StringVar(&resetSource, "password-source", "env:EGATE_NEW_PASSWORD", "where the new password is: env:NAME or file:/path (mode 0600)")
-	cmd.AddCommand(add, show, lock, unlock, reset)
+	cmd.AddCommand(add, show, lock, unlock, reset, newUserWithdrawalPINCmd(&dsn))
+	return cmd
+}
+
+// newUserWithdrawalPINCmd is egate admin user withdrawal-pin: branch staff
+// set a customer's withdrawal PIN (the QR withdrawal's) after checking
+// their identity, as PUT /api/v1/self/withdrawal-pin does for the
+// customer: the same rules (wdpin.CheckNew), an HMAC in the HSM, the
+// PIN's wrong tries cleared, an audit record naming the operator and an
+// alert to the customer. The PIN is never printed nor audited.
+func newUserWithdrawalPINCmd(dsn *string) *cobra.Command {
+	var pinSrc string
+	var hf hsmFlags
+	cmd := &cobra.Command{
+		Use:   "withdrawal-pin PASSPORT-ID|LOGIN-NAME --pin-source file:/path|env:NAME",
+		Short: "set a customer's withdrawal PIN for the QR withdrawal (6 digits from --pin-source; audited, the customer alerted)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx := cmd.Context()
+			if pinSrc == "" {
+				return errors.New("--pin-source is required (file:/path of mode 0600 or env:NAME); nothing was changed")
+			}
+			op, err := whoRuns(cmd)
+			if err != nil {
+				return err
+			}
+			raw, err := pinsource.Read(pinSrc)
+			if err != nil {
+				return fmt.Errorf("--pin-source: %w; nothing was changed", err)
+			}
+			defer pinsource.Wipe(raw)
+			pin := bytes.TrimRight(raw, "\r\n")
+			if err := wdpin.CheckNew(pin); err != nil {
+				return fmt.Errorf("%w; nothing was changed", err)
+			}
+			cs, err := openCustomers(cmd, *dsn)
+			if err != nil {
+				return err
+			}
+			defer cs.Close()
+			c, err := cs.resolve(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			h, err := hf.open(ctx)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			pins, err := wdpin.New(wdpin.Options{DB: cs.db, HSM: h, Attempts: cs.ps})
+			if err != nil {
+				return err
+			}
+			if err := pins.Set(ctx, c.PassportID, pin); err != nil {
+				return err
+			}
+			if err := op.record(ctx, cs.db, "admin.user.withdrawal-pin", map[string]string{"passport_id": c.PassportID, "login_name": c.LoginName}); err != nil {
+				return err
+			}
+			if _, err := alerts.New(cs.db, time.Now).Post(ctx, c.PassportID, alerts.KindTool, alerts.Tool{Time: time.Now().UTC(), Event: "set", Tool: wdpin.Factor}); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "withdrawal PIN set for %s\n", c.PassportID)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&pinSrc, "pin-source", "", "the new 6-digit withdrawal PIN: file:/path (mode 0600) or env:NAME")
+	hf.bind(cmd, "hsm-")
 	return cmd
 }
 

@@ -89,6 +89,7 @@ var catalogue = map[string][2]string{
 	"tool.sms":            {"短信验证码", "SMS code"},
 	"tool.gridcard":       {"密码卡", "Grid card"},
 	"tool.otp":            {"动态口令牌", "Dynamic-password token"},
+	"tool.atm-pin":        {"取款密码", "withdrawal PIN"},
 	"tool.ushield":        {"U盾", "U-shield"},
 	"tool.ushield2":       {"二代U盾", "2nd-generation U-shield"},
 	"tool.piv":            {"PIV 卡", "PIV card"},

@@ -34,6 +34,7 @@ func TestBrowserJourney(t *testing.T) {
 		{ID: "1", Kind: "balance", At: at, Body: []byte(`{"account":"6299…0001","amount":-100000,"balance":99900000,"currency":"CNY"}`)},
 		{ID: "2", Kind: "login", At: at, Body: []byte(`{"client":"ebank","device":"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36","ip":"203.0.113.5","level":2}`)},
 		{ID: "3", Kind: "login_failed", At: at, Body: []byte(`{"client":"mall","device":"curl/8.5","ip":"127.0.0.1","factor":"password"}`)},
+		{ID: "4", Kind: "tool", At: at, Body: []byte(`{"event":"set","tool":"atm-pin"}`)},
 	}
 	h := r.pages.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -42,10 +43,10 @@ func TestBrowserJourney(t *testing.T) {
 	}))
 	defer srv.Close()
 	for _, c := range []struct {
-		lang, accounts, done, self, balance string
+		lang, accounts, done, self, balance, wdpin string
 	}{
-		{"zh", "我的账户", "转账成功：1,000.00 元", "付款账户和收款账户不能相同", "998,911.50"},
-		{"en", "My accounts", "Done: 1,000.00 yuan", "You cannot pay an account into itself", "997,911.50"},
+		{"zh", "我的账户", "转账成功：1,000.00 元", "付款账户和收款账户不能相同", "998,911.50", "取款密码已设置"},
+		{"en", "My accounts", "Done: 1,000.00 yuan", "You cannot pay an account into itself", "997,911.50", "withdrawal PIN is set"},
 	} {
 		t.Run(c.lang, func(t *testing.T) {
 			ctx := chromiumtest.New(t, 90*time.Second)
@@ -84,6 +85,13 @@ func TestBrowserJourney(t *testing.T) {
 			shot("9-logins")
 			do("settings", chromedp.Navigate(srv.URL+"/settings"), chromedp.WaitVisible(chromedp.ID("reserved-now")))
 			shot("10-settings")
+			do("withdrawal PIN", chromedp.SendKeys(chromedp.ID("pin"), "385017"), chromedp.SendKeys(chromedp.ID("pin_again"), "385017"),
+				chromedp.Click(chromedp.ID("wdpin-set")), chromedp.WaitVisible(chromedp.ID("notice")))
+			wdpinNote := text("#notice")
+			shot("11-withdrawal-pin")
+			if !strings.Contains(wdpinNote, c.wdpin) {
+				t.Errorf("withdrawal PIN notice %q, want %q", wdpinNote, c.wdpin)
+			}
 			if h1 != c.accounts || !strings.Contains(done, c.done) || !strings.Contains(errText, c.self) || avail != c.balance {
 				t.Errorf("h1 %q, done %q, error %q, available %q", h1, done, errText, avail)
 			}

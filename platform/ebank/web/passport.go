@@ -119,6 +119,12 @@ func (p *Passport) SetOwnLimit(ctx context.Context, token string, l limits.Limit
 	return p.call(ctx, token, "PUT", "/api/v1/self/limits", l, nil)
 }
 
+// SetWithdrawalPIN sets the customer's withdrawal PIN (the QR
+// withdrawal's); the passport asks for a level-3 token.
+func (p *Passport) SetWithdrawalPIN(ctx context.Context, token, pin string) error {
+	return p.call(ctx, token, "PUT", "/api/v1/self/withdrawal-pin", map[string]string{"pin": pin}, nil)
+}
+
 // BindOTP binds a token of the bank's stock by serial and two consecutive codes.
 func (p *Passport) BindOTP(ctx context.Context, token, serial, code1, code2 string) error {
 	return p.call(ctx, token, "POST", "/api/v1/self/tools/otp", map[string]string{"serial": serial, "code1": code1, "code2": code2}, nil)

@@ -16,6 +16,10 @@ import (
 // call): a session below it is offered the step-up.
 const SelfServiceLevel = 2
 
+// WithdrawalPINLevel is the level the withdrawal PIN form asks for (the
+// passport's authsvc.WithdrawalPINLevel, checked again there).
+const WithdrawalPINLevel = 3
+
 // settingsData is the self-service page.
 type settingsData struct {
 	StepUp  bool
@@ -30,6 +34,10 @@ type settingsData struct {
 	// (masked), the account it receives into ("" none), and their accounts.
 	Mobile, Receives string
 	Accounts         []accountRow
+	// The withdrawal PIN form: shown at WDPINNeed and above, else a
+	// step-up link to it.
+	WDPINNeed int
+	WDPINOK   bool
 }
 
 type levelRow struct {
@@ -57,7 +65,7 @@ func (p *Pages) settings(w http.ResponseWriter, r *http.Request, v *view) {
 // showSettings renders the page; errKey or notice (message keys) say how
 // the last action went, code is the passport's error code.
 func (p *Pages) showSettings(w http.ResponseWriter, r *http.Request, v *view, status int, section, errKey, code, notice string) {
-	d := settingsData{Need: SelfServiceLevel, Code: code, Section: section}
+	d := settingsData{Need: SelfServiceLevel, Code: code, Section: section, WDPINNeed: WithdrawalPINLevel, WDPINOK: v.C.Level >= WithdrawalPINLevel}
 	if p.Passport != nil {
 		d.Issuer = strings.TrimRight(p.Passport.Issuer, "/")
 	}
@@ -185,6 +193,30 @@ func (p *Pages) reservedMessage(w http.ResponseWriter, r *http.Request, v *view)
 			return errBadForm
 		}
 		return p.Passport.SetReservedMessage(r.Context(), v.C.Token, m)
+	})
+}
+
+// withdrawalPIN: POST /settings/withdrawal-pin, the new withdrawal PIN
+// typed twice. Below WithdrawalPINLevel the page offers the step-up and
+// nothing is sent; the PIN is never shown back.
+func (p *Pages) withdrawalPIN(w http.ResponseWriter, r *http.Request, v *view) {
+	pin, again := r.PostFormValue("pin"), r.PostFormValue("pin_again")
+	if v.C.Level >= SelfServiceLevel && v.C.Token != "" && p.Passport != nil {
+		if v.C.Level < WithdrawalPINLevel {
+			p.showSettings(w, r, v, http.StatusForbidden, "wdpin", "self.wdpin_need_page", "step_up_required", "")
+			return
+		}
+		if pin != "" && pin != again {
+			p.showSettings(w, r, v, http.StatusBadRequest, "wdpin", "self.wdpin_mismatch", "invalid_request", "")
+			return
+		}
+	}
+	p.selfAction(w, r, v, "wdpin", "self.wdpin_done", map[string]string{"invalid_request": "self.wdpin_bad", "weak_pin": "self.wdpin_weak",
+		"step_up_required": "self.wdpin_need_page"}, func() error {
+		if len(pin) != 6 || strings.Trim(pin, "0123456789") != "" {
+			return errBadForm
+		}
+		return p.Passport.SetWithdrawalPIN(r.Context(), v.C.Token, pin)
 	})
 }
 

@@ -69,6 +69,8 @@ func newFakePassport(t *testing.T) (*fakePassport, *Passport) {
 				}
 			}
 			io.WriteString(w, `{}`)
+		case "PUT /api/v1/self/withdrawal-pin":
+			w.WriteHeader(204)
 		case "POST /api/v1/self/tools/otp", "POST /api/v1/password":
 			w.WriteHeader(201)
 			io.WriteString(w, `{}`)
@@ -80,6 +82,23 @@ func newFakePassport(t *testing.T) (*fakePassport, *Passport) {
 	}))
 	t.Cleanup(srv.Close)
 	return f, &Passport{Issuer: srv.URL}
+}
+
+// wrote checks that the calls since the last reset that change something
+// (not GET) are exactly call, or none when call is "".
+func (f *fakePassport) wrote(t *testing.T, call string) {
+	t.Helper()
+	f.mu.Lock()
+	var writes []string
+	for _, c := range f.calls {
+		if !strings.HasPrefix(c, "GET ") {
+			writes = append(writes, c)
+		}
+	}
+	f.mu.Unlock()
+	if (call == "" && len(writes) != 0) || (call != "" && (len(writes) != 1 || writes[0] != call)) {
+		t.Errorf("passport calls %q, want %q", writes, call)
+	}
 }
 
 func (f *fakePassport) callCount() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.calls) }
@@ -165,21 +184,69 @@ func TestSettingsPage(t *testing.T) {
 			if st != c.status || !strings.Contains(page, c.want) {
 				t.Errorf("%d %q, want %d with %q", st, page, c.status, c.want)
 			}
-			fp.mu.Lock()
-			var writes []string
-			for _, call := range fp.calls {
-				if !strings.HasPrefix(call, "GET ") {
-					writes = append(writes, call)
-				}
-			}
-			fp.mu.Unlock()
-			if (c.call == "" && len(writes) != 0) || (c.call != "" && (len(writes) != 1 || writes[0] != c.call)) {
-				t.Errorf("passport calls %q, want %q", writes, c.call)
-			}
+			fp.wrote(t, c.call)
 		})
 	}
 	if fp.reserved != "blue kite 7" || fp.own[2].PerTxn != 100_00 || fp.tools[1].Status != "revoked" {
 		t.Errorf("passport state: %q %+v %+v", fp.reserved, fp.own, fp.tools)
+	}
+}
+
+// The withdrawal PIN form: below level 3 the section offers the step-up
+// to 3 and a POST sends nothing; at level 3 the form is there in both
+// languages, two different PINs or a PIN not of 6 digits are refused
+// before the passport is asked, the passport's weak_pin is said as a
+// sentence, and a good PIN goes to PUT /api/v1/self/withdrawal-pin and is
+// never shown back.
+func TestSettingsWithdrawalPIN(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t))
+	fp, pp := newFakePassport(t)
+	r.pages.Passport = pp
+	two := r.as(t, "p-alice", "en")
+	u, _ := url.Parse(r.srv.URL)
+	two.c.Jar.SetCookies(u, []*http.Cookie{{Name: "test_level", Value: "2"}})
+	if st, page := two.do("GET", "/settings", nil); st != 200 || !strings.Contains(page, `id="wdpin-raise" href="/login?level=3"`) || strings.Contains(page, `name="pin"`) {
+		t.Fatalf("level-2 settings: %d %s", st, page)
+	}
+	if st, page := two.do("POST", "/settings/withdrawal-pin", url.Values{"pin": {"385017"}, "pin_again": {"385017"}}); st != 403 || !strings.Contains(page, `data-code="step_up_required"`) || !strings.Contains(page, "needs level 3") {
+		t.Fatalf("level-2 POST: %d %s", st, page)
+	}
+	fp.wrote(t, "")
+	for lang, want := range map[string]string{"en": "New withdrawal PIN (6 digits)", "zh-CN": "新取款密码（6 位数字）"} {
+		if _, page := r.as(t, "p-alice", lang).do("GET", "/settings", nil); !strings.Contains(page, want) || !strings.Contains(page, `name="pin_again"`) || strings.Contains(page, `id="wdpin-raise"`) {
+			t.Errorf("%s level-3 settings lack the form:\n%s", lang, page)
+		}
+	}
+
+	alice := r.as(t, "p-alice", "en")
+	cases := []struct {
+		name       string
+		pin, again string
+		refuse     [2]any
+		status     int
+		want       string
+		call       string
+	}{
+		{"the two differ", "385017", "385018", [2]any{}, 400, "The two PINs differ", ""},
+		{"five digits", "38501", "38501", [2]any{}, 400, "is 6 digits", ""},
+		{"not digits", "38501a", "38501a", [2]any{}, 400, "is 6 digits", ""},
+		{"weak", "654321", "654321", [2]any{422, "weak_pin"}, 422, "too easy to guess", `PUT /api/v1/self/withdrawal-pin {"pin":"654321"}`},
+		{"good", "385017", "385017", [2]any{}, 200, "withdrawal PIN is set", `PUT /api/v1/self/withdrawal-pin {"pin":"385017"}`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			fp.mu.Lock()
+			fp.calls, fp.refuse = nil, map[string][2]any{}
+			if c.refuse[0] != nil {
+				fp.refuse["/api/v1/self/withdrawal-pin"] = c.refuse
+			}
+			fp.mu.Unlock()
+			st, page := alice.do("POST", "/settings/withdrawal-pin", url.Values{"pin": {c.pin}, "pin_again": {c.again}})
+			if st != c.status || !strings.Contains(page, c.want) || strings.Contains(page, c.pin) {
+				t.Errorf("%d %q, want %d with %q and without the PIN", st, page, c.status, c.want)
+			}
+			fp.wrote(t, c.call)
+		})
 	}
 }
 

@@ -131,6 +131,7 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("POST /settings/otp", p.logged(p.bindOTP))
 	m.HandleFunc("POST /settings/lost", p.logged(p.reportLost))
 	m.HandleFunc("POST /settings/mobile", p.logged(p.receiveByMobile))
+	m.HandleFunc("POST /settings/withdrawal-pin", p.logged(p.withdrawalPIN))
 	return m
 }
 

@@ -126,3 +126,36 @@ func TestVerify(t *testing.T) {
 		}
 	})
 }
+
+// TestCheckNew: the rules for a PIN a customer or the branch chooses.
+func TestCheckNew(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name, pin string
+		want      error
+	}{
+		{"good", "385017", nil},
+		{"good with a short run inside", "123459", nil},
+		{"one digit repeated", "000000", wdpin.ErrWeakPIN},
+		{"a run up", "345678", wdpin.ErrWeakPIN},
+		{"a run up past 9", "789012", wdpin.ErrWeakPIN},
+		{"a run down", "987654", wdpin.ErrWeakPIN},
+		{"a run down past 0", "210987", wdpin.ErrWeakPIN},
+		{"five digits", "38501", wdpin.ErrNewPINLength},
+		{"seven digits", "3850172", wdpin.ErrNewPINLength},
+		{"a letter", "38501a", wdpin.ErrNewPINLength},
+		{"empty", "", wdpin.ErrNewPINLength},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := wdpin.CheckNew([]byte(tc.pin))
+			if !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("CheckNew = %v, want %v", err, tc.want)
+			}
+			if err != nil && tc.pin != "" && strings.Contains(err.Error(), tc.pin) {
+				t.Fatalf("the error carries the PIN: %v", err)
+			}
+		})
+	}
+}

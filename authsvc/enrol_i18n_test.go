@@ -10,11 +10,16 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/chromedp/chromedp"
+	"github.com/egate-bank/egate/authsvc/orders"
 	"github.com/egate-bank/egate/internal/i18n"
 	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv/chromiumtest"
 )
 
 // TestPassportWalkInBothLanguages walks the passport's pages as a customer
@@ -147,4 +152,100 @@ func englishIn(text string) string {
 		}
 	}
 	return ""
+}
+
+// TestBrowserEnrolPagesInChinese: the enrolment pages as Chromium shows
+// them on a Chinese browser (screenshots passport-zh-*.png in the shots
+// folder, chromiumtest.Dir): the sign-in-first page, the enrolment page
+// with its order text, its poll's Chinese state, the enrolled page after
+// the helper's answer (here the device API), and a cancelled one.
+func TestBrowserEnrolPagesInChinese(t *testing.T) {
+	ctx := chromiumtest.New(t, 120*time.Second)
+	shots := chromiumtest.Dir(t)
+	rp := newTestRP(t)
+	fe := newFactorEnv(t, storetest.SQLite(t), func(c *Config) {
+		c.OIDC.Clients[0].RedirectURIs = []string{rp.ts.URL + "/cb"}
+		c.OIDC.Clients[0].MinLevel = 2
+	})
+	rp.issuer, rp.verify = fe.ts.URL, fe.claims
+	zh := i18n.In(i18n.ZH, nil)
+	do := func(step string, acts ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		chromiumtest.Do(t, ctx, step, acts...)
+	}
+	text := func(sel string) string { t.Helper(); return chromiumtest.Text(t, ctx, sel) }
+	shot := func(name string) { t.Helper(); chromiumtest.Shot(t, ctx, shots, "passport-zh-"+name) }
+	body := func() string {
+		t.Helper()
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("body")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := englishIn(s); e != "" {
+			t.Errorf("the Chinese page says %q in English:\n%s", e, s)
+		}
+		return s
+	}
+
+	do("sign in first", chromedp.Navigate(fe.ts.URL+"/account/enrol?tool=ushield&lang=zh"), chromedp.WaitVisible(chromedp.ID("message")))
+	if h := text("h1"); h != zh.T("pp.enrol_signin_title") {
+		t.Errorf("h1 %q", h)
+	}
+	body()
+	shot("1-sign-in-first")
+
+	browserPassword(t, ctx, rp)
+	do("SMS step", chromedp.WaitVisible(chromedp.ID("response")))
+	body()
+	shot("2-sms")
+	msgs, _ := fe.set.SMSSink.List(context.Background(), "13812345678", 1)
+	do("SMS code", chromedp.SendKeys(chromedp.ID("response"), smsRE.FindStringSubmatch(msgs[0].Body)[1]), chromedp.Click(chromedp.ID("confirm")))
+	browserWelcome(t, ctx, rp)
+
+	do("enrol page", chromedp.Navigate(fe.ts.URL+"/account/enrol?tool=ushield"), chromedp.WaitVisible(chromedp.ID("autostart")))
+	waiting := zh.T("order.waiting", zh.Tool("ushield", "U-shield"))
+	do("poll", chromedp.Poll[chromedp.Void](`document.getElementById("order-state").textContent === `+strconv.Quote(waiting)))
+	pageText := text("#challenge")
+	if !strings.HasPrefix(pageText, zh.T("pp.enrol_text", zh.Tool("ushield", "U-shield"), fe.pid)) {
+		t.Errorf("order text %q", pageText)
+	}
+	body()
+	shot("3-enrol")
+	link, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("autostart"), "href"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := orders.ParseLink(link.Value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op := fe.openOrder(t, pageOrder{link: l, text: pageText})
+	k := p256(t)
+	der, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: op.Challenge}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans, _ := json.Marshal(EnrolAnswer{CSR: der, Label: "soft-token", Serial: "S0001", KeyID: []byte{7}})
+	if _, err := fe.device().SignData(context.Background(), op.Ref, op.DeviceToken, ans); err != nil {
+		t.Fatal(err)
+	}
+	do("enrolled", chromedp.WaitVisible(chromedp.ID("enrolled")))
+	if h := text("h1"); h != zh.T("pp.enrolled_title") {
+		t.Errorf("h1 %q", h)
+	}
+	body()
+	shot("4-enrolled")
+
+	do("cancel", chromedp.Navigate(fe.ts.URL+"/account/enrol?tool=ushield"), chromedp.WaitVisible(chromedp.ID("cancel-order")), chromedp.Click(chromedp.ID("cancel-order")),
+		chromedp.WaitVisible(chromedp.ID("message")))
+	if s := body(); !strings.Contains(s, zh.T("pp.enrol_nothing")) {
+		t.Errorf("cancelled page:\n%s", s)
+	}
+	shot("5-cancelled")
+	do("unknown tool", chromedp.Navigate(fe.ts.URL+"/account/enrol?tool=sms"), chromedp.WaitVisible(chromedp.ID("message")))
+	if s, want := text("#message"), zh.T("pp.enrol_unknown", "U盾或二代U盾"); s != want {
+		t.Errorf("unknown tool: %q, want %q", s, want)
+	}
+	body()
+	shot("6-unknown-tool")
 }

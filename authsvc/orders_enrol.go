@@ -206,11 +206,10 @@ func (s *Server) enrollableIn(pr i18n.Printer) string {
 	if len(out) < 2 {
 		return strings.Join(out, "")
 	}
-	sep := ", "
-	if pr.Lang == i18n.ZH {
-		sep = "、"
+	if pr.Lang == i18n.ZH { // no spaces between Chinese words
+		return strings.Join(out[:len(out)-1], "、") + pr.T("pp.enrol_or") + out[len(out)-1]
 	}
-	return strings.Join(out[:len(out)-1], sep) + " " + pr.T("pp.enrol_or") + " " + out[len(out)-1]
+	return strings.Join(out[:len(out)-1], ", ") + " " + pr.T("pp.enrol_or") + " " + out[len(out)-1]
 }
 
 // toolIn names the tool f in pr's language (nil: "tool").

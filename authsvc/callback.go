@@ -114,7 +114,7 @@ func (s *Server) authorize(h http.Handler) http.Handler {
 			switch m := r.Form.Get("response_mode"); oidc.ResponseMode(m) {
 			case "", oidc.ResponseModeQuery, oidc.ResponseModeFragment:
 			default:
-				s.message(w, http.StatusBadRequest, "Sign-in request refused", "The platform asked for response_mode "+strconv.Quote(m)+"; the passport answers in the query or the fragment only. Tell the platform's operator.", "invalid_request")
+				s.message(w, http.StatusBadRequest, "Sign-in request refused", s.printer(r).T("pp.bad_response_mode", strconv.Quote(m)), "invalid_request")
 				return
 			}
 		}

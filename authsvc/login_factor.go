@@ -98,7 +98,8 @@ func (s *Server) beginFactorMsg(w http.ResponseWriter, r *http.Request, ar *oidc
 		s.renderLockedFactor(w, r, ar, f, fac, le)
 		return
 	case err != nil:
-		s.message(w, http.StatusServiceUnavailable, "Try again", "The "+fac.Name()+" could not start: "+safeFactorError(err), factorCode(err))
+		pr := s.printer(r)
+		s.message(w, http.StatusServiceUnavailable, pr.T("pp.try_again_title"), pr.T("pp.tool_not_started", s.toolIn(pr, fac), pr.Refusal(factorCode(err), safeFactorError(err))), factorCode(err))
 		return
 	}
 	f.Factor, f.Challenge, f.Prompt, f.Proof, f.Data, f.Order, f.Autostart = fac.Name(), ch.ID, ch.Prompt, answerIsProof(fac), "", "", ""

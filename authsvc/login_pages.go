@@ -86,6 +86,12 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, p page) 
 	s.pages.ExecuteTemplate(w, name, p)
 }
 
+// printer is the language of r's page (English for a client that states
+// none), as render picks it.
+func (s *Server) printer(r *http.Request) i18n.Printer {
+	return i18n.In(i18n.PickOr(r, i18n.EN), nil)
+}
+
 // busy is the "try again" page of a fault of the bank's (the database, the
 // audit log): 503, nothing counted against the customer.
 func (s *Server) busy(w http.ResponseWriter) {

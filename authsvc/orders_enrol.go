@@ -16,6 +16,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/orders"
+	"github.com/egate-bank/egate/internal/i18n"
 )
 
 // Enrolment by the customer: a signed-in customer (passport session at
@@ -63,21 +64,25 @@ type EnrolAnswer = orders.EnrolAnswer
 
 func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
+	pr := s.printer(r)
 	sess, _, ok := s.session(r)
 	if !ok || sess.Level < enrolMinLevel {
-		s.message(w, http.StatusForbidden, "Sign in first", "Sign in to the online bank with your password and an SMS code first, then come back here to enrol your U-shield.", "login_required")
+		s.message(w, http.StatusForbidden, pr.T("pp.enrol_signin_title"), pr.T("pp.enrol_signin"), "login_required")
 		return
 	}
 	fac := s.factorNamed(r.URL.Query().Get("tool"))
 	if fac == nil || !canEnrol(fac) {
-		s.message(w, http.StatusBadRequest, "Unknown tool", "This tool cannot be enrolled here: choose "+strings.Join(s.enrollable(), ", ")+".", "unknown_tool")
+		s.message(w, http.StatusBadRequest, pr.T("pp.enrol_unknown_title"), pr.T("pp.enrol_unknown", s.enrollableIn(pr)), "unknown_tool")
 		return
 	}
+	// The text the helper shows and the new key signs (a PIV card's
+	// attested enrolment) is said in the page's language, chosen here
+	// once: the order keeps it, the page and the device show the same.
 	secret := oidcop.RandomToken()
 	ch := make([]byte, 16)
 	rand.Read(ch)
 	o, auto, err := s.orders.Create(ctx, orders.CreateRequest{Kind: orders.KindEnrol, PassportID: sess.PassportID, Factor: fac.Name(), ChallengeID: "enrol",
-		Context: "enrol", Text: "Enrol a new " + factorLabel(fac) + " for " + sess.PassportID, Challenge: ch, Browser: orders.BrowserHash(secret),
+		Context: "enrol", Text: pr.T("pp.enrol_text", s.toolIn(pr, fac), sess.PassportID), Challenge: ch, Browser: orders.BrowserHash(secret),
 		ExpiresAt: s.now().Add(enrolTTL)})
 	if err != nil {
 		s.busy(w)
@@ -92,7 +97,7 @@ func (s *Server) enrolPage(w http.ResponseWriter, r *http.Request) {
 	v := &orderView{Ref: o.Ref, ByLink: true, Autostart: safeURL(orders.AutostartLink(s.cfg.Issuer, o.Ref, auto)),
 		CollectURL: s.base + "/account/enrol/collect?ref=" + o.Ref, FinishURL: finish, CancelURL: s.base + "/account/enrol/cancel"}
 	s.render(w, http.StatusOK, "enrol", page{Factor: fac.Name(), FactorLabel: factorLabel(fac), Data: string(o.Data), Order: v, Nonce: nonce(),
-		Prompt: "Insert the new " + factorLabel(fac) + ": the bank's security helper makes its key on the token and the bank certifies it."})
+		Prompt: pr.T("pp.enrol_prompt", pr.Tool(fac.Name(), factorLabel(fac)))})
 }
 
 func enrolSecret(r *http.Request) string {
@@ -112,11 +117,12 @@ func (s *Server) enrolCollect(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(s.orderStatusOf(o))
+	json.NewEncoder(w).Encode(s.orderStatusOf(s.printer(r), o))
 }
 
 // enrolFinish: POST /account/enrol/finish (ref): the outcome.
 func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) {
+	pr := s.printer(r)
 	o, err := s.orders.Finish(r.Context(), r.PostFormValue("ref"), orders.BrowserHash(enrolSecret(r)))
 	switch {
 	case err == nil && o.Kind == orders.KindEnrol:
@@ -125,30 +131,32 @@ func (s *Server) enrolFinish(w http.ResponseWriter, r *http.Request) {
 			serial = fmt.Sprintf("%x", c.SerialNumber)
 		}
 		back, to := s.platformReturn(r.URL.Query().Get("client"), r.URL.Query().Get("return"))
-		s.render(w, http.StatusOK, "enrolled", page{Title: "Enrolled", Back: back, BackTo: to, Message: "Your " + labelOf(s.factorNamed(o.Factor)) +
-			" is enrolled (certificate " + serial + "): it now answers the passport's and the bank's confirmations at level " +
-			fmt.Sprint(int(s.factorNamed(o.Factor).Level())) + ". It is on your tools list; if you lose it, report it lost there at once."})
+		fac := s.factorNamed(o.Factor)
+		s.render(w, http.StatusOK, "enrolled", page{Title: pr.T("pp.enrolled_title"), Back: back, BackTo: to,
+			Message: pr.T("pp.enrolled", s.toolIn(pr, fac), serial, int(fac.Level()))})
 	case errors.Is(err, orders.ErrNotComplete):
-		s.message(w, http.StatusConflict, "Not finished yet", "The security helper has not finished; go back and wait, or open the link again.", "order_pending")
+		s.message(w, http.StatusConflict, pr.T("pp.enrol_pending_title"), pr.T("pp.enrol_pending"), "order_pending")
 	case err != nil && o != nil && o.State == orders.Failed:
-		s.message(w, http.StatusUnauthorized, "Not enrolled", "The bank refused the enrolment: "+orders.MessageForCode(o.FailCode)+" Start again.", o.FailCode)
+		s.message(w, http.StatusUnauthorized, pr.T("pp.not_enrolled_title"), pr.T("pp.enrol_refused", codeRefusal(pr, o.FailCode)), o.FailCode)
 	default:
-		msg := orders.Message(err)
+		msg := orderRefusal(pr, err)
 		if o != nil {
 			if reason, ok := orders.DeviceReasons[o.FailCode]; ok {
-				msg = reason + " " + msg
+				msg = pr.Refusal(o.FailCode, reason) + " " + msg
 			}
 		}
-		s.message(w, orders.Status(err), "Not enrolled", msg, orders.Code(err))
+		s.message(w, orders.Status(err), pr.T("pp.not_enrolled_title"), msg, orders.Code(err))
 	}
 }
 
 func (s *Server) enrolCancel(w http.ResponseWriter, r *http.Request) {
 	if err := s.orders.CancelByBrowser(r.Context(), r.PostFormValue("ref"), orders.BrowserHash(enrolSecret(r))); err != nil {
-		s.message(w, orders.Status(err), "Not cancelled", orders.Message(err), orders.Code(err))
+		pr := s.printer(r)
+		s.message(w, orders.Status(err), pr.T("pp.not_cancelled_title"), orderRefusal(pr, err), orders.Code(err))
 		return
 	}
-	s.message(w, http.StatusOK, "Cancelled", "Nothing was enrolled.", "order_cancelled")
+	pr := s.printer(r)
+	s.message(w, http.StatusOK, pr.T("pp.cancelled_title"), pr.T("pp.enrol_nothing"), "order_cancelled")
 }
 
 // verifyEnrol is an enrolment order's answer: the CSR checked and the
@@ -186,15 +194,48 @@ func (s *Server) verifyEnrol(ctx context.Context, o *orders.Order, fac authn.Fac
 	return orders.Verified{Result: authn.Result{Factor: fac.Name(), Level: fac.Level(), AMR: "hwk"}, Data: cert.Raw}, nil
 }
 
-// enrollable names the tools a customer can enrol here.
-func (s *Server) enrollable() []string {
+// enrollableIn names the tools a customer can enrol here, in pr's
+// language ("U-shield, U-shield with display or PIV card").
+func (s *Server) enrollableIn(pr i18n.Printer) string {
 	var out []string
 	for _, f := range s.factors {
 		if canEnrol(f) {
-			out = append(out, f.Name())
+			out = append(out, s.toolIn(pr, f))
 		}
 	}
-	return out
+	if len(out) < 2 {
+		return strings.Join(out, "")
+	}
+	if pr.Lang == i18n.ZH { // no spaces between Chinese words
+		return strings.Join(out[:len(out)-1], "、") + pr.T("pp.enrol_or") + out[len(out)-1]
+	}
+	return strings.Join(out[:len(out)-1], ", ") + " " + pr.T("pp.enrol_or") + " " + out[len(out)-1]
+}
+
+// toolIn names the tool f in pr's language (nil: "tool").
+func (s *Server) toolIn(pr i18n.Printer, f authn.Factor) string {
+	if f == nil {
+		return pr.T("order.a_tool")
+	}
+	return pr.Tool(f.Name(), factorLabel(f))
+}
+
+// orderRefusal says an order's or a tool's error in pr's language (by its
+// stable code; orders.Message's sentence when the catalogue lacks it).
+func orderRefusal(pr i18n.Printer, err error) string {
+	return pr.Refusal(orders.Code(err), upperFirst(orders.Message(err))+".")
+}
+
+// codeRefusal says a failed order's stored code in pr's language.
+func codeRefusal(pr i18n.Printer, code string) string {
+	return pr.Refusal(code, upperFirst(orders.MessageForCode(code)))
+}
+
+func upperFirst(s string) string {
+	if s == "" || s[0] < 'a' || s[0] > 'z' {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }
 
 // platformReturn is where the enrolled page links back to: the path (with

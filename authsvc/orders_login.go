@@ -16,6 +16,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/oidcop"
 	"github.com/egate-bank/egate/authsvc/orders"
+	"github.com/egate-bank/egate/internal/i18n"
 )
 
 // The factor step of a signature tool (U-shield, PIV, phone app): the page
@@ -72,7 +73,8 @@ func (s *Server) beginOrder(w http.ResponseWriter, r *http.Request, ar *oidcop.A
 	}
 	text, challenge, ok := orders.SplitSigned(ch.Data)
 	if !ok {
-		s.message(w, http.StatusServiceUnavailable, "Try again", "The "+factorLabel(fac)+" could not start; try again.", apierr.Unavailable.Name)
+		pr := s.printer(r)
+		s.message(w, http.StatusServiceUnavailable, pr.T("pp.try_again_title"), pr.T("pp.tool_not_started_try", s.toolIn(pr, fac)), apierr.Unavailable.Name)
 		return
 	}
 	o, auto, err := s.orders.Create(ctx, orders.CreateRequest{Kind: orders.KindLogin, PassportID: f.PassportID, Factor: fac.Name(), ChallengeID: ch.ID,
@@ -174,33 +176,33 @@ func (s *Server) orderCollect(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(s.orderStatusOf(o))
+	json.NewEncoder(w).Encode(s.orderStatusOf(s.printer(r), o))
 }
 
 // orderStatusOf is the collect poll's answer for o.
-func (s *Server) orderStatusOf(o *orders.Order) orderStatus {
+func (s *Server) orderStatusOf(pr i18n.Printer, o *orders.Order) orderStatus {
 	st := orderStatus{State: string(o.State), Code: o.FailCode}
 	fac := s.factorNamed(o.Factor)
 	switch o.State {
 	case orders.Pending:
-		st.Message = "Waiting for your " + labelOf(fac) + "."
+		st.Message = pr.T("order.waiting", s.toolIn(pr, fac))
 		if fac != nil && answersByQR(fac) {
 			if png, err := orders.QRPNG(s.orders.QRContent(o), qrSize); err == nil {
 				st.QR = "data:image/png;base64," + base64.StdEncoding.EncodeToString(png)
 			}
 		}
 	case orders.UserSign:
-		st.Message = "Opened on your device: check the text there and confirm."
+		st.Message = pr.T("order.opened")
 	case orders.Complete:
-		st.Message = "Signed. Continuing…"
+		st.Message = pr.T("order.signed")
 	case orders.Failed:
-		st.Message = "The signature was refused: " + orders.MessageForCode(o.FailCode)
+		st.Message = pr.T("order.refused", codeRefusal(pr, o.FailCode))
 	case orders.Expired:
-		st.Code, st.Message = "order_expired", orders.ErrExpired.Error()
+		st.Code, st.Message = "order_expired", orderRefusal(pr, orders.ErrExpired)
 	case orders.Cancelled:
-		st.Message = orders.ErrCancelled.Error()
+		st.Message = orderRefusal(pr, orders.ErrCancelled)
 		if m, ok := orders.DeviceReasons[o.FailCode]; ok {
-			st.Message = m + " " + st.Message
+			st.Message = pr.Refusal(o.FailCode, m) + " " + st.Message
 		}
 		st.Code = "order_cancelled"
 	}

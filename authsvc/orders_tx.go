@@ -8,6 +8,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/orders"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/i18n"
 )
 
 // TxOrderRequest asks for a transaction's signing order: the customer's
@@ -91,7 +92,7 @@ func (s *Server) TxOrderStatus(ctx context.Context, ref, browser string, intentH
 	if err != nil {
 		return txclient.OrderStatus{}, err
 	}
-	st := s.orderStatusOf(o)
+	st := s.orderStatusOf(i18n.In(i18n.EN, nil), o) // txauth's page says it again in its language
 	return txclient.OrderStatus{Ref: o.Ref, State: st.State, Code: st.Code, Message: st.Message, QR: st.QR}, nil
 }
 

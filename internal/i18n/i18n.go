@@ -148,7 +148,7 @@ func Has(key string) bool { _, ok := lookup(key); return ok }
 
 // catalogues are the message maps, each a part of the pages: a key is in
 // one of them (TestKeysUnique).
-var catalogues = []map[string][2]string{catalogue, ebankCatalogue}
+var catalogues = []map[string][2]string{catalogue, ebankCatalogue, passportCatalogue}
 
 func lookup(key string) ([2]string, bool) {
 	for _, c := range catalogues {

@@ -778,6 +778,12 @@ func TestFriendTransferStates(t *testing.T) {
 				alice.post("/pay", f)
 				seen(t, bob, "23.00", StatePending, "waiting for alice's confirmation")
 				r.clock.Add(DefaultPendingTTL + time.Second)
+				if s, _ := bob.get("/chats"); s != 200 { // listed: expired before the chat is opened
+					t.Fatalf("list: %d", s)
+				}
+				if _, m := countTransfers(23_00); m.State != StateExpired {
+					t.Fatalf("after the list: %+v", m)
+				}
 			}, StateExpired, "Expired"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
@@ -802,4 +808,58 @@ func TestFriendTransferStates(t *testing.T) {
 		})
 		r.checkLedger()
 	})
+}
+
+// TestTransferEventsPerViewer: in a group, the pending transfer arrives
+// live to the payee as "… is sending you …" and to another member as
+// "… is sending bob …", each rendered for its reader (the render cache is
+// per event: it must not hand one reader's sentence to the other).
+func TestTransferEventsPerViewer(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t))
+	alice, bob, carol := r.as("alice"), r.as("bob"), r.as("carol")
+	conv := alice.group("trip", "bob", "carol")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	open := func(b *browser) *bufio.Reader {
+		req, _ := http.NewRequestWithContext(ctx, "GET", r.srv.URL+"/chats/"+conv+"/events", nil)
+		resp, err := b.c.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("events: %v %+v", err, resp)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		rd := bufio.NewReader(resp.Body)
+		if line, _ := rd.ReadString('\n'); !strings.HasPrefix(line, "retry:") {
+			t.Fatalf("first line %q", line)
+		}
+		return rd
+	}
+	streams := []struct {
+		who  string
+		rd   *bufio.Reader
+		want string
+	}{
+		{"bob", open(bob), `is sending you \u003cb\u003e30.00 yuan`},
+		{"carol", open(carol), `is sending \u003cb\u003ebob\u003c/b\u003e \u003cb\u003e30.00 yuan`},
+	}
+	for r.svc.Hub.Subscribers(conv) < 2 {
+		t.Fatal("the streams are not subscribed")
+	}
+	f := url.Values{"what": {PayTransfer}, "conv": {conv}, "to": {r.ids["bob"]}, "amount": {"30"}, "key": {"k-viewers"}}
+	if s, body, _ := alice.post("/pay", f); s != 200 {
+		t.Fatalf("authorize: %d\n%s", s, body)
+	}
+	for _, st := range streams {
+		for {
+			line, err := st.rd.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s's stream ended: %v", st.who, err)
+			}
+			if strings.HasPrefix(line, "data: ") && strings.Contains(line, `data-kind=\"transfer\"`) {
+				if !strings.Contains(line, st.want) || !strings.Contains(line, `data-state=\"pending\"`) {
+					t.Fatalf("%s reads %s", st.who, line)
+				}
+				break
+			}
+		}
+	}
 }

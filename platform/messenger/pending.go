@@ -99,21 +99,8 @@ func (s *Service) Settle(ctx context.Context, p Pay, state, reason string) {
 // they show as expired. Called when the conversation is looked at.
 func (s *Service) Expire(ctx context.Context, conv string) error {
 	before := s.Store.now().Add(-s.pendingTTL()).UnixMilli()
-	rows, err := s.Store.DB.Query(ctx, `SELECT id FROM msg_payments WHERE conversation_id = ? AND state = 'pending' AND updated_ms < ?`, conv, before)
+	ids, err := s.column(ctx, `SELECT id FROM msg_payments WHERE conversation_id = ? AND state = 'pending' AND updated_ms < ?`, conv, before)
 	if err != nil {
-		return err
-	}
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			rows.Close()
-			return err
-		}
-		ids = append(ids, id)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	for _, id := range ids {
@@ -130,6 +117,41 @@ func (s *Service) Expire(ctx context.Context, conv string) error {
 		}
 	}
 	return nil
+}
+
+// ExpireFor runs Expire on the conversations where member pays or is paid
+// a transfer abandoned pending: when the customer's chats are listed.
+func (s *Service) ExpireFor(ctx context.Context, member string) error {
+	before := s.Store.now().Add(-s.pendingTTL()).UnixMilli()
+	convs, err := s.column(ctx, `SELECT DISTINCT conversation_id FROM msg_payments WHERE state = 'pending' AND updated_ms < ? AND (payer = ? OR payee = ?)`,
+		before, member, member)
+	if err != nil {
+		return err
+	}
+	for _, c := range convs {
+		if err := s.Expire(ctx, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// column reads a query's one text column.
+func (s *Service) column(ctx context.Context, q string, args ...any) ([]string, error) {
+	rows, err := s.Store.DB.Query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var v string
+		if err := rows.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
 }
 
 // settleMessage sets a payment message's state and body and tells the pages.

@@ -216,6 +216,10 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	p.syncAlerts(r, v.C)
+	if err := p.Svc.ExpireFor(ctx, v.C.ID); err != nil { // abandoned pending transfers, as listed
+		p.refuse(w, r, v, err, "")
+		return
+	}
 	list, err := p.Svc.Store.List(ctx, v.C.ID)
 	if err != nil {
 		p.refuse(w, r, v, err, "")
@@ -288,6 +292,21 @@ type msgView struct {
 	StateText string
 	Link      string
 	LinkText  string
+}
+
+// viewer is how me sees m, for the per-event render cache: its sender,
+// the payee of a transfer (who reads "… is sending you …"), or another.
+func viewer(m Message, me string) string {
+	if m.Sender == me {
+		return ":sender"
+	}
+	if m.Kind == KindTransfer || m.Kind == KindQR {
+		var b PayBody
+		if json.Unmarshal([]byte(m.Body), &b) == nil && b.Payee == me {
+			return ":payee"
+		}
+	}
+	return ":other"
 }
 
 // show renders m for the customer me in pr's language.
@@ -457,7 +476,7 @@ func (p *Pages) events(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	write := func(e Event) error {
 		m := e.Message
-		data, err := e.Rendered(pr.Lang+strconv.FormatBool(m.Sender == c.ID), func() ([]byte, error) {
+		data, err := e.Rendered(pr.Lang+viewer(m, c.ID), func() ([]byte, error) {
 			buf.Reset()
 			if err := pages.ExecuteTemplate(&buf, "msg", p.show(ctx, pr, c.ID, m)); err != nil {
 				return nil, err

@@ -154,10 +154,19 @@ func TestBrowserJourney(t *testing.T) {
 		chromedp.SendKeys(chromedp.ID("amount"), "88.50"), chromedp.SendKeys(chromedp.ID("memo"), "车费"))
 	alice.shot("group")
 	alice.do("transfer", chromedp.Click(chromedp.ID("pay")))
+	// authorized: bob sees it live, pending, before alice proves it
+	bob.do("bob sees the pending transfer", chromedp.WaitVisible(chromedp.CSS(`#messages li[data-kind="transfer"][data-state="pending"]`)))
+	if got := bob.text(`#messages li[data-kind="transfer"]`); !strings.Contains(got, "alice is sending you 88.50 yuan — waiting for alice's confirmation") {
+		t.Fatalf("bob's pending transfer: %q", got)
+	}
+	bob.shot("transfer-pending")
 	if done := alice.pay("transfer"); !strings.Contains(done, "88.50") {
 		t.Fatalf("transfer done: %q", done)
 	}
 	bob.do("bob sees the transfer", chromedp.WaitVisible(chromedp.CSS(`#messages li[data-kind="transfer"][data-state="done"]`)))
+	if n, err := chromedp.Run(bob.ctx, chromedp.Evaluate[int](`document.querySelectorAll('#messages li[data-kind="transfer"]').length`)); err != nil || n != 1 {
+		t.Fatalf("bob's page shows %d transfer messages (%v): the pending one is updated in place", n, err)
+	}
 	bob.shot("transfer-received")
 
 	// the AA collection

@@ -248,9 +248,17 @@ func TestFriendTransfer(t *testing.T) {
 		if got := r.balances(); !equal(got, mid) {
 			t.Fatalf("refusals moved money: %v -> %v", mid, got)
 		}
+		// the transfers that were authorized (the SMS limit, the wrong code,
+		// the changed amount's first form) wait for their payer: pending, and
+		// the refused ones left no message
 		msgs, _ := r.svc.Store.Messages(ctx, conv, 0, 100)
-		if len(msgs) != 1 {
+		if len(msgs) != 4 || msgs[0].State != StateDone {
 			t.Fatalf("messages after refusals: %+v", msgs)
+		}
+		for _, m := range msgs[1:] {
+			if m.State != StatePending || m.Amount != 10_00 {
+				t.Fatalf("messages after refusals: %+v", msgs)
+			}
 		}
 		r.checkLedger()
 	})
@@ -656,4 +664,202 @@ func TestClaimShareOnce(t *testing.T) {
 			t.Fatalf("claim after close: %v", err)
 		}
 	})
+}
+
+// TestFriendTransferStates: a friend transfer is a message from the moment
+// its intent is authorized, pending and seen as such by both members,
+// updated in place (the same message) to done when the money moved once,
+// or to refused, cancelled or expired with nothing moved.
+func TestFriendTransferStates(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db)
+		ctx := context.Background()
+		alice, bob := r.as("alice"), r.as("bob")
+		conv := alice.chatWith("bob")
+		// state reads the transfer message of key as bob and as alice sees it
+		seen := func(t *testing.T, who *browser, amount, state, text string) {
+			t.Helper()
+			s, body := who.get("/chats/" + conv)
+			if s != 200 || strings.Count(body, `data-kind="transfer"`) == 0 {
+				t.Fatalf("%d\n%s", s, body)
+			}
+			for _, li := range strings.Split(body, "<li ") {
+				if strings.Contains(li, `data-kind="transfer"`) && strings.Contains(li, "<b>"+amount+" yuan</b>") {
+					if !strings.Contains(li, `data-state="`+state+`"`) || !strings.Contains(li, text) {
+						t.Fatalf("the %s transfer, want %s %q:\n%s", amount, state, text, li)
+					}
+					return
+				}
+			}
+			t.Fatalf("no %s transfer in\n%s", amount, body)
+		}
+		countTransfers := func(amount int64) (n int, last Message) {
+			msgs, err := r.svc.Store.Messages(ctx, conv, 0, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range msgs {
+				if m.Kind == KindTransfer && m.Amount == amount {
+					n, last = n+1, m
+				}
+			}
+			return n, last
+		}
+		start := r.balances()
+		sub := r.svc.Hub.Subscribe(conv)
+		defer r.svc.Hub.Unsubscribe(sub)
+
+		t.Run("pending, then paid in place", func(t *testing.T) {
+			f := url.Values{"what": {PayTransfer}, "conv": {conv}, "amount": {"20"}, "key": {"k-states-paid"}}
+			if s, body, _ := alice.post("/pay", f); s != 200 || !strings.Contains(body, `id="decision"`) || !strings.Contains(body, `id="cancel-pay"`) {
+				t.Fatalf("authorize: %d\n%s", s, body)
+			}
+			seen(t, bob, "20.00", StatePending, "<b>alice</b> is sending you <b>20.00 yuan</b> — waiting for alice's confirmation")
+			seen(t, alice, "20.00", StatePending, "<b>alice</b> is sending <b>bob</b> <b>20.00 yuan</b>")
+			if ev := <-sub.C; ev.Message.State != StatePending || ev.Update {
+				t.Fatalf("first event %+v", ev)
+			}
+			if got := r.balances(); !equal(got, start) {
+				t.Fatalf("a pending transfer moved money: %v -> %v", start, got)
+			}
+			_, pending := countTransfers(20_00)
+			if s, body := alice.pay(f); s != 200 || !strings.Contains(body, `data-state="done"`) {
+				t.Fatalf("pay: %d\n%s", s, body)
+			}
+			n, done := countTransfers(20_00)
+			if n != 1 || done.Seq != pending.Seq || done.State != StateDone {
+				t.Fatalf("%d transfer messages, pending %+v, now %+v", n, pending, done)
+			}
+			for live := false; !live; {
+				select {
+				case ev := <-sub.C:
+					live = ev.Message.Seq == pending.Seq && ev.Update && ev.Message.State == StateDone
+				case <-time.After(10 * time.Second):
+					t.Fatal("no live update of the pending message to done")
+				}
+			}
+			seen(t, bob, "20.00", StateDone, "<b>alice</b> sent <b>bob</b> <b>20.00 yuan</b>")
+			seen(t, alice, "20.00", StateDone, "<b>alice</b> sent <b>bob</b> <b>20.00 yuan</b>")
+			// a second completion of the same transfer moves nothing
+			alice.pay(f)
+			if a, b := r.balance("alice"), r.balance("bob"); a != start["alice"]-20_00 || b != start["bob"]+20_00 {
+				t.Fatalf("balances %d %d", a, b)
+			}
+			if n, m := countTransfers(20_00); n != 1 || m.State != StateDone {
+				t.Fatalf("after the second completion: %d %+v", n, m)
+			}
+		})
+		mid := r.balances()
+		for _, tc := range []struct {
+			name   string
+			amount string
+			run    func(t *testing.T, f url.Values)
+			state  string
+			text   string
+		}{
+			{"refused by a limit at the proof", "21.00", func(t *testing.T, f url.Values) {
+				r.auth.proofErr = &txclient.APIError{Status: 422, Code: "limit_exceeded"}
+				defer func() { r.auth.proofErr = nil }()
+				if s, body := alice.pay(f); s != 422 || code(body) != "limit" {
+					t.Fatalf("%d %q", s, code(body))
+				}
+			}, StateRefused, "was not made; no money moved"},
+			{"cancelled by the payer", "22.00", func(t *testing.T, f url.Values) {
+				alice.post("/pay", f)
+				before := len(r.auth.cancelled)
+				if s, _, loc := alice.post("/pay/cancel", f); s != http.StatusSeeOther || loc != "/chats/"+conv {
+					t.Fatalf("cancel: %d %q", s, loc)
+				}
+				if len(r.auth.cancelled) != before+1 {
+					t.Fatal("the intent was not cancelled at txauth")
+				}
+			}, StateCancelled, "Cancelled"},
+			{"abandoned, expired when next looked at", "23.00", func(t *testing.T, f url.Values) {
+				alice.post("/pay", f)
+				seen(t, bob, "23.00", StatePending, "waiting for alice's confirmation")
+				r.clock.Add(DefaultPendingTTL + time.Second)
+				if s, _ := bob.get("/chats"); s != 200 { // listed: expired before the chat is opened
+					t.Fatalf("list: %d", s)
+				}
+				if _, m := countTransfers(23_00); m.State != StateExpired {
+					t.Fatalf("after the list: %+v", m)
+				}
+			}, StateExpired, "Expired"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				f := url.Values{"what": {PayTransfer}, "conv": {conv}, "amount": {tc.amount}, "key": {"k-states-" + tc.name}}
+				tc.run(t, f)
+				seen(t, bob, tc.amount, tc.state, tc.text)
+				seen(t, alice, tc.amount, tc.state, tc.text)
+				if got := r.balances(); !equal(got, mid) {
+					t.Fatalf("money moved: %v -> %v", mid, got)
+				}
+			})
+		}
+		t.Run("the limit's reason is shown in Chinese too", func(t *testing.T) {
+			zh := r.as("bob")
+			u, _ := url.Parse(r.srv.URL)
+			zh.c.Jar.SetCookies(u, []*http.Cookie{{Name: "egate_lang", Value: "zh"}})
+			_, body := zh.get("/chats/" + conv)
+			want := "<b>alice</b> 向 <b>bob</b> 的转账 <b>21.00 元</b> 未转出，没有资金变动 — " + i18n.In(i18n.ZH, time.UTC).T("msg.err.limit")
+			if !strings.Contains(body, want) {
+				t.Fatalf("want %q in\n%s", want, body)
+			}
+		})
+		r.checkLedger()
+	})
+}
+
+// TestTransferEventsPerViewer: in a group, the pending transfer arrives
+// live to the payee as "… is sending you …" and to another member as
+// "… is sending bob …", each rendered for its reader (the render cache is
+// per event: it must not hand one reader's sentence to the other).
+func TestTransferEventsPerViewer(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t))
+	alice, bob, carol := r.as("alice"), r.as("bob"), r.as("carol")
+	conv := alice.group("trip", "bob", "carol")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	open := func(b *browser) *bufio.Reader {
+		req, _ := http.NewRequestWithContext(ctx, "GET", r.srv.URL+"/chats/"+conv+"/events", nil)
+		resp, err := b.c.Do(req)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("events: %v %+v", err, resp)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		rd := bufio.NewReader(resp.Body)
+		if line, _ := rd.ReadString('\n'); !strings.HasPrefix(line, "retry:") {
+			t.Fatalf("first line %q", line)
+		}
+		return rd
+	}
+	streams := []struct {
+		who  string
+		rd   *bufio.Reader
+		want string
+	}{
+		{"bob", open(bob), `is sending you \u003cb\u003e30.00 yuan`},
+		{"carol", open(carol), `is sending \u003cb\u003ebob\u003c/b\u003e \u003cb\u003e30.00 yuan`},
+	}
+	for r.svc.Hub.Subscribers(conv) < 2 {
+		t.Fatal("the streams are not subscribed")
+	}
+	f := url.Values{"what": {PayTransfer}, "conv": {conv}, "to": {r.ids["bob"]}, "amount": {"30"}, "key": {"k-viewers"}}
+	if s, body, _ := alice.post("/pay", f); s != 200 {
+		t.Fatalf("authorize: %d\n%s", s, body)
+	}
+	for _, st := range streams {
+		for {
+			line, err := st.rd.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s's stream ended: %v", st.who, err)
+			}
+			if strings.HasPrefix(line, "data: ") && strings.Contains(line, `data-kind=\"transfer\"`) {
+				if !strings.Contains(line, st.want) || !strings.Contains(line, `data-state=\"pending\"`) {
+					t.Fatalf("%s reads %s", st.who, line)
+				}
+				break
+			}
+		}
+	}
 }

@@ -2,9 +2,9 @@ package messenger
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/egate-bank/egate/authsvc/intent"
@@ -37,6 +37,9 @@ type Service struct {
 	Bank   Bank
 	Auth   Authorizer
 	Alerts BalanceAlerter // nil: no balance alerts
+	// PendingTTL is how long a friend transfer waits for its payer's
+	// proof before it shows as expired [DefaultPendingTTL].
+	PendingTTL time.Duration
 }
 
 // Post stores m and tells the pages open on its conversation.
@@ -93,6 +96,8 @@ type PayBody struct {
 	Payee     string `json:"payee"`
 	PayeeName string `json:"payee_name"`
 	Memo      string `json:"memo,omitempty"`
+	// Reason is why a friend transfer was not made (refused): a refusal's code.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Resolve checks f for payer (device and ip go into the intent): who is
@@ -210,7 +215,7 @@ func (s *Service) Resolve(ctx context.Context, payer Member, f PayForm, device, 
 // Done looks for the payment already made with p's key.
 func (s *Service) Done(ctx context.Context, p Pay) (Message, bool) {
 	var conv, ref string
-	if s.Store.DB.QueryRow(ctx, `SELECT conversation_id, id FROM msg_payments WHERE pay_key = ?`, p.Key).Scan(&conv, &ref) != nil {
+	if s.Store.DB.QueryRow(ctx, `SELECT conversation_id, id FROM msg_payments WHERE pay_key = ? AND state = 'done'`, p.Key).Scan(&conv, &ref) != nil {
 		return Message{}, false
 	}
 	m, err := s.Store.ByRef(ctx, conv, "pay:"+ref)
@@ -258,6 +263,11 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'done', ?, ?, ?) ON CONFLICT DO NOTHING`,
 		return Message{}, err
 	}
 	s.Store.DB.QueryRow(ctx, `SELECT id FROM msg_payments WHERE pay_key = ?`, p.Key).Scan(&id)
+	// a friend transfer's pending row (Pending) becomes done: the money moved
+	if _, err := s.Store.DB.Exec(ctx, `UPDATE msg_payments SET state = 'done', transfer_id = ?, intent = ?, updated_ms = ? WHERE id = ? AND state <> 'done'`,
+		t.ID, intentHash, now, id); err != nil {
+		return Message{}, err
+	}
 	var m Message
 	switch p.Kind {
 	case intent.AAShare:
@@ -270,8 +280,12 @@ VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'done', ?, ?, ?) ON CONFLICT DO NOTHING`,
 		if p.Kind == intent.ReceiveByQR {
 			kind = KindQR
 		}
-		b, _ := json.Marshal(PayBody{Payee: p.Payee.ID, PayeeName: p.Payee.Name, Memo: p.Memo})
-		m, err = s.Post(ctx, Message{Conversation: conv, Sender: p.Payer.ID, Kind: kind, Body: string(b), Amount: p.Amount, Ref: "pay:" + id, State: "done"})
+		body := payBody(p, "")
+		m, err = s.Post(ctx, Message{Conversation: conv, Sender: p.Payer.ID, Kind: kind, Body: body, Amount: p.Amount, Ref: "pay:" + id, State: StateDone})
+		if err == nil && m.State != StateDone { // the pending message, updated in place
+			s.settleMessage(ctx, conv, m.Ref, StateDone, body)
+			m, err = s.Store.ByRef(ctx, conv, m.Ref)
+		}
 	}
 	if err != nil {
 		return m, err

@@ -100,6 +100,10 @@ func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (Pay, tx
 	}
 	switch d.Decision {
 	case txclient.Allow:
+		if err := p.Svc.Pending(r.Context(), pay, d.Intent); err != nil { // both members see it from now on
+			p.payRefused(w, r, v, f, err)
+			return pay, d, false
+		}
 		return pay, d, true
 	case txclient.Review:
 		p.payRefused(w, r, v, f, ErrReview)
@@ -158,7 +162,11 @@ func (p *Pages) payConfirm(w http.ResponseWriter, r *http.Request, v *view) {
 	g, err := p.Svc.Auth.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: r.PostFormValue("challenge_id"), Response: r.PostFormValue("response"),
 		ClientIP: clientIP(r), Intent: &pay.In})
 	if err != nil {
-		p.payRefused(w, r, v, pay.Form, authErr(err))
+		err = authErr(err)
+		if errors.Is(err, ErrLimit) || errors.Is(err, ErrDenied) { // final; a wrong code may be typed again
+			p.Svc.Settle(ctx, pay, StateRefused, CodeOf(err))
+		}
+		p.payRefused(w, r, v, pay.Form, err)
 		return
 	}
 	if _, err := p.Svc.Auth.Execute(ctx, g.Token, pay.In); err != nil {
@@ -167,16 +175,36 @@ func (p *Pages) payConfirm(w http.ResponseWriter, r *http.Request, v *view) {
 			p.showPaid(w, r, v, pay.Form, m)
 			return
 		}
-		p.payRefused(w, r, v, pay.Form, authErr(err))
+		err = authErr(err)
+		p.Svc.Settle(ctx, pay, StateRefused, CodeOf(err))
+		p.payRefused(w, r, v, pay.Form, err)
 		return
 	}
 	m, err := p.Svc.Complete(ctx, pay, d.Intent)
 	if err != nil {
 		p.Svc.Auth.Cancel(ctx, d.Intent, "messenger refused: "+CodeOf(err))
+		p.Svc.Settle(ctx, pay, StateRefused, CodeOf(err))
 		p.payRefused(w, r, v, pay.Form, err)
 		return
 	}
 	p.showPaid(w, r, v, pay.Form, m)
+}
+
+// payCancel is the payer's "Cancel" on the decision or challenge page: the
+// intent is cancelled at txauth and the pending transfer shows as cancelled
+// to both members; nothing moved.
+func (p *Pages) payCancel(w http.ResponseWriter, r *http.Request, v *view) {
+	pay, d, ok := p.decide(w, r, v)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	if _, err := p.Svc.Auth.Cancel(ctx, d.Intent, "cancelled by the payer"); err != nil {
+		p.payRefused(w, r, v, pay.Form, authErr(err))
+		return
+	}
+	p.Svc.Settle(ctx, pay, StateCancelled, "")
+	http.Redirect(w, r, back(pay.Form), http.StatusSeeOther)
 }
 
 func (p *Pages) showPaid(w http.ResponseWriter, r *http.Request, v *view, f PayForm, m Message) {

@@ -36,6 +36,10 @@ type fakeAuth struct {
 	// challengeErr, when set, is what Challenge answers (the SMS service's
 	// send limit, say).
 	challengeErr error
+	// proofErr, when set, is what Proof answers (a limit reached).
+	proofErr error
+	// cancelled are the intents cancelled.
+	cancelled []string
 }
 
 func (f *fakeAuth) Balance(_ context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error) {
@@ -68,6 +72,9 @@ func (f *fakeAuth) Challenge(_ context.Context, hash string, r txclient.Challeng
 }
 
 func (f *fakeAuth) Proof(_ context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error) {
+	if f.proofErr != nil {
+		return txclient.Grant{}, f.proofErr
+	}
 	if r.ChallengeID != "c-"+hash || r.Response != "123456" || r.Intent == nil || r.Intent.HashHex() != hash {
 		return txclient.Grant{}, &txclient.APIError{Status: 403, Code: "proof_failed"}
 	}
@@ -90,7 +97,10 @@ func (f *fakeAuth) Execute(_ context.Context, grant string, in intent.Intent) (t
 	return txclient.Executed{Intent: in.HashHex(), State: "executed", Amount: in.Amount}, nil
 }
 
-func (f *fakeAuth) Cancel(context.Context, string, string) (txclient.Cancelled, error) {
+func (f *fakeAuth) Cancel(_ context.Context, hash, _ string) (txclient.Cancelled, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.cancelled = append(f.cancelled, hash)
 	return txclient.Cancelled{State: "cancelled"}, nil
 }
 

@@ -85,6 +85,7 @@ func (p *Pages) Handler() http.Handler {
 	m.HandleFunc("POST /pay", p.logged(p.payAuthorize))
 	m.HandleFunc("POST /pay/challenge", p.logged(p.payChallenge))
 	m.HandleFunc("POST /pay/confirm", p.logged(p.payConfirm))
+	m.HandleFunc("POST /pay/cancel", p.logged(p.payCancel))
 	m.HandleFunc("GET /alerts", p.logged(p.alerts))
 	m.HandleFunc("GET /service", p.logged(p.service))
 	return m
@@ -215,6 +216,10 @@ func (p *Pages) list(w http.ResponseWriter, r *http.Request, v *view) {
 		return
 	}
 	p.syncAlerts(r, v.C)
+	if err := p.Svc.ExpireFor(ctx, v.C.ID); err != nil { // abandoned pending transfers, as listed
+		p.refuse(w, r, v, err, "")
+		return
+	}
 	list, err := p.Svc.Store.List(ctx, v.C.ID)
 	if err != nil {
 		p.refuse(w, r, v, err, "")
@@ -289,6 +294,21 @@ type msgView struct {
 	LinkText  string
 }
 
+// viewer is how me sees m, for the per-event render cache: its sender,
+// the payee of a transfer (who reads "… is sending you …"), or another.
+func viewer(m Message, me string) string {
+	if m.Sender == me {
+		return ":sender"
+	}
+	if m.Kind == KindTransfer || m.Kind == KindQR {
+		var b PayBody
+		if json.Unmarshal([]byte(m.Body), &b) == nil && b.Payee == me {
+			return ":payee"
+		}
+	}
+	return ":other"
+}
+
 // show renders m for the customer me in pr's language.
 func (p *Pages) show(ctx context.Context, pr i18n.Printer, me string, m Message) msgView {
 	e := template.HTMLEscapeString
@@ -309,9 +329,21 @@ func (p *Pages) show(ctx context.Context, pr i18n.Printer, me string, m Message)
 		if m.Kind == KindQR {
 			key = "msg.qr_paid"
 		}
-		v.Text = template.HTML(pr.T(key, e(m.SenderName), e(b.PayeeName), e(money.Yuan(m.Amount))))
+		switch {
+		case m.State == StatePending && b.Payee == me:
+			v.Text = template.HTML(pr.T("msg.sending_you", e(m.SenderName), e(money.Yuan(m.Amount)), e(m.SenderName)))
+		case m.State == StatePending:
+			v.Text = template.HTML(pr.T("msg.sending", e(m.SenderName), e(b.PayeeName), e(money.Yuan(m.Amount)), e(m.SenderName)))
+		case m.State == StateRefused || m.State == StateCancelled || m.State == StateExpired:
+			v.Text = template.HTML(pr.T("msg.not_sent", e(m.SenderName), e(b.PayeeName), e(money.Yuan(m.Amount))))
+		default:
+			v.Text = template.HTML(pr.T(key, e(m.SenderName), e(b.PayeeName), e(money.Yuan(m.Amount))))
+		}
 		if b.Memo != "" {
 			v.Text += template.HTML(" · " + e(b.Memo))
+		}
+		if b.Reason != "" && i18n.Has("msg.err."+b.Reason) {
+			v.Text += template.HTML(" — " + e(pr.T("msg.err."+b.Reason)))
 		}
 	case KindAA:
 		v.Text = template.HTML(pr.T("msg.aa_opened", e(m.SenderName), e(money.Yuan(m.Amount)), e(m.Body)))
@@ -348,6 +380,10 @@ func (p *Pages) showChat(w http.ResponseWriter, r *http.Request, v *view, id str
 	ctx := r.Context()
 	c, err := p.Svc.Store.Get(ctx, id, v.C.ID)
 	if err != nil {
+		p.refuse(w, r, v, err, "")
+		return
+	}
+	if err := p.Svc.Expire(ctx, id); err != nil { // pending transfers their payer abandoned
 		p.refuse(w, r, v, err, "")
 		return
 	}
@@ -440,7 +476,7 @@ func (p *Pages) events(w http.ResponseWriter, r *http.Request) {
 	var buf bytes.Buffer
 	write := func(e Event) error {
 		m := e.Message
-		data, err := e.Rendered(pr.Lang+strconv.FormatBool(m.Sender == c.ID), func() ([]byte, error) {
+		data, err := e.Rendered(pr.Lang+viewer(m, c.ID), func() ([]byte, error) {
 			buf.Reset()
 			if err := pages.ExecuteTemplate(&buf, "msg", p.show(ctx, pr, c.ID, m)); err != nil {
 				return nil, err

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ThalesGroup/crypto11"
 	"github.com/egate-bank/egate/devices/p11"
 	"github.com/egate-bank/egate/devices/pinsource"
 	"github.com/miekg/pkcs11"
@@ -111,9 +112,7 @@ func openWith(ctx context.Context, cfg Config, onLogin func(), wrap func(p11.Ctx
 		live:   make(map[pkcs11.SessionHandle]*liveSeeds),
 	}
 	s.h.turn = make(chan struct{}, 1)
-	s.loginMu.Lock()
-	c, err := s.configureLocked(true)
-	s.loginMu.Unlock()
+	c, err := s.configureAtStart(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -356,4 +355,44 @@ func className(c uint) string {
 		return "secret key"
 	}
 	return fmt.Sprintf("class %#x", c)
+}
+
+// openAttempts bounds how often Open asks a module that answers a device
+// fault (CKR_GENERAL_ERROR, CKR_DEVICE_ERROR, …) or loses the session while
+// the service starts; openRetry is the first pause, doubled each time.
+const (
+	openAttempts = 3
+	openRetry    = 200 * time.Millisecond
+)
+
+// configureAtStart configures the first crypto11 Context. A device fault
+// or a lost session at that moment is asked again, up to openAttempts
+// times: SoftHSM2, for one, answers CKR_GENERAL_ERROR to a process that
+// opens its token while another process rewrites the token's files, and a
+// network HSM can drop a connection as a process starts; once running, the
+// Service reopens the module by itself (recover.go). A refused PIN is not a
+// device fault and is never asked again.
+func (s *Service) configureAtStart(ctx context.Context) (*crypto11.Context, error) {
+	return askAgainAtStart(ctx, openRetry, func() (*crypto11.Context, error) {
+		s.loginMu.Lock()
+		defer s.loginMu.Unlock()
+		return s.configureLocked(true)
+	})
+}
+
+func askAgainAtStart(ctx context.Context, wait time.Duration, configure func() (*crypto11.Context, error)) (*crypto11.Context, error) {
+	for attempt := 1; ; attempt++ {
+		c, err := configure()
+		if err == nil || attempt == openAttempts || !(deviceFault(err) || sessionLost(err)) {
+			return c, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("%w (and %w while asking again)", err, ctx.Err())
+		case <-t.C:
+		}
+		wait *= 2
+	}
 }

@@ -227,9 +227,9 @@
 //
 // Open itself asks again, up to three times with a doubling pause from
 // 200 ms, when the module answers a device fault or loses the session
-// while the service starts (SoftHSM2 answers CKR_GENERAL_ERROR to a
-// process that opens its token while another process rewrites the token's
-// files); a refused PIN or a missing token is answered at once.
+// while the service starts (seen once from SoftHSM2, CKR_GENERAL_ERROR,
+// while another process used the same token); a refused PIN or a missing
+// token is answered at once.
 //
 // A failure of an operation that began before the latest reopening is
 // not held against the reopened module. A refused PIN is never retried

@@ -367,9 +367,9 @@ const (
 
 // configureAtStart configures the first crypto11 Context. A device fault
 // or a lost session at that moment is asked again, up to openAttempts
-// times: SoftHSM2, for one, answers CKR_GENERAL_ERROR to a process that
-// opens its token while another process rewrites the token's files, and a
-// network HSM can drop a connection as a process starts; once running, the
+// times: SoftHSM2 answered CKR_GENERAL_ERROR once to a process that opened
+// its token while another process used it, and a network HSM can drop a
+// connection as a process starts; once running, the
 // Service reopens the module by itself (recover.go). A refused PIN is not a
 // device fault and is never asked again.
 func (s *Service) configureAtStart(ctx context.Context) (*crypto11.Context, error) {

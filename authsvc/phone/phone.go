@@ -290,3 +290,53 @@ func Sign(deviceID string, key *ecdsa.PrivateKey, pinKey, data []byte) ([]byte, 
 func (f factor) Bind(ctx context.Context, passportID string, pubDER, pinSalt, pinKey []byte, label string) (*Device, error) {
 	return f.s.Bind(ctx, passportID, pubDER, pinSalt, pinKey, label)
 }
+
+// ErrDeviceRefused refuses a device signature outside a challenge (the
+// first post of an ATM withdrawal's approval): the device is not bound to
+// the customer, its binding was revoked, or the signature does not verify.
+// It counts nothing: no challenge was answered, no PIN was checked.
+var ErrDeviceRefused = errors.New("the request is not signed by a phone bound to this customer")
+
+// WithdrawalRequestData is what the app signs with its device key to ask
+// for an ATM withdrawal's challenge: the customer, the session of the
+// ATM's QR, the account, the amount and the time (Unix ms), so that only
+// the bound phone can make the bank issue a challenge to it.
+func WithdrawalRequestData(customer, session, account string, amountFen, tsMS int64) []byte {
+	return fmt.Appendf(nil, "egate-atm-wd-request\x00%s\x00%s\x00%s\x00%d\x00%d", customer, session, account, amountFen, tsMS)
+}
+
+// SignDevice is the app's signature with its device key alone (ECDSA P-256
+// over SHA-256 of data, DER).
+func SignDevice(key *ecdsa.PrivateKey, data []byte) ([]byte, error) {
+	h := sha256.Sum256(data)
+	return ecdsa.SignASN1(rand.Reader, key, h[:])
+}
+
+// VerifyDevice checks that sig is deviceID's signature over data and that
+// the device is actively bound to passportID; anything else is
+// ErrDeviceRefused (the reason in its text, no secret). It reads the
+// binding only: nothing is counted, no challenge is touched.
+func (s *Service) VerifyDevice(ctx context.Context, passportID, deviceID string, data, sig []byte) error {
+	var owner, status string
+	var pubDER []byte
+	err := s.db.QueryRow(ctx, `SELECT passport_id, public_key, status FROM phone_devices WHERE device_id = ?`, deviceID).Scan(&owner, &pubDER, &status)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && owner != passportID {
+		return fmt.Errorf("%w: no such phone is bound to the customer", ErrDeviceRefused)
+	}
+	if err != nil {
+		return fmt.Errorf("reading the phone binding: %w", err)
+	}
+	if status != "active" {
+		return fmt.Errorf("%w: the phone's binding was revoked", ErrDeviceRefused)
+	}
+	pub, err := x509.ParsePKIXPublicKey(pubDER)
+	k, ok := pub.(*ecdsa.PublicKey)
+	if err != nil || !ok {
+		return fmt.Errorf("reading the phone's key: %w", ErrBadKey)
+	}
+	h := sha256.Sum256(data)
+	if !ecdsa.VerifyASN1(k, h[:], sig) {
+		return fmt.Errorf("%w: the signature does not verify", ErrDeviceRefused)
+	}
+	return nil
+}

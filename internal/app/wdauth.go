@@ -12,6 +12,7 @@ import (
 	"github.com/egate-bank/egate/atm/withdrawal"
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/phone"
 	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/authsvc/wdpin"
@@ -23,14 +24,22 @@ import (
 )
 
 // PhoneProof is what the phone app puts in a withdrawal approval's proof:
-// the customer of its binding, and, on the second post, the challenge it
-// signed and its signature (authsvc/phone's EGPH1 proof).
+// the customer of its binding and its device; on the first post the time
+// (Unix ms) and the device key's signature over
+// phone.WithdrawalRequestData (so that only the bound phone makes the bank
+// issue a challenge), on the second the challenge it signed and its
+// signature (authsvc/phone's EGPH1 proof).
 type PhoneProof struct {
 	Customer    string `json:"customer"`
 	Device      string `json:"device,omitempty"`
+	TS          int64  `json:"ts,omitempty"`
+	DeviceSig   []byte `json:"device_sig,omitempty"`
 	ChallengeID string `json:"challenge_id,omitempty"`
 	Response    string `json:"response,omitempty"`
 }
+
+// DeviceSigSkew is how far a first post's time may be from the bank's.
+const DeviceSigSkew = 2 * time.Minute
 
 // WithdrawalAuthorizer authorizes a QR withdrawal in two factors: the
 // phone app's signature over the intent (kind withdrawal, through txauth:
@@ -56,6 +65,11 @@ type WithdrawalAuthorizer struct {
 	// atm_withdrawal_intents) for WithdrawalSettled to cancel should
 	// nothing be paid out.
 	DB *store.DB
+	// Phones checks the first post's device signature against the
+	// customer's bound phones; without it every first post is refused.
+	Phones *phone.Service
+	// Now is the clock of the device signature's time; time.Now when nil.
+	Now func() time.Time
 }
 
 var _ withdrawal.Authorizer = (*WithdrawalAuthorizer)(nil)
@@ -116,6 +130,14 @@ func (a *WithdrawalAuthorizer) Authorize(ctx context.Context, in withdrawal.Inte
 	if err := json.Unmarshal([]byte(proof), &p); err != nil || p.Customer == "" {
 		return "", refusal(http.StatusBadRequest, "bad_proof", "the approval carries no phone proof: approve from the bank's app", nil)
 	}
+	if p.ChallengeID == "" {
+		// The first post makes the bank issue a challenge to the
+		// customer's phone: only that phone may ask, and before anything
+		// about the account is looked up or answered.
+		if err := a.checkDevice(ctx, in, p); err != nil {
+			return "", err
+		}
+	}
 	acct, err := a.Ledger.Account(ctx, in.Account)
 	if err != nil || acct.Owner != p.Customer {
 		return "", refusal(http.StatusForbidden, "not_your_account", "account "+in.Account+" is not one of yours: choose one of your accounts", nil)
@@ -168,6 +190,32 @@ func (a *WithdrawalAuthorizer) Authorize(ctx context.Context, in withdrawal.Inte
 		return "", txRefusal(err)
 	}
 	return g.Token, nil
+}
+
+// checkDevice checks a first post's device signature: a bound, active
+// phone of p.Customer signed phone.WithdrawalRequestData for this very
+// approval within DeviceSigSkew of now. A refusal is 401
+// device_unverified and counts nothing (no challenge was answered).
+func (a *WithdrawalAuthorizer) checkDevice(ctx context.Context, in withdrawal.Intent, p PhoneProof) error {
+	const code = "device_unverified"
+	if p.Device == "" || len(p.DeviceSig) == 0 || p.TS == 0 {
+		return refusal(http.StatusUnauthorized, code, "the approval must be signed by the customer's bound phone (device, ts, device_sig): approve from the bank's app", nil)
+	}
+	now := time.Now
+	if a.Now != nil {
+		now = a.Now
+	}
+	if d := now().Sub(time.UnixMilli(p.TS)); d > DeviceSigSkew || d < -DeviceSigSkew {
+		return refusal(http.StatusUnauthorized, code, "the phone's signature is not from now: set the phone's clock and scan the QR again", nil)
+	}
+	if a.Phones == nil {
+		return refusal(http.StatusUnauthorized, code, "this server cannot check the phone's signature: nothing was issued", nil)
+	}
+	err := a.Phones.VerifyDevice(ctx, p.Customer, p.Device, phone.WithdrawalRequestData(p.Customer, in.Session, in.Account, in.AmountFen, p.TS), p.DeviceSig)
+	if errors.Is(err, phone.ErrDeviceRefused) {
+		return refusal(http.StatusUnauthorized, code, "the approval is not signed by a phone bound to this customer: nothing was issued; approve from your bound phone", err)
+	}
+	return err
 }
 
 // checkPIN asks the ATM's PIN pad for the withdrawal PIN and checks it.

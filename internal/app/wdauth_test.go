@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/egate-bank/egate/atm"
 	"github.com/egate-bank/egate/atm/gateway"
@@ -29,6 +30,8 @@ import (
 	"github.com/egate-bank/egate/devices/hsm/hsmtest"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 )
@@ -82,14 +85,14 @@ func TestWithdrawalAuthorizer(t *testing.T) {
 	} {
 		t.Run(tx.name, func(t *testing.T) {
 			pad := &pinPad{key: padKey}
-			auth := &WithdrawalAuthorizer{Tx: tx.api, Ledger: l, ATM: pad, PIN: pins}
+			auth := &WithdrawalAuthorizer{Tx: tx.api, Ledger: l, ATM: pad, PIN: pins, Phones: a.Factors.Phone}
 			n := 0
 			// approve runs the phone's two posts; sign false sends a
 			// signature made with a wrong app PIN.
 			approve := func(account string, fen int64, typed string, rightAppPIN bool) (string, error) {
 				n++
 				in := withdrawal.Intent{Kind: "withdrawal", Account: account, AmountFen: fen, ATM: atmID, Session: tx.name + strings.Repeat("0", 31-len(tx.name)) + string(rune('a'+n))}
-				_, err := auth.Authorize(ctx, in, proof(PhoneProof{Customer: cu.PassportID, Device: dev.ID}))
+				_, err := auth.Authorize(ctx, in, proof(b.firstPost(t, in)))
 				var pn *withdrawal.ProofNeeded
 				if !errors.As(err, &pn) {
 					return "", err
@@ -223,6 +226,32 @@ func newWDBench(t *testing.T, dbc store.Config) *wdBench {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// eachWDBench runs f on a wdBench on SQLite and on PostgreSQL.
+func eachWDBench(t *testing.T, f func(t *testing.T, engine string, b *wdBench)) {
+	for _, engine := range []string{store.SQLite, store.Postgres} {
+		t.Run(engine, func(t *testing.T) {
+			dbc := store.Config{Driver: store.SQLite, DSN: filepath.Join(t.TempDir(), "egate.db")}
+			if engine == store.Postgres {
+				testenv.NeedEnv(t, "EGATE_TEST_PG_DSN", "PostgreSQL")
+				dbc = store.Config{Driver: store.Postgres, DSN: storetest.PostgresDSN(t)}
+			}
+			f(t, engine, newWDBench(t, dbc))
+		})
+	}
+}
+
+// firstPost is the phone's first post for in: its device signature over
+// the request, now.
+func (b *wdBench) firstPost(t *testing.T, in withdrawal.Intent) PhoneProof {
+	t.Helper()
+	ts := time.Now().UnixMilli()
+	sig, err := authphone.SignDevice(b.dk, authphone.WithdrawalRequestData(b.cu.PassportID, in.Session, in.Account, in.AmountFen, ts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return PhoneProof{Customer: b.cu.PassportID, Device: b.dev.ID, TS: ts, DeviceSig: sig}
 }
 
 func passportCustomer(login string) passport.NewCustomer {

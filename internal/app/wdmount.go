@@ -12,6 +12,7 @@ import (
 	"github.com/egate-bank/egate/atm/withdrawal"
 	"github.com/egate-bank/egate/authsvc"
 	"github.com/egate-bank/egate/authsvc/backend"
+	"github.com/egate-bank/egate/authsvc/phone"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/authsvc/wdpin"
 	"github.com/egate-bank/egate/devices/agent/dclink"
@@ -63,7 +64,7 @@ func MountWithdrawals(ctx context.Context, cfg *config.Config, s *Server, db *st
 		return nil, err
 	}
 	wl.Intents = &WithdrawalIntents{Tx: tx, DB: db, OnError: func(err error) { log.Error("withdrawal hold refused", "err", err) }}
-	auth := &WithdrawalAuthorizer{Tx: tx, Ledger: l, ATM: atms, PIN: pins, PINTimeout: wc.PINTimeout, DB: db}
+	auth := &WithdrawalAuthorizer{Tx: tx, Ledger: l, ATM: atms, PIN: pins, PINTimeout: wc.PINTimeout, DB: db, Phones: phone.New(db, nil)}
 	svc, err := withdrawal.New(withdrawal.Options{DB: db, ATM: atms, Ledger: wl, Authorizer: auth, TTL: wc.TTL,
 		OnSettled: WithdrawalSettled(tx, l, db, func(err error) { log.Error("withdrawal settled", "err", err) })})
 	if err != nil {

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/atm/withdrawal"
+	"github.com/egate-bank/egate/authsvc/phone"
 	authphone "github.com/egate-bank/egate/authsvc/phone"
 	"github.com/egate-bank/egate/authsvc/wdpin"
 	"github.com/egate-bank/egate/devices/agent/dclink"
@@ -106,7 +107,7 @@ func StartWithdrawals(ctx context.Context, a *app.Authsvc, link *Link, pinKey []
 		return nil, err
 	}
 	wl.Intents = &app.WithdrawalIntents{Tx: app.LocalTx{Service: a.Tx}, DB: a.DB, OnError: func(err error) { log.Error("withdrawal hold refused", "err", err) }}
-	auth := &app.WithdrawalAuthorizer{Tx: app.LocalTx{Service: a.Tx}, Ledger: l, ATM: link.Gateway, PIN: pins, PINTimeout: withdrawalPINTTL, DB: a.DB}
+	auth := &app.WithdrawalAuthorizer{Tx: app.LocalTx{Service: a.Tx}, Ledger: l, ATM: link.Gateway, PIN: pins, PINTimeout: withdrawalPINTTL, DB: a.DB, Phones: phone.New(a.DB, nil)}
 	w.Service, err = withdrawal.New(withdrawal.Options{DB: a.DB, ATM: link.Gateway, Ledger: wl, Authorizer: auth, TTL: cmp.Or(ttl, withdrawalTTL),
 		OnSettled: app.WithdrawalSettled(app.LocalTx{Service: a.Tx}, l, a.DB, func(err error) { log.Error("withdrawal settled", "err", err) })})
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/egate-bank/egate/atm/withdrawal"
 	"github.com/egate-bank/egate/authsvc/orders"
 	authphone "github.com/egate-bank/egate/authsvc/phone"
 )
@@ -66,6 +67,8 @@ func (s *State) Unlock(pin []byte) (pinKey []byte, key *ecdsa.PrivateKey, err er
 type wdProof struct {
 	Customer    string `json:"customer"`
 	Device      string `json:"device,omitempty"`
+	TS          int64  `json:"ts,omitempty"`
+	DeviceSig   []byte `json:"device_sig,omitempty"`
 	ChallengeID string `json:"challenge_id,omitempty"`
 	Response    string `json:"response,omitempty"`
 }
@@ -105,8 +108,9 @@ func postWD(ctx context.Context, hc *http.Client, url string, in any) (int, []by
 }
 
 // Withdraw approves a QR withdrawal at the bank's withdrawal API (bank:
-// the data centre's base URL): the approval first (the bank checks the
-// session, the ATM's cassettes, the limits and the balance, and answers
+// the data centre's base URL): the app is unlocked (its PIN) and the
+// approval posted first, signed by the device key (the bank checks the
+// signature against the bound phone, then the session, the ATM's cassettes, the limits and the balance, and answers
 // the text to confirm with its challenge), then, once the customer
 // confirmed and gave the app PIN, the signed proof. The second call
 // returns when the ATM has acted: the customer types the withdrawal PIN on
@@ -120,7 +124,38 @@ func (s *State) Withdraw(ctx context.Context, hc *http.Client, bank string, wd W
 		pj, _ := json.Marshal(p)
 		return postWD(ctx, hc, url, map[string]any{"qr": wd.QR, "account": wd.Account, "amount_fen": wd.AmountFen, "proof": string(pj)})
 	}
-	status, b, err := ask(wdProof{Customer: s.PassportID, Device: s.DeviceID})
+	// The app is unlocked first: the first post is signed by the device
+	// key (the bank issues a challenge only to a request of the bound
+	// phone), which the app PIN unseals.
+	var pinKey []byte
+	var k *ecdsa.PrivateKey
+	var err error
+	if u, ok := ui.(UnlockedUI); ok {
+		if pinKey, k, err = u.Unlocked(ctx); err != nil {
+			return nil, err
+		}
+	} else {
+		pin, err := ui.PIN(ctx)
+		if err != nil {
+			return nil, err
+		}
+		pinKey, k, err = s.Unlock(pin)
+		clear(pin)
+		if err != nil {
+			return nil, err
+		}
+	}
+	defer clear(pinKey)
+	_, session, err := withdrawal.ParseQR(wd.QR)
+	if err != nil {
+		return nil, fmt.Errorf("the scanned code: %w", err)
+	}
+	ts := time.Now().UnixMilli()
+	dsig, err := authphone.SignDevice(k, authphone.WithdrawalRequestData(s.PassportID, session, wd.Account, wd.AmountFen, ts))
+	if err != nil {
+		return nil, err
+	}
+	status, b, err := ask(wdProof{Customer: s.PassportID, Device: s.DeviceID, TS: ts, DeviceSig: dsig})
 	if err != nil {
 		return nil, err
 	}
@@ -141,24 +176,6 @@ func (s *State) Withdraw(ctx context.Context, hc *http.Client, bank string, wd W
 		ui.Say("Declined: nothing is paid out.")
 		return nil, errors.New("declined")
 	}
-	var pinKey []byte
-	var k *ecdsa.PrivateKey
-	if u, ok := ui.(UnlockedUI); ok {
-		if pinKey, k, err = u.Unlocked(ctx); err != nil {
-			return nil, err
-		}
-	} else {
-		pin, err := ui.PIN(ctx)
-		if err != nil {
-			return nil, err
-		}
-		pinKey, k, err = s.Unlock(pin)
-		clear(pin)
-		if err != nil {
-			return nil, err
-		}
-	}
-	defer clear(pinKey)
 	proof, err := authphone.Sign(s.DeviceID, k, pinKey, pn.Data)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ import (
 //
 //	POST /atm/withdrawals                  {"atm"}                                  → 201 the session (QR shown)
 //	POST /atm/withdrawals/approve          {"qr"|"atm"+"session","account","amount_fen","proof"} → 200 the withdrawal
-//	GET  /atm/withdrawals/{session}        → the withdrawal
+//	GET  /atm/withdrawals/{session}        → the withdrawal (anonymous: its state only)
 //
 // Opening a session is for the bank's ATM application side only: the open
 // route is served through requireOpener (internal/app gives the back-end
@@ -20,6 +20,13 @@ import (
 // itself. Without one (nil) every open is refused 401 "unauthorized": the
 // route never stands open by omission. The approval carries its own
 // authentication (the phone's proof, checked by the Authorizer).
+//
+// The read shows the whole withdrawal (amounts, reason) only to a request
+// with an Authorization header that requireOpener lets through; one whose
+// credentials it refuses gets its refusal. A request without credentials
+// gets the bare state (StateView): the session id is in the QR on the ATM's
+// screen, which anyone near the ATM can photograph, and the state is what
+// that screen shows anyway, while the amounts are the customer's.
 func (s *Service) Handler(requireOpener func(http.Handler) http.Handler) http.Handler {
 	mux := http.NewServeMux()
 	open := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -82,15 +89,45 @@ func (s *Service) Handler(requireOpener func(http.Handler) http.Handler) http.Ha
 		}
 		httpx.WriteJSON(w, http.StatusOK, view(wd))
 	})
+	get := func(full bool) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			wd, err := s.Get(r.Context(), r.PathValue("session"))
+			if err != nil {
+				writeErr(w, r, err)
+				return
+			}
+			if !full {
+				httpx.WriteJSON(w, http.StatusOK, StateView{Session: wd.Session, ATM: wd.ATM, State: wd.State, ExpiresMS: wd.ExpiresMS})
+				return
+			}
+			httpx.WriteJSON(w, http.StatusOK, view(wd))
+		})
+	}
+	anonymous, authenticated := get(false), get(true)
+	if requireOpener != nil {
+		authenticated = requireOpener(authenticated)
+	} else {
+		authenticated = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			httpx.WriteError(w, r, http.StatusUnauthorized, "unauthorized", "this server has no way to authenticate the bank's ATM application: read the withdrawal without credentials for its state")
+		})
+	}
 	mux.HandleFunc("GET /atm/withdrawals/{session}", func(w http.ResponseWriter, r *http.Request) {
-		wd, err := s.Get(r.Context(), r.PathValue("session"))
-		if err != nil {
-			writeErr(w, r, err)
+		if r.Header.Get("Authorization") == "" {
+			anonymous.ServeHTTP(w, r)
 			return
 		}
-		httpx.WriteJSON(w, http.StatusOK, view(wd))
+		authenticated.ServeHTTP(w, r)
 	})
 	return mux
+}
+
+// StateView is a withdrawal as an anonymous read shows it: its state and
+// expiry, no account, amount or reason.
+type StateView struct {
+	Session   string `json:"session"`
+	ATM       string `json:"atm"`
+	State     State  `json:"state"`
+	ExpiresMS int64  `json:"expires_ms"`
 }
 
 // View is a withdrawal as the API shows it (no grant).

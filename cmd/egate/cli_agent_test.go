@@ -363,7 +363,9 @@ authsvc:
 		if time.Now().After(deadline) {
 			t.Fatalf("withdrawal %s: %+v, want CAPTURED", opened.Session, wd)
 		}
-		resp, err := http.Get("http://" + gwHTTP + "/atm/withdrawals/" + opened.Session)
+		req, _ := http.NewRequest(http.MethodGet, "http://"+gwHTTP+"/atm/withdrawals/"+opened.Session, nil)
+		req.SetBasicAuth("atm-app", atmAppSecret) // the amounts are the ATM application's; anonymous reads get the state
+		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -100,8 +100,10 @@ func MountWithdrawals(ctx context.Context, cfg *config.Config, s *Server, db *st
 // (POST /atm/withdrawals) served only to the back-end clients of reg that
 // hold the scope atm:withdrawals: the bank's ATM application side. Anybody
 // else gets 401 unauthorized or invalid_client (with WWW-Authenticate) or
-// 403 insufficient_scope, and no session is opened. The phone's approval
-// and the read keep their own authentication (the proof; the session id).
+// 403 insufficient_scope, and no session is opened. The read shows the
+// amounts only through the same check (anonymous: the state only); the
+// phone's approval keeps its own authentication (the device signature and
+// the proof, checked by WithdrawalAuthorizer).
 func WithdrawalsHandler(svc *withdrawal.Service, reg *backend.Registry) http.Handler {
 	return svc.Handler(func(open http.Handler) http.Handler { return reg.Require(backend.ScopeATMWithdrawals, open) })
 }

@@ -152,6 +152,36 @@ func TestWithdrawalsHandlerOpenNeedsATMApp(t *testing.T) {
 		if shown, _ := dev.counts(); shown != 1 {
 			t.Fatalf("the ATM showed %d QRs, want 1", shown)
 		}
+		// The read: the state to anybody, the whole withdrawal to the ATM
+		// application only.
+		for _, tc := range []struct {
+			name   string
+			auth   func(*http.Request)
+			status int
+			code   string
+			full   bool
+		}{
+			{"anonymous", nil, http.StatusOK, "", false},
+			{"a wrong secret", basic("atm-app", otherSecret), http.StatusUnauthorized, "invalid_client", false},
+			{"a client without atm:withdrawals", basic("core", otherSecret), http.StatusForbidden, "insufficient_scope", false},
+			{"the ATM application", basic("atm-app", appSecret), http.StatusOK, "", true},
+		} {
+			t.Run("read, "+tc.name, func(t *testing.T) {
+				rr := httptest.NewRecorder()
+				req := httptest.NewRequest("GET", "/atm/withdrawals/"+m["session"].(string), nil)
+				if tc.auth != nil {
+					tc.auth(req)
+				}
+				h.ServeHTTP(rr, req)
+				var got map[string]any
+				json.Unmarshal(rr.Body.Bytes(), &got)
+				e, _ := got["error"].(map[string]any)
+				_, full := got["qr"]
+				if rr.Code != tc.status || tc.code != "" && e["code"] != tc.code || tc.code == "" && (got["state"] != "QR_SHOWN" || full != tc.full) {
+					t.Fatalf("%d %s, want %d %s (whole withdrawal %v)", rr.Code, rr.Body, tc.status, tc.code, tc.full)
+				}
+			})
+		}
 		// The phone: no back-end client, its own proof.
 		rr, m = call("/atm/withdrawals/approve", `{"qr":"`+m["qr"].(string)+`","account":"6299000000000000001","amount_fen":10000,"proof":"{}"}`, nil)
 		if e, _ := m["error"].(map[string]any); rr.Code != http.StatusBadRequest || e["code"] != "bad_proof" {

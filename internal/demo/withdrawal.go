@@ -251,5 +251,6 @@ func printWithdrawalRecipe(out io.Writer, base, varDir string, w *Withdrawals) {
 	fmt.Fprintf(out, "       curl -d digits=$(cat %s) %s/sim/atm/pin\n", w.PIN, base)
 	fmt.Fprintf(out, "     (or type it first: the PIN pad keeps what is typed for its next prompt)\n")
 	fmt.Fprintf(out, "  4. the cash comes out and is taken after 2 s; then:\n")
-	fmt.Fprintf(out, "       curl %s/atm/withdrawals/<session>                # CAPTURED; alice's balance alert at %s/sim/sms/\n", base, base)
+	fmt.Fprintf(out, "       curl %s/atm/withdrawals/<session>                # CAPTURED (the state only: anybody has the session from the QR)\n", base)
+	fmt.Fprintf(out, "       curl -u %s:$(cat %s) %s/atm/withdrawals/<session>  # the amounts, as the bank's ATM application; alice's balance alert at %s/sim/sms/\n", BackendClientID, w.secretFile, base, base)
 }

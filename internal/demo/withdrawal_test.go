@@ -2,6 +2,7 @@ package demo
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -126,6 +127,33 @@ type wdView struct {
 func (r *wdRig) view(qr string) wdView {
 	var v wdView
 	getJSON(r.t, r.base+"/atm/withdrawals/"+qr[strings.LastIndex(qr, ":")+1:], &v)
+	return v
+}
+
+// fullView reads the withdrawal as the bank's ATM application (the demo
+// back-end client): an anonymous read shows its state only.
+func (r *wdRig) fullView(qr string) wdView {
+	r.t.Helper()
+	secret, err := os.ReadFile(filepath.Join(r.varDir, backendSecretFile))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	req, _ := http.NewRequest(http.MethodGet, r.base+"/atm/withdrawals/"+qr[strings.LastIndex(qr, ":")+1:], nil)
+	req.SetBasicAuth(BackendClientID, strings.TrimSpace(string(secret)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v wdView
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil || resp.StatusCode != http.StatusOK {
+		r.t.Fatalf("the ATM application's read: %d, %v", resp.StatusCode, err)
+	}
+	var anon map[string]any
+	getJSON(r.t, req.URL.String(), &anon)
+	if _, shown := anon["captured_fen"]; shown || anon["state"] != v.State {
+		r.t.Fatalf("the anonymous read %v shows more than the state %s", anon, v.State)
+	}
 	return v
 }
 
@@ -373,10 +401,7 @@ func runWithdrawalCases(t *testing.T, r *wdRig, ttl time.Duration) {
 	}
 	r.post("/sim/atm/take", nil, http.StatusNoContent)
 	r.waitState(qr, "CAPTURED")
-	var v struct {
-		Captured int64 `json:"captured_fen"`
-	}
-	getJSON(t, r.base+"/atm/withdrawals/"+qr[strings.LastIndex(qr, ":")+1:], &v)
+	v := r.fullView(qr)
 	if v.Captured != 100_00 {
 		t.Fatalf("captured %d fen, want 10000", v.Captured)
 	}

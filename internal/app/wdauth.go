@@ -24,10 +24,10 @@ import (
 )
 
 // PhoneProof is what the phone app puts in a withdrawal approval's proof:
-// the customer of its binding and its device; on the first post the time
-// (Unix ms) and the device key's signature over
-// phone.WithdrawalRequestData (so that only the bound phone makes the bank
-// issue a challenge), on the second the challenge it signed and its
+// the customer of its binding and its device, the time (Unix ms) and the
+// device key's signature over phone.WithdrawalRequestData (so that only the
+// bound phone makes the bank issue a challenge or answer about the
+// account); on the second post also the challenge it signed and its
 // signature (authsvc/phone's EGPH1 proof).
 type PhoneProof struct {
 	Customer    string `json:"customer"`
@@ -130,13 +130,12 @@ func (a *WithdrawalAuthorizer) Authorize(ctx context.Context, in withdrawal.Inte
 	if err := json.Unmarshal([]byte(proof), &p); err != nil || p.Customer == "" {
 		return "", refusal(http.StatusBadRequest, "bad_proof", "the approval carries no phone proof: approve from the bank's app", nil)
 	}
-	if p.ChallengeID == "" {
-		// The first post makes the bank issue a challenge to the
-		// customer's phone: only that phone may ask, and before anything
-		// about the account is looked up or answered.
-		if err := a.checkDevice(ctx, in, p); err != nil {
-			return "", err
-		}
+	// Both posts are the bound phone's: the first makes the bank issue a
+	// challenge to it, and either would otherwise answer a stranger
+	// whether the account is the customer's and holds the amount. Checked
+	// before anything about the account is looked up or answered.
+	if err := a.checkDevice(ctx, in, p); err != nil {
+		return "", err
 	}
 	acct, err := a.Ledger.Account(ctx, in.Account)
 	if err != nil || acct.Owner != p.Customer {
@@ -192,7 +191,7 @@ func (a *WithdrawalAuthorizer) Authorize(ctx context.Context, in withdrawal.Inte
 	return g.Token, nil
 }
 
-// checkDevice checks a first post's device signature: a bound, active
+// checkDevice checks a post's device signature: a bound, active
 // phone of p.Customer signed phone.WithdrawalRequestData for this very
 // approval within DeviceSigSkew of now. A refusal is 401
 // device_unverified and counts nothing (no challenge was answered).

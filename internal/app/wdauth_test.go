@@ -109,7 +109,7 @@ func TestWithdrawalAuthorizer(t *testing.T) {
 					t.Fatal(err)
 				}
 				pad.typed = typed
-				return auth.Authorize(ctx, in, proof(PhoneProof{Customer: cu.PassportID, Device: dev.ID, ChallengeID: pn.ChallengeID, Response: string(sig)}))
+				return auth.Authorize(ctx, in, proof(b.secondPost(t, in, pn.ChallengeID, sig)))
 			}
 			grant, err := approve(acct, 100_00, "135790", true)
 			if err != nil || grant == "" {
@@ -252,6 +252,15 @@ func (b *wdBench) firstPost(t *testing.T, in withdrawal.Intent) PhoneProof {
 		t.Fatal(err)
 	}
 	return PhoneProof{Customer: b.cu.PassportID, Device: b.dev.ID, TS: ts, DeviceSig: sig}
+}
+
+// secondPost is the phone's second post for in: the first post's device
+// signature and the answer to the challenge.
+func (b *wdBench) secondPost(t *testing.T, in withdrawal.Intent, challengeID string, response []byte) PhoneProof {
+	t.Helper()
+	p := b.firstPost(t, in)
+	p.ChallengeID, p.Response = challengeID, string(response)
+	return p
 }
 
 func passportCustomer(login string) passport.NewCustomer {

@@ -22,7 +22,9 @@ import (
 // alice's passport id, device id and account gets 401 device_unverified,
 // and no challenge is issued and nothing is counted. Issuing challenges
 // counts nothing either: after many, alice's phone has no failure and
-// answers the last one.
+// answers the last one. A second post is refused the same way without
+// the signature, whatever its challenge: it would otherwise tell a
+// stranger whether the account is the customer's and holds the amount.
 func TestWithdrawalFirstPostNeedsThePhone(t *testing.T) {
 	eachWDBench(t, func(t *testing.T, engine string, b *wdBench) {
 		ctx := context.Background()
@@ -64,6 +66,7 @@ func TestWithdrawalFirstPostNeedsThePhone(t *testing.T) {
 			{"signed for another amount", signed(b.dk, in.Session, 200_00, time.Now())},
 			{"signed ten minutes ago", signed(b.dk, in.Session, in.AmountFen, time.Now().Add(-10*time.Minute))},
 			{"alice's phone named for another customer", foreign},
+			{"a second post with a made-up challenge, unsigned", PhoneProof{Customer: b.cu.PassportID, Device: b.dev.ID, ChallengeID: "made-up", Response: "x"}},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				ch, f := challenges(), failures()
@@ -94,7 +97,7 @@ func TestWithdrawalFirstPostNeedsThePhone(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		grant, err := auth.Authorize(ctx, in, proof(PhoneProof{Customer: b.cu.PassportID, Device: b.dev.ID, ChallengeID: pn.ChallengeID, Response: string(sig)}))
+		grant, err := auth.Authorize(ctx, in, proof(b.secondPost(t, in, pn.ChallengeID, sig)))
 		if err != nil || grant == "" {
 			t.Fatalf("alice's answer after ten challenges: %q, %v", grant, err)
 		}

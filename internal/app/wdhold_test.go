@@ -75,7 +75,7 @@ func TestWithdrawalHoldRefusedGivesLimitBack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ap.Proof = phoneProof(t, PhoneProof{Customer: b.cu.PassportID, Device: b.dev.ID, ChallengeID: pn.ChallengeID, Response: string(sig)})
+		ap.Proof = phoneProof(t, b.secondPost(t, withdrawal.Intent{Session: ap.Session, Account: ap.Account, AmountFen: ap.AmountFen}, pn.ChallengeID, sig))
 		_, err = svc.Approve(ctx, ap)
 		var rf *withdrawal.Refusal
 		if !errors.As(err, &rf) || rf.Status != http.StatusUnprocessableEntity || rf.Code != "insufficient_funds" ||

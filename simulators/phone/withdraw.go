@@ -150,12 +150,19 @@ func (s *State) Withdraw(ctx context.Context, hc *http.Client, bank string, wd W
 	if err != nil {
 		return nil, fmt.Errorf("the scanned code: %w", err)
 	}
-	ts := time.Now().UnixMilli()
-	dsig, err := authphone.SignDevice(k, authphone.WithdrawalRequestData(s.PassportID, session, wd.Account, wd.AmountFen, ts))
+	// Each post is signed by the device key (the bank answers nothing
+	// about the account to a post its bound phone did not sign).
+	signed := func(p wdProof) (wdProof, error) {
+		p.TS = time.Now().UnixMilli()
+		var err error
+		p.DeviceSig, err = authphone.SignDevice(k, authphone.WithdrawalRequestData(s.PassportID, session, wd.Account, wd.AmountFen, p.TS))
+		return p, err
+	}
+	first, err := signed(wdProof{Customer: s.PassportID, Device: s.DeviceID})
 	if err != nil {
 		return nil, err
 	}
-	status, b, err := ask(wdProof{Customer: s.PassportID, Device: s.DeviceID, TS: ts, DeviceSig: dsig})
+	status, b, err := ask(first)
 	if err != nil {
 		return nil, err
 	}
@@ -181,7 +188,11 @@ func (s *State) Withdraw(ctx context.Context, hc *http.Client, bank string, wd W
 		return nil, err
 	}
 	ui.Say("Approved on the phone. Now type your withdrawal PIN on the ATM's PIN pad.")
-	_, b, err = ask(wdProof{Customer: s.PassportID, Device: s.DeviceID, ChallengeID: pn.ChallengeID, Response: string(proof)})
+	second, err := signed(wdProof{Customer: s.PassportID, Device: s.DeviceID, ChallengeID: pn.ChallengeID, Response: string(proof)})
+	if err != nil {
+		return nil, err
+	}
+	_, b, err = ask(second)
 	if err != nil {
 		return nil, err
 	}

@@ -169,3 +169,29 @@ func Keys() []string {
 	}
 	return out
 }
+
+// Page is what every page of a platform knows of its language: the
+// printer, and the link that switches the page to the other language.
+type Page struct {
+	P        Printer
+	LangCode string // the other language's code
+	LangName string // … and its name, in itself
+	LangURL  string // this page in the other language
+}
+
+// PageFor remembers a ?lang= choice (Remember), picks the printer (For)
+// and builds the switch link: this page with lang set to the other
+// language, or home in it after a POST (a form's answer cannot be fetched
+// again).
+func PageFor(w http.ResponseWriter, r *http.Request, zone *time.Location, home string) Page {
+	Remember(w, r)
+	p := For(r, zone)
+	code, name := p.Other()
+	u := home + "?lang=" + code
+	if r.Method != http.MethodPost {
+		q := r.URL.Query()
+		q.Set("lang", code)
+		u = r.URL.Path + "?" + q.Encode()
+	}
+	return Page{P: p, LangCode: code, LangName: name, LangURL: u}
+}

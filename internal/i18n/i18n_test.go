@@ -123,3 +123,36 @@ func TestPrinter(t *testing.T) {
 		t.Errorf("UTC time = %q", got)
 	}
 }
+
+// TestPageFor: the switch link is this page in the other language, or home
+// in it after a POST; a ?lang= choice is remembered in the cookie.
+func TestPageFor(t *testing.T) {
+	tests := []struct {
+		name, method, target        string
+		wantLang, wantCode, wantURL string
+		wantCookie                  bool
+	}{
+		{"chinese page keeps its query", "GET", "/history?from=2026-12-01&lang=zh", ZH, EN, "/history?from=2026-12-01&lang=en", true},
+		{"english page", "GET", "/history?lang=en", EN, ZH, "/history?lang=zh", true},
+		{"after a form, home", "POST", "/transfer?lang=en", EN, ZH, "/accounts?lang=zh", true},
+		{"no choice made", "GET", "/accounts", "", "", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest(tc.method, tc.target, nil)
+			w := httptest.NewRecorder()
+			pg := PageFor(w, r, time.UTC, "/accounts")
+			if tc.wantLang == "" { // the browser's Accept-Language decides; the link is the other one
+				other, _ := pg.P.Other()
+				if pg.LangCode != other || pg.LangURL != "/accounts?lang="+other {
+					t.Fatalf("%+v", pg)
+				}
+			} else if pg.P.Lang != tc.wantLang || pg.LangCode != tc.wantCode || pg.LangURL != tc.wantURL {
+				t.Fatalf("got lang %s, switch %s %s; want %s, %s %s", pg.P.Lang, pg.LangCode, pg.LangURL, tc.wantLang, tc.wantCode, tc.wantURL)
+			}
+			if got := len(w.Result().Cookies()) > 0; got != tc.wantCookie {
+				t.Fatalf("cookie set %v, want %v", got, tc.wantCookie)
+			}
+		})
+	}
+}

@@ -99,16 +99,13 @@ func (p *Pages) Handler() http.Handler {
 
 // view is what every template gets.
 type view struct {
-	P        i18n.Printer
-	C        Customer
-	Title    string
-	Error    string
-	Code     string // the refusal's stable code (data-code on the error)
-	Notice   string
-	LangCode string
-	LangName string
-	LangURL  string
-	Data     any
+	i18n.Page
+	C      Customer
+	Title  string
+	Error  string
+	Code   string // the refusal's stable code (data-code on the error)
+	Notice string
+	Data   any
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, v *view)
@@ -120,15 +117,7 @@ func (p *Pages) logged(h handler) http.HandlerFunc {
 			http.Redirect(w, r, "/login", http.StatusFound)
 			return
 		}
-		i18n.Remember(w, r)
-		pr := i18n.For(r, p.Zone)
-		code, name := pr.Other()
-		q := r.URL.Query()
-		q.Set("lang", code)
-		v := &view{P: pr, C: c, LangCode: code, LangName: name, LangURL: r.URL.Path + "?" + q.Encode()}
-		if r.Method == http.MethodPost {
-			v.LangURL = "/shop?lang=" + code
-		}
+		v := &view{Page: i18n.PageFor(w, r, p.Zone, "/shop"), C: c}
 		w.Header().Set("Cache-Control", "no-store")
 		h(w, r, v)
 	}

@@ -93,17 +93,14 @@ func (p *Pages) Handler() http.Handler {
 
 // view is what every template gets.
 type view struct {
-	P        i18n.Printer
-	C        Customer
-	Title    string
-	Error    string
-	Code     string
-	Notice   string
-	LangCode string
-	LangName string
-	LangURL  string
-	Unread   int64
-	Data     any
+	i18n.Page
+	C      Customer
+	Title  string
+	Error  string
+	Code   string
+	Notice string
+	Unread int64
+	Data   any
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, v *view)
@@ -115,15 +112,7 @@ func (p *Pages) logged(h handler) http.HandlerFunc {
 			http.Redirect(w, r, "/login", http.StatusFound)
 			return
 		}
-		i18n.Remember(w, r)
-		pr := i18n.For(r, p.Zone)
-		code, name := pr.Other()
-		q := r.URL.Query()
-		q.Set("lang", code)
-		v := &view{P: pr, C: c, LangCode: code, LangName: name, LangURL: r.URL.Path + "?" + q.Encode()}
-		if r.Method == http.MethodPost {
-			v.LangURL = "/chats?lang=" + code
-		}
+		v := &view{Page: i18n.PageFor(w, r, p.Zone, "/chats"), C: c}
 		w.Header().Set("Cache-Control", "no-store")
 		h(w, r, v)
 	}

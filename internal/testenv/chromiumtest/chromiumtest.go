@@ -1,7 +1,8 @@
 // Package chromiumtest starts headless Chromium for browser tests
-// (chromedp) and keeps their screenshots: one place for the options every
-// page test wants (no sandbox, no GPU, no background traffic, a fresh
-// profile) and for where the PNGs go (EGATE_SHOTS_DIR, else the test's
+// (chromedp) and keeps their screenshots: a tab with a deadline on
+// testenv.Chromium (the one place for the options every page test wants:
+// no sandbox, no GPU, no background traffic, a fresh profile) and where the
+// PNGs go (EGATE_SHOTS_DIR, else the test's
 // temporary directory), so that a reviewer can look at each page.
 package chromiumtest
 
@@ -23,21 +24,8 @@ import (
 // the test (fails it under EGATE_TEST_STRICT=1).
 func New(t testing.TB, timeout time.Duration) context.Context {
 	t.Helper()
-	path := testenv.NeedCommand(t, "chromium", "chromium")
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1100, 800),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	t.Cleanup(cancelA)
-	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancel := context.WithTimeout(testenv.Chromium(t, 1100, 800), timeout)
 	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx, chromedp.Navigate("about:blank")); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	ctx, cancelT := context.WithTimeout(ctx, timeout)
-	t.Cleanup(cancelT)
 	return ctx
 }
 

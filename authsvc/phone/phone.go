@@ -199,17 +199,9 @@ func (f factor) Enrolled(ctx context.Context, pid string) (bool, error) {
 }
 
 func (f factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challenge, error) {
-	var text string
-	switch req.Purpose {
-	case authn.PurposeLogin:
-		text = ushield.LoginText(req.PassportID)
-	case authn.PurposeTransaction:
-		if !ushield.ValidTxText(req.TxText) || len(req.TxHash) == 0 {
-			return authn.Challenge{}, ushield.ErrBadTxText
-		}
-		text = req.TxText
-	default:
-		return authn.Challenge{}, fmt.Errorf("phone challenge: unknown purpose %q", req.Purpose)
+	text, err := ushield.ChallengeText(req, "phone")
+	if err != nil {
+		return authn.Challenge{}, err
 	}
 	ok, err := f.Enrolled(ctx, req.PassportID)
 	if err != nil {

@@ -41,17 +41,9 @@ func (f factor) Enrolled(ctx context.Context, passportID string) (bool, error) {
 // transaction text (or the login line), a newline and "Challenge: " with 32
 // hex digits of a fresh nonce, as for a U-shield (ushield.SignedText).
 func (f factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challenge, error) {
-	var text string
-	switch req.Purpose {
-	case authn.PurposeLogin:
-		text = ushield.LoginText(req.PassportID)
-	case authn.PurposeTransaction:
-		if !ushield.ValidTxText(req.TxText) || len(req.TxHash) == 0 {
-			return authn.Challenge{}, ushield.ErrBadTxText
-		}
-		text = req.TxText
-	default:
-		return authn.Challenge{}, fmt.Errorf("PIV challenge: unknown purpose %q", req.Purpose)
+	text, err := ushield.ChallengeText(req, "PIV")
+	if err != nil {
+		return authn.Challenge{}, err
 	}
 	ok, err := f.Enrolled(ctx, req.PassportID)
 	if err != nil {

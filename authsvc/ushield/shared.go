@@ -20,6 +20,23 @@ func ValidTxText(s string) bool { return validText(s) }
 // LoginText is the text signed for a login in place of a transaction text.
 func LoginText(passportID string) string { return "egate login for " + passportID }
 
+// ChallengeText is the text a signing device (named by who in errors)
+// shows and signs for req: the login line, or the transaction text, which
+// must be one a device may show (ValidTxText) and be bound by a transaction
+// hash (ErrBadTxText otherwise).
+func ChallengeText(req authn.BeginRequest, who string) (string, error) {
+	switch req.Purpose {
+	case authn.PurposeLogin:
+		return LoginText(req.PassportID), nil
+	case authn.PurposeTransaction:
+		if !validText(req.TxText) || len(req.TxHash) == 0 {
+			return "", ErrBadTxText
+		}
+		return req.TxText, nil
+	}
+	return "", fmt.Errorf("%s challenge: unknown purpose %q", who, req.Purpose)
+}
+
 // VerifyCertificate parses a token certificate from a proof (cached by
 // hash) and checks that it chains to the bank's issuing CA, is valid now and
 // allows signatures for client authentication, mapping failures to authn's

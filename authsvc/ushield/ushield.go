@@ -213,17 +213,9 @@ func validText(s string) bool {
 }
 
 func (f *factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challenge, error) {
-	var text string
-	switch req.Purpose {
-	case authn.PurposeLogin:
-		text = "egate login for " + req.PassportID
-	case authn.PurposeTransaction:
-		if !validText(req.TxText) || len(req.TxHash) == 0 {
-			return authn.Challenge{}, ErrBadTxText
-		}
-		text = req.TxText
-	default:
-		return authn.Challenge{}, fmt.Errorf("U-shield challenge: unknown purpose %q", req.Purpose)
+	text, err := ChallengeText(req, "U-shield")
+	if err != nil {
+		return authn.Challenge{}, err
 	}
 	ok, err := f.Enrolled(ctx, req.PassportID)
 	if err != nil {

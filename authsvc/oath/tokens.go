@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/egate-bank/egate/devices/otp"
@@ -59,46 +60,21 @@ func (s *Service) TokenBySerial(ctx context.Context, serial, keyID string) (*Tok
 // TokenOf finds the customer's one active token (of the kinds given, all
 // when none).
 func (s *Service) TokenOf(ctx context.Context, passportID string, kinds ...otp.Kind) (*Token, error) {
-	rows, err := s.db.Query(ctx, `SELECT `+tokenCols+` FROM otp_tokens WHERE passport_id = ? AND status = 'active' ORDER BY assigned_ms DESC`, passportID)
-	if err != nil {
-		return nil, fmt.Errorf("finding the customer's token: %w", err)
-	}
-	defer rows.Close()
-	var found []*Token
-	for rows.Next() {
-		t, err := scanToken(rows)
-		if err != nil {
-			return nil, err
-		}
-		if len(kinds) == 0 || containsKind(kinds, t.Params.Kind) {
-			found = append(found, t)
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	switch len(found) {
-	case 0:
-		return nil, ErrUnknownToken
-	case 1:
-		return found[0], nil
-	}
-	return nil, ErrAmbiguous
-}
-
-func containsKind(ks []otp.Kind, k otp.Kind) bool {
-	for _, x := range ks {
-		if x == k {
-			return true
-		}
-	}
-	return false
+	keep := func(t *Token) bool { return len(kinds) == 0 || slices.Contains(kinds, t.Params.Kind) }
+	return s.oneOf(ctx, "finding the customer's token", keep,
+		`SELECT `+tokenCols+` FROM otp_tokens WHERE passport_id = ? AND status = 'active' ORDER BY assigned_ms DESC`, passportID)
 }
 
 func (s *Service) one(ctx context.Context, q string, args ...any) (*Token, error) {
+	return s.oneOf(ctx, "finding token", nil, q, args...)
+}
+
+// oneOf is the one token of q's rows that keep accepts (all when keep is
+// nil): ErrUnknownToken for none, ErrAmbiguous for more than one.
+func (s *Service) oneOf(ctx context.Context, what string, keep func(*Token) bool, q string, args ...any) (*Token, error) {
 	rows, err := s.db.Query(ctx, q, args...)
 	if err != nil {
-		return nil, fmt.Errorf("finding token: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer rows.Close()
 	var found []*Token
@@ -107,7 +83,9 @@ func (s *Service) one(ctx context.Context, q string, args ...any) (*Token, error
 		if err != nil {
 			return nil, err
 		}
-		found = append(found, t)
+		if keep == nil || keep(t) {
+			found = append(found, t)
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

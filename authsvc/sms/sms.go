@@ -328,19 +328,41 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	if err != nil {
 		return authn.Result{}, err
 	}
-	// Claim the challenge, then reserve an attempt, then compare.
+	// Claim the challenge, compare, then settle the outcome on the
+	// customer's counter in one statement that first checks the lock. An
+	// answer's outcome is told only after it is settled, and no answer
+	// settles once the counter is at MaxAttempts, so answers in flight at
+	// once (on separate challenges) still get at most MaxAttempts wrong
+	// tries between them; and right answers in flight at once are not
+	// refused for the others' sake, as they were when an attempt was
+	// reserved before the compare.
 	if err := s.ch.Consume(ctx, Name, req.PassportID, req.ChallengeID); err != nil {
 		return authn.Result{}, err
 	}
 	release := func() { s.ch.Release(context.WithoutCancel(ctx), Name, req.PassportID, req.ChallengeID) }
+	want, err := s.codeMAC(ctx, rec.ID, code)
+	if err != nil {
+		// The HSM failed: nothing was checked, so nothing is counted and
+		// the challenge stays open for the customer to try again.
+		release()
+		return authn.Result{}, fmt.Errorf("%w: %w", authn.ErrUnavailable, err)
+	}
+	right := hmac.Equal(want, rec.Secret)
 	now := s.now().UnixMilli()
 	stale := s.now().Add(-s.cfg.LockFor).UnixMilli()
-	var n int
-	err = s.db.QueryRow(ctx, `INSERT INTO sms_attempts (passport_id, n, updated_ms) VALUES (?, 1, ?)
+	q, args := `INSERT INTO sms_attempts (passport_id, n, updated_ms) VALUES (?, 1, ?)
 		ON CONFLICT (passport_id) DO UPDATE SET
 		  n = CASE WHEN sms_attempts.updated_ms < ? THEN 1 ELSE sms_attempts.n + 1 END, updated_ms = ?
 		WHERE sms_attempts.n < ? OR sms_attempts.updated_ms < ?
-		RETURNING n`, req.PassportID, now, stale, now, s.cfg.MaxAttempts, stale).Scan(&n)
+		RETURNING n`, []any{req.PassportID, now, stale, now, s.cfg.MaxAttempts, stale}
+	if right {
+		q, args = `INSERT INTO sms_attempts (passport_id, n, updated_ms) VALUES (?, 0, ?)
+		ON CONFLICT (passport_id) DO UPDATE SET n = 0, updated_ms = ?
+		WHERE sms_attempts.n < ? OR sms_attempts.updated_ms < ?
+		RETURNING n`, []any{req.PassportID, now, now, s.cfg.MaxAttempts, stale}
+	}
+	var n int
+	err = s.db.QueryRow(ctx, q, args...).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		release()
 		until, _ := s.lockedUntil(ctx, req.PassportID)
@@ -348,28 +370,14 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	}
 	if err != nil {
 		release()
-		return authn.Result{}, fmt.Errorf("counting the SMS attempt: %w", err)
+		return authn.Result{}, fmt.Errorf("%w: counting the SMS attempt: %w", authn.ErrUnavailable, err)
 	}
-	want, err := s.codeMAC(ctx, rec.ID, code)
-	if err != nil {
-		// The HSM failed: nothing was checked, so the attempt is given
-		// back with the challenge and the customer tries again.
-		release()
-		err = fmt.Errorf("%w: %w", authn.ErrUnavailable, err)
-		if _, gerr := s.db.Exec(context.WithoutCancel(ctx), `UPDATE sms_attempts SET n = n - 1 WHERE passport_id = ? AND n > 0`, req.PassportID); gerr != nil {
-			return authn.Result{}, fmt.Errorf("%w (and giving back the attempt: %w)", err, gerr)
-		}
-		return authn.Result{}, err
-	}
-	if !hmac.Equal(want, rec.Secret) {
+	if !right {
 		release()
 		if n >= s.cfg.MaxAttempts {
 			return authn.Result{}, fmt.Errorf("%w; %w", authn.ErrWrongAnswer, &authn.LockedError{Factor: "SMS code", Until: s.now().Add(s.cfg.LockFor)})
 		}
 		return authn.Result{}, &authn.WrongAnswerError{Tool: "SMS code", Left: s.cfg.MaxAttempts - n}
-	}
-	if _, err := s.db.Exec(ctx, `UPDATE sms_attempts SET n = 0, updated_ms = ? WHERE passport_id = ?`, now, req.PassportID); err != nil {
-		return authn.Result{}, fmt.Errorf("resetting SMS failures: %w", err)
 	}
 	return authn.Result{Factor: Name, Level: 2, AMR: "sms"}, nil
 }

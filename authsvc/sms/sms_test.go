@@ -212,6 +212,36 @@ func TestLockoutAndSingleUseParallel(t *testing.T) {
 		if ok != 1 || used != 9 {
 			t.Fatalf("%d ok %d used; want 1 and 9", ok, used)
 		}
+		// Right answers on separate challenges at once, more of them than
+		// MaxAttempts: each is accepted (none is refused as locked because
+		// the others are in flight).
+		var rights []authn.VerifyRequest
+		for range 8 {
+			c, err := r.f.Begin(ctx, authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeLogin})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cd, _ := r.lastCode(t, "13800005678")
+			rights = append(rights, authn.VerifyRequest{PassportID: "alice", ChallengeID: c.ID, Response: []byte(cd)})
+		}
+		rightErrs := make([]error, len(rights))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range rights {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				_, rightErrs[i] = r.f.Verify(ctx, rights[i])
+			}()
+		}
+		close(start)
+		wg.Wait()
+		for i, err := range rightErrs {
+			if err != nil {
+				t.Errorf("right answer %d of %d at once: %v", i, len(rights), err)
+			}
+		}
 		// Lockout: wrong answers on separate challenges at once.
 		var chs []authn.Challenge
 		var codes []string

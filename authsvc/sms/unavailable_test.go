@@ -47,7 +47,7 @@ func TestHSMErrorsCountNothing(t *testing.T) {
 			}
 		}
 		var n int
-		if err := db.QueryRow(ctx, `SELECT n FROM sms_attempts WHERE passport_id = 'alice'`).Scan(&n); err != nil || n != 0 {
+		if err := db.QueryRow(ctx, `SELECT COALESCE(MAX(n), 0) FROM sms_attempts WHERE passport_id = 'alice'`).Scan(&n); err != nil || n != 0 {
 			t.Fatalf("attempts %d (%v), want 0", n, err)
 		}
 		mac.down.Store(false)

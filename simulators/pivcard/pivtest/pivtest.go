@@ -144,8 +144,23 @@ func Insert(t testing.TB, s Slot, card *pivcard.Card) *Inserted {
 	ctx, cancel := context.WithCancel(context.Background())
 	in := &Inserted{Slot: s, Card: card, cancel: cancel, done: make(chan struct{})}
 	go func() {
-		in.err = pivcard.Serve(ctx, pivcard.Addr(s.Port), card)
-		close(in.done)
+		defer close(in.done)
+		// vpcd listens again only some time after the previous card of
+		// this reader disconnected (pcscd's polling of the reader); under
+		// load a test can come first, and is refused: dial again for a
+		// while rather than fail.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			in.err = pivcard.Serve(ctx, pivcard.Addr(s.Port), card)
+			if !errors.Is(in.err, syscall.ECONNREFUSED) || time.Now().After(deadline) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	}()
 	t.Cleanup(func() {
 		cancel()

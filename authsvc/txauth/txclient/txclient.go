@@ -259,14 +259,38 @@ func Code(err error) string {
 
 // Client calls the API as one back-end client.
 type Client struct {
-	BaseURL string // e.g. https://auth.bank.example
-	ID      string // the back-end client id
-	Secret  string // its secret (never logged)
-	HTTP    *http.Client
+	BaseURL string       // e.g. https://auth.bank.example
+	ID      string       // the back-end client id
+	Secret  string       // its secret (never logged)
+	HTTP    *http.Client // nil, or one without a Transport: a pool that keeps 64 idle connections to egate
 	// EncryptTo, when set, is egate's transaction-encryption key
 	// (FetchEncryptionKey): Authorize and Proof then send their bodies as
 	// a compact JWE encrypted to it, which only egate's HSM opens.
 	EncryptTo *jose.JSONWebKey
+}
+
+// pooled is the transport of a Client whose HTTP client names none: Go's
+// default transport keeps 2 idle connections a host, so a platform with
+// more calls than that in flight to egate opened (and left in TIME_WAIT) a
+// new TCP connection for most of them.
+var pooled = func() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 64
+	return t
+}()
+
+// httpClient is c.HTTP, with the pooled transport when it has none.
+func (c *Client) httpClient() *http.Client {
+	switch {
+	case c.HTTP == nil:
+		return &http.Client{Transport: pooled}
+	case c.HTTP.Transport == nil:
+		hc := *c.HTTP
+		hc.Transport = pooled
+		return &hc
+	}
+	return c.HTTP
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
@@ -299,10 +323,7 @@ func (c *Client) send(ctx context.Context, method, path string, in, out any, sea
 		req.Header.Set("Content-Type", ctype)
 	}
 	req.SetBasicAuth(c.ID, c.Secret)
-	hc := c.HTTP
-	if hc == nil {
-		hc = http.DefaultClient
-	}
+	hc := c.httpClient()
 	resp, err := hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("egate tx API %s %s: %w", method, path, err)

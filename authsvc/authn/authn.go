@@ -40,8 +40,12 @@ type BeginRequest struct {
 	// For transactions: the human-readable text the customer confirms (what a
 	// 2nd-generation U-shield displays), and the intent's canonical hash the
 	// challenge is bound to.
-	TxText   string
-	TxHash   []byte
+	TxText string
+	TxHash []byte
+	// TxLang is the language TxText is in (intent.LangZH, or empty or
+	// intent.LangEN for English): a tool that wraps the text in words of
+	// its own (the SMS) says them in that language.
+	TxLang   string
 	ClientIP string
 }
 

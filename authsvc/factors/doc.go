@@ -51,8 +51,9 @@
 //
 // What each tool does with T and H:
 //
-//   - sms: the message names T ("… is your code to authorize T"); T must be
-//     one line of at most 160 bytes; the code belongs to ch.ID.
+//   - sms: the message names T ("… is your code to authorize T", or in
+//     Chinese when TxLang is intent.LangZH); T must be one line of at most
+//     160 characters; the code belongs to ch.ID.
 //   - gridcard: fresh random cells, bound to H through ch.ID.
 //   - otp: an OCRA token gets a question (ch.Data) bound to H (for questions
 //     that carry the payee's digits and the amount, call Set.OTP.BeginOCRA

@@ -14,6 +14,15 @@
 // two different intents encode alike. Every field is in it, the device
 // fingerprint and the client address included: the platform executes the
 // intent exactly as it posted it.
+//
+// The language of the transaction text (Lang) is the one optional field: an
+// intent with a language has it as a twelfth field at the end; an intent
+// without one (English) encodes as it did before the field existed, so the
+// intents stored then, and clients that never send a language, keep their
+// hashes. The text a customer confirms and a device signs is made from the
+// intent in its language, so binding the language binds the text: a grant
+// bought by signing the Chinese text cannot execute the English intent, nor
+// the other way round.
 package intent
 
 import (
@@ -63,6 +72,16 @@ const (
 // Kinds lists the kinds in a stable order.
 var Kinds = []Kind{Transfer, Payment, Withdrawal, FriendTransfer, AAShare, Refund, ReceiveByQR}
 
+// The languages of a transaction text (BCP 47). An intent without a
+// language is in English.
+const (
+	LangEN = "en"    // English
+	LangZH = "zh-CN" // Simplified Chinese
+)
+
+// Langs lists the languages in a stable order.
+var Langs = []string{LangEN, LangZH}
+
 // Currencies egate moves. Amounts are integers in the currency's smallest
 // unit (fen for CNY).
 var Currencies = []string{"CNY"}
@@ -83,6 +102,9 @@ type Intent struct {
 	Device         string  `json:"device"`          // the customer's device fingerprint as the platform sees it
 	ClientIP       string  `json:"client_ip"`       // the customer's address as the platform sees it
 	IdempotencyKey string  `json:"idempotency_key"` // the platform's key: the same intent with the same key is one intent
+	// Lang is the language of the text the customer confirms and signs
+	// (LangEN, LangZH); empty is English.
+	Lang string `json:"lang,omitempty"`
 }
 
 // Error is bad input: the field at fault, a stable code and a sentence a
@@ -130,7 +152,7 @@ func Decode(r io.Reader) (Intent, error) {
 	fields := map[string]any{
 		"customer": &in.Customer, "channel": (*string)(&in.Channel), "kind": (*string)(&in.Kind),
 		"payer": &in.Payer, "payee": &in.Payee, "currency": &in.Currency, "device": &in.Device,
-		"client_ip": &in.ClientIP, "idempotency_key": &in.IdempotencyKey,
+		"client_ip": &in.ClientIP, "idempotency_key": &in.IdempotencyKey, "lang": &in.Lang,
 	}
 	for name, v := range raw {
 		if name == "amount" {
@@ -185,6 +207,9 @@ func (in Intent) Validate() error {
 	}
 	if !known(in.Kind, Kinds) {
 		return bad("kind", "bad_kind", "must be one of "+join(Kinds))
+	}
+	if in.Lang != "" && !known(in.Lang, Langs) {
+		return bad("lang", "bad_field", "must be one of "+strings.Join(Langs, ", ")+", or left out for English")
 	}
 	for _, f := range []struct {
 		name, v string
@@ -269,6 +294,9 @@ func (in Intent) Canonical() []byte {
 	put(in.Device)
 	put(in.ClientIP)
 	put(in.IdempotencyKey)
+	if in.Lang != "" { // absent for English without a language: the hash of before the field
+		put(in.Lang)
+	}
 	return b.Bytes()
 }
 

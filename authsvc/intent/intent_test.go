@@ -79,6 +79,9 @@ func TestDecodeBadInput(t *testing.T) {
 		{"payer pays itself", with(t, "payee", `"6222000000000001"`), "payee", "bad_field"},
 		{"bad client ip", with(t, "client_ip", `"10.0.0.300"`), "client_ip", "bad_field"},
 		{"long key", with(t, "idempotency_key", `"`+strings.Repeat("k", 129)+`"`), "idempotency_key", "bad_field"},
+		{"unknown language", with(t, "lang", `"fr"`), "lang", "bad_field"},
+		{"language of the pages, not BCP 47", with(t, "lang", `"zh"`), "lang", "bad_field"},
+		{"language as a number", with(t, "lang", `1`), "lang", "bad_field"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -117,6 +120,8 @@ func TestHashBindsEveryField(t *testing.T) {
 		{"device", func(in *Intent) { in.Device = "fp-2" }},
 		{"client ip", func(in *Intent) { in.ClientIP = "192.0.2.8" }},
 		{"idempotency key", func(in *Intent) { in.IdempotencyKey = "k-2" }},
+		{"language set to Chinese", func(in *Intent) { in.Lang = LangZH }},
+		{"language set to English", func(in *Intent) { in.Lang = LangEN }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			in := base
@@ -157,5 +162,48 @@ func TestHashIgnoresJSONLayout(t *testing.T) {
 	}
 	if a.HashHex() != b.HashHex() {
 		t.Fatal("field order changed the hash")
+	}
+}
+
+// The hashes are pinned (computed independently: SHA-256 of the canonical
+// form built by hand in Python): an intent without a language hashes as it did
+// before the field existed (the intents stored then keep their ids), and
+// the language, when present, is bound.
+func TestHashVectors(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name, body, hash string
+	}{
+		{"no language (as before)", good, "291015e208d9055240967f64103e4ba792818a8e193d330e12208b37ac9f75bb"},
+		{"English", with(t, "lang", `"en"`), "48938528624cd06fa7c493a550cf82a05dbc76b175be2ef8279530ed24ee5561"},
+		{"Chinese", with(t, "lang", `"zh-CN"`), "264e7c3f46435b9edef2b1d27ee017029d5c9408901a28995a220640d5095111"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			in, err := Decode(strings.NewReader(tc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := in.HashHex(); got != tc.hash {
+				t.Fatalf("hash %s, want %s", got, tc.hash)
+			}
+		})
+	}
+}
+
+// The language's field is the canonical form's last, after the eleven of
+// an intent without one, which are unchanged.
+func TestCanonicalLanguageAppended(t *testing.T) {
+	t.Parallel()
+	base, err := Decode(strings.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zh := base
+	zh.Lang = LangZH
+	want := append(append([]byte{}, base.Canonical()...), 0, 0, 0, 5)
+	want = append(want, LangZH...)
+	if !bytes.Equal(zh.Canonical(), want) {
+		t.Fatalf("canonical form with a language:\n%q\nwant\n%q", zh.Canonical(), want)
 	}
 }

@@ -1,6 +1,7 @@
 // Package sms is the SMS one-time-code factor (level 2). Begin sends a 6-digit
 // code to the customer's phone in a message that names what it authorizes
-// (the transaction text: amount in yuan, payee tail; see Describe); the code
+// (the transaction text: amount in yuan, payee tail; see Describe), in
+// Chinese for a transaction text in Chinese (BeginRequest.TxLang); the code
 // is single use, valid for TTL (5 minutes), and stored only as an HMAC keyed
 // by an HSM key (bound to the challenge id), never in clear.
 //
@@ -29,9 +30,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/challenge"
+	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/internal/store"
 )
 
@@ -249,6 +252,16 @@ func (s *Service) codeMAC(ctx context.Context, challengeID, code string) ([]byte
 	return m, nil
 }
 
+// MaxTxText bounds the transaction text an SMS names, in characters (not
+// bytes: a Chinese character is three bytes of UTF-8 and one character of
+// the message).
+const MaxTxText = 160
+
+// validTxText: one line of 1 to MaxTxText characters of valid UTF-8.
+func validTxText(s string) bool {
+	return s != "" && utf8.ValidString(s) && utf8.RuneCountInString(s) <= MaxTxText && !strings.ContainsAny(s, "\r\n")
+}
+
 func (f factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challenge, error) {
 	s := f.s
 	var what string
@@ -256,8 +269,8 @@ func (f factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challe
 	case authn.PurposeLogin:
 		what = "log in"
 	case authn.PurposeTransaction:
-		if req.TxText == "" || len(req.TxText) > 160 || strings.ContainsAny(req.TxText, "\r\n") || len(req.TxHash) == 0 {
-			return authn.Challenge{}, fmt.Errorf("SMS challenge: the transaction text must be one line of at most 160 bytes")
+		if !validTxText(req.TxText) || len(req.TxHash) == 0 {
+			return authn.Challenge{}, fmt.Errorf("SMS challenge: the transaction text must be one line of at most %d characters", MaxTxText)
 		}
 		what = "authorize " + req.TxText
 	default:
@@ -306,6 +319,10 @@ func (f factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challe
 	}
 	body := fmt.Sprintf("[%s] %s is your code to %s. Valid %d minutes. Never tell anyone this code, not even bank staff.",
 		s.cfg.BankName, code, what, int(s.cfg.TTL.Minutes()))
+	if req.Purpose == authn.PurposeTransaction && req.TxLang == intent.LangZH {
+		body = fmt.Sprintf("【%s】验证码 %s，用于确认：%s。%d 分钟内有效。请勿将验证码告诉任何人，包括银行工作人员。",
+			s.cfg.BankName, code, req.TxText, int(s.cfg.TTL.Minutes()))
+	}
 	if err := s.gw.Send(ctx, Message{To: phone, Body: body}); err != nil {
 		// The operator may have delivered it all the same (a timeout after it
 		// took the message): mark the challenge used, so that no code of a

@@ -13,6 +13,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/authn/authntest"
+	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
 )
@@ -285,4 +286,64 @@ func TestYuan(t *testing.T) {
 			t.Errorf("Yuan(%d) = %q, want %q", tc.fen, got, tc.want)
 		}
 	}
+}
+
+// TestTransactionText: the SMS names the transaction in its language (a
+// Chinese text gets a Chinese message), a Chinese text is measured in
+// characters, not bytes (60 characters are 180 bytes of UTF-8), and a text
+// the SMS cannot carry is refused before anything is sent.
+func TestTransactionText(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		r := newRig(t, db, Config{PerCustomer: 100, PerPhone: 100})
+		zh := "向 6222…0002 转账 1,234.56 元（付款账户 6222…0001）"
+		long := strings.Repeat("转", MaxTxText-len([]rune(zh))) + zh
+		for _, tc := range []struct {
+			name, text, lang string
+			want             []string // in the message, in order
+			refused          bool
+		}{
+			{name: "English", text: "Transfer 1,234.56 yuan to 6222…0002 from 6222…0001",
+				want: []string{"[egate Bank] ", " is your code to authorize Transfer 1,234.56 yuan to 6222…0002 from 6222…0001. Valid 5 minutes."}},
+			{name: "English, language named", text: "Transfer 1.00 yuan to 6222…0002 from 6222…0001", lang: intent.LangEN,
+				want: []string{" is your code to authorize Transfer 1.00 yuan"}},
+			{name: "Chinese", text: zh, lang: intent.LangZH,
+				want: []string{"【egate Bank】验证码 ", "，用于确认：" + zh + "。5 分钟内有效。请勿将验证码告诉任何人，包括银行工作人员。"}},
+			{name: "160 Chinese characters (480 bytes)", text: long, lang: intent.LangZH, want: []string{long}},
+			{name: "161 characters", text: "转" + long, lang: intent.LangZH, refused: true},
+			{name: "two lines", text: "向 6222…0002 转账\n1.00 元", lang: intent.LangZH, refused: true},
+			{name: "not UTF-8", text: "\xff\xfe", refused: true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				before, _ := r.sink.List(ctx, "13800005678", 1000)
+				req := authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxText: tc.text, TxLang: tc.lang, TxHash: []byte{1}}
+				ch, err := r.f.Begin(ctx, req)
+				after, _ := r.sink.List(ctx, "13800005678", 1000)
+				if tc.refused {
+					if err == nil || !strings.Contains(err.Error(), "at most 160 characters") {
+						t.Fatalf("Begin = %v, want a refusal naming 160 characters", err)
+					}
+					if len(after) != len(before) {
+						t.Fatal("a refused text was sent")
+					}
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				code, body := r.lastCode(t, "13800005678")
+				at := 0
+				for _, w := range tc.want {
+					i := strings.Index(body[at:], w)
+					if i < 0 {
+						t.Fatalf("message %q lacks %q (after byte %d)", body, w, at)
+					}
+					at += i + len(w)
+				}
+				if _, err := r.f.Verify(ctx, req.Answer(ch.ID, []byte(code))); err != nil {
+					t.Fatalf("the code of the message: %v", err)
+				}
+			})
+		}
+	})
 }

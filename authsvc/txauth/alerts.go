@@ -63,7 +63,7 @@ func (s *Service) riskAlert(ctx context.Context, in intent.Intent, hash, event, 
 		return nil
 	}
 	_, _, err = s.alerts.PostOnce(ctx, in.Customer, alerts.KindTxRisk, "tx:"+event+":"+hash, alerts.TxRisk{
-		Time: s.now().UTC(), Intent: hash, Event: event, Amount: in.Amount, Text: Text(in), Message: message, SMS: in.Amount >= p.SMSMinAmount,
+		Time: s.now().UTC(), Intent: hash, Event: event, Amount: in.Amount, Text: textEN(in), Message: message, SMS: in.Amount >= p.SMSMinAmount,
 	})
 	if err != nil {
 		return unavailable(err)

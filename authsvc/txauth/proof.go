@@ -40,7 +40,7 @@ func (s *Service) Challenge(ctx context.Context, hash string, req txclient.Chall
 	}
 	sum, _ := hex.DecodeString(hash)
 	text := Text(r.Intent)
-	ch, err := s.tools.Begin(ctx, req.Factor, authn.BeginRequest{PassportID: r.Customer, Purpose: authn.PurposeTransaction, TxText: text, TxHash: sum, ClientIP: req.ClientIP})
+	ch, err := s.tools.Begin(ctx, req.Factor, authn.BeginRequest{PassportID: r.Customer, Purpose: authn.PurposeTransaction, TxText: text, TxLang: r.Intent.Lang, TxHash: sum, ClientIP: req.ClientIP})
 	if err != nil {
 		return txclient.Challenge{}, factorErr(err)
 	}

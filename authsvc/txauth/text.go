@@ -18,10 +18,16 @@ func Mask(account string) string {
 	return string(r[:4]) + "…" + string(r[len(r)-4:])
 }
 
-// Text is the transaction as the customer confirms it (what a
-// 2nd-generation U-shield shows): "Pay 1,234.56 yuan to 6222…0002 from
-// 6222…0001".
+// Text is the transaction as the customer confirms it (what the SMS says,
+// what a 2nd-generation U-shield shows and signs), in the intent's language:
+// "Transfer 1,234.56 yuan to 6222…0002 from 6222…0001", or for an intent in
+// Chinese "向 6222…0002 转账 1,234.56 元（付款账户 6222…0001）". An intent
+// without a language is in English. The language is part of the intent's
+// hash, so the text signed is the text of the intent executed.
 func Text(in intent.Intent) string {
+	if in.Lang == intent.LangZH {
+		return textZH(in)
+	}
 	amt := money.Yuan(in.Amount) + " " + currencyWord(in.Currency)
 	payee, payer := Mask(in.Payee), Mask(in.Payer)
 	switch in.Kind {
@@ -39,9 +45,44 @@ func Text(in intent.Intent) string {
 	return fmt.Sprintf("Pay %s to %s from %s", amt, payee, payer)
 }
 
+// textEN is Text in English whatever the intent's language: the alerts
+// are English sentences (authsvc/alerts) that the pages translate whole
+// (internal/i18n), the text in them included.
+func textEN(in intent.Intent) string {
+	in.Lang = ""
+	return Text(in)
+}
+
+// textZH is Text in Simplified Chinese: what is done, to whom, how much,
+// and from which account in brackets, as a bank's confirmation says it.
+func textZH(in intent.Intent) string {
+	amt := money.Yuan(in.Amount) + " " + currencyWordZH(in.Currency)
+	payee, payer := Mask(in.Payee), Mask(in.Payer)
+	switch in.Kind {
+	case intent.Transfer:
+		return fmt.Sprintf("向 %s 转账 %s（付款账户 %s）", payee, amt, payer)
+	case intent.Withdrawal:
+		return fmt.Sprintf("在 %s 取款 %s（取款账户 %s）", payee, amt, payer)
+	case intent.FriendTransfer:
+		return fmt.Sprintf("向好友 %s 转账 %s（付款账户 %s）", payee, amt, payer)
+	case intent.AAShare:
+		return fmt.Sprintf("向 %s 支付 AA 分摊款 %s（付款账户 %s）", payee, amt, payer)
+	case intent.Refund:
+		return fmt.Sprintf("向 %s 退款 %s（退款账户 %s）", payee, amt, payer)
+	}
+	return fmt.Sprintf("向 %s 付款 %s（付款账户 %s）", payee, amt, payer)
+}
+
 func currencyWord(c string) string {
 	if c == "CNY" {
 		return "yuan"
+	}
+	return c
+}
+
+func currencyWordZH(c string) string {
+	if c == "CNY" {
+		return "元"
 	}
 	return c
 }

@@ -1,6 +1,7 @@
 package ushield
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -87,6 +88,7 @@ func TestVerify(t *testing.T) {
 		foreign := newRig(t, storetest.SQLite(t)).enrollSoft(t, "alice", 1)
 		gen1, gen2 := r.svc.Factor(1), r.svc.Factor(2)
 		tx := authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxText: "Transfer 1,234.56 yuan to ****6789", TxHash: []byte{1, 2, 3}}
+		txZH := authn.BeginRequest{PassportID: "alice", Purpose: authn.PurposeTransaction, TxText: "向 6222…6789 转账 1,234.56 元（付款账户 6222…0001）", TxLang: "zh-CN", TxHash: []byte{1, 2, 3}}
 
 		cases := []struct {
 			name     string
@@ -103,6 +105,13 @@ func TestVerify(t *testing.T) {
 				respond: func(ch authn.Challenge) []byte { return alice.sign(t, ch.Data, false) }},
 			{name: "2nd gen confirmed", factor: gen2, begin: tx,
 				respond: func(ch authn.Challenge) []byte { return alice2.sign(t, ch.Data, true) }},
+			{name: "2nd gen confirmed, Chinese text", factor: gen2, begin: txZH,
+				respond: func(ch authn.Challenge) []byte {
+					if !bytes.HasPrefix(ch.Data, []byte(txZH.TxText+"\nChallenge: ")) {
+						t.Errorf("the token is asked to sign %q", ch.Data)
+					}
+					return alice2.sign(t, ch.Data, true)
+				}},
 			{name: "signature over other text", factor: gen1, begin: tx,
 				respond: func(ch authn.Challenge) []byte {
 					return alice.sign(t, SignedText("Transfer 9,999.00 yuan to ****0000", ch.Data[len(ch.Data)-32:]), false)

@@ -10,7 +10,10 @@ import (
 // ("Transfer 1,000.00 yuan to 6299…0002 from 6299…0001") are made by them
 // (authsvc/sms, gridcard, oath, ushield, pivauth, phone; txauth.Text). The
 // pages show them in the customer's language: each known sentence is
-// matched here and said again in Chinese with the same facts. A sentence
+// matched here and said again in Chinese with the same facts. (An intent
+// the platform authorized in Chinese has its text in Chinese already, as
+// the customer's tool shows and signs it: that one passes unchanged; the
+// English ones are the alerts' and those of intents without a language.) A sentence
 // not known is shown as it came (English), never dropped.
 
 type pattern struct {
@@ -33,13 +36,15 @@ var prompts = []pattern{
 	{re: regexp.MustCompile(`^Open the bank's app on your phone and scan the code$`), zh: "请打开手机上的银行 App 扫描二维码"},
 }
 
+// txTexts say txauth.Text's English sentences as txauth.Text says them for
+// an intent in Chinese (TestTextZHMatchesPages in authsvc/txauth).
 var txTexts = []pattern{
-	{re: regexp.MustCompile(`^Transfer (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 转账 %[1]s 元"},
-	{re: regexp.MustCompile(`^Withdraw (\S+) yuan at (\S+) from (\S+)$`), zh: "从 %[3]s 在 %[2]s 取款 %[1]s 元"},
-	{re: regexp.MustCompile(`^Send (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 发送 %[1]s 元"},
-	{re: regexp.MustCompile(`^Pay your share of (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 支付您的 AA 份额 %[1]s 元"},
-	{re: regexp.MustCompile(`^Refund (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 退款 %[1]s 元"},
-	{re: regexp.MustCompile(`^Pay (\S+) yuan to (\S+) from (\S+)$`), zh: "从 %[3]s 向 %[2]s 支付 %[1]s 元"},
+	{re: regexp.MustCompile(`^Transfer (\S+) yuan to (\S+) from (\S+)$`), zh: "向 %[2]s 转账 %[1]s 元（付款账户 %[3]s）"},
+	{re: regexp.MustCompile(`^Withdraw (\S+) yuan at (\S+) from (\S+)$`), zh: "在 %[2]s 取款 %[1]s 元（取款账户 %[3]s）"},
+	{re: regexp.MustCompile(`^Send (\S+) yuan to (\S+) from (\S+)$`), zh: "向好友 %[2]s 转账 %[1]s 元（付款账户 %[3]s）"},
+	{re: regexp.MustCompile(`^Pay your share of (\S+) yuan to (\S+) from (\S+)$`), zh: "向 %[2]s 支付 AA 分摊款 %[1]s 元（付款账户 %[3]s）"},
+	{re: regexp.MustCompile(`^Refund (\S+) yuan to (\S+) from (\S+)$`), zh: "向 %[2]s 退款 %[1]s 元（退款账户 %[3]s）"},
+	{re: regexp.MustCompile(`^Pay (\S+) yuan to (\S+) from (\S+)$`), zh: "向 %[2]s 付款 %[1]s 元（付款账户 %[3]s）"},
 }
 
 // labels are the tools' own English labels (authn factors' Label) by

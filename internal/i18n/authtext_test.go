@@ -22,12 +22,12 @@ func TestPromptsAndTexts(t *testing.T) {
 		{"piv", "Insert your PIV card, check the text and sign with your PIN", "请插入 PIV 卡，核对内容后输入 PIN 签名", Printer.Prompt},
 		{"phone", "Open the bank's app on your phone and scan the code", "请打开手机上的银行 App 扫描二维码", Printer.Prompt},
 		{"unknown prompt", "Press the red button", "Press the red button", Printer.Prompt},
-		{"transfer", "Transfer 1,234.56 yuan to 6299…0002 from 6299…0001", "从 6299…0001 向 6299…0002 转账 1,234.56 元", Printer.TxText},
-		{"withdrawal", "Withdraw 500.00 yuan at ATM-1 from 6299…0001", "从 6299…0001 在 ATM-1 取款 500.00 元", Printer.TxText},
-		{"friend", "Send 8.00 yuan to 6299…0002 from 6299…0001", "从 6299…0001 向 6299…0002 发送 8.00 元", Printer.TxText},
-		{"aa", "Pay your share of 30.00 yuan to 6299…0002 from 6299…0001", "从 6299…0001 向 6299…0002 支付您的 AA 份额 30.00 元", Printer.TxText},
-		{"refund", "Refund 9.90 yuan to 6299…0002 from 6299…0001", "从 6299…0001 向 6299…0002 退款 9.90 元", Printer.TxText},
-		{"pay", "Pay 99.00 yuan to 6299…0003 from 6299…0001", "从 6299…0001 向 6299…0003 支付 99.00 元", Printer.TxText},
+		{"transfer", "Transfer 1,234.56 yuan to 6299…0002 from 6299…0001", "向 6299…0002 转账 1,234.56 元（付款账户 6299…0001）", Printer.TxText},
+		{"withdrawal", "Withdraw 500.00 yuan at ATM-1 from 6299…0001", "在 ATM-1 取款 500.00 元（取款账户 6299…0001）", Printer.TxText},
+		{"friend", "Send 8.00 yuan to 6299…0002 from 6299…0001", "向好友 6299…0002 转账 8.00 元（付款账户 6299…0001）", Printer.TxText},
+		{"aa", "Pay your share of 30.00 yuan to 6299…0002 from 6299…0001", "向 6299…0002 支付 AA 分摊款 30.00 元（付款账户 6299…0001）", Printer.TxText},
+		{"refund", "Refund 9.90 yuan to 6299…0002 from 6299…0001", "向 6299…0002 退款 9.90 元（退款账户 6299…0001）", Printer.TxText},
+		{"pay", "Pay 99.00 yuan to 6299…0003 from 6299…0001", "向 6299…0003 付款 99.00 元（付款账户 6299…0001）", Printer.TxText},
 		{"another currency", "Pay 5.00 USD to 6299…0003 from 6299…0001", "Pay 5.00 USD to 6299…0003 from 6299…0001", Printer.TxText},
 	}
 	for _, c := range cases {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/text/language"
+
+	"github.com/egate-bank/egate/authsvc/intent"
 )
 
 // Languages the pages speak.
@@ -117,6 +119,16 @@ func (p Printer) T(key string, args ...any) string {
 		return fmt.Sprintf(s, args...)
 	}
 	return s
+}
+
+// IntentLang is the language of a transaction the customer starts on a
+// page in p's language (intent.Intent.Lang): the text they confirm and sign
+// is then in the page's language.
+func (p Printer) IntentLang() string {
+	if p.Lang == EN {
+		return intent.LangEN
+	}
+	return intent.LangZH
 }
 
 // HTMLLang is the page's lang attribute.

@@ -1,6 +1,8 @@
 package i18n
 
 import (
+	"github.com/egate-bank/egate/authsvc/intent"
+
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -114,6 +116,9 @@ func TestPrinter(t *testing.T) {
 	}
 	if got := zh.T("xfer.summary", "1.00", "A", "B"); got != "从 A 向 B 转账 1.00 元" {
 		t.Errorf("zh summary = %q", got)
+	}
+	if zh.IntentLang() != intent.LangZH || en.IntentLang() != intent.LangEN {
+		t.Errorf("intent languages %q, %q", zh.IntentLang(), en.IntentLang())
 	}
 	ts := time.Date(2026, 12, 3, 16, 30, 0, 0, time.UTC)
 	if got := zh.Time(ts); got != "2026-12-04 00:30:00" {

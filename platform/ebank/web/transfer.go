@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 
 	"github.com/egate-bank/egate/authsvc/intent"
@@ -32,12 +33,17 @@ type form struct {
 	Factor, ChallengeID                                                string
 	Order                                                              string // a signing order's ref (transfer_order.go)
 	Save                                                               bool   // save the payee once the transfer is made
+	// TxLang is the language of the text the customer confirms and signs
+	// (intent.Lang): the page's when the form was first shown, carried
+	// from there, so that a language switched in another tab does not
+	// make another intent halfway.
+	TxLang string
 }
 
 func readForm(r *http.Request) form {
 	g := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	return form{Key: g("key"), From: g("from"), ToKind: g("to_kind"), ToOwn: g("to_own"), To: g("to"), ToMobile: g("to_mobile"), ToName: g("to_name"),
-		Bank: g("bank"), Amount: g("amount"), Memo: g("memo"), Factor: g("factor"), ChallengeID: g("challenge_id"), Order: g("order"), Save: g("save") == "1"}
+		Bank: g("bank"), Amount: g("amount"), Memo: g("memo"), Factor: g("factor"), ChallengeID: g("challenge_id"), Order: g("order"), Save: g("save") == "1", TxLang: g("txlang")}
 }
 
 // movement is a checked form.
@@ -71,6 +77,9 @@ type transferData struct {
 
 // check validates f for the customer; a message key when it is refused.
 func (p *Pages) check(r *http.Request, v *view, f form) (movement, string, error) {
+	if !slices.Contains(intent.Langs, f.TxLang) {
+		f.TxLang = v.P.IntentLang()
+	}
 	m := movement{f: f}
 	ctx := r.Context()
 	if f.Key == "" || len(f.Key) > 64 {
@@ -154,7 +163,7 @@ func (p *Pages) check(r *http.Request, v *view, f form) (movement, string, error
 		return m, "xfer.funds", nil
 	}
 	m.in = intent.Intent{Customer: v.C.ID, Channel: intent.Web, Kind: intent.Transfer, Payer: m.debit.Number, Payee: m.payee,
-		Amount: m.amount, Currency: ledger.Currency, Device: device(r), ClientIP: clientIP(r), IdempotencyKey: f.Key}
+		Amount: m.amount, Currency: ledger.Currency, Device: device(r), ClientIP: clientIP(r), IdempotencyKey: f.Key, Lang: f.TxLang}
 	return m, "", nil
 }
 
@@ -175,7 +184,7 @@ func clientIP(r *http.Request) string {
 
 func (p *Pages) transferForm(w http.ResponseWriter, r *http.Request, v *view) {
 	q := r.URL.Query()
-	f := form{Key: newKey(), ToKind: ToAccount, From: q.Get("from"), To: q.Get("to"), ToMobile: q.Get("to_mobile"), ToName: q.Get("to_name"), Bank: q.Get("bank")}
+	f := form{Key: newKey(), ToKind: ToAccount, From: q.Get("from"), To: q.Get("to"), ToMobile: q.Get("to_mobile"), ToName: q.Get("to_name"), Bank: q.Get("bank"), TxLang: v.P.IntentLang()}
 	if k := q.Get("to_kind"); k == ToBank || (k == ToMobile && p.Mobiles != nil) {
 		f.ToKind = k
 	}

@@ -505,7 +505,7 @@ func TestDecisionInBothLanguages(t *testing.T) {
 		english                  []string // what must not be on the page
 	}{
 		{"zh-CN", "1,234.56 元超过了银行规定的认证级别 2 的单笔限额 1,000.00 元。请用动态口令牌确认。",
-			"从 " + txauth.Mask(a) + " 向 " + txauth.Mask(b) + " 转账 1,234.56 元", "请输入动态口令牌 …4321 上显示的口令",
+			"向 " + txauth.Mask(b) + " 转账 1,234.56 元（付款账户 " + txauth.Mask(a) + "）", "请输入动态口令牌 …4321 上显示的口令",
 			[]string{"Confirm with", "Transfer ", "Enter the code", "yuan"}},
 		{"en", r.auth.message, "Transfer 1,234.56 yuan to " + txauth.Mask(b) + " from " + txauth.Mask(a), "Enter the code shown on your token …4321", nil},
 	} {
@@ -525,6 +525,50 @@ func TestDecisionInBothLanguages(t *testing.T) {
 			for _, e := range c.english {
 				if strings.Contains(dec, e) || strings.Contains(chal, e) {
 					t.Errorf("English %q on the %s pages", e, c.lang)
+				}
+			}
+		})
+	}
+}
+
+// TestTransferKeepsItsLanguage: a transfer is authorized in the language
+// of the page that showed its form (the text the customer confirms is in
+// it), and keeps it to the end when the customer switches the language in
+// another tab halfway: one intent, not a second one in the new language.
+func TestTransferKeepsItsLanguage(t *testing.T) {
+	for _, c := range []struct{ first, then, want string }{
+		{"zh-CN", "en", intent.LangZH},
+		{"en", "zh", intent.LangEN},
+	} {
+		t.Run(c.first, func(t *testing.T) {
+			r := newRig(t, storetest.SQLite(t))
+			a, b := r.alice[0].Number, r.bob[0].Number
+			cl := r.as(t, "p-alice", c.first)
+			_, page := cl.do("GET", "/transfer", nil)
+			lang := regexp.MustCompile(`name="txlang" value="([^"]*)"`).FindStringSubmatch(page)
+			if lang == nil || lang[1] != c.want {
+				t.Fatalf("the form's language %q, want %q", lang, c.want)
+			}
+			f := url.Values{"key": {hiddenKey.FindStringSubmatch(page)[1]}, "txlang": {lang[1]}, "from": {a}, "to_kind": {"account"}, "to": {b}, "amount": {"12.00"}}
+			if status, _ := cl.do("POST", "/transfer", f); status != 200 {
+				t.Fatalf("authorize: %d", status)
+			}
+			cl.do("GET", "/accounts?lang="+c.then, nil) // another tab (the cookie; the browser's Accept-Language, in its fingerprint, stays)
+			f.Set("factor", "otp")
+			_, chal := cl.do("POST", "/transfer/challenge", f)
+			f.Set("challenge_id", regexp.MustCompile(`name="challenge_id" value="([^"]+)"`).FindStringSubmatch(chal)[1])
+			f.Set("response", "123456")
+			if status, done := cl.do("POST", "/transfer/confirm", f); status != 200 || !strings.Contains(done, `12.00`) {
+				t.Fatalf("confirm: %d %s", status, done)
+			}
+			r.auth.mu.Lock()
+			defer r.auth.mu.Unlock()
+			if len(r.auth.intents) != 1 || r.auth.executed != 1 {
+				t.Fatalf("%d intents authorized, %d executed; want one of each", len(r.auth.intents), r.auth.executed)
+			}
+			for _, in := range r.auth.intents {
+				if in.Lang != c.want {
+					t.Fatalf("the intent's language %q, want %q", in.Lang, c.want)
 				}
 			}
 		})

@@ -2,6 +2,7 @@ package mall
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -21,12 +22,16 @@ type payForm struct {
 	Key, Payer, Factor, ChallengeID string
 	Order                           string // a signing order's ref (the tools the customer holds)
 	Rev                             int64
+	// TxLang is the language of the text the customer confirms and signs
+	// (intent.Lang): the page's when the checkout was first shown, carried
+	// from there to the end.
+	TxLang string
 }
 
 func readPayForm(r *http.Request) payForm {
 	g := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	rev, _ := strconv.ParseInt(g("rev"), 10, 64)
-	return payForm{Key: g("key"), Payer: g("payer"), Factor: g("factor"), ChallengeID: g("challenge_id"), Order: g("order"), Rev: rev}
+	return payForm{Key: g("key"), Payer: g("payer"), Factor: g("factor"), ChallengeID: g("challenge_id"), Order: g("order"), Rev: rev, TxLang: g("txlang")}
 }
 
 type checkoutData struct {
@@ -57,7 +62,7 @@ func (p *Pages) checkoutForm(w http.ResponseWriter, r *http.Request, v *view) {
 		p.fail(w, r, v, err)
 		return
 	}
-	f := payForm{Key: newKey(), Rev: c.Rev}
+	f := payForm{Key: newKey(), Rev: c.Rev, TxLang: v.P.IntentLang()}
 	if len(accts) > 0 {
 		f.Payer = accts[0].Number
 	}
@@ -81,6 +86,9 @@ func (p *Pages) refuseCheckout(w http.ResponseWriter, r *http.Request, v *view, 
 // answers with its stored decision.
 func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (payForm, Quote, intent.Intent, txclient.Decision, bool) {
 	f := readPayForm(r)
+	if !slices.Contains(intent.Langs, f.TxLang) {
+		f.TxLang = v.P.IntentLang()
+	}
 	co := Checkout{Customer: v.C.ID, Key: f.Key, Payer: f.Payer, Rev: f.Rev}
 	var in intent.Intent
 	if o, ok, err := p.Mall.orderByKey(r.Context(), v.C.ID, f.Key); err == nil && ok {
@@ -102,7 +110,7 @@ func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (payForm
 		return f, q, in, txclient.Decision{}, false
 	}
 	in = intent.Intent{Customer: v.C.ID, Channel: intent.Web, Kind: intent.Payment, Payer: q.Payer.Number, Payee: q.Payee,
-		Amount: q.Cart.Total, Currency: ledger.Currency, Device: device(r), ClientIP: clientIP(r), IdempotencyKey: f.Key}
+		Amount: q.Cart.Total, Currency: ledger.Currency, Device: device(r), ClientIP: clientIP(r), IdempotencyKey: f.Key, Lang: f.TxLang}
 	d, err := p.Auth.Authorize(r.Context(), in)
 	if err != nil {
 		p.refuseCheckout(w, r, v, err)

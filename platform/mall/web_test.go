@@ -2,6 +2,7 @@ package mall
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
@@ -14,7 +15,9 @@ import (
 	"testing"
 
 	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	"github.com/egate-bank/egate/internal/money"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
 )
@@ -27,6 +30,7 @@ type fakeAuth struct {
 	used      map[string]bool
 	executed  int
 	cancelled []string
+	intents   map[string]intent.Intent // authorized, by hash
 }
 
 func (f *fakeAuth) Authorize(_ context.Context, in intent.Intent) (txclient.Decision, error) {
@@ -37,11 +41,23 @@ func (f *fakeAuth) Authorize(_ context.Context, in intent.Intent) (txclient.Deci
 	if in.Amount > 1_000_00 {
 		level = 3
 	}
+	f.mu.Lock()
+	if f.intents == nil {
+		f.intents = map[string]intent.Intent{}
+	}
+	f.intents[in.HashHex()] = in
+	f.mu.Unlock()
 	return txclient.Decision{Intent: in.HashHex(), Decision: txclient.Allow, Level: level, Tools: []txclient.Tool{{Name: "sms", Level: 2}, {Name: "otp", Level: 3}}}, nil
 }
 
 func (f *fakeAuth) Challenge(_ context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error) {
-	return txclient.Challenge{ID: "c-" + hash, Factor: r.Factor, Prompt: "the code", Text: "Pay …"}, nil
+	f.mu.Lock()
+	in, ok := f.intents[hash]
+	f.mu.Unlock()
+	if !ok {
+		return txclient.Challenge{}, &txclient.APIError{Status: 404, Code: "unknown_intent"}
+	}
+	return txclient.Challenge{ID: "c-" + hash, Factor: r.Factor, Prompt: "the code", Text: txauth.Text(in)}, nil
 }
 
 func (f *fakeAuth) Proof(_ context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error) {
@@ -174,9 +190,10 @@ func TestCheckoutPages(t *testing.T) {
 		for _, c := range []struct {
 			lang, paid, shipped string
 			qty                 int
+			txLang, txText      string // the intent's language, and its text as the customer confirms it
 		}{
-			{"zh", "付款成功", "已发货", 1},
-			{"en", "Paid:", "Shipped", 2},
+			{"zh", "付款成功", "已发货", 1, "zh-CN", "向 %[1]s 付款 %[2]s 元（付款账户 %[3]s）"},
+			{"en", "Paid:", "Shipped", 2, "en", "Pay %[2]s yuan to %[1]s from %[3]s"},
 		} {
 			t.Run(c.lang, func(t *testing.T) {
 				alice := w.browser(t, "p-alice", 1, c.lang)
@@ -187,13 +204,31 @@ func TestCheckoutPages(t *testing.T) {
 					t.Fatalf("add: %d", code)
 				}
 				_, form := alice.get("/checkout")
-				f := url.Values{"key": {field(t, form, "key")}, "rev": {field(t, form, "rev")}, "payer": {w.alice[0].Number}}
+				if got := field(t, form, "txlang"); got != c.txLang {
+					t.Fatalf("the checkout's language %q, want %q", got, c.txLang)
+				}
+				f := url.Values{"key": {field(t, form, "key")}, "rev": {field(t, form, "rev")}, "payer": {w.alice[0].Number}, "txlang": {c.txLang}}
 				code, page := alice.post("/checkout", f)
 				if code != 200 || !strings.Contains(page, `id="factor_sms"`) {
 					t.Fatalf("decision %d:\n%s", code, page)
 				}
 				f.Set("factor", "sms")
 				_, page = alice.post("/checkout/challenge", f)
+				w.auth.mu.Lock()
+				var in intent.Intent
+				for _, x := range w.auth.intents {
+					if x.IdempotencyKey == f.Get("key") {
+						in = x
+					}
+				}
+				w.auth.mu.Unlock()
+				if in.Lang != c.txLang {
+					t.Fatalf("the intent's language %q, want %q", in.Lang, c.txLang)
+				}
+				text := fmt.Sprintf(c.txText, txauth.Mask(in.Payee), money.Yuan(in.Amount), txauth.Mask(w.alice[0].Number))
+				if !strings.Contains(page, `id="tx-text">`+text+`</p>`) {
+					t.Errorf("the challenge page does not show %q:\n%s", text, page)
+				}
 				f.Set("challenge_id", field(t, page, "challenge_id"))
 				f.Set("response", "000000")
 				before := w.books(t)

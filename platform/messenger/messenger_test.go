@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/i18n"
 	"github.com/egate-bank/egate/internal/store"
@@ -155,6 +157,55 @@ func TestSplit(t *testing.T) {
 			}
 			if sum != tc.total || len(got) != len(tc.want) {
 				t.Fatalf("shares %+v do not make %d", got, tc.total)
+			}
+		})
+	}
+}
+
+// TestPayInThePagesLanguage: a payment is confirmed in the language of the
+// page it started on — the intent carries it, the challenge page shows its
+// text in it — and keeps it to the end when the page's language changes
+// halfway (another tab): one intent.
+func TestPayInThePagesLanguage(t *testing.T) {
+	r := newRig(t, storetest.SQLite(t))
+	alice := r.as("alice")
+	conv := alice.chatWith("bob")
+	debit, credit := r.acct["alice"], r.acct["bob"]
+	for _, c := range []struct{ lang, then, txLang, text string }{
+		{"zh", "en", intent.LangZH, "向好友 " + txauth.Mask(credit) + " 转账 12.00 元（付款账户 " + txauth.Mask(debit) + "）"},
+		{"en", "zh", intent.LangEN, "Send 12.00 yuan to " + txauth.Mask(credit) + " from " + txauth.Mask(debit)},
+	} {
+		t.Run(c.lang, func(t *testing.T) {
+			alice.get("/chats?lang=" + c.lang)
+			key := "k-lang-" + c.lang
+			s, body, _ := alice.post("/pay", url.Values{"what": {PayTransfer}, "conv": {conv}, "amount": {"12.00"}, "key": {key}})
+			if s != 200 || !strings.Contains(body, `name="txlang" value="`+c.txLang+`"`) {
+				t.Fatalf("decision %d, not carrying the language %q:\n%s", s, c.txLang, body)
+			}
+			f := url.Values{"what": {PayTransfer}, "conv": {conv}, "amount": {"12.00"}, "key": {key}, "txlang": {c.txLang}, "factor": {"sms"}}
+			alice.get("/chats?lang=" + c.then)
+			s, body, _ = alice.post("/pay/challenge", f)
+			if s != 200 || !strings.Contains(body, `id="tx-text">`+c.text+`</p>`) {
+				t.Fatalf("challenge %d, not showing %q:\n%s", s, c.text, body)
+			}
+			f.Set("challenge_id", challengeRe.FindStringSubmatch(body)[1])
+			f.Set("response", "123456")
+			if s, body, _ := alice.post("/pay/confirm", f); s != 200 || !strings.Contains(body, `id="done"`) {
+				t.Fatalf("confirm %d:\n%s", s, body)
+			}
+			r.auth.mu.Lock()
+			defer r.auth.mu.Unlock()
+			n := 0
+			for _, in := range r.auth.intents {
+				if in.IdempotencyKey == key {
+					n++
+					if in.Lang != c.txLang {
+						t.Errorf("the intent's language %q, want %q", in.Lang, c.txLang)
+					}
+				}
+			}
+			if n != 1 {
+				t.Fatalf("%d intents under the key, want 1", n)
 			}
 		})
 	}

@@ -75,6 +75,10 @@ type PayForm struct {
 	Amount string // yuan, as typed (transfer; qr without a fixed amount)
 	Memo   string
 	Key    string // the form's idempotency key (transfer, qr)
+	// TxLang is the language of the text the customer confirms and signs
+	// (intent.Lang; empty is English): the pages set it from the page the
+	// payment started on and carry it to the end.
+	TxLang string
 }
 
 // Pay is a checked payment form.
@@ -208,7 +212,7 @@ func (s *Service) Resolve(ctx context.Context, payer Member, f PayForm, device, 
 		return p, ErrFunds
 	}
 	p.In = intent.Intent{Customer: payer.ID, Channel: intent.Web, Kind: p.Kind, Payer: p.Debit.Number, Payee: p.Credit.Number,
-		Amount: p.Amount, Currency: ledger.Currency, Device: device, ClientIP: ip, IdempotencyKey: p.Key}
+		Amount: p.Amount, Currency: ledger.Currency, Device: device, ClientIP: ip, IdempotencyKey: p.Key, Lang: f.TxLang}
 	return p, nil
 }
 

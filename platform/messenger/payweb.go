@@ -3,8 +3,10 @@ package messenger
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strings"
 
+	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/money"
 )
@@ -19,7 +21,7 @@ import (
 func readPayForm(r *http.Request) PayForm {
 	g := func(k string) string { return strings.TrimSpace(r.PostFormValue(k)) }
 	return PayForm{What: g("what"), Conv: g("conv"), To: g("to"), AA: g("aa"), QR: g("qr"), Payee: g("payee"),
-		Amount: g("amount"), Memo: g("memo"), Key: g("key")}
+		Amount: g("amount"), Memo: g("memo"), Key: g("key"), TxLang: g("txlang")}
 }
 
 type payData struct {
@@ -75,6 +77,9 @@ func authErr(err error) error {
 // is the same intent, answered with the stored decision).
 func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (Pay, txclient.Decision, bool) {
 	f := readPayForm(r)
+	if !slices.Contains(intent.Langs, f.TxLang) { // the first step: the page's language
+		f.TxLang = v.P.IntentLang()
+	}
 	me := Member{ID: v.C.ID, Name: v.C.Name}
 	pay, err := p.Svc.Resolve(r.Context(), me, f, device(r), clientIP(r))
 	if err != nil {

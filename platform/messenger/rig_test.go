@@ -17,6 +17,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/authsvc/intent"
+	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/platform/ebank"
@@ -40,6 +41,8 @@ type fakeAuth struct {
 	proofErr error
 	// cancelled are the intents cancelled.
 	cancelled []string
+	// intents are the intents authorized, by hash.
+	intents map[string]intent.Intent
 }
 
 func (f *fakeAuth) Balance(_ context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error) {
@@ -55,6 +58,10 @@ func (f *fakeAuth) Authorize(_ context.Context, in intent.Intent) (txclient.Deci
 	}
 	f.mu.Lock()
 	f.authorize++
+	if f.intents == nil {
+		f.intents = map[string]intent.Intent{}
+	}
+	f.intents[in.HashHex()] = in
 	f.mu.Unlock()
 	d := f.decision
 	if d == "" {
@@ -68,7 +75,10 @@ func (f *fakeAuth) Challenge(_ context.Context, hash string, r txclient.Challeng
 	if f.challengeErr != nil {
 		return txclient.Challenge{}, f.challengeErr
 	}
-	return txclient.Challenge{ID: "c-" + hash, Factor: r.Factor, Level: 2, Prompt: "the code sent to 138****8000", Text: "Pay …"}, nil
+	f.mu.Lock()
+	in := f.intents[hash]
+	f.mu.Unlock()
+	return txclient.Challenge{ID: "c-" + hash, Factor: r.Factor, Level: 2, Prompt: "the code sent to 138****8000", Text: txauth.Text(in)}, nil
 }
 
 func (f *fakeAuth) Proof(_ context.Context, hash string, r txclient.ProofRequest) (txclient.Grant, error) {

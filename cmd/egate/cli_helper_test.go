@@ -355,17 +355,24 @@ func scanWithPhone(t *testing.T, b *adminBench, bctx context.Context, state stri
 // development sink.
 func lastSMSCode(t *testing.T, b *adminBench) string {
 	t.Helper()
+	body := lastSMS(t, b)
+	code := regexp.MustCompile(`(\d{6}) is your code|】验证码 (\d{6})，`).FindStringSubmatch(body)
+	if code == nil {
+		t.Fatalf("SMS %q", body)
+	}
+	return code[1] + code[2]
+}
+
+// lastSMS is the newest SMS to alice's phone in the development sink.
+func lastSMS(t *testing.T, b *adminBench) string {
+	t.Helper()
 	var body string
 	db := openBenchDB(t, b)
 	defer db.Close()
 	if err := db.QueryRow(context.Background(), `SELECT body FROM sms_outbox WHERE phone = '13812345678' ORDER BY created_ms DESC LIMIT 1`).Scan(&body); err != nil {
 		t.Fatal(err)
 	}
-	code := regexp.MustCompile(`(\d{6}) is your code`).FindStringSubmatch(body)
-	if code == nil {
-		t.Fatalf("SMS %q", body)
-	}
-	return code[1]
+	return body
 }
 
 // TestPhoneBrowserLogin: `egate sim phone bind` binds the app to alice

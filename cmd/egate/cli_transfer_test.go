@@ -13,6 +13,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/egate-bank/egate/authsvc/backend"
+	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
@@ -29,9 +30,11 @@ import (
 // (a SoftHSM2 token) through `egate helper` started with the page's
 // autostart link; a 2nd-generation one played by `egate sim ushield`,
 // whose display must show exactly the page's text before the test presses
-// its confirm button; the PIV simulator on pcscd, enrolled with its
+// its confirm button (in English, and again from a Chinese page with the
+// Chinese text); the PIV simulator on pcscd, enrolled with its
 // attestation, through the helper; and `egate sim phone` scanning a
-// screenshot of the page's animated QR. The page has no text box for a
+// screenshot of the page's animated QR; on the Chinese page an SMS code
+// too, whose message names the Chinese text. The page has no text box for a
 // signature; each transfer ends on ebank's "Done" page and moves the
 // money once. The enrolled card is on ebank's tools list (self-service);
 // reported lost there, it is no longer offered.
@@ -121,10 +124,15 @@ platforms:
 	// toOrder fills the transfer form (2,000 yuan to bob: level 3, which
 	// every tool of alice's reaches), picks the tool and returns the order
 	// page's text.
-	toOrder := func(t *testing.T, tool, memo string) string {
+	// In Chinese (lang "zh") the text is the Chinese one, as the customer
+	// confirms it on the page, the device's display and the SMS.
+	textOf := map[string]string{"en": "Transfer 2,000.00 yuan to " + txauth.Mask(bobs[0].Number) + " from ",
+		"zh": "向 " + txauth.Mask(bobs[0].Number) + " 转账 2,000.00 元（付款账户 "}
+	doneOf := map[string]string{"en": "Done: 2,000.00 yuan from ", "zh": "转账成功：2,000.00 元已从 "}
+	toOrderIn := func(t *testing.T, lang, tool, memo string) string {
 		t.Helper()
 		step := stepper(t, bctx, 60*time.Second)
-		step("the transfer form", chromedp.Navigate(ebankURL+"/transfer"), chromedp.WaitVisible(chromedp.ID("amount")),
+		step("the transfer form", chromedp.Navigate(ebankURL+"/transfer?lang="+lang), chromedp.WaitVisible(chromedp.ID("amount")),
 			chromedp.SendKeys(chromedp.ID("to"), bobs[0].Number), chromedp.SendKeys(chromedp.ID("amount"), "2000"), chromedp.SendKeys(chromedp.ID("memo"), memo))
 		step("the decision", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("factor_"+tool)), chromedp.Click(chromedp.ID("factor_"+tool)))
 		step("the order page", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("order-status")))
@@ -132,12 +140,13 @@ platforms:
 			t.Fatalf("the order page has %d text boxes (%v)", n, err)
 		}
 		text, err := chromedp.Run(bctx, chromedp.TextContent(chromedp.ID("tx-text")))
-		if err != nil || !strings.HasPrefix(text, "Transfer 2,000.00 yuan to ") || !strings.Contains(text, "\nChallenge: ") {
-			t.Fatalf("the order's text %q %v", text, err)
+		if err != nil || !strings.HasPrefix(text, textOf[lang]) || !strings.Contains(text, "\nChallenge: ") {
+			t.Fatalf("the order's text %q %v, want it to start %q", text, err, textOf[lang])
 		}
-		shot(t, bctx, "transfer-order-"+tool)
+		shot(t, bctx, "transfer-order-"+tool+strings.TrimPrefix(lang, "en"))
 		return text
 	}
+	toOrder := func(t *testing.T, tool, memo string) string { t.Helper(); return toOrderIn(t, "en", tool, memo) }
 	autostart := func(t *testing.T) string {
 		t.Helper()
 		link, err := chromedp.Run(bctx, chromedp.AttributeValue(chromedp.ID("autostart"), "href"))
@@ -146,16 +155,17 @@ platforms:
 		}
 		return link.Value
 	}
-	done := func(t *testing.T, tool string) {
+	doneIn := func(t *testing.T, lang, tool string) {
 		t.Helper()
 		step := stepper(t, bctx, 60*time.Second)
 		step("the page goes on by itself", chromedp.WaitVisible(chromedp.ID("done")))
 		d, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("done")))
-		if !strings.Contains(d, "Done: 2,000.00 yuan from ") || !strings.Contains(d, bobs[0].Number) {
+		if !strings.Contains(d, doneOf[lang]) || !strings.Contains(d, bobs[0].Number) {
 			t.Fatalf("done page %q", d)
 		}
-		shot(t, bctx, "transfer-done-"+tool)
+		shot(t, bctx, "transfer-done-"+tool+strings.TrimPrefix(lang, "en"))
 	}
+	done := func(t *testing.T, tool string) { t.Helper(); doneIn(t, "en", tool) }
 	helperOK := func(t *testing.T, h result, text string) {
 		t.Helper()
 		if h.code != 0 || !strings.Contains(h.stdout, "│ "+strings.ReplaceAll(text, "\n", "\n│ ")) || !strings.Contains(h.stdout, "Signed.") {
@@ -206,6 +216,31 @@ platforms:
 			t.Fatalf("level %q", lv)
 		}
 	})
+	// First, while the day's level-2 limit is untouched: 20 yuan by SMS.
+	t.Run("in Chinese: the SMS names the Chinese text", func(t *testing.T) {
+		step := stepper(t, bctx, 60*time.Second)
+		step("the transfer form", chromedp.Navigate(ebankURL+"/transfer?lang=zh"), chromedp.WaitVisible(chromedp.ID("amount")),
+			chromedp.SendKeys(chromedp.ID("to"), bobs[0].Number), chromedp.SendKeys(chromedp.ID("amount"), "20"), chromedp.SendKeys(chromedp.ID("memo"), "sms-zh"))
+		step("the decision", chromedp.Click(chromedp.ID("next")), chromedp.WaitNotPresent(chromedp.ID("amount")))
+		shot(t, bctx, "transfer-decision-smszh")
+		step("the SMS", chromedp.WaitVisible(chromedp.ID("factor_sms")), chromedp.Click(chromedp.ID("factor_sms")))
+		step("the challenge page", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("response")))
+		shown, err := chromedp.Run(bctx, chromedp.Text(chromedp.ID("tx-text")))
+		if want := "向 " + txauth.Mask(bobs[0].Number) + " 转账 20.00 元（付款账户 "; err != nil || !strings.HasPrefix(shown, want) {
+			t.Fatalf("the page's text %q %v, want it to start %q", shown, err, want)
+		}
+		body := lastSMS(t, b)
+		if !strings.Contains(body, "，用于确认："+shown+"。") {
+			t.Fatalf("the SMS %q does not name the page's text %q", body, shown)
+		}
+		shot(t, bctx, "transfer-challenge-smszh")
+		step("confirmed", chromedp.SendKeys(chromedp.ID("response"), lastSMSCode(t, b)), chromedp.Click(chromedp.ID("confirm")), chromedp.WaitVisible(chromedp.ID("done")))
+		if d, _ := chromedp.Run(bctx, chromedp.Text(chromedp.ID("done"))); !strings.Contains(d, "转账成功：20.00 元已从 ") {
+			t.Fatalf("done page %q", d)
+		}
+		shot(t, bctx, "transfer-done-smszh")
+	})
+
 	t.Run("a 1st-generation U-shield through egate helper", func(t *testing.T) {
 		text := toOrder(t, "ushield", "u1")
 		helperOK(t, run(t, b.dir, b.env, "helper", autostart(t), "--module", b.sh.Module, "--token", "ushield-1", "--pin-source", "env:EGATE_TEST_SHIELD_PIN", "--yes"), text)
@@ -230,6 +265,13 @@ platforms:
 		done(t, "phone")
 	})
 
+	// On a Chinese page the customer confirms the Chinese text: the
+	// 2nd-generation U-shield shows and signs it, the SMS names it.
+	t.Run("in Chinese: a 2nd-generation U-shield shows and signs the Chinese text", func(t *testing.T) {
+		text := toOrderIn(t, "zh", "ushield2", "u2-zh")
+		helperOK(t, confirmOnUShield2(t, b, "ushield-2", autostart(t), text, nil), text)
+		doneIn(t, "zh", "ushield2")
+	})
 	t.Run("reported lost on ebank's tools list, the PIV card signs nothing", func(t *testing.T) {
 		step := stepper(t, bctx, 60*time.Second)
 		step("the tools list", chromedp.Navigate(ebankURL+"/settings#tools"), chromedp.WaitVisible(chromedp.CSS(`#tool-table tr[data-tool="piv"][data-status="active"] button`)))
@@ -250,8 +292,8 @@ platforms:
 	db = openBenchDB(t, b)
 	defer db.Close()
 	got, err := ledger.New(db, nil).Account(ctx, bobs[0].Number)
-	if err != nil || got.Balance() != 100_00+4*2_000_00 {
-		t.Fatalf("bob's balance %d (%v), want %d: each transfer once", got.Balance(), err, 100_00+4*2_000_00)
+	if want := int64(100_00 + 5*2_000_00 + 20_00); err != nil || got.Balance() != want {
+		t.Fatalf("bob's balance %d (%v), want %d: each transfer once", got.Balance(), err, want)
 	}
 	if _, err := ledger.Check(ctx, db); err != nil {
 		t.Fatalf("ledger check: %v", err)

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -56,6 +57,12 @@ type Config struct {
 	// transfers API.
 	TxClient string `yaml:"tx-client"`
 	TxSecret string `yaml:"tx-secret" secret:"true"`
+	// StatementFont (ebank only) is the TrueType font with Chinese glyphs
+	// that the Chinese PDF statement embeds: an absolute path to a .ttf
+	// file (fonts-droid-fallback's DroidSansFallbackFull.ttf by default).
+	// Read when a statement is printed; when it cannot be, ebank warns at
+	// start and prints the Chinese statement in English, saying why.
+	StatementFont string `yaml:"statement-font"`
 
 	// Name is ebank, mall or messenger: the section's key.
 	Name string `yaml:"-"`
@@ -93,6 +100,14 @@ func (c Config) ValidateSection(prefix string) error {
 	if c.CookieKey != "" {
 		if err := checkCookieKey(prefix+".cookie-key", c.CookieKey); err != nil {
 			return err
+		}
+	}
+	if c.StatementFont != "" {
+		if prefix != "platforms.ebank" {
+			return fmt.Errorf("%w: %s.statement-font: only ebank prints statements; remove the key", ErrConfig, prefix)
+		}
+		if !filepath.IsAbs(c.StatementFont) || !strings.EqualFold(filepath.Ext(c.StatementFont), ".ttf") {
+			return fmt.Errorf("%w: %s.statement-font %q: give the absolute path of a TrueType (.ttf) font with Chinese glyphs, e.g. /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf", ErrConfig, prefix, c.StatementFont)
 		}
 	}
 	if (c.TxClient == "") != (c.TxSecret == "") {

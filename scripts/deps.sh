@@ -15,6 +15,8 @@ PKGS=(
   chromium                          # browser tests (chromedp)
   fonts-dejavu-core                 # text in rendered images
   fonts-wqy-microhei                # Chinese text in Chromium (the pages in zh-CN, screenshots)
+  fonts-droid-fallback              # the Chinese PDF statement's font (platforms.ebank.statement-font; a plain TrueType font fpdf embeds)
+  poppler-utils                     # pdftotext, pdftoppm: the statement PDFs read and rendered by an independent tool in tests
   procps                            # pgrep/pkill in the test harness
   python3 curl                      # free ports (scripts/pg.sh, scripts/load.sh); make load's readiness probe
 )

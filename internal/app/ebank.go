@@ -85,9 +85,21 @@ func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Si
 			log.Error("ebank pages", "err", err, "request_id", httpx.RequestID(r.Context()))
 		}}
 	p.PassportURL = cfg.Platforms.Issuer // where tokens are enrolled
+	p.StatementFont = pc.StatementFont
+	warnStatementFont(pc.StatementFont, log)
 
 	site.Mount(p.Handler(), web.Routes...)
 	site.SetHome(p.Home())
+}
+
+// warnStatementFont tells the operator at start when the Chinese PDF
+// statement's font cannot be embedded: the statement is then printed in
+// English (and says so) until the font is installed.
+func warnStatementFont(path string, log *slog.Logger) {
+	if err := web.CheckStatementFont(path); err != nil {
+		log.Warn("the Chinese PDF statement is printed in English until its font is there: install fonts-droid-fallback or set platforms.ebank.statement-font",
+			"err", err)
+	}
 }
 
 // customerOf is the logged-in customer of a platform site's session.

@@ -1,11 +1,13 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,8 +15,10 @@ import (
 	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
+	"github.com/egate-bank/egate/platform/ebank/web"
 )
 
 // The ebank platform serves the holds API to the back-end clients of
@@ -99,5 +103,32 @@ func TestEbankServesHoldsAPI(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 200 || !strings.Contains(string(b), "database") {
 		t.Fatalf("readyz %d %s", resp.StatusCode, b)
+	}
+}
+
+// ebank warns at start when the Chinese PDF statement's font is missing,
+// and is silent when it is there (fonts-droid-fallback, the default).
+func TestEbankWarnsOfAMissingStatementFont(t *testing.T) {
+	if _, err := os.Stat(web.DefaultStatementFont); err != nil {
+		testenv.Missing(t, "the Chinese font "+web.DefaultStatementFont, "apt-get install fonts-droid-fallback")
+	}
+	for _, tc := range []struct {
+		name, path string
+		warns      bool
+	}{
+		{"the default, installed", "", false},
+		{"missing", filepath.Join(t.TempDir(), "none.ttf"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			warnStatementFont(tc.path, slog.New(slog.NewTextHandler(&buf, nil)))
+			got := buf.String()
+			if warns := strings.Contains(got, "level=WARN") && strings.Contains(got, "platforms.ebank.statement-font"); warns != tc.warns {
+				t.Fatalf("log %q, want a warning: %v", got, tc.warns)
+			}
+			if tc.warns && !strings.Contains(got, "none.ttf") {
+				t.Errorf("the warning does not name the file: %q", got)
+			}
+		})
 	}
 }

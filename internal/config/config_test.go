@@ -142,6 +142,10 @@ func TestValidateAll(t *testing.T) {
 		{"platform tx client without secret", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.tx-client=ebank-backend"}, false},
 		{"platform session ttl", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.session-ttl=2h"}, true},
 		{"platform negative session ttl", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.session-ttl=-1h"}, false},
+		{"ebank statement font", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.statement-font=/opt/fonts/NotoSansSC.TTF"}, true},
+		{"ebank statement font relative", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.statement-font=fonts/a.ttf"}, false},
+		{"ebank statement font not TrueType", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.statement-font=/usr/share/fonts/a.otf"}, false},
+		{"statement font on the mall", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.mall.statement-font=/usr/share/fonts/a.ttf"}, false},
 		{"platforms issuer", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.issuer=passport"}, false},
 		// Fields the process fills in are not keys of the file.
 		{"platform name is not a key", []string{"hsm.module=/usr/lib/softhsm/libsofthsm2.so", "factors.enabled=otp", "platforms.ebank.name=mall"}, false},

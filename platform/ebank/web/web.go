@@ -96,6 +96,12 @@ type Pages struct {
 	// (enrol.go); empty: the enrolment page says enrolment is not
 	// available.
 	PassportURL string
+	// StatementFont is the TrueType font with Chinese glyphs that the
+	// Chinese PDF statement embeds (a subset of it), read when a statement
+	// is printed; empty: DefaultStatementFont. When it cannot be read the
+	// Chinese statement is printed in English and says why
+	// (CheckStatementFont tells the operator at start).
+	StatementFont string
 }
 
 //go:embed templates/*.html

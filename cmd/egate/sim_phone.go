@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/authsvc/orders"
 	"github.com/egate-bank/egate/devices/pinsource"
 	"github.com/egate-bank/egate/internal/money"
@@ -97,7 +99,7 @@ lockout like every other tool's.`,
 	bf.StringVar(&label, "label", "phone", "a name for this phone on the customer's tools list")
 
 	var yes bool
-	var account, amount, bank string
+	var account, amount, bank, lang string
 	scan := &cobra.Command{
 		Use:   "scan IMAGE",
 		Short: "scan a QR code from an image: the passport's (sign the order) or an ATM's (withdraw cash)",
@@ -123,7 +125,7 @@ it; then type the withdrawal PIN on the ATM's PIN pad and take the cash.`,
 			in := bufio.NewReader(cmd.InOrStdin())
 			ui := &phoneUI{out: cmd.OutOrStdout(), in: in, yes: yes, pin: func() ([]byte, error) { return readPIN(in, cmd.OutOrStdout()) }}
 			if simphone.WithdrawalQR(qr) {
-				return withdraw(cmd, st, qr, account, amount, bank, ui)
+				return withdraw(cmd, st, simphone.Withdrawal{QR: qr, Lang: lang}, account, amount, bank, ui)
 			}
 			if err := st.Answer(cmd.Context(), &http.Client{Timeout: 30 * time.Second}, qr, ui); err != nil {
 				return fmt.Errorf("order not signed: %w", err)
@@ -135,6 +137,7 @@ it; then type the withdrawal PIN on the ATM's PIN pad and take the cash.`,
 	scan.Flags().StringVar(&account, "account", "", "withdrawal: the account to take the cash from")
 	scan.Flags().StringVar(&amount, "amount", "", "withdrawal: the amount in yuan (a multiple of the smallest note)")
 	scan.Flags().StringVar(&bank, "bank", "", "withdrawal: the bank's withdrawal API (default: the server the app is bound to)")
+	scan.Flags().StringVar(&lang, "lang", "", "withdrawal: the app's language, zh-CN or en, in which the bank words the text to confirm (default English)")
 	payQR := &cobra.Command{
 		Use:   "pay-qr IMAGE",
 		Short: "scan a messenger receive QR from an image and print the pay page to open (amount, payee, confirm)",
@@ -152,10 +155,13 @@ it; then type the withdrawal PIN on the ATM's PIN pad and take the cash.`,
 	return cmd
 }
 
-func withdraw(cmd *cobra.Command, st *simphone.State, qr, account, amount, bank string, ui *phoneUI) error {
+func withdraw(cmd *cobra.Command, st *simphone.State, wd simphone.Withdrawal, account, amount, bank string, ui *phoneUI) error {
 	out := cmd.OutOrStdout()
 	if account == "" || amount == "" {
 		return errors.New("this is an ATM's withdrawal QR code: give --account and --amount (yuan)")
+	}
+	if wd.Lang != "" && !slices.Contains(intent.Langs, wd.Lang) {
+		return fmt.Errorf("--lang %q: give zh-CN or en", wd.Lang)
 	}
 	fen, err := money.ParseYuan(amount)
 	if err != nil || fen <= 0 {
@@ -164,8 +170,9 @@ func withdraw(cmd *cobra.Command, st *simphone.State, qr, account, amount, bank 
 	if bank == "" {
 		bank = st.Server
 	}
-	fmt.Fprintf(out, "ATM withdrawal QR: %s\n", qr)
-	res, err := st.Withdraw(cmd.Context(), &http.Client{Timeout: 5 * time.Minute}, bank, simphone.Withdrawal{QR: qr, Account: account, AmountFen: fen}, ui)
+	fmt.Fprintf(out, "ATM withdrawal QR: %s\n", wd.QR)
+	wd.Account, wd.AmountFen = account, fen
+	res, err := st.Withdraw(cmd.Context(), &http.Client{Timeout: 5 * time.Minute}, bank, wd, ui)
 	if err != nil {
 		return fmt.Errorf("withdrawal refused: %w", err)
 	}

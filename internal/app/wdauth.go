@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/egate-bank/egate/atm/gateway"
@@ -36,6 +38,10 @@ type PhoneProof struct {
 	DeviceSig   []byte `json:"device_sig,omitempty"`
 	ChallengeID string `json:"challenge_id,omitempty"`
 	Response    string `json:"response,omitempty"`
+	// Lang is the app's language, in which the customer confirms and signs
+	// the withdrawal's text (intent.LangZH, intent.LangEN; empty: English).
+	// Both posts carry the same: it is part of the intent.
+	Lang string `json:"lang,omitempty"`
 }
 
 // DeviceSigSkew is how far a first post's time may be from the bank's.
@@ -130,6 +136,9 @@ func (a *WithdrawalAuthorizer) Authorize(ctx context.Context, in withdrawal.Inte
 	if err := json.Unmarshal([]byte(proof), &p); err != nil || p.Customer == "" {
 		return "", refusal(http.StatusBadRequest, "bad_proof", "the approval carries no phone proof: approve from the bank's app", nil)
 	}
+	if p.Lang != "" && !slices.Contains(intent.Langs, p.Lang) {
+		return "", refusal(http.StatusBadRequest, "bad_proof", "the app's language must be one of "+strings.Join(intent.Langs, ", ")+", or left out for English", nil)
+	}
 	// Both posts are the bound phone's: the first makes the bank issue a
 	// challenge to it, and either would otherwise answer a stranger
 	// whether the account is the customer's and holds the amount. Checked
@@ -146,7 +155,7 @@ func (a *WithdrawalAuthorizer) Authorize(ctx context.Context, in withdrawal.Inte
 			fmt.Sprintf("%s yuan is over what account %s has available (%s yuan): choose a smaller amount", money.Yuan(in.AmountFen), in.Account, money.Yuan(avail)), nil)
 	}
 	it := intent.Intent{Customer: p.Customer, Channel: intent.ATM, Kind: intent.Withdrawal, Payer: in.Account, Payee: in.ATM,
-		Amount: in.AmountFen, Currency: "CNY", Device: p.Device,
+		Amount: in.AmountFen, Currency: "CNY", Device: p.Device, Lang: p.Lang,
 		IdempotencyKey: fmt.Sprintf("atm-wd:%s:%s:%d", in.Session, in.Account, in.AmountFen)}
 	d, err := a.Tx.Authorize(ctx, it)
 	if err != nil {

@@ -21,8 +21,10 @@ import (
 	"github.com/egate-bank/egate/atm/gateway"
 	"github.com/egate-bank/egate/atm/withdrawal"
 	"github.com/egate-bank/egate/authsvc/backend"
+	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/authsvc/passport"
 	authphone "github.com/egate-bank/egate/authsvc/phone"
+	"github.com/egate-bank/egate/authsvc/txauth"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/authsvc/wdpin"
 	"github.com/egate-bank/egate/devices/agent/dclink"
@@ -89,15 +91,20 @@ func TestWithdrawalAuthorizer(t *testing.T) {
 			n := 0
 			// approve runs the phone's two posts; sign false sends a
 			// signature made with a wrong app PIN.
+			// The app's language (empty: English); the text it was
+			// asked to confirm.
+			lang, shown := "", ""
 			approve := func(account string, fen int64, typed string, rightAppPIN bool) (string, error) {
 				n++
 				in := withdrawal.Intent{Kind: "withdrawal", Account: account, AmountFen: fen, ATM: atmID, Session: tx.name + strings.Repeat("0", 31-len(tx.name)) + string(rune('a'+n))}
-				_, err := auth.Authorize(ctx, in, proof(b.firstPost(t, in)))
+				first := b.firstPost(t, in)
+				first.Lang = lang
+				_, err := auth.Authorize(ctx, in, proof(first))
 				var pn *withdrawal.ProofNeeded
 				if !errors.As(err, &pn) {
 					return "", err
 				}
-				if !strings.Contains(pn.Text, "Withdraw") || pn.Level < 2 {
+				if shown = pn.Text; pn.Level < 2 {
 					t.Fatalf("challenge %+v", pn)
 				}
 				k := pinKey
@@ -109,12 +116,31 @@ func TestWithdrawalAuthorizer(t *testing.T) {
 					t.Fatal(err)
 				}
 				pad.typed = typed
-				return auth.Authorize(ctx, in, proof(b.secondPost(t, in, pn.ChallengeID, sig)))
+				second := b.secondPost(t, in, pn.ChallengeID, sig)
+				second.Lang = lang
+				return auth.Authorize(ctx, in, proof(second))
 			}
 			grant, err := approve(acct, 100_00, "135790", true)
 			if err != nil || grant == "" {
 				t.Fatalf("the right PIN: %q, %v", grant, err)
 			}
+			if want := "Withdraw 100.00 yuan at " + txauth.Mask(atmID) + " from " + txauth.Mask(acct); shown != want {
+				t.Fatalf("the app was asked to confirm %q, want %q", shown, want)
+			}
+			// An app in Chinese confirms and signs the Chinese text.
+			lang = intent.LangZH
+			if grant, err := approve(acct, 100_00, "135790", true); err != nil || grant == "" {
+				t.Fatalf("in Chinese: %q, %v", grant, err)
+			}
+			if want := "在 " + txauth.Mask(atmID) + " 取款 100.00 元（取款账户 " + txauth.Mask(acct) + "）"; shown != want {
+				t.Fatalf("the app in Chinese was asked to confirm %q, want %q", shown, want)
+			}
+			lang = "fr"
+			var rf *withdrawal.Refusal
+			if _, err := approve(acct, 100_00, "135790", true); !errors.As(err, &rf) || rf.Code != "bad_proof" {
+				t.Fatalf("an app in French: %v, want bad_proof", err)
+			}
+			lang = ""
 			cases := []struct {
 				name        string
 				account     string

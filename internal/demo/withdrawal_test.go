@@ -40,6 +40,9 @@ type wdRig struct {
 		Failures(context.Context, string, string) (int, error)
 	}
 	alice string
+	// lang is the app's language for the next withdrawals; shown is the
+	// text the app was last asked to confirm.
+	lang, shown string
 }
 
 // wdUI is the customer at the phone: confirms, gives the app PIN, and types
@@ -88,8 +91,10 @@ func (r *wdRig) choose() string {
 }
 
 func (r *wdRig) withdraw(qr, account string, fen int64, typed url.Values) (*simphone.WithdrawalResult, error) {
+	ui := &wdUI{r: r, typed: typed}
+	defer func() { r.shown = ui.shown }()
 	return r.st.Withdraw(context.Background(), &http.Client{Timeout: 3 * time.Minute}, r.base,
-		simphone.Withdrawal{QR: qr, Account: account, AmountFen: fen}, &wdUI{r: r, typed: typed})
+		simphone.Withdrawal{QR: qr, Account: account, AmountFen: fen, Lang: r.lang}, ui)
 }
 
 type atmCounts struct {
@@ -381,10 +386,16 @@ func runWithdrawalCases(t *testing.T, r *wdRig, ttl time.Duration) {
 
 	// Cash at the exit: the customer does not take it; a second withdrawal
 	// on the ATM is refused until the cash is taken.
+	// (This one by an app in Chinese: it confirms and signs the Chinese text.)
 	r.post("/sim/atm/faults", url.Values{"customer-takes": {"false"}}, http.StatusNoContent)
 	qr = r.choose()
+	r.lang = "zh-CN"
 	if res, err := r.withdraw(qr, r.current, 100_00, pin(r.wdPIN)); err != nil || res.State != "PRESENTED" {
 		t.Fatalf("withdrawal left at the exit: %+v, %v", res, err)
+	}
+	r.lang = ""
+	if !strings.HasPrefix(r.shown, "在 ") || !strings.Contains(r.shown, " 取款 100.00 元（取款账户 ") {
+		t.Fatalf("the app in Chinese was asked to confirm %q", r.shown)
 	}
 	before, counts = r.balances(), r.atm()
 	resp, err = http.PostForm(r.base+"/sim/atm/choose-qr", nil)

@@ -26,6 +26,9 @@ type Withdrawal struct {
 	QR        string // the ATM's QR code, as scanned
 	Account   string
 	AmountFen int64
+	// Lang is the app's language, in which the bank words the text to
+	// confirm and sign: "zh-CN" or "en" (intent.Lang); empty: English.
+	Lang string
 }
 
 // WithdrawalResult is the bank's answer once the ATM acted.
@@ -71,6 +74,7 @@ type wdProof struct {
 	DeviceSig   []byte `json:"device_sig,omitempty"`
 	ChallengeID string `json:"challenge_id,omitempty"`
 	Response    string `json:"response,omitempty"`
+	Lang        string `json:"lang,omitempty"`
 }
 
 type wdNeeded struct {
@@ -158,7 +162,7 @@ func (s *State) Withdraw(ctx context.Context, hc *http.Client, bank string, wd W
 		p.DeviceSig, err = authphone.SignDevice(k, authphone.WithdrawalRequestData(s.PassportID, session, wd.Account, wd.AmountFen, p.TS))
 		return p, err
 	}
-	first, err := signed(wdProof{Customer: s.PassportID, Device: s.DeviceID})
+	first, err := signed(wdProof{Customer: s.PassportID, Device: s.DeviceID, Lang: wd.Lang})
 	if err != nil {
 		return nil, err
 	}
@@ -188,7 +192,7 @@ func (s *State) Withdraw(ctx context.Context, hc *http.Client, bank string, wd W
 		return nil, err
 	}
 	ui.Say("Approved on the phone. Now type your withdrawal PIN on the ATM's PIN pad.")
-	second, err := signed(wdProof{Customer: s.PassportID, Device: s.DeviceID, ChallengeID: pn.ChallengeID, Response: string(proof)})
+	second, err := signed(wdProof{Customer: s.PassportID, Device: s.DeviceID, ChallengeID: pn.ChallengeID, Response: string(proof), Lang: wd.Lang})
 	if err != nil {
 		return nil, err
 	}

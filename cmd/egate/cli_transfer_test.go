@@ -33,8 +33,9 @@ import (
 // its confirm button (in English, and again from a Chinese page with the
 // Chinese text); the PIV simulator on pcscd, enrolled with its
 // attestation, through the helper; and `egate sim phone` scanning a
-// screenshot of the page's animated QR; on the Chinese page an SMS code
-// too, whose message names the Chinese text. The page has no text box for a
+// screenshot of the page's animated QR (in English, and again from a
+// Chinese page); on the Chinese page an SMS code too, whose message names
+// the Chinese text. The page has no text box for a
 // signature; each transfer ends on ebank's "Done" page and moves the
 // money once. The enrolled card is on ebank's tools list (self-service);
 // reported lost there, it is no longer offered.
@@ -272,6 +273,15 @@ platforms:
 		helperOK(t, confirmOnUShield2(t, b, "ushield-2", autostart(t), text, nil), text)
 		doneIn(t, "zh", "ushield2")
 	})
+	t.Run("in Chinese: the phone app shows and signs the Chinese text", func(t *testing.T) {
+		text := toOrderIn(t, "zh", "phone", "phone-zh")
+		r := scanWithPhone(t, b, bctx, state)
+		if r.code != 0 || !strings.Contains(r.stdout, "│ "+strings.ReplaceAll(text, "\n", "\n│ ")) || !strings.Contains(r.stdout, "Signed.") {
+			t.Fatalf("sim phone scan: %+v", r)
+		}
+		doneIn(t, "zh", "phone")
+	})
+
 	t.Run("reported lost on ebank's tools list, the PIV card signs nothing", func(t *testing.T) {
 		step := stepper(t, bctx, 60*time.Second)
 		step("the tools list", chromedp.Navigate(ebankURL+"/settings#tools"), chromedp.WaitVisible(chromedp.CSS(`#tool-table tr[data-tool="piv"][data-status="active"] button`)))
@@ -292,7 +302,7 @@ platforms:
 	db = openBenchDB(t, b)
 	defer db.Close()
 	got, err := ledger.New(db, nil).Account(ctx, bobs[0].Number)
-	if want := int64(100_00 + 5*2_000_00 + 20_00); err != nil || got.Balance() != want {
+	if want := int64(100_00 + 6*2_000_00 + 20_00); err != nil || got.Balance() != want {
 		t.Fatalf("bob's balance %d (%v), want %d: each transfer once", got.Balance(), err, want)
 	}
 	if _, err := ledger.Check(ctx, db); err != nil {

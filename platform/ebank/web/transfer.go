@@ -67,8 +67,10 @@ type transferData struct {
 	Why      string // the decision, in the page's language
 	TxText   string // the challenge's transaction text, in the page's language
 	Prompt   string // the challenge's prompt, in the page's language
-	// DeviceText is the text a signing tool shows and signs (English),
-	// shown beside TxText when that is a translation.
+	// DeviceText is the text a signing tool shows and signs (in the
+	// intent's language), shown beside TxText when that is a translation:
+	// an English intent on a Chinese page (the language was switched after
+	// the form was shown).
 	DeviceText string
 	Done       string
 	Payees     []ebank.Payee

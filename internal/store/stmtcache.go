@@ -16,12 +16,19 @@ const maxCachedStmts = 512
 // it; database/sql keeps a prepared *sql.Stmt per connection and
 // re-prepares it on a connection that lacks it. PostgreSQL needs none:
 // pgx caches prepared statements per connection itself.
+//
+// A DB on SQLite has two: the writer's and, with readers, the readers'
+// (a statement prepared on one pool cannot run on the other, nor the
+// readers' in a transaction).
 type stmtCache struct {
-	mu sync.RWMutex
-	m  map[string]*sql.Stmt
+	pool *sql.DB // the statements are prepared on it
+	mu   sync.RWMutex
+	m    map[string]*sql.Stmt
 }
 
-func newStmtCache() *stmtCache { return &stmtCache{m: map[string]*sql.Stmt{}} }
+func newStmtCache(pool *sql.DB) *stmtCache {
+	return &stmtCache{pool: pool, m: map[string]*sql.Stmt{}}
+}
 
 func (c *stmtCache) get(q string) *sql.Stmt {
 	c.mu.RLock()
@@ -29,14 +36,19 @@ func (c *stmtCache) get(q string) *sql.Stmt {
 	return c.m[q]
 }
 
-// stmt is the cached statement of q, prepared now if it is not cached;
-// nil when there is no cache, the cache is full, or q does not prepare
-// (the caller then runs q unprepared and reports its error). It must not
-// be called inside a transaction of db for a query not cached yet (SQLite
-// has one connection, which the transaction holds); Tx notes those and
-// prepares them when it ends.
+// stmt is the writer's cached statement of q, prepared now if it is not
+// cached; nil when there is no cache, the cache is full, or q does not
+// prepare (the caller then runs q unprepared and reports its error). It
+// must not be called inside a transaction of db for a query not cached yet
+// (SQLite's writer has one connection, which the transaction holds); Tx
+// notes those and prepares them when it ends.
 func (db *DB) stmt(ctx context.Context, q string) *sql.Stmt {
-	c := db.stmts
+	return db.stmts.stmt(ctx, q)
+}
+
+// stmt is the cached statement of q (a query of SQLite, which needs no
+// Rebind), prepared on c's pool now if it is not cached; nil as DB.stmt.
+func (c *stmtCache) stmt(ctx context.Context, q string) *sql.Stmt {
 	if c == nil {
 		return nil
 	}
@@ -49,7 +61,7 @@ func (db *DB) stmt(ctx context.Context, q string) *sql.Stmt {
 	if full {
 		return nil
 	}
-	st, err := db.DB.PrepareContext(ctx, db.Rebind(q))
+	st, err := c.pool.PrepareContext(ctx, q)
 	if err != nil {
 		return nil
 	}
@@ -67,26 +79,41 @@ func (db *DB) stmt(ctx context.Context, q string) *sql.Stmt {
 	return st
 }
 
-// CachedStatements is the number of statements in the cache (0 on
-// PostgreSQL, which does not use it).
-func (db *DB) CachedStatements() int {
-	if db.stmts == nil {
+func (c *stmtCache) len() int {
+	if c == nil {
 		return 0
 	}
-	db.stmts.mu.RLock()
-	defer db.stmts.mu.RUnlock()
-	return len(db.stmts.m)
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.m)
 }
 
-// Close closes the cached statements, then the database.
-func (db *DB) Close() error {
-	if c := db.stmts; c != nil {
-		c.mu.Lock()
-		for q, st := range c.m {
-			st.Close()
-			delete(c.m, q)
-		}
-		c.mu.Unlock()
+func (c *stmtCache) close() {
+	if c == nil {
+		return
 	}
+	c.mu.Lock()
+	for q, st := range c.m {
+		st.Close()
+		delete(c.m, q)
+	}
+	c.mu.Unlock()
+}
+
+// CachedStatements is the number of statements in the caches (0 on
+// PostgreSQL, which does not use them). A plain read run both outside a
+// transaction (on a reader) and inside one (on the writer) counts twice.
+func (db *DB) CachedStatements() int {
+	n := db.stmts.len()
+	if db.rd != nil {
+		n += db.rd.stmts.len()
+	}
+	return n
+}
+
+// Close closes the readers and the cached statements, then the database.
+func (db *DB) Close() error {
+	db.closeReaders()
+	db.stmts.close()
 	return db.DB.Close()
 }

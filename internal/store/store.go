@@ -7,6 +7,12 @@
 // Counters that guard security are single atomic statements (UPDATE … WHERE
 // … RETURNING, INSERT … ON CONFLICT DO NOTHING) so that replicas never let
 // more through than one server would; both engines support those forms.
+//
+// On a SQLite file (WAL mode) a DB is two pools: the writer, one
+// connection, which runs every write, every transaction and every statement
+// that is not a plain read; and a few read-only connections beside it
+// (Reader) for plain reads, which WAL lets run while the writer writes. A
+// read sees everything committed before it started. See readers.go.
 package store
 
 import (
@@ -89,11 +95,13 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// DB is an open database of either engine.
+// DB is an open database of either engine. The embedded *sql.DB is the
+// writer: on SQLite its one connection; on PostgreSQL the pool.
 type DB struct {
 	*sql.DB
 	driver string
-	stmts  *stmtCache // nil: statements are not cached (PostgreSQL, NewForDialect)
+	stmts  *stmtCache // the writer's; nil: statements are not cached (PostgreSQL, NewForDialect)
+	rd     *readers   // SQLite in WAL mode: the read-only pool beside the writer; nil otherwise
 }
 
 // Driver returns SQLite or Postgres.
@@ -118,8 +126,10 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 		}
 		sdb, err = sql.Open("sqlite", sqliteDSN(c.DSN))
 		if err == nil {
-			// One writer at a time is SQLite's model; a single connection
-			// also makes BEGIN IMMEDIATE unnecessary for atomic counters.
+			// One writer at a time is SQLite's model: every write and
+			// every transaction queues for this one connection, so
+			// writers never meet SQLITE_BUSY among themselves. Plain
+			// reads go to the readers opened below (readers.go).
 			sdb.SetMaxOpenConns(1)
 		}
 	case Postgres:
@@ -144,14 +154,19 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 	}
 	db := &DB{DB: sdb, driver: c.Driver}
 	if c.Driver == SQLite {
-		db.stmts = newStmtCache()
+		db.stmts = newStmtCache(sdb)
 	}
-	if c.NoMigrate {
-		return db, nil
+	if !c.NoMigrate {
+		if err := db.Migrate(ctx); err != nil {
+			sdb.Close()
+			return nil, err
+		}
 	}
-	if err := db.Migrate(ctx); err != nil {
-		sdb.Close()
-		return nil, err
+	if c.Driver == SQLite {
+		if err := db.openReaders(ctx, c.DSN); err != nil {
+			sdb.Close()
+			return nil, err
+		}
 	}
 	return db, nil
 }
@@ -209,7 +224,7 @@ func sqliteDSN(path string) string {
 	// start, so a second process (another replica on the same file) waits
 	// its turn instead of failing at its first write (the audit log's
 	// append relies on it).
-	return "file:" + uriPath(path) + "?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	return "file:" + uriPath(path) + "?_pragma=busy_timeout(" + strconv.Itoa(sqliteBusyTimeout) + ")&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
 }
 
 // uriPath escapes what a file: URI would read as its query (?), its
@@ -256,8 +271,14 @@ func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 }
 
 // Query is QueryContext with Rebind, through a cached prepared statement
-// on SQLite.
+// on SQLite; a plain read (IsRead) runs on a reader there.
 func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	if r := db.readerFor(q); r != nil {
+		if st := r.stmts.stmt(ctx, q); st != nil {
+			return st.QueryContext(ctx, args...)
+		}
+		return r.pool.QueryContext(ctx, q, args...)
+	}
 	if st := db.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -265,8 +286,14 @@ func (db *DB) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 }
 
 // QueryRow is QueryRowContext with Rebind, through a cached prepared
-// statement on SQLite.
+// statement on SQLite; a plain read (IsRead) runs on a reader there.
 func (db *DB) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	if r := db.readerFor(q); r != nil {
+		if st := r.stmts.stmt(ctx, q); st != nil {
+			return st.QueryRowContext(ctx, args...)
+		}
+		return r.pool.QueryRowContext(ctx, q, args...)
+	}
 	if st := db.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
@@ -278,13 +305,15 @@ type Tx struct {
 	*sql.Tx
 	db *DB
 	// missed are the queries run in this transaction that were not in
-	// the statement cache; they are prepared on the pool once the
-	// transaction ends (preparing them now could wait for the very
-	// connection the transaction holds: SQLite has one).
+	// the writer's statement cache; they are prepared on the writer once
+	// the transaction ends (preparing them now would wait for the very
+	// connection the transaction holds: SQLite's writer has one).
 	missed []string
 }
 
-// Begin starts a transaction.
+// Begin starts a transaction. It runs on the writer, reads included: a
+// transaction that reads its own writes, or reads then writes, does so on
+// one connection.
 func (db *DB) Begin(ctx context.Context) (*Tx, error) {
 	tx, err := db.DB.BeginTx(ctx, nil)
 	if err != nil {

@@ -1,0 +1,285 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
+)
+
+// guard bounds a step that would wait for ever on one connection (the old
+// store): it then fails with a deadline instead of hanging the test.
+func guard(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// TestReadersRunBesideTheWriter: on a SQLite file, plain reads hold rows
+// on several connections at once, and a read runs while a transaction
+// holds the writer, seeing the database as committed before it (not the
+// transaction's write); the write commits while rows are still held open.
+// With SQLite's one connection each of these steps would wait for the
+// connection the step before holds.
+func TestReadersRunBesideTheWriter(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	ctx := guard(t)
+	if db.Readers() < 2 {
+		t.Fatalf("a SQLite file has %d readers, want at least 2", db.Readers())
+	}
+	if _, err := db.Exec(ctx, `INSERT INTO kv (k, v, updated_ms) VALUES (?, ?, ?), (?, ?, ?)`, "r-a", "1", 0, "r-b", "2", 0); err != nil {
+		t.Fatal(err)
+	}
+	// Two reads holding rows at once.
+	r1, err := db.Query(ctx, `SELECT k FROM kv WHERE k LIKE 'r-%' ORDER BY k`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r1.Close()
+	if !r1.Next() {
+		t.Fatalf("first read: no row (%v)", r1.Err())
+	}
+	r2, err := db.Query(ctx, `SELECT v FROM kv WHERE k LIKE 'r-%' ORDER BY k`)
+	if err != nil {
+		t.Fatalf("a second read while the first holds its rows: %v", err)
+	}
+	defer r2.Close()
+	if !r2.Next() {
+		t.Fatalf("second read: no row (%v)", r2.Err())
+	}
+	// A transaction on the writer while both reads are open; a read
+	// beside it sees what was committed, not the transaction's write.
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatalf("a transaction while reads hold rows: %v", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.Exec(ctx, `UPDATE kv SET v = ? WHERE k = ?`, "tx", "r-a"); err != nil {
+		t.Fatal(err)
+	}
+	var v string
+	if err := db.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "r-a").Scan(&v); err != nil {
+		t.Fatalf("a read beside an open transaction: %v", err)
+	}
+	if v != "1" {
+		t.Fatalf("a read beside an open transaction saw %q, want the committed %q", v, "1")
+	}
+	if err := tx.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "r-a").Scan(&v); err != nil || v != "tx" {
+		t.Fatalf("the transaction reads its own write: %q %v", v, err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatalf("commit while reads hold rows: %v", err)
+	}
+	if err := db.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "r-a").Scan(&v); err != nil || v != "tx" {
+		t.Fatalf("a read after the commit: %q %v, want %q", v, err, "tx")
+	}
+	// The reads opened before the commit still finish.
+	for _, r := range []interface {
+		Next() bool
+		Err() error
+	}{r1, r2} {
+		for r.Next() {
+		}
+		if err := r.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestReadersRefuseWrites: a reader cannot write, and says so; the store
+// never sends a statement that is not a plain SELECT to one (INSERT …
+// RETURNING and WITH … through DB.Query run on the writer and work).
+func TestReadersRefuseWrites(t *testing.T) {
+	t.Parallel()
+	db := storetest.SQLite(t)
+	ctx := guard(t)
+	_, err := db.Reader().ExecContext(ctx, `INSERT INTO kv (k, v, updated_ms) VALUES (?, ?, ?)`, "ro", "x", 0)
+	if err == nil || !strings.Contains(err.Error(), "readonly") {
+		t.Fatalf("an insert on a reader: %v, want a readonly database error", err)
+	}
+	var n int
+	if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM kv WHERE k = ?`, "ro").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the refused insert left %d rows (%v)", n, err)
+	}
+	var k string
+	if err := db.QueryRow(ctx, `INSERT INTO kv (k, v, updated_ms) VALUES (?, ?, ?) RETURNING k`, "ret", "x", 0).Scan(&k); err != nil || k != "ret" {
+		t.Fatalf("INSERT … RETURNING through QueryRow: %q %v", k, err)
+	}
+	rows, err := db.Query(ctx, `WITH u AS (SELECT 1) UPDATE kv SET v = 'y' WHERE k = ? RETURNING v`, "ret")
+	if err != nil {
+		t.Fatalf("WITH … UPDATE … RETURNING through Query: %v", err)
+	}
+	for rows.Next() {
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	for _, q := range []string{`SELECT 1`, `INSERT INTO kv (k) VALUES (?)`} {
+		if got, want := db.PoolFor(q) == db.Reader(), store.IsRead(q); got != want {
+			t.Errorf("PoolFor(%q) is the readers: %v, want %v", q, got, want)
+		}
+	}
+}
+
+func TestIsRead(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		q    string
+		want bool
+	}{
+		{"select", `SELECT v FROM kv`, true},
+		{"lower case", `select 1`, true},
+		{"blanks first", "\n\t  SELECT 1", true},
+		{"comments first", "-- the balance\n/* of one */ SELECT 1", true},
+		{"parenthesised", `(SELECT 1) UNION (SELECT 2)`, true},
+		{"bare", `SELECT`, true},
+		{"insert returning", `INSERT INTO kv (k) VALUES (?) RETURNING k`, false},
+		{"update returning", `UPDATE kv SET v = ? WHERE k = ? RETURNING v`, false},
+		{"delete", `DELETE FROM kv`, false},
+		{"with", `WITH x AS (SELECT 1) SELECT * FROM x`, false},
+		{"pragma", `PRAGMA wal_checkpoint`, false},
+		{"a word that starts with select", `SELECTED 1`, false},
+		{"select_ identifier", `SELECT_ALL`, false},
+		{"unterminated comment", `/* SELECT 1`, false},
+		{"comment only", `-- SELECT 1`, false},
+		{"empty", ``, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := store.IsRead(tt.q); got != tt.want {
+				t.Fatalf("IsRead(%q) = %v, want %v", tt.q, got, tt.want)
+			}
+		})
+	}
+}
+
+// TestReadAfterCommitOnEveryReader: a value committed (by Exec, or by a
+// transaction) is what every reader reads next, round after round: all
+// readers are held at once, so each round reads on each of them.
+func TestReadAfterCommitOnEveryReader(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := guard(t)
+		n := max(db.Readers(), 4)
+		if _, err := db.Exec(ctx, `INSERT INTO kv (k, v, updated_ms) VALUES (?, ?, ?)`, "seen", "0", 0); err != nil {
+			t.Fatal(err)
+		}
+		for round := 1; round <= 20; round++ {
+			want := fmt.Sprint(round)
+			var err error
+			if round%2 == 0 {
+				_, err = db.Exec(ctx, `UPDATE kv SET v = ? WHERE k = ?`, want, "seen")
+			} else {
+				err = db.InTx(ctx, func(tx *store.Tx) error {
+					_, err := tx.Exec(ctx, `UPDATE kv SET v = ? WHERE k = ?`, want, "seen")
+					return err
+				})
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			var opened, wg sync.WaitGroup
+			opened.Add(n)
+			errs := make(chan error, n)
+			for range n {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					rows, err := db.Query(ctx, `SELECT v FROM kv WHERE k = ?`, "seen")
+					opened.Done()
+					if err != nil {
+						errs <- err
+						return
+					}
+					defer rows.Close()
+					opened.Wait() // every reader holds a read at once
+					var v string
+					if !rows.Next() {
+						errs <- fmt.Errorf("no row: %v", rows.Err())
+						return
+					}
+					if err := rows.Scan(&v); err != nil {
+						errs <- err
+						return
+					}
+					if v != want {
+						errs <- fmt.Errorf("round %d: read %q after the commit of %q", round, v, want)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// TestOneConnectionWithoutWAL: a database in memory keeps its one
+// connection (another would be another database) and works, reads beside
+// writes and in transactions; so does an operator's file: URI that does
+// not ask for WAL. One that does gets readers.
+func TestOneConnectionWithoutWAL(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		dsn     string
+		readers bool
+	}{
+		{"memory", ":memory:", false},
+		{"file memory", "file::memory:", false},
+		{"named memory", "file:egate-mem?mode=memory&cache=shared", false},
+		{"file URI without WAL", "file:" + filepath.Join(dir, "plain.db"), false},
+		{"file URI with WAL", "file:" + filepath.Join(dir, "wal.db") + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			ctx := guard(t)
+			db, err := store.Open(ctx, store.Config{Driver: store.SQLite, DSN: tt.dsn})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if got := db.Readers() > 0; got != tt.readers {
+				t.Fatalf("readers: %d, want some: %v", db.Readers(), tt.readers)
+			}
+			if !tt.readers && db.Reader() != db.DB {
+				t.Fatal("without readers, Reader is not the writer")
+			}
+			if _, err := db.Exec(ctx, `INSERT INTO kv (k, v, updated_ms) VALUES (?, ?, ?)`, "m", "1", 0); err != nil {
+				t.Fatal(err)
+			}
+			var v string
+			if err := db.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "m").Scan(&v); err != nil || v != "1" {
+				t.Fatalf("read after write: %q %v", v, err)
+			}
+			err = db.InTx(ctx, func(tx *store.Tx) error {
+				if _, err := tx.Exec(ctx, `UPDATE kv SET v = '2' WHERE k = ?`, "m"); err != nil {
+					return err
+				}
+				return tx.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "m").Scan(&v)
+			})
+			if err != nil || v != "2" {
+				t.Fatalf("read in a transaction: %q %v", v, err)
+			}
+			if tt.readers {
+				_, err := db.Reader().ExecContext(ctx, `DELETE FROM kv`)
+				if err == nil {
+					t.Fatal("a reader of an operator's file: URI wrote")
+				}
+			}
+		})
+	}
+}

@@ -10,21 +10,34 @@ import (
 
 // stmts caches the service's prepared statements: SQLite would otherwise
 // parse every statement again on every request (database/sql prepares a
-// statement once per connection and keeps it).
+// statement once per connection and keeps it). A plain read (store.IsRead)
+// is prepared on the database's readers (store.DB.PoolFor; on SQLite they
+// read beside the one writer), anything else on the writer; the
+// statements of transactions are the writer's (a transaction runs there).
 type stmts struct {
 	db *store.DB
-	m  sync.Map // query → *sql.Stmt
+	m  sync.Map // query → *sql.Stmt on the writer (db.DB)
+	r  sync.Map // query → *sql.Stmt on db.PoolFor(query), for plain reads
 }
 
+// get is q prepared on the pool it runs on outside a transaction.
 func (c *stmts) get(ctx context.Context, q string) (*sql.Stmt, error) {
-	if st, ok := c.m.Load(q); ok {
+	if pool := c.db.PoolFor(q); pool != c.db.DB {
+		return cached(ctx, &c.r, pool, c.db.Rebind(q), q)
+	}
+	return cached(ctx, &c.m, c.db.DB, c.db.Rebind(q), q)
+}
+
+// cached is m's statement of q, prepared on pool (as bound) if m has none.
+func cached(ctx context.Context, m *sync.Map, pool *sql.DB, bound, q string) (*sql.Stmt, error) {
+	if st, ok := m.Load(q); ok {
 		return st.(*sql.Stmt), nil
 	}
-	st, err := c.db.PrepareContext(ctx, c.db.Rebind(q))
+	st, err := pool.PrepareContext(ctx, bound)
 	if err != nil {
 		return nil, err
 	}
-	if old, loaded := c.m.LoadOrStore(q, st); loaded {
+	if old, loaded := m.LoadOrStore(q, st); loaded {
 		st.Close()
 		return old.(*sql.Stmt), nil
 	}
@@ -50,7 +63,7 @@ func (c *stmts) rows(ctx context.Context, q string, args ...any) (*sql.Rows, err
 }
 
 func (c *stmts) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	st, err := c.get(ctx, q)
+	st, err := cached(ctx, &c.m, c.db.DB, c.db.Rebind(q), q)
 	if err != nil {
 		return nil, err
 	}
@@ -58,8 +71,9 @@ func (c *stmts) exec(ctx context.Context, q string, args ...any) (sql.Result, er
 }
 
 // tx is a statement inside a transaction. A statement not prepared
-// before is prepared on the transaction (preparing it on the pool could
-// wait for the very connection the transaction holds: SQLite has one).
+// before on the writer is prepared on the transaction (preparing it on the
+// writer could wait for the very connection the transaction holds: SQLite
+// has one).
 func (c *stmts) tx(ctx context.Context, tx *store.Tx, q string) (*sql.Stmt, error) {
 	if st, ok := c.m.Load(q); ok {
 		return tx.StmtContext(ctx, st.(*sql.Stmt)), nil
@@ -67,10 +81,11 @@ func (c *stmts) tx(ctx context.Context, tx *store.Tx, q string) (*sql.Stmt, erro
 	return tx.PrepareContext(ctx, c.db.Rebind(q))
 }
 
-// prepare prepares queries ahead (outside any transaction).
+// prepare prepares queries ahead (outside any transaction) on the
+// writer, for tx.
 func (c *stmts) prepare(ctx context.Context, qs ...string) error {
 	for _, q := range qs {
-		if _, err := c.get(ctx, q); err != nil {
+		if _, err := cached(ctx, &c.m, c.db.DB, c.db.Rebind(q), q); err != nil {
 			return err
 		}
 	}
@@ -84,7 +99,9 @@ type errRow struct{ err error }
 func (e errRow) Scan(...any) error { return e.err }
 
 func (c *stmts) close() {
-	c.m.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	for _, m := range []*sync.Map{&c.m, &c.r} {
+		m.Range(func(_, v any) bool { v.(*sql.Stmt).Close(); return true })
+	}
 }
 
 // The statements run inside transactions, prepared when the service starts.

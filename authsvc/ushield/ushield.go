@@ -291,8 +291,9 @@ func (s *Service) bindingStmt(ctx context.Context) (*sql.Stmt, error) {
 	if s.stmt != nil {
 		return s.stmt, nil
 	}
-	st, err := s.db.PrepareContext(ctx, s.db.Rebind(`SELECT u.passport_id, u.generation, u.status, c.revoked_ms FROM ushield_tokens u
-		JOIN ca_certs c ON c.serial = u.cert_serial WHERE u.cert_serial = ?`))
+	const q = `SELECT u.passport_id, u.generation, u.status, c.revoked_ms FROM ushield_tokens u
+		JOIN ca_certs c ON c.serial = u.cert_serial WHERE u.cert_serial = ?`
+	st, err := s.db.PoolFor(q).PrepareContext(ctx, s.db.Rebind(q)) // a read: on SQLite's readers
 	if err != nil {
 		return nil, err
 	}

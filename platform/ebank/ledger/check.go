@@ -217,8 +217,9 @@ func q1(q func(string) (*sql.Rows, error), query string, dst *int64) error {
 
 // snapshot returns a query function over one consistent, read-only view
 // of the database: on PostgreSQL a REPEATABLE READ READ ONLY transaction;
-// on SQLite a deferred transaction on one connection (a WAL read snapshot
-// that takes no write lock, so a live server keeps writing meanwhile).
+// on SQLite a deferred transaction on one of the readers (a WAL read
+// snapshot that takes no write lock, so a live server keeps writing, and
+// reading, meanwhile).
 func snapshot(ctx context.Context, db *store.DB) (func(string) (*sql.Rows, error), func(), error) {
 	if db.Driver() == store.Postgres {
 		tx, err := db.DB.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
@@ -227,7 +228,7 @@ func snapshot(ctx context.Context, db *store.DB) (func(string) (*sql.Rows, error
 		}
 		return func(s string) (*sql.Rows, error) { return tx.QueryContext(ctx, s) }, func() { tx.Rollback() }, nil
 	}
-	conn, err := db.DB.Conn(ctx)
+	conn, err := db.Reader().Conn(ctx)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ledger check: %w", err)
 	}

@@ -10,17 +10,17 @@ import (
 
 // stmts caches the service's prepared statements: SQLite would otherwise
 // parse every statement again on every request (database/sql prepares a
-// statement once per connection and keeps it). A plain read (store.IsRead)
-// is prepared on the database's readers (store.DB.PoolFor; on SQLite they
-// read beside the one writer), anything else on the writer; the
-// statements of transactions are the writer's (a transaction runs there).
+// statement once per connection and keeps it). A plain read runs on the
+// pool store.DB.PoolFor picks (on SQLite a reader beside the one writer
+// while the writer is busy), so it is kept prepared on both; everything
+// else, and every statement of a transaction, on the writer.
 type stmts struct {
 	db *store.DB
 	m  sync.Map // query → *sql.Stmt on the writer (db.DB)
-	r  sync.Map // query → *sql.Stmt on db.PoolFor(query), for plain reads
+	r  sync.Map // query → *sql.Stmt on the readers (db.Reader()), plain reads
 }
 
-// get is q prepared on the pool it runs on outside a transaction.
+// get is q prepared on the pool it runs on now, outside a transaction.
 func (c *stmts) get(ctx context.Context, q string) (*sql.Stmt, error) {
 	if pool := c.db.PoolFor(q); pool != c.db.DB {
 		return cached(ctx, &c.r, pool, c.db.Rebind(q), q)

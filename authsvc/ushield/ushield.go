@@ -293,7 +293,7 @@ func (s *Service) bindingStmt(ctx context.Context) (*sql.Stmt, error) {
 	}
 	const q = `SELECT u.passport_id, u.generation, u.status, c.revoked_ms FROM ushield_tokens u
 		JOIN ca_certs c ON c.serial = u.cert_serial WHERE u.cert_serial = ?`
-	st, err := s.db.PoolFor(q).PrepareContext(ctx, s.db.Rebind(q)) // a read: on SQLite's readers
+	st, err := s.db.Reader().PrepareContext(ctx, s.db.Rebind(q)) // a read: on SQLite's readers, beside the writer
 	if err != nil {
 		return nil, err
 	}

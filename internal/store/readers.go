@@ -20,8 +20,17 @@ import (
 // (the embedded *sql.DB, one connection: every write, every transaction,
 // everything that is not a plain read, and every direct use of db.DB), and
 // up to maxReaders() read-only connections (Reader) for the plain reads of
-// DB.Query and DB.QueryRow. Before, every read queued for the one
-// connection behind the writes and the transactions.
+// DB.Query and DB.QueryRow that would otherwise queue for the writer.
+//
+// A plain read runs on the writer when the writer is idle, and on a reader
+// only when the writer is busy (DB.PoolFor). Each connection has its own
+// page cache, and SQLite empties a connection's cache whenever another
+// connection has committed since its last read: the writer's is always
+// warm, a reader's is cold after every commit and reads its pages again
+// (BenchmarkTxRoundTrip/sqlite: sending every read to the readers cost
+// ~6 % more CPU a movement and no throughput; reading on the writer when it
+// is free costs what it did before, and a read no longer waits behind a
+// write or a transaction).
 //
 // Consistency: a read on a reader sees everything committed before it
 // began (a commit is in the WAL index before Commit or Exec returns), so a
@@ -104,10 +113,11 @@ func IsRead(q string) bool {
 	return !(c == '_' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80)
 }
 
-// readerFor is the readers to run q on, or nil (q is not a plain read, or
-// there are no readers).
+// readerFor is the readers to run q on now, or nil: q is not a plain
+// read, there are no readers, or the writer is idle (its page cache is
+// warm; a reader's is emptied by every commit).
 func (db *DB) readerFor(q string) *readers {
-	if db.rd == nil || !IsRead(q) {
+	if db.rd == nil || !IsRead(q) || db.DB.Stats().InUse == 0 {
 		return nil
 	}
 	return db.rd
@@ -118,8 +128,7 @@ func (db *DB) readerFor(q string) *readers {
 // read snapshot (BEGIN DEFERRED … ROLLBACK): on a SQLite file, the
 // read-only connections beside the writer; otherwise (PostgreSQL, SQLite
 // in memory or not in WAL mode) the DB's own pool. A write on it fails on
-// SQLite. To prepare a statement of one's own, PoolFor picks the pool by
-// the statement.
+// SQLite. PoolFor picks the pool for a statement as DB.Query does.
 func (db *DB) Reader() *sql.DB {
 	if db.rd != nil {
 		return db.rd.pool
@@ -136,11 +145,12 @@ func (db *DB) Readers() int {
 	return maxReaders()
 }
 
-// PoolFor is the pool a statement of the caller's own should be prepared
-// on, outside any transaction: Reader for a plain read (IsRead), the
-// writer (db.DB) for anything else. A statement prepared on Reader cannot
-// be used in a transaction (Tx.Stmt refuses a statement of another pool);
-// prepare one for transactions on db.DB.
+// PoolFor is the pool to run q on now, outside any transaction, as
+// DB.Query does: the writer (db.DB) for anything but a plain read
+// (IsRead), and for a plain read while the writer is idle; Reader while it
+// is busy. A caller that keeps prepared statements keeps one per pool (a
+// statement prepared on Reader cannot be used in a transaction: Tx.Stmt
+// refuses a statement of another pool).
 func (db *DB) PoolFor(q string) *sql.DB {
 	if db.readerFor(q) != nil {
 		return db.rd.pool

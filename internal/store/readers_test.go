@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -21,12 +22,12 @@ func guard(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestReadersRunBesideTheWriter: on a SQLite file, plain reads hold rows
-// on several connections at once, and a read runs while a transaction
-// holds the writer, seeing the database as committed before it (not the
-// transaction's write); the write commits while rows are still held open.
-// With SQLite's one connection each of these steps would wait for the
-// connection the step before holds.
+// TestReadersRunBesideTheWriter: on a SQLite file, while a transaction
+// holds the writer, plain reads run beside it, two of them holding rows at
+// once, and see the database as committed before the transaction (not its
+// write); the transaction commits while they still hold their rows, and a
+// read after the commit sees it. With SQLite's one connection each read
+// would wait for the transaction, and the second for the first.
 func TestReadersRunBesideTheWriter(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLite(t)
@@ -37,40 +38,41 @@ func TestReadersRunBesideTheWriter(t *testing.T) {
 	if _, err := db.Exec(ctx, `INSERT INTO kv (k, v, updated_ms) VALUES (?, ?, ?), (?, ?, ?)`, "r-a", "1", 0, "r-b", "2", 0); err != nil {
 		t.Fatal(err)
 	}
-	// Two reads holding rows at once.
-	r1, err := db.Query(ctx, `SELECT k FROM kv WHERE k LIKE 'r-%' ORDER BY k`)
-	if err != nil {
-		t.Fatal(err)
+	q := `SELECT v FROM kv WHERE k LIKE 'r-%' ORDER BY k`
+	if db.PoolFor(q) != db.DB {
+		t.Fatal("a read while the writer is idle does not run on the writer (its page cache is the warm one)")
 	}
-	defer r1.Close()
-	if !r1.Next() {
-		t.Fatalf("first read: no row (%v)", r1.Err())
-	}
-	r2, err := db.Query(ctx, `SELECT v FROM kv WHERE k LIKE 'r-%' ORDER BY k`)
-	if err != nil {
-		t.Fatalf("a second read while the first holds its rows: %v", err)
-	}
-	defer r2.Close()
-	if !r2.Next() {
-		t.Fatalf("second read: no row (%v)", r2.Err())
-	}
-	// A transaction on the writer while both reads are open; a read
-	// beside it sees what was committed, not the transaction's write.
 	tx, err := db.Begin(ctx)
 	if err != nil {
-		t.Fatalf("a transaction while reads hold rows: %v", err)
+		t.Fatal(err)
 	}
 	defer tx.Rollback()
 	if _, err := tx.Exec(ctx, `UPDATE kv SET v = ? WHERE k = ?`, "tx", "r-a"); err != nil {
 		t.Fatal(err)
 	}
+	if db.PoolFor(q) != db.Reader() || db.Reader() == db.DB {
+		t.Fatal("a read while a transaction holds the writer is not sent to the readers")
+	}
+	var held []*sql.Rows
+	for i := range 2 {
+		rows, err := db.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("read %d beside an open transaction: %v", i, err)
+		}
+		defer rows.Close()
+		var v string
+		if !rows.Next() {
+			t.Fatalf("read %d: no row (%v)", i, rows.Err())
+		}
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != "1" {
+			t.Fatalf("read %d beside an open transaction saw %q, want the committed %q", i, v, "1")
+		}
+		held = append(held, rows)
+	}
 	var v string
-	if err := db.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "r-a").Scan(&v); err != nil {
-		t.Fatalf("a read beside an open transaction: %v", err)
-	}
-	if v != "1" {
-		t.Fatalf("a read beside an open transaction saw %q, want the committed %q", v, "1")
-	}
 	if err := tx.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "r-a").Scan(&v); err != nil || v != "tx" {
 		t.Fatalf("the transaction reads its own write: %q %v", v, err)
 	}
@@ -81,13 +83,10 @@ func TestReadersRunBesideTheWriter(t *testing.T) {
 		t.Fatalf("a read after the commit: %q %v, want %q", v, err, "tx")
 	}
 	// The reads opened before the commit still finish.
-	for _, r := range []interface {
-		Next() bool
-		Err() error
-	}{r1, r2} {
-		for r.Next() {
+	for _, rows := range held {
+		for rows.Next() {
 		}
-		if err := r.Err(); err != nil {
+		if err := rows.Err(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -122,7 +121,13 @@ func TestReadersRefuseWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows.Close()
-	for _, q := range []string{`SELECT 1`, `INSERT INTO kv (k) VALUES (?)`} {
+	// While the writer is busy only a plain read is sent to the readers.
+	tx, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{`SELECT 1`, `INSERT INTO kv (k) VALUES (?)`, `WITH x AS (SELECT 1) SELECT * FROM x`, `UPDATE kv SET v = '' RETURNING v`} {
 		if got, want := db.PoolFor(q) == db.Reader(), store.IsRead(q); got != want {
 			t.Errorf("PoolFor(%q) is the readers: %v, want %v", q, got, want)
 		}
@@ -165,7 +170,8 @@ func TestIsRead(t *testing.T) {
 
 // TestReadAfterCommitOnEveryReader: a value committed (by Exec, or by a
 // transaction) is what every reader reads next, round after round: all
-// readers are held at once, so each round reads on each of them.
+// readers are held at once, so each round reads on each of them; and what
+// DB.QueryRow reads beside them.
 func TestReadAfterCommitOnEveryReader(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := guard(t)
@@ -189,12 +195,12 @@ func TestReadAfterCommitOnEveryReader(t *testing.T) {
 			}
 			var opened, wg sync.WaitGroup
 			opened.Add(n)
-			errs := make(chan error, n)
+			errs := make(chan error, n+1)
 			for range n {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					rows, err := db.Query(ctx, `SELECT v FROM kv WHERE k = ?`, "seen")
+					rows, err := db.Reader().QueryContext(ctx, db.Rebind(`SELECT v FROM kv WHERE k = ?`), "seen")
 					opened.Done()
 					if err != nil {
 						errs <- err
@@ -215,6 +221,10 @@ func TestReadAfterCommitOnEveryReader(t *testing.T) {
 						errs <- fmt.Errorf("round %d: read %q after the commit of %q", round, v, want)
 					}
 				}()
+			}
+			var v string
+			if err := db.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "seen").Scan(&v); err != nil || v != want {
+				errs <- fmt.Errorf("round %d: QueryRow read %q (%v) after the commit of %q", round, v, err, want)
 			}
 			wg.Wait()
 			close(errs)

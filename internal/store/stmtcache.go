@@ -101,8 +101,8 @@ func (c *stmtCache) close() {
 }
 
 // CachedStatements is the number of statements in the caches (0 on
-// PostgreSQL, which does not use them). A plain read run both outside a
-// transaction (on a reader) and inside one (on the writer) counts twice.
+// PostgreSQL, which does not use them). A plain read prepared on both
+// the writer and the readers counts twice.
 func (db *DB) CachedStatements() int {
 	n := db.stmts.len()
 	if db.rd != nil {

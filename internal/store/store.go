@@ -11,8 +11,9 @@
 // On a SQLite file (WAL mode) a DB is two pools: the writer, one
 // connection, which runs every write, every transaction and every statement
 // that is not a plain read; and a few read-only connections beside it
-// (Reader) for plain reads, which WAL lets run while the writer writes. A
-// read sees everything committed before it started. See readers.go.
+// (Reader), which WAL lets read while the writer writes: a plain read runs
+// there while the writer is busy. A read sees everything committed before
+// it started. See readers.go.
 package store
 
 import (

@@ -22,26 +22,61 @@ func guard(t *testing.T) context.Context {
 	return ctx
 }
 
-// TestReadersRunBesideTheWriter: on a SQLite file, while a transaction
-// holds the writer, plain reads run beside it, two of them holding rows at
-// once, and see the database as committed before the transaction (not its
-// write); the transaction commits while they still hold their rows, and a
-// read after the commit sees it. With SQLite's one connection each read
-// would wait for the transaction, and the second for the first.
+// TestReadersRunBesideTheWriter: on a SQLite file two plain reads hold
+// rows at once (the first on the idle writer, the second on a reader); and
+// while a transaction holds the writer a read runs beside it and sees the
+// database as committed before the transaction (not its write), the
+// transaction commits while that read still holds its rows, and a read
+// after the commit sees it. With SQLite's one connection the second read
+// would wait for the first, and the read beside the transaction for the
+// transaction.
 func TestReadersRunBesideTheWriter(t *testing.T) {
 	t.Parallel()
 	db := storetest.SQLite(t)
 	ctx := guard(t)
-	if db.Readers() < 2 {
-		t.Fatalf("a SQLite file has %d readers, want at least 2", db.Readers())
+	if db.Readers() < 1 {
+		t.Fatal("a SQLite file has no readers")
 	}
 	if _, err := db.Exec(ctx, `INSERT INTO kv (k, v, updated_ms) VALUES (?, ?, ?), (?, ?, ?)`, "r-a", "1", 0, "r-b", "2", 0); err != nil {
 		t.Fatal(err)
 	}
-	q := `SELECT v FROM kv WHERE k LIKE 'r-%' ORDER BY k`
+	const q = `SELECT v FROM kv WHERE k LIKE 'r-%' ORDER BY k`
 	if db.PoolFor(q) != db.DB {
 		t.Fatal("a read while the writer is idle does not run on the writer (its page cache is the warm one)")
 	}
+	read := func(t *testing.T, what, want string) *sql.Rows {
+		t.Helper()
+		rows, err := db.Query(ctx, q)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		t.Cleanup(func() { rows.Close() })
+		var v string
+		if !rows.Next() {
+			t.Fatalf("%s: no row (%v)", what, rows.Err())
+		}
+		if err := rows.Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v != want {
+			t.Fatalf("%s saw %q, want %q", what, v, want)
+		}
+		return rows
+	}
+	drain := func(t *testing.T, rows *sql.Rows) {
+		t.Helper()
+		for rows.Next() {
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		rows.Close()
+	}
+	first := read(t, "the first read", "1")
+	second := read(t, "a second read while the first holds its rows", "1")
+	drain(t, first)
+	drain(t, second)
+
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -53,43 +88,16 @@ func TestReadersRunBesideTheWriter(t *testing.T) {
 	if db.PoolFor(q) != db.Reader() || db.Reader() == db.DB {
 		t.Fatal("a read while a transaction holds the writer is not sent to the readers")
 	}
-	var held []*sql.Rows
-	for i := range 2 {
-		rows, err := db.Query(ctx, q)
-		if err != nil {
-			t.Fatalf("read %d beside an open transaction: %v", i, err)
-		}
-		defer rows.Close()
-		var v string
-		if !rows.Next() {
-			t.Fatalf("read %d: no row (%v)", i, rows.Err())
-		}
-		if err := rows.Scan(&v); err != nil {
-			t.Fatal(err)
-		}
-		if v != "1" {
-			t.Fatalf("read %d beside an open transaction saw %q, want the committed %q", i, v, "1")
-		}
-		held = append(held, rows)
-	}
+	beside := read(t, "a read beside an open transaction", "1")
 	var v string
 	if err := tx.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "r-a").Scan(&v); err != nil || v != "tx" {
 		t.Fatalf("the transaction reads its own write: %q %v", v, err)
 	}
 	if err := tx.Commit(); err != nil {
-		t.Fatalf("commit while reads hold rows: %v", err)
+		t.Fatalf("commit while a read holds rows: %v", err)
 	}
-	if err := db.QueryRow(ctx, `SELECT v FROM kv WHERE k = ?`, "r-a").Scan(&v); err != nil || v != "tx" {
-		t.Fatalf("a read after the commit: %q %v, want %q", v, err, "tx")
-	}
-	// The reads opened before the commit still finish.
-	for _, rows := range held {
-		for rows.Next() {
-		}
-		if err := rows.Err(); err != nil {
-			t.Fatal(err)
-		}
-	}
+	read(t, "a read after the commit", "tx").Close()
+	drain(t, beside) // the read opened before the commit still finishes
 }
 
 // TestReadersRefuseWrites: a reader cannot write, and says so; the store
@@ -175,7 +183,10 @@ func TestIsRead(t *testing.T) {
 func TestReadAfterCommitOnEveryReader(t *testing.T) {
 	storetest.Each(t, func(t *testing.T, db *store.DB) {
 		ctx := guard(t)
-		n := max(db.Readers(), 4)
+		n := db.Readers() // the pool's size: all held at once
+		if n == 0 {
+			n = 4 // PostgreSQL: reads share its pool
+		}
 		if _, err := db.Exec(ctx, `INSERT INTO kv (k, v, updated_ms) VALUES (?, ?, ?)`, "seen", "0", 0); err != nil {
 			t.Fatal(err)
 		}

@@ -40,7 +40,10 @@ import (
 // which runs on the writer. No code relies on more: with one connection a
 // read outside a transaction could already come before or after any other
 // request's write, and every check-then-act on a limit, a counter or a
-// single use is one statement or one transaction on the writer.
+// single use is one statement or one transaction on the writer. (The one
+// connection was once said to make BEGIN IMMEDIATE unnecessary for atomic
+// counters: they are single statements, still on the one writer, and
+// transactions begin IMMEDIATE anyway, for another process on the file.)
 //
 // The readers are opened with query_only, so a write that reached one
 // would fail ("attempt to write a readonly database") instead of taking

@@ -261,6 +261,7 @@ func TestOneConnectionWithoutWAL(t *testing.T) {
 		{"memory", ":memory:", false},
 		{"file memory", "file::memory:", false},
 		{"named memory", "file:egate-mem?mode=memory&cache=shared", false},
+		{"memdb", "file:/egate-memdb?vfs=memdb", false},
 		{"file URI without WAL", "file:" + filepath.Join(dir, "plain.db"), false},
 		{"file URI with WAL", "file:" + filepath.Join(dir, "wal.db") + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_txlock=immediate", true},
 	}

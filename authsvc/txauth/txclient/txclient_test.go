@@ -43,7 +43,7 @@ func TestClientReusesConnections(t *testing.T) {
 			srv.Start()
 			defer srv.Close()
 			c := &Client{BaseURL: srv.URL, ID: "ebank", Secret: "s3cret-for-the-test", HTTP: tc.hc}
-			const workers, calls = 16, 25
+			const workers, calls = 16, 50
 			var wg sync.WaitGroup
 			errs := make(chan error, workers*calls)
 			for range workers {
@@ -62,8 +62,11 @@ func TestClientReusesConnections(t *testing.T) {
 			for err := range errs {
 				t.Fatal(err)
 			}
-			if n := opened.Load(); n > workers {
-				t.Fatalf("%d connections opened for %d calls of %d goroutines; want at most %d", n, workers*calls, workers, workers)
+			// One a goroutine, and a few more: a call that finds no idle
+			// connection dials one, and keeps the new one when another
+			// comes free before the dial is done.
+			if n := opened.Load(); n > 2*workers {
+				t.Fatalf("%d connections opened for %d calls of %d goroutines; want at most %d", n, workers*calls, workers, 2*workers)
 			}
 		})
 	}

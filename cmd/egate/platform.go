@@ -25,7 +25,7 @@ func newPlatformCmd() *cobra.Command {
 			if err := cfg.Platforms.Validate(); err != nil {
 				return err
 			}
-			s, err := app.Platform(cmd.Context(), cfg, args[0], log)
+			s, err := app.Platform(cmd.Context(), cfg, args[0], log, app.PlatformOptions{})
 			if err != nil {
 				return err
 			}

@@ -31,20 +31,20 @@ const (
 // /v1/transfers; platform/ebank) on s to the back-end clients of
 // authsvc.backend-clients that hold the scope ebank:holds, opens the bank's
 // own accounts if missing, and runs the hold expiry sweep until ctx ends,
-// when it also closes the database. Grants are checked by
+// when it also closes the database it opened. Grants are checked by
 // ebank.RequireGrant until the transaction-authorization client is wired in.
-func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Logger) (*ledger.Ledger, *store.DB, error) {
+// The database is shared when not nil (PlatformOptions.DB).
+func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Logger, shared *store.DB) (*ledger.Ledger, *store.DB, error) {
 	reg, err := backend.New(cfg.Authsvc.BackendClients)
 	if err != nil {
 		return nil, nil, err
 	}
-	db, err := OpenDB(ctx, cfg)
+	db, err := platformDB(ctx, cfg, shared)
 	if err != nil {
 		return nil, nil, fmt.Errorf("ebank: %w", err)
 	}
 	l := ledger.New(db, nil)
 	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
-		db.Close()
 		return nil, nil, fmt.Errorf("ebank: %w", err)
 	}
 	holds := &ebank.Holds{Ledger: l, Grants: ebank.RequireGrant{}, DefaultTimeout: holdTimeout}
@@ -64,7 +64,6 @@ func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Lo
 			log.Info("released expired holds", "holds", n)
 		}
 	})
-	context.AfterFunc(ctx, func() { db.Close() })
 	return l, db, nil
 }
 

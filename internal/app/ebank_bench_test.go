@@ -137,12 +137,16 @@ func newE2EBank(b *testing.B, dbc store.Config) *e2eBank {
 	}
 	a.Server.Start()
 	b.Cleanup(func() { a.Server.HTTP.Close(); a.Close() })
-	// ebank's own handle on the database, as mountEbank opens it.
-	edb, err := OpenDB(ctx, cfg)
-	if err != nil {
-		b.Fatal(err)
+	// On SQLite the ledger posts on the passport's handle, as egate demo
+	// (one process) shares it with the platforms; on PostgreSQL on ebank's
+	// own, as `egate platform ebank` beside `egate authsvc` opens it.
+	edb := a.DB
+	if dbc.Driver != store.SQLite {
+		if edb, err = OpenDB(ctx, cfg); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { edb.Close() })
 	}
-	b.Cleanup(func() { edb.Close() })
 	l := ledger.New(edb, nil)
 	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
 		b.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/store"
+	"github.com/egate-bank/egate/internal/store/storetest"
 	"github.com/egate-bank/egate/internal/testenv"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
@@ -42,7 +43,7 @@ func TestEbankServesHoldsAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := mountEbank(ctx, cfg, s, log); err != nil {
+	if _, _, err := mountEbank(ctx, cfg, s, log, nil); err != nil {
 		t.Fatal(err)
 	}
 	s.Start()
@@ -131,4 +132,58 @@ func TestEbankWarnsOfAMissingStatementFont(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A platform given a database handle (PlatformOptions.DB, as egate demo
+// gives them the passport's) uses it and opens none of its own: here the
+// configured database cannot be opened at all.
+func TestEbankUsesTheSharedDatabase(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		cfg := config.Defaults()
+		cfg.Database = store.Config{Driver: store.SQLite, DSN: filepath.Join(t.TempDir(), "missing", "egate.db")}
+		const secret = "mall-secret-0123456789abcdef0123456789"
+		cfg.Authsvc.BackendClients = []backend.ClientConfig{
+			{ID: "mall", SecretSHA256: backend.HashSecret([]byte(secret)), Scopes: []string{backend.ScopeEbankHolds}},
+		}
+		log := slog.New(slog.NewTextHandler(io.Discard, nil))
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		for _, tc := range []struct {
+			name   string
+			shared *store.DB
+			ok     bool
+		}{
+			{"no handle: the configured database, which cannot be opened", nil, false},
+			{"the shared handle", db, true},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				s, err := NewServer("ebank", "127.0.0.1:0", log)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Listener.Close()
+				l, got, err := mountEbank(ctx, cfg, s, log, tc.shared)
+				if (err == nil) != tc.ok {
+					t.Fatalf("mountEbank: %v, want success %v", err, tc.ok)
+				}
+				if !tc.ok {
+					return
+				}
+				if got != db {
+					t.Fatal("ebank did not answer with the shared handle")
+				}
+				// The bank's accounts were opened through the shared handle.
+				if _, err := ledger.New(db, nil).BankAccount(ctx, ebank.LabelATMCash); err != nil {
+					t.Fatalf("the bank's accounts are not in the shared database: %v", err)
+				}
+				alice, err := ebank.OpenCustomerAccounts(ctx, l, "p-alice", "Alice", ebank.Opening{Current: 10_000})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := ledger.New(db, nil).Account(ctx, alice[0].Number); err != nil {
+					t.Fatalf("ebank's ledger is not on the shared handle: %v", err)
+				}
+			})
+		}
+	})
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/httpx"
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/platform"
 	"github.com/egate-bank/egate/platform/ebank"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
@@ -35,13 +36,13 @@ const resumeEvery = time.Minute
 // and payments authorized through the passport's transaction API, both as
 // the back-end client platforms.mall.tx-client (scopes ebank:holds,
 // tx:authorize, tx:execute). Without a tx-client the pages show the shop
-// and refuse checkouts. The database is closed when ctx ends.
-func mountMall(ctx context.Context, cfg *config.Config, pc *config.PlatformConfig, s *Server, site *platform.Site, log *slog.Logger) error {
-	db, err := OpenDB(ctx, cfg)
+// and refuse checkouts. The database is shared when not nil
+// (PlatformOptions.DB), else opened here and closed when ctx ends.
+func mountMall(ctx context.Context, cfg *config.Config, pc *config.PlatformConfig, s *Server, site *platform.Site, log *slog.Logger, shared *store.DB) error {
+	db, err := platformDB(ctx, cfg, shared)
 	if err != nil {
 		return fmt.Errorf("mall: %w", err)
 	}
-	context.AfterFunc(ctx, func() { db.Close() })
 	s.Health.Add("database", db.PingContext)
 	hc := &http.Client{Timeout: 15 * time.Second}
 	m := &mall.Mall{DB: db, Ledger: ledger.New(db, nil),

@@ -11,6 +11,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/httpx"
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/platform"
 	"github.com/egate-bank/egate/platform/ebank/ledger"
 	"github.com/egate-bank/egate/platform/messenger"
@@ -21,9 +22,10 @@ import (
 // passport's transaction API and made through ebank's transfers API, both
 // as the back-end client platforms.messenger.tx-client (scopes
 // tx:authorize, tx:execute, alerts:balance, ebank:holds). Without one,
-// chats work and payments are refused.
-func mountMessenger(ctx context.Context, cfg *config.Config, pc *config.PlatformConfig, public string, site *platform.Site, s *Server, log *slog.Logger) error {
-	db, err := OpenDB(ctx, cfg)
+// chats work and payments are refused. The database is shared when not
+// nil (PlatformOptions.DB), else opened here and closed when ctx ends.
+func mountMessenger(ctx context.Context, cfg *config.Config, pc *config.PlatformConfig, public string, site *platform.Site, s *Server, log *slog.Logger, shared *store.DB) error {
+	db, err := platformDB(ctx, cfg, shared)
 	if err != nil {
 		return fmt.Errorf("messenger: %w", err)
 	}
@@ -44,6 +46,5 @@ func mountMessenger(ctx context.Context, cfg *config.Config, pc *config.Platform
 		}}
 	site.Mount(p.Handler(), messenger.Routes...)
 	s.Health.Add("database", db.PingContext)
-	context.AfterFunc(ctx, func() { db.Close() })
 	return nil
 }

@@ -32,3 +32,18 @@ func HSMConfig(cfg *config.Config) (hsm.Config, error) {
 func OpenDB(ctx context.Context, cfg *config.Config) (*store.DB, error) {
 	return store.Open(ctx, cfg.Database)
 }
+
+// platformDB is shared when not nil (PlatformOptions.DB), else the
+// configured database opened for the platform alone and closed when ctx
+// ends.
+func platformDB(ctx context.Context, cfg *config.Config, shared *store.DB) (*store.DB, error) {
+	if shared != nil {
+		return shared, nil
+	}
+	db, err := OpenDB(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	context.AfterFunc(ctx, func() { db.Close() })
+	return db, nil
+}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/egate-bank/egate/internal/config"
 	"github.com/egate-bank/egate/internal/httpx"
+	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/platform"
 )
 
@@ -97,9 +98,21 @@ func ServeAll(ctx context.Context, servers ...*Server) error {
 	return err
 }
 
-// Platform builds one platform's server from the config. issuer overrides
-// cfg.Platforms.Issuer when not empty (the demo's own passport).
-func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Logger) (*Server, error) {
+// PlatformOptions are the choices a process makes beyond the config.
+type PlatformOptions struct {
+	// DB is the database the platform uses instead of opening its own
+	// handle on cfg.Database; the platform leaves it open. A process that
+	// runs the passport and the platforms together (egate demo) gives
+	// them all the passport's handle: on SQLite each handle is a
+	// connection of its own, and two connections on one file take turns
+	// at its one write lock through SQLite's busy handler, which sleeps
+	// (1, 2, 5, 10 ms …) while the other writes and rereads the pages the
+	// other changed. One handle queues the writes instead.
+	DB *store.DB
+}
+
+// Platform builds one platform's server from the config.
+func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Logger, o PlatformOptions) (*Server, error) {
 	pc, err := cfg.Platforms.ByName(name)
 	if err != nil {
 		return nil, err
@@ -145,7 +158,7 @@ func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Lo
 		return nil
 	})
 	if name == "ebank" {
-		l, db, err := mountEbank(ctx, cfg, s, log)
+		l, db, err := mountEbank(ctx, cfg, s, log, o.DB)
 		if err != nil {
 			s.Listener.Close()
 			return nil, err
@@ -153,13 +166,13 @@ func Platform(ctx context.Context, cfg *config.Config, name string, log *slog.Lo
 		ebankPages(cfg, pc, site, others, l, db, log)
 	}
 	if name == "mall" {
-		if err := mountMall(ctx, cfg, pc, s, site, log); err != nil {
+		if err := mountMall(ctx, cfg, pc, s, site, log, o.DB); err != nil {
 			s.Listener.Close()
 			return nil, err
 		}
 	}
 	if name == "messenger" {
-		if err := mountMessenger(ctx, cfg, pc, public, site, s, log); err != nil {
+		if err := mountMessenger(ctx, cfg, pc, public, site, s, log, o.DB); err != nil {
 			s.Listener.Close()
 			return nil, err
 		}

@@ -210,7 +210,10 @@ func Run(ctx context.Context, cfg *config.Config, out io.Writer, log *slog.Logge
 	servers := []*app.Server{a.Server}
 	a.Server.Start() // the platforms discover the passport as they start
 	for _, n := range platform.Names {
-		s, err := app.Platform(ctx, &c, n, log)
+		// One process, one database handle: on SQLite a second handle
+		// would take turns with the passport's at the file's write lock
+		// (app.PlatformOptions).
+		s, err := app.Platform(ctx, &c, n, log, app.PlatformOptions{DB: a.DB})
 		if err != nil {
 			for _, s := range servers[1:] {
 				s.Listener.Close()

@@ -11,7 +11,8 @@ import (
 // Owners answers transaction authorization's questions about accounts from
 // the ledger (authsvc/txauth's Accounts and AccountAger): whose an account
 // is, and how old. An account that is not the bank's (another bank's, a
-// typo) belongs to nobody.
+// typo) belongs to nobody. Both answers come from Ledger.Opened, which
+// reads an account once and remembers what never changes about it.
 type Owners struct {
 	Ledger *ledger.Ledger
 	Now    func() time.Time // nil: time.Now
@@ -19,7 +20,7 @@ type Owners struct {
 
 // Owns reports whether account is one of customer's.
 func (o Owners) Owns(ctx context.Context, customer, account string) (bool, error) {
-	a, err := o.Ledger.Account(ctx, account)
+	a, err := o.Ledger.Opened(ctx, account)
 	if errors.Is(err, ledger.ErrUnknownAccount) || ledger.Code(err) == "unknown_account" {
 		return false, nil
 	}
@@ -31,7 +32,7 @@ func (o Owners) Owns(ctx context.Context, customer, account string) (bool, error
 
 // AccountAgeDays is the days since account was opened; -1 when unknown.
 func (o Owners) AccountAgeDays(ctx context.Context, account string) (int64, error) {
-	a, err := o.Ledger.Account(ctx, account)
+	a, err := o.Ledger.Opened(ctx, account)
 	if ledger.Code(err) == "unknown_account" {
 		return -1, nil
 	}

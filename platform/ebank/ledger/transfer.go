@@ -94,8 +94,9 @@ type Resolve struct {
 // Ledger is the double-entry ledger over one database. It is safe for
 // concurrent use, and several replicas may share one PostgreSQL database.
 type Ledger struct {
-	db  *store.DB
-	now func() time.Time
+	db     *store.DB
+	now    func() time.Time
+	opened openedCache // Opened
 }
 
 // New returns the ledger over db; now is the clock (nil: time.Now).

@@ -9,6 +9,7 @@ import (
 
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
+	"github.com/egate-bank/egate/internal/testenv"
 )
 
 // engines opens a fresh database of each engine for a benchmark.
@@ -130,6 +131,7 @@ func BenchmarkTransfer(b *testing.B) {
 					return err
 				}
 				b.ResetTimer()
+				cpu0 := testenv.CPUTime()
 				if mode == "serial" {
 					for b.Loop() {
 						if err := one(); err != nil {
@@ -149,6 +151,7 @@ func BenchmarkTransfer(b *testing.B) {
 				}
 				b.StopTimer()
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "transfers/s")
+				b.ReportMetric(float64(testenv.CPUTime()-cpu0)/float64(b.N)/1e3, "cpu-µs/op")
 				if _, err := Check(ctx, db); err != nil {
 					b.Fatal(err)
 				}

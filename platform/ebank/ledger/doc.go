@@ -35,7 +35,11 @@
 // Every request carries an idempotency key, unique per origin (the calling
 // system): the same request again returns the transfer it made (with
 // Replayed set), the same key for a different movement is refused with
-// ErrKeyReused, and in both cases nothing changes.
+// ErrKeyReused, and in both cases nothing changes. The key is looked up
+// only when a request's transaction fails (the unique index on origin and
+// key refuses a repeat's row), so a new request pays for no lookup and a
+// repeat is answered as the first even where its own transaction would now
+// be refused (funds spent, the account frozen, the hold captured).
 //
 // The ledger does not check authorization: each transfer records the grant
 // it executes, and the ebank service above it (platform/ebank) checks the

@@ -319,7 +319,61 @@ func TestIdempotentReplay(t *testing.T) {
 		if _, err := b.l.Post(ctx, Resolve{Origin: "atm", Key: "cap", Pending: h.ID, Amount: 300}); !errors.Is(err, ErrKeyReused) {
 			t.Fatalf("capture with the key of another amount: %v", err)
 		}
+		// A repeat is answered as the first even where a new request would
+		// now be refused (the key is looked up once the transaction fails):
+		// the payer's money spent, then the account frozen; the key with
+		// another amount is still a reused key, not a refusal for funds.
+		if _, err := b.l.Transfer(ctx, b.pay(b.alice, b.other, b.account(t, b.alice).Available(), "drain")); err != nil {
+			t.Fatal(err)
+		}
+		for _, step := range []struct {
+			name   string
+			before func() error
+		}{
+			{"funds spent", func() error { return nil }},
+			{"account frozen", func() error { return b.l.SetStatus(ctx, b.alice.Number, StatusFrozen) }},
+		} {
+			if err := step.before(); err != nil {
+				t.Fatal(err)
+			}
+			before := b.state(t)
+			again, err := b.l.Transfer(ctx, b.pay(b.alice, b.bob, 500, "form-1"))
+			if err != nil || again.ID != first.ID || !again.Replayed {
+				t.Fatalf("%s: replay = %+v, %v; want transfer %s", step.name, again, err, first.ID)
+			}
+			if _, err := b.l.Transfer(ctx, b.pay(b.alice, b.bob, 600, "form-1")); !errors.Is(err, ErrKeyReused) {
+				t.Fatalf("%s: the key with another amount: %v, want %v", step.name, err, ErrKeyReused)
+			}
+			if b.state(t) != before {
+				t.Fatalf("%s: the replay changed the ledger", step.name)
+			}
+		}
 		b.check(t)
+	})
+}
+
+// The unique indexes that let a hold be resolved once and a transfer be
+// reversed once keep only the rows that have a hold or a reversed
+// transfer (migration 0540): a posted transfer writes no entry in them.
+func TestLinkIndexesKeepOnlyLinks(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		q := `SELECT sql FROM sqlite_master WHERE type = 'index' AND name = ?`
+		if db.Driver() == store.Postgres {
+			q = `SELECT indexdef FROM pg_indexes WHERE indexname = ?`
+		}
+		for _, c := range []struct{ index, column string }{
+			{"ebank_transfers_pending", "pending_id"},
+			{"ebank_transfers_reverses", "reverses_id"},
+		} {
+			var def string
+			if err := db.QueryRow(context.Background(), q, c.index).Scan(&def); err != nil {
+				t.Fatalf("%s: %v", c.index, err)
+			}
+			d := strings.ToUpper(strings.NewReplacer("(", "", ")", "").Replace(def))
+			if !strings.Contains(d, "UNIQUE") || !strings.Contains(d, "WHERE "+strings.ToUpper(c.column)+" IS NOT NULL") {
+				t.Errorf("%s is %q, want a unique index on %s WHERE %s IS NOT NULL", c.index, def, c.column, c.column)
+			}
+		}
 	})
 }
 

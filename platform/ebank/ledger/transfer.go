@@ -309,10 +309,13 @@ func (l *Ledger) Reverse(ctx context.Context, origin, key, id, grant, memo strin
 // that fill in w), the row, and the balance columns of both accounts. A
 // request repeating an earlier one's (origin, key) returns that transfer,
 // or ErrKeyReused when it asks for something else.
+//
+// The key is looked up only when the transaction fails: a repeated key
+// cannot commit (the unique index on origin and client_key refuses the
+// row), so a new request, the common case, reads nothing more, and a
+// repeated one is answered as before, whatever its transaction ran into
+// first (a hold already captured, an account closed since, funds spent).
 func (l *Ledger) execute(ctx context.Context, w row, pre func(tx *store.Tx, w *row) error) (Transfer, error) {
-	if t, ok, err := l.replay(ctx, w); ok || err != nil {
-		return t, err
-	}
 	for range 4 {
 		id, err := newID()
 		if err != nil {
@@ -330,16 +333,17 @@ func (l *Ledger) execute(ctx context.Context, w row, pre func(tx *store.Tx, w *r
 		if err == nil {
 			return w.transfer(), nil
 		}
+		// The same key used before, or by another request that committed
+		// first (on another replica): answer as the first would have.
+		if t, ok, rerr := l.replay(ctx, w); ok || rerr != nil {
+			return t, rerr
+		}
 		if !store.IsUniqueViolation(err) {
 			return Transfer{}, err
 		}
-		// Another request with the same key, or a resolution or reversal of
-		// the same transfer, committed first (on another replica), or the
-		// random id was taken: answer as the first would have, or try again
-		// (pre then sees what the other one did).
-		if t, ok, err := l.replay(ctx, w); ok || err != nil {
-			return t, err
-		}
+		// A resolution or reversal of the same transfer committed first, or
+		// the random id was taken: try again (pre then sees what the other
+		// one did).
 	}
 	return Transfer{}, errors.New("ledger: the transfer kept conflicting with concurrent ones; try again")
 }
@@ -467,8 +471,19 @@ func (l *Ledger) move(ctx context.Context, tx *store.Tx, w row, acct int64, debi
 }
 
 // checkAccounts refuses a transfer between accounts that do not exist, are
-// not open or keep different currencies, before anything is written.
+// not open or keep different currencies, before anything is written: one
+// statement when they are fine, and each account read on its own to say
+// which is not.
 func checkAccounts(ctx context.Context, tx *store.Tx, w row) error {
+	var ok int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM ebank_accounts d, ebank_accounts c
+		WHERE d.id = ? AND c.id = ? AND d.status = 'open' AND c.status = 'open' AND d.currency = c.currency`, w.debit, w.credit).Scan(&ok)
+	if err != nil {
+		return fmt.Errorf("reading accounts %d and %d: %w", w.debit, w.credit, err)
+	}
+	if ok == 1 {
+		return nil
+	}
 	var cur [2]string
 	for i, id := range []int64{w.debit, w.credit} {
 		var status string
@@ -486,7 +501,7 @@ func checkAccounts(ctx context.Context, tx *store.Tx, w row) error {
 	if cur[0] != cur[1] {
 		return fmt.Errorf("%w: %s and %s", ErrCurrency, cur[0], cur[1])
 	}
-	return nil
+	return fmt.Errorf("ledger: accounts %d and %d changed while they were checked; try again", w.debit, w.credit)
 }
 
 // Get returns a transfer; on a hold, also its state.

@@ -32,6 +32,12 @@ func TestMiddlewareRequestIDAndErrorShape(t *testing.T) {
 		{"fresh id", "/x", "", http.StatusLocked, "locked", false},
 		{"kept id", "/x", "abcdef123456", http.StatusLocked, "locked", true},
 		{"malformed id replaced", "/x", "bad id\nwith newline", http.StatusLocked, "locked", false},
+		{"id of dots, dashes and underscores kept", "/x", "a.b_c-D9", http.StatusLocked, "locked", true},
+		{"id of 64 kept", "/x", strings.Repeat("a", 64), http.StatusLocked, "locked", true},
+		{"id of 65 replaced", "/x", strings.Repeat("a", 65), http.StatusLocked, "locked", false},
+		{"id of 7 replaced", "/x", "abcdef1", http.StatusLocked, "locked", false},
+		{"id with a letter beyond ASCII replaced", "/x", "abcdefgé", http.StatusLocked, "locked", false},
+		{"id with a slash replaced", "/x", "abcd/efgh", http.StatusLocked, "locked", false},
 		{"panic recovered", "/panic", "", http.StatusInternalServerError, "internal", false},
 	}
 	for _, tc := range tests {

@@ -73,12 +73,13 @@ func mountEbank(ctx context.Context, cfg *config.Config, s *Server, log *slog.Lo
 func ebankPages(cfg *config.Config, pc *config.PlatformConfig, site *platform.Site, others map[string]string, l *ledger.Ledger, db *store.DB, log *slog.Logger) {
 	var auth web.Authorizer = noTx{}
 	var alerts web.BalanceAlerter
+	hc := serviceClient(15 * time.Second)
 	if pc.TxClient != "" {
-		c := &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
+		c := &txclient.Client{BaseURL: strings.TrimRight(cfg.Platforms.Issuer, "/"), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: hc}
 		auth, alerts = c, c
 	}
 	p := &web.Pages{Ledger: l, Auth: auth, Alerts: alerts, Payees: &ebank.Payees{DB: db}, Mobiles: &ebank.Mobiles{DB: db, Ledger: l},
-		Passport: &web.Passport{Issuer: cfg.Platforms.Issuer, HTTP: &http.Client{Timeout: 15 * time.Second}}, Customer: customerOf(site),
+		Passport: &web.Passport{Issuer: cfg.Platforms.Issuer, HTTP: hc}, Customer: customerOf(site),
 		Others: others,
 		OnError: func(r *http.Request, err error) {
 			log.Error("ebank pages", "err", err, "request_id", httpx.RequestID(r.Context()))

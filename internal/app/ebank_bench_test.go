@@ -151,7 +151,7 @@ func newE2EBank(b *testing.B, dbc store.Config) *e2eBank {
 	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
 		b.Fatal(err)
 	}
-	bank := &e2eBank{ledger: l, tx: &txclient.Client{BaseURL: a.Server.URL(), ID: "ebank", Secret: secret}}
+	bank := &e2eBank{ledger: l, tx: &txclient.Client{BaseURL: a.Server.URL(), ID: "ebank", Secret: secret, HTTP: serviceClient(15 * time.Second)}}
 	created := time.Now().Add(-400 * 24 * time.Hour).UnixMilli()
 	for i := range 64 {
 		c := &e2eCustomer{pid: fmt.Sprintf("PBENCH%04d", i)}

@@ -44,7 +44,7 @@ func mountMall(ctx context.Context, cfg *config.Config, pc *config.PlatformConfi
 		return fmt.Errorf("mall: %w", err)
 	}
 	s.Health.Add("database", db.PingContext)
-	hc := &http.Client{Timeout: 15 * time.Second}
+	hc := serviceClient(15 * time.Second)
 	m := &mall.Mall{DB: db, Ledger: ledger.New(db, nil),
 		Bank: &ebank.Client{BaseURL: EbankURL(cfg), ID: pc.TxClient, Secret: pc.TxSecret, HTTP: hc}}
 	var auth mall.Authorizer = noTx{}

@@ -33,7 +33,7 @@ func mountMessenger(ctx context.Context, cfg *config.Config, pc *config.Platform
 	if ebankURL == "" {
 		ebankURL = "http://" + cfg.Platforms.Ebank.Listen
 	}
-	hc := &http.Client{Timeout: 15 * time.Second}
+	hc := serviceClient(15 * time.Second)
 	svc := &messenger.Service{Store: &messenger.Store{DB: db}, Hub: &messenger.Hub{}, Auth: noTx{},
 		Bank: &messenger.EbankAPI{Ledger: ledger.New(db, nil), BaseURL: ebankURL, ID: pc.TxClient, Secret: pc.TxSecret, HTTP: hc}}
 	if pc.TxClient != "" {

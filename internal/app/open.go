@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/egate-bank/egate/devices/hsm"
 	"github.com/egate-bank/egate/internal/config"
@@ -46,4 +48,17 @@ func platformDB(ctx context.Context, cfg *config.Config, shared *store.DB) (*sto
 	}
 	context.AfterFunc(ctx, func() { db.Close() })
 	return db, nil
+}
+
+// serviceClient is the HTTP client a platform calls the passport's and
+// ebank's APIs with: a request gives up after timeout, and up to 64 idle
+// connections are kept per host. http.DefaultTransport keeps 2, so a
+// platform serving more than two customers at once closed the extra
+// connections after each call and dialled new ones for the next (a TCP
+// handshake, and a connection's goroutine and buffers on both sides, per
+// call).
+func serviceClient(timeout time.Duration) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 64
+	return &http.Client{Timeout: timeout, Transport: t}
 }

@@ -58,7 +58,7 @@ func MountWithdrawals(ctx context.Context, cfg *config.Config, s *Server, db *st
 	if _, err := ebank.EnsureBankAccounts(ctx, l); err != nil {
 		return nil, fmt.Errorf("withdrawals: %w", err)
 	}
-	tx := &txclient.Client{BaseURL: base, ID: wc.TxClient, Secret: wc.TxSecret, HTTP: &http.Client{Timeout: 15 * time.Second}}
+	tx := &txclient.Client{BaseURL: base, ID: wc.TxClient, Secret: wc.TxSecret, HTTP: serviceClient(15 * time.Second)}
 	wl, err := NewWithdrawalLedger(ctx, &ebank.Holds{Ledger: l, Grants: ebank.RequireGrant{}, DefaultTimeout: cmp.Or(wc.HoldTimeout, 30*time.Minute)})
 	if err != nil {
 		return nil, err

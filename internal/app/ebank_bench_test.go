@@ -49,9 +49,10 @@ import (
 // process's CPU time per transfer (client, authsvc, SQLite, SoftHSM2;
 // PostgreSQL's server not in it).
 //
-// On the 2 shared cores (2026-12-03 evening, load average 7–19): SQLite
-// ~330/s (best run 518) at ~1,880 µs of CPU a transfer, PostgreSQL
-// ~204/s at ~2,500 µs; the goal of 1,000/s on SQLite is not reached.
+// On the 2 shared cores (2026-12-03 evening, load average 3–19): SQLite
+// 300–590/s (medians of series, best run 701) at 1,650–1,880 µs of CPU a
+// transfer, PostgreSQL ~204/s at ~2,500 µs; the goal of 1,000/s on SQLite
+// is not reached.
 // What the time is made of: docs/performance.md.
 func BenchmarkTransferEndToEnd(b *testing.B) {
 	for _, e := range []struct {

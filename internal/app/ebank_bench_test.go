@@ -50,7 +50,7 @@ import (
 // PostgreSQL's server not in it).
 //
 // On the 2 shared cores (2026-12-03 evening, load average 3–19): SQLite
-// 300–590/s (medians of series, best run 701) at 1,650–1,880 µs of CPU a
+// 280–590/s (medians of series, best run 701) at 1,650–2,000 µs of CPU a
 // transfer, PostgreSQL ~204/s at ~2,500 µs; the goal of 1,000/s on SQLite
 // is not reached.
 // What the time is made of: docs/performance.md.

@@ -67,7 +67,9 @@ func NewID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// Create stores r; ID and CreatedAt are filled in when empty.
+// Create stores r; ID and CreatedAt are filled in when empty. With a
+// context from WithCompanion, r and what the companion stores commit in
+// one transaction.
 func (s *Store) Create(ctx context.Context, r *Record) error {
 	if r.ID == "" {
 		r.ID = NewID()
@@ -78,14 +80,46 @@ func (s *Store) Create(ctx context.Context, r *Record) error {
 	if r.ExpiresAt.IsZero() || !r.ExpiresAt.After(r.CreatedAt) {
 		return fmt.Errorf("challenge for %s: expiry must be after creation", r.Factor)
 	}
-	_, err := s.db.Exec(ctx, `INSERT INTO auth_challenges (id, factor, passport_id, purpose, tx_hash, data, secret, ref, created_ms, expires_ms)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		r.ID, r.Factor, r.PassportID, string(r.Purpose), r.TxHash, r.Data, r.Secret, r.Ref,
-		r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli())
+	args := []any{r.ID, r.Factor, r.PassportID, string(r.Purpose), r.TxHash, r.Data, r.Secret, r.Ref,
+		r.CreatedAt.UnixMilli(), r.ExpiresAt.UnixMilli()}
+	var err error
+	if also, ok := ctx.Value(companionKey{}).(Companion); ok && also != nil {
+		err = s.db.InTx(ctx, func(tx *store.Tx) error {
+			if _, err := tx.Exec(ctx, qCreate, args...); err != nil {
+				return err
+			}
+			return also(ctx, tx, r)
+		})
+	} else {
+		_, err = s.db.Exec(ctx, qCreate, args...)
+	}
 	if err != nil {
 		return fmt.Errorf("storing %s challenge: %w", r.Factor, err)
 	}
 	return nil
+}
+
+const qCreate = `INSERT INTO auth_challenges (id, factor, passport_id, purpose, tx_hash, data, secret, ref, created_ms, expires_ms)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// Companion stores what a caller keeps beside a challenge (txauth: the
+// intent and the tool it was begun for), in the challenge's own
+// transaction: r is the challenge as inserted, its ID filled in. An error
+// rolls the challenge back too.
+type Companion func(ctx context.Context, tx *store.Tx, r *Record) error
+
+type companionKey struct{}
+
+// WithCompanion returns ctx carrying also: a challenge Created with the
+// returned context (by whichever tool's Begin the caller calls) commits
+// with what also stores, in one transaction, or neither does. A caller
+// that keeps a row of its own about a tool's challenge uses it, so that
+// no crash between two inserts leaves half a challenge and a begin pays
+// one commit, without every tool having to know. A tool's Begin creates
+// one challenge; the caller can check which one also saw (r.ID against
+// the ID Begin returned).
+func WithCompanion(ctx context.Context, also Companion) context.Context {
+	return context.WithValue(ctx, companionKey{}, also)
 }
 
 // Get returns the challenge id of factor for passportID if it is still

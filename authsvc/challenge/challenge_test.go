@@ -201,3 +201,51 @@ func TestOpenConsume(t *testing.T) {
 		}
 	})
 }
+
+// TestCreateWithCompanion: a challenge created with a context from
+// WithCompanion commits with what the companion stores, in one
+// transaction: the companion sees the challenge with its ID and, inside
+// the transaction, its row; when the companion fails, neither stays.
+func TestCreateWithCompanion(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		now := time.UnixMilli(1_800_000_000_000)
+		s := New(db, func() time.Time { return now })
+		refused := errors.New("companion refused")
+		for _, tc := range []struct {
+			name    string
+			fail    bool
+			wantRow int
+		}{
+			{"companion stores", false, 1},
+			{"companion fails", true, 0},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				var saw string
+				cctx := WithCompanion(ctx, func(ctx context.Context, tx *store.Tx, r *Record) error {
+					var n int
+					if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM auth_challenges WHERE id = ?`, r.ID).Scan(&n); err != nil || n != 1 {
+						return fmt.Errorf("the challenge's row in the transaction: %d, %v", n, err)
+					}
+					saw = r.ID
+					if tc.fail {
+						return refused
+					}
+					return nil
+				})
+				r := &Record{Factor: "otp", PassportID: "alice", Purpose: authn.PurposeLogin, Ref: "tok", CreatedAt: now, ExpiresAt: now.Add(time.Minute)}
+				err := s.Create(cctx, r)
+				if tc.fail != errors.Is(err, refused) || (!tc.fail && err != nil) {
+					t.Fatalf("Create: %v", err)
+				}
+				if saw == "" || saw != r.ID {
+					t.Fatalf("the companion saw %q, the challenge is %q", saw, r.ID)
+				}
+				var n int
+				if err := db.QueryRow(ctx, `SELECT COUNT(*) FROM auth_challenges WHERE id = ?`, r.ID).Scan(&n); err != nil || n != tc.wantRow {
+					t.Fatalf("%d rows (%v), want %d", n, err, tc.wantRow)
+				}
+			})
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/challenge"
 	"github.com/egate-bank/egate/authsvc/limits"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/store"
@@ -40,13 +41,26 @@ func (s *Service) Challenge(ctx context.Context, hash string, req txclient.Chall
 	}
 	sum, _ := hex.DecodeString(hash)
 	text := Text(r.Intent)
-	ch, err := s.tools.Begin(ctx, req.Factor, authn.BeginRequest{PassportID: r.Customer, Purpose: authn.PurposeTransaction, TxText: text, TxLang: r.Intent.Lang, TxHash: sum, ClientIP: req.ClientIP})
+	// Which intent and tool the challenge is for is stored in the tool's
+	// own transaction (challenge.WithCompanion): one commit, and no crash
+	// leaves a tool's challenge without it or it without the challenge.
+	// A tool that keeps its challenge elsewhere gets the row after.
+	var stored string
+	cctx := challenge.WithCompanion(ctx, func(ctx context.Context, tx *store.Tx, c *challenge.Record) error {
+		if _, err := tx.Exec(ctx, qInsertChallenge, c.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
+			return fmt.Errorf("storing the challenge: %w", err)
+		}
+		stored = c.ID
+		return nil
+	})
+	ch, err := s.tools.Begin(cctx, req.Factor, authn.BeginRequest{PassportID: r.Customer, Purpose: authn.PurposeTransaction, TxText: text, TxLang: r.Intent.Lang, TxHash: sum, ClientIP: req.ClientIP})
 	if err != nil {
 		return txclient.Challenge{}, factorErr(err)
 	}
-	if _, err := s.st.exec(dctx, `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`,
-		ch.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
-		return txclient.Challenge{}, unavailable(fmt.Errorf("storing the challenge: %w", err))
+	if stored != ch.ID {
+		if _, err := s.db.Exec(dctx, qInsertChallenge, ch.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
+			return txclient.Challenge{}, unavailable(fmt.Errorf("storing the challenge: %w", err))
+		}
 	}
 	return txclient.Challenge{ID: ch.ID, Factor: req.Factor, Level: lv, Prompt: ch.Prompt, Data: ch.Data, Text: text, ExpiresAt: ch.ExpiresAt.UTC()}, nil
 }
@@ -188,6 +202,8 @@ func (s *Service) issue(ctx context.Context, r *row, hash, factor string, res au
 	}
 	return txclient.Grant{Token: token, Intent: hash, Level: level, Factor: factor, ExpiresAt: exp.UTC()}, nil
 }
+
+const qInsertChallenge = `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`
 
 func tokenHash(token string) string {
 	h := sha256.Sum256([]byte(token))

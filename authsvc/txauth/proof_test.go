@@ -445,3 +445,49 @@ func TestCancelReleasesOnce(t *testing.T) {
 		}
 	})
 }
+
+// TestChallengeStoredWhole: a tool's challenge and txauth's row of it
+// (which intent and tool) commit in one transaction. When txauth's insert
+// fails (its table renamed away, as a crash between the two would leave
+// it), the tool's challenge is not left behind either, for each tool; the
+// same begin with the table back gives one of each.
+func TestChallengeStoredWhole(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db, rigOpt{})
+		ctx := context.Background()
+		for _, tc := range []struct {
+			tool   string
+			amount int64
+		}{
+			{"otp", 2_000 * yuan},
+			{"gridcard", 800 * yuan},
+			{"sms", 20 * yuan},
+		} {
+			t.Run(tc.tool, func(t *testing.T) {
+				c := r.customer(t, "gridcard", "otp")
+				d, err := r.c.Authorize(ctx, c.intent(tc.amount, "k-"+randHex(4)))
+				if err != nil || d.Decision != "allow" {
+					t.Fatalf("%+v %v", d, err)
+				}
+				if _, err := db.Exec(ctx, `ALTER TABLE tx_challenges RENAME TO tx_challenges_away`); err != nil {
+					t.Fatal(err)
+				}
+				_, err = r.c.Challenge(ctx, d.Intent, txclient.ChallengeRequest{Factor: tc.tool})
+				if _, rerr := db.Exec(ctx, `ALTER TABLE tx_challenges_away RENAME TO tx_challenges`); rerr != nil {
+					t.Fatal(rerr)
+				}
+				wantCode(t, err, "unavailable")
+				if n := r.count(t, `SELECT COUNT(*) FROM auth_challenges WHERE passport_id = ?`, c.pid); n != 0 {
+					t.Fatalf("%d challenges of the tool left without txauth's row", n)
+				}
+				ch, err := r.c.Challenge(ctx, d.Intent, txclient.ChallengeRequest{Factor: tc.tool})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if n := r.count(t, `SELECT COUNT(*) FROM auth_challenges a JOIN tx_challenges c ON c.id = a.id WHERE a.passport_id = ? AND c.intent_hash = ? AND c.factor = ?`, c.pid, d.Intent, tc.tool); n != 1 || ch.ID == "" {
+					t.Fatalf("%d challenges stored whole, want 1", n)
+				}
+			})
+		}
+	})
+}

@@ -181,31 +181,53 @@ func (s *Store) Open(ctx context.Context, factor string, req authn.VerifyRequest
 // one after the other. Factors that use up the challenge before they
 // compare the answer (the dynamic-password token) call it.
 func (s *Store) OpenConsume(ctx context.Context, factor string, req authn.VerifyRequest) (*Record, error) {
-	want := req.Want()
-	if want != authn.PurposeTransaction || len(req.TxHash) > 0 {
-		now := s.now().UnixMilli()
-		q, args := qOpenConsume, []any{now, req.ChallengeID, factor, req.PassportID, string(want), now}
-		if want == authn.PurposeTransaction {
-			q, args = qOpenConsumeTx, append(args, req.TxHash)
-		}
-		r := &Record{ID: req.ChallengeID, Factor: factor, PassportID: req.PassportID, Purpose: want}
-		var created, expires int64
-		err := s.db.QueryRow(ctx, q, args...).Scan(&r.TxHash, &r.Data, &r.Secret, &r.Ref, &created, &expires)
-		if err == nil {
-			r.CreatedAt, r.ExpiresAt = time.UnixMilli(created), time.UnixMilli(expires)
-			return r, nil
-		}
-		if !errors.Is(err, sql.ErrNoRows) {
-			return nil, fmt.Errorf("consuming %s challenge: %w", factor, err)
-		}
+	r, err := s.openConsume(ctx, s.db.QueryRow, factor, req)
+	if r != nil || err != nil {
+		return r, err
 	}
-	r, err := s.Open(ctx, factor, req)
+	r, err = s.Open(ctx, factor, req)
 	if err != nil {
 		return nil, err
 	}
 	if err := s.Consume(ctx, factor, req.PassportID, req.ChallengeID); err != nil {
 		return nil, err
 	}
+	return r, nil
+}
+
+// OpenConsumeTx is OpenConsume's one statement inside the caller's
+// transaction tx, so that the challenge is used up in one commit with what
+// the caller changes beside it (the OTP token's attempt). It returns nil
+// and no error when that statement changed nothing: the challenge is not
+// usable or does not bind req; the caller then rolls tx back and calls
+// OpenConsume for its refusal.
+func (s *Store) OpenConsumeTx(ctx context.Context, tx *store.Tx, factor string, req authn.VerifyRequest) (*Record, error) {
+	return s.openConsume(ctx, tx.QueryRow, factor, req)
+}
+
+// openConsume runs the one statement of OpenConsume through queryRow (of
+// the database or of a transaction): the record when it used the
+// challenge up, nil and no error when it changed nothing.
+func (s *Store) openConsume(ctx context.Context, queryRow func(context.Context, string, ...any) *sql.Row, factor string, req authn.VerifyRequest) (*Record, error) {
+	want := req.Want()
+	if want == authn.PurposeTransaction && len(req.TxHash) == 0 {
+		return nil, nil
+	}
+	now := s.now().UnixMilli()
+	q, args := qOpenConsume, []any{now, req.ChallengeID, factor, req.PassportID, string(want), now}
+	if want == authn.PurposeTransaction {
+		q, args = qOpenConsumeTx, append(args, req.TxHash)
+	}
+	r := &Record{ID: req.ChallengeID, Factor: factor, PassportID: req.PassportID, Purpose: want}
+	var created, expires int64
+	err := queryRow(ctx, q, args...).Scan(&r.TxHash, &r.Data, &r.Secret, &r.Ref, &created, &expires)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("consuming %s challenge: %w", factor, err)
+	}
+	r.CreatedAt, r.ExpiresAt = time.UnixMilli(created), time.UnixMilli(expires)
 	return r, nil
 }
 

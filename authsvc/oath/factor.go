@@ -9,6 +9,7 @@ import (
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/challenge"
 	"github.com/egate-bank/egate/devices/otp"
+	"github.com/egate-bank/egate/internal/store"
 )
 
 // Factor is the dynamic-password token as an authn.Factor (level 3).
@@ -89,19 +90,16 @@ func (f Factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 // verifyChallenge checks the answer to one of the customer's challenges,
 // of any token kind.
 func (s *Service) verifyChallenge(ctx context.Context, req authn.VerifyRequest) (Accepted, error) {
-	rec, err := s.ch.OpenConsume(ctx, Name, req)
-	if err != nil {
-		return Accepted{}, err
-	}
 	code := strings.TrimSpace(string(req.Response))
-	var acc Accepted
 	// An HOTP/TOTP token's attempt is counted as it is loaded, as on the
 	// verify API's fast path (fast.go); any other token, or a token the
 	// fast path does not take, is looked up and checked in full.
-	t, err := s.countAndLoad(ctx, Lookup{id: rec.Ref}, code)
-	switch {
-	case err != nil:
+	rec, t, err := s.consumeAndCount(ctx, req, code)
+	if err != nil {
 		return Accepted{}, err
+	}
+	var acc Accepted
+	switch {
 	case t != nil:
 		acc, err = s.compare(ctx, t, code, "")
 	default:
@@ -119,6 +117,49 @@ func (s *Service) verifyChallenge(ctx context.Context, req authn.VerifyRequest) 
 		err = s.reopen(ctx, req, err)
 	}
 	return acc, err
+}
+
+// consumeAndCount uses the challenge up and takes the attempt on the
+// token it names (the fast path's count-and-load) in one transaction:
+// one commit, and no crash between the two leaves the challenge used
+// with nothing counted. The token is nil when the fast path does not take
+// it (the challenge is used up all the same). A challenge that is not
+// usable or does not bind req changes nothing here and gets
+// OpenConsume's refusal.
+func (s *Service) consumeAndCount(ctx context.Context, req authn.VerifyRequest, code string) (*challenge.Record, *Token, error) {
+	if fastCode(code) {
+		tctx, err := s.countCtx(ctx)
+		if err != nil {
+			return nil, nil, fmt.Errorf("recording an attempt: %w", err)
+		}
+		// Prepared before the transaction: on SQLite, preparing it on the
+		// pool inside would wait for the one connection the transaction
+		// holds.
+		if _, err := s.prepared(tctx, qCountByID); err != nil {
+			return nil, nil, fmt.Errorf("recording an attempt: %w", err)
+		}
+		var rec *challenge.Record
+		var t *Token
+		err = s.db.InTx(tctx, func(tx *store.Tx) error {
+			if rec, err = s.ch.OpenConsumeTx(tctx, tx, Name, req); rec == nil || err != nil {
+				return err // nothing changed: OpenConsume below says why
+			}
+			t, err = s.countAndLoadTx(tctx, tx, Lookup{id: rec.Ref}, code)
+			return err
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		if rec != nil {
+			return rec, t, nil
+		}
+	}
+	rec, err := s.ch.OpenConsume(ctx, Name, req)
+	if err != nil {
+		return nil, nil, err
+	}
+	t, err := s.countAndLoad(ctx, Lookup{id: rec.Ref}, code)
+	return rec, t, err
 }
 
 func maskSerial(s string) string {

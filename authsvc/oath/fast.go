@@ -109,7 +109,18 @@ func (s *Service) VerifyCode(ctx context.Context, l Lookup, code string) (Accept
 // nil (and changes nothing) when the general path must decide: code is not
 // 4 to 10 digits, or the token is not one the fast path takes.
 func (s *Service) countAndLoad(ctx context.Context, l Lookup, code string) (*Token, error) {
-	if !otp.ValidCode(code, len(code)) || len(code) < 4 || len(code) > 10 {
+	return s.countAndLoadTx(ctx, nil, l, code)
+}
+
+// fastCode reports whether code is one the fast path takes (4 to 10
+// digits); any other goes to the general path.
+func fastCode(code string) bool {
+	return otp.ValidCode(code, len(code)) && len(code) >= 4 && len(code) <= 10
+}
+
+// countAndLoadTx is countAndLoad inside tx (nil: on its own).
+func (s *Service) countAndLoadTx(ctx context.Context, tx *store.Tx, l Lookup, code string) (*Token, error) {
+	if !fastCode(code) {
 		return nil, nil
 	}
 	var (
@@ -139,6 +150,9 @@ func (s *Service) countAndLoad(ctx context.Context, l Lookup, code string) (*Tok
 	st, err := s.prepared(ctx, q)
 	if err != nil {
 		return nil, fmt.Errorf("recording an attempt: %w", err)
+	}
+	if tx != nil {
+		st = tx.StmtContext(ctx, st)
 	}
 	t, err := scanVerifyToken(st.QueryRowContext(ctx, args...))
 	if isNoRows(err) {

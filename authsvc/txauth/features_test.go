@@ -2,6 +2,8 @@ package txauth
 
 import (
 	"context"
+	"encoding/json"
+	"math"
 	"testing"
 	"time"
 
@@ -85,4 +87,55 @@ func TestFeatures(t *testing.T) {
 			t.Errorf("the other customer: %+v", f)
 		}
 	})
+}
+
+// TestFeaturesJSONIsEncodingJSON: FeaturesJSON writes byte for byte what
+// encoding/json writes for the features as a map of their names (the
+// stored form before it was written by hand), for plain values and for
+// strings encoding/json escapes; ParseFeatures reads each back.
+func TestFeaturesJSONIsEncodingJSON(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		f    risk.Features
+	}{
+		{"zero", risk.Features{}},
+		{"unknown ages", risk.Features{AccountAgeDays: -1, LocationJumpKm: -1}},
+		{"typical", risk.Features{Amount: 100_000, Kind: "transfer", Channel: "web", Currency: "CNY", Payee: "6222000000000002",
+			CustomerAgeDays: 400, AccountAgeDays: 30, Count1h: 2, Count24h: 9, Amount24h: 1 << 40, Hour: 23, Weekday: 6,
+			FailedLogins24h: 1, FailedProofs24h: 3, PayeeKnown: true, HistoryCount: 12, HistoryMaxAmount: 9_000_000,
+			HistoryAvgAmount: 77, DeviceNew: true, DeviceRooted: true, LocationJumpKm: 1200}},
+		{"escaped strings", risk.Features{Kind: `a"b\c`, Channel: "<web>&", Currency: "\x00\x1f\n\t", Payee: "收款人\u2028\u2029é\x7f"}},
+		{"extremes", risk.Features{Amount: math.MaxInt64, Count1h: math.MinInt64, PayeeFirstPay: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := tc.f
+			ref := map[string]any{}
+			for k, p := range featureFields(&f) {
+				switch v := p.(type) {
+				case *int64:
+					ref[k] = *v
+				case *string:
+					ref[k] = *v
+				case *bool:
+					ref[k] = *v
+				default:
+					t.Fatalf("%s: %T", k, p)
+				}
+			}
+			want, err := json.Marshal(ref)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := FeaturesJSON(f)
+			if string(got) != string(want) {
+				t.Fatalf("FeaturesJSON\n got %s\nwant %s", got, want)
+			}
+			back, err := ParseFeatures(got)
+			if err != nil || back != f {
+				t.Fatalf("read back %+v, %v; want %+v", back, err, f)
+			}
+		})
+	}
 }

@@ -4,42 +4,100 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 
 	"github.com/egate-bank/egate/authsvc/risk"
 )
 
-// featureFields maps each risk feature name (as rules write it) to its
-// field, so features are recorded and read back by the names operators
-// know (egate admin risk test).
-func featureFields(f *risk.Features) map[string]any {
-	return map[string]any{
-		"intent.amount": &f.Amount, "intent.kind": &f.Kind, "intent.channel": &f.Channel, "intent.currency": &f.Currency, "intent.payee": &f.Payee,
-		"customer.age_days": &f.CustomerAgeDays, "account.age_days": &f.AccountAgeDays,
-		"velocity.count_1h": &f.Count1h, "velocity.count_24h": &f.Count24h, "velocity.amount_24h": &f.Amount24h,
-		"time.hour": &f.Hour, "time.weekday": &f.Weekday,
-		"failures.logins_24h": &f.FailedLogins24h, "failures.proofs_24h": &f.FailedProofs24h,
-		"payee.known": &f.PayeeKnown, "payee.first_payment": &f.PayeeFirstPay,
-		"history.count": &f.HistoryCount, "history.max_amount": &f.HistoryMaxAmount, "history.avg_amount": &f.HistoryAvgAmount,
-		"device.new": &f.DeviceNew, "device.rooted": &f.DeviceRooted, "device.location_jump_km": &f.LocationJumpKm,
-	}
+// featureTable names each risk feature (as rules write it) with its
+// field, in the order of the names: the one list from which features are
+// recorded and read back by the names operators know (egate admin risk
+// test).
+var featureTable = sortFeatures([]featureField{
+	{"intent.amount", func(f *risk.Features) any { return &f.Amount }},
+	{"intent.kind", func(f *risk.Features) any { return &f.Kind }},
+	{"intent.channel", func(f *risk.Features) any { return &f.Channel }},
+	{"intent.currency", func(f *risk.Features) any { return &f.Currency }},
+	{"intent.payee", func(f *risk.Features) any { return &f.Payee }},
+	{"customer.age_days", func(f *risk.Features) any { return &f.CustomerAgeDays }},
+	{"account.age_days", func(f *risk.Features) any { return &f.AccountAgeDays }},
+	{"velocity.count_1h", func(f *risk.Features) any { return &f.Count1h }},
+	{"velocity.count_24h", func(f *risk.Features) any { return &f.Count24h }},
+	{"velocity.amount_24h", func(f *risk.Features) any { return &f.Amount24h }},
+	{"time.hour", func(f *risk.Features) any { return &f.Hour }},
+	{"time.weekday", func(f *risk.Features) any { return &f.Weekday }},
+	{"failures.logins_24h", func(f *risk.Features) any { return &f.FailedLogins24h }},
+	{"failures.proofs_24h", func(f *risk.Features) any { return &f.FailedProofs24h }},
+	{"payee.known", func(f *risk.Features) any { return &f.PayeeKnown }},
+	{"payee.first_payment", func(f *risk.Features) any { return &f.PayeeFirstPay }},
+	{"history.count", func(f *risk.Features) any { return &f.HistoryCount }},
+	{"history.max_amount", func(f *risk.Features) any { return &f.HistoryMaxAmount }},
+	{"history.avg_amount", func(f *risk.Features) any { return &f.HistoryAvgAmount }},
+	{"device.new", func(f *risk.Features) any { return &f.DeviceNew }},
+	{"device.rooted", func(f *risk.Features) any { return &f.DeviceRooted }},
+	{"device.location_jump_km", func(f *risk.Features) any { return &f.LocationJumpKm }},
+})
+
+// featureField is one feature: its name and a pointer to its field
+// (*int64, *string or *bool).
+type featureField struct {
+	name string
+	ptr  func(*risk.Features) any
 }
 
-// FeaturesJSON encodes features by their rule names.
+func sortFeatures(fs []featureField) []featureField {
+	sort.Slice(fs, func(i, j int) bool { return fs[i].name < fs[j].name })
+	return fs
+}
+
+// featureFields maps each feature name to its field in f.
+func featureFields(f *risk.Features) map[string]any {
+	m := make(map[string]any, len(featureTable))
+	for _, ff := range featureTable {
+		m[ff.name] = ff.ptr(f)
+	}
+	return m
+}
+
+// FeaturesJSON encodes features by their rule names: a JSON object with
+// the names in order, byte for byte what encoding/json writes for the map
+// of featureFields, written straight from the table (it is stored with
+// every intent; the map and its reflection cost a round trip ~2%).
 func FeaturesJSON(f risk.Features) []byte {
-	m := featureFields(&f)
-	out := make(map[string]any, len(m))
-	for k, p := range m {
-		switch v := p.(type) {
+	b := make([]byte, 0, 640)
+	b = append(b, '{')
+	for i, ff := range featureTable {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '"')
+		b = append(b, ff.name...)
+		b = append(b, '"', ':')
+		switch v := ff.ptr(&f).(type) {
 		case *int64:
-			out[k] = *v
+			b = strconv.AppendInt(b, *v, 10)
 		case *string:
-			out[k] = *v
+			b = appendJSONString(b, *v)
 		case *bool:
-			out[k] = *v
+			b = strconv.AppendBool(b, *v)
 		}
 	}
-	b, _ := json.Marshal(out) // sorted keys
-	return b
+	return append(b, '}')
+}
+
+// appendJSONString appends s as encoding/json writes it: printable ASCII
+// other than the characters it escapes goes as is; anything else through
+// encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // ParseFeatures reads features by their rule names; names not given keep

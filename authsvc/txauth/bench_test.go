@@ -24,43 +24,41 @@ import (
 // Goroutines drive their own customers in parallel; roundtrips/s is the
 // number of whole movements a second.
 //
-// Figures (2026-12-03 afternoon, the 2-core machine shared with up to
-// eight engineers' test runs, load average 11-19; 6 runs of -benchtime
-// 1500x each, interleaved with the tree before this work, benchstat):
-// SQLite 1,783 cpu-µs/op ± 10% (before 2,227 ± 5%: -20%, p=0.002), 215
-// roundtrips/s ± 59% (before 197); PostgreSQL 2,486 ± 4% (before 2,860 ±
-// 7%: -13%, p=0.002; its server's CPU not in it), 203/s ± 24% (before
-// 170). The best single runs, at load average ~12: SQLite 336/s, PostgreSQL
-// 258/s. Under this load roundtrips/s measures the load more than egate:
+// Figures (2026-12-03 evening, the 2-core machine shared with other
+// engineers' test runs, load average 8-19; old and new binaries run
+// alternately, 6 runs of -benchtime 3000x each, benchstat): SQLite 1,451
+// cpu-µs/op ± 4% (before this round 1,603 ± 13%: -9.5%, p=0.009), 428
+// roundtrips/s ± 36% (before 383, not significant); PostgreSQL 2,194 ± 4%
+// (before 2,236 ± 5%, p=0.82; its server's CPU not in it), 248/s (232).
+// Under this load roundtrips/s measures the load more than egate:
 // cpu-µs/op is the figure to compare.
 //
 // The goal of 2,000/s is not reached. It needs at most 1,000 µs of CPU a
 // movement with both cores given to this process, and, on SQLite, at most
 // 500 µs a movement on its one connection, which every statement holds.
-// A movement costs ~1,600-1,800 µs; the profile of 3,000 movements
-// (-cpuprofile, pprof -focus, the setup left out) splits it as:
+// A movement costs ~1,450 µs; the profile of 4,000 movements
+// (-cpuprofile, pprof -focus/-ignore, the setup left out) splits it as:
 //
-//   - SQLite and database/sql: ~53% (~860 µs), all of it on the one
-//     connection: 26 statements and 8 commits a movement (authorize 7,
-//     challenge 4 with 2 commits, proof 11 with 4, execute 4). Of it the 3
-//     transactions' commits ~12% (the WAL frames of every b-tree page
-//     touched: tx_intents alone has 8 b-trees, each insert and state
-//     change writes into several), checkpoints ~3%, the risk-feature read
-//     ~7% (it reads the customer's intents of 90 days, and grows with
-//     them: no index covers amount);
+//   - SQLite and database/sql: ~52% (~750 µs), all of it on the one
+//     connection: 25 statements and 6 commits a movement (authorize 6,
+//     challenge 4 with 1 commit, proof 11 with 3, execute 4 with 1). The
+//     commits ~19% (the WAL frames of every b-tree page touched, ~9%,
+//     about 30 pages a movement: an intent's insert writes 6 b-trees, a
+//     state change 2, a grant 3, an audit record 2), checkpoints ~5%, the
+//     risk-feature read ~4% (a covering index, migration 0620);
 //   - the HTTP client side (the platform's four calls: txclient and the
-//     transport): ~17% (~280 µs); the HTTP server around the handlers ~7%;
-//     JSON both sides ~6%;
-//   - allocation and GC ~11% (spread over the rest);
-//   - SoftHSM2: ~3% for the one HMAC of a right code (was ~10%: the whole
-//     window of 10-13 HMACs), plus each seed's unwrap once per pooled
-//     session (8 sessions, 64 seeds) while warming up.
+//     transport): ~12%; the HTTP server around the handlers ~5%; JSON
+//     both sides ~7%;
+//   - allocation and GC ~13% (spread over the rest);
+//   - SoftHSM2: ~7% for the one HMAC of a right code and its session,
+//     plus each seed's unwrap once per pooled session while warming up.
 //
-// What remains to reach the goal is structural: a leaner index set on
-// tx_intents (fewer pages per commit; a migration), concurrent readers on
-// SQLite beside its one writer (WAL allows it; internal/store has one
-// connection), the challenge's two inserts in one transaction (the tools
-// insert their own), and the platform's HTTP client off this machine.
+// What remains to reach the goal is structural: concurrent readers on
+// SQLite beside its one writer (the 6 reads a movement makes outside its
+// transactions), the grant kept in the intent's row (tx_grants: a
+// statement and 3 b-trees a grant), the proof's replay-ledger update in
+// the grant's transaction (a proof's third commit), the audit head cached
+// by the appender, and the platform's HTTP client off this machine.
 func BenchmarkTxRoundTrip(b *testing.B) {
 	for _, e := range []struct {
 		name string

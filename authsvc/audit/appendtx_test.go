@@ -80,3 +80,64 @@ func TestAppendTx(t *testing.T) {
 		}
 	})
 }
+
+// TestAppendAfterTheHeadMoved: a Log tries the head it appended last
+// before reading it; whatever moved the head since, the next record is
+// chained to the record that is last in the log, as when the head is
+// read: another appender (a replica) appended, an append was rolled back,
+// the last record was changed. On both engines.
+func TestAppendAfterTheHeadMoved(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		ctx := context.Background()
+		for _, tc := range []struct {
+			name string
+			move func(t *testing.T, l, other *Log)
+		}{
+			{"nothing", func(t *testing.T, l, other *Log) {}},
+			{"another appender", func(t *testing.T, l, other *Log) {
+				if _, err := other.Append(ctx, "k.other", nil); err != nil {
+					t.Fatal(err)
+				}
+			}},
+			{"an append rolled back", func(t *testing.T, l, other *Log) {
+				tx, err := db.Begin(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := l.AppendTx(ctx, tx, "k.rolled", nil); err != nil {
+					t.Fatal(err)
+				}
+				tx.Rollback()
+			}},
+			{"the last record changed", func(t *testing.T, l, other *Log) {
+				if _, err := db.Exec(ctx, `UPDATE audit_log SET hash = ? WHERE seq = (SELECT MAX(seq) FROM audit_log)`, Genesis); err != nil {
+					t.Fatal(err)
+				}
+			}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				l, other := New(db, nil), New(db, nil)
+				if _, err := l.Append(ctx, "k.before", nil); err != nil {
+					t.Fatal(err)
+				}
+				tc.move(t, l, other)
+				var lastSeq int64
+				var lastHash string
+				if err := db.QueryRow(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&lastSeq, &lastHash); err != nil {
+					t.Fatal(err)
+				}
+				seq, err := l.Append(ctx, "k.after", nil)
+				if err != nil || seq != lastSeq+1 {
+					t.Fatalf("Append = %d, %v; want position %d", seq, err, lastSeq+1)
+				}
+				var prev string
+				if err := db.QueryRow(ctx, `SELECT prev_hash FROM audit_log WHERE seq = ?`, seq).Scan(&prev); err != nil || prev != lastHash {
+					t.Fatalf("chained to %q (%v), want the last record's %q", prev, err, lastHash)
+				}
+				if _, err := db.Exec(ctx, `DELETE FROM audit_log`); err != nil { // the next case starts a new chain
+					t.Fatal(err)
+				}
+			})
+		}
+	})
+}

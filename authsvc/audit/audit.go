@@ -18,6 +18,13 @@
 // as a safety net: an appender that does not take the lock (an older
 // replica during a rolling upgrade) makes the insert conflict, and Append
 // re-reads the head and tries again; with the lock that never happens.
+//
+// A Log remembers the head it appended last and tries it first: the
+// insert names that record's position and hash and inserts only while it
+// is still the last record with that hash, so a head that moved (another
+// replica's append, a rolled-back transaction, a changed record) costs a
+// statement that inserts nothing and the head is read as before; an
+// append after one of this Log's own is one statement instead of two.
 package audit
 
 import (
@@ -86,6 +93,9 @@ type Log struct {
 	// conflicts counts position conflicts Append retried; with every
 	// appender taking the lock it stays zero (the tests check).
 	conflicts atomic.Int64
+	// last is the head this Log appended last (nil: none yet), tried
+	// before reading the head (insertNext).
+	last atomic.Pointer[head]
 }
 
 // New returns the log.
@@ -185,9 +195,35 @@ func (l *Log) AppendTx(ctx context.Context, tx *store.Tx, kind string, fields ma
 	return l.insertNext(ctx, tx, l.now().UnixMilli(), kind, fields)
 }
 
-// insertNext reads the head and inserts the next record after it; the
-// caller holds the append lock.
+// head is a position of the chain and the hash of its record.
+type head struct {
+	seq  int64
+	hash string
+}
+
+// insertNext inserts the next record after the head; the caller holds the
+// append lock. The head this Log appended last is tried first, by one
+// statement that inserts only while that record is still the last one
+// with that hash (so a record another appender or replica added since, a
+// transaction rolled back after its append, or a changed record is never
+// chained to); otherwise the head is read, as it always was.
 func (l *Log) insertNext(ctx context.Context, tx *store.Tx, at int64, kind string, fields map[string]string) (int64, error) {
+	if last := l.last.Load(); last != nil {
+		r := Record{Seq: last.seq + 1, AtMS: at, Kind: kind, Fields: fields}
+		canon := r.Canonical()
+		h, err := ChainHash(last.hash, canon)
+		if err != nil {
+			return 0, err
+		}
+		res, err := tx.Exec(ctx, qInsertAfter, r.Seq, at, kind, string(canon), last.hash, h, last.seq, last.hash)
+		if err != nil {
+			return 0, fmt.Errorf("appending audit record: %w", err)
+		}
+		if n, err := res.RowsAffected(); err == nil && n == 1 {
+			l.last.Store(&head{r.Seq, h})
+			return r.Seq, nil
+		}
+	}
 	var seq int64
 	prev := Genesis
 	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
@@ -205,8 +241,18 @@ func (l *Log) insertNext(ctx context.Context, tx *store.Tx, at int64, kind strin
 	if err != nil {
 		return 0, fmt.Errorf("appending audit record: %w", err)
 	}
+	l.last.Store(&head{r.Seq, h})
 	return r.Seq, nil
 }
+
+// qInsertAfter inserts a record after the head (seq, hash) only while that
+// record is in the log with that hash and is the last one. Both lookups
+// go by the primary key whatever the plan (MAX reads the index's end; a
+// "nothing after it" range test is a whole scan in PostgreSQL's generic
+// plan of a prepared statement).
+const qInsertAfter = `INSERT INTO audit_log (seq, at_ms, kind, record, prev_hash, hash)
+	SELECT CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT), CAST(? AS TEXT)
+	WHERE EXISTS (SELECT 1 FROM audit_log WHERE seq = ? AND hash = ? AND seq = (SELECT MAX(seq) FROM audit_log))`
 
 // FieldOperator is the field that names the operator (a person, from
 // egate admin --operator or the OS user) in the record of an operator's

@@ -99,6 +99,38 @@ func (s *Store) Create(ctx context.Context, r *Record) error {
 	return nil
 }
 
+// Settle is what a caller commits with a tool's acceptance of a right
+// answer, in the tool's own transaction (txauth: the limit count, the
+// grant and its audit record, in the transaction that moves an OTP
+// token's replay ledger): res is what the tool proves.
+type Settle func(ctx context.Context, tx *store.Tx, res authn.Result) error
+
+type settleKey struct{}
+
+// WithSettle returns ctx carrying settle for the tool a Verify is given
+// ctx to. A tool that can (the OTP token's HOTP/TOTP codes) runs it in
+// the transaction that records the accepted answer, so both commit once;
+// when settle fails, the tool rolls back, records the acceptance alone
+// (a right answer stays used up) and returns a *SettleError. Any other
+// tool ignores it: the caller sees that settle did not run and commits
+// its work itself.
+func WithSettle(ctx context.Context, settle Settle) context.Context {
+	return context.WithValue(ctx, settleKey{}, settle)
+}
+
+// SettleFrom is the Settle of ctx (nil: none).
+func SettleFrom(ctx context.Context) Settle {
+	s, _ := ctx.Value(settleKey{}).(Settle)
+	return s
+}
+
+// SettleError is a Settle's error: the tool accepted the answer and
+// recorded it; what the caller would have committed with it was not.
+type SettleError struct{ Err error }
+
+func (e *SettleError) Error() string { return e.Err.Error() }
+func (e *SettleError) Unwrap() error { return e.Err }
+
 const qCreate = `INSERT INTO auth_challenges (id, factor, passport_id, purpose, tx_hash, data, secret, ref, created_ms, expires_ms)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 

@@ -79,17 +79,26 @@ func (f Factor) Begin(ctx context.Context, req authn.BeginRequest) (authn.Challe
 // nothing) and then used up before the code is compared, so a guessed or
 // replayed code is never checked twice against one challenge; an answer
 // that could not be checked (the HSM failed) gives it back.
+//
+// A challenge.Settle in ctx (challenge.WithSettle) is committed in the
+// transaction that moves the replay ledger for a right HOTP/TOTP code
+// taken by the fast path; any other answer leaves it to the caller.
 func (f Factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Result, error) {
 	s := f.S
-	if _, err := s.verifyChallenge(ctx, req); err != nil {
+	res := authn.Result{Factor: f.Name(), Level: f.Level(), AMR: "otp"}
+	var settle func(context.Context, *store.Tx) error
+	if st := challenge.SettleFrom(ctx); st != nil {
+		settle = func(ctx context.Context, tx *store.Tx) error { return st(ctx, tx, res) }
+	}
+	if _, err := s.verifyChallenge(ctx, req, settle); err != nil {
 		return authn.Result{}, err
 	}
-	return authn.Result{Factor: f.Name(), Level: f.Level(), AMR: "otp"}, nil
+	return res, nil
 }
 
 // verifyChallenge checks the answer to one of the customer's challenges,
 // of any token kind.
-func (s *Service) verifyChallenge(ctx context.Context, req authn.VerifyRequest) (Accepted, error) {
+func (s *Service) verifyChallenge(ctx context.Context, req authn.VerifyRequest, settle func(context.Context, *store.Tx) error) (Accepted, error) {
 	code := strings.TrimSpace(string(req.Response))
 	// An HOTP/TOTP token's attempt is counted as it is loaded, as on the
 	// verify API's fast path (fast.go); any other token, or a token the
@@ -101,7 +110,7 @@ func (s *Service) verifyChallenge(ctx context.Context, req authn.VerifyRequest) 
 	var acc Accepted
 	switch {
 	case t != nil:
-		acc, err = s.compare(ctx, t, code, "")
+		acc, err = s.compare(ctx, t, code, "", settle)
 	default:
 		if t, err = s.one(ctx, `SELECT `+tokenCols+` FROM otp_tokens WHERE id = ?`, rec.Ref); err != nil {
 			return Accepted{}, err

@@ -92,7 +92,7 @@ func (s *Service) VerifyCode(ctx context.Context, l Lookup, code string) (Accept
 		return Accepted{}, err
 	}
 	if t != nil {
-		return s.compare(ctx, t, code, "")
+		return s.compare(ctx, t, code, "", nil)
 	}
 	if l.Serial != "" {
 		t, err = s.TokenBySerial(ctx, l.Serial, l.KeyID)

@@ -101,7 +101,7 @@ func (s *Service) VerifyOCRA(ctx context.Context, passportID, challengeID string
 	if len(txHash) > 0 {
 		req.Purpose, req.TxHash = authn.PurposeTransaction, txHash
 	}
-	return s.verifyChallenge(ctx, req)
+	return s.verifyChallenge(ctx, req, nil)
 }
 
 // reopen gives back a challenge that verifyChallenge used when its answer

@@ -9,8 +9,10 @@ import (
 	"time"
 
 	"github.com/egate-bank/egate/authsvc/authn"
+	"github.com/egate-bank/egate/authsvc/challenge"
 	"github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/devices/otp/pskc"
+	"github.com/egate-bank/egate/internal/store"
 )
 
 // Accepted says what a verification consumed.
@@ -184,7 +186,14 @@ func (s *Service) failed(ctx context.Context, t *Token) error {
 func (s *Service) advance(ctx context.Context, t *Token, c uint64, drift *int64) error {
 	ctx, cancel := s.bookkeepingCtx(ctx)
 	defer cancel()
-	q := `UPDATE otp_tokens SET counter = ?, failures = 0 WHERE id = ? AND counter <= ?`
+	return s.advanceIn(ctx, nil, t, c, drift)
+}
+
+// advanceIn is advance's statement, inside tx (nil: on its own). Inside
+// a transaction its statement must have been prepared before the
+// transaction began (SQLite has one connection, which tx holds).
+func (s *Service) advanceIn(ctx context.Context, tx *store.Tx, t *Token, c uint64, drift *int64) error {
+	q := qAdvance
 	args := []any{int64(c + 1), t.ID, int64(c)}
 	if drift != nil {
 		q = `UPDATE otp_tokens SET counter = ?, failures = 0, drift = ? WHERE id = ? AND counter <= ?`
@@ -193,6 +202,9 @@ func (s *Service) advance(ctx context.Context, t *Token, c uint64, drift *int64)
 	st, err := s.prepared(ctx, q)
 	if err != nil {
 		return fmt.Errorf("recording the accepted code: %w", err)
+	}
+	if tx != nil {
+		st = tx.StmtContext(ctx, st)
 	}
 	res, err := st.ExecContext(ctx, args...)
 	if err != nil {
@@ -205,6 +217,9 @@ func (s *Service) advance(ctx context.Context, t *Token, c uint64, drift *int64)
 	}
 	return nil
 }
+
+// qAdvance moves the replay ledger past an accepted counter.
+const qAdvance = `UPDATE otp_tokens SET counter = ?, failures = 0 WHERE id = ? AND counter <= ?`
 
 // Verify checks a code of an HOTP or TOTP token.
 func (s *Service) Verify(ctx context.Context, t *Token, code string) (Accepted, error) {
@@ -221,14 +236,15 @@ func (s *Service) Verify(ctx context.Context, t *Token, code string) (Accepted, 
 	if err := s.reserve(ctx, t); err != nil {
 		return Accepted{}, err
 	}
-	return s.compare(ctx, t, code, pin)
+	return s.compare(ctx, t, code, pin, nil)
 }
 
 // compare checks code (and the PIN, for a token with a PIN mode) of an
 // HOTP/TOTP token whose attempt is already counted, then moves the ledger
 // (success) or records the failure. A wrong PIN and a wrong code give the
-// same answer after the same HSM work.
-func (s *Service) compare(ctx context.Context, t *Token, code, pin string) (Accepted, error) {
+// same answer after the same HSM work. settle (may be nil) commits with
+// the ledger's move (advanceSettled).
+func (s *Service) compare(ctx context.Context, t *Token, code, pin string, settle func(context.Context, *store.Tx) error) (Accepted, error) {
 	pinGood, err := s.pinOK(ctx, t, pin)
 	if err != nil {
 		return Accepted{}, err
@@ -258,11 +274,46 @@ func (s *Service) compare(ctx context.Context, t *Token, code, pin string) (Acce
 		s.failed(ctx, t)
 		return Accepted{}, fmt.Errorf("token %s: %w", t.Serial, ErrReplay)
 	}
-	if err := s.advance(ctx, t, c, nil); err != nil {
-		s.failed(ctx, t)
+	if err := s.advanceSettled(ctx, t, c, settle); err != nil {
+		var se *challenge.SettleError
+		if !errors.As(err, &se) {
+			s.failed(ctx, t)
+		}
 		return Accepted{}, err
 	}
 	return Accepted{Serial: t.Serial, Counter: c}, nil
+}
+
+// advanceSettled is advance with settle (nil: advance alone) in the same
+// transaction. When settle fails, its work is rolled back and the ledger
+// moved alone: the right code stays used up, and the error is a
+// *challenge.SettleError.
+func (s *Service) advanceSettled(ctx context.Context, t *Token, c uint64, settle func(context.Context, *store.Tx) error) error {
+	if settle == nil {
+		return s.advance(ctx, t, c, nil)
+	}
+	ctx, cancel := s.bookkeepingCtx(ctx)
+	defer cancel()
+	// Prepared before the transaction: on SQLite, preparing it on the pool
+	// inside would wait for the one connection the transaction holds.
+	if _, err := s.prepared(ctx, qAdvance); err != nil {
+		return fmt.Errorf("recording the accepted code: %w", err)
+	}
+	var settleErr error
+	err := s.db.InTx(ctx, func(tx *store.Tx) error {
+		if err := s.advanceIn(ctx, tx, t, c, nil); err != nil {
+			return err
+		}
+		settleErr = settle(ctx, tx)
+		return settleErr
+	})
+	if settleErr == nil {
+		return err
+	}
+	if err := s.advance(ctx, t, c, nil); err != nil {
+		return err
+	}
+	return &challenge.SettleError{Err: settleErr}
 }
 
 // untilHSM is an HSM that stops a batch of HMACs early (devices/hsm).
@@ -443,7 +494,7 @@ func (s *Service) Resync(ctx context.Context, t *Token, code1, code2 string) (Ac
 func (s *Service) advanceResync(ctx context.Context, t *Token, first uint64, drift *int64) error {
 	ctx, cancel := s.bookkeepingCtx(ctx)
 	defer cancel()
-	q := `UPDATE otp_tokens SET counter = ?, failures = 0 WHERE id = ? AND counter <= ?`
+	q := qAdvance
 	args := []any{int64(first + 2), t.ID, int64(first)}
 	if drift != nil {
 		q = `UPDATE otp_tokens SET counter = ?, failures = 0, drift = ? WHERE id = ? AND counter <= ?`

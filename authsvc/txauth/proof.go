@@ -117,7 +117,26 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 		return txclient.Grant{}, ErrLevelTooLow
 	}
 	sum, _ := hex.DecodeString(hash)
-	res, err := s.tools.VerifyTransaction(ctx, factor, sum, authn.VerifyRequest{PassportID: r.Customer, ChallengeID: req.ChallengeID, Response: []byte(req.Response), ClientIP: req.ClientIP})
+	// The limit count, the grant and its record are committed by the tool
+	// with its acceptance of the answer when it can (challenge.WithSettle:
+	// the OTP token's replay ledger), else after it, below.
+	var (
+		settled *issued
+		iss     = s.newIssue(r, hash, factor)
+	)
+	sctx := challenge.WithSettle(ctx, func(ctx context.Context, tx *store.Tx, res authn.Result) error {
+		g, err := iss.inTx(ctx, tx, res)
+		settled = g
+		return err
+	})
+	res, err := s.tools.VerifyTransaction(sctx, factor, sum, authn.VerifyRequest{PassportID: r.Customer, ChallengeID: req.ChallengeID, Response: []byte(req.Response), ClientIP: req.ClientIP})
+	var se *challenge.SettleError
+	if errors.As(err, &se) {
+		return iss.refused(dctx, se.Err)
+	}
+	if err == nil && settled != nil {
+		return iss.done(settled)
+	}
 	if err != nil {
 		fe := factorErr(err)
 		if fe.Code != ErrUnavailable.Code {
@@ -132,52 +151,102 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 }
 
 // issue counts the limits at the level res proved and issues the grant
-// (a proof by a challenge's answer or by a signing order).
+// (a proof by a challenge's answer or by a signing order) in a
+// transaction of its own.
 func (s *Service) issue(ctx context.Context, r *row, hash, factor string, res authn.Result) (txclient.Grant, error) {
+	ctx, err := s.dbCtx(ctx)
+	if err != nil {
+		return txclient.Grant{}, err
+	}
+	iss := s.newIssue(r, hash, factor)
+	var g *issued
+	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+		var err error
+		g, err = iss.inTx(ctx, tx, res)
+		return err
+	})
+	if err != nil {
+		return iss.refused(ctx, err)
+	}
+	return iss.done(g)
+}
+
+// issuing is one grant being issued for an intent.
+type issuing struct {
+	s            *Service
+	r            *row
+	hash, factor string
+}
+
+// issued is a grant whose transaction was committed, and the audit append
+// left for after it (when the Auditor cannot append in it).
+type issued struct {
+	grant txclient.Grant
+	after func() error
+}
+
+func (s *Service) newIssue(r *row, hash, factor string) *issuing {
+	return &issuing{s: s, r: r, hash: hash, factor: factor}
+}
+
+// inTx counts the limits at the level res proved, moves the intent to
+// granted, stores the grant and appends its record, in tx: over a limit,
+// or on any error, the caller rolls tx back and nothing of it stays.
+func (i *issuing) inTx(ctx context.Context, tx *store.Tx, res authn.Result) (*issued, error) {
+	s, r, hash, factor := i.s, i.r, i.hash, i.factor
 	level := int(res.Level)
 	if level < r.Level {
-		return txclient.Grant{}, ErrLevelTooLow
+		return nil, ErrLevelTooLow
 	}
 	var raw [32]byte
 	rand.Read(raw[:])
 	token := base64.RawURLEncoding.EncodeToString(raw[:])
 	now := s.now()
 	exp := now.Add(s.cfg.GrantTTL)
-	// The count, the grant and its audit record in one transaction: over
-	// a limit, or on any error, nothing of it stays.
-	var after func() error
-	ctx, err := s.dbCtx(ctx)
+	if _, err := s.counter.CountTx(ctx, tx, r.Customer, hash, r.Intent.Amount, level); err != nil {
+		return nil, err
+	}
+	up, err := s.st.tx(ctx, tx, qGranted)
 	if err != nil {
+		return nil, err
+	}
+	ur, err := up.ExecContext(ctx, level, factor, now.UnixMilli(), hash)
+	if err != nil {
+		return nil, err
+	}
+	if n, _ := ur.RowsAffected(); n != 1 {
+		var st string
+		tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
+		return nil, stateErr(st)
+	}
+	ins, err := s.st.tx(ctx, tx, qInsertGrant)
+	if err != nil {
+		return nil, err
+	}
+	if _, err = ins.ExecContext(ctx, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli()); err != nil {
+		return nil, err
+	}
+	after, err := s.auditTx(ctx, tx, "tx.grant", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(level)),
+		"amr": res.AMR, "confirmed_on_device": fmt.Sprint(res.ConfirmedOnDevice), "expires_ms": itoa(exp.UnixMilli())})
+	if err != nil {
+		return nil, err
+	}
+	return &issued{grant: txclient.Grant{Token: token, Intent: hash, Level: level, Factor: factor, ExpiresAt: exp.UTC()}, after: after}, nil
+}
+
+// done is the grant once its transaction is committed.
+func (i *issuing) done(g *issued) (txclient.Grant, error) {
+	if err := g.after(); err != nil {
 		return txclient.Grant{}, err
 	}
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		if _, err := s.counter.CountTx(ctx, tx, r.Customer, hash, r.Intent.Amount, level); err != nil {
-			return err
-		}
-		up, err := s.st.tx(ctx, tx, qGranted)
-		if err != nil {
-			return err
-		}
-		ur, err := up.ExecContext(ctx, level, factor, now.UnixMilli(), hash)
-		if err != nil {
-			return err
-		}
-		if n, _ := ur.RowsAffected(); n != 1 {
-			var st string
-			tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
-			return stateErr(st)
-		}
-		ins, err := s.st.tx(ctx, tx, qInsertGrant)
-		if err != nil {
-			return err
-		}
-		if _, err = ins.ExecContext(ctx, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli()); err != nil {
-			return err
-		}
-		after, err = s.auditTx(ctx, tx, "tx.grant", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(level)),
-			"amr": res.AMR, "confirmed_on_device": fmt.Sprint(res.ConfirmedOnDevice), "expires_ms": itoa(exp.UnixMilli())})
-		return err
-	})
+	return g.grant, nil
+}
+
+// refused answers an error of inTx (its transaction rolled back): over a
+// limit, the limit's sentence (and the refusal's audit record); a refusal
+// of the service as it is; anything else unavailable.
+func (i *issuing) refused(ctx context.Context, err error) (txclient.Grant, error) {
+	s, r, hash, factor := i.s, i.r, i.hash, i.factor
 	var ex *limits.ExceededError
 	if errors.As(err, &ex) {
 		own := false
@@ -185,22 +254,16 @@ func (s *Service) issue(ctx context.Context, r *row, hash, factor string, res au
 			own = (ex.Period == limits.PerTransaction && ex.Max < bank.PerTxn) || (ex.Period == limits.PerDay && ex.Max < bank.PerDay) || (ex.Period == limits.PerYear && ex.Max < bank.PerYear)
 		}
 		msg := limitSentence(ex, own) + " Another payment used the room; nothing was granted."
-		if aerr := s.appendAudit(ctx, "tx.proof", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(level)), "result": "limit_exceeded", "limit": string(ex.Period)}); aerr != nil {
+		if aerr := s.appendAudit(ctx, "tx.proof", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(ex.Level)), "result": "limit_exceeded", "limit": string(ex.Period)}); aerr != nil {
 			return txclient.Grant{}, aerr
 		}
 		return txclient.Grant{}, &Error{Status: ErrLimit.Status, Code: ErrLimit.Code, Msg: msg, Err: ex}
 	}
-	if err != nil {
-		var ae *Error
-		if errors.As(err, &ae) {
-			return txclient.Grant{}, ae
-		}
-		return txclient.Grant{}, unavailable(err)
+	var ae *Error
+	if errors.As(err, &ae) {
+		return txclient.Grant{}, ae
 	}
-	if err := after(); err != nil {
-		return txclient.Grant{}, err
-	}
-	return txclient.Grant{Token: token, Intent: hash, Level: level, Factor: factor, ExpiresAt: exp.UTC()}, nil
+	return txclient.Grant{}, unavailable(err)
 }
 
 const qInsertChallenge = `INSERT INTO tx_challenges (id, intent_hash, factor, level, created_ms) VALUES (?, ?, ?, ?, ?)`

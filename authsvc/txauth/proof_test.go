@@ -2,6 +2,7 @@ package txauth
 
 import (
 	"context"
+	"crypto"
 	"fmt"
 	"strings"
 	"sync"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/limits"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
+	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/internal/store"
 	"github.com/egate-bank/egate/internal/store/storetest"
 	"github.com/egate-bank/egate/internal/testenv"
@@ -486,6 +488,96 @@ func TestChallengeStoredWhole(t *testing.T) {
 				}
 				if n := r.count(t, `SELECT COUNT(*) FROM auth_challenges a JOIN tx_challenges c ON c.id = a.id WHERE a.passport_id = ? AND c.intent_hash = ? AND c.factor = ?`, c.pid, d.Intent, tc.tool); n != 1 || ch.ID == "" {
 					t.Fatalf("%d challenges stored whole, want 1", n)
+				}
+			})
+		}
+	})
+}
+
+// TestRightCodeStaysUsedWhenNoGrant: an OTP token's right code moves its
+// replay ledger in the transaction that counts the limit and issues the
+// grant (challenge.WithSettle). When the grant cannot be issued — over a
+// limit lowered after the decision, or its insert refused by the
+// database — the count and the grant are rolled back and the code is used
+// up all the same: the same code on a new challenge is refused, the next
+// one buys the grant, counted once.
+func TestRightCodeStaysUsedWhenNoGrant(t *testing.T) {
+	storetest.Each(t, func(t *testing.T, db *store.DB) {
+		r := newRig(t, db, rigOpt{})
+		ctx := context.Background()
+		refuse, allow := []string{
+			`CREATE TRIGGER grant_refuse BEFORE INSERT ON tx_grants BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+		}, []string{`DROP TRIGGER grant_refuse`}
+		if db.Driver() == store.Postgres {
+			refuse = []string{
+				`CREATE OR REPLACE FUNCTION grant_refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql`,
+				`CREATE TRIGGER grant_refuse BEFORE INSERT ON tx_grants FOR EACH ROW EXECUTE FUNCTION grant_refuse()`,
+			}
+			allow = []string{`DROP TRIGGER grant_refuse ON tx_grants`}
+		}
+		exec := func(t *testing.T, qs []string) {
+			t.Helper()
+			for _, q := range qs {
+				if _, err := db.ExecContext(ctx, q); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, tc := range []struct {
+			name        string
+			block, free func(t *testing.T, c *customer)
+			code        string
+		}{
+			{"over a lowered limit", func(t *testing.T, c *customer) {
+				if err := r.svc.Counter().SetOwn(ctx, c.pid, limits.Limit{Level: 3, PerTxn: 100 * yuan, PerDay: 100 * yuan, PerYear: 100 * yuan}); err != nil {
+					t.Fatal(err)
+				}
+			}, func(t *testing.T, c *customer) {
+				bank, _ := r.svc.Counter().Table().Of(3)
+				if err := r.svc.Counter().SetOwn(ctx, c.pid, bank); err != nil {
+					t.Fatal(err)
+				}
+			}, "limit_exceeded"},
+			{"the grant's insert refused", func(t *testing.T, c *customer) { exec(t, refuse) }, func(t *testing.T, c *customer) { exec(t, allow) }, "unavailable"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				c := r.customer(t)
+				seed := []byte("0123456789abcdefghij")
+				r.importKey(t, c.pid, devotp.Params{Kind: devotp.KindHOTP, Hash: crypto.SHA1, Digits: 6}, seed)
+				code := func(n uint64) string {
+					s, err := devotp.HOTP(ctx, devotp.SoftwareMAC{Key: seed}, crypto.SHA1, n, 6)
+					if err != nil {
+						t.Fatal(err)
+					}
+					return s
+				}
+				d, err := r.c.Authorize(ctx, c.intent(2_000*yuan, "k-"+randHex(4)))
+				if err != nil || d.Decision != "allow" || d.Level != 3 {
+					t.Fatalf("%+v %v", d, err)
+				}
+				proof := func(code string) (txclient.Grant, error) {
+					ch, err := r.c.Challenge(ctx, d.Intent, txclient.ChallengeRequest{Factor: "otp"})
+					if err != nil {
+						t.Fatal(err)
+					}
+					return r.c.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: ch.ID, Response: code})
+				}
+				tc.block(t, c)
+				_, err = proof(code(0))
+				tc.free(t, c)
+				wantCode(t, err, tc.code)
+				if u, g := r.usage(t, c.pid), r.count(t, `SELECT COUNT(*) FROM tx_grants WHERE intent_hash = ?`, d.Intent); u != 0 || g != 0 {
+					t.Fatalf("usage %d, %d grants after the refusal", u, g)
+				}
+				if _, err := proof(code(0)); err == nil {
+					t.Fatal("the code of the refused grant was accepted again")
+				}
+				g, err := proof(code(1))
+				if err != nil || g.Level != 3 {
+					t.Fatalf("the next code: %+v %v", g, err)
+				}
+				if u := r.usage(t, c.pid); u != 2_000*yuan {
+					t.Fatalf("usage %d, want one count of %d", u, 2_000*yuan)
 				}
 			})
 		}

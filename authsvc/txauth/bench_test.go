@@ -25,40 +25,39 @@ import (
 // number of whole movements a second.
 //
 // Figures (2026-12-03 evening, the 2-core machine shared with other
-// engineers' test runs, load average 8-19; old and new binaries run
-// alternately, 6 runs of -benchtime 3000x each, benchstat): SQLite 1,451
-// cpu-µs/op ± 4% (before this round 1,603 ± 13%: -9.5%, p=0.009), 428
-// roundtrips/s ± 36% (before 383, not significant); PostgreSQL 2,194 ± 4%
-// (before 2,236 ± 5%, p=0.82; its server's CPU not in it), 248/s (232).
-// Under this load roundtrips/s measures the load more than egate:
-// cpu-µs/op is the figure to compare.
+// engineers' test runs, load average 4-12; old and new binaries run
+// alternately, 6 runs of -benchtime 3000x each, benchstat): SQLite 1,379
+// cpu-µs/op ± 2% (before this round 1,554 ± 5%: -11%, p=0.002), 776
+// roundtrips/s ± 47% (before 734, not significant); PostgreSQL 1,954 ± 5%
+// (before 2,104 ± 3%: -7%, p=0.002; its server's CPU not in it), 404/s
+// (before 374: +8%, p=0.041). Under this load roundtrips/s measures the
+// load more than egate: cpu-µs/op is the figure to compare.
 //
 // The goal of 2,000/s is not reached. It needs at most 1,000 µs of CPU a
 // movement with both cores given to this process, and, on SQLite, at most
 // 500 µs a movement on its one connection, which every statement holds.
-// A movement costs ~1,450 µs; the profile of 4,000 movements
+// A movement costs ~1,400 µs; the profile of 4,000 movements
 // (-cpuprofile, pprof -focus/-ignore, the setup left out) splits it as:
 //
-//   - SQLite and database/sql: ~52% (~750 µs), all of it on the one
-//     connection: 25 statements and 6 commits a movement (authorize 6,
-//     challenge 4 with 1 commit, proof 11 with 3, execute 4 with 1). The
-//     commits ~19% (the WAL frames of every b-tree page touched, ~9%,
+//   - SQLite and database/sql: ~50% (~690 µs), all of it on the one
+//     connection: 22 statements and 5 commits a movement (authorize 5,
+//     challenge 4 with 1 commit, proof 10 with 2, execute 3 with 1). The
+//     commits ~20% (the WAL frames of every b-tree page touched, ~9%,
 //     about 30 pages a movement: an intent's insert writes 6 b-trees, a
-//     state change 2, a grant 3, an audit record 2), checkpoints ~5%, the
-//     risk-feature read ~4% (a covering index, migration 0620);
+//     state change 2, a grant 3, an audit record 2), checkpoints ~6%, the
+//     risk-feature read ~3% (a covering index, migration 0620);
 //   - the HTTP client side (the platform's four calls: txclient and the
-//     transport): ~12%; the HTTP server around the handlers ~5%; JSON
+//     transport): ~13%; the HTTP server around the handlers ~7%; JSON
 //     both sides ~7%;
-//   - allocation and GC ~13% (spread over the rest);
+//   - allocation and GC ~12% (spread over the rest);
 //   - SoftHSM2: ~7% for the one HMAC of a right code and its session,
 //     plus each seed's unwrap once per pooled session while warming up.
 //
 // What remains to reach the goal is structural: concurrent readers on
 // SQLite beside its one writer (the 6 reads a movement makes outside its
 // transactions), the grant kept in the intent's row (tx_grants: a
-// statement and 3 b-trees a grant), the proof's replay-ledger update in
-// the grant's transaction (a proof's third commit), the audit head cached
-// by the appender, and the platform's HTTP client off this machine.
+// statement and 3 b-trees a grant, a statement at the execute), and the
+// platform's HTTP client off this machine.
 func BenchmarkTxRoundTrip(b *testing.B) {
 	for _, e := range []struct {
 		name string

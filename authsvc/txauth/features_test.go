@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"reflect"
 	"testing"
 	"time"
 
@@ -95,6 +96,9 @@ func TestFeatures(t *testing.T) {
 // strings encoding/json escapes; ParseFeatures reads each back.
 func TestFeaturesJSONIsEncodingJSON(t *testing.T) {
 	t.Parallel()
+	if n := reflect.TypeOf(risk.Features{}).NumField(); len(featureTable) != n {
+		t.Fatalf("featureTable names %d features, risk.Features has %d fields", len(featureTable), n)
+	}
 	for _, tc := range []struct {
 		name string
 		f    risk.Features

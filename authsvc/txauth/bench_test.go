@@ -53,11 +53,13 @@ import (
 //   - SoftHSM2: ~7% for the one HMAC of a right code and its session,
 //     plus each seed's unwrap once per pooled session while warming up.
 //
-// What remains to reach the goal is structural: concurrent readers on
-// SQLite beside its one writer (the 6 reads a movement makes outside its
-// transactions), the grant kept in the intent's row (tx_grants: a
-// statement and 3 b-trees a grant, a statement at the execute), and the
-// platform's HTTP client off this machine.
+// What remains to reach the goal is structural: the grant kept in the
+// intent's row (tx_grants: a statement and 3 b-trees a grant, a statement
+// at the execute) and the platform's HTTP client off this machine. The
+// readers beside SQLite's writer (internal/store, landed after these
+// figures) take the 6 reads a movement makes outside its transactions off
+// the writer while it is busy; on 2 shared cores the cores are the limit
+// before the writer is.
 func BenchmarkTxRoundTrip(b *testing.B) {
 	for _, e := range []struct {
 		name string

@@ -141,7 +141,8 @@ func newRig(t testing.TB, db *store.DB, o rigOpt) *rig {
 	}
 	r.srv = httptest.NewServer(r.svc.Handler(reg))
 	t.Cleanup(r.srv.Close)
-	r.c = &txclient.Client{BaseURL: r.srv.URL, ID: clientID, Secret: clientSecret, HTTP: r.srv.Client()}
+	// No Transport: txclient's pooled one, as the platforms call egate.
+	r.c = &txclient.Client{BaseURL: r.srv.URL, ID: clientID, Secret: clientSecret, HTTP: &http.Client{Timeout: 30 * time.Second}}
 	return r
 }
 

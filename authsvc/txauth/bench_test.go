@@ -31,7 +31,11 @@ import (
 // roundtrips/s ± 47% (before 734, not significant); PostgreSQL 1,954 ± 5%
 // (before 2,104 ± 3%: -7%, p=0.002; its server's CPU not in it), 404/s
 // (before 374: +8%, p=0.041). Under this load roundtrips/s measures the
-// load more than egate: cpu-µs/op is the figure to compare.
+// load more than egate: cpu-µs/op is the figure to compare. On the quiet
+// machine at the end of that evening (load average under 3, 3 runs each,
+// alternately with the session's start): SQLite 887-920 roundtrips/s at
+// 1,387-1,433 cpu-µs/op (start: 726-766/s, 1,456-1,522), PostgreSQL
+// 421-470/s (start: 401-445/s); docs/performance.md has the table.
 //
 // The goal of 2,000/s is not reached. It needs at most 1,000 µs of CPU a
 // movement with both cores given to this process, and, on SQLite, at most

@@ -367,19 +367,18 @@ func (f factor) Verify(ctx context.Context, req authn.VerifyRequest) (authn.Resu
 	right := hmac.Equal(want, rec.Secret)
 	now := s.now().UnixMilli()
 	stale := s.now().Add(-s.cfg.LockFor).UnixMilli()
-	q, args := `INSERT INTO sms_attempts (passport_id, n, updated_ms) VALUES (?, 1, ?)
-		ON CONFLICT (passport_id) DO UPDATE SET
-		  n = CASE WHEN sms_attempts.updated_ms < ? THEN 1 ELSE sms_attempts.n + 1 END, updated_ms = ?
-		WHERE sms_attempts.n < ? OR sms_attempts.updated_ms < ?
-		RETURNING n`, []any{req.PassportID, now, stale, now, s.cfg.MaxAttempts, stale}
+	// A right answer clears the counter, a wrong one counts (from 1 again
+	// once the last failure is older than LockFor).
+	first := 1
 	if right {
-		q, args = `INSERT INTO sms_attempts (passport_id, n, updated_ms) VALUES (?, 0, ?)
-		ON CONFLICT (passport_id) DO UPDATE SET n = 0, updated_ms = ?
-		WHERE sms_attempts.n < ? OR sms_attempts.updated_ms < ?
-		RETURNING n`, []any{req.PassportID, now, now, s.cfg.MaxAttempts, stale}
+		first = 0
 	}
 	var n int
-	err = s.db.QueryRow(ctx, q, args...).Scan(&n)
+	err = s.db.QueryRow(ctx, `INSERT INTO sms_attempts (passport_id, n, updated_ms) VALUES (?, ?, ?)
+		ON CONFLICT (passport_id) DO UPDATE SET
+		  n = CASE WHEN ? = 0 THEN 0 WHEN sms_attempts.updated_ms < ? THEN 1 ELSE sms_attempts.n + 1 END, updated_ms = ?
+		WHERE sms_attempts.n < ? OR sms_attempts.updated_ms < ?
+		RETURNING n`, req.PassportID, first, now, first, stale, now, s.cfg.MaxAttempts, stale).Scan(&n)
 	if errors.Is(err, sql.ErrNoRows) {
 		release()
 		until, _ := s.lockedUntil(ctx, req.PassportID)

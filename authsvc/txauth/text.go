@@ -25,25 +25,33 @@ func Mask(account string) string {
 // without a language is in English. The language is part of the intent's
 // hash, so the text signed is the text of the intent executed.
 func Text(in intent.Intent) string {
+	p, ok := phrasings[in.Kind]
+	if !ok {
+		p = payPhrasing
+	}
+	f, currency := p.en, currencyWord(in.Currency)
 	if in.Lang == intent.LangZH {
-		return textZH(in)
+		f, currency = p.zh, currencyWordZH(in.Currency)
 	}
-	amt := money.Yuan(in.Amount) + " " + currencyWord(in.Currency)
-	payee, payer := Mask(in.Payee), Mask(in.Payer)
-	switch in.Kind {
-	case intent.Transfer:
-		return fmt.Sprintf("Transfer %s to %s from %s", amt, payee, payer)
-	case intent.Withdrawal:
-		return fmt.Sprintf("Withdraw %s at %s from %s", amt, payee, payer)
-	case intent.FriendTransfer:
-		return fmt.Sprintf("Send %s to %s from %s", amt, payee, payer)
-	case intent.AAShare:
-		return fmt.Sprintf("Pay your share of %s to %s from %s", amt, payee, payer)
-	case intent.Refund:
-		return fmt.Sprintf("Refund %s to %s from %s", amt, payee, payer)
-	}
-	return fmt.Sprintf("Pay %s to %s from %s", amt, payee, payer)
+	return fmt.Sprintf(f, money.Yuan(in.Amount)+" "+currency, Mask(in.Payee), Mask(in.Payer))
 }
+
+// phrasing is a kind's text in each language: %[1]s the amount with its
+// currency, %[2]s the payee, %[3]s the payer (masked). The Chinese says
+// what is done, to whom, how much, and from which account in brackets, as
+// a bank's confirmation says it.
+type phrasing struct{ en, zh string }
+
+var phrasings = map[intent.Kind]phrasing{
+	intent.Transfer:       {"Transfer %[1]s to %[2]s from %[3]s", "向 %[2]s 转账 %[1]s（付款账户 %[3]s）"},
+	intent.Withdrawal:     {"Withdraw %[1]s at %[2]s from %[3]s", "在 %[2]s 取款 %[1]s（取款账户 %[3]s）"},
+	intent.FriendTransfer: {"Send %[1]s to %[2]s from %[3]s", "向好友 %[2]s 转账 %[1]s（付款账户 %[3]s）"},
+	intent.AAShare:        {"Pay your share of %[1]s to %[2]s from %[3]s", "向 %[2]s 支付 AA 分摊款 %[1]s（付款账户 %[3]s）"},
+	intent.Refund:         {"Refund %[1]s to %[2]s from %[3]s", "向 %[2]s 退款 %[1]s（退款账户 %[3]s）"},
+}
+
+// payPhrasing is the text of any other kind (a payment).
+var payPhrasing = phrasing{"Pay %[1]s to %[2]s from %[3]s", "向 %[2]s 付款 %[1]s（付款账户 %[3]s）"}
 
 // textEN is Text in English whatever the intent's language: the alerts
 // are English sentences (authsvc/alerts) that the pages translate whole
@@ -51,26 +59,6 @@ func Text(in intent.Intent) string {
 func textEN(in intent.Intent) string {
 	in.Lang = ""
 	return Text(in)
-}
-
-// textZH is Text in Simplified Chinese: what is done, to whom, how much,
-// and from which account in brackets, as a bank's confirmation says it.
-func textZH(in intent.Intent) string {
-	amt := money.Yuan(in.Amount) + " " + currencyWordZH(in.Currency)
-	payee, payer := Mask(in.Payee), Mask(in.Payer)
-	switch in.Kind {
-	case intent.Transfer:
-		return fmt.Sprintf("向 %s 转账 %s（付款账户 %s）", payee, amt, payer)
-	case intent.Withdrawal:
-		return fmt.Sprintf("在 %s 取款 %s（取款账户 %s）", payee, amt, payer)
-	case intent.FriendTransfer:
-		return fmt.Sprintf("向好友 %s 转账 %s（付款账户 %s）", payee, amt, payer)
-	case intent.AAShare:
-		return fmt.Sprintf("向 %s 支付 AA 分摊款 %s（付款账户 %s）", payee, amt, payer)
-	case intent.Refund:
-		return fmt.Sprintf("向 %s 退款 %s（退款账户 %s）", payee, amt, payer)
-	}
-	return fmt.Sprintf("向 %s 付款 %s（付款账户 %s）", payee, amt, payer)
 }
 
 func currencyWord(c string) string {

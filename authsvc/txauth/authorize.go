@@ -79,11 +79,7 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 	var after func() error
 	stored := false
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		ins, err := s.st.tx(ctx, tx, qInsertIntent)
-		if err != nil {
-			return err
-		}
-		res, err := ins.ExecContext(ctx, hash, in.Customer, in.IdempotencyKey, string(body), in.Payee, in.Amount, in.Device, d.Decision, d.Level, string(dec), feats, state, now, now)
+		res, err := tx.Exec(ctx, qInsertIntent, hash, in.Customer, in.IdempotencyKey, string(body), in.Payee, in.Amount, in.Device, d.Decision, d.Level, string(dec), feats, state, now, now)
 		if err != nil {
 			return fmt.Errorf("storing intent: %w", err)
 		}

@@ -69,7 +69,6 @@ func newEncRig(t *testing.T, db *store.DB) *encRig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(svc.Close)
 	reg, err := backend.New([]backend.ClientConfig{{ID: clientID, SecretSHA256: backend.HashSecret([]byte(clientSecret)),
 		Scopes: []string{backend.ScopeTxAuthorize, backend.ScopeTxExecute}}})
 	if err != nil {

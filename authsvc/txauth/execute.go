@@ -34,11 +34,7 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 	// transaction.
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
 		var got string
-		consume, err := s.st.tx(ctx, tx, qConsumeGrant)
-		if err != nil {
-			return err
-		}
-		err = consume.QueryRowContext(ctx, now, th, hash, now).Scan(&got)
+		err := tx.QueryRow(ctx, qConsumeGrant, now, th, hash, now).Scan(&got)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
@@ -46,11 +42,7 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 			return err
 		}
 		won = true
-		done, err := s.st.tx(ctx, tx, qExecuted)
-		if err != nil {
-			return err
-		}
-		if _, err = done.ExecContext(ctx, now, hash); err != nil {
+		if _, err = tx.Exec(ctx, qExecuted, now, hash); err != nil {
 			return err
 		}
 		after, err = s.auditTx(ctx, tx, "tx.execute", map[string]string{"intent": hash, "customer": in.Customer, "amount": itoa(in.Amount)})

@@ -34,7 +34,7 @@ func (s *Service) Features(ctx context.Context, in intent.Intent) (risk.Features
 	// again), the rest a subquery over its own index each; whether the
 	// payee was paid and the device proved before stop at the first such
 	// intent (EXISTS) instead of counting the customer's whole history.
-	err := s.st.row(ctx, `SELECT
+	err := s.db.QueryRow(ctx, `SELECT
 		COUNT(CASE WHEN created_ms >= ? THEN 1 END),
 		COUNT(CASE WHEN created_ms >= ? THEN 1 END),
 		COALESCE(SUM(CASE WHEN created_ms >= ? THEN amount END), 0),

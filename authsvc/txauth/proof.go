@@ -92,7 +92,7 @@ func (s *Service) Proof(ctx context.Context, hash string, req txclient.ProofRequ
 	}
 	var chHash, chFactor sql.NullString
 	var chLevel sql.NullInt64
-	row := s.st.row(dctx, `SELECT `+rowColsI+`, c.intent_hash, c.factor, c.level FROM tx_intents i LEFT JOIN tx_challenges c ON c.id = ? WHERE i.hash = ?`, req.ChallengeID, hash)
+	row := s.db.QueryRow(dctx, `SELECT `+rowColsI+`, c.intent_hash, c.factor, c.level FROM tx_intents i LEFT JOIN tx_challenges c ON c.id = ? WHERE i.hash = ?`, req.ChallengeID, hash)
 	r, err := scanRowOf(func(dst ...any) error { return row.Scan(append(dst, &chHash, &chFactor, &chLevel)...) }, false)
 	switch {
 	case isNoRows(err):
@@ -206,11 +206,7 @@ func (i *issuing) inTx(ctx context.Context, tx *store.Tx, res authn.Result) (*is
 	if _, err := s.counter.CountTx(ctx, tx, r.Customer, hash, r.Intent.Amount, level); err != nil {
 		return nil, err
 	}
-	up, err := s.st.tx(ctx, tx, qGranted)
-	if err != nil {
-		return nil, err
-	}
-	ur, err := up.ExecContext(ctx, level, factor, now.UnixMilli(), hash)
+	ur, err := tx.Exec(ctx, qGranted, level, factor, now.UnixMilli(), hash)
 	if err != nil {
 		return nil, err
 	}
@@ -219,11 +215,7 @@ func (i *issuing) inTx(ctx context.Context, tx *store.Tx, res authn.Result) (*is
 		tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
 		return nil, stateErr(st)
 	}
-	ins, err := s.st.tx(ctx, tx, qInsertGrant)
-	if err != nil {
-		return nil, err
-	}
-	if _, err = ins.ExecContext(ctx, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli()); err != nil {
+	if _, err = tx.Exec(ctx, qInsertGrant, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli()); err != nil {
 		return nil, err
 	}
 	after, err := s.auditTx(ctx, tx, "tx.grant", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(level)),

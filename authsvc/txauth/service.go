@@ -99,7 +99,6 @@ type Service struct {
 	txAudit  TxAuditor // the Auditor when it appends in s.db's transactions; else nil
 	alerts   *alerts.Outbox
 	counter  *limits.Counter
-	st       *stmts
 	loc      *time.Location
 	now      func() time.Time
 	jwe      *jwe.Opener // nil: no JWE accepted
@@ -123,7 +122,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	s := &Service{cfg: cfg, db: d.DB, st: &stmts{db: d.DB}, tools: d.Tools, accounts: d.Accounts, risk: d.Risk, audit: d.Audit, alerts: d.Alerts, loc: loc, now: d.Now, orders: d.Orders}
+	s := &Service{cfg: cfg, db: d.DB, tools: d.Tools, accounts: d.Accounts, risk: d.Risk, audit: d.Audit, alerts: d.Alerts, loc: loc, now: d.Now, orders: d.Orders}
 	if err := s.setEncryption(d.Encryption); err != nil {
 		return nil, err
 	}
@@ -151,14 +150,8 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if s.counter, err = limits.NewCounter(d.DB, cfg.Limits, loc, d.Now); err != nil {
 		return nil, err
 	}
-	if err := s.st.prepare(context.Background(), txQueries...); err != nil {
-		return nil, fmt.Errorf("preparing statements: %w", err)
-	}
 	return s, nil
 }
-
-// Close releases the prepared statements (the database stays open).
-func (s *Service) Close() { s.st.close() }
 
 // Accounts is the in-memory account map made from transactions.accounts
 // (egate demo adds its customer's account); nil when Deps.Accounts was
@@ -227,7 +220,7 @@ func (s *Service) load(ctx context.Context, hash string) (*row, error) {
 }
 
 func (s *Service) loadOf(ctx context.Context, hash string, withDecision bool) (*row, error) {
-	r, err := scanRowOf(s.st.row(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ?`, hash).Scan, withDecision)
+	r, err := scanRowOf(s.db.QueryRow(ctx, `SELECT `+rowCols+` FROM tx_intents WHERE hash = ?`, hash).Scan, withDecision)
 	if err != nil {
 		if isNoRows(err) {
 			return nil, nil

@@ -225,23 +225,8 @@ func TestLockoutAndSingleUseParallel(t *testing.T) {
 			cd, _ := r.lastCode(t, "13800005678")
 			rights = append(rights, authn.VerifyRequest{PassportID: "alice", ChallengeID: c.ID, Response: []byte(cd)})
 		}
-		rightErrs := make([]error, len(rights))
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for i := range rights {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				<-start
-				_, rightErrs[i] = r.f.Verify(ctx, rights[i])
-			}()
-		}
-		close(start)
-		wg.Wait()
-		for i, err := range rightErrs {
-			if err != nil {
-				t.Errorf("right answer %d of %d at once: %v", i, len(rights), err)
-			}
+		if ok := authntest.RightConcurrently(ctx, t, r.f, rights); ok != len(rights) {
+			t.Fatalf("%d of %d right answers at once accepted; want all", ok, len(rights))
 		}
 		// Lockout: wrong answers on separate challenges at once.
 		var chs []authn.Challenge

@@ -36,6 +36,27 @@ func VerifyConcurrently(ctx context.Context, t testing.TB, f authn.Factor, req a
 	return int(okN.Load()), int(usedN.Load())
 }
 
+// RightConcurrently sends every request (each a right answer, to its own
+// challenge) to f at once and counts those accepted. Any error fails t:
+// right answers in flight together must not be refused for each other's
+// sake (a lockout counter that reserved attempts before checking did).
+func RightConcurrently(ctx context.Context, t testing.TB, f authn.Factor, reqs []authn.VerifyRequest) (ok int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var okN atomic.Int32
+	for _, req := range reqs {
+		wg.Go(func() {
+			if _, err := f.Verify(ctx, req); err != nil {
+				t.Errorf("Verify of a right answer among %d at once: %v", len(reqs), err)
+				return
+			}
+			okN.Add(1)
+		})
+	}
+	wg.Wait()
+	return int(okN.Load())
+}
+
 // WrongConcurrently sends every request (each a wrong answer) to f at once
 // and counts the outcomes: wrong told authn.ErrWrongAnswer, locked told
 // authn.ErrLocked. Any other error fails t. A lockout after N failures gives

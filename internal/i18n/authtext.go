@@ -37,7 +37,7 @@ var prompts = []pattern{
 }
 
 // txTexts say txauth.Text's English sentences as txauth.Text says them for
-// an intent in Chinese (TestTextZHMatchesPages in authsvc/txauth).
+// an intent in Chinese (TestText in authsvc/txauth holds the two together).
 var txTexts = []pattern{
 	{re: regexp.MustCompile(`^Transfer (\S+) yuan to (\S+) from (\S+)$`), zh: "向 %[2]s 转账 %[1]s 元（付款账户 %[3]s）"},
 	{re: regexp.MustCompile(`^Withdraw (\S+) yuan at (\S+) from (\S+)$`), zh: "在 %[2]s 取款 %[1]s 元（取款账户 %[3]s）"},

@@ -151,21 +151,24 @@ func (l *Log) Append(ctx context.Context, kind string, fields map[string]string)
 // on SQLite the write lock, which its transactions take when they begin
 // (internal/store opens SQLite with _txlock=immediate).
 func (l *Log) appendLocked(ctx context.Context, at int64, kind string, fields map[string]string) (int64, error) {
-	tx, err := l.db.Begin(ctx)
-	if err != nil {
-		return 0, fmt.Errorf("locking the audit log: %w", err)
-	}
-	defer tx.Rollback() // after Commit, a no-op
-	if l.db.Driver() == store.Postgres {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, LockKey); err != nil {
-			return 0, fmt.Errorf("locking the audit log: %w", err)
+	var (
+		seq   int64
+		inner error // f's own error, already saying what failed
+	)
+	err := l.db.InTx(ctx, func(tx *store.Tx) error {
+		if l.db.Driver() == store.Postgres {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?)`, LockKey); err != nil {
+				inner = fmt.Errorf("locking the audit log: %w", err)
+				return inner
+			}
 		}
-	}
-	seq, err := l.insertNext(ctx, tx, at, kind, fields)
-	if err != nil {
-		return 0, err
-	}
-	if err := tx.Commit(); err != nil {
+		seq, inner = l.insertNext(ctx, tx, at, kind, fields)
+		return inner
+	})
+	switch {
+	case inner != nil:
+		return 0, inner
+	case err != nil:
 		return 0, fmt.Errorf("appending audit record: %w", err)
 	}
 	return seq, nil

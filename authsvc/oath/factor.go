@@ -141,12 +141,6 @@ func (s *Service) consumeAndCount(ctx context.Context, req authn.VerifyRequest, 
 		if err != nil {
 			return nil, nil, fmt.Errorf("recording an attempt: %w", err)
 		}
-		// Prepared before the transaction: on SQLite, preparing it on the
-		// pool inside would wait for the one connection the transaction
-		// holds.
-		if _, err := s.prepared(tctx, qCountByID); err != nil {
-			return nil, nil, fmt.Errorf("recording an attempt: %w", err)
-		}
 		var rec *challenge.Record
 		var t *Token
 		err = s.db.InTx(tctx, func(tx *store.Tx) error {

@@ -147,14 +147,17 @@ func (s *Service) countAndLoadTx(ctx context.Context, tx *store.Tx, l Lookup, co
 	if err != nil {
 		return nil, fmt.Errorf("recording an attempt: %w", err)
 	}
-	st, err := s.prepared(ctx, q)
-	if err != nil {
-		return nil, fmt.Errorf("recording an attempt: %w", err)
-	}
+	var row *sql.Row
 	if tx != nil {
-		st = tx.StmtContext(ctx, st)
+		row = tx.QueryRow(ctx, q, args...)
+	} else {
+		st, err := s.prepared(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("recording an attempt: %w", err)
+		}
+		row = st.QueryRowContext(ctx, args...)
 	}
-	t, err := scanVerifyToken(st.QueryRowContext(ctx, args...))
+	t, err := scanVerifyToken(row)
 	if isNoRows(err) {
 		return nil, nil
 	}

@@ -189,9 +189,7 @@ func (s *Service) advance(ctx context.Context, t *Token, c uint64, drift *int64)
 	return s.advanceIn(ctx, nil, t, c, drift)
 }
 
-// advanceIn is advance's statement, inside tx (nil: on its own). Inside
-// a transaction its statement must have been prepared before the
-// transaction began (SQLite has one connection, which tx holds).
+// advanceIn is advance's statement, inside tx (nil: on its own).
 func (s *Service) advanceIn(ctx context.Context, tx *store.Tx, t *Token, c uint64, drift *int64) error {
 	q := qAdvance
 	args := []any{int64(c + 1), t.ID, int64(c)}
@@ -199,14 +197,11 @@ func (s *Service) advanceIn(ctx context.Context, tx *store.Tx, t *Token, c uint6
 		q = `UPDATE otp_tokens SET counter = ?, failures = 0, drift = ? WHERE id = ? AND counter <= ?`
 		args = []any{int64(c + 1), *drift, t.ID, int64(c)}
 	}
-	st, err := s.prepared(ctx, q)
-	if err != nil {
-		return fmt.Errorf("recording the accepted code: %w", err)
-	}
+	exec := s.db.Exec
 	if tx != nil {
-		st = tx.StmtContext(ctx, st)
+		exec = tx.Exec
 	}
-	res, err := st.ExecContext(ctx, args...)
+	res, err := exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("recording the accepted code: %w", err)
 	}

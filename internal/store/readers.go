@@ -61,10 +61,10 @@ import (
 //
 // Checkpoints: a checkpoint copies the WAL back into the database file up
 // to the oldest snapshot a reader still holds, and the WAL starts over
-// from its beginning only once all of it has been copied. Readers that
-// always overlap could keep the automatic checkpoint (every 1,000 pages)
-// from ever completing, and the WAL would grow without bound; the
-// checkpointer (checkpoint.go) finishes one when the WAL gets long.
+// from its beginning only once all of it has been copied. With readers,
+// the checkpointer (checkpoint.go) runs them in the background on a
+// connection of its own instead of the writer after its commits, and
+// finishes one when readers that always overlap let the WAL get long.
 //
 // Writers stay one connection, so they never meet SQLITE_BUSY among
 // themselves, and a reader never takes the write lock, so the busy
@@ -122,7 +122,7 @@ func IsRead(q string) bool {
 // read, there are no readers, or the writer is idle (its page cache is
 // warm; a reader's is emptied by every commit).
 func (db *DB) readerFor(q string) *readers {
-	if db.rd == nil || !IsRead(q) || db.DB.Stats().InUse == 0 {
+	if db.rd == nil || !IsRead(q) || !db.batch.busy() && db.DB.Stats().InUse == 0 {
 		return nil
 	}
 	return db.rd
@@ -196,9 +196,29 @@ func (db *DB) openReaders(ctx context.Context, dsn string) error {
 		return err
 	}
 	db.rd = &readers{pool: pool, stmts: newStmtCache(pool)}
-	if wal != "" {
-		db.rd.ckpt = startCheckpointer(db.DB, wal)
+	if wal == "" {
+		return nil
 	}
+	// The checkpoints move off the writer to a connection of their own
+	// (checkpoint.go). If that connection cannot be had, the writer keeps
+	// checkpointing itself.
+	own, err := sql.Open("sqlite", rdsn)
+	if err == nil {
+		own.SetMaxOpenConns(1)
+		err = own.PingContext(pctx)
+	}
+	if err == nil {
+		_, err = db.DB.ExecContext(ctx, `PRAGMA wal_autocheckpoint = 0`)
+	}
+	if err != nil {
+		if own != nil {
+			own.Close()
+		}
+		pool.Close()
+		db.rd = nil
+		return fmt.Errorf("opening the sqlite checkpointer: %w", err)
+	}
+	db.rd.ckpt = startCheckpointer(db.DB, own, wal)
 	return nil
 }
 

@@ -113,6 +113,7 @@ func (db *DB) CachedStatements() int {
 
 // Close closes the readers and the cached statements, then the database.
 func (db *DB) Close() error {
+	db.batch.stop()
 	db.closeReaders()
 	db.stmts.close()
 	return db.DB.Close()

@@ -102,6 +102,7 @@ type DB struct {
 	*sql.DB
 	driver string
 	stmts  *stmtCache // the writer's; nil: statements are not cached (PostgreSQL, NewForDialect)
+	batch  *batcher   // SQLite: the writer's jobs (batch.go); nil otherwise
 	rd     *readers   // SQLite in WAL mode: the read-only pool beside the writer; nil otherwise
 }
 
@@ -168,6 +169,7 @@ func Open(ctx context.Context, c Config) (*DB, error) {
 			sdb.Close()
 			return nil, err
 		}
+		db.batch = startBatcher(db)
 	}
 	return db, nil
 }
@@ -265,6 +267,15 @@ func (db *DB) Rebind(q string) string {
 // Exec is ExecContext with Rebind, through a cached prepared statement on
 // SQLite (stmtcache.go).
 func (db *DB) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	if db.batch != nil && isWrite(q) {
+		var res sql.Result
+		err := db.batch.do(ctx, func(tx *Tx) error {
+			var err error
+			res, err = tx.Exec(ctx, q, args...)
+			return err
+		})
+		return res, err
+	}
 	if st := db.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -310,6 +321,10 @@ type Tx struct {
 	// the transaction ends (preparing them now would wait for the very
 	// connection the transaction holds: SQLite's writer has one).
 	missed []string
+	// batched: a job of the SQLite batcher (batch.go), whose transaction
+	// other jobs share: its statements run without their context's
+	// cancellation, and Commit and Rollback are InTx's.
+	batched bool
 }
 
 // Begin starts a transaction. It runs on the writer, reads included: a
@@ -344,6 +359,7 @@ func (tx *Tx) stmt(ctx context.Context, q string) *sql.Stmt {
 
 // Exec is ExecContext with Rebind (through the statement cache).
 func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	ctx = tx.ctx(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.ExecContext(ctx, args...)
 	}
@@ -352,6 +368,7 @@ func (tx *Tx) Exec(ctx context.Context, q string, args ...any) (sql.Result, erro
 
 // Query is QueryContext with Rebind (through the statement cache).
 func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	ctx = tx.ctx(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryContext(ctx, args...)
 	}
@@ -360,14 +377,27 @@ func (tx *Tx) Query(ctx context.Context, q string, args ...any) (*sql.Rows, erro
 
 // QueryRow is QueryRowContext with Rebind (through the statement cache).
 func (tx *Tx) QueryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	ctx = tx.ctx(ctx)
 	if st := tx.stmt(ctx, q); st != nil {
 		return st.QueryRowContext(ctx, args...)
 	}
 	return tx.Tx.QueryRowContext(ctx, tx.db.Rebind(q), args...)
 }
 
+// ctx is the context a statement of tx runs with: in a batch, without
+// ctx's cancellation (see batch.go).
+func (tx *Tx) ctx(ctx context.Context) context.Context {
+	if tx.batched {
+		return context.WithoutCancel(ctx)
+	}
+	return ctx
+}
+
 // Commit commits, then prepares the statements the transaction missed.
 func (tx *Tx) Commit() error {
+	if tx.batched {
+		return errInBatch
+	}
 	err := tx.Tx.Commit()
 	tx.prepareMissed()
 	return err
@@ -376,6 +406,9 @@ func (tx *Tx) Commit() error {
 // Rollback rolls back, then prepares the statements the transaction
 // missed.
 func (tx *Tx) Rollback() error {
+	if tx.batched {
+		return errInBatch
+	}
 	err := tx.Tx.Rollback()
 	tx.prepareMissed()
 	return err
@@ -389,8 +422,14 @@ func (tx *Tx) prepareMissed() {
 	}
 }
 
-// InTx runs f in a transaction, committing when f returns nil.
+// InTx runs f in a transaction, committing when f returns nil. On
+// SQLite the transaction may be shared with other callers' (group commit,
+// batch.go): f's writes are kept when f returns nil and the shared
+// transaction commits, and InTx returns only then.
 func (db *DB) InTx(ctx context.Context, f func(tx *Tx) error) error {
+	if db.batch != nil {
+		return db.batch.do(ctx, f)
+	}
 	tx, err := db.Begin(ctx)
 	if err != nil {
 		return err

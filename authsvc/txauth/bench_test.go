@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/internal/gctune"
+
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	devotp "github.com/egate-bank/egate/devices/otp"
 	"github.com/egate-bank/egate/internal/store"
@@ -66,6 +68,10 @@ import (
 // the writer while it is busy; on 2 shared cores the cores are the limit
 // before the writer is.
 func BenchmarkTxRoundTrip(b *testing.B) {
+	// The garbage collector as an egate process sets it from its
+	// configuration's default (runtime.gc-percent; GOGC in the
+	// environment wins).
+	defer gctune.Apply(gctune.Default())()
 	for _, e := range []struct {
 		name string
 		open func(testing.TB) *store.DB

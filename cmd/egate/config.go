@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/egate-bank/egate/internal/config"
+	"github.com/egate-bank/egate/internal/gctune"
 )
 
 func init() { registerAdmin(newConfigCmd) }
@@ -25,6 +26,10 @@ func loadConfig(cmd *cobra.Command) (*config.Config, *slog.Logger, error) {
 	if err := cfg.Log.Validate(); err != nil {
 		return nil, nil, err
 	}
+	if err := cfg.Runtime.Validate(); err != nil {
+		return nil, nil, err
+	}
+	gctune.Apply(cfg.Runtime)
 	log := slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.Log.SlogLevel()}))
 	// Libraries that log through the default logger (zitadel's op) write
 	// the same JSON lines.

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/egate-bank/egate/internal/gctune"
+
 	"github.com/egate-bank/egate/authsvc/backend"
 	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/authsvc/risk"
@@ -58,6 +60,10 @@ import (
 // measured before: 800-880/s.
 // What the time is made of: docs/performance.md.
 func BenchmarkTransferEndToEnd(b *testing.B) {
+	// The garbage collector as an egate process sets it from its
+	// configuration's default (runtime.gc-percent; GOGC in the
+	// environment wins).
+	defer gctune.Apply(gctune.Default())()
 	for _, e := range []struct {
 		name string
 		db   func(testing.TB) store.Config

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/egate-bank/egate/internal/gctune"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/egate-bank/egate/atm/gateway"
@@ -28,11 +30,13 @@ var defaultsYAML []byte
 
 // Config is egate's whole configuration. Each section validates itself.
 type Config struct {
-	Log      LogConfig    `yaml:"log"`
-	HTTP     HTTPConfig   `yaml:"http"`
-	Database store.Config `yaml:"database"`
-	HSM      hsm.Config   `yaml:"hsm"`
-	Demo     DemoConfig   `yaml:"demo"`
+	Log LogConfig `yaml:"log"`
+	// Runtime is the Go runtime's garbage collector (GOGC, GOMEMLIMIT).
+	Runtime  gctune.Config `yaml:"runtime"`
+	HTTP     HTTPConfig    `yaml:"http"`
+	Database store.Config  `yaml:"database"`
+	HSM      hsm.Config    `yaml:"hsm"`
+	Demo     DemoConfig    `yaml:"demo"`
 	// Platforms are ebank, mall and messenger (egate platform NAME).
 	Platforms PlatformsConfig `yaml:"platforms"`
 	// Authsvc is the passport: login pages and the OIDC provider (egate authsvc).
@@ -172,7 +176,7 @@ func FromProcess(file string, sets []string) (*Config, error) {
 
 // ValidateAll validates every section, naming the first bad one.
 func (c *Config) ValidateAll() error {
-	for _, v := range []interface{ Validate() error }{c.Log, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.AgentGateway, c.Withdrawals, c.Factors, c.Transactions} {
+	for _, v := range []interface{ Validate() error }{c.Log, c.Runtime, c.HTTP, c.Database, c.HSM, c.Demo, c.Platforms, c.Agent, c.AgentGateway, c.Withdrawals, c.Factors, c.Transactions} {
 		if err := v.Validate(); err != nil {
 			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}

@@ -79,7 +79,7 @@ func TestDecisionAndAuditCommitTogether(t *testing.T) {
 		if u := r.usage(t, c.pid); u != 0 {
 			t.Fatalf("a grant without its audit record counted %d", u)
 		}
-		if n := r.count(t, `SELECT COUNT(*) FROM tx_grants WHERE intent_hash = ?`, hash); n != 0 {
+		if n := r.count(t, `SELECT COUNT(*) FROM tx_intents WHERE hash = ? AND grant_hash IS NOT NULL`, hash); n != 0 {
 			t.Fatalf("a grant without its audit record was stored (%d rows)", n)
 		}
 		if n := r.count(t, `SELECT COUNT(*) FROM tx_intents WHERE hash = ? AND state = 'allowed'`, hash); n != 1 {
@@ -97,7 +97,7 @@ func TestDecisionAndAuditCommitTogether(t *testing.T) {
 		fl.refuse("tx.execute")
 		_, err = r.c.Execute(ctx, g.Token, in)
 		wantCode(t, err, "unavailable")
-		if n := r.count(t, `SELECT COUNT(*) FROM tx_grants WHERE intent_hash = ? AND used_ms IS NULL`, hash); n != 1 {
+		if n := r.count(t, `SELECT COUNT(*) FROM tx_intents WHERE hash = ? AND grant_hash IS NOT NULL AND state = 'granted'`, hash); n != 1 {
 			t.Fatal("an execute without its audit record consumed the grant")
 		}
 		fl.refuse("")

@@ -178,7 +178,7 @@ func TestEncryptedIntentAndProof(t *testing.T) {
 		answer := e.answer(t, c, ch)
 		_, err = e.clear.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: ch.ID, Response: answer, Intent: &in})
 		wantCode(t, err, "encryption_required")
-		if e.usage(t, c.pid) != 0 || e.count(t, `SELECT COUNT(*) FROM tx_grants WHERE intent_hash = ?`, d.Intent) != 0 {
+		if e.usage(t, c.pid) != 0 || e.count(t, `SELECT COUNT(*) FROM tx_intents WHERE hash = ? AND grant_hash IS NOT NULL`, d.Intent) != 0 {
 			t.Fatal("a clear proof counted or granted")
 		}
 		g, err := e.enc.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: ch.ID, Response: answer, Intent: &in})
@@ -275,7 +275,7 @@ func TestBadJWEChangesNothing(t *testing.T) {
 				t.Fatalf("bad proof: %d %s", st, code)
 			}
 		}
-		if e.usage(t, c.pid) != 0 || e.count(t, `SELECT COUNT(*) FROM tx_grants WHERE intent_hash = ?`, d.Intent) != 0 {
+		if e.usage(t, c.pid) != 0 || e.count(t, `SELECT COUNT(*) FROM tx_intents WHERE hash = ? AND grant_hash IS NOT NULL`, d.Intent) != 0 {
 			t.Fatal("a bad JWE proof counted or granted")
 		}
 		if _, err := e.enc.Proof(ctx, d.Intent, proof); err != nil {

@@ -2,7 +2,6 @@ package txauth
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 
@@ -13,9 +12,9 @@ import (
 
 // Execute is the check a platform makes just before it executes an
 // intent: the grant must have been issued for exactly this intent, be
-// unused and unexpired; it is consumed by one UPDATE, so of concurrent
-// calls with one grant exactly one wins. A grant for another intent is
-// refused and not consumed.
+// unused and unexpired; it is consumed by one UPDATE of the intent's row
+// (granted to executed), so of concurrent calls with one grant exactly one
+// wins. A grant for another intent is refused and not consumed.
 func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (txclient.Executed, error) {
 	if err := in.Validate(); err != nil {
 		return txclient.Executed{}, badIntent(err)
@@ -30,21 +29,17 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 	hash, th, now := in.HashHex(), tokenHash(grant), s.now().UnixMilli()
 	won := false
 	var after func() error
-	// The grant consumed, the intent executed and the audit record in one
-	// transaction.
+	// The grant consumed with the intent executed, and the audit record,
+	// in one transaction.
 	err = s.db.InTx(ctx, func(tx *store.Tx) error {
-		var got string
-		err := tx.QueryRow(ctx, qConsumeGrant, now, th, hash, now).Scan(&got)
-		if errors.Is(err, sql.ErrNoRows) {
-			return nil
-		}
+		res, err := tx.Exec(ctx, qExecute, now, hash, th, now)
 		if err != nil {
 			return err
 		}
-		won = true
-		if _, err = tx.Exec(ctx, qExecuted, now, hash); err != nil {
-			return err
+		if n, _ := res.RowsAffected(); n != 1 {
+			return nil
 		}
+		won = true
 		after, err = s.auditTx(ctx, tx, "tx.execute", map[string]string{"intent": hash, "customer": in.Customer, "amount": itoa(in.Amount)})
 		return err
 	})
@@ -56,10 +51,10 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 		return txclient.Executed{}, unavailable(fmt.Errorf("consuming the grant: %w", err))
 	}
 	if !won {
-		var bound string
-		var exp int64
-		var used sql.NullInt64
-		err := s.db.QueryRow(ctx, `SELECT intent_hash, expires_ms, used_ms FROM tx_grants WHERE token_hash = ?`, th).Scan(&bound, &exp, &used)
+		// Why not: the grant's intent, and whether it is still granted
+		// (executed or cancelled: used) or expired.
+		var bound, state string
+		err := s.db.QueryRow(ctx, `SELECT hash, state FROM tx_intents WHERE grant_hash = ?`, th).Scan(&bound, &state)
 		switch {
 		case isNoRows(err):
 			return txclient.Executed{}, ErrUnknownGrant
@@ -67,7 +62,7 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 			return txclient.Executed{}, unavailable(err)
 		case bound != hash:
 			return txclient.Executed{}, ErrGrantMismatch
-		case used.Valid:
+		case state != txclient.StateGranted:
 			return txclient.Executed{}, ErrGrantUsed
 		default:
 			return txclient.Executed{}, ErrGrantExpired
@@ -80,7 +75,7 @@ func (s *Service) Execute(ctx context.Context, grant string, in intent.Intent) (
 }
 
 // Cancel cancels an intent not yet executed, or reverses an executed one:
-// its grant can no longer be used and the limit usage it counted is given
+// its grant can no longer be used (the intent is no longer granted) and the limit usage it counted is given
 // back, once. by names who asked (a back-end client or an operator).
 func (s *Service) Cancel(ctx context.Context, hash, reason, by string) (txclient.Cancelled, error) {
 	r, err := s.mustLoad(ctx, hash)
@@ -103,8 +98,7 @@ func (s *Service) Cancel(ctx context.Context, hash, reason, by string) (txclient
 			tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
 			return stateErr(st)
 		}
-		_, err = tx.Exec(ctx, `UPDATE tx_grants SET used_ms = ? WHERE intent_hash = ? AND used_ms IS NULL`, now, hash)
-		return err
+		return nil
 	})
 	var ae *Error
 	if errors.As(err, &ae) {

@@ -190,7 +190,8 @@ func (s *Service) newIssue(r *row, hash, factor string) *issuing {
 }
 
 // inTx counts the limits at the level res proved, moves the intent to
-// granted, stores the grant and appends its record, in tx: over a limit,
+// granted with its grant (one UPDATE of its row) and appends its record,
+// in tx: over a limit,
 // or on any error, the caller rolls tx back and nothing of it stays.
 func (i *issuing) inTx(ctx context.Context, tx *store.Tx, res authn.Result) (*issued, error) {
 	s, r, hash, factor := i.s, i.r, i.hash, i.factor
@@ -206,7 +207,7 @@ func (i *issuing) inTx(ctx context.Context, tx *store.Tx, res authn.Result) (*is
 	if _, err := s.counter.CountTx(ctx, tx, r.Customer, hash, r.Intent.Amount, level); err != nil {
 		return nil, err
 	}
-	ur, err := tx.Exec(ctx, qGranted, level, factor, now.UnixMilli(), hash)
+	ur, err := tx.Exec(ctx, qGranted, level, factor, tokenHash(token), exp.UnixMilli(), now.UnixMilli(), hash)
 	if err != nil {
 		return nil, err
 	}
@@ -214,9 +215,6 @@ func (i *issuing) inTx(ctx context.Context, tx *store.Tx, res authn.Result) (*is
 		var st string
 		tx.QueryRow(ctx, `SELECT state FROM tx_intents WHERE hash = ?`, hash).Scan(&st)
 		return nil, stateErr(st)
-	}
-	if _, err = tx.Exec(ctx, qInsertGrant, tokenHash(token), hash, now.UnixMilli(), exp.UnixMilli()); err != nil {
-		return nil, err
 	}
 	after, err := s.auditTx(ctx, tx, "tx.grant", map[string]string{"intent": hash, "customer": r.Customer, "factor": factor, "level": itoa(int64(level)),
 		"amr": res.AMR, "confirmed_on_device": fmt.Sprint(res.ConfirmedOnDevice), "expires_ms": itoa(exp.UnixMilli())})

@@ -60,10 +60,10 @@ func TestProofGrantExecute(t *testing.T) {
 				if g.Level != tc.level || g.Intent != d.Intent || len(g.Token) < 40 || !g.ExpiresAt.Equal(r.clk.Now().Add(DefaultGrantTTL)) {
 					t.Fatalf("grant %+v", g)
 				}
-				if n := r.count(t, `SELECT COUNT(*) FROM tx_grants WHERE token_hash = ?`, tokenHash(g.Token)); n != 1 {
+				if n := r.count(t, `SELECT COUNT(*) FROM tx_intents WHERE grant_hash = ?`, tokenHash(g.Token)); n != 1 {
 					t.Fatal("the grant is not stored by its SHA-256")
 				}
-				if n := r.count(t, `SELECT COUNT(*) FROM tx_grants WHERE token_hash = ?`, g.Token); n != 0 {
+				if n := r.count(t, `SELECT COUNT(*) FROM tx_intents WHERE grant_hash = ?`, g.Token); n != 0 {
 					t.Fatal("the grant token is stored in clear")
 				}
 				var lv int
@@ -184,7 +184,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			err := st.do()
 			t.Run(st.name, func(t *testing.T) { wantCode(t, err, st.code) })
 		}
-		if n := r.count(t, `SELECT COUNT(*) FROM limit_counts`) + r.count(t, `SELECT COUNT(*) FROM tx_grants`); n != 0 {
+		if n := r.count(t, `SELECT COUNT(*) FROM limit_counts`) + r.count(t, `SELECT COUNT(*) FROM tx_intents WHERE grant_hash IS NOT NULL`); n != 0 {
 			t.Fatalf("%d counts or grants after refused proofs", n)
 		}
 		if n := r.count(t, `SELECT COUNT(*) FROM tx_failures WHERE customer = ?`, c.pid); n != 1 {
@@ -388,7 +388,7 @@ func TestLimitsUnderParallelProofs(t *testing.T) {
 		if u := r.usage(t, c.pid); u != fit*amount {
 			t.Fatalf("usage %d, want %d", u, fit*amount)
 		}
-		if g := r.count(t, `SELECT COUNT(*) FROM tx_grants`); int64(g) != fit {
+		if g := r.count(t, `SELECT COUNT(*) FROM tx_intents WHERE grant_hash IS NOT NULL`); int64(g) != fit {
 			t.Fatalf("%d grants, want %d", g, fit)
 		}
 	})
@@ -497,7 +497,7 @@ func TestChallengeStoredWhole(t *testing.T) {
 // TestRightCodeStaysUsedWhenNoGrant: an OTP token's right code moves its
 // replay ledger in the transaction that counts the limit and issues the
 // grant (challenge.WithSettle). When the grant cannot be issued — over a
-// limit lowered after the decision, or its insert refused by the
+// limit lowered after the decision, or its store refused by the
 // database — the count and the grant are rolled back and the code is used
 // up all the same: the same code on a new challenge is refused, the next
 // one buys the grant, counted once.
@@ -506,14 +506,14 @@ func TestRightCodeStaysUsedWhenNoGrant(t *testing.T) {
 		r := newRig(t, db, rigOpt{})
 		ctx := context.Background()
 		refuse, allow := []string{
-			`CREATE TRIGGER grant_refuse BEFORE INSERT ON tx_grants BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
+			`CREATE TRIGGER grant_refuse BEFORE UPDATE OF grant_hash ON tx_intents WHEN NEW.grant_hash IS NOT NULL BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`,
 		}, []string{`DROP TRIGGER grant_refuse`}
 		if db.Driver() == store.Postgres {
 			refuse = []string{
 				`CREATE OR REPLACE FUNCTION grant_refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused by the test'; END $$ LANGUAGE plpgsql`,
-				`CREATE TRIGGER grant_refuse BEFORE INSERT ON tx_grants FOR EACH ROW EXECUTE FUNCTION grant_refuse()`,
+				`CREATE TRIGGER grant_refuse BEFORE UPDATE OF grant_hash ON tx_intents FOR EACH ROW WHEN (NEW.grant_hash IS NOT NULL) EXECUTE FUNCTION grant_refuse()`,
 			}
-			allow = []string{`DROP TRIGGER grant_refuse ON tx_grants`}
+			allow = []string{`DROP TRIGGER grant_refuse ON tx_intents`}
 		}
 		exec := func(t *testing.T, qs []string) {
 			t.Helper()
@@ -538,7 +538,7 @@ func TestRightCodeStaysUsedWhenNoGrant(t *testing.T) {
 					t.Fatal(err)
 				}
 			}, "limit_exceeded"},
-			{"the grant's insert refused", func(t *testing.T, c *customer) { exec(t, refuse) }, func(t *testing.T, c *customer) { exec(t, allow) }, "unavailable"},
+			{"the grant's store refused", func(t *testing.T, c *customer) { exec(t, refuse) }, func(t *testing.T, c *customer) { exec(t, allow) }, "unavailable"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				c := r.customer(t)
@@ -566,7 +566,7 @@ func TestRightCodeStaysUsedWhenNoGrant(t *testing.T) {
 				_, err = proof(code(0))
 				tc.free(t, c)
 				wantCode(t, err, tc.code)
-				if u, g := r.usage(t, c.pid), r.count(t, `SELECT COUNT(*) FROM tx_grants WHERE intent_hash = ?`, d.Intent); u != 0 || g != 0 {
+				if u, g := r.usage(t, c.pid), r.count(t, `SELECT COUNT(*) FROM tx_intents WHERE hash = ? AND grant_hash IS NOT NULL`, d.Intent); u != 0 || g != 0 {
 					t.Fatalf("usage %d, %d grants after the refusal", u, g)
 				}
 				if _, err := proof(code(0)); err == nil {

@@ -27,18 +27,16 @@ import (
 // Goroutines drive their own customers in parallel; roundtrips/s is the
 // number of whole movements a second.
 //
-// Figures (2026-12-03 evening, the 2-core machine shared with other
-// engineers' test runs, load average 4-12; old and new binaries run
-// alternately, 6 runs of -benchtime 3000x each, benchstat): SQLite 1,379
-// cpu-µs/op ± 2% (before this round 1,554 ± 5%: -11%, p=0.002), 776
-// roundtrips/s ± 47% (before 734, not significant); PostgreSQL 1,954 ± 5%
-// (before 2,104 ± 3%: -7%, p=0.002; its server's CPU not in it), 404/s
-// (before 374: +8%, p=0.041). Under this load roundtrips/s measures the
-// load more than egate: cpu-µs/op is the figure to compare. On the quiet
-// machine at the end of that evening (load average under 3, 3 runs each,
-// alternately with the session's start): SQLite 887-920 roundtrips/s at
-// 1,387-1,433 cpu-µs/op (start: 726-766/s, 1,456-1,522), PostgreSQL
-// 421-470/s (start: 401-445/s); docs/performance.md has the table.
+// Figures (2026-12-03 night, the 2-core machine shared with other
+// engineers' runs, load average 3-8; old and new binaries run alternately,
+// -benchtime 3000x, benchstat), after the grant moved into the intent's row
+// (migration 0630): SQLite 1,173 cpu-µs/op ± 2% (before 1,226 ± 4%: -4%,
+// p=0.013, 28 runs each), 744 roundtrips/s ± 21% (before 666, not
+// significant); PostgreSQL 1,645 ± 5% (before 1,694 ± 8%: -3%, p=0.063,
+// 6 runs each; its server's CPU not in it), 469/s (before 444, not
+// significant). Under this load roundtrips/s measures the load more than
+// egate: cpu-µs/op is the figure to compare. docs/performance.md has the
+// tables.
 //
 // The goal of 2,000/s is not reached. It needs at most 1,000 µs of CPU a
 // movement with both cores given to this process, and, on SQLite, at most
@@ -47,11 +45,12 @@ import (
 // (-cpuprofile, pprof -focus/-ignore, the setup left out) splits it as:
 //
 //   - SQLite and database/sql: ~50% (~690 µs), all of it on the one
-//     connection: 22 statements and 5 commits a movement (authorize 5,
-//     challenge 4 with 1 commit, proof 10 with 2, execute 3 with 1). The
+//     connection: 20 statements and 5 commits a movement (authorize 5,
+//     challenge 4 with 1 commit, proof 9 with 2, execute 2 with 1). The
 //     commits ~20% (the WAL frames of every b-tree page touched, ~9%,
-//     about 30 pages a movement: an intent's insert writes 6 b-trees, a
-//     state change 2, a grant 3, an audit record 2), checkpoints ~6%, the
+//     about 27 pages a movement: an intent's insert writes 6 b-trees, a
+//     state change 2, a grant 1 more than its state change (the partial
+//     index of grant hashes), an audit record 2), checkpoints ~6%, the
 //     risk-feature read ~3% (a covering index, migration 0620);
 //   - the HTTP client side (the platform's four calls: txclient and the
 //     transport): ~13%; the HTTP server around the handlers ~7%; JSON
@@ -60,13 +59,13 @@ import (
 //   - SoftHSM2: ~7% for the one HMAC of a right code and its session,
 //     plus each seed's unwrap once per pooled session while warming up.
 //
-// What remains to reach the goal is structural: the grant kept in the
-// intent's row (tx_grants: a statement and 3 b-trees a grant, a statement
-// at the execute) and the platform's HTTP client off this machine. The
-// readers beside SQLite's writer (internal/store, landed after these
-// figures) take the 6 reads a movement makes outside its transactions off
-// the writer while it is busy; on 2 shared cores the cores are the limit
-// before the writer is.
+// (The shares are of ~1,400 µs, profiled before the readers beside
+// SQLite's writer and migration 0630; the counts are of now.) What remains
+// to reach the goal is structural: fewer statements and commits (authorize
+// and the challenge begun in one call) and the platform's HTTP client off
+// this machine. The readers (internal/store) take the 6 reads a movement
+// makes outside its transactions off the writer while it is busy; on 2
+// shared cores the cores are the limit before the writer is.
 func BenchmarkTxRoundTrip(b *testing.B) {
 	// The garbage collector as an egate process sets it from its
 	// configuration's default (runtime.gc-percent; GOGC in the

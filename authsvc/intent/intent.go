@@ -136,7 +136,13 @@ const maxBody = 16 << 10
 // Decode reads one intent as JSON and validates it. Unknown fields, a
 // second JSON value after the first, an amount that is not a plain integer
 // (1.5, 1e3, "100") or is out of range are refused.
-func Decode(r io.Reader) (Intent, error) {
+func Decode(r io.Reader) (Intent, error) { return DecodeWith(r, nil) }
+
+// DecodeWith is Decode for a body that carries, beside the intent's
+// fields, the members named in also (the authorize call's "challenge"):
+// each one present is stored raw where also points, and is no part of the
+// intent nor of its hash. Any other unknown field is refused as by Decode.
+func DecodeWith(r io.Reader, also map[string]*json.RawMessage) (Intent, error) {
 	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(io.LimitReader(r, maxBody+1))
 	if err := dec.Decode(&raw); err != nil {
@@ -161,6 +167,10 @@ func Decode(r io.Reader) (Intent, error) {
 				return Intent{}, err
 			}
 			in.Amount = a
+			continue
+		}
+		if dst, ok := also[name]; ok {
+			*dst = v
 			continue
 		}
 		dst, ok := fields[name]

@@ -26,6 +26,41 @@ func TestDecodeGood(t *testing.T) {
 	}
 }
 
+// TestDecodeWith: a member named beside the intent is handed back raw and
+// leaves the intent and its hash as they are without it; absent, it stays
+// nil; any other unknown field is refused as by Decode.
+func TestDecodeWith(t *testing.T) {
+	plain, err := Decode(strings.NewReader(good))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, body, raw, code string
+	}{
+		{name: "with it", body: with(t, "challenge", `{"factor":"otp"}`), raw: `{"factor":"otp"}`},
+		{name: "without it", body: good},
+		{name: "another unknown field", body: with(t, "challenges", `{"factor":"otp"}`), code: "unknown_field"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var raw json.RawMessage
+			in, err := DecodeWith(strings.NewReader(tc.body), map[string]*json.RawMessage{"challenge": &raw})
+			if tc.code != "" {
+				var e *Error
+				if !errors.As(err, &e) || e.Code != tc.code {
+					t.Fatalf("error %v, want %s", err, tc.code)
+				}
+				return
+			}
+			if err != nil || in != plain || in.Hash() != plain.Hash() || string(raw) != tc.raw {
+				t.Fatalf("%+v %v, raw %q", in, err, raw)
+			}
+		})
+	}
+	if _, err := Decode(strings.NewReader(with(t, "challenge", `{"factor":"otp"}`))); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("Decode took a challenge: %v", err)
+	}
+}
+
 // with returns good with one field replaced by raw JSON (or removed when raw
 // is empty).
 func with(t *testing.T, field, raw string) string {

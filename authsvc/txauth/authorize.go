@@ -37,14 +37,30 @@ func badIntent(err error) error {
 // and a payer account that is not the customer's are refused and nothing
 // is stored.
 func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Decision, error) {
+	return s.AuthorizeWith(ctx, in, nil)
+}
+
+// AuthorizeWith is Authorize that, given ch, also begins the challenge ch
+// names when the decision is allow and its tool reaches the level: the
+// challenge of POST …/challenge (begin), committed in one transaction with
+// the intent and its audit record when the tool stores its challenge in
+// the service's database (challenge.WithCompanion), and returned in
+// Decision.Challenge. When the tool is unknown, below the level, or the
+// customer's is missing or locked, the decision is returned all the same
+// with Decision.ChallengeError, the refusal POST …/challenge would answer;
+// review and deny begin nothing. A repeated authorize (Replayed) begins a
+// challenge only when none of the intent's is still open (otherwise
+// ErrChallengeOpen as the ChallengeError), so that a retried call never
+// leaves the customer two codes to tell apart.
+func (s *Service) AuthorizeWith(ctx context.Context, in intent.Intent, ch *txclient.ChallengeRequest) (txclient.Decision, error) {
 	if err := in.Validate(); err != nil {
 		return txclient.Decision{}, badIntent(err)
 	}
-	ctx, err := s.dbCtx(ctx)
+	dctx, err := s.dbCtx(ctx)
 	if err != nil {
 		return txclient.Decision{}, err
 	}
-	owns, err := s.accounts.Owns(ctx, in.Customer, in.Payer)
+	owns, err := s.accounts.Owns(dctx, in.Customer, in.Payer)
 	if err != nil {
 		return txclient.Decision{}, unavailable(fmt.Errorf("accounts: %w", err))
 	}
@@ -57,7 +73,7 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 	// customer and key: nothing stored, nothing counted) and answered from
 	// what is stored. Not looking first costs a repeated post a decision
 	// that is then thrown away, and saves every new intent a statement.
-	d, rd, feats, err := s.decide(ctx, in)
+	d, rd, feats, err := s.decide(dctx, in)
 	if err != nil {
 		return txclient.Decision{}, err
 	}
@@ -75,10 +91,11 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 	for _, f := range rd.DryRun {
 		dry = append(dry, f.Rule)
 	}
-	// The intent and its audit record in one transaction.
+	// The intent and its audit record in one transaction (with the
+	// challenge's, when one is begun).
 	var after func() error
 	stored := false
-	err = s.db.InTx(ctx, func(tx *store.Tx) error {
+	insert := func(ctx context.Context, tx *store.Tx) error {
 		res, err := tx.Exec(ctx, qInsertIntent, hash, in.Customer, in.IdempotencyKey, string(body), in.Payee, in.Amount, in.Device, d.Decision, d.Level, string(dec), feats, state, now, now)
 		if err != nil {
 			return fmt.Errorf("storing intent: %w", err)
@@ -94,15 +111,39 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 			"rule_errors": strings.Join(rd.Errors, "; "),
 		})
 		return err
-	})
-	var ae *Error
-	switch {
-	case errors.As(err, &ae):
-		return txclient.Decision{}, ae
-	case err != nil:
-		return txclient.Decision{}, unavailable(err)
-	case !stored:
-		return s.replay(ctx, hash)
+	}
+	committed := false
+	if ch != nil && d.Decision != txclient.Allow {
+		d.ChallengeError = challengeNote(stateErr(state))
+	}
+	if ch != nil && d.Decision == txclient.Allow {
+		c, cerr := s.beginWithIntent(ctx, dctx, hash, in, d.Level, *ch, insert, &stored)
+		switch {
+		case cerr == nil:
+			d.Challenge, committed = &c, true
+		case errors.Is(cerr, errReplayed):
+			return s.replay(ctx, dctx, hash, ch)
+		default:
+			var ae *Error
+			if !errors.As(cerr, &ae) {
+				ae = unavailable(cerr)
+			}
+			d.ChallengeError = challengeNote(ae)
+			committed = stored // the intent's transaction committed before the tool failed (an SMS not sent)
+		}
+	}
+	if !committed {
+		stored = false
+		err = s.db.InTx(dctx, func(tx *store.Tx) error { return insert(dctx, tx) })
+		var ae *Error
+		switch {
+		case errors.As(err, &ae):
+			return txclient.Decision{}, ae
+		case err != nil:
+			return txclient.Decision{}, unavailable(err)
+		case !stored:
+			return s.replay(ctx, dctx, hash, ch)
+		}
 	}
 	if err := after(); err != nil {
 		return txclient.Decision{}, err
@@ -117,11 +158,56 @@ func (s *Service) Authorize(ctx context.Context, in intent.Intent) (txclient.Dec
 		event = alerts.TxStepUp
 	}
 	if event != "" {
-		if err := s.riskAlert(ctx, in, hash, event, d.Message); err != nil {
+		if err := s.riskAlert(dctx, in, hash, event, d.Message); err != nil {
 			return txclient.Decision{}, err
 		}
 	}
 	return d, nil
+}
+
+// errReplayed rolls back a challenge begun with an intent that another
+// request stored first (the same intent again, or its key).
+var errReplayed = errors.New("the intent was stored by another request")
+
+// beginWithIntent begins the challenge ch for a new intent, the intent
+// stored by insert in the challenge's transaction (errReplayed, and no
+// challenge, when another request stored it first). On an error it
+// reports in *stored whether the intent's transaction committed all the
+// same (a tool that failed after storing its challenge).
+func (s *Service) beginWithIntent(ctx, dctx context.Context, hash string, in intent.Intent, level int, ch txclient.ChallengeRequest, insert func(context.Context, *store.Tx) error, stored *bool) (txclient.Challenge, error) {
+	lv, cerr := s.challengeLevel(ch.Factor, level)
+	if cerr != nil {
+		return txclient.Challenge{}, cerr
+	}
+	var id string
+	c, err := s.begin(ctx, dctx, hash, in, lv, ch, func(ctx context.Context, tx *store.Tx, chID string) error {
+		if err := insert(ctx, tx); err != nil {
+			return err
+		}
+		if !*stored {
+			return errReplayed
+		}
+		id = chID
+		return nil
+	})
+	if err == nil || errors.Is(err, errReplayed) || !*stored {
+		return c, err
+	}
+	// Did the transaction that stored the intent commit? Its challenge's
+	// row says so.
+	var n int
+	if qerr := s.db.QueryRow(dctx, `SELECT COUNT(*) FROM tx_challenges WHERE id = ?`, id).Scan(&n); qerr != nil {
+		*stored = false // the caller's insert finds out
+		return c, err
+	}
+	*stored = n == 1
+	return c, err
+}
+
+// challengeNote is a refusal of beginning a challenge as a decision
+// carries it.
+func challengeNote(e *Error) *txclient.ChallengeError {
+	return &txclient.ChallengeError{Status: e.Status, Code: e.Code, Message: e.Msg}
 }
 
 // toolsFor lists the customer's enrolled tools at or above level.
@@ -144,9 +230,11 @@ func (s *Service) toolsFor(ctx context.Context, customer string, level int) ([]t
 }
 
 // replay returns the stored decision of hash; none means the idempotency
-// key was taken by another intent.
-func (s *Service) replay(ctx context.Context, hash string) (txclient.Decision, error) {
-	r, err := s.load(ctx, hash)
+// key was taken by another intent. Given ch (a repeated authorize that
+// asks for a challenge), it begins one when the intent is allowed and none
+// of its challenges is still open; otherwise the decision carries why not.
+func (s *Service) replay(ctx, dctx context.Context, hash string, ch *txclient.ChallengeRequest) (txclient.Decision, error) {
+	r, err := s.load(dctx, hash)
 	if err != nil {
 		return txclient.Decision{}, err
 	}
@@ -155,7 +243,51 @@ func (s *Service) replay(ctx context.Context, hash string) (txclient.Decision, e
 	}
 	d := s.view(r)
 	d.Replayed = true
+	if ch == nil {
+		return d, nil
+	}
+	if r.State != txclient.StateAllowed {
+		d.ChallengeError = challengeNote(stateErr(r.State))
+		return d, nil
+	}
+	lv, cerr := s.challengeLevel(ch.Factor, r.Level)
+	if cerr != nil {
+		d.ChallengeError = challengeNote(cerr)
+		return d, nil
+	}
+	c, err := s.begin(ctx, dctx, hash, r.Intent, lv, *ch, func(ctx context.Context, tx *store.Tx, _ string) error {
+		return s.noneOpen(ctx, tx, hash)
+	})
+	var ae *Error
+	switch {
+	case err == nil:
+		d.Challenge = &c
+	case errors.As(err, &ae):
+		d.ChallengeError = challengeNote(ae)
+	default:
+		d.ChallengeError = challengeNote(unavailable(err))
+	}
 	return d, nil
+}
+
+// noneOpen refuses (ErrChallengeOpen) when a challenge of the intent is
+// still open: unused and unexpired. The intent's row is written first, so
+// that on PostgreSQL a concurrent repeat waits for this transaction and
+// then sees its challenge (on SQLite the writer is one already).
+func (s *Service) noneOpen(ctx context.Context, tx *store.Tx, hash string) error {
+	if _, err := tx.Exec(ctx, `UPDATE tx_intents SET updated_ms = updated_ms WHERE hash = ?`, hash); err != nil {
+		return err
+	}
+	var n int
+	err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM tx_challenges c JOIN auth_challenges a ON a.id = c.id
+		WHERE c.intent_hash = ? AND a.used_ms IS NULL AND a.expires_ms > ?`, hash, s.now().UnixMilli()).Scan(&n)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		return ErrChallengeOpen
+	}
+	return nil
 }
 
 func reasonCodes(rs []txclient.Reason) string {

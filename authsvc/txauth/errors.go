@@ -29,6 +29,7 @@ var (
 	ErrLevelTooLow   = apiErr(http.StatusForbidden, "level_too_low", "this tool does not reach the level this intent needs")
 	ErrChallengeFor  = apiErr(http.StatusConflict, "challenge_other_intent", "this challenge was begun for another intent")
 	ErrIntentChanged = apiErr(http.StatusConflict, "intent_changed", "the intent sent is not the one this hash names: its fields changed after it was authorized; authorize the new intent")
+	ErrChallengeOpen = apiErr(http.StatusConflict, "challenge_open", "a challenge an earlier authorize of this intent began is still open: answer it, or begin another with POST /v1/tx/{hash}/challenge")
 	ErrUnknownChall  = apiErr(http.StatusNotFound, "unknown_challenge", "no such challenge; begin one")
 	ErrLimit         = apiErr(http.StatusConflict, "limit_exceeded", "the amount no longer fits the limit")
 	ErrUnknownGrant  = apiErr(http.StatusUnauthorized, "unknown_grant", "no such grant")

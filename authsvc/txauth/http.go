@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 
 	"github.com/egate-bank/egate/authsvc/apierr"
 	"github.com/egate-bank/egate/authsvc/backend"
@@ -127,16 +128,44 @@ func decodeIntent(b []byte) (intent.Intent, error) {
 	return in, nil
 }
 
+// decodeAuthorize decodes the authorize call's body strictly: the intent,
+// and the challenge to begin (txclient.AuthorizeRequest), when there is
+// one.
+func decodeAuthorize(b []byte) (intent.Intent, *txclient.ChallengeRequest, error) {
+	var raw json.RawMessage
+	in, err := intent.DecodeWith(bytes.NewReader(b), map[string]*json.RawMessage{"challenge": &raw})
+	if err != nil {
+		return in, nil, badIntent(err)
+	}
+	if raw == nil || string(raw) == "null" {
+		return in, nil, nil
+	}
+	var ch txclient.ChallengeRequest
+	if err := decodeStrict(raw, &ch); err != nil {
+		return in, nil, ErrBadRequest.with("challenge: " + err.(*Error).Msg)
+	}
+	if ch.Factor == "" {
+		return in, nil, ErrBadRequest.with("challenge.factor: name the tool to challenge with (sms, gridcard, otp, …), or leave challenge out")
+	}
+	if ch.ClientIP != "" {
+		if _, err := netip.ParseAddr(ch.ClientIP); err != nil {
+			return in, nil, ErrBadRequest.with("challenge.client_ip: must be an IPv4 or IPv6 address")
+		}
+	}
+	return in, &ch, nil
+}
+
 func (s *Service) httpAuthorize(w http.ResponseWriter, r *http.Request) {
 	b, sealed, err := s.readTxBody(w, r)
 	if err == nil {
 		var in intent.Intent
-		if in, err = decodeIntent(b); err == nil && !sealed {
+		var ch *txclient.ChallengeRequest
+		if in, ch, err = decodeAuthorize(b); err == nil && !sealed {
 			err = s.clearIntent(in)
 		}
 		if err == nil {
 			var d txclient.Decision
-			if d, err = s.Authorize(r.Context(), in); err == nil {
+			if d, err = s.AuthorizeWith(r.Context(), in, ch); err == nil {
 				status := http.StatusCreated
 				if d.Replayed {
 					status = http.StatusOK

@@ -12,6 +12,7 @@ import (
 
 	"github.com/egate-bank/egate/authsvc/authn"
 	"github.com/egate-bank/egate/authsvc/challenge"
+	"github.com/egate-bank/egate/authsvc/intent"
 	"github.com/egate-bank/egate/authsvc/limits"
 	"github.com/egate-bank/egate/authsvc/txauth/txclient"
 	"github.com/egate-bank/egate/internal/store"
@@ -32,33 +33,79 @@ func (s *Service) Challenge(ctx context.Context, hash string, req txclient.Chall
 	if r.State != txclient.StateAllowed {
 		return txclient.Challenge{}, stateErr(r.State)
 	}
-	lv, ok := s.tools.Level(req.Factor)
+	lv, cerr := s.challengeLevel(req.Factor, r.Level)
+	if cerr != nil {
+		return txclient.Challenge{}, cerr
+	}
+	return s.begin(ctx, dctx, hash, r.Intent, lv, req, nil)
+}
+
+// challengeLevel is the level factor proves: refused when there is no
+// such tool, or it is below the level the intent needs.
+func (s *Service) challengeLevel(factor string, need int) (int, *Error) {
+	lv, ok := s.tools.Level(factor)
 	if !ok {
-		return txclient.Challenge{}, ErrUnknownFactor.with(fmt.Sprintf("factor %q: no such authentication tool here", req.Factor))
+		return 0, ErrUnknownFactor.with(fmt.Sprintf("factor %q: no such authentication tool here", factor))
 	}
-	if lv < r.Level {
-		return txclient.Challenge{}, ErrLevelTooLow.with(fmt.Sprintf("%s proves level %d; this payment needs level %d: use %s", req.Factor, lv, r.Level, reachWords(r.Level, s.counter.Table().Top())))
+	if lv < need {
+		return 0, ErrLevelTooLow.with(fmt.Sprintf("%s proves level %d; this payment needs level %d: use %s", factor, lv, need, reachWords(need, s.counter.Table().Top())))
 	}
+	return lv, nil
+}
+
+// begin begins a challenge of req.Factor (proving level lv) for the
+// intent in, bound to hash and showing its text, and stores which intent
+// and tool it is for (tx_challenges): what POST …/challenge does, and an
+// authorize that asks for a challenge. also, when not nil, runs first in
+// the transaction that stores the row, given the challenge's id (the
+// authorize's intent and its audit record; a repeated authorize's check
+// that none is open): its error rolls the challenge back and is returned
+// as it is.
+func (s *Service) begin(ctx, dctx context.Context, hash string, in intent.Intent, lv int, req txclient.ChallengeRequest, also func(ctx context.Context, tx *store.Tx, id string) error) (txclient.Challenge, error) {
 	sum, _ := hex.DecodeString(hash)
-	text := Text(r.Intent)
+	text := Text(in)
 	// Which intent and tool the challenge is for is stored in the tool's
 	// own transaction (challenge.WithCompanion): one commit, and no crash
 	// leaves a tool's challenge without it or it without the challenge.
 	// A tool that keeps its challenge elsewhere gets the row after.
 	var stored string
+	var alsoErr error
 	cctx := challenge.WithCompanion(ctx, func(ctx context.Context, tx *store.Tx, c *challenge.Record) error {
+		if tx.DB() != s.db {
+			return nil
+		}
+		if also != nil {
+			if alsoErr = also(ctx, tx, c.ID); alsoErr != nil {
+				return alsoErr
+			}
+		}
 		if _, err := tx.Exec(ctx, qInsertChallenge, c.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
 			return fmt.Errorf("storing the challenge: %w", err)
 		}
 		stored = c.ID
 		return nil
 	})
-	ch, err := s.tools.Begin(cctx, req.Factor, authn.BeginRequest{PassportID: r.Customer, Purpose: authn.PurposeTransaction, TxText: text, TxLang: r.Intent.Lang, TxHash: sum, ClientIP: req.ClientIP})
+	ch, err := s.tools.Begin(cctx, req.Factor, authn.BeginRequest{PassportID: in.Customer, Purpose: authn.PurposeTransaction, TxText: text, TxLang: in.Lang, TxHash: sum, ClientIP: req.ClientIP})
+	if alsoErr != nil {
+		return txclient.Challenge{}, alsoErr
+	}
 	if err != nil {
 		return txclient.Challenge{}, factorErr(err)
 	}
 	if stored != ch.ID {
-		if _, err := s.db.Exec(dctx, qInsertChallenge, ch.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
+		err := s.db.InTx(dctx, func(tx *store.Tx) error {
+			if also != nil {
+				if alsoErr = also(dctx, tx, ch.ID); alsoErr != nil {
+					return alsoErr
+				}
+			}
+			_, err := tx.Exec(dctx, qInsertChallenge, ch.ID, hash, req.Factor, lv, s.now().UnixMilli())
+			return err
+		})
+		if alsoErr != nil {
+			return txclient.Challenge{}, alsoErr
+		}
+		if err != nil {
 			return txclient.Challenge{}, unavailable(fmt.Errorf("storing the challenge: %w", err))
 		}
 	}

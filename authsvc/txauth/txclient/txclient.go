@@ -92,6 +92,39 @@ type Decision struct {
 	// Replayed is true when the same intent was authorized before: this
 	// is the stored decision and nothing was counted again.
 	Replayed bool `json:"replayed,omitempty"`
+	// Challenge is the challenge begun by an authorize call that asked
+	// for one (AuthorizeRequest.Challenge) and was allowed at a level its
+	// tool reaches: answer it with Proof, as one of POST …/challenge.
+	// ChallengeError instead says why none was begun; the intent stays
+	// allowed, and the platform asks the customer for a tool. Neither is
+	// stored with the decision: GET /v1/tx/{hash} has none.
+	Challenge      *Challenge      `json:"challenge,omitempty"`
+	ChallengeError *ChallengeError `json:"challenge_error,omitempty"`
+}
+
+// AuthorizeRequest is the body of POST /v1/tx/authorize: the intent, and
+// optionally the challenge to begin when the decision is allow (what POST
+// /v1/tx/{hash}/challenge would begin, in the same call). The challenge is
+// no part of the intent nor of its hash.
+type AuthorizeRequest struct {
+	intent.Intent
+	Challenge *ChallengeRequest `json:"challenge,omitempty"`
+}
+
+// ChallengeError is why an authorize call did not begin the challenge it
+// asked for: the status, code and message POST /v1/tx/{hash}/challenge
+// would answer (unknown_factor, level_too_low, not_enrolled, locked, …),
+// or challenge_open for a repeated authorize whose intent has a challenge
+// still open.
+type ChallengeError struct {
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// Err is e as the *APIError the challenge call would have returned.
+func (e *ChallengeError) Err() error {
+	return &APIError{Status: e.Status, Code: e.Code, Message: e.Message}
 }
 
 // ChallengeRequest begins a challenge for an intent.
@@ -357,6 +390,20 @@ func (c *Client) send(ctx context.Context, method, path string, in, out any, sea
 func (c *Client) Authorize(ctx context.Context, in intent.Intent) (Decision, error) {
 	var d Decision
 	return d, c.send(ctx, http.MethodPost, "/v1/tx/authorize", in, &d, true)
+}
+
+// AuthorizeWithChallenge posts an intent and asks egate to begin a
+// challenge with ch.Factor in the same call when the decision is allow and
+// the tool reaches the level: the decision then carries the Challenge (one
+// HTTP round trip fewer than Authorize and Challenge), or a
+// ChallengeError when none was begun (a tool below the level, one the
+// customer lacks: ask the customer for a tool and call Challenge). The
+// same intent posted again returns the stored decision and begins a
+// challenge only when none of the intent's is still open (otherwise
+// ChallengeError challenge_open).
+func (c *Client) AuthorizeWithChallenge(ctx context.Context, in intent.Intent, ch ChallengeRequest) (Decision, error) {
+	var d Decision
+	return d, c.send(ctx, http.MethodPost, "/v1/tx/authorize", AuthorizeRequest{Intent: in, Challenge: &ch}, &d, true)
 }
 
 // Get returns an intent's decision and state.

@@ -122,13 +122,20 @@ func TestBrowserJourney(t *testing.T) {
 	}
 	shot("alice-accounts")
 
-	// 2,000 yuan to bob's mobile number: over the level-2 limit, so the
-	// decision asks for level 3, and her token's code completes it.
+	// 2,000 yuan to bob's mobile number, to confirm by SMS as she chooses
+	// on the form: over the level-2 limit, so the decision asks for level
+	// 3, the SMS challenge is not begun with it (challenge_error
+	// level_too_low) and the decision page asks her for another tool; her
+	// token's code completes it.
 	do("transfer form", chromedp.Navigate(ebank+"/transfer"), chromedp.WaitVisible(chromedp.ID("amount")),
 		chromedp.Click(chromedp.ID("to_kind_mobile")), chromedp.SendKeys(chromedp.ID("to_mobile"), "139 0013 9000"),
-		chromedp.SendKeys(chromedp.ID("amount"), "2000"), chromedp.SendKeys(chromedp.ID("memo"), "房租"))
+		chromedp.SendKeys(chromedp.ID("amount"), "2000"), chromedp.SendKeys(chromedp.ID("memo"), "房租"),
+		chromedp.WaitVisible(chromedp.ID("tool_otp")), chromedp.Click(chromedp.ID("tool_sms")))
 	shot("alice-transfer")
 	do("decision", chromedp.Click(chromedp.ID("next")), chromedp.WaitVisible(chromedp.ID("decision")))
+	if n := text("#notice"); !strings.Contains(n, "达不到此笔转账所需的级别") {
+		t.Errorf("the SMS chosen on the form, below the level: notice %q", n)
+	}
 	why := text("#decision")
 	level, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.ID("decision"), "data-level"))
 	if err != nil || level.Value != "3" || !strings.Contains(why, "超过了银行规定的认证级别 2 的单笔限额 1,000.00 元") || !strings.Contains(why, "动态口令牌") {

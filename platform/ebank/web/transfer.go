@@ -75,6 +75,8 @@ type transferData struct {
 	Done       string
 	Payees     []ebank.Payee
 	Mobile     bool // transfers by mobile number are offered
+	// FormTools are the customer's tools offered on the form (formTools).
+	FormTools []string
 }
 
 // check validates f for the customer; a message key when it is refused.
@@ -202,7 +204,7 @@ func (p *Pages) showForm(w http.ResponseWriter, r *http.Request, v *view, f form
 	if f.From == "" && len(list) > 0 {
 		f.From = list[0].Number
 	}
-	d := transferData{F: f, Mobile: p.Mobiles != nil}
+	d := transferData{F: f, Mobile: p.Mobiles != nil, FormTools: p.formTools(r, v)}
 	if p.Payees != nil {
 		if d.Payees, err = p.Payees.List(r.Context(), v.C.ID); err != nil {
 			p.fail(w, r, v, err)
@@ -214,6 +216,35 @@ func (p *Pages) showForm(w http.ResponseWriter, r *http.Request, v *view, f form
 	}
 	v.Title, v.Data = v.P.T("xfer.title"), d
 	p.render(w, status, "transfer", v)
+}
+
+// typedTools are the tools whose answer is typed on the challenge page, in
+// level order: the ones the form offers.
+var typedTools = []string{"sms", "gridcard", "otp"}
+
+// formTools are the customer's active tools whose answer is typed, which
+// the form offers: chosen there, the challenge is begun by the authorize
+// call itself and the decision page is skipped when the tool reaches the
+// level. None when the passport cannot say (the tool is then chosen after
+// the decision, as always).
+func (p *Pages) formTools(r *http.Request, v *view) []string {
+	if p.Passport == nil || v.C.Token == "" {
+		return nil
+	}
+	self, err := p.Passport.Self(r.Context(), v.C.Token)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, name := range typedTools {
+		for _, t := range self.Tools {
+			if t.Tool == name && t.Status == "active" {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	return out
 }
 
 // refuse shows the form again with the message.
@@ -244,8 +275,11 @@ func (p *Pages) showDone(w http.ResponseWriter, v *view, t ledger.Transfer) {
 }
 
 // decide authorizes the checked form; the same form again is the same
-// intent, which the service answers with its stored decision.
-func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (movement, txclient.Decision, bool) {
+// intent, which the service answers with its stored decision. With
+// challenge set, the form's tool (one whose answer is typed) is asked to begin
+// its challenge in the same call, when the Authorizer can
+// (ChallengeAuthorizer): the decision then carries it, or why not.
+func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view, challenge bool) (movement, txclient.Decision, bool) {
 	f := readForm(r)
 	if p.done(w, r, v, f) {
 		return movement{}, txclient.Decision{}, false
@@ -259,7 +293,13 @@ func (p *Pages) decide(w http.ResponseWriter, r *http.Request, v *view) (movemen
 		p.refuse(w, r, v, f, bad)
 		return m, txclient.Decision{}, false
 	}
-	d, err := p.Auth.Authorize(r.Context(), m.in)
+	var d txclient.Decision
+	ca, can := p.Auth.(ChallengeAuthorizer)
+	if challenge && can && slices.Contains(typedTools, m.f.Factor) {
+		d, err = ca.AuthorizeWithChallenge(r.Context(), m.in, txclient.ChallengeRequest{Factor: m.f.Factor, ClientIP: clientIP(r)})
+	} else {
+		d, err = p.Auth.Authorize(r.Context(), m.in)
+	}
 	if err != nil {
 		p.authErr(w, r, v, f, err)
 		return m, d, false
@@ -298,9 +338,23 @@ func (p *Pages) authErr(w http.ResponseWriter, r *http.Request, v *view, f form,
 }
 
 func (p *Pages) transferAuthorize(w http.ResponseWriter, r *http.Request, v *view) {
-	m, d, ok := p.decide(w, r, v)
+	// A tool chosen on the form: its challenge is begun with the decision
+	// when it reaches the level, and the decision page is skipped.
+	m, d, ok := p.decide(w, r, v, true)
 	if !ok {
 		return
+	}
+	if d.Challenge != nil {
+		p.showChallenge(w, v, m, d, *d.Challenge)
+		return
+	}
+	if ce := d.ChallengeError; ce != nil {
+		// The tool chosen cannot confirm it (below the level a limit asks,
+		// not the customer's, locked): the customer chooses another.
+		v.Notice = v.P.T("xfer.tool_other")
+		if ce.Code == "level_too_low" {
+			v.Notice = v.P.T("xfer.tool_low")
+		}
 	}
 	tools := make([]txclient.Tool, 0, len(d.Tools))
 	for _, t := range d.Tools {
@@ -320,7 +374,7 @@ func (p *Pages) transferAuthorize(w http.ResponseWriter, r *http.Request, v *vie
 }
 
 func (p *Pages) transferChallenge(w http.ResponseWriter, r *http.Request, v *view) {
-	m, d, ok := p.decide(w, r, v)
+	m, d, ok := p.decide(w, r, v, true)
 	if !ok {
 		return
 	}
@@ -328,11 +382,27 @@ func (p *Pages) transferChallenge(w http.ResponseWriter, r *http.Request, v *vie
 		p.transferOrder(w, r, v, m, d, "")
 		return
 	}
-	c, err := p.Auth.Challenge(r.Context(), d.Intent, txclient.ChallengeRequest{Factor: m.f.Factor, ClientIP: clientIP(r)})
-	if err != nil {
-		p.authErr(w, r, v, m.f, err)
-		return
+	c := d.Challenge
+	if c == nil {
+		if ce := d.ChallengeError; ce != nil && ce.Code != "challenge_open" {
+			p.authErr(w, r, v, m.f, ce.Err())
+			return
+		}
+		// Not begun with the decision (an Authorizer that cannot), or
+		// one of the intent's is still open (this page posted again, the
+		// tool chosen again): a new one, as the customer asks.
+		ch, err := p.Auth.Challenge(r.Context(), d.Intent, txclient.ChallengeRequest{Factor: m.f.Factor, ClientIP: clientIP(r)})
+		if err != nil {
+			p.authErr(w, r, v, m.f, err)
+			return
+		}
+		c = &ch
 	}
+	p.showChallenge(w, v, m, d, *c)
+}
+
+// showChallenge shows the challenge c of the decision d.
+func (p *Pages) showChallenge(w http.ResponseWriter, v *view, m movement, d txclient.Decision, c txclient.Challenge) {
 	m.f.ChallengeID = c.ID
 	v.Title = v.P.T("xfer.title")
 	v.Data = transferData{F: m.f, Decision: d, Chal: c, Summary: v.P.T("xfer.summary", money.Yuan(m.amount), m.debit.Number, m.shown),
@@ -345,7 +415,7 @@ func (p *Pages) transferChallenge(w http.ResponseWriter, r *http.Request, v *vie
 }
 
 func (p *Pages) transferConfirm(w http.ResponseWriter, r *http.Request, v *view) {
-	m, d, ok := p.decide(w, r, v)
+	m, d, ok := p.decide(w, r, v, false)
 	if !ok {
 		return
 	}

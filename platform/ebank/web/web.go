@@ -40,6 +40,16 @@ type Authorizer interface {
 
 var _ Authorizer = (*txclient.Client)(nil)
 
+// ChallengeAuthorizer is an Authorizer that can begin the challenge in the
+// authorize call (*txclient.Client is one): when the customer has chosen
+// the tool, the pages authorize and begin its challenge in one call
+// instead of two.
+type ChallengeAuthorizer interface {
+	AuthorizeWithChallenge(ctx context.Context, in intent.Intent, ch txclient.ChallengeRequest) (txclient.Decision, error)
+}
+
+var _ ChallengeAuthorizer = (*txclient.Client)(nil)
+
 // BalanceAlerter posts a balance-change alert (txauth's /v1/alerts/balance).
 type BalanceAlerter interface {
 	Balance(ctx context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error)

@@ -43,6 +43,39 @@ type fakeAuth struct {
 	level   int
 	message string // the decision's Message, when set
 	intents map[string]intent.Intent
+	// open are the intents whose challenge was begun with the decision;
+	// withChallenge and challenges count the calls that begin one.
+	open                      map[string]bool
+	withChallenge, challenges int
+}
+
+// AuthorizeWithChallenge is Authorize with the challenge begun as
+// txauth begins it: only when allowed, the tool reaches the level and none
+// of the intent's is open; otherwise the decision says why.
+func (f *fakeAuth) AuthorizeWithChallenge(ctx context.Context, in intent.Intent, ch txclient.ChallengeRequest) (txclient.Decision, error) {
+	d, err := f.Authorize(ctx, in)
+	if err != nil || d.Decision != txclient.Allow {
+		return d, err
+	}
+	f.mu.Lock()
+	f.withChallenge++
+	defer f.mu.Unlock()
+	if f.open[d.Intent] {
+		d.ChallengeError = &txclient.ChallengeError{Status: 409, Code: "challenge_open", Message: "a challenge is still open"}
+		return d, nil
+	}
+	c, err := f.challenge(d.Intent, ch)
+	if err != nil {
+		ae := err.(*txclient.APIError)
+		d.ChallengeError = &txclient.ChallengeError{Status: ae.Status, Code: ae.Code, Message: "no"}
+		return d, nil
+	}
+	if f.open == nil {
+		f.open = map[string]bool{}
+	}
+	f.open[d.Intent] = true
+	d.Challenge = &c
+	return d, nil
 }
 
 func (f *fakeAuth) Balance(_ context.Context, a txclient.BalanceAlert) (txclient.AlertPosted, error) {
@@ -75,12 +108,18 @@ func (f *fakeAuth) Authorize(_ context.Context, in intent.Intent) (txclient.Deci
 }
 
 func (f *fakeAuth) Challenge(_ context.Context, hash string, r txclient.ChallengeRequest) (txclient.Challenge, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.challenges++
+	return f.challenge(hash, r)
+}
+
+// challenge is Challenge's answer, with f.mu held.
+func (f *fakeAuth) challenge(hash string, r txclient.ChallengeRequest) (txclient.Challenge, error) {
 	if r.Factor != "otp" {
 		return txclient.Challenge{}, &txclient.APIError{Status: 422, Code: "level_too_low"}
 	}
-	f.mu.Lock()
 	in := f.intents[hash]
-	f.mu.Unlock()
 	return txclient.Challenge{ID: "c-" + hash, Factor: "otp", Level: 3, Prompt: "Enter the code shown on your token …4321", Text: txauth.Text(in)}, nil
 }
 
@@ -527,6 +566,65 @@ func TestDecisionInBothLanguages(t *testing.T) {
 				if strings.Contains(dec, e) || strings.Contains(chal, e) {
 					t.Errorf("English %q on the %s pages", e, c.lang)
 				}
+			}
+		})
+	}
+}
+
+// TestTransferChallengeWithTheDecision: the pages begin the challenge in
+// the authorize call where they know the tool: chosen on the decision
+// page (one call where there were two), or on the form (the decision page
+// skipped); a tool chosen on the form below the level (a limit's step-up)
+// or not the customer's brings the decision page with a note, and the
+// transfer completes with the tool chosen there; the challenge page posted
+// again begins a new challenge.
+func TestTransferChallengeWithTheDecision(t *testing.T) {
+	a, b := func(r *rig) string { return r.alice[0].Number }, func(r *rig) string { return r.bob[0].Number }
+	for _, tc := range []struct {
+		name       string
+		formTool   string // chosen on the form
+		notice     string // on the decision page; "": the decision page is skipped
+		again      bool   // the decision page's form posted twice
+		with, sent int    // AuthorizeWithChallenge and Challenge calls
+	}{
+		{name: "chosen after the decision", with: 1},
+		{name: "chosen on the form", formTool: "otp", with: 1},
+		{name: "below the level on the form", formTool: "sms", notice: "does not reach the level", with: 2},
+		{name: "the decision page posted again", again: true, with: 2, sent: 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, storetest.SQLite(t))
+			cl := r.as(t, "p-alice", "en")
+			_, page := cl.do("GET", "/transfer", nil)
+			f := url.Values{"key": {hiddenKey.FindStringSubmatch(page)[1]}, "from": {a(r)}, "to_kind": {"account"}, "to": {b(r)}, "amount": {"12.34"}}
+			if tc.formTool != "" {
+				f.Set("factor", tc.formTool)
+			}
+			status, page := cl.do("POST", "/transfer", f)
+			if tc.formTool == "" || tc.notice != "" {
+				if status != 200 || !strings.Contains(page, `action="/transfer/challenge"`) || !strings.Contains(page, tc.notice) {
+					t.Fatalf("want the decision page with %q: %d %s", tc.notice, status, page)
+				}
+				f.Set("factor", "otp")
+				if tc.again {
+					cl.do("POST", "/transfer/challenge", f)
+				}
+				status, page = cl.do("POST", "/transfer/challenge", f)
+			}
+			cid := regexp.MustCompile(`name="challenge_id" value="([^"]+)"`).FindStringSubmatch(page)
+			if status != 200 || !strings.Contains(page, `action="/transfer/confirm"`) || cid == nil {
+				t.Fatalf("want the challenge page: %d %s", status, page)
+			}
+			if r.auth.withChallenge != tc.with || r.auth.challenges != tc.sent {
+				t.Fatalf("%d authorize calls with a challenge, %d challenge calls; want %d, %d", r.auth.withChallenge, r.auth.challenges, tc.with, tc.sent)
+			}
+			f.Set("challenge_id", cid[1])
+			f.Set("response", "123456")
+			if status, page := cl.do("POST", "/transfer/confirm", f); status != 200 || !strings.Contains(page, "Done: 12.34 yuan") {
+				t.Fatalf("confirm: %d %s", status, page)
+			}
+			if r.auth.executed != 1 {
+				t.Fatalf("%d executed", r.auth.executed)
 			}
 		})
 	}

@@ -185,6 +185,27 @@ func TestAuthorizeChallengeRepeated(t *testing.T) {
 			}
 		})
 
+		t.Run("SMS sends counted once", func(t *testing.T) {
+			// ebank's decision page: the intent authorized, then again with
+			// the tool the customer chose. The repeat begins one SMS
+			// challenge and counts one send against the customer's hour.
+			c := r.customer(t, "gridcard")
+			in := c.intent(20*yuan, "k-"+randHex(4))
+			if _, err := r.c.Authorize(ctx, in); err != nil {
+				t.Fatal(err)
+			}
+			d, err := r.c.AuthorizeWithChallenge(ctx, in, txclient.ChallengeRequest{Factor: "sms"})
+			if err != nil || !d.Replayed || d.Challenge == nil {
+				t.Fatalf("%+v %v", d, err)
+			}
+			if n := r.count(t, `SELECT COALESCE(SUM(n), 0) FROM sms_rate WHERE k = ?`, "customer:"+c.pid); n != 1 {
+				t.Fatalf("%d SMS sends counted for one challenge", n)
+			}
+			if _, err := r.c.Proof(ctx, d.Intent, txclient.ProofRequest{ChallengeID: d.Challenge.ID, Response: r.answer(t, c, *d.Challenge)}); err != nil {
+				t.Fatal(err)
+			}
+		})
+
 		t.Run("none open", func(t *testing.T) {
 			c := r.customer(t, "gridcard", "otp")
 			in := c.intent(2_000*yuan, "k-"+randHex(4))

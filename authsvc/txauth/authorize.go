@@ -68,6 +68,23 @@ func (s *Service) AuthorizeWith(ctx context.Context, in intent.Intent, ch *txcli
 		return txclient.Decision{}, ErrPayer
 	}
 	hash := in.HashHex()
+	if ch != nil {
+		// A repeat that asks for a challenge is looked up first (by the
+		// customer's key: the same intent, or another under its key), so
+		// that it is answered without a decision and without beginning the
+		// tool's challenge only to roll it back: a tool may spend what a
+		// rollback does not give back (an SMS send counted against the
+		// customer's hourly sends). Repeats arriving at once may all miss
+		// it; the insert below still finds them.
+		var stored string
+		err := s.db.QueryRow(dctx, `SELECT hash FROM tx_intents WHERE customer = ? AND idem_key = ?`, in.Customer, in.IdempotencyKey).Scan(&stored)
+		switch {
+		case err == nil:
+			return s.replay(ctx, dctx, hash, ch)
+		case !isNoRows(err):
+			return txclient.Decision{}, unavailable(fmt.Errorf("reading intent: %w", err))
+		}
+	}
 	// The same intent posted again, or another one under its idempotency
 	// key, is found by the insert below (ON CONFLICT on the hash or on
 	// customer and key: nothing stored, nothing counted) and answered from

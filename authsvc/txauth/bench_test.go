@@ -21,52 +21,57 @@ import (
 )
 
 // BenchmarkTxRoundTrip: one money movement's whole path through HTTP, as
-// a platform drives it: authorize (limits, risk features from the
-// database, rules), begin an OTP challenge, prove it with an HOTP code
-// verified in SoftHSM2 (the grant), and execute (the grant consumed).
-// Goroutines drive their own customers in parallel; roundtrips/s is the
-// number of whole movements a second.
+// a platform that knows the customer's tool drives it: authorize (limits,
+// risk features from the database, rules) with the OTP challenge begun in
+// the same call (committed with the intent), prove it with an HOTP code
+// verified in SoftHSM2 (the grant), and execute (the grant consumed): three
+// calls. BenchmarkTxSeparateChallenge is the four-call path (the challenge
+// by its own call after the decision). Goroutines drive their own
+// customers in parallel; roundtrips/s is the number of whole movements a
+// second.
 //
-// Figures (2026-12-03 night, the 2-core machine shared with other
-// engineers' runs, load average 3-8; old and new binaries run alternately,
-// -benchtime 3000x, benchstat), after the grant moved into the intent's row
-// (migration 0630): SQLite 1,173 cpu-µs/op ± 2% (before 1,226 ± 4%: -4%,
-// p=0.013, 28 runs each), 744 roundtrips/s ± 21% (before 666, not
-// significant); PostgreSQL 1,645 ± 5% (before 1,694 ± 8%: -3%, p=0.063,
-// 6 runs each; its server's CPU not in it), 469/s (before 444, not
-// significant). Under this load roundtrips/s measures the load more than
-// egate: cpu-µs/op is the figure to compare. docs/performance.md has the
-// tables.
+// FIGURES
 //
-// The goal of 2,000/s is not reached. It needs at most 1,000 µs of CPU a
-// movement with both cores given to this process, and, on SQLite, at most
-// 500 µs a movement on its one connection, which every statement holds.
-// A movement costs ~1,400 µs; the profile of 4,000 movements
-// (-cpuprofile, pprof -focus/-ignore, the setup left out) splits it as:
+// A movement was ~1,400 µs of CPU when the profile of 4,000 movements
+// (-cpuprofile, pprof -focus/-ignore, the setup left out) split it as:
 //
 //   - SQLite and database/sql: ~50% (~690 µs), all of it on the one
-//     connection: 20 statements and 5 commits a movement (authorize 5,
-//     challenge 4 with 1 commit, proof 9 with 2, execute 2 with 1). The
-//     commits ~20% (the WAL frames of every b-tree page touched, ~9%,
-//     about 27 pages a movement: an intent's insert writes 6 b-trees, a
-//     state change 2, a grant 1 more than its state change (the partial
-//     index of grant hashes), an audit record 2), checkpoints ~6%, the
-//     risk-feature read ~3% (a covering index, migration 0620);
-//   - the HTTP client side (the platform's four calls: txclient and the
-//     transport): ~13%; the HTTP server around the handlers ~7%; JSON
-//     both sides ~7%;
+//     connection: 20 statements and 5 commits a movement with four calls
+//     (authorize 5, challenge 4 with 1 commit, proof 9 with 2, execute 2
+//     with 1); with the challenge begun by the authorize call 20 and 4
+//     (the authorize's look-up of the customer's key replaces the
+//     challenge call's read of the intent, and the intent commits with the
+//     challenge). The commits ~20% (the WAL frames of every b-tree page
+//     touched, ~9%, about 27 pages a movement: an intent's insert writes 6
+//     b-trees, a state change 2, a grant 1 more than its state change (the
+//     partial index of grant hashes), an audit record 2), checkpoints ~6%,
+//     the risk-feature read ~3% (a covering index, migration 0620);
+//   - the HTTP client side (the platform's calls: txclient and the
+//     transport): ~13% with four calls; the HTTP server around the
+//     handlers ~7%; JSON both sides ~7% (a quarter of each saved with the
+//     call);
 //   - allocation and GC ~12% (spread over the rest);
 //   - SoftHSM2: ~7% for the one HMAC of a right code and its session,
 //     plus each seed's unwrap once per pooled session while warming up.
 //
 // (The shares are of ~1,400 µs, profiled before the readers beside
-// SQLite's writer and migration 0630; the counts are of now.) What remains
-// to reach the goal is structural: fewer statements and commits (authorize
-// and the challenge begun in one call) and the platform's HTTP client off
-// this machine. The readers (internal/store) take the 6 reads a movement
-// makes outside its transactions off the writer while it is busy; on 2
-// shared cores the cores are the limit before the writer is.
-func BenchmarkTxRoundTrip(b *testing.B) {
+// SQLite's writer, group commit and migration 0630; the counts are of
+// now.) What would take it further: the platform's HTTP client off this
+// machine; on 2 shared cores the cores are the limit before the writer is.
+func BenchmarkTxRoundTrip(b *testing.B) { benchMovements(b, true) }
+
+// BenchmarkTxSeparateChallenge is BenchmarkTxRoundTrip with the challenge
+// begun by its own call after the decision (POST …/challenge): four calls
+// a movement, as a platform that asks the customer for a tool only once
+// it has the decision (the ebank page when the tool chosen on the form is
+// below the level).
+func BenchmarkTxSeparateChallenge(b *testing.B) { benchMovements(b, false) }
+
+// benchMovements drives whole movements through HTTP on SQLite and
+// PostgreSQL: authorize with the challenge begun in the same call
+// (inAuthorize), or authorize and then the challenge call; the proof; the
+// execute.
+func benchMovements(b *testing.B, inAuthorize bool) {
 	// The garbage collector as an egate process sets it from its
 	// configuration's default (runtime.gc-percent; GOGC in the
 	// environment wins).
@@ -90,6 +95,7 @@ func BenchmarkTxRoundTrip(b *testing.B) {
 			b := sb
 			customers := int64(len(ds))
 			ctx := context.Background()
+			otp := txclient.ChallengeRequest{Factor: "otp"}
 			b.SetParallelism(max(1, benchInFlight/runtime.GOMAXPROCS(0)))
 			var lat testenv.Latencies
 			b.ResetTimer()
@@ -110,13 +116,26 @@ func BenchmarkTxRoundTrip(b *testing.B) {
 						t0 := time.Now()
 						defer func() { lat.Add(time.Since(t0)) }()
 						in := d.c.intent(1_000*yuan+1, fmt.Sprint("bench-", n))
-						dec, err := r.c.Authorize(ctx, in)
+						var dec txclient.Decision
+						var err error
+						if inAuthorize {
+							dec, err = r.c.AuthorizeWithChallenge(ctx, in, otp)
+						} else {
+							dec, err = r.c.Authorize(ctx, in)
+						}
 						if err != nil || dec.Level != 3 {
 							b.Fatalf("%+v %v", dec, err)
 						}
-						ch, err := r.c.Challenge(ctx, dec.Intent, txclient.ChallengeRequest{Factor: "otp"})
-						if err != nil {
-							b.Fatal(err)
+						ch := dec.Challenge
+						if !inAuthorize {
+							c, err := r.c.Challenge(ctx, dec.Intent, otp)
+							if err != nil {
+								b.Fatal(err)
+							}
+							ch = &c
+						}
+						if ch == nil {
+							b.Fatalf("no challenge: %+v", dec.ChallengeError)
 						}
 						code, err := devotp.HOTP(ctx, devotp.SoftwareMAC{Key: d.seed}, crypto.SHA1, d.counter, 6)
 						if err != nil {

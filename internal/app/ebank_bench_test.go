@@ -34,9 +34,10 @@ import (
 )
 
 // BenchmarkTransferEndToEnd: customer transfers per second end to end, as
-// ebank's transfer pages make them (platform/ebank/web, transferConfirm):
-// authorize, an OTP challenge, the HOTP proof verified in SoftHSM2 (the
-// grant) and execute, each over HTTP (the platforms' client,
+// ebank's transfer pages make them with the tool chosen on the form
+// (platform/ebank/web): authorize with the OTP challenge begun in the same
+// call, the HOTP proof verified in SoftHSM2 (the grant) and execute, each
+// over HTTP (the platforms' client,
 // serviceClient) to a real egate authsvc (NewAuthsvc on a loopback
 // listener, with its transaction API, the ledger as its account owner and
 // its audit log), then the ledger's posting: on SQLite on the passport's
@@ -54,10 +55,12 @@ import (
 // time one transfer took.
 //
 // Quiet machine, 2026-12-03 night (SQLite's writer in batches, 64 in
-// flight): SQLite 1,490-1,550/s at 970-990 µs of CPU a transfer (p50 39
-// ms, p99 74-77 ms): the goal of 1,000/s is reached. PostgreSQL ~460/s at
-// ~1,860 µs. With 8 in flight and SQLite's writer taken in turn, as
-// measured before: 800-880/s.
+// flight), the challenge begun by the authorize call, alternately with the
+// four calls of 4df2f46 (3 runs each of -benchtime 2000x): SQLite
+// 1,853-1,944/s at 778-802 µs of CPU a transfer, p50 31-34 ms (four calls:
+// 1,613-1,708/s at 897-948 µs): the goal of 1,000/s is reached. Four
+// calls before: PostgreSQL ~460/s at ~1,860 µs; with 8 in flight and
+// SQLite's writer taken in turn 800-880/s.
 // What the time is made of: docs/performance.md.
 func BenchmarkTransferEndToEnd(b *testing.B) {
 	// The garbage collector as an egate process sets it from its
@@ -203,7 +206,9 @@ func newE2EBank(b *testing.B, dbc store.Config) *e2eBank {
 }
 
 // transfer is one transfer of 1,000.01 yuan (level 3: the token) as
-// ebank's confirm page makes it.
+// ebank's pages make it when the customer chose the token on the form:
+// the challenge begun by the authorize call, the proof and the execute of
+// the confirm page.
 func (bank *e2eBank) transfer(ctx context.Context, c *e2eCustomer, n int64, lat *testenv.Latencies) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -212,17 +217,14 @@ func (bank *e2eBank) transfer(ctx context.Context, c *e2eCustomer, n int64, lat 
 	key := fmt.Sprint("bench-", n)
 	in := intent.Intent{Customer: c.pid, Channel: intent.Web, Kind: intent.Transfer, Payer: c.account, Payee: c.payee,
 		Amount: 1_000_01, Currency: ledger.Currency, Device: "fp-bench", ClientIP: "192.0.2.7", IdempotencyKey: key}
-	d, err := bank.tx.Authorize(ctx, in)
+	d, err := bank.tx.AuthorizeWithChallenge(ctx, in, txclient.ChallengeRequest{Factor: "otp", ClientIP: in.ClientIP})
 	if err != nil {
 		return fmt.Errorf("authorize: %w", err)
 	}
-	if d.Decision != txclient.Allow || d.Level != 3 {
-		return fmt.Errorf("decision %+v, want allow at level 3", d)
+	if d.Decision != txclient.Allow || d.Level != 3 || d.Challenge == nil {
+		return fmt.Errorf("decision %+v (challenge_error %+v), want allow at level 3 with the token's challenge", d, d.ChallengeError)
 	}
-	ch, err := bank.tx.Challenge(ctx, d.Intent, txclient.ChallengeRequest{Factor: "otp", ClientIP: in.ClientIP})
-	if err != nil {
-		return fmt.Errorf("challenge: %w", err)
-	}
+	ch := d.Challenge
 	code, err := devotp.HOTP(ctx, devotp.SoftwareMAC{Key: c.seed}, crypto.SHA1, c.counter, 6)
 	if err != nil {
 		return err

@@ -56,9 +56,9 @@ import (
 //
 // Quiet machine, 2026-12-03 night (SQLite's writer in batches, 64 in
 // flight), the challenge begun by the authorize call, alternately with the
-// four calls of 4df2f46 (3 runs each of -benchtime 2000x): SQLite
-// 1,853-1,944/s at 778-802 µs of CPU a transfer, p50 31-34 ms (four calls:
-// 1,613-1,708/s at 897-948 µs): the goal of 1,000/s is reached. Four
+// four calls of 5706586 (3 runs each of -benchtime 2000x): SQLite
+// 1,867-2,042/s at 750-808 µs of CPU a transfer, p50 30-33 ms (four calls:
+// 1,715-1,818/s at 829-879 µs): the goal of 1,000/s is reached. Four
 // calls before: PostgreSQL ~460/s at ~1,860 µs; with 8 in flight and
 // SQLite's writer taken in turn 800-880/s.
 // What the time is made of: docs/performance.md.

@@ -289,11 +289,6 @@ func (s *Service) advanceSettled(ctx context.Context, t *Token, c uint64, settle
 	}
 	ctx, cancel := s.bookkeepingCtx(ctx)
 	defer cancel()
-	// Prepared before the transaction: on SQLite, preparing it on the pool
-	// inside would wait for the one connection the transaction holds.
-	if _, err := s.prepared(ctx, qAdvance); err != nil {
-		return fmt.Errorf("recording the accepted code: %w", err)
-	}
 	var settleErr error
 	err := s.db.InTx(ctx, func(tx *store.Tx) error {
 		if err := s.advanceIn(ctx, tx, t, c, nil); err != nil {

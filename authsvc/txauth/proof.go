@@ -68,19 +68,27 @@ func (s *Service) begin(ctx, dctx context.Context, hash string, in intent.Intent
 	// own transaction (challenge.WithCompanion): one commit, and no crash
 	// leaves a tool's challenge without it or it without the challenge.
 	// A tool that keeps its challenge elsewhere gets the row after.
-	var stored string
+	// record stores the row (after also, when given) in tx; also's error
+	// is kept apart, to be returned as it is.
 	var alsoErr error
+	record := func(ctx context.Context, tx *store.Tx, id string) error {
+		if also != nil {
+			if alsoErr = also(ctx, tx, id); alsoErr != nil {
+				return alsoErr
+			}
+		}
+		if _, err := tx.Exec(ctx, qInsertChallenge, id, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
+			return fmt.Errorf("storing the challenge: %w", err)
+		}
+		return nil
+	}
+	var stored string
 	cctx := challenge.WithCompanion(ctx, func(ctx context.Context, tx *store.Tx, c *challenge.Record) error {
 		if tx.DB() != s.db {
 			return nil
 		}
-		if also != nil {
-			if alsoErr = also(ctx, tx, c.ID); alsoErr != nil {
-				return alsoErr
-			}
-		}
-		if _, err := tx.Exec(ctx, qInsertChallenge, c.ID, hash, req.Factor, lv, s.now().UnixMilli()); err != nil {
-			return fmt.Errorf("storing the challenge: %w", err)
+		if err := record(ctx, tx, c.ID); err != nil {
+			return err
 		}
 		stored = c.ID
 		return nil
@@ -93,20 +101,12 @@ func (s *Service) begin(ctx, dctx context.Context, hash string, in intent.Intent
 		return txclient.Challenge{}, factorErr(err)
 	}
 	if stored != ch.ID {
-		err := s.db.InTx(dctx, func(tx *store.Tx) error {
-			if also != nil {
-				if alsoErr = also(dctx, tx, ch.ID); alsoErr != nil {
-					return alsoErr
-				}
-			}
-			_, err := tx.Exec(dctx, qInsertChallenge, ch.ID, hash, req.Factor, lv, s.now().UnixMilli())
-			return err
-		})
+		err := s.db.InTx(dctx, func(tx *store.Tx) error { return record(dctx, tx, ch.ID) })
 		if alsoErr != nil {
 			return txclient.Challenge{}, alsoErr
 		}
 		if err != nil {
-			return txclient.Challenge{}, unavailable(fmt.Errorf("storing the challenge: %w", err))
+			return txclient.Challenge{}, unavailable(err)
 		}
 	}
 	return txclient.Challenge{ID: ch.ID, Factor: req.Factor, Level: lv, Prompt: ch.Prompt, Data: ch.Data, Text: text, ExpiresAt: ch.ExpiresAt.UTC()}, nil
